@@ -1,0 +1,559 @@
+"""The embedded memory broker: the default, fastest, and gone when the process ends.
+
+Where a message is, at any time (the invariant the tests check):
+  ready    in its priority level (`_levels`), waiting for a receive;
+  delayed  in `_delayed`, waiting out a retry backoff;
+  leased   in `_leases` (by receipt) and `_expiry`, held by one holder;
+  dead     in `_dead`;
+  acked    gone (counted in `acked`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from bisect import insort
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from ccdash.brokers.base import (
+    REASON_CONSUMER_FAILED,
+    REASON_EXPIRED,
+    REASON_FAILED,
+    REASON_RELEASED,
+    Broker,
+    BrokerClosed,
+    DeadLetter,
+    Delivery,
+    HistoryEntry,
+    LeaseInfo,
+    QueueConfig,
+    QueueFull,
+    QueueStats,
+    Receipt,
+    ReceiptRejected,
+    decode_body,
+    encode_body,
+)
+from ccdash.brokers.deadlines import DeadlineBuckets
+from ccdash.clock import Clock, MonotonicClock, TimerHandle
+
+
+class _Msg:
+    """One message's record. `deadline` is the lease deadline while leased and
+    the visible-again time while delayed (a message is never both)."""
+
+    __slots__ = (
+        "id",
+        "data",
+        "is_json",
+        "priority",
+        "seq",
+        "attempt",
+        "deadline",
+        "holder",
+        "receipt",
+        "published_at",
+        "history",
+    )
+
+    def __init__(
+        self, mid: str, data: bytes, is_json: bool, priority: int, seq: int, now: float
+    ) -> None:
+        self.id = mid
+        self.data = data
+        self.is_json = is_json
+        self.priority = priority
+        self.seq = seq
+        self.attempt = 0
+        self.deadline = 0.0
+        self.holder = ""
+        self.receipt: Receipt = 0
+        self.published_at = now
+        self.history: list[HistoryEntry] | None = None  # only once a delivery failed
+
+
+class _Dedup:
+    __slots__ = ("key", "message_id", "deadline")
+
+    def __init__(self, key: str, message_id: str, deadline: float) -> None:
+        self.key = key
+        self.message_id = message_id
+        self.deadline = deadline
+
+
+class _Level:
+    """Ready messages of one priority: fresh ones in publish order, and returned
+    ones (nacked, expired, released) in a heap by their original sequence so a
+    retried message keeps its place ahead of newer ones."""
+
+    __slots__ = ("fresh", "returned")
+
+    def __init__(self) -> None:
+        self.fresh: deque[_Msg] = deque()
+        self.returned: list[tuple[int, _Msg]] = []
+
+    def __len__(self) -> int:
+        return len(self.fresh) + len(self.returned)
+
+    def pop(self) -> _Msg:
+        returned = self.returned
+        if returned and (not self.fresh or returned[0][0] < self.fresh[0].seq):
+            return heapq.heappop(returned)[1]
+        return self.fresh.popleft()
+
+
+class MemoryBroker(Broker):
+    """An in-process leased queue with retries, DLQ, priorities, dedup and backpressure."""
+
+    url = "memory"
+
+    def __init__(self, config: QueueConfig | None = None, *, clock: Clock | None = None) -> None:
+        self.config = config or QueueConfig()
+        self.clock: Clock = clock or MonotonicClock()
+        self._levels: dict[int, _Level] = {}
+        self._order: list[int] = []  # priorities with a non-empty level, highest first
+        self._ready = 0
+        self._delayed: DeadlineBuckets[_Msg] = DeadlineBuckets()
+        self._leases: dict[Receipt, _Msg] = {}
+        self._expiry: DeadlineBuckets[_Msg] = DeadlineBuckets()
+        self._by_holder: dict[str, dict[Receipt, _Msg]] = {}
+        self._dead: dict[str, tuple[_Msg, DeadLetter]] = {}
+        self._dedup: dict[str, _Dedup] = {}
+        self._dedup_expiry: DeadlineBuckets[_Dedup] = DeadlineBuckets(resolution=1.0)
+        self._seq = itertools.count(1)
+        self._receipts = itertools.count(1)
+        self._readers: deque[asyncio.Future[None]] = deque()  # parked in wait_ready
+        self._writers: deque[asyncio.Future[None]] = deque()  # parked in publish (full)
+        self._timer: TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._closed = False
+        self.published = 0
+        self.acked = 0
+        self.dead_lettered = 0
+        self.redelivered = 0
+
+    # -- publishing ---------------------------------------------------------
+
+    def _room(self) -> bool:
+        cap = self.config.capacity
+        return cap is None or self._ready + len(self._delayed) + len(self._leases) < cap
+
+    async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
+        """Accept a message, waiting while a bounded queue is full."""
+        while not self._room() and not self._is_duplicate(dedup_id):
+            if self._closed:
+                raise BrokerClosed("broker is closed")
+            fut = asyncio.get_running_loop().create_future()
+            self._writers.append(fut)
+            try:
+                await fut
+            finally:
+                if not fut.done():
+                    fut.cancel()
+        return self.publish_nowait(body, priority=priority, dedup_id=dedup_id)
+
+    def _is_duplicate(self, dedup_id: str | None) -> bool:
+        if dedup_id is None:
+            return False
+        entry = self._dedup.get(dedup_id)
+        return entry is not None and entry.deadline > self.clock.now()
+
+    def publish_nowait(
+        self, body: Any, *, priority: int = 0, dedup_id: str | None = None
+    ) -> str:
+        """Accept a message now, or raise QueueFull."""
+        if self._closed:
+            raise BrokerClosed("broker is closed")
+        now = self.clock.now()
+        if dedup_id is not None:
+            self._expire_dedup(now)
+            entry = self._dedup.get(dedup_id)
+            if entry is not None:
+                return entry.message_id
+        if not self._room():
+            raise QueueFull(f"queue is full ({self.config.capacity} messages)")
+        data, is_json = encode_body(body)
+        seq = next(self._seq)
+        msg = _Msg(f"m{seq}", data, is_json, priority, seq, now)
+        if dedup_id is not None:
+            entry = _Dedup(dedup_id, msg.id, now + self.config.dedup_window)
+            self._dedup[dedup_id] = entry
+            self._dedup_expiry.add(dedup_id, entry)
+        level = self._levels.get(priority)
+        if level is None:
+            level = self._new_level(priority)
+        level.fresh.append(msg)
+        self._ready += 1
+        self.published += 1
+        if self._readers:
+            self._wake_readers()
+        return msg.id
+
+    def _new_level(self, priority: int) -> _Level:
+        level = self._levels[priority] = _Level()
+        insort(self._order, priority, key=lambda p: -p)
+        return level
+
+    def _expire_dedup(self, now: float) -> None:
+        if self._dedup_expiry:
+            for entry in self._dedup_expiry.pop_expired(now):
+                if self._dedup.get(entry.key) is entry:
+                    del self._dedup[entry.key]
+
+    # -- receiving ----------------------------------------------------------
+
+    def ready_count(self) -> int:
+        """Messages ready now (after moving due retries and expired leases)."""
+        self._reap(self.clock.now())
+        return self._ready
+
+    async def wait_ready(self) -> None:
+        """Park until something may be ready: a publish, a retry coming due, an expiry."""
+        if self._closed:
+            raise BrokerClosed("broker is closed")
+        if self.ready_count():
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._readers.append(fut)
+        self._arm()
+        try:
+            await fut
+        finally:
+            if not fut.done():
+                fut.cancel()
+
+    async def receive(self, holders: Sequence[str]) -> list[Delivery]:
+        """Lease up to len(holders) ready messages, the i-th to holders[i]."""
+        return self.receive_nowait(holders)
+
+    def receive_nowait(self, holders: Sequence[str]) -> list[Delivery]:
+        """`receive` without the coroutine: the per-message hot path."""
+        now = self.clock.now()
+        self._reap(now)
+        out: list[Delivery] = []
+        if not self._ready:
+            return out
+        deadline = now + self.config.visibility_timeout
+        leases = self._leases
+        expiry = self._expiry
+        by_holder = self._by_holder
+        receipts = self._receipts
+        for holder in holders:
+            msg = self._pop_ready()
+            if msg is None:
+                break
+            receipt = next(receipts)
+            msg.attempt += 1
+            if msg.attempt > 1:
+                self.redelivered += 1
+            msg.deadline = deadline
+            msg.holder = holder
+            msg.receipt = receipt
+            leases[receipt] = msg
+            expiry.add(receipt, msg)
+            held = by_holder.get(holder)
+            if held is None:
+                held = by_holder[holder] = {}
+            held[receipt] = msg
+            out.append(
+                Delivery(
+                    msg.id,
+                    decode_body(msg.data, msg.is_json) if msg.is_json else msg.data,
+                    msg.attempt,
+                    holder,
+                    receipt,
+                    msg.priority,
+                    deadline,
+                    msg.published_at,
+                )
+            )
+        if deadline < self._timer_at and self._readers:
+            self._arm()
+        return out
+
+    def _pop_ready(self) -> _Msg | None:
+        if not self._ready:
+            return None
+        prio = self._order[0]
+        level = self._levels[prio]
+        msg = level.pop()
+        self._ready -= 1
+        if not level:
+            del self._levels[prio]
+            self._order.pop(0)
+        return msg
+
+    def _make_ready(self, msg: _Msg) -> None:
+        level = self._levels.get(msg.priority)
+        if level is None:
+            level = self._new_level(msg.priority)
+        heapq.heappush(level.returned, (msg.seq, msg))
+        self._ready += 1
+
+    # -- ending leases ------------------------------------------------------
+
+    def _take_lease(self, receipt: Receipt) -> _Msg:
+        """Remove a live lease from every index; ReceiptRejected if it is gone."""
+        self._reap(self.clock.now())
+        msg = self._leases.pop(receipt, None)
+        if msg is None:
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+        self._expiry.remove(receipt, msg.deadline)
+        held = self._by_holder[msg.holder]
+        del held[receipt]
+        if not held:
+            del self._by_holder[msg.holder]
+        return msg
+
+    async def ack(self, receipt: Receipt) -> None:
+        """Delete the leased message."""
+        self.ack_nowait(receipt)
+
+    def ack_nowait(self, receipt: Receipt) -> None:
+        """`ack` without the coroutine."""
+        msg = self._leases.pop(receipt, None)
+        if msg is None or msg.deadline <= self.clock.now():
+            if msg is not None:  # expired but not yet reaped: put it back for the reaper
+                self._leases[receipt] = msg
+                self._reap(self.clock.now())
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+        self._expiry.remove(receipt, msg.deadline)
+        held = self._by_holder[msg.holder]
+        del held[receipt]
+        if not held:
+            del self._by_holder[msg.holder]
+        self.acked += 1
+        if self._writers:
+            self._wake_writer()
+
+    async def ack_many(self, receipts: Sequence[Receipt]) -> list[Receipt]:
+        """Ack several at once; returns the rejected receipts."""
+        rejected: list[Receipt] = []
+        for r in receipts:
+            try:
+                self.ack_nowait(r)
+            except ReceiptRejected:
+                rejected.append(r)
+        return rejected
+
+    async def nack(self, receipt: Receipt, error: str = "", *, delay: float | None = None) -> bool:
+        """Retry after a backoff, or dead-letter at max_attempts."""
+        msg = self._take_lease(receipt)
+        now = self.clock.now()
+        self._record(msg, now, REASON_FAILED, error)
+        if msg.attempt >= self.config.max_attempts:
+            self._bury(msg, REASON_FAILED, error, now)
+            return True
+        wait = self.config.backoff(msg.attempt) if delay is None else max(0.0, delay)
+        if wait <= 0:
+            self._make_ready(msg)
+            self._wake_readers()
+        else:
+            msg.deadline = now + wait
+            self._delayed.add(msg.id, msg)
+            self._arm()
+        return False
+
+    async def extend(self, receipt: Receipt, seconds: float) -> float:
+        """Move a live lease's deadline to now + seconds."""
+        msg = self._take_lease(receipt)
+        msg.deadline = self.clock.now() + max(0.0, seconds)
+        self._leases[receipt] = msg
+        self._expiry.add(receipt, msg)
+        held = self._by_holder.get(msg.holder)
+        if held is None:
+            held = self._by_holder[msg.holder] = {}
+        held[receipt] = msg
+        return msg.deadline
+
+    async def release(self, receipts: Sequence[Receipt], reason: str, error: str = "") -> int:
+        """End these leases; the messages are visible again at once."""
+        n = 0
+        now = self.clock.now()
+        for receipt in receipts:
+            try:
+                msg = self._take_lease(receipt)
+            except ReceiptRejected:
+                continue
+            self._return(msg, reason, error, now)
+            n += 1
+        if n:
+            self._wake_readers()
+        return n
+
+    async def release_holder(self, holder: str, reason: str, error: str = "") -> int:
+        """End every lease `holder` has."""
+        held = self._by_holder.get(holder)
+        return await self.release(list(held), reason, error) if held else 0
+
+    def _return(self, msg: _Msg, reason: str, error: str, now: float) -> None:
+        """A lease ended without an ack: back to ready, or to the DLQ at max_attempts."""
+        if reason == REASON_RELEASED:
+            msg.attempt -= 1  # never handled: the delivery does not count
+            self._make_ready(msg)
+            return
+        self._record(msg, now, reason, error)
+        if msg.attempt >= self.config.max_attempts:
+            self._bury(msg, reason, error, now)
+        else:
+            self._make_ready(msg)
+
+    def _record(self, msg: _Msg, now: float, outcome: str, error: str) -> None:
+        if msg.history is None:
+            msg.history = []
+        msg.history.append(HistoryEntry(now, msg.holder, msg.attempt, outcome, error))
+        del msg.history[:-20]  # bounded: the last 20 failures tell the story
+
+    def _bury(self, msg: _Msg, reason: str, error: str, now: float) -> None:
+        self._dead[msg.id] = (
+            msg,
+            DeadLetter(
+                msg.id,
+                reason,
+                msg.attempt,
+                error,
+                msg.priority,
+                decode_body(msg.data, msg.is_json),
+                now,
+                tuple(msg.history or ()),
+            ),
+        )
+        self.dead_lettered += 1
+        if self._writers:
+            self._wake_writer()
+
+    # -- timers -------------------------------------------------------------
+
+    def _reap(self, now: float) -> None:
+        """Move due retries to ready and expired leases back (or to the DLQ)."""
+        woke = False
+        if self._delayed:
+            for msg in self._delayed.pop_expired(now):
+                self._make_ready(msg)
+                woke = True
+        if self._expiry:
+            for msg in self._expiry.pop_expired(now):
+                del self._leases[msg.receipt]
+                held = self._by_holder[msg.holder]
+                del held[msg.receipt]
+                if not held:
+                    del self._by_holder[msg.holder]
+                self._return(msg, REASON_EXPIRED, "visibility timeout passed", now)
+                woke = True
+        if woke and self._readers:
+            self._wake_readers()
+
+    def _next_deadline(self) -> float | None:
+        a = self._delayed.next_deadline()
+        b = self._expiry.next_deadline()
+        if a is None:
+            return b
+        return a if b is None else min(a, b)
+
+    def _arm(self) -> None:
+        """Make sure a timer fires at the next retry/expiry while anyone waits."""
+        when = self._next_deadline()
+        if when is None or when >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self.clock.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = float("inf")
+        self._reap(self.clock.now())
+        if self._readers or self._delayed or self._leases:
+            self._arm()
+
+    def _wake_readers(self) -> None:
+        readers = self._readers
+        while readers:
+            fut = readers.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+    def _wake_writer(self) -> None:
+        while self._writers:
+            fut = self._writers.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    # -- views --------------------------------------------------------------
+
+    def stats(self) -> QueueStats:
+        """Counts now, and totals."""
+        self._reap(self.clock.now())
+        return QueueStats(
+            ready=self._ready,
+            delayed=len(self._delayed),
+            in_flight=len(self._leases),
+            dead=len(self._dead),
+            published=self.published,
+            acked=self.acked,
+            dead_lettered=self.dead_lettered,
+            redelivered=self.redelivered,
+            capacity=self.config.capacity,
+        )
+
+    def leases(self, limit: int | None = None) -> list[LeaseInfo]:
+        """Live leases, soonest deadline first."""
+        msgs = self._leases.values()
+        chosen = (
+            heapq.nsmallest(limit, msgs, key=lambda m: m.deadline)
+            if limit is not None and limit < len(self._leases)
+            else sorted(msgs, key=lambda m: m.deadline)
+        )
+        return [LeaseInfo(m.id, m.holder, m.attempt, m.deadline, m.priority) for m in chosen]
+
+    def holder_counts(self) -> dict[str, int]:
+        """Live leases per holder."""
+        return {h: len(held) for h, held in self._by_holder.items()}
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """The DLQ, newest first."""
+        items = reversed(self._dead.values())
+        return [d for _, d in itertools.islice(items, limit)]
+
+    async def redrive(self, ids: Sequence[str] | None = None) -> int:
+        """Back to the queue with attempts reset, at the tail of their priority."""
+        chosen = list(self._dead) if ids is None else [i for i in ids if i in self._dead]
+        for mid in chosen:
+            msg, _ = self._dead.pop(mid)
+            msg.attempt = 0
+            msg.history = None
+            msg.seq = next(self._seq)
+            level = self._levels.get(msg.priority) or self._new_level(msg.priority)
+            level.fresh.append(msg)
+            self._ready += 1
+        if chosen:
+            self._wake_readers()
+        return len(chosen)
+
+    async def purge(self, ids: Sequence[str] | None = None) -> int:
+        """Delete dead messages for good."""
+        chosen = list(self._dead) if ids is None else [i for i in ids if i in self._dead]
+        for mid in chosen:
+            del self._dead[mid]
+        if chosen and self._writers:
+            self._wake_writer()
+        return len(chosen)
+
+    async def close(self) -> None:
+        """Wake everyone parked; further calls raise BrokerClosed."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self._wake_readers()
+        while self._writers:
+            fut = self._writers.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+
+__all__ = ["MemoryBroker", "REASON_CONSUMER_FAILED"]
