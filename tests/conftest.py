@@ -1,0 +1,29 @@
+"""Shared fixtures: a fake clock and a memory-broker factory on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ccdash.brokers.base import QueueConfig
+from ccdash.brokers.memory import MemoryBroker
+from ccdash.clock import FakeClock
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A clock that moves only when the test advances it."""
+    return FakeClock()
+
+
+@pytest.fixture
+def memory_broker(fake_clock: FakeClock) -> Callable[..., MemoryBroker]:
+    """Factory: `memory_broker(**QueueConfig fields)` -> a MemoryBroker on `fake_clock`."""
+
+    def make(**config: Any) -> MemoryBroker:
+        config.setdefault("seed", 1)
+        return MemoryBroker(QueueConfig(**config), clock=fake_clock)
+
+    return make
