@@ -203,6 +203,11 @@ class Broker(abc.ABC):
         dead-letter it at max_attempts. Returns True if it was dead-lettered."""
 
     @abc.abstractmethod
+    async def defer(self, receipt: Receipt, delay: float) -> None:
+        """Give a message back unhandled, visible again after `delay`; the delivery
+        does not count as an attempt (used while a circuit breaker is open)."""
+
+    @abc.abstractmethod
     async def extend(self, receipt: Receipt, seconds: float) -> float:
         """Push a live lease's deadline to now + seconds; returns the new deadline."""
 

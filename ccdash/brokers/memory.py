@@ -347,15 +347,24 @@ class MemoryBroker(Broker):
         if msg.attempt >= self.config.max_attempts:
             self._bury(msg, REASON_FAILED, error, now)
             return True
-        wait = self.config.backoff(msg.attempt) if delay is None else max(0.0, delay)
+        self._requeue(msg, self.config.backoff(msg.attempt) if delay is None else delay)
+        return False
+
+    def _requeue(self, msg: _Msg, wait: float) -> None:
+        """Ready at once, or after `wait` seconds."""
         if wait <= 0:
             self._make_ready(msg)
             self._wake_readers()
         else:
-            msg.deadline = now + wait
+            msg.deadline = self.clock.now() + wait
             self._delayed.add(msg.id, msg)
             self._arm()
-        return False
+
+    async def defer(self, receipt: Receipt, delay: float) -> None:
+        """Back unhandled, visible after `delay`; the attempt is given back."""
+        msg = self._take_lease(receipt)
+        msg.attempt -= 1
+        self._requeue(msg, delay)
 
     async def extend(self, receipt: Receipt, seconds: float) -> float:
         """Move a live lease's deadline to now + seconds."""
