@@ -150,9 +150,14 @@ class MemoryBroker(Broker):
             self._writers.append(fut)
             try:
                 await fut
-            finally:
+            except BaseException:
                 if not fut.done():
                     fut.cancel()
+                elif not fut.cancelled() and self._room():
+                    # Woken for a free slot but leaving without it: pass the wake-up
+                    # on, or the next parked publisher waits for another ack.
+                    self._wake_writer()
+                raise
         return self.publish_nowait(body, priority=priority, dedup_id=dedup_id)
 
     def _is_duplicate(self, dedup_id: str | None) -> bool:
@@ -512,6 +517,7 @@ class MemoryBroker(Broker):
 
     def leases(self, limit: int | None = None) -> list[LeaseInfo]:
         """Live leases, soonest deadline first."""
+        self._reap(self.clock.now())
         msgs = self._leases.values()
         chosen = (
             heapq.nsmallest(limit, msgs, key=lambda m: m.deadline)
@@ -522,10 +528,12 @@ class MemoryBroker(Broker):
 
     def holder_counts(self) -> dict[str, int]:
         """Live leases per holder."""
+        self._reap(self.clock.now())
         return {h: len(held) for h, held in self._by_holder.items()}
 
     def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
         """The DLQ, newest first."""
+        self._reap(self.clock.now())
         items = reversed(self._dead.values())
         return [d for _, d in itertools.islice(items, limit)]
 
@@ -537,7 +545,9 @@ class MemoryBroker(Broker):
             msg.attempt = 0
             msg.history = None
             msg.seq = next(self._seq)
-            level = self._levels.get(msg.priority) or self._new_level(msg.priority)
+            level = self._levels.get(msg.priority)
+            if level is None:
+                level = self._new_level(msg.priority)
             level.fresh.append(msg)
             self._ready += 1
         if chosen:
