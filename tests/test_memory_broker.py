@@ -816,13 +816,12 @@ def test_buckets_next_deadline() -> None:
     assert buckets.next_deadline() is None
 
 
-def test_buckets_never_pop_an_item_before_its_deadline() -> None:
-    """Near bucket edges, an item is popped only once now >= its deadline."""
-    buckets: DeadlineBuckets[Item] = DeadlineBuckets(resolution=0.05)
-    deadlines = [0.15, 0.1 + 0.05, 0.3, 1.0 / 3.0, 0.7 - 1e-12, 0.7]
-    for i, d in enumerate(deadlines):
-        buckets.add(i, Item(d))
-    for now in sorted({d - 1e-15 for d in deadlines} | set(deadlines)):
-        for item in buckets.pop_expired(now):
-            assert item.deadline <= now
-    assert len(buckets) == 0
+def test_buckets_pop_an_item_exactly_at_its_deadline() -> None:
+    """Near bucket edges in floating point, an item pops at now == deadline, never before."""
+    # e.g. floor(1755.55 / 0.05) * 0.05 > 1755.55: the slot's start lies after the item
+    deadlines = [1755.55, 0.15, 0.7, 1.0 / 3.0, 1005.0, 2.45]
+    for d in deadlines:
+        buckets: DeadlineBuckets[Item] = DeadlineBuckets(resolution=0.05)
+        buckets.add("k", Item(d))
+        assert buckets.pop_expired(d - 1e-9) == []
+        assert [x.deadline for x in buckets.pop_expired(d)] == [d]
