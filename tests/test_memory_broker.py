@@ -825,3 +825,42 @@ def test_buckets_pop_an_item_exactly_at_its_deadline() -> None:
         buckets.add("k", Item(d))
         assert buckets.pop_expired(d - 1e-9) == []
         assert [x.deadline for x in buckets.pop_expired(d)] == [d]
+
+
+async def test_full_queue_counts_a_lease_expired_into_the_dlq_as_room(
+    memory_broker: Make, fake_clock: FakeClock
+) -> None:
+    """A last-attempt lease that ran out frees its slot, with or without a reap since."""
+    broker = memory_broker(capacity=1, max_attempts=1, visibility_timeout=5)
+    await broker.publish(b"a")
+    await lease(broker)
+    fake_clock._now += 5  # no reap has run since
+    broker.publish_nowait(b"b")
+    assert broker.stats().dead == 1
+
+
+async def test_parked_publisher_admitted_when_a_lease_expires_into_the_dlq(
+    memory_broker: Make, fake_clock: FakeClock
+) -> None:
+    """A publisher waiting on a full queue wakes when an expiry frees room, with no consumer."""
+    broker = memory_broker(capacity=1, max_attempts=1, visibility_timeout=5)
+    await broker.publish(b"a")
+    await lease(broker)
+    task = asyncio.create_task(broker.publish(b"b"))
+    await fake_clock.advance(4.99)
+    assert not task.done()
+    await fake_clock.advance(0.01)
+    assert task.done()
+    assert (await lease(broker)).body == b"b"
+
+
+async def test_redrive_includes_a_lease_that_just_expired_on_its_last_attempt(
+    memory_broker: Make, fake_clock: FakeClock
+) -> None:
+    """Redrive sees the DLQ as of now, not as of the last reap."""
+    broker = memory_broker(max_attempts=1, visibility_timeout=5)
+    await broker.publish(b"a")
+    await lease(broker)
+    fake_clock._now += 5  # no reap has run since
+    assert await broker.redrive() == 1
+    assert (await lease(broker)).attempt == 1

@@ -138,8 +138,13 @@ class MemoryBroker(Broker):
     # -- publishing ---------------------------------------------------------
 
     def _room(self) -> bool:
+        """Whether a bounded queue can take one more message (dead ones do not count)."""
         cap = self.config.capacity
-        return cap is None or self._ready + len(self._delayed) + len(self._leases) < cap
+        if cap is None or self._ready + len(self._delayed) + len(self._leases) < cap:
+            return True
+        # Full, unless a lease on its last attempt has expired into the DLQ unreaped.
+        self._reap(self.clock.now())
+        return self._ready + len(self._delayed) + len(self._leases) < cap
 
     async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         """Accept a message, waiting while a bounded queue is full."""
@@ -148,6 +153,7 @@ class MemoryBroker(Broker):
                 raise BrokerClosed("broker is closed")
             fut = asyncio.get_running_loop().create_future()
             self._writers.append(fut)
+            self._arm()  # an expiry into the DLQ frees room too: be there to see it
             try:
                 await fut
             except BaseException:
@@ -481,7 +487,7 @@ class MemoryBroker(Broker):
         self._timer = None
         self._timer_at = float("inf")
         self._reap(self.clock.now())
-        if self._readers or self._delayed or self._leases:
+        if self._readers or self._writers or self._delayed or self._leases:
             self._arm()
 
     def _wake_readers(self) -> None:
@@ -539,6 +545,7 @@ class MemoryBroker(Broker):
 
     async def redrive(self, ids: Sequence[str] | None = None) -> int:
         """Back to the queue with attempts reset, at the tail of their priority."""
+        self._reap(self.clock.now())  # a lease that just expired on its last attempt is dead
         chosen = list(self._dead) if ids is None else [i for i in ids if i in self._dead]
         for mid in chosen:
             msg, _ = self._dead.pop(mid)
@@ -556,6 +563,7 @@ class MemoryBroker(Broker):
 
     async def purge(self, ids: Sequence[str] | None = None) -> int:
         """Delete dead messages for good."""
+        self._reap(self.clock.now())
         chosen = list(self._dead) if ids is None else [i for i in ids if i in self._dead]
         for mid in chosen:
             del self._dead[mid]
