@@ -1,0 +1,366 @@
+"""Engine behaviours beyond the three study tests, on a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from collections import Counter
+
+import pytest
+
+from ccdash import ConfigError, Delivery, Engine, EngineConfig, EngineStopped
+from ccdash.clock import FakeClock
+
+
+def fast_cfg(**kw: object) -> EngineConfig:
+    base: dict[str, object] = dict(consumers=2, heartbeat_interval=0.5, heartbeat_timeout=2.0,
+                                   visibility_timeout=10.0, backoff_base=0.1, backoff_max=0.5,
+                                   seed=1)
+    base.update(kw)
+    return EngineConfig(**base)  # type: ignore[arg-type]
+
+
+async def test_long_healthy_handler_keeps_its_lease() -> None:
+    """A handler running 3x the visibility timeout is never redelivered: its lease is extended."""
+    clock = FakeClock()
+    calls: Counter[str] = Counter()
+
+    async def slow(d: Delivery) -> None:
+        calls[d.message_id] += 1
+        await clock.sleep(30.0)
+
+    async with Engine(fast_cfg(consumers=1), handler=slow, clock=clock) as engine:
+        mid = await engine.publish({"x": 1})
+        await clock.run_until(lambda: engine.snapshot().acked == 1, step=0.5, limit=60)
+        snap = engine.snapshot()
+    assert calls[mid] == 1
+    assert snap.redelivered == 0
+
+
+async def test_handler_timeout_nacks_the_message() -> None:
+    """A handler over handler_timeout is cancelled and the message retried, then dead-lettered."""
+    clock = FakeClock()
+
+    async def stuck(d: Delivery) -> None:
+        await clock.sleep(1000)
+
+    cfg = fast_cfg(consumers=1, handler_timeout=1.0, max_attempts=2)
+    async with Engine(cfg, handler=stuck, clock=clock) as engine:
+        await engine.publish({"x": 1})
+        await clock.run_until(lambda: engine.snapshot().queue.dead == 1, step=0.25, limit=30)
+        dead = engine.snapshot().dead_letters[0]
+    assert dead.attempts == 2
+    assert "HandlerTimeout" in dead.last_error
+
+
+async def test_retries_then_dead_letter_with_error_text() -> None:
+    """A handler that always raises: max_attempts deliveries, then the DLQ with the exception."""
+    clock = FakeClock()
+    attempts: list[int] = []
+
+    async def bad(d: Delivery) -> None:
+        attempts.append(d.attempt)
+        raise ValueError("card declined")
+
+    async with Engine(fast_cfg(max_attempts=3), handler=bad, clock=clock) as engine:
+        await engine.publish({"order": 9})
+        await clock.run_until(lambda: engine.snapshot().queue.dead == 1, limit=30)
+        snap = engine.snapshot()
+        await engine.join(timeout=1)
+    assert attempts == [1, 2, 3]
+    dl = snap.dead_letters[0]
+    assert dl.reason == "failed" and dl.attempts == 3
+    assert dl.last_error == "ValueError: card declined"
+    assert snap.published == snap.acked + snap.queue.dead
+    assert any(a.name == "dlq-growing" for a in snap.alerts) or snap.dead_lettered == 1
+
+
+async def test_redrive_puts_dead_letters_back_and_join_waits() -> None:
+    """After redrive the message is handled again (attempt 1) and join waits for it."""
+    clock = FakeClock()
+    fail = True
+    handled: list[int] = []
+
+    async def flaky(d: Delivery) -> None:
+        if fail:
+            raise RuntimeError("down")
+        handled.append(d.attempt)
+
+    async with Engine(fast_cfg(max_attempts=1), handler=flaky, clock=clock) as engine:
+        await engine.publish({"x": 1})
+        await clock.run_until(lambda: engine.snapshot().queue.dead == 1)
+        fail = False
+        assert await engine.redrive() == 1
+        await clock.run_until(lambda: engine.snapshot().acked == 1)
+        await engine.join(timeout=1)
+        snap = engine.snapshot()
+    assert handled == [1]
+    assert snap.queue.dead == 0
+
+
+async def _payments_outage(breaker: int | None) -> tuple[int, int, list[str]]:
+    """10 payments during a 6 s outage; returns (acked, dead, event kinds)."""
+    clock = FakeClock()
+    down_until = clock.now() + 6.0
+
+    async def payments(d: Delivery) -> None:
+        if clock.now() < down_until:
+            raise ConnectionError("payments down")
+
+    cfg = fast_cfg(consumers=1, max_attempts=5, breaker_threshold=breaker, breaker_cooldown=2.0)
+    async with Engine(cfg, handler=payments, clock=clock) as engine:
+        for i in range(10):
+            await engine.publish({"type": "pay", "n": i})
+        await clock.run_until(
+            lambda: engine.snapshot().acked + engine.snapshot().queue.dead == 10,
+            step=0.1, limit=60)
+        snap = engine.snapshot()
+        return snap.acked, snap.queue.dead, [e.kind for e in engine.events]
+
+
+async def test_circuit_breaker_delays_instead_of_dead_lettering() -> None:
+    """An outage dead-letters messages without a breaker; with one they wait and succeed."""
+    _, dead_without, _ = await _payments_outage(None)
+    assert dead_without > 0  # the control: plain retries run out during the outage
+    acked, dead, kinds = await _payments_outage(2)
+    assert (acked, dead) == (10, 0)
+    assert "breaker-opened" in kinds and "breaker-closed" in kinds
+
+
+async def test_restart_intensity_limit_stops_restarts_and_alerts() -> None:
+    """More failures than restart_limit within restart_window: no more restarts, critical alert."""
+    clock = FakeClock()
+
+    async def idle(d: Delivery) -> None:
+        return None
+
+    cfg = fast_cfg(consumers=1, restart_limit=2, restart_window=60.0)
+    async with Engine(cfg, handler=idle, clock=clock) as engine:
+        for _ in range(3):
+            await clock.run_until(lambda: len(engine.consumer_ids()) == 1, limit=5)
+            await engine.kill_consumer(engine.consumer_ids()[0])
+        await clock.advance(2.0)
+        snap = engine.snapshot()
+        assert engine.consumer_ids() == []
+        names = {(a.name, a.severity) for a in snap.alerts if a.state == "firing"}
+        assert ("restart-limit", "critical") in names
+        assert ("no-healthy-consumer", "critical") in names
+        await clock.advance(61.0)  # the window passes: restarts allowed again
+        assert len(engine.consumer_ids()) == 1
+
+
+async def test_batch_handler_acks_some_and_nacks_others() -> None:
+    """A batch handler gets up to batch_size deliveries; failures it names are retried."""
+    clock = FakeClock()
+    sizes: list[int] = []
+    tries: Counter[int] = Counter()
+
+    async def batch(ds: list[Delivery]) -> dict[str, str]:
+        sizes.append(len(ds))
+        failures = {}
+        for d in ds:
+            tries[d.body["n"]] += 1
+            if d.body["n"] % 2 and d.attempt == 1:
+                failures[d.message_id] = "odd on first try"
+        return failures
+
+    cfg = fast_cfg(consumers=1, batch_size=5, prefetch=5, batch_linger=0.2)
+    async with Engine(cfg, batch_handler=batch, clock=clock) as engine:
+        for i in range(10):
+            await engine.publish({"n": i})
+        await clock.run_until(lambda: engine.snapshot().acked == 10, limit=30)
+        snap = engine.snapshot()
+    assert sizes[0] == 5
+    assert snap.queue.dead == 0
+    assert all(tries[n] == (2 if n % 2 else 1) for n in range(10))
+
+
+async def test_balancer_switch_mid_stream_loses_and_duplicates_nothing() -> None:
+    """Switching through all four balancers while messages flow: each handled exactly once."""
+    clock = FakeClock()
+    seen: Counter[str] = Counter()
+
+    async def h(d: Delivery) -> None:
+        await clock.sleep(0.01)
+        seen[d.message_id] += 1
+
+    async with Engine(fast_cfg(consumers=4, prefetch=2), handler=h, clock=clock) as engine:
+        ids = []
+        for name in ["weighted", "least-inflight", "p2c-ewma", "round-robin"] * 3:
+            for i in range(50):
+                ids.append(await engine.publish({"i": i}))
+            engine.set_balancer(name)
+            await clock.advance(0.05)
+        await clock.run_until(lambda: engine.snapshot().acked == len(ids), limit=60)
+    assert set(seen) == set(ids)
+    assert max(seen.values()) == 1
+
+
+async def test_graceful_shutdown_finishes_handlers_and_loses_nothing() -> None:
+    """Leaving `async with` lets running handlers finish and ack; the rest stays queued."""
+    clock = FakeClock()
+    done: list[str] = []
+    started = asyncio.Event()
+
+    async def h(d: Delivery) -> None:
+        started.set()
+        await clock.sleep(1.0)
+        done.append(d.message_id)
+
+    engine = Engine(fast_cfg(consumers=2, shutdown_grace=5.0), handler=h, clock=clock)
+    async with engine:
+        for i in range(10):
+            await engine.publish({"i": i})
+        await started.wait()
+        stopper = asyncio.create_task(engine.stop())
+        await clock.run_until(stopper.done, step=0.1, limit=10)
+        await stopper
+    stats = engine.broker.stats()
+    assert len(done) == 2  # the two in the handlers finished; none was cut short
+    assert stats.acked == 2
+    assert stats.ready + stats.delayed == 8 and stats.in_flight == 0
+    assert engine.leftover == 8
+    assert any(e.kind == "engine-stopped" and "8 messages" in e.message for e in engine.events)
+    with pytest.raises(EngineStopped):
+        await engine.publish({"late": True})
+
+
+async def test_shutdown_grace_cancels_overrunning_handlers_and_releases() -> None:
+    """A handler still running when the grace ends is cancelled; its message stays queued."""
+    clock = FakeClock()
+
+    async def forever(d: Delivery) -> None:
+        await clock.sleep(10_000)
+
+    engine = Engine(fast_cfg(consumers=1, shutdown_grace=1.0), handler=forever, clock=clock)
+    async with engine:
+        await engine.publish({"i": 1})
+        await clock.advance(0.1)
+        stopper = asyncio.create_task(engine.stop())
+        await clock.run_until(stopper.done, step=0.1, limit=10)
+        await stopper
+    stats = engine.broker.stats()
+    assert stats.ready == 1 and stats.in_flight == 0 and stats.acked == 0
+
+
+async def test_sync_handler_runs_in_a_thread() -> None:
+    """A plain (blocking) function handler runs off the event loop."""
+    threads: set[str] = set()
+
+    def blocking(d: Delivery) -> None:
+        threads.add(threading.current_thread().name)
+
+    async with Engine(EngineConfig(consumers=2), handler=blocking) as engine:
+        for i in range(20):
+            await engine.publish({"i": i})
+        await engine.join(timeout=10)
+    assert threading.main_thread().name not in threads
+    assert threads
+
+
+async def test_join_timeout_raises() -> None:
+    """join raises TimeoutError when messages are still pending at the deadline."""
+    clock = FakeClock()
+
+    async def never(d: Delivery) -> None:
+        await clock.sleep(1000)
+
+    engine = Engine(fast_cfg(consumers=1, shutdown_grace=0.5), handler=never, clock=clock)
+    async with engine:
+        await engine.publish({"x": 1})
+        waiter = asyncio.create_task(engine.join(timeout=2.0))
+        await clock.advance(2.5)
+        with pytest.raises(TimeoutError):
+            await waiter
+        stopper = asyncio.create_task(engine.stop())
+        await clock.run_until(stopper.done, step=0.1, limit=10)
+        await stopper
+
+
+async def test_scale_up_and_down_drains_idlest() -> None:
+    """scale_to grows at once and shrinks by draining; min/max clamp the size."""
+    clock = FakeClock()
+
+    async def h(d: Delivery) -> None:
+        await clock.sleep(0.1)
+
+    cfg = fast_cfg(consumers=2, min_consumers=1, max_consumers=5)
+    async with Engine(cfg, handler=h, clock=clock) as engine:
+        assert await engine.scale_to(4) == 4
+        assert len(engine.consumer_ids()) == 4
+        assert await engine.scale_to(99) == 5
+        assert await engine.scale_to(0) == 1
+        await clock.advance(1.0)
+        snap = engine.snapshot()
+        assert len(engine.consumer_ids()) == 1
+        assert sum(1 for c in snap.consumers if c.state == "stopped") == 4
+        assert [s.to_size for s in snap.scaling] == [4, 5, 1]
+
+
+async def test_pause_stops_consumption_and_resume_restarts_it() -> None:
+    """Paused: publishing continues and the backlog grows; resume drains it."""
+    clock = FakeClock()
+
+    async def h(d: Delivery) -> None:
+        return None
+
+    async with Engine(fast_cfg(), handler=h, clock=clock) as engine:
+        await engine.pause()
+        for i in range(5):
+            await engine.publish({"i": i})
+        await clock.advance(1.0)
+        assert engine.snapshot().queue.depth == 5
+        await engine.resume()
+        await clock.run_until(lambda: engine.snapshot().acked == 5)
+
+
+async def test_publish_only_engine() -> None:
+    """consumers=0 with no handler only publishes."""
+    async with Engine(EngineConfig(consumers=0, min_consumers=0)) as engine:
+        await engine.publish(b"raw")
+        snap = engine.snapshot()
+    assert snap.queue.ready == 1 and snap.consumers == ()
+
+
+async def test_body_round_trip_bytes_and_json() -> None:
+    """Bytes arrive as bytes, a dict as a dict."""
+    got: list[object] = []
+
+    async def h(d: Delivery) -> None:
+        got.append(d.body)
+
+    async with Engine(EngineConfig(consumers=1), handler=h) as engine:
+        await engine.publish(b"\x00\xff")
+        await engine.join(timeout=5)
+        await engine.publish({"a": [1, 2]})
+        await engine.join(timeout=5)
+    assert got == [b"\x00\xff", {"a": [1, 2]}]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"balancer": "fastest"}, "unknown balancer"),
+        ({"min_consumers": 5, "max_consumers": 2, "consumers": 2}, "min_consumers"),
+        ({"heartbeat_timeout": 40.0, "visibility_timeout": 30.0}, "heartbeat_timeout"),
+        ({"visibility_timeout": float("inf")}, "finite"),
+        ({"prefetch": 0}, "prefetch"),
+    ],
+)
+def test_config_rejects_bad_settings(kwargs: dict[str, object], needle: str) -> None:
+    """EngineConfig names the bad or contradictory setting."""
+    with pytest.raises(ConfigError, match=needle):
+        EngineConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_engine_never_imports_the_ui() -> None:
+    """Importing the engine and brokers loads neither textual nor rich."""
+    code = (
+        "import sys, ccdash, ccdash.engine, ccdash.brokers.memory;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
