@@ -229,6 +229,11 @@ class Broker(abc.ABC):
     def stats(self) -> QueueStats:
         """Where messages are now, and totals."""
 
+    def outstanding(self) -> int:
+        """Messages not yet acked or dead-lettered (ready + delayed + leased)."""
+        s = self.stats()
+        return s.ready + s.delayed + s.in_flight
+
     @abc.abstractmethod
     def leases(self, limit: int | None = None) -> list[LeaseInfo]:
         """Live leases, soonest deadline first (at most `limit`)."""

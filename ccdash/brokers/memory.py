@@ -521,6 +521,11 @@ class MemoryBroker(Broker):
             capacity=self.config.capacity,
         )
 
+    def outstanding(self) -> int:
+        """Messages not yet acked or dead-lettered (expired leases count until reaped:
+        they are still outstanding either way)."""
+        return self._ready + len(self._delayed) + len(self._leases)
+
     def leases(self, limit: int | None = None) -> list[LeaseInfo]:
         """Live leases, soonest deadline first."""
         self._reap(self.clock.now())

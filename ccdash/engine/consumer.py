@@ -57,6 +57,11 @@ class Consumer:
         self.is_async = handler is not None and is_async_callable(handler)
         self.weight = 1
         self.held = 0  # buffered + in the handler; changed only by the engine's slot accounting
+        self.limit = engine.config.holding_limit
+        # Refill when down to half the limit; a batch consumer whenever it has room,
+        # since it waits to fill its batch.
+        batching = engine.batch_handler is not None and engine.config.batch_size > 1
+        self.low = self.limit - 1 if batching else self.limit // 2
         self.ewma = 0.0
         self.state = IDLE
         self.buffer: deque[Delivery] = deque()
@@ -87,8 +92,11 @@ class Consumer:
 
     @property
     def room(self) -> int:
-        """How many more deliveries it may take now."""
-        return self.engine.config.holding_limit - self.held if self.accepting else 0
+        """How many more deliveries it should be given now: none until it is down to
+        half its limit, then enough to fill it (refills come in batches)."""
+        if self.held > self.low or not self.accepting:
+            return 0
+        return self.limit - self.held
 
     def give(self, delivery: Delivery) -> None:
         """Hand over a leased delivery (its slot was reserved by the dispatcher)."""
@@ -140,7 +148,8 @@ class Consumer:
         eng = self.engine
         clock = eng.clock
         if eng.guards_active and await eng.hold_back(self, d):
-            await eng.slots_freed(self, 1)
+            if eng.free_slots(self, 1):
+                await eng.dispatch(self)
             return
         self.state = PROCESSING
         self.current.append(d)
@@ -168,28 +177,42 @@ class Consumer:
         self.current.clear()
         self.last_beat = t1
         if error is None:
-            await self._acked(d, t1 - t0)
+            if eng.ack_nowait is not None:
+                self._acked_nowait(d, t1 - t0)
+            else:
+                await self._acked(d, t1 - t0)
         else:
             await self._failed(d, error)
-        await eng.slots_freed(self, 1)
+        if eng.free_slots(self, 1):
+            await eng.dispatch(self)
+
+    def _acked_nowait(self, d: Delivery, elapsed: float) -> None:
+        """Ack on a broker that never suspends (the memory broker), then count it."""
+        try:
+            self.engine.ack_nowait(d.receipt)  # type: ignore[misc]
+        except ReceiptRejected:
+            self._ack_rejected(d)
+        self._count_success(d, elapsed)
 
     async def _acked(self, d: Delivery, elapsed: float) -> None:
-        eng = self.engine
         try:
-            if eng.ack_nowait is not None:
-                eng.ack_nowait(d.receipt)
-            else:
-                await eng.broker.ack(d.receipt)
+            await self.engine.broker.ack(d.receipt)
         except ReceiptRejected:
-            # The lease ran out and the message went to someone else: our work is a duplicate.
-            self.rejected_acks += 1
-            eng.emit("ack-rejected", f"{self.id}: lease of {d.message_id} had expired",
-                     consumer=self.id, message_id=d.message_id)
+            self._ack_rejected(d)
+        self._count_success(d, elapsed)
+
+    def _ack_rejected(self, d: Delivery) -> None:
+        # The lease ran out and the message went to someone else: our work is a duplicate.
+        self.rejected_acks += 1
+        self.engine.emit("ack-rejected", f"{self.id}: lease of {d.message_id} had expired",
+                         consumer=self.id, message_id=d.message_id)
+
+    def _count_success(self, d: Delivery, elapsed: float) -> None:
         self.processed += 1
         self.hist.record(elapsed)
         self.ewma += _EWMA_ALPHA * (elapsed - self.ewma)
-        if eng.breakers:
-            eng.handler_succeeded(d)
+        if self.engine.breakers:
+            self.engine.handler_succeeded(d)
 
     async def _failed(self, d: Delivery, error: str) -> None:
         eng = self.engine
@@ -243,7 +266,8 @@ class Consumer:
             else:
                 text = err if isinstance(err, str) else describe_error(err)
                 await self._failed(d, text or "failed")
-        await eng.slots_freed(self, len(batch))
+        if eng.free_slots(self, len(batch)):
+            await eng.dispatch(self)
 
     def note_state(self) -> str:
         """The state to show (draining wins while it lasts)."""

@@ -21,6 +21,7 @@ from ccdash.brokers.base import (
     Broker,
     Delivery,
     QueueConfig,
+    QueueFull,
 )
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.clock import Clock, MonotonicClock
@@ -182,7 +183,10 @@ class Engine:
         """Accept a message (waits for room on a bounded queue); returns its id."""
         if self.stopping or self._stopped:
             raise EngineStopped("the engine is shutting down; publishing is closed")
-        mid = await self.broker.publish(body, priority=priority, dedup_id=dedup_id)
+        try:
+            mid = self.broker.publish_nowait(body, priority=priority, dedup_id=dedup_id)
+        except QueueFull:  # backpressure: wait for room
+            mid = await self.broker.publish(body, priority=priority, dedup_id=dedup_id)
         if self.room_total > 0 and not self.paused:
             await self.dispatch(None)
         return mid
@@ -210,8 +214,7 @@ class Engine:
                 self._joiners.remove(fut)
 
     def _settled(self) -> bool:
-        s = self.broker.stats()
-        return s.ready + s.delayed + s.in_flight == 0
+        return self.broker.outstanding() == 0
 
     def check_joiners(self) -> None:
         """Wake joiners if everything is settled (called as work completes)."""
@@ -229,41 +232,46 @@ class Engine:
 
     # -- dispatch -----------------------------------------------------------
 
-    async def slots_freed(self, c: Consumer, n: int) -> None:
-        """A consumer finished `n` deliveries: its room grows; hand out more work."""
+    def free_slots(self, c: Consumer, n: int) -> bool:
+        """A consumer finished `n` deliveries; True if it should be given more now."""
+        before = c.room
         c.held -= n
-        if c.accepting:
-            self.room_total += n
+        room = c.room
+        if room != before:
+            self.room_total += room - before
             if self._room_waiter is not None and not self._room_waiter.done():
                 self._room_waiter.set_result(None)
         if self._joiners:
             self.check_joiners()
-        if not self.paused and not self.stopping:
-            await self.dispatch(c)
+        return room > 0 and not self.paused and not self.stopping
 
     async def dispatch(self, hint: Consumer | None) -> None:
-        """Lease ready messages to consumers with room, as the balancer picks."""
+        """Lease ready messages to hungry consumers, as the balancer picks."""
         room = self.room_total
         if room <= 0 or self.paused or self.stopping:
             return
         broker = self.broker
-        k = min(room, broker.ready_count(), 256)
-        if k <= 0:
+        ready = broker.ready_count()
+        if ready <= 0:
             return
-        if hint is not None and hint.room == room:  # the only one with room: no choice
+        if hint is not None and hint.room == room:  # the only hungry one: no choice
+            k = min(room, ready, 256)
             picks = [hint] * k
             hint.held += k
+            self.room_total += hint.room - room
         else:
             cands = [c for c in self.consumers.values() if c.room > 0]
+            before = {c: c.room for c in cands}
+            k = min(sum(c.limit - c.held for c in cands), ready, 256)
             picks = []
             pick = self.balancer.pick
             for _ in range(k):
                 c = pick(cands)  # type: ignore[assignment]
                 picks.append(c)
                 c.held += 1
-                if c.room == 0:
+                if c.held >= c.limit:
                     cands.remove(c)
-        self.room_total -= k
+            self.room_total += sum(c.room - r for c, r in before.items())
         holders = [c.id for c in picks]
         if self.receive_nowait is not None:
             got = self.receive_nowait(holders)
@@ -277,9 +285,9 @@ class Engine:
                 if c.id in self.consumers:
                     c.held -= 1
         for c in picks[len(got):]:  # fewer messages than expected: give the slots back
+            r = c.room
             c.held -= 1
-            if c.accepting:
-                self.room_total += 1
+            self.room_total += c.room - r
 
     async def _dispatch_loop(self) -> None:
         """Park on the broker while consumers have room; on room while they don't."""
