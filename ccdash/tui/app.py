@@ -1,0 +1,361 @@
+"""The dashboard app: panes fed by engine snapshots, keys that act on the engine.
+
+The engine (and the scenario's load) runs in one app-level worker; a failure
+there is shown in a banner, never swallowed. One timer pulls a snapshot a few
+times a second and each pane diffs it in; engine events are buffered by a
+listener and drained into the log on the same tick. `q` stops the engine
+gracefully (handlers finish, leases go back to the queue) before exiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections import deque
+from typing import Any
+
+from rich.text import Text
+from textual.app import App, ComposeResult, SystemCommand
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from ccdash.engine.engine import Engine
+from ccdash.engine.snapshot import Event
+from ccdash.text import sanitize
+from ccdash.tui.alerts_table import AlertsTable
+from ccdash.tui.consumer_table import ConsumerTable
+from ccdash.tui.dead_letters import DeadLetterTable
+from ccdash.tui.drill_report import DrillReport
+from ccdash.tui.format import Palette
+from ccdash.tui.header_bar import HeaderBar
+from ccdash.tui.keys import KEYS, bindings
+from ccdash.tui.lease_table import LeaseTable
+from ccdash.tui.log_pane import LogPane
+from ccdash.tui.message_detail import MessageDetail
+from ccdash.tui.operations import Operations
+from ccdash.tui.queue_pane import QueuePane
+from ccdash.tui.themes import check_theme, load_themes
+
+MIN_SIZE = (80, 24)
+WIDE_SIZE = (120, 36)
+DETAIL_PANES = ("dead", "leases", "alerts", "drills", "log")
+REFRESH_INTERVAL = 0.25  # seconds between snapshots: 4 per second
+
+
+class DashboardApp(Operations, App[int]):
+    """The ccdash dashboard over one running engine and its workload."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "ccdash"
+    BINDINGS = bindings()
+
+    def __init__(self, engine: Engine, workload: Any, *, theme: str | None = None,
+                 title: str = "", clock: Any = None, live: bool = True,
+                 start_load: bool = True, burst_size: int = 200,
+                 refresh_interval: float = REFRESH_INTERVAL) -> None:
+        """`live=False` disables the app's own timers (tests call `refresh_now`)."""
+        super().__init__()
+        self.engine = engine
+        self.workload = workload
+        self.clock = clock or engine.clock
+        self.t0 = self.clock.now()
+        self.live = live
+        self.start_load = start_load
+        self.burst_size = burst_size
+        self.refresh_interval = refresh_interval
+        self.scenario_title = title or "ccdash"
+        self.ccdash_themes = load_themes()
+        self.theme_name = check_theme(theme)
+        self.palette = Palette.from_theme(self.ccdash_themes[self.theme_name])
+        self.quitting = False
+        self.engine_error: BaseException | None = None
+        self.engine_worker: Worker[Any] | None = None
+        self._stop = asyncio.Event()
+        self._events: deque[Event] = deque(maxlen=2000)
+        self._dropped = 0
+        self._current_pane = 0
+        engine.add_listener(self._on_engine_event)
+
+    # -- layout ---------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        """Header, the panes in two columns, the log, the footer."""
+        p, t0 = self.palette, self.t0
+        vt = self.engine.config.visibility_timeout
+        yield HeaderBar(p, self.scenario_title, t0, id="header")
+        yield Static("", id="banner", markup=False)
+        yield Static("", id="too-small", markup=False)
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield QueuePane(p, id="queue")
+                yield ConsumerTable(p, id="consumers")
+                yield DeadLetterTable(p, id="dead")
+            with Vertical(id="right"):
+                yield AlertsTable(p, t0, id="alerts")
+                yield LeaseTable(p, vt, id="leases")
+                yield DrillReport(p, t0, id="drills")
+        yield LogPane(p, t0, id="log")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        """Themes, pane classes, the engine worker and the refresh timer."""
+        for theme in self.ccdash_themes.values():
+            self.register_theme(theme)
+        self.theme = self.theme_name
+        self.main_screen: Screen[Any] = self.screen
+        for w in self._panes():
+            w.add_class("pane")
+        for name in DETAIL_PANES:
+            self.query_one(f"#{name}").add_class("detail")
+        self.consumers.focus()
+        self._layout(self.size.width, self.size.height)
+        self.engine_worker = self.run_worker(self._run_engine(), name="engine", group="engine",
+                                             exit_on_error=False)
+        if self.live:
+            self.set_interval(self.refresh_interval, self.refresh_now, name="refresh")
+        self.refresh_now()
+
+    def on_resize(self, event: Any) -> None:
+        """Switch between the wide, compact and too-small layouts."""
+        self._layout(event.size.width, event.size.height)
+
+    def _layout(self, width: int, height: int) -> None:
+        screen = getattr(self, "main_screen", None)
+        if screen is None:
+            return
+        tiny = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        screen.set_class(tiny, "-tiny")
+        screen.set_class(not tiny and (width < WIDE_SIZE[0] or height < WIDE_SIZE[1]),
+                         "-compact")
+        self.refresh_bindings()
+        self.query_one("#too-small", Static).update(Text(
+            f"terminal too small: ccdash needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, "
+            f"this one is {width}x{height}\n(q quits)"))
+        self._show_pane(self._current_pane)
+
+    def _show_pane(self, index: int) -> None:
+        self._current_pane = index % len(DETAIL_PANES)
+        current = DETAIL_PANES[self._current_pane]
+        for name in DETAIL_PANES:
+            self.query_one(f"#{name}").set_class(name == current, "-current")
+        self.query_one("#left").set_class(current == "dead", "-has-current")
+        self.query_one("#right").set_class(current in ("leases", "alerts", "drills"),
+                                           "-has-current")
+
+    def _panes(self) -> list[Any]:
+        return [self.query_one(f"#{n}") for n in ("queue", "consumers", *DETAIL_PANES)]
+
+    # -- the engine -------------------------------------------------------------
+
+    async def _run_engine(self) -> int:
+        """Run the engine and the workload's load until quit; leftover count on success."""
+        async with self.engine:
+            load: asyncio.Task[Any] | None = None
+            if self.start_load and self.workload is not None:
+                load = asyncio.create_task(
+                    self.workload.run(duration=math.inf, on_event=self._on_workload_event),
+                    name="ccdash-load")
+            stop = asyncio.create_task(self._stop.wait())
+            try:
+                waiting = {stop} if load is None else {stop, load}
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if load is not None and load in done:
+                    load.result()  # a failed load generator is an engine-worker failure
+                    await stop
+                if load is not None and not load.done():
+                    self.workload.stop("operator quit")  # publishing ends, the run returns
+                    await asyncio.wait({load}, timeout=5.0)
+                    if load.done():
+                        load.result()
+            finally:
+                for task in (stop, load):
+                    if task is not None and not task.done():
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+        return self.engine.leftover
+
+    def _on_engine_event(self, event: Event) -> None:
+        """Engine listener: buffer only (the engine's hot path must stay cheap)."""
+        if len(self._events) == self._events.maxlen:
+            self._dropped += 1
+        self._events.append(event)
+
+    def _on_workload_event(self, event: Any) -> None:
+        """Workload listener: its own events (drills, run phases); engine ones come direct."""
+        if getattr(event, "source", "") == "engine":
+            return
+        message = getattr(event, "message", None) or str(event)
+        kind = getattr(event, "kind", None) or "workload"
+        self._events.append(Event(0, self.clock.now(), str(kind), str(message)))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Show an engine failure; exit once the engine has stopped after `q`."""
+        worker, state = event.worker, event.state
+        if worker.group != "engine":
+            if state == WorkerState.ERROR:
+                self.say(f"{worker.name or 'command'} failed: {worker.error}", error=True)
+            return
+        if state == WorkerState.ERROR:
+            self.engine_error = worker.error
+            banner = self.query_one("#banner", Static)
+            banner.update(Text(f"engine failed: {sanitize(repr(worker.error), 300)} "
+                               "- the dashboard shows its last state; q quits"))
+            banner.add_class("-shown")
+            self.say(f"engine failed: {worker.error!r}", error=True)
+        if state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            self.refresh_now()
+            if self.quitting:
+                self.exit(1 if self.engine_error is not None else 0)
+
+    # -- refresh ------------------------------------------------------------------
+
+    def refresh_now(self) -> None:
+        """Pull one snapshot and let every pane diff it in; drain events into the log."""
+        snap = self.engine.snapshot(max_leases=60, max_dead=200)
+        self.query_one(HeaderBar).update_from(snap)
+        self.query_one(QueuePane).update_from(snap)
+        self.consumers.update_from(snap)
+        self.query_one(LeaseTable).update_from(snap)
+        self.dead.update_from(snap)
+        self.alerts.update_from(snap)
+        records = getattr(self.workload, "drill_results", None) or ()
+        self.query_one(DrillReport).update_from(list(records), snap.at)
+        log = self.query_one(LogPane)
+        if self._dropped:
+            log.add(snap.at, "log", f"{self._dropped} events not shown (too many at once)")
+            self._dropped = 0
+        while self._events:
+            ev = self._events.popleft()
+            log.add(ev.at, ev.kind, ev.message)
+
+    def say(self, message: str, *, error: bool = False) -> None:
+        """Confirm an operator action (or say why not) in the log, and refresh."""
+        self.query_one(LogPane).add(self.clock.now(), "error" if error else "operator",
+                                    message, operator=not error)
+        self.refresh_now()
+
+    @property
+    def consumers(self) -> ConsumerTable:
+        """The consumers pane."""
+        return self.query_one(ConsumerTable)
+
+    @property
+    def dead(self) -> DeadLetterTable:
+        """The dead-letter pane."""
+        return self.query_one(DeadLetterTable)
+
+    @property
+    def alerts(self) -> AlertsTable:
+        """The alerts pane."""
+        return self.query_one(AlertsTable)
+
+    def on_dead_letter_table_opened(self, event: DeadLetterTable.Opened) -> None:
+        """Enter on a dead letter: its payload and history."""
+        self.push_screen(MessageDetail(event.letter, self.palette, self.t0))
+
+    # -- view actions ---------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Dashboard keys act only on the dashboard, not under a dialog."""
+        main = getattr(self, "main_screen", None)
+        if main is None:
+            return True
+        if action == "next_pane" and not main.has_class("-compact"):
+            return False  # only the compact layout has hidden panes
+        if action in _DASHBOARD_ACTIONS:
+            return self.screen is main
+        return True
+
+    def action_toggle_log(self) -> None:
+        """Show or hide the log pane."""
+        log = self.query_one(LogPane)
+        log.toggle_class("-hidden")
+        if self.main_screen.has_class("-compact"):
+            self._show_pane(DETAIL_PANES.index("log"))
+            log.remove_class("-hidden")
+
+    def action_next_pane(self) -> None:
+        """Compact layout: show the next detail pane (and focus it)."""
+        self._show_pane(self._current_pane + 1)
+        self.query_one(f"#{DETAIL_PANES[self._current_pane]}").focus()
+
+    def action_next_theme(self) -> None:
+        """Cycle through the ccdash themes."""
+        names = list(self.ccdash_themes)
+        self.theme_name = names[(names.index(self.theme_name) + 1) % len(names)] \
+            if self.theme_name in names else names[0]
+        self.theme = self.theme_name
+        self.palette = Palette.from_theme(self.ccdash_themes[self.theme_name])
+        for w in [self.query_one(HeaderBar), *self._panes()]:
+            w.palette = self.palette
+            if hasattr(w, "invalidate"):
+                w.invalidate()
+        self.say(f"theme {self.theme_name}")
+
+    async def action_quit(self) -> None:
+        """Stop the engine gracefully, then exit (0, or 1 if the engine had failed)."""
+        if self.quitting:
+            return
+        self.quitting = True
+        self.query_one(HeaderBar).stopping = True
+        self.say("stopping: handlers finish, leases go back to the queue")
+        self._stop.set()
+        if self.engine_worker is None or self.engine_worker.is_finished:
+            self.exit(1 if self.engine_error is not None else 0)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Any:
+        """Every dashboard key in the command palette, titled "area: action"."""
+        for k in KEYS:
+            yield SystemCommand(k.title, k.help, _runner(self, k.action))
+        yield from super().get_system_commands(screen)
+
+
+_DASHBOARD_ACTIONS = frozenset(k.action.split("(")[0] for k in KEYS)
+
+
+def _runner(app: App[Any], action: str) -> Any:
+    async def run() -> None:
+        await app.run_action(action)
+
+    return run
+
+
+def run_tui(scenario: Any = None, handler: Any = None, theme: str | None = None,
+            seed: int | None = None) -> int:
+    """Open the dashboard on a scenario (None: the default one); returns the exit code.
+
+    Raises ValueError("unknown theme ...; available: ...") before starting if the
+    theme is unknown (see `ccdash.tui.themes.check_theme`).
+    """
+    import sys
+
+    theme_name = check_theme(theme)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("ccdash: error: the dashboard needs a terminal (no TTY here); "
+              "try `ccdash --demo` for the headless run", file=sys.stderr)
+        return 2
+    from ccdash.scenario import Workload, load_scenario
+
+    if scenario is None:
+        scenario = load_scenario(None)
+    engine = scenario.make_engine(handler=handler, seed=seed)
+    workload = Workload(scenario, engine, seed=seed)
+    app = DashboardApp(engine, workload, theme=theme_name,
+                       title=str(getattr(scenario, "name", "") or "ccdash"))
+    code = app.run()
+    snap = engine.snapshot(max_leases=0, max_dead=0)
+    print(f"ccdash: engine stopped. published {snap.published}, acked {snap.acked}, "
+          f"in the DLQ {snap.queue.dead}, still queued {engine.leftover}"
+          + (" (the memory broker's contents end with the process)"
+             if engine.leftover and snap.broker == "memory" else ""))
+    if app.engine_error is not None:
+        print(f"ccdash: error: the engine failed: {app.engine_error!r}", file=sys.stderr)
+        return 1
+    return code if isinstance(code, int) else 0
+
+
+__all__ = ["DashboardApp", "run_tui"]

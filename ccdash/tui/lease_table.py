@@ -1,0 +1,63 @@
+"""The in-flight leases pane: message, holder, attempt, and time left as a bar."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from rich.console import RenderableType
+
+from ccdash.engine.snapshot import Snapshot
+from ccdash.tui import format as fmt
+from ccdash.tui.format import Palette
+from ccdash.tui.keyed_table import KeyedTable
+
+BAR_WIDTH = 10
+SHOWN = 40  # leases shown at most: the soonest to expire
+
+
+class LeaseTable(KeyedTable):
+    """Live leases, soonest deadline first."""
+
+    BORDER_TITLE = "In-flight leases"
+    COLUMNS = (
+        ("message", "message", 14),
+        ("consumer", "consumer", 8),
+        ("attempt", "try", 3),
+        ("left", "time left", BAR_WIDTH + 6),
+    )
+
+    def __init__(self, palette: Palette, visibility_timeout: float, *,
+                 id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.palette = palette
+        self.visibility_timeout = visibility_timeout
+
+    def update_from(self, snap: Snapshot) -> None:
+        """Show the soonest-expiring leases; bars move in steps of a tenth."""
+        vt = self.visibility_timeout
+        rows: dict[str, tuple[Hashable, ...]] = {}
+        for lease in snap.leases[:SHOWN]:
+            left = max(0.0, lease.expires_in)
+            step = round(min(1.0, left / vt) * BAR_WIDTH)
+            rows[lease.message_id] = (
+                lease.message_id,
+                lease.consumer_id,
+                lease.attempt,
+                (step, f"{left:.0f}s"),
+            )
+        self.sync(rows)
+        more = snap.queue.in_flight - len(rows)
+        self.border_subtitle = f"{snap.queue.in_flight} in flight" + (
+            f", {more} not shown" if more > 0 else "")
+
+    def render_cell(self, column: str, raw: Hashable) -> RenderableType:
+        """Untrusted ids stay literal; the bar is drawn here."""
+        p = self.palette
+        if column == "left":
+            assert isinstance(raw, tuple)
+            step, label = raw
+            return fmt.bar(p, step / BAR_WIDTH, BAR_WIDTH, label)
+        if column == "attempt":
+            return fmt.number(str(raw), p.warn if isinstance(raw, int) and raw > 1 else "")
+        width = 14 if column == "message" else 8
+        return fmt.untrusted(raw, width)

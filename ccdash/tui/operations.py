@@ -1,0 +1,271 @@
+"""The operator's commands: what each key does to the engine and the workload.
+
+A mixin of the dashboard app, so every `action_*` stays a plain Textual action
+(bindings, command palette and Pilot all reach it). Each command is confirmed
+in the log and refreshes the panes at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ccdash.engine.balancers import BALANCERS
+from ccdash.tui.confirm import Confirm
+from ccdash.tui.help_screen import HelpScreen
+from ccdash.tui.picker import Picker
+from ccdash.tui.prompt import Prompt
+
+if TYPE_CHECKING:
+    from ccdash.tui.app import DashboardApp
+
+    _Base = DashboardApp
+else:
+    _Base = object
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(fn: F) -> F:
+    """Run a command; a failure (consumer gone, engine stopped) is logged, never fatal."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, *args: Any) -> None:
+        try:
+            result = fn(self, *args)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:  # noqa: BLE001 - shown to the operator instead
+            self.say(f"{fn.__name__.removeprefix('action_')} failed: {exc}", error=True)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _check_weight(text: str) -> str | None:
+    try:
+        w = int(text)
+    except ValueError:
+        return "a whole number, 0 to 100"
+    return None if 0 <= w <= 100 else "a whole number, 0 to 100"
+
+
+def _check_factor(text: str) -> str | None:
+    try:
+        f = float(text)
+    except ValueError:
+        return "a number from 1 (normal speed) to 100"
+    return None if 1.0 <= f <= 100.0 else "a number from 1 (normal speed) to 100"
+
+
+def drill_choice(drill: Any) -> tuple[str, str]:
+    """(value, label) for a drill offered by the workload (a name or a drill object)."""
+    if isinstance(drill, str):
+        return drill, drill
+    action = getattr(drill, "action", None) or getattr(drill, "name", None) or str(drill)
+    target = getattr(drill, "target", None)
+    return str(action), f"{action} {target}" if target else str(action)
+
+
+class Operations(_Base):
+    """Keyboard actions; `self` is the DashboardApp."""
+
+    def guard(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Wrap a dialog callback like `guarded` wraps an action."""
+
+        async def run(result: Any) -> None:
+            try:
+                out = fn(result)
+                if inspect.isawaitable(out):
+                    await out
+            except Exception as exc:  # noqa: BLE001 - shown to the operator instead
+                self.say(f"command failed: {exc}", error=True)
+
+        return run
+
+    def _selected(self, verb: str) -> str | None:
+        cid = self.consumers.selected_consumer()
+        if cid is None:
+            self.say(f"{verb}: select a running consumer in the Consumers pane first",
+                     error=True)
+        return cid
+
+    @guarded
+    async def action_kill(self) -> None:
+        """Crash the selected consumer."""
+        if cid := self._selected("kill"):
+            released = await self.engine.kill_consumer(cid)
+            self.say(f"killed {cid}; {released} leases went back to the queue")
+
+    @guarded
+    async def action_hang(self) -> None:
+        """Stall the selected consumer (heartbeats stop)."""
+        if cid := self._selected("hang"):
+            await self.engine.hang_consumer(cid)
+            self.say(f"hung {cid}; the health check should fail it within "
+                     f"{self.engine.config.heartbeat_timeout:g}s")
+
+    @guarded
+    def action_slow(self) -> None:
+        """Ask for a slow-down factor for the selected consumer."""
+        cid = self._selected("slow")
+        if cid is None:
+            return
+
+        def done(value: str | None) -> None:
+            if value is not None:
+                self.engine.slow_consumer(cid, float(value))
+                self.say(f"slowed {cid} x{float(value):g}")
+
+        self.push_screen(Prompt(f"Slow {cid} down by what factor? (1 = normal)", "4",
+                                _check_factor), self.guard(done))
+
+    @guarded
+    def action_weight(self) -> None:
+        """Ask for the selected consumer's weight."""
+        cid = self._selected("weight")
+        if cid is None:
+            return
+
+        def done(value: str | None) -> None:
+            if value is not None:
+                self.engine.set_weight(cid, int(value))
+                hint = "" if self.engine.balancer.name == "weighted" else (
+                    " (takes effect under the weighted balancer: press b)")
+                self.say(f"{cid} weight set to {int(value)}{hint}")
+
+        self.push_screen(Prompt(f"Weight of {cid} (0-100)", "2", _check_weight),
+                         self.guard(done))
+
+    @guarded
+    async def action_scale(self, delta: int) -> None:
+        """One consumer more or fewer."""
+        before = self.engine.desired
+        n = await self.engine.scale_to(before + delta)
+        if n == before:
+            cfg = self.engine.config
+            self.say(f"pool stays at {n} (limits {cfg.min_consumers}..{cfg.max_consumers})",
+                     error=True)
+        else:
+            self.say(f"scaled the pool {before} -> {n}")
+
+    @guarded
+    def action_balancer(self) -> None:
+        """Pick a balancer."""
+        current = self.engine.balancer.name
+
+        def done(name: str | None) -> None:
+            if name is not None and name != current:
+                self.engine.set_balancer(name)
+                self.say(f"balancer switched to {name}")
+
+        self.push_screen(Picker("Balancer", [(b, b) for b in BALANCERS], current),
+                         self.guard(done))
+
+    @guarded
+    def action_autoscale(self) -> None:
+        """Toggle the autoscaler flag."""
+        on = not self.engine.autoscale
+        self.engine.set_autoscale(on)
+        note = "" if self.engine.autoscaler is not None else " (flag only: no autoscaler yet)"
+        self.say(f"autoscaler {'on' if on else 'off'}{note}")
+
+    @guarded
+    async def action_burst(self) -> None:
+        """Publish a burst of load."""
+        await self.workload.inject_burst(self.burst_size)
+        self.say(f"injected a burst of {self.burst_size} messages")
+
+    @guarded
+    async def action_poison(self) -> None:
+        """Publish one message that always fails."""
+        await self.workload.inject_poison(1)
+        self.say("injected a poison message; it will be dead-lettered after "
+                 f"{self.engine.config.max_attempts} attempts")
+
+    @guarded
+    async def action_pause(self) -> None:
+        """Pause or resume consumption."""
+        if self.engine.paused:
+            await self.engine.resume()
+            self.say("consumption resumed")
+        else:
+            await self.engine.pause()
+            self.say("consumption paused; publishing continues, the backlog will grow")
+
+    def _dlq_targets(self, verb: str) -> tuple[list[str] | None, str]:
+        """Selected message / group when the DLQ pane has focus; else all (None)."""
+        if self.dead.has_focus:
+            ids = self.dead.selected_ids()
+            if ids:
+                what = f"{len(ids)} dead letters of the selected error" if self.dead.grouped \
+                    else f"dead letter {ids[0]}"
+                return ids, what
+        return None, f"all {self.engine.snapshot(max_leases=0, max_dead=0).queue.dead} " \
+                     "dead letters"
+
+    def _dlq_command(self, verb: str) -> None:
+        ids, what = self._dlq_targets(verb)
+
+        async def run(yes: bool | None) -> None:
+            if not yes:
+                self.say(f"{verb} cancelled")
+                return
+            if verb == "redrive":
+                n = await self.engine.redrive(ids)
+            else:
+                n = await self.engine.purge_dead(ids)
+            self.say(f"{verb}: {n} dead letters {'put back' if verb == 'redrive' else 'deleted'}")
+
+        if ids is not None and len(ids) == 1:
+            self.run_worker(self.guard(run)(True), group="commands", exit_on_error=False)
+        else:
+            self.push_screen(Confirm(f"{verb.capitalize()} {what}?"), self.guard(run))
+
+    @guarded
+    def action_redrive(self) -> None:
+        """Redrive the selected dead letter / error group, or all (after asking)."""
+        self._dlq_command("redrive")
+
+    @guarded
+    def action_purge(self) -> None:
+        """Purge the selected dead letter / error group, or all (after asking)."""
+        self._dlq_command("purge")
+
+    @guarded
+    def action_group(self) -> None:
+        """Toggle the DLQ's by-error view."""
+        grouped = self.dead.toggle_grouped()
+        self.say("dead letters grouped by error" if grouped else "dead letters listed")
+
+    @guarded
+    def action_ack_alert(self) -> None:
+        """Acknowledge the selected (or newest) firing alert."""
+        aid = self.alerts.selected_alert() if self.alerts.has_focus else None
+        aid = aid if aid is not None else self.alerts.newest_firing()
+        if aid is None:
+            self.say("no firing alert to acknowledge", error=True)
+        elif self.engine.acknowledge_alert(aid):
+            self.say(f"alert {aid} acknowledged")
+
+    @guarded
+    def action_drill(self) -> None:
+        """Pick a drill and run it against the selected consumer (or the busiest)."""
+        choices = [drill_choice(d) for d in self.workload.available_drills()]
+        target = self.consumers.selected_consumer() or "busiest"
+
+        def done(action: str | None) -> None:
+            if action is None:
+                return
+            self.say(f"drill {action} started (target {target})")
+            self.run_worker(self.workload.trigger_drill(action, target=target),
+                            group="drills", exit_on_error=False, name=f"drill {action}")
+
+        self.push_screen(Picker(f"Run a drill (target: {target})", choices), self.guard(done))
+
+    @guarded
+    def action_help(self) -> None:
+        """Show the key table."""
+        self.push_screen(HelpScreen(self.palette))

@@ -1,0 +1,156 @@
+"""Support for the dashboard tests: a seeded, fake-clocked engine and a small workload.
+
+`FakeWorkload` has the shape of `ccdash.scenario.Workload` (run, inject_burst,
+inject_poison, trigger_drill, drill_results, available_drills) with fully
+deterministic load, so Pilot and snapshot tests need no real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from ccdash import Delivery, Engine, EngineConfig
+from ccdash.clock import FakeClock
+from ccdash.tui.app import DashboardApp
+
+
+@dataclass
+class DrillRecord:
+    """What the dashboard reads from a drill result."""
+
+    action: str
+    target: str
+    at: float
+    detected_after_s: float | None = None
+    recovered_after_s: float | None = None
+    verdict: str = "running"
+
+
+class FakeWorkload:
+    """Deterministic load: `rate` messages per fake second, handled in `latency` seconds."""
+
+    def __init__(self, engine: Engine, clock: FakeClock, *, rate: float = 20.0,
+                 latency: float = 0.2) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.rate = rate
+        self.latency = latency
+        self.n = 0
+        self.drill_results: list[DrillRecord] = []
+        self.completed: dict[str, int] = {}
+        self._stopped: asyncio.Future[None] | None = None
+
+    async def handle(self, d: Delivery) -> None:
+        """The handler: poison always fails, everything else takes `latency`."""
+        if isinstance(d.body, dict) and d.body.get("poison"):
+            raise ValueError(f"poison message {d.body.get('n')}")
+        await self.clock.sleep(self.latency)
+        self.completed[d.message_id] = self.completed.get(d.message_id, 0) + 1
+
+    async def publish(self, body: dict[str, Any]) -> str:
+        self.n += 1
+        return await self.engine.publish({"n": self.n, **body})
+
+    async def run(self, duration: float | None = None, on_event: Any = None) -> None:
+        """Publish steadily on the fake clock until `stop`."""
+        self._stopped = asyncio.get_running_loop().create_future()
+        if self.rate <= 0:
+            await self._stopped
+            return
+        while not self._stopped.done():
+            await self.clock.sleep(1.0 / self.rate)
+            await self.publish({"order": self.n})
+
+    def stop(self, reason: str = "stopped") -> None:
+        """End `run`."""
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+
+    async def inject_burst(self, n: int) -> None:
+        for _ in range(n):
+            await self.publish({"burst": True})
+
+    async def inject_poison(self, n: int = 1) -> None:
+        for _ in range(n):
+            await self.publish({"poison": True})
+
+    def available_drills(self) -> list[str]:
+        return ["kill", "hang", "slow", "poison", "burst"]
+
+    async def trigger_drill(self, action: str, target: str = "busiest", **params: Any) -> None:
+        cid = target
+        if target == "busiest":
+            cid = max(self.engine.consumer_ids(), key=lambda c: self.engine.consumers[c].held)
+        record = DrillRecord(action, cid, self.clock.now())
+        self.drill_results.append(record)
+        if action == "kill":
+            await self.engine.kill_consumer(cid)
+            record.detected_after_s = 0.0
+            record.recovered_after_s = 0.0
+        record.verdict = "pass"
+
+
+def make_app(*, consumers: int = 3, rate: float = 0.0, latency: float = 0.2,
+             seed: int = 7, size_live: bool = False, **app_kw: Any) -> DashboardApp:
+    """A dashboard over a seeded engine on a fake clock, its own timers off."""
+    clock = FakeClock()
+    cfg = EngineConfig(consumers=consumers, max_consumers=8, heartbeat_interval=0.5,
+                       heartbeat_timeout=1.5, visibility_timeout=10.0, max_attempts=3,
+                       backoff_base=0.05, backoff_max=0.2, shutdown_grace=1.0, seed=seed)
+    holder: dict[str, FakeWorkload] = {}
+
+    async def handler(d: Delivery) -> None:
+        await holder["w"].handle(d)
+
+    engine = Engine(cfg, handler=handler, clock=clock)
+    workload = holder["w"] = FakeWorkload(engine, clock, rate=rate, latency=latency)
+    app_kw.setdefault("live", size_live)
+    app_kw.setdefault("title", "test")
+    return DashboardApp(engine, workload, clock=clock, **app_kw)
+
+
+async def advance(app: DashboardApp, pilot: Any, seconds: float, step: float = 0.05) -> None:
+    """Move the fake clock on, then refresh the panes and let the screen catch up."""
+    await app.clock.advance(seconds) if step >= seconds else await _steps(app, seconds, step)
+    app.refresh_now()
+    await pilot.pause()
+
+
+async def _steps(app: DashboardApp, seconds: float, step: float) -> None:
+    t = 0.0
+    while t < seconds - 1e-9:
+        await app.clock.advance(min(step, seconds - t))
+        t += step
+
+
+async def quit_app(app: DashboardApp, pilot: Any) -> None:
+    """Press q and drive the fake clock until the engine has stopped and the app exited."""
+    await pilot.press("q")
+    for _ in range(400):
+        if app.engine_worker is not None and app.engine_worker.is_finished:
+            break
+        await app.clock.advance(0.05)
+    await pilot.pause()
+
+
+def test_fake_workload_is_deterministic() -> None:
+    """The support workload publishes the same bodies for the same calls."""
+    a, b = make_app(), make_app()
+    assert a.workload.available_drills() == b.workload.available_drills()
+
+
+def screen_text(app: DashboardApp) -> str:
+    """The screen as plain text (what a person would read)."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor", record=True, legacy_windows=False,
+                      safe_box=False)
+    console.print(app.screen._compositor.render_update(
+        full=True, screen_stack=app._background_screens))
+    return console.export_text()
