@@ -65,16 +65,10 @@ async def floor_rate(n: int, consumers: int) -> float:
 async def engine_rate(n: int, consumers: int, prefetch: int, broker_url: str = "memory") -> float:
     """Messages/s published, handled and acked through the engine."""
     cfg = EngineConfig(consumers=consumers, prefetch=prefetch, max_consumers=max(64, consumers))
-    broker = None
-    if broker_url != "memory":
-        from ccdash.brokers import open_broker  # type: ignore[attr-defined]
-
-        broker = open_broker(broker_url, cfg)
-
     async def handler(d: Delivery) -> None:
         await noop(d)
 
-    async with Engine(cfg, handler=handler, broker=broker) as engine:
+    async with Engine(cfg, handler=handler, broker=broker_url) as engine:
         t0 = time.perf_counter()
         for _ in range(n):
             await engine.publish(b"x")

@@ -254,5 +254,8 @@ class Broker(abc.ABC):
     async def purge(self, ids: Sequence[str] | None = None) -> int:
         """Delete dead messages for good (all, or these ids); returns how many."""
 
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect or open files; the engine calls it on start. Errors name the problem."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release the broker's resources."""

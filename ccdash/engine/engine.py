@@ -23,6 +23,7 @@ from ccdash.brokers.base import (
     QueueConfig,
     QueueFull,
 )
+from ccdash.brokers import open_broker
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.clock import Clock, MonotonicClock
 from ccdash.engine.alerts import CRITICAL, WARNING, AlertBook
@@ -56,7 +57,7 @@ class Engine:
         *,
         handler: Handler | None = None,
         batch_handler: BatchHandler | None = None,
-        broker: Broker | None = None,
+        broker: Broker | str | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.config = cfg = config or EngineConfig()
@@ -64,18 +65,11 @@ class Engine:
             raise ValueError("consumers > 0 needs a handler (or consumers=0 to only publish)")
         self.clock: Clock = clock or MonotonicClock()
         self.rng = random.Random(cfg.seed)
-        self.broker: Broker = broker or MemoryBroker(
-            QueueConfig(
-                visibility_timeout=cfg.visibility_timeout,
-                max_attempts=cfg.max_attempts,
-                backoff_base=cfg.backoff_base,
-                backoff_max=cfg.backoff_max,
-                capacity=cfg.capacity,
-                dedup_window=cfg.dedup_window,
-                rng=random.Random(self.rng.random()),
-            ),
-            clock=self.clock,
-        )
+        self._owns_broker = not isinstance(broker, Broker)
+        if isinstance(broker, Broker):
+            self.broker: Broker = broker
+        else:
+            self.broker = open_broker(broker or "memory", self.queue_config(), clock=self.clock)
         # Fast paths where the broker offers them (the memory broker never suspends).
         self.receive_nowait = getattr(self.broker, "receive_nowait", None)
         self.ack_nowait: Callable[[Any], None] | None = getattr(self.broker, "ack_nowait", None)
@@ -111,6 +105,19 @@ class Engine:
         self._stopped = False
         self.leftover = 0  # messages still queued when the engine stopped
 
+    def queue_config(self) -> QueueConfig:
+        """The broker settings this engine's config implies."""
+        cfg = self.config
+        return QueueConfig(
+            visibility_timeout=cfg.visibility_timeout,
+            max_attempts=cfg.max_attempts,
+            backoff_base=cfg.backoff_base,
+            backoff_max=cfg.backoff_max,
+            capacity=cfg.capacity,
+            dedup_window=cfg.dedup_window,
+            rng=random.Random(self.rng.random()),
+        )
+
     # -- lifecycle ----------------------------------------------------------
 
     async def __aenter__(self) -> Engine:
@@ -129,6 +136,7 @@ class Engine:
             self.bucket = TokenBucket(
                 cfg.rate_limit, float(cfg.rate_burst or max(1, cfg.rate_limit)), self.clock.now()
             )
+        await self.broker.open()
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         self.running = True
@@ -176,6 +184,8 @@ class Engine:
                   f"engine stopped; {self.leftover} messages still queued{note}",
                   leftover=self.leftover)
         self._wake_joiners(error=EngineStopped("engine stopped"))
+        if self._owns_broker and not isinstance(self.broker, MemoryBroker):
+            await self.broker.close()
 
     # -- publishing and waiting ---------------------------------------------
 
