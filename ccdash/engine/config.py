@@ -40,7 +40,16 @@ class EngineConfig:
     breaker_threshold: int | None = None  # consecutive failures per type that open it
     breaker_cooldown: float = 5.0
     type_key: str = "type"  # a dict body's field naming its message type
+    startup_delay: float = 0.0  # a new consumer's cold start before it takes work
     autoscale: bool = False
+    scale_interval: float = 1.0  # seconds between autoscaler decisions
+    target_backlog_per_consumer: float = 10.0
+    target_utilisation: float = 0.7  # busy fraction the autoscaler sizes for
+    max_scale_step: int = 4  # consumers added or removed per decision at most
+    scale_down_window: float = 30.0  # scale down only to the highest recommendation in it
+    scale_cooldown: float = 3.0  # seconds after a change before the next one
+    predictive: bool = True  # also size for the forecast arrival rate
+    forecast_horizon: float = 10.0  # seconds ahead the forecast looks
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -62,7 +71,7 @@ class EngineConfig:
         for name in ("consumers", "min_consumers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
-        for name in ("shutdown_grace", "backoff_base", "backoff_max", "batch_linger",
+        for name in ("startup_delay", "shutdown_grace", "backoff_base", "backoff_max", "batch_linger",
                      "dedup_window", "breaker_cooldown", "restart_window"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
@@ -91,6 +100,16 @@ class EngineConfig:
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise ConfigError(f"{name} must be greater than 0 (or unset)")
+        for name in ("scale_interval", "target_backlog_per_consumer", "forecast_horizon"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be greater than 0")
+        if not 0 < self.target_utilisation <= 1:
+            raise ConfigError("target_utilisation must be within (0, 1]")
+        if self.max_scale_step < 1:
+            raise ConfigError("max_scale_step must be at least 1")
+        for name in ("scale_down_window", "scale_cooldown"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative")
         if self.capacity is not None and self.capacity < 1:
             raise ConfigError("capacity must be at least 1 (or unset)")
         if self.breaker_threshold is not None and self.breaker_threshold < 1:

@@ -75,6 +75,7 @@ class Consumer:
         self.p99: float | None = None
         self.last_beat = engine.clock.now()
         self.hung = False
+        self.warm = engine.config.startup_delay <= 0  # cold consumers take no work yet
         self.draining = False
         self.slow_factor = 1.0
         self.ended_at: float | None = None
@@ -88,7 +89,7 @@ class Consumer:
     @property
     def accepting(self) -> bool:
         """May be given work (a hung consumer still looks fine until detected)."""
-        return self.state in LIVE_STATES and not self.draining
+        return self.state in LIVE_STATES and not self.draining and self.warm
 
     @property
     def room(self) -> int:
@@ -126,6 +127,9 @@ class Consumer:
         eng = self.engine
         loop = asyncio.get_running_loop()
         batch = eng.batch_handler is not None and eng.config.batch_size > 1
+        if not self.warm:  # a cold start (connections, caches) before taking work
+            await eng.clock.sleep(eng.config.startup_delay)
+            await eng.consumer_warmed(self)
         while True:
             if self.hung:
                 await loop.create_future()  # stalls until the health check fails us

@@ -27,6 +27,7 @@ from ccdash.brokers import open_broker
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.clock import Clock, MonotonicClock
 from ccdash.engine.alerts import CRITICAL, WARNING, AlertBook
+from ccdash.engine.autoscaler import Autoscaler
 from ccdash.engine.balancers import Balancer, make_balancer
 from ccdash.engine.config import EngineConfig
 from ccdash.engine.consumer import BatchHandler, Consumer, Handler
@@ -95,7 +96,7 @@ class Engine:
         self.bucket: TokenBucket | None = None
         self.guards_active = cfg.rate_limit is not None or cfg.breaker_threshold is not None
         self.health = HealthMonitor(self)
-        self.autoscaler: Any = None  # set when autoscaling is built (see issue on scaling)
+        self.autoscaler = Autoscaler(self)
         self._tg: asyncio.TaskGroup | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._joiners: list[asyncio.Future[None]] = []
@@ -330,6 +331,15 @@ class Engine:
         self._room_changed()
         self.emit("consumer-started", f"{c.id} started", consumer=c.id, version=c.version)
         return c
+
+    async def consumer_warmed(self, c: Consumer) -> None:
+        """A cold consumer finished starting: it takes work from now on."""
+        c.warm = True
+        c.last_beat = self.clock.now()
+        self.room_total += c.room
+        self._room_changed()
+        self.emit("consumer-ready", f"{c.id} warmed up", consumer=c.id)
+        await self.dispatch(c)
 
     async def _run_consumer(self, c: Consumer) -> None:
         try:
