@@ -466,6 +466,61 @@ class Engine:
                       from_size=before, to_size=n, reason=reason)
         return n
 
+    async def rolling_update(
+        self, handler: Handler, *, max_unavailable: int = 1, version: str | None = None
+    ) -> str:
+        """Replace every consumer with one running `handler`, `max_unavailable` at a time:
+        start the new one, then drain the old (it finishes or hands back what it holds).
+        Returns the new version label."""
+        if max_unavailable < 1:
+            raise ValueError("max_unavailable must be at least 1")
+        if version is None:
+            digits = self.version.lstrip("v")
+            version = f"v{int(digits) + 1}" if digits.isdigit() else f"{self.version}+1"
+        self.handler = handler
+        self.version = version
+        old = [c for c in self.consumers.values() if c.version != version and not c.draining]
+        self.emit("rolling-update-started", f"rolling update to {version}: {len(old)} consumers",
+                  version=version, consumers=len(old))
+        for i in range(0, len(old), max_unavailable):
+            group = [c for c in old[i:i + max_unavailable] if c.id in self.consumers]
+            for _ in group:
+                self._start_consumer()
+            for c in group:
+                await self._begin_drain(c)
+            await self._await_retired(group, self.config.shutdown_grace)
+        self.emit("rolling-update-finished", f"rolling update to {version} finished",
+                  version=version)
+        return version
+
+    async def _await_retired(self, group: list[Consumer], grace: float) -> None:
+        """Wait (up to `grace`) for draining consumers to stop; then cut them off."""
+        tasks = [c.task for c in group if c.task is not None and not c.task.done()]
+        if tasks:
+            done = asyncio.get_running_loop().create_future()
+            pending = set(tasks)
+
+            def finished(t: asyncio.Task[None]) -> None:
+                pending.discard(t)
+                if not pending and not done.done():
+                    done.set_result(None)
+
+            for t in tasks:
+                t.add_done_callback(finished)
+            timer = self.clock.call_at(self.clock.now() + grace,
+                                       lambda: done.done() or done.set_result(None))
+            try:
+                await done
+            finally:
+                timer.cancel()
+        for c in group:
+            if c.id in self.consumers:  # over the grace: stop it, hand its work back
+                if c.task is not None:
+                    c.task.cancel()
+                await self.broker.release_holder(c.id, REASON_RELEASED, "drain timed out")
+                self._retire(c, STOPPED, "drain timed out")
+                await self.dispatch(None)
+
     def set_balancer(self, name: str) -> None:
         """Switch the balancing strategy; takes effect from the next pick."""
         self.balancer = make_balancer(name, self.rng)
