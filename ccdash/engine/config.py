@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, fields
 
 from ccdash.engine.balancers import BALANCERS
+from ccdash.engine.rules import AlertRule, default_rules
 
 
 class ConfigError(ValueError):
@@ -50,6 +51,8 @@ class EngineConfig:
     scale_cooldown: float = 3.0  # seconds after a change before the next one
     predictive: bool = True  # also size for the forecast arrival rate
     forecast_horizon: float = 10.0  # seconds ahead the forecast looks
+    alert_rules: tuple[AlertRule, ...] | None = None  # None: the built-in defaults
+    latency_slo: float | None = None  # p99 handler latency target, seconds
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -110,10 +113,22 @@ class EngineConfig:
         for name in ("scale_down_window", "scale_cooldown"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
+        if self.alert_rules is not None:
+            for rule in self.alert_rules:
+                if not isinstance(rule, AlertRule):
+                    raise ConfigError(f"alert_rules must hold AlertRule objects, got {rule!r}")
+        if self.latency_slo is not None and not self.latency_slo > 0:
+            raise ConfigError("latency_slo must be greater than 0 (or unset)")
         if self.capacity is not None and self.capacity < 1:
             raise ConfigError("capacity must be at least 1 (or unset)")
         if self.breaker_threshold is not None and self.breaker_threshold < 1:
             raise ConfigError("breaker_threshold must be at least 1 (or unset)")
+
+    def rules(self) -> tuple[AlertRule, ...]:
+        """The alert rules in force: the configured ones, or the built-in defaults."""
+        if self.alert_rules is not None:
+            return self.alert_rules
+        return default_rules(self.latency_slo)
 
     @property
     def holding_limit(self) -> int:

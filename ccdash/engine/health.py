@@ -9,13 +9,12 @@ blocked event loop delays everyone alike and never causes a false failover.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from typing import TYPE_CHECKING
 
 from ccdash.brokers.base import ReceiptRejected
-from ccdash.engine.alerts import CRITICAL, WARNING
 from ccdash.engine.metrics import RateMeter, empty_counts, quantile_of
+from ccdash.engine.rules import RuleEvaluator
 
 if TYPE_CHECKING:
     from ccdash.engine.consumer import Consumer
@@ -40,6 +39,7 @@ class HealthMonitor:
         self._last_rotate = engine.clock.now()
         self._running = True
         self.ticks = 0
+        self.rules = RuleEvaluator(engine, engine.config.rules())
 
     def stop(self) -> None:
         """End the loop after the current tick."""
@@ -88,7 +88,7 @@ class HealthMonitor:
                 await eng.fail_consumer(c, f"no heartbeat for {now - c.last_beat:.1f}s")
         eng.replace_failed()
         self._metrics(now)
-        self._alerts(now)
+        self.rules.evaluate(now)
         eng.check_joiners()
         if eng.autoscale and eng.autoscaler is not None:
             await eng.autoscaler.tick(now)
@@ -128,17 +128,8 @@ class HealthMonitor:
         while len(self._dead_samples) > 2 and now - self._dead_samples[1][0] >= DLQ_WINDOW:
             self._dead_samples.popleft()
 
-    def _alerts(self, now: float) -> None:
-        eng = self.engine
-        live = sum(1 for c in eng.consumers.values() if c.accepting and not c.hung)
-        if eng.desired > 0 and live == 0 and not eng.stopping:
-            eng.alerts.fire("no-healthy-consumer", CRITICAL, "no healthy consumer is running")
-        elif eng.alerts.is_active("no-healthy-consumer"):
-            eng.alerts.resolve("no-healthy-consumer")
-        grew = self._dead_samples[-1][1] - self._dead_samples[0][1] if self._dead_samples else 0
-        if grew > 0:
-            span = now - self._dead_samples[0][0]
-            eng.alerts.fire("dlq-growing", WARNING,
-                            f"DLQ grew by {grew} in the last {math.ceil(span)}s")
-        elif eng.alerts.is_active("dlq-growing"):
-            eng.alerts.resolve("dlq-growing")
+    def dlq_growth(self) -> int:
+        """Dead letters added over the last DLQ_WINDOW seconds."""
+        if not self._dead_samples:
+            return 0
+        return self._dead_samples[-1][1] - self._dead_samples[0][1]
