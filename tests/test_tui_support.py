@@ -8,6 +8,8 @@ deterministic load, so Pilot and snapshot tests need no real time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,12 +42,15 @@ class FakeWorkload:
         self.n = 0
         self.drill_results: list[DrillRecord] = []
         self.completed: dict[str, int] = {}
+        self.fail_all = False  # every handler call fails (a downstream outage)
         self._stopped: asyncio.Future[None] | None = None
 
     async def handle(self, d: Delivery) -> None:
         """The handler: poison always fails, everything else takes `latency`."""
         if isinstance(d.body, dict) and d.body.get("poison"):
             raise ValueError(f"poison message {d.body.get('n')}")
+        if self.fail_all:
+            raise ConnectionError("downstream unavailable")
         await self.clock.sleep(self.latency)
         self.completed[d.message_id] = self.completed.get(d.message_id, 0) + 1
 
@@ -111,8 +116,18 @@ def make_app(*, consumers: int = 3, rate: float = 0.0, latency: float = 0.2,
     return DashboardApp(engine, workload, clock=clock, **app_kw)
 
 
+@contextlib.asynccontextmanager
+async def running(app: DashboardApp, size: tuple[int, int] = (160, 48)) -> AsyncIterator[Any]:
+    """`app.run_test`, returning once the engine runs and the panes show it."""
+    async with app.run_test(size=size) as pilot:
+        await app.engine_ready.wait()
+        await pilot.pause()
+        yield pilot
+
+
 async def advance(app: DashboardApp, pilot: Any, seconds: float, step: float = 0.05) -> None:
     """Move the fake clock on, then refresh the panes and let the screen catch up."""
+    await app.engine_ready.wait()
     await app.clock.advance(seconds) if step >= seconds else await _steps(app, seconds, step)
     app.refresh_now()
     await pilot.pause()
@@ -154,3 +169,18 @@ def screen_text(app: DashboardApp) -> str:
     console.print(app.screen._compositor.render_update(
         full=True, screen_stack=app._background_screens))
     return console.export_text()
+
+
+def log_text(app: DashboardApp) -> str:
+    """Everything the log pane holds, as text."""
+    from ccdash.tui.log_pane import LogPane
+
+    return "\n".join(strip.text for strip in app.query_one(LogPane).lines)
+
+
+def rows(table: Any) -> dict[str, list[str]]:
+    """A table's rows by key, each cell as plain text."""
+    out = {}
+    for row_key in table.rows:
+        out[row_key.value] = [getattr(c, "plain", str(c)) for c in table.get_row(row_key)]
+    return out

@@ -74,6 +74,7 @@ class DashboardApp(Operations, App[int]):
         self.engine_error: BaseException | None = None
         self.engine_worker: Worker[Any] | None = None
         self._stop = asyncio.Event()
+        self.engine_ready = asyncio.Event()  # set once the engine runs (tests wait on it)
         self._events: deque[Event] = deque(maxlen=2000)
         self._dropped = 0
         self._current_pane = 0
@@ -153,6 +154,8 @@ class DashboardApp(Operations, App[int]):
     async def _run_engine(self) -> int:
         """Run the engine and the workload's load until quit; leftover count on success."""
         async with self.engine:
+            self.refresh_now()  # the consumers exist now: show them without waiting a tick
+            self.engine_ready.set()
             load: asyncio.Task[Any] | None = None
             if self.start_load and self.workload is not None:
                 load = asyncio.create_task(
@@ -170,6 +173,11 @@ class DashboardApp(Operations, App[int]):
                     await asyncio.wait({load}, timeout=5.0)
                     if load.done():
                         load.result()
+            except asyncio.CancelledError:
+                # The app is going away without `q` (a crash, a test harness): no grace
+                # period, so the engine stops now; leases still go back to the queue.
+                self.engine.config.shutdown_grace = 0.0
+                raise
             finally:
                 for task in (stop, load):
                     if task is not None and not task.done():
@@ -209,7 +217,7 @@ class DashboardApp(Operations, App[int]):
         if state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             self.refresh_now()
             if self.quitting:
-                self.exit(1 if self.engine_error is not None else 0)
+                self._exit_with_code()
 
     # -- refresh ------------------------------------------------------------------
 
@@ -305,7 +313,11 @@ class DashboardApp(Operations, App[int]):
         self.say("stopping: handlers finish, leases go back to the queue")
         self._stop.set()
         if self.engine_worker is None or self.engine_worker.is_finished:
-            self.exit(1 if self.engine_error is not None else 0)
+            self._exit_with_code()
+
+    def _exit_with_code(self) -> None:
+        code = 1 if self.engine_error is not None else 0
+        self.exit(code, return_code=code)
 
     def get_system_commands(self, screen: Screen[Any]) -> Any:
         """Every dashboard key in the command palette, titled "area: action"."""

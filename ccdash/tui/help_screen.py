@@ -16,16 +16,18 @@ from ccdash.tui.keys import KEYS, PANE_KEYS, key_label
 
 
 def key_table(palette: Palette) -> Table:
-    """The key table as a Rich table."""
-    table = Table(box=None, expand=True, show_header=True, show_edge=False, pad_edge=False,
-                  header_style=Style(color=palette.muted))
-    table.add_column("key", no_wrap=True, style=Style(color=palette.accent, bold=True))
-    table.add_column("command", no_wrap=True)
+    """The key table as a Rich table: key, then command and what it does."""
+    table = Table(box=None, expand=True, show_header=False, show_edge=False, pad_edge=False)
+    table.add_column("key", no_wrap=True, min_width=5, style=Style(color=palette.accent,
+                                                                   bold=True))
     table.add_column("what it does", ratio=1)
     for k in KEYS:
-        table.add_row(key_label(k), k.title, k.help)
+        line = Text(k.title, style=Style(bold=True))
+        line.append("  " + k.help, style=Style(color=palette.muted))
+        table.add_row(key_label(k), line)
+    table.add_row("", "")
     for key, what in PANE_KEYS:
-        table.add_row(key, "", what)
+        table.add_row(key, Text(what, style=Style(color=palette.muted)))
     return table
 
 

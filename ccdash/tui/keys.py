@@ -70,11 +70,11 @@ KEYS: tuple[Key, ...] = (
 
 # Keys that only mean something inside a pane (shown in help, not bound at app level).
 PANE_KEYS: tuple[tuple[str, str], ...] = (
-    ("Tab / Shift+Tab", "move between panes"),
-    ("↑ ↓ PgUp PgDn", "move the selection in a table"),
+    ("Tab", "move to the next pane (Shift+Tab: back)"),
+    ("↑ ↓", "move the selection in a table (PgUp / PgDn too)"),
     ("Enter", "DLQ: open the selected message with its delivery history"),
     ("Esc", "close a dialog or the message view"),
-    ("Ctrl+P", "command palette: every action above by name"),
+    ("^P", "command palette: every command above by name"),
 )
 
 
