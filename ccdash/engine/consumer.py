@@ -186,7 +186,7 @@ class Consumer:
             else:
                 await self._acked(d, t1 - t0)
         else:
-            await self._failed(d, error)
+            await self._failed(d, error, t1 - t0)
         if eng.free_slots(self, 1):
             await eng.dispatch(self)
 
@@ -218,9 +218,10 @@ class Consumer:
         if self.engine.breakers:
             self.engine.handler_succeeded(d)
 
-    async def _failed(self, d: Delivery, error: str) -> None:
+    async def _failed(self, d: Delivery, error: str, elapsed: float) -> None:
         eng = self.engine
         self.failed += 1
+        self.hist.record(elapsed)  # failed runs took time too
         try:
             dead = await eng.broker.nack(d.receipt, error)
         except ReceiptRejected:
@@ -269,7 +270,7 @@ class Consumer:
                 await self._acked(d, per_message)
             else:
                 text = err if isinstance(err, str) else describe_error(err)
-                await self._failed(d, text or "failed")
+                await self._failed(d, text or "failed", per_message)
         if eng.free_slots(self, len(batch)):
             await eng.dispatch(self)
 

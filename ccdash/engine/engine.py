@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +33,7 @@ from ccdash.engine.config import EngineConfig
 from ccdash.engine.consumer import BatchHandler, Consumer, Handler
 from ccdash.engine.guards import CircuitBreaker, TokenBucket
 from ccdash.engine.health import HealthMonitor
+from ccdash.engine.metrics import empty_counts
 from ccdash.engine.snapshot import (
     DRAINING,
     ENDED_STATES,
@@ -88,6 +89,9 @@ class Engine:
         self.failovers = 0
         self.to_replace = 0  # failed consumers awaiting a replacement
         self.scaling: deque[ScalingEvent] = deque(maxlen=100)
+        self.scaling_counts: Counter[tuple[str, str]] = Counter()  # (direction, reason)
+        self.retired_latency = empty_counts()  # all-time latency buckets of ended consumers
+        self.retired_latency_sum = 0.0
         self.events: deque[Event] = deque(maxlen=1000)
         self._event_seq = itertools.count(1)
         self._listeners: list[Callable[[Event], None]] = []
@@ -373,6 +377,8 @@ class Engine:
         c.state = state
         c.note = note
         c.ended_at = self.clock.now()
+        c.hist.all_time_into(self.retired_latency)
+        self.retired_latency_sum += c.hist.total
         self.ended.append(c)
 
     async def fail_consumer(self, c: Consumer, reason: str) -> int:
@@ -460,6 +466,8 @@ class Engine:
                 await self._begin_drain(c)
         self.to_replace = 0
         if n != before:
+            direction = "up" if n > before else "down"
+            self.scaling_counts[(direction, reason or source)] += 1
             self.scaling.append(ScalingEvent(self.clock.now(), source, before, n,
                                              reason or "operator request"))
             self.emit("pool-scaled", f"pool {before} -> {n} ({source})", source=source,

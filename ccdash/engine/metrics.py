@@ -37,11 +37,12 @@ def _bucket_value(index: int) -> float:
 class LatencyHistogram:
     """Latencies of a recent window: two generations, the older dropped on `rotate`."""
 
-    __slots__ = ("_cur", "_prev", "count", "total")
+    __slots__ = ("_cur", "_prev", "_past", "count", "total")
 
     def __init__(self) -> None:
         self._cur = [0] * _NBUCKETS
         self._prev = [0] * _NBUCKETS
+        self._past = [0] * _NBUCKETS  # generations older than the window (for all-time)
         self.count = 0  # all-time
         self.total = 0.0  # all-time, seconds
 
@@ -64,8 +65,18 @@ class LatencyHistogram:
 
     def rotate(self) -> None:
         """Start a new generation; the window is now the last one plus this."""
+        past = self._past
+        for i, v in enumerate(self._prev):
+            if v:
+                past[i] += v
         self._prev = self._cur
         self._cur = [0] * _NBUCKETS
+
+    def all_time_into(self, counts: list[int]) -> None:
+        """Add every observation ever recorded to `counts` (for exported histograms)."""
+        for i, (a, b, c) in enumerate(zip(self._cur, self._prev, self._past, strict=True)):
+            if a or b or c:
+                counts[i] += a + b + c
 
     def merge_into(self, counts: list[int]) -> None:
         """Add this histogram's window to `counts` (for pool-wide quantiles)."""
@@ -78,6 +89,11 @@ class LatencyHistogram:
         counts = [0] * _NBUCKETS
         self.merge_into(counts)
         return quantile_of(counts, q)
+
+
+def bucket_upper_edges() -> list[float]:
+    """The upper edge of every bucket, in seconds, in order."""
+    return [_bucket_value(i) for i in range(_NBUCKETS)]
 
 
 def empty_counts() -> list[int]:

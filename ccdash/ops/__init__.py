@@ -1,0 +1,1 @@
+"""Operations around a running engine: Prometheus metrics and JSON-lines logs."""

@@ -1,0 +1,99 @@
+"""Prometheus metrics over HTTP and the JSON-lines log file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from ccdash import Delivery, Engine, EngineConfig
+from ccdash.clock import FakeClock
+from ccdash.ops.logfile import JsonLogWriter
+from ccdash.ops.prometheus import MetricsServer
+
+
+async def http_get(port: int, path: str) -> tuple[str, str]:
+    """A minimal GET on 127.0.0.1; returns (status line, body)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    head, _, body = raw.decode().partition("\r\n\r\n")
+    return head.splitlines()[0], body
+
+
+async def test_metrics_endpoint_parses_and_matches_snapshot() -> None:
+    """/metrics on 127.0.0.1 parses with prometheus-client and its counters match."""
+    async def h(d: Delivery) -> None:
+        if d.body.get("bad"):
+            raise ValueError("nope")
+
+    cfg = EngineConfig(consumers=3, max_attempts=1)
+    async with Engine(cfg, handler=h) as engine:
+        server = MetricsServer(engine, port=0)
+        await server.start()
+        try:
+            for i in range(50):
+                await engine.publish({"i": i, "bad": i % 10 == 0})
+            await engine.join(timeout=10)
+            await engine.scale_to(4)
+            status, body = await http_get(server.port, "/metrics")
+            missing, _ = await http_get(server.port, "/nope")
+            snap = engine.snapshot()
+        finally:
+            await server.stop()
+    assert status.endswith("200 OK") and missing.endswith("404 Not Found")
+    assert server.host == "127.0.0.1"
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(body) for s in fam.samples}
+    assert samples[("ccdash_messages_published_total", ())] == snap.published == 50
+    assert samples[("ccdash_messages_acked_total", ())] == snap.acked == 45
+    assert samples[("ccdash_messages_dead_lettered_total", ())] == snap.dead_lettered == 5
+    assert samples[("ccdash_dead_letters", ())] == snap.queue.dead
+    assert samples[("ccdash_queue_depth", ())] == snap.queue.depth
+    assert samples[("ccdash_consumers", (("state", "idle"),))] + samples[
+        ("ccdash_consumers", (("state", "processing"),))] == 4
+    assert samples[("ccdash_handler_duration_seconds_count", ())] == 50
+    assert samples[("ccdash_scaling_decisions_total",
+                    (("direction", "up"), ("reason", "operator")))] == 1
+
+
+async def test_log_file_has_json_lines_for_a_failover(tmp_path: Path) -> None:
+    """A kill and a hang write valid JSON lines: failures, replacements, alerts; file is 0600."""
+    old = os.umask(0)
+    try:
+        path = tmp_path / "ops.log"
+        writer = JsonLogWriter(str(path))
+    finally:
+        os.umask(old)
+    clock = FakeClock()
+
+    async def h(d: Delivery) -> None:
+        await clock.sleep(0.1)
+
+    cfg = EngineConfig(consumers=3, heartbeat_interval=0.5, heartbeat_timeout=2.0, seed=1)
+    engine = Engine(cfg, handler=h, clock=clock)
+    engine.add_listener(writer)
+    async with engine:
+        for i in range(20):
+            await engine.publish({"i": i})
+        await engine.kill_consumer(engine.consumer_ids()[0])
+        await engine.hang_consumer(engine.consumer_ids()[0])
+        await clock.run_until(lambda: engine.failovers == 2)
+        await clock.run_until(lambda: engine.snapshot().acked == 20, limit=30)
+    writer.close()
+    lines = path.read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    kinds = [r["event"] for r in records]
+    for expected in ("engine-started", "consumer-failed", "consumer-hung", "consumer-replaced",
+                     "alert-firing", "alert-resolved", "engine-stopped"):
+        assert expected in kinds, expected
+    assert all({"time", "level", "event", "message"} <= r.keys() for r in records)
+    failed = [r for r in records if r["event"] == "consumer-failed"]
+    assert all(r["level"] == "error" and "consumer" in r for r in failed)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
