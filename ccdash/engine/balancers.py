@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 
 class Target(Protocol):
@@ -21,12 +21,15 @@ class Target(Protocol):
     ewma: float  # smoothed handler latency, seconds
 
 
+T = TypeVar("T", bound=Target)
+
+
 class Balancer(Protocol):
     """Chooses one of the candidates (never empty)."""
 
     name: str
 
-    def pick(self, candidates: Sequence[Target]) -> Target: ...
+    def pick(self, candidates: Sequence[T]) -> T: ...
 
 
 class RoundRobin:
@@ -37,7 +40,7 @@ class RoundRobin:
     def __init__(self) -> None:
         self._last = -1
 
-    def pick(self, candidates: Sequence[Target]) -> Target:
+    def pick(self, candidates: Sequence[T]) -> T:
         after = [c for c in candidates if c.ordinal > self._last]
         chosen = after[0] if after else candidates[0]
         self._last = chosen.ordinal
@@ -53,10 +56,10 @@ class Weighted:
     def __init__(self) -> None:
         self._current: dict[int, float] = {}
 
-    def pick(self, candidates: Sequence[Target]) -> Target:
+    def pick(self, candidates: Sequence[T]) -> T:
         current = self._current
         total = 0
-        best: Target | None = None
+        best: T | None = None
         best_score = float("-inf")
         for c in candidates:
             w = max(c.weight, 0)
@@ -81,7 +84,7 @@ class LeastInflight:
     def __init__(self) -> None:
         self._rr = RoundRobin()
 
-    def pick(self, candidates: Sequence[Target]) -> Target:
+    def pick(self, candidates: Sequence[T]) -> T:
         fewest = min(c.held for c in candidates)
         return self._rr.pick([c for c in candidates if c.held == fewest])
 
@@ -95,7 +98,7 @@ class P2cEwma:
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
 
-    def pick(self, candidates: Sequence[Target]) -> Target:
+    def pick(self, candidates: Sequence[T]) -> T:
         n = len(candidates)
         if n == 1:
             return candidates[0]

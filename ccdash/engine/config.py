@@ -74,8 +74,8 @@ class EngineConfig:
         for name in ("consumers", "min_consumers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
-        for name in ("startup_delay", "shutdown_grace", "backoff_base", "backoff_max", "batch_linger",
-                     "dedup_window", "breaker_cooldown", "restart_window"):
+        for name in ("startup_delay", "shutdown_grace", "backoff_base", "backoff_max",
+                     "batch_linger", "dedup_window", "breaker_cooldown", "restart_window"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
         if self.min_consumers > self.max_consumers:

@@ -15,6 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ccdash.brokers import open_broker
 from ccdash.brokers.base import (
     REASON_CONSUMER_FAILED,
     REASON_RELEASED,
@@ -23,7 +24,6 @@ from ccdash.brokers.base import (
     QueueConfig,
     QueueFull,
 )
-from ccdash.brokers import open_broker
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.clock import Clock, MonotonicClock
 from ccdash.engine.alerts import CRITICAL, WARNING, AlertBook
@@ -206,7 +206,7 @@ class Engine:
             await self.dispatch(None)
         return mid
 
-    async def join(self, timeout: float | None = None) -> None:
+    async def join(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - contract
         """Wait until every published message is acked or dead-lettered."""
         if self._settled():
             return
@@ -281,7 +281,7 @@ class Engine:
             picks = []
             pick = self.balancer.pick
             for _ in range(k):
-                c = pick(cands)  # type: ignore[assignment]
+                c = pick(cands)
                 picks.append(c)
                 c.held += 1
                 if c.held >= c.limit:
@@ -325,7 +325,9 @@ class Engine:
 
     # -- the pool -----------------------------------------------------------
 
-    def _start_consumer(self, handler: Handler | None = None, version: str | None = None) -> Consumer:
+    def _start_consumer(
+        self, handler: Handler | None = None, version: str | None = None
+    ) -> Consumer:
         n = next(self._ordinals)
         c = Consumer(self, f"c{n}", n, handler or self.handler, version or self.version)
         self.consumers[c.id] = c
@@ -515,8 +517,11 @@ class Engine:
 
             for t in tasks:
                 t.add_done_callback(finished)
-            timer = self.clock.call_at(self.clock.now() + grace,
-                                       lambda: done.done() or done.set_result(None))
+            def give_up() -> None:
+                if not done.done():
+                    done.set_result(None)
+
+            timer = self.clock.call_at(self.clock.now() + grace, give_up)
             try:
                 await done
             finally:

@@ -9,6 +9,7 @@ blocked event loop delays everyone alike and never causes a false failover.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -98,10 +99,9 @@ class HealthMonitor:
         vt = self.engine.config.visibility_timeout
         for d in c.held_deliveries():
             if d.deadline - now < vt / 2:
-                try:
+                # Already expired? Then the ack will be rejected and counted.
+                with contextlib.suppress(ReceiptRejected):
                     d.deadline = await self.engine.broker.extend(d.receipt, vt)
-                except ReceiptRejected:
-                    pass  # already expired: the ack will be rejected and counted
 
     def _metrics(self, now: float) -> None:
         eng = self.engine

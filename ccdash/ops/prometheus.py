@@ -41,15 +41,16 @@ class EngineCollector:
         """Every ccdash metric, read now."""
         eng = self.engine
         s = eng.broker.stats()
-        for name, value, doc in (
+        counters: tuple[tuple[str, int, str], ...] = (
             ("ccdash_messages_published", s.published, "Messages accepted for delivery."),
             ("ccdash_messages_acked", s.acked, "Messages handled and acknowledged."),
             ("ccdash_messages_dead_lettered", s.dead_lettered, "Dead-letter events."),
             ("ccdash_messages_redelivered", s.redelivered, "Deliveries beyond the first."),
             ("ccdash_failovers", eng.failovers, "Consumers failed and failed over."),
-        ):
-            yield CounterMetricFamily(name, doc, value=value)
-        for name, value, doc in (
+        )
+        for name, count, doc in counters:
+            yield CounterMetricFamily(name, doc, value=count)
+        gauges: tuple[tuple[str, float, str], ...] = (
             ("ccdash_queue_depth", s.depth, "Messages ready or waiting to retry."),
             ("ccdash_queue_ready", s.ready, "Messages ready for delivery now."),
             ("ccdash_queue_delayed", s.delayed, "Messages waiting out a retry backoff."),
@@ -58,7 +59,8 @@ class EngineCollector:
             ("ccdash_consumers_desired", eng.desired, "Pool size the engine aims for."),
             ("ccdash_event_loop_lag_seconds", eng.health.loop_lag,
              "How late the last health tick ran."),
-        ):
+        )
+        for name, value, doc in gauges:
             yield GaugeMetricFamily(name, doc, value=value)
         states = GaugeMetricFamily("ccdash_consumers", "Consumers by state.", labels=["state"])
         counts = dict.fromkeys((IDLE, PROCESSING, DRAINING, FAILED, STOPPED), 0)
@@ -111,7 +113,7 @@ class MetricsServer:
 
     def __init__(self, engine: Engine, port: int, host: str = "127.0.0.1") -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(EngineCollector(engine))  # type: ignore[arg-type]
+        self.registry.register(EngineCollector(engine))
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
