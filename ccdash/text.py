@@ -78,7 +78,16 @@ def sanitize(text: object, limit: int | None = None, *, keep: str = "") -> str:
     if limit is not None and len(s) > limit + 1:
         s = s[: limit + 1]  # bound the work on huge inputs (a 1 MB body)
     if not (s.isascii() and s.isprintable()) and any(_needs_escape(ch, keep) for ch in s):
-        s = "".join(_escape(ch) if _needs_escape(ch, keep) else ch for ch in s)
+        pieces = [_escape(ch) if _needs_escape(ch, keep) else ch for ch in s]
+        if limit is not None and sum(map(len, pieces)) > limit:
+            kept, n = [], 0
+            for piece in pieces:  # never cut an escape in half
+                if n + len(piece) > limit - 1:
+                    break
+                kept.append(piece)
+                n += len(piece)
+            return "".join(kept) + ELLIPSIS
+        s = "".join(pieces)
     if limit is not None and len(s) > limit:
         s = s[: max(0, limit - 1)] + ELLIPSIS
     return s

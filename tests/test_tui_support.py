@@ -47,8 +47,10 @@ class FakeWorkload:
 
     async def handle(self, d: Delivery) -> None:
         """The handler: poison always fails, everything else takes `latency`."""
+        if isinstance(d.body, bytes):
+            raise ValueError("binary payloads are not accepted")
         if isinstance(d.body, dict) and d.body.get("poison"):
-            raise ValueError(f"poison message {d.body.get('n')}")
+            raise ValueError(d.body.get("error") or f"poison message {d.body.get('n')}")
         if self.fail_all:
             raise ConnectionError("downstream unavailable")
         await self.clock.sleep(self.latency)
