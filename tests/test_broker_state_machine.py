@@ -189,7 +189,7 @@ class BrokerMachine(RuleBasedStateMachine):
             self.issued.add(d.receipt)
             m.state, m.receipt, m.holder = "leased", d.receipt, holder
             m.attempt += 1
-            m.deadline = self.now + VT
+            m.deadline = self.now + self.broker.config.visibility_timeout
             if m.attempt > 1:
                 self.totals["redelivered"] += 1
             assert (d.consumer_id, d.attempt, d.deadline, d.body, d.priority) == (
@@ -317,6 +317,11 @@ class BrokerMachine(RuleBasedStateMachine):
             else:
                 self.fail(m, reason, "died")
 
+    @rule(seconds=st.sampled_from([VT, VT / 2, 2 * VT]))
+    def set_visibility_timeout(self, seconds: float) -> None:
+        """Changing the timeout at run time puts new leases out of grant order."""
+        self.broker.config.visibility_timeout = seconds
+
     @rule(centis=st.integers(0, 200))
     def advance(self, centis: int) -> None:
         self.wait(centis / 100)  # decimal steps: times like 1755.55 sit on float bucket edges
@@ -359,7 +364,7 @@ class BrokerMachine(RuleBasedStateMachine):
         ready = [m.id for lvl in b._levels.values() for m in lvl.fresh]
         ready += [m.id for lvl in b._levels.values() for _, m in lvl.returned]
         delayed = [m.id for bucket in b._delayed._buckets.values() for m in bucket.values()]
-        leased = [m.id for m in b._leases.values()]
+        leased = [m.id for m in b._leases.values()] + [m.id for m in b._stray.values()]
         dead = list(b._dead)
         places = ready + delayed + leased + dead
         assert len(places) == len(set(places)), "a message is in two places"
@@ -375,7 +380,9 @@ class BrokerMachine(RuleBasedStateMachine):
         assert {m.id for bucket in b._delayed._buckets.values() for m in bucket.values()} == {
             m.mid for m in self.in_state("delayed")
         }
-        assert {m.id for m in b._leases.values()} == {m.mid for m in self.in_state("leased")}
+        assert {m.id for m in [*b._leases.values(), *b._stray.values()]} == {
+            m.mid for m in self.in_state("leased")
+        }
         assert set(b._dead) == {m.mid for m in self.in_state("dead")}
 
         counts = {s: len(self.in_state(s)) for s in STATES}
@@ -406,8 +413,14 @@ class BrokerMachine(RuleBasedStateMachine):
         for holder, _, _ in want.values():
             counts[holder] = counts.get(holder, 0) + 1
         assert self.broker.holder_counts() == counts
-        for receipt, msg in self.broker._leases.items():
-            assert self.broker._by_holder[msg.holder][receipt] is msg
+        b = self.broker
+        for receipt, msg in [*b._leases.items(), *b._stray.items()]:
+            assert msg.receipt == receipt
+            assert b._by_holder[msg.holder][receipt] is msg
+        # _leases doubles as the expiry queue: its deadlines never decrease in order.
+        deadlines = [msg.deadline for msg in b._leases.values()]
+        assert deadlines == sorted(deadlines)
+        assert len(b._stray_expiry) == len(b._stray)
 
     @invariant()
     def dead_letters_match_the_model(self) -> None:

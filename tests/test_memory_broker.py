@@ -107,9 +107,7 @@ async def test_ack_twice_is_rejected(memory_broker: Make) -> None:
     assert broker.stats().acked == 1
 
 
-async def test_ack_of_stale_receipt_is_rejected(
-    memory_broker: Make, fake_clock: FakeClock
-) -> None:
+async def test_ack_of_stale_receipt_is_rejected(memory_broker: Make, fake_clock: FakeClock) -> None:
     """After a lease expired and the message went to someone else, the old receipt fails."""
     broker = memory_broker(visibility_timeout=5)
     await broker.publish(b"x")
@@ -282,6 +280,41 @@ async def test_extended_lease_expires_in_deadline_order(
     assert broker.holder_counts() == {"b": 1}
     with pytest.raises(ReceiptRejected):
         await broker.nack(a.receipt)
+
+
+async def test_lowered_visibility_timeout_applies_to_new_leases(
+    memory_broker: Make, fake_clock: FakeClock
+) -> None:
+    """After the timeout is lowered, new leases expire on their own sooner deadline."""
+    broker = memory_broker(visibility_timeout=30)
+    await broker.publish(b"old")
+    await broker.publish(b"new")
+    await lease(broker, "a")
+    broker.config.visibility_timeout = 5
+    b = await lease(broker, "b")
+    assert b.deadline == fake_clock.now() + 5
+    await fake_clock.advance(5)
+    assert broker.holder_counts() == {"a": 1}
+    assert broker.stats().ready == 1
+
+
+async def test_long_extend_does_not_delay_newer_leases(
+    memory_broker: Make, fake_clock: FakeClock
+) -> None:
+    """A lease extended far past the timeout leaves newer leases expiring on time."""
+    broker = memory_broker(visibility_timeout=10)
+    await broker.publish(b"long")
+    await broker.publish(b"short")
+    a = await lease(broker, "a")
+    await broker.extend(a.receipt, 100)
+    await lease(broker, "b")
+    await fake_clock.advance(10)
+    assert broker.holder_counts() == {"a": 1}
+    await fake_clock.advance(89.99)
+    assert broker.holder_counts() == {"a": 1}
+    await fake_clock.advance(0.01)
+    assert broker.holder_counts() == {}
+    assert [x.deadline for x in broker.leases()] == []
 
 
 # -- dead letters -----------------------------------------------------------------

@@ -12,8 +12,8 @@ delay, a short `extend`) is sorted once, when it is next looked into.
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Hashable
+from math import floor
 from typing import Generic, Protocol, TypeVar
 
 
@@ -61,7 +61,7 @@ class DeadlineBuckets(Generic[T]):
     def add(self, key: Hashable, item: T) -> None:
         """Track `item` under `key` until its `deadline` (set it before adding)."""
         deadline = item.deadline
-        slot = math.floor(deadline / self._res)
+        slot = floor(deadline / self._res)
         bucket = self._buckets.get(slot)
         if bucket is None:
             bucket = self._buckets[slot] = _Bucket(deadline)
@@ -75,7 +75,7 @@ class DeadlineBuckets(Generic[T]):
 
     def remove(self, key: Hashable, deadline: float) -> T | None:
         """Stop tracking `key` (added with `deadline`); return its item if it was there."""
-        bucket = self._buckets.get(math.floor(deadline / self._res))
+        bucket = self._buckets.get(floor(deadline / self._res))
         if bucket is None:
             return None
         item: T | None = bucket.pop(key, None)
@@ -92,7 +92,7 @@ class DeadlineBuckets(Generic[T]):
         buckets = self._buckets
         # Compare slots, not slot * resolution: an item is in slot floor(d / res), and
         # d <= now implies floor(d / res) <= floor(now / res) exactly, in floats too.
-        now_slot = math.floor(now / self._res)
+        now_slot = floor(now / self._res)
         while slots and slots[0] <= now_slot:
             slot = slots[0]
             bucket = buckets[slot]

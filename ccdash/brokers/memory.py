@@ -3,9 +3,16 @@
 Where a message is, at any time (the invariant the tests check):
   ready    in its priority level (`_levels`), waiting for a receive;
   delayed  in `_delayed`, waiting out a retry backoff;
-  leased   in `_leases` (by receipt) and `_expiry`, held by one holder;
+  leased   in `_leases` or `_stray` (by receipt), and its holder's `_by_holder` entry;
   dead     in `_dead`;
   acked    gone (counted in `acked`).
+
+Leases are granted with deadline = now + visibility timeout, so in grant order
+their deadlines only grow: `_leases` (a dict, insertion-ordered) is itself the
+expiry queue, and the expired ones are its first k entries. Only a lease whose
+deadline breaks that order (an `extend` to a sooner deadline than a newer
+lease's, a lowered visibility timeout) goes to `_stray`, with its own
+deadline-ordered index. So the per-message path pays for no expiry index at all.
 """
 
 from __future__ import annotations
@@ -95,14 +102,19 @@ class _Level:
         self.fresh: deque[_Msg] = deque()
         self.returned: list[tuple[int, _Msg]] = []
 
-    def __len__(self) -> int:
-        return len(self.fresh) + len(self.returned)
-
     def pop(self) -> _Msg:
+        """The oldest message by sequence, fresh or returned (the level is not empty)."""
         returned = self.returned
         if returned and (not self.fresh or returned[0][0] < self.fresh[0].seq):
             return heapq.heappop(returned)[1]
         return self.fresh.popleft()
+
+
+_INF = float("inf")
+
+
+def _by_deadline(msg: _Msg) -> float:
+    return msg.deadline
 
 
 class MemoryBroker(Broker):
@@ -117,8 +129,10 @@ class MemoryBroker(Broker):
         self._order: list[int] = []  # priorities with a non-empty level, highest first
         self._ready = 0
         self._delayed: DeadlineBuckets[_Msg] = DeadlineBuckets()
-        self._leases: dict[Receipt, _Msg] = {}
-        self._expiry: DeadlineBuckets[_Msg] = DeadlineBuckets()
+        self._leases: dict[Receipt, _Msg] = {}  # deadlines non-decreasing in dict order
+        self._last_deadline = -_INF  # the latest deadline ever put in _leases
+        self._stray: dict[Receipt, _Msg] = {}  # leases out of that order...
+        self._stray_expiry: DeadlineBuckets[_Msg] = DeadlineBuckets()  # ...by deadline
         self._by_holder: dict[str, dict[Receipt, _Msg]] = {}
         self._dead: dict[str, tuple[_Msg, DeadLetter]] = {}
         self._dedup: dict[str, _Dedup] = {}
@@ -127,6 +141,9 @@ class MemoryBroker(Broker):
         self._receipts = itertools.count(1)
         self._readers: deque[asyncio.Future[None]] = deque()  # parked in wait_ready
         self._writers: deque[asyncio.Future[None]] = deque()  # parked in publish (full)
+        # No retry or lease deadline falls before `_due` (a lower bound, made exact on
+        # each reap): the hot paths skip reaping with one comparison.
+        self._due = _INF
         self._timer: TimerHandle | None = None
         self._timer_at = float("inf")
         self._closed = False
@@ -140,11 +157,11 @@ class MemoryBroker(Broker):
     def _room(self) -> bool:
         """Whether a bounded queue can take one more message (dead ones do not count)."""
         cap = self.config.capacity
-        if cap is None or self._ready + len(self._delayed) + len(self._leases) < cap:
+        if cap is None or self.outstanding() < cap:
             return True
         # Full, unless a lease on its last attempt has expired into the DLQ unreaped.
         self._reap(self.clock.now())
-        return self._ready + len(self._delayed) + len(self._leases) < cap
+        return self.outstanding() < cap
 
     async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         """Accept a message, waiting while a bounded queue is full."""
@@ -241,30 +258,47 @@ class MemoryBroker(Broker):
         return self.receive_nowait(holders)
 
     def receive_nowait(self, holders: Sequence[str]) -> list[Delivery]:
-        """`receive` without the coroutine: the per-message hot path."""
+        """`receive` without the coroutine: the per-message hot path.
+
+        Written for the interpreter: one pass, few attribute loads (binding locals
+        costs more than it saves at batch size 1), no per-lease expiry index.
+        """
         now = self.clock.now()
-        self._reap(now)
-        out: list[Delivery] = []
-        if not self._ready:
-            return out
+        if now >= self._due:
+            self._reap(now)
+        ready = self._ready
+        n = len(holders)
+        if n > ready:
+            if not ready:
+                return []
+            holders, n = holders[:ready], ready
+        self._ready = ready - n
         deadline = now + self.config.visibility_timeout
-        leases = self._leases
-        expiry = self._expiry
+        if deadline < self._due:
+            self._due = deadline
+        if deadline >= self._last_deadline:
+            self._last_deadline = deadline
+            leases = self._leases
+        else:  # the visibility timeout was lowered: these would break _leases' order
+            leases = self._stray
         by_holder = self._by_holder
-        receipts = self._receipts
+        out: list[Delivery] = []
         for holder in holders:
-            msg = self._pop_ready()
-            if msg is None:
-                break
-            receipt = next(receipts)
-            msg.attempt += 1
-            if msg.attempt > 1:
+            level = self._levels[self._order[0]]
+            if level.returned:
+                msg = self._pop_ready()
+            else:  # only fresh messages at the top priority: the common case, inline
+                msg = level.fresh.popleft()
+                if not level.fresh:
+                    del self._levels[self._order.pop(0)]
+            receipt = next(self._receipts)
+            attempt = msg.attempt = msg.attempt + 1
+            if attempt > 1:
                 self.redelivered += 1
             msg.deadline = deadline
             msg.holder = holder
             msg.receipt = receipt
             leases[receipt] = msg
-            expiry.add(receipt, msg)
             held = by_holder.get(holder)
             if held is None:
                 held = by_holder[holder] = {}
@@ -272,8 +306,8 @@ class MemoryBroker(Broker):
             out.append(
                 Delivery(
                     msg.id,
-                    decode_body(msg.data, msg.is_json) if msg.is_json else msg.data,
-                    msg.attempt,
+                    decode_body(msg.data, True) if msg.is_json else msg.data,
+                    attempt,
                     holder,
                     receipt,
                     msg.priority,
@@ -281,20 +315,22 @@ class MemoryBroker(Broker):
                     msg.published_at,
                 )
             )
-        if deadline < self._timer_at and self._readers:
+        if leases is self._stray:
+            for d in out:
+                self._stray_expiry.add(d.receipt, leases[d.receipt])
+        if self._readers and deadline < self._timer_at:
             self._arm()
         return out
 
-    def _pop_ready(self) -> _Msg | None:
-        if not self._ready:
-            return None
+    def _pop_ready(self) -> _Msg:
+        """Take the next ready message (the caller checked there is one): highest
+        priority first, then lowest sequence, whether fresh or returned."""
         prio = self._order[0]
         level = self._levels[prio]
         msg = level.pop()
-        self._ready -= 1
-        if not level:
+        if not level.fresh and not level.returned:
             del self._levels[prio]
-            self._order.pop(0)
+            del self._order[0]
         return msg
 
     def _make_ready(self, msg: _Msg) -> None:
@@ -311,13 +347,34 @@ class MemoryBroker(Broker):
         self._reap(self.clock.now())
         msg = self._leases.pop(receipt, None)
         if msg is None:
-            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
-        self._expiry.remove(receipt, msg.deadline)
-        held = self._by_holder[msg.holder]
-        del held[receipt]
-        if not held:
-            del self._by_holder[msg.holder]
+            msg = self._pop_stray(receipt)
+        del self._by_holder[msg.holder][receipt]
         return msg
+
+    def _pop_stray(self, receipt: Receipt) -> _Msg:
+        """Remove a live lease kept out of grant order; ReceiptRejected if there is none."""
+        msg = self._stray.pop(receipt, None)
+        if msg is None:
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+        self._stray_expiry.remove(receipt, msg.deadline)
+        return msg
+
+    def _grant(self, receipt: Receipt, msg: _Msg) -> None:
+        """Index a lease (its deadline set) outside receive: in order if it keeps it."""
+        # In order only if no later receive could grant a sooner deadline: a lease
+        # extended past now + visibility timeout would push every new lease astray.
+        if self._last_deadline <= msg.deadline <= self.clock.now() + self.config.visibility_timeout:
+            self._last_deadline = msg.deadline
+            self._leases[receipt] = msg
+        else:
+            self._stray[receipt] = msg
+            self._stray_expiry.add(receipt, msg)
+        if msg.deadline < self._due:
+            self._due = msg.deadline
+        held = self._by_holder.get(msg.holder)
+        if held is None:
+            held = self._by_holder[msg.holder] = {}
+        held[receipt] = msg
 
     async def ack(self, receipt: Receipt) -> None:
         """Delete the leased message."""
@@ -327,18 +384,26 @@ class MemoryBroker(Broker):
         """`ack` without the coroutine."""
         msg = self._leases.pop(receipt, None)
         if msg is None or msg.deadline <= self.clock.now():
-            if msg is not None:  # expired but not yet reaped: put it back for the reaper
-                self._leases[receipt] = msg
-                self._reap(self.clock.now())
-            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
-        self._expiry.remove(receipt, msg.deadline)
-        held = self._by_holder[msg.holder]
-        del held[receipt]
-        if not held:
-            del self._by_holder[msg.holder]
+            msg = self._ack_off_path(receipt, msg)
+        # An emptied holder dict stays (a consumer taking one message at a time would
+        # otherwise rebuild it per message); holder_counts() and release_holder() prune.
+        del self._by_holder[msg.holder][receipt]
         self.acked += 1
         if self._writers:
             self._wake_writer()
+
+    def _ack_off_path(self, receipt: Receipt, msg: _Msg | None) -> _Msg:
+        """The rare acks: of a lease that expired unreaped (taken from _leases already),
+        of a stray lease, or of no lease at all. Returns the message if the ack stands."""
+        now = self.clock.now()
+        if msg is not None:  # expired: it failed as lease-expired, as the reaper would say
+            self._expire(msg, now)
+            if self._readers:
+                self._wake_readers()
+            self._reap(now)
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+        self._reap(now)
+        return self._pop_stray(receipt)
 
     async def ack_many(self, receipts: Sequence[Receipt]) -> list[Receipt]:
         """Ack several at once; returns the rejected receipts."""
@@ -369,6 +434,8 @@ class MemoryBroker(Broker):
         else:
             msg.deadline = self.clock.now() + wait
             self._delayed.add(msg.id, msg)
+            if msg.deadline < self._due:
+                self._due = msg.deadline
             self._arm()
 
     async def defer(self, receipt: Receipt, delay: float) -> None:
@@ -381,12 +448,7 @@ class MemoryBroker(Broker):
         """Move a live lease's deadline to now + seconds."""
         msg = self._take_lease(receipt)
         msg.deadline = self.clock.now() + max(0.0, seconds)
-        self._leases[receipt] = msg
-        self._expiry.add(receipt, msg)
-        held = self._by_holder.get(msg.holder)
-        if held is None:
-            held = self._by_holder[msg.holder] = {}
-        held[receipt] = msg
+        self._grant(receipt, msg)
         return msg.deadline
 
     async def release(self, receipts: Sequence[Receipt], reason: str, error: str = "") -> int:
@@ -407,7 +469,10 @@ class MemoryBroker(Broker):
     async def release_holder(self, holder: str, reason: str, error: str = "") -> int:
         """End every lease `holder` has."""
         held = self._by_holder.get(holder)
-        return await self.release(list(held), reason, error) if held else 0
+        n = await self.release(list(held), reason, error) if held else 0
+        if held is not None and not held and self._by_holder.get(holder) is held:
+            del self._by_holder[holder]
+        return n
 
     def _return(self, msg: _Msg, reason: str, error: str, now: float) -> None:
         """A lease ended without an ack: back to ready, or to the DLQ at max_attempts."""
@@ -449,29 +514,45 @@ class MemoryBroker(Broker):
 
     def _reap(self, now: float) -> None:
         """Move due retries to ready and expired leases back (or to the DLQ)."""
+        if now < self._due:
+            return
         woke = False
         if self._delayed:
             for msg in self._delayed.pop_expired(now):
                 self._make_ready(msg)
                 woke = True
-        if self._expiry:
-            for msg in self._expiry.pop_expired(now):
-                del self._leases[msg.receipt]
-                held = self._by_holder[msg.holder]
-                del held[msg.receipt]
-                if not held:
-                    del self._by_holder[msg.holder]
-                self._return(msg, REASON_EXPIRED, "visibility timeout passed", now)
+        leases = self._leases
+        if leases:
+            expired = []
+            for msg in leases.values():  # in deadline order: stop at the first alive
+                if msg.deadline > now:
+                    break
+                expired.append(msg)
+            for msg in expired:
+                del leases[msg.receipt]
+                self._expire(msg, now)
+            woke = woke or bool(expired)
+        if self._stray_expiry:
+            for msg in self._stray_expiry.pop_expired(now):
+                del self._stray[msg.receipt]
+                self._expire(msg, now)
                 woke = True
+        due = self._next_deadline()
+        self._due = _INF if due is None else due
         if woke and self._readers:
             self._wake_readers()
 
+    def _expire(self, msg: _Msg, now: float) -> None:
+        """A lease ran out (already out of the lease dicts): end it as lease-expired."""
+        del self._by_holder[msg.holder][msg.receipt]
+        self._return(msg, REASON_EXPIRED, "visibility timeout passed", now)
+
     def _next_deadline(self) -> float | None:
-        a = self._delayed.next_deadline()
-        b = self._expiry.next_deadline()
-        if a is None:
-            return b
-        return a if b is None else min(a, b)
+        """The earliest retry or lease deadline, if any."""
+        times = [self._delayed.next_deadline(), self._stray_expiry.next_deadline()]
+        if self._leases:
+            times.append(next(iter(self._leases.values())).deadline)
+        return min((t for t in times if t is not None), default=None)
 
     def _arm(self) -> None:
         """Make sure a timer fires at the next retry/expiry while anyone waits."""
@@ -487,7 +568,7 @@ class MemoryBroker(Broker):
         self._timer = None
         self._timer_at = float("inf")
         self._reap(self.clock.now())
-        if self._readers or self._writers or self._delayed or self._leases:
+        if self._readers or self._writers or self._delayed or self._leases or self._stray:
             self._arm()
 
     def _wake_readers(self) -> None:
@@ -512,7 +593,7 @@ class MemoryBroker(Broker):
         return QueueStats(
             ready=self._ready,
             delayed=len(self._delayed),
-            in_flight=len(self._leases),
+            in_flight=len(self._leases) + len(self._stray),
             dead=len(self._dead),
             published=self.published,
             acked=self.acked,
@@ -524,23 +605,24 @@ class MemoryBroker(Broker):
     def outstanding(self) -> int:
         """Messages not yet acked or dead-lettered (expired leases count until reaped:
         they are still outstanding either way)."""
-        return self._ready + len(self._delayed) + len(self._leases)
+        return self._ready + len(self._delayed) + len(self._leases) + len(self._stray)
 
     def leases(self, limit: int | None = None) -> list[LeaseInfo]:
         """Live leases, soonest deadline first."""
         self._reap(self.clock.now())
-        msgs = self._leases.values()
-        chosen = (
-            heapq.nsmallest(limit, msgs, key=lambda m: m.deadline)
-            if limit is not None and limit < len(self._leases)
-            else sorted(msgs, key=lambda m: m.deadline)
-        )
+        # _leases is already in deadline order: only the strays need sorting.
+        ordered = itertools.islice(self._leases.values(), limit)
+        stray = sorted(self._stray.values(), key=_by_deadline)
+        chosen = itertools.islice(heapq.merge(ordered, stray, key=_by_deadline), limit)
         return [LeaseInfo(m.id, m.holder, m.attempt, m.deadline, m.priority) for m in chosen]
 
     def holder_counts(self) -> dict[str, int]:
         """Live leases per holder."""
         self._reap(self.clock.now())
-        return {h: len(held) for h, held in self._by_holder.items()}
+        by_holder = self._by_holder
+        for holder in [h for h, held in by_holder.items() if not held]:
+            del by_holder[holder]
+        return {h: len(held) for h, held in by_holder.items()}
 
     def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
         """The DLQ, newest first."""
