@@ -1,0 +1,25 @@
+"""The queue benchmark still runs: a smoke test, with no timing assertions."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_queue_ops_quick_run_prints_its_figures() -> None:
+    """`benchmarks/queue_ops.py --quick` exits 0 and prints the ratio and the other figures."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "queue_ops.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"ratio receive\+ack / awaited put\+get: \d+\.\d\d", run.stdout)
+    assert re.search(r"reap expiring 1,000: median \d+\.\d\d ms", run.stdout)
+    assert re.search(r"per in-flight lease, beyond payload: +\d+ bytes", run.stdout)
