@@ -76,11 +76,13 @@ def result_word(report: dict[str, Any]) -> str:
 def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(label, value, note) rows of the report's headline numbers."""
     lat = r["latency_ms"]
-    drain = f", {r['drain_s']:.1f} s drain" if r.get("drain_s") is not None else ""
-    stopped = f"; stopped by {r['stopped_by']}" if r["interrupted"] else ""
+    if r["interrupted"]:
+        ran = f"of {r['planned_duration_s']:g} s planned; stopped by {r['stopped_by']}"
+    else:
+        drain = f", {r['drain_s']:.1f} s drain" if r.get("drain_s") is not None else ""
+        ran = f"{r['planned_duration_s']:g} s of load{drain}"
     return [
-        ("ran", f"{r['duration_s']:.1f} s", f"{r['planned_duration_s']:g} s of load{drain}"
-         f"{stopped}"),
+        ("ran", f"{r['duration_s']:.1f} s", ran),
         ("published", str(r["published"]), "by the workload, ids recorded"),
         ("acked", str(r["acked"]), "handled successfully"),
         ("dead-lettered", str(r["dead_lettered"]), "in the DLQ at the end"),

@@ -9,6 +9,7 @@ held was handled elsewhere (acked by another consumer, or dead-lettered).
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -89,6 +90,7 @@ class DrillRunner:
         self._victims: dict[str, list[DrillRecord]] = {}  # consumer id -> its fault drills
         self._waiting: dict[str, list[DrillRecord]] = {}  # message id -> records awaiting it
         self.on_change: Callable[[], None] | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()  # rolling updates under way
 
     # -- firing -----------------------------------------------------------
 
@@ -172,9 +174,25 @@ class DrillRunner:
                 raise ValueError(f"unknown balancer {name!r}")
             eng.set_balancer(name)
             self._finish(rec, DONE, f"balancer is now {name}")
-        else:  # rolling-update, once the engine has it
-            await eng.rolling_update(**params)  # type: ignore[attr-defined]
-            self._finish(rec, DONE, "rolling update started")
+        else:  # rolling-update: runs in the background, under load
+            rec.detail = "rolling update started"
+            self._fired(rec)
+            update = eng.rolling_update(  # type: ignore[attr-defined]
+                eng.handler, max_unavailable=int(params.get("max_unavailable") or 1),
+                version=params.get("version"))
+            task = asyncio.ensure_future(update)
+            self._tasks.add(task)
+            task.add_done_callback(lambda t: self._rolled(rec, t))
+
+    def _rolled(self, rec: DrillRecord, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            self._finish(rec, FAIL, "rolling update cancelled")
+        elif task.exception() is not None:
+            self._finish(rec, FAIL, f"rolling update failed: {task.exception()!r}")
+        else:
+            rec.recovered_after_s = self.engine.clock.now() - rec.fired_at
+            self._finish(rec, PASS, f"every consumer now runs {task.result()}")
 
     def _restore_speed(self, cid: str) -> Callable[[], None]:
         def restore() -> None:
@@ -298,11 +316,17 @@ class DrillRunner:
         """Drills still waiting for detection or recovery."""
         return [r for r in self.results if r.verdict == PENDING]
 
-    def close(self) -> None:
-        """The run is over: whatever is still pending failed."""
+    async def close(self) -> None:
+        """The run is over: stop background drills; whatever is still pending failed."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
         for rec in self.pending():
             if rec.action in FAULTS and rec.detected_after_s is None:
                 why = f"{rec.target} was never marked failed"
+            elif rec.action == "rolling-update":
+                why = "the rolling update had not finished"
             else:
                 why = f"{len(rec.pending)} of {len(rec.held)} messages not handled"
             self._finish(rec, FAIL, f"{why} by the end of the run")
@@ -317,5 +341,5 @@ def check_action(action: str) -> None:
     import difflib
 
     close = difflib.get_close_matches(action, DRILL_ACTIONS, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ScenarioError(f"unknown drill action {action!r}{hint}; valid: {', '.join(DRILL_ACTIONS)}")

@@ -60,7 +60,7 @@ DRILL_BY_ACTION: dict[str, tuple[str, ...]] = {
     "burst": ("count",),
     "scale": ("to",),
     "balancer": ("balancer",),
-    "rolling-update": ("version",),
+    "rolling-update": ("version", "max_unavailable"),
 }
 SLO_KEYS = tuple(f.name for f in dataclasses.fields(SloSpec))
 
@@ -93,7 +93,7 @@ def load_scenario(path: str | FsPath | None = None) -> Scenario:
         hint = ""
         close = difflib.get_close_matches(p.stem, builtin_names(), n=1)
         if close:
-            hint = f"; did you mean the built-in scenario {close[0]!r}?"
+            hint = f" (did you mean the built-in scenario {close[0]!r}?)"
         raise ScenarioError(f"no such file{hint}", file=shown) from None
     except OSError as exc:
         raise ScenarioError(f"cannot read it: {exc.strerror or exc}", file=shown) from None
@@ -117,9 +117,9 @@ def parse_scenario(text: str, *, file: str = "<scenario>", default_name: str = "
 
 
 def did_you_mean(word: str, valid: Iterable[str]) -> str:
-    """`; did you mean 'x'?` when something valid is close, else ``."""
+    """` (did you mean 'x'?)` when something valid is close, else ``."""
     close = difflib.get_close_matches(word, list(valid), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _kind(v: Any) -> str:
@@ -428,7 +428,9 @@ class _Reader:
                                    f"{', '.join(BALANCERS)}")
             return (("balancer", self.string(t, "balancer", p, None, BALANCERS, "balancer")),)
         if action == "rolling-update":
-            return (("version", self.string(t, "version", p, None)),)
+            return (("version", self.string(t, "version", p, None)),
+                    ("max_unavailable", self.number(t, "max_unavailable", p, 1, integer=True,
+                                                    ge=1, le=engine.max_consumers)))
         return ()
 
     def slo(self, load: LoadSpec) -> SloSpec:

@@ -83,6 +83,8 @@ def drill_label(action: str, target: str, params: dict[str, Any]) -> str:
         return f"{action} x{params['count']}"
     if action == "balancer" and params.get("balancer"):
         return f"balancer {params['balancer']}"
+    if action == "rolling-update" and params.get("version"):
+        return f"rolling-update to {params['version']}"
     return action
 
 

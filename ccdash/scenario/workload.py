@@ -229,7 +229,7 @@ class Workload:
                 await self._drain()
         finally:
             self.ended_at = self.clock.now()
-            self.drills.close()
+            await self.drills.close()
             self.phase = INTERRUPTED if self.stopping else DONE
             self.emit("run-ended", self._end_note())
             self._on_event = None

@@ -1,0 +1,212 @@
+"""Scenario files: the shipped ones load, and malformed ones are rejected clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ccdash import cli
+from ccdash.scenario import (
+    DRILL_ACTIONS,
+    ScenarioError,
+    builtin_names,
+    load_scenario,
+    parse_scenario,
+)
+from ccdash.scenario.loader import BUILTIN_DIR
+from ccdash.scenario.locate import KeyLocator, dotted
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = ("default", "failover-drill", "black-friday", "priority-mix", "batch")
+
+
+def test_every_required_scenario_ships_in_demo_and_in_the_package() -> None:
+    """demo/ holds the five required scenarios, identical to the packaged copies."""
+    assert set(SHIPPED) <= set(builtin_names())
+    for name in builtin_names():
+        demo = REPO / "demo" / f"{name}.toml"
+        assert demo.read_bytes() == (BUILTIN_DIR / f"{name}.toml").read_bytes(), name
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_scenario_loads(name: str) -> None:
+    """Each shipped scenario validates and names itself."""
+    sc = load_scenario(REPO / "demo" / f"{name}.toml")
+    assert sc.name == name
+    assert sc.duration > 0 and sc.seed is not None
+
+
+def test_none_loads_the_default_scenario_from_any_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_scenario(None) finds the default demo wherever the process runs."""
+    monkeypatch.chdir(tmp_path)
+    assert load_scenario(None).name == "default"
+    assert load_scenario("failover-drill").name == "failover-drill"  # a bare built-in name
+
+
+def test_shipped_scenarios_have_the_promised_shapes() -> None:
+    """failover has kill, hang and poison; black-friday ramps to 10x; batch uses batches."""
+    fo = load_scenario("failover-drill")
+    assert {"kill", "hang", "poison"} <= {d.action for d in fo.drills}
+    assert any(d.action == "kill" and d.target == "busiest" for d in fo.drills)
+    bf = load_scenario("black-friday")
+    mid = bf.duration / 2
+    assert bf.load.rate_at(mid) == pytest.approx(10 * bf.load.rate_at(0))
+    assert bf.load.rate_at(bf.duration) == pytest.approx(bf.load.rate_at(0))
+    assert load_scenario("batch").batch
+    assert len({m.priority for m in load_scenario("priority-mix").load.mix}) >= 3
+
+
+def test_locator_finds_keys_in_tables_and_arrays_of_tables() -> None:
+    """Lines of keys in [tables], [[arrays]] and their sub-tables."""
+    text = "[a]\nx = 1\n\n[[d]]\nat = 1\n[[d]]\n# c\nat = 2\n[[d.m]]\nk = 3\n"
+    loc = KeyLocator(text)
+    assert loc.line_of(("a", "x")) == 2
+    assert loc.line_of(("d", 0, "at")) == 5
+    assert loc.line_of(("d", 1, "at")) == 8
+    assert loc.line_of(("d", 1, "m", 0, "k")) == 10
+    assert loc.line_of(("d", 1, "missing")) == 6  # falls back to the table header
+    assert dotted(("d", 1, "at")) == "d[2].at"
+
+
+def test_scenario_error_carries_file_line_and_field() -> None:
+    """The error's parts are attributes as well as the one-line message."""
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario("[scenario]\nduration = 5\n[load]\nrate = -1\n", file="x.toml")
+    err = info.value
+    assert (err.file, err.line, err.field) == ("x.toml", 4, "load.rate")
+    assert str(err).startswith("x.toml:4: load.rate: expected a number >= 0")
+
+
+def test_rolling_update_drill_is_accepted_once_the_engine_has_it() -> None:
+    """rolling-update is a drill action exactly when the engine can do it."""
+    from ccdash import Engine
+
+    assert ("rolling-update" in DRILL_ACTIONS) == hasattr(Engine, "rolling_update")
+
+
+# -- malformed inputs: each exits 2 with one line naming the problem ------------------
+
+HEAD = "[scenario]\nduration = 10\n"
+BAD_FILES = {
+    "bad-toml": ("[scenario\nduration = 10\n", ["invalid TOML", ":1:"]),
+    "unknown-section": (HEAD + "[loadd]\nrate = 1\n", ["[loadd]", "did you mean 'load'"]),
+    "unknown-field": ("[scenario]\nduraton = 10\n",
+                      [":2:", "scenario.duraton", "did you mean 'duration'", "valid fields"]),
+    "negative-rate": (HEAD + "[load]\nrate = -5\n", [":4:", "load.rate", ">= 0", "-5"]),
+    "unknown-balancer": (HEAD + "[engine]\nbalancer = \"round-robbin\"\n",
+                         [":4:", "engine.balancer", "did you mean 'round-robin'", "p2c-ewma"]),
+    "unknown-drill-action": (HEAD + "[[drills]]\nat = 2\naction = \"kil\"\n",
+                             [":5:", "drills[1].action", "did you mean 'kill'", "hang"]),
+    "drill-past-the-end": (HEAD + "[[drills]]\nat = 12\naction = \"kill\"\n",
+                           [":4:", "drills[1].at", "past the end", "duration 10"]),
+    "nan-duration": ("[scenario]\nduration = nan\n", [":2:", "scenario.duration", "finite"]),
+    "inf-rate": (HEAD + "[load]\nrate = inf\n", [":4:", "load.rate", "finite"]),
+    "heartbeat-not-below-visibility": (
+        HEAD + "[engine]\nvisibility_timeout = 2.0\nheartbeat_timeout = 3.0\n",
+        [":5:", "engine.heartbeat_timeout", "below visibility_timeout"]),
+    "min-above-max": (HEAD + "[engine]\nmin_consumers = 10\nmax_consumers = 4\n",
+                      [":4:", "engine.min_consumers", "above max_consumers"]),
+    "unknown-shape": (HEAD + "[load]\nshape = \"sawtooth\"\n",
+                      ["load.shape", "unknown load shape 'sawtooth'", "steady, ramp, burst, sine"]),
+    "unknown-target": (HEAD + "[[drills]]\nat = 1\naction = \"kill\"\ntarget = \"busyest\"\n",
+                       [":6:", "did you mean 'busiest'", "consumer id"]),
+    "field-of-another-shape": (HEAD + "[load]\npeak = 100\n", ["load.peak", "only shape 'ramp'"]),
+    "p99-below-median": (HEAD + "[handler]\nmedian_ms = 30\np99_ms = 10\n",
+                         [":5:", "handler.p99_ms", "not below median_ms"]),
+    "error-rate-above-one": (HEAD + "[handler]\nerror_rate = 1.5\n", ["handler.error_rate"]),
+    "wrong-type": (HEAD + "[engine]\nconsumers = \"four\"\n",
+                   [":4:", "engine.consumers", "expected an integer", "a string"]),
+    "boolean-for-number": (HEAD + "[load]\nrate = true\n", ["load.rate", "a boolean"]),
+    "drills-not-an-array": (HEAD + "[drills]\nat = 1\n", ["drills", "[[drills]]"]),
+    "scale-beyond-max": (HEAD + "[engine]\nmax_consumers = 8\n[[drills]]\nat = 1\n"
+                                "action = \"scale\"\nto = 80\n",
+                         [":8:", "drills[1].to", "max_consumers"]),
+    "param-of-another-action": (HEAD + "[[drills]]\nat = 1\naction = \"kill\"\ncount = 3\n",
+                                ["drills[1].count", "not used here"]),
+    "slo-priority-not-in-mix": (HEAD + "[slo]\nmax_latency_p99_ms_by_priority = { \"7\" = 100 }\n",
+                                ["max_latency_p99_ms_by_priority.7", "priority of load.mix"]),
+    "unknown-slo": (HEAD + "[slo]\nmax_latency_p98_ms = 5\n",
+                    ["slo.max_latency_p98_ms", "did you mean 'max_latency_p9"]),
+    "bad-slow-consumer-id": (HEAD + "[handler]\nslow = { worker2 = 3.0 }\n",
+                             ["handler.slow.worker2", "consumer id like c2"]),
+    "ramp-without-peak": (HEAD + "[load]\nshape = \"ramp\"\n", ["load", "needs peak"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_malformed_scenario_exits_2_with_one_line(
+        case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed scenario file: exit 2, one `ccdash: error:` line naming file and field."""
+    text, fragments = BAD_FILES[case]
+    path = tmp_path / f"{case}.toml"
+    path.write_text(text)
+    assert cli.main(["--demo", "--scenario", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"ccdash: error: {path}")
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def _write_handlers(tmp_path: Path) -> None:
+    (tmp_path / "ccdash_test_handlers.py").write_text(
+        "def plain(delivery):\n    return None\n\n"
+        "async def good(delivery):\n    return None\n\n"
+        "NOT_CALLABLE = 3\n")
+    (tmp_path / "ccdash_test_broken.py").write_text("raise RuntimeError('boom at import')\n")
+
+
+BAD_ARGS = {
+    "unknown-handler-module": (["--handler", "ccdash_no_such_module:handle"],
+                               ["cannot import module 'ccdash_no_such_module'"]),
+    "handler-not-async": (["--handler", "ccdash_test_handlers:plain"],
+                          ["ccdash_test_handlers:plain is not async", "async def"]),
+    "handler-missing-function": (["--handler", "ccdash_test_handlers:goood"],
+                                 ["has no 'goood'", "did you mean 'good'"]),
+    "handler-not-callable": (["--handler", "ccdash_test_handlers:NOT_CALLABLE"],
+                             ["not a function"]),
+    "handler-module-raises": (["--handler", "ccdash_test_broken:x"],
+                              ["importing 'ccdash_test_broken' failed", "boom at import"]),
+    "handler-bad-format": (["--handler", "just_a_module"], ["expected module:function"]),
+    "unknown-flag": (["--frobnicate"], ["unrecognized arguments: --frobnicate"]),
+    "negative-duration": (["--duration", "-1"], ["--duration", "positive"]),
+    "infinite-duration": (["--duration", "inf"], ["--duration", "finite"]),
+    "non-integer-seed": (["--seed", "abc"], ["--seed", "integer"]),
+    "missing-scenario-file": (["--scenario", "no/such/file.toml"], ["no such file"]),
+    "near-builtin-name": (["--scenario", "failover-dril"],
+                          ["did you mean the built-in scenario 'failover-drill'"]),
+    "broker-not-yet": (["--broker", "redis://localhost:6379/0"], ["redis", "not available yet"]),
+    "unknown-broker": (["--broker", "kafka://x"], ["unknown broker", "memory"]),
+    "json-dir-missing": (["--json", "no/such/dir/out.json"], ["--json", "does not exist"]),
+    "metrics-not-yet": (["--metrics-port", "9100"], ["--metrics-port", "not available yet"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ARGS))
+def test_bad_command_line_exits_2_with_one_line(
+        case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad argument or handler: exit 2, one `ccdash: error:` line naming it."""
+    _write_handlers(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args, fragments = BAD_ARGS[case]
+    assert cli.main(["--demo", *args]) == 2
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ccdash: error: "), err
+    assert "Traceback" not in err and out == ""
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def test_non_utf8_scenario_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A binary file given as a scenario: exit 2, says it is not UTF-8 text."""
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    assert cli.main(["--demo", "--scenario", str(path)]) == 2
+    assert "not UTF-8 text" in capsys.readouterr().err

@@ -1,0 +1,384 @@
+"""The workload on a fake clock: load, drills, the loss checker and the report."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import random
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+
+from ccdash import Delivery, Engine, EngineConfig
+from ccdash.brokers.base import QueueConfig
+from ccdash.brokers.memory import MemoryBroker
+from ccdash.clock import FakeClock
+from ccdash.headless import PlainView, run_demo
+from ccdash.scenario import (
+    DRILL_ACTIONS,
+    REPORT_FIELDS,
+    Scenario,
+    ScenarioError,
+    Workload,
+    exit_code,
+    load_scenario,
+    parse_scenario,
+)
+from ccdash.scenario.arrivals import arrival_times
+from ccdash.scenario.ledger import BatchTap, Tap
+
+SMALL = """
+[scenario]
+name = "small"
+duration = 4
+seed = 3
+drain_timeout = 10
+[engine]
+consumers = 3
+heartbeat_interval = 0.5
+heartbeat_timeout = 1.5
+visibility_timeout = 10
+[load]
+rate = 40
+[handler]
+latency = "constant"
+ms = 10
+"""
+
+
+async def drive(clock: FakeClock, coro: Coroutine[Any, Any, Any], limit: float = 600) -> Any:
+    """Run `coro` to the end, moving the fake clock as it waits."""
+    task = asyncio.ensure_future(coro)
+    await clock.run_until(task.done, step=0.05, limit=limit)
+    return await task
+
+
+async def demo(sc: Scenario, **kw: Any) -> tuple[dict[str, Any], str]:
+    """run_demo on a fake clock; returns the report and the plain output."""
+    clock = kw.pop("clock", None) or FakeClock()
+    out = io.StringIO()
+    report = await drive(clock, run_demo(sc, PlainView(out), clock=clock, **kw))
+    return report, out.getvalue()
+
+
+async def test_default_demo_reports_every_field_and_loses_nothing() -> None:
+    """A short default run: every report field is there, nothing lost, ok."""
+    report, _ = await demo(load_scenario(None), duration=5)
+    assert set(REPORT_FIELDS) <= set(report)
+    assert set(report["latency_ms"]) == {"p50", "p95", "p99"}
+    assert report["lost"] == 0 and report["ok"] is True and exit_code(report) == 0
+    assert report["published"] == report["acked"] + report["dead_lettered"]
+    assert report["published"] == report["engine"]["published"]
+    assert all({"consumer", "detected_after_s", "recovered_after_s"} <= set(f)
+               for f in report["failovers"])
+    assert all("ok" in c for c in report["slo"])
+
+
+async def test_failover_drill_measures_detection_and_recovery_and_passes() -> None:
+    """failover-drill: each kill/hang gets detection and recovery times within the SLOs."""
+    sc = load_scenario("failover-drill")
+    report, out = await demo(sc)
+    faults = [d for d in report["drills"] if d["action"] in ("kill", "hang")]
+    assert {d["action"] for d in faults} == {"kill", "hang"}
+    for d in faults:
+        assert d["verdict"] == "pass", d
+        assert 0 <= d["detected_after_s"] <= sc.slo.max_detection_s
+        assert d["detected_after_s"] <= d["recovered_after_s"] <= sc.slo.max_recovery_s
+    hang = next(d for d in faults if d["action"] == "hang")
+    # a hang is caught by the health check, not at once
+    assert hang["detected_after_s"] >= sc.engine.heartbeat_timeout
+    assert hang["held"] > 0
+    assert len(report["failovers"]) == len(faults)
+    poison = next(d for d in report["drills"] if d["action"] == "poison")
+    assert poison["verdict"] == "pass" and report["dead_lettered"] >= 5
+    assert report["ok"] and report["lost"] == 0 and exit_code(report) == 0
+    assert "result: PASS" in out
+
+
+class DroppingBroker(MemoryBroker):
+    """A broker with a bug: it says it accepted one message but never stores it."""
+
+    def __init__(self, config: QueueConfig, clock: FakeClock, drop_at: int) -> None:
+        super().__init__(config, clock=clock)
+        self.calls = 0
+        self.drop_at = drop_at
+        self.dropped: str | None = None
+
+    def publish_nowait(self, body: Any, *, priority: int = 0,
+                       dedup_id: str | None = None) -> str:
+        self.calls += 1
+        if self.calls == self.drop_at:
+            self.dropped = f"m-dropped-{self.calls}"
+            return self.dropped
+        return super().publish_nowait(body, priority=priority, dedup_id=dedup_id)
+
+
+async def test_loss_checker_catches_a_message_the_broker_dropped() -> None:
+    """A broker that silently drops one message: lost == 1, the run fails, exit 1."""
+    sc = parse_scenario(SMALL)
+    clock = FakeClock()
+    broker = DroppingBroker(QueueConfig(visibility_timeout=10, seed=1), clock, drop_at=25)
+    report, out = await demo(sc, clock=clock, broker=broker)
+    assert broker.dropped is not None
+    assert report["lost"] == 1
+    assert report["unaccounted_ids"] == [broker.dropped]
+    assert report["ok"] is False and exit_code(report) == 1
+    no_loss = next(c for c in report["slo"] if c["name"] == "no_loss")
+    assert no_loss["ok"] is False and no_loss["actual"] == 1
+    assert "result: FAIL (no_loss failed)" in out
+
+
+async def test_impossible_slo_fails_the_run_and_names_the_slo() -> None:
+    """An SLO no run can meet: exit status 1, and the report names that SLO."""
+    sc = parse_scenario(SMALL + "[slo]\nmax_latency_p99_ms = 0.001\n")
+    report, out = await demo(sc)
+    assert report["lost"] == 0
+    failed = [c["name"] for c in report["slo"] if not c["ok"]]
+    assert failed == ["max_latency_p99_ms"]
+    assert exit_code(report) == 1
+    assert "result: FAIL (max_latency_p99_ms failed)" in out
+
+
+async def _published_sequence(seed: int) -> tuple[list[Any], list[Any], str]:
+    sc = load_scenario("failover-drill")
+    clock = FakeClock()
+    engine = sc.make_engine(clock=clock, seed=seed)
+    wl = Workload(sc, engine, seed=seed)
+    sent: list[Any] = []
+    real_publish = engine.publish
+
+    async def spy(body: Any, priority: int = 0, dedup_id: str | None = None) -> str:
+        sent.append((round(clock.now() - 1000.0, 6), body, priority))
+        return await real_publish(body, priority, dedup_id)
+
+    engine.publish = spy  # type: ignore[method-assign]
+
+    async def run() -> None:
+        async with engine:
+            await wl.run(duration=6)
+
+    await drive(clock, run())
+    drills = [(round(d.at, 6), d.action, d.target) for d in wl.drill_results]
+    return sent, drills, wl.sequence_digest()
+
+
+async def test_same_seed_same_published_sequence_and_drill_times() -> None:
+    """Two runs with one seed publish the same messages and fire the same drills alike."""
+    a = await _published_sequence(42)
+    b = await _published_sequence(42)
+    assert len(a[0]) > 100
+    assert a == b
+    c = await _published_sequence(43)
+    assert c[0] != a[0] and c[2] != a[2]
+    assert [d[:2] for d in c[1]] == [d[:2] for d in a[1]]  # drill times come from the file
+
+
+async def test_duration_scales_the_timeline_to_fit() -> None:
+    """--duration 5 on a 20 s scenario fires its drills at a quarter of their times."""
+    sc = load_scenario("failover-drill")
+    report, _ = await demo(sc, duration=5)
+    assert [d["at"] for d in report["drills"]] == [s.at / 4 for s in sc.drills]
+    assert report["planned_duration_s"] == 5 and report["ok"]
+
+
+async def test_batch_scenario_runs_through_the_batch_handler() -> None:
+    """batch.toml: the engine gets a batch handler; completions are still checked."""
+    sc = load_scenario("batch")
+    engine = sc.make_engine(clock=FakeClock())
+    assert isinstance(engine.batch_handler, BatchTap) and engine.handler is None
+    report, _ = await demo(sc, duration=5)
+    assert report["ok"] and report["lost"] == 0
+    assert report["published"] == report["acked"] + report["dead_lettered"] > 1000
+
+
+async def test_priority_mix_serves_urgent_messages_first() -> None:
+    """priority-mix: under a backlog the urgent priority's p99 stays far below the bulk's."""
+    report, _ = await demo(load_scenario("priority-mix"))
+    by = report["latency_ms_by_priority"]
+    assert by["9"]["p99"] * 5 < by["0"]["p99"]
+    assert report["ok"]
+
+
+async def test_black_friday_publishes_ten_times_the_load_at_the_peak() -> None:
+    """black-friday: arrivals at the peak are about 10x those at the start; the pool scales."""
+    sc = load_scenario("black-friday")
+    clock = FakeClock()
+    engine = sc.make_engine(clock=clock)
+    wl = Workload(sc, engine)
+
+    async def run() -> None:
+        async with engine:
+            await wl.run()
+
+    await drive(clock, run())
+    times = [t - wl.started_at for t in wl.ledger.published.values()]  # type: ignore[operator]
+    early = sum(1 for t in times if 0 <= t < 4)
+    peak = sum(1 for t in times if 14 <= t < 18)
+    assert 7 < peak / early < 13
+    report = wl.report()
+    assert [(e["from"], e["to"]) for e in report["scaling_events"]] == [(4, 16), (16, 4)]
+    assert report["ok"]
+
+
+async def test_interactive_drills_return_records_that_fill_in() -> None:
+    """trigger_drill / inject_burst / inject_poison during an open-ended run."""
+    sc = parse_scenario(SMALL + "[[drills]]\nat = 1\naction = \"kill\"\nname = \"first kill\"\n")
+    clock = FakeClock()
+    engine = sc.make_engine(clock=clock)
+    wl = Workload(sc, engine)
+    assert wl.available_drills()[:2] == ["first kill", "kill"]
+    assert set(DRILL_ACTIONS) <= set(wl.available_drills())
+
+    async def operator() -> dict[str, Any]:
+        async with engine:
+            run = asyncio.ensure_future(wl.run(duration=math.inf))
+            await clock.sleep(2)
+            kill = await wl.trigger_drill("kill", target="busiest")
+            hang = await wl.trigger_drill("hang", target="idlest")
+            burst = await wl.inject_burst(50)
+            poison = await wl.inject_poison(2)
+            named = await wl.trigger_drill("first kill")
+            missing = await wl.trigger_drill("kill", target="c99")
+            with pytest.raises(ScenarioError, match="did you mean 'hang'"):
+                await wl.trigger_drill("hnag")
+            await clock.sleep(5)
+            wl.stop("operator")
+            await run
+            return {"kill": kill, "hang": hang, "burst": burst, "poison": poison,
+                    "named": named, "missing": missing}
+
+    recs = await drive(clock, operator())
+    assert recs["kill"].target and recs["kill"].detected_after_s == 0.0
+    assert recs["hang"].detected_after_s is not None
+    assert recs["hang"].detected_after_s >= sc.engine.heartbeat_timeout
+    assert recs["hang"].verdict == "pass"
+    assert recs["burst"].verdict == "pass" and len(recs["burst"].held) == 50
+    assert recs["poison"].verdict == "pass" and recs["poison"].recovered_after_s is not None
+    assert recs["named"].name == "first kill" and recs["named"].verdict == "pass"
+    assert recs["missing"].verdict == "skipped" and "c99" in recs["missing"].detail
+    assert [r.source for r in wl.drill_results][:1] == ["scheduled"]
+    assert wl.report()["lost"] == 0
+
+
+async def test_stop_ends_the_run_interrupted_with_nothing_lost() -> None:
+    """stop() mid-run: the report says interrupted, nothing lost, exit 130."""
+    sc = load_scenario(None)
+    clock = FakeClock()
+    engine = sc.make_engine(clock=clock)
+    wl = Workload(sc, engine)
+
+    async def run() -> None:
+        async with engine:
+            task = asyncio.ensure_future(wl.run())
+            await clock.sleep(3)
+            wl.stop("SIGINT")
+            await task
+
+    await drive(clock, run())
+    report = wl.report()
+    assert report["interrupted"] and report["stopped_by"] == "SIGINT"
+    assert report["duration_s"] == pytest.approx(3, abs=0.1)
+    assert report["lost"] == 0 and report["published"] > 100
+    assert report["ok"] is False and exit_code(report) == 130
+
+
+async def test_slow_drill_slows_a_consumer_for_a_while() -> None:
+    """A slow drill with `for` slows one consumer, then restores it."""
+    sc = parse_scenario(SMALL + "[[drills]]\nat = 1\naction = \"slow\"\ntarget = \"c2\"\n"
+                                "factor = 5\nfor = 1\n")
+    clock = FakeClock()
+    engine = sc.make_engine(clock=clock)
+    wl = Workload(sc, engine)
+    factors = []
+
+    async def run() -> None:
+        async with engine:
+            task = asyncio.ensure_future(wl.run())
+            await clock.sleep(1.5)
+            factors.append(engine.snapshot().consumers[1].slow_factor)
+            await clock.sleep(1.0)
+            factors.append(engine.snapshot().consumers[1].slow_factor)
+            await task
+
+    await drive(clock, run())
+    assert factors == [5.0, 1.0]
+    assert wl.drill_results[0].verdict == "done" and wl.drill_results[0].target == "c2"
+
+
+async def test_own_handler_is_checked_for_loss_too() -> None:
+    """make_engine(handler=...) wraps the user's handler so completions are recorded."""
+    seen: list[str] = []
+
+    async def handler(d: Delivery) -> None:
+        seen.append(d.message_id)
+
+    sc = parse_scenario(SMALL)
+    clock = FakeClock()
+    engine = sc.make_engine(clock=clock, handler=handler)
+    assert isinstance(engine.handler, Tap)
+    wl = Workload(sc, engine)
+
+    async def run() -> None:
+        async with engine:
+            await wl.run()
+
+    await drive(clock, run())
+    report = wl.report()
+    assert report["acked"] == report["published"] == len(set(seen)) > 100
+    assert report["lost"] == 0 and report["ok"]
+
+
+async def test_workload_taps_an_engine_it_did_not_make() -> None:
+    """An engine built by hand is tapped by the Workload before it starts."""
+
+    async def handler(d: Delivery) -> None:
+        return None
+
+    clock = FakeClock()
+    engine = Engine(EngineConfig(consumers=2), handler=handler, clock=clock)
+    wl = Workload(parse_scenario(SMALL), engine)
+    assert isinstance(engine.handler, Tap)
+
+    async def run() -> None:
+        async with engine:
+            await wl.run(duration=1)
+
+    await drive(clock, run())
+    assert wl.report()["lost"] == 0 and wl.report()["acked"] > 10
+
+
+@pytest.mark.skipif("rolling-update" not in DRILL_ACTIONS, reason="engine has no rolling updates")
+async def test_rolling_update_drill_replaces_every_consumer_under_load() -> None:
+    """A rolling-update drill finishes, every consumer runs the new version, nothing lost."""
+    sc = parse_scenario(SMALL + "[[drills]]\nat = 1\naction = \"rolling-update\"\n"
+                                "version = \"v2\"\n")
+    clock = FakeClock()
+    engine = sc.make_engine(clock=clock)
+    wl = Workload(sc, engine)
+
+    async def run() -> None:
+        async with engine:
+            await wl.run()
+            assert {c.version for c in engine.snapshot().consumers
+                    if c.state in ("idle", "processing")} == {"v2"}
+
+    await drive(clock, run())
+    assert wl.drill_results[0].verdict == "pass"
+    assert wl.report()["lost"] == 0
+
+
+def test_even_arrivals_follow_the_rate_exactly() -> None:
+    """`even` arrivals: one per 1/rate seconds, so the count is the rate's integral."""
+    times = list(arrival_times(lambda t: 50.0, 50.0, random.Random(1), mode="even", until=2.0))
+    assert len(times) in (99, 100)
+    assert times == sorted(times)
+
+
+def test_poisson_arrivals_average_the_rate() -> None:
+    """Poisson arrivals: about rate x time of them, with random gaps."""
+    times = list(arrival_times(lambda t: 100.0 if t < 5 else 0.0, 100.0, random.Random(7),
+                               until=10.0))
+    assert 450 < len(times) < 550
+    assert max(times) < 5.0
