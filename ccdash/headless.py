@@ -16,7 +16,7 @@ import random
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TextIO
 
 from rich.console import Console, Group
@@ -118,10 +118,10 @@ def check_rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
              "ok" if c["ok"] else "FAILED") for c in r["slo"]]
 
 
-def plain_table(headers: tuple[str, ...] | None, rows: list[tuple[str, ...]],
+def plain_table(headers: tuple[str, ...] | None, rows: Sequence[tuple[str, ...]],
                 indent: str = "  ") -> list[str]:
     """Rows as aligned text columns."""
-    all_rows = ([headers] if headers else []) + rows
+    all_rows = [*([headers] if headers else []), *rows]
     if not all_rows:
         return []
     widths = [max(len(row[i]) for row in all_rows) for i in range(len(all_rows[0]))]

@@ -175,9 +175,11 @@ class DrillRunner:
             eng.set_balancer(name)
             self._finish(rec, DONE, f"balancer is now {name}")
         else:  # rolling-update: runs in the background, under load
+            if eng.handler is None:
+                raise ValueError("rolling-update needs a per-message handler (not batches)")
             rec.detail = "rolling update started"
             self._fired(rec)
-            update = eng.rolling_update(  # type: ignore[attr-defined]
+            update = eng.rolling_update(
                 eng.handler, max_unavailable=int(params.get("max_unavailable") or 1),
                 version=params.get("version"))
             task = asyncio.ensure_future(update)

@@ -154,7 +154,7 @@ class _Reader:
                 self.finite(v, (*path, i) if isinstance(v, dict) else path)
 
     def table(self, path: Path, value: Any = None) -> dict[str, Any]:
-        v = self.data.get(path[0], {}) if value is None else value
+        v = self.data.get(str(path[0]), {}) if value is None else value
         if not isinstance(v, dict):
             raise self.fail(path, f"expected a table [{dotted(path)}], got {_kind(v)}")
         return v

@@ -376,7 +376,8 @@ class Workload:
                 self.unplanned.append({"consumer": cid, "reason": str(fields.get("reason")),
                                        "at": round(ev.at - self.started_at, 3)})
         elif ev.kind == "dlq-purged":
-            self.purged += int(fields.get("count", 0) or 0)
+            count = fields.get("count")
+            self.purged += count if isinstance(count, int) else 0
         self.emit(ev.kind, ev.message, source="engine", at=ev.at, fields=fields)
 
     def emit(self, kind: str, message: str, *, source: str = "workload",
@@ -406,7 +407,7 @@ def _ledger_of(engine: Engine) -> Ledger:
     if engine.handler is not None:
         engine.handler = Tap(engine.handler, ledger)
     if engine.batch_handler is not None:
-        engine.batch_handler = BatchTap(engine.batch_handler, ledger)  # type: ignore[assignment]
+        engine.batch_handler = BatchTap(engine.batch_handler, ledger)
     return ledger
 
 

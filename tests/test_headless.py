@@ -1,0 +1,56 @@
+"""The headless runner's views: plain timestamped lines, and a Rich live view on a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from collections.abc import Coroutine
+from typing import Any
+
+from rich.console import Console
+
+from ccdash.clock import FakeClock
+from ccdash.headless import LiveView, PlainView, plain_report, run_demo
+from ccdash.scenario import load_scenario
+
+
+async def drive(clock: FakeClock, coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run `coro` to the end, moving the fake clock as it waits."""
+    task = asyncio.ensure_future(coro)
+    await clock.run_until(task.done, step=0.05)
+    return await task
+
+
+async def test_plain_view_prints_timestamped_lines_then_the_report() -> None:
+    """Without a terminal: `[+ secs]` lines for status, drills and failures, then the table."""
+    out = io.StringIO()
+    clock = FakeClock()
+    report = await drive(clock, run_demo(load_scenario("failover-drill"), PlainView(out),
+                                         clock=clock, duration=8))
+    text = out.getvalue()
+    body, _, table = text.partition("ccdash demo report:")
+    lines = body.strip().splitlines()
+    assert lines[0].startswith("ccdash --demo: failover-drill (seed 11)")
+    stamped = [ln for ln in lines[1:] if ln]
+    assert stamped and all(re.match(r"\[\+\s*\d+\.\d\ds\] ", ln) for ln in stamped)
+    assert any("drill kill busiest: killed" in ln for ln in stamped)
+    assert any("drill hang busiest: PASS (detected after" in ln for ln in stamped)
+    assert any("running: published" in ln for ln in stamped)
+    assert "drills" in table and "checks" in table and "result: PASS" in table
+    assert table.strip() == plain_report(report).removeprefix("ccdash demo report:").strip()
+
+
+async def test_live_view_draws_progress_and_a_rich_report_on_a_terminal() -> None:
+    """On a terminal: a live panel with the run's numbers, then the report as tables."""
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=120, color_system=None)
+    clock = FakeClock()
+    report = await drive(clock, run_demo(load_scenario(None), LiveView(console), clock=clock,
+                                         duration=3))
+    text = buf.getvalue()
+    assert "published" in text and "consumers" in text  # the live panel
+    assert "drill kill busiest" in text  # drills stay printed above it
+    assert "ccdash demo report: default" in text and "PASS" in text
+    assert "no_loss (nothing lost)" in text
+    assert report["ok"]
