@@ -267,6 +267,10 @@ class DrillRunner:
             for rec in self._victims.get(str(fields.get("consumer")), ()):
                 if rec.detected_after_s is None:
                     rec.detected_after_s = max(0.0, ev.at - rec.fired_at)
+                    released = fields.get("released")
+                    if isinstance(released, int) and released != len(rec.held):
+                        # a hung consumer looks healthy until caught, so it may take more
+                        rec.detail += f"; {released} released when caught"
                     self._update(rec)
         elif ev.kind == "consumer-replaced":
             for rec in self._victims.get(str(fields.get("failed")), ()):
