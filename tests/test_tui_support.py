@@ -181,8 +181,5 @@ def log_text(app: DashboardApp) -> str:
 
 
 def rows(table: Any) -> dict[str, list[str]]:
-    """A table's rows by key, each cell as plain text."""
-    out = {}
-    for row_key in table.rows:
-        out[row_key.value] = [getattr(c, "plain", str(c)) for c in table.get_row(row_key)]
-    return out
+    """A table's rows by key, top to bottom, each cell as plain text."""
+    return {key: table.row_text(key) for key in table.keys()}

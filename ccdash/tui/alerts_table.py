@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from rich.console import RenderableType
+from rich.text import Text
 
 from ccdash.engine.snapshot import Snapshot
 from ccdash.tui import format as fmt
 from ccdash.tui.format import Palette
-from ccdash.tui.keyed_table import KeyedTable
+from ccdash.tui.row_table import RowTable
 
 
-class AlertsTable(KeyedTable):
+class AlertsTable(RowTable):
     """Alerts by id; `c` acknowledges the selected one."""
 
     BORDER_TITLE = "Alerts"
@@ -46,9 +46,9 @@ class AlertsTable(KeyedTable):
         else:
             self.sync(rows)
         firing = sum(1 for a in snap.alerts if a.state == "firing")
-        self.border_subtitle = f"{firing} firing" if firing else "none firing"
+        self.subtitle(f"{firing} firing" if firing else "none firing")
 
-    def render_cell(self, column: str, raw: Hashable) -> RenderableType:
+    def render_cell(self, column: str, raw: Hashable) -> Text:
         """Severity and state are coloured; the message is untrusted text."""
         p = self.palette
         if column == "severity":

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from rich.console import RenderableType
+from rich.text import Text
 from rich.style import Style
 
 from ccdash.engine.snapshot import Snapshot
 from ccdash.tui import format as fmt
 from ccdash.tui.format import Palette
-from ccdash.tui.keyed_table import KeyedTable
+from ccdash.tui.row_table import RowTable
 
 FADE_FOR = 6.0  # seconds an ended consumer stays (faded) before it leaves the table
 
 
-class ConsumerTable(KeyedTable):
+class ConsumerTable(RowTable):
     """Consumers with state, weight, load, counts, latency and heartbeat age."""
 
     BORDER_TITLE = "Consumers"
@@ -62,9 +62,9 @@ class ConsumerTable(KeyedTable):
             )
         self.ended = ended
         self.sync(rows)
-        self.border_subtitle = f"{live} live / {snap.desired_consumers} wanted"
+        self.subtitle(f"{live} live / {snap.desired_consumers} wanted")
 
-    def render_cell(self, column: str, raw: Hashable) -> RenderableType:
+    def render_cell(self, column: str, raw: Hashable) -> Text:
         """Format one cell; faded rows are dimmed, warnings coloured."""
         p = self.palette
         assert isinstance(raw, tuple)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from rich.console import RenderableType
+from rich.text import Text
 from textual.message import Message
 
 from ccdash.brokers.base import DeadLetter
 from ccdash.engine.snapshot import Snapshot
 from ccdash.tui import format as fmt
 from ccdash.tui.format import Palette
-from ccdash.tui.keyed_table import KeyedTable
+from ccdash.tui.row_table import RowTable
 
 LIST_COLUMNS = (
     ("message", "message", 14),
@@ -27,7 +27,7 @@ GROUP_COLUMNS = (
 )
 
 
-class DeadLetterTable(KeyedTable):
+class DeadLetterTable(RowTable):
     """Dead letters, newest first; Enter opens one with its delivery history."""
 
     BORDER_TITLE = "Dead letters"
@@ -75,9 +75,9 @@ class DeadLetterTable(KeyedTable):
         note = f"{total} dead" + (f", newest {shown} shown" if shown < total else "")
         if self.grouped:
             note += f", {len(groups)} distinct errors"
-        self.border_subtitle = note
+        self.subtitle(note)
 
-    def render_cell(self, column: str, raw: Hashable) -> RenderableType:
+    def render_cell(self, column: str, raw: Hashable) -> Text:
         """Ids, reasons and errors are untrusted: literal and sanitised."""
         p = self.palette
         if column in ("count", "attempts"):
@@ -95,7 +95,7 @@ class DeadLetterTable(KeyedTable):
             return list(self.groups.get(key[2:], []))
         return [key] if key in self.letters else []
 
-    def action_select_cursor(self) -> None:
+    def activate(self, key: str) -> None:
         """Enter: open the selected message (the newest of a group)."""
         ids = self.selected_ids()
         if ids and ids[0] in self.letters:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from rich.console import RenderableType
+from rich.text import Text
 
 from ccdash.tui import format as fmt
 from ccdash.tui.format import Palette
-from ccdash.tui.keyed_table import KeyedTable
+from ccdash.tui.row_table import RowTable
 
 
 def _field(record: Any, *names: str) -> Any:
@@ -26,7 +26,7 @@ def _secs(value: Any) -> str:
     return fmt.duration(value) if isinstance(value, int | float) else fmt.DASH
 
 
-class DrillReport(KeyedTable):
+class DrillReport(RowTable):
     """Drills run so far (scripted and interactive), oldest first."""
 
     BORDER_TITLE = "Drills"
@@ -61,9 +61,9 @@ class DrillReport(KeyedTable):
             )
         self.sync(rows)
         passed = sum(1 for r in rows.values() if str(r[5]).lower() in ("pass", "passed", "ok"))
-        self.border_subtitle = f"{len(rows)} run, {passed} passed" if rows else "d to run one"
+        self.subtitle(f"{len(rows)} run, {passed} passed" if rows else "d to run one")
 
-    def render_cell(self, column: str, raw: Hashable) -> RenderableType:
+    def render_cell(self, column: str, raw: Hashable) -> Text:
         """Verdicts are coloured; targets are untrusted ids."""
         if column == "verdict":
             return fmt.verdict(self.palette, str(raw))

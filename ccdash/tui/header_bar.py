@@ -71,4 +71,4 @@ class HeaderBar(Static):
             second.append(val + "  ", value)
         both = Text("\n", no_wrap=True, overflow="ellipsis", end="").join([line, second])
         both.no_wrap, both.overflow = True, "ellipsis"
-        self.update(both)
+        self.update(both, layout=False)  # fixed height: no need to re-lay out the screen

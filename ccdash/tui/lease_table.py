@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from rich.console import RenderableType
+from rich.text import Text
 
 from ccdash.engine.snapshot import Snapshot
 from ccdash.tui import format as fmt
 from ccdash.tui.format import Palette
-from ccdash.tui.keyed_table import KeyedTable
+from ccdash.tui.row_table import RowTable
 
 BAR_WIDTH = 10
 SHOWN = 40  # leases shown at most: the soonest to expire
+_BLANK: tuple[Hashable, ...] = ("", "", "", None)
 
 
-class LeaseTable(KeyedTable):
+class LeaseTable(RowTable):
     """Live leases, soonest deadline first."""
 
     BORDER_TITLE = "In-flight leases"
@@ -33,26 +34,32 @@ class LeaseTable(KeyedTable):
         self.visibility_timeout = visibility_timeout
 
     def update_from(self, snap: Snapshot) -> None:
-        """Show the soonest-expiring leases; bars move in steps of a tenth."""
+        """Show the soonest-expiring leases, one per row slot; bars move in tenths.
+
+        Leases come and go many times a second, so rows are slots (the i-th
+        soonest lease), not message ids: cells change in place and rows are only
+        added when more leases are live than ever shown, never removed (an unused
+        slot is blank). Adding or removing rows re-lays out the whole screen.
+        """
         vt = self.visibility_timeout
         rows: dict[str, tuple[Hashable, ...]] = {}
-        for lease in snap.leases[:SHOWN]:
+        for i, lease in enumerate(snap.leases[:SHOWN]):
             left = max(0.0, lease.expires_in)
             step = round(min(1.0, left / vt) * BAR_WIDTH)
-            rows[lease.message_id] = (
-                lease.message_id,
-                lease.consumer_id,
-                lease.attempt,
-                (step, f"{left:.0f}s"),
-            )
+            rows[str(i)] = (lease.message_id, lease.consumer_id, lease.attempt,
+                            (step, f"{left:.0f}s"))
+        for i in range(len(rows), self.row_count):
+            rows[str(i)] = _BLANK
         self.sync(rows)
-        more = snap.queue.in_flight - len(rows)
-        self.border_subtitle = f"{snap.queue.in_flight} in flight" + (
-            f", {more} not shown" if more > 0 else "")
+        more = snap.queue.in_flight - min(len(snap.leases), SHOWN)
+        self.subtitle(f"{snap.queue.in_flight} in flight" + (
+            f", {more} not shown" if more > 0 else ""))
 
-    def render_cell(self, column: str, raw: Hashable) -> RenderableType:
+    def render_cell(self, column: str, raw: Hashable) -> Text:
         """Untrusted ids stay literal; the bar is drawn here."""
         p = self.palette
+        if raw is None or raw == "":
+            return fmt.plain("")
         if column == "left":
             assert isinstance(raw, tuple)
             step, label = raw

@@ -67,4 +67,4 @@ class QueuePane(Vertical):
         text.append(f"  depth, last {HISTORY}s: max {fmt.count(max(self.history))}", label)
         if q.capacity:
             text.append(f"  capacity {fmt.count(q.capacity)}", label)
-        self.query_one("#queue-counts", Static).update(text)
+        self.query_one("#queue-counts", Static).update(text, layout=False)
