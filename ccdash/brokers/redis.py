@@ -1,0 +1,525 @@
+"""The Redis broker: competing consumers across processes and hosts, on Redis
+Streams consumer groups.
+
+One stream per priority level; every worker process joins one consumer group
+under its own name. A reader task fetches batches (XREADGROUP COUNT, or BLOCK
+when nothing is ready: no polling) into a local buffer; `receive` hands them out
+without a round trip; acks are group-committed (see redis_flusher). A lease
+is the entry's pending state: its idle time is the lease clock, extended by
+XCLAIM of our own entry. Workers heartbeat a key with a TTL; when one's key
+expires, the others claim its pending entries at once (redis_presence).
+Expired leases are reclaimed with XAUTOCLAIM (min-idle = visibility timeout).
+
+URL: redis://[user:pass@]host:port/db?queue=NAME&worker=NAME&ttl=S&fetch=N&timeout=S
+(rediss:// for TLS). `ttl` is the heartbeat TTL (default 3 s), `fetch` the
+batch size read at once (default 128), `timeout` the socket timeout (5 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from ccdash.brokers.base import (
+    REASON_RELEASED,
+    Broker,
+    BrokerClosed,
+    BrokerError,
+    DeadLetter,
+    Delivery,
+    LeaseInfo,
+    QueueConfig,
+    QueueFull,
+    QueueStats,
+    Receipt,
+    ReceiptRejected,
+    encode_body,
+)
+from ccdash.brokers.redis_flusher import Flusher, Snapshot
+from ccdash.brokers.redis_keys import Keys
+from ccdash.brokers.redis_link import Backoff, LinkDown, RedisLink, evalsha, split_options
+from ccdash.brokers.redis_local import Entry, LocalBook, encode_stored
+from ccdash.brokers.redis_presence import Presence
+from ccdash.brokers.redis_reader import Reader
+from ccdash.brokers.redis_views import parse_dead_letters
+from ccdash.clock import Clock, MonotonicClock
+
+log = logging.getLogger("ccdash.redis")
+
+OPTIONS = ("queue", "worker", "ttl", "fetch", "timeout")
+
+
+class WouldBlock(QueueFull):
+    """`publish_nowait` with a dedup id: Redis must be asked; use `await publish`."""
+
+
+def default_worker_name() -> str:
+    """host-pid-random: unique per process across a fleet."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+class RedisBroker(Broker):
+    """A leased queue on Redis Streams, shared by every process that opens it."""
+
+    def __init__(self, url: str, config: QueueConfig | None = None, *,
+                 clock: Clock | None = None, queue: str = "default", worker: str | None = None,
+                 heartbeat_ttl: float = 3.0, fetch: int = 128, timeout: float = 5.0) -> None:
+        from ccdash.brokers import redact_url
+
+        self.config = config or QueueConfig()
+        self.clock: Clock = clock or MonotonicClock()
+        self.url = redact_url(url)
+        self._raw_url = url
+        self.keys = Keys(queue)
+        self.worker = worker or default_worker_name()
+        if not 0.3 <= heartbeat_ttl < self.config.visibility_timeout:
+            raise ValueError("heartbeat ttl must be at least 0.3 s and below the visibility timeout")
+        self.heartbeat_ttl = heartbeat_ttl
+        self.fetch_size = max(1, fetch)
+        self.timeout = timeout
+        self.vt = self.config.visibility_timeout
+        self.book = LocalBook()
+        self.snap = Snapshot()
+        self.offset = 0.0  # local monotonic minus Redis wall clock (seconds)
+        self.presence_info: Callable[[], dict[str, Any]] | None = None
+        self.lost_state_events = 0
+        self._dead: list[DeadLetter] = []
+        self._dlq_version = -1
+        self._waiters: deque[asyncio.Future[None]] = deque()  # wait_ready
+        self._room_waiters: deque[asyncio.Future[None]] = deque()  # publish when full
+        self._dedup: dict[str, tuple[str, float]] = {}
+        self._mid_prefix = secrets.token_hex(6)
+        self._seq = 0
+        self._closed = False
+        self._opened = False
+        self._last_lost = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self.link = RedisLink(url, timeout=timeout, name="main")
+        self.flusher = Flusher(
+            self.link, self.keys.prefix, worker=self.worker, vt_ms=int(self.vt * 1000),
+            on_lost_state=self.on_lost_state, on_snapshot=self._on_snapshot, backoff=Backoff())
+        self.reader = Reader(self, RedisLink(url, timeout=timeout, name="block"))
+        self.presence = Presence(self)
+
+    @classmethod
+    def from_url(cls, url: str, config: QueueConfig, *, clock: Clock | None = None
+                 ) -> RedisBroker:
+        """A broker for `url` (not connected yet); our options come from its query."""
+        from ccdash.brokers import BrokerURLError, redact_url
+
+        clean, opts = split_options(url, OPTIONS)
+        try:
+            return cls(clean, config, clock=clock, queue=opts.get("queue") or "default",
+                       worker=opts.get("worker") or None,
+                       heartbeat_ttl=float(opts.get("ttl", 3.0)),
+                       fetch=int(opts.get("fetch", 128)), timeout=float(opts.get("timeout", 5.0)))
+        except ValueError as exc:
+            raise BrokerURLError(f"bad redis broker URL {redact_url(url)!r}: {exc}") from None
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect (a clear error if Redis is unreachable) and start the tasks."""
+        if self._opened:
+            return
+        try:
+            await self.link.execute([("PING",)])
+        except LinkDown as exc:
+            await self.link.close()
+            raise BrokerError(f"cannot reach Redis at {self.url}: {exc}") from None
+        cfg = self.keys.config
+        await self.link.execute([
+            ("HSETNX", cfg, "visibility_timeout", str(self.vt)),
+            ("HSETNX", cfg, "max_attempts", str(self.config.max_attempts)),
+            evalsha("recover", self.keys.prefix, 0),  # level 0 exists: readers can block on it
+            evalsha("stats", self.keys.prefix)])
+        self._opened = True
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(t, name=f"ccdash-redis-{n}") for n, t in (
+            ("flusher", self.flusher.run()), ("presence", self.presence.run()))]
+        self.reader.start()
+        self.flusher.want_stats = True
+        self.flusher.kick()
+
+    async def close(self) -> None:
+        """Hand back what this worker holds, flush, leave the fleet, disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        for fut in (*self._waiters, *self._room_waiters):
+            if not fut.done():
+                fut.set_exception(BrokerClosed("broker is closed"))
+        self._waiters.clear()
+        self._room_waiters.clear()
+        if not self._opened:
+            await self.link.close()
+            return
+        await self.reader.stop()
+        back = self.book.drain_buffer() + [self.book.unlease(r) for r in list(self.book.leases)]
+        items = [e for e in back if e is not None]
+        try:
+            if items:
+                self._end(items, "g", REASON_RELEASED, "", 0.0, check_lease=False
+                          ).add_done_callback(_consume)
+            if self.presence.registered:
+                self.flusher.fire(evalsha("retire", self.keys.prefix, self.worker))
+            await asyncio.wait_for(self.flusher.drained(), timeout=max(10.0, 2 * self.timeout))
+        except TimeoutError:
+            log.error("closing with Redis unreachable: %d publishes and %d acks not sent",
+                      len(self.flusher.outbox), len(self.flusher.acks))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.link.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BrokerClosed("broker is closed")
+
+    # -- publishing ---------------------------------------------------------
+
+    def _new_id(self) -> str:
+        self._seq += 1
+        return f"{self._mid_prefix}-{self._seq}"
+
+    def _full(self) -> bool:
+        cap = self.config.capacity
+        return cap is not None and self.outstanding() >= cap
+
+    def publish_nowait(self, body: Any, *, priority: int = 0, dedup_id: str | None = None
+                       ) -> str:
+        """Queue a message for the next pipeline (group commit); returns its id."""
+        self._check_open()
+        if dedup_id is not None:
+            known = self._dedup.get(dedup_id)
+            if known is not None and known[1] > time.monotonic():
+                return known[0]
+            raise WouldBlock("a dedup id needs a round trip to Redis")
+        if self._full():
+            raise QueueFull(f"queue is full ({self.config.capacity} messages)")
+        data, is_json = encode_body(body)
+        mid = self._new_id()
+        self.flusher.outbox.append((int(priority), mid, encode_stored(data, is_json)))
+        self.flusher.kick()
+        return mid
+
+    async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
+        """Publish and wait until Redis has it (waits for room on a bounded queue)."""
+        self._check_open()
+        data, is_json = encode_body(body)
+        while self._full():
+            fut = asyncio.get_running_loop().create_future()
+            self._room_waiters.append(fut)
+            self.flusher.want_stats = True
+            self.flusher.kick()
+            await asyncio.wait([fut], timeout=0.25)  # re-read the fleet's count meanwhile
+            self._check_open()
+        mid = self._new_id()
+        window = max(1, int(self.config.dedup_window * 1000))
+        r = await self.flusher.call(evalsha(
+            "publish", self.keys.prefix, secrets.token_hex(8), window,
+            int(priority), mid, encode_stored(data, is_json), dedup_id or ""))
+        if r:
+            mid = r[0].decode() if isinstance(r[0], bytes) else str(r[0])
+        if dedup_id is not None:
+            self._dedup[dedup_id] = (mid, time.monotonic() + self.config.dedup_window)
+            if len(self._dedup) > 10_000:
+                now = time.monotonic()
+                self._dedup = {k: v for k, v in self._dedup.items() if v[1] > now}
+        return mid
+
+    async def flush(self) -> None:
+        """Wait until every queued publish and ack has reached Redis."""
+        await self.flusher.drained()
+
+    # -- receiving ----------------------------------------------------------
+
+    def ready_count(self) -> int:
+        """Entries this worker has read and not yet handed out."""
+        return self.book.buffered
+
+    async def wait_ready(self) -> None:
+        """Park until the reader has something (it blocks in Redis, not here)."""
+        self._check_open()
+        if self.book.buffered:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self.reader.want()
+        try:
+            await fut
+        finally:
+            if not fut.done():
+                fut.cancel()
+
+    def has_waiters(self) -> bool:
+        """Is a consumer parked in wait_ready?"""
+        return any(not f.done() for f in self._waiters)
+
+    def fail_waiters(self, exc: BaseException) -> None:
+        """Unpark wait_ready with an error."""
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def wake_waiters(self) -> None:
+        """The buffer has entries: unpark wait_ready."""
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+    async def receive(self, holders: Sequence[str]) -> list[Delivery]:
+        """Lease up to len(holders) buffered entries."""
+        return self.receive_nowait(holders)
+
+    def receive_nowait(self, holders: Sequence[str]) -> list[Delivery]:
+        """Hand out buffered entries, highest priority first; no round trip."""
+        self._check_open()
+        book = self.book
+        now = self.clock.now()
+        out: list[Delivery] = []
+        offset = self.offset
+        while book.buffered and len(out) < len(holders):
+            entry = book.pop()
+            if entry.deadline <= now:
+                continue  # its lease ran out while buffered: Redis reclaims it
+            out.append(book.lease(entry, holders[len(out)], offset))
+        if book.buffered * 2 < self.fetch_size:
+            self.reader.want()
+        return out
+
+    # -- ending leases ------------------------------------------------------
+
+    def _take(self, receipt: Receipt) -> Entry:
+        entry = self.book.unlease(receipt)
+        if entry is None:
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+        if entry.deadline <= self.clock.now():
+            raise ReceiptRejected(f"receipt {receipt!r}: the lease expired")
+        return entry
+
+    def ack_nowait(self, receipt: Receipt) -> None:
+        """Ack, group-committed: checked here, confirmed by Redis in the next batch."""
+        entry = self._take(receipt)
+        self.flusher.acks.append((entry.prio, entry.eid, entry.count))
+        self.flusher.kick()
+
+    async def ack(self, receipt: Receipt) -> None:
+        """Ack and wait for Redis to confirm the lease was still ours."""
+        if await self.ack_many([receipt]):
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+
+    async def ack_many(self, receipts: Sequence[Receipt]) -> list[Receipt]:
+        """Ack several in one check-and-ack script; returns the rejected receipts."""
+        rejected: list[Receipt] = []
+        taken: list[tuple[Receipt, Entry]] = []
+        for r in receipts:
+            try:
+                taken.append((r, self._take(r)))
+            except ReceiptRejected:
+                rejected.append(r)
+        if taken:
+            args: list[Any] = []
+            for _, e in taken:
+                args += (e.prio, e.eid, e.count)
+            bad = await self.flusher.call(evalsha(
+                "ack", self.keys.prefix, self.worker, int(self.vt * 1000), *args))
+            rejected += [taken[int(i) - 1][0] for i in bad]
+        return rejected
+
+    def _end(self, entries: Sequence[Entry], mode: str, reason: str, error: str, delay: float,
+             *, check_lease: bool = True) -> asyncio.Future[Any]:
+        args: list[Any] = []
+        for e in entries:
+            holder = f"{self.worker}:{e.holder}" if e.holder else self.worker
+            args += (e.prio, e.eid, e.count, mode, reason, error, holder,
+                     max(0, int(round(delay * 1000))))
+        vt_ms = int(self.vt * 1000) if check_lease else 0
+        return self.flusher.call(evalsha("end", self.keys.prefix, self.worker, vt_ms,
+                                         self.config.max_attempts, *args))
+
+    async def nack(self, receipt: Receipt, error: str = "", *, delay: float | None = None) -> bool:
+        """Retry after a backoff (a delayed ZSET), or dead-letter at max_attempts."""
+        entry = self._take(receipt)
+        wait = self.config.backoff(entry.attempt) if delay is None else delay
+        [out] = await self._end([entry], "f", "failed", error, wait)
+        if out == b"rejected":
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+        return out == b"dead"
+
+    async def defer(self, receipt: Receipt, delay: float) -> None:
+        """Back unhandled after `delay`; the attempt is given back."""
+        entry = self._take(receipt)
+        [out] = await self._end([entry], "g", REASON_RELEASED, "", delay)
+        if out == b"rejected":
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+
+    async def extend(self, receipt: Receipt, seconds: float) -> float:
+        """Move the lease deadline to now + seconds (at most one visibility timeout:
+        the lease is the entry's idle time, which XCLAIM can only reset)."""
+        entry = self.book.leases.get(receipt)  # type: ignore[call-overload]
+        if entry is None or entry.deadline <= self.clock.now():
+            self.book.unlease(receipt)
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+        secs = min(max(0.0, seconds), self.vt)
+        t0 = self.clock.now()
+        [ok] = await self.flusher.call(evalsha(
+            "extend", self.keys.prefix, self.worker, int(self.vt * 1000),
+            entry.prio, entry.eid, entry.count, int((self.vt - secs) * 1000)))
+        if not ok:
+            self.book.unlease(receipt)
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+        entry.deadline = t0 + secs
+        return entry.deadline
+
+    async def release(self, receipts: Sequence[Receipt], reason: str, error: str = "") -> int:
+        """End leases at once: handed back unhandled (REASON_RELEASED) they stay in
+        this worker's buffer for its other consumers; otherwise the attempt counts
+        and Redis puts them back for every worker (or in the DLQ)."""
+        now = self.clock.now()
+        live = []
+        for r in receipts:
+            entry = self.book.unlease(r)
+            if entry is not None and entry.deadline > now:
+                live.append(entry)
+        if not live:
+            return 0
+        if reason == REASON_RELEASED:
+            for entry in reversed(live):
+                entry.holder = ""
+                self.book.add(entry, front=True)
+            self.wake_waiters()
+        else:
+            await self._end(live, "f", reason, error, 0.0)
+        return len(live)
+
+    async def release_holder(self, holder: str, reason: str, error: str = "") -> int:
+        """`release` every lease `holder` has."""
+        return await self.release(self.book.holder_receipts(holder), reason, error)
+
+    # -- views --------------------------------------------------------------
+
+    def stats(self) -> QueueStats:
+        """Fleet-wide counts as of the last read, plus this process's writes since."""
+        s = self.snap
+        pub = self.flusher.pending_pub()
+        acked = self.flusher.pending_ack()
+        return QueueStats(
+            ready=s.ready + pub, delayed=s.delayed, in_flight=max(0, s.in_flight - acked),
+            dead=s.dead, published=s.published + pub, acked=s.acked + acked,
+            dead_lettered=s.dead_lettered, redelivered=s.redelivered,
+            capacity=self.config.capacity)
+
+    def outstanding(self) -> int:
+        """Messages not yet acked or dead-lettered, fleet-wide (as of the last read,
+        plus this process's writes since)."""
+        s = self.snap
+        return (s.ready + s.delayed + max(0, s.in_flight - self.flusher.pending_ack())
+                + self.flusher.pending_pub())
+
+    def leases(self, limit: int | None = None) -> list[LeaseInfo]:
+        """This worker's live leases, soonest deadline first."""
+        return self.book.lease_infos(limit)
+
+    def holder_counts(self) -> dict[str, int]:
+        """This worker's live leases per holder."""
+        return self.book.holder_counts()
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """The shared DLQ, newest first (the latest 200, refreshed as it changes)."""
+        return self._dead[:limit] if limit is not None else list(self._dead)
+
+    async def redrive(self, ids: Sequence[str] | None = None) -> int:
+        """Dead messages back to their priority's stream, attempts reset."""
+        return await self._dlq("redrive", ids)
+
+    async def purge(self, ids: Sequence[str] | None = None) -> int:
+        """Delete dead messages for good."""
+        return await self._dlq("purge", ids)
+
+    async def _dlq(self, script: str, ids: Sequence[str] | None) -> int:
+        n = 0
+        if ids is not None:
+            if ids:
+                n, _ = await self.flusher.call(
+                    evalsha(script, self.keys.prefix, 500, "+", *ids))
+        else:
+            last = await self.flusher.call(("XREVRANGE", self.keys.dead, "+", "-", "COUNT", 1))
+            if last:
+                while True:
+                    moved, more = await self.flusher.call(
+                        evalsha(script, self.keys.prefix, 500, last[0][0]))
+                    n += moved
+                    if not more:
+                        break
+        await self.refresh()
+        return int(n)
+
+    async def refresh(self) -> None:
+        """Read the fleet's counts and the DLQ now."""
+        self._check_open()
+        await self.flusher.call(evalsha("stats", self.keys.prefix))
+        await self._refresh_dead()
+
+    async def _refresh_dead(self) -> None:
+        version = self.snap.dlq_version
+        raw = await self.flusher.call(("XREVRANGE", self.keys.dead, "+", "-", "COUNT", 200))
+        self._dead = parse_dead_letters(raw, self.offset)
+        self._dlq_version = version
+
+    # -- callbacks from the tasks -------------------------------------------
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        self.snap = snap
+        if snap.redis_now:
+            self.offset = snap.taken_at - snap.redis_now
+        if snap.dlq_version != self._dlq_version and not self._closed:
+            self._dlq_version = snap.dlq_version
+            task = asyncio.get_running_loop().create_task(self._refresh_dead_quietly())
+            self._tasks.append(task)
+            task.add_done_callback(self._tasks.remove)
+        while self._room_waiters:
+            fut = self._room_waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _refresh_dead_quietly(self) -> None:
+        try:
+            await self._refresh_dead()
+        except (BrokerError, ResponseError):
+            self._dlq_version = -1  # try again with the next snapshot
+
+    def on_lost_state(self) -> None:
+        """Redis answered NOGROUP: it lost our group (restart without persistence)."""
+        now = time.monotonic()
+        if now - self._last_lost < 1.0:
+            return  # one report and one re-creation per incident, not a loop
+        self._last_lost = now
+        self.lost_state_events += 1
+        dropped = self.book.buffered + len(self.book.leases)
+        self.book.drain_buffer()
+        for r in list(self.book.leases):
+            self.book.unlease(r)
+        log.error("Redis lost the queue's consumer group (restarted without persistence?): "
+                  "re-creating it; %d local leases dropped", dropped)
+        prios = sorted({p for p, _, _ in self.flusher.outbox} | {0})
+        self.flusher.fire(evalsha("recover", self.keys.prefix, *prios))
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+__all__ = ["RedisBroker", "WouldBlock", "default_worker_name"]
