@@ -42,16 +42,17 @@ class LeaseTable(RowTable):
         slot is blank). Adding or removing rows re-lays out the whole screen.
         """
         vt = self.visibility_timeout
+        shown = max(1, min(SHOWN, self.size.height - 1))  # no scrolling a 4 Hz list
         rows: dict[str, tuple[Hashable, ...]] = {}
-        for i, lease in enumerate(snap.leases[:SHOWN]):
+        for i, lease in enumerate(snap.leases[:shown]):
             left = max(0.0, lease.expires_in)
             step = round(min(1.0, left / vt) * BAR_WIDTH)
             rows[str(i)] = (lease.message_id, lease.consumer_id, lease.attempt,
                             (step, f"{left:.0f}s"))
-        for i in range(len(rows), self.row_count):
+        for i in range(len(rows), min(self.row_count, shown)):
             rows[str(i)] = _BLANK
         self.sync(rows)
-        more = snap.queue.in_flight - min(len(snap.leases), SHOWN)
+        more = snap.queue.in_flight - min(len(snap.leases), shown)
         self.subtitle(f"{snap.queue.in_flight} in flight" + (
             f", {more} not shown" if more > 0 else ""))
 

@@ -60,13 +60,35 @@ def _check_factor(text: str) -> str | None:
     return None if 1.0 <= f <= 100.0 else "a number from 1 (normal speed) to 100"
 
 
-def drill_choice(drill: Any) -> tuple[str, str]:
-    """(value, label) for a drill offered by the workload (a name or a drill object)."""
-    if isinstance(drill, str):
-        return drill, drill
-    action = getattr(drill, "action", None) or getattr(drill, "name", None) or str(drill)
-    target = getattr(drill, "target", None)
-    return str(action), f"{action} {target}" if target else str(action)
+def drill_choices(available: list[Any], *, selected: str | None, desired: int,
+                  balancer: str, burst: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, action, params) for each drill the workload offers.
+
+    Built-in actions aim at the selected consumer (else the busiest) and get
+    sensible parameters; the scenario's own drills keep their target.
+    """
+    target = selected or "busiest"
+    nxt = BALANCERS[(BALANCERS.index(balancer) + 1) % len(BALANCERS)] \
+        if balancer in BALANCERS else BALANCERS[0]
+    builtin: dict[str, tuple[str, dict[str, Any]]] = {
+        "kill": (f"kill {target}", {"target": target}),
+        "hang": (f"hang {target}", {"target": target}),
+        "slow": (f"slow {target} x4 for 10 s", {"target": target, "factor": 4.0, "for": 10.0}),
+        "poison": ("poison: 5 messages that always fail", {"count": 5}),
+        "burst": (f"burst: {burst} messages at once", {"count": burst}),
+        "scale": (f"scale the pool to {desired + 1}", {"to": desired + 1}),
+        "balancer": (f"balancer -> {nxt}", {"balancer": nxt}),
+        "rolling-update": ("rolling update of every consumer", {}),
+    }
+    out = []
+    for entry in available:
+        name = str(getattr(entry, "label", entry))
+        if name in builtin:
+            label, params = builtin[name]
+            out.append((label, name, params))
+        else:
+            out.append((f"{name} (scenario drill)", name, {}))
+    return out
 
 
 class Operations(_Base):
@@ -252,18 +274,22 @@ class Operations(_Base):
 
     @guarded
     def action_drill(self) -> None:
-        """Pick a drill and run it against the selected consumer (or the busiest)."""
-        choices = [drill_choice(d) for d in self.workload.available_drills()]
-        target = self.consumers.selected_consumer() or "busiest"
+        """Pick a drill (the scenario's or a built-in one) and run it; the report pane shows it."""
+        choices = drill_choices(
+            list(self.workload.available_drills()), selected=self.consumers.selected_consumer(),
+            desired=self.engine.desired, balancer=self.engine.balancer.name,
+            burst=self.burst_size)
 
-        def done(action: str | None) -> None:
-            if action is None:
+        def done(index: str | None) -> None:
+            if index is None:
                 return
-            self.say(f"drill {action} started (target {target})")
-            self.run_worker(self.workload.trigger_drill(action, target=target),
-                            group="drills", exit_on_error=False, name=f"drill {action}")
+            label, action, params = choices[int(index)]
+            self.say(f"drill started: {label}")
+            self.run_worker(self.workload.trigger_drill(action, **params), group="drills",
+                            exit_on_error=False, name=f"drill {label}")
 
-        self.push_screen(Picker(f"Run a drill (target: {target})", choices), self.guard(done))
+        self.push_screen(Picker("Run a drill", [(str(i), c[0]) for i, c in enumerate(choices)]),
+                         self.guard(done))
 
     @guarded
     def action_help(self) -> None:

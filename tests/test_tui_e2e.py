@@ -1,0 +1,105 @@
+"""The real installed `ccdash` in a real terminal (tmux), driven as a person would."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+TMUX = shutil.which("tmux")
+CCDASH = Path(sys.executable).with_name("ccdash")
+
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/run installs it)")
+
+
+class Terminal:
+    """One tmux session on its own server socket, 160x48."""
+
+    def __init__(self, command: str) -> None:
+        self.socket = f"ccdash-e2e-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+        env.pop("TMUX", None)
+        self.tmux("new-session", "-d", "-x", "160", "-y", "48", "-s", "dash", command, env=env)
+
+    def tmux(self, *args: str, env: dict[str, str] | None = None) -> str:
+        assert TMUX is not None
+        out = subprocess.run([TMUX, "-L", self.socket, *args], capture_output=True, text=True,
+                             timeout=10, env=env, check=False)
+        return out.stdout
+
+    def screen(self) -> str:
+        """What the terminal shows now."""
+        return self.tmux("capture-pane", "-p", "-t", "dash")
+
+    def press(self, key: str) -> None:
+        self.tmux("send-keys", "-t", "dash", key)
+
+    def wait_for(self, what: str, ok: Callable[[str], bool], deadline: float = 30.0) -> str:
+        """Poll the screen until `ok(screen)`; fail with the last screen after `deadline` s."""
+        end = time.monotonic() + deadline
+        screen = ""
+        while time.monotonic() < end:
+            screen = self.screen()
+            if ok(screen):
+                return screen
+            time.sleep(0.2)
+        pytest.fail(f"timed out waiting for {what}; the screen was:\n{screen}")
+
+    def close(self) -> None:
+        self.tmux("kill-server")
+
+
+@pytest.fixture
+def terminal() -> Iterator[Callable[[str], Terminal]]:
+    made: list[Terminal] = []
+
+    def start(command: str) -> Terminal:
+        made.append(Terminal(command))
+        return made[-1]
+
+    yield start
+    for t in made:
+        t.close()
+
+
+def consumer_rows(screen: str) -> dict[str, str]:
+    """Consumer id -> state, read off the Consumers pane (left column)."""
+    found = {}
+    for line in screen.splitlines():
+        m = re.match(r"│ (c\d+)\s+(hung\?|idle|processing|draining|failed|stopped)", line)
+        if m:
+            found[m.group(1)] = m.group(2)
+    return found
+
+
+def test_the_installed_dashboard_kills_a_consumer_and_quits_cleanly(
+        terminal: Callable[[str], Terminal]) -> None:
+    """ccdash in tmux: panes show; k fails the selected consumer and a new one replaces
+    it; q stops the engine and the process exits 0."""
+    assert CCDASH.exists(), f"the console script is not installed at {CCDASH}"
+    term = terminal(f"{CCDASH} --seed 5; echo ccdash-exit=$?; sleep 60")
+    first = term.wait_for("the dashboard's panes", lambda s: all(
+        pane in s for pane in ("Queue", "Consumers", "In-flight leases", "Dead letters",
+                               "Alerts", "Drills", "Log")) and "c1" in consumer_rows(s))
+    before = consumer_rows(first)
+    assert before["c1"] in ("idle", "processing")
+    term.press("k")
+    after = term.wait_for(
+        "c1 to fail and a replacement to appear",
+        lambda s: consumer_rows(s).get("c1") == "failed" and len(
+            [c for c, st in consumer_rows(s).items() if st in ("idle", "processing")
+             and c not in before]) >= 1,
+        deadline=20.0)
+    assert "killed c1" in after
+    term.press("q")
+    final = term.wait_for("the process to exit", lambda s: "ccdash-exit=" in s, deadline=30.0)
+    assert "ccdash-exit=0" in final
+    assert "engine stopped" in final
