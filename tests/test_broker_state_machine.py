@@ -9,6 +9,7 @@ stepped synchronously with `run`, without an event loop.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -370,6 +371,12 @@ class BrokerMachine(RuleBasedStateMachine):
         assert len(places) == len(set(places)), "a message is in two places"
         assert set(places) == {m.mid for m in self.msgs.values() if m.state != "acked"}
         assert (b._ready, len(b._delayed)) == (len(ready), len(delayed))
+        # The reap guards are lower bounds: nothing falls due unseen.
+        in_order = [m.deadline for m in b._leases.values()]
+        others = [m.deadline for m in b._stray.values()]
+        others += [m.deadline for bucket in b._delayed._buckets.values() for m in bucket.values()]
+        assert b._lease_due <= min(in_order, default=math.inf)
+        assert b._due <= min(in_order + others, default=math.inf)
 
         # After reaping (stats() reaps): each place holds what the model says.
         stats = b.stats()

@@ -141,9 +141,12 @@ class MemoryBroker(Broker):
         self._receipts = itertools.count(1)
         self._readers: deque[asyncio.Future[None]] = deque()  # parked in wait_ready
         self._writers: deque[asyncio.Future[None]] = deque()  # parked in publish (full)
-        # No retry or lease deadline falls before `_due` (a lower bound, made exact on
-        # each reap): the hot paths skip reaping with one comparison.
+        # No retry or lease deadline falls before `_due`, and no deadline in _leases
+        # before `_lease_due`: lower bounds, made exact on each reap. The hot paths skip
+        # reaping with one comparison, and _leases' front (which acks leave full of
+        # holes for a dict iterator to step over) is looked at only when a lease is due.
         self._due = _INF
+        self._lease_due = _INF
         self._timer: TimerHandle | None = None
         self._timer_at = float("inf")
         self._closed = False
@@ -274,11 +277,13 @@ class MemoryBroker(Broker):
             holders, n = holders[:ready], ready
         self._ready = ready - n
         deadline = now + self.config.visibility_timeout
-        if deadline < self._due:
-            self._due = deadline
         if deadline >= self._last_deadline:
             self._last_deadline = deadline
             leases = self._leases
+            if deadline < self._lease_due:
+                self._lease_due = deadline
+                if deadline < self._due:
+                    self._due = deadline
         else:  # the visibility timeout was lowered: these would break _leases' order
             leases = self._stray
         by_holder = self._by_holder
@@ -318,6 +323,8 @@ class MemoryBroker(Broker):
         if leases is self._stray:
             for d in out:
                 self._stray_expiry.add(d.receipt, leases[d.receipt])
+            if deadline < self._due:
+                self._due = deadline
         if self._readers and deadline < self._timer_at:
             self._arm()
         return out
@@ -366,6 +373,8 @@ class MemoryBroker(Broker):
         if self._last_deadline <= msg.deadline <= self.clock.now() + self.config.visibility_timeout:
             self._last_deadline = msg.deadline
             self._leases[receipt] = msg
+            if msg.deadline < self._lease_due:
+                self._lease_due = msg.deadline
         else:
             self._stray[receipt] = msg
             self._stray_expiry.add(receipt, msg)
@@ -521,13 +530,16 @@ class MemoryBroker(Broker):
             for msg in self._delayed.pop_expired(now):
                 self._make_ready(msg)
                 woke = True
-        leases = self._leases
-        if leases:
+        if now >= self._lease_due:
+            leases = self._leases
             expired = []
+            head = _INF
             for msg in leases.values():  # in deadline order: stop at the first alive
                 if msg.deadline > now:
+                    head = msg.deadline
                     break
                 expired.append(msg)
+            self._lease_due = head
             for msg in expired:
                 del leases[msg.receipt]
                 self._expire(msg, now)
@@ -537,8 +549,7 @@ class MemoryBroker(Broker):
                 del self._stray[msg.receipt]
                 self._expire(msg, now)
                 woke = True
-        due = self._next_deadline()
-        self._due = _INF if due is None else due
+        self._due = self._next_deadline()
         if woke and self._readers:
             self._wake_readers()
 
@@ -547,17 +558,21 @@ class MemoryBroker(Broker):
         del self._by_holder[msg.holder][msg.receipt]
         self._return(msg, REASON_EXPIRED, "visibility timeout passed", now)
 
-    def _next_deadline(self) -> float | None:
-        """The earliest retry or lease deadline, if any."""
-        times = [self._delayed.next_deadline(), self._stray_expiry.next_deadline()]
-        if self._leases:
-            times.append(next(iter(self._leases.values())).deadline)
-        return min((t for t in times if t is not None), default=None)
+    def _next_deadline(self) -> float:
+        """The earliest retry or lease deadline (inf if none), as far as reaped."""
+        due = self._lease_due
+        for index in (self._delayed, self._stray_expiry):
+            when = index.next_deadline()
+            if when is not None and when < due:
+                due = when
+        return due
 
     def _arm(self) -> None:
         """Make sure a timer fires at the next retry/expiry while anyone waits."""
-        when = self._next_deadline()
-        if when is None or when >= self._timer_at:
+        # `_due` may be early (a lower bound): then the timer reaps, finds nothing, and
+        # re-arms at the exact time. Never late.
+        when = self._due
+        if when >= self._timer_at:
             return
         if self._timer is not None:
             self._timer.cancel()
