@@ -231,6 +231,24 @@ async def test_delayed_retries_come_due_in_deadline_order(
     assert [d.body for d in await broker.receive(["c", "c"])] == [b"short"]
 
 
+async def test_defer_delays_without_using_an_attempt(
+    memory_broker: Make, fake_clock: FakeClock
+) -> None:
+    """A deferred message comes back after the delay as the same attempt, never dead-lettered."""
+    broker = memory_broker(max_attempts=1)
+    await broker.publish(b"x")
+    d = await lease(broker)
+    await broker.defer(d.receipt, 2.0)
+    with pytest.raises(ReceiptRejected):
+        await broker.ack(d.receipt)
+    await fake_clock.advance(1.99)
+    assert broker.ready_count() == 0
+    await fake_clock.advance(0.01)
+    again = await lease(broker)
+    assert (again.message_id, again.attempt) == (d.message_id, 1)
+    assert broker.stats().dead == 0
+
+
 # -- expiry -----------------------------------------------------------------------
 
 
