@@ -76,11 +76,13 @@ def result_word(report: dict[str, Any]) -> str:
 def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(label, value, note) rows of the report's headline numbers."""
     lat = r["latency_ms"]
+    planned = r["planned_duration_s"]
+    planned_text = "open-ended" if planned is None else f"{planned:g} s"
     if r["interrupted"]:
-        ran = f"of {r['planned_duration_s']:g} s planned; stopped by {r['stopped_by']}"
+        ran = f"of {planned_text} planned; stopped by {r['stopped_by']}"
     else:
         drain = f", {r['drain_s']:.1f} s drain" if r.get("drain_s") is not None else ""
-        ran = f"{r['planned_duration_s']:g} s of load{drain}"
+        ran = f"{planned_text} of load{drain}"
     return [
         ("ran", f"{r['duration_s']:.1f} s", ran),
         ("published", str(r["published"]), "by the workload, ids recorded"),

@@ -143,9 +143,15 @@ def test_python_dash_m_runs_the_same_command() -> None:
     assert proc.returncode == 0 and proc.stdout.strip() == f"ccdash {__version__}"
 
 
+class _Pipe:
+    def isatty(self) -> bool:
+        return False
+
+
 def test_dashboard_without_a_terminal_exits_2_suggesting_demo(
-        capsys: pytest.CaptureFixture[str]) -> None:
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """`ccdash` with no TTY: one line saying so, pointing at --demo."""
+    monkeypatch.setattr(sys, "stdin", _Pipe())
     assert cli.main([]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ccdash: error: the dashboard needs a terminal")

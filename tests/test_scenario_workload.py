@@ -259,7 +259,9 @@ async def test_interactive_drills_return_records_that_fill_in() -> None:
     assert recs["named"].name == "first kill" and recs["named"].verdict == "pass"
     assert recs["missing"].verdict == "skipped" and "c99" in recs["missing"].detail
     assert [r.source for r in wl.drill_results][:1] == ["scheduled"]
-    assert wl.report()["lost"] == 0
+    report = wl.report()
+    assert report["lost"] == 0 and report["planned_duration_s"] is None
+    assert report["interrupted"] and report["stopped_by"] == "operator"
 
 
 async def test_stop_ends_the_run_interrupted_with_nothing_lost() -> None:

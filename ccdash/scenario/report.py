@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,7 @@ def build_report(wl: Workload) -> dict[str, Any]:
         "seed": wl.seed,
         "sequence_digest": wl.sequence_digest(),
         "duration_s": round(elapsed, 3),
-        "planned_duration_s": wl.duration,
+        "planned_duration_s": wl.duration if math.isfinite(wl.duration) else None,
         "drain_s": round((wl.ended_at or eng.clock.now()) - wl.publish_ended_at, 3)
         if wl.publish_ended_at is not None else None,
         "interrupted": wl.stopping,
