@@ -25,9 +25,16 @@ _BIDI_AND_INVISIBLE = frozenset(
     [
         *range(0x202A, 0x202F),  # LRE RLE PDF LRO RLO
         *range(0x2066, 0x206A),  # LRI RLI FSI PDI
-        0x200E, 0x200F, 0x061C,  # LRM RLM ALM
-        0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF,  # zero-width characters, BOM
-        0x2028, 0x2029,  # line and paragraph separators
+        0x200E,
+        0x200F,
+        0x061C,  # LRM RLM ALM
+        0x200B,
+        0x200C,
+        0x200D,
+        0x2060,
+        0xFEFF,  # zero-width characters, BOM
+        0x2028,
+        0x2029,  # line and paragraph separators
         0x00AD,  # soft hyphen
     ]
 )
@@ -104,8 +111,12 @@ def body_text(body: Any, limit: int | None = None, *, pretty: bool = False) -> s
     if isinstance(body, str) and limit is not None and len(body) > limit * 2:
         body = body[: limit * 2]  # don't serialise a megabyte to show a line of it
     try:
-        text = json.dumps(body, ensure_ascii=False, indent=2 if pretty else None,
-                          separators=None if pretty else (",", ":"))
+        text = json.dumps(
+            body,
+            ensure_ascii=False,
+            indent=2 if pretty else None,
+            separators=None if pretty else (",", ":"),
+        )
     except (TypeError, ValueError):
         text = repr(body)
     return sanitize(text, limit, keep="\n" if pretty else "")

@@ -83,8 +83,9 @@ def test_sanitize_leaves_ordinary_text_unchanged(text: str) -> None:
 
 def test_the_sanitiser_imports_neither_rich_nor_textual() -> None:
     """Headless output and logs can use it without the UI stack."""
-    code = "import sys, ccdash.text; print(any(m.split('.')[0] in ('rich', 'textual') " \
-           "for m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, ccdash.text; print(any(m.split('.')[0] in ('rich', 'textual') "
+        "for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -31,8 +31,14 @@ class Terminal:
 
     def tmux(self, *args: str, env: dict[str, str] | None = None) -> str:
         assert TMUX is not None
-        out = subprocess.run([TMUX, "-L", self.socket, *args], capture_output=True, text=True,
-                             timeout=10, env=env, check=False)
+        out = subprocess.run(
+            [TMUX, "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            env=env,
+            check=False,
+        )
         return out.stdout
 
     def screen(self) -> str:
@@ -81,23 +87,48 @@ def consumer_rows(screen: str) -> dict[str, str]:
 
 
 def test_the_installed_dashboard_kills_a_consumer_and_quits_cleanly(
-        terminal: Callable[[str], Terminal]) -> None:
+    terminal: Callable[[str], Terminal],
+) -> None:
     """ccdash in tmux: panes show; k fails the selected consumer and a new one replaces
     it; q stops the engine and the process exits 0."""
     assert CCDASH.exists(), f"the console script is not installed at {CCDASH}"
     term = terminal(f"{CCDASH} --seed 5; echo ccdash-exit=$?; sleep 60")
-    first = term.wait_for("the dashboard's panes", lambda s: all(
-        pane in s for pane in ("Queue", "Consumers", "In-flight leases", "Dead letters",
-                               "Alerts", "Drills", "Log")) and "c1" in consumer_rows(s))
+    first = term.wait_for(
+        "the dashboard's panes",
+        lambda s: (
+            all(
+                pane in s
+                for pane in (
+                    "Queue",
+                    "Consumers",
+                    "In-flight leases",
+                    "Dead letters",
+                    "Alerts",
+                    "Drills",
+                    "Log",
+                )
+            )
+            and "c1" in consumer_rows(s)
+        ),
+    )
     before = consumer_rows(first)
     assert before["c1"] in ("idle", "processing")
     term.press("k")
     after = term.wait_for(
         "c1 to fail and a replacement to appear",
-        lambda s: consumer_rows(s).get("c1") == "failed" and len(
-            [c for c, st in consumer_rows(s).items() if st in ("idle", "processing")
-             and c not in before]) >= 1,
-        deadline=20.0)
+        lambda s: (
+            consumer_rows(s).get("c1") == "failed"
+            and len(
+                [
+                    c
+                    for c, st in consumer_rows(s).items()
+                    if st in ("idle", "processing") and c not in before
+                ]
+            )
+            >= 1
+        ),
+        deadline=20.0,
+    )
     assert "killed c1" in after
     term.press("q")
     final = term.wait_for("the process to exit", lambda s: "ccdash-exit=" in s, deadline=30.0)

@@ -54,8 +54,9 @@ async def test_hostile_payloads_and_errors_read_literally_in_the_dlq_and_its_det
         ids = {}
         for name, payload in CORPUS.items():
             error = payload if name != "megabyte" else "x" * 5000
-            ids[name] = await app.workload.publish({"poison": True, "error": error,
-                                                    "data": payload})
+            ids[name] = await app.workload.publish(
+                {"poison": True, "error": error, "data": payload}
+            )
         ids["bytes"] = await app.engine.publish(b"\x1b]52;c;aGVsbG8=\x07\xff")
         await advance(app, pilot, 3.0)
         assert app.engine.snapshot().queue.dead == len(ids)
@@ -74,7 +75,8 @@ async def test_hostile_payloads_and_errors_read_literally_in_the_dlq_and_its_det
                 assert "\\x1b]52;c;aGVsbG8=\\x07\\xff" in text
             else:
                 assert SHOWN[name] in text.replace("\\u001b", "\\x1b").replace(
-                    "\\u0007", "\\x07"), name
+                    "\\u0007", "\\x07"
+                ), name
             await pilot.press("escape")
         assert app.is_running
         await quit_app(app, pilot)
@@ -109,8 +111,18 @@ async def test_hostile_ids_in_the_leases_consumers_and_alerts_panes() -> None:
                 leases=(LeaseView(payload, payload, 2, 5.0),),
                 consumers=(ConsumerView(payload, "processing", 1, 1, 3, 0, 0.01, 0.02, 0.1),),
                 alerts=(Alert(1, "x", payload, "warning", payload, "firing", real.at),),
-                dead_letters=(DeadLetter(payload, "failed", 3, payload, 0, payload, real.at, (
-                    HistoryEntry(real.at, payload, 1, "failed", payload),)),),
+                dead_letters=(
+                    DeadLetter(
+                        payload,
+                        "failed",
+                        3,
+                        payload,
+                        0,
+                        payload,
+                        real.at,
+                        (HistoryEntry(real.at, payload, 1, "failed", payload),),
+                    ),
+                ),
             )
             for pane in (LeaseTable, "#consumers", "#alerts", DeadLetterTable):
                 app.query_one(pane).update_from(hostile)  # type: ignore[call-overload]

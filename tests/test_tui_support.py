@@ -33,8 +33,9 @@ class DrillRecord:
 class FakeWorkload:
     """Deterministic load: `rate` messages per fake second, handled in `latency` seconds."""
 
-    def __init__(self, engine: Engine, clock: FakeClock, *, rate: float = 20.0,
-                 latency: float = 0.2) -> None:
+    def __init__(
+        self, engine: Engine, clock: FakeClock, *, rate: float = 20.0, latency: float = 0.2
+    ) -> None:
         self.engine = engine
         self.clock = clock
         self.rate = rate
@@ -99,13 +100,29 @@ class FakeWorkload:
         record.verdict = "pass"
 
 
-def make_app(*, consumers: int = 3, rate: float = 0.0, latency: float = 0.2,
-             seed: int = 7, size_live: bool = False, **app_kw: Any) -> DashboardApp:
+def make_app(
+    *,
+    consumers: int = 3,
+    rate: float = 0.0,
+    latency: float = 0.2,
+    seed: int = 7,
+    size_live: bool = False,
+    **app_kw: Any,
+) -> DashboardApp:
     """A dashboard over a seeded engine on a fake clock, its own timers off."""
     clock = FakeClock()
-    cfg = EngineConfig(consumers=consumers, max_consumers=8, heartbeat_interval=0.5,
-                       heartbeat_timeout=1.5, visibility_timeout=10.0, max_attempts=3,
-                       backoff_base=0.05, backoff_max=0.2, shutdown_grace=1.0, seed=seed)
+    cfg = EngineConfig(
+        consumers=consumers,
+        max_consumers=8,
+        heartbeat_interval=0.5,
+        heartbeat_timeout=1.5,
+        visibility_timeout=10.0,
+        max_attempts=3,
+        backoff_base=0.05,
+        backoff_max=0.2,
+        shutdown_grace=1.0,
+        seed=seed,
+    )
     holder: dict[str, FakeWorkload] = {}
 
     async def handler(d: Delivery) -> None:
@@ -165,11 +182,19 @@ def screen_text(app: DashboardApp) -> str:
     from rich.console import Console
 
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
-                      color_system="truecolor", record=True, legacy_windows=False,
-                      safe_box=False)
-    console.print(app.screen._compositor.render_update(
-        full=True, screen_stack=app._background_screens))
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system="truecolor",
+        record=True,
+        legacy_windows=False,
+        safe_box=False,
+    )
+    console.print(
+        app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    )
     return console.export_text()
 
 
@@ -182,4 +207,4 @@ def log_text(app: DashboardApp) -> str:
 
 def rows(table: Any) -> dict[str, list[str]]:
     """A table's rows by key, top to bottom, each cell as plain text."""
-    return {key: table.row_text(key) for key in table.keys()}
+    return {key: table.row_text(key) for key in table.row_keys()}

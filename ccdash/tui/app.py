@@ -45,17 +45,26 @@ DETAIL_PANES = ("dead", "leases", "alerts", "drills", "log")
 REFRESH_INTERVAL = 0.25  # seconds between snapshots: 4 per second
 
 
-class DashboardApp(Operations, App[int]):
+class DashboardApp(Operations):
     """The ccdash dashboard over one running engine and its workload."""
 
     CSS_PATH = "app.tcss"
     TITLE = "ccdash"
-    BINDINGS = bindings()
+    BINDINGS = bindings()  # type: ignore[assignment]  # (list invariance)
 
-    def __init__(self, engine: Engine, workload: Any, *, theme: str | None = None,
-                 title: str = "", clock: Any = None, live: bool = True,
-                 start_load: bool = True, burst_size: int = 200,
-                 refresh_interval: float = REFRESH_INTERVAL) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        workload: Any,
+        *,
+        theme: str | None = None,
+        title: str = "",
+        clock: Any = None,
+        live: bool = True,
+        start_load: bool = True,
+        burst_size: int = 200,
+        refresh_interval: float = REFRESH_INTERVAL,
+    ) -> None:
         """`live=False` disables the app's own timers (tests call `refresh_now`)."""
         super().__init__()
         self.engine = engine
@@ -113,8 +122,9 @@ class DashboardApp(Operations, App[int]):
             self.query_one(f"#{name}").add_class("detail")
         self.consumers.focus()
         self._layout(self.size.width, self.size.height)
-        self.engine_worker = self.run_worker(self._run_engine(), name="engine", group="engine",
-                                             exit_on_error=False)
+        self.engine_worker = self.run_worker(
+            self._run_engine(), name="engine", group="engine", exit_on_error=False
+        )
         if self.live:
             self.set_interval(self.refresh_interval, self.refresh_now, name="refresh")
         self.refresh_now()
@@ -129,12 +139,14 @@ class DashboardApp(Operations, App[int]):
             return
         tiny = width < MIN_SIZE[0] or height < MIN_SIZE[1]
         screen.set_class(tiny, "-tiny")
-        screen.set_class(not tiny and (width < WIDE_SIZE[0] or height < WIDE_SIZE[1]),
-                         "-compact")
+        screen.set_class(not tiny and (width < WIDE_SIZE[0] or height < WIDE_SIZE[1]), "-compact")
         self.refresh_bindings()
-        self.query_one("#too-small", Static).update(Text(
-            f"terminal too small: ccdash needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, "
-            f"this one is {width}x{height}\n(q quits)"))
+        self.query_one("#too-small", Static).update(
+            Text(
+                f"terminal too small: ccdash needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, "
+                f"this one is {width}x{height}\n(q quits)"
+            )
+        )
         self._show_pane(self._current_pane)
 
     def _show_pane(self, index: int) -> None:
@@ -143,8 +155,9 @@ class DashboardApp(Operations, App[int]):
         for name in DETAIL_PANES:
             self.query_one(f"#{name}").set_class(name == current, "-current")
         self.query_one("#left").set_class(current == "dead", "-has-current")
-        self.query_one("#right").set_class(current in ("leases", "alerts", "drills"),
-                                           "-has-current")
+        self.query_one("#right").set_class(
+            current in ("leases", "alerts", "drills"), "-has-current"
+        )
 
     def _panes(self) -> list[Any]:
         return [self.query_one(f"#{n}") for n in ("queue", "consumers", *DETAIL_PANES)]
@@ -160,7 +173,8 @@ class DashboardApp(Operations, App[int]):
             if self.start_load and self.workload is not None:
                 load = asyncio.create_task(
                     self.workload.run(duration=math.inf, on_event=self._on_workload_event),
-                    name="ccdash-load")
+                    name="ccdash-load",
+                )
             stop = asyncio.create_task(self._stop.wait())
             try:
                 waiting = {stop} if load is None else {stop, load}
@@ -210,8 +224,12 @@ class DashboardApp(Operations, App[int]):
         if state == WorkerState.ERROR:
             self.engine_error = worker.error
             banner = self.query_one("#banner", Static)
-            banner.update(Text(f"engine failed: {sanitize(repr(worker.error), 300)} "
-                               "- the dashboard shows its last state; q quits"))
+            banner.update(
+                Text(
+                    f"engine failed: {sanitize(repr(worker.error), 300)} "
+                    "- the dashboard shows its last state; q quits"
+                )
+            )
             banner.add_class("-shown")
             self.say(f"engine failed: {worker.error!r}", error=True)
         if state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
@@ -239,27 +257,6 @@ class DashboardApp(Operations, App[int]):
         while self._events:
             ev = self._events.popleft()
             log.add(ev.at, ev.kind, ev.message)
-
-    def say(self, message: str, *, error: bool = False) -> None:
-        """Confirm an operator action (or say why not) in the log, and refresh."""
-        self.query_one(LogPane).add(self.clock.now(), "error" if error else "operator",
-                                    message, operator=not error)
-        self.refresh_now()
-
-    @property
-    def consumers(self) -> ConsumerTable:
-        """The consumers pane."""
-        return self.query_one(ConsumerTable)
-
-    @property
-    def dead(self) -> DeadLetterTable:
-        """The dead-letter pane."""
-        return self.query_one(DeadLetterTable)
-
-    @property
-    def alerts(self) -> AlertsTable:
-        """The alerts pane."""
-        return self.query_one(AlertsTable)
 
     def on_dead_letter_table_opened(self, event: DeadLetterTable.Opened) -> None:
         """Enter on a dead letter: its payload and history."""
@@ -294,8 +291,11 @@ class DashboardApp(Operations, App[int]):
     def action_next_theme(self) -> None:
         """Cycle through the ccdash themes."""
         names = list(self.ccdash_themes)
-        self.theme_name = names[(names.index(self.theme_name) + 1) % len(names)] \
-            if self.theme_name in names else names[0]
+        self.theme_name = (
+            names[(names.index(self.theme_name) + 1) % len(names)]
+            if self.theme_name in names
+            else names[0]
+        )
         self.theme = self.theme_name
         self.palette = Palette.from_theme(self.ccdash_themes[self.theme_name])
         for w in [self.query_one(HeaderBar), *self._panes()]:
@@ -336,8 +336,9 @@ def _runner(app: App[Any], action: str) -> Any:
     return run
 
 
-def run_tui(scenario: Any = None, handler: Any = None, theme: str | None = None,
-            seed: int | None = None) -> int:
+def run_tui(
+    scenario: Any = None, handler: Any = None, theme: str | None = None, seed: int | None = None
+) -> int:
     """Open the dashboard on a scenario (None: the default one); returns the exit code.
 
     Raises ValueError("unknown theme ...; available: ...") before starting if the
@@ -347,8 +348,11 @@ def run_tui(scenario: Any = None, handler: Any = None, theme: str | None = None,
 
     theme_name = check_theme(theme)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        print("ccdash: error: the dashboard needs a terminal (no TTY here); "
-              "try `ccdash --demo` for the headless run", file=sys.stderr)
+        print(
+            "ccdash: error: the dashboard needs a terminal (no TTY here); "
+            "try `ccdash --demo` for the headless run",
+            file=sys.stderr,
+        )
         return 2
     from ccdash.scenario import Workload, load_scenario
 
@@ -356,14 +360,20 @@ def run_tui(scenario: Any = None, handler: Any = None, theme: str | None = None,
         scenario = load_scenario(None)
     engine = scenario.make_engine(handler=handler, seed=seed)
     workload = Workload(scenario, engine, seed=seed)
-    app = DashboardApp(engine, workload, theme=theme_name,
-                       title=str(getattr(scenario, "name", "") or "ccdash"))
+    app = DashboardApp(
+        engine, workload, theme=theme_name, title=str(getattr(scenario, "name", "") or "ccdash")
+    )
     code = app.run()
     snap = engine.snapshot(max_leases=0, max_dead=0)
-    print(f"ccdash: engine stopped. published {snap.published}, acked {snap.acked}, "
-          f"in the DLQ {snap.queue.dead}, still queued {engine.leftover}"
-          + (" (the memory broker's contents end with the process)"
-             if engine.leftover and snap.broker == "memory" else ""))
+    print(
+        f"ccdash: engine stopped. published {snap.published}, acked {snap.acked}, "
+        f"in the DLQ {snap.queue.dead}, still queued {engine.leftover}"
+        + (
+            " (the memory broker's contents end with the process)"
+            if engine.leftover and snap.broker == "memory"
+            else ""
+        )
+    )
     if app.engine_error is not None:
         print(f"ccdash: error: the engine failed: {app.engine_error!r}", file=sys.stderr)
         return 1

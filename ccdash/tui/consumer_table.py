@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from rich.text import Text
 from rich.style import Style
+from rich.text import Text
 
 from ccdash.engine.snapshot import Snapshot
 from ccdash.tui import format as fmt

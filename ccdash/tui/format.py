@@ -108,8 +108,13 @@ def clock_offset(seconds: float) -> str:
 
 def untrusted(value: object, width: int | None = None, style: str | Style = "") -> Text:
     """Outside text as one literal line: sanitised, markup never parsed, cut to `width` cells."""
-    text = Text(sanitize(value, None if width is None else width * 2 + 8), style=style,
-                no_wrap=True, overflow="ellipsis", end="")
+    text = Text(
+        sanitize(value, None if width is None else width * 2 + 8),
+        style=style,
+        no_wrap=True,
+        overflow="ellipsis",
+        end="",
+    )
     if width is not None:
         text.truncate(width, overflow="ellipsis")
     return text
@@ -117,8 +122,7 @@ def untrusted(value: object, width: int | None = None, style: str | Style = "") 
 
 def plain(value: str, style: str | Style = "", justify: str = "left") -> Text:
     """Our own text (numbers, labels) as a single-line Text."""
-    return Text(value, style=style, no_wrap=True, overflow="ellipsis", end="",
-                justify=justify)  # type: ignore[arg-type]
+    return Text(value, style=style, no_wrap=True, overflow="ellipsis", end="", justify=justify)  # type: ignore[arg-type]
 
 
 def number(value: str, style: str | Style = "") -> Text:
@@ -135,8 +139,9 @@ STATE_ROLES = {
 }
 
 
-def state(p: Palette, name: str, *, hung: bool = False, slow: float = 1.0,
-          faded: bool = False) -> Text:
+def state(
+    p: Palette, name: str, *, hung: bool = False, slow: float = 1.0, faded: bool = False
+) -> Text:
     """A consumer state, coloured; hung/slowed consumers are marked."""
     label = name
     role = STATE_ROLES.get(name, "warn")

@@ -24,11 +24,26 @@ class HeaderBar(Static):
 
     def update_from(self, snap: Snapshot) -> None:
         """Redraw if anything shown changed."""
-        key = (snap.broker, snap.balancer, snap.autoscale, snap.paused, snap.live_consumers,
-               snap.desired_consumers, round(snap.publish_rate), round(snap.ack_rate),
-               snap.published, snap.acked, snap.queue.dead, snap.redelivered, snap.failovers,
-               fmt.duration(snap.latency_p50), fmt.duration(snap.latency_p99),
-               int(snap.at - self.t0), self.stopping, self.palette)
+        key = (
+            snap.broker,
+            snap.balancer,
+            snap.autoscale,
+            snap.paused,
+            snap.live_consumers,
+            snap.desired_consumers,
+            round(snap.publish_rate),
+            round(snap.ack_rate),
+            snap.published,
+            snap.acked,
+            snap.queue.dead,
+            snap.redelivered,
+            snap.failovers,
+            fmt.duration(snap.latency_p50),
+            fmt.duration(snap.latency_p99),
+            int(snap.at - self.t0),
+            self.stopping,
+            self.palette,
+        )
         if key == self._last:
             return
         self._last = key
@@ -43,11 +58,19 @@ class HeaderBar(Static):
         for name, val, style in (
             ("broker", snap.broker, value),
             ("balancer", snap.balancer, Style(color=p.accent, bold=True)),
-            ("autoscale", "on" if snap.autoscale else "off",
-             Style(color=p.ok if snap.autoscale else p.muted, bold=True)),
-            ("consumers", f"{snap.live_consumers}/{snap.desired_consumers}",
-             Style(color=p.ok if snap.live_consumers >= snap.desired_consumers else p.warn,
-                   bold=True)),
+            (
+                "autoscale",
+                "on" if snap.autoscale else "off",
+                Style(color=p.ok if snap.autoscale else p.muted, bold=True),
+            ),
+            (
+                "consumers",
+                f"{snap.live_consumers}/{snap.desired_consumers}",
+                Style(
+                    color=p.ok if snap.live_consumers >= snap.desired_consumers else p.warn,
+                    bold=True,
+                ),
+            ),
         ):
             line.append(f"  {name} ", label)
             line.append_text(fmt.untrusted(val, 40, style))

@@ -18,8 +18,7 @@ from ccdash.tui.keys import KEYS, PANE_KEYS, key_label
 def key_table(palette: Palette) -> Table:
     """The key table as a Rich table: key, then command and what it does."""
     table = Table(box=None, expand=True, show_header=False, show_edge=False, pad_edge=False)
-    table.add_column("key", no_wrap=True, min_width=5, style=Style(color=palette.accent,
-                                                                   bold=True))
+    table.add_column("key", no_wrap=True, min_width=5, style=Style(color=palette.accent, bold=True))
     table.add_column("what it does", ratio=1)
     for k in KEYS:
         line = Text(k.title, style=Style(bold=True))
@@ -43,8 +42,13 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         """One scrollable table."""
         with VerticalScroll(id="help"):
-            yield Static(Text("Selected consumer = the row under the cursor in the "
-                              "Consumers pane.", style=self.palette.muted), markup=False)
+            yield Static(
+                Text(
+                    "Selected consumer = the row under the cursor in the Consumers pane.",
+                    style=self.palette.muted,
+                ),
+                markup=False,
+            )
             yield Static(key_table(self.palette), markup=False)
 
     def on_mount(self) -> None:

@@ -27,8 +27,9 @@ class LeaseTable(RowTable):
         ("left", "time left", BAR_WIDTH + 6),
     )
 
-    def __init__(self, palette: Palette, visibility_timeout: float, *,
-                 id: str | None = None) -> None:
+    def __init__(
+        self, palette: Palette, visibility_timeout: float, *, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         self.palette = palette
         self.visibility_timeout = visibility_timeout
@@ -47,14 +48,19 @@ class LeaseTable(RowTable):
         for i, lease in enumerate(snap.leases[:shown]):
             left = max(0.0, lease.expires_in)
             step = round(min(1.0, left / vt) * BAR_WIDTH)
-            rows[str(i)] = (lease.message_id, lease.consumer_id, lease.attempt,
-                            (step, f"{left:.0f}s"))
+            rows[str(i)] = (
+                lease.message_id,
+                lease.consumer_id,
+                lease.attempt,
+                (step, f"{left:.0f}s"),
+            )
         for i in range(len(rows), min(self.row_count, shown)):
             rows[str(i)] = _BLANK
         self.sync(rows)
         more = snap.queue.in_flight - min(len(snap.leases), shown)
-        self.subtitle(f"{snap.queue.in_flight} in flight" + (
-            f", {more} not shown" if more > 0 else ""))
+        self.subtitle(
+            f"{snap.queue.in_flight} in flight" + (f", {more} not shown" if more > 0 else "")
+        )
 
     def render_cell(self, column: str, raw: Hashable) -> Text:
         """Untrusted ids stay literal; the bar is drawn here."""

@@ -18,8 +18,9 @@ class LogPane(RichLog):
     BORDER_TITLE = "Log"
 
     def __init__(self, palette: Palette, t0: float, *, id: str | None = None) -> None:
-        super().__init__(id=id, max_lines=500, wrap=False, markup=False, highlight=False,
-                         auto_scroll=True)
+        super().__init__(
+            id=id, max_lines=500, wrap=False, markup=False, highlight=False, auto_scroll=True
+        )
         self.palette = palette
         self.t0 = t0
         self.lines_written = 0

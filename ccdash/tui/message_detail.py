@@ -45,9 +45,11 @@ class MessageDetail(ModalScreen[None]):
         summary = Text(no_wrap=False, end="")
         summary.append("message  ", p.muted)
         summary.append_text(fmt.untrusted(d.message_id, 60))
-        summary.append(f"\nreason   {d.reason}   attempts {d.attempts}   priority "
-                       f"{d.priority}   dead at {fmt.clock_offset(d.dead_at - self.t0)}\n",
-                       p.muted)
+        summary.append(
+            f"\nreason   {d.reason}   attempts {d.attempts}   priority "
+            f"{d.priority}   dead at {fmt.clock_offset(d.dead_at - self.t0)}\n",
+            p.muted,
+        )
         summary.append("error    ", p.muted)
         summary.append_text(fmt.untrusted(d.last_error, 200, p.bad))
         body = Text(body_text(d.body, BODY_LIMIT, pretty=True), end="")
@@ -66,8 +68,10 @@ class MessageDetail(ModalScreen[None]):
             yield Static(summary, id="detail-summary", markup=False)
             yield Static(Text(f"payload ({_size(d.body)})", style=p.muted), markup=False)
             yield Static(body, id="detail-body", markup=False)
-            yield Static(Text(f"delivery history ({len(d.history)} failed deliveries)",
-                              style=p.muted), markup=False)
+            yield Static(
+                Text(f"delivery history ({len(d.history)} failed deliveries)", style=p.muted),
+                markup=False,
+            )
             yield Static(history, id="detail-history", markup=False)
 
     def on_mount(self) -> None:

@@ -1,8 +1,9 @@
 """The operator's commands: what each key does to the engine and the workload.
 
-A mixin of the dashboard app, so every `action_*` stays a plain Textual action
-(bindings, command palette and Pilot all reach it). Each command is confirmed
-in the log and refreshes the panes at once.
+The base class of the dashboard app (which adds layout, the engine worker and
+the refresh), so every `action_*` stays a plain Textual action: bindings, the
+command palette and Pilot all reach it. Each command is confirmed in the log
+and refreshes the panes at once.
 """
 
 from __future__ import annotations
@@ -10,21 +11,21 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
+
+from textual.app import App
 
 from ccdash.engine.balancers import BALANCERS
+from ccdash.engine.engine import Engine
+from ccdash.tui.alerts_table import AlertsTable
 from ccdash.tui.confirm import Confirm
+from ccdash.tui.consumer_table import ConsumerTable
+from ccdash.tui.dead_letters import DeadLetterTable
+from ccdash.tui.format import Palette
 from ccdash.tui.help_screen import HelpScreen
+from ccdash.tui.log_pane import LogPane
 from ccdash.tui.picker import Picker
 from ccdash.tui.prompt import Prompt
-
-if TYPE_CHECKING:
-    from ccdash.tui.app import DashboardApp
-
-    _Base = DashboardApp
-else:
-    _Base = object
-
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,16 +61,20 @@ def _check_factor(text: str) -> str | None:
     return None if 1.0 <= f <= 100.0 else "a number from 1 (normal speed) to 100"
 
 
-def drill_choices(available: list[Any], *, selected: str | None, desired: int,
-                  balancer: str, burst: int) -> list[tuple[str, str, dict[str, Any]]]:
+def drill_choices(
+    available: list[Any], *, selected: str | None, desired: int, balancer: str, burst: int
+) -> list[tuple[str, str, dict[str, Any]]]:
     """(label, action, params) for each drill the workload offers.
 
     Built-in actions aim at the selected consumer (else the busiest) and get
     sensible parameters; the scenario's own drills keep their target.
     """
     target = selected or "busiest"
-    nxt = BALANCERS[(BALANCERS.index(balancer) + 1) % len(BALANCERS)] \
-        if balancer in BALANCERS else BALANCERS[0]
+    nxt = (
+        BALANCERS[(BALANCERS.index(balancer) + 1) % len(BALANCERS)]
+        if balancer in BALANCERS
+        else BALANCERS[0]
+    )
     builtin: dict[str, tuple[str, dict[str, Any]]] = {
         "kill": (f"kill {target}", {"target": target}),
         "hang": (f"hang {target}", {"target": target}),
@@ -91,8 +96,40 @@ def drill_choices(available: list[Any], *, selected: str | None, desired: int,
     return out
 
 
-class Operations(_Base):
-    """Keyboard actions; `self` is the DashboardApp."""
+class Operations(App[int]):
+    """Keyboard actions on the engine and the workload."""
+
+    engine: Engine
+    workload: Any  # ccdash.scenario.Workload, or anything shaped like it
+    burst_size: int
+    palette: Palette
+
+    def refresh_now(self) -> None:
+        """Pull a snapshot into the panes (the app implements it)."""
+        raise NotImplementedError
+
+    def say(self, message: str, *, error: bool = False) -> None:
+        """Confirm an operator action (or say why not) in the log, and refresh."""
+        clock = self.engine.clock
+        self.query_one(LogPane).add(
+            clock.now(), "error" if error else "operator", message, operator=not error
+        )
+        self.refresh_now()
+
+    @property
+    def consumers(self) -> ConsumerTable:
+        """The consumers pane."""
+        return self.query_one(ConsumerTable)
+
+    @property
+    def dead(self) -> DeadLetterTable:
+        """The dead-letter pane."""
+        return self.query_one(DeadLetterTable)
+
+    @property
+    def alerts(self) -> AlertsTable:
+        """The alerts pane."""
+        return self.query_one(AlertsTable)
 
     def guard(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """Wrap a dialog callback like `guarded` wraps an action."""
@@ -110,8 +147,7 @@ class Operations(_Base):
     def _selected(self, verb: str) -> str | None:
         cid = self.consumers.selected_consumer()
         if cid is None:
-            self.say(f"{verb}: select a running consumer in the Consumers pane first",
-                     error=True)
+            self.say(f"{verb}: select a running consumer in the Consumers pane first", error=True)
         return cid
 
     @guarded
@@ -126,8 +162,10 @@ class Operations(_Base):
         """Stall the selected consumer (heartbeats stop)."""
         if cid := self._selected("hang"):
             await self.engine.hang_consumer(cid)
-            self.say(f"hung {cid}; the health check should fail it within "
-                     f"{self.engine.config.heartbeat_timeout:g}s")
+            self.say(
+                f"hung {cid}; the health check should fail it within "
+                f"{self.engine.config.heartbeat_timeout:g}s"
+            )
 
     @guarded
     def action_slow(self) -> None:
@@ -141,8 +179,10 @@ class Operations(_Base):
                 self.engine.slow_consumer(cid, float(value))
                 self.say(f"slowed {cid} x{float(value):g}")
 
-        self.push_screen(Prompt(f"Slow {cid} down by what factor? (1 = normal)", "4",
-                                _check_factor), self.guard(done))
+        self.push_screen(
+            Prompt(f"Slow {cid} down by what factor? (1 = normal)", "4", _check_factor),
+            self.guard(done),
+        )
 
     @guarded
     def action_weight(self) -> None:
@@ -154,12 +194,14 @@ class Operations(_Base):
         def done(value: str | None) -> None:
             if value is not None:
                 self.engine.set_weight(cid, int(value))
-                hint = "" if self.engine.balancer.name == "weighted" else (
-                    " (takes effect under the weighted balancer: press b)")
+                hint = (
+                    ""
+                    if self.engine.balancer.name == "weighted"
+                    else (" (takes effect under the weighted balancer: press b)")
+                )
                 self.say(f"{cid} weight set to {int(value)}{hint}")
 
-        self.push_screen(Prompt(f"Weight of {cid} (0-100)", "2", _check_weight),
-                         self.guard(done))
+        self.push_screen(Prompt(f"Weight of {cid} (0-100)", "2", _check_weight), self.guard(done))
 
     @guarded
     async def action_scale(self, delta: int) -> None:
@@ -168,8 +210,9 @@ class Operations(_Base):
         n = await self.engine.scale_to(before + delta)
         if n == before:
             cfg = self.engine.config
-            self.say(f"pool stays at {n} (limits {cfg.min_consumers}..{cfg.max_consumers})",
-                     error=True)
+            self.say(
+                f"pool stays at {n} (limits {cfg.min_consumers}..{cfg.max_consumers})", error=True
+            )
         else:
             self.say(f"scaled the pool {before} -> {n}")
 
@@ -183,8 +226,7 @@ class Operations(_Base):
                 self.engine.set_balancer(name)
                 self.say(f"balancer switched to {name}")
 
-        self.push_screen(Picker("Balancer", [(b, b) for b in BALANCERS], current),
-                         self.guard(done))
+        self.push_screen(Picker("Balancer", [(b, b) for b in BALANCERS], current), self.guard(done))
 
     @guarded
     def action_autoscale(self) -> None:
@@ -204,8 +246,10 @@ class Operations(_Base):
     async def action_poison(self) -> None:
         """Publish one message that always fails."""
         await self.workload.inject_poison(1)
-        self.say("injected a poison message; it will be dead-lettered after "
-                 f"{self.engine.config.max_attempts} attempts")
+        self.say(
+            "injected a poison message; it will be dead-lettered after "
+            f"{self.engine.config.max_attempts} attempts"
+        )
 
     @guarded
     async def action_pause(self) -> None:
@@ -222,11 +266,13 @@ class Operations(_Base):
         if self.dead.has_focus:
             ids = self.dead.selected_ids()
             if ids:
-                what = f"{len(ids)} dead letters of the selected error" if self.dead.grouped \
+                what = (
+                    f"{len(ids)} dead letters of the selected error"
+                    if self.dead.grouped
                     else f"dead letter {ids[0]}"
+                )
                 return ids, what
-        return None, f"all {self.engine.snapshot(max_leases=0, max_dead=0).queue.dead} " \
-                     "dead letters"
+        return None, f"all {self.engine.snapshot(max_leases=0, max_dead=0).queue.dead} dead letters"
 
     def _dlq_command(self, verb: str) -> None:
         ids, what = self._dlq_targets(verb)
@@ -276,20 +322,28 @@ class Operations(_Base):
     def action_drill(self) -> None:
         """Pick a drill (the scenario's or a built-in one) and run it; the report pane shows it."""
         choices = drill_choices(
-            list(self.workload.available_drills()), selected=self.consumers.selected_consumer(),
-            desired=self.engine.desired, balancer=self.engine.balancer.name,
-            burst=self.burst_size)
+            list(self.workload.available_drills()),
+            selected=self.consumers.selected_consumer(),
+            desired=self.engine.desired,
+            balancer=self.engine.balancer.name,
+            burst=self.burst_size,
+        )
 
         def done(index: str | None) -> None:
             if index is None:
                 return
             label, action, params = choices[int(index)]
             self.say(f"drill started: {label}")
-            self.run_worker(self.workload.trigger_drill(action, **params), group="drills",
-                            exit_on_error=False, name=f"drill {label}")
+            self.run_worker(
+                self.workload.trigger_drill(action, **params),
+                group="drills",
+                exit_on_error=False,
+                name=f"drill {label}",
+            )
 
-        self.push_screen(Picker("Run a drill", [(str(i), c[0]) for i, c in enumerate(choices)]),
-                         self.guard(done))
+        self.push_screen(
+            Picker("Run a drill", [(str(i), c[0]) for i, c in enumerate(choices)]), self.guard(done)
+        )
 
     @guarded
     def action_help(self) -> None:

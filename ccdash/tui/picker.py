@@ -20,8 +20,9 @@ class Picker(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "dismiss", "Cancel", id="picker.cancel")]
 
-    def __init__(self, title: str, choices: Sequence[tuple[str, str]],
-                 current: str | None = None) -> None:
+    def __init__(
+        self, title: str, choices: Sequence[tuple[str, str]], current: str | None = None
+    ) -> None:
         """`choices` are (value, label) pairs; `current` starts highlighted."""
         super().__init__()
         self.title_text = title
@@ -33,9 +34,12 @@ class Picker(ModalScreen[str | None]):
         with Vertical(id="picker"):
             yield Static(Text(self.title_text), markup=False, id="picker-title")
             yield OptionList(
-                *(Option(Text(sanitize(label, 60)), id=f"o{i}")
-                  for i, (_, label) in enumerate(self.choices)),
-                id="picker-options", markup=False,
+                *(
+                    Option(Text(sanitize(label, 60)), id=f"o{i}")
+                    for i, (_, label) in enumerate(self.choices)
+                ),
+                id="picker-options",
+                markup=False,
             )
 
     def on_mount(self) -> None:

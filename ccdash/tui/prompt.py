@@ -17,8 +17,9 @@ class Prompt(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "dismiss", "Cancel", id="prompt.cancel")]
 
-    def __init__(self, question: str, value: str = "",
-                 check: Callable[[str], str | None] | None = None) -> None:
+    def __init__(
+        self, question: str, value: str = "", check: Callable[[str], str | None] | None = None
+    ) -> None:
         super().__init__()
         self.question = question
         self.value = value

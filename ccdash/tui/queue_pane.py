@@ -39,11 +39,13 @@ class QueuePane(Vertical):
         q = snap.queue
         if self._next_sample is None or snap.at >= self._next_sample:
             self.history.append(float(q.depth))
-            self._next_sample = snap.at + 1.0 if self._next_sample is None else max(
-                self._next_sample + 1.0, snap.at)
+            self._next_sample = (
+                snap.at + 1.0
+                if self._next_sample is None
+                else max(self._next_sample + 1.0, snap.at)
+            )
             self.query_one(Sparkline).data = tuple(self.history)
-        key = (q, round(snap.publish_rate), round(snap.ack_rate), max(self.history),
-               self.palette)
+        key = (q, round(snap.publish_rate), round(snap.ack_rate), max(self.history), self.palette)
         if key == self._last:
             return
         self._last = key

@@ -101,7 +101,7 @@ class RowTable(ScrollView, can_focus=True):
             for key in [k for k in self._raw if k not in rows]:
                 del self._raw[key], self._cells[key]
             changed = True
-            if keep in rows:
+            if keep is not None and keep in rows:
                 self.cursor_row = self._order.index(keep)
         dirty = False
         for key, raw in rows.items():
@@ -110,8 +110,9 @@ class RowTable(ScrollView, can_focus=True):
                 continue
             if old is None:
                 self._order.append(key)
-                self._cells[key] = [self.render_cell(c, v) for c, v in zip(columns, raw,
-                                                                             strict=True)]
+                self._cells[key] = [
+                    self.render_cell(c, v) for c, v in zip(columns, raw, strict=True)
+                ]
                 changed = True
             else:
                 cells = self._cells[key]
@@ -143,7 +144,7 @@ class RowTable(ScrollView, can_focus=True):
         """How many rows there are."""
         return len(self._order)
 
-    def keys(self) -> list[str]:
+    def row_keys(self) -> list[str]:
         """Row keys, top to bottom."""
         return list(self._order)
 
@@ -196,7 +197,8 @@ class RowTable(ScrollView, can_focus=True):
         if selected:
             post = Style(bgcolor=self.get_component_rich_style("row-table--cursor").bgcolor)
         strip = Strip(Segment.apply_style(segments, base, post)).crop_extend(
-            0, width, base + (post or Style()))
+            0, width, base + (post or Style())
+        )
         self._strips[(key, selected, width)] = strip
         return strip
 

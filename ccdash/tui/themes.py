@@ -56,8 +56,9 @@ def load_theme_file(path: Path) -> Theme:
         raise ThemeError(f"{path}: {exc}") from None
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
-        raise ThemeError(f"{path}: unknown field(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(sorted(_FIELDS))}")
+        raise ThemeError(
+            f"{path}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(_FIELDS))}"
+        )
     data.setdefault("name", path.stem)
     if "primary" not in data:
         raise ThemeError(f"{path}: 'primary' is required")

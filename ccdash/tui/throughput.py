@@ -62,7 +62,7 @@ async def _headless(scenario: Any, seconds: float, seed: int) -> float:
         a1, t1 = engine.snapshot(max_leases=0, max_dead=0).acked, time.perf_counter()
         workload.stop("measured")
         await run
-    return (a1 - a0) / (t1 - t0)
+    return float(a1 - a0) / (t1 - t0)
 
 
 async def _with_tui(scenario: Any, seconds: float, seed: int) -> float:
@@ -79,13 +79,14 @@ async def _with_tui(scenario: Any, seconds: float, seed: int) -> float:
         await asyncio.sleep(seconds)
         a1, t1 = engine.snapshot(max_leases=0, max_dead=0).acked, time.perf_counter()
         await pilot.press("q")
-        while app.is_running:
-            await asyncio.sleep(0.05)
-    return (a1 - a0) / (t1 - t0)
+        assert app.engine_worker is not None
+        await app.engine_worker.wait()
+    return float(a1 - a0) / (t1 - t0)
 
 
-def measure(scenario_path: str | None = None, seconds: float = 10.0, seed: int = 1,
-            rounds: int = 1) -> dict[str, float]:
+def measure(
+    scenario_path: str | None = None, seconds: float = 10.0, seed: int = 1, rounds: int = 1
+) -> dict[str, float]:
     """Acked/s headless and with the TUI, alternating for `rounds`; the median of each."""
     scenario = _scenario(scenario_path)
     headless, tui = [], []
@@ -104,8 +105,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args()
     r = measure(args.scenario, args.seconds, rounds=args.rounds)
-    print(f"headless {r['headless_per_s']:,.0f} acked/s; with the dashboard "
-          f"{r['tui_per_s']:,.0f} acked/s; ratio {r['ratio']:.3f}")
+    print(
+        f"headless {r['headless_per_s']:,.0f} acked/s; with the dashboard "
+        f"{r['tui_per_s']:,.0f} acked/s; ratio {r['ratio']:.3f}"
+    )
 
 
 if __name__ == "__main__":
