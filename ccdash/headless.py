@@ -30,6 +30,7 @@ from ccdash.brokers.base import Broker
 from ccdash.clock import Clock
 from ccdash.engine.consumer import Handler
 from ccdash.scenario import Progress, Scenario, Workload, WorkloadEvent, exit_code
+from ccdash.text import sanitize  # untrusted text (handler errors) shown literally
 
 PLAIN_STATUS_EVERY = 2.0  # seconds between status lines without a terminal
 LIVE_REFRESH_EVERY = 0.25
@@ -111,7 +112,8 @@ CHECK_HEADERS = ("check", "limit", "actual", "result")
 def drill_rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
     """One row per drill."""
     return [(f"{d['at']:.1f} s", d["name"], d["target"] or "-", _s(d["detected_after_s"]),
-             _s(d["recovered_after_s"]), d["verdict"], d["detail"]) for d in r["drills"]]
+             _s(d["recovered_after_s"]), d["verdict"], sanitize(d["detail"]))
+            for d in r["drills"]]
 
 
 def check_rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -197,7 +199,7 @@ class PlainView:
 
     def event(self, ev: WorkloadEvent) -> None:
         """One line per event."""
-        self._line(ev.at, ev.message)
+        self._line(ev.at, sanitize(ev.message))
 
     def note(self, text: str) -> None:
         """A line from the runner itself."""
@@ -239,7 +241,7 @@ class LiveView:
         if ev.source == "drill" or ev.kind in ("consumer-failed", "consumer-replaced",
                                                "run-started", "run-ended", "draining"):
             style = "bold" if ev.source == "drill" else ""
-            self.console.print(Text(f"[+{ev.at:7.2f}s] {ev.message}", style=style))
+            self.console.print(Text(f"[+{ev.at:7.2f}s] {sanitize(ev.message)}", style=style))
 
     def note(self, text: str) -> None:
         """A message from the runner."""
@@ -258,7 +260,7 @@ class LiveView:
         grid.add_row("consumers", f"{p.consumers_up} up, {p.consumers_failed} failed", "DLQ",
                      str(p.dead))
         grid.add_row("drills", f"{p.drills_fired} fired of {p.drills_planned} planned", "", "")
-        events = Text("\n".join(f"+{e.at:6.2f}s {e.message}" for e in self.recent),
+        events = Text("\n".join(f"+{e.at:6.2f}s {sanitize(e.message)}" for e in self.recent),
                       style="dim", overflow="ellipsis", no_wrap=True)
         bar = ProgressBar(total=total, completed=min(p.elapsed, total))
         self.live.update(Panel(Group(bar, grid, events), title=self.title))
