@@ -46,7 +46,14 @@ from ccdash.brokers.base import (
 )
 from ccdash.brokers.redis_flusher import Flusher, Snapshot
 from ccdash.brokers.redis_keys import Keys
-from ccdash.brokers.redis_link import Backoff, LinkDown, RedisLink, evalsha, split_options
+from ccdash.brokers.redis_link import (
+    Backoff,
+    LinkDown,
+    RedisLink,
+    evalsha,
+    is_nogroup,
+    split_options,
+)
 from ccdash.brokers.redis_local import Entry, LocalBook, encode_stored
 from ccdash.brokers.redis_presence import Presence
 from ccdash.brokers.redis_reader import Reader
@@ -162,6 +169,7 @@ class RedisBroker(Broker):
         self._room_waiters.clear()
         if not self._opened:
             await self.link.close()
+            await self.reader.link.close()
             return
         await self.reader.stop()
         back = self.book.drain_buffer() + [self.book.unlease(r) for r in list(self.book.leases)]
@@ -333,10 +341,22 @@ class RedisBroker(Broker):
             args: list[Any] = []
             for _, e in taken:
                 args += (e.prio, e.eid, e.count)
-            bad = await self.flusher.call(evalsha(
+            bad = await self._lease_op(evalsha(
                 "ack", self.keys.prefix, self.worker, int(self.vt * 1000), *args))
-            rejected += [taken[int(i) - 1][0] for i in bad]
+            if bad is None:
+                rejected += [r for r, _ in taken]
+            else:
+                rejected += [taken[int(i) - 1][0] for i in bad]
         return rejected
+
+    async def _lease_op(self, cmd: tuple[Any, ...]) -> Any:
+        """Run a lease operation; None when Redis lost the group (every lease is gone)."""
+        try:
+            return await self.flusher.call(cmd)
+        except ResponseError as exc:
+            if is_nogroup(exc):
+                return None
+            raise
 
     def _end(self, entries: Sequence[Entry], mode: str, reason: str, error: str, delay: float,
              *, check_lease: bool = True) -> asyncio.Future[Any]:
@@ -349,11 +369,19 @@ class RedisBroker(Broker):
         return self.flusher.call(evalsha("end", self.keys.prefix, self.worker, vt_ms,
                                          self.config.max_attempts, *args))
 
+    async def _ended(self, fut: asyncio.Future[Any]) -> list[Any]:
+        try:
+            return list(await fut)
+        except ResponseError as exc:
+            if is_nogroup(exc):
+                return [b"rejected"]
+            raise
+
     async def nack(self, receipt: Receipt, error: str = "", *, delay: float | None = None) -> bool:
         """Retry after a backoff (a delayed ZSET), or dead-letter at max_attempts."""
         entry = self._take(receipt)
         wait = self.config.backoff(entry.attempt) if delay is None else delay
-        [out] = await self._end([entry], "f", "failed", error, wait)
+        [out] = await self._ended(self._end([entry], "f", "failed", error, wait))
         if out == b"rejected":
             raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
         return out == b"dead"
@@ -361,7 +389,7 @@ class RedisBroker(Broker):
     async def defer(self, receipt: Receipt, delay: float) -> None:
         """Back unhandled after `delay`; the attempt is given back."""
         entry = self._take(receipt)
-        [out] = await self._end([entry], "g", REASON_RELEASED, "", delay)
+        [out] = await self._ended(self._end([entry], "g", REASON_RELEASED, "", delay))
         if out == b"rejected":
             raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
 
@@ -374,10 +402,10 @@ class RedisBroker(Broker):
             raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
         secs = min(max(0.0, seconds), self.vt)
         t0 = self.clock.now()
-        [ok] = await self.flusher.call(evalsha(
+        res = await self._lease_op(evalsha(
             "extend", self.keys.prefix, self.worker, int(self.vt * 1000),
             entry.prio, entry.eid, entry.count, int((self.vt - secs) * 1000)))
-        if not ok:
+        if not res or not res[0]:
             self.book.unlease(receipt)
             raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
         entry.deadline = t0 + secs
@@ -401,7 +429,7 @@ class RedisBroker(Broker):
                 self.book.add(entry, front=True)
             self.wake_waiters()
         else:
-            await self._end(live, "f", reason, error, 0.0)
+            await self._ended(self._end(live, "f", reason, error, 0.0))
         return len(live)
 
     async def release_holder(self, holder: str, reason: str, error: str = "") -> int:

@@ -142,6 +142,9 @@ class Flusher:
             except LinkDown as exc:
                 self._down(str(exc))
                 await asyncio.sleep(self.backoff.next_delay())
+            except Exception:  # a bug must not silently end the write path
+                log.exception("Redis write batch failed; retrying")
+                await asyncio.sleep(self.backoff.next_delay())
             else:
                 if self.down_since is not None:
                     log.warning("Redis reachable again after %.1fs",

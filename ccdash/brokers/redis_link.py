@@ -115,6 +115,7 @@ class RedisLink:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),  # we retry ourselves, knowing what is idempotent
+            protocol=2,  # RESP2 replies: the shapes this module parses
         )
         self._password: str | None = self._pool.connection_kwargs.get("password")
         self._conn: Any = None

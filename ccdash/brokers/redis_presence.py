@@ -85,6 +85,8 @@ class Presence:
                 await self.tick()
             except (LinkDown, ResponseError, BrokerError) as exc:
                 log.debug("heartbeat tick failed: %s", exc)
+            except Exception:  # a bug must not silently end the heartbeats
+                log.exception("heartbeat tick failed")
 
     async def tick(self) -> None:
         """One heartbeat round."""

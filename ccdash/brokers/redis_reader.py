@@ -95,6 +95,9 @@ class Reader:
                 log.error("%s", exc)
                 b.fail_waiters(exc)
                 self._want.clear()
+            except Exception:  # a bug must not silently end the reader
+                log.exception("Redis reader failed; retrying")
+                await asyncio.sleep(self.backoff.next_delay())
 
     async def fetch(self) -> int:
         """One fetch script call; returns how many entries were buffered."""

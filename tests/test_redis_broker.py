@@ -1,0 +1,549 @@
+"""The Redis broker against "Contract: queue semantics", on a real redis-server.
+
+Real time, short timeouts: every wait is bounded by `asyncio.timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ccdash.brokers.base import (
+    REASON_CONSUMER_FAILED,
+    REASON_EXPIRED,
+    REASON_FAILED,
+    REASON_RELEASED,
+    BrokerClosed,
+    Delivery,
+    QueueFull,
+    ReceiptRejected,
+)
+from ccdash.brokers.redis import RedisBroker
+
+Make = Callable[..., Any]
+
+
+async def lease(broker: RedisBroker, holder: str = "c", *, within: float = 5.0) -> Delivery:
+    """Wait for and receive exactly one message for `holder`."""
+    async with asyncio.timeout(within):
+        while True:
+            await broker.wait_ready()
+            got = await broker.receive([holder])
+            if got:
+                return got[0]
+
+
+async def settled(broker: RedisBroker) -> None:
+    """Flush this process's writes and read fresh fleet counts."""
+    await broker.flush()
+    await broker.refresh()
+
+
+# -- leasing ----------------------------------------------------------------
+
+
+async def test_receive_leases_for_one_visibility_timeout(redis_broker: Make) -> None:
+    """A delivery names its holder, attempt 1, and a deadline one visibility timeout on."""
+    broker = await redis_broker(visibility_timeout=7.0)
+    mid = await broker.publish(b"x")
+    before = broker.clock.now()
+    d = await lease(broker, "alice")
+    assert (d.message_id, d.consumer_id, d.attempt, d.body) == (mid, "alice", 1, b"x")
+    assert before + 6.0 < d.deadline <= broker.clock.now() + 7.0
+    await settled(broker)
+    assert broker.stats().in_flight == 1
+
+
+async def test_each_delivery_gets_a_fresh_receipt(redis_broker: Make) -> None:
+    """Two messages, and two deliveries of one message, never share a receipt."""
+    broker = await redis_broker()
+    await broker.publish(b"a")
+    await broker.publish(b"b")
+    first = await lease(broker, "c1")
+    second = await lease(broker, "c2")
+    await broker.nack(first.receipt, delay=0)
+    again = await lease(broker)
+    assert again.message_id == first.message_id
+    assert len({first.receipt, second.receipt, again.receipt}) == 3
+
+
+async def test_receive_gives_the_ith_message_to_the_ith_holder(redis_broker: Make) -> None:
+    """Batch receive leases in queue order, one message per holder, as many as are ready."""
+    broker = await redis_broker()
+    ids = [await broker.publish(i) for i in range(2)]
+    await broker.wait_ready()
+    async with asyncio.timeout(5):
+        while broker.ready_count() < 2:
+            await asyncio.sleep(0.01)
+    got = await broker.receive(["a", "b", "c"])
+    assert [(d.message_id, d.consumer_id) for d in got] == [(ids[0], "a"), (ids[1], "b")]
+    assert await broker.receive(["d"]) == []
+
+
+async def test_attempt_increases_by_one_per_delivery(redis_broker: Make) -> None:
+    """Every redelivery of a message carries the next attempt number."""
+    broker = await redis_broker(max_attempts=5)
+    await broker.publish(b"x")
+    attempts = []
+    for _ in range(3):
+        d = await lease(broker)
+        attempts.append(d.attempt)
+        await broker.nack(d.receipt, delay=0)
+    assert attempts == [1, 2, 3]
+
+
+# -- acks -------------------------------------------------------------------
+
+
+async def test_ack_deletes_the_message(redis_broker: Make) -> None:
+    """An acked message is gone: counted acked, nothing outstanding."""
+    broker = await redis_broker()
+    await broker.publish(b"x")
+    d = await lease(broker)
+    await broker.ack(d.receipt)
+    await settled(broker)
+    s = broker.stats()
+    assert (s.acked, s.in_flight, s.ready, broker.outstanding()) == (1, 0, 0, 0)
+
+
+async def test_group_committed_ack_counts_at_once_and_reaches_redis(redis_broker: Make) -> None:
+    """ack_nowait is counted locally at once and confirmed by Redis in the next batch."""
+    broker = await redis_broker()
+    await broker.publish(b"x")
+    d = await lease(broker)
+    broker.ack_nowait(d.receipt)
+    assert broker.outstanding() == 0
+    await settled(broker)
+    assert (broker.stats().acked, broker.flusher.late_rejected) == (1, 0)
+
+
+async def test_ack_twice_is_rejected(redis_broker: Make) -> None:
+    """The second ack of one receipt is rejected."""
+    broker = await redis_broker()
+    await broker.publish(b"x")
+    d = await lease(broker)
+    await broker.ack(d.receipt)
+    with pytest.raises(ReceiptRejected):
+        await broker.ack(d.receipt)
+
+
+async def test_expired_lease_goes_back_and_the_old_receipt_is_rejected(
+    redis_broker: Make,
+) -> None:
+    """Past the visibility timeout the message is delivered again (XAUTOCLAIM) with
+    reason lease-expired, and the first holder's ack is refused."""
+    broker = await redis_broker(visibility_timeout=0.8, ttl=0.3)
+    await broker.publish(b"x")
+    first = await lease(broker, "slow")
+    again = await lease(broker, "fast", within=5.0)
+    assert (again.message_id, again.attempt) == (first.message_id, 2)
+    with pytest.raises(ReceiptRejected):
+        await broker.ack(first.receipt)
+    await broker.ack(again.receipt)
+
+
+async def test_stale_receipt_is_refused_by_redis(redis_broker: Make) -> None:
+    """A lease taken over by another worker is refused by the check-and-ack script
+    even when this process still thinks it holds it."""
+    a = await redis_broker(worker="wa", visibility_timeout=0.8, ttl=0.3)
+    b = await redis_broker(worker="wb", visibility_timeout=0.8, ttl=0.3)
+    await a.publish(b"x")
+    mine = await lease(a, "c")
+    mine_entry = a.book.leases[mine.receipt]
+    taken = await lease(b, "d", within=5.0)  # a's lease expired: b got it
+    assert taken.message_id == mine.message_id
+    mine_entry.deadline = a.clock.now() + 60  # a's local view is stale
+    with pytest.raises(ReceiptRejected):
+        await a.ack(mine.receipt)
+    await b.ack(taken.receipt)
+
+
+async def test_ack_after_release_is_rejected(redis_broker: Make) -> None:
+    """Once released, the old receipt cannot ack."""
+    broker = await redis_broker()
+    await broker.publish(b"x")
+    d = await lease(broker)
+    assert await broker.release([d.receipt], REASON_RELEASED) == 1
+    with pytest.raises(ReceiptRejected):
+        await broker.ack(d.receipt)
+
+
+async def test_ack_many_returns_only_rejected_receipts(redis_broker: Make) -> None:
+    """ack_many acks the live receipts in one script and returns the rest."""
+    broker = await redis_broker()
+    for i in range(3):
+        await broker.publish(i)
+    ds = [await lease(broker, f"c{i}") for i in range(3)]
+    await broker.ack(ds[0].receipt)
+    rejected = await broker.ack_many([d.receipt for d in ds])
+    assert rejected == [ds[0].receipt]
+
+
+# -- nack, retries, DLQ -----------------------------------------------------
+
+
+async def test_nack_hides_the_message_for_its_delay(redis_broker: Make) -> None:
+    """A nacked message waits out its delay in the delayed set, then comes back."""
+    broker = await redis_broker()
+    await broker.publish(b"x")
+    d = await lease(broker)
+    t0 = time.monotonic()
+    assert await broker.nack(d.receipt, "boom", delay=0.6) is False
+    await settled(broker)
+    assert (broker.stats().delayed, broker.stats().ready) == (1, 0)
+    again = await lease(broker)
+    assert time.monotonic() - t0 >= 0.55
+    assert again.attempt == 2
+
+
+async def test_delayed_retries_come_due_in_deadline_order(redis_broker: Make) -> None:
+    """Retries come back in the order their delays end."""
+    broker = await redis_broker()
+    await broker.publish("late")
+    await broker.publish("soon")
+    late = await lease(broker)
+    soon = await lease(broker)
+    await broker.nack(late.receipt, delay=0.6)
+    await broker.nack(soon.receipt, delay=0.2)
+    assert [(await lease(broker)).body for _ in range(2)] == ["soon", "late"]
+
+
+async def test_nack_at_max_attempts_dead_letters_as_failed(redis_broker: Make) -> None:
+    """The last allowed failure goes to the DLQ with reason, attempts and history."""
+    broker = await redis_broker(max_attempts=2)
+    mid = await broker.publish({"k": 1})
+    d = await lease(broker)
+    assert await broker.nack(d.receipt, "first", delay=0) is False
+    d = await lease(broker)
+    assert await broker.nack(d.receipt, "second", delay=0) is True
+    await settled(broker)
+    [dead] = broker.dead_letters()
+    assert (dead.message_id, dead.reason, dead.attempts, dead.last_error) == (
+        mid, REASON_FAILED, 2, "second")
+    assert dead.body == {"k": 1}
+    assert [h.error for h in dead.history] == ["first", "second"]
+    s = broker.stats()
+    assert (s.dead, s.dead_lettered, broker.outstanding()) == (1, 1, 0)
+
+
+async def test_expiry_at_max_attempts_dead_letters_as_lease_expired(redis_broker: Make) -> None:
+    """A lease that runs out on the last attempt goes to the DLQ as lease-expired."""
+    other = await redis_broker(worker="reaper", visibility_timeout=0.6, ttl=0.3,
+                               max_attempts=1)
+    broker = await redis_broker(worker="holder", visibility_timeout=0.6, ttl=0.3,
+                                max_attempts=1)
+    await broker.publish(b"x")
+    await lease(broker)
+    async with asyncio.timeout(5):
+        while not other.dead_letters():
+            await asyncio.sleep(0.05)
+    assert other.dead_letters()[0].reason == REASON_EXPIRED
+
+
+async def test_consumer_failure_counts_as_an_attempt(redis_broker: Make) -> None:
+    """Releasing for a failed consumer returns the message at once, attempt used."""
+    broker = await redis_broker()
+    await broker.publish(b"x")
+    d = await lease(broker, "c1")
+    assert await broker.release_holder("c1", REASON_CONSUMER_FAILED, "killed") == 1
+    again = await lease(broker, "c2")
+    assert (again.message_id, again.attempt) == (d.message_id, 2)
+
+
+async def test_poison_message_dead_letters_as_consumer_failed(redis_broker: Make) -> None:
+    """A message that keeps killing its consumers ends in the DLQ."""
+    broker = await redis_broker(max_attempts=2)
+    await broker.publish(b"poison")
+    for i in range(2):
+        await lease(broker, f"c{i}")
+        await broker.release_holder(f"c{i}", REASON_CONSUMER_FAILED, "crashed")
+    await settled(broker)
+    [dead] = broker.dead_letters()
+    assert (dead.reason, dead.attempts) == (REASON_CONSUMER_FAILED, 2)
+
+
+async def test_release_does_not_use_up_an_attempt(redis_broker: Make) -> None:
+    """A message handed back unprocessed keeps its attempt count."""
+    broker = await redis_broker()
+    await broker.publish(b"x")
+    d = await lease(broker, "c1")
+    await broker.release([d.receipt], REASON_RELEASED)
+    again = await lease(broker, "c2")
+    assert again.attempt == 1
+
+
+async def test_release_holder_releases_only_that_holders_leases(redis_broker: Make) -> None:
+    """Only the named holder's leases go back."""
+    broker = await redis_broker()
+    await broker.publish(1)
+    await broker.publish(2)
+    a = await lease(broker, "a")
+    await lease(broker, "b")
+    assert await broker.release_holder("a", REASON_CONSUMER_FAILED) == 1
+    assert broker.holder_counts() == {"b": 1}
+    assert (await lease(broker, "c")).message_id == a.message_id
+
+
+async def test_defer_gives_the_attempt_back(redis_broker: Make) -> None:
+    """A deferred message comes back after its delay with the same attempt."""
+    broker = await redis_broker()
+    await broker.publish(b"x")
+    d = await lease(broker)
+    await broker.defer(d.receipt, 0.2)
+    assert (await lease(broker)).attempt == 1
+
+
+# -- extend -----------------------------------------------------------------
+
+
+async def test_extended_lease_outlives_its_first_deadline(redis_broker: Make) -> None:
+    """Extending (XCLAIM of our own entry) keeps the lease past the first deadline."""
+    other = await redis_broker(worker="other", visibility_timeout=1.0, ttl=0.3)
+    broker = await redis_broker(worker="me", visibility_timeout=1.0, ttl=0.3)
+    await broker.publish(b"x")
+    d = await lease(broker)
+    for _ in range(3):
+        await asyncio.sleep(0.5)
+        new = await broker.extend(d.receipt, 1.0)
+        assert new > d.deadline
+        d.deadline = new
+    assert other.ready_count() == 0
+    await broker.ack(d.receipt)
+
+
+async def test_expired_lease_cannot_be_extended(redis_broker: Make) -> None:
+    """Past its deadline a lease can be neither extended nor nacked."""
+    broker = await redis_broker(visibility_timeout=0.5, ttl=0.3)
+    await broker.publish(b"x")
+    d = await lease(broker)
+    await asyncio.sleep(0.6)
+    with pytest.raises(ReceiptRejected):
+        await broker.extend(d.receipt, 1.0)
+    with pytest.raises(ReceiptRejected):
+        await broker.nack(d.receipt)
+
+
+# -- priority, redrive, purge, dedup ---------------------------------------
+
+
+async def test_higher_priority_first_then_fifo(redis_broker: Make) -> None:
+    """Higher priority is delivered first; FIFO within a priority."""
+    broker = await redis_broker()
+    for body, prio in (("l1", 0), ("h1", 5), ("l2", 0), ("h2", 5), ("m1", 2)):
+        broker.publish_nowait(body, priority=prio)
+    await broker.flush()
+    got = [(await lease(broker)).body for _ in range(5)]
+    assert got == ["h1", "h2", "m1", "l1", "l2"]
+
+
+async def test_retried_message_keeps_its_priority(redis_broker: Make) -> None:
+    """A nacked high-priority message goes back to its own level, ahead of every
+    lower-priority message still in Redis (a worker's read-ahead buffer aside)."""
+    a = await redis_broker(worker="a", fetch=1)
+    await a.publish("high", priority=9)
+    d = await lease(a)
+    for i in range(3):
+        await a.publish(f"low{i}", priority=0)
+    await a.nack(d.receipt, delay=0)
+    b = await redis_broker(worker="b", fetch=1)
+    assert (await lease(b)).body == "high"
+
+
+async def _dead(broker: RedisBroker, *bodies: str) -> list[str]:
+    ids = []
+    for body in bodies:
+        ids.append(await broker.publish(body))
+        d = await lease(broker)
+        await broker.nack(d.receipt, "bad", delay=0)
+    await settled(broker)
+    return ids
+
+
+async def test_redrive_all_resets_attempts(redis_broker: Make) -> None:
+    """Redriven messages come back with attempt 1; the DLQ is empty."""
+    broker = await redis_broker(max_attempts=1)
+    await _dead(broker, "a", "b")
+    assert await broker.redrive() == 2
+    assert broker.dead_letters() == []
+    got = [await lease(broker) for _ in range(2)]
+    assert sorted(d.body for d in got) == ["a", "b"]
+    assert {d.attempt for d in got} == {1}
+
+
+async def test_redrive_and_purge_by_id(redis_broker: Make) -> None:
+    """redrive(ids) and purge(ids) touch only those messages; newest dead first."""
+    broker = await redis_broker(max_attempts=1)
+    a, b, c = await _dead(broker, "a", "b", "c")
+    assert [d.message_id for d in broker.dead_letters()] == [c, b, a]
+    assert await broker.redrive([b, "nope"]) == 1
+    assert (await lease(broker)).message_id == b
+    assert await broker.purge([a]) == 1
+    assert [d.message_id for d in broker.dead_letters()] == [c]
+    assert await broker.purge() == 1
+    assert broker.stats().dead == 0
+
+
+async def test_duplicate_within_window_is_a_no_op_across_processes(redis_broker: Make) -> None:
+    """A dedup id seen by any publisher returns the first message's id."""
+    one = await redis_broker(worker="p1")
+    two = await redis_broker(worker="p2")
+    first = await one.publish(b"x", dedup_id="order-1")
+    assert await two.publish(b"y", dedup_id="order-1") == first
+    await settled(two)
+    assert two.stats().published == 1
+
+
+async def test_same_dedup_id_after_window_is_a_new_message(redis_broker: Make) -> None:
+    """After the dedup window the same id publishes a new message."""
+    broker = await redis_broker(dedup_window=0.2)
+    first = await broker.publish(b"x", dedup_id="k")
+    await asyncio.sleep(0.3)
+    assert await broker.publish(b"x", dedup_id="k") != first
+
+
+async def test_publish_nowait_with_dedup_asks_redis(redis_broker: Make) -> None:
+    """publish_nowait cannot answer a dedup question alone: QueueFull-like WouldBlock."""
+    broker = await redis_broker()
+    with pytest.raises(QueueFull):
+        broker.publish_nowait(b"x", dedup_id="k")
+
+
+# -- capacity, bodies, waiting, closing ------------------------------------
+
+
+async def test_bounded_queue_refuses_publish_nowait_when_full(redis_broker: Make) -> None:
+    """A full bounded queue raises QueueFull instead of dropping."""
+    broker = await redis_broker(capacity=2)
+    broker.publish_nowait(1)
+    broker.publish_nowait(2)
+    with pytest.raises(QueueFull):
+        broker.publish_nowait(3)
+
+
+async def test_publish_waits_for_room_and_never_drops(redis_broker: Make) -> None:
+    """A publisher on a full queue waits until an ack makes room."""
+    broker = await redis_broker(capacity=1)
+    await broker.publish(1)
+    waiting = asyncio.create_task(broker.publish(2))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await broker.ack((await lease(broker)).receipt)
+    async with asyncio.timeout(5):
+        await waiting
+    assert (await lease(broker)).body == 2
+
+
+async def test_bodies_round_trip(redis_broker: Make) -> None:
+    """Bytes stay bytes, JSON comes back as JSON, anything else is refused."""
+    broker = await redis_broker()
+    await broker.publish(b"\x00\xffraw")
+    await broker.publish({"a": [1, 2, {"b": None}]})
+    assert (await lease(broker)).body == b"\x00\xffraw"
+    assert (await lease(broker)).body == {"a": [1, 2, {"b": None}]}
+    with pytest.raises(TypeError):
+        broker.publish_nowait(object())
+
+
+async def test_wait_ready_is_woken_by_another_process_publishing(redis_broker: Make) -> None:
+    """A parked reader (XREADGROUP BLOCK) wakes for a publish from elsewhere."""
+    consumer = await redis_broker(worker="consumer")
+    producer = await redis_broker(worker="producer")
+    waiter = asyncio.create_task(consumer.wait_ready())
+    await asyncio.sleep(0.3)
+    assert not waiter.done()
+    t0 = time.monotonic()
+    await producer.publish(b"x")
+    async with asyncio.timeout(2):
+        await waiter
+    assert time.monotonic() - t0 < 1.0
+
+
+async def test_competing_brokers_each_get_distinct_messages(redis_broker: Make) -> None:
+    """Two workers share the queue: every message is delivered once."""
+    a = await redis_broker(worker="a", fetch=8)
+    b = await redis_broker(worker="b", fetch=8)
+    for i in range(60):
+        a.publish_nowait(i)
+    await a.flush()
+    seen: list[int] = []
+
+    async def drain(broker: RedisBroker) -> None:
+        while len(seen) < 60:
+            try:
+                async with asyncio.timeout(0.5):
+                    await broker.wait_ready()
+            except TimeoutError:
+                continue
+            for d in await broker.receive(["x"] * 4):
+                seen.append(d.body)
+                await broker.ack(d.receipt)
+
+    async with asyncio.timeout(10):
+        await asyncio.gather(drain(a), drain(b))
+    assert sorted(seen) == list(range(60))
+
+
+async def test_closed_broker_refuses_calls_and_hands_back_its_buffer(redis_broker: Make) -> None:
+    """Closing gives buffered entries back (attempt unused) for the others."""
+    a = await redis_broker(worker="leaver")
+    await a.publish(b"x")
+    await a.wait_ready()
+    await a.close()
+    with pytest.raises(BrokerClosed):
+        a.publish_nowait(b"y")
+    b = await redis_broker(worker="stayer")
+    assert (await lease(b)).attempt == 1
+
+
+# -- fleet-level failover, lost state, errors ------------------------------
+
+
+async def test_dead_workers_leases_are_claimed_once_its_heartbeat_expires(
+    redis_broker: Make,
+) -> None:
+    """A worker that stops heartbeating loses its leases to the others well before
+    the visibility timeout, counted as consumer-failed."""
+    victim = await redis_broker(worker="victim", ttl=0.4, visibility_timeout=30.0)
+    survivor = await redis_broker(worker="survivor", ttl=0.4, visibility_timeout=30.0)
+    mid = await victim.publish(b"x")
+    await lease(victim)
+    victim._tasks[1].cancel()  # its heartbeat task stops (as if SIGKILLed)
+    t0 = time.monotonic()
+    d = await lease(survivor, within=5.0)
+    assert (d.message_id, d.attempt) == (mid, 2)
+    assert time.monotonic() - t0 < 3.0
+
+
+async def test_lost_redis_state_is_reported_and_the_group_recreated(
+    redis_broker: Make, redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NOGROUP after Redis lost its data: reported once, the group re-created, work goes on."""
+    broker = await redis_broker()
+    await broker.publish(b"before")
+    d = await lease(broker)
+    for key in [broker.keys.stream(0), broker.keys.priorities]:
+        redis_server.command("DEL", key)
+    with pytest.raises(ReceiptRejected):
+        await broker.ack(d.receipt)
+    assert broker.lost_state_events == 1
+    assert "lost the queue's consumer group" in caplog.text
+    await broker.publish(b"after")
+    assert (await lease(broker)).body == b"after"
+
+
+async def test_unreachable_redis_is_a_clear_error_without_the_password() -> None:
+    """open() names the (redacted) URL and the problem; the password never shows."""
+    from ccdash.brokers.base import BrokerError, QueueConfig
+    from redis_fixtures import free_port
+
+    url = f"redis://user:s3cret@127.0.0.1:{free_port()}/0?timeout=0.5"
+    broker = RedisBroker.from_url(url, QueueConfig())
+    with pytest.raises(BrokerError) as err:
+        await broker.open()
+    assert "cannot reach Redis" in str(err.value)
+    assert "s3cret" not in str(err.value) and "***" in str(err.value)
+    await broker.close()
