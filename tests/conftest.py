@@ -11,6 +11,8 @@ from ccdash.brokers.base import QueueConfig
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.clock import FakeClock
 
+pytest_plugins = ["redis_fixtures"]  # a private redis-server for the Redis tests
+
 
 @pytest.fixture
 def fake_clock() -> FakeClock:
