@@ -915,3 +915,13 @@ async def test_redrive_includes_a_lease_that_just_expired_on_its_last_attempt(
     fake_clock._now += 5  # no reap has run since
     assert await broker.redrive() == 1
     assert (await lease(broker)).attempt == 1
+
+
+async def test_retired_holders_do_not_accumulate(memory_broker: Make) -> None:
+    """Holders that come, take a message, ack it and go leave no lasting trace."""
+    broker = memory_broker()
+    for i in range(1000):
+        await broker.publish(i)
+        await broker.ack((await lease(broker, f"consumer-{i}")).receipt)
+    assert len(broker._by_holder) <= 64  # emptied holder indexes are dropped as they pile up
+    assert broker.holder_counts() == {}

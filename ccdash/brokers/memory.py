@@ -134,6 +134,7 @@ class MemoryBroker(Broker):
         self._stray: dict[Receipt, _Msg] = {}  # leases out of that order...
         self._stray_expiry: DeadlineBuckets[_Msg] = DeadlineBuckets()  # ...by deadline
         self._by_holder: dict[str, dict[Receipt, _Msg]] = {}
+        self._holders_cap = 16  # prune emptied holder dicts when there are this many
         self._dead: dict[str, tuple[_Msg, DeadLetter]] = {}
         self._dedup: dict[str, _Dedup] = {}
         self._dedup_expiry: DeadlineBuckets[_Dedup] = DeadlineBuckets(resolution=1.0)
@@ -306,7 +307,7 @@ class MemoryBroker(Broker):
             leases[receipt] = msg
             held = by_holder.get(holder)
             if held is None:
-                held = by_holder[holder] = {}
+                held = self._holder_index(holder)
             held[receipt] = msg
             out.append(
                 Delivery(
@@ -382,8 +383,20 @@ class MemoryBroker(Broker):
             self._due = msg.deadline
         held = self._by_holder.get(msg.holder)
         if held is None:
-            held = self._by_holder[msg.holder] = {}
+            held = self._holder_index(msg.holder)
         held[receipt] = msg
+
+    def _holder_index(self, holder: str) -> dict[Receipt, _Msg]:
+        """A new lease index for `holder`. Acks leave emptied ones behind (rebuilding
+        one per message costs more); they are dropped whenever the count doubles."""
+        by_holder = self._by_holder
+        if len(by_holder) >= self._holders_cap:
+            for h in [h for h, held in by_holder.items() if not held]:
+                del by_holder[h]
+            self._holders_cap = 2 * len(by_holder) + 16
+        held: dict[Receipt, _Msg] = {}
+        by_holder[holder] = held
+        return held
 
     async def ack(self, receipt: Receipt) -> None:
         """Delete the leased message."""
@@ -394,8 +407,7 @@ class MemoryBroker(Broker):
         msg = self._leases.pop(receipt, None)
         if msg is None or msg.deadline <= self.clock.now():
             msg = self._ack_off_path(receipt, msg)
-        # An emptied holder dict stays (a consumer taking one message at a time would
-        # otherwise rebuild it per message); holder_counts() and release_holder() prune.
+        # An emptied holder dict stays: see _holder_index.
         del self._by_holder[msg.holder][receipt]
         self.acked += 1
         if self._writers:
@@ -634,10 +646,7 @@ class MemoryBroker(Broker):
     def holder_counts(self) -> dict[str, int]:
         """Live leases per holder."""
         self._reap(self.clock.now())
-        by_holder = self._by_holder
-        for holder in [h for h, held in by_holder.items() if not held]:
-            del by_holder[holder]
-        return {h: len(held) for h, held in by_holder.items()}
+        return {h: len(held) for h, held in self._by_holder.items() if held}
 
     def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
         """The DLQ, newest first."""
