@@ -40,7 +40,7 @@ from ccdash.tui.queue_pane import QueuePane
 from ccdash.tui.themes import check_theme, load_themes
 
 MIN_SIZE = (80, 24)
-WIDE_SIZE = (120, 36)
+WIDE_SIZE = (150, 36)  # two columns of ~75 cells each
 DETAIL_PANES = ("dead", "leases", "alerts", "drills", "log")
 REFRESH_INTERVAL = 0.25  # seconds between snapshots: 4 per second
 
@@ -152,8 +152,12 @@ class DashboardApp(Operations):
     def _show_pane(self, index: int) -> None:
         self._current_pane = index % len(DETAIL_PANES)
         current = DETAIL_PANES[self._current_pane]
+        compact = self.main_screen.has_class("-compact")
         for name in DETAIL_PANES:
-            self.query_one(f"#{name}").set_class(name == current, "-current")
+            pane = self.query_one(f"#{name}")
+            pane.set_class(name == current, "-current")
+            base = type(pane).BORDER_TITLE
+            pane.border_title = f"{base} (n: next pane)" if compact else base
         self.query_one("#left").set_class(current == "dead", "-has-current")
         self.query_one("#right").set_class(
             current in ("leases", "alerts", "drills"), "-has-current"

@@ -19,6 +19,7 @@ class ConsumerTable(RowTable):
     """Consumers with state, weight, load, counts, latency and heartbeat age."""
 
     BORDER_TITLE = "Consumers"
+    STRETCH = False
     COLUMNS = (
         ("id", "id", 6),
         ("state", "state", 13),

@@ -82,7 +82,7 @@ class DeadLetterTable(RowTable):
         p = self.palette
         if column in ("count", "attempts"):
             return fmt.number(str(raw))
-        width = dict((k, w) for k, _, w in self.spec)[column]
+        width = 200 if column == "error" else dict((k, w) for k, _, w in self.spec)[column]
         style = p.bad if column == "reason" and raw == "consumer-failed" else ""
         return fmt.untrusted(raw, width, style)
 

@@ -37,6 +37,7 @@ class DrillReport(RowTable):
         ("detected", "detected", 8),
         ("recovered", "recovered", 9),
         ("verdict", "verdict", 8),
+        ("detail", "detail", 6),
     )
 
     def __init__(self, palette: Palette, t0: float, *, id: str | None = None) -> None:
@@ -58,6 +59,7 @@ class DrillReport(RowTable):
                 _secs(_field(r, "detected_after_s", "detected_after")),
                 _secs(_field(r, "recovered_after_s", "recovered_after")),
                 str(verdict),
+                str(_field(r, "detail") or ""),
             )
         self.sync(rows)
         passed = sum(1 for r in rows.values() if str(r[5]).lower() in ("pass", "passed", "ok"))
@@ -69,4 +71,4 @@ class DrillReport(RowTable):
             return fmt.verdict(self.palette, str(raw))
         if column in ("detected", "recovered", "at"):
             return fmt.number(str(raw))
-        return fmt.untrusted(raw, 18 if column == "drill" else 7)
+        return fmt.untrusted(raw, {"drill": 18, "target": 7}.get(column, 200))

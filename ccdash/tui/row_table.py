@@ -25,13 +25,14 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-Column = tuple[str, str, int]  # key, label, width in cells
+Column = tuple[str, str, int]  # key, label, width in cells (the last column stretches)
 
 
 class RowTable(ScrollView, can_focus=True):
     """Rows by key with a sticky header line. Subclasses set COLUMNS, implement `render_cell`."""
 
     COLUMNS: ClassVar[Sequence[Column]] = ()
+    STRETCH: ClassVar[bool] = True  # the last column takes the spare width
     BINDINGS: ClassVar = [
         Binding("up", "cursor(-1)", "Up", show=False),
         Binding("down", "cursor(1)", "Down", show=False),
@@ -178,13 +179,21 @@ class RowTable(ScrollView, can_focus=True):
 
     # -- drawing -------------------------------------------------------------------
 
+    def _widths(self, width: int) -> list[int]:
+        """Column widths for a pane `width` cells wide: the last column takes what is left."""
+        widths = [w for _, _, w in self.spec]
+        if widths and self.STRETCH:
+            spare = width - sum(w + 2 for w in widths) - 1  # one cell for the scrollbar
+            widths[-1] += max(0, spare)
+        return widths
+
     def _row_strip(self, key: str, selected: bool, width: int) -> Strip:
         cached = self._strips.get((key, selected, width))
         if cached is not None:
             return cached
         console = self.app.console
         segments: list[Segment] = []
-        for (_, _, w), cell in zip(self.spec, self._cells[key], strict=True):
+        for w, cell in zip(self._widths(width), self._cells[key], strict=True):
             text = cell.copy()
             text.truncate(w, overflow="ellipsis")
             pad = w - text.cell_len
@@ -205,7 +214,10 @@ class RowTable(ScrollView, can_focus=True):
     def _header_strip(self, width: int) -> Strip:
         if self._header is None or self._header.cell_length != width:
             style = self.rich_style + self.get_component_rich_style("row-table--header")
-            text = "".join(f" {label[:w]:<{w}} " for _, label, w in self.spec)
+            labels = [label for _, label, _ in self.spec]
+            text = "".join(
+                f" {label[:w]:<{w}} " for label, w in zip(labels, self._widths(width), strict=True)
+            )
             self._header = Strip([Segment(text, style)]).crop_extend(0, width, style)
         return self._header
 
