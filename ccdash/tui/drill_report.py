@@ -37,7 +37,6 @@ class DrillReport(RowTable):
         ("detected", "detected", 8),
         ("recovered", "recovered", 9),
         ("verdict", "verdict", 8),
-        ("detail", "detail", 6),
     )
 
     def __init__(self, palette: Palette, t0: float, *, id: str | None = None) -> None:
@@ -59,7 +58,6 @@ class DrillReport(RowTable):
                 _secs(_field(r, "detected_after_s", "detected_after")),
                 _secs(_field(r, "recovered_after_s", "recovered_after")),
                 str(verdict),
-                str(_field(r, "detail") or ""),
             )
         self.sync(rows)
         passed = sum(1 for r in rows.values() if str(r[5]).lower() in ("pass", "passed", "ok"))
