@@ -97,3 +97,26 @@ async def test_log_file_has_json_lines_for_a_failover(tmp_path: Path) -> None:
     failed = [r for r in records if r["event"] == "consumer-failed"]
     assert all(r["level"] == "error" and "consumer" in r for r in failed)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_expired_lease_is_an_event() -> None:
+    """A lease that runs out shows up as a lease-expired event naming message and consumer."""
+    clock = FakeClock()
+
+    async def h(d: Delivery) -> None:
+        await clock.sleep(1000)
+
+    cfg = EngineConfig(consumers=1, visibility_timeout=5.0, heartbeat_interval=0.5,
+                       heartbeat_timeout=2.0, shutdown_grace=0.1)
+    engine = Engine(cfg, handler=h, clock=clock)
+    async with engine:
+        mid = await engine.publish({"x": 1})
+        await clock.advance(0.1)
+        await engine.hang_consumer(engine.consumer_ids()[0])  # stops extending its lease
+        engine.health.stop()  # and nobody fails it: the lease must run out by itself
+        await clock.advance(6.0)
+        engine.snapshot()
+        expired = [e for e in engine.events if e.kind == "lease-expired"]
+        assert expired and dict(expired[0].fields)["message_id"] == mid
+        stopper = asyncio.create_task(engine.stop())
+        await clock.run_until(stopper.done, limit=10)

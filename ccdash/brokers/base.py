@@ -10,7 +10,7 @@ import abc
 import json
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,6 +160,8 @@ class Broker(abc.ABC):
 
     config: QueueConfig
     url: str = "memory"
+    # Told of events only the broker sees (kind, fields), e.g. "lease-expired".
+    on_event: Callable[[str, dict[str, Any]], None] | None = None
 
     @abc.abstractmethod
     async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:

@@ -72,6 +72,7 @@ class Engine:
             self.broker: Broker = broker
         else:
             self.broker = open_broker(broker or "memory", self.queue_config(), clock=self.clock)
+        self.broker.on_event = self._broker_event
         # Fast paths where the broker offers them (the memory broker never suspends).
         self.receive_nowait = getattr(self.broker, "receive_nowait", None)
         self.ack_nowait: Callable[[Any], None] | None = getattr(self.broker, "ack_nowait", None)
@@ -654,6 +655,13 @@ class Engine:
     def events_since(self, seq: int) -> list[Event]:
         """Events with a sequence number above `seq` still in the buffer."""
         return [e for e in self.events if e.seq > seq]
+
+    def _broker_event(self, kind: str, fields: dict[str, Any]) -> None:
+        if kind == "lease-expired":
+            self.emit(kind, f"lease of {fields.get('message_id')} held by "
+                      f"{fields.get('consumer')} expired", **fields)
+        else:
+            self.emit(kind, kind, **fields)
 
     def _on_alert(self, alert: Any) -> None:
         self.emit(f"alert-{alert.state}", f"alert {alert.name} {alert.state}: {alert.message}",
