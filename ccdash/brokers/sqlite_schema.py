@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
@@ -132,10 +133,12 @@ def check_path(path: str) -> None:
     if os.path.exists(path):
         if not os.path.isfile(path):
             raise SqliteOpenError(f"sqlite broker {path}: not a regular file")
-        if not os.access(path, os.R_OK | os.W_OK):
+        # The mode bits as well: root may write anywhere, but a file made read-only
+        # was made so on purpose.
+        if not os.access(path, os.R_OK | os.W_OK) or not os.stat(path).st_mode & stat.S_IWUSR:
             raise SqliteOpenError(f"sqlite broker {path}: file is read-only (need read and write)")
     # WAL mode creates -wal and -shm beside the file: the directory must take them.
-    if not os.access(directory, os.W_OK | os.X_OK):
+    if not os.access(directory, os.W_OK | os.X_OK) or not os.stat(directory).st_mode & stat.S_IWUSR:
         raise SqliteOpenError(f"sqlite broker {path}: directory {directory} is read-only")
 
 
