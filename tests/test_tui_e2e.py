@@ -133,4 +133,7 @@ def test_the_installed_dashboard_kills_a_consumer_and_quits_cleanly(
     term.press("q")
     final = term.wait_for("the process to exit", lambda s: "ccdash-exit=" in s, deadline=30.0)
     assert "ccdash-exit=0" in final
-    assert "engine stopped" in final
+    m = re.search(r"published (\d+), acked (\d+), in the DLQ (\d+), still queued (\d+)", final)
+    assert m, final
+    published, acked, dead, queued = map(int, m.groups())
+    assert published > 0 and published == acked + dead + queued  # nothing lost
