@@ -397,6 +397,8 @@ async def test_a_tiny_terminal_shows_a_notice_instead_of_panes() -> None:
     async with running(app, (60, 16)) as pilot:
         await advance(app, pilot, 0.5)
         assert "terminal too small" in screen_text(app)
+        await pilot.press("k")  # nothing happens to what cannot be seen
+        assert app.engine.snapshot().failovers == 0
         await pilot.resize_terminal(100, 30)
         await pilot.pause()
         assert "Consumers" in screen_text(app)

@@ -269,15 +269,16 @@ class DashboardApp(Operations):
     # -- view actions ---------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Dashboard keys act only on the dashboard, not under a dialog."""
+        """Dashboard keys act only on the dashboard you can see: not under a dialog, and
+        only `q` while the terminal is too small to show the panes."""
         main = getattr(self, "main_screen", None)
-        if main is None:
+        if main is None or action not in _DASHBOARD_ACTIONS:
             return True
         if action == "next_pane" and not main.has_class("-compact"):
             return False  # only the compact layout has hidden panes
-        if action in _DASHBOARD_ACTIONS:
-            return self.screen is main
-        return True
+        if main.has_class("-tiny") and action != "quit":
+            return False
+        return self.screen is main
 
     def action_toggle_log(self) -> None:
         """Show or hide the log pane."""

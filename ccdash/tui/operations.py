@@ -230,11 +230,15 @@ class Operations(App[int]):
 
     @guarded
     def action_autoscale(self) -> None:
-        """Toggle the autoscaler flag."""
+        """Let the autoscaler resize the pool, or hand sizing back to the operator."""
         on = not self.engine.autoscale
         self.engine.set_autoscale(on)
-        note = "" if self.engine.autoscaler is not None else " (flag only: no autoscaler yet)"
-        self.say(f"autoscaler {'on' if on else 'off'}{note}")
+        cfg = self.engine.config
+        self.say(
+            f"autoscaler on: it sizes the pool within {cfg.min_consumers}..{cfg.max_consumers}"
+            if on
+            else "autoscaler off: the pool stays as it is"
+        )
 
     @guarded
     async def action_burst(self) -> None:
