@@ -16,26 +16,29 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import shutil
 import sqlite3
 import stat
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import test_broker_state_machine as sm
 import test_memory_broker as contract
+from hypothesis import settings
+from hypothesis.stateful import invariant
 
 from ccdash import clock as clock_module
 from ccdash.brokers import open_broker
 from ccdash.brokers.base import (
     REASON_CONSUMER_FAILED,
-    REASON_EXPIRED,
     REASON_FAILED,
     BrokerError,
     QueueConfig,
-    QueueFull,
     ReceiptRejected,
 )
 from ccdash.brokers.sqlite import SqliteBroker
@@ -43,6 +46,7 @@ from ccdash.brokers.sqlite_schema import SCHEMA_VERSION, SqliteOpenError, parse_
 from ccdash.clock import FakeClock
 
 Make = Callable[..., SqliteBroker]
+ROOT = Path(__file__).resolve().parents[1]
 
 # -- the memory broker's contract tests, on SQLite ------------------------------------
 
@@ -418,11 +422,11 @@ async def test_two_processes_writing_at_once_never_see_database_is_locked(tmp_pa
         await asyncio.create_subprocess_exec(
             sys.executable, str(script), str(path), "400",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=Path(__file__).resolve().parents[1])
+            cwd=ROOT)
         for _ in range(2)
     ]
     results = [await asyncio.wait_for(p.communicate(), 60) for p in procs]
-    for p, (out, err) in zip(procs, results, strict=True):
+    for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err.decode()
         assert b"locked" not in err and b"busy" not in err
     assert sum(int(out) for out, _ in results) == 800
@@ -430,3 +434,68 @@ async def test_two_processes_writing_at_once_never_see_database_is_locked(tmp_pa
     assert conn.execute("SELECT count(*) FROM msgs").fetchone() == (0,)
     assert conn.execute("SELECT published, acked FROM counters").fetchone() == (800, 800)
     conn.close()
+
+
+# -- the Hypothesis state machine, on SQLite -----------------------------------------------
+
+
+class SqliteBrokerMachine(sm.BrokerMachine):
+    """The memory broker's state machine, unedited rules, on a SqliteBroker.
+
+    Its rules step broker coroutines with the module's `run`, which here drives a
+    private event loop (the writer thread hands results back through it); the
+    invariants that read the memory broker's private indexes give way to ones
+    that check the same things through the public views."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.tmp = tempfile.mkdtemp(prefix="ccdash-sm-")
+        config = QueueConfig(visibility_timeout=sm.VT, max_attempts=sm.MAX_ATTEMPTS,
+                             capacity=sm.CAPACITY, dedup_window=sm.DEDUP_WINDOW, seed=7,
+                             **sm.BACKOFF)  # type: ignore[arg-type]
+        self.broker = SqliteBroker(os.path.join(self.tmp, "q.db"), config, clock=self.clock)  # type: ignore[assignment]
+        self.loop.run_until_complete(self.broker.open())
+        self._plain_run = sm.run
+        sm.run = self.loop.run_until_complete  # type: ignore[assignment]
+
+    def teardown(self) -> None:
+        sm.run = self._plain_run
+        self.loop.run_until_complete(self.broker.close())
+        self.loop.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    every_message_in_exactly_one_place = None  # type: ignore[assignment]
+    leases_match_the_model = None  # type: ignore[assignment]
+
+    @invariant()
+    def counts_and_totals_match_the_model(self) -> None:
+        stats = self.broker.stats()
+        self.reap()
+        counts = {s: len(self.in_state(s)) for s in sm.STATES}
+        assert (stats.ready, stats.delayed, stats.in_flight, stats.dead) == (
+            counts["ready"], counts["delayed"], counts["leased"], counts["dead"])
+        assert (stats.published, stats.acked, stats.dead_lettered, stats.redelivered) == (
+            self.totals["published"], self.totals["acked"], self.totals["dead_lettered"],
+            self.totals["redelivered"])
+
+    @invariant()
+    def public_leases_match_the_model(self) -> None:
+        self.reap()
+        want = {m.mid: (m.holder, m.attempt) for m in self.in_state("leased")}
+        shown = self.broker.leases()
+        assert {x.message_id: (x.consumer_id, x.attempt) for x in shown} == want
+        deadlines = {m.mid: m.deadline for m in self.in_state("leased")}
+        for x in shown:  # stored as wall-clock times: equal to well under a microsecond
+            assert x.deadline == pytest.approx(deadlines[x.message_id], abs=1e-6)
+        assert [x.deadline for x in shown] == sorted(x.deadline for x in shown)
+        counts: dict[str, int] = {}
+        for holder, _ in want.values():
+            counts[holder] = counts.get(holder, 0) + 1
+        assert self.broker.holder_counts() == counts
+
+
+SqliteBrokerMachine.TestCase.settings = settings(
+    max_examples=int(os.environ.get("CCDASH_SM_EXAMPLES", "60")), stateful_step_count=40,
+    deadline=None)
+TestSqliteBrokerStateMachine = SqliteBrokerMachine.TestCase

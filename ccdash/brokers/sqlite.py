@@ -15,6 +15,7 @@ re-check every RECHECK seconds notices what other processes wrote.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import secrets
 import time
@@ -28,7 +29,6 @@ from ccdash.brokers.base import (
     BrokerError,
     DeadLetter,
     Delivery,
-    LeaseInfo,
     QueueConfig,
     QueueFull,
     QueueStats,
@@ -40,6 +40,7 @@ from ccdash.brokers.sqlite_link import Link
 from ccdash.brokers.sqlite_parking import Parking
 from ccdash.brokers.sqlite_schema import SqliteOpenError, SqliteTarget, connect, parse_url
 from ccdash.brokers.sqlite_store import FULL, open_store
+from ccdash.brokers.sqlite_views import BrokerViews
 from ccdash.brokers.sqlite_writer import Checkpointer, Writer
 from ccdash.clock import Clock, MonotonicClock
 
@@ -48,7 +49,7 @@ _TOTALS = ("published", "acked", "dead_lettered", "redelivered")
 _UNBOUNDED = 1 << 30
 
 
-class SqliteBroker(Broker):
+class SqliteBroker(BrokerViews, Broker):
     """A leased queue with retries, DLQ, priorities, dedup and backpressure in one
     SQLite file, shared safely by several processes."""
 
@@ -131,10 +132,8 @@ class SqliteBroker(Broker):
         self._park.wake_all()
         link = self._link
         if link is not None:
-            try:
+            with contextlib.suppress(BrokerError):  # logged by the writer; leases expire
                 await link.call(link.store.unregister, self.clock.now())
-            except BrokerError:
-                pass  # reported by the writer; the leases expire on their own
             link.writer.stop()
             await asyncio.to_thread(link.writer.join)
             self._read.close()
@@ -213,18 +212,6 @@ class SqliteBroker(Broker):
         return mid
 
     # -- receiving ------------------------------------------------------------
-
-    def ready_count(self) -> int:
-        """Messages a receive now could lease (what is due included)."""
-        if self._read is None:
-            return 0 if self._closed else self._ready().counters["ready"]
-        link = self._link
-        now_w = self.clock.now() + self.offset
-        if now_w < link.due:
-            return link.counters["ready"] + len(link.staged)
-        c, (due, expired, last), unseen = link.read_file(
-            self._read, now_w, self.config.max_attempts)
-        return c["ready"] + due + expired - last + unseen
 
     async def wait_ready(self) -> None:
         """Park until something may be ready (see the module docstring)."""
@@ -333,62 +320,6 @@ class SqliteBroker(Broker):
             link.refresh(self._read)
             self._on_change()
             self._arm()
-
-    # -- views ------------------------------------------------------------------------
-
-    def stats(self) -> QueueStats:
-        """Counts now (deadlines passed but not yet reaped included), and totals."""
-        if self._read is None:
-            if self._closed and self._last is not None:
-                return self._last[0]
-            self._ready()
-        c, (due, expired, last), unseen = self._link.read_file(
-            self._read, self.clock.now() + self.offset, self.config.max_attempts)
-        base = self._base
-        return QueueStats(
-            ready=c["ready"] + due + expired - last + unseen,
-            delayed=c["delayed"] - due,
-            in_flight=c["leased"] - expired,
-            dead=c["dead"] + last,
-            published=c["published"] - base["published"] + unseen,
-            acked=c["acked"] - base["acked"],
-            dead_lettered=c["dead_lettered"] - base["dead_lettered"] + last,
-            redelivered=c["redelivered"] - base["redelivered"],
-            capacity=self.config.capacity,
-        )
-
-    def outstanding(self) -> int:
-        """Messages not yet acked or dead-lettered, as of our newest commit."""
-        link = self._link
-        if link is None:
-            return 0
-        c = link.counters
-        return c["ready"] + c["delayed"] + c["leased"] + len(link.staged)
-
-    def _viewable(self) -> bool:
-        if self._read is None and not self._closed:
-            self._ready()
-        return self._read is not None
-
-    def leases(self, limit: int | None = None) -> list[LeaseInfo]:
-        """Live leases (every process's), soonest deadline first."""
-        if not self._viewable():
-            return []
-        return views.leases(self._read, self.clock.now() + self.offset, self.offset,
-                            self.owner, limit)
-
-    def holder_counts(self) -> dict[str, int]:
-        """Live leases per holder (another process's as holder@owner)."""
-        if not self._viewable():
-            return {}
-        return views.holder_counts(self._read, self.clock.now() + self.offset, self.owner)
-
-    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
-        """The DLQ, newest first (as it was at close, once closed)."""
-        if not self._viewable():
-            return [] if self._last is None else self._last[1][:limit]
-        return views.dead_letters(self._read, self.clock.now() + self.offset, self.offset,
-                                  self.config.max_attempts, limit)
 
 
 __all__ = ["SqliteBroker", "SqliteOpenError", "RECHECK"]

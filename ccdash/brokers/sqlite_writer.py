@@ -227,10 +227,8 @@ class Writer:
             conn.execute("COMMIT")  # this generation finds its mark
             return counters, None
         except Exception as exc:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             store.invalidate()
             return None, self._failed(batch, exc)
 
