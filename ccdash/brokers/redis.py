@@ -89,7 +89,8 @@ class RedisBroker(Broker):
         self.keys = Keys(queue)
         self.worker = worker or default_worker_name()
         if not 0.3 <= heartbeat_ttl < self.config.visibility_timeout:
-            raise ValueError("heartbeat ttl must be at least 0.3 s and below the visibility timeout")
+            raise ValueError("heartbeat ttl must be at least 0.3 s and below the "
+                             "visibility timeout")
         self.heartbeat_ttl = heartbeat_ttl
         self.fetch_size = max(1, fetch)
         self.timeout = timeout
@@ -118,12 +119,14 @@ class RedisBroker(Broker):
         self.presence = Presence(self)
 
     @classmethod
-    def from_url(cls, url: str, config: QueueConfig, *, clock: Clock | None = None
-                 ) -> RedisBroker:
-        """A broker for `url` (not connected yet); our options come from its query."""
+    def from_url(cls, url: str, config: QueueConfig, *, clock: Clock | None = None,
+                 **overrides: Any) -> RedisBroker:
+        """A broker for `url` (not connected yet); our options come from its query,
+        or from `overrides` (worker, ttl, fetch, ...) which win."""
         from ccdash.brokers import BrokerURLError, redact_url
 
         clean, opts = split_options(url, OPTIONS)
+        opts.update({k: str(v) for k, v in overrides.items() if v is not None})
         try:
             return cls(clean, config, clock=clock, queue=opts.get("queue") or "default",
                        worker=opts.get("worker") or None,
@@ -244,6 +247,14 @@ class RedisBroker(Broker):
                 now = time.monotonic()
                 self._dedup = {k: v for k, v in self._dedup.items() if v[1] > now}
         return mid
+
+    async def hand_back(self) -> int:
+        """Give the read-ahead buffer back to the fleet now (attempts unused)."""
+        entries = self.book.drain_buffer()
+        if entries:
+            await self._ended(self._end(entries, "g", REASON_RELEASED, "", 0.0,
+                                        check_lease=False))
+        return len(entries)
 
     async def flush(self) -> None:
         """Wait until every queued publish and ack has reached Redis."""
@@ -384,7 +395,7 @@ class RedisBroker(Broker):
         [out] = await self._ended(self._end([entry], "f", "failed", error, wait))
         if out == b"rejected":
             raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
-        return out == b"dead"
+        return bool(out == b"dead")
 
     async def defer(self, receipt: Receipt, delay: float) -> None:
         """Back unhandled after `delay`; the attempt is given back."""
@@ -396,7 +407,7 @@ class RedisBroker(Broker):
     async def extend(self, receipt: Receipt, seconds: float) -> float:
         """Move the lease deadline to now + seconds (at most one visibility timeout:
         the lease is the entry's idle time, which XCLAIM can only reset)."""
-        entry = self.book.leases.get(receipt)  # type: ignore[call-overload]
+        entry = self.book.leases.get(str(receipt))
         if entry is None or entry.deadline <= self.clock.now():
             self.book.unlease(receipt)
             raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")

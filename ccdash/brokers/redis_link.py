@@ -10,6 +10,7 @@ Errors are redacted: a password never reaches a message or a log line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -130,23 +131,24 @@ class RedisLink:
         text = str(exc) or type(exc).__name__
         return redact(text, self._password)
 
-    async def execute(self, commands: Sequence[Command], *, timeout: float | None = None
+    async def execute(self, commands: Sequence[Command], *, read_timeout: float | None = None
                       ) -> list[Any]:
         """Send `commands` in one write; return each reply or the ResponseError it got.
 
         NOSCRIPT replies (a restarted Redis forgot the scripts) are fixed here:
         the scripts are loaded and just those commands sent again.
         """
-        replies = await self._roundtrip(commands, timeout)
+        replies = await self._roundtrip(commands, read_timeout)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
             await self._roundtrip([("SCRIPT", "LOAD", s.source) for s in SCRIPTS.values()], None)
-            again = await self._roundtrip([commands[i] for i in missing], timeout)
+            again = await self._roundtrip([commands[i] for i in missing], read_timeout)
             for i, r in zip(missing, again, strict=True):
                 replies[i] = r
         return replies
 
-    async def _roundtrip(self, commands: Sequence[Command], timeout: float | None) -> list[Any]:
+    async def _roundtrip(self, commands: Sequence[Command], read_timeout: float | None
+                         ) -> list[Any]:
         conn = self._connection()
         try:
             if not conn.is_connected:
@@ -155,17 +157,17 @@ class RedisLink:
             replies: list[Any] = []
             for _ in commands:
                 try:
-                    if timeout is None:
+                    if read_timeout is None:
                         replies.append(await conn.read_response())
                     else:
-                        replies.append(await conn.read_response(timeout=timeout))
+                        replies.append(await conn.read_response(timeout=read_timeout))
                 except ResponseError as exc:
                     replies.append(exc)
             return replies
         except AuthenticationError as exc:
             await self.disconnect()
             raise BrokerError(f"Redis refused the credentials: {self.describe(exc)}") from None
-        except (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisConnectionError, RedisTimeoutError, OSError) as exc:
             await self.disconnect()
             raise LinkDown(self.describe(exc)) from None
         except asyncio.CancelledError:
@@ -180,10 +182,8 @@ class RedisLink:
         """Close the socket (the next call reconnects)."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken socket may fail too
                 await conn.disconnect()
-            except Exception:  # noqa: BLE001 - closing a broken socket may fail too
-                pass
 
     async def close(self) -> None:
         """Close for good."""

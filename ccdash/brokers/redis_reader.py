@@ -137,7 +137,7 @@ class Reader:
         n = max(1, b.fetch_size - b.book.buffered)
         cmd = ("XREADGROUP", "GROUP", GROUP, b.worker, "COUNT", n, "BLOCK", timeout_ms,
                "STREAMS", *keys, *([">"] * len(keys)))
-        [reply] = await self.link.execute([cmd], timeout=timeout_ms / 1000.0 + b.timeout)
+        [reply] = await self.link.execute([cmd], read_timeout=timeout_ms / 1000.0 + b.timeout)
         if isinstance(reply, Exception):
             raise reply
         if not reply:

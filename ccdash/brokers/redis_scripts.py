@@ -352,7 +352,11 @@ if #ARGV > 3 then
     local id = redis.call('HGET', P .. 'deadidx', ARGV[i])
     if id then
       local got = redis.call('XRANGE', P .. 'dead', id, id)
-      if #got > 0 then take(id, fmap(got[1][2])) else redis.call('HDEL', P .. 'deadidx', ARGV[i]) end
+      if #got > 0 then
+        take(id, fmap(got[1][2]))
+      else
+        redis.call('HDEL', P .. 'deadidx', ARGV[i])
+      end
     end
   end
 else

@@ -1,0 +1,24 @@
+"""Handlers the fleet tests run inside `ccdash worker` processes.
+
+Each completion is one line `message_id attempt` in a file per process under
+$CCDASH_TEST_OUT, written (line-buffered) before the handler returns: a message
+the fleet acked has always been recorded, even if its worker is SIGKILLed next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import IO, Any
+
+_out: IO[str] | None = None
+
+
+async def record(d: Any) -> None:
+    """Take a little time, then record the completion."""
+    global _out
+    await asyncio.sleep(float(os.environ.get("CCDASH_TEST_DELAY", "0.02")))
+    if _out is None:
+        path = os.path.join(os.environ["CCDASH_TEST_OUT"], f"{os.getpid()}.log")
+        _out = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115, ASYNC230
+    _out.write(f"{d.message_id} {d.attempt}\n")

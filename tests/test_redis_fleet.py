@@ -1,0 +1,318 @@
+"""A fleet of real `ccdash worker` processes on a real redis-server: a worker
+SIGKILLed mid-run, Redis restarted mid-run, graceful SIGTERM, and the signed
+control channel. Every run ends with 0 lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis_fixtures import RedisServer
+
+from ccdash.brokers.base import QueueConfig
+from ccdash.brokers.redis import RedisBroker
+from ccdash.fleet import FleetView, send_command
+from ccdash.fleet.control import encode_command, send_raw, sign
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "test-secret-0123456789"
+
+
+class Fleet:
+    """Worker processes of one queue, their logs and their completion records."""
+
+    def __init__(self, url: str, tmp: Path) -> None:
+        self.url = url
+        self.tmp = tmp
+        self.out = tmp / "done"
+        self.out.mkdir()
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def spawn(self, name: str, *extra: str, delay: float = 0.02, ttl: float = 1.5,
+              vt: float = 60.0, concurrency: int = 4, secret: str | None = SECRET) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "CCDASH_CONTROL_SECRET"}
+        env.update(PYTHONPATH=f"{ROOT / 'tests'}{os.pathsep}{ROOT}", CCDASH_TEST_OUT=str(self.out),
+                   CCDASH_TEST_DELAY=str(delay))
+        if secret is not None:
+            env["CCDASH_CONTROL_SECRET"] = secret
+        with (self.tmp / f"{name}.log").open("ab") as log:  # the child keeps its own fd
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "ccdash.worker", "--broker", self.url,
+                 "--handler", "fleet_handlers:record", "--concurrency", str(concurrency),
+                 "--name", name, "--visibility-timeout", str(vt), "--heartbeat-ttl", str(ttl),
+                 *extra],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
+    def records(self) -> list[tuple[str, int]]:
+        out = []
+        for f in self.out.glob("*.log"):
+            for line in f.read_text().splitlines():
+                mid, attempt = line.split()
+                out.append((mid, int(attempt)))
+        return out
+
+    def done(self) -> set[str]:
+        return {mid for mid, _ in self.records()}
+
+    def wait_exit(self, name: str, timeout: float = 20) -> int | None:
+        """Its exit status; on a timeout, ask it for its task stacks (SIGUSR1), kill it
+        and return None (its log then says where it was stuck)."""
+        p = self.procs[name]
+        try:
+            return p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            p.kill()
+            p.wait()
+            return None
+
+    def stop_all(self) -> dict[str, int | None]:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        return {name: self.wait_exit(name) for name in self.procs}
+
+
+@pytest.fixture
+def fleet(redis_server: RedisServer, tmp_path: Path) -> Iterator[Fleet]:
+    f = Fleet(f"{redis_server.url}?queue=fleet-{uuid.uuid4().hex[:8]}", tmp_path)
+    yield f
+    for p in f.procs.values():
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+async def until(pred: Any, within: float, what: str, step: float = 0.05) -> float:
+    """Wait (real time) until `pred()` is true; returns how long it took."""
+    t0 = time.monotonic()
+    while True:
+        value = pred()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > within:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(step)
+
+
+async def alive_workers(url: str) -> set[str]:
+    async with FleetView(url) as fv:
+        snap = await fv.snapshot()
+    return {w.name for w in snap.workers if w.alive}
+
+
+async def publish(url: str, n: int) -> set[str]:
+    broker = RedisBroker.from_url(url, QueueConfig(), worker="publisher")
+    await broker.open()
+    try:
+        ids = {broker.publish_nowait({"n": i}) for i in range(n)}
+        await broker.flush()
+    finally:
+        await broker.close()
+    return ids
+
+
+async def test_sigkilled_worker_messages_go_to_the_others_before_the_visibility_timeout(
+    fleet: Fleet,
+) -> None:
+    """Three workers; one SIGKILLed mid-run holds leases; the others claim them once
+    its heartbeat expires (seconds, not the 60 s visibility timeout); 0 lost."""
+    for name in ("w1", "w2", "w3"):
+        fleet.spawn(name, delay=0.03)
+    await until(lambda: _has(fleet.url, 3), 20, "three workers")
+    ids = await publish(fleet.url, 600)
+    await until(lambda: len(fleet.done()) >= 150, 30, "a quarter done")
+    async with FleetView(fleet.url) as fv:
+        held = (await fv.snapshot()).worker("w1")
+    assert held is not None and held.pending > 0, "the victim should hold leases"
+    fleet.procs["w1"].kill()
+    t_kill = time.monotonic()
+
+    async def victim_gone() -> bool:
+        async with FleetView(fleet.url) as fv:
+            return (await fv.snapshot()).worker("w1") is None
+
+    took = await until(victim_gone, 20, "the dead worker's entries to be claimed")
+    assert took < 10.0, f"claimed after {took:.1f}s: should be ~the 1.5 s heartbeat TTL"
+    await until(lambda: ids <= fleet.done(), 40, "every message handled")
+    lost = ids - fleet.done()
+    assert lost == set()
+    async with FleetView(fleet.url) as fv:
+        snap = await fv.snapshot()
+    assert snap.queue.ready + snap.queue.in_flight + snap.queue.delayed == 0
+    assert snap.queue.acked + snap.queue.dead == 600
+    counts = Counter(mid for mid, _ in fleet.records())
+    duplicates = sum(c - 1 for c in counts.values())
+    assert duplicates <= held.pending + 8, "only what the victim held may run twice"
+    assert time.monotonic() - t_kill < 60
+    codes = fleet.stop_all()
+    assert codes["w2"] == 0 and codes["w3"] == 0, fleet.log("w2") + fleet.log("w3")
+
+
+async def _has(url: str, n: int) -> bool:
+    return len(await alive_workers(url)) >= n
+
+
+async def test_workers_ride_out_a_redis_restart(redis_server_factory: Any,
+                                                tmp_path: Path) -> None:
+    """Redis is restarted (same port, append-only) mid-run: workers reconnect with
+    backoff and the run completes with 0 lost."""
+    server = redis_server_factory()
+    fleet = Fleet(f"{server.url}?queue=restart", tmp_path)
+    try:
+        for name in ("r1", "r2"):
+            fleet.spawn(name, delay=0.01, ttl=3.0)
+        await until(lambda: _has(fleet.url, 2), 20, "two workers")
+        ids = await publish(fleet.url, 600)
+        await until(lambda: len(fleet.done()) >= 100, 30, "some done")
+        server.stop(kill=True)  # a crash: appendfsync always keeps every write
+        await asyncio.sleep(1.0)
+        server.start()
+        await until(lambda: ids <= fleet.done(), 60, "every message handled after restart")
+        assert ids - fleet.done() == set()
+        for name in ("r1", "r2"):
+            assert fleet.procs[name].poll() is None, fleet.log(name)
+        assert "retrying with backoff" in fleet.log("r1") + fleet.log("r2")
+        codes = fleet.stop_all()
+        assert set(codes.values()) == {0}, fleet.log("r1") + fleet.log("r2")
+    finally:
+        for p in fleet.procs.values():
+            if p.poll() is None:
+                p.kill()
+
+
+async def test_sigterm_hands_everything_back_without_using_attempts(fleet: Fleet) -> None:
+    """SIGTERM mid-run: the worker finishes or hands back what it holds and exits 0;
+    another worker finishes the run; nothing lost, no attempt wasted."""
+    fleet.spawn("t1", "--prefetch", "8", delay=0.05, concurrency=2)
+    await until(lambda: _has(fleet.url, 1), 20, "the worker")
+    ids = await publish(fleet.url, 120)
+    await until(lambda: len(fleet.done()) >= 20, 30, "some done")
+    fleet.procs["t1"].send_signal(signal.SIGTERM)
+    assert fleet.wait_exit("t1") == 0, fleet.log("t1")
+    async with FleetView(fleet.url) as fv:
+        snap = await fv.snapshot()
+    assert snap.worker("t1") is None  # it left the group
+    assert snap.queue.in_flight == 0
+    fleet.spawn("t2", delay=0.0)
+    await until(lambda: ids <= fleet.done(), 30, "the rest handled by t2")
+    assert max(a for _, a in fleet.records()) == 1, "handing back must not use an attempt"
+    fleet.stop_all()
+
+
+async def _audit_status(url: str, nonce: str) -> tuple[str, str]:
+    from ccdash.fleet.connect import connect
+
+    client, keys = await connect(url)
+    try:
+        for _eid, f in await client.xrevrange(keys.audit):
+            if f.get(b"nonce", b"").decode() == nonce:
+                return f[b"status"].decode(), f[b"detail"].decode()
+    finally:
+        await client.aclose()
+    return "", ""
+
+
+async def test_signed_kill_reaches_the_right_worker_and_forgeries_are_refused(
+    fleet: Fleet,
+) -> None:
+    """A signed kill crashes that consumer of that worker only (it is replaced); an
+    unsigned, wrongly signed, stale or replayed command is refused and audited."""
+    audit = fleet.tmp / "audit.jsonl"
+    fleet.spawn("k1", "--audit-log", str(audit), concurrency=3)
+    fleet.spawn("k2", concurrency=3)
+    await until(lambda: _has(fleet.url, 2), 20, "two workers")
+    res = await send_command(fleet.url, SECRET, "k1", "kill", consumer="c2")
+    assert (res.status, res.worker) == ("accepted", "k1"), res
+    assert "killed c2" in res.detail
+
+    async def replaced() -> bool:
+        async with FleetView(fleet.url) as fv:
+            snap = await fv.snapshot()
+        k1, k2 = snap.worker("k1"), snap.worker("k2")
+        assert k1 is not None and k2 is not None
+        return ({c.id for c in k1.consumers} == {"c1", "c3", "c4"}
+                and {c.id for c in k2.consumers} == {"c1", "c2", "c3"})
+
+    await until(replaced, 10, "c2 of k1 replaced, k2 untouched")
+    assert '"action": "kill"' in audit.read_text()
+
+    from ccdash.fleet.connect import connect
+
+    client, keys = await connect(fleet.url)
+    try:
+        [(_, accepted)] = await client.xrevrange(keys.control("k1"), count=1)
+        now = float((await client.time())[0])
+    finally:
+        await client.aclose()
+    raw = encode_command(keys.queue, "k1", "kill", {"consumer": "c1"}, now)
+    stale = encode_command(keys.queue, "k1", "kill", {"consumer": "c1"}, now - 120)
+    attempts = {
+        "replayed": dict(accepted),
+        "unsigned": {"c": raw},
+        "bad signature": {"c": raw, "s": sign(b"wrong secret", raw)},
+        "stale": {"c": stale, "s": sign(SECRET.encode(), stale)},
+    }
+    import json
+
+    for reason, fields in attempts.items():
+        nonce = json.loads(fields[b"c"] if b"c" in fields else fields["c"])["nonce"]
+        await send_raw(fleet.url, "k1", fields)
+
+        async def audited(nonce: str = nonce) -> bool:
+            return (await _audit_status(fleet.url, nonce))[0] == "refused"
+
+        await until(audited, 10, f"the {reason} command refused")
+        status, detail = await _audit_status(fleet.url, nonce)
+        if reason != "replayed":  # the replay's nonce was audited as accepted first
+            assert detail == reason
+    assert "refused control command (unsigned)" in fleet.log("k1")
+    async with FleetView(fleet.url) as fv:
+        k1 = (await fv.snapshot()).worker("k1")
+    assert k1 is not None and "c1" in {c.id for c in k1.consumers}, "c1 was never killed"
+    res = await send_command(fleet.url, SECRET, "k2", "scale", n=1)
+    assert res.status == "accepted" and res.detail == "concurrency 1"
+    res = await send_command(fleet.url, SECRET, "k2", "stop")
+    assert res.status == "accepted"
+    assert fleet.wait_exit("k2") == 0, fleet.log("k2")
+    assert fleet.stop_all()["k1"] == 0
+
+
+def test_worker_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
+    """Bad URL scheme, bad handler, unreachable Redis: one line, exit 2, no password."""
+    from redis_fixtures import free_port
+
+    from ccdash.worker import main
+
+    cases = [
+        (["--broker", "memory", "--handler", "fleet_handlers:record"], "redis://"),
+        (["--broker", f"redis://u:pw-secret@127.0.0.1:{free_port()}/0?timeout=0.3",
+          "--handler", "fleet_handlers:record"], "cannot reach Redis"),
+        (["--broker", "redis://127.0.0.1:1/0", "--handler", "nope_module:x"], "cannot import"),
+    ]
+    for argv, needle in cases:
+        proc = subprocess.run([sys.executable, "-m", "ccdash.worker", *argv], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}"},
+                              capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2, proc.stderr
+        assert needle in proc.stderr and "pw-secret" not in proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert main is not None
