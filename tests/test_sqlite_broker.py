@@ -22,17 +22,21 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import test_broker_state_machine as sm
+import test_competing_consumer as study
+import test_engine as engine_tests
 import test_memory_broker as contract
 from hypothesis import settings
 from hypothesis.stateful import invariant
 
+from ccdash import Engine, EngineConfig
 from ccdash import clock as clock_module
+from ccdash.engine import engine as engine_module
 from ccdash.brokers import open_broker
 from ccdash.brokers.base import (
     REASON_CONSUMER_FAILED,
@@ -58,11 +62,11 @@ async def settle_with_brokers(max_rounds: int = 10_000) -> None:
     """`settle`, and also until no SQLite broker has operations in flight."""
     while True:
         await _plain_settle(max_rounds)
-        busy = [b for b in _open if b.pending()]
+        busy = [b for b in _open if b.busy()]
         if not busy:
             return
         for b in busy:
-            await b.flush()
+            await b.settled()
 
 
 @pytest.fixture(autouse=True)
@@ -499,3 +503,43 @@ SqliteBrokerMachine.TestCase.settings = settings(
     max_examples=int(os.environ.get("CCDASH_SM_EXAMPLES", "60")), stateful_step_count=40,
     deadline=None)
 TestSqliteBrokerStateMachine = SqliteBrokerMachine.TestCase
+
+
+# -- the engine on SQLite -----------------------------------------------------------------
+
+
+@pytest.fixture
+def engines_on_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Engines made without a broker get a SqliteBroker (on their clock) instead of memory."""
+    made: list[SqliteBroker] = []
+
+    def sqlite_broker(url: str, config: QueueConfig, *, clock: Any = None) -> SqliteBroker:
+        assert url == "memory"
+        broker = SqliteBroker(str(tmp_path / f"e{len(made)}.db"), config, clock=clock)
+        made.append(broker)
+        _open.add(broker)
+        return broker
+
+    monkeypatch.setattr(engine_module, "open_broker", sqlite_broker)
+    yield
+    for broker in made:
+        _open.discard(broker)
+
+
+def _on_sqlite(fn: Callable[[], Any]) -> Callable[[None], Any]:
+    async def test(engines_on_sqlite: None) -> None:
+        await fn()
+
+    test.__name__ = test.__qualname__ = f"{fn.__name__}_on_sqlite"
+    test.__doc__ = fn.__doc__
+    return test
+
+
+ENGINE_TESTS = {
+    f"{name}_on_sqlite": _on_sqlite(fn)
+    for module in (study, engine_tests)
+    for name, fn in vars(module).items()
+    if name.startswith("test_") and inspect.iscoroutinefunction(fn)
+    and not inspect.signature(fn).parameters
+}
+globals().update(ENGINE_TESTS)

@@ -73,6 +73,7 @@ class SqliteBroker(BrokerViews, Broker):
         self._base = dict.fromkeys(_TOTALS, 0)  # totals count from this open on
         self._last: tuple[QueueStats, list[DeadLetter]] | None = None  # views once closed
         self._closed = False
+        self._closing: asyncio.Future[None] | None = None  # done once close() has finished
 
     @classmethod
     def from_url(cls, url: str, config: QueueConfig | None = None, *,
@@ -128,25 +129,37 @@ class SqliteBroker(BrokerViews, Broker):
         if self._link is not None and self._read is not None:
             self._last = (self.stats(), self.dead_letters(1000))
         self._closed = True
+        closing = self._closing = asyncio.get_running_loop().create_future()
         self._park.cancel()
         self._park.wake_all()
         link = self._link
-        if link is not None:
-            with contextlib.suppress(BrokerError):  # logged by the writer; leases expire
-                await link.call(link.store.unregister, self.clock.now())
-            link.writer.stop()
-            await asyncio.to_thread(link.writer.join)
-            self._read.close()
-            self._read = None
+        try:
+            if link is not None:
+                with contextlib.suppress(BrokerError):  # logged by the writer; leases expire
+                    await link.call(link.store.unregister, self.clock.now())
+                link.writer.stop()
+                await asyncio.to_thread(link.writer.join)
+                self._read.close()
+                self._read = None
+        finally:
+            closing.set_result(None)
 
     async def flush(self) -> None:
         """Return once everything queued so far (publish_nowait too) is committed."""
-        link = self._ready()
-        await link.call(link.store.noop, self.clock.now())
+        if self._link is not None:
+            await self._link.drained()
 
-    def pending(self) -> bool:
-        """Whether operations are queued or being committed."""
-        return self._link is not None and self._link.pending()
+    def busy(self) -> bool:
+        """Whether operations are queued or being committed, or a close is under way."""
+        return (self._link is not None and self._link.pending()) or (
+            self._closing is not None and not self._closing.done())
+
+    async def settled(self) -> None:
+        """Return once `busy()` is false (tests settle on it; work on the writer thread
+        is invisible to the event loop's own idea of idle)."""
+        await self.flush()
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
 
     # -- publishing -----------------------------------------------------------
 

@@ -40,6 +40,7 @@ class Link:
         self.staged_dedup: dict[str, tuple[str, float]] = {}
         self.kick_op: Op | None = None
         self.broken: BaseException | None = None
+        self._drain_waiters: list[asyncio.Future[None]] = []
 
     def _submit(self, op: Op) -> None:
         self.submitted += 1
@@ -70,6 +71,15 @@ class Link:
     def pending(self) -> bool:
         """Whether operations are queued or being committed."""
         return self.submitted != self.delivered
+
+    def drained(self) -> asyncio.Future[None]:
+        """A future that resolves once every operation queued so far is back."""
+        fut = self.loop.create_future()
+        if self.pending():
+            self._drain_waiters.append(fut)
+        else:
+            fut.set_result(None)
+        return fut
 
     def deliver(self, batch: list[Op], counters: dict[str, int] | None, due: float,
                 error: BaseException | None) -> None:
@@ -105,6 +115,11 @@ class Link:
                 fut.set_exception(op.error)
             else:
                 fut.set_result(op.result)
+        if self._drain_waiters and not self.pending():
+            for fut in self._drain_waiters:
+                if not fut.done():
+                    fut.set_result(None)
+            self._drain_waiters.clear()
         self.on_change()
 
     def refresh(self, conn: sqlite3.Connection) -> None:
