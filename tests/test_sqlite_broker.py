@@ -36,7 +36,6 @@ from hypothesis.stateful import invariant
 
 from ccdash import Engine, EngineConfig
 from ccdash import clock as clock_module
-from ccdash.engine import engine as engine_module
 from ccdash.brokers import open_broker
 from ccdash.brokers.base import (
     REASON_CONSUMER_FAILED,
@@ -48,6 +47,7 @@ from ccdash.brokers.base import (
 from ccdash.brokers.sqlite import SqliteBroker
 from ccdash.brokers.sqlite_schema import SCHEMA_VERSION, SqliteOpenError, parse_url
 from ccdash.clock import FakeClock
+from ccdash.engine import engine as engine_module
 
 Make = Callable[..., SqliteBroker]
 ROOT = Path(__file__).resolve().parents[1]
@@ -543,3 +543,38 @@ ENGINE_TESTS = {
     and not inspect.signature(fn).parameters
 }
 globals().update(ENGINE_TESTS)
+
+
+async def test_engine_on_a_sqlite_url_runs_and_leaves_an_empty_file(tmp_path: Path) -> None:
+    """Engine(broker="sqlite:///...") on the real clock: every message once, nothing left."""
+    seen: list[Any] = []
+
+    async def handler(d: Any) -> None:
+        seen.append(d.body["i"])
+
+    path = tmp_path / "q.db"
+    cfg = EngineConfig(consumers=3, prefetch=8)
+    async with Engine(cfg, handler=handler, broker=f"sqlite:///{path}") as engine:
+        assert engine.broker.url == f"sqlite:///{path}"
+        for i in range(300):
+            await engine.publish({"i": i})
+        await engine.join(timeout=20)
+        snap = engine.snapshot()
+    assert sorted(seen) == list(range(300))
+    assert snap.published == snap.acked == 300
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM msgs").fetchone() == (0,)
+    conn.close()
+
+
+async def test_engine_stop_leaves_the_backlog_on_disk(tmp_path: Path) -> None:
+    """A publish-only engine stops with messages queued; they are in the file afterwards."""
+    path = tmp_path / "q.db"
+    engine = Engine(EngineConfig(consumers=0, min_consumers=0), broker=f"sqlite:///{path}")
+    async with engine:
+        ids = [await engine.publish({"i": i}) for i in range(25)]
+    assert engine.leftover == 25
+    broker = SqliteBroker(str(path))
+    got = await broker.receive(["c"] * 30)
+    assert [d.message_id for d in got] == ids
+    await broker.close()
