@@ -56,7 +56,7 @@ from ccdash.brokers.redis_link import (
 )
 from ccdash.brokers.redis_local import Entry, LocalBook, encode_stored
 from ccdash.brokers.redis_presence import Presence
-from ccdash.brokers.redis_reader import Reader
+from ccdash.brokers.redis_reader import BLOCK_MS, Reader
 from ccdash.brokers.redis_views import parse_dead_letters
 from ccdash.clock import Clock, MonotonicClock
 
@@ -115,7 +115,9 @@ class RedisBroker(Broker):
         self.flusher = Flusher(
             self.link, self.keys.prefix, worker=self.worker, vt_ms=int(self.vt * 1000),
             on_lost_state=self.on_lost_state, on_snapshot=self._on_snapshot, backoff=Backoff())
-        self.reader = Reader(self, RedisLink(url, timeout=timeout, name="block"))
+        # The parked XREADGROUP BLOCK must end (BLOCK_MS) before its socket times out.
+        self.reader = Reader(self, RedisLink(url, timeout=max(timeout, BLOCK_MS / 1000 + 2.0),
+                                             name="block"))
         self.presence = Presence(self)
 
     @classmethod

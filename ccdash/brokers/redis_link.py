@@ -131,24 +131,22 @@ class RedisLink:
         text = str(exc) or type(exc).__name__
         return redact(text, self._password)
 
-    async def execute(self, commands: Sequence[Command], *, read_timeout: float | None = None
-                      ) -> list[Any]:
+    async def execute(self, commands: Sequence[Command]) -> list[Any]:
         """Send `commands` in one write; return each reply or the ResponseError it got.
 
         NOSCRIPT replies (a restarted Redis forgot the scripts) are fixed here:
         the scripts are loaded and just those commands sent again.
         """
-        replies = await self._roundtrip(commands, read_timeout)
+        replies = await self._roundtrip(commands)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
-            await self._roundtrip([("SCRIPT", "LOAD", s.source) for s in SCRIPTS.values()], None)
-            again = await self._roundtrip([commands[i] for i in missing], read_timeout)
+            await self._roundtrip([("SCRIPT", "LOAD", s.source) for s in SCRIPTS.values()])
+            again = await self._roundtrip([commands[i] for i in missing])
             for i, r in zip(missing, again, strict=True):
                 replies[i] = r
         return replies
 
-    async def _roundtrip(self, commands: Sequence[Command], read_timeout: float | None
-                         ) -> list[Any]:
+    async def _roundtrip(self, commands: Sequence[Command]) -> list[Any]:
         conn = self._connection()
         try:
             if not conn.is_connected:
@@ -157,10 +155,7 @@ class RedisLink:
             replies: list[Any] = []
             for _ in commands:
                 try:
-                    if read_timeout is None:
-                        replies.append(await conn.read_response())
-                    else:
-                        replies.append(await conn.read_response(timeout=read_timeout))
+                    replies.append(await conn.read_response())
                 except ResponseError as exc:
                     replies.append(exc)
             return replies

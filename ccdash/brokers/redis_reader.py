@@ -137,7 +137,9 @@ class Reader:
         n = max(1, b.fetch_size - b.book.buffered)
         cmd = ("XREADGROUP", "GROUP", GROUP, b.worker, "COUNT", n, "BLOCK", timeout_ms,
                "STREAMS", *keys, *([">"] * len(keys)))
-        [reply] = await self.link.execute([cmd], read_timeout=timeout_ms / 1000.0 + b.timeout)
+        # The socket timeout (above BLOCK_MS) bounds the read: an explicit read timeout
+        # would leave a late reply on the connection.
+        [reply] = await self.link.execute([cmd])
         if isinstance(reply, Exception):
             raise reply
         if not reply:

@@ -19,6 +19,7 @@ from ccdash.fleet.control import MAX_AGE, Verdict, redis_time, verify
 log = logging.getLogger("ccdash.control")
 
 Execute = Callable[[dict[str, Any]], Awaitable[str]]
+BLOCK_MS = 1000  # each read parks this long at most, so a stop takes effect within it
 
 
 class ControlListener:
@@ -36,6 +37,7 @@ class ControlListener:
         self.client: Any = None
         self.keys: Any = None
         self._ids: dict[str, bytes] = {}
+        self._stopping = False
         self.ready = asyncio.Event()
 
     async def start(self) -> None:
@@ -48,12 +50,17 @@ class ControlListener:
             log.warning("no control secret configured: every control command will be refused")
         self.ready.set()
 
+    def stop(self) -> None:
+        """End `run` after its current read (at most BLOCK_MS): a blocking read is not
+        cancelled, since a cancelled one can leave the client waiting for good."""
+        self._stopping = True
+
     async def run(self) -> None:
-        """Read and handle commands until cancelled (reconnecting with backoff)."""
-        backoff = Backoff(cap=5.0)
-        while True:
+        """Read and handle commands until stopped (reconnecting with backoff)."""
+        backoff = Backoff(cap=2.0)
+        while not self._stopping:
             try:
-                reply = await self.client.xread(self._ids, block=2000)
+                reply = await self.client.xread(self._ids, block=BLOCK_MS)
                 backoff.reset()
             except (RedisError, OSError) as exc:
                 log.warning("control channel: %s; retrying", type(exc).__name__)

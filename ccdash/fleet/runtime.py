@@ -83,6 +83,7 @@ class WorkerRuntime:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, f"signal {sig.name}")
         loop.add_signal_handler(signal.SIGUSR1, self._log_tasks)  # "what is it stuck on?"
+        control: asyncio.Task[None] | None = None
         await self.broker.open()
         try:
             await self.broker.presence.register()
@@ -96,9 +97,12 @@ class WorkerRuntime:
                 if self._drain:
                     await self._drain_now()
                 self.state = "stopping"
-            control.cancel()
-            await asyncio.gather(control, return_exceptions=True)
         finally:
+            if control is not None:
+                self.listener.stop()
+                done, _ = await asyncio.wait([control], timeout=10.0)
+                if not done:  # the socket timeout should have ended it long before
+                    control.cancel()
             await self.listener.close()
             await self.broker.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
