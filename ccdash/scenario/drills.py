@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from ccdash.engine import Engine
 from ccdash.engine.balancers import BALANCERS
+from ccdash.engine.consumer import Handler
 from ccdash.engine.snapshot import Event
 from ccdash.scenario.errors import ScenarioError
+from ccdash.scenario.ledger import Ledger, Tap
 from ccdash.scenario.model import TARGETS, drill_label
+from ccdash.scenario.simulated import Simulation
 
 if TYPE_CHECKING:
     from ccdash.scenario.workload import Workload
@@ -177,11 +180,15 @@ class DrillRunner:
         else:  # rolling-update: runs in the background, under load
             if eng.handler is None:
                 raise ValueError("rolling-update needs a per-message handler (not batches)")
-            rec.detail = "rolling update started"
+            version = str(params.get("version") or next_version(eng.version))
+            handler = upgraded_handler(eng.handler, version, self.workload.ledger)
+            demo = handler is not eng.handler
+            rec.detail = f"rolling update to {version}" + (
+                " (the demo's next simulated handler)" if demo else " (same handler)")
             self._fired(rec)
             update = eng.rolling_update(
-                eng.handler, max_unavailable=int(params.get("max_unavailable") or 1),
-                version=params.get("version"))
+                handler, max_unavailable=int(params.get("max_unavailable") or 1),
+                version=version)
             task = asyncio.ensure_future(update)
             self._tasks.add(task)
             task.add_done_callback(lambda t: self._rolled(rec, t))
@@ -336,6 +343,22 @@ class DrillRunner:
             else:
                 why = f"{len(rec.pending)} of {len(rec.held)} messages not handled"
             self._finish(rec, FAIL, f"{why} by the end of the run")
+
+
+def next_version(version: str) -> str:
+    """v1 -> v2 (as the engine numbers versions when none is given)."""
+    digits = version.lstrip("v")
+    return f"v{int(digits) + 1}" if digits.isdigit() else f"{version}+1"
+
+
+def upgraded_handler(handler: Handler, version: str, ledger: Ledger) -> Handler:
+    """What a rolling update installs: the simulated handler's next version (tapped for
+    the loss checker); a handler of your own stays itself, only relabelled."""
+    inner = handler.inner if isinstance(handler, Tap) else handler
+    sim = getattr(inner, "__self__", None)
+    if isinstance(sim, Simulation):
+        return Tap(sim.upgraded(version).handle, ledger)
+    return handler
 
 
 def check_action(action: str) -> None:

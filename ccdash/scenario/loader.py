@@ -14,6 +14,14 @@ from typing import Any
 
 from ccdash.engine import ConfigError, EngineConfig
 from ccdash.engine.balancers import BALANCERS
+from ccdash.engine.rules import (
+    COMPARISONS,
+    METRICS,
+    SEVERITIES,
+    AlertRule,
+    RuleError,
+    default_rules,
+)
 from ccdash.scenario.drills import DRILL_ACTIONS, KNOWN_ACTIONS
 from ccdash.scenario.errors import ScenarioError
 from ccdash.scenario.locate import KeyLocator, Path, dotted
@@ -34,9 +42,16 @@ BUILTIN_DIR = FsPath(__file__).resolve().parent / "builtin"
 MAX_RATE = 50_000.0  # msg/s; beyond this the simulated workload is not meaningful
 CONSUMER_ID = re.compile(r"^c[1-9][0-9]*$")
 
-SECTIONS = ("scenario", "engine", "load", "handler", "drills", "slo")
+SECTIONS = ("scenario", "engine", "load", "handler", "drills", "alerts", "slo")
 SCENARIO_KEYS = ("name", "description", "duration", "seed", "drain_timeout")
-ENGINE_KEYS = tuple(f.name for f in dataclasses.fields(EngineConfig) if f.name != "seed")
+ENGINE_ELSEWHERE = {
+    "seed": "set the seed in [scenario]",
+    "alert_rules": "define alert rules as [[alerts]] tables",
+    "latency_slo": "set max_latency_p99_ms in [slo]; it becomes the engine's latency SLO",
+}
+ENGINE_KEYS = tuple(f.name for f in dataclasses.fields(EngineConfig)
+                    if f.name not in ENGINE_ELSEWHERE)
+ALERT_KEYS = ("name", "metric", "op", "threshold", "for", "severity", "message")
 LOAD_COMMON = ("shape", "rate", "arrivals", "mix")
 LOAD_BY_SHAPE = {
     "steady": (),
@@ -242,6 +257,7 @@ class _Reader:
         handler = self.handler()
         drills = self.drills(engine)
         slo = self.slo(load)
+        engine = self.alerts(engine, slo)
         return Scenario(name=name, duration=self.duration, engine=engine, load=load,
                         handler=handler, drills=drills, slo=slo, description=description,
                         seed=seed, drain_timeout=drain, path=self.file)
@@ -249,7 +265,7 @@ class _Reader:
     def engine(self) -> EngineConfig:
         path: Path = ("engine",)
         t = self.table(path)
-        self.keys(t, path, ENGINE_KEYS, {"seed": "set the seed in [scenario]"})
+        self.keys(t, path, ENGINE_KEYS, ENGINE_ELSEWHERE)
         values: dict[str, Any] = {}
         types = {f.name: str(f.type) for f in dataclasses.fields(EngineConfig)}
         for key, v in t.items():
@@ -432,6 +448,50 @@ class _Reader:
                     ("max_unavailable", self.number(t, "max_unavailable", p, 1, integer=True,
                                                     ge=1, le=engine.max_consumers)))
         return ()
+
+    def alerts(self, engine: EngineConfig, slo: SloSpec) -> EngineConfig:
+        """[[alerts]] rules on top of the built-in ones (a rule of the same name replaces
+        the built-in); the p99 latency SLO becomes the engine's latency SLO."""
+        p99 = slo.max_latency_p99_ms
+        latency_slo = None if p99 is None else p99 / 1000
+        value = self.data.get("alerts", [])
+        if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
+            raise self.fail(("alerts",), f"expected [[alerts]] tables ({', '.join(ALERT_KEYS)})")
+        rules = {r.name: r for r in default_rules(latency_slo)}
+        names: set[str] = set()
+        for i, t in enumerate(value):
+            p: Path = ("alerts", i)
+            self.keys(t, p, ALERT_KEYS)
+            missing = [k for k in ("name", "metric", "op", "threshold") if k not in t]
+            if missing:
+                raise self.fail(p, f"needs {', '.join(missing)} (a rule is name, metric, op, "
+                                   f"threshold, and optionally for, severity, message)")
+            name = self.string(t, "name", p, None)
+            if not name.strip():
+                raise self.fail((*p, "name"), "expected a non-empty name")
+            if name in names:
+                raise self.fail((*p, "name"), f"another [[alerts]] rule is already named {name!r}")
+            names.add(name)
+            try:
+                rule = AlertRule(
+                    name=name,
+                    metric=self.string(t, "metric", p, None, METRICS, "metric"),
+                    op=self.string(t, "op", p, None, COMPARISONS, "comparison"),
+                    threshold=self.number(t, "threshold", p, None),
+                    for_s=self.number(t, "for", p, 0.0, ge=0, unit=" seconds"),
+                    severity=self.string(t, "severity", p, "warning", SEVERITIES, "severity"),
+                    message=self.string(t, "message", p, ""),
+                )
+            except RuleError as exc:  # a check the loader does not repeat
+                raise self.fail(p, str(exc)) from None
+            rules[name] = rule
+        if not value and latency_slo is None:
+            return engine
+        try:
+            return dataclasses.replace(engine, latency_slo=latency_slo,
+                                       alert_rules=tuple(rules.values()) if value else None)
+        except ConfigError as exc:
+            raise self.fail(("alerts",) if value else ("slo",), str(exc)) from None
 
     def slo(self, load: LoadSpec) -> SloSpec:
         path: Path = ("slo",)

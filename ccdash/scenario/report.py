@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import signal
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ccdash.scenario.drills import DONE, FAULTS, PASS
@@ -83,6 +84,7 @@ def build_report(wl: Workload) -> dict[str, Any]:
             {"at": round(e.at - start, 3), "source": e.source, "from": e.from_size,
              "to": e.to_size, "reason": e.reason}
             for e in eng.scaling if e.at >= start],
+        "autoscaler": _autoscaler(wl, start),
         "alerts": [
             {"name": a.name, "key": a.key, "severity": a.severity, "state": a.state,
              "message": a.message, "fired_at": round(a.fired_at - start, 3),
@@ -98,6 +100,28 @@ def build_report(wl: Workload) -> dict[str, Any]:
     report["slo"] = check_slos(wl, report)
     report["ok"] = all(c["ok"] for c in report["slo"]) and not wl.stopping
     return report
+
+
+def _autoscaler(wl: Workload, start: float) -> dict[str, Any]:
+    """What the autoscaler did during the run: decisions made, changes applied, held back."""
+    eng = wl.engine
+    decisions = [d for d in eng.autoscaler.decisions if d.at >= start]
+    changes = [e for e in eng.scaling if e.at >= start and e.source == "autoscaler"]
+    held: Counter[str] = Counter(d.reason for d in decisions
+                                 if d.applied == d.current and d.desired != d.current)
+    sizes = [eng.config.consumers, *(e.to_size for e in eng.scaling if e.at >= start)]
+    return {
+        "enabled": eng.autoscale,
+        "predictive": eng.config.predictive,
+        "decisions": len(decisions),  # evaluations (the engine keeps the latest 300)
+        "changes": len(changes),
+        "up": sum(1 for e in changes if e.to_size > e.from_size),
+        "down": sum(1 for e in changes if e.to_size < e.from_size),
+        "reasons": dict(sorted(Counter(e.reason for e in changes).items())),
+        "held": dict(sorted(held.items())),
+        "peak_consumers": max(sizes),
+        "final_consumers": eng.desired,
+    }
 
 
 def _failover(r: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from ccdash.clock import Clock
 from ccdash.scenario.model import HandlerSpec
 
 _Z99 = 2.3263478740408408  # the standard normal's 99th percentile
+UPGRADE_SPEEDUP = 0.8  # each demo upgrade (v2, v3, ...) is 20% quicker: the update shows
 
 
 class SimulatedFailure(Exception):
@@ -46,12 +47,23 @@ def is_poison(body: object) -> bool:
 class Simulation:
     """Per-message and batch handlers with the scenario's latency and failure rates."""
 
-    def __init__(self, spec: HandlerSpec, clock: Clock, seed: int | None = None) -> None:
+    def __init__(self, spec: HandlerSpec, clock: Clock, seed: int | None = None, *,
+                 version: str = "v1", speed: float = 1.0) -> None:
         self.spec = spec
         self.clock = clock
-        self.rng = random.Random(f"ccdash-handler-{seed}") if seed is not None else random.Random()
+        self.seed = seed
+        self.version = version
+        self.speed = speed  # multiplies every sampled latency
+        stream = f"ccdash-handler-{seed}" + ("" if version == "v1" else f"-{version}")
+        self.rng = random.Random(stream) if seed is not None else random.Random()
         self.sample = latency_sampler(spec, self.rng)
         self.slow = dict(spec.slow)
+
+    def upgraded(self, version: str) -> Simulation:
+        """The demo's next handler version (what a rolling update installs): the same
+        failures, 20% quicker, with its own random stream."""
+        return Simulation(self.spec, self.clock, self.seed, version=version,
+                          speed=self.speed * UPGRADE_SPEEDUP)
 
     def _fails(self, d: Delivery) -> str | None:
         if is_poison(d.body):
@@ -62,7 +74,7 @@ class Simulation:
 
     async def handle(self, d: Delivery) -> None:
         """Take a sampled time; then fail if the message is poison or the dice say so."""
-        await self.clock.sleep(self.sample() * self.slow.get(d.consumer_id, 1.0))
+        await self.clock.sleep(self.sample() * self.speed * self.slow.get(d.consumer_id, 1.0))
         error = self._fails(d)
         if error is not None:
             raise (PoisonMessage if is_poison(d.body) else TransientError)(error)
@@ -71,7 +83,7 @@ class Simulation:
         """One sampled time plus `per_item_ms` per message; returns the failures by id."""
         factor = self.slow.get(batch[0].consumer_id, 1.0) if batch else 1.0
         took = self.sample() + self.spec.per_item_ms / 1000 * len(batch)
-        await self.clock.sleep(took * factor)
+        await self.clock.sleep(took * factor * self.speed)
         failures = {}
         for d in batch:
             error = self._fails(d)

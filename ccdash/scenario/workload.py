@@ -44,7 +44,7 @@ class WorkloadEvent:
     at: float
     kind: str
     message: str
-    source: str = "workload"  # "workload" | "drill" | "engine"
+    source: str = "workload"  # "workload" (run phases) | "engine" (via its listeners; drill-*)
     fields: tuple[tuple[str, Any], ...] = ()
 
 
@@ -382,7 +382,14 @@ class Workload:
 
     def emit(self, kind: str, message: str, *, source: str = "workload",
              at: float | None = None, fields: dict[str, Any] | None = None) -> None:
-        """Record an event of the run and pass it to the `on_event` callback."""
+        """Record an event of the run and pass it to the `on_event` callback.
+
+        Drill steps go out through the engine's event stream, so its listeners (the
+        log file, the dashboard) see them; they come back here as engine events.
+        """
+        if source == "drill":
+            self.engine.emit(kind, message, source="drill", **(fields or {}))
+            return
         t = self.clock.now() if at is None else at
         rel = t - self.started_at if self.started_at is not None else 0.0
         ev = WorkloadEvent(rel, kind, message, source, tuple((fields or {}).items()))
