@@ -2,18 +2,20 @@
 
 Exit status: 0 the run passed; 1 something was lost or an SLO failed; 2 a usage
 error (one line `ccdash: error: ...`, never a traceback); 130/143 stopped by
-SIGINT/SIGTERM with nothing lost.
+SIGINT/SIGTERM with nothing lost; 141 the output pipe was closed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import inspect
 import math
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -67,6 +69,17 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535 (or 0 for any "
+                                         f"free port), got {value}")
+    return value
+
+
 def build_parser() -> Parser:
     """The top-level `ccdash` arguments."""
     p = Parser(
@@ -89,8 +102,12 @@ def build_parser() -> Parser:
     p.add_argument("--theme", metavar="NAME", help="a theme from themes/ (dashboard)")
     p.add_argument("--broker", metavar="URL", default="memory",
                    help="memory (default); sqlite and redis brokers are not available yet")
-    p.add_argument("--metrics-port", type=int, metavar="N", help="(not available yet)")
-    p.add_argument("--log-file", metavar="PATH", help="(not available yet)")
+    p.add_argument("--metrics-port", type=_port, metavar="N",
+                   help="serve Prometheus metrics at http://127.0.0.1:N/metrics during the run "
+                        "(0: any free port, printed)")
+    p.add_argument("--log-file", metavar="PATH",
+                   help="append one JSON line per operational event (consumer failed, "
+                        "scaling, drill step, alert, ...)")
     p.add_argument("--version", action="version", version=f"ccdash {__version__}")
     return p
 
@@ -187,10 +204,6 @@ def run(argv: Sequence[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         return _subcommand(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
-    if args.metrics_port is not None:
-        raise UsageError("--metrics-port is not available yet in this version")
-    if args.log_file is not None:
-        raise UsageError("--log-file is not available yet in this version")
     check_broker(args.broker)
     if not args.demo:
         for flag, value in (("--json", args.json), ("--duration", args.duration)):
@@ -206,7 +219,8 @@ def run(argv: Sequence[str]) -> int:
         from ccdash.headless import run_headless
 
         return run_headless(scenario, duration=args.duration, json_path=args.json,
-                            seed=args.seed, handler=handler,
+                            seed=args.seed, handler=handler, metrics_port=args.metrics_port,
+                            log_path=args.log_file,
                             on_error=lambda msg: print(f"ccdash: error: {msg}", file=sys.stderr))
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the dashboard needs a terminal (no TTY here); "
@@ -218,8 +232,26 @@ def run(argv: Sequence[str]) -> int:
             raise UsageError("the dashboard is not available in this build; "
                              "run headless with --demo") from None
         raise
-    code = run_tui(scenario=scenario, handler=handler, theme=args.theme, seed=args.seed)
+    ops = tui_options(run_tui, metrics_port=args.metrics_port, log_file=args.log_file)
+    code = run_tui(scenario=scenario, handler=handler, theme=args.theme, seed=args.seed, **ops)
     return int(code or 0)
+
+
+def tui_options(run_tui: Callable[..., Any], **options: Any) -> dict[str, Any]:
+    """The options given on the command line, if the dashboard takes them; a usage
+    error for one it does not (never silently dropped)."""
+    params = inspect.signature(run_tui).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    out = {}
+    for name, value in options.items():
+        if value is None:
+            continue
+        if not (takes_any or name in params):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag}: the dashboard does not support it yet in this version; "
+                             f"use it with --demo")
+        out[name] = value
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -233,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C, or one before the run started
         print("ccdash: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `ccdash --demo | head`: the reader went away; stop quietly
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
 

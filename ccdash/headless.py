@@ -28,9 +28,18 @@ from rich.text import Text
 
 from ccdash.brokers.base import Broker
 from ccdash.clock import Clock
+from ccdash.engine import Engine
 from ccdash.engine.consumer import Handler
+from ccdash.engine.snapshot import Event
+from ccdash.ops.logfile import JsonLogWriter
+from ccdash.ops.prometheus import MetricsServer
 from ccdash.scenario import Progress, Scenario, Workload, WorkloadEvent, exit_code
 from ccdash.text import sanitize  # untrusted text (handler errors) shown literally
+
+
+class OpsError(Exception):
+    """An operations option cannot be honoured (metrics port taken, log unwritable)."""
+
 
 PLAIN_STATUS_EVERY = 2.0  # seconds between status lines without a terminal
 LIVE_REFRESH_EVERY = 0.25
@@ -98,11 +107,22 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
          "publish to handler done"),
         ("failovers", str(len(r["failovers"])),
          ", ".join(f"{f['consumer']} {f['action']}" for f in r["failovers"])),
-        ("scaling", str(len(r["scaling_events"])),
-         ", ".join(f"{e['from']}->{e['to']}" for e in r["scaling_events"])),
+        ("scaling", str(len(r["scaling_events"])), scaling_note(r)),
         ("alerts", str(len(r["alerts"])),
          ", ".join(sorted({a["name"] for a in r["alerts"]}))),
     ]
+
+
+def scaling_note(r: dict[str, Any], shown: int = 6) -> str:
+    """`autoscaler: 31 decisions, peak 14; 4->8, 8->12, ... (+3 more)`."""
+    moves = [f"{e['from']}->{e['to']}" for e in r["scaling_events"]]
+    text = ", ".join(moves[:shown]) + (f", ... (+{len(moves) - shown} more)"
+                                       if len(moves) > shown else "")
+    auto = r.get("autoscaler") or {}
+    if auto.get("enabled") or auto.get("changes"):
+        head = f"autoscaler: {auto['decisions']} decisions, peak {auto['peak_consumers']}"
+        text = f"{head}; {text}" if text else head
+    return text
 
 
 DRILL_HEADERS = ("at", "drill", "target", "detected", "recovered", "verdict", "detail")
@@ -238,9 +258,10 @@ class LiveView:
     def event(self, ev: WorkloadEvent) -> None:
         """Drills and failures stay printed above the panel; all go to the recent list."""
         self.recent.append(ev)
-        if ev.source == "drill" or ev.kind in ("consumer-failed", "consumer-replaced",
-                                               "run-started", "run-ended", "draining"):
-            style = "bold" if ev.source == "drill" else ""
+        drill = ev.kind.startswith("drill-")
+        if drill or ev.kind in ("consumer-failed", "consumer-replaced", "run-started",
+                                "run-ended", "draining"):
+            style = "bold" if drill else ""
             self.console.print(Text(f"[+{ev.at:7.2f}s] {sanitize(ev.message)}", style=style))
 
     def note(self, text: str) -> None:
@@ -284,13 +305,41 @@ async def run_demo(
     broker: Broker | None = None,
     clock: Clock | None = None,
     handle_signals: bool = False,
+    metrics_port: int | None = None,
+    listeners: Sequence[Callable[[Event], None]] = (),
 ) -> dict[str, Any]:
-    """Run the scenario headless; returns the report."""
+    """Run the scenario headless; returns the report.
+
+    `metrics_port` serves Prometheus text on 127.0.0.1 for the run (0: any free port,
+    shown in a note); `listeners` see every engine event (a JsonLogWriter, say).
+    """
     if seed is None:
         seed = scenario.seed if scenario.seed is not None else random.randrange(1, 2**31)
     engine = scenario.make_engine(clock=clock, handler=handler, seed=seed, broker=broker)
+    for listener in listeners:
+        engine.add_listener(listener)
     workload = Workload(scenario, engine, seed=seed)
+    server = None
+    if metrics_port is not None:
+        server = MetricsServer(engine, metrics_port)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise OpsError(f"--metrics-port: cannot listen on 127.0.0.1:{metrics_port}: "
+                           f"{exc.strerror or exc}") from None
+    try:
+        return await _run(scenario, view, engine, workload, duration, server, handle_signals)
+    finally:
+        if server is not None:
+            await server.stop()
+
+
+async def _run(scenario: Scenario, view: View, engine: Engine, workload: Workload,
+               duration: float | None, server: MetricsServer | None,
+               handle_signals: bool) -> dict[str, Any]:
     view.begin(scenario, workload)
+    if server is not None:
+        view.note(f"metrics: http://{server.host}:{server.port}/metrics")
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
 
@@ -336,18 +385,37 @@ def run_headless(
     handler: Handler | None = None,
     stream: TextIO | None = None,
     on_error: Callable[[str], None] | None = None,
+    metrics_port: int | None = None,
+    log_path: str | None = None,
 ) -> int:
-    """`ccdash --demo`: run, print, write the JSON; returns the exit status."""
+    """`ccdash --demo`: run, print, write the JSON; returns the exit status (2 when the
+    log file cannot be opened or the metrics port cannot be listened on)."""
     out = stream or sys.stdout
+    error = on_error or print
+    writer = None
+    if log_path:
+        try:
+            writer = JsonLogWriter(log_path)
+        except OSError as exc:
+            error(f"--log-file: cannot write to {log_path}: {exc.strerror or exc}")
+            return 2
     view: View = LiveView(Console(file=out)) if out.isatty() else PlainView(out)
-    report = asyncio.run(run_demo(scenario, view, duration=duration, seed=seed, handler=handler,
-                                  handle_signals=True))
+    try:
+        report = asyncio.run(run_demo(
+            scenario, view, duration=duration, seed=seed, handler=handler, handle_signals=True,
+            metrics_port=metrics_port, listeners=(writer,) if writer else ()))
+    except OpsError as exc:
+        error(str(exc))
+        return 2
+    finally:
+        if writer is not None:
+            writer.close()
     if json_path:
         try:
             with open(json_path, "w", encoding="utf-8") as fh:
                 json.dump(report, fh, indent=2)
                 fh.write("\n")
         except OSError as exc:
-            (on_error or print)(f"cannot write the report to {json_path}: {exc.strerror}")
+            error(f"cannot write the report to {json_path}: {exc.strerror}")
             return 2
     return exit_code(report)

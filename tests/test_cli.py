@@ -183,6 +183,48 @@ def test_dashboard_is_launched_with_the_scenario_and_options(
     assert (kw["seed"], kw["handler"], kw["theme"]) == (5, None, None)
 
 
+def _fake_tui(monkeypatch: pytest.MonkeyPatch, run_tui: Any) -> None:
+    fake = types.ModuleType("ccdash.tui.app")
+    fake.run_tui = run_tui  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ccdash.tui.app", fake)
+    monkeypatch.setattr(sys, "stdin", _TTY())
+    monkeypatch.setattr(sys, "stdout", _TTY())
+
+
+def test_ops_options_reach_a_dashboard_that_takes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--metrics-port and --log-file are passed to run_tui when its signature has them."""
+    calls: list[dict[str, Any]] = []
+
+    def run_tui(scenario: Any = None, handler: Any = None, theme: str | None = None,
+                seed: int | None = None, metrics_port: int | None = None,
+                log_file: str | None = None) -> int:
+        calls.append({"metrics_port": metrics_port, "log_file": log_file})
+        return 0
+
+    _fake_tui(monkeypatch, run_tui)
+    assert cli.main(["--metrics-port", "0", "--log-file", "ops.log"]) == 0
+    assert cli.main([]) == 0
+    assert calls == [{"metrics_port": 0, "log_file": "ops.log"},
+                     {"metrics_port": None, "log_file": None}]
+
+
+def test_ops_options_the_dashboard_lacks_are_a_usage_error(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run_tui without metrics_port: `--metrics-port` says so (exit 2), never ignored."""
+    calls: list[int] = []
+
+    def run_tui(scenario: Any = None, handler: Any = None, theme: str | None = None,
+                seed: int | None = None) -> int:
+        calls.append(1)
+        return 0
+
+    _fake_tui(monkeypatch, run_tui)
+    assert cli.main(["--metrics-port", "9100"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ccdash: error: --metrics-port: the dashboard does not support it")
+    assert "--demo" in err and len(err.splitlines()) == 1 and not calls
+
+
 def test_flags_of_headless_runs_need_demo(capsys: pytest.CaptureFixture[str]) -> None:
     """--json without --demo is a usage error, not silently ignored."""
     assert cli.main(["--json", "x.json"]) == 2

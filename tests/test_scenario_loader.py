@@ -58,6 +58,63 @@ def test_shipped_scenarios_have_the_promised_shapes() -> None:
     assert len({m.priority for m in load_scenario("priority-mix").load.mix}) >= 3
 
 
+def test_black_friday_is_autoscaled_with_prediction_and_cold_starts() -> None:
+    """black-friday leaves sizing to the predictive autoscaler; consumers start cold."""
+    cfg = load_scenario("black-friday").engine
+    assert cfg.autoscale and cfg.predictive and cfg.startup_delay > 0
+    assert not [d for d in load_scenario("black-friday").drills if d.action == "scale"]
+
+
+def test_autoscaler_settings_reach_the_engine_config() -> None:
+    """[engine] takes every autoscaler field, typed and range-checked like the others."""
+    sc = parse_scenario(HEAD + "[engine]\nautoscale = true\npredictive = false\n"
+                        "scale_interval = 0.5\ntarget_backlog_per_consumer = 20\n"
+                        "target_utilisation = 0.6\nmax_scale_step = 3\nscale_down_window = 8\n"
+                        "scale_cooldown = 2\nforecast_horizon = 6\nstartup_delay = 1.5\n")
+    cfg = sc.engine
+    assert (cfg.autoscale, cfg.predictive, cfg.scale_interval, cfg.target_backlog_per_consumer,
+            cfg.target_utilisation, cfg.max_scale_step, cfg.scale_down_window,
+            cfg.scale_cooldown, cfg.forecast_horizon, cfg.startup_delay) == (
+        True, False, 0.5, 20.0, 0.6, 3, 8.0, 2.0, 6.0, 1.5)
+
+
+ALERTS = """
+[[alerts]]
+name = "backlog"
+metric = "queue_depth"
+op = ">"
+threshold = 50
+for = 2
+severity = "critical"
+message = "backlog above 50"
+
+[[alerts]]
+name = "dlq-growing"
+metric = "dlq_growth"
+op = ">"
+threshold = 3
+"""
+
+
+def test_alert_rules_add_to_the_built_in_ones_and_replace_by_name() -> None:
+    """[[alerts]] rules join the defaults; one named like a default replaces it."""
+    rules = {r.name: r for r in parse_scenario(HEAD + ALERTS).engine.rules()}
+    backlog = rules["backlog"]
+    assert (backlog.metric, backlog.op, backlog.threshold, backlog.for_s, backlog.severity,
+            backlog.message) == ("queue_depth", ">", 50.0, 2.0, "critical", "backlog above 50")
+    assert rules["dlq-growing"].threshold == 3.0 and rules["dlq-growing"].severity == "warning"
+    assert {"queue-depth-high", "no-healthy-consumer", "autoscaler-pinned"} <= rules.keys()
+
+
+def test_the_p99_slo_becomes_the_engines_latency_slo() -> None:
+    """[slo] max_latency_p99_ms sets EngineConfig.latency_slo, which adds the p99 rule."""
+    cfg = parse_scenario(HEAD + "[slo]\nmax_latency_p99_ms = 250\n").engine
+    assert cfg.latency_slo == pytest.approx(0.25)
+    p99 = {r.name: r for r in cfg.rules()}["p99-over-slo"]
+    assert p99.threshold == pytest.approx(0.25)
+    assert parse_scenario(HEAD).engine.latency_slo is None
+
+
 def test_locator_finds_keys_in_tables_and_arrays_of_tables() -> None:
     """Lines of keys in [tables], [[arrays]] and their sub-tables."""
     text = "[a]\nx = 1\n\n[[d]]\nat = 1\n[[d]]\n# c\nat = 2\n[[d.m]]\nk = 3\n"
@@ -89,6 +146,7 @@ def test_rolling_update_drill_is_accepted_once_the_engine_has_it() -> None:
 # -- malformed inputs: each exits 2 with one line naming the problem ------------------
 
 HEAD = "[scenario]\nduration = 10\n"
+ALERT_HEAD = "[[alerts]]\nname = \"deep\"\n"
 BAD_FILES = {
     "bad-toml": ("[scenario\nduration = 10\n", ["invalid TOML", ":1:"]),
     "unknown-section": (HEAD + "[loadd]\nrate = 1\n", ["[loadd]", "did you mean 'load'"]),
@@ -132,6 +190,39 @@ BAD_FILES = {
     "bad-slow-consumer-id": (HEAD + "[handler]\nslow = { worker2 = 3.0 }\n",
                              ["handler.slow.worker2", "consumer id like c2"]),
     "ramp-without-peak": (HEAD + "[load]\nshape = \"ramp\"\n", ["load", "needs peak"]),
+    "autoscaler-bad-utilisation": (HEAD + "[engine]\nautoscale = true\n"
+                                          "target_utilisation = 1.5\n",
+                                   [":5:", "engine.target_utilisation", "within (0, 1]"]),
+    "autoscaler-not-a-boolean": (HEAD + "[engine]\nautoscale = \"yes\"\n",
+                                 [":4:", "engine.autoscale", "true or false"]),
+    "autoscaler-zero-step": (HEAD + "[engine]\nmax_scale_step = 0\n",
+                             [":4:", "engine.max_scale_step", "at least 1"]),
+    "latency-slo-in-engine": (HEAD + "[engine]\nlatency_slo = 0.2\n",
+                              [":4:", "engine.latency_slo", "max_latency_p99_ms in [slo]"]),
+    "alert-unknown-metric": (HEAD + ALERT_HEAD + "metric = \"queue_dept\"\nop = \">\"\n"
+                                                 "threshold = 5\n",
+                             [":5:", "alerts[1].metric", "unknown metric 'queue_dept'",
+                              "did you mean 'queue_depth'", "dlq_growth"]),
+    "alert-unknown-op": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \"=>\"\nthreshold = 5\n",
+                         [":6:", "alerts[1].op", "unknown comparison '=>'", ">="]),
+    "alert-unknown-severity": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\n"
+                                                   "threshold = 5\nseverity = \"urgent\"\n",
+                               [":8:", "alerts[1].severity", "info, warning, critical"]),
+    "alert-negative-for": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\n"
+                                               "threshold = 5\nfor = -2\n",
+                           [":8:", "alerts[1].for", ">= 0"]),
+    "alert-threshold-not-a-number": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\n"
+                                                         "threshold = \"high\"\n",
+                                     [":7:", "alerts[1].threshold", "expected a number"]),
+    "alert-missing-threshold": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\n",
+                                [":3:", "alerts[1]", "needs threshold"]),
+    "alert-unknown-field": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\n"
+                                                "threshold = 5\nfour = 3\n",
+                            [":8:", "alerts[1].four", "did you mean 'for'"]),
+    "alert-duplicate-name": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\nthreshold = 5\n"
+                             + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\nthreshold = 9\n",
+                             [":9:", "alerts[2].name", "already named 'deep'"]),
+    "alerts-not-an-array": (HEAD + "[alerts]\nname = \"deep\"\n", ["alerts", "[[alerts]]"]),
 }
 
 
@@ -182,7 +273,15 @@ BAD_ARGS = {
     "broker-not-yet": (["--broker", "redis://localhost:6379/0"], ["redis", "not available yet"]),
     "unknown-broker": (["--broker", "kafka://x"], ["unknown broker", "memory"]),
     "json-dir-missing": (["--json", "no/such/dir/out.json"], ["--json", "does not exist"]),
-    "metrics-not-yet": (["--metrics-port", "9100"], ["--metrics-port", "not available yet"]),
+    "metrics-port-not-a-number": (["--metrics-port", "http"], ["--metrics-port",
+                                                               "expected a port number"]),
+    "metrics-port-out-of-range": (["--metrics-port", "70000"], ["--metrics-port", "1 to 65535",
+                                                                "0 for any free port"]),
+    "metrics-port-negative": (["--metrics-port", "-1"], ["--metrics-port", "1 to 65535"]),
+    "log-file-directory-missing": (["--log-file", "no/such/dir/ops.log"],
+                                   ["--log-file", "no/such/dir/ops.log",
+                                    "No such file or directory"]),
+    "log-file-is-a-directory": (["--log-file", "."], ["--log-file", "Is a directory"]),
 }
 
 
