@@ -68,6 +68,8 @@ class RowTable(ScrollView, can_focus=True):
         self._cells: dict[str, list[Text]] = {}
         self._strips: dict[tuple[str, bool, int], Strip] = {}
         self._header: Strip | None = None
+        self._style: Style | None = None  # rich_style, cached
+        self._cursor: Style | None = None
 
     # -- content --------------------------------------------------------------
 
@@ -187,33 +189,57 @@ class RowTable(ScrollView, can_focus=True):
             widths[-1] += max(0, spare)
         return widths
 
+    def _cell_segments(self, cell: Text, w: int) -> list[Segment]:
+        """One cell padded to `w` cells (plus a space each side), as segments."""
+        console = self.app.console
+        if cell.cell_len > w:
+            cell = cell.copy()
+            cell.truncate(w, overflow="ellipsis")
+        pad = w - cell.cell_len
+        left = pad if cell.justify == "right" else 0
+        if not cell.spans:  # the common case: one style for the whole cell
+            style = console.get_style(cell.style) if cell.style else None
+            return [
+                Segment(" " * (1 + left)),
+                Segment(cell.plain, style),
+                Segment(" " * (1 + pad - left)),
+            ]
+        return [
+            Segment(" " * (1 + left)),
+            *cell.render(console, end=""),
+            Segment(" " * (1 + pad - left)),
+        ]
+
     def _row_strip(self, key: str, selected: bool, width: int) -> Strip:
         cached = self._strips.get((key, selected, width))
         if cached is not None:
             return cached
-        console = self.app.console
         segments: list[Segment] = []
         for w, cell in zip(self._widths(width), self._cells[key], strict=True):
-            text = cell.copy()
-            text.truncate(w, overflow="ellipsis")
-            pad = w - text.cell_len
-            left = pad if text.justify == "right" else 0
-            segments.append(Segment(" " * (1 + left)))
-            segments.extend(text.render(console, end=""))
-            segments.append(Segment(" " * (1 + pad - left)))
-        base = self.rich_style
-        post = None
-        if selected:
-            post = Style(bgcolor=self.get_component_rich_style("row-table--cursor").bgcolor)
+            segments.extend(self._cell_segments(cell, w))
+        base = self._base_style()
+        post = self._cursor_style() if selected else None
         strip = Strip(Segment.apply_style(segments, base, post)).crop_extend(
             0, width, base + (post or Style())
         )
         self._strips[(key, selected, width)] = strip
         return strip
 
+    def _base_style(self) -> Style:
+        """The widget's own colours (computed once per style change, not per line)."""
+        if self._style is None:
+            self._style = self.rich_style
+        return self._style
+
+    def _cursor_style(self) -> Style:
+        if self._cursor is None:
+            bg = self.get_component_rich_style("row-table--cursor").bgcolor
+            self._cursor = Style(bgcolor=bg)
+        return self._cursor
+
     def _header_strip(self, width: int) -> Strip:
         if self._header is None or self._header.cell_length != width:
-            style = self.rich_style + self.get_component_rich_style("row-table--header")
+            style = self._base_style() + self.get_component_rich_style("row-table--header")
             labels = [label for _, label, _ in self.spec]
             text = "".join(
                 f" {label[:w]:<{w}} " for label, w in zip(labels, self._widths(width), strict=True)
@@ -228,7 +254,7 @@ class RowTable(ScrollView, can_focus=True):
             return self._header_strip(width)
         index = self.scroll_offset.y + y - 1
         if index >= len(self._order):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base_style())
         return self._row_strip(self._order[index], index == self.cursor_row, width)
 
     def notify_style_update(self) -> None:
@@ -236,6 +262,7 @@ class RowTable(ScrollView, can_focus=True):
         super().notify_style_update()
         self._strips.clear()
         self._header = None
+        self._style = self._cursor = None
 
     # -- the cursor ------------------------------------------------------------------
 
