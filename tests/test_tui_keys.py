@@ -359,6 +359,20 @@ async def test_q_stops_the_engine_gracefully_with_nothing_lost() -> None:
     assert all(n == 1 for n in app.workload.completed.values())
 
 
+async def test_ctrl_c_quits_gracefully_too() -> None:
+    """Ctrl+C is q: the engine stops, the app exits 0."""
+    app = make_app(rate=10)
+    async with running(app) as pilot:
+        await advance(app, pilot, 1.0)
+        await pilot.press("ctrl+c")
+        for _ in range(100):
+            if app.engine_worker is not None and app.engine_worker.is_finished:
+                break
+            await app.clock.advance(0.05)
+        await pilot.pause()
+    assert app.return_code == 0 and not app.engine.running
+
+
 async def test_command_palette_runs_a_command_by_name() -> None:
     """Ctrl+P: "consumers: kill selected" kills the selected consumer."""
     app = make_app()

@@ -192,6 +192,7 @@ PANE_KEYS: tuple[tuple[str, str], ...] = (
     ("Enter", "DLQ: open the selected message with its delivery history"),
     ("Esc", "close a dialog or the message view"),
     ("^P", "command palette: every command above by name"),
+    ("^C ^Q", "quit, as q does (the engine stops gracefully)"),
 )
 
 
@@ -200,7 +201,7 @@ def bindings() -> list[Binding]:
     return [
         Binding(k.key, k.action, k.short, show=k.footer, key_display=k.display, id=k.id)
         for k in KEYS
-    ]
+    ] + [Binding("ctrl+c", "quit", "quit", show=False, id="app.interrupt")]
 
 
 def key_label(k: Key) -> str:
