@@ -4,6 +4,7 @@ comes back, and only messages in flight at the kill are handled twice."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -12,8 +13,12 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from ccdash.brokers.base import QueueConfig
+from ccdash.brokers.sqlite import SqliteBroker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,3 +118,56 @@ def test_killed_process_loses_nothing_and_repeats_only_in_flight_work(tmp_path: 
     assert conn.execute("SELECT count(*) FROM msgs").fetchone() == (0,)
     conn.close()
     assert os.stat(db).st_mode & 0o077 == 0
+
+
+HOLDER = """
+import asyncio, sys, time
+from ccdash.brokers.base import QueueConfig
+from ccdash.brokers.sqlite import SqliteBroker
+
+async def main(path):
+    broker = SqliteBroker(path, QueueConfig(visibility_timeout=60))
+    await broker.open()
+    got = await broker.receive(["c1"] * 3)
+    print(len(got), flush=True)
+    time.sleep(600)  # holds the leases until killed
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@pytest.mark.slow
+async def test_an_idle_process_takes_over_a_dead_processes_leases_quickly(
+    tmp_path: Path,
+) -> None:
+    """A consumer parked on the file gets a killed process's leases back within about a
+    second, not after their 60 s visibility timeout, as the next attempt."""
+    path = tmp_path / "q.db"
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER)
+    broker = SqliteBroker(str(path), QueueConfig(visibility_timeout=60))
+    ids = [await broker.publish(i) for i in range(3)]
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), str(path), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert holder.stdout is not None
+    assert await asyncio.wait_for(holder.stdout.readline(), 20) == b"3\n"
+
+    async def consume() -> list[Any]:  # as the engine's dispatcher does
+        while True:
+            await broker.wait_ready()
+            got = await broker.receive(["c2"] * 3)
+            if got:
+                return got
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0.3)
+    assert not consumer.done()  # parked: the other process holds everything
+    holder.kill()
+    await holder.communicate()
+    t0 = time.monotonic()
+    got = await asyncio.wait_for(consumer, 5)
+    assert time.monotonic() - t0 < 2.5
+    assert [(d.message_id, d.attempt) for d in got] == [(i, 2) for i in ids]
+    assert broker.stats().dead == 0
+    await broker.close()

@@ -9,7 +9,8 @@ asks for per message (`ready_count`, `outstanding`) come from the counters as of
 our newest commit, which every batch re-reads, so they include other processes
 sharing the file. `wait_ready` parks: our publishes, nacks and releases wake it,
 a timer wakes it at the next retry or lease deadline, and while it is parked a
-re-check every RECHECK seconds notices what other processes wrote.
+re-check every RECHECK seconds notices what other processes wrote (and, once a
+second, has the writer look for processes that died holding leases).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ccdash.brokers.base import (
     ReceiptRejected,
     encode_body,
 )
+from ccdash.brokers.sqlite_frame import HOUSEKEEPING_EVERY
 from ccdash.brokers.sqlite_link import Link
 from ccdash.brokers.sqlite_parking import Parking
 from ccdash.brokers.sqlite_schema import SqliteOpenError, SqliteTarget, connect, parse_url
@@ -72,6 +74,7 @@ class SqliteBroker(BrokerViews, Broker):
         self._publishing = 0  # awaited publishes under way
         self._base = dict.fromkeys(_TOTALS, 0)  # totals count from this open on
         self._last: tuple[QueueStats, list[DeadLetter]] | None = None  # views once closed
+        self._next_housekeeping = 0.0
         self._closed = False
         self._closing: asyncio.Future[None] | None = None  # done once close() has finished
 
@@ -331,6 +334,9 @@ class SqliteBroker(BrokerViews, Broker):
             self._arm()
         else:
             link.refresh(self._read)
+            if now >= self._next_housekeeping:  # notice processes that died holding leases
+                self._next_housekeeping = now + HOUSEKEEPING_EVERY
+                link.kick(now)
             self._on_change()
             self._arm()
 

@@ -65,6 +65,7 @@ class StoreFrame:
         self.offset = offset
         self.host = socket.gethostname()
         self.c: dict[str, int] = {}
+        self._row: tuple[int, ...] = ()  # the counters as the batch found them
         self.due = -_INF  # no delayed/lease deadline before this (wall); -inf: unknown
         self.last_gen: int | None = None
         self.next_housekeeping = -_INF
@@ -75,15 +76,19 @@ class StoreFrame:
         """Read the counters; if another process wrote since our last batch, its
         deadlines are unknown to us: recompute the next one."""
         row = self.conn.execute(_SELECT_COUNTERS).fetchone()
+        self._row = row
         self.c = dict(zip(COUNTER_COLUMNS, row, strict=True))
         if self.c["gen"] != self.last_gen:
             self.due = self.next_deadline()
 
     def end(self) -> dict[str, int]:
-        """Write the counters back; returns them as committed."""
+        """Write the counters back if they changed (a new generation); returns them."""
         c = self.c
-        c["gen"] += 1
-        self.conn.execute(_UPDATE_COUNTERS, [c[k] for k in COUNTER_COLUMNS])
+        values = [c[k] for k in COUNTER_COLUMNS]
+        if tuple(values) != self._row:
+            c["gen"] += 1
+            values[0] = c["gen"]
+            self.conn.execute(_UPDATE_COUNTERS, values)
         self.last_gen = c["gen"]
         return dict(c)
 

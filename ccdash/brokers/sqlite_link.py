@@ -101,7 +101,7 @@ class Link:
         if counters is not None:
             for gen in [g for g in marks.copy() if g <= counters["gen"]]:
                 marks.pop(gen, None)
-            if counters["gen"] > self.gen:
+            if counters["gen"] >= self.gen:  # equal: nothing changed, but `due` may have
                 self.counters, self.gen, self.due = counters, counters["gen"], due
         elif error is not None:
             self.due = -float("inf")  # unknown: look at the file
