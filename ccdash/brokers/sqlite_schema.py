@@ -25,6 +25,7 @@ DURABILITY = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 
 PAGE_SIZE = 1024
 BUSY_TIMEOUT_MS = 10_000  # per BEGIN IMMEDIATE attempt; the writer retries after that
+READ_BUSY_TIMEOUT_MS = 2_000  # reads on the event loop: WAL readers wait only in rare moments
 
 DDL = """
 CREATE TABLE IF NOT EXISTS msgs (
@@ -170,8 +171,9 @@ def tighten_companions(path: str) -> None:
                 os.chmod(path + suffix, 0o600)
 
 
-def connect(target: SqliteTarget) -> sqlite3.Connection:
-    """A connection in autocommit mode (we issue BEGIN IMMEDIATE ourselves), WAL on."""
+def connect(target: SqliteTarget, busy_ms: int | None = None) -> sqlite3.Connection:
+    """A connection in autocommit mode (we issue BEGIN IMMEDIATE ourselves), WAL on.
+    `busy_ms`: how long a statement waits for a lock (default BUSY_TIMEOUT_MS)."""
     path = target.path
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
@@ -179,7 +181,7 @@ def connect(target: SqliteTarget) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise SqliteOpenError(f"sqlite broker {path}: cannot open: {exc}") from None
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS if busy_ms is None else busy_ms}")
         # Small pages: a commit writes every page it touched, and ours touch a few rows each.
         conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes on a new file
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]

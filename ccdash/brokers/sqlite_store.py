@@ -23,6 +23,7 @@ from ccdash.brokers.sqlite_frame import (
     split_receipt,
 )
 from ccdash.brokers.sqlite_schema import (
+    READ_BUSY_TIMEOUT_MS,
     SqliteTarget,
     check_path,
     connect,
@@ -252,7 +253,7 @@ def open_store(target: SqliteTarget, config: QueueConfig, owner: str, offset: fl
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        read = connect(target)
+        read = connect(target, READ_BUSY_TIMEOUT_MS)
     except BaseException:
         conn.close()
         raise
