@@ -517,6 +517,24 @@ async def test_dead_workers_leases_are_claimed_once_its_heartbeat_expires(
     assert time.monotonic() - t0 < 3.0
 
 
+async def test_a_restarted_worker_returns_what_its_previous_process_held(
+    redis_broker: Make,
+) -> None:
+    """A worker back under the same name finds entries its dead predecessor held and
+    puts them back as consumer-failed (nobody else would: its name is alive again)."""
+    first = await redis_broker(worker="same", ttl=0.4)
+    mid = await first.publish(b"x")
+    await lease(first)
+    first._tasks[1].cancel()  # its heartbeat stops: the process died
+    await asyncio.sleep(0.5)  # the TTL runs out before any peer looked
+    first.book.drain_buffer()
+    first.book.leases.clear()  # what the dead process knew is gone with it
+    first.presence.registered = False
+    again = await redis_broker(worker="same", ttl=0.4)
+    d = await lease(again)
+    assert (d.message_id, d.attempt) == (mid, 2)
+
+
 async def test_lost_redis_state_is_reported_and_the_group_recreated(
     redis_broker: Make, redis_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

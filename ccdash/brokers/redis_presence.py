@@ -75,6 +75,10 @@ class Presence:
         await b.flusher.call(("ZADD", b.keys.workers, "NX", int(time.time() * 1000), b.worker))
         self.registered = True
         self.grace_until = time.monotonic() + b.heartbeat_ttl
+        # A previous process of this name that died (and came back within the TTL,
+        # before the others claimed its entries) left leases nobody else will reap.
+        await self.recover_strays(mode="f", reason="consumer-failed",
+                                  error=f"worker {b.worker} restarted")
 
     async def run(self) -> None:
         """Tick until cancelled."""
@@ -157,11 +161,13 @@ class Presence:
             if ok:
                 e.deadline = now + b.vt
 
-    async def recover_strays(self) -> None:
-        """Entries pending for us that we do not know (a reply lost in a broken
-        connection) go back at once, the attempt given back."""
+    async def recover_strays(self, *, mode: str = "g", reason: str = REASON_RELEASED,
+                             error: str = "") -> None:
+        """Entries pending for us that we do not know go back at once: after a lost
+        reply (mode 'g': the attempt given back) or left by a previous process of
+        this name (mode 'f', consumer-failed: that attempt counts)."""
         b = self.b
-        prios = list(b.reader.prios) or [b"0"]
+        prios = list(await b.flusher.call(("ZRANGE", b.keys.priorities, 0, -1))) or [b"0"]
         replies = await asyncio.gather(*[
             b.flusher.call(("XPENDING", b.keys.stream(int(p)), GROUP, "-", "+", 1000, b.worker))
             for p in prios], return_exceptions=True)
@@ -172,8 +178,9 @@ class Presence:
                 continue
             for eid, _owner, _idle, count in rows:
                 if (int(p), eid) not in known:
-                    args += (int(p), eid, int(count), "g", REASON_RELEASED, "", b.worker, 0)
+                    args += (int(p), eid, int(count), mode, reason, error, b.worker, 0)
         if args:
-            log.warning("handing back %d entries whose delivery reply was lost", len(args) // 8)
+            log.warning("handing back %d pending entries this worker does not hold (%s)",
+                        len(args) // 8, error or "delivery reply lost")
             await b.flusher.call(evalsha("end", b.keys.prefix, b.worker, 0,
                                          b.config.max_attempts, *args))
