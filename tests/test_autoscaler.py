@@ -165,3 +165,23 @@ async def test_prediction_sizes_earlier_and_cuts_backlog_peak() -> None:
     assert time_to_size(predictive, needed) < time_to_size(reactive, needed)
     assert predictive.backlog_peak <= 0.7 * reactive.backlog_peak, (
         predictive.backlog_peak, reactive.backlog_peak)
+
+
+async def test_cold_start_neither_alerts_nor_shrinks_the_pool() -> None:
+    """While the initial consumers warm up there is no 'no healthy consumer' alert and
+    the autoscaler does not shrink the pool it is waiting for."""
+    clock = FakeClock()
+
+    async def work(d: Delivery) -> None:
+        await clock.sleep(SERVICE)
+
+    cfg = scaler_cfg(consumers=6, startup_delay=4.0, scale_down_window=0.0)
+    async with Engine(cfg, handler=work, clock=clock) as engine:
+        await clock.advance(3.5)
+        snap = engine.snapshot()
+        assert len(engine.consumer_ids()) == 6
+        assert not any(a.name == "no-healthy-consumer" for a in snap.alerts)
+        assert engine.autoscaler.decisions[-1].reason == "warming"
+        await clock.advance(2.0)  # warm now, and idle: it may shrink
+        await clock.advance(5.0)
+        assert len(engine.consumer_ids()) < 6

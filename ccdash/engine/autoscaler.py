@@ -41,7 +41,9 @@ class Autoscaler:
         cfg = engine.config
         self.holt = Holt()
         self.decisions: deque[Decision] = deque(maxlen=300)
-        self._recent: deque[tuple[float, int]] = deque()  # (time, recommendation)
+        # (time, recommendation); the configured size counts as the first recommendation.
+        self._recent: deque[tuple[float, int]] = deque([(engine.clock.now(), cfg.consumers)])
+        self.decision_count = 0  # all-time (decisions keeps only the latest)
         self._last_change = float("-inf")
         self._last_eval = float("-inf")
         self._last_published: int | None = None
@@ -92,9 +94,13 @@ class Autoscaler:
         while self._recent and now - self._recent[0][0] > cfg.scale_down_window:
             self._recent.popleft()
         if want < current:
-            want = min(current, max(r for _, r in self._recent))
-            if want == current:
-                reason = "stabilising"
+            if any(not c.warm for c in eng.consumers.values()):
+                # Cold consumers look idle; judge the pool once they have started.
+                want, reason = current, "warming"
+            else:
+                want = min(current, max(r for _, r in self._recent))
+                if want == current:
+                    reason = "stabilising"
         desired = max(cfg.min_consumers, min(cfg.max_consumers, want))
         if desired == cfg.max_consumers and want > cfg.max_consumers:
             reason = "at-max"
@@ -105,6 +111,7 @@ class Autoscaler:
         decision = Decision(now, current, reactive, predictive, desired, applied, reason,
                             self.arrival_rate, forecast, service)
         self.decisions.append(decision)
+        self.decision_count += 1
         if applied == current and desired != current:
             eng.emit("scale-held", f"autoscaler wanted {desired}, held at {current} ({reason})",
                      desired=desired, current=current, reason=reason)

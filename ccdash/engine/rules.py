@@ -35,7 +35,7 @@ METRICS: dict[str, str] = {
     "dlq_growth": "dead letters added over the last 10 s",
     "p99_latency": "pool p99 handler latency, seconds",
     "p50_latency": "pool p50 handler latency, seconds",
-    "live_consumers": "consumers taking work",
+    "live_consumers": "healthy consumers (taking work or still starting)",
     "failed_consumers": "consumers failed in the last 60 s",
     "publish_rate": "messages published per second",
     "ack_rate": "messages acked per second",
@@ -118,7 +118,9 @@ class RuleEvaluator:
         if name == "live_consumers":
             if eng.desired == 0 or eng.stopping:
                 return math.nan  # a pool meant to be empty is not unhealthy
-            return float(sum(1 for c in eng.consumers.values() if c.accepting and not c.hung))
+            # A consumer still cold-starting is healthy, just not ready yet.
+            return float(sum(1 for c in eng.consumers.values()
+                             if not c.hung and (c.accepting or (not c.warm and not c.draining))))
         if name == "failed_consumers":
             now = eng.clock.now()
             return float(sum(1 for c in eng.ended
