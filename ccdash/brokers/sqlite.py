@@ -92,6 +92,9 @@ class SqliteBroker(BrokerViews, Broker):
             opened = await asyncio.to_thread(self._open_files)
             if self._link is None:
                 self._start(*opened)
+            else:  # opened meanwhile (a call before this open finished): keep that one
+                opened[0].conn.close()
+                opened[1].close()
 
     def _open_files(self) -> Any:
         if self._closed:
