@@ -378,13 +378,17 @@ async def test_a_held_write_lock_is_waited_out_not_reported(
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     publishing = asyncio.create_task(broker.publish(b"x"))
+    late = SqliteBroker(str(path))
+    opening = asyncio.create_task(late.open())  # joining the file takes the lock too
     await asyncio.sleep(0.4)  # several busy timeouts pass
-    assert not publishing.done()
+    assert not publishing.done() and not opening.done()
     other.execute("COMMIT")
     other.close()
     await asyncio.wait_for(publishing, 5)
-    assert broker.stats().ready == 1
+    await asyncio.wait_for(opening, 5)
+    assert broker.stats().ready == late.stats().ready == 1
     await broker.close()
+    await late.close()
 
 
 WRITER = """

@@ -7,13 +7,21 @@ the problem (missing directory, read-only file, newer schema, not a database).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import random
 import sqlite3
 import stat
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from ccdash.brokers.base import BrokerError
+
+T = TypeVar("T")
+log = logging.getLogger("ccdash.brokers.sqlite")
 
 SCHEMA_VERSION = 1
 
@@ -83,6 +91,35 @@ COUNTER_COLUMNS = (
     "gen", "seq", "dseq", "ready", "delayed", "leased", "dead",
     "published", "acked", "dead_lettered", "redelivered",
 )
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether an error only means another connection holds a lock."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
+
+
+def patiently(fn: Callable[[], T], path: str) -> T:
+    """Run `fn`, waiting out other processes' locks however long they hold them: the
+    busy timeout waits inside SQLite, then we back off and try again. A busy file is
+    never an error the user sees."""
+    tries = 0
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            tries += 1
+            if tries == 1 or tries % 10 == 0:
+                log.warning("sqlite broker %s: another process holds the lock; still "
+                            "waiting (%d tries)", path, tries)
+            time.sleep(random.uniform(0.01, 0.1))
+
+
+def begin_immediate(conn: sqlite3.Connection, path: str) -> None:
+    """Start a write transaction, waiting for the lock as long as it takes."""
+    patiently(lambda: conn.execute("BEGIN IMMEDIATE"), path)
 
 
 class SqliteOpenError(BrokerError):
@@ -184,7 +221,7 @@ def connect(target: SqliteTarget, busy_ms: int | None = None) -> sqlite3.Connect
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS if busy_ms is None else busy_ms}")
         # Small pages: a commit writes every page it touched, and ours touch a few rows each.
         conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes on a new file
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = patiently(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0], path)
         if str(mode).lower() != "wal":
             raise SqliteOpenError(f"sqlite broker {path}: cannot switch to WAL mode ({mode})")
         conn.execute(f"PRAGMA synchronous = {target.synchronous}")
@@ -208,7 +245,7 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
             )
         if version == SCHEMA_VERSION:
             return
-        conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn, path)
         try:
             # Another process may have created it while we waited for the lock.
             version = conn.execute("PRAGMA user_version").fetchone()[0]

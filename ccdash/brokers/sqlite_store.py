@@ -25,6 +25,7 @@ from ccdash.brokers.sqlite_frame import (
 from ccdash.brokers.sqlite_schema import (
     READ_BUSY_TIMEOUT_MS,
     SqliteTarget,
+    begin_immediate,
     check_path,
     connect,
     create_private,
@@ -244,7 +245,7 @@ def open_store(target: SqliteTarget, config: QueueConfig, owner: str, offset: fl
     try:
         ensure_schema(conn, path)
         store = Store(conn, config, owner, offset)
-        conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn, path)
         try:
             store.begin()
             store.register(now)

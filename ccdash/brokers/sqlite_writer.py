@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from ccdash.brokers.base import BrokerError, ReceiptRejected
+from ccdash.brokers.sqlite_schema import begin_immediate
 from ccdash.brokers.sqlite_store import Store
 
 log = logging.getLogger("ccdash.brokers.sqlite")
@@ -47,11 +46,6 @@ class Op:
 
 
 Deliver = Callable[[list[Op], "dict[str, int] | None", float, "BaseException | None"], None]
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
 
 
 class Checkpointer:
@@ -189,30 +183,12 @@ class Writer:
                 self.store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self._since_checkpoint = 0
 
-    def _begin(self) -> None:
-        """BEGIN IMMEDIATE, waiting out other writers however long they take: a busy
-        file is never an error the user sees (the busy timeout waits inside SQLite,
-        then we back off and try again)."""
-        tries = 0
-        while True:
-            try:
-                self.store.conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-                tries += 1
-                if tries == 1 or tries % 10 == 0:
-                    log.warning("sqlite broker %s: another process holds the write lock; "
-                                "still waiting (%d tries)", self.path, tries)
-                time.sleep(random.uniform(0.01, 0.1))
-
     def _transact(self, batch: list[Op]) -> tuple[dict[str, int] | None, BaseException | None]:
         """Run a batch in one transaction; returns the committed counters, or the error."""
         store = self.store
         conn = store.conn
         try:
-            self._begin()
+            begin_immediate(conn, self.path)
         except sqlite3.Error as exc:
             return None, self._failed(batch, exc)
         try:
