@@ -50,6 +50,7 @@ from ccdash.brokers.redis_link import (
     Backoff,
     LinkDown,
     RedisLink,
+    bulk,
     evalsha,
     is_nogroup,
     split_options,
@@ -157,7 +158,7 @@ class RedisBroker(Broker):
         self._opened = True
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(t, name=f"ccdash-redis-{n}") for n, t in (
-            ("flusher", self.flusher.run()), ("presence", self.presence.run()))]
+            ("flusher", self.flusher.run()), ("presence", self.presence.run()))]  # keep order
         self.reader.start()
         self.flusher.want_stats = True
         self.flusher.kick()
@@ -177,6 +178,9 @@ class RedisBroker(Broker):
             await self.reader.link.close()
             return
         await self.reader.stop()
+        # No beat may follow the retire below (it would look like a worker back from the dead).
+        self._tasks[1].cancel()
+        await asyncio.gather(self._tasks[1], return_exceptions=True)
         back = self.book.drain_buffer() + [self.book.unlease(r) for r in list(self.book.leases)]
         items = [e for e in back if e is not None]
         try:
@@ -221,7 +225,9 @@ class RedisBroker(Broker):
             raise QueueFull(f"queue is full ({self.config.capacity} messages)")
         data, is_json = encode_body(body)
         mid = self._new_id()
-        self.flusher.outbox.append((int(priority), mid, encode_stored(data, is_json)))
+        prio = int(priority)
+        self.flusher.outbox.append((prio, bulk(b"%d" % prio, mid.encode(),
+                                               encode_stored(data, is_json), b"")))
         self.flusher.kick()
         return mid
 
@@ -333,7 +339,7 @@ class RedisBroker(Broker):
     def ack_nowait(self, receipt: Receipt) -> None:
         """Ack, group-committed: checked here, confirmed by Redis in the next batch."""
         entry = self._take(receipt)
-        self.flusher.acks.append((entry.prio, entry.eid, entry.count))
+        self.flusher.acks.append(entry.ack_args)
         self.flusher.kick()
 
     async def ack(self, receipt: Receipt) -> None:
@@ -554,7 +560,7 @@ class RedisBroker(Broker):
             self.book.unlease(r)
         log.error("Redis lost the queue's consumer group (restarted without persistence?): "
                   "re-creating it; %d local leases dropped", dropped)
-        prios = sorted({p for p, _, _ in self.flusher.outbox} | {0})
+        prios = sorted({p for p, _ in self.flusher.outbox} | {0})
         self.flusher.fire(evalsha("recover", self.keys.prefix, *prios))
 
 

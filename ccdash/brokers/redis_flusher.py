@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ccdash.brokers.redis_link import Backoff, LinkDown, RedisLink, evalsha, is_nogroup
+from ccdash.brokers.redis_link import Backoff, LinkDown, Raw, RedisLink, evalsha, is_nogroup
 
 log = logging.getLogger("ccdash.redis")
 
@@ -74,8 +74,9 @@ class Flusher:
         self.on_lost_state = on_lost_state
         self.on_snapshot = on_snapshot
         self.backoff = backoff
-        self.outbox: deque[tuple[int, str, bytes]] = deque()
-        self.acks: deque[tuple[int, bytes, int]] = deque()
+        # Queued writes, their script arguments already RESP-encoded (see `bulk`).
+        self.outbox: deque[tuple[int, bytes]] = deque()  # (priority, 4 args)
+        self.acks: deque[bytes] = deque()  # 3 args each
         self.ops: deque[Op] = deque()
         self.want_stats = True
         self.last_stats = 0.0
@@ -90,7 +91,7 @@ class Flusher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._pub_token: str | None = None
-        self._pub_chunk: list[tuple[int, str, bytes]] = []
+        self._pub_chunk: list[tuple[int, bytes]] = []
 
     # -- queueing -----------------------------------------------------------
 
@@ -167,16 +168,12 @@ class Flusher:
             self._pub_chunk = [self.outbox.popleft() for _ in range(n)]
             self._pub_token = secrets.token_hex(8)
         if self._pub_chunk:
-            args: list[Any] = []
-            for prio, mid, stored in self._pub_chunk:
-                args += (prio, mid, stored, "")
-            cmds.append(evalsha("publish", self.prefix, self._pub_token, 1, *args))
+            raw = Raw(b"".join(seg for _, seg in self._pub_chunk), 4 * len(self._pub_chunk))
+            cmds.append(evalsha("publish", self.prefix, self._pub_token, 1, raw))
         ack_chunk = [self.acks.popleft() for _ in range(min(ACK_CHUNK, len(self.acks)))]
         if ack_chunk:
-            args = []
-            for prio, eid, count in ack_chunk:
-                args += (prio, eid, count)
-            cmds.append(evalsha("ack", self.prefix, self.worker, self.vt_ms, *args))
+            raw = Raw(b"".join(ack_chunk), 3 * len(ack_chunk))
+            cmds.append(evalsha("ack", self.prefix, self.worker, self.vt_ms, raw))
         ops = [self.ops.popleft() for _ in range(min(200, len(self.ops)))]
         cmds.extend(op.cmd for op in ops)
         now = time.monotonic()

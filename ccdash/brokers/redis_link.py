@@ -79,13 +79,35 @@ def split_options(url: str, names: Sequence[str]) -> tuple[str, dict[str, str]]:
     return urlunsplit(parts._replace(query=urlencode(rest))), ours
 
 
+class Raw:
+    """`n` command arguments already RESP-encoded (batches build them as they queue)."""
+
+    __slots__ = ("data", "n")
+
+    def __init__(self, data: bytes, n: int) -> None:
+        self.data = data
+        self.n = n
+
+
+def bulk(*args: bytes) -> bytes:
+    """RESP bulk strings for `args`, ready to go inside a Raw."""
+    return b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
 def pack(commands: Sequence[Command]) -> bytes:
-    """RESP-encode commands (bytes, str, int, float args): the hot path's packer."""
+    """RESP-encode commands (bytes, str, int, float, Raw args): the hot path's packer."""
     out: list[bytes] = []
     add = out.append
     for cmd in commands:
-        add(b"*%d\r\n" % len(cmd))
+        header = len(out)
+        add(b"")
+        n = 0
         for a in cmd:
+            n += 1
+            if type(a) is Raw:
+                add(a.data)
+                n += a.n - 1
+                continue
             if isinstance(a, bytes):
                 b = a
             elif isinstance(a, str):
@@ -94,9 +116,8 @@ def pack(commands: Sequence[Command]) -> bytes:
                 b = repr(a).encode()
             else:
                 raise TypeError(f"cannot send {type(a).__name__} to Redis")
-            add(b"$%d\r\n" % len(b))
-            add(b)
-            add(b"\r\n")
+            add(b"$%d\r\n%s\r\n" % (len(b), b))
+        out[header] = b"*%d\r\n" % n
     return b"".join(out)
 
 

@@ -62,6 +62,13 @@ class Entry:
         return self.a + self.count
 
     @property
+    def ack_args(self) -> bytes:
+        """(priority, entry id, delivery count) RESP-encoded for the ack script."""
+        p, c = b"%d" % self.prio, b"%d" % self.count
+        return b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+            len(p), p, len(self.eid), self.eid, len(c), c)
+
+    @property
     def key(self) -> tuple[int, bytes]:
         """(priority, entry id): where it lives in Redis."""
         return (self.prio, self.eid)

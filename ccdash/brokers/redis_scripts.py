@@ -169,10 +169,23 @@ return out
 # returns the 1-based positions of the rejected ones.
 ACK = r"""
 local me, vt = ARGV[2], tonumber(ARGV[3])
-local bad, okby, nok = {}, {}, 0
+local bad, okby, nok, mine = {}, {}, 0, {}
+-- One XPENDING per stream lists what is pending for us (a worker holds a few
+-- hundred entries at most), instead of one lookup per ack.
+local function held(key, eid, count)
+  local m = mine[key]
+  if not m then
+    m = {}
+    for _, r in ipairs(redis.call('XPENDING', key, G, 'IDLE', 0, '-', '+', 100000, me)) do
+      if tonumber(r[3]) < vt then m[r[1]] = tonumber(r[4]) end
+    end
+    mine[key] = m
+  end
+  return m[eid] == count
+end
 for i = 4, #ARGV, 3 do
   local key = P .. 'q:' .. ARGV[i]
-  if owned(key, ARGV[i + 1], me, tonumber(ARGV[i + 2]), vt) then
+  if held(key, ARGV[i + 1], tonumber(ARGV[i + 2])) then
     local l = okby[key]
     if not l then l = {}; okby[key] = l end
     l[#l + 1] = ARGV[i + 1]
