@@ -61,6 +61,8 @@ class Terminal:
 
     def close(self) -> None:
         self.tmux("kill-server")
+        tmpdir = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+        (tmpdir / self.socket).unlink(missing_ok=True)  # tmux may leave the socket file
 
 
 @pytest.fixture
