@@ -44,7 +44,7 @@ from ccdash.brokers.base import (
     ReceiptRejected,
     encode_body,
 )
-from ccdash.brokers.redis_flusher import Flusher, Snapshot
+from ccdash.brokers.redis_flusher import Flusher, Snapshot, parse_stats
 from ccdash.brokers.redis_keys import Keys
 from ccdash.brokers.redis_link import (
     Backoff,
@@ -150,11 +150,17 @@ class RedisBroker(Broker):
             await self.link.close()
             raise BrokerError(f"cannot reach Redis at {self.url}: {exc}") from None
         cfg = self.keys.config
-        await self.link.execute([
+        t0 = time.monotonic()
+        *_, stats = await self.link.execute([
             ("HSETNX", cfg, "visibility_timeout", str(self.vt)),
             ("HSETNX", cfg, "max_attempts", str(self.config.max_attempts)),
             evalsha("recover", self.keys.prefix, 0),  # level 0 exists: readers can block on it
             evalsha("stats", self.keys.prefix)])
+        if isinstance(stats, Exception):
+            raise BrokerError(f"Redis at {self.url} refused the broker's scripts: "
+                              f"{self.link.describe(stats)}")
+        self.snap = parse_stats(stats, t0)
+        self.offset = t0 - self.snap.redis_now
         self._opened = True
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(t, name=f"ccdash-redis-{n}") for n, t in (
