@@ -245,6 +245,25 @@ async def test_shutdown_grace_cancels_overrunning_handlers_and_releases() -> Non
     assert stats.ready == 1 and stats.in_flight == 0 and stats.acked == 0
 
 
+async def test_stop_with_grace_zero_cancels_at_once_whatever_the_config() -> None:
+    """stop(grace=0) skips the configured grace: handlers are cancelled, leases released."""
+    clock = FakeClock()
+    started = asyncio.Event()
+
+    async def slow(d: Delivery) -> None:
+        started.set()
+        await clock.sleep(10_000)
+
+    engine = Engine(fast_cfg(consumers=1, shutdown_grace=60.0), handler=slow, clock=clock)
+    async with engine:
+        await engine.publish({"i": 1})
+        await started.wait()
+        await asyncio.wait_for(engine.stop(grace=0), timeout=5)  # no clock advance needed
+    stats = engine.broker.stats()
+    assert stats.ready == 1 and stats.in_flight == 0 and stats.acked == 0
+    assert engine.config.shutdown_grace == 60.0
+
+
 async def test_sync_handler_runs_in_a_thread() -> None:
     """A plain (blocking) function handler runs off the event loop."""
     threads: set[str] = set()

@@ -155,8 +155,10 @@ class Engine:
         self.emit("engine-started", f"engine started with {self.desired} consumers",
                   broker=self.broker.url, balancer=self.balancer.name)
 
-    async def stop(self) -> None:
-        """Two-phase shutdown: stop intake, grace for handlers, then cancel. Idempotent."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Two-phase shutdown: stop intake, grace for handlers, then cancel. Idempotent.
+
+        `grace` overrides `config.shutdown_grace` for this stop (0: cancel at once)."""
         if self._stopped or not self.running:
             self._stopped = True
             return
@@ -166,7 +168,7 @@ class Engine:
         # Phase 1: no new work; hand back what is buffered; let handlers finish.
         for c in list(self.consumers.values()):
             await self._begin_drain(c)
-        deadline = clock.now() + self.config.shutdown_grace
+        deadline = clock.now() + (grace if grace is not None else self.config.shutdown_grace)
         while any(c.current for c in self.consumers.values()) and clock.now() < deadline:
             await clock.sleep(min(0.05, max(0.0, deadline - clock.now())))
         # Phase 2: cancel whatever still runs and release its leases.
