@@ -185,3 +185,27 @@ async def test_cold_start_neither_alerts_nor_shrinks_the_pool() -> None:
         await clock.advance(2.0)  # warm now, and idle: it may shrink
         await clock.advance(5.0)
         assert len(engine.consumer_ids()) < 6
+
+
+async def test_snapshot_carries_the_last_decision_and_the_forecast_made_for_now() -> None:
+    """snapshot().autoscaler: the newest decision, and the forecast made `horizon` s ago."""
+    clock = FakeClock()
+
+    async def work(d: Delivery) -> None:
+        await clock.sleep(SERVICE)
+
+    cfg = scaler_cfg(forecast_horizon=3.0, startup_delay=0.0)
+    async with Engine(cfg, handler=work, clock=clock) as engine:
+        view = engine.snapshot().autoscaler
+        assert view is not None and view.last is None and view.forecast_for_now is None
+        for _ in range(60):  # 6 s at 20 msg/s
+            await engine.publish(b"x")
+            await engine.publish(b"x")
+            await clock.advance(0.1)
+        view = engine.snapshot().autoscaler
+        assert view is not None and view.horizon == 3.0 and view.predictive
+        assert view.last is engine.autoscaler.decisions[-1]
+        made = [d for d in engine.autoscaler.decisions if d.at <= clock.now() - 3.0][-1]
+        assert view.forecast_for_now == made.forecast_rate > 0
+        engine.set_autoscale(False)
+        await clock.run_until(lambda: engine.broker.outstanding() == 0, limit=300)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ccdash.brokers.base import DeadLetter
 from ccdash.engine.alerts import Alert
+
+if TYPE_CHECKING:
+    from ccdash.engine.autoscaler import Decision
 
 IDLE = "idle"
 PROCESSING = "processing"
@@ -83,6 +87,16 @@ class ScalingEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class AutoscalerView:
+    """The autoscaler's newest decision and how its forecast compares with what came."""
+
+    last: Decision | None  # None before the first decision
+    horizon: float  # seconds ahead each forecast looks
+    forecast_for_now: float | None  # arrival rate forecast `horizon` seconds ago, for now
+    predictive: bool  # whether the forecast sizes the pool (else it is only shown)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """The whole engine at one instant; frozen, cheap, safe to hand to another task."""
 
@@ -109,6 +123,7 @@ class Snapshot:
     broker: str
     scaling: tuple[ScalingEvent, ...] = ()
     last_event_seq: int = 0
+    autoscaler: AutoscalerView | None = None
 
     @property
     def live_consumers(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ccdash.engine.snapshot import ConsumerView, LeaseView, QueueView, Snapshot
+from ccdash.engine.snapshot import AutoscalerView, ConsumerView, LeaseView, QueueView, Snapshot
 
 if TYPE_CHECKING:
     from ccdash.engine.consumer import Consumer
@@ -75,4 +75,26 @@ def build_snapshot(eng: Engine, *, max_leases: int, max_dead: int) -> Snapshot:
         broker=eng.broker.url,
         scaling=tuple(eng.scaling),
         last_event_seq=eng.events[-1].seq if eng.events else 0,
+        autoscaler=autoscaler_view(eng, now),
+    )
+
+
+def autoscaler_view(eng: Engine, now: float) -> AutoscalerView:
+    """The newest decision, and the forecast that an earlier one made for now."""
+    cfg = eng.config
+    decisions = eng.autoscaler.decisions
+    horizon = cfg.forecast_horizon
+    for_now = None
+    # Newest first: only about horizon / interval decisions are looked at.
+    for d in reversed(decisions):
+        if d.at <= now - horizon:
+            # A gap (autoscaler off meanwhile) makes that forecast no forecast for now.
+            if d.at >= now - horizon - 2 * cfg.scale_interval:
+                for_now = d.forecast_rate
+            break
+    return AutoscalerView(
+        last=decisions[-1] if decisions else None,
+        horizon=horizon,
+        forecast_for_now=for_now,
+        predictive=cfg.predictive,
     )
