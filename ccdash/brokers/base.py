@@ -173,6 +173,10 @@ class Broker(abc.ABC):
     ) -> str:
         """Accept a message now or raise QueueFull. Returns the message id."""
 
+    async def flush(self) -> None:  # noqa: B027 - optional hook
+        """Wait until every message accepted by publish_nowait is stored durably
+        (a no-op where accepting is storing)."""
+
     @abc.abstractmethod
     async def receive(self, holders: Sequence[str]) -> list[Delivery]:
         """Lease up to len(holders) ready messages, the i-th to holders[i]; never waits."""

@@ -305,6 +305,12 @@ class RedisBroker(Broker):
             if not fut.done():
                 fut.set_exception(exc)
 
+    def note_fetched(self, n: int) -> None:
+        """The reader took `n` entries (on its own connection): ready -> in flight in the
+        snapshot until the next read says so itself."""
+        self.snap.ready = max(0, self.snap.ready - n)
+        self.snap.in_flight += n
+
     def wake_waiters(self) -> None:
         """The buffer has entries: unpark wait_ready."""
         while self._waiters:
@@ -478,7 +484,7 @@ class RedisBroker(Broker):
         """Messages not yet acked or dead-lettered, fleet-wide (as of the last read,
         plus this process's writes since)."""
         s = self.snap
-        return (s.ready + s.delayed + max(0, s.in_flight - self.flusher.pending_ack())
+        return (max(0, s.ready + s.delayed + s.in_flight - self.flusher.pending_ack())
                 + self.flusher.pending_pub())
 
     def leases(self, limit: int | None = None) -> list[LeaseInfo]:

@@ -141,6 +141,8 @@ class RedisLink:
         )
         self._password: str | None = self._pool.connection_kwargs.get("password")
         self._conn: Any = None
+        self._inflight: asyncio.Task[list[Any]] | None = None
+        self.client_id: int | None = None  # of the current connection (for CLIENT UNBLOCK)
 
     def _connection(self) -> Any:
         if self._conn is None:
@@ -158,6 +160,14 @@ class RedisLink:
         NOSCRIPT replies (a restarted Redis forgot the scripts) are fixed here:
         the scripts are loaded and just those commands sent again.
         """
+        # The round trip runs in its own task, shielded: a caller cancelled mid-read
+        # leaves it to finish (bounded by the socket timeout) instead of abandoning a
+        # half-read connection inside the client library. close() waits for it.
+        task = asyncio.get_running_loop().create_task(self._execute(commands))
+        self._inflight = task
+        return await asyncio.shield(task)
+
+    async def _execute(self, commands: Sequence[Command]) -> list[Any]:
         replies = await self._roundtrip(commands)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
@@ -172,6 +182,8 @@ class RedisLink:
         try:
             if not conn.is_connected:
                 await conn.connect()
+                await conn.send_packed_command(pack([("CLIENT", "ID")]), check_health=False)
+                self.client_id = int(await conn.read_response())
             await conn.send_packed_command(pack(commands), check_health=False)
             replies: list[Any] = []
             for _ in commands:
@@ -187,7 +199,7 @@ class RedisLink:
             await self.disconnect()
             raise LinkDown(self.describe(exc)) from None
         except asyncio.CancelledError:
-            # A half-read reply would desynchronise the connection: drop it.
+            # Only close() cancels a round trip: drop the half-read connection.
             await self.disconnect()
             raise
         except RedisError as exc:
@@ -201,8 +213,14 @@ class RedisLink:
             with contextlib.suppress(Exception):  # closing a broken socket may fail too
                 await conn.disconnect()
 
-    async def close(self) -> None:
-        """Close for good."""
+    async def close(self, *, wait: float = 10.0) -> None:
+        """Close for good, once a round trip in flight has ended (at most `wait` s)."""
+        task = self._inflight
+        if task is not None and not task.done():
+            await asyncio.wait([task], timeout=wait)
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.disconnect()
         await self._pool.disconnect()
 

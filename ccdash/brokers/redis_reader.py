@@ -10,6 +10,7 @@ next due retry), so an idle fleet sends no polls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from typing import TYPE_CHECKING, Any
@@ -42,16 +43,28 @@ class Reader:
         self.rng = random.Random()
         self._want = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._blocking = False
 
     def start(self) -> None:
         """Start the task."""
         self._task = asyncio.get_running_loop().create_task(self.run(), name="ccdash-redis-reader")
 
     async def stop(self) -> None:
-        """Stop the task (cancelling a parked BLOCK read) and close its connection."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        """Stop the task and close its connection. A parked BLOCK read is ended with
+        CLIENT UNBLOCK (not by cancelling it mid-read)."""
+        self._stopping = True
+        self._want.set()
+        task = self._task
+        if task is not None and not task.done():
+            if self._blocking and self.link.client_id is not None:
+                with contextlib.suppress(TimeoutError, LinkDown, ResponseError):
+                    await asyncio.wait_for(self.b.flusher.call(
+                        ("CLIENT", "UNBLOCK", self.link.client_id)), timeout=2.0)
+            await asyncio.wait([task], timeout=BLOCK_MS / 1000 + 1.0)
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.link.close()
 
     def want(self) -> None:
@@ -67,8 +80,10 @@ class Reader:
     async def run(self) -> None:
         """Fetch while there is demand; park in Redis when nothing is ready."""
         b = self.b
-        while True:
+        while not self._stopping:
             await self._want.wait()
+            if self._stopping:
+                return
             if self._satisfied():
                 self._want.clear()
                 continue
@@ -104,13 +119,18 @@ class Reader:
         b = self.b
         n = b.fetch_size - b.book.buffered
         t0 = b.clock.now()
-        reply = await b.flusher.call(evalsha("fetch", b.keys.prefix, b.worker, n, 200))
+        # Its own connection: reads overlap the write path's round trips (no bubble
+        # while acks are in flight), and fetching never changes what is outstanding.
+        [reply] = await self.link.execute([evalsha("fetch", b.keys.prefix, b.worker, n, 200)])
+        if isinstance(reply, Exception):
+            raise reply
         self.redis_now, self.next_due, self.prios, *rest = reply
         got = 0
         deadline = t0 + b.vt
         for i in range(0, len(rest), 2):
             got += self._buffer(int(rest[i]), rest[i + 1], deadline)
         if got:
+            b.note_fetched(got)
             b.wake_waiters()
         return got
 
@@ -139,7 +159,11 @@ class Reader:
                "STREAMS", *keys, *([">"] * len(keys)))
         # The socket timeout (above BLOCK_MS) bounds the read: an explicit read timeout
         # would leave a late reply on the connection.
-        [reply] = await self.link.execute([cmd])
+        self._blocking = True
+        try:
+            [reply] = await self.link.execute([cmd])
+        finally:
+            self._blocking = False
         if isinstance(reply, Exception):
             raise reply
         if not reply:
@@ -149,4 +173,5 @@ class Reader:
         for key, entries in reply:
             got += self._buffer(int(key.rsplit(b":", 1)[1]), entries, deadline)
         if got:
+            b.note_fetched(got)
             b.wake_waiters()
