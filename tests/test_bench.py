@@ -42,3 +42,18 @@ def test_snapshot_benchmark_runs() -> None:
                            "--quick"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "snapshot with 20 consumers and 1000 leases" in proc.stdout
+
+
+def test_bench_with_publish_batches_on_sqlite(tmp_path: Path) -> None:
+    """--publish-batch publishes with publish_many; a durable broker run loses nothing."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ccdash.bench", "--broker", f"sqlite:///{tmp_path}/b.db",
+         "--messages", "2000", "--rounds", "1", "--prefetch", "32", "--publish-batch", "50",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["publish_batch"] == 50 and data["rows"][0]["engine_per_s"] > 0
+    assert "publish_many x50" in proc.stdout

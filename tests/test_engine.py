@@ -420,3 +420,17 @@ async def test_rolling_update_under_load_is_zero_downtime() -> None:
     per_second = Counter(int(at - start) for _, _, at, _ in handled)
     assert all(per_second[s] > 0 for s in range(10)), per_second
     assert any(v == "v2" for *_, v in handled) and any(v == "v1" for *_, v in handled)
+
+
+async def test_publish_many_accepts_all_in_order() -> None:
+    """publish_many returns one id per body, and every message is handled once."""
+    seen: list[object] = []
+
+    async def h(d: Delivery) -> None:
+        seen.append(d.body)
+
+    async with Engine(EngineConfig(consumers=1), handler=h) as engine:
+        ids = await engine.publish_many([{"n": i} for i in range(50)])
+        await engine.join(timeout=10)
+    assert len(set(ids)) == 50
+    assert seen == [{"n": i} for i in range(50)]

@@ -214,6 +214,24 @@ class Engine:
             await self.dispatch(None)
         return mid
 
+    async def publish_many(self, bodies: Sequence[Any], priority: int = 0) -> list[str]:
+        """Accept several messages at once; returns their ids once all are stored
+        (one group commit on a durable broker, one round trip on a remote one)."""
+        if self.stopping or self._stopped:
+            raise EngineStopped("the engine is shutting down; publishing is closed")
+        broker = self.broker
+        ids = []
+        for body in bodies:
+            try:
+                ids.append(broker.publish_nowait(body, priority=priority))
+            except QueueFull:  # backpressure: store what we have, then wait for room
+                await broker.flush()
+                ids.append(await broker.publish(body, priority=priority))
+        await broker.flush()
+        if self.room_total > 0 and not self.paused:
+            await self.dispatch(None)
+        return ids
+
     async def join(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - contract
         """Wait until every published message is acked or dead-lettered."""
         if self._settled():
@@ -480,7 +498,10 @@ class Engine:
             self.scaling_counts[(direction, reason or source)] += 1
             self.scaling.append(ScalingEvent(self.clock.now(), source, before, n,
                                              reason or "operator request"))
-            self.emit("pool-scaled", f"pool {before} -> {n} ({source})", source=source,
+            why = source  # the reason too, once: "autoscaler: backlog", "drill scale to 5"
+            if reason:
+                why = reason if reason.startswith(source) else f"{source}: {reason}"
+            self.emit("pool-scaled", f"pool {before} -> {n} ({why})", source=source,
                       from_size=before, to_size=n, reason=reason)
         return n
 
