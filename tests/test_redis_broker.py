@@ -565,3 +565,35 @@ async def test_unreachable_redis_is_a_clear_error_without_the_password() -> None
     assert "cannot reach Redis" in str(err.value)
     assert "s3cret" not in str(err.value) and "***" in str(err.value)
     await broker.close()
+
+
+# -- the engine on the Redis broker -----------------------------------------
+
+
+async def test_engine_runs_on_the_redis_broker(redis_url: str) -> None:
+    """Engine(broker=URL): publish (with dedup), handle, kill a consumer mid-run
+    (its leases go back at once), join; every message acked exactly as published."""
+    from ccdash import Engine, EngineConfig
+
+    seen: list[str] = []
+    some_done = asyncio.Event()
+
+    async def handler(d: Delivery) -> None:
+        await asyncio.sleep(0.002)
+        seen.append(d.message_id)
+        if len(seen) >= 50:
+            some_done.set()
+
+    cfg = EngineConfig(consumers=4, prefetch=4, visibility_timeout=10.0, seed=3)
+    async with Engine(cfg, handler=handler, broker=redis_url + "&ttl=0.6") as engine:
+        first = await engine.publish({"n": -1}, dedup_id="once")
+        assert await engine.publish({"n": -2}, dedup_id="once") == first
+        ids = {first} | {await engine.publish({"n": i}) for i in range(300)}
+        async with asyncio.timeout(10):
+            await some_done.wait()
+        await engine.kill_consumer("c1")
+        await engine.join(timeout=20)
+        snap = engine.snapshot()
+    assert set(seen) == ids
+    assert snap.published == snap.acked == 301
+    assert snap.failovers == 1

@@ -113,9 +113,8 @@ class Presence:
                                         int(b.vt * 1000), cfg.max_attempts, 100)))
         fl.want_stats = True
         fl.kick()
-        keep = self._keep_buffer()
-        results = await asyncio.gather(*futs, return_exceptions=True)
-        await keep
+        keep = asyncio.ensure_future(self._keep_buffer())  # cancelled with the rest
+        *results, _ = await asyncio.gather(*futs, keep, return_exceptions=True)
         if self.registered and results:
             self._report(results)
         if recovered > self.strays_checked and self.registered and fl.down_since is None:
