@@ -27,8 +27,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from redis.exceptions import ResponseError
-
 from ccdash.brokers.base import (
     REASON_RELEASED,
     Broker,
@@ -36,29 +34,25 @@ from ccdash.brokers.base import (
     BrokerError,
     DeadLetter,
     Delivery,
-    LeaseInfo,
     QueueConfig,
     QueueFull,
-    QueueStats,
-    Receipt,
-    ReceiptRejected,
     encode_body,
 )
 from ccdash.brokers.redis_flusher import Flusher, Snapshot, parse_stats
 from ccdash.brokers.redis_keys import Keys
+from ccdash.brokers.redis_leases import LeaseOps
 from ccdash.brokers.redis_link import (
     Backoff,
     LinkDown,
     RedisLink,
     bulk,
     evalsha,
-    is_nogroup,
     split_options,
 )
-from ccdash.brokers.redis_local import Entry, LocalBook, encode_stored
+from ccdash.brokers.redis_local import LocalBook, encode_stored
 from ccdash.brokers.redis_presence import Presence
 from ccdash.brokers.redis_reader import BLOCK_MS, Reader
-from ccdash.brokers.redis_views import parse_dead_letters
+from ccdash.brokers.redis_state import QueueState
 from ccdash.clock import Clock, MonotonicClock
 
 log = logging.getLogger("ccdash.redis")
@@ -75,7 +69,7 @@ def default_worker_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
-class RedisBroker(Broker):
+class RedisBroker(LeaseOps, QueueState, Broker):
     """A leased queue on Redis Streams, shared by every process that opens it."""
 
     def __init__(self, url: str, config: QueueConfig | None = None, *,
@@ -337,244 +331,6 @@ class RedisBroker(Broker):
         if book.buffered * 2 < self.fetch_size:
             self.reader.want()
         return out
-
-    # -- ending leases ------------------------------------------------------
-
-    def _take(self, receipt: Receipt) -> Entry:
-        entry = self.book.unlease(receipt)
-        if entry is None:
-            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
-        if entry.deadline <= self.clock.now():
-            raise ReceiptRejected(f"receipt {receipt!r}: the lease expired")
-        return entry
-
-    def ack_nowait(self, receipt: Receipt) -> None:
-        """Ack, group-committed: checked here, confirmed by Redis in the next batch."""
-        entry = self._take(receipt)
-        self.flusher.acks.append(entry.ack_args)
-        self.flusher.kick()
-
-    async def ack(self, receipt: Receipt) -> None:
-        """Ack and wait for Redis to confirm the lease was still ours."""
-        if await self.ack_many([receipt]):
-            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
-
-    async def ack_many(self, receipts: Sequence[Receipt]) -> list[Receipt]:
-        """Ack several in one check-and-ack script; returns the rejected receipts."""
-        rejected: list[Receipt] = []
-        taken: list[tuple[Receipt, Entry]] = []
-        for r in receipts:
-            try:
-                taken.append((r, self._take(r)))
-            except ReceiptRejected:
-                rejected.append(r)
-        if taken:
-            args: list[Any] = []
-            for _, e in taken:
-                args += (e.prio, e.eid, e.count)
-            bad = await self._lease_op(evalsha(
-                "ack", self.keys.prefix, self.worker, int(self.vt * 1000), *args))
-            if bad is None:
-                rejected += [r for r, _ in taken]
-            else:
-                rejected += [taken[int(i) - 1][0] for i in bad]
-        return rejected
-
-    async def _lease_op(self, cmd: tuple[Any, ...]) -> Any:
-        """Run a lease operation; None when Redis lost the group (every lease is gone)."""
-        try:
-            return await self.flusher.call(cmd)
-        except ResponseError as exc:
-            if is_nogroup(exc):
-                return None
-            raise
-
-    def _end(self, entries: Sequence[Entry], mode: str, reason: str, error: str, delay: float,
-             *, check_lease: bool = True) -> asyncio.Future[Any]:
-        args: list[Any] = []
-        for e in entries:
-            holder = f"{self.worker}:{e.holder}" if e.holder else self.worker
-            args += (e.prio, e.eid, e.count, mode, reason, error, holder,
-                     max(0, int(round(delay * 1000))))
-        vt_ms = int(self.vt * 1000) if check_lease else 0
-        return self.flusher.call(evalsha("end", self.keys.prefix, self.worker, vt_ms,
-                                         self.config.max_attempts, *args))
-
-    async def _ended(self, fut: asyncio.Future[Any]) -> list[Any]:
-        try:
-            return list(await fut)
-        except ResponseError as exc:
-            if is_nogroup(exc):
-                return [b"rejected"]
-            raise
-
-    async def nack(self, receipt: Receipt, error: str = "", *, delay: float | None = None) -> bool:
-        """Retry after a backoff (a delayed ZSET), or dead-letter at max_attempts."""
-        entry = self._take(receipt)
-        wait = self.config.backoff(entry.attempt) if delay is None else delay
-        [out] = await self._ended(self._end([entry], "f", "failed", error, wait))
-        if out == b"rejected":
-            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
-        return bool(out == b"dead")
-
-    async def defer(self, receipt: Receipt, delay: float) -> None:
-        """Back unhandled after `delay`; the attempt is given back."""
-        entry = self._take(receipt)
-        [out] = await self._ended(self._end([entry], "g", REASON_RELEASED, "", delay))
-        if out == b"rejected":
-            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
-
-    async def extend(self, receipt: Receipt, seconds: float) -> float:
-        """Move the lease deadline to now + seconds (at most one visibility timeout:
-        the lease is the entry's idle time, which XCLAIM can only reset)."""
-        entry = self.book.leases.get(str(receipt))
-        if entry is None or entry.deadline <= self.clock.now():
-            self.book.unlease(receipt)
-            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
-        secs = min(max(0.0, seconds), self.vt)
-        t0 = self.clock.now()
-        res = await self._lease_op(evalsha(
-            "extend", self.keys.prefix, self.worker, int(self.vt * 1000),
-            entry.prio, entry.eid, entry.count, int((self.vt - secs) * 1000)))
-        if not res or not res[0]:
-            self.book.unlease(receipt)
-            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
-        entry.deadline = t0 + secs
-        return entry.deadline
-
-    async def release(self, receipts: Sequence[Receipt], reason: str, error: str = "") -> int:
-        """End leases at once: handed back unhandled (REASON_RELEASED) they stay in
-        this worker's buffer for its other consumers; otherwise the attempt counts
-        and Redis puts them back for every worker (or in the DLQ)."""
-        now = self.clock.now()
-        live = []
-        for r in receipts:
-            entry = self.book.unlease(r)
-            if entry is not None and entry.deadline > now:
-                live.append(entry)
-        if not live:
-            return 0
-        if reason == REASON_RELEASED:
-            for entry in reversed(live):
-                entry.holder = ""
-                self.book.add(entry, front=True)
-            self.wake_waiters()
-        else:
-            await self._ended(self._end(live, "f", reason, error, 0.0))
-        return len(live)
-
-    async def release_holder(self, holder: str, reason: str, error: str = "") -> int:
-        """`release` every lease `holder` has."""
-        return await self.release(self.book.holder_receipts(holder), reason, error)
-
-    # -- views --------------------------------------------------------------
-
-    def stats(self) -> QueueStats:
-        """Fleet-wide counts as of the last read, plus this process's writes since."""
-        s = self.snap
-        pub = self.flusher.pending_pub()
-        acked = self.flusher.pending_ack()
-        return QueueStats(
-            ready=s.ready + pub, delayed=s.delayed, in_flight=max(0, s.in_flight - acked),
-            dead=s.dead, published=s.published + pub, acked=s.acked + acked,
-            dead_lettered=s.dead_lettered, redelivered=s.redelivered,
-            capacity=self.config.capacity)
-
-    def outstanding(self) -> int:
-        """Messages not yet acked or dead-lettered, fleet-wide (as of the last read,
-        plus this process's writes since)."""
-        s = self.snap
-        return (max(0, s.ready + s.delayed + s.in_flight - self.flusher.pending_ack())
-                + self.flusher.pending_pub())
-
-    def leases(self, limit: int | None = None) -> list[LeaseInfo]:
-        """This worker's live leases, soonest deadline first."""
-        return self.book.lease_infos(limit)
-
-    def holder_counts(self) -> dict[str, int]:
-        """This worker's live leases per holder."""
-        return self.book.holder_counts()
-
-    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
-        """The shared DLQ, newest first (the latest 200, refreshed as it changes)."""
-        return self._dead[:limit] if limit is not None else list(self._dead)
-
-    async def redrive(self, ids: Sequence[str] | None = None) -> int:
-        """Dead messages back to their priority's stream, attempts reset."""
-        return await self._dlq("redrive", ids)
-
-    async def purge(self, ids: Sequence[str] | None = None) -> int:
-        """Delete dead messages for good."""
-        return await self._dlq("purge", ids)
-
-    async def _dlq(self, script: str, ids: Sequence[str] | None) -> int:
-        n = 0
-        if ids is not None:
-            if ids:
-                n, _ = await self.flusher.call(
-                    evalsha(script, self.keys.prefix, 500, "+", *ids))
-        else:
-            last = await self.flusher.call(("XREVRANGE", self.keys.dead, "+", "-", "COUNT", 1))
-            if last:
-                while True:
-                    moved, more = await self.flusher.call(
-                        evalsha(script, self.keys.prefix, 500, last[0][0]))
-                    n += moved
-                    if not more:
-                        break
-        await self.refresh()
-        return int(n)
-
-    async def refresh(self) -> None:
-        """Read the fleet's counts and the DLQ now."""
-        self._check_open()
-        await self.flusher.call(evalsha("stats", self.keys.prefix))
-        await self._refresh_dead()
-
-    async def _refresh_dead(self) -> None:
-        version = self.snap.dlq_version
-        raw = await self.flusher.call(("XREVRANGE", self.keys.dead, "+", "-", "COUNT", 200))
-        self._dead = parse_dead_letters(raw, self.offset)
-        self._dlq_version = version
-
-    # -- callbacks from the tasks -------------------------------------------
-
-    def _on_snapshot(self, snap: Snapshot) -> None:
-        self.snap = snap
-        if snap.redis_now:
-            self.offset = snap.taken_at - snap.redis_now
-        if snap.dlq_version != self._dlq_version and not self._closed:
-            self._dlq_version = snap.dlq_version
-            task = asyncio.get_running_loop().create_task(self._refresh_dead_quietly())
-            self._tasks.append(task)
-            task.add_done_callback(self._tasks.remove)
-        while self._room_waiters:
-            fut = self._room_waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-
-    async def _refresh_dead_quietly(self) -> None:
-        try:
-            await self._refresh_dead()
-        except (BrokerError, ResponseError):
-            self._dlq_version = -1  # try again with the next snapshot
-
-    def on_lost_state(self) -> None:
-        """Redis answered NOGROUP: it lost our group (restart without persistence)."""
-        now = time.monotonic()
-        if now - self._last_lost < 1.0:
-            return  # one report and one re-creation per incident, not a loop
-        self._last_lost = now
-        self.lost_state_events += 1
-        dropped = self.book.buffered + len(self.book.leases)
-        self.book.drain_buffer()
-        for r in list(self.book.leases):
-            self.book.unlease(r)
-        log.error("Redis lost the queue's consumer group (restarted without persistence?): "
-                  "re-creating it; %d local leases dropped", dropped)
-        prios = sorted({p for p, _ in self.flusher.outbox} | {0})
-        self.flusher.fire(evalsha("recover", self.keys.prefix, *prios))
-
 
 def _consume(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():

@@ -61,11 +61,10 @@ class Reader:
                 with contextlib.suppress(TimeoutError, LinkDown, ResponseError):
                     await asyncio.wait_for(self.b.flusher.call(
                         ("CLIENT", "UNBLOCK", self.link.client_id)), timeout=2.0)
-            await asyncio.wait([task], timeout=BLOCK_MS / 1000 + 1.0)
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        await self.link.close()
+            # Safe mid-read: the round trip itself is shielded and close() waits for it.
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self.link.close(wait=BLOCK_MS / 1000 + 1.0)
 
     def want(self) -> None:
         """There is demand: read."""
