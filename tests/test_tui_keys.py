@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from test_tui_support import (
     advance,
@@ -16,6 +18,7 @@ from test_tui_support import (
 from ccdash.tui.app import DashboardApp
 from ccdash.tui.consumer_table import ConsumerTable
 from ccdash.tui.dead_letters import DeadLetterTable
+from ccdash.tui.forecast_line import ForecastLine
 from ccdash.tui.header_bar import HeaderBar
 from ccdash.tui.help_screen import HelpScreen
 from ccdash.tui.keys import KEYS
@@ -87,7 +90,7 @@ async def test_w_sets_the_selected_consumers_weight_and_rejects_nonsense() -> No
         await pilot.press("backspace", "3", "enter")
         await pilot.pause()
         assert app.engine.consumers["c1"].weight == 3
-        assert consumer_rows(app)["c1"][2] == "3"
+        assert consumer_rows(app)["c1"][3] == "3"
         await quit_app(app, pilot)
 
 
@@ -125,6 +128,29 @@ async def test_a_toggles_the_autoscaler_flag() -> None:
         assert app.engine.autoscale is True and "autoscale on" in header(app)
         await pilot.press("a")
         assert app.engine.autoscale is False and "autoscale off" in header(app)
+        await quit_app(app, pilot)
+
+
+async def test_a_shows_the_forecast_line_and_the_autoscalers_decisions_in_the_log() -> None:
+    """a: the queue pane shows arrivals vs forecast and the last decision; off hides it."""
+    app = make_app(rate=30)
+    async with running(app) as pilot:
+        line = app.query_one(ForecastLine)
+        assert not line.display
+        await pilot.press("a")
+        await advance(app, pilot, 12.0, step=0.1)  # past the 10 s forecast horizon
+        assert line.display
+        text = screen_text(app)
+        decision = app.engine.snapshot().autoscaler.last  # type: ignore[union-attr]
+        assert decision is not None
+        assert re.search(r"arrivals \d+/s vs forecast \d+/s  in 10s \d+/s  last ", text), text
+        assert f"({decision.reason})" in str(line.render())
+        log = log_text(app)
+        assert re.search(r"pool-scaled +pool 3 -> \d+ \(autoscaler: \w+\)", log), log
+        assert "scale-held" in log  # the step limit / cooldown held it back at least once
+        await pilot.press("a")
+        await advance(app, pilot, 0.1)
+        assert not line.display and "arrivals" not in screen_text(app)
         await quit_app(app, pilot)
 
 

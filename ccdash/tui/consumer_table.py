@@ -16,13 +16,14 @@ FADE_FOR = 6.0  # seconds an ended consumer stays (faded) before it leaves the t
 
 
 class ConsumerTable(RowTable):
-    """Consumers with state, weight, load, counts, latency and heartbeat age."""
+    """Consumers with state, handler version, weight, load, counts, latency and heartbeat age."""
 
     BORDER_TITLE = "Consumers"
     STRETCH = False
     COLUMNS = (
         ("id", "id", 6),
         ("state", "state", 13),
+        ("version", "ver", 4),
         ("weight", "w", 2),
         ("in_flight", "held", 4),
         ("processed", "done", 6),
@@ -53,6 +54,7 @@ class ConsumerTable(RowTable):
             rows[c.id] = (
                 (c.id, faded),
                 (c.state, c.hung, c.slow_factor, faded),
+                (c.version, faded),
                 (c.weight, faded),
                 (c.in_flight, faded),
                 (fmt.count(c.processed), faded),
@@ -76,6 +78,8 @@ class ConsumerTable(RowTable):
         style = Style(dim=faded, color=p.warn if flag and flag[0] else None)
         if column == "id":
             return fmt.untrusted(value, 6, style)
+        if column == "version":  # a scenario's label: outside text
+            return fmt.untrusted(value, 4, style)
         return fmt.number(str(value), style)
 
     def selected_consumer(self) -> str | None:

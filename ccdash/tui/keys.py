@@ -98,6 +98,15 @@ KEYS: tuple[Key, ...] = (
         "Let the autoscaler resize the pool, or stop it",
     ),
     Key(
+        "pool.rolling_update",
+        "u",
+        "rolling_update",
+        "update",
+        "pool: rolling update",
+        "Replace every consumer, one at a time, with the next handler version (the demo's "
+        "v2): no downtime, nothing lost",
+    ),
+    Key(
         "load.burst",
         "l",
         "burst",

@@ -241,6 +241,26 @@ class Operations(App[int]):
         )
 
     @guarded
+    async def action_rolling_update(self) -> None:
+        """Roll every consumer onto the next handler version, as the `rolling-update` drill
+        does (the drill report pane follows it to the end)."""
+        records = getattr(self.workload, "drill_results", None) or ()
+        if any(
+            getattr(r, "action", "") == "rolling-update" and getattr(r, "verdict", "") == "pending"
+            for r in records
+        ):
+            self.say("a rolling update is already under way", error=True)
+            return
+        rec = await self.workload.trigger_drill("rolling-update")
+        if getattr(rec, "verdict", "") == "skipped":
+            self.say(f"rolling update not started: {rec.detail}", error=True)
+        else:
+            self.say(
+                f"{getattr(rec, 'detail', '') or 'rolling update'}: one consumer at a "
+                "time is started, then its predecessor drains"
+            )
+
+    @guarded
     async def action_burst(self) -> None:
         """Publish a burst of load."""
         await self.workload.inject_burst(self.burst_size)

@@ -1,4 +1,5 @@
-"""The queue pane: depth now with a sparkline of the last minute, counts and rates."""
+"""The queue pane: depth now with a sparkline of the last minute, counts and rates, and
+(while the autoscaler is on) its forecast against the arrivals."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual.widgets import Sparkline, Static
 
 from ccdash.engine.snapshot import Snapshot
 from ccdash.tui import format as fmt
+from ccdash.tui.forecast_line import ForecastLine
 from ccdash.tui.format import Palette
 
 HISTORY = 60  # samples, one per second of engine time
@@ -30,13 +32,19 @@ class QueuePane(Vertical):
         self._last: tuple[object, ...] = ()
 
     def compose(self) -> ComposeResult:
-        """Counts above, sparkline below."""
+        """Counts above, the autoscaler line (hidden while it is off), sparkline below."""
         yield Static(id="queue-counts", markup=False)
+        yield ForecastLine(self.palette, id="queue-forecast")
         yield Sparkline(tuple(self.history), id="queue-spark")
 
     def update_from(self, snap: Snapshot) -> None:
         """Sample depth once per second; redraw the counts if they changed."""
         q = snap.queue
+        self.set_class(snap.autoscale, "-autoscale")
+        if snap.autoscale:
+            forecast = self.query_one(ForecastLine)
+            forecast.palette = self.palette
+            forecast.update_from(snap)
         if self._next_sample is None or snap.at >= self._next_sample:
             self.history.append(float(q.depth))
             self._next_sample = (
