@@ -31,15 +31,11 @@ from ccdash.clock import Clock
 from ccdash.engine import Engine
 from ccdash.engine.consumer import Handler
 from ccdash.engine.snapshot import Event
-from ccdash.ops.logfile import JsonLogWriter
-from ccdash.ops.prometheus import MetricsServer
+from ccdash.ops import OpsError
+from ccdash.ops.logfile import JsonLogWriter, open_log
+from ccdash.ops.prometheus import MetricsServer, serve_metrics
 from ccdash.scenario import Progress, Scenario, Workload, WorkloadEvent, exit_code
 from ccdash.text import sanitize  # untrusted text (handler errors) shown literally
-
-
-class OpsError(Exception):
-    """An operations option cannot be honoured (metrics port taken, log unwritable)."""
-
 
 PLAIN_STATUS_EVERY = 2.0  # seconds between status lines without a terminal
 LIVE_REFRESH_EVERY = 0.25
@@ -319,14 +315,7 @@ async def run_demo(
     for listener in listeners:
         engine.add_listener(listener)
     workload = Workload(scenario, engine, seed=seed)
-    server = None
-    if metrics_port is not None:
-        server = MetricsServer(engine, metrics_port)
-        try:
-            await server.start()
-        except OSError as exc:
-            raise OpsError(f"--metrics-port: cannot listen on 127.0.0.1:{metrics_port}: "
-                           f"{exc.strerror or exc}") from None
+    server = None if metrics_port is None else await serve_metrics(engine, metrics_port)
     try:
         return await _run(scenario, view, engine, workload, duration, server, handle_signals)
     finally:
@@ -392,12 +381,12 @@ def run_headless(
     log file cannot be opened or the metrics port cannot be listened on)."""
     out = stream or sys.stdout
     error = on_error or print
-    writer = None
+    writer: JsonLogWriter | None = None
     if log_path:
         try:
-            writer = JsonLogWriter(log_path)
-        except OSError as exc:
-            error(f"--log-file: cannot write to {log_path}: {exc.strerror or exc}")
+            writer = open_log(log_path)
+        except OpsError as exc:
+            error(str(exc))
             return 2
     view: View = LiveView(Console(file=out)) if out.isatty() else PlainView(out)
     try:

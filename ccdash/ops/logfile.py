@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import IO
 
 from ccdash.engine.snapshot import Event
+from ccdash.ops import OpsError
 
 _ERRORS = ("consumer-failed", "restart-limit", "alert-firing")
 _WARNINGS = ("consumer-hung", "dead-lettered", "lease-expired", "ack-rejected", "breaker-opened",
@@ -49,10 +50,20 @@ class JsonLogWriter:
         self._fh: IO[str] = os.fdopen(fd, "a", encoding="utf-8")
 
     def __call__(self, ev: Event) -> None:
-        """Write one event (an engine listener)."""
+        """Write one event (an engine listener); nothing once closed."""
+        if self._fh.closed:
+            return
         self._fh.write(json.dumps(event_record(ev), ensure_ascii=True) + "\n")
         self._fh.flush()
 
     def close(self) -> None:
         """Flush and close the file."""
         self._fh.close()
+
+
+def open_log(path: str) -> JsonLogWriter:
+    """A JsonLogWriter on `path`; OpsError naming `--log-file` if it cannot be opened."""
+    try:
+        return JsonLogWriter(path)
+    except OSError as exc:
+        raise OpsError(f"--log-file: cannot write to {path}: {exc.strerror or exc}") from None

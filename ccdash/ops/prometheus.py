@@ -22,6 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ccdash.engine.metrics import bucket_upper_edges
 from ccdash.engine.snapshot import DRAINING, FAILED, IDLE, PROCESSING, STOPPED
+from ccdash.ops import OpsError
 
 if TYPE_CHECKING:
     from ccdash.engine.engine import Engine
@@ -149,3 +150,15 @@ class MetricsServer:
             pass
         finally:
             writer.close()
+
+
+async def serve_metrics(engine: Engine, port: int) -> MetricsServer:
+    """A started MetricsServer on 127.0.0.1:`port` (0: any free port); OpsError naming
+    `--metrics-port` if it cannot listen there."""
+    server = MetricsServer(engine, port)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise OpsError(f"--metrics-port: cannot listen on 127.0.0.1:{port}: "
+                       f"{exc.strerror or exc}") from None
+    return server
