@@ -182,9 +182,11 @@ class Scenario:
         clock: Clock | None = None,
         handler: Handler | None = None,
         seed: int | None = None,
-        broker: Broker | None = None,
+        broker: Broker | str | None = None,
     ) -> Engine:
         """An Engine with this scenario's settings and its simulated handler (or `handler`).
+
+        `broker` is a Broker or a URL (memory, sqlite:///FILE.db; None: memory).
 
         The handler is wrapped so the workload's loss checker sees every completion.
         """

@@ -5,6 +5,9 @@ there is shown in a banner, never swallowed. One timer pulls a snapshot a few
 times a second and each pane diffs it in; engine events are buffered by a
 listener and drained into the log on the same tick. `q` stops the engine
 gracefully (handlers finish, leases go back to the queue) before exiting.
+The same worker serves /metrics and writes the JSON-lines log when asked; if the
+broker, the metrics port or the log file cannot be opened, the app exits at once
+with `startup_error` set (run_tui raises it for the CLI's one-line error).
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
+from ccdash.brokers.base import BrokerError
 from ccdash.engine.engine import Engine
 from ccdash.engine.snapshot import Event
+from ccdash.ops import OpsError
+from ccdash.ops.logfile import JsonLogWriter, open_log
+from ccdash.ops.prometheus import MetricsServer, serve_metrics
 from ccdash.text import sanitize
 from ccdash.tui.alerts_table import AlertsTable
 from ccdash.tui.consumer_table import ConsumerTable
@@ -64,8 +71,14 @@ class DashboardApp(Operations):
         start_load: bool = True,
         burst_size: int = 200,
         refresh_interval: float = REFRESH_INTERVAL,
+        metrics_port: int | None = None,
+        log_file: str | None = None,
     ) -> None:
-        """`live=False` disables the app's own timers (tests call `refresh_now`)."""
+        """`live=False` disables the app's own timers (tests call `refresh_now`).
+
+        `metrics_port` serves Prometheus text on 127.0.0.1 while the engine runs (0: any
+        free port; `metrics.port` and the log say which); `log_file` gets one JSON line
+        per engine event."""
         super().__init__()
         self.engine = engine
         self.workload = workload
@@ -81,6 +94,11 @@ class DashboardApp(Operations):
         self.palette = Palette.from_theme(self.ccdash_themes[self.theme_name])
         self.quitting = False
         self.engine_error: BaseException | None = None
+        self.startup_error: BrokerError | OpsError | None = None  # the app exited (code 2)
+        self.metrics_port = metrics_port
+        self.log_file = log_file
+        self.metrics: MetricsServer | None = None
+        self.log_writer: JsonLogWriter | None = None
         self.engine_worker: Worker[Any] | None = None
         self._stop = asyncio.Event()
         self.engine_ready = asyncio.Event()  # set once the engine runs (tests wait on it)
@@ -170,39 +188,74 @@ class DashboardApp(Operations):
 
     async def _run_engine(self) -> int:
         """Run the engine and the workload's load until quit; leftover count on success."""
-        async with self.engine:
-            self.refresh_now()  # the consumers exist now: show them without waiting a tick
+        try:
+            await self._start_ops()
+            await self.engine.start()
+        except BaseException as exc:
+            await self._stop_ops()
+            if not isinstance(exc, BrokerError | OpsError):
+                raise
+            # Nothing to show: leave at once and let run_tui say why.
+            self.startup_error = exc
+            self.exit(2, return_code=2)
+            return 0
+        grace: float | None = None  # the configured shutdown grace
+        load: asyncio.Task[Any] | None = None
+        stop: asyncio.Task[Any] | None = None
+        try:
             self.engine_ready.set()
-            load: asyncio.Task[Any] | None = None
+            self.refresh_now()  # the consumers exist now: show them without waiting a tick
             if self.start_load and self.workload is not None:
                 load = asyncio.create_task(
                     self.workload.run(duration=math.inf, on_event=self._on_workload_event),
                     name="ccdash-load",
                 )
             stop = asyncio.create_task(self._stop.wait())
+            waiting = {stop} if load is None else {stop, load}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if load is not None and load in done:
+                load.result()  # a failed load generator is an engine-worker failure
+                await stop
+            if load is not None and not load.done():
+                self.workload.stop("operator quit")  # publishing ends, the run returns
+                await asyncio.wait({load}, timeout=5.0)
+                if load.done():
+                    load.result()
+        except asyncio.CancelledError:
+            # The app is going away without `q` (a crash, a test harness): no grace
+            # period, so the engine stops now; leases still go back to the queue.
+            grace = 0.0
+            raise
+        finally:
+            for task in (stop, load):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             try:
-                waiting = {stop} if load is None else {stop, load}
-                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                if load is not None and load in done:
-                    load.result()  # a failed load generator is an engine-worker failure
-                    await stop
-                if load is not None and not load.done():
-                    self.workload.stop("operator quit")  # publishing ends, the run returns
-                    await asyncio.wait({load}, timeout=5.0)
-                    if load.done():
-                        load.result()
-            except asyncio.CancelledError:
-                # The app is going away without `q` (a crash, a test harness): no grace
-                # period, so the engine stops now; leases still go back to the queue.
-                self.engine.config.shutdown_grace = 0.0
-                raise
+                await self.engine.stop(grace=grace)
             finally:
-                for task in (stop, load):
-                    if task is not None and not task.done():
-                        task.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await task
+                await self._stop_ops()
         return self.engine.leftover
+
+    async def _start_ops(self) -> None:
+        """Open the log file and serve /metrics, as asked (OpsError if either cannot)."""
+        if self.log_file is not None:
+            self.log_writer = open_log(self.log_file)
+            self.engine.add_listener(self.log_writer)
+        if self.metrics_port is not None:
+            self.metrics = await serve_metrics(self.engine, self.metrics_port)
+            where = f"{self.metrics.host}:{self.metrics.port}"
+            self.query_one(HeaderBar).metrics = where
+            self._events.append(
+                Event(0, self.clock.now(), "metrics", f"serving http://{where}/metrics")
+            )
+
+    async def _stop_ops(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.stop()
+        if self.log_writer is not None:
+            self.log_writer.close()
 
     def _on_engine_event(self, event: Event) -> None:
         """Engine listener: buffer only (the engine's hot path must stay cheap)."""
@@ -245,6 +298,8 @@ class DashboardApp(Operations):
 
     def refresh_now(self) -> None:
         """Pull one snapshot and let every pane diff it in; drain events into the log."""
+        if not self.engine_ready.is_set():
+            return  # a broker is read only once the engine has opened it (it may not open)
         snap = self.engine.snapshot(max_leases=60, max_dead=200)
         self.query_one(HeaderBar).update_from(snap)
         self.query_one(QueuePane).update_from(snap)
@@ -342,12 +397,23 @@ def _runner(app: App[Any], action: str) -> Any:
 
 
 def run_tui(
-    scenario: Any = None, handler: Any = None, theme: str | None = None, seed: int | None = None
+    scenario: Any = None,
+    handler: Any = None,
+    theme: str | None = None,
+    seed: int | None = None,
+    *,
+    broker: str | None = None,
+    metrics_port: int | None = None,
+    log_file: str | None = None,
 ) -> int:
     """Open the dashboard on a scenario (None: the default one); returns the exit code.
 
-    Raises ValueError("unknown theme ...; available: ...") before starting if the
-    theme is unknown (see `ccdash.tui.themes.check_theme`).
+    `broker` is a URL (None: memory; sqlite:///FILE.db keeps what is still queued);
+    `metrics_port` serves Prometheus text on 127.0.0.1 during the run; `log_file` gets
+    JSON lines. Raises ValueError("unknown theme ...; available: ...") before starting if
+    the theme is unknown (see `ccdash.tui.themes.check_theme`); BrokerError if the broker
+    cannot be opened and OpsError if the port or the log file cannot (after the
+    terminal is restored): the CLI turns both into one-line usage errors.
     """
     import sys
 
@@ -363,21 +429,30 @@ def run_tui(
 
     if scenario is None:
         scenario = load_scenario(None)
-    engine = scenario.make_engine(handler=handler, seed=seed)
+    engine = scenario.make_engine(handler=handler, seed=seed, broker=broker)
     workload = Workload(scenario, engine, seed=seed)
     app = DashboardApp(
-        engine, workload, theme=theme_name, title=str(getattr(scenario, "name", "") or "ccdash")
+        engine,
+        workload,
+        theme=theme_name,
+        title=str(getattr(scenario, "name", "") or "ccdash"),
+        metrics_port=metrics_port,
+        log_file=log_file,
     )
     code = app.run()
+    if app.startup_error is not None:
+        raise app.startup_error
     snap = engine.snapshot(max_leases=0, max_dead=0)
+    where = ""
+    if engine.leftover:
+        where = (
+            " (the memory broker's contents end with the process)"
+            if snap.broker == "memory"
+            else f" (they stay in {snap.broker})"
+        )
     print(
         f"ccdash: engine stopped. published {snap.published}, acked {snap.acked}, "
-        f"in the DLQ {snap.queue.dead}, still queued {engine.leftover}"
-        + (
-            " (the memory broker's contents end with the process)"
-            if engine.leftover and snap.broker == "memory"
-            else ""
-        )
+        f"in the DLQ {snap.queue.dead}, still queued {engine.leftover}{where}"
     )
     if app.engine_error is not None:
         print(f"ccdash: error: the engine failed: {app.engine_error!r}", file=sys.stderr)

@@ -120,6 +120,17 @@ def untrusted(value: object, width: int | None = None, style: str | Style = "") 
     return text
 
 
+def broker_url(url: str, width: int = 40) -> str:
+    """A broker URL in `width` cells, keeping its scheme and the end of its path (the
+    file name says more than the directories above it)."""
+    if len(url) <= width or "://" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    head = scheme + ":///" if rest.startswith("/") else scheme + "://"
+    keep = max(1, width - len(head) - 1)
+    return head + "…" + rest[-keep:]
+
+
 def plain(value: str, style: str | Style = "", justify: str = "left") -> Text:
     """Our own text (numbers, labels) as a single-line Text."""
     return Text(value, style=style, no_wrap=True, overflow="ellipsis", end="", justify=justify)  # type: ignore[arg-type]
@@ -201,6 +212,7 @@ __all__ = [
     "Palette",
     "alert_state",
     "bar",
+    "broker_url",
     "clock_offset",
     "count",
     "duration",

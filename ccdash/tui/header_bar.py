@@ -1,4 +1,5 @@
-"""The header: broker, balancer, autoscaler, pool size, throughput in/out and totals."""
+"""The header: broker, balancer, autoscaler, pool size, throughput in/out and totals,
+and where /metrics is served (if it is)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class HeaderBar(Static):
         self.title = title
         self.t0 = t0
         self.stopping = False
+        self.metrics = ""  # host:port of /metrics, once served
         self._last: tuple[object, ...] = ()
 
     def update_from(self, snap: Snapshot) -> None:
@@ -42,6 +44,7 @@ class HeaderBar(Static):
             fmt.duration(snap.latency_p99),
             int(snap.at - self.t0),
             self.stopping,
+            self.metrics,
             self.palette,
         )
         if key == self._last:
@@ -56,7 +59,7 @@ class HeaderBar(Static):
         line.append_text(fmt.untrusted(self.title, 24, Style(color=p.primary)))
         line.append("  " + fmt.clock_offset(snap.at - self.t0), label)
         for name, val, style in (
-            ("broker", snap.broker, value),
+            ("broker", fmt.broker_url(snap.broker), value),
             ("balancer", snap.balancer, Style(color=p.accent, bold=True)),
             (
                 "autoscale",
@@ -92,6 +95,9 @@ class HeaderBar(Static):
         ):
             second.append(f"{name} ", label)
             second.append(val + "  ", value)
+        if self.metrics:
+            second.append("metrics ", label)
+            second.append(self.metrics, Style(color=p.info))
         both = Text("\n", no_wrap=True, overflow="ellipsis", end="").join([line, second])
         both.no_wrap, both.overflow = True, "ellipsis"
         self.update(both, layout=False)  # fixed height: no need to re-lay out the screen
