@@ -26,6 +26,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from ccdash.brokers import redact_url
 from ccdash.brokers.base import Broker
 from ccdash.clock import Clock
 from ccdash.engine import Engine
@@ -298,7 +299,7 @@ async def run_demo(
     duration: float | None = None,
     seed: int | None = None,
     handler: Handler | None = None,
-    broker: Broker | None = None,
+    broker: Broker | str | None = None,
     clock: Clock | None = None,
     handle_signals: bool = False,
     metrics_port: int | None = None,
@@ -306,6 +307,8 @@ async def run_demo(
 ) -> dict[str, Any]:
     """Run the scenario headless; returns the report.
 
+    `broker` is a Broker or a URL (memory, sqlite:///FILE.db); a BrokerError (bad URL,
+    a file that cannot be opened) comes out before anything is printed.
     `metrics_port` serves Prometheus text on 127.0.0.1 for the run (0: any free port,
     shown in a note); `listeners` see every engine event (a JsonLogWriter, say).
     """
@@ -326,9 +329,7 @@ async def run_demo(
 async def _run(scenario: Scenario, view: View, engine: Engine, workload: Workload,
                duration: float | None, server: MetricsServer | None,
                handle_signals: bool) -> dict[str, Any]:
-    view.begin(scenario, workload)
-    if server is not None:
-        view.note(f"metrics: http://{server.host}:{server.port}/metrics")
+    await engine.start()  # a broker that cannot open fails here, before any output
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
 
@@ -337,23 +338,31 @@ async def _run(scenario: Scenario, view: View, engine: Engine, workload: Workloa
         workload.stop(sig.name)
         loop.remove_signal_handler(sig)  # a second one acts at once
 
-    if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, on_signal, sig)
-                installed.append(sig)
     try:
-        async with engine:
-            ticker = asyncio.ensure_future(_tick(view, workload, engine.clock))
-            try:
-                await workload.run(duration, on_event=view.event)
-            finally:
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker
+        view.begin(scenario, workload)
+        if engine.broker.url != "memory":
+            view.note(f"broker: {redact_url(engine.broker.url)} (what is still queued at the "
+                      "end stays there)")
+        if server is not None:
+            view.note(f"metrics: http://{server.host}:{server.port}/metrics")
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, on_signal, sig)
+                    installed.append(sig)
+        ticker = asyncio.ensure_future(_tick(view, workload, engine.clock))
+        try:
+            await workload.run(duration, on_event=view.event)
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        try:
+            await engine.stop()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
     report = workload.report()
     view.end(report)
     return report
@@ -376,9 +385,13 @@ def run_headless(
     on_error: Callable[[str], None] | None = None,
     metrics_port: int | None = None,
     log_path: str | None = None,
+    broker: str | None = None,
 ) -> int:
     """`ccdash --demo`: run, print, write the JSON; returns the exit status (2 when the
-    log file cannot be opened or the metrics port cannot be listened on)."""
+    log file cannot be opened or the metrics port cannot be listened on).
+
+    `broker` is a URL (None: memory); a BrokerError at the start propagates (the CLI
+    makes it a one-line usage error)."""
     out = stream or sys.stdout
     error = on_error or print
     writer: JsonLogWriter | None = None
@@ -392,7 +405,7 @@ def run_headless(
     try:
         report = asyncio.run(run_demo(
             scenario, view, duration=duration, seed=seed, handler=handler, handle_signals=True,
-            metrics_port=metrics_port, listeners=(writer,) if writer else ()))
+            broker=broker, metrics_port=metrics_port, listeners=(writer,) if writer else ()))
     except OpsError as exc:
         error(str(exc))
         return 2

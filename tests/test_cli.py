@@ -95,6 +95,33 @@ def test_usage_errors_through_the_console_script_have_no_traceback(tmp_path: Pat
         assert proc.stdout == ""
 
 
+def test_demo_on_a_sqlite_broker_through_the_console_script(tmp_path: Path) -> None:
+    """`ccdash --demo --broker sqlite:///tmp/x.db`: exit 0, lost 0, the file is owner-only."""
+    (tmp_path / "tmp").mkdir()
+    proc = subprocess.run([CCDASH, "--demo", "--broker", "sqlite:///tmp/x.db", "--duration", "3",
+                           "--json", "out.json"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["lost"] == 0 and report["ok"] is True and report["published"] > 0
+    assert "broker: sqlite:///tmp/x.db" in proc.stdout and proc.stderr == ""
+    assert (tmp_path / "tmp" / "x.db").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("sqlite:///no/such/dir/x.db", "directory"),
+    ("sqlite://somehost/x.db", "names a host"),
+], ids=["missing-directory", "host-in-url"])
+def test_a_bad_sqlite_broker_is_one_line_exit_2(tmp_path: Path, url: str, says: str) -> None:
+    """A sqlite URL that cannot be used: `ccdash: error: --broker: ...`, exit 2, nothing run."""
+    proc = subprocess.run([CCDASH, "--demo", "--broker", url, "--duration", "3"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert len(proc.stderr.splitlines()) == 1
+    assert proc.stderr.startswith("ccdash: error: --broker: ") and says in proc.stderr
+    assert proc.stdout == "" and not list(tmp_path.iterdir())
+
+
 def test_impossible_slo_exits_1_and_says_which(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     """A scenario whose SLO cannot hold: exit 1, the report names the failed SLO."""
@@ -223,6 +250,31 @@ def test_ops_options_the_dashboard_lacks_are_a_usage_error(
     err = capsys.readouterr().err
     assert err.startswith("ccdash: error: --metrics-port: the dashboard does not support it")
     assert "--demo" in err and len(err.splitlines()) == 1 and not calls
+
+
+def test_dashboard_gets_the_sqlite_broker_and_its_open_errors_are_usage_errors(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """--broker sqlite:///F reaches run_tui; a BrokerError from it is one line, exit 2."""
+    from ccdash.brokers.base import BrokerError
+
+    calls: list[dict[str, Any]] = []
+
+    def run_tui(scenario: Any = None, handler: Any = None, theme: str | None = None,
+                seed: int | None = None, *, broker: str | None = None) -> int:
+        calls.append({"broker": broker})
+        if broker and "locked" in broker:
+            raise BrokerError("sqlite broker locked.db: file is read-only (need read and write)")
+        return 0
+
+    _fake_tui(monkeypatch, run_tui)
+    assert cli.main(["--broker", "sqlite:///q.db"]) == 0
+    assert cli.main([]) == 0
+    assert calls == [{"broker": "sqlite:///q.db"}, {"broker": None}]
+    capsys.readouterr()
+    assert cli.main(["--broker", "sqlite:///locked.db"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("ccdash: error: --broker: sqlite broker locked.db: file is read-only "
+                   "(need read and write)\n")
 
 
 def test_flags_of_headless_runs_need_demo(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -139,3 +140,40 @@ def test_the_installed_dashboard_kills_a_consumer_and_quits_cleanly(
     assert m, final
     published, acked, dead, queued = map(int, m.groups())
     assert published > 0 and published == acked + dead + queued  # nothing lost
+
+
+def test_a_broker_the_dashboard_cannot_open_is_one_line_exit_2(
+    terminal: Callable[[str], Terminal], tmp_path: Path
+) -> None:
+    """ccdash --broker sqlite:///<missing dir>/q.db in a terminal: the terminal is given
+    back, one `ccdash: error: --broker: ...` line, exit 2, no traceback."""
+    url = f"sqlite:///{tmp_path}/missing/q.db"
+    term = terminal(f"{CCDASH} --broker {url}; echo ccdash-exit=$?; sleep 60")
+    final = term.wait_for("the process to exit", lambda s: "ccdash-exit=" in s)
+    assert "ccdash-exit=2" in final
+    text = "".join(final.splitlines())  # the error wraps at the terminal's width
+    assert "ccdash: error: --broker: sqlite broker " in text and "does not exist" in text
+    assert "Traceback" not in text and "Queue" not in text  # the screen was given back
+
+
+def test_the_dashboard_on_sqlite_with_metrics_and_a_log_file(
+    terminal: Callable[[str], Terminal], tmp_path: Path
+) -> None:
+    """ccdash --broker sqlite:///F --metrics-port 0 --log-file L: the header says where
+    /metrics is, q exits 0, the log has JSON lines and the queue file stays."""
+    db, log = tmp_path / "q.db", tmp_path / "ops.jsonl"
+    term = terminal(
+        f"{CCDASH} --seed 5 --broker sqlite:///{db} --metrics-port 0 --log-file {log}; "
+        "echo ccdash-exit=$?; sleep 60"
+    )
+    term.wait_for(
+        "the metrics address in the header and a consumer",
+        lambda s: re.search(r"metrics 127\.0\.0\.1:\d+", s) and "c1" in consumer_rows(s),
+    )
+    term.press("q")
+    final = term.wait_for("the process to exit", lambda s: "ccdash-exit=" in s, deadline=30.0)
+    assert "ccdash-exit=0" in final
+    assert db.exists()
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
+    assert "engine-started" in events and events[-1] == "engine-stopped"
+    assert "ccdash: engine stopped. published" in final
