@@ -129,7 +129,7 @@ class Presence:
         for r in results[2:]:
             if isinstance(r, Exception):
                 raise r
-        if len(results) == 4:
+        if len(results) == 4:  # set, zadd, reap_dead, reap_expired
             moved, dead, gone = results[2]
             if moved or dead or gone:
                 names = ", ".join(g.decode() for g in gone) or "?"

@@ -31,11 +31,15 @@ local function fmap(f)
   return m
 end
 
+local LEVELS = {}  -- levels this script call has made sure of
 local function level(prio)
-  local key = P .. 'q:' .. prio
+  local key = LEVELS[prio]
+  if key then return key end
+  key = P .. 'q:' .. prio
   if redis.call('ZADD', P .. 'prios', 'NX', prio, prio) == 1 then
     redis.pcall('XGROUP', 'CREATE', key, G, '0', 'MKSTREAM')
   end
+  LEVELS[prio] = key
   return key
 end
 
@@ -183,8 +187,10 @@ local function held(key, eid, count)
   end
   return m[eid] == count
 end
+local keys = {}
 for i = 4, #ARGV, 3 do
-  local key = P .. 'q:' .. ARGV[i]
+  local key = keys[ARGV[i]]
+  if not key then key = P .. 'q:' .. ARGV[i]; keys[ARGV[i]] = key end
   if held(key, ARGV[i + 1], tonumber(ARGV[i + 2])) then
     local l = okby[key]
     if not l then l = {}; okby[key] = l end
