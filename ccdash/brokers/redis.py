@@ -45,7 +45,6 @@ from ccdash.brokers.redis_link import (
     Backoff,
     LinkDown,
     RedisLink,
-    bulk,
     evalsha,
     split_options,
 )
@@ -226,8 +225,10 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         data, is_json = encode_body(body)
         mid = self._new_id()
         prio = int(priority)
-        self.flusher.outbox.append((prio, bulk(b"%d" % prio, mid.encode(),
-                                               encode_stored(data, is_json), b"")))
+        p, m, d = b"%d" % prio, mid.encode(), (b"j" if is_json else b"b") + data
+        # The publish script's 4 arguments (priority, id, body, no dedup id), RESP-encoded.
+        self.flusher.outbox.append((prio, b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$0\r\n\r\n" % (
+            len(p), p, len(m), m, len(d), d)))
         self.flusher.kick()
         return mid
 
