@@ -316,3 +316,22 @@ def test_worker_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
         assert needle in proc.stderr and "pw-secret" not in proc.stderr
         assert "Traceback" not in proc.stderr
     assert main is not None
+
+
+async def test_drain_command_finishes_in_flight_work_and_exits(fleet: Fleet) -> None:
+    """`drain`: the worker stops taking work, finishes what is in progress, hands the
+    rest back and exits 0; another worker finishes the run with nothing lost."""
+    fleet.spawn("d1", "--prefetch", "4", delay=0.2, concurrency=2)
+    await until(lambda: _has(fleet.url, 1), 20, "the worker")
+    ids = await publish(fleet.url, 40)
+    await until(lambda: len(fleet.done()) >= 4, 20, "some done")
+    res = await send_command(fleet.url, SECRET, "d1", "drain")
+    assert (res.status, res.detail) == ("accepted", "draining")
+    assert fleet.wait_exit("d1") == 0, fleet.log("d1")
+    drained = fleet.done()
+    fleet.spawn("d2", delay=0.0)
+    await until(lambda: ids <= fleet.done(), 30, "the rest handled by d2")
+    assert len(drained) < len(ids)
+    counts = Counter(mid for mid, _ in fleet.records())
+    assert max(counts.values()) == 1, "a drained worker's work is not done twice"
+    fleet.stop_all()

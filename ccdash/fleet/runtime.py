@@ -132,7 +132,7 @@ class WorkerRuntime:
         self.state = "draining"
         await self.engine.pause()
         await self.broker.hand_back()
-        self.engine.config.shutdown_grace = DRAIN_GRACE
+        await self.engine.stop(grace=DRAIN_GRACE)
 
     async def execute(self, cmd: dict[str, Any]) -> str:
         """Obey one verified command; returns what was done."""
