@@ -26,6 +26,21 @@ class Keys:
         """The stream of one priority level."""
         return f"{self.prefix}q:{priority}"
 
+    def level_stream(self, suffix: bytes | str) -> str:
+        """A stream by its suffix: `<prio>` (new entries) or `r<prio>` (returned ones)."""
+        if isinstance(suffix, bytes):
+            suffix = suffix.decode()
+        return f"{self.prefix}q:{suffix}"
+
+    def returned(self, priority: int) -> str:
+        """ZSET of one level's returned messages waiting for a fetch (original order)."""
+        return f"{self.prefix}ret:{priority}"
+
+    @property
+    def wake(self) -> str:
+        """Stream whose entries unpark readers blocked in XREADGROUP (a message came back)."""
+        return self.prefix + "wake"
+
     @property
     def priorities(self) -> str:
         """ZSET of the priority levels in use (score = priority)."""

@@ -68,7 +68,7 @@ class LeaseOps:
         if taken:
             args: list[Any] = []
             for _, e in taken:
-                args += (e.prio, e.eid, e.count)
+                args += (e.level, e.eid, e.count)
             bad = await self._lease_op(evalsha(
                 "ack", self.keys.prefix, self.worker, int(self.vt * 1000), *args))
             if bad is None:
@@ -91,7 +91,7 @@ class LeaseOps:
         args: list[Any] = []
         for e in entries:
             holder = f"{self.worker}:{e.holder}" if e.holder else self.worker
-            args += (e.prio, e.eid, e.count, mode, reason, error, holder,
+            args += (e.level, e.eid, e.count, mode, reason, error, holder,
                      max(0, int(round(delay * 1000))))
         vt_ms = int(self.vt * 1000) if check_lease else 0
         return self.flusher.call(evalsha("end", self.keys.prefix, self.worker, vt_ms,
@@ -133,7 +133,7 @@ class LeaseOps:
         t0 = self.clock.now()
         res = await self._lease_op(evalsha(
             "extend", self.keys.prefix, self.worker, int(self.vt * 1000),
-            entry.prio, entry.eid, entry.count, int((self.vt - secs) * 1000)))
+            entry.level, entry.eid, entry.count, int((self.vt - secs) * 1000)))
         if not res or not res[0]:
             self.book.unlease(receipt)
             raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")

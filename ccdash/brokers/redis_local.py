@@ -29,11 +29,12 @@ def decode_stored(stored: bytes) -> Any:
 class Entry:
     """One stream entry pending for this worker."""
 
-    __slots__ = ("prio", "eid", "mid", "data", "a", "t_ms", "count", "deadline", "holder",
-                 "receipt")
+    __slots__ = ("level", "prio", "eid", "mid", "data", "a", "t_ms", "count", "deadline",
+                 "holder", "receipt")
 
-    def __init__(self, prio: int, eid: bytes, fields: list[bytes], deadline: float) -> None:
-        self.prio = prio
+    def __init__(self, level: bytes, eid: bytes, fields: list[bytes], deadline: float) -> None:
+        self.level = level  # stream suffix: b"<prio>" (new) or b"r<prio>" (returned)
+        self.prio = int(level.lstrip(b"r"))
         self.eid = eid
         self.count = 1  # entries are read with XREADGROUP once; retries are new entries
         self.deadline = deadline
@@ -63,15 +64,15 @@ class Entry:
 
     @property
     def ack_args(self) -> bytes:
-        """(priority, entry id, delivery count) RESP-encoded for the ack script."""
-        p, c = b"%d" % self.prio, b"%d" % self.count
+        """(stream suffix, entry id, delivery count) RESP-encoded for the ack script."""
+        p, c = self.level, b"%d" % self.count
         return b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
             len(p), p, len(self.eid), self.eid, len(c), c)
 
     @property
-    def key(self) -> tuple[int, bytes]:
-        """(priority, entry id): where it lives in Redis."""
-        return (self.prio, self.eid)
+    def key(self) -> tuple[bytes, bytes]:
+        """(stream suffix, entry id): where it lives in Redis."""
+        return (self.level, self.eid)
 
 
 class LocalBook:
@@ -165,6 +166,6 @@ class LocalBook:
             chosen = chosen[:limit]
         return [LeaseInfo(e.mid, e.holder, e.attempt, e.deadline, e.prio) for e in chosen]
 
-    def known(self) -> set[tuple[int, bytes]]:
-        """(priority, entry id) of everything held here, buffered or leased."""
+    def known(self) -> set[tuple[bytes, bytes]]:
+        """(stream suffix, entry id) of everything held here, buffered or leased."""
         return {e.key for e in self.leases.values()} | {e.key for e in self.buffered_entries()}

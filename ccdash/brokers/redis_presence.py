@@ -150,7 +150,7 @@ class Presence:
             return
         args: list[Any] = []
         for e in stale:
-            args += (e.prio, e.eid, e.count, 0)
+            args += (e.level, e.eid, e.count, 0)
         try:
             oks = await b.flusher.call(evalsha("extend", b.keys.prefix, b.worker,
                                                int(b.vt * 1000), *args))
@@ -167,17 +167,18 @@ class Presence:
         this name (mode 'f', consumer-failed: that attempt counts)."""
         b = self.b
         prios = list(await b.flusher.call(("ZRANGE", b.keys.priorities, 0, -1))) or [b"0"]
+        levels = [s for p in prios for s in (p, b"r" + p)]
         replies = await asyncio.gather(*[
-            b.flusher.call(("XPENDING", b.keys.stream(int(p)), GROUP, "-", "+", 1000, b.worker))
-            for p in prios], return_exceptions=True)
+            b.flusher.call(("XPENDING", b.keys.level_stream(s), GROUP, "-", "+", 1000, b.worker))
+            for s in levels], return_exceptions=True)
         known = b.book.known()
         args: list[Any] = []
-        for p, rows in zip(prios, replies, strict=True):
+        for s, rows in zip(levels, replies, strict=True):
             if isinstance(rows, BaseException):
                 continue
             for eid, _owner, _idle, count in rows:
-                if (int(p), eid) not in known:
-                    args += (int(p), eid, int(count), mode, reason, error, b.worker, 0)
+                if (s, eid) not in known:
+                    args += (s, eid, int(count), mode, reason, error, b.worker, 0)
         if args:
             log.warning("handing back %d pending entries this worker does not hold (%s)",
                         len(args) // 8, error or "delivery reply lost")

@@ -127,23 +127,25 @@ class Reader:
         got = 0
         deadline = t0 + b.vt
         for i in range(0, len(rest), 2):
-            got += self._buffer(int(rest[i]), rest[i + 1], deadline)
+            got += self._buffer(rest[i], rest[i + 1], deadline)
         if got:
             b.note_fetched(got)
             b.wake_waiters()
         return got
 
-    def _buffer(self, prio: int, entries: list[Any], deadline: float) -> int:
+    def _buffer(self, level: bytes, entries: list[Any], deadline: float) -> int:
         add = self.b.book.add
         n = 0
         for eid, fields in entries:
             if fields:
-                add(Entry(prio, eid, fields, deadline))
+                add(Entry(level, eid, fields, deadline))
                 n += 1
         return n
 
     async def block(self) -> None:
-        """Park on XREADGROUP BLOCK for new entries (bounded by the next retry due)."""
+        """Park on XREADGROUP BLOCK for new entries, or a wake entry saying a message
+        came back (bounded by the next retry due). Returned messages are read by the
+        next fetch, which keeps their order."""
         b = self.b
         timeout_ms = BLOCK_MS
         if self.next_due >= 0:
@@ -152,7 +154,8 @@ class Reader:
         if not self.prios:  # level 0 is made at open; this is a Redis that lost it
             await asyncio.sleep(timeout_ms / 1000.0)
             return
-        keys = [b.keys.prefix.encode() + b"q:" + p for p in self.prios]
+        wake = b.keys.wake.encode()
+        keys = [b.keys.prefix.encode() + b"q:" + p for p in self.prios] + [wake]
         n = max(1, b.fetch_size - b.book.buffered)
         cmd = ("XREADGROUP", "GROUP", GROUP, b.worker, "COUNT", n, "BLOCK", timeout_ms,
                "STREAMS", *keys, *([">"] * len(keys)))
@@ -170,7 +173,11 @@ class Reader:
         deadline = b.clock.now() + b.vt - 0.01
         got = 0
         for key, entries in reply:
-            got += self._buffer(int(key.rsplit(b":", 1)[1]), entries, deadline)
+            if key == wake:
+                ids = [eid for eid, _ in entries]
+                await self.link.execute([("XACK", wake, GROUP, *ids), ("XDEL", wake, *ids)])
+                continue
+            got += self._buffer(key.rsplit(b":", 1)[1], entries, deadline)
         if got:
             b.note_fetched(got)
             b.wake_waiters()

@@ -7,9 +7,16 @@ Model (see redis_keys.Keys for the names):
   delayed  a hash `dl:<id>` plus a member of the `delayed` ZSET (due, Redis ms);
   dead     an entry of the `dead` stream (`deadidx` maps message id -> entry);
   acked    gone: XACK + XDEL.
-A message that comes back (released, retried, expired, its worker died) is
-re-added at the tail of its own priority's stream, carrying `a` (attempts used)
-and `h` (its failure history, JSON). Attempt = a + the entry's delivery count.
+A message that comes back (released, retried, expired, its worker died) keeps
+its place: it waits in its level's `ret:<prio>` ZSET (members sort by its first
+entry's id, `o`) with its fields in a hash `rt:<id>`, and a fetch moves it to
+the level's returned stream `q:r<prio>` (read in the same script, so that stream
+never holds unread entries) before reading new entries of that level: returned
+messages were read before every unread entry of their level, so they go first.
+A returned entry carries `a` (attempts used), `h` (its failure history, JSON)
+and `o`. Attempt = a + the entry's delivery count. Scripts name a stream by its
+suffix: `<prio>` (new entries) or `r<prio>` (returned ones). A `wake` stream
+wakes readers parked in XREADGROUP BLOCK when something comes back.
 
 Every script takes the key prefix as ARGV[1] and reads Redis TIME, so stored
 times are the server's wall clock, the same for every host.
@@ -38,9 +45,43 @@ local function level(prio)
   key = P .. 'q:' .. prio
   if redis.call('ZADD', P .. 'prios', 'NX', prio, prio) == 1 then
     redis.pcall('XGROUP', 'CREATE', key, G, '0', 'MKSTREAM')
+    redis.pcall('XGROUP', 'CREATE', P .. 'q:r' .. prio, G, '0', 'MKSTREAM')
+    redis.pcall('XGROUP', 'CREATE', P .. 'wake', G, '$', 'MKSTREAM')
   end
   LEVELS[prio] = key
   return key
+end
+
+-- A stream suffix ('<prio>' or 'r<prio>') -> its priority.
+local function prio_of(s)
+  if string.sub(s, 1, 1) == 'r' then return string.sub(s, 2) end
+  return s
+end
+
+-- Every level's two streams, as suffixes.
+local function streams()
+  local out = {}
+  for _, p in ipairs(redis.call('ZRANGE', P .. 'prios', 0, -1)) do
+    out[#out + 1] = p
+    out[#out + 1] = 'r' .. p
+  end
+  return out
+end
+
+-- A stream id as a fixed-width string that sorts like the id.
+local function order_key(eid)
+  local ms, seq = string.match(eid, '^(%d+)-(%d+)$')
+  return string.rep('0', 16 - #ms) .. ms .. '-' .. string.rep('0', 12 - #seq) .. seq
+end
+
+-- A message comes back ready: it waits in its level's ZSET in its original
+-- order `o` (see FETCH); one wake entry unparks a reader blocked in Redis.
+local function give_back(prio, o, m, t, d, a, h)
+  level(prio)
+  redis.call('HSET', P .. 'rt:' .. m, 'p', prio, 'o', o, 'm', m, 't', t, 'd', d, 'a', a,
+    'h', h or '')
+  redis.call('ZADD', P .. 'ret:' .. prio, 0, o .. '|' .. m)
+  redis.call('XADD', P .. 'wake', 'MAXLEN', '~', 64, '*', 'w', '1')
 end
 
 local function add_entry(prio, m, t, d, a, h)
@@ -70,13 +111,15 @@ end
 
 -- End one pending delivery without an ack. mode 'g' gives the attempt back;
 -- 'f' records failure `o` and dead-letters at the last attempt.
-local function finish(prio, eid, count, mode, o, e, holder, maxa, delay)
-  local key = P .. 'q:' .. prio
+local function finish(s, eid, count, mode, o, e, holder, maxa, delay)
+  local key = P .. 'q:' .. s
+  local prio = prio_of(s)
   local got = redis.call('XRANGE', key, eid, eid)
   redis.call('XACK', key, G, eid)
   redis.call('XDEL', key, eid)
   if #got == 0 then return 'gone' end
   local f = fmap(got[1][2])
+  local order = f['o'] or order_key(eid)
   local attempt = tonumber(f['a'] or '0') + count
   local h = f['h'] or ''
   local a = attempt
@@ -96,11 +139,12 @@ local function finish(prio, eid, count, mode, o, e, holder, maxa, delay)
   end
   if delay > 0 then
     local k = P .. 'dl:' .. f['m']
-    redis.call('HSET', k, 'p', prio, 'm', f['m'], 't', f['t'], 'd', f['d'], 'a', a, 'h', h)
+    redis.call('HSET', k, 'p', prio, 'o', order, 'm', f['m'], 't', f['t'], 'd', f['d'],
+      'a', a, 'h', h)
     redis.call('ZADD', P .. 'delayed', NOW + delay, f['m'])
     return 'delayed'
   end
-  add_entry(prio, f['m'], f['t'], f['d'], a, h)
+  give_back(prio, order, f['m'], f['t'], f['d'], a, h)
   return 'ready'
 end
 """
@@ -139,16 +183,17 @@ redis.call('SET', tok, '', 'EX', 600)
 return {}
 """
 
-# ARGV: P, me, n, promote limit. Moves due retries back, then reads up to n new
-# entries, highest priority first. Returns {now, next due or -1, priorities,
-# prio, entries, prio, entries, ...}.
+# ARGV: P, me, n, promote limit. Moves due retries back, then reads up to n
+# entries, highest priority first; within a level, returned messages (in their
+# original order) before new ones. Returns {now, next due or -1, priorities,
+# stream suffix, entries, stream suffix, entries, ...}.
 FETCH = r"""
 local me, n = ARGV[2], tonumber(ARGV[3])
 local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
 for _, m in ipairs(due) do
   local k = P .. 'dl:' .. m
   local f = fmap(redis.call('HGETALL', k))
-  if f['m'] then add_entry(f['p'], f['m'], f['t'], f['d'], f['a'], f['h']) end
+  if f['m'] then give_back(f['p'], f['o'] or '', f['m'], f['t'], f['d'], f['a'], f['h']) end
   redis.call('DEL', k)
   redis.call('ZREM', P .. 'delayed', m)
 end
@@ -156,19 +201,44 @@ local nxt = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
 local prios = redis.call('ZREVRANGE', P .. 'prios', 0, -1)
 local out = {NOW, -1, prios}
 if #nxt > 0 then out[2] = tonumber(nxt[2]) end
-for _, p in ipairs(prios) do
-  if n <= 0 then break end
-  local r = redis.call('XREADGROUP', 'GROUP', G, me, 'COUNT', n, 'STREAMS', P .. 'q:' .. p, '>')
+local function read(s, count)
+  local r = redis.call('XREADGROUP', 'GROUP', G, me, 'COUNT', count, 'STREAMS', P .. 'q:' .. s, '>')
   if r and r[1] and #r[1][2] > 0 then
-    out[#out + 1] = p
+    out[#out + 1] = s
     out[#out + 1] = r[1][2]
     n = n - #r[1][2]
   end
 end
+for _, p in ipairs(prios) do
+  if n <= 0 then break end
+  local rz = P .. 'ret:' .. p
+  local back = redis.call('ZRANGE', rz, 0, n - 1)
+  if #back > 0 then
+    local rkey = P .. 'q:r' .. p
+    for _, member in ipairs(back) do
+      local m = string.sub(member, string.find(member, '|', 1, true) + 1)
+      local k = P .. 'rt:' .. m
+      local f = fmap(redis.call('HGETALL', k))
+      redis.call('DEL', k)
+      if f['m'] then
+        if f['h'] ~= nil and f['h'] ~= '' then
+          redis.call('XADD', rkey, '*', 'm', f['m'], 't', f['t'], 'd', f['d'], 'a', f['a'],
+            'o', f['o'], 'h', f['h'])
+        else
+          redis.call('XADD', rkey, '*', 'm', f['m'], 't', f['t'], 'd', f['d'], 'a', f['a'],
+            'o', f['o'])
+        end
+      end
+    end
+    redis.call('ZREM', rz, unpack(back))
+    read('r' .. p, #back)
+  end
+  if n > 0 then read(p, n) end
+end
 return out
 """
 
-# ARGV: P, me, vt ms, then (priority, entry id, delivery count) per ack.
+# ARGV: P, me, vt ms, then (stream suffix, entry id, delivery count) per ack.
 # Acks only entries still pending for `me` with that count and within the lease;
 # returns the 1-based positions of the rejected ones.
 ACK = r"""
@@ -208,7 +278,7 @@ if nok > 0 then redis.call('HINCRBY', P .. 'counters', 'acked', nok) end
 return bad
 """
 
-# ARGV: P, me, vt ms (0: no lease check), max attempts, then (priority, entry id,
+# ARGV: P, me, vt ms (0: no lease check), max attempts, then (stream suffix, entry id,
 # count, mode, reason, error, holder, delay ms) per item. Returns, per item,
 # 'ready' | 'delayed' | 'dead' | 'gone' | 'rejected'.
 END = r"""
@@ -226,7 +296,7 @@ end
 return out
 """
 
-# ARGV: P, me, vt ms, then (priority, entry id, count, idle ms) per lease.
+# ARGV: P, me, vt ms, then (stream suffix, entry id, count, idle ms) per lease.
 # Re-claims our own live entries with JUSTID (the delivery count stays), which
 # sets their idle time, i.e. moves the lease deadline. Returns 1/0 per item.
 EXTEND = r"""
@@ -251,7 +321,7 @@ return out
 REAP_EXPIRED = r"""
 local me, vt, maxa, cnt = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local res = {0, 0}
-for _, p in ipairs(redis.call('ZRANGE', P .. 'prios', 0, -1)) do
+for _, p in ipairs(streams()) do
   local key = P .. 'q:' .. p
   local cur = redis.call('HGET', P .. 'cursor', p) or '0-0'
   local owners = {}
@@ -281,7 +351,7 @@ return res
 REAP_DEAD = r"""
 local me, maxa, cnt = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local moved, dead, gone = 0, 0, {}
-local prios = redis.call('ZRANGE', P .. 'prios', 0, -1)
+local prios = streams()
 for _, w in ipairs(redis.call('ZRANGE', P .. 'workers', 0, -1)) do
   if w ~= me and redis.call('EXISTS', P .. 'w:' .. w) == 0 then
     local left = false
@@ -319,7 +389,7 @@ return {moved, dead, gone}
 RETIRE = r"""
 local me = ARGV[2]
 local back = 0
-for _, p in ipairs(redis.call('ZRANGE', P .. 'prios', 0, -1)) do
+for _, p in ipairs(streams()) do
   local key = P .. 'q:' .. p
   for _, r in ipairs(redis.call('XPENDING', key, G, '-', '+', 10000, me)) do
     finish(p, r[1], tonumber(r[4]), 'g', 'released', '', me, 1000000, 0)
@@ -337,6 +407,9 @@ return back
 STATS = r"""
 local ready, pend, per = 0, 0, {}
 for _, p in ipairs(redis.call('ZRANGE', P .. 'prios', 0, -1)) do
+  ready = ready + redis.call('ZCARD', P .. 'ret:' .. p)
+end
+for _, p in ipairs(streams()) do
   local key = P .. 'q:' .. p
   local len = redis.call('XLEN', key)
   local s = redis.pcall('XPENDING', key, G)
@@ -396,10 +469,11 @@ local made = 0
 for i = 2, #ARGV do
   redis.call('ZADD', P .. 'prios', 'NX', ARGV[i], ARGV[i])
 end
-for _, p in ipairs(redis.call('ZRANGE', P .. 'prios', 0, -1)) do
+for _, p in ipairs(streams()) do
   local r = redis.pcall('XGROUP', 'CREATE', P .. 'q:' .. p, G, '0', 'MKSTREAM')
   if type(r) ~= 'table' or not r.err then made = made + 1 end
 end
+redis.pcall('XGROUP', 'CREATE', P .. 'wake', G, '$', 'MKSTREAM')
 return made
 """
 
