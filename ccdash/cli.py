@@ -29,15 +29,13 @@ from ccdash.scenario import ScenarioError, builtin_names, load_scenario
 SUBCOMMANDS = ("bench", "worker")
 BROKER_URLS = {"sqlite": "sqlite:///file.db", "redis": "redis://host:port/db",
                "rediss": "rediss://host:port/db"}
-# The dashboard and --demo do not attach to a Redis fleet yet (`ccdash worker` and the
-# fleet view are being wired); until then these are refused as not available.
-BROKER_LATER = ("redis", "rediss")
+REDIS_SCHEMES = ("redis", "rediss")  # a fleet: the dashboard and --demo join it as a worker
 
 EPILOG = """\
 other commands:
   ccdash bench [--broker URL] [--json PATH]   throughput beside an asyncio.Queue floor
   ccdash worker --broker redis://... --handler pkg.module:func
-                                              a worker process of a fleet (not available yet)
+                                              a worker process of a fleet
 
 exit status: 0 passed, 1 something lost or an SLO failed, 2 usage error,
 130/143 stopped by SIGINT/SIGTERM.
@@ -106,8 +104,9 @@ def build_parser() -> Parser:
                    help="your own async handler instead of the simulated one")
     p.add_argument("--theme", metavar="NAME", help="a theme from themes/ (dashboard)")
     p.add_argument("--broker", metavar="URL", default="memory",
-                   help="memory (default) or sqlite:///FILE.db (durable: what is still "
-                        "queued at the end stays in the file); redis is not available yet")
+                   help="memory (default), sqlite:///FILE.db (durable: what is still "
+                        "queued at the end stays in the file), or redis://[user:pass@]host:port/db "
+                        "(rediss:// for TLS): join that fleet as one more worker and show it")
     p.add_argument("--metrics-port", type=_port, metavar="N",
                    help="serve Prometheus metrics at http://127.0.0.1:N/metrics during the run "
                         "(0: any free port, printed)")
@@ -153,7 +152,7 @@ def load_handler(spec: str) -> Callable[..., Any]:
 
 
 def check_broker(url: str) -> None:
-    """memory, or a well-formed sqlite URL; redis is not wired to the dashboard/demo yet."""
+    """memory, a well-formed sqlite URL, or a redis/rediss URL (checked further at open)."""
     if url == "memory":
         return
     scheme = url.split("://", 1)[0] if "://" in url else ""
@@ -165,9 +164,10 @@ def check_broker(url: str) -> None:
         except BrokerError as exc:
             raise UsageError(f"--broker: {exc}") from None
         return
-    if scheme in BROKER_LATER:
-        raise UsageError(f"--broker: the {scheme} broker is not available yet in this version; "
-                         f"use memory or sqlite:///FILE.db")
+    if scheme in REDIS_SCHEMES:
+        if "@" not in url and not url.split("://", 1)[1].split("?", 1)[0]:
+            raise UsageError(f"--broker: expected {BROKER_URLS[scheme]}, got {url!r}")
+        return  # reachability is checked when the run opens it (one line, exit 2)
     raise UsageError(f"--broker: unknown broker {url!r}; expected memory, "
                      f"{', '.join(BROKER_URLS.values())}")
 

@@ -36,6 +36,7 @@ from ccdash.ops import OpsError
 from ccdash.ops.logfile import JsonLogWriter, open_log
 from ccdash.ops.prometheus import MetricsServer, serve_metrics
 from ccdash.scenario import Progress, Scenario, Workload, WorkloadEvent, exit_code
+from ccdash.scenario.shared import is_shared, settle_shared
 from ccdash.text import sanitize  # untrusted text (handler errors) shown literally
 
 PLAIN_STATUS_EVERY = 2.0  # seconds between status lines without a terminal
@@ -318,9 +319,13 @@ async def run_demo(
     for listener in listeners:
         engine.add_listener(listener)
     workload = Workload(scenario, engine, seed=seed)
+    if isinstance(broker, str) and is_shared(broker):
+        workload.shared_url = broker
     server = None if metrics_port is None else await serve_metrics(engine, metrics_port)
     try:
-        return await _run(scenario, view, engine, workload, duration, server, handle_signals)
+        shared = broker if isinstance(broker, str) and is_shared(broker) else None
+        return await _run(scenario, view, engine, workload, duration, server, handle_signals,
+                          shared)
     finally:
         if server is not None:
             await server.stop()
@@ -328,8 +333,9 @@ async def run_demo(
 
 async def _run(scenario: Scenario, view: View, engine: Engine, workload: Workload,
                duration: float | None, server: MetricsServer | None,
-               handle_signals: bool) -> dict[str, Any]:
+               handle_signals: bool, shared: str | None = None) -> dict[str, Any]:
     await engine.start()  # a broker that cannot open fails here, before any output
+    acked_before = engine.broker.stats().acked  # a shared queue's fleet-wide counter
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
 
@@ -363,9 +369,24 @@ async def _run(scenario: Scenario, view: View, engine: Engine, workload: Workloa
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+    if shared is not None:
+        await _settle(view, workload, shared, acked_before)
     report = workload.report()
     view.end(report)
     return report
+
+
+async def _settle(view: View, workload: Workload, url: str, acked_before: int) -> None:
+    """A fleet's other workers handled some of our messages: ask the broker which."""
+    from ccdash.fleet.connect import FleetConnectError
+
+    try:
+        n = await settle_shared(workload, url, acked_before)
+    except (FleetConnectError, OSError) as exc:
+        view.note(f"cannot ask Redis which messages other workers acked: {exc}")
+        return
+    if n:
+        view.note(f"{n} of the workload's messages were acked by other workers of the fleet")
 
 
 async def _tick(view: View, workload: Workload, clock: Clock) -> None:

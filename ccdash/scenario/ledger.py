@@ -3,6 +3,10 @@
 The workload writes down every id it published; a `Tap` around the handler
 writes down every successful completion. At the end, an id that was neither
 completed, nor dead-lettered, nor still queued was lost.
+
+On a shared broker (a Redis fleet) other workers handle some of the workload's
+messages with their own handlers, out of sight of the Tap: `record_elsewhere`
+notes the ids the broker no longer holds (acked by someone), after the run.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ class Ledger:
         self.completions = 0
         self.duplicates = 0
         self.listeners: list[Completion] = []
+        self.elsewhere: set[str] = set()  # acked by another worker of a shared broker
+        self.unconfirmed = 0  # of those, how many the fleet's acked counter cannot cover
 
     def record_publish(self, mid: str, at: float, priority: int = 0) -> None:
         """The workload published `mid` at `at`."""
@@ -46,6 +52,13 @@ class Ledger:
             self.done[mid] = now
         for fn in self.listeners:
             fn(mid, consumer, now)
+
+
+    def record_elsewhere(self, ids: set[str], unconfirmed: int = 0) -> None:
+        """Ids another worker acked (no completion time: not in the latencies);
+        `unconfirmed` of them vanished without a matching ack in the fleet's counter."""
+        self.elsewhere |= ids - self.done.keys()
+        self.unconfirmed = unconfirmed
 
 
 class Tap:

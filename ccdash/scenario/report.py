@@ -41,12 +41,14 @@ def build_report(wl: Workload) -> dict[str, Any]:
     stats = eng.broker.stats()
     still_queued = stats.ready + stats.delayed + stats.in_flight
     dead_ids = {d.message_id for d in eng.broker.dead_letters()}
-    published, done = led.published, led.done
-    acked = sum(1 for m in published if m in done)
-    dead = sum(1 for m in published if m in dead_ids and m not in done)
-    unaccounted = [m for m in published if m not in done and m not in dead_ids]
+    published, done, elsewhere = led.published, led.done, led.elsewhere
+    acked = sum(1 for m in published if m in done or m in elsewhere)
+    dead = sum(1 for m in published if m in dead_ids and m not in done and m not in elsewhere)
+    unaccounted = [m for m in published
+                   if m not in done and m not in elsewhere and m not in dead_ids]
     # Ids the broker still holds are not lost; a purge is an operator's deletion.
-    lost = max(0, len(unaccounted) - still_queued - wl.purged)
+    # On a shared broker, ids that vanished without a matching fleet ack are lost too.
+    lost = max(0, len(unaccounted) - still_queued - wl.purged) + led.unconfirmed
     latencies = sorted(done[m] - t for m, t in published.items() if m in done)
     by_prio: dict[int, list[float]] = {}
     for m, t in published.items():
@@ -67,6 +69,7 @@ def build_report(wl: Workload) -> dict[str, Any]:
         "stopped_by": wl.stop_reason,
         "published": len(published),
         "acked": acked,
+        "acked_elsewhere": sum(1 for m in published if m in elsewhere),
         "dead_lettered": dead,
         "still_queued": still_queued,
         "purged": wl.purged,

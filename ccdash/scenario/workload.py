@@ -96,6 +96,8 @@ class Workload:
         self.timeline_scale = 1.0
         self.stop_reason: str | None = None
         self.drained: bool | None = None
+        # A shared broker's URL (a Redis fleet): other workers finish our messages too.
+        self.shared_url: str | None = None
         self.generated = 0
         self.extra = 0
         self.purged = 0
@@ -277,16 +279,45 @@ class Workload:
         deadline = self.clock.now() + self.scenario.drain_timeout
         assert self._stopped is not None
         join = asyncio.ensure_future(self.engine.join(timeout=self.scenario.drain_timeout))
-        await asyncio.wait({join, self._stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if not join.done():
-            join.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await join
-            self.drained = False
-        else:
-            self.drained = join.exception() is None
-        while self.drills.pending() and not self.stopping and self.clock.now() < deadline:
-            await self._pause_until(deadline)
+        watch = (asyncio.ensure_future(self._watch_fleet())
+                 if self.shared_url is not None else None)
+        try:
+            await asyncio.wait({join, self._stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not join.done():
+                join.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await join
+                self.drained = False
+            else:
+                self.drained = join.exception() is None
+            while self.drills.pending() and not self.stopping and self.clock.now() < deadline:
+                await self._pause_until(deadline)
+        finally:
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
+
+    async def _watch_fleet(self, every: float = 0.5) -> None:
+        """While draining on a shared broker: other workers' acks change the counts and
+        settle drills without an event here, so re-read them now and then."""
+        from ccdash.fleet.settle import locate
+
+        assert self.shared_url is not None
+        broker: Any = self.engine.broker
+        while True:
+            await self.clock.sleep(every)
+            with contextlib.suppress(Exception):  # a Redis hiccup: try again next time
+                if hasattr(broker, "refresh"):
+                    await broker.refresh()
+                self.engine.check_joiners()
+                waiting = self.drills.waiting_ids()
+                if waiting:
+                    where = await locate(self.shared_url, waiting)
+                    now = self.clock.now()
+                    self.drills.dead_lettered(set(where.dead), now)
+                    for mid in waiting - where.outstanding - where.dead:
+                        self.drills.completed(mid, "another worker", now)
 
     def _end_note(self) -> str:
         if self.stopping:
