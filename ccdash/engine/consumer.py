@@ -165,19 +165,10 @@ class Consumer:
             elif self.handler is not None:
                 await asyncio.to_thread(self.handler, d)
         except asyncio.CancelledError:
-            if not self._timed_out:
-                raise
-            self._timed_out = False
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]
-            error = f"HandlerTimeout: handler ran over {eng.config.handler_timeout}s"
+            error = self._timeout_error("handler")
         except Exception as exc:
             error = describe_error(exc)
-        t1 = clock.now()
-        if self.slow_factor > 1.0:  # a drill slowed this consumer down
-            await clock.sleep((t1 - t0) * (self.slow_factor - 1.0))
-            t1 = clock.now()
-        if self.hung:
-            await asyncio.get_running_loop().create_future()
+        t1 = await self._finish_run(t0)
         self.current.clear()
         self.last_beat = t1
         if error is None:
@@ -189,6 +180,26 @@ class Consumer:
             await self._failed(d, error, t1 - t0)
         if eng.free_slots(self, 1):
             await eng.dispatch(self)
+
+    def _timeout_error(self, what: str) -> str:
+        """Inside `except CancelledError`: our own timeout becomes an error text;
+        any other cancellation (kill, shutdown) propagates."""
+        if not self._timed_out:
+            raise  # noqa: PLE0704 - re-raises the CancelledError being handled
+        self._timed_out = False
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        return f"HandlerTimeout: {what} ran over {self.engine.config.handler_timeout}s"
+
+    async def _finish_run(self, t0: float) -> float:
+        """After a handler run: apply a drill's slowdown, stall if hung; returns the end time."""
+        clock = self.engine.clock
+        t1 = clock.now()
+        if self.slow_factor > 1.0:  # a drill slowed this consumer down
+            await clock.sleep((t1 - t0) * (self.slow_factor - 1.0))
+            t1 = clock.now()
+        if self.hung:  # a hung consumer never gets to ack
+            await asyncio.get_running_loop().create_future()
+        return t1
 
     def _acked_nowait(self, d: Delivery, elapsed: float) -> None:
         """Ack on a broker that never suspends (the memory broker), then count it."""
@@ -253,14 +264,10 @@ class Consumer:
             result = await eng.batch_handler(list(batch))  # type: ignore[misc]
             failures = result or {}
         except asyncio.CancelledError:
-            if not self._timed_out:
-                raise
-            self._timed_out = False
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]
-            whole = f"HandlerTimeout: batch ran over {eng.config.handler_timeout}s"
+            whole = self._timeout_error("batch")
         except Exception as exc:
             whole = describe_error(exc)
-        t1 = clock.now()
+        t1 = await self._finish_run(t0)
         self.current.clear()
         self.last_beat = t1
         per_message = (t1 - t0) / len(batch)
