@@ -11,7 +11,8 @@ from ccdash.brokers.base import QueueConfig
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.clock import FakeClock
 
-pytest_plugins = ["redis_fixtures"]  # a private redis-server for the Redis tests
+# a private redis-server for the Redis tests; the three-broker contract harness
+pytest_plugins = ["redis_fixtures", "broker_harness"]
 
 
 @pytest.fixture
@@ -29,3 +30,10 @@ def memory_broker(fake_clock: FakeClock) -> Callable[..., MemoryBroker]:
         return MemoryBroker(QueueConfig(**config), clock=fake_clock)
 
     return make
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests using the `brokers` harness run on memory, sqlite and redis."""
+    from broker_harness import parametrize_brokers  # a plugin: imported once registered
+
+    parametrize_brokers(metafunc)

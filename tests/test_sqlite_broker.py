@@ -1,13 +1,7 @@
 """The SQLite broker against "Contract: queue semantics", on a fake clock.
 
-Every broker-level test of tests/test_memory_broker.py runs here again, unedited,
-on a SqliteBroker: this module's `memory_broker` fixture overrides conftest's
-and hands out SQLite brokers (tests that look at the memory broker's private
-indexes are left out). The SQLite broker commits on a writer thread, so
-"settle" here also waits until every queued operation is committed and its
-results are back on the loop (FakeClock.advance settles the same way).
-
-Below them: what only a durable store has (reopen, wall-clock deadlines,
+The queue contract runs on SQLite in tests/test_broker_contract.py (the
+`brokers` harness). Here: what only a durable store has (reopen, wall-clock deadlines,
 permissions, refusals, other processes on the same file).
 """
 
@@ -22,7 +16,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +24,8 @@ import pytest
 import test_broker_state_machine as sm
 import test_competing_consumer as study
 import test_engine as engine_tests
-import test_memory_broker as contract
+from broker_harness import _open_sqlite as _open
+from broker_harness import settle_with_brokers
 from hypothesis import settings
 from hypothesis.stateful import invariant
 
@@ -51,71 +46,6 @@ from ccdash.engine import engine as engine_module
 
 Make = Callable[..., SqliteBroker]
 ROOT = Path(__file__).resolve().parents[1]
-
-# -- the memory broker's contract tests, on SQLite ------------------------------------
-
-_open: set[SqliteBroker] = set()
-_plain_settle = clock_module.settle
-
-
-async def settle_with_brokers(max_rounds: int = 10_000) -> None:
-    """`settle`, and also until no SQLite broker has operations in flight."""
-    while True:
-        await _plain_settle(max_rounds)
-        busy = [b for b in _open if b.busy()]
-        if not busy:
-            return
-        for b in busy:
-            await b.settled()
-
-
-@pytest.fixture(autouse=True)
-def _settle_waits_for_commits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(clock_module, "settle", settle_with_brokers)
-    monkeypatch.setattr(contract, "settle", settle_with_brokers)
-
-
-@pytest.fixture
-async def memory_broker(fake_clock: FakeClock, tmp_path: Path) -> AsyncIterator[Make]:
-    """Factory: `memory_broker(**QueueConfig fields)` -> a SqliteBroker on `fake_clock`."""
-    made: list[SqliteBroker] = []
-
-    def make(**config: Any) -> SqliteBroker:
-        config.setdefault("seed", 1)
-        broker = SqliteBroker(str(tmp_path / f"q{len(made)}.db"), QueueConfig(**config),
-                              clock=fake_clock)
-        made.append(broker)
-        _open.add(broker)
-        return broker
-
-    yield make
-    for broker in made:
-        await broker.close()
-        _open.discard(broker)
-
-
-def _contract_tests() -> dict[str, Any]:
-    tests = {}
-    for name, fn in vars(contract).items():
-        if not name.startswith("test_") or not inspect.iscoroutinefunction(fn):
-            continue
-        if "memory_broker" not in inspect.signature(fn).parameters:
-            continue
-        if "broker._" in inspect.getsource(fn):  # the memory broker's own indexes
-            continue
-        tests[name] = fn
-    return tests
-
-
-CONTRACT = _contract_tests()
-globals().update(CONTRACT)
-
-
-def test_the_contract_tests_were_found() -> None:
-    """The memory broker's contract tests are collected here too (none lost by a rename)."""
-    assert len(CONTRACT) >= 40
-    assert "test_ack_of_stale_receipt_is_rejected" in CONTRACT
-
 
 # -- durability ------------------------------------------------------------------------
 
@@ -525,6 +455,7 @@ def engines_on_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
         return broker
 
     monkeypatch.setattr(engine_module, "open_broker", sqlite_broker)
+    monkeypatch.setattr(clock_module, "settle", settle_with_brokers)
     yield
     for broker in made:
         _open.discard(broker)

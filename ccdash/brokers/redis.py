@@ -236,6 +236,10 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         """Publish and wait until Redis has it (waits for room on a bounded queue)."""
         self._check_open()
         data, is_json = encode_body(body)
+        if dedup_id is not None:  # a duplicate adds nothing: it never waits for room
+            known = self._dedup.get(dedup_id)
+            if known is not None and known[1] > time.monotonic():
+                return known[0]
         while self._full():
             fut = asyncio.get_running_loop().create_future()
             self._room_waiters.append(fut)
@@ -268,6 +272,14 @@ class RedisBroker(LeaseOps, QueueState, Broker):
     async def flush(self) -> None:
         """Wait until every queued publish and ack has reached Redis."""
         await self.flusher.drained()
+
+    async def settled(self) -> None:
+        """Wait until queued writes reached Redis and the reader has no fetch wanted or
+        running (a parked BLOCK read ends within its bound): nothing changes this
+        worker's buffer behind the caller's back."""
+        self._check_open()
+        await self.flusher.drained()
+        await self.reader.idle.wait()
 
     # -- receiving ----------------------------------------------------------
 

@@ -42,6 +42,7 @@ class Reader:
         self.backoff = Backoff()
         self.rng = random.Random()
         self._want = asyncio.Event()
+        self.idle = asyncio.Event()  # set while no fetch is wanted or running
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._blocking = False
@@ -69,6 +70,7 @@ class Reader:
     def want(self) -> None:
         """There is demand: read."""
         self._want.set()
+        self.idle.clear()
 
     def _satisfied(self) -> bool:
         b = self.b
@@ -80,6 +82,8 @@ class Reader:
         """Fetch while there is demand; park in Redis when nothing is ready."""
         b = self.b
         while not self._stopping:
+            if not self._want.is_set():
+                self.idle.set()
             await self._want.wait()
             if self._stopping:
                 return

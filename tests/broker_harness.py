@@ -1,0 +1,154 @@
+"""One contract, three brokers: the `brokers` fixture hands a test a harness for
+memory, SQLite or Redis (parametrised), so each contract test body runs on all three.
+
+A test marked `@pytest.mark.brokers("memory", "sqlite")` runs on those only: it
+drives broker deadlines with the fake clock, which a real Redis cannot follow
+(tests/test_redis_broker.py holds the Redis variants on short real times).
+
+The harness smooths over what is not the contract: the SQLite broker commits on
+a writer thread (settle waits for the commits), and a Redis worker reads ahead
+into a local buffer and sees fleet counts through a snapshot (receive hands the
+buffer back first, so delivery order is Redis's; stats/dead_letters refresh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ccdash import clock as clock_module
+from ccdash.brokers.base import Broker, BrokerClosed, DeadLetter, Delivery, QueueConfig, QueueStats
+from ccdash.brokers.memory import MemoryBroker
+from ccdash.brokers.sqlite import SqliteBroker
+from ccdash.clock import FakeClock
+
+KINDS = ("memory", "sqlite", "redis")
+_plain_settle = clock_module.settle
+_open_sqlite: set[SqliteBroker] = set()
+
+
+async def settle_with_brokers(max_rounds: int = 10_000) -> None:
+    """`settle`, and also until no SQLite broker has operations in flight."""
+    while True:
+        await _plain_settle(max_rounds)
+        busy = [b for b in _open_sqlite if b.busy()]
+        if not busy:
+            return
+        for b in busy:
+            await b.settled()
+
+
+class Brokers:
+    """Makes brokers of one kind and does what a test needs the same way on each."""
+
+    def __init__(self, kind: str, clock: FakeClock, tmp_path: Path, redis_url: str | None
+                 ) -> None:
+        self.kind = kind
+        self.clock = clock
+        self.tmp_path = tmp_path
+        self.redis_url = redis_url
+        self.made: list[Any] = []
+
+    @property
+    def fake_time(self) -> bool:
+        """Does the fake clock drive this kind's deadlines?"""
+        return self.kind != "redis"
+
+    async def make(self, **config: Any) -> Any:
+        """A broker of this kind with these QueueConfig fields (seed 1 unless given)."""
+        config.setdefault("seed", 1)
+        broker: Any
+        if self.kind == "memory":
+            broker = MemoryBroker(QueueConfig(**config), clock=self.clock)
+        elif self.kind == "sqlite":
+            broker = SqliteBroker(str(self.tmp_path / f"q{len(self.made)}.db"),
+                                  QueueConfig(**config), clock=self.clock)
+            _open_sqlite.add(broker)
+        else:
+            from ccdash.brokers.redis import RedisBroker
+
+            assert self.redis_url is not None
+            broker = RedisBroker.from_url(f"{self.redis_url}&ttl=0.6&worker=w{len(self.made)}",
+                                          QueueConfig(**config))
+            await broker.open()
+        self.made.append(broker)
+        return broker
+
+    async def settle(self) -> None:
+        """Let every broker finish what it has in flight (commits, flushes, reads)."""
+        if self.kind == "redis":
+            for b in self.made:
+                with contextlib.suppress(BrokerClosed):
+                    await asyncio.wait_for(b.settled(), 5)
+        else:
+            await clock_module.settle()
+
+    async def receive(self, broker: Broker, holders: Sequence[str]) -> list[Delivery]:
+        """Lease up to len(holders) of the messages ready now, in delivery order."""
+        if self.kind != "redis":
+            return await broker.receive(holders)
+        b: Any = broker
+        await asyncio.wait_for(b.settled(), 5)
+        await b.hand_back()  # read-ahead goes back: the order is Redis's, not the buffer's
+        await b.refresh()
+        if b.stats().ready == 0:
+            return []
+        async with asyncio.timeout(5):
+            await b.wait_ready()
+            await b.settled()
+        return await b.receive(holders)
+
+    async def lease(self, broker: Broker, holder: str = "c") -> Delivery:
+        """Receive exactly one message for `holder`."""
+        [delivery] = await self.receive(broker, [holder])
+        return delivery
+
+    async def stats(self, broker: Broker) -> QueueStats:
+        """The queue's counts once everything in flight has landed."""
+        await self.settle()
+        if self.kind == "redis":
+            b: Any = broker
+            await b.hand_back()  # read ahead, not leased: ready, as the contract counts it
+            await b.refresh()
+        return broker.stats()
+
+    async def dead_letters(self, broker: Broker, limit: int | None = None) -> list[DeadLetter]:
+        """The DLQ view, newest first, once everything in flight has landed."""
+        await self.settle()
+        if self.kind == "redis":
+            await broker.refresh()  # type: ignore[attr-defined]
+        return broker.dead_letters() if limit is None else broker.dead_letters(limit=limit)
+
+    async def close(self) -> None:
+        """Close every broker made."""
+        for b in self.made:
+            await b.close()
+            _open_sqlite.discard(b)
+
+
+def parametrize_brokers(metafunc: pytest.Metafunc) -> None:
+    """conftest hook: a test using `brokers` runs once per kind (or per marked kind)."""
+    if "brokers" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("brokers")
+    kinds = marker.args if marker else KINDS
+    assert set(kinds) <= set(KINDS), kinds
+    metafunc.parametrize("broker_kind", kinds)
+
+
+@pytest.fixture
+async def brokers(broker_kind: str, fake_clock: FakeClock, tmp_path: Path,
+                  request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+                  ) -> AsyncIterator[Brokers]:
+    """The harness for this test's broker kind; its brokers are closed at the end."""
+    url = request.getfixturevalue("redis_url") if broker_kind == "redis" else None
+    if broker_kind == "sqlite":
+        monkeypatch.setattr(clock_module, "settle", settle_with_brokers)
+    harness = Brokers(broker_kind, fake_clock, tmp_path, url)
+    yield harness
+    await harness.close()

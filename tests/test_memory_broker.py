@@ -1,0 +1,118 @@
+"""What only the memory broker has: its deadline index and its holder bookkeeping.
+
+The queue contract itself is in tests/test_broker_contract.py (all three brokers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ccdash.brokers.deadlines import DeadlineBuckets
+from ccdash.brokers.memory import MemoryBroker
+
+Make = Callable[..., MemoryBroker]
+
+
+class Item:
+    """A deadline holder that counts how often its deadline is read."""
+
+    reads = 0
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+
+    @property
+    def deadline(self) -> float:
+        Item.reads += 1
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: float) -> None:
+        self._deadline = value
+
+
+def test_buckets_pop_expired_returns_only_expired() -> None:
+    """pop_expired returns exactly the items due at `now` and keeps the rest."""
+    buckets: DeadlineBuckets[Item] = DeadlineBuckets(resolution=0.05)
+    deadlines = [10.0 + i * 0.013 for i in range(200)]
+    for i, d in enumerate(deadlines):
+        buckets.add(i, Item(d))
+    now = 10.0 + 57 * 0.013
+    got = buckets.pop_expired(now)
+    assert sorted(x.deadline for x in got) == [d for d in deadlines if d <= now]
+    assert len(got) == 58
+    assert len(buckets) == 142
+    assert buckets.pop_expired(now) == []
+
+
+def test_buckets_pop_expired_work_grows_with_k_not_n() -> None:
+    """Popping k of n items reads O(k) deadlines, however many items are held."""
+    buckets: DeadlineBuckets[Item] = DeadlineBuckets(resolution=0.05)
+    for i in range(100_000):
+        buckets.add(i, Item(100.0 + i * 0.001))  # 50 per bucket, as leases arrive
+    Item.reads = 0
+    got = buckets.pop_expired(100.0 + 9 * 0.001)
+    assert len(got) == 10
+    assert Item.reads < 100  # a scan of all items would read 100,000
+    Item.reads = 0
+    assert len(buckets.pop_expired(100.0 + 1009 * 0.001)) == 1000
+    assert Item.reads < 1200
+
+
+def test_buckets_out_of_order_deadlines_in_one_bucket() -> None:
+    """An item added after a later one in the same bucket still pops when it is due."""
+    buckets: DeadlineBuckets[Item] = DeadlineBuckets(resolution=1.0)
+    buckets.add("late", Item(5.9))
+    buckets.add("early", Item(5.1))
+    assert buckets.next_deadline() == 5.1
+    assert [x.deadline for x in buckets.pop_expired(5.5)] == [5.1]
+    assert buckets.next_deadline() == 5.9
+    assert len(buckets) == 1
+
+
+def test_buckets_remove() -> None:
+    """A removed item is returned once, then never popped; unknown keys give None."""
+    buckets: DeadlineBuckets[Item] = DeadlineBuckets(resolution=0.05)
+    a, b = Item(1.0), Item(1.01)
+    buckets.add("a", a)
+    buckets.add("b", b)
+    assert buckets.remove("a", 1.0) is a
+    assert buckets.remove("a", 1.0) is None
+    assert buckets.remove("zzz", 7.0) is None
+    assert len(buckets) == 1
+    assert buckets.pop_expired(2.0) == [b]
+    assert len(buckets) == 0
+
+
+def test_buckets_next_deadline() -> None:
+    """next_deadline is the earliest tracked deadline, skipping emptied buckets; None if empty."""
+    buckets: DeadlineBuckets[Item] = DeadlineBuckets(resolution=0.05)
+    assert buckets.next_deadline() is None
+    buckets.add("b", Item(3.0))
+    buckets.add("a", Item(1.0))
+    assert buckets.next_deadline() == 1.0
+    buckets.remove("a", 1.0)
+    assert buckets.next_deadline() == 3.0
+    buckets.pop_expired(3.0)
+    assert buckets.next_deadline() is None
+
+
+def test_buckets_pop_an_item_exactly_at_its_deadline() -> None:
+    """Near bucket edges in floating point, an item pops at now == deadline, never before."""
+    # e.g. floor(1755.55 / 0.05) * 0.05 > 1755.55: the slot's start lies after the item
+    deadlines = [1755.55, 0.15, 0.7, 1.0 / 3.0, 1005.0, 2.45]
+    for d in deadlines:
+        buckets: DeadlineBuckets[Item] = DeadlineBuckets(resolution=0.05)
+        buckets.add("k", Item(d))
+        assert buckets.pop_expired(d - 1e-9) == []
+        assert [x.deadline for x in buckets.pop_expired(d)] == [d]
+
+
+async def test_retired_holders_do_not_accumulate(memory_broker: Make) -> None:
+    """Holders that come, take a message, ack it and go leave no lasting trace."""
+    broker = memory_broker()
+    for i in range(1000):
+        await broker.publish(i)
+        await broker.ack(((await broker.receive([f"consumer-{i}"]))[0]).receipt)
+    assert len(broker._by_holder) <= 64  # emptied holder indexes are dropped as they pile up
+    assert broker.holder_counts() == {}
