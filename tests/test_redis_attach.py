@@ -4,6 +4,7 @@ workers' consumers and steers them through the signed control channel."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,7 +15,14 @@ from pathlib import Path
 
 import pytest
 from redis_fixtures import RedisServer
-from test_redis_fleet import ROOT, Fleet, alive_workers, until
+from test_redis_fleet import ROOT, SECRET, Fleet, alive_workers, until
+from test_tui_support import log_text, screen_text
+
+from ccdash.fleet import FleetView
+from ccdash.fleet.control import SECRET_ENV, SECRET_FILE_ENV
+from ccdash.scenario import Workload, load_scenario
+from ccdash.tui.app import DashboardApp
+from ccdash.tui.fleet_feed import FleetFeed
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +45,8 @@ async def test_demo_on_a_fleet_counts_the_other_workers_acks(fleet: Fleet,
     await until(lambda: alive_workers(fleet.url), 15, "the worker to register")
     out = tmp_path / "out.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
+    proc = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "ccdash", "--demo", "--broker", fleet.url, "--duration", "3",
          "--seed", "5", "--json", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
@@ -50,3 +59,83 @@ async def test_demo_on_a_fleet_counts_the_other_workers_acks(fleet: Fleet,
     assert 0 < report["acked_elsewhere"] <= len(remote)
     assert report["acked"] + report["dead_lettered"] == report["published"]
     assert fleet.stop_all() == {"remote-a": 0}
+
+
+def _attached_app(url: str) -> DashboardApp:
+    """The dashboard on the fleet's queue as one more worker (no load of its own)."""
+    scenario = load_scenario(None)
+    engine = scenario.make_engine(seed=3, broker=url)
+    feed = FleetFeed(url, engine.broker.worker, poll_every=0.2)  # type: ignore[attr-defined]
+    return DashboardApp(engine, Workload(scenario, engine, seed=3), live=False,
+                        start_load=False, fleet=feed)
+
+
+async def _remote_consumers(fv: FleetView, worker: str) -> dict[str, str]:
+    snap = await fv.snapshot()
+    w = snap.worker(worker)
+    return {} if w is None or not w.alive else {c.id: c.state for c in w.consumers}
+
+
+async def test_dashboard_lists_remote_workers_consumers_and_leases(
+        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consumer pane shows another worker's consumers as `worker/cid` beside the
+    local ones; the header of the pane counts them."""
+    fleet.spawn("remote-v", concurrency=2)
+    app = _attached_app(fleet.url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await app.engine_ready.wait()
+        assert app.fleet is not None
+        await until(lambda: len(app.fleet.consumers()) == 2, 15, "the remote consumers")  # type: ignore[union-attr]
+        app.refresh_now()
+        await pilot.pause()
+        keys = app.consumers.row_keys()
+        assert {"remote-v/c1", "remote-v/c2"} <= set(keys)
+        assert any("/" not in k for k in keys), keys  # the local consumers are there too
+        text = screen_text(app)
+        assert "remote-v/c1" in text and "+ 2 on other workers" in text
+        await pilot.press("q")
+        await until(lambda: app.engine_worker is not None and app.engine_worker.is_finished,
+                    15, "the engine to stop")
+
+
+async def test_kill_from_the_dashboard_reaches_the_right_worker(
+        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`k` on a remote consumer: refused in the log without a secret; with it, a signed
+    kill reaches that worker, whose consumer fails and is replaced; local ones are
+    untouched."""
+    fleet.spawn("remote-k", concurrency=2)
+    fleet.spawn("remote-other", concurrency=2)
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    monkeypatch.delenv(SECRET_FILE_ENV, raising=False)
+    app = _attached_app(fleet.url)
+    async with app.run_test(size=(160, 48)) as pilot, FleetView(fleet.url) as fv:
+        await app.engine_ready.wait()
+        assert app.fleet is not None
+        await until(lambda: len(app.fleet.consumers()) == 4, 15, "the remote consumers")  # type: ignore[union-attr]
+        app.refresh_now()
+        await pilot.pause()
+        app.consumers.focus()
+        app.consumers.move_cursor(row=app.consumers.get_row_index("remote-k/c1"))
+        await pilot.press("k")
+        await until(lambda: "not sent: no control secret" in log_text(app), 5, "the refusal")
+        assert await _remote_consumers(fv, "remote-k") == {"c1": "idle", "c2": "idle"}
+
+        monkeypatch.setenv(SECRET_ENV, SECRET)
+        await pilot.press("k")
+        await until(lambda: "kill on remote-k: killed c1" in log_text(app), 10,
+                    "the worker's answer")
+        # c1 failed there and the supervisor replaced it; the other worker and the
+        # dashboard's own consumers were not touched.
+        await until(lambda: _replaced(fv), 10, "c1 to be replaced on remote-k")
+        assert set(await _remote_consumers(fv, "remote-other")) == {"c1", "c2"}
+        local = app.engine.snapshot()
+        assert local.failovers == 0 and all(c.failed == 0 for c in local.consumers)
+        await pilot.press("q")
+        await until(lambda: app.engine_worker is not None and app.engine_worker.is_finished,
+                    15, "the engine to stop")
+    assert "killed c1" in fleet.log("remote-k") and "killed" not in fleet.log("remote-other")
+
+
+async def _replaced(fv: FleetView) -> bool:
+    ids = set(await _remote_consumers(fv, "remote-k"))
+    return "c1" not in ids and len(ids) == 2

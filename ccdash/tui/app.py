@@ -36,6 +36,7 @@ from ccdash.tui.alerts_table import AlertsTable
 from ccdash.tui.consumer_table import ConsumerTable
 from ccdash.tui.dead_letters import DeadLetterTable
 from ccdash.tui.drill_report import DrillReport
+from ccdash.tui.fleet_feed import FleetFeed
 from ccdash.tui.format import Palette
 from ccdash.tui.header_bar import HeaderBar
 from ccdash.tui.keys import KEYS, bindings
@@ -73,8 +74,13 @@ class DashboardApp(Operations):
         refresh_interval: float = REFRESH_INTERVAL,
         metrics_port: int | None = None,
         log_file: str | None = None,
+        fleet: FleetFeed | None = None,
     ) -> None:
         """`live=False` disables the app's own timers (tests call `refresh_now`).
+
+        `fleet` (on a Redis broker): the rest of the fleet, read about once a second
+        and merged into the consumer and lease panes; k, +/- and D on its consumers go
+        to their workers through the control channel.
 
         `metrics_port` serves Prometheus text on 127.0.0.1 while the engine runs (0: any
         free port; `metrics.port` and the log say which); `log_file` gets one JSON line
@@ -95,6 +101,7 @@ class DashboardApp(Operations):
         self.quitting = False
         self.engine_error: BaseException | None = None
         self.startup_error: BrokerError | OpsError | None = None  # the app exited (code 2)
+        self.fleet = fleet
         self.metrics_port = metrics_port
         self.log_file = log_file
         self.metrics: MetricsServer | None = None
@@ -205,6 +212,9 @@ class DashboardApp(Operations):
         try:
             self.engine_ready.set()
             self.refresh_now()  # the consumers exist now: show them without waiting a tick
+            if self.fleet is not None:
+                self.run_worker(self.fleet.run(self._on_fleet_trouble), name="fleet view",
+                                group="fleet", exit_on_error=False)
             if self.start_load and self.workload is not None:
                 load = asyncio.create_task(
                     self.workload.run(duration=math.inf, on_event=self._on_workload_event),
@@ -263,6 +273,11 @@ class DashboardApp(Operations):
             self._dropped += 1
         self._events.append(event)
 
+    def _on_fleet_trouble(self, message: str, error: bool) -> None:
+        """The fleet view lost (or regained) Redis: one log line, on the next tick."""
+        self._events.append(Event(0, self.clock.now(), "fleet-error" if error else "fleet",
+                                  message))
+
     def _on_workload_event(self, event: Any) -> None:
         """Workload listener: its own events (drills, run phases); engine ones come direct."""
         if getattr(event, "source", "") == "engine":
@@ -303,8 +318,9 @@ class DashboardApp(Operations):
         snap = self.engine.snapshot(max_leases=60, max_dead=200)
         self.query_one(HeaderBar).update_from(snap)
         self.query_one(QueuePane).update_from(snap)
-        self.consumers.update_from(snap)
-        self.query_one(LeaseTable).update_from(snap)
+        fleet = self.fleet
+        self.consumers.update_from(snap, fleet.consumers() if fleet else ())
+        self.query_one(LeaseTable).update_from(snap, fleet.leases() if fleet else ())
         self.dead.update_from(snap)
         self.alerts.update_from(snap)
         records = getattr(self.workload, "drill_results", None) or ()
@@ -408,7 +424,8 @@ def run_tui(
 ) -> int:
     """Open the dashboard on a scenario (None: the default one); returns the exit code.
 
-    `broker` is a URL (None: memory; sqlite:///FILE.db keeps what is still queued);
+    `broker` is a URL (None: memory; sqlite:///FILE.db keeps what is still queued;
+    redis://... joins that fleet as one more worker and shows the other workers too);
     `metrics_port` serves Prometheus text on 127.0.0.1 during the run; `log_file` gets
     JSON lines. Raises ValueError("unknown theme ...; available: ...") before starting if
     the theme is unknown (see `ccdash.tui.themes.check_theme`); BrokerError if the broker
@@ -431,6 +448,10 @@ def run_tui(
         scenario = load_scenario(None)
     engine = scenario.make_engine(handler=handler, seed=seed, broker=broker)
     workload = Workload(scenario, engine, seed=seed)
+    fleet = None
+    if broker is not None and broker.startswith(("redis://", "rediss://")):
+        # This process is one more worker of the fleet; the panes show the others too.
+        fleet = FleetFeed(broker, getattr(engine.broker, "worker", ""))
     app = DashboardApp(
         engine,
         workload,
@@ -438,6 +459,7 @@ def run_tui(
         title=str(getattr(scenario, "name", "") or "ccdash"),
         metrics_port=metrics_port,
         log_file=log_file,
+        fleet=fleet,
     )
     code = app.run()
     if app.startup_error is not None:

@@ -1,8 +1,12 @@
-"""The consumers pane: one row per consumer; the selected row is the target of k/h/s/w."""
+"""The consumers pane: one row per consumer; the selected row is the target of k/h/s/w.
+
+On a Redis fleet the other workers' consumers follow, as `worker/cid` (no latency
+or weight: their heartbeats do not carry them)."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 from rich.style import Style
 from rich.text import Text
@@ -13,6 +17,8 @@ from ccdash.tui.format import Palette
 from ccdash.tui.row_table import RowTable
 
 FADE_FOR = 6.0  # seconds an ended consumer stays (faded) before it leaves the table
+FLEET_ID_WIDTH = 16  # room for `worker/cid` once other workers' consumers are shown
+RemoteConsumer = tuple[str, Any, "float | None"]  # key, FleetConsumer, heartbeat age
 
 
 class ConsumerTable(RowTable):
@@ -38,8 +44,11 @@ class ConsumerTable(RowTable):
         self.palette = palette
         self.ended: set[str] = set()
 
-    def update_from(self, snap: Snapshot) -> None:
-        """Show the snapshot's consumers; ended ones fade, then leave."""
+    def update_from(self, snap: Snapshot, remote: Sequence[RemoteConsumer] = ()) -> None:
+        """Show the snapshot's consumers (ended ones fade, then leave), then the other
+        fleet workers' consumers (`remote`: key `worker/cid`, consumer, heartbeat age)."""
+        if remote and self.spec[0][2] < FLEET_ID_WIDTH:
+            self.set_columns((("id", "id", FLEET_ID_WIDTH), *self.COLUMNS[1:]))
         rows: dict[str, tuple[Hashable, ...]] = {}
         ended: set[str] = set()
         live = 0
@@ -63,9 +72,23 @@ class ConsumerTable(RowTable):
                 (fmt.duration(c.latency_p99), faded),
                 (fmt.duration(c.heartbeat_age), faded, c.heartbeat_age > 2.0 and not faded),
             )
+        for key, c, age in remote:
+            rows[key] = (
+                (key, False),
+                (c.state, False, 1.0, False),
+                ("-", False),
+                ("-", False),
+                (c.in_flight, False),
+                (fmt.count(c.processed), False),
+                (fmt.count(c.failed), False, c.failed > 0),
+                ("-", False),
+                ("-", False),
+                (fmt.duration(age), False, age is not None and age > 2.0),
+            )
         self.ended = ended
         self.sync(rows)
-        self.subtitle(f"{live} live / {snap.desired_consumers} wanted")
+        fleet = f" + {len(remote)} on other workers" if remote else ""
+        self.subtitle(f"{live} live / {snap.desired_consumers} wanted{fleet}")
 
     def render_cell(self, column: str, raw: Hashable) -> Text:
         """Format one cell; faded rows are dimmed, warnings coloured."""
@@ -77,7 +100,7 @@ class ConsumerTable(RowTable):
         value, faded, *flag = raw
         style = Style(dim=faded, color=p.warn if flag and flag[0] else None)
         if column == "id":
-            return fmt.untrusted(value, 6, style)
+            return fmt.untrusted(value, self.spec[0][2], style)
         if column == "version":  # a scenario's label: outside text
             return fmt.untrusted(value, 4, style)
         return fmt.number(str(value), style)

@@ -64,6 +64,18 @@ KEYS: tuple[Key, ...] = (
         "Set the selected consumer's weight for the weighted balancer",
     ),
     Key(
+        "fleet.drain",
+        "D",
+        "drain_worker",
+        "drain",
+        "fleet: drain worker",
+        "Redis fleet: drain the selected consumer's worker (it finishes what it holds, "
+        "hands back the rest and exits; asks first). k and +/- on another worker's "
+        "consumer go to that worker too",
+        display="D",
+        footer=False,
+    ),
+    Key(
         "pool.scale_up",
         "plus",
         "scale(1)",

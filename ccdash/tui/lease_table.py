@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 from rich.text import Text
 
@@ -13,6 +14,7 @@ from ccdash.tui.row_table import RowTable
 
 BAR_WIDTH = 10
 SHOWN = 40  # leases shown at most: the soonest to expire
+FLEET_HOLDER_WIDTH = 16  # room for `worker/cid` once other workers' leases are shown
 _BLANK: tuple[Hashable, ...] = ("", "", "", None)
 
 
@@ -34,7 +36,7 @@ class LeaseTable(RowTable):
         self.palette = palette
         self.visibility_timeout = visibility_timeout
 
-    def update_from(self, snap: Snapshot) -> None:
+    def update_from(self, snap: Snapshot, remote: Sequence[Any] = ()) -> None:
         """Show the soonest-expiring leases, one per row slot; bars move in tenths.
 
         Leases come and go many times a second, so rows are slots (the i-th
@@ -44,20 +46,25 @@ class LeaseTable(RowTable):
         """
         vt = self.visibility_timeout
         shown = max(1, min(SHOWN, self.size.height - 1))  # no scrolling a 4 Hz list
+        if remote and self.spec[1][2] < FLEET_HOLDER_WIDTH:
+            cols = list(self.COLUMNS)
+            cols[1] = ("consumer", "consumer", FLEET_HOLDER_WIDTH)
+            self.set_columns(tuple(cols))
+        leases = [(li.message_id, li.consumer_id, li.attempt, li.expires_in)
+                  for li in snap.leases[:shown]]
+        if remote:  # the other workers' leases (`remote`: FleetLease), merged by expiry
+            leases += [(li.message_id, f"{li.worker}/{li.consumer}", li.attempt, li.expires_in)
+                       for li in remote[:shown]]
+            leases.sort(key=lambda x: x[3])
         rows: dict[str, tuple[Hashable, ...]] = {}
-        for i, lease in enumerate(snap.leases[:shown]):
-            left = max(0.0, lease.expires_in)
+        for i, (mid, holder, attempt, expires_in) in enumerate(leases[:shown]):
+            left = max(0.0, expires_in)
             step = round(min(1.0, left / vt) * BAR_WIDTH)
-            rows[str(i)] = (
-                lease.message_id,
-                lease.consumer_id,
-                lease.attempt,
-                (step, f"{left:.0f}s"),
-            )
+            rows[str(i)] = (mid, holder, attempt, (step, f"{left:.0f}s"))
         for i in range(len(rows), min(self.row_count, shown)):
             rows[str(i)] = _BLANK
         self.sync(rows)
-        more = snap.queue.in_flight - min(len(snap.leases), shown)
+        more = snap.queue.in_flight - min(len(leases), shown)
         self.subtitle(
             f"{snap.queue.in_flight} in flight" + (f", {more} not shown" if more > 0 else "")
         )
@@ -73,5 +80,5 @@ class LeaseTable(RowTable):
             return fmt.bar(p, step / BAR_WIDTH, BAR_WIDTH, label)
         if column == "attempt":
             return fmt.number(str(raw), p.warn if isinstance(raw, int) and raw > 1 else "")
-        width = 14 if column == "message" else 8
+        width = self.spec[0][2] if column == "message" else self.spec[1][2]
         return fmt.untrusted(raw, width)

@@ -14,13 +14,16 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from textual.app import App
+from textual.worker import Worker
 
 from ccdash.engine.balancers import BALANCERS
 from ccdash.engine.engine import Engine
+from ccdash.fleet import CommandResult, WorkerView
 from ccdash.tui.alerts_table import AlertsTable
 from ccdash.tui.confirm import Confirm
 from ccdash.tui.consumer_table import ConsumerTable
 from ccdash.tui.dead_letters import DeadLetterTable
+from ccdash.tui.fleet_feed import FleetFeed, FleetRefused, describe
 from ccdash.tui.format import Palette
 from ccdash.tui.help_screen import HelpScreen
 from ccdash.tui.log_pane import LogPane
@@ -97,9 +100,10 @@ def drill_choices(
 
 
 class Operations(App[int]):
-    """Keyboard actions on the engine and the workload."""
+    """Keyboard actions on the engine and the workload (and the rest of a Redis fleet)."""
 
     engine: Engine
+    fleet: FleetFeed | None = None
     workload: Any  # ccdash.scenario.Workload, or anything shaped like it
     burst_size: int
     palette: Palette
@@ -150,17 +154,74 @@ class Operations(App[int]):
             self.say(f"{verb}: select a running consumer in the Consumers pane first", error=True)
         return cid
 
+    def _local(self, verb: str) -> str | None:
+        """The selected consumer, if it is this process's own (not another worker's)."""
+        cid = self._selected(verb)
+        if cid is not None and self.fleet is not None and self.fleet.owner(cid) is not None:
+            self.say(f"{verb}: {cid} runs on another worker; the fleet takes kill (k), "
+                     "scale (+/-) and drain (D)", error=True)
+            return None
+        return cid
+
+    def _remote(self, cid: str | None) -> tuple[WorkerView, str] | None:
+        return None if cid is None or self.fleet is None else self.fleet.owner(cid)
+
+    def send_to_fleet(self, worker: str, action: str, **args: Any) -> Worker[Any]:
+        """Send a signed command in the background (the answer can take seconds)."""
+        return self.run_worker(self.fleet_command(worker, action, **args), group="commands",
+                               name=f"{action} on {worker}", exit_on_error=False)
+
+    async def fleet_command(self, worker: str, action: str, **args: Any) -> CommandResult | None:
+        """Send `action` to another worker of the fleet; its answer goes to the log.
+        Without a control secret nothing is sent: the log says why."""
+        assert self.fleet is not None
+        try:
+            result = await self.fleet.command(worker, action, **args)
+        except FleetRefused as exc:
+            self.say(f"{action} on {worker} not sent: {exc}", error=True)
+            return None
+        text, bad = describe(result)
+        self.say(text, error=bad)
+        return result
+
     @guarded
     async def action_kill(self) -> None:
-        """Crash the selected consumer."""
-        if cid := self._selected("kill"):
+        """Crash the selected consumer (another worker's: through the control channel)."""
+        cid = self._selected("kill")
+        if (target := self._remote(cid)) is not None:
+            worker, rcid = target
+            self.say(f"kill {cid}: signed command sent to {worker.name}")
+            self.send_to_fleet(worker.name, "kill", consumer=rcid)
+        elif cid:
             released = await self.engine.kill_consumer(cid)
             self.say(f"killed {cid}; {released} leases went back to the queue")
 
     @guarded
+    def action_drain_worker(self) -> None:
+        """Drain the selected consumer's worker (another worker of the fleet), after asking."""
+        cid = self._selected("drain")
+        if cid is None:
+            return
+        if (target := self._remote(cid)) is None:
+            self.say("drain: select another worker's consumer (worker/cid); q stops this "
+                     "one gracefully", error=True)
+            return
+        name = target[0].name
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.say(f"drain {name}: signed command sent")
+                self.send_to_fleet(name, "drain")
+            else:
+                self.say("drain cancelled")
+
+        self.push_screen(Confirm(f"Drain worker {name}? It finishes what it holds, hands "
+                                 "back the rest and exits."), self.guard(done))
+
+    @guarded
     async def action_hang(self) -> None:
         """Stall the selected consumer (heartbeats stop)."""
-        if cid := self._selected("hang"):
+        if cid := self._local("hang"):
             await self.engine.hang_consumer(cid)
             self.say(
                 f"hung {cid}; the health check should fail it within "
@@ -170,7 +231,7 @@ class Operations(App[int]):
     @guarded
     def action_slow(self) -> None:
         """Ask for a slow-down factor for the selected consumer."""
-        cid = self._selected("slow")
+        cid = self._local("slow")
         if cid is None:
             return
 
@@ -187,7 +248,7 @@ class Operations(App[int]):
     @guarded
     def action_weight(self) -> None:
         """Ask for the selected consumer's weight."""
-        cid = self._selected("weight")
+        cid = self._local("weight")
         if cid is None:
             return
 
@@ -205,7 +266,13 @@ class Operations(App[int]):
 
     @guarded
     async def action_scale(self, delta: int) -> None:
-        """One consumer more or fewer."""
+        """One consumer more or fewer: here, or on the selected consumer's worker."""
+        if (target := self._remote(self.consumers.selected_consumer())) is not None:
+            worker = target[0]
+            n = max(0, worker.concurrency + delta)
+            self.say(f"scale {worker.name} {worker.concurrency} -> {n}: signed command sent")
+            self.send_to_fleet(worker.name, "scale", n=n)
+            return
         before = self.engine.desired
         n = await self.engine.scale_to(before + delta)
         if n == before:
