@@ -1,0 +1,155 @@
+"""The study text's three behaviours (tests/test_competing_consumer.py), on the
+Redis broker: basic operation, load balancing, failover.
+
+Real time on a private redis-server (tests/redis_fixtures.py), each test on its
+own queue; the FakeClock runs of the originals become short real-time runs here,
+every wait bounded. The engine's dispatcher picks the consumer for each message,
+so the shares hold although the Redis worker reads ahead into a local buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from ccdash import Delivery, Engine, EngineConfig
+
+pytestmark = [pytest.mark.slow]
+
+
+def on_redis(redis_url: str) -> str:
+    """The Engine broker URL for this test's queue (heartbeat TTL 0.6 s)."""
+    return redis_url + "&ttl=0.6"
+
+
+class Recorder:
+    """A handler that sleeps a real latency and records who handled what, and when."""
+
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
+        self.done: list[tuple[str, str, float]] = []  # (message id, consumer, finished at)
+
+    async def __call__(self, d: Delivery) -> None:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        self.done.append((d.message_id, d.consumer_id, time.monotonic()))
+
+    def shares(self) -> Counter[str]:
+        return Counter(c for _, c, _ in self.done)
+
+
+async def wait_until(cond: Callable[[], bool], *, limit: float, step: float = 0.01) -> float:
+    """Poll `cond()` until true; the real seconds it took (fails past `limit`)."""
+    t0 = time.monotonic()
+    async with asyncio.timeout(limit):
+        while True:
+            if cond():
+                return time.monotonic() - t0
+            await asyncio.sleep(step)
+
+
+async def test_competing_consumer_basic_operation(redis_url: str) -> None:
+    """4 consumers, 1,000 messages: each handled and acked exactly once, all consumers worked."""
+    seen: Counter[str] = Counter()
+    workers: Counter[str] = Counter()
+
+    async def handler(d: Delivery) -> None:
+        seen[d.message_id] += 1
+        workers[d.consumer_id] += 1
+        await asyncio.sleep(0)
+
+    async with Engine(EngineConfig(consumers=4), handler=handler,
+                      broker=on_redis(redis_url)) as engine:
+        ids = [await engine.publish({"n": i}) for i in range(1000)]
+        await engine.join(timeout=30)
+        snap = engine.snapshot()
+    assert set(seen) == set(ids)
+    assert max(seen.values()) == 1
+    assert snap.acked == snap.published == 1000
+    assert snap.queue.dead == 0 and snap.redelivered == 0
+    assert len(workers) == 4 and min(workers.values()) > 0
+
+
+async def _paced_run(redis_url: str, balancer: str, *, weights: dict[int, int] | None = None,
+                     n: int = 200) -> Counter[str]:
+    """Publish n messages at a pace the pool handles with room to spare: each is done
+    (2 ms) long before the next arrives (15 ms)."""
+    rec = Recorder(latency=0.002)
+    cfg = EngineConfig(consumers=4, balancer=balancer, prefetch=1, seed=7)
+    async with Engine(cfg, handler=rec, broker=on_redis(redis_url)) as engine:
+        ids = engine.consumer_ids()
+        for idx, w in (weights or {}).items():
+            engine.set_weight(ids[idx], w)
+        for i in range(n):
+            await engine.publish({"n": i})
+            await asyncio.sleep(0.015)
+        await wait_until(lambda: len(rec.done) == n, limit=10)
+        await engine.join(timeout=10)
+    return rec.shares()
+
+
+async def test_competing_consumer_load_balancing(redis_url: str) -> None:
+    """Paced load below capacity: round-robin gives each of 4 consumers 25% +- 5%;
+    weighted 3:1:1:1 gives the heavy one 50% +- 7%."""
+    rr = await _paced_run(redis_url + "-rr", "round-robin")
+    total = sum(rr.values())
+    assert total == 200 and len(rr) == 4, rr
+    for share in rr.values():
+        assert abs(share / total - 0.25) <= 0.05, rr
+
+    weighted = await _paced_run(redis_url + "-w", "weighted", weights={0: 3})
+    heavy = weighted.most_common(1)[0][1] / sum(weighted.values())
+    assert abs(heavy - 0.5) <= 0.07, weighted
+
+
+async def test_competing_consumer_failover(redis_url: str) -> None:
+    """Visibility timeout 60 s: a killed consumer's leases are handled elsewhere within
+    heartbeat_timeout + 1 s; a hung one is detected within 2 x heartbeat_timeout and
+    replaced; nothing is lost."""
+    rec = Recorder(latency=0.1)
+    cfg = EngineConfig(consumers=4, prefetch=3, visibility_timeout=60.0,
+                       heartbeat_interval=0.2, heartbeat_timeout=1.0, seed=1)
+    # The read-ahead sized as `ccdash worker` sizes it (consumers x prefetch): returned
+    # messages are served before unread ones, but after what is already read ahead,
+    # so the default 128-entry read-ahead would hold the whole backlog ahead of them.
+    url = on_redis(redis_url) + f"&fetch={cfg.consumers * cfg.prefetch}"
+    async with Engine(cfg, handler=rec, broker=url) as engine:
+        ids = [await engine.publish({"n": i}) for i in range(120)]
+        victim = engine.consumer_ids()[0]
+
+        def victim_holds() -> set[str]:
+            return {li.message_id for li in engine.snapshot().leases
+                    if li.consumer_id == victim}
+
+        await wait_until(lambda: len(victim_holds()) >= 2, limit=5)
+        held = victim_holds()
+        assert held, "the victim should hold leases"
+        released = await engine.kill_consumer(victim)
+        assert released == len(held)
+        took = await wait_until(
+            lambda: held <= {m for m, c, _ in rec.done if c != victim},
+            limit=cfg.heartbeat_timeout + 1.0)
+        assert took <= cfg.heartbeat_timeout + 1.0
+
+        hung = engine.consumer_ids()[0]
+        await engine.hang_consumer(hung)
+        detect = await wait_until(
+            lambda: any(c.id == hung and c.state == "failed"
+                        for c in engine.snapshot().consumers),
+            limit=2 * cfg.heartbeat_timeout)
+        assert detect <= 2 * cfg.heartbeat_timeout
+        await wait_until(lambda: len(engine.consumer_ids()) == 4, limit=5)
+        assert hung not in engine.consumer_ids()
+
+        await engine.join(timeout=20)
+        snap = engine.snapshot()
+    assert {m for m, _, _ in rec.done} == set(ids)
+    assert snap.published == snap.acked + snap.queue.dead == len(ids)
+    assert snap.queue.dead == 0
+    assert snap.failovers == 2
+    failed_alerts = [a for a in snap.alerts if a.name == "consumer-failed"]
+    assert {a.key for a in failed_alerts} == {victim, hung}
