@@ -437,9 +437,11 @@ def engines_on_redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
     made = iter(range(1_000))
 
-    def redis_broker(url: str, config: Any, *, clock: Any = None) -> RedisBroker:
+    def redis_broker(url: str, config: Any, *, clock: Any = None,
+                     read_ahead: int = 128) -> RedisBroker:
         assert url == "memory" and not hasattr(clock, "advance"), "a fake clock: not on Redis"
-        return RedisBroker.from_url(f"{redis_url}&ttl=0.6&worker=e{next(made)}", config)
+        return RedisBroker.from_url(f"{redis_url}&ttl=0.6&worker=e{next(made)}", config,
+                                    default_fetch=read_ahead)
 
     monkeypatch.setattr(engine_module, "open_broker", redis_broker)
 

@@ -54,8 +54,11 @@ def check_url(url: str) -> str:
     return scheme
 
 
-def open_broker(url: str, config: QueueConfig, *, clock: Clock | None = None) -> Broker:
-    """Make the broker a URL names (not yet connected: the engine starts it)."""
+def open_broker(
+    url: str, config: QueueConfig, *, clock: Clock | None = None, read_ahead: int = 128
+) -> Broker:
+    """Make the broker a URL names (not yet connected: the engine starts it).
+    `read_ahead`: how many messages a remote broker fetches ahead (unless the URL says)."""
     scheme = check_url(url)
     if scheme == "memory":
         from ccdash.brokers.memory import MemoryBroker
@@ -67,7 +70,7 @@ def open_broker(url: str, config: QueueConfig, *, clock: Clock | None = None) ->
         return SqliteBroker.from_url(url, config, clock=clock)
     from ccdash.brokers.redis import RedisBroker
 
-    return RedisBroker.from_url(url, config, clock=clock)
+    return RedisBroker.from_url(url, config, clock=clock, default_fetch=read_ahead)
 
 
 __all__ = ["Broker", "BrokerURLError", "open_broker", "redact_url", "check_url"]

@@ -116,9 +116,10 @@ class RedisBroker(LeaseOps, QueueState, Broker):
 
     @classmethod
     def from_url(cls, url: str, config: QueueConfig, *, clock: Clock | None = None,
-                 **overrides: Any) -> RedisBroker:
+                 default_fetch: int = 128, **overrides: Any) -> RedisBroker:
         """A broker for `url` (not connected yet); our options come from its query,
-        or from `overrides` (worker, ttl, fetch, ...) which win."""
+        or from `overrides` (worker, ttl, fetch, ...) which win. `default_fetch` is the
+        read-ahead when neither names one."""
         from ccdash.brokers import BrokerURLError, redact_url
 
         clean, opts = split_options(url, OPTIONS)
@@ -127,7 +128,8 @@ class RedisBroker(LeaseOps, QueueState, Broker):
             return cls(clean, config, clock=clock, queue=opts.get("queue") or "default",
                        worker=opts.get("worker") or None,
                        heartbeat_ttl=float(opts.get("ttl", 3.0)),
-                       fetch=int(opts.get("fetch", 128)), timeout=float(opts.get("timeout", 5.0)))
+                       fetch=int(opts.get("fetch", default_fetch)),
+                       timeout=float(opts.get("timeout", 5.0)))
         except ValueError as exc:
             raise BrokerURLError(f"bad redis broker URL {redact_url(url)!r}: {exc}") from None
 

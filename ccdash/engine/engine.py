@@ -71,7 +71,10 @@ class Engine:
         if isinstance(broker, Broker):
             self.broker: Broker = broker
         else:
-            self.broker = open_broker(broker or "memory", self.queue_config(), clock=self.clock)
+            # Read ahead about what the consumers can hold, as `ccdash worker` does: a
+            # deeper buffer would sit in front of work handed back by a failed consumer.
+            self.broker = open_broker(broker or "memory", self.queue_config(), clock=self.clock,
+                                      read_ahead=max(16, cfg.consumers * cfg.holding_limit))
         self.broker.on_event = self._broker_event
         # Fast paths where the broker offers them (the memory broker never suspends).
         self.receive_nowait = getattr(self.broker, "receive_nowait", None)
