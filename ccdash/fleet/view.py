@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from ccdash.brokers.base import DeadLetter, QueueStats
 from ccdash.brokers.redis_flusher import parse_stats
 from ccdash.brokers.redis_scripts import SCRIPTS
@@ -139,13 +141,21 @@ class FleetView:
         await self.open()
         c, k = self.client, self.keys
         names = [n.decode() for n in await c.zrange(k.workers, 0, -1)]
-        t0 = time.monotonic()
-        async with c.pipeline(transaction=False) as pipe:
-            pipe.eval(SCRIPTS["stats"].source, 0, k.prefix)
-            pipe.xrevrange(k.dead, count=self.max_dead)
-            for n in names:
-                pipe.get(k.presence(n))
-            stats_raw, dead_raw, *presences = await pipe.execute()
+        stats = SCRIPTS["stats"]
+        for attempt in (1, 2):
+            t0 = time.monotonic()
+            try:
+                async with c.pipeline(transaction=False) as pipe:
+                    pipe.evalsha(stats.sha, 0, k.prefix)
+                    pipe.xrevrange(k.dead, count=self.max_dead)
+                    for n in names:
+                        pipe.get(k.presence(n))
+                    stats_raw, dead_raw, *presences = await pipe.execute()
+                break
+            except NoScriptError:  # a fresh (or restarted) Redis: load it once, then again
+                if attempt == 2:
+                    raise
+                await c.script_load(stats.source)
         snap = parse_stats(stats_raw, t0)
         offset = t0 - snap.redis_now  # monotonic minus Redis wall clock
         per = snap.per_worker or {}
