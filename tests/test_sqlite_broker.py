@@ -447,8 +447,9 @@ def engines_on_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     """Engines made without a broker get a SqliteBroker (on their clock) instead of memory."""
     made: list[SqliteBroker] = []
 
-    def sqlite_broker(url: str, config: QueueConfig, *, clock: Any = None) -> SqliteBroker:
-        assert url == "memory"
+    def sqlite_broker(url: str, config: QueueConfig, *, clock: Any = None,
+                      read_ahead: int = 128) -> SqliteBroker:
+        assert url == "memory"  # read_ahead: a remote broker's setting, none here
         broker = SqliteBroker(str(tmp_path / f"e{len(made)}.db"), config, clock=clock)
         made.append(broker)
         _open.add(broker)
