@@ -250,7 +250,7 @@ def _run_mode(args: argparse.Namespace, scenario: Any, handler: Any, broker: str
         raise UsageError("the dashboard needs a terminal (no TTY here); "
                          "run headless with --demo")
     try:
-        from ccdash.tui.app import run_tui
+        from ccdash.tui.launch import run_tui
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("ccdash.tui"):
             raise UsageError("the dashboard is not available in this build; "

@@ -194,14 +194,14 @@ def test_dashboard_is_launched_with_the_scenario_and_options(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """On a terminal, `ccdash --scenario F --seed N` calls run_tui with them."""
     calls: list[dict[str, Any]] = []
-    fake = types.ModuleType("ccdash.tui.app")
+    fake = types.ModuleType("ccdash.tui.launch")
 
     def run_tui(**kw: Any) -> int:
         calls.append(kw)
         return 0
 
     fake.run_tui = run_tui  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "ccdash.tui.app", fake)
+    monkeypatch.setitem(sys.modules, "ccdash.tui.launch", fake)
     monkeypatch.setattr(sys, "stdin", _TTY())
     monkeypatch.setattr(sys, "stdout", _TTY())
     assert cli.main(["--scenario", "failover-drill", "--seed", "5"]) == 0
@@ -211,9 +211,9 @@ def test_dashboard_is_launched_with_the_scenario_and_options(
 
 
 def _fake_tui(monkeypatch: pytest.MonkeyPatch, run_tui: Any) -> None:
-    fake = types.ModuleType("ccdash.tui.app")
+    fake = types.ModuleType("ccdash.tui.launch")
     fake.run_tui = run_tui  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "ccdash.tui.app", fake)
+    monkeypatch.setitem(sys.modules, "ccdash.tui.launch", fake)
     monkeypatch.setattr(sys, "stdin", _TTY())
     monkeypatch.setattr(sys, "stdout", _TTY())
 
