@@ -35,6 +35,12 @@ class Recorder:
 
 async def test_competing_consumer_basic_operation() -> None:
     """4 consumers, 1,000 messages: each handled and acked exactly once, all consumers worked."""
+    await check_basic_operation(broker=None)
+
+
+async def check_basic_operation(broker: str | None) -> None:
+    """The basic-operation behaviour on a broker URL (None: memory); shared with the
+    Redis and SQLite variants."""
     seen: Counter[str] = Counter()
     workers: Counter[str] = Counter()
 
@@ -43,7 +49,7 @@ async def test_competing_consumer_basic_operation() -> None:
         workers[d.consumer_id] += 1
         await asyncio.sleep(0)
 
-    async with Engine(EngineConfig(consumers=4), handler=handler) as engine:
+    async with Engine(EngineConfig(consumers=4), handler=handler, broker=broker) as engine:
         ids = [await engine.publish({"n": i}) for i in range(1000)]
         await engine.join(timeout=30)
         snap = engine.snapshot()

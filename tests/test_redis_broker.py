@@ -455,8 +455,9 @@ def _on_redis(fn: Callable[[], Any]) -> Callable[[None], Any]:
     return test
 
 
+# (basic operation has its own Redis run in tests/test_redis_competing_consumer.py)
 REAL_TIME_ENGINE_TESTS = (
-    "test_competing_consumer_basic_operation", "test_sync_handler_runs_in_a_thread",
+    "test_sync_handler_runs_in_a_thread",
     "test_publish_only_engine", "test_body_round_trip_bytes_and_json",
     "test_publish_many_accepts_all_in_order",
 )

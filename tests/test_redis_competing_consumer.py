@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
+from test_competing_consumer import check_basic_operation
 
 from ccdash import Delivery, Engine, EngineConfig
 
@@ -54,24 +55,7 @@ async def wait_until(cond: Callable[[], bool], *, limit: float, step: float = 0.
 
 async def test_competing_consumer_basic_operation(redis_url: str) -> None:
     """4 consumers, 1,000 messages: each handled and acked exactly once, all consumers worked."""
-    seen: Counter[str] = Counter()
-    workers: Counter[str] = Counter()
-
-    async def handler(d: Delivery) -> None:
-        seen[d.message_id] += 1
-        workers[d.consumer_id] += 1
-        await asyncio.sleep(0)
-
-    async with Engine(EngineConfig(consumers=4), handler=handler,
-                      broker=on_redis(redis_url)) as engine:
-        ids = [await engine.publish({"n": i}) for i in range(1000)]
-        await engine.join(timeout=30)
-        snap = engine.snapshot()
-    assert set(seen) == set(ids)
-    assert max(seen.values()) == 1
-    assert snap.acked == snap.published == 1000
-    assert snap.queue.dead == 0 and snap.redelivered == 0
-    assert len(workers) == 4 and min(workers.values()) > 0
+    await check_basic_operation(on_redis(redis_url))
 
 
 async def _paced_run(redis_url: str, balancer: str, *, weights: dict[int, int] | None = None,
