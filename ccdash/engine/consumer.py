@@ -126,60 +126,91 @@ class Consumer:
         """Handle deliveries until drained (returns) or cancelled (killed, failed)."""
         eng = self.engine
         loop = asyncio.get_running_loop()
-        batch = eng.batch_handler is not None and eng.config.batch_size > 1
         if not self.warm:  # a cold start (connections, caches) before taking work
             await eng.clock.sleep(eng.config.startup_delay)
             await eng.consumer_warmed(self)
+        if eng.batch_handler is not None and eng.config.batch_size > 1:
+            while await self._next(loop):
+                await self._handle_batch(loop)
+        else:
+            await self._run_single(loop)
+
+    async def _next(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Wait until there is something buffered (True) or it is drained (False)."""
         while True:
             if self.hung:
                 await loop.create_future()  # stalls until the health check fails us
-            if not self.buffer:
-                if self.draining:
-                    return
-                self.state = IDLE
-                self._wake = loop.create_future()
-                try:
-                    await self._wake
-                finally:
-                    self._wake = None
-                continue
-            if batch:
-                await self._handle_batch(loop)
-            else:
-                await self._handle_one(self.buffer.popleft())
+            if self.buffer:
+                return True
+            if self.draining:
+                return False
+            self.state = IDLE
+            self._wake = loop.create_future()
+            try:
+                await self._wake
+            finally:
+                self._wake = None
 
-    async def _handle_one(self, d: Delivery) -> None:
+    async def _run_single(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One delivery at a time. The hot path: written inline for the interpreter
+        (no coroutine per message besides the handler's own; slot accounting only
+        when the consumer reaches its refill mark)."""
         eng = self.engine
-        clock = eng.clock
-        if eng.guards_active and await eng.hold_back(self, d):
-            if eng.free_slots(self, 1):
-                await eng.dispatch(self)
-            return
-        self.state = PROCESSING
-        self.current.append(d)
-        self.started_at = t0 = clock.now()
-        error: str | None = None
-        try:
-            if self.is_async:
-                await self.handler(d)  # type: ignore[misc]
-            elif self.handler is not None:
-                await asyncio.to_thread(self.handler, d)
-        except asyncio.CancelledError:
-            error = self._timeout_error("handler")
-        except Exception as exc:
-            error = describe_error(exc)
-        t1 = await self._finish_run(t0)
-        self.current.clear()
-        self.last_beat = t1
-        if error is None:
-            if eng.ack_nowait is not None:
-                self._acked_nowait(d, t1 - t0)
+        now = eng.clock.now
+        buffer = self.buffer
+        current = self.current
+        handler = self.handler
+        is_async = self.is_async
+        while True:
+            if (not buffer or self.hung) and not await self._next(loop):
+                return  # drained
+            d = buffer.popleft()
+            if eng.guards_active and await eng.hold_back(self, d):
+                await self._slots_freed(1)
+                continue
+            self.state = PROCESSING
+            current.append(d)
+            self.started_at = t0 = now()
+            error: str | None = None
+            try:
+                if is_async:
+                    await handler(d)  # type: ignore[misc]
+                elif handler is not None:
+                    await asyncio.to_thread(handler, d)
+            except asyncio.CancelledError:
+                error = self._timeout_error("handler")
+            except Exception as exc:
+                error = describe_error(exc)
+            t1 = now()
+            if self.slow_factor > 1.0 or self.hung:
+                t1 = await self._finish_run(t0, t1)
+            current.clear()
+            self.last_beat = t1
+            if error is None:
+                if eng.ack_nowait is not None:
+                    try:
+                        eng.ack_nowait(d.receipt)
+                    except ReceiptRejected:
+                        self._ack_rejected(d)
+                    self._count_success(d, t1 - t0)
+                else:
+                    await self._acked(d, t1 - t0)
             else:
-                await self._acked(d, t1 - t0)
-        else:
-            await self._failed(d, error, t1 - t0)
-        if eng.free_slots(self, 1):
-            await eng.dispatch(self)
+                await self._failed(d, error, t1 - t0)
+            held = self.held - 1
+            if held > self.low:  # still above the refill mark: no one's room changes
+                self.held = held
+            else:
+                await self._slots_freed(1)
+
+    async def _slots_freed(self, n: int) -> None:
+        """It finished `n` deliveries: account for the slots and refill if due."""
+        eng = self.engine
+        if eng.free_slots(self, n):
+            if eng.receive_nowait is not None:
+                eng.dispatch_nowait(self)
+            else:
+                await eng.dispatch(self)
 
     def _timeout_error(self, what: str) -> str:
         """Inside `except CancelledError`: our own timeout becomes an error text;
@@ -190,24 +221,16 @@ class Consumer:
         asyncio.current_task().uncancel()  # type: ignore[union-attr]
         return f"HandlerTimeout: {what} ran over {self.engine.config.handler_timeout}s"
 
-    async def _finish_run(self, t0: float) -> float:
-        """After a handler run: apply a drill's slowdown, stall if hung; returns the end time."""
+    async def _finish_run(self, t0: float, t1: float) -> float:
+        """After a handler run (t0 to t1): apply a drill's slowdown, stall if hung;
+        returns the end time."""
         clock = self.engine.clock
-        t1 = clock.now()
         if self.slow_factor > 1.0:  # a drill slowed this consumer down
             await clock.sleep((t1 - t0) * (self.slow_factor - 1.0))
             t1 = clock.now()
         if self.hung:  # a hung consumer never gets to ack
             await asyncio.get_running_loop().create_future()
         return t1
-
-    def _acked_nowait(self, d: Delivery, elapsed: float) -> None:
-        """Ack on a broker that never suspends (the memory broker), then count it."""
-        try:
-            self.engine.ack_nowait(d.receipt)  # type: ignore[misc]
-        except ReceiptRejected:
-            self._ack_rejected(d)
-        self._count_success(d, elapsed)
 
     async def _acked(self, d: Delivery, elapsed: float) -> None:
         try:
@@ -267,7 +290,7 @@ class Consumer:
             whole = self._timeout_error("batch")
         except Exception as exc:
             whole = describe_error(exc)
-        t1 = await self._finish_run(t0)
+        t1 = await self._finish_run(t0, clock.now())
         self.current.clear()
         self.last_beat = t1
         per_message = (t1 - t0) / len(batch)
@@ -278,8 +301,7 @@ class Consumer:
             else:
                 text = err if isinstance(err, str) else describe_error(err)
                 await self._failed(d, text or "failed", per_message)
-        if eng.free_slots(self, len(batch)):
-            await eng.dispatch(self)
+        await self._slots_freed(len(batch))
 
     def note_state(self) -> str:
         """The state to show (draining wins while it lasts)."""

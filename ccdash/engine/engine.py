@@ -214,7 +214,7 @@ class Engine:
         except QueueFull:  # backpressure: wait for room
             mid = await self.broker.publish(body, priority=priority, dedup_id=dedup_id)
         if self.room_total > 0 and not self.paused:
-            await self.dispatch(None)
+            self.dispatch_nowait(None)
         return mid
 
     async def publish_many(self, bodies: Sequence[Any], priority: int = 0) -> list[str]:
@@ -289,38 +289,64 @@ class Engine:
             self.check_joiners()
         return room > 0 and not self.paused and not self.stopping
 
-    async def dispatch(self, hint: Consumer | None) -> None:
-        """Lease ready messages to hungry consumers, as the balancer picks."""
+    def _reserve(self, hint: Consumer | None) -> list[Consumer]:
+        """Pick who gets the next ready messages, as the balancer says, and reserve
+        their slots: one entry per message (empty if nobody has room or nothing is ready)."""
         room = self.room_total
         if room <= 0 or self.paused or self.stopping:
-            return
-        broker = self.broker
-        ready = broker.ready_count()
+            return []
+        ready = self.broker.ready_count()
         if ready <= 0:
-            return
+            return []
         if hint is not None and hint.room == room:  # the only hungry one: no choice
             k = min(room, ready, 256)
-            picks = [hint] * k
             hint.held += k
             self.room_total += hint.room - room
-        else:
-            cands = [c for c in self.consumers.values() if c.room > 0]
-            before = {c: c.room for c in cands}
-            k = min(sum(c.limit - c.held for c in cands), ready, 256)
-            picks = []
-            pick = self.balancer.pick
-            for _ in range(k):
-                c = pick(cands)
-                picks.append(c)
-                c.held += 1
-                if c.held >= c.limit:
-                    cands.remove(c)
-            self.room_total += sum(c.room - r for c, r in before.items())
-        holders = [c.id for c in picks]
+            return [hint] * k
+        cands = [c for c in self.consumers.values() if c.room > 0]
+        before = {c: c.room for c in cands}
+        k = min(sum(c.limit - c.held for c in cands), ready, 256)
+        picks = []
+        pick = self.balancer.pick
+        for _ in range(k):
+            c = pick(cands)
+            picks.append(c)
+            c.held += 1
+            if c.held >= c.limit:
+                cands.remove(c)
+        self.room_total += sum(c.room - r for c, r in before.items())
+        return picks
+
+    def _unreserve(self, picks: list[Consumer]) -> None:
+        """Fewer messages than reserved slots: give the slots back."""
+        for c in picks:
+            r = c.room
+            c.held -= 1
+            self.room_total += c.room - r
+        if picks and self._joiners:
+            self.check_joiners()
+
+    def dispatch_nowait(self, hint: Consumer | None) -> None:
+        """`dispatch` on a broker that never suspends (`receive_nowait`): nothing runs
+        between the balancer's picks and the hand-over, so every pick still accepts."""
+        picks = self._reserve(hint)
+        if picks:
+            got = self.receive_nowait([c.id for c in picks])  # type: ignore[misc]
+            for c, d in zip(picks, got, strict=False):
+                c.give(d)
+            if len(got) < len(picks):
+                self._unreserve(picks[len(got):])
+
+    async def dispatch(self, hint: Consumer | None) -> None:
+        """Lease ready messages to hungry consumers, as the balancer picks."""
         if self.receive_nowait is not None:
-            got = self.receive_nowait(holders)
-        else:
-            got = await broker.receive(holders)
+            self.dispatch_nowait(hint)
+            return
+        picks = self._reserve(hint)
+        if not picks:
+            return
+        broker = self.broker
+        got = await broker.receive([c.id for c in picks])
         for c, d in zip(picks, got, strict=False):
             if c.accepting:
                 c.give(d)
@@ -328,10 +354,8 @@ class Engine:
                 await broker.release([d.receipt], REASON_RELEASED)
                 if c.id in self.consumers:
                     c.held -= 1
-        for c in picks[len(got):]:  # fewer messages than expected: give the slots back
-            r = c.room
-            c.held -= 1
-            self.room_total += c.room - r
+        if len(got) < len(picks):
+            self._unreserve(picks[len(got):])
 
     async def _dispatch_loop(self) -> None:
         """Park on the broker while consumers have room; on room while they don't."""
