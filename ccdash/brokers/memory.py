@@ -205,9 +205,12 @@ class MemoryBroker(Broker):
             entry = self._dedup.get(dedup_id)
             if entry is not None:
                 return entry.message_id
-        if not self._room():
+        if self.config.capacity is not None and not self._room():
             raise QueueFull(f"queue is full ({self.config.capacity} messages)")
-        data, is_json = encode_body(body)
+        if type(body) is bytes:  # encode_body's common case, without the call
+            data, is_json = body, False
+        else:
+            data, is_json = encode_body(body)
         seq = next(self._seq)
         msg = _Msg(f"m{seq}", data, is_json, priority, seq, now)
         if dedup_id is not None:

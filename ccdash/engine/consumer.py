@@ -166,7 +166,8 @@ class Consumer:
                 return  # drained
             d = buffer.popleft()
             if eng.guards_active and await eng.hold_back(self, d):
-                await self._slots_freed(1)
+                if eng.refill(self, 1):
+                    await eng.dispatch(self)
                 continue
             self.state = PROCESSING
             current.append(d)
@@ -200,16 +201,7 @@ class Consumer:
             held = self.held - 1
             if held > self.low:  # still above the refill mark: no one's room changes
                 self.held = held
-            else:
-                await self._slots_freed(1)
-
-    async def _slots_freed(self, n: int) -> None:
-        """It finished `n` deliveries: account for the slots and refill if due."""
-        eng = self.engine
-        if eng.free_slots(self, n):
-            if eng.receive_nowait is not None:
-                eng.dispatch_nowait(self)
-            else:
+            elif eng.refill(self, 1):
                 await eng.dispatch(self)
 
     def _timeout_error(self, what: str) -> str:
@@ -301,7 +293,8 @@ class Consumer:
             else:
                 text = err if isinstance(err, str) else describe_error(err)
                 await self._failed(d, text or "failed", per_message)
-        await self._slots_freed(len(batch))
+        if eng.refill(self, len(batch)):
+            await eng.dispatch(self)
 
     def note_state(self) -> str:
         """The state to show (draining wins while it lasts)."""

@@ -285,9 +285,41 @@ class Engine:
             self.room_total += room - before
             if self._room_waiter is not None and not self._room_waiter.done():
                 self._room_waiter.set_result(None)
-        if self._joiners:
+        # While it still holds a delivery, something is outstanding: no joiner to wake
+        # (the health tick checks anyway, for leases that expired into the DLQ unseen).
+        if self._joiners and c.held <= 0:
             self.check_joiners()
         return room > 0 and not self.paused and not self.stopping
+
+    def refill(self, c: Consumer, n: int) -> bool:
+        """The running consumer `c` finished `n` deliveries: free their slots and, on a
+        broker that never suspends, refill it now. True if a `dispatch(c)` is still
+        to be awaited."""
+        if (self.room_total == 0 and self.receive_nowait is not None and not self.paused
+                and not self.stopping and c.accepting):
+            # Nobody else wants work, so the balancer has no choice to make: take
+            # what c has room for straight from the broker (the per-message path at
+            # prefetch 1).
+            held = c.held - n
+            if held > c.low:
+                c.held = held
+                return False
+            want = c.limit - held
+            got = self.receive_nowait([c.id] * want)
+            c.held = held + len(got)
+            c.buffer.extend(got)
+            if len(got) < want:  # the queue ran dry: c keeps the rest as room
+                self.room_total += c.room
+                self._room_changed()
+                if self._joiners and c.held <= 0:
+                    self.check_joiners()
+            return False
+        if not self.free_slots(c, n):
+            return False
+        if self.receive_nowait is None:
+            return True
+        self.dispatch_nowait(c)
+        return False
 
     def _reserve(self, hint: Consumer | None) -> list[Consumer]:
         """Pick who gets the next ready messages, as the balancer says, and reserve

@@ -1,31 +1,29 @@
 """Bounded metrics: a log-bucketed latency histogram and windowed rates.
 
-Recording a latency is one `frexp` and one list increment; memory never grows
+Recording a latency is one bisection (in C) and one list increment; memory never grows
 with the number of messages.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right as _bisect_right
 from collections import deque
 
 _SUB = 8  # sub-buckets per power of two: about 9% relative error at worst
 _MIN_EXP = -20  # below ~1 microsecond everything is one bucket
 _MAX_EXP = 12  # above ~68 minutes everything is one bucket
 _NBUCKETS = (_MAX_EXP - _MIN_EXP + 1) * _SUB
-_TWO_SUB = 2 * _SUB
-_frexp = math.frexp
 
 
-def _bucket(seconds: float) -> int:
-    if seconds <= 0.0:
-        return 0
-    m, e = math.frexp(seconds)  # seconds = m * 2**e, 0.5 <= m < 1
-    if e < _MIN_EXP:
-        return 0
-    if e > _MAX_EXP:
-        return _NBUCKETS - 1
-    return (e - _MIN_EXP) * _SUB + int((m - 0.5) * 2 * _SUB)
+def _bucket_lower(index: int) -> float:
+    e, sub = divmod(index, _SUB)
+    return math.ldexp(0.5 + sub / (2 * _SUB), e + _MIN_EXP)
+
+
+# The lower edge of every bucket but the first: bucket i holds [edge i, edge i+1), the
+# first also everything below, the last everything above.
+_LOWER_EDGES = [_bucket_lower(i) for i in range(1, _NBUCKETS)]
 
 
 def _bucket_value(index: int) -> float:
@@ -48,18 +46,7 @@ class LatencyHistogram:
 
     def record(self, seconds: float) -> None:
         """Add one observation."""
-        # _bucket() inlined: this runs once per handled message.
-        if seconds > 0.0:
-            m, e = _frexp(seconds)
-            if e < _MIN_EXP:
-                i = 0
-            elif e > _MAX_EXP:
-                i = _NBUCKETS - 1
-            else:
-                i = (e - _MIN_EXP) * _SUB + int((m - 0.5) * _TWO_SUB)
-        else:
-            i = 0
-        self._cur[i] += 1
+        self._cur[_bisect_right(_LOWER_EDGES, seconds)] += 1
         self.count += 1
         self.total += seconds
 

@@ -1,1 +1,1 @@
-"""The Textual dashboard. `ccdash.tui.launch.run_tui` opens it; themes are in `ccdash.tui.themes`."""
+"""The Textual dashboard. `ccdash.tui.launch.run_tui` opens it; themes: `ccdash.tui.themes`."""
