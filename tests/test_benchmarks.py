@@ -23,3 +23,22 @@ def test_queue_ops_quick_run_prints_its_figures() -> None:
     assert re.search(r"ratio receive\+ack / awaited put\+get: \d+\.\d\d", run.stdout)
     assert re.search(r"reap expiring 1,000: median \d+\.\d\d ms", run.stdout)
     assert re.search(r"per in-flight lease, beyond payload: +\d+ bytes", run.stdout)
+
+
+def test_bench_instructions_counts_both_sides() -> None:
+    """benchmarks/bench_instructions.py counts the floor and the engine under valgrind
+    and prints instructions per message and their ratio."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_instructions.py"),
+         "--messages", "500", "--prefetch", "32"],
+        cwd=ROOT, capture_output=True, text=True, timeout=110,
+    )
+    assert run.returncode == 0, run.stderr
+    floor = re.search(r"floor \(asyncio.Queue, 4 consumers\): ([\d,]+) instructions/message",
+                      run.stdout)
+    engine = re.search(r"engine prefetch=32: ([\d,]+) instructions/message, ratio (\d\.\d+)",
+                       run.stdout)
+    assert floor and engine, run.stdout
+    f, e = (int(m.group(1).replace(",", "")) for m in (floor, engine))
+    assert f > 0 and e > 0
+    assert abs(float(engine.group(2)) - f / e) < 0.001
