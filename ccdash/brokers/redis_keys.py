@@ -52,6 +52,11 @@ class Keys:
         return self.prefix + "dead"
 
     @property
+    def dead_index(self) -> str:
+        """HASH message id -> its entry in the dead stream."""
+        return self.prefix + "deadidx"
+
+    @property
     def delayed(self) -> str:
         """ZSET of messages waiting out a retry backoff (score = due, Redis ms)."""
         return self.prefix + "delayed"

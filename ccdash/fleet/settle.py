@@ -1,73 +1,25 @@
-"""Where a batch of message ids is now, on a shared Redis queue: still outstanding
-(a stream entry, a returned message waiting for a fetch, a delayed retry), dead,
-or gone (acked: XACK + XDEL). Reads the key layout of ccdash.brokers.redis_scripts.
+"""Where a batch of message ids is now, on a shared Redis queue named by its URL.
 
 The loss checker of a run that shares its queue with other workers needs this:
 those workers run their own handlers, so the run's own records never see the
-completions they make.
+completions they make. The scan itself is the broker package's (`redis_locate`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
 
+from ccdash.brokers.redis_locate import Whereabouts, locate_ids
 from ccdash.fleet.connect import connect
-
-CHUNK = 1000  # stream entries read per round trip
-
-
-@dataclass(frozen=True, slots=True)
-class Whereabouts:
-    """The asked-about ids still outstanding or dead, and the fleet's acked total."""
-
-    outstanding: frozenset[str]
-    dead: frozenset[str]
-    acked_total: int
 
 
 async def locate(url: str, ids: Iterable[str]) -> Whereabouts:
-    """Which of `ids` the queue `url` names still holds (one scan of its streams)."""
-    wanted = set(ids)
+    """Which of `ids` the queue `url` names still holds."""
     client, keys = await connect(url)
     try:
-        found: set[str] = set()
-        for raw in await client.zrange(keys.priorities, 0, -1):
-            level = raw.decode()
-            # A level's new and returned entries (leased ones stay in them until acked).
-            for stream in (keys.level_stream(level), keys.level_stream("r" + level)):
-                found |= await _scan(client, stream, wanted)
-            # Returned messages waiting for a fetch: members `order|id`.
-            for member in await client.zrange(keys.returned(int(level)), 0, -1):
-                if (mid := member.decode().rpartition("|")[2]) in wanted:
-                    found.add(mid)
-        for member in await client.zrange(keys.delayed, 0, -1):
-            if member.decode() in wanted:
-                found.add(member.decode())
-        dead: set[str] = set()
-        order = sorted(wanted)
-        for i in range(0, len(order), CHUNK):
-            part = order[i:i + CHUNK]
-            for mid, entry in zip(part, await client.hmget(keys.prefix + "deadidx", part),
-                                  strict=True):
-                if entry is not None:
-                    dead.add(mid)
-        acked = int(await client.hget(keys.counters, "acked") or 0)
+        return await locate_ids(client, keys, ids)
     finally:
         await client.aclose()
-    return Whereabouts(frozenset(found), frozenset(dead), acked)
 
 
-async def _scan(client: Any, stream: str, wanted: set[str]) -> set[str]:
-    """The wanted ids that have an entry in `stream`."""
-    found: set[str] = set()
-    start = "-"
-    while True:
-        entries = await client.xrange(stream, min=start, count=CHUNK)
-        for _eid, fields in entries:
-            if (mid := fields.get(b"m", b"").decode()) in wanted:
-                found.add(mid)
-        if len(entries) < CHUNK:
-            return found
-        start = "(" + entries[-1][0].decode()
+__all__ = ["Whereabouts", "locate"]
