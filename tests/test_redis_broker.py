@@ -22,7 +22,9 @@ from ccdash.brokers.base import (
     QueueFull,
     ReceiptRejected,
 )
+from ccdash import Engine, EngineConfig
 from ccdash.brokers.redis import RedisBroker
+from ccdash.fleet.settle import locate
 
 Make = Callable[..., Any]
 
@@ -389,7 +391,6 @@ async def test_unreachable_redis_is_a_clear_error_without_the_password() -> None
 async def test_engine_runs_on_the_redis_broker(redis_url: str) -> None:
     """Engine(broker=URL): publish (with dedup), handle, kill a consumer mid-run
     (its leases go back at once), join; every message acked exactly as published."""
-    from ccdash import Engine, EngineConfig
 
     seen: list[str] = []
     some_done = asyncio.Event()
@@ -472,3 +473,46 @@ def _real_time_engine_tests() -> dict[str, Any]:
 
 
 globals().update(_real_time_engine_tests())
+
+
+async def test_engine_publish_returns_only_once_redis_has_the_message(
+        redis_server_factory: Any) -> None:
+    """An engine on Redis accepts a message only once Redis stores it: while Redis is
+    down `engine.publish` waits (a crash then could not lose an accepted message), and
+    once Redis is back it returns, with the message in Redis."""
+    server = redis_server_factory()
+    url = f"{server.url}?queue=accept"
+    async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as engine:
+        first = await engine.publish(b"first")
+        server.stop(kill=True)
+        pending = asyncio.ensure_future(engine.publish(b"second"))
+        done, _ = await asyncio.wait([pending], timeout=0.5)
+        assert not done, "publish returned while Redis could not have stored the message"
+        server.start()  # append-only with fsync always: the first message survived
+        second = await asyncio.wait_for(pending, 20)
+        where = await locate(url, [first, second])
+    assert where.outstanding == {first, second}
+
+
+async def test_flush_waits_for_what_was_queued_not_for_an_idle_queue(
+        redis_broker: Make, redis_url: str) -> None:
+    """`flush` returns once the publishes queued before it are in Redis, even while a
+    producer keeps queueing more (the write queue then never empties)."""
+    broker = await redis_broker()
+    before = [broker.publish_nowait(b"early") for _ in range(50)]
+    keep_going = True
+
+    async def producer() -> None:
+        while keep_going:
+            broker.publish_nowait(b"later")
+            await asyncio.sleep(0)
+
+    task = asyncio.ensure_future(producer())
+    try:
+        await asyncio.wait_for(broker.flush(), 10)
+        assert not task.done()  # still queueing while flush returned
+    finally:
+        keep_going = False
+        await task
+    where = await locate(redis_url, before)
+    assert where.outstanding == set(before)

@@ -164,6 +164,10 @@ class Broker(abc.ABC):
     url: str = "memory"
     # Told of events only the broker sees (kind, fields), e.g. "lease-expired".
     on_event: Callable[[str, dict[str, Any]], None] | None = None
+    # Has `publish_nowait` stored the message when it returns? Only an in-process
+    # broker's has; a durable or remote one queues it for its next commit or round
+    # trip, and a message is accepted only once `publish` (or `flush`) returns.
+    stores_on_publish_nowait: bool = False
 
     @abc.abstractmethod
     async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:

@@ -121,6 +121,7 @@ class MemoryBroker(Broker):
     """An in-process leased queue with retries, DLQ, priorities, dedup and backpressure."""
 
     url = "memory"
+    stores_on_publish_nowait = True  # the process is the store
 
     def __init__(self, config: QueueConfig | None = None, *, clock: Clock | None = None) -> None:
         self.config = config or QueueConfig()

@@ -194,6 +194,7 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         except TimeoutError:
             log.error("closing with Redis unreachable: %d publishes and %d acks not sent",
                       len(self.flusher.outbox), len(self.flusher.acks))
+            self.flusher.abandon(BrokerClosed("broker closed before Redis stored the message"))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -225,12 +226,18 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         if self._full():
             raise QueueFull(f"queue is full ({self.config.capacity} messages)")
         data, is_json = encode_body(body)
+        return self._stage(data, is_json, priority, None)
+
+    def _stage(self, data: bytes, is_json: bool, priority: int,
+               stored: asyncio.Future[None] | None) -> str:
+        """Queue a message for the next group commit; `stored` is resolved once Redis
+        has it. Returns its id."""
         mid = self._new_id()
         prio = int(priority)
         p, m, d = b"%d" % prio, mid.encode(), (b"j" if is_json else b"b") + data
         # The publish script's 4 arguments (priority, id, body, no dedup id), RESP-encoded.
         self.flusher.outbox.append((prio, b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$0\r\n\r\n" % (
-            len(p), p, len(m), m, len(d), d)))
+            len(p), p, len(m), m, len(d), d), stored))
         self.flusher.kick()
         return mid
 
@@ -249,6 +256,11 @@ class RedisBroker(LeaseOps, QueueState, Broker):
             self.flusher.kick()
             await asyncio.wait([fut], timeout=0.25)  # re-read the fleet's count meanwhile
             self._check_open()
+        if dedup_id is None:  # group-committed with other publishes and acks
+            stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            mid = self._stage(data, is_json, priority, stored)
+            await stored
+            return mid
         mid = self._new_id()
         window = max(1, int(self.config.dedup_window * 1000))
         r = await self.flusher.call(evalsha(
@@ -272,8 +284,8 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         return len(entries)
 
     async def flush(self) -> None:
-        """Wait until every queued publish and ack has reached Redis."""
-        await self.flusher.drained()
+        """Wait until every publish and ack queued so far has reached Redis."""
+        await self.flusher.sent()
 
     async def settled(self) -> None:
         """Wait until queued writes reached Redis and the reader has no fetch wanted or

@@ -75,7 +75,8 @@ class Flusher:
         self.on_snapshot = on_snapshot
         self.backoff = backoff
         # Queued writes, their script arguments already RESP-encoded (see `bulk`).
-        self.outbox: deque[tuple[int, bytes]] = deque()  # (priority, 4 args)
+        # (priority, 4 args, the publisher's future or None if nobody awaits it)
+        self.outbox: deque[tuple[int, bytes, asyncio.Future[None] | None]] = deque()
         self.acks: deque[bytes] = deque()  # 3 args each
         self.ops: deque[Op] = deque()
         self.want_stats = True
@@ -90,8 +91,14 @@ class Flusher:
         self._kick = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        # Totals of publishes and acks that reached Redis (for `sent`), and the acks of
+        # the batch in flight, and who waits for which totals.
+        self.pub_done = 0
+        self.ack_done = 0
+        self._acks_in_flight = 0
+        self._sent_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._pub_token: str | None = None
-        self._pub_chunk: list[tuple[int, bytes]] = []
+        self._pub_chunk: list[tuple[int, bytes, asyncio.Future[None] | None]] = []
 
     # -- queueing -----------------------------------------------------------
 
@@ -108,6 +115,16 @@ class Flusher:
         """Acks not in the last snapshot."""
         return len(self.acks) + self.sent_ack
 
+    def abandon(self, error: BaseException) -> None:
+        """Closing without having sent everything: tell the publishers still waiting."""
+        for _, _, fut in (*self._pub_chunk, *self.outbox):
+            if fut is not None and not fut.done():
+                fut.set_exception(error)
+        for _, _, fut in self._sent_waiters:
+            if not fut.done():
+                fut.set_exception(error)
+        self._sent_waiters.clear()
+
     def call(self, cmd: tuple[Any, ...]) -> asyncio.Future[Any]:
         """Queue a command; the future gets its reply (or the error)."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -119,6 +136,28 @@ class Flusher:
         """Queue a command nobody waits for (errors are logged, not raised)."""
         fut = self.call(cmd)
         fut.add_done_callback(_log_failure)
+
+    async def sent(self) -> None:
+        """Wait until every publish and ack queued so far has reached Redis (what is
+        queued later does not hold it up: under steady load the queues never empty)."""
+        pubs = self.pub_done + len(self._pub_chunk) + len(self.outbox)
+        acks = self.ack_done + self._acks_in_flight + len(self.acks)
+        if self.pub_done >= pubs and self.ack_done >= acks:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sent_waiters.append((pubs, acks, fut))
+        await fut
+
+    def _wake_sent(self) -> None:
+        waiting = []
+        for pubs, acks, fut in self._sent_waiters:
+            if fut.done():
+                continue
+            if self.pub_done >= pubs and self.ack_done >= acks:
+                fut.set_result(None)
+            else:
+                waiting.append((pubs, acks, fut))
+        self._sent_waiters = waiting
 
     async def drained(self) -> None:
         """Wait until nothing is queued or in flight."""
@@ -153,6 +192,9 @@ class Flusher:
                     self.down_since = None
                     self.recovered_at = time.monotonic()
                 self.backoff.reset()
+            finally:
+                if self._sent_waiters:
+                    self._wake_sent()
 
     def _down(self, why: str) -> None:
         self.retrying = True
@@ -168,7 +210,7 @@ class Flusher:
             self._pub_chunk = [self.outbox.popleft() for _ in range(n)]
             self._pub_token = secrets.token_hex(8)
         if self._pub_chunk:
-            raw = Raw(b"".join(seg for _, seg in self._pub_chunk), 4 * len(self._pub_chunk))
+            raw = Raw(b"".join(seg for _, seg, _ in self._pub_chunk), 4 * len(self._pub_chunk))
             cmds.append(evalsha("publish", self.prefix, self._pub_token, 1, raw))
         ack_chunk = [self.acks.popleft() for _ in range(min(ACK_CHUNK, len(self.acks)))]
         if ack_chunk:
@@ -181,6 +223,7 @@ class Flusher:
         if stats:
             cmds.append(evalsha("stats", self.prefix))
         self.sent_ack += len(ack_chunk)
+        self._acks_in_flight = len(ack_chunk)
         try:
             replies = await self.link.execute(cmds)
         except BaseException:
@@ -189,6 +232,9 @@ class Flusher:
             self.acks.extendleft(reversed(ack_chunk))
             self.ops.extendleft(reversed(ops))
             raise
+        finally:
+            self._acks_in_flight = 0
+        self.ack_done += len(ack_chunk)  # reached Redis, taken or refused
         i = 0
         if self._pub_chunk:
             r = replies[i]
@@ -198,6 +244,10 @@ class Flusher:
                 # Keep it: a script error here is a bug or lost state; retry later.
                 raise LinkDown(self.link.describe(r))
             self.sent_pub += len(self._pub_chunk)
+            self.pub_done += len(self._pub_chunk)
+            for _, _, fut in self._pub_chunk:  # stored: their publishers may go on
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
             self._pub_chunk = []
         if ack_chunk:
             r = replies[i]

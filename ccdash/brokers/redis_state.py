@@ -151,5 +151,5 @@ class QueueState:
             self.book.unlease(r)
         log.error("Redis lost the queue's consumer group (restarted without persistence?): "
                   "re-creating it; %d local leases dropped", dropped)
-        prios = sorted({p for p, _ in self.flusher.outbox} | {0})
+        prios = sorted({p for p, _, _ in self.flusher.outbox} | {0})
         self.flusher.fire(evalsha("recover", self.keys.prefix, *prios))

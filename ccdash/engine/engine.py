@@ -204,10 +204,10 @@ class Engine:
         """Accept a message (waits for room on a bounded queue); returns its id."""
         if self.stopping or self._stopped:
             raise EngineStopped("the engine is shutting down; publishing is closed")
-        if self.receive_nowait is None:
-            # A broker that suspends (durable, remote): return once it has stored the
-            # message. It wakes the parked dispatcher, which leases it, so the publisher
-            # waits for one round trip, not two.
+        if not self.broker.stores_on_publish_nowait:
+            # A durable or remote broker: return once it has stored the message (a
+            # queued-but-unsent one would be lost with the process). It wakes the parked
+            # dispatcher, which leases it, so the publisher waits for one round trip, not two.
             return await self.broker.publish(body, priority=priority, dedup_id=dedup_id)
         try:
             mid = self.broker.publish_nowait(body, priority=priority, dedup_id=dedup_id)
