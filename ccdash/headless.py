@@ -93,7 +93,9 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ran = f"{planned_text} of load{drain}"
     return [
         ("ran", f"{r['duration_s']:.1f} s", ran),
-        ("published", str(r["published"]), "by the workload, ids recorded"),
+        ("published", str(r["published"]), "by the workload, ids recorded" + (
+            f"; {r['unconfirmed_publishes']} more given up, the broker never took them"
+            if r.get("unconfirmed_publishes") else "")),
         ("acked", str(r["acked"]), "handled successfully"),
         ("dead-lettered", str(r["dead_lettered"]), "in the DLQ at the end"),
         ("still queued", str(r["still_queued"]), "left in the broker"),

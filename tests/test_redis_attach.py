@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis_fixtures import RedisServer
@@ -139,3 +140,32 @@ async def test_kill_from_the_dashboard_reaches_the_right_worker(
 async def _replaced(fv: FleetView) -> bool:
     ids = set(await _remote_consumers(fv, "remote-k"))
     return "c1" not in ids and len(ids) == 2
+
+
+async def test_demo_whose_redis_dies_mid_run_still_reports(
+        redis_server_factory: Any, tmp_path: Path) -> None:
+    """Redis (no persistence) is killed mid-run: publishing stops being confirmed, but
+    the demo still ends on time with a report that fails the run (exit 1) and counts
+    the publishes the broker never took; none of them is in the ledger as accepted."""
+    server = redis_server_factory()
+    scenario = tmp_path / "outage.toml"
+    scenario.write_text('[scenario]\nname = "outage"\nduration = 4\nseed = 3\n'
+                        'drain_timeout = 2\n\n[engine]\nconsumers = 2\n\n'
+                        '[load]\nshape = "steady"\nrate = 50\n')
+    out = tmp_path / "out.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ccdash", "--demo", "--scenario", str(scenario),
+        "--broker", f"{server.url}?queue=outage", "--json", str(out),
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    await asyncio.sleep(2.0)
+    server.stop(kill=True)
+    raw_out, raw_err = await asyncio.wait_for(proc.communicate(), 60)
+    stdout, stderr = raw_out.decode(), raw_err.decode()
+    assert proc.returncode == 1, stdout[-3000:] + stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert not report["ok"]
+    assert report["published"] > 0
+    assert report["unconfirmed_publishes"] >= 1
+    assert "given up, the broker never took them" in stdout
+    assert "Traceback" not in stderr

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import (
     REASON_EXPIRED,
     BrokerClosed,
@@ -22,7 +23,6 @@ from ccdash.brokers.base import (
     QueueFull,
     ReceiptRejected,
 )
-from ccdash import Engine, EngineConfig
 from ccdash.brokers.redis import RedisBroker
 from ccdash.fleet.settle import locate
 

@@ -166,7 +166,13 @@ class DrillRunner:
             what = "poison messages" if action == "poison" else "messages"
             rec.detail = f"published {n} {what}"
             self._fired(rec)
-            ids = [await self.workload.publish_extra(poison=action == "poison") for _ in range(n)]
+            ids: list[str] = []
+            for _ in range(n):
+                mid = await self.workload.publish_extra(poison=action == "poison")
+                if mid is None:  # the run ended before the broker took it
+                    rec.detail = f"published {len(ids)} of {n} {what}"
+                    break
+                ids.append(mid)
             rec.held = tuple(ids)
             self._watch(rec, ids)
             self._update(rec)

@@ -68,6 +68,7 @@ def build_report(wl: Workload) -> dict[str, Any]:
         "interrupted": wl.stopping,
         "stopped_by": wl.stop_reason,
         "published": len(published),
+        "unconfirmed_publishes": wl.unconfirmed,
         "acked": acked,
         "acked_elsewhere": sum(1 for m in published if m in elsewhere),
         "dead_lettered": dead,
@@ -101,7 +102,8 @@ def build_report(wl: Workload) -> dict[str, Any]:
     if lost:
         report["unaccounted_ids"] = unaccounted[:20]
     report["slo"] = check_slos(wl, report)
-    report["ok"] = all(c["ok"] for c in report["slo"]) and not wl.stopping
+    report["ok"] = (all(c["ok"] for c in report["slo"]) and not wl.stopping
+                    and not wl.unconfirmed)
     return report
 
 

@@ -110,6 +110,8 @@ class Workload:
         self._callback_error: BaseException | None = None
         self._waker: asyncio.Future[None] | None = None
         self._stopped: asyncio.Future[None] | None = None
+        self._publish_until: float | None = None  # clock time publishing is over
+        self.unconfirmed = 0  # publishes given up unconfirmed (see _publish)
 
     # -- public API -----------------------------------------------------------
 
@@ -245,6 +247,7 @@ class Workload:
         start = self.started_at
         assert start is not None
         end = start + total
+        self._publish_until = end
         nxt = next(arrivals, None)
         while not self.stopping:
             now = clock.now()
@@ -366,7 +369,7 @@ class Workload:
         self._digest.update(f"{at:.6f}|{m.priority}|{json.dumps(body)}\n".encode())
         await self._publish(body, m.priority)
 
-    async def publish_extra(self, *, poison: bool = False) -> str:
+    async def publish_extra(self, *, poison: bool = False) -> str | None:
         """Publish one message outside the load shape (bursts, poison drills)."""
         self.extra += 1
         m = self._mix[0]
@@ -375,9 +378,41 @@ class Workload:
             body["poison"] = True
         return await self._publish(body, m.priority)
 
-    async def _publish(self, body: dict[str, Any], priority: int) -> str:
+    async def _publish(self, body: dict[str, Any], priority: int) -> str | None:
+        """Publish and write the id down once the engine accepts the message. A publish
+        the broker has not confirmed when the run is stopped or its publishing time is
+        up (a full queue, an unreachable Redis) is given up: never accepted, so not in
+        the ledger, and counted in `unconfirmed`. Returns None then."""
         t = self.clock.now()
-        mid = await self.engine.publish(body, priority=priority)
+        pub = asyncio.ensure_future(self.engine.publish(body, priority=priority))
+        waits: set[asyncio.Future[Any]] = {pub}
+        if self._stopped is not None:
+            waits.add(self._stopped)
+        timer = None
+        if self._publish_until is not None and math.isfinite(self._publish_until):
+            time_up: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            def up() -> None:
+                if not time_up.done():
+                    time_up.set_result(None)
+
+            timer = self.clock.call_at(self._publish_until, up)
+            waits.add(time_up)
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if not pub.done():
+            pub.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pub
+            self.unconfirmed += 1
+            if self.unconfirmed == 1:
+                self.emit("publish-given-up", "the broker did not take a publish before "
+                          "the run's publishing ended; unconfirmed publishes are not counted")
+            return None
+        mid = pub.result()
         self.ledger.record_publish(mid, t, priority)
         return mid
 
