@@ -132,6 +132,34 @@ async def test_loss_checker_catches_a_message_the_broker_dropped() -> None:
     assert "result: FAIL (no_loss failed)" in out
 
 
+class RoundTripBroker(MemoryBroker):
+    """A broker whose publish returns only after a pause, as a remote one does; the
+    consumers keep handling meanwhile."""
+
+    stores_on_publish_nowait = False
+
+    async def publish(self, body: Any, *, priority: int = 0,
+                      dedup_id: str | None = None) -> str:
+        await asyncio.sleep(0)
+        return await super().publish(body, priority=priority, dedup_id=dedup_id)
+
+
+async def test_burst_drill_counts_messages_handled_while_it_was_still_publishing() -> None:
+    """On a broker where publishing waits, the first burst messages are handled before
+    the last is published: the drill still sees all of them handled and passes."""
+    sc = parse_scenario(SMALL + '[[drills]]\nat = 1\naction = "burst"\ncount = 30\n')
+    clock = FakeClock()
+    broker = RoundTripBroker(QueueConfig(visibility_timeout=10, seed=1), clock=clock)
+
+    async def instant(d: Delivery) -> None:  # done before the publisher's next step
+        return None
+
+    report, out = await demo(sc, clock=clock, broker=broker, handler=instant)
+    burst = next(d for d in report["drills"] if d["action"] == "burst")
+    assert burst["verdict"] == "pass", out
+    assert report["ok"] and report["unconfirmed_publishes"] == 0
+
+
 async def test_impossible_slo_fails_the_run_and_names_the_slo() -> None:
     """An SLO no run can meet: exit status 1, and the report names that SLO."""
     sc = parse_scenario(SMALL + "[slo]\nmax_latency_p99_ms = 0.001\n")

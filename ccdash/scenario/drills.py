@@ -174,7 +174,12 @@ class DrillRunner:
                     break
                 ids.append(mid)
             rec.held = tuple(ids)
+            # Some may be handled already (publishing can wait for a broker meanwhile).
+            done = self.workload.ledger.done
             self._watch(rec, ids)
+            for mid in ids:
+                if mid in done:
+                    self._handled(rec, mid, done[mid])
             self._update(rec)
         elif action == "scale":
             to = int(params["to"])

@@ -384,6 +384,12 @@ class Workload:
         up (a full queue, an unreachable Redis) is given up: never accepted, so not in
         the ledger, and counted in `unconfirmed`. Returns None then."""
         t = self.clock.now()
+        broker = self.engine.broker
+        if broker.stores_on_publish_nowait and broker.config.capacity is None:
+            # In-process and unbounded: the publish cannot wait; nothing to give up.
+            mid = await self.engine.publish(body, priority=priority)
+            self.ledger.record_publish(mid, t, priority)
+            return mid
         pub = asyncio.ensure_future(self.engine.publish(body, priority=priority))
         waits: set[asyncio.Future[Any]] = {pub}
         if self._stopped is not None:
