@@ -1,8 +1,8 @@
 """`ccdash bench`'s two sides counted in CPU instructions instead of seconds.
 
 Wall-clock ratios on a shared 2-core machine swing by half from one run to the
-next; callgrind's instruction counts do not (the same total twice, even with the
-other core loaded). Each side runs in its own interpreter twice, with a small and
+next; callgrind's instruction counts stay within about 1%, even with the other
+core loaded. Each side runs in its own interpreter twice, with a small and
 a large message count, and the difference is divided by the extra messages, so
 start-up and imports cancel out.
 
