@@ -283,13 +283,15 @@ class Engine:
         room = c.room
         if room != before:
             self.room_total += room - before
-            if self._room_waiter is not None and not self._room_waiter.done():
-                self._room_waiter.set_result(None)
-        # While it still holds a delivery, something is outstanding: no joiner to wake
+            self._room_changed()
+        self._check_joiners_if_empty(c)
+        return room > 0 and not self.paused and not self.stopping
+
+    def _check_joiners_if_empty(self, c: Consumer) -> None:
+        # While c still holds a delivery, something is outstanding: no joiner to wake
         # (the health tick checks anyway, for leases that expired into the DLQ unseen).
         if self._joiners and c.held <= 0:
             self.check_joiners()
-        return room > 0 and not self.paused and not self.stopping
 
     def refill(self, c: Consumer, n: int) -> bool:
         """The running consumer `c` finished `n` deliveries: free their slots and, on a
@@ -311,8 +313,7 @@ class Engine:
             if len(got) < want:  # the queue ran dry: c keeps the rest as room
                 self.room_total += c.room
                 self._room_changed()
-                if self._joiners and c.held <= 0:
-                    self.check_joiners()
+                self._check_joiners_if_empty(c)
             return False
         if not self.free_slots(c, n):
             return False
