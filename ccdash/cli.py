@@ -157,7 +157,7 @@ def check_broker(url: str) -> None:
         return
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme == "sqlite":
-        from ccdash.brokers.sqlite_schema import parse_url
+        from ccdash.brokers.sqlite.schema import parse_url
 
         try:
             parse_url(url)  # the form only; the file itself is checked when the run opens it

@@ -9,8 +9,8 @@ from redis.exceptions import RedisError
 
 from ccdash.brokers import redact_url
 from ccdash.brokers.redis import OPTIONS
-from ccdash.brokers.redis_keys import Keys
-from ccdash.brokers.redis_link import split_options
+from ccdash.brokers.redis.keys import Keys
+from ccdash.brokers.redis.link import split_options
 
 
 class FleetConnectError(Exception):

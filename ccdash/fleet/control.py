@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccdash.brokers.redis_keys import Keys
+from ccdash.brokers.redis.keys import Keys
 
 ACTIONS = ("kill", "scale", "drain", "stop", "pause", "resume")
 MAX_AGE = 30.0  # seconds a command stays valid (both directions, for clock skew)

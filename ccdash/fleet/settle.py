@@ -2,14 +2,14 @@
 
 The loss checker of a run that shares its queue with other workers needs this:
 those workers run their own handlers, so the run's own records never see the
-completions they make. The scan itself is the broker package's (`redis_locate`).
+completions they make. The scan itself is the broker package's (`brokers.redis.locate`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ccdash.brokers.redis_locate import Whereabouts, locate_ids
+from ccdash.brokers.redis.locate import Whereabouts, locate_ids
 from ccdash.fleet.connect import connect
 
 

@@ -11,9 +11,9 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from ccdash.brokers.base import DeadLetter, QueueStats
-from ccdash.brokers.redis_flusher import parse_stats
-from ccdash.brokers.redis_scripts import SCRIPTS
-from ccdash.brokers.redis_views import parse_dead_letters
+from ccdash.brokers.redis.flusher import parse_stats
+from ccdash.brokers.redis.scripts import SCRIPTS
+from ccdash.brokers.redis.views import parse_dead_letters
 from ccdash.fleet.connect import connect
 from ccdash.fleet.control import CommandResult, _send
 

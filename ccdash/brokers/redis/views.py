@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from ccdash.brokers.base import DeadLetter, HistoryEntry
-from ccdash.brokers.redis_local import decode_stored
+from ccdash.brokers.redis.local import decode_stored
 
 
 def _fields(raw: list[bytes]) -> dict[str, bytes]:

@@ -4,10 +4,10 @@ Streams consumer groups.
 One stream per priority level; every worker process joins one consumer group
 under its own name. A reader task fetches batches (XREADGROUP COUNT, or BLOCK
 when nothing is ready: no polling) into a local buffer; `receive` hands them out
-without a round trip; acks are group-committed (see redis_flusher). A lease
+without a round trip; acks are group-committed (see flusher). A lease
 is the entry's pending state: its idle time is the lease clock, extended by
 XCLAIM of our own entry. Workers heartbeat a key with a TTL; when one's key
-expires, the others claim its pending entries at once (redis_presence).
+expires, the others claim its pending entries at once (presence).
 Expired leases are reclaimed with XAUTOCLAIM (min-idle = visibility timeout).
 
 URL: redis://[user:pass@]host:port/db?queue=NAME&worker=NAME&ttl=S&fetch=N&timeout=S
@@ -38,20 +38,20 @@ from ccdash.brokers.base import (
     QueueFull,
     encode_body,
 )
-from ccdash.brokers.redis_flusher import Flusher, Snapshot, parse_stats
-from ccdash.brokers.redis_keys import Keys
-from ccdash.brokers.redis_leases import LeaseOps
-from ccdash.brokers.redis_link import (
+from ccdash.brokers.redis.flusher import Flusher, Snapshot, parse_stats
+from ccdash.brokers.redis.keys import Keys
+from ccdash.brokers.redis.leases import LeaseOps
+from ccdash.brokers.redis.link import (
     Backoff,
     LinkDown,
     RedisLink,
     evalsha,
     split_options,
 )
-from ccdash.brokers.redis_local import LocalBook, encode_stored
-from ccdash.brokers.redis_presence import Presence
-from ccdash.brokers.redis_reader import BLOCK_MS, Reader
-from ccdash.brokers.redis_state import QueueState
+from ccdash.brokers.redis.local import LocalBook, encode_stored
+from ccdash.brokers.redis.presence import Presence
+from ccdash.brokers.redis.reader import BLOCK_MS, Reader
+from ccdash.brokers.redis.state import QueueState
 from ccdash.clock import Clock, MonotonicClock
 
 log = logging.getLogger("ccdash.redis")

@@ -1,6 +1,6 @@
 """The Lua scripts of the Redis broker: each state change is one atomic script.
 
-Model (see redis_keys.Keys for the names):
+Model (see keys.Keys for the names):
   ready    an entry of its priority's stream not yet delivered to the group;
   leased   an entry pending (in the group's PEL) for the worker that read it;
            its idle time is the lease clock (XCLAIM ... JUSTID extends it);

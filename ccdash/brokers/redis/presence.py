@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ResponseError
 
 from ccdash.brokers.base import REASON_RELEASED, BrokerError
-from ccdash.brokers.redis_keys import GROUP
-from ccdash.brokers.redis_link import LinkDown, evalsha
+from ccdash.brokers.redis.keys import GROUP
+from ccdash.brokers.redis.link import LinkDown, evalsha
 
 if TYPE_CHECKING:
-    from ccdash.brokers.redis import RedisBroker
+    from ccdash.brokers.redis.core import RedisCore
 
 log = logging.getLogger("ccdash.redis")
 
@@ -37,7 +37,7 @@ CLAIM_BATCH = 500
 class Presence:
     """This worker's heartbeat, and the reaper of dead workers' and expired leases."""
 
-    def __init__(self, broker: RedisBroker) -> None:
+    def __init__(self, broker: RedisCore) -> None:
         self.b = broker
         self.registered = False
         self.started = time.time()

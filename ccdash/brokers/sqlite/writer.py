@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ccdash.brokers.base import BrokerError, ReceiptRejected
-from ccdash.brokers.sqlite_schema import begin_immediate
-from ccdash.brokers.sqlite_store import Store
+from ccdash.brokers.sqlite.schema import begin_immediate
+from ccdash.brokers.sqlite.store import Store
 
 log = logging.getLogger("ccdash.brokers.sqlite")
 

@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ccdash.brokers.base import BrokerError
-from ccdash.brokers.redis_scripts import SCRIPTS, Script
+from ccdash.brokers.redis.scripts import SCRIPTS, Script
 
 Command = Sequence[Any]
 

@@ -16,10 +16,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ccdash.brokers import sqlite_views as views
+from ccdash.brokers.sqlite import views
 from ccdash.brokers.base import BrokerError
-from ccdash.brokers.sqlite_store import Store
-from ccdash.brokers.sqlite_writer import Op, Writer
+from ccdash.brokers.sqlite.store import Store
+from ccdash.brokers.sqlite.writer import Op, Writer
 
 
 class Link:

@@ -1,7 +1,7 @@
 """Where a batch of message ids is now on a Redis queue: still outstanding (a
 stream entry, a returned message waiting for a fetch, a delayed retry), dead, or
 gone (acked: XACK + XDEL). It reads the key layout the broker's scripts write
-(`redis_scripts`), so it lives beside them.
+(`scripts`), so it lives beside them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ccdash.brokers.redis_keys import Keys
+from ccdash.brokers.redis.keys import Keys
 
 CHUNK = 1000  # stream entries read per round trip
 

@@ -22,7 +22,7 @@ from ccdash.brokers.base import (
     REASON_RELEASED,
     QueueConfig,
 )
-from ccdash.brokers.sqlite_schema import COUNTER_COLUMNS
+from ccdash.brokers.sqlite.schema import COUNTER_COLUMNS
 
 RECEIPT_BITS = 24  # receipt = row id << 24 | deliveries (mod 2**24)
 RECEIPT_MASK = (1 << RECEIPT_BITS) - 1

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ResponseError
 
 from ccdash.brokers.base import REASON_RELEASED, Receipt, ReceiptRejected
-from ccdash.brokers.redis_link import evalsha, is_nogroup
-from ccdash.brokers.redis_local import Entry
+from ccdash.brokers.redis.link import evalsha, is_nogroup
+from ccdash.brokers.redis.local import Entry
 
 if TYPE_CHECKING:
     from ccdash.brokers.base import QueueConfig
-    from ccdash.brokers.redis_flusher import Flusher
-    from ccdash.brokers.redis_keys import Keys
-    from ccdash.brokers.redis_local import LocalBook
+    from ccdash.brokers.redis.flusher import Flusher
+    from ccdash.brokers.redis.keys import Keys
+    from ccdash.brokers.redis.local import LocalBook
     from ccdash.clock import Clock
 
 

@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING
 from redis.exceptions import ResponseError
 
 from ccdash.brokers.base import BrokerError, DeadLetter, LeaseInfo, QueueStats
-from ccdash.brokers.redis_flusher import Flusher, Snapshot
-from ccdash.brokers.redis_link import evalsha
-from ccdash.brokers.redis_views import parse_dead_letters
+from ccdash.brokers.redis.flusher import Flusher, Snapshot
+from ccdash.brokers.redis.link import evalsha
+from ccdash.brokers.redis.views import parse_dead_letters
 
 if TYPE_CHECKING:
     from collections import deque
 
     from ccdash.brokers.base import QueueConfig
-    from ccdash.brokers.redis_keys import Keys
-    from ccdash.brokers.redis_local import LocalBook
+    from ccdash.brokers.redis.keys import Keys
+    from ccdash.brokers.redis.local import LocalBook
 
 log = logging.getLogger("ccdash.redis")
 

@@ -1,7 +1,7 @@
 """The SQLite store's operations: what callers ask of the queue, run by the writer thread.
 
 Each method runs inside the writer's open `BEGIN IMMEDIATE` transaction (see
-`sqlite_frame` for the counters, deadlines and reaping they share), so it sees
+`frame` for the counters, deadlines and reaping they share), so it sees
 and changes the file atomically with the rest of its batch. Receipts name the
 row and its delivery count, so a receipt from before a redelivery never
 matches the new lease.
@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from ccdash.brokers.base import REASON_FAILED, Delivery, QueueConfig, ReceiptRejected
-from ccdash.brokers.sqlite_frame import (
+from ccdash.brokers.sqlite.frame import (
     RECEIPT_BITS,
     RECEIPT_MASK,
     StoreFrame,
     append_history,
     split_receipt,
 )
-from ccdash.brokers.sqlite_schema import (
+from ccdash.brokers.sqlite.schema import (
     READ_BUSY_TIMEOUT_MS,
     SqliteTarget,
     begin_immediate,

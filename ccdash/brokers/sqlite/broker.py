@@ -3,7 +3,7 @@
     sqlite:///relative.db   sqlite:////abs/path.db   ...?durability=full|normal|off
 
 Mutations go to one writer thread that commits them in batches (group commit,
-`sqlite_writer`); each awaiting caller resumes once its batch is committed.
+`writer`); each awaiting caller resumes once its batch is committed.
 Views read the file on the loop (WAL readers never wait). The counts the engine
 asks for per message (`ready_count`, `outstanding`) come from the counters as of
 our newest commit, which every batch re-reads, so they include other processes
@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ccdash.brokers import sqlite_views as views
+from ccdash.brokers.sqlite import views
 from ccdash.brokers.base import (
     Broker,
     BrokerClosed,
@@ -37,13 +37,13 @@ from ccdash.brokers.base import (
     ReceiptRejected,
     encode_body,
 )
-from ccdash.brokers.sqlite_frame import HOUSEKEEPING_EVERY
-from ccdash.brokers.sqlite_link import Link
-from ccdash.brokers.sqlite_parking import Parking
-from ccdash.brokers.sqlite_schema import SqliteOpenError, SqliteTarget, connect, parse_url
-from ccdash.brokers.sqlite_store import FULL, open_store
-from ccdash.brokers.sqlite_views import BrokerViews
-from ccdash.brokers.sqlite_writer import Checkpointer, Writer
+from ccdash.brokers.sqlite.frame import HOUSEKEEPING_EVERY
+from ccdash.brokers.sqlite.link import Link
+from ccdash.brokers.sqlite.parking import Parking
+from ccdash.brokers.sqlite.schema import SqliteOpenError, SqliteTarget, connect, parse_url
+from ccdash.brokers.sqlite.store import FULL, open_store
+from ccdash.brokers.sqlite.broker_views import BrokerViews
+from ccdash.brokers.sqlite.writer import Checkpointer, Writer
 from ccdash.clock import Clock, MonotonicClock
 
 RECHECK = 0.5  # seconds between looks at the file while parked (other processes' writes)

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ResponseError
 
 from ccdash.brokers.base import BrokerError
-from ccdash.brokers.redis_keys import GROUP
-from ccdash.brokers.redis_link import Backoff, LinkDown, RedisLink, evalsha, is_nogroup
-from ccdash.brokers.redis_local import Entry
+from ccdash.brokers.redis.keys import GROUP
+from ccdash.brokers.redis.link import Backoff, LinkDown, RedisLink, evalsha, is_nogroup
+from ccdash.brokers.redis.local import Entry
 
 if TYPE_CHECKING:
-    from ccdash.brokers.redis import RedisBroker
+    from ccdash.brokers.redis.core import RedisCore
 
 log = logging.getLogger("ccdash.redis")
 
@@ -33,7 +33,7 @@ BLOCK_MS = 2000  # longest park in XREADGROUP BLOCK (also notices new priority l
 class Reader:
     """Fills the local buffer on demand."""
 
-    def __init__(self, broker: RedisBroker, link: RedisLink) -> None:
+    def __init__(self, broker: RedisCore, link: RedisLink) -> None:
         self.b = broker
         self.link = link
         self.prios: list[bytes] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ccdash.brokers.base import (
     REASON_EXPIRED,
@@ -20,11 +20,8 @@ from ccdash.brokers.base import (
     QueueStats,
     decode_body,
 )
-from ccdash.brokers.sqlite_schema import COUNTER_COLUMNS
+from ccdash.brokers.sqlite.schema import COUNTER_COLUMNS
 
-if TYPE_CHECKING:
-    from ccdash.brokers.sqlite_link import Link
-    from ccdash.clock import Clock
 
 _INF = float("inf")
 
@@ -116,86 +113,3 @@ def read_dead_letters(conn: sqlite3.Connection, now_w: float, offset: float, max
                               decode_body(body, bool(is_json)), due - offset,
                               tuple(_history(history, offset))))
     return out
-
-
-class BrokerViews:
-    """The SqliteBroker's views: counts, leases and the DLQ as of now, read on the loop."""
-
-    _link: Link
-    _read: Any
-    _closed: bool
-    _last: tuple[QueueStats, list[DeadLetter]] | None
-    _base: dict[str, int]
-    clock: Clock
-    config: QueueConfig
-    offset: float
-    owner: str
-
-    def _ready(self) -> Link:  # the broker's: opens the file if need be
-        raise NotImplementedError
-
-    def ready_count(self) -> int:
-        """Messages a receive now could lease (what is due included)."""
-        if self._read is None:
-            return 0 if self._closed else self._ready().counters["ready"]
-        link = self._link
-        now_w = self.clock.now() + self.offset
-        if now_w < link.due:
-            return link.counters["ready"] + len(link.staged)
-        c, (due, expired, last), unseen = link.read_file(
-            self._read, now_w, self.config.max_attempts)
-        return c["ready"] + due + expired - last + unseen
-
-    def stats(self) -> QueueStats:
-        """Counts now (deadlines passed but not yet reaped included), and totals."""
-        if self._read is None:
-            if self._closed and self._last is not None:
-                return self._last[0]
-            self._ready()
-        c, (due, expired, last), unseen = self._link.read_file(
-            self._read, self.clock.now() + self.offset, self.config.max_attempts)
-        base = self._base
-        return QueueStats(
-            ready=c["ready"] + due + expired - last + unseen,
-            delayed=c["delayed"] - due,
-            in_flight=c["leased"] - expired,
-            dead=c["dead"] + last,
-            published=c["published"] - base["published"] + unseen,
-            acked=c["acked"] - base["acked"],
-            dead_lettered=c["dead_lettered"] - base["dead_lettered"] + last,
-            redelivered=c["redelivered"] - base["redelivered"],
-            capacity=self.config.capacity,
-        )
-
-    def outstanding(self) -> int:
-        """Messages not yet acked or dead-lettered, as of our newest commit."""
-        link = self._link
-        if link is None:
-            return 0
-        c = link.counters
-        return c["ready"] + c["delayed"] + c["leased"] + len(link.staged)
-
-    def _viewable(self) -> bool:
-        if self._read is None and not self._closed:
-            self._ready()
-        return self._read is not None
-
-    def leases(self, limit: int | None = None) -> list[LeaseInfo]:
-        """Live leases (every process's), soonest deadline first."""
-        if not self._viewable():
-            return []
-        return read_leases(self._read, self.clock.now() + self.offset, self.offset,
-                           self.owner, limit)
-
-    def holder_counts(self) -> dict[str, int]:
-        """Live leases per holder (another process's as holder@owner)."""
-        if not self._viewable():
-            return {}
-        return read_holder_counts(self._read, self.clock.now() + self.offset, self.owner)
-
-    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
-        """The DLQ, newest first (as it was at close, once closed)."""
-        if not self._viewable():
-            return [] if self._last is None else self._last[1][:limit]
-        return read_dead_letters(self._read, self.clock.now() + self.offset, self.offset,
-                                 self.config.max_attempts, limit)
