@@ -40,7 +40,7 @@ from ccdash.brokers.base import (
     ReceiptRejected,
 )
 from ccdash.brokers.sqlite import SqliteBroker
-from ccdash.brokers.sqlite_schema import SCHEMA_VERSION, SqliteOpenError, parse_url
+from ccdash.brokers.sqlite.schema import SCHEMA_VERSION, SqliteOpenError, parse_url
 from ccdash.clock import FakeClock
 from ccdash.engine import engine as engine_module
 
@@ -301,7 +301,7 @@ async def test_a_held_write_lock_is_waited_out_not_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another process holding the write lock longer than the busy timeout only delays us."""
-    monkeypatch.setattr("ccdash.brokers.sqlite_schema.BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("ccdash.brokers.sqlite.schema.BUSY_TIMEOUT_MS", 50)
     path = tmp_path / "q.db"
     broker = SqliteBroker(str(path))
     await broker.open()
