@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -25,6 +27,7 @@ def test_queue_ops_quick_run_prints_its_figures() -> None:
     assert re.search(r"per in-flight lease, beyond payload: +\d+ bytes", run.stdout)
 
 
+@pytest.mark.bench
 def test_bench_instructions_counts_both_sides() -> None:
     """benchmarks/bench_instructions.py counts the floor and the engine under valgrind
     and prints instructions per message and their ratio."""
