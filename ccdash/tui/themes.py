@@ -41,11 +41,12 @@ class ThemeError(ValueError):
 
 
 def themes_dir() -> Path:
-    """Where theme files live: $CCDASH_THEMES_DIR, else the project's `themes/`."""
+    """Where theme files live: $CCDASH_THEMES_DIR, else the packaged `ccdash/themes/`
+    (the repository's `themes/` is a link to it)."""
     env = os.environ.get("CCDASH_THEMES_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "themes"
+    return Path(__file__).resolve().parents[1] / "themes"
 
 
 def load_theme_file(path: Path) -> Theme:

@@ -1,0 +1,173 @@
+"""`ccdash bench`: end-to-end publish -> handle -> ack throughput beside a floor.
+
+The floor is measured in the same run: a bare asyncio.Queue with the same
+number of consumer tasks doing get -> await the same no-op handler ->
+task_done. Every engine feature stays on in the measured path (leases,
+metrics, balancer, health monitor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ccdash import Engine, EngineConfig
+from ccdash.brokers import BrokerURLError, check_url, redact_url
+from ccdash.brokers.base import BrokerError
+
+
+async def noop(_: Any) -> None:
+    """The handler both sides await."""
+    return None
+
+
+@dataclass
+class BenchRow:
+    """One measured configuration."""
+
+    prefetch: int
+    consumers: int
+    messages: int
+    floor_per_s: float
+    engine_per_s: float
+
+    @property
+    def ratio(self) -> float:
+        """Engine rate as a fraction of the floor."""
+        return self.engine_per_s / self.floor_per_s if self.floor_per_s else 0.0
+
+
+async def floor_rate(n: int, consumers: int) -> float:
+    """Messages/s through a bare asyncio.Queue with `consumers` tasks."""
+    q: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def consume() -> None:
+        while True:
+            item = await q.get()
+            await noop(item)
+            q.task_done()
+
+    tasks = [asyncio.create_task(consume()) for _ in range(consumers)]
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await q.put(b"x")
+    await q.join()
+    elapsed = time.perf_counter() - t0
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return n / elapsed
+
+
+async def engine_rate(
+    n: int, consumers: int, prefetch: int, broker_url: str = "memory", publish_batch: int = 1
+) -> float:
+    """Messages/s published, handled and acked through the engine. With publish_batch > 1
+    the producer uses publish_many (one group commit / round trip per batch)."""
+    cfg = EngineConfig(consumers=consumers, prefetch=prefetch, max_consumers=max(64, consumers))
+
+    async with Engine(cfg, handler=noop, broker=broker_url) as engine:  # the floor's handler
+        before = engine.snapshot().acked  # a shared or durable broker counts earlier runs too
+        t0 = time.perf_counter()
+        if publish_batch > 1:
+            for start in range(0, n, publish_batch):
+                await engine.publish_many([b"x"] * min(publish_batch, n - start))
+        else:
+            for _ in range(n):
+                await engine.publish(b"x")
+        await engine.join(timeout=600)
+        elapsed = time.perf_counter() - t0
+        snap = engine.snapshot()
+    if snap.acked - before != n:
+        raise RuntimeError(f"bench lost messages: acked {snap.acked - before} of {n}")
+    return n / elapsed
+
+
+async def run_bench(
+    messages: int, consumers: int, prefetches: list[int], broker_url: str, rounds: int,
+    publish_batch: int = 1,
+) -> list[BenchRow]:
+    """Measure floor and engine for each prefetch; best of `rounds`, interleaved."""
+    rows = []
+    for prefetch in prefetches:
+        floors, engines = [], []
+        for _ in range(rounds):
+            floors.append(await floor_rate(messages, consumers))
+            engines.append(
+                await engine_rate(messages, consumers, prefetch, broker_url, publish_batch))
+        rows.append(BenchRow(prefetch, consumers, messages, max(floors), max(engines)))
+    return rows
+
+
+def _print(rows: list[BenchRow], broker_url: str, publish_batch: int) -> None:
+    broker_url = redact_url(broker_url)
+    how = "one publish at a time" if publish_batch == 1 else f"publish_many x{publish_batch}"
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"ccdash bench ({broker_url} broker, no-op handler, {how})")
+        for col in ("prefetch", "consumers", "messages", "floor msg/s", "engine msg/s", "ratio"):
+            table.add_column(col, justify="right")
+        for r in rows:
+            table.add_row(str(r.prefetch), str(r.consumers), f"{r.messages:,}",
+                          f"{r.floor_per_s:,.0f}", f"{r.engine_per_s:,.0f}", f"{r.ratio:.0%}")
+        Console().print(table)
+        return
+    print(f"ccdash bench: {broker_url} broker, no-op handler, {how}; "
+          "floor = bare asyncio.Queue")
+    for r in rows:
+        print(f"prefetch={r.prefetch} consumers={r.consumers} messages={r.messages} "
+              f"floor={r.floor_per_s:.0f}/s engine={r.engine_per_s:.0f}/s ratio={r.ratio:.2f}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `ccdash bench` arguments."""
+    p = argparse.ArgumentParser(prog="ccdash bench", description=__doc__.splitlines()[0])
+    p.add_argument("--broker", default="memory", help="broker URL (default: memory)")
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    p.add_argument("--messages", type=int, default=100_000, help="messages per run")
+    p.add_argument("--consumers", type=int, default=4, help="consumer tasks on both sides")
+    p.add_argument("--prefetch", type=int, action="append",
+                   help="prefetch to measure (repeatable; default 1 and 32)")
+    p.add_argument("--rounds", type=int, default=3, help="runs per side; the best counts")
+    p.add_argument("--publish-batch", type=int, default=1, metavar="N",
+                   help="publish N messages per publish_many call (default 1: one at a time)")
+    return p
+
+
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run the benchmark; returns the exit status."""
+    p = parser or build_parser()
+    args = p.parse_args(argv)
+    for name in ("messages", "consumers", "rounds", "publish_batch"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        check_url(args.broker)
+    except BrokerURLError as exc:
+        p.error(str(exc))
+    prefetches = args.prefetch or [1, 32]
+    if any(x < 1 for x in prefetches):
+        p.error("--prefetch must be at least 1")
+    try:
+        rows = asyncio.run(run_bench(args.messages, args.consumers, prefetches, args.broker,
+                                     args.rounds, args.publish_batch))
+    except BrokerError as exc:
+        p.error(f"broker {redact_url(args.broker)}: {exc}")
+    _print(rows, args.broker, args.publish_batch)
+    if args.json:
+        out = {"broker": redact_url(args.broker), "publish_batch": args.publish_batch,
+               "rows": [{**asdict(r), "ratio": r.ratio} for r in rows]}
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(out, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,273 @@
+"""The broker interface: where messages live, and the lease contract around them.
+
+Every broker (memory, sqlite, redis) implements `Broker`. The engine talks to
+nothing else. See "Contract: queue semantics" in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Receipt = int | str
+"""Opaque proof of one delivery; a new one for every delivery of a message."""
+
+
+class BrokerError(Exception):
+    """Base class of the errors a broker raises."""
+
+
+class QueueFull(BrokerError):
+    """`publish_nowait` on a bounded queue with no room left."""
+
+
+class ReceiptRejected(BrokerError):
+    """The receipt's lease expired or was released: the message may belong to someone else."""
+
+
+class BrokerClosed(BrokerError):
+    """The broker was closed."""
+
+
+# Why a lease ended without an ack; also the DLQ `reason` values.
+REASON_FAILED = "failed"
+REASON_EXPIRED = "lease-expired"
+REASON_CONSUMER_FAILED = "consumer-failed"
+REASON_RELEASED = "released"  # handed back unprocessed (shutdown, drain): no attempt used up
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One delivery of a message to a consumer, holding a lease until acked or nacked."""
+
+    message_id: str
+    body: Any
+    attempt: int
+    consumer_id: str
+    receipt: Receipt
+    priority: int = 0
+    deadline: float = 0.0  # monotonic time the lease runs out
+    published_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """How one delivery of a message ended, other than with an ack."""
+
+    at: float
+    consumer_id: str
+    attempt: int
+    outcome: str  # one of the REASON_* values
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message in the dead-letter queue."""
+
+    message_id: str
+    reason: str
+    attempts: int
+    last_error: str
+    priority: int
+    body: Any
+    dead_at: float
+    history: tuple[HistoryEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """A live lease, as shown to operators."""
+
+    message_id: str
+    consumer_id: str
+    attempt: int
+    deadline: float
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Counts of where messages are now, and totals since start."""
+
+    ready: int
+    delayed: int
+    in_flight: int
+    dead: int
+    published: int
+    acked: int
+    dead_lettered: int
+    redelivered: int
+    capacity: int | None = None
+
+    @property
+    def depth(self) -> int:
+        """Messages waiting to be delivered (ready now or after a retry delay)."""
+        return self.ready + self.delayed
+
+
+@dataclass(slots=True)
+class QueueConfig:
+    """The queue settings a broker needs."""
+
+    visibility_timeout: float = 30.0
+    max_attempts: int = 5
+    backoff_base: float = 0.1  # first retry delay cap, seconds
+    backoff_max: float = 30.0  # cap on any retry delay
+    capacity: int | None = None  # None: unbounded
+    dedup_window: float = 300.0
+    seed: int | None = None
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.seed is not None:
+            self.rng = random.Random(self.seed)
+        if not (self.visibility_timeout > 0 and math.isfinite(self.visibility_timeout)):
+            raise ValueError("visibility_timeout must be a positive finite number")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.capacity is not None and self.capacity < 1:
+            raise ValueError("capacity must be at least 1 (or None for unbounded)")
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry after failed `attempt`: exponential, capped, full jitter."""
+        ceiling = min(self.backoff_max, self.backoff_base * (2.0 ** min(attempt - 1, 60)))
+        return self.rng.uniform(0.0, ceiling)
+
+
+def encode_body(body: Any) -> tuple[bytes, bool]:
+    """Payload to stored bytes: bytes stay bytes, anything else becomes JSON."""
+    if type(body) is bytes:  # the common case first: no copy, no isinstance
+        return body, False
+    if isinstance(body, (bytes, bytearray, memoryview)):  # noqa: UP038 - a tuple is faster
+        return bytes(body), False
+    try:
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode(), True
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"payload must be bytes or JSON-serialisable: {exc}") from None
+
+
+def decode_body(data: bytes, is_json: bool) -> Any:
+    """Stored bytes back to the published value."""
+    return json.loads(data) if is_json else data
+
+
+class Broker(abc.ABC):
+    """Where messages live. All methods are safe to call from one event loop."""
+
+    config: QueueConfig
+    url: str = "memory"
+    # Told of events only the broker sees (kind, fields), e.g. "lease-expired".
+    on_event: Callable[[str, dict[str, Any]], None] | None = None
+    # Has `publish_nowait` stored the message when it returns? Only an in-process
+    # broker's has; a durable or remote one queues it for its next commit or round
+    # trip, and a message is accepted only once `publish` (or `flush`) returns.
+    stores_on_publish_nowait: bool = False
+
+    @abc.abstractmethod
+    async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
+        """Accept a message; wait for room on a bounded queue. Returns the message id."""
+
+    @abc.abstractmethod
+    def publish_nowait(
+        self, body: Any, *, priority: int = 0, dedup_id: str | None = None
+    ) -> str:
+        """Accept a message now or raise QueueFull. Returns the message id."""
+
+    async def flush(self) -> None:  # noqa: B027 - optional hook
+        """Wait until every message accepted by publish_nowait is stored durably
+        (a no-op where accepting is storing)."""
+
+    @abc.abstractmethod
+    async def receive(self, holders: Sequence[str]) -> list[Delivery]:
+        """Lease up to len(holders) ready messages, the i-th to holders[i]; never waits."""
+
+    @abc.abstractmethod
+    async def wait_ready(self) -> None:
+        """Return once a message may be ready to receive (parks; no polling)."""
+
+    @abc.abstractmethod
+    def ready_count(self) -> int:
+        """Messages that a `receive` now could lease (an estimate for remote brokers)."""
+
+    @abc.abstractmethod
+    async def ack(self, receipt: Receipt) -> None:
+        """Delete the message of a live lease; ReceiptRejected if the lease is gone."""
+
+    async def ack_many(self, receipts: Sequence[Receipt]) -> list[Receipt]:
+        """Ack several; returns the receipts that were rejected."""
+        rejected = []
+        for r in receipts:
+            try:
+                await self.ack(r)
+            except ReceiptRejected:
+                rejected.append(r)
+        return rejected
+
+    @abc.abstractmethod
+    async def nack(self, receipt: Receipt, error: str = "", *, delay: float | None = None) -> bool:
+        """Give a message back after a failure: retry after a backoff (or `delay`), or
+        dead-letter it at max_attempts. Returns True if it was dead-lettered."""
+
+    @abc.abstractmethod
+    async def defer(self, receipt: Receipt, delay: float) -> None:
+        """Give a message back unhandled, visible again after `delay`; the delivery
+        does not count as an attempt (used while a circuit breaker is open)."""
+
+    @abc.abstractmethod
+    async def extend(self, receipt: Receipt, seconds: float) -> float:
+        """Push a live lease's deadline to now + seconds; returns the new deadline."""
+
+    @abc.abstractmethod
+    async def release(
+        self, receipts: Sequence[Receipt], reason: str, error: str = ""
+    ) -> int:
+        """End leases without an ack, making the messages visible at once.
+
+        `reason` REASON_CONSUMER_FAILED counts as a failed attempt (dead-letter at
+        max_attempts); REASON_RELEASED gives the attempt back. Returns how many
+        leases were still live."""
+
+    @abc.abstractmethod
+    async def release_holder(self, holder: str, reason: str, error: str = "") -> int:
+        """`release` every lease `holder` has; returns how many."""
+
+    @abc.abstractmethod
+    def stats(self) -> QueueStats:
+        """Where messages are now, and totals."""
+
+    def outstanding(self) -> int:
+        """Messages not yet acked or dead-lettered (ready + delayed + leased)."""
+        s = self.stats()
+        return s.ready + s.delayed + s.in_flight
+
+    @abc.abstractmethod
+    def leases(self, limit: int | None = None) -> list[LeaseInfo]:
+        """Live leases, soonest deadline first (at most `limit`)."""
+
+    @abc.abstractmethod
+    def holder_counts(self) -> dict[str, int]:
+        """Live leases per holder."""
+
+    @abc.abstractmethod
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """The DLQ, newest first (at most `limit`)."""
+
+    @abc.abstractmethod
+    async def redrive(self, ids: Sequence[str] | None = None) -> int:
+        """Put dead messages back (all, or these ids) with attempts reset; returns how many."""
+
+    @abc.abstractmethod
+    async def purge(self, ids: Sequence[str] | None = None) -> int:
+        """Delete dead messages for good (all, or these ids); returns how many."""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect or open files; the engine calls it on start. Errors name the problem."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the broker's resources."""

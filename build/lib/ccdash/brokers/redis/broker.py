@@ -1,0 +1,367 @@
+"""The Redis broker: competing consumers across processes and hosts, on Redis
+Streams consumer groups.
+
+One stream per priority level; every worker process joins one consumer group
+under its own name. A reader task fetches batches (XREADGROUP COUNT, or BLOCK
+when nothing is ready: no polling) into a local buffer; `receive` hands them out
+without a round trip; acks are group-committed (see flusher). A lease
+is the entry's pending state: its idle time is the lease clock, extended by
+XCLAIM of our own entry. Workers heartbeat a key with a TTL; when one's key
+expires, the others claim its pending entries at once (presence).
+Expired leases are reclaimed with XAUTOCLAIM (min-idle = visibility timeout).
+
+URL: redis://[user:pass@]host:port/db?queue=NAME&worker=NAME&ttl=S&fetch=N&timeout=S
+(rediss:// for TLS). `ttl` is the heartbeat TTL (default 3 s), `fetch` the
+batch size read at once (default 128), `timeout` the socket timeout (5 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ccdash.brokers.base import (
+    REASON_RELEASED,
+    Broker,
+    BrokerClosed,
+    BrokerError,
+    DeadLetter,
+    Delivery,
+    QueueConfig,
+    QueueFull,
+    encode_body,
+)
+from ccdash.brokers.redis.flusher import Flusher, Snapshot, parse_stats
+from ccdash.brokers.redis.keys import Keys
+from ccdash.brokers.redis.leases import LeaseOps
+from ccdash.brokers.redis.link import (
+    Backoff,
+    LinkDown,
+    RedisLink,
+    evalsha,
+    split_options,
+)
+from ccdash.brokers.redis.local import LocalBook, encode_stored
+from ccdash.brokers.redis.presence import Presence
+from ccdash.brokers.redis.reader import BLOCK_MS, Reader
+from ccdash.brokers.redis.state import QueueState
+from ccdash.clock import Clock, MonotonicClock
+
+log = logging.getLogger("ccdash.redis")
+
+OPTIONS = ("queue", "worker", "ttl", "fetch", "timeout")
+
+
+class WouldBlock(QueueFull):
+    """`publish_nowait` with a dedup id: Redis must be asked; use `await publish`."""
+
+
+def default_worker_name() -> str:
+    """host-pid-random: unique per process across a fleet."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+class RedisBroker(LeaseOps, QueueState, Broker):
+    """A leased queue on Redis Streams, shared by every process that opens it."""
+
+    def __init__(self, url: str, config: QueueConfig | None = None, *,
+                 clock: Clock | None = None, queue: str = "default", worker: str | None = None,
+                 heartbeat_ttl: float = 3.0, fetch: int = 128, timeout: float = 5.0) -> None:
+        from ccdash.brokers import redact_url
+
+        self.config = config or QueueConfig()
+        self.clock: Clock = clock or MonotonicClock()
+        self.url = redact_url(url)
+        self._raw_url = url
+        self.keys = Keys(queue)
+        self.worker = worker or default_worker_name()
+        if not 0.3 <= heartbeat_ttl < self.config.visibility_timeout:
+            raise ValueError("heartbeat ttl must be at least 0.3 s and below the "
+                             "visibility timeout")
+        self.heartbeat_ttl = heartbeat_ttl
+        self.fetch_size = max(1, fetch)
+        self.timeout = timeout
+        self.vt = self.config.visibility_timeout
+        self.book = LocalBook()
+        self.snap = Snapshot()
+        self.offset = 0.0  # local monotonic minus Redis wall clock (seconds)
+        self.presence_info: Callable[[], dict[str, Any]] | None = None
+        self.lost_state_events = 0
+        self._dead: list[DeadLetter] = []
+        self._dlq_version = -1
+        self._waiters: deque[asyncio.Future[None]] = deque()  # wait_ready
+        self._room_waiters: deque[asyncio.Future[None]] = deque()  # publish when full
+        self._dedup: dict[str, tuple[str, float]] = {}
+        self._mid_prefix = secrets.token_hex(6)
+        self._seq = 0
+        self._closed = False
+        self._opened = False
+        self._last_lost = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self.link = RedisLink(url, timeout=timeout, name="main")
+        self.flusher = Flusher(
+            self.link, self.keys.prefix, worker=self.worker, vt_ms=int(self.vt * 1000),
+            on_lost_state=self.on_lost_state, on_snapshot=self._on_snapshot, backoff=Backoff())
+        # The parked XREADGROUP BLOCK must end (BLOCK_MS) before its socket times out.
+        self.reader = Reader(self, RedisLink(url, timeout=max(timeout, BLOCK_MS / 1000 + 2.0),
+                                             name="block"))
+        self.presence = Presence(self)
+
+    @classmethod
+    def from_url(cls, url: str, config: QueueConfig, *, clock: Clock | None = None,
+                 default_fetch: int = 128, **overrides: Any) -> RedisBroker:
+        """A broker for `url` (not connected yet); our options come from its query,
+        or from `overrides` (worker, ttl, fetch, ...) which win. `default_fetch` is the
+        read-ahead when neither names one."""
+        from ccdash.brokers import BrokerURLError, redact_url
+
+        clean, opts = split_options(url, OPTIONS)
+        opts.update({k: str(v) for k, v in overrides.items() if v is not None})
+        try:
+            return cls(clean, config, clock=clock, queue=opts.get("queue") or "default",
+                       worker=opts.get("worker") or None,
+                       heartbeat_ttl=float(opts.get("ttl", 3.0)),
+                       fetch=int(opts.get("fetch", default_fetch)),
+                       timeout=float(opts.get("timeout", 5.0)))
+        except ValueError as exc:
+            raise BrokerURLError(f"bad redis broker URL {redact_url(url)!r}: {exc}") from None
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect (a clear error if Redis is unreachable) and start the tasks."""
+        if self._opened:
+            return
+        try:
+            await self.link.execute([("PING",)])
+        except LinkDown as exc:
+            await self.link.close()
+            raise BrokerError(f"cannot reach Redis at {self.url}: {exc}") from None
+        cfg = self.keys.config
+        t0 = time.monotonic()
+        *_, stats = await self.link.execute([
+            ("HSETNX", cfg, "visibility_timeout", str(self.vt)),
+            ("HSETNX", cfg, "max_attempts", str(self.config.max_attempts)),
+            evalsha("recover", self.keys.prefix, 0),  # level 0 exists: readers can block on it
+            evalsha("stats", self.keys.prefix)])
+        if isinstance(stats, Exception):
+            raise BrokerError(f"Redis at {self.url} refused the broker's scripts: "
+                              f"{self.link.describe(stats)}")
+        self.snap = parse_stats(stats, t0)
+        self.offset = t0 - self.snap.redis_now
+        self._opened = True
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(t, name=f"ccdash-redis-{n}") for n, t in (
+            ("flusher", self.flusher.run()), ("presence", self.presence.run()))]  # keep order
+        self.reader.start()
+        self.flusher.want_stats = True
+        self.flusher.kick()
+
+    async def close(self) -> None:
+        """Hand back what this worker holds, flush, leave the fleet, disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        for fut in (*self._waiters, *self._room_waiters):
+            if not fut.done():
+                fut.set_exception(BrokerClosed("broker is closed"))
+        self._waiters.clear()
+        self._room_waiters.clear()
+        if not self._opened:
+            await self.link.close()
+            await self.reader.link.close()
+            return
+        await self.reader.stop()
+        # No beat may follow the retire below (it would look like a worker back from the dead).
+        self._tasks[1].cancel()
+        await asyncio.gather(self._tasks[1], return_exceptions=True)
+        back = self.book.drain_buffer() + [self.book.unlease(r) for r in list(self.book.leases)]
+        items = [e for e in back if e is not None]
+        try:
+            if items:
+                self._end(items, "g", REASON_RELEASED, "", 0.0, check_lease=False
+                          ).add_done_callback(_consume)
+            if self.presence.registered:
+                self.flusher.fire(evalsha("retire", self.keys.prefix, self.worker))
+            await asyncio.wait_for(self.flusher.drained(), timeout=max(10.0, 2 * self.timeout))
+        except TimeoutError:
+            log.error("closing with Redis unreachable: %d publishes and %d acks not sent",
+                      len(self.flusher.outbox), len(self.flusher.acks))
+            self.flusher.abandon(BrokerClosed("broker closed before Redis stored the message"))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.link.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BrokerClosed("broker is closed")
+
+    # -- publishing ---------------------------------------------------------
+
+    def _new_id(self) -> str:
+        self._seq += 1
+        return f"{self._mid_prefix}-{self._seq}"
+
+    def _full(self) -> bool:
+        cap = self.config.capacity
+        return cap is not None and self.outstanding() >= cap
+
+    def publish_nowait(self, body: Any, *, priority: int = 0, dedup_id: str | None = None
+                       ) -> str:
+        """Queue a message for the next pipeline (group commit); returns its id."""
+        self._check_open()
+        if dedup_id is not None:
+            known = self._dedup.get(dedup_id)
+            if known is not None and known[1] > time.monotonic():
+                return known[0]
+            raise WouldBlock("a dedup id needs a round trip to Redis")
+        if self._full():
+            raise QueueFull(f"queue is full ({self.config.capacity} messages)")
+        data, is_json = encode_body(body)
+        return self._stage(data, is_json, priority, None)
+
+    def _stage(self, data: bytes, is_json: bool, priority: int,
+               stored: asyncio.Future[None] | None) -> str:
+        """Queue a message for the next group commit; `stored` is resolved once Redis
+        has it. Returns its id."""
+        mid = self._new_id()
+        prio = int(priority)
+        p, m, d = b"%d" % prio, mid.encode(), (b"j" if is_json else b"b") + data
+        # The publish script's 4 arguments (priority, id, body, no dedup id), RESP-encoded.
+        self.flusher.outbox.append((prio, b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$0\r\n\r\n" % (
+            len(p), p, len(m), m, len(d), d), stored))
+        self.flusher.kick()
+        return mid
+
+    async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
+        """Publish and wait until Redis has it (waits for room on a bounded queue)."""
+        self._check_open()
+        data, is_json = encode_body(body)
+        if dedup_id is not None:  # a duplicate adds nothing: it never waits for room
+            known = self._dedup.get(dedup_id)
+            if known is not None and known[1] > time.monotonic():
+                return known[0]
+        while self._full():
+            fut = asyncio.get_running_loop().create_future()
+            self._room_waiters.append(fut)
+            self.flusher.want_stats = True
+            self.flusher.kick()
+            await asyncio.wait([fut], timeout=0.25)  # re-read the fleet's count meanwhile
+            self._check_open()
+        if dedup_id is None:  # group-committed with other publishes and acks
+            stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            mid = self._stage(data, is_json, priority, stored)
+            await stored
+            return mid
+        mid = self._new_id()
+        window = max(1, int(self.config.dedup_window * 1000))
+        r = await self.flusher.call(evalsha(
+            "publish", self.keys.prefix, secrets.token_hex(8), window,
+            int(priority), mid, encode_stored(data, is_json), dedup_id or ""))
+        if r:
+            mid = r[0].decode() if isinstance(r[0], bytes) else str(r[0])
+        if dedup_id is not None:
+            self._dedup[dedup_id] = (mid, time.monotonic() + self.config.dedup_window)
+            if len(self._dedup) > 10_000:
+                now = time.monotonic()
+                self._dedup = {k: v for k, v in self._dedup.items() if v[1] > now}
+        return mid
+
+    async def hand_back(self) -> int:
+        """Give the read-ahead buffer back to the fleet now (attempts unused)."""
+        entries = self.book.drain_buffer()
+        if entries:
+            await self._ended(self._end(entries, "g", REASON_RELEASED, "", 0.0,
+                                        check_lease=False))
+        return len(entries)
+
+    async def flush(self) -> None:
+        """Wait until every publish and ack queued so far has reached Redis."""
+        await self.flusher.sent()
+
+    async def settled(self) -> None:
+        """Wait until queued writes reached Redis and the reader has no fetch wanted or
+        running (a parked BLOCK read ends within its bound): nothing changes this
+        worker's buffer behind the caller's back."""
+        self._check_open()
+        await self.flusher.drained()
+        await self.reader.idle.wait()
+
+    # -- receiving ----------------------------------------------------------
+
+    def ready_count(self) -> int:
+        """Entries this worker has read and not yet handed out."""
+        return self.book.buffered
+
+    async def wait_ready(self) -> None:
+        """Park until the reader has something (it blocks in Redis, not here)."""
+        self._check_open()
+        if self.book.buffered:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self.reader.want()
+        try:
+            await fut
+        finally:
+            if not fut.done():
+                fut.cancel()
+
+    def has_waiters(self) -> bool:
+        """Is a consumer parked in wait_ready?"""
+        return any(not f.done() for f in self._waiters)
+
+    def fail_waiters(self, exc: BaseException) -> None:
+        """Unpark wait_ready with an error."""
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def note_fetched(self, n: int) -> None:
+        """The reader took `n` entries (on its own connection): ready -> in flight in the
+        snapshot until the next read says so itself."""
+        self.snap.ready = max(0, self.snap.ready - n)
+        self.snap.in_flight += n
+
+    def wake_waiters(self) -> None:
+        """The buffer has entries: unpark wait_ready."""
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+    async def receive(self, holders: Sequence[str]) -> list[Delivery]:
+        """Lease up to len(holders) buffered entries."""
+        return self.receive_nowait(holders)
+
+    def receive_nowait(self, holders: Sequence[str]) -> list[Delivery]:
+        """Hand out buffered entries, highest priority first; no round trip."""
+        self._check_open()
+        book = self.book
+        now = self.clock.now()
+        out: list[Delivery] = []
+        offset = self.offset
+        while book.buffered and len(out) < len(holders):
+            entry = book.pop()
+            if entry.deadline <= now:
+                continue  # its lease ran out while buffered: Redis reclaims it
+            out.append(book.lease(entry, holders[len(out)], offset))
+        if book.buffered * 2 < self.fetch_size:
+            self.reader.want()
+        return out
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+__all__ = ["RedisBroker", "WouldBlock", "default_worker_name"]

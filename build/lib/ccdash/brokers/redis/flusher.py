@@ -1,0 +1,306 @@
+"""The Redis broker's write path: one task sends everything in batches.
+
+Publishes and acks are group-committed: callers queue them and go on; one
+round trip carries up to thousands of them (plus any other queued operation
+and, when due, a stats read). That is what makes throughput on Redis: batch
+reads and batch acks. On a connection error the batch stays queued and is
+sent again after a jittered backoff; publish batches carry a token, so a
+batch that reached Redis before the connection broke is not added twice.
+
+The stats read rides in the same pipeline after the writes, so a snapshot
+always includes every local write sent before it; `Pending` counts the local
+writes a snapshot does not include yet, which keeps `stats()` exact for this
+process between snapshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ccdash.brokers.redis.link import Backoff, LinkDown, Raw, RedisLink, evalsha, is_nogroup
+
+log = logging.getLogger("ccdash.redis")
+
+PUBLISH_CHUNK = 1000  # messages per publish script call
+ACK_CHUNK = 2000  # acks per ack script call
+STATS_EVERY = 0.05  # seconds: at most this stale while writes flow
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """The queue as of one stats read (fleet-wide)."""
+
+    ready: int = 0
+    delayed: int = 0
+    in_flight: int = 0
+    dead: int = 0
+    published: int = 0
+    acked: int = 0
+    dead_lettered: int = 0
+    redelivered: int = 0
+    dlq_version: int = 0
+    per_worker: dict[str, int] | None = None
+    redis_now: float = 0.0  # Redis wall clock, seconds
+    taken_at: float = 0.0  # local monotonic time of the read
+
+
+class Op:
+    """One queued command whose reply somebody awaits."""
+
+    __slots__ = ("cmd", "future")
+
+    def __init__(self, cmd: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
+        self.cmd = cmd
+        self.future = future
+
+
+class Flusher:
+    """Queues of writes and the task that sends them."""
+
+    def __init__(self, link: RedisLink, prefix: str, *, worker: str, vt_ms: int,
+                 on_lost_state: Callable[[], Any], on_snapshot: Callable[[Snapshot], None],
+                 backoff: Backoff) -> None:
+        self.link = link
+        self.prefix = prefix
+        self.worker = worker
+        self.vt_ms = vt_ms
+        self.on_lost_state = on_lost_state
+        self.on_snapshot = on_snapshot
+        self.backoff = backoff
+        # Queued writes, their script arguments already RESP-encoded (see `bulk`).
+        # (priority, 4 args, the publisher's future or None if nobody awaits it)
+        self.outbox: deque[tuple[int, bytes, asyncio.Future[None] | None]] = deque()
+        self.acks: deque[bytes] = deque()  # 3 args each
+        self.ops: deque[Op] = deque()
+        self.want_stats = True
+        self.last_stats = 0.0
+        # Local writes a snapshot does not include yet (sent after it, or queued).
+        self.sent_pub = 0
+        self.sent_ack = 0
+        self.late_rejected = 0  # group-committed acks Redis refused (lease lost meanwhile)
+        self.down_since: float | None = None
+        self.recovered_at = 0.0  # monotonic time the connection last came back
+        self.retrying = False
+        self._kick = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        # Totals of publishes and acks that reached Redis (for `sent`), and the acks of
+        # the batch in flight, and who waits for which totals.
+        self.pub_done = 0
+        self.ack_done = 0
+        self._acks_in_flight = 0
+        self._sent_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._pub_token: str | None = None
+        self._pub_chunk: list[tuple[int, bytes, asyncio.Future[None] | None]] = []
+
+    # -- queueing -----------------------------------------------------------
+
+    def kick(self) -> None:
+        """Something is queued: run a cycle soon."""
+        self._idle.clear()
+        self._kick.set()
+
+    def pending_pub(self) -> int:
+        """Publishes not in the last snapshot."""
+        return len(self.outbox) + len(self._pub_chunk) + self.sent_pub
+
+    def pending_ack(self) -> int:
+        """Acks not in the last snapshot."""
+        return len(self.acks) + self.sent_ack
+
+    def abandon(self, error: BaseException) -> None:
+        """Closing without having sent everything: tell the publishers still waiting."""
+        for _, _, fut in (*self._pub_chunk, *self.outbox):
+            if fut is not None and not fut.done():
+                fut.set_exception(error)
+        for _, _, fut in self._sent_waiters:
+            if not fut.done():
+                fut.set_exception(error)
+        self._sent_waiters.clear()
+
+    def call(self, cmd: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Queue a command; the future gets its reply (or the error)."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.ops.append(Op(cmd, fut))
+        self.kick()
+        return fut
+
+    def fire(self, cmd: tuple[Any, ...]) -> None:
+        """Queue a command nobody waits for (errors are logged, not raised)."""
+        fut = self.call(cmd)
+        fut.add_done_callback(_log_failure)
+
+    async def sent(self) -> None:
+        """Wait until every publish and ack queued so far has reached Redis (what is
+        queued later does not hold it up: under steady load the queues never empty)."""
+        pubs = self.pub_done + len(self._pub_chunk) + len(self.outbox)
+        acks = self.ack_done + self._acks_in_flight + len(self.acks)
+        if self.pub_done >= pubs and self.ack_done >= acks:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sent_waiters.append((pubs, acks, fut))
+        await fut
+
+    def _wake_sent(self) -> None:
+        waiting = []
+        for pubs, acks, fut in self._sent_waiters:
+            if fut.done():
+                continue
+            if self.pub_done >= pubs and self.ack_done >= acks:
+                fut.set_result(None)
+            else:
+                waiting.append((pubs, acks, fut))
+        self._sent_waiters = waiting
+
+    async def drained(self) -> None:
+        """Wait until nothing is queued or in flight."""
+        while not self._idle.is_set():
+            await self._idle.wait()
+
+    def busy(self) -> bool:
+        """Anything queued or in flight?"""
+        return not self._idle.is_set()
+
+    # -- the loop -----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Send queued work until cancelled."""
+        while True:
+            if not (self.outbox or self.acks or self.ops or self._pub_chunk or self.want_stats):
+                self._idle.set()
+                self._kick.clear()
+                await self._kick.wait()
+            try:
+                await self.cycle()
+            except LinkDown as exc:
+                self._down(str(exc))
+                await asyncio.sleep(self.backoff.next_delay())
+            except Exception:  # a bug must not silently end the write path
+                log.exception("Redis write batch failed; retrying")
+                await asyncio.sleep(self.backoff.next_delay())
+            else:
+                if self.down_since is not None:
+                    log.warning("Redis reachable again after %.1fs",
+                                time.monotonic() - self.down_since)
+                    self.down_since = None
+                    self.recovered_at = time.monotonic()
+                self.backoff.reset()
+            finally:
+                if self._sent_waiters:
+                    self._wake_sent()
+
+    def _down(self, why: str) -> None:
+        self.retrying = True
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            log.warning("Redis connection lost (%s); retrying with backoff", why)
+
+    async def cycle(self) -> None:
+        """One round trip: publishes, acks, operations, and a stats read."""
+        cmds: list[tuple[Any, ...]] = []
+        if not self._pub_chunk and self.outbox:
+            n = min(PUBLISH_CHUNK, len(self.outbox))
+            self._pub_chunk = [self.outbox.popleft() for _ in range(n)]
+            self._pub_token = secrets.token_hex(8)
+        if self._pub_chunk:
+            raw = Raw(b"".join(seg for _, seg, _ in self._pub_chunk), 4 * len(self._pub_chunk))
+            cmds.append(evalsha("publish", self.prefix, self._pub_token, 1, raw))
+        ack_chunk = [self.acks.popleft() for _ in range(min(ACK_CHUNK, len(self.acks)))]
+        if ack_chunk:
+            raw = Raw(b"".join(ack_chunk), 3 * len(ack_chunk))
+            cmds.append(evalsha("ack", self.prefix, self.worker, self.vt_ms, raw))
+        ops = [self.ops.popleft() for _ in range(min(200, len(self.ops)))]
+        cmds.extend(op.cmd for op in ops)
+        now = time.monotonic()
+        stats = self.want_stats or bool(ops) or now - self.last_stats >= STATS_EVERY
+        if stats:
+            cmds.append(evalsha("stats", self.prefix))
+        self.sent_ack += len(ack_chunk)
+        self._acks_in_flight = len(ack_chunk)
+        try:
+            replies = await self.link.execute(cmds)
+        except BaseException:
+            # Not sent (or unknown): put everything back, in order, for the retry.
+            self.sent_ack -= len(ack_chunk)
+            self.acks.extendleft(reversed(ack_chunk))
+            self.ops.extendleft(reversed(ops))
+            raise
+        finally:
+            self._acks_in_flight = 0
+        self.ack_done += len(ack_chunk)  # reached Redis, taken or refused
+        i = 0
+        if self._pub_chunk:
+            r = replies[i]
+            i += 1
+            if isinstance(r, Exception):
+                log.error("publish batch failed: %s", self.link.describe(r))
+                # Keep it: a script error here is a bug or lost state; retry later.
+                raise LinkDown(self.link.describe(r))
+            self.sent_pub += len(self._pub_chunk)
+            self.pub_done += len(self._pub_chunk)
+            for _, _, fut in self._pub_chunk:  # stored: their publishers may go on
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+            self._pub_chunk = []
+        if ack_chunk:
+            r = replies[i]
+            i += 1
+            if isinstance(r, Exception):
+                self.sent_ack -= len(ack_chunk)
+                self.late_rejected += len(ack_chunk)
+                if is_nogroup(r):
+                    self.on_lost_state()
+                else:
+                    log.error("ack batch failed: %s", self.link.describe(r))
+            elif r:
+                self.sent_ack -= len(r)
+                if not self.retrying:  # after a retry, "not pending" may mean "acked already"
+                    self.late_rejected += len(r)
+                    log.warning("%d group-committed acks refused: lease lost meanwhile", len(r))
+        for op in ops:
+            r = replies[i]
+            i += 1
+            if isinstance(r, Exception) and is_nogroup(r):
+                self.on_lost_state()
+            if not op.future.done():
+                if isinstance(r, Exception):
+                    op.future.set_exception(r)
+                else:
+                    op.future.set_result(r)
+        self.retrying = False
+        if stats:
+            r = replies[i]
+            if isinstance(r, Exception):
+                if is_nogroup(r):
+                    self.on_lost_state()
+                return
+            self.want_stats = False
+            self.last_stats = now
+            self.sent_pub = 0
+            self.sent_ack = 0
+            self.on_snapshot(parse_stats(r, now))
+
+
+def _log_failure(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("Redis command failed: %s", fut.exception())
+
+
+def parse_stats(r: list[Any], now: float) -> Snapshot:
+    """The stats script's reply as a Snapshot."""
+    ready, delayed, pend, dead, counters, per, redis_now = r
+    c = {counters[j].decode(): int(counters[j + 1]) for j in range(0, len(counters), 2)}
+    per_worker = {per[j].decode(): int(per[j + 1]) for j in range(0, len(per), 2)}
+    return Snapshot(
+        ready=max(0, int(ready)), delayed=int(delayed), in_flight=int(pend), dead=int(dead),
+        published=c.get("published", 0), acked=c.get("acked", 0),
+        dead_lettered=c.get("dead_lettered", 0), redelivered=c.get("redelivered", 0),
+        dlq_version=c.get("dlq_version", 0), per_worker=per_worker,
+        redis_now=int(redis_now) / 1000.0, taken_at=now)

@@ -1,0 +1,167 @@
+"""Ending leases on the Redis broker: ack (group-committed or confirmed), nack,
+defer, extend, release. A mixin of RedisBroker, kept apart for size."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ResponseError
+
+from ccdash.brokers.base import REASON_RELEASED, Receipt, ReceiptRejected
+from ccdash.brokers.redis.link import evalsha, is_nogroup
+from ccdash.brokers.redis.local import Entry
+
+if TYPE_CHECKING:
+    from ccdash.brokers.base import QueueConfig
+    from ccdash.brokers.redis.flusher import Flusher
+    from ccdash.brokers.redis.keys import Keys
+    from ccdash.brokers.redis.local import LocalBook
+    from ccdash.clock import Clock
+
+
+class LeaseOps:
+    """ack / nack / defer / extend / release for RedisBroker."""
+
+    book: LocalBook
+    clock: Clock
+    config: QueueConfig
+    flusher: Flusher
+    keys: Keys
+    vt: float
+    worker: str
+
+    if TYPE_CHECKING:
+
+        def wake_waiters(self) -> None: ...
+
+
+    def _take(self, receipt: Receipt) -> Entry:
+        entry = self.book.unlease(receipt)
+        if entry is None:
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+        if entry.deadline <= self.clock.now():
+            raise ReceiptRejected(f"receipt {receipt!r}: the lease expired")
+        return entry
+
+    def ack_nowait(self, receipt: Receipt) -> None:
+        """Ack, group-committed: checked here, confirmed by Redis in the next batch."""
+        entry = self._take(receipt)
+        self.flusher.acks.append(entry.ack_args)
+        self.flusher.kick()
+
+    async def ack(self, receipt: Receipt) -> None:
+        """Ack and wait for Redis to confirm the lease was still ours."""
+        if await self.ack_many([receipt]):
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+
+    async def ack_many(self, receipts: Sequence[Receipt]) -> list[Receipt]:
+        """Ack several in one check-and-ack script; returns the rejected receipts."""
+        rejected: list[Receipt] = []
+        taken: list[tuple[Receipt, Entry]] = []
+        for r in receipts:
+            try:
+                taken.append((r, self._take(r)))
+            except ReceiptRejected:
+                rejected.append(r)
+        if taken:
+            args: list[Any] = []
+            for _, e in taken:
+                args += (e.level, e.eid, e.count)
+            bad = await self._lease_op(evalsha(
+                "ack", self.keys.prefix, self.worker, int(self.vt * 1000), *args))
+            if bad is None:
+                rejected += [r for r, _ in taken]
+            else:
+                rejected += [taken[int(i) - 1][0] for i in bad]
+        return rejected
+
+    async def _lease_op(self, cmd: tuple[Any, ...]) -> Any:
+        """Run a lease operation; None when Redis lost the group (every lease is gone)."""
+        try:
+            return await self.flusher.call(cmd)
+        except ResponseError as exc:
+            if is_nogroup(exc):
+                return None
+            raise
+
+    def _end(self, entries: Sequence[Entry], mode: str, reason: str, error: str,
+             delay: float, *, check_lease: bool = True) -> asyncio.Future[Any]:
+        args: list[Any] = []
+        for e in entries:
+            holder = f"{self.worker}:{e.holder}" if e.holder else self.worker
+            args += (e.level, e.eid, e.count, mode, reason, error, holder,
+                     max(0, int(round(delay * 1000))))
+        vt_ms = int(self.vt * 1000) if check_lease else 0
+        return self.flusher.call(evalsha("end", self.keys.prefix, self.worker, vt_ms,
+                                         self.config.max_attempts, *args))
+
+    async def _ended(self, fut: asyncio.Future[Any]) -> list[Any]:
+        try:
+            return list(await fut)
+        except ResponseError as exc:
+            if is_nogroup(exc):
+                return [b"rejected"]
+            raise
+
+    async def nack(self, receipt: Receipt, error: str = "", *,
+                   delay: float | None = None) -> bool:
+        """Retry after a backoff (a delayed ZSET), or dead-letter at max_attempts."""
+        entry = self._take(receipt)
+        wait = self.config.backoff(entry.attempt) if delay is None else delay
+        [out] = await self._ended(self._end([entry], "f", "failed", error, wait))
+        if out == b"rejected":
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+        return bool(out == b"dead")
+
+    async def defer(self, receipt: Receipt, delay: float) -> None:
+        """Back unhandled after `delay`; the attempt is given back."""
+        entry = self._take(receipt)
+        [out] = await self._ended(self._end([entry], "g", REASON_RELEASED, "", delay))
+        if out == b"rejected":
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+
+    async def extend(self, receipt: Receipt, seconds: float) -> float:
+        """Move the lease deadline to now + seconds (at most one visibility timeout:
+        the lease is the entry's idle time, which XCLAIM can only reset)."""
+        entry = self.book.leases.get(str(receipt))
+        if entry is None or entry.deadline <= self.clock.now():
+            self.book.unlease(receipt)
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+        secs = min(max(0.0, seconds), self.vt)
+        t0 = self.clock.now()
+        res = await self._lease_op(evalsha(
+            "extend", self.keys.prefix, self.worker, int(self.vt * 1000),
+            entry.level, entry.eid, entry.count, int((self.vt - secs) * 1000)))
+        if not res or not res[0]:
+            self.book.unlease(receipt)
+            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+        entry.deadline = t0 + secs
+        return entry.deadline
+
+    async def release(self, receipts: Sequence[Receipt], reason: str,
+                      error: str = "") -> int:
+        """End leases at once: handed back unhandled (REASON_RELEASED) they stay in
+        this worker's buffer for its other consumers; otherwise the attempt counts
+        and Redis puts them back for every worker (or in the DLQ)."""
+        now = self.clock.now()
+        live = []
+        for r in receipts:
+            entry = self.book.unlease(r)
+            if entry is not None and entry.deadline > now:
+                live.append(entry)
+        if not live:
+            return 0
+        if reason == REASON_RELEASED:
+            for entry in reversed(live):
+                entry.holder = ""
+                self.book.add(entry, front=True)
+            self.wake_waiters()
+        else:
+            await self._ended(self._end(live, "f", reason, error, 0.0))
+        return len(live)
+
+    async def release_holder(self, holder: str, reason: str, error: str = "") -> int:
+        """`release` every lease `holder` has."""
+        return await self.release(self.book.holder_receipts(holder), reason, error)

@@ -1,0 +1,231 @@
+"""One Redis connection that sends a batch of commands in one write and reads
+all the replies: the broker's only way to talk to Redis.
+
+Every read has a socket timeout (no call hangs forever). A connection error
+raises `LinkDown`; the caller backs off with `Backoff` (exponential, full
+jitter, so a restarted Redis is not hit by every worker at once) and retries.
+Errors are redacted: a password never reaches a message or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    NoScriptError,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ccdash.brokers.base import BrokerError
+from ccdash.brokers.redis.scripts import SCRIPTS, Script
+
+Command = Sequence[Any]
+
+
+class LinkDown(BrokerError):
+    """Redis could not be reached (or the connection broke); retry after a backoff."""
+
+
+class LostState(BrokerError):
+    """Redis no longer has the consumer group (restarted without persistence?)."""
+
+
+class Backoff:
+    """Reconnect delays: exponential from `base`, capped, with full jitter."""
+
+    def __init__(self, base: float = 0.05, cap: float = 2.0, rng: random.Random | None = None):
+        self.base = base
+        self.cap = cap
+        self.rng = rng or random.Random()
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        """The delay before the next try; grows with each failure in a row."""
+        self.failures += 1
+        return self.rng.uniform(0.0, min(self.cap, self.base * 2.0 ** min(self.failures, 30)))
+
+    def reset(self) -> None:
+        """A success: start again from the base."""
+        self.failures = 0
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` with the password (if any) replaced by ***."""
+    return text.replace(secret, "***") if secret else text
+
+
+def split_options(url: str, names: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """Take our own query parameters (`names`) out of a redis:// URL."""
+    parts = urlsplit(url)
+    ours: dict[str, str] = {}
+    rest = []
+    for k, v in parse_qsl(parts.query, keep_blank_values=True):
+        if k in names:
+            ours[k] = v
+        else:
+            rest.append((k, v))
+    return urlunsplit(parts._replace(query=urlencode(rest))), ours
+
+
+class Raw:
+    """`n` command arguments already RESP-encoded (batches build them as they queue)."""
+
+    __slots__ = ("data", "n")
+
+    def __init__(self, data: bytes, n: int) -> None:
+        self.data = data
+        self.n = n
+
+
+def bulk(*args: bytes) -> bytes:
+    """RESP bulk strings for `args`, ready to go inside a Raw."""
+    return b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def pack(commands: Sequence[Command]) -> bytes:
+    """RESP-encode commands (bytes, str, int, float, Raw args): the hot path's packer."""
+    out: list[bytes] = []
+    add = out.append
+    for cmd in commands:
+        header = len(out)
+        add(b"")
+        n = 0
+        for a in cmd:
+            n += 1
+            if type(a) is Raw:
+                add(a.data)
+                n += a.n - 1
+                continue
+            if isinstance(a, bytes):
+                b = a
+            elif isinstance(a, str):
+                b = a.encode()
+            elif isinstance(a, int | float):
+                b = repr(a).encode()
+            else:
+                raise TypeError(f"cannot send {type(a).__name__} to Redis")
+            add(b"$%d\r\n%s\r\n" % (len(b), b))
+        out[header] = b"*%d\r\n" % n
+    return b"".join(out)
+
+
+def is_nogroup(exc: BaseException) -> bool:
+    """A reply saying the stream or its consumer group is gone."""
+    return isinstance(exc, ResponseError) and "NOGROUP" in str(exc)
+
+
+class RedisLink:
+    """A dedicated connection made from the URL's settings."""
+
+    def __init__(self, url: str, *, timeout: float, name: str) -> None:
+        self.name = name
+        self.timeout = timeout
+        self._pool = ConnectionPool.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),  # we retry ourselves, knowing what is idempotent
+            protocol=2,  # RESP2 replies: the shapes this module parses
+        )
+        self._password: str | None = self._pool.connection_kwargs.get("password")
+        self._conn: Any = None
+        self._inflight: asyncio.Task[list[Any]] | None = None
+        self.client_id: int | None = None  # of the current connection (for CLIENT UNBLOCK)
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self._pool.connection_class(**self._pool.connection_kwargs)
+        return self._conn
+
+    def describe(self, exc: BaseException) -> str:
+        """A one-line, password-free description of an error."""
+        text = str(exc) or type(exc).__name__
+        return redact(text, self._password)
+
+    async def execute(self, commands: Sequence[Command]) -> list[Any]:
+        """Send `commands` in one write; return each reply or the ResponseError it got.
+
+        NOSCRIPT replies (a restarted Redis forgot the scripts) are fixed here:
+        the scripts are loaded and just those commands sent again.
+        """
+        # The round trip runs in its own task, shielded: a caller cancelled mid-read
+        # leaves it to finish (bounded by the socket timeout) instead of abandoning a
+        # half-read connection inside the client library. close() waits for it.
+        task = asyncio.get_running_loop().create_task(self._execute(commands))
+        self._inflight = task
+        return await asyncio.shield(task)
+
+    async def _execute(self, commands: Sequence[Command]) -> list[Any]:
+        replies = await self._roundtrip(commands)
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:
+            await self._roundtrip([("SCRIPT", "LOAD", s.source) for s in SCRIPTS.values()])
+            again = await self._roundtrip([commands[i] for i in missing])
+            for i, r in zip(missing, again, strict=True):
+                replies[i] = r
+        return replies
+
+    async def _roundtrip(self, commands: Sequence[Command]) -> list[Any]:
+        conn = self._connection()
+        try:
+            if not conn.is_connected:
+                await conn.connect()
+                await conn.send_packed_command(pack([("CLIENT", "ID")]), check_health=False)
+                self.client_id = int(await conn.read_response())
+            await conn.send_packed_command(pack(commands), check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except AuthenticationError as exc:
+            await self.disconnect()
+            raise BrokerError(f"Redis refused the credentials: {self.describe(exc)}") from None
+        except (TimeoutError, RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            await self.disconnect()
+            raise LinkDown(self.describe(exc)) from None
+        except asyncio.CancelledError:
+            # Only close() cancels a round trip: drop the half-read connection.
+            await self.disconnect()
+            raise
+        except RedisError as exc:
+            await self.disconnect()
+            raise LinkDown(self.describe(exc)) from None
+
+    async def disconnect(self) -> None:
+        """Close the socket (the next call reconnects)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # closing a broken socket may fail too
+                await conn.disconnect()
+
+    async def close(self, *, wait: float = 10.0) -> None:
+        """Close for good, once a round trip in flight has ended (at most `wait` s)."""
+        task = self._inflight
+        if task is not None and not task.done():
+            await asyncio.wait([task], timeout=wait)
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        await self.disconnect()
+        await self._pool.disconnect()
+
+
+def evalsha(script: Script | str, *args: Any) -> tuple[Any, ...]:
+    """The EVALSHA command for a script (by object or name), no keys, these ARGV."""
+    s = SCRIPTS[script] if isinstance(script, str) else script
+    return ("EVALSHA", s.sha, 0, *args)

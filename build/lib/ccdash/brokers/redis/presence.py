@@ -1,0 +1,186 @@
+"""Heartbeats and failover for a Redis worker: one steady tick.
+
+Each tick (a third of the heartbeat TTL) it refreshes this worker's presence
+key (JSON, expires after the TTL, so any dashboard sees the whole fleet), claims
+the pending entries of workers whose key has expired (at once: no waiting out
+the visibility timeout), reclaims expired leases with XAUTOCLAIM, keeps the
+leases of buffered entries alive, and asks for fresh fleet counts. After a
+reconnect it waits one TTL before judging others dead (they need a beat too),
+and hands back entries Redis gave us whose reply was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ResponseError
+
+from ccdash.brokers.base import REASON_RELEASED, BrokerError
+from ccdash.brokers.redis.keys import GROUP
+from ccdash.brokers.redis.link import LinkDown, evalsha
+
+if TYPE_CHECKING:
+    from ccdash.brokers.redis.core import RedisCore
+
+log = logging.getLogger("ccdash.redis")
+
+CLAIM_BATCH = 500
+
+
+class Presence:
+    """This worker's heartbeat, and the reaper of dead workers' and expired leases."""
+
+    def __init__(self, broker: RedisCore) -> None:
+        self.b = broker
+        self.registered = False
+        self.started = time.time()
+        self.grace_until = 0.0
+        self.strays_checked = 0.0
+        self.claimed = 0  # entries taken over from dead workers / expired leases
+        self.rng = random.Random()
+
+    def info(self) -> dict[str, Any]:
+        """The presence record (JSON-able)."""
+        b = self.b
+        rec: dict[str, Any] = {
+            "worker": b.worker, "host": socket.gethostname(), "pid": os.getpid(),
+            "started": self.started, "beat": time.time(), "buffered": b.book.buffered,
+            "leases": len(b.book.leases), "ttl": b.heartbeat_ttl,
+            "visibility_timeout": b.vt,
+        }
+        if b.presence_info is not None:
+            try:
+                rec.update(b.presence_info())
+            except Exception as exc:  # noqa: BLE001 - a bad callback must not stop heartbeats
+                rec["info_error"] = repr(exc)
+        return rec
+
+    def _ttl_ms(self) -> int:
+        return int(self.b.heartbeat_ttl * 1000)
+
+    async def register(self) -> None:
+        """Join the fleet; a name already alive is refused."""
+        b = self.b
+        ok = await b.flusher.call(("SET", b.keys.presence(b.worker), json.dumps(self.info()),
+                                   "PX", self._ttl_ms(), "NX"))
+        if ok is None:
+            raise BrokerError(f"worker name {b.worker!r} is in use by a live worker")
+        await b.flusher.call(("ZADD", b.keys.workers, "NX", int(time.time() * 1000), b.worker))
+        self.registered = True
+        self.grace_until = time.monotonic() + b.heartbeat_ttl
+        # A previous process of this name that died (and came back within the TTL,
+        # before the others claimed its entries) left leases nobody else will reap.
+        await self.recover_strays(mode="f", reason="consumer-failed",
+                                  error=f"worker {b.worker} restarted")
+
+    async def run(self) -> None:
+        """Tick until cancelled."""
+        interval = self.b.heartbeat_ttl / 3.0
+        while True:
+            await asyncio.sleep(interval * self.rng.uniform(0.85, 1.0))
+            try:
+                await self.tick()
+            except (LinkDown, ResponseError, BrokerError) as exc:
+                log.debug("heartbeat tick failed: %s", exc)
+            except Exception:  # a bug must not silently end the heartbeats
+                log.exception("heartbeat tick failed")
+
+    async def tick(self) -> None:
+        """One heartbeat round."""
+        b = self.b
+        fl = b.flusher
+        futs: list[asyncio.Future[Any]] = []
+        recovered = fl.recovered_at
+        if recovered > self.strays_checked:
+            self.grace_until = max(self.grace_until, recovered + b.heartbeat_ttl)
+        if self.registered:
+            futs.append(fl.call(("SET", b.keys.presence(b.worker), json.dumps(self.info()),
+                                 "PX", self._ttl_ms(), "GET")))
+            futs.append(fl.call(("ZADD", b.keys.workers, "NX", int(time.time() * 1000),
+                                 b.worker)))
+            cfg = b.config
+            if time.monotonic() >= self.grace_until and fl.down_since is None:
+                futs.append(fl.call(evalsha("reap_dead", b.keys.prefix, b.worker,
+                                            cfg.max_attempts, CLAIM_BATCH)))
+            futs.append(fl.call(evalsha("reap_expired", b.keys.prefix, b.worker,
+                                        int(b.vt * 1000), cfg.max_attempts, 100)))
+        fl.want_stats = True
+        fl.kick()
+        keep = asyncio.ensure_future(self._keep_buffer())  # cancelled with the rest
+        *results, _ = await asyncio.gather(*futs, keep, return_exceptions=True)
+        if self.registered and results:
+            self._report(results)
+        if recovered > self.strays_checked and self.registered and fl.down_since is None:
+            self.strays_checked = recovered
+            await self.recover_strays()
+
+    def _report(self, results: list[Any]) -> None:
+        prev = results[0]
+        if prev is None and not isinstance(prev, Exception):
+            log.warning("worker %s: its heartbeat had expired; peers may have taken its leases",
+                        self.b.worker)
+        for r in results[2:]:
+            if isinstance(r, Exception):
+                raise r
+        if len(results) == 4:  # set, zadd, reap_dead, reap_expired
+            moved, dead, gone = results[2]
+            if moved or dead or gone:
+                names = ", ".join(g.decode() for g in gone) or "?"
+                log.warning("claimed %d pending entries of dead worker(s) %s (%d dead-lettered)",
+                            moved + dead, names, dead)
+                self.claimed += moved + dead
+        ready, dead = results[-1]
+        if ready or dead:
+            log.warning("%d expired leases reclaimed (%d dead-lettered)", ready + dead, dead)
+            self.claimed += ready + dead
+
+    async def _keep_buffer(self) -> None:
+        """Extend the leases of entries waiting in the local buffer."""
+        b = self.b
+        now = b.clock.now()
+        stale = [e for e in b.book.buffered_entries() if e.deadline - now < b.vt / 2]
+        if not stale:
+            return
+        args: list[Any] = []
+        for e in stale:
+            args += (e.level, e.eid, e.count, 0)
+        try:
+            oks = await b.flusher.call(evalsha("extend", b.keys.prefix, b.worker,
+                                               int(b.vt * 1000), *args))
+        except (LinkDown, ResponseError):
+            return
+        for e, ok in zip(stale, oks, strict=True):
+            if ok:
+                e.deadline = now + b.vt
+
+    async def recover_strays(self, *, mode: str = "g", reason: str = REASON_RELEASED,
+                             error: str = "") -> None:
+        """Entries pending for us that we do not know go back at once: after a lost
+        reply (mode 'g': the attempt given back) or left by a previous process of
+        this name (mode 'f', consumer-failed: that attempt counts)."""
+        b = self.b
+        prios = list(await b.flusher.call(("ZRANGE", b.keys.priorities, 0, -1))) or [b"0"]
+        levels = [s for p in prios for s in (p, b"r" + p)]
+        replies = await asyncio.gather(*[
+            b.flusher.call(("XPENDING", b.keys.level_stream(s), GROUP, "-", "+", 1000, b.worker))
+            for s in levels], return_exceptions=True)
+        known = b.book.known()
+        args: list[Any] = []
+        for s, rows in zip(levels, replies, strict=True):
+            if isinstance(rows, BaseException):
+                continue
+            for eid, _owner, _idle, count in rows:
+                if (s, eid) not in known:
+                    args += (s, eid, int(count), mode, reason, error, b.worker, 0)
+        if args:
+            log.warning("handing back %d pending entries this worker does not hold (%s)",
+                        len(args) // 8, error or "delivery reply lost")
+            await b.flusher.call(evalsha("end", b.keys.prefix, b.worker, 0,
+                                         b.config.max_attempts, *args))

@@ -1,0 +1,187 @@
+"""The Redis broker's read path: one task keeps this worker's buffer filled.
+
+It reads only while there is demand (a consumer parked in `wait_ready`, or the
+buffer below half its batch while consumers take from it). A fetch script
+moves due retries back and reads new entries highest priority first; when
+nothing is ready, the task parks in Redis on XREADGROUP BLOCK (bounded by the
+next due retry), so an idle fleet sends no polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ResponseError
+
+from ccdash.brokers.base import BrokerError
+from ccdash.brokers.redis.keys import GROUP
+from ccdash.brokers.redis.link import Backoff, LinkDown, RedisLink, evalsha, is_nogroup
+from ccdash.brokers.redis.local import Entry
+
+if TYPE_CHECKING:
+    from ccdash.brokers.redis.core import RedisCore
+
+log = logging.getLogger("ccdash.redis")
+
+BLOCK_MS = 2000  # longest park in XREADGROUP BLOCK (also notices new priority levels)
+
+
+class Reader:
+    """Fills the local buffer on demand."""
+
+    def __init__(self, broker: RedisCore, link: RedisLink) -> None:
+        self.b = broker
+        self.link = link
+        self.prios: list[bytes] = []
+        self.next_due = -1  # Redis ms of the earliest delayed retry, -1: none
+        self.redis_now = 0
+        self.backoff = Backoff()
+        self.rng = random.Random()
+        self._want = asyncio.Event()
+        self.idle = asyncio.Event()  # set while no fetch is wanted or running
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._blocking = False
+
+    def start(self) -> None:
+        """Start the task."""
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="ccdash-redis-reader")
+
+    async def stop(self) -> None:
+        """Stop the task and close its connection. A parked BLOCK read is ended with
+        CLIENT UNBLOCK (not by cancelling it mid-read)."""
+        self._stopping = True
+        self._want.set()
+        task = self._task
+        if task is not None and not task.done():
+            if self._blocking and self.link.client_id is not None:
+                with contextlib.suppress(TimeoutError, LinkDown, ResponseError):
+                    await asyncio.wait_for(self.b.flusher.call(
+                        ("CLIENT", "UNBLOCK", self.link.client_id)), timeout=2.0)
+            # Safe mid-read: the round trip itself is shielded and close() waits for it.
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self.link.close(wait=BLOCK_MS / 1000 + 1.0)
+
+    def want(self) -> None:
+        """There is demand: read."""
+        self._want.set()
+        self.idle.clear()
+
+    def _satisfied(self) -> bool:
+        b = self.b
+        if b.book.buffered >= b.fetch_size:
+            return True
+        return not b.has_waiters() and b.book.buffered * 2 >= b.fetch_size
+
+    async def run(self) -> None:
+        """Fetch while there is demand; park in Redis when nothing is ready."""
+        b = self.b
+        while not self._stopping:
+            if not self._want.is_set():
+                self.idle.set()
+            await self._want.wait()
+            if self._stopping:
+                return
+            if self._satisfied():
+                self._want.clear()
+                continue
+            try:
+                if not b.presence.registered:
+                    await b.presence.register()
+                if await self.fetch():
+                    self.backoff.reset()
+                    continue
+                if not b.has_waiters():
+                    self._want.clear()
+                    continue
+                await self.block()
+                self.backoff.reset()
+            except LinkDown:
+                await asyncio.sleep(self.backoff.next_delay())
+            except ResponseError as exc:
+                if is_nogroup(exc):
+                    b.on_lost_state()
+                else:
+                    log.error("reading from Redis failed: %s", self.link.describe(exc))
+                await asyncio.sleep(self.backoff.next_delay())
+            except BrokerError as exc:  # e.g. our worker name is taken: tell the waiters
+                log.error("%s", exc)
+                b.fail_waiters(exc)
+                self._want.clear()
+            except Exception:  # a bug must not silently end the reader
+                log.exception("Redis reader failed; retrying")
+                await asyncio.sleep(self.backoff.next_delay())
+
+    async def fetch(self) -> int:
+        """One fetch script call; returns how many entries were buffered."""
+        b = self.b
+        n = b.fetch_size - b.book.buffered
+        t0 = b.clock.now()
+        # Its own connection: reads overlap the write path's round trips (no bubble
+        # while acks are in flight), and fetching never changes what is outstanding.
+        [reply] = await self.link.execute([evalsha("fetch", b.keys.prefix, b.worker, n, 200)])
+        if isinstance(reply, Exception):
+            raise reply
+        self.redis_now, self.next_due, self.prios, *rest = reply
+        got = 0
+        deadline = t0 + b.vt
+        for i in range(0, len(rest), 2):
+            got += self._buffer(rest[i], rest[i + 1], deadline)
+        if got:
+            b.note_fetched(got)
+            b.wake_waiters()
+        return got
+
+    def _buffer(self, level: bytes, entries: list[Any], deadline: float) -> int:
+        add = self.b.book.add
+        n = 0
+        for eid, fields in entries:
+            if fields:
+                add(Entry(level, eid, fields, deadline))
+                n += 1
+        return n
+
+    async def block(self) -> None:
+        """Park on XREADGROUP BLOCK for new entries, or a wake entry saying a message
+        came back (bounded by the next retry due). Returned messages are read by the
+        next fetch, which keeps their order."""
+        b = self.b
+        timeout_ms = BLOCK_MS
+        if self.next_due >= 0:
+            until_due = self.next_due - self.redis_now
+            timeout_ms = max(1, min(BLOCK_MS, until_due + self.rng.randint(0, 20)))
+        if not self.prios:  # level 0 is made at open; this is a Redis that lost it
+            await asyncio.sleep(timeout_ms / 1000.0)
+            return
+        wake = b.keys.wake.encode()
+        keys = [b.keys.prefix.encode() + b"q:" + p for p in self.prios] + [wake]
+        n = max(1, b.fetch_size - b.book.buffered)
+        cmd = ("XREADGROUP", "GROUP", GROUP, b.worker, "COUNT", n, "BLOCK", timeout_ms,
+               "STREAMS", *keys, *([">"] * len(keys)))
+        # The socket timeout (above BLOCK_MS) bounds the read: an explicit read timeout
+        # would leave a late reply on the connection.
+        self._blocking = True
+        try:
+            [reply] = await self.link.execute([cmd])
+        finally:
+            self._blocking = False
+        if isinstance(reply, Exception):
+            raise reply
+        if not reply:
+            return
+        deadline = b.clock.now() + b.vt - 0.01
+        got = 0
+        for key, entries in reply:
+            if key == wake:
+                ids = [eid for eid, _ in entries]
+                await self.link.execute([("XACK", wake, GROUP, *ids), ("XDEL", wake, *ids)])
+                continue
+            got += self._buffer(key.rsplit(b":", 1)[1], entries, deadline)
+        if got:
+            b.note_fetched(got)
+            b.wake_waiters()

@@ -1,0 +1,230 @@
+"""The SQLite store's frame: the transaction around each batch, and what time does.
+
+`StoreFrame` holds what every operation shares: the counters row (read at the
+start of a batch, written back at its end), the next deadline, the reaping of
+due retries and expired leases, how a lease ends without an ack, and the owner
+rows through which a process that died holding leases is noticed. Times passed
+in are the injected (monotonic) clock's; they are stored as wall-clock times,
+`mono + offset`, so deadlines survive a restart or reboot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from typing import Any
+
+from ccdash.brokers.base import (
+    REASON_CONSUMER_FAILED,
+    REASON_EXPIRED,
+    REASON_RELEASED,
+    QueueConfig,
+)
+from ccdash.brokers.sqlite.schema import COUNTER_COLUMNS
+
+RECEIPT_BITS = 24  # receipt = row id << 24 | deliveries (mod 2**24)
+RECEIPT_MASK = (1 << RECEIPT_BITS) - 1
+HISTORY_LIMIT = 20
+HOUSEKEEPING_EVERY = 1.0  # seconds between dedup clean-ups and dead-owner checks
+
+_INF = float("inf")
+_SELECT_COUNTERS = f"SELECT {', '.join(COUNTER_COLUMNS)} FROM counters WHERE k = 0"
+_UPDATE_COUNTERS = (
+    f"UPDATE counters SET {', '.join(f'{c} = ?' for c in COUNTER_COLUMNS)} WHERE k = 0"
+)
+
+
+def split_receipt(receipt: Any) -> tuple[int, int] | None:
+    """(row id, deliveries) of a receipt this broker issued; None for anything else."""
+    if type(receipt) is not int or receipt < 0:
+        return None
+    return receipt >> RECEIPT_BITS, receipt & RECEIPT_MASK
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+class StoreFrame:
+    """Counters, deadlines, reaping, lease endings and owners, on the writer's connection."""
+
+    def __init__(self, conn: sqlite3.Connection, config: QueueConfig, owner: str,
+                 offset: float) -> None:
+        self.conn = conn
+        self.config = config
+        self.owner = owner
+        self.offset = offset
+        self.host = socket.gethostname()
+        self.c: dict[str, int] = {}
+        self._row: tuple[int, ...] = ()  # the counters as the batch found them
+        self.due = -_INF  # no delayed/lease deadline before this (wall); -inf: unknown
+        self.last_gen: int | None = None
+        self.next_housekeeping = -_INF
+
+    # -- the transaction frame ------------------------------------------------
+
+    def begin(self) -> None:
+        """Read the counters; if another process wrote since our last batch, its
+        deadlines are unknown to us: recompute the next one."""
+        row = self.conn.execute(_SELECT_COUNTERS).fetchone()
+        self._row = row
+        self.c = dict(zip(COUNTER_COLUMNS, row, strict=True))
+        if self.c["gen"] != self.last_gen:
+            self.due = self.next_deadline()
+
+    def end(self) -> dict[str, int]:
+        """Write the counters back if they changed (a new generation); returns them."""
+        c = self.c
+        values = [c[k] for k in COUNTER_COLUMNS]
+        if tuple(values) != self._row:
+            c["gen"] += 1
+            values[0] = c["gen"]
+            self.conn.execute(_UPDATE_COUNTERS, values)
+        self.last_gen = c["gen"]
+        return dict(c)
+
+    def invalidate(self) -> None:
+        """The transaction was rolled back: forget what we believed about the file."""
+        self.last_gen = None
+        self.due = -_INF
+
+    def next_deadline(self) -> float:
+        """The earliest retry or lease deadline in the file (wall), or +inf."""
+        ex = self.conn.execute
+        a = ex("SELECT due FROM msgs WHERE state = 1 ORDER BY due LIMIT 1").fetchone()
+        b = ex("SELECT due FROM msgs WHERE state = 2 ORDER BY due LIMIT 1").fetchone()
+        return min(a[0] if a else _INF, b[0] if b else _INF)
+
+    # -- time passing -----------------------------------------------------------
+
+    def reap(self, now: float) -> None:
+        """Due retries become ready; expired leases fail (lease-expired)."""
+        now_w = now + self.offset
+        if now_w >= self.next_housekeeping:
+            self.housekeeping(now_w)
+        if now_w < self.due:
+            return
+        ex = self.conn.execute
+        moved = ex("UPDATE msgs SET state = 0, due = 0 WHERE state = 1 AND due <= ?",
+                   (now_w,)).rowcount
+        self.c["delayed"] -= moved
+        self.c["ready"] += moved
+        expired = ex(
+            "SELECT id, attempt, holder, history FROM msgs WHERE state = 2 AND due <= ? "
+            "ORDER BY due, id", (now_w,)
+        ).fetchall()
+        for row in expired:
+            self.end_lease(row, REASON_EXPIRED, "visibility timeout passed", now_w)
+        self.due = self.next_deadline()
+
+    def housekeeping(self, now_w: float) -> None:
+        """Forget expired dedup ids; return the leases of dead processes on this host."""
+        self.next_housekeeping = now_w + HOUSEKEEPING_EVERY
+        self.conn.execute("DELETE FROM dedup WHERE expires <= ?", (now_w,))
+        self.recover(now_w)
+
+    def recover(self, now_w: float) -> int:
+        """Leases held by processes of this host that no longer exist go back at once
+        (consumer-failed: a message that keeps killing processes is poison too)."""
+        ex = self.conn.execute
+        owners = ex("SELECT token, pid FROM owners WHERE host = ? AND token != ?",
+                    (self.host, self.owner)).fetchall()
+        n = 0
+        for token, pid in owners:
+            if pid == os.getpid() or pid_alive(pid):
+                continue
+            rows = ex("SELECT id, attempt, holder, history FROM msgs "
+                      "WHERE state = 2 AND owner = ? ORDER BY due, id", (token,)).fetchall()
+            for row in rows:
+                self.end_lease(row, REASON_CONSUMER_FAILED,
+                               f"process {pid} on {self.host} died holding the lease", now_w)
+            ex("DELETE FROM owners WHERE token = ?", (token,))
+            n += len(rows)
+        return n
+
+    def register(self, now: float) -> int:
+        """Join the file as a new owner; returns how many leases of dead processes
+        were given back."""
+        now_w = now + self.offset
+        self.conn.execute("INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?)",
+                          (self.owner, os.getpid(), self.host, now_w))
+        self.next_housekeeping = now_w + HOUSEKEEPING_EVERY
+        return self.recover(now_w)
+
+    def unregister(self, now: float) -> int:
+        """Leave the file: hand back our leases unprocessed and drop our owner row."""
+        self.reap(now)
+        rows = self.conn.execute(
+            "SELECT id, attempt, holder, history FROM msgs WHERE state = 2 AND owner = ?",
+            (self.owner,)).fetchall()
+        for row in rows:
+            self.end_lease(row, REASON_RELEASED, "", now + self.offset)
+        self.conn.execute("DELETE FROM owners WHERE token = ?", (self.owner,))
+        return len(rows)
+
+    def noop(self, now: float) -> None:
+        """Reap and commit nothing else (a flush, a timer kick)."""
+        self.reap(now)
+
+    # -- ending leases --------------------------------------------------------------
+
+    def end_lease(self, row: tuple[Any, ...], reason: str, error: str, now_w: float) -> None:
+        """A lease ended without an ack: back to ready, or to the DLQ at max_attempts."""
+        rid, attempt, holder, history = row
+        self.c["leased"] -= 1
+        if reason == REASON_RELEASED:  # never handled: the delivery does not count
+            self._make_ready(rid, attempt - 1, history)
+            return
+        history = append_history(history, now_w, holder, attempt, reason, error)
+        if attempt >= self.config.max_attempts:
+            self._bury(rid, attempt, reason, error, history, now_w)
+        else:
+            self._make_ready(rid, attempt, history)
+
+    def _make_ready(self, rid: int, attempt: int, history: str | None) -> None:
+        # The row keeps its id: a retried message keeps its place among newer ones.
+        self.conn.execute(
+            "UPDATE msgs SET state = 0, attempt = ?, due = 0, owner = NULL, holder = NULL, "
+            "history = ? WHERE id = ?", (attempt, history, rid))
+        self.c["ready"] += 1
+
+    def _requeue(self, rid: int, attempt: int, history: str | None, now: float,
+                 wait: float) -> None:
+        if wait <= 0:
+            self._make_ready(rid, attempt, history)
+            return
+        due = (now + wait) + self.offset
+        self.conn.execute(
+            "UPDATE msgs SET state = 1, attempt = ?, due = ?, owner = NULL, holder = NULL, "
+            "history = ? WHERE id = ?", (attempt, due, history, rid))
+        self.c["delayed"] += 1
+        if due < self.due:
+            self.due = due
+
+    def _bury(self, rid: int, attempt: int, reason: str, error: str, history: str | None,
+              now_w: float) -> None:
+        c = self.c
+        c["dseq"] += 1
+        self.conn.execute(
+            "UPDATE msgs SET state = 3, attempt = ?, due = ?, dseq = ?, reason = ?, "
+            "last_error = ?, owner = NULL, holder = NULL, history = ? WHERE id = ?",
+            (attempt, now_w, c["dseq"], reason, error, history, rid))
+        c["dead"] += 1
+        c["dead_lettered"] += 1
+
+
+def append_history(history: str | None, at: float, holder: str | None, attempt: int,
+                   outcome: str, error: str) -> str:
+    """The history with one more failed delivery (the last HISTORY_LIMIT kept)."""
+    entries = json.loads(history) if history else []
+    entries.append([at, holder or "", attempt, outcome, error])
+    return json.dumps(entries[-HISTORY_LIMIT:], separators=(",", ":"))

@@ -1,0 +1,302 @@
+"""The `ccdash` command: parse arguments, pick a mode, report usage errors clearly.
+
+Exit status: 0 the run passed; 1 something was lost or an SLO failed; 2 a usage
+error (one line `ccdash: error: ...`, never a traceback); 130/143 stopped by
+SIGINT/SIGTERM with nothing lost; 141 the output pipe was closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import importlib
+import inspect
+import math
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ccdash import __version__
+from ccdash.brokers.base import BrokerError
+from ccdash.ops import OpsError
+from ccdash.scenario import ScenarioError, builtin_names, load_scenario
+
+SUBCOMMANDS = ("bench", "worker")
+BROKER_URLS = {"sqlite": "sqlite:///file.db", "redis": "redis://host:port/db",
+               "rediss": "rediss://host:port/db"}
+REDIS_SCHEMES = ("redis", "rediss")  # a fleet: the dashboard and --demo join it as a worker
+
+EPILOG = """\
+other commands:
+  ccdash bench [--broker URL] [--json PATH]   throughput beside an asyncio.Queue floor
+  ccdash worker --broker redis://... --handler pkg.module:func
+                                              a worker process of a fleet
+
+exit status: 0 passed, 1 something lost or an SLO failed, 2 usage error,
+130/143 stopped by SIGINT/SIGTERM.
+built-in scenarios (also in demo/): """
+
+
+class UsageError(Exception):
+    """A bad command line; main() prints it as one line and exits 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but errors raise UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        """Turn argparse's complaint into one line."""
+        raise UsageError(message)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number of seconds, "
+                                         f"got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535 (or 0 for any "
+                                         f"free port), got {value}")
+    return value
+
+
+def build_parser() -> Parser:
+    """The top-level `ccdash` arguments."""
+    p = Parser(
+        prog="ccdash", allow_abbrev=False,
+        description="Competing-consumer dashboard: the TUI by default, or a headless demo run.",
+        epilog=EPILOG + ", ".join(builtin_names()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--demo", action="store_true",
+                   help="run headless: no dashboard; print progress and a report")
+    p.add_argument("--scenario", metavar="FILE",
+                   help="scenario TOML file, or a built-in name (default: the default demo)")
+    p.add_argument("--duration", type=_seconds, metavar="S",
+                   help="run for S seconds (--demo); the scenario's timeline is scaled to fit")
+    p.add_argument("--json", metavar="PATH", help="also write the report as JSON (--demo)")
+    p.add_argument("--seed", type=_seed, metavar="N",
+                   help="seed for load and faults: same seed, same messages and drills")
+    p.add_argument("--handler", metavar="MODULE:FUNC",
+                   help="your own async handler instead of the simulated one")
+    p.add_argument("--theme", metavar="NAME", help="a theme from themes/ (dashboard)")
+    p.add_argument("--broker", metavar="URL", default="memory",
+                   help="memory (default), sqlite:///FILE.db (durable: what is still "
+                        "queued at the end stays in the file), or redis://[user:pass@]host:port/db "
+                        "(rediss:// for TLS): join that fleet as one more worker and show it")
+    p.add_argument("--metrics-port", type=_port, metavar="N",
+                   help="serve Prometheus metrics at http://127.0.0.1:N/metrics during the run "
+                        "(0: any free port, printed)")
+    p.add_argument("--log-file", metavar="PATH",
+                   help="append one JSON line per operational event (consumer failed, "
+                        "scaling, drill step, alert, ...)")
+    p.add_argument("--version", action="version", version=f"ccdash {__version__}")
+    return p
+
+
+def load_handler(spec: str) -> Callable[..., Any]:
+    """`pkg.module:func` -> the async function; UsageError says what is wrong."""
+    m = re.fullmatch(r"([A-Za-z_][\w.]*):([A-Za-z_][\w.]*)", spec)
+    if not m:
+        raise UsageError(f"--handler: expected module:function (like mypkg.jobs:handle), "
+                         f"got {spec!r}")
+    module_name, attr = m.groups()
+    if os.getcwd() not in sys.path:  # like `python -m`: modules next to you import
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"--handler: cannot import module {module_name!r} "
+                         f"({exc})") from None
+    except Exception as exc:  # the user's module failed while importing
+        raise UsageError(f"--handler: importing {module_name!r} failed: "
+                         f"{type(exc).__name__}: {exc}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UsageError(f"--handler: {module_name!r} has no {attr!r}{hint}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise UsageError(f"--handler: {spec} is a {type(obj).__name__}, not a function")
+    if not (inspect.iscoroutinefunction(obj)
+            or inspect.iscoroutinefunction(getattr(obj, "__call__", None))):  # noqa: B004
+        raise UsageError(f"--handler: {spec} is not async; define it with `async def "
+                         f"{attr.split('.')[-1]}(delivery)`")
+    return obj  # type: ignore[no-any-return]
+
+
+def check_broker(url: str) -> None:
+    """memory, a well-formed sqlite URL, or a redis/rediss URL (checked further at open)."""
+    if url == "memory":
+        return
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme == "sqlite":
+        from ccdash.brokers.sqlite.schema import parse_url
+
+        try:
+            parse_url(url)  # the form only; the file itself is checked when the run opens it
+        except BrokerError as exc:
+            raise UsageError(f"--broker: {exc}") from None
+        return
+    if scheme in REDIS_SCHEMES:
+        if "@" not in url and not url.split("://", 1)[1].split("?", 1)[0]:
+            raise UsageError(f"--broker: expected {BROKER_URLS[scheme]}, got {url!r}")
+        return  # reachability is checked when the run opens it (one line, exit 2)
+    raise UsageError(f"--broker: unknown broker {url!r}; expected memory, "
+                     f"{', '.join(BROKER_URLS.values())}")
+
+
+def check_json_path(path: str) -> None:
+    """Fail before the run, not after it, if the report cannot be written there."""
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"--json: {path} is a directory; give a file path")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"--json: directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--json: directory {str(parent)!r} is not writable")
+
+
+def check_theme(name: str) -> None:
+    """Themes are the dashboard's; ask it (if it is installed) which exist."""
+    try:
+        from ccdash.tui.themes import check_theme as tui_check_theme
+    except ImportError:
+        return
+    try:
+        tui_check_theme(name)
+    except ValueError as exc:
+        raise UsageError(f"--theme: {exc}") from None
+
+
+def _subcommand(name: str, argv: list[str]) -> int:
+    try:
+        module = importlib.import_module(f"ccdash.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"ccdash.{name}":
+            raise UsageError(f"`ccdash {name}` is not available yet in this version") from None
+        raise
+    parser = Parser(prog=f"ccdash {name}")
+    if hasattr(module, "build_parser"):  # reuse its arguments, with our one-line errors
+        built = module.build_parser()
+        parser = Parser(prog=built.prog, description=built.description, allow_abbrev=False,
+                        parents=[built], add_help=False)
+        return int(module.main(argv, parser=parser))
+    return int(module.main(argv))
+
+
+def run(argv: Sequence[str]) -> int:
+    """Parse and dispatch; raises UsageError or ScenarioError for usage problems."""
+    argv = list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return _subcommand(argv[0], argv[1:])
+    args = build_parser().parse_args(argv)
+    check_broker(args.broker)
+    if not args.demo:
+        for flag, value in (("--json", args.json), ("--duration", args.duration)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to headless runs; add --demo")
+    if args.json:
+        check_json_path(args.json)
+    if args.theme is not None:
+        check_theme(args.theme)
+    scenario = load_scenario(args.scenario)
+    handler = load_handler(args.handler) if args.handler else None
+    broker = None if args.broker == "memory" else args.broker
+    try:
+        return _run_mode(args, scenario, handler, broker)
+    except BrokerError as exc:  # the broker could not be opened (file, directory, ...)
+        raise UsageError(f"--broker: {exc}") from None
+    except OpsError as exc:  # metrics port taken, log file unwritable (dashboard)
+        raise UsageError(str(exc)) from None
+
+
+def _run_mode(args: argparse.Namespace, scenario: Any, handler: Any, broker: str | None) -> int:
+    if args.demo:
+        from ccdash.headless import run_headless
+
+        return run_headless(scenario, duration=args.duration, json_path=args.json,
+                            seed=args.seed, handler=handler, metrics_port=args.metrics_port,
+                            log_path=args.log_file, broker=broker,
+                            on_error=lambda msg: print(f"ccdash: error: {msg}", file=sys.stderr))
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("the dashboard needs a terminal (no TTY here); "
+                         "run headless with --demo")
+    try:
+        from ccdash.tui.launch import run_tui
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("ccdash.tui"):
+            raise UsageError("the dashboard is not available in this build; "
+                             "run headless with --demo") from None
+        raise
+    ops = tui_options(run_tui, metrics_port=args.metrics_port, log_file=args.log_file,
+                      broker=broker)
+    code = run_tui(scenario=scenario, handler=handler, theme=args.theme, seed=args.seed, **ops)
+    return int(code or 0)
+
+
+def tui_options(run_tui: Callable[..., Any], **options: Any) -> dict[str, Any]:
+    """The options given on the command line, if the dashboard takes them; a usage
+    error for one it does not (never silently dropped)."""
+    params = inspect.signature(run_tui).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    out = {}
+    for name, value in options.items():
+        if value is None:
+            continue
+        if not (takes_any or name in params):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag}: the dashboard does not support it yet in this version; "
+                             f"use it with --demo")
+        out[name] = value
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ccdash` console script; returns the exit status."""
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except (UsageError, ScenarioError) as exc:
+        text = " ".join(str(exc).split())
+        print(f"ccdash: error: {text}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before the run started
+        print("ccdash: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `ccdash --demo | head`: the reader went away; stop quietly
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

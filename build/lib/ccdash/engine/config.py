@@ -1,0 +1,136 @@
+"""EngineConfig: every engine setting, checked once when it is made."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from ccdash.engine.balancers import BALANCERS
+from ccdash.engine.rules import AlertRule, default_rules
+
+
+class ConfigError(ValueError):
+    """A setting is out of range or contradicts another; the message names it."""
+
+
+@dataclass(slots=True)
+class EngineConfig:
+    """Settings of one engine. Times are in seconds."""
+
+    consumers: int = 4
+    min_consumers: int = 1
+    max_consumers: int = 64
+    balancer: str = "round-robin"
+    visibility_timeout: float = 30.0
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 3.0
+    max_attempts: int = 5
+    prefetch: int = 1
+    handler_timeout: float | None = None  # enforced at heartbeat granularity
+    backoff_base: float = 0.1
+    backoff_max: float = 30.0
+    capacity: int | None = None  # bound on messages not yet acked/dead-lettered
+    dedup_window: float = 300.0
+    shutdown_grace: float = 5.0
+    restart_limit: int = 10  # at most this many restarts ...
+    restart_window: float = 60.0  # ... within this many seconds, per pool
+    batch_size: int = 1
+    batch_linger: float = 0.05
+    rate_limit: float | None = None  # handler starts per second, pool-wide
+    rate_burst: int | None = None
+    breaker_threshold: int | None = None  # consecutive failures per type that open it
+    breaker_cooldown: float = 5.0
+    type_key: str = "type"  # a dict body's field naming its message type
+    startup_delay: float = 0.0  # a new consumer's cold start before it takes work
+    autoscale: bool = False
+    scale_interval: float = 1.0  # seconds between autoscaler decisions
+    target_backlog_per_consumer: float = 10.0
+    target_utilisation: float = 0.7  # busy fraction the autoscaler sizes for
+    max_scale_step: int = 4  # consumers added or removed per decision at most
+    scale_down_window: float = 30.0  # scale down only to the highest recommendation in it
+    scale_cooldown: float = 3.0  # seconds after a change before the next one
+    predictive: bool = True  # also size for the forecast arrival rate
+    forecast_horizon: float = 10.0  # seconds ahead the forecast looks
+    alert_rules: tuple[AlertRule, ...] | None = None  # None: the built-in defaults
+    latency_slo: float | None = None  # p99 handler latency target, seconds
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad setting."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{f.name} must be a finite number, got {v}")
+        positive = ("visibility_timeout", "heartbeat_interval", "heartbeat_timeout")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be greater than 0")
+        for name in ("max_attempts", "prefetch", "batch_size", "max_consumers", "restart_limit"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        for name in ("consumers", "min_consumers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative")
+        for name in ("startup_delay", "shutdown_grace", "backoff_base", "backoff_max",
+                     "batch_linger", "dedup_window", "breaker_cooldown", "restart_window"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative")
+        if self.min_consumers > self.max_consumers:
+            raise ConfigError(
+                f"min_consumers ({self.min_consumers}) is above max_consumers "
+                f"({self.max_consumers})"
+            )
+        if not self.min_consumers <= self.consumers <= self.max_consumers:
+            raise ConfigError(
+                f"consumers ({self.consumers}) must be within min_consumers "
+                f"({self.min_consumers}) and max_consumers ({self.max_consumers})"
+            )
+        if self.heartbeat_interval >= self.heartbeat_timeout:
+            raise ConfigError("heartbeat_interval must be below heartbeat_timeout")
+        if self.heartbeat_timeout >= self.visibility_timeout:
+            raise ConfigError(
+                f"heartbeat_timeout ({self.heartbeat_timeout}) must be below "
+                f"visibility_timeout ({self.visibility_timeout})"
+            )
+        if self.balancer not in BALANCERS:
+            raise ConfigError(
+                f"unknown balancer {self.balancer!r}; choose one of: {', '.join(BALANCERS)}"
+            )
+        for name in ("handler_timeout", "rate_limit"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ConfigError(f"{name} must be greater than 0 (or unset)")
+        for name in ("scale_interval", "target_backlog_per_consumer", "forecast_horizon"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be greater than 0")
+        if not 0 < self.target_utilisation <= 1:
+            raise ConfigError("target_utilisation must be within (0, 1]")
+        if self.max_scale_step < 1:
+            raise ConfigError("max_scale_step must be at least 1")
+        for name in ("scale_down_window", "scale_cooldown"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative")
+        if self.alert_rules is not None:
+            for rule in self.alert_rules:
+                if not isinstance(rule, AlertRule):
+                    raise ConfigError(f"alert_rules must hold AlertRule objects, got {rule!r}")
+        if self.latency_slo is not None and not self.latency_slo > 0:
+            raise ConfigError("latency_slo must be greater than 0 (or unset)")
+        if self.capacity is not None and self.capacity < 1:
+            raise ConfigError("capacity must be at least 1 (or unset)")
+        if self.breaker_threshold is not None and self.breaker_threshold < 1:
+            raise ConfigError("breaker_threshold must be at least 1 (or unset)")
+
+    def rules(self) -> tuple[AlertRule, ...]:
+        """The alert rules in force: the configured ones, or the built-in defaults."""
+        if self.alert_rules is not None:
+            return self.alert_rules
+        return default_rules(self.latency_slo)
+
+    @property
+    def holding_limit(self) -> int:
+        """Deliveries one consumer may hold: prefetch, but never less than a batch."""
+        return max(self.prefetch, self.batch_size)

@@ -1,0 +1,301 @@
+"""A consumer: one long-lived task that handles its deliveries one at a time.
+
+It holds at most `holding_limit` deliveries (buffered + in the handler), parks
+on a future when it has none, and never creates a task per message. Sync
+handlers run in a thread so they cannot stall heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ccdash.brokers.base import Delivery, ReceiptRejected
+from ccdash.engine.metrics import LatencyHistogram
+from ccdash.engine.snapshot import DRAINING, IDLE, LIVE_STATES, PROCESSING
+
+if TYPE_CHECKING:
+    from ccdash.engine.engine import Engine
+
+Handler = Callable[[Delivery], Awaitable[None]] | Callable[[Delivery], None]
+BatchHandler = Callable[[list[Delivery]], Awaitable[Mapping[str, Any] | None]]
+
+_EWMA_ALPHA = 0.3
+
+
+def is_async_callable(fn: Callable[..., Any]) -> bool:
+    """True for `async def` functions and objects whose __call__ is one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - callable objects too
+    )
+
+
+def describe_error(exc: BaseException) -> str:
+    """`TypeName: message`, bounded, for nack reasons and the DLQ."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+class HandlerTimeout(Exception):
+    """The handler ran longer than `handler_timeout`."""
+
+
+class Consumer:
+    """One competing consumer. The engine owns it; operators see it in snapshots."""
+
+    def __init__(
+        self, engine: Engine, cid: str, ordinal: int, handler: Handler | None, version: str
+    ) -> None:
+        self.engine = engine
+        self.id = cid
+        self.ordinal = ordinal
+        self.version = version
+        self.handler = handler
+        self.is_async = handler is not None and is_async_callable(handler)
+        self.weight = 1
+        self.held = 0  # buffered + in the handler; changed only by the engine's slot accounting
+        self.limit = engine.config.holding_limit
+        # Refill when down to half the limit; a batch consumer whenever it has room,
+        # since it waits to fill its batch.
+        batching = engine.batch_handler is not None and engine.config.batch_size > 1
+        self.low = self.limit - 1 if batching else self.limit // 2
+        self.ewma = 0.0
+        self.state = IDLE
+        self.buffer: deque[Delivery] = deque()
+        self.current: list[Delivery] = []
+        self.started_at = 0.0  # when the handler in progress began
+        self.processed = 0
+        self.failed = 0
+        self.rejected_acks = 0
+        self.hist = LatencyHistogram()
+        self.p50: float | None = None
+        self.p99: float | None = None
+        self.last_beat = engine.clock.now()
+        self.hung = False
+        self.warm = engine.config.startup_delay <= 0  # cold consumers take no work yet
+        self.draining = False
+        self.slow_factor = 1.0
+        self.ended_at: float | None = None
+        self.note = ""
+        self.task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self._timed_out = False
+
+    # -- what the engine calls ----------------------------------------------
+
+    @property
+    def accepting(self) -> bool:
+        """May be given work (a hung consumer still looks fine until detected)."""
+        return self.state in LIVE_STATES and not self.draining and self.warm
+
+    @property
+    def room(self) -> int:
+        """How many more deliveries it should be given now: none until it is down to
+        half its limit, then enough to fill it (refills come in batches)."""
+        if self.held > self.low or not self.accepting:
+            return 0
+        return self.limit - self.held
+
+    def give(self, delivery: Delivery) -> None:
+        """Hand over a leased delivery (its slot was reserved by the dispatcher)."""
+        self.buffer.append(delivery)
+        self.wake()
+
+    def wake(self) -> None:
+        """Unpark the loop if it waits for work."""
+        w = self._wake
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def held_deliveries(self) -> list[Delivery]:
+        """Everything this consumer holds a lease for."""
+        return [*self.current, *self.buffer]
+
+    def time_out(self) -> None:
+        """Cancel the handler in progress; it is nacked as timed out."""
+        if self.current and self.task is not None and not self._timed_out:
+            self._timed_out = True
+            self.task.cancel()
+
+    # -- the loop -----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Handle deliveries until drained (returns) or cancelled (killed, failed)."""
+        eng = self.engine
+        loop = asyncio.get_running_loop()
+        if not self.warm:  # a cold start (connections, caches) before taking work
+            await eng.clock.sleep(eng.config.startup_delay)
+            await eng.consumer_warmed(self)
+        if eng.batch_handler is not None and eng.config.batch_size > 1:
+            while await self._next(loop):
+                await self._handle_batch(loop)
+        else:
+            await self._run_single(loop)
+
+    async def _next(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Wait until there is something buffered (True) or it is drained (False)."""
+        while True:
+            if self.hung:
+                await loop.create_future()  # stalls until the health check fails us
+            if self.buffer:
+                return True
+            if self.draining:
+                return False
+            self.state = IDLE
+            self._wake = loop.create_future()
+            try:
+                await self._wake
+            finally:
+                self._wake = None
+
+    async def _run_single(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One delivery at a time. The hot path: written inline for the interpreter
+        (no coroutine per message besides the handler's own; slot accounting only
+        when the consumer reaches its refill mark)."""
+        eng = self.engine
+        now = eng.clock.now
+        buffer = self.buffer
+        current = self.current
+        handler = self.handler
+        is_async = self.is_async
+        while True:
+            if (not buffer or self.hung) and not await self._next(loop):
+                return  # drained
+            d = buffer.popleft()
+            if eng.guards_active and await eng.hold_back(self, d):
+                if eng.refill(self, 1):
+                    await eng.dispatch(self)
+                continue
+            self.state = PROCESSING
+            current.append(d)
+            self.started_at = t0 = now()
+            error: str | None = None
+            try:
+                if is_async:
+                    await handler(d)  # type: ignore[misc]
+                elif handler is not None:
+                    await asyncio.to_thread(handler, d)
+            except asyncio.CancelledError:
+                error = self._timeout_error("handler")
+            except Exception as exc:
+                error = describe_error(exc)
+            t1 = now()
+            if self.slow_factor > 1.0 or self.hung:
+                t1 = await self._finish_run(t0, t1)
+            current.clear()
+            self.last_beat = t1
+            if error is None:
+                if eng.ack_nowait is not None:
+                    try:
+                        eng.ack_nowait(d.receipt)
+                    except ReceiptRejected:
+                        self._ack_rejected(d)
+                    self._count_success(d, t1 - t0)
+                else:
+                    await self._acked(d, t1 - t0)
+            else:
+                await self._failed(d, error, t1 - t0)
+            held = self.held - 1
+            if held > self.low:  # still above the refill mark: no one's room changes
+                self.held = held
+            elif eng.refill(self, 1):
+                await eng.dispatch(self)
+
+    def _timeout_error(self, what: str) -> str:
+        """Inside `except CancelledError`: our own timeout becomes an error text;
+        any other cancellation (kill, shutdown) propagates."""
+        if not self._timed_out:
+            raise  # noqa: PLE0704 - re-raises the CancelledError being handled
+        self._timed_out = False
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        return f"HandlerTimeout: {what} ran over {self.engine.config.handler_timeout}s"
+
+    async def _finish_run(self, t0: float, t1: float) -> float:
+        """After a handler run (t0 to t1): apply a drill's slowdown, stall if hung;
+        returns the end time."""
+        clock = self.engine.clock
+        if self.slow_factor > 1.0:  # a drill slowed this consumer down
+            await clock.sleep((t1 - t0) * (self.slow_factor - 1.0))
+            t1 = clock.now()
+        if self.hung:  # a hung consumer never gets to ack
+            await asyncio.get_running_loop().create_future()
+        return t1
+
+    async def _acked(self, d: Delivery, elapsed: float) -> None:
+        try:
+            await self.engine.broker.ack(d.receipt)
+        except ReceiptRejected:
+            self._ack_rejected(d)
+        self._count_success(d, elapsed)
+
+    def _ack_rejected(self, d: Delivery) -> None:
+        # The lease ran out and the message went to someone else: our work is a duplicate.
+        self.rejected_acks += 1
+        self.engine.emit("ack-rejected", f"{self.id}: lease of {d.message_id} had expired",
+                         consumer=self.id, message_id=d.message_id)
+
+    def _count_success(self, d: Delivery, elapsed: float) -> None:
+        self.processed += 1
+        self.hist.record(elapsed)
+        self.ewma += _EWMA_ALPHA * (elapsed - self.ewma)
+        if self.engine.breakers:
+            self.engine.handler_succeeded(d)
+
+    async def _failed(self, d: Delivery, error: str, elapsed: float) -> None:
+        eng = self.engine
+        self.failed += 1
+        self.hist.record(elapsed)  # failed runs took time too
+        try:
+            dead = await eng.broker.nack(d.receipt, error)
+        except ReceiptRejected:
+            return
+        eng.handler_failed(self, d, error, dead)
+
+    async def _handle_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        eng = self.engine
+        clock = eng.clock
+        size = eng.config.batch_size
+        deadline = clock.now() + eng.config.batch_linger
+        while len(self.buffer) < size and clock.now() < deadline and not self.draining:
+            self._wake = loop.create_future()
+            timer = clock.call_at(deadline, self.wake)
+            try:
+                await self._wake
+            finally:
+                timer.cancel()
+                self._wake = None
+        batch = [self.buffer.popleft() for _ in range(min(size, len(self.buffer)))]
+        if not batch:
+            return
+        self.state = PROCESSING
+        self.current.extend(batch)
+        self.started_at = t0 = clock.now()
+        failures: Mapping[str, Any] = {}
+        whole: str | None = None
+        try:
+            result = await eng.batch_handler(list(batch))  # type: ignore[misc]
+            failures = result or {}
+        except asyncio.CancelledError:
+            whole = self._timeout_error("batch")
+        except Exception as exc:
+            whole = describe_error(exc)
+        t1 = await self._finish_run(t0, clock.now())
+        self.current.clear()
+        self.last_beat = t1
+        per_message = (t1 - t0) / len(batch)
+        for d in batch:
+            err = whole if whole is not None else failures.get(d.message_id)
+            if err is None:
+                await self._acked(d, per_message)
+            else:
+                text = err if isinstance(err, str) else describe_error(err)
+                await self._failed(d, text or "failed", per_message)
+        if eng.refill(self, len(batch)):
+            await eng.dispatch(self)
+
+    def note_state(self) -> str:
+        """The state to show (draining wins while it lasts)."""
+        return DRAINING if self.draining and self.state in LIVE_STATES else self.state

@@ -1,0 +1,131 @@
+"""Immutable snapshots of the engine's state: raw numbers and names, no formatting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ccdash.brokers.base import DeadLetter
+from ccdash.engine.alerts import Alert
+
+if TYPE_CHECKING:
+    from ccdash.engine.autoscaler import Decision
+
+IDLE = "idle"
+PROCESSING = "processing"
+DRAINING = "draining"
+FAILED = "failed"
+STOPPED = "stopped"
+
+LIVE_STATES = frozenset({IDLE, PROCESSING})  # may be given work
+ENDED_STATES = frozenset({FAILED, STOPPED})
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """Where messages are now."""
+
+    depth: int  # ready + delayed
+    ready: int
+    delayed: int
+    in_flight: int
+    dead: int
+    capacity: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerView:
+    """One consumer, as operators see it."""
+
+    id: str
+    state: str
+    weight: int
+    in_flight: int
+    processed: int
+    failed: int
+    latency_p50: float | None  # seconds, recent window
+    latency_p99: float | None
+    heartbeat_age: float
+    version: str = "v1"
+    slow_factor: float = 1.0
+    hung: bool = False
+    ended_at: float | None = None  # when it failed or stopped
+    note: str = ""  # why it ended, if it did
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseView:
+    """A live lease."""
+
+    message_id: str
+    consumer_id: str
+    attempt: int
+    expires_in: float
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A past-tense operational fact (consumer-failed, balancer-switched, ...)."""
+
+    seq: int
+    at: float
+    kind: str
+    message: str
+    fields: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingEvent:
+    """A decision of the autoscaler or an operator's scale command."""
+
+    at: float
+    source: str  # "autoscaler" | "operator" | "drill"
+    from_size: int
+    to_size: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AutoscalerView:
+    """The autoscaler's newest decision and how its forecast compares with what came."""
+
+    last: Decision | None  # None before the first decision
+    horizon: float  # seconds ahead each forecast looks
+    forecast_for_now: float | None  # arrival rate forecast `horizon` seconds ago, for now
+    predictive: bool  # whether the forecast sizes the pool (else it is only shown)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The whole engine at one instant; frozen, cheap, safe to hand to another task."""
+
+    at: float
+    queue: QueueView
+    consumers: tuple[ConsumerView, ...]
+    leases: tuple[LeaseView, ...]
+    dead_letters: tuple[DeadLetter, ...]
+    alerts: tuple[Alert, ...]
+    balancer: str
+    published: int
+    acked: int
+    dead_lettered: int
+    redelivered: int
+    failovers: int
+    publish_rate: float
+    ack_rate: float
+    latency_p50: float | None
+    latency_p99: float | None
+    loop_lag: float
+    paused: bool
+    autoscale: bool
+    desired_consumers: int
+    broker: str
+    scaling: tuple[ScalingEvent, ...] = ()
+    last_event_seq: int = 0
+    autoscaler: AutoscalerView | None = None
+
+    @property
+    def live_consumers(self) -> int:
+        """Consumers that can take work now."""
+        return sum(1 for c in self.consumers if c.state in (IDLE, PROCESSING))

@@ -1,0 +1,180 @@
+"""A worker process of a fleet: N engine consumers on the shared Redis broker,
+obeying signed control commands, stopping gracefully on SIGTERM.
+
+Stopping (SIGTERM, SIGINT, `stop`): intake ends, handlers in progress get the
+grace period, whatever this worker holds goes back to the queue with its
+attempt given back, queued acks are flushed, and the worker leaves the group.
+`drain` is the same without a time limit on the handlers in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ccdash.brokers.base import QueueConfig
+from ccdash.brokers.redis import RedisBroker
+from ccdash.engine.config import EngineConfig
+from ccdash.engine.engine import Engine
+from ccdash.engine.snapshot import Event
+from ccdash.fleet.listener import ControlListener
+
+log = logging.getLogger("ccdash.worker")
+
+DRAIN_GRACE = 24 * 3600.0  # `drain` waits for handlers in progress, however long they take
+
+
+@dataclass(slots=True)
+class WorkerOptions:
+    """Everything `ccdash worker` is told."""
+
+    broker_url: str
+    handler: Any
+    concurrency: int = 4
+    name: str | None = None
+    prefetch: int = 1
+    visibility_timeout: float = 30.0
+    heartbeat_ttl: float = 3.0
+    max_attempts: int = 5
+    grace: float = 5.0
+    secret: bytes | None = None
+    audit_file: Path | None = None
+
+
+class WorkerRuntime:
+    """Runs one worker until stopped; `run()` returns the exit status."""
+
+    def __init__(self, opts: WorkerOptions) -> None:
+        self.opts = opts
+        vt = opts.visibility_timeout
+        # Read ahead about what the consumers can hold: fair between workers, and a
+        # round trip's worth of work for each.
+        self.broker = RedisBroker.from_url(
+            opts.broker_url, QueueConfig(visibility_timeout=vt, max_attempts=opts.max_attempts),
+            worker=opts.name, ttl=opts.heartbeat_ttl,
+            fetch=max(4, opts.concurrency * opts.prefetch))
+        hb = min(1.0, vt / 8)
+        self.engine = Engine(EngineConfig(
+            consumers=opts.concurrency, min_consumers=0,
+            max_consumers=max(64, opts.concurrency), prefetch=opts.prefetch,
+            visibility_timeout=vt, heartbeat_interval=hb, heartbeat_timeout=min(3 * hb, vt / 2),
+            max_attempts=opts.max_attempts, shutdown_grace=opts.grace),
+            handler=opts.handler, broker=self.broker)
+        self.engine.add_listener(self._log_event)
+        self.broker.presence_info = self.presence_info
+        self.state = "starting"
+        self.listener = ControlListener(opts.broker_url, self.name, opts.secret, self.execute,
+                                        audit_file=opts.audit_file)
+        self._stop = asyncio.Event()
+        self._drain = False
+
+    @property
+    def name(self) -> str:
+        """This worker's name in the fleet."""
+        return self.broker.worker
+
+    async def run(self) -> int:
+        """Serve until a stop; 0 when it stopped cleanly."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, f"signal {sig.name}")
+        loop.add_signal_handler(signal.SIGUSR1, self._log_tasks)  # "what is it stuck on?"
+        control: asyncio.Task[None] | None = None
+        await self.broker.open()
+        try:
+            await self.broker.presence.register()
+            await self.listener.start()
+            control = loop.create_task(self.listener.run(), name="ccdash-control")
+            self.state = "running"
+            log.info("worker %s: %d consumers on %s", self.name, self.opts.concurrency,
+                     self.broker.url)
+            async with self.engine:
+                await self._stop.wait()
+                if self._drain:
+                    await self._drain_now()
+                self.state = "stopping"
+        finally:
+            if control is not None:
+                self.listener.stop()
+                done, _ = await asyncio.wait([control], timeout=10.0)
+                if not done:  # the socket timeout should have ended it long before
+                    control.cancel()
+            await self.listener.close()
+            await self.broker.close()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+                loop.remove_signal_handler(sig)
+        log.info("worker %s stopped", self.name)
+        return 0
+
+    def _log_tasks(self) -> None:
+        """SIGUSR1: log every task's stack (for a worker that seems stuck)."""
+        import io
+
+        for t in asyncio.all_tasks():
+            buf = io.StringIO()
+            t.print_stack(limit=8, file=buf)
+            log.warning("TASK %s\n%s", t.get_name(), buf.getvalue())
+
+    def request_stop(self, why: str, *, drain: bool = False) -> None:
+        """Stop soon (graceful)."""
+        if not self._stop.is_set():
+            log.info("worker %s stopping (%s)", self.name, why)
+        self._drain = self._drain or drain
+        self._stop.set()
+
+    async def _drain_now(self) -> None:
+        """No new work; hand the read-ahead back; then stop with no time limit on the
+        handlers in progress (what consumers merely buffered goes back too)."""
+        self.state = "draining"
+        await self.engine.pause()
+        await self.broker.hand_back()
+        await self.engine.stop(grace=DRAIN_GRACE)
+
+    async def execute(self, cmd: dict[str, Any]) -> str:
+        """Obey one verified command; returns what was done."""
+        action, args = cmd["action"], cmd["args"]
+        eng = self.engine
+        if action == "kill":
+            cid = str(args.get("consumer", ""))
+            if cid not in eng.consumers:
+                raise KeyError(f"no running consumer {cid!r} on {self.name}")
+            released = await eng.kill_consumer(cid)
+            return f"killed {cid}; {released} leases released"
+        if action == "scale":
+            n = await eng.scale_to(int(args["n"]), source="control")
+            return f"concurrency {n}"
+        if action == "pause":
+            await eng.pause()
+            return "paused"
+        if action == "resume":
+            await eng.resume()
+            return "resumed"
+        self.request_stop(f"control command {action}", drain=action == "drain")
+        return "draining" if action == "drain" else "stopping"
+
+    def presence_info(self) -> dict[str, Any]:
+        """What the fleet sees of this worker (in its heartbeat)."""
+        eng = self.engine
+        snap = eng.snapshot(max_leases=50, max_dead=0)
+        return {
+            "state": "paused" if eng.paused and self.state == "running" else self.state,
+            "concurrency": eng.desired,
+            "consumers": [{"id": c.id, "state": c.state, "in_flight": c.in_flight,
+                           "processed": c.processed, "failed": c.failed}
+                          for c in snap.consumers if c.ended_at is None],
+            "lease_list": [{"message_id": li.message_id, "consumer": li.consumer_id,
+                            "attempt": li.attempt, "expires_in": round(li.expires_in, 2)}
+                           for li in snap.leases],
+            "processed": sum(c.processed for c in snap.consumers),
+            "failed": sum(c.failed for c in snap.consumers),
+            "commands": {"accepted": self.listener.accepted, "refused": self.listener.refused},
+        }
+
+    def _log_event(self, ev: Event) -> None:
+        if ev.kind in ("consumer-failed", "consumer-replaced", "pool-scaled", "restart-limit",
+                       "consumption-paused", "consumption-resumed", "dead-lettered"):
+            log.info("%s", ev.message)

@@ -1,0 +1,69 @@
+"""Structured logs: one JSON object per line for every operational event."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from typing import IO
+
+from ccdash.engine.snapshot import Event
+from ccdash.ops import OpsError
+
+_ERRORS = ("consumer-failed", "restart-limit", "alert-firing")
+_WARNINGS = ("consumer-hung", "dead-lettered", "lease-expired", "ack-rejected", "breaker-opened",
+             "scale-held", "drill-")
+
+
+def level_of(ev: Event) -> str:
+    """info / warning / error for an event kind (critical alerts are errors)."""
+    fields = dict(ev.fields)
+    if ev.kind == "alert-firing":
+        return "error" if fields.get("severity") == "critical" else "warning"
+    if ev.kind.startswith(_ERRORS):
+        return "error"
+    if ev.kind.startswith(_WARNINGS):
+        return "warning"
+    return "info"
+
+
+def event_record(ev: Event) -> dict[str, object]:
+    """The JSON object written for one event."""
+    record: dict[str, object] = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "level": level_of(ev),
+        "event": ev.kind,
+        "message": ev.message,
+        "seq": ev.seq,
+    }
+    for k, v in ev.fields:
+        record.setdefault(k, v if isinstance(v, str | int | float | bool | None) else str(v))
+    return record
+
+
+class JsonLogWriter:
+    """Appends events to a file as JSON lines; created owner-only (0600)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fh: IO[str] = os.fdopen(fd, "a", encoding="utf-8")
+
+    def __call__(self, ev: Event) -> None:
+        """Write one event (an engine listener); nothing once closed."""
+        if self._fh.closed:
+            return
+        self._fh.write(json.dumps(event_record(ev), ensure_ascii=True) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        self._fh.close()
+
+
+def open_log(path: str) -> JsonLogWriter:
+    """A JsonLogWriter on `path`; OpsError naming `--log-file` if it cannot be opened."""
+    try:
+        return JsonLogWriter(path)
+    except OSError as exc:
+        raise OpsError(f"--log-file: cannot write to {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,164 @@
+"""Prometheus text exposition of an engine, served on 127.0.0.1 by default.
+
+A custom collector reads the engine when scraped, so the per-message path pays
+nothing for metrics. The HTTP server runs on the engine's own event loop (no
+thread reading engine state while the loop changes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ccdash.engine.metrics import bucket_upper_edges
+from ccdash.engine.snapshot import DRAINING, FAILED, IDLE, PROCESSING, STOPPED
+from ccdash.ops import OpsError
+
+if TYPE_CHECKING:
+    from ccdash.engine.engine import Engine
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                   30.0, 60.0)
+_EDGES = bucket_upper_edges()
+
+
+class EngineCollector:
+    """Builds the metric families from the engine's counters at scrape time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        """Every ccdash metric, read now."""
+        eng = self.engine
+        s = eng.broker.stats()
+        counters: tuple[tuple[str, int, str], ...] = (
+            ("ccdash_messages_published", s.published, "Messages accepted for delivery."),
+            ("ccdash_messages_acked", s.acked, "Messages handled and acknowledged."),
+            ("ccdash_messages_dead_lettered", s.dead_lettered, "Dead-letter events."),
+            ("ccdash_messages_redelivered", s.redelivered, "Deliveries beyond the first."),
+            ("ccdash_failovers", eng.failovers, "Consumers failed and failed over."),
+        )
+        for name, count, doc in counters:
+            yield CounterMetricFamily(name, doc, value=count)
+        gauges: tuple[tuple[str, float, str], ...] = (
+            ("ccdash_queue_depth", s.depth, "Messages ready or waiting to retry."),
+            ("ccdash_queue_ready", s.ready, "Messages ready for delivery now."),
+            ("ccdash_queue_delayed", s.delayed, "Messages waiting out a retry backoff."),
+            ("ccdash_leases_in_flight", s.in_flight, "Messages leased to a consumer."),
+            ("ccdash_dead_letters", s.dead, "Messages in the dead-letter queue now."),
+            ("ccdash_consumers_desired", eng.desired, "Pool size the engine aims for."),
+            ("ccdash_event_loop_lag_seconds", eng.health.loop_lag,
+             "How late the last health tick ran."),
+        )
+        for name, value, doc in gauges:
+            yield GaugeMetricFamily(name, doc, value=value)
+        states = GaugeMetricFamily("ccdash_consumers", "Consumers by state.", labels=["state"])
+        counts = dict.fromkeys((IDLE, PROCESSING, DRAINING, FAILED, STOPPED), 0)
+        for c in eng.consumers.values():
+            counts[c.note_state()] += 1
+        for c in eng.ended:
+            counts[c.state] += 1
+        for state, n in counts.items():
+            states.add_metric([state], n)
+        yield states
+        yield self._latency()
+        scaling = CounterMetricFamily("ccdash_scaling_decisions", "Pool size changes.",
+                                      labels=["direction", "reason"])
+        for (direction, reason), n in sorted(eng.scaling_counts.items()):
+            scaling.add_metric([direction, reason], n)
+        yield scaling
+        firing = GaugeMetricFamily("ccdash_alerts_firing", "Alerts firing now.",
+                                   labels=["severity"])
+        sev = {"info": 0, "warning": 0, "critical": 0}
+        for a in eng.alerts.view(limit=1000):
+            if a.state == "firing":
+                sev[a.severity] = sev.get(a.severity, 0) + 1
+        for k, n in sev.items():
+            firing.add_metric([k], n)
+        yield firing
+
+    def _latency(self) -> HistogramMetricFamily:
+        eng = self.engine
+        counts = list(eng.retired_latency)
+        total = eng.retired_latency_sum
+        for c in eng.consumers.values():
+            c.hist.all_time_into(counts)
+            total += c.hist.total
+        buckets = []
+        cumulative = 0
+        i = 0
+        for le in LATENCY_BUCKETS:
+            while i < len(counts) and _EDGES[i] <= le:
+                cumulative += counts[i]
+                i += 1
+            buckets.append((repr(le), cumulative))
+        buckets.append(("+Inf", sum(counts)))
+        return HistogramMetricFamily(
+            "ccdash_handler_duration_seconds", "Handler run time per message.",
+            buckets=buckets, sum_value=total)
+
+
+class MetricsServer:
+    """`GET /metrics` on host:port, answered on the running event loop."""
+
+    def __init__(self, engine: Engine, port: int, host: str = "127.0.0.1") -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(EngineCollector(engine))
+        self.host = host
+        self.port = port
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        """Listen; OSError (port in use, ...) propagates for the caller to report."""
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), timeout=5.0)
+            while (await asyncio.wait_for(reader.readline(), timeout=5.0)) not in (b"\r\n", b""):
+                pass
+            parts = request.decode("latin-1").split()
+            if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
+                body = generate_latest(self.registry)
+                head = f"HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE_LATEST}\r\n"
+            else:
+                body = b"not found; try /metrics\n"
+                head = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
+            head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            writer.write(head.encode() + body)
+            await writer.drain()
+        except (TimeoutError, ConnectionError, UnicodeError):
+            pass
+        finally:
+            writer.close()
+
+
+async def serve_metrics(engine: Engine, port: int) -> MetricsServer:
+    """A started MetricsServer on 127.0.0.1:`port` (0: any free port); OpsError naming
+    `--metrics-port` if it cannot listen there."""
+    server = MetricsServer(engine, port)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise OpsError(f"--metrics-port: cannot listen on 127.0.0.1:{port}: "
+                       f"{exc.strerror or exc}") from None
+    return server

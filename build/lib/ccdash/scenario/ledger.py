@@ -1,0 +1,100 @@
+"""The loss checker's own records, kept apart from the engine's counters.
+
+The workload writes down every id it published; a `Tap` around the handler
+writes down every successful completion. At the end, an id that was neither
+completed, nor dead-lettered, nor still queued was lost.
+
+On a shared broker (a Redis fleet) other workers handle some of the workload's
+messages with their own handlers, out of sight of the Tap: `record_elsewhere`
+notes the ids the broker no longer holds (acked by someone), after the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from ccdash.brokers.base import Delivery
+from ccdash.clock import Clock
+
+Completion = Callable[[str, str, float], None]  # message id, consumer id, clock time
+
+
+class Ledger:
+    """Published ids with their publish times; first completion time per id; duplicates."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.published: dict[str, float] = {}  # id -> publish time, in publish order
+        self.priority: dict[str, int] = {}
+        self.done: dict[str, float] = {}  # id -> first completion time
+        self.completions = 0
+        self.duplicates = 0
+        self.listeners: list[Completion] = []
+        self.elsewhere: set[str] = set()  # acked by another worker of a shared broker
+        self.unconfirmed = 0  # of those, how many the fleet's acked counter cannot cover
+
+    def record_publish(self, mid: str, at: float, priority: int = 0) -> None:
+        """The workload published `mid` at `at`."""
+        self.published[mid] = at
+        if priority:
+            self.priority[mid] = priority
+
+    def record_completion(self, mid: str, consumer: str) -> None:
+        """A handler returned successfully for `mid`."""
+        now = self.clock.now()
+        self.completions += 1
+        if mid in self.done:
+            self.duplicates += 1
+        else:
+            self.done[mid] = now
+        for fn in self.listeners:
+            fn(mid, consumer, now)
+
+
+    def record_elsewhere(self, ids: set[str], unconfirmed: int = 0) -> None:
+        """Ids another worker acked (no completion time: not in the latencies);
+        `unconfirmed` of them vanished without a matching ack in the fleet's counter."""
+        self.elsewhere |= ids - self.done.keys()
+        self.unconfirmed = unconfirmed
+
+
+class Tap:
+    """Wraps a per-message handler; records each successful completion in the ledger."""
+
+    def __init__(self, inner: Callable[[Delivery], Any], ledger: Ledger) -> None:
+        self.inner = inner
+        self.ledger = ledger
+        self._async = inspect.iscoroutinefunction(inner) or inspect.iscoroutinefunction(
+            getattr(inner, "__call__", None))  # noqa: B004 - callable objects too
+
+    async def __call__(self, d: Delivery) -> None:
+        """Run the handler; a normal return is a completion."""
+        if self._async:
+            await self.inner(d)
+        else:
+            await asyncio.to_thread(self.inner, d)
+        self.ledger.record_completion(d.message_id, d.consumer_id)
+
+
+class BatchTap:
+    """Wraps a batch handler; every message not in its failure map completed."""
+
+    def __init__(
+        self,
+        inner: Callable[[list[Delivery]], Awaitable[Mapping[str, Any] | None]],
+        ledger: Ledger,
+    ) -> None:
+        self.inner = inner
+        self.ledger = ledger
+
+    async def __call__(self, batch: Sequence[Delivery]) -> Mapping[str, Any] | None:
+        """Run the batch handler; record the messages that succeeded."""
+        result = await self.inner(list(batch))
+        failures = result or {}
+        for d in batch:
+            if d.message_id not in failures:
+                self.ledger.record_completion(d.message_id, d.consumer_id)
+        return result

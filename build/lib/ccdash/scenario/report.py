@@ -1,0 +1,199 @@
+"""The headless report: the loss checker's verdict, the numbers, drills and SLO checks."""
+
+from __future__ import annotations
+
+import math
+import signal
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from ccdash.scenario.drills import DONE, FAULTS, PASS
+
+if TYPE_CHECKING:
+    from ccdash.scenario.workload import Workload
+
+REPORT_FIELDS = (
+    "scenario", "duration_s", "published", "acked", "dead_lettered", "lost", "duplicates",
+    "redelivered", "throughput_per_s", "latency_ms", "failovers", "scaling_events", "alerts",
+    "slo", "ok",
+)
+
+
+def quantile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank quantile of ascending values (None when empty)."""
+    if not sorted_values:
+        return None
+    i = min(len(sorted_values) - 1, max(0, int(q * len(sorted_values) + 0.5) - 1))
+    return sorted_values[i]
+
+
+def _ms(values: list[float]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+        v = quantile(values, q)
+        out[name] = None if v is None else round(v * 1000, 1)
+    return out
+
+
+def build_report(wl: Workload) -> dict[str, Any]:
+    """Count from the workload's own records, compare with the broker, judge the SLOs."""
+    eng, sc, led = wl.engine, wl.scenario, wl.ledger
+    stats = eng.broker.stats()
+    still_queued = stats.ready + stats.delayed + stats.in_flight
+    dead_ids = {d.message_id for d in eng.broker.dead_letters()}
+    published, done, elsewhere = led.published, led.done, led.elsewhere
+    acked = sum(1 for m in published if m in done or m in elsewhere)
+    dead = sum(1 for m in published if m in dead_ids and m not in done and m not in elsewhere)
+    unaccounted = [m for m in published
+                   if m not in done and m not in elsewhere and m not in dead_ids]
+    # Ids the broker still holds are not lost; a purge is an operator's deletion.
+    # On a shared broker, ids that vanished without a matching fleet ack are lost too.
+    lost = max(0, len(unaccounted) - still_queued - wl.purged) + led.unconfirmed
+    latencies = sorted(done[m] - t for m, t in published.items() if m in done)
+    by_prio: dict[int, list[float]] = {}
+    for m, t in published.items():
+        if m in done:
+            by_prio.setdefault(led.priority.get(m, 0), []).append(done[m] - t)
+    elapsed = wl.elapsed()
+    start = wl.started_at or 0.0
+    report: dict[str, Any] = {
+        "scenario": sc.name,
+        "scenario_file": sc.path,
+        "seed": wl.seed,
+        "sequence_digest": wl.sequence_digest(),
+        "duration_s": round(elapsed, 3),
+        "planned_duration_s": wl.duration if math.isfinite(wl.duration) else None,
+        "drain_s": round((wl.ended_at or eng.clock.now()) - wl.publish_ended_at, 3)
+        if wl.publish_ended_at is not None else None,
+        "interrupted": wl.stopping,
+        "stopped_by": wl.stop_reason,
+        "published": len(published),
+        "unconfirmed_publishes": wl.unconfirmed,
+        "acked": acked,
+        "acked_elsewhere": sum(1 for m in published if m in elsewhere),
+        "dead_lettered": dead,
+        "still_queued": still_queued,
+        "purged": wl.purged,
+        "lost": lost,
+        "duplicates": led.duplicates,
+        "redelivered": stats.redelivered,
+        "throughput_per_s": round(acked / elapsed, 1) if elapsed > 0 else 0.0,
+        "latency_ms": _ms(latencies),
+        "latency_ms_by_priority": {str(p): _ms(sorted(v)) for p, v in sorted(by_prio.items())},
+        "failovers": [_failover(r) for r in wl.drill_results if r.action in FAULTS]
+        + [{**u, "action": "unplanned", "detected_after_s": None, "recovered_after_s": None}
+           for u in wl.unplanned],
+        "drills": [r.to_dict() for r in wl.drill_results],
+        "scaling_events": [
+            {"at": round(e.at - start, 3), "source": e.source, "from": e.from_size,
+             "to": e.to_size, "reason": e.reason}
+            for e in eng.scaling if e.at >= start],
+        "autoscaler": _autoscaler(wl, start),
+        "alerts": [
+            {"name": a.name, "key": a.key, "severity": a.severity, "state": a.state,
+             "message": a.message, "fired_at": round(a.fired_at - start, 3),
+             "resolved_at": None if a.resolved_at is None else round(a.resolved_at - start, 3),
+             "count": a.count}
+            for a in eng.alerts.all()],
+        "engine": {"published": stats.published, "acked": stats.acked,
+                   "dead_lettered": stats.dead_lettered, "in_dlq": stats.dead,
+                   "failovers": eng.failovers},
+    }
+    if lost:
+        report["unaccounted_ids"] = unaccounted[:20]
+    report["slo"] = check_slos(wl, report)
+    report["ok"] = (all(c["ok"] for c in report["slo"]) and not wl.stopping
+                    and not wl.unconfirmed)
+    return report
+
+
+def _autoscaler(wl: Workload, start: float) -> dict[str, Any]:
+    """What the autoscaler did during the run: decisions made, changes applied, held back."""
+    eng = wl.engine
+    decisions = [d for d in eng.autoscaler.decisions if d.at >= start]
+    changes = [e for e in eng.scaling if e.at >= start and e.source == "autoscaler"]
+    held: Counter[str] = Counter(d.reason for d in decisions
+                                 if d.applied == d.current and d.desired != d.current)
+    sizes = [eng.config.consumers, *(e.to_size for e in eng.scaling if e.at >= start)]
+    return {
+        "enabled": eng.autoscale,
+        "predictive": eng.config.predictive,
+        "decisions": len(decisions),  # evaluations (the engine keeps the latest 300)
+        "changes": len(changes),
+        "up": sum(1 for e in changes if e.to_size > e.from_size),
+        "down": sum(1 for e in changes if e.to_size < e.from_size),
+        "reasons": dict(sorted(Counter(e.reason for e in changes).items())),
+        "held": dict(sorted(held.items())),
+        "peak_consumers": max(sizes),
+        "final_consumers": eng.desired,
+    }
+
+
+def _failover(r: Any) -> dict[str, Any]:
+    return {"consumer": r.target, "action": r.action, "at": round(r.at, 3),
+            "detected_after_s": r.to_dict()["detected_after_s"],
+            "recovered_after_s": r.to_dict()["recovered_after_s"],
+            "replaced_after_s": r.to_dict()["replaced_after_s"],
+            "held": len(r.held), "verdict": r.verdict}
+
+
+def _check(name: str, text: str, limit: Any, actual: Any, ok: bool) -> dict[str, Any]:
+    return {"name": name, "text": text, "limit": limit, "actual": actual, "ok": bool(ok)}
+
+
+def check_slos(wl: Workload, r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every check of the run: nothing lost, drained, drills, then the scenario's SLOs."""
+    slo = wl.scenario.slo
+    out = [_check("no_loss", "nothing lost", 0, r["lost"], r["lost"] == 0)]
+    if slo.drained and not wl.stopping:
+        out.append(_check("drained", "queue empty by the end", 0, r["still_queued"],
+                          r["still_queued"] == 0))
+    drills = wl.drill_results
+    if drills:
+        good = sum(1 for d in drills if d.verdict in (PASS, DONE))
+        out.append(_check("drills", "every drill passed", len(drills), f"{good}/{len(drills)}",
+                          good == len(drills)))
+    if slo.min_throughput_per_s is not None:
+        out.append(_check("min_throughput_per_s", f"throughput >= {slo.min_throughput_per_s:g}"
+                          " msg/s", slo.min_throughput_per_s, r["throughput_per_s"],
+                          r["throughput_per_s"] >= slo.min_throughput_per_s))
+    for q in ("p50", "p95", "p99"):
+        limit = getattr(slo, f"max_latency_{q}_ms")
+        if limit is not None:
+            actual = r["latency_ms"][q]
+            out.append(_check(f"max_latency_{q}_ms", f"{q} latency <= {limit:g} ms", limit,
+                              actual, actual is not None and actual <= limit))
+    for prio, limit in slo.max_latency_p99_ms_by_priority:
+        actual = r["latency_ms_by_priority"].get(str(prio), {}).get("p99")
+        out.append(_check(f"max_latency_p99_ms_by_priority.{prio}",
+                          f"p99 latency of priority {prio} <= {limit:g} ms", limit, actual,
+                          actual is not None and actual <= limit))
+    faults = [d for d in drills if d.action in FAULTS]
+    for key, attr, what in (("max_detection_s", "detected_after_s", "detection"),
+                            ("max_recovery_s", "recovered_after_s", "recovery")):
+        limit = getattr(slo, key)
+        if limit is None or not faults:
+            continue
+        times = [getattr(d, attr) for d in faults]
+        worst = None if any(t is None for t in times) else round(max(times), 3)
+        out.append(_check(key, f"failover {what} <= {limit:g} s", limit, worst,
+                          worst is not None and worst <= limit))
+    if slo.max_dead_lettered is not None:
+        out.append(_check("max_dead_lettered", f"dead-lettered <= {slo.max_dead_lettered}",
+                          slo.max_dead_lettered, r["dead_lettered"],
+                          r["dead_lettered"] <= slo.max_dead_lettered))
+    if slo.max_duplicates is not None:
+        out.append(_check("max_duplicates", f"duplicates <= {slo.max_duplicates}",
+                          slo.max_duplicates, r["duplicates"],
+                          r["duplicates"] <= slo.max_duplicates))
+    return out
+
+
+def exit_code(report: dict[str, Any]) -> int:
+    """0 if the run passed; 1 if anything was lost or an SLO failed; 128+signal if stopped."""
+    if report["ok"]:
+        return 0
+    if report.get("interrupted") and report["lost"] == 0:
+        by = str(report.get("stopped_by") or "")
+        return 128 + (signal.SIGTERM if by == "SIGTERM" else signal.SIGINT)
+    return 1

@@ -1,0 +1,493 @@
+"""The workload: publishes a scenario's load, fires its drills, and checks for loss.
+
+    engine = scenario.make_engine(seed=7)
+    workload = Workload(scenario, engine, seed=7)
+    async with engine:
+        await workload.run()            # the scenario's duration, then a bounded drain
+    report = workload.report()
+
+Everything runs on the engine's clock, so a FakeClock drives a whole run in tests.
+One driver coroutine merges the arrival stream and the drill timeline; it sleeps
+until the next of them and creates no task per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import hashlib
+import heapq
+import itertools
+import json
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ccdash.engine import Engine
+from ccdash.engine.snapshot import Event
+from ccdash.scenario.arrivals import arrival_times
+from ccdash.scenario.drills import DRILL_ACTIONS, FAULTS, DrillRecord, DrillRunner, check_action
+from ccdash.scenario.ledger import BatchTap, Ledger, Tap
+from ccdash.scenario.model import DrillSpec, Scenario
+
+READY, RUNNING, DRAINING, DONE, INTERRUPTED = "ready", "running", "draining", "done", "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadEvent:
+    """Something that happened during a run, `at` seconds after it started."""
+
+    at: float
+    kind: str
+    message: str
+    source: str = "workload"  # "workload" (run phases) | "engine" (via its listeners; drill-*)
+    fields: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """The run at a glance, for a live view."""
+
+    elapsed: float
+    duration: float
+    phase: str
+    published: int
+    completed: int
+    depth: int
+    in_flight: int
+    dead: int
+    consumers_up: int
+    consumers_failed: int
+    ack_rate: float
+    publish_rate: float
+    drills_fired: int
+    drills_planned: int
+
+
+class Workload:
+    """A scenario's load generator, simulated-handler records, drills and loss checker."""
+
+    def __init__(self, scenario: Scenario, engine: Engine, seed: int | None = None) -> None:
+        self.scenario = scenario
+        self.engine = engine
+        self.clock = engine.clock
+        if seed is None:
+            seed = engine.config.seed if engine.config.seed is not None else scenario.seed
+        self.seed = seed
+        self.ledger = _ledger_of(engine)
+        self.ledger.listeners.append(self._completed)
+        self.rng = random.Random(f"ccdash-load-{seed}") if seed is not None else random.Random()
+        drill_rng = random.Random(f"ccdash-drills-{seed}") if seed is not None else random.Random()
+        self.drills = DrillRunner(self, drill_rng)
+        self.drills.on_change = self._changed
+        engine.add_listener(self._engine_event)
+        mix = scenario.load.mix
+        self._mix = mix
+        self._mix_cum = list(itertools.accumulate(m.share for m in mix))
+        self.phase = READY
+        self.started_at: float | None = None
+        self.publish_ended_at: float | None = None
+        self.ended_at: float | None = None
+        self.duration = scenario.duration
+        self.timeline_scale = 1.0
+        self.stop_reason: str | None = None
+        self.drained: bool | None = None
+        # A shared broker's URL (a Redis fleet): other workers finish our messages too.
+        self.shared_url: str | None = None
+        self.generated = 0
+        self.extra = 0
+        self.purged = 0
+        self.unplanned: list[dict[str, Any]] = []
+        self.events: deque[WorkloadEvent] = deque(maxlen=500)
+        self._digest = hashlib.sha256()
+        self._timeline: list[tuple[float, int, DrillSpec | Callable[[], None]]] = []
+        self._tseq = itertools.count()
+        self._on_event: Callable[[WorkloadEvent], None] | None = None
+        self._callback_error: BaseException | None = None
+        self._waker: asyncio.Future[None] | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self._publish_until: float | None = None  # clock time publishing is over
+        self.unconfirmed = 0  # publishes given up unconfirmed (see _publish)
+
+    # -- public API -----------------------------------------------------------
+
+    @property
+    def drill_results(self) -> list[DrillRecord]:
+        """Every drill fired so far (scripted and interactive), oldest first."""
+        return self.drills.results
+
+    def available_drills(self) -> list[str]:
+        """The scenario's drills by name, then the built-in actions."""
+        names = [d.label for d in self.scenario.drills]
+        return list(dict.fromkeys([*names, *DRILL_ACTIONS]))
+
+    async def trigger_drill(self, action: str, target: str = "busiest", **params: Any) \
+            -> DrillRecord:
+        """Fire a drill now: an action (kill, hang, ...) or a scenario drill by name."""
+        spec = next((d for d in self.scenario.drills if d.label == action), None)
+        if spec is not None and action not in DRILL_ACTIONS:
+            merged = {**dict(spec.params), **params}
+            return await self.drills.fire(
+                spec.action, spec.target if target == "busiest" else target, name=spec.label,
+                max_detection_s=spec.max_detection_s, max_recovery_s=spec.max_recovery_s,
+                **merged)
+        check_action(action)
+        return await self.drills.fire(action, target, **params)
+
+    async def inject_burst(self, n: int) -> DrillRecord:
+        """Publish `n` extra messages at once."""
+        return await self.trigger_drill("burst", count=n)
+
+    async def inject_poison(self, n: int = 1) -> DrillRecord:
+        """Publish `n` messages that always fail (they must end in the DLQ)."""
+        return await self.trigger_drill("poison", count=n)
+
+    def stop(self, reason: str = "stopped") -> None:
+        """End the run early (Ctrl-C): publishing stops; the report says why."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._wake()
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop` was called."""
+        return self.stop_reason is not None
+
+    def elapsed(self) -> float:
+        """Seconds since the run started (0 before)."""
+        if self.started_at is None:
+            return 0.0
+        return (self.ended_at or self.clock.now()) - self.started_at
+
+    def after(self, seconds: float, fn: Callable[[], None]) -> None:
+        """Call `fn` on the run's timeline `seconds` from now."""
+        heapq.heappush(self._timeline, (self.elapsed() + seconds, next(self._tseq), fn))
+        self._wake()
+
+    def report(self) -> dict[str, Any]:
+        """The headless report ("Contract: headless report")."""
+        from ccdash.scenario.report import build_report
+
+        return build_report(self)
+
+    def sequence_digest(self) -> str:
+        """A hash of the generated messages and scheduled drills: equal seeds, equal digests."""
+        return self._digest.hexdigest()[:16]
+
+    def progress(self) -> Progress:
+        """Counts for a live view."""
+        snap = self.engine.snapshot(max_leases=0, max_dead=0)
+        failed = sum(1 for c in snap.consumers if c.state == "failed")
+        return Progress(
+            elapsed=self.elapsed(), duration=self.duration, phase=self.phase,
+            published=len(self.ledger.published), completed=len(self.ledger.done),
+            depth=snap.queue.depth, in_flight=snap.queue.in_flight, dead=snap.queue.dead,
+            consumers_up=snap.live_consumers, consumers_failed=failed,
+            ack_rate=snap.ack_rate, publish_rate=snap.publish_rate,
+            drills_fired=len(self.drills.results), drills_planned=len(self.scenario.drills),
+        )
+
+    # -- the run -----------------------------------------------------------------
+
+    async def run(self, duration: float | None = None,
+                  on_event: Callable[[WorkloadEvent], None] | None = None) -> None:
+        """Publish per the load shape and fire the timed drills for `duration` seconds
+        (default: the scenario's; a different one stretches its timeline to fit;
+        `math.inf` runs until `stop()`, repeating the load shape), then wait up to
+        the scenario's drain_timeout for the queue to empty and drills to settle."""
+        if self.phase != READY:
+            raise RuntimeError("a workload runs once")
+        if not self.engine.running:
+            raise RuntimeError("start the engine first: `async with engine: await run()`")
+        sc = self.scenario
+        total = sc.duration if duration is None else float(duration)
+        if not total > 0:
+            raise ValueError(f"duration must be positive, got {duration}")
+        forever = math.isinf(total)
+        self.duration = total
+        self.timeline_scale = k = 1.0 if forever else total / sc.duration
+        self._on_event = on_event
+        self._stopped = asyncio.get_running_loop().create_future()
+        self.started_at = self.clock.now()
+        self.phase = RUNNING
+        for spec in sc.drills:
+            heapq.heappush(self._timeline, (spec.at * k, next(self._tseq), spec))
+            self._digest.update(f"drill|{spec.at * k:.6f}|{spec.action}|{spec.target}|"
+                                f"{sorted(spec.params)}\n".encode())
+        load = sc.load
+        rate = (lambda t: load.rate_at(t % sc.duration)) if forever else \
+            (lambda t: load.rate_at(t / k))
+        arrivals = arrival_times(rate, load.max_rate(), self.rng, mode=load.arrivals, until=total)
+        note = f"; timeline scaled x{k:g} to fit {total:g} s" if k != 1.0 else ""
+        self.emit("run-started", f"{sc.name}: {sc.summary()}{note}")
+        try:
+            await self._drive(arrivals, total)
+            self.publish_ended_at = self.clock.now()
+            if not self.stopping:
+                await self._drain()
+        finally:
+            self.ended_at = self.clock.now()
+            await self.drills.close()
+            self.phase = INTERRUPTED if self.stopping else DONE
+            self.emit("run-ended", self._end_note())
+            self._on_event = None
+        if self._callback_error is not None:
+            raise self._callback_error
+
+    async def _drive(self, arrivals: Any, total: float) -> None:
+        # Compare absolute clock times: offsets added to the start time, never the
+        # other way round, so a timer due at a time always finds that time reached.
+        timeline, clock = self._timeline, self.clock
+        start = self.started_at
+        assert start is not None
+        end = start + total
+        self._publish_until = end
+        nxt = next(arrivals, None)
+        while not self.stopping:
+            now = clock.now()
+            while timeline and start + timeline[0][0] <= min(now, end) and not self.stopping:
+                await self._fire(heapq.heappop(timeline)[2])
+            if now >= end:
+                break
+            while nxt is not None and start + nxt <= now and not self.stopping:
+                await self._publish_generated(nxt)
+                nxt = next(arrivals, None)
+            wake = min(end, math.inf if nxt is None else start + nxt,
+                       start + timeline[0][0] if timeline else math.inf)
+            await self._pause_until(wake)
+
+    async def _fire(self, item: DrillSpec | Callable[[], None]) -> None:
+        if not isinstance(item, DrillSpec):
+            item()
+            return
+        params = dict(item.params)
+        if params.get("for"):
+            params["for"] = params["for"] * self.timeline_scale
+        await self.drills.fire(item.action, item.target, name=item.label, source="scheduled",
+                               max_detection_s=item.max_detection_s,
+                               max_recovery_s=item.max_recovery_s, **params)
+
+    async def _drain(self) -> None:
+        """Wait (bounded) until every message is acked or dead-lettered and drills settled."""
+        self.phase = DRAINING
+        depth = self.engine.broker.stats()
+        self.emit("draining", f"publishing done; draining {depth.depth + depth.in_flight} "
+                              f"messages (up to {self.scenario.drain_timeout:g} s)")
+        deadline = self.clock.now() + self.scenario.drain_timeout
+        assert self._stopped is not None
+        join = asyncio.ensure_future(self.engine.join(timeout=self.scenario.drain_timeout))
+        watch = (asyncio.ensure_future(self._watch_fleet())
+                 if self.shared_url is not None else None)
+        try:
+            await asyncio.wait({join, self._stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not join.done():
+                join.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await join
+                self.drained = False
+            else:
+                self.drained = join.exception() is None
+            while self.drills.pending() and not self.stopping and self.clock.now() < deadline:
+                await self._pause_until(deadline)
+        finally:
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
+
+    async def _watch_fleet(self, every: float = 0.5) -> None:
+        """While draining on a shared broker: other workers' acks change the counts and
+        settle drills without an event here, so re-read them now and then."""
+        from ccdash.fleet.settle import locate
+
+        assert self.shared_url is not None
+        broker: Any = self.engine.broker
+        while True:
+            await self.clock.sleep(every)
+            with contextlib.suppress(Exception):  # a Redis hiccup: try again next time
+                if hasattr(broker, "refresh"):
+                    await broker.refresh()
+                self.engine.check_joiners()
+                waiting = self.drills.waiting_ids()
+                if waiting:
+                    where = await locate(self.shared_url, waiting)
+                    now = self.clock.now()
+                    self.drills.dead_lettered(set(where.dead), now)
+                    for mid in waiting - where.outstanding - where.dead:
+                        self.drills.completed(mid, "another worker", now)
+
+    def _end_note(self) -> str:
+        if self.stopping:
+            return f"run interrupted ({self.stop_reason}) after {self.elapsed():.1f} s"
+        if self.drained is False:
+            return f"drain timed out after {self.scenario.drain_timeout:g} s"
+        return f"run finished after {self.elapsed():.1f} s"
+
+    async def _pause_until(self, when: float) -> None:
+        """Sleep until clock time `when`; `stop()` and drill progress wake it early."""
+        if when <= self.clock.now():
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waker = fut
+
+        def ring() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        timer = self.clock.call_at(when, ring)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self._waker = None
+
+    def _wake(self) -> None:
+        if self._waker is not None and not self._waker.done():
+            self._waker.set_result(None)
+
+    def _changed(self) -> None:
+        if self.phase == DRAINING:
+            self._wake()
+
+    # -- publishing ---------------------------------------------------------------
+
+    async def _publish_generated(self, at: float) -> None:
+        rng = self.rng
+        i = self.generated = self.generated + 1
+        m = self._mix[bisect.bisect_right(self._mix_cum, rng.random() * self._mix_cum[-1])
+                      if len(self._mix) > 1 else 0]
+        body: dict[str, Any] = {"n": i, "type": m.type}
+        if self.scenario.handler.poison_rate and rng.random() < self.scenario.handler.poison_rate:
+            body["poison"] = True
+        self._digest.update(f"{at:.6f}|{m.priority}|{json.dumps(body)}\n".encode())
+        await self._publish(body, m.priority)
+
+    async def publish_extra(self, *, poison: bool = False) -> str | None:
+        """Publish one message outside the load shape (bursts, poison drills)."""
+        self.extra += 1
+        m = self._mix[0]
+        body: dict[str, Any] = {"n": f"x{self.extra}", "type": "poison" if poison else m.type}
+        if poison:
+            body["poison"] = True
+        return await self._publish(body, m.priority)
+
+    async def _publish(self, body: dict[str, Any], priority: int) -> str | None:
+        """Publish and write the id down once the engine accepts the message. A publish
+        the broker has not confirmed when the run is stopped or its publishing time is
+        up (a full queue, an unreachable Redis) is given up: never accepted, so not in
+        the ledger, and counted in `unconfirmed`. Returns None then."""
+        t = self.clock.now()
+        broker = self.engine.broker
+        if broker.stores_on_publish_nowait and broker.config.capacity is None:
+            # In-process and unbounded: the publish cannot wait; nothing to give up.
+            mid = await self.engine.publish(body, priority=priority)
+            self.ledger.record_publish(mid, t, priority)
+            return mid
+        pub = asyncio.ensure_future(self.engine.publish(body, priority=priority))
+        waits: set[asyncio.Future[Any]] = {pub}
+        if self._stopped is not None:
+            waits.add(self._stopped)
+        timer = None
+        if self._publish_until is not None and math.isfinite(self._publish_until):
+            time_up: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            def up() -> None:
+                if not time_up.done():
+                    time_up.set_result(None)
+
+            timer = self.clock.call_at(self._publish_until, up)
+            waits.add(time_up)
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if not pub.done():
+            pub.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pub
+            self.unconfirmed += 1
+            if self.unconfirmed == 1:
+                self.emit("publish-given-up", "the broker did not take a publish before "
+                          "the run's publishing ended; unconfirmed publishes are not counted")
+            return None
+        mid = pub.result()
+        self.ledger.record_publish(mid, t, priority)
+        return mid
+
+    # -- what the engine and the handlers tell us --------------------------------
+
+    def _completed(self, mid: str, consumer: str, at: float) -> None:
+        self.drills.completed(mid, consumer, at)
+
+    def _engine_event(self, ev: Event) -> None:
+        # Called inside engine code: a bug here must not break the engine.
+        try:
+            self._on_engine_event(ev)
+        except Exception as exc:
+            self._callback_error = self._callback_error or exc
+
+    def _on_engine_event(self, ev: Event) -> None:
+        self.drills.engine_event(ev)
+        fields = dict(ev.fields)
+        if ev.kind == "dead-lettered":
+            self.drills.dead_lettered({str(fields.get("message_id"))}, ev.at)
+        elif ev.kind == "consumer-failed":
+            if self.drills.waiting_ids():  # leases released at max_attempts went to the DLQ
+                dead = {d.message_id for d in self.engine.broker.dead_letters()}
+                self.drills.dead_lettered(dead, ev.at)
+            cid = str(fields.get("consumer"))
+            if not self.drills.is_victim(cid) and self.started_at is not None:
+                self.unplanned.append({"consumer": cid, "reason": str(fields.get("reason")),
+                                       "at": round(ev.at - self.started_at, 3)})
+        elif ev.kind == "dlq-purged":
+            count = fields.get("count")
+            self.purged += count if isinstance(count, int) else 0
+        self.emit(ev.kind, ev.message, source="engine", at=ev.at, fields=fields)
+
+    def emit(self, kind: str, message: str, *, source: str = "workload",
+             at: float | None = None, fields: dict[str, Any] | None = None) -> None:
+        """Record an event of the run and pass it to the `on_event` callback.
+
+        Drill steps go out through the engine's event stream, so its listeners (the
+        log file, the dashboard) see them; they come back here as engine events.
+        """
+        if source == "drill":
+            self.engine.emit(kind, message, source="drill", **(fields or {}))
+            return
+        t = self.clock.now() if at is None else at
+        rel = t - self.started_at if self.started_at is not None else 0.0
+        ev = WorkloadEvent(rel, kind, message, source, tuple((fields or {}).items()))
+        self.events.append(ev)
+        if self._on_event is not None:
+            try:
+                self._on_event(ev)
+            except Exception as exc:  # never let a view's bug break the engine it watches
+                self._callback_error = self._callback_error or exc
+                self._on_event = None
+
+
+def _ledger_of(engine: Engine) -> Ledger:
+    """The ledger of the engine's tapped handler; taps an untapped engine before start."""
+    for h in (engine.handler, engine.batch_handler):
+        if isinstance(h, Tap | BatchTap):
+            return h.ledger
+    if engine.running:
+        raise ValueError("the engine's handler is not tapped for loss checking: make it with "
+                         "Scenario.make_engine, or create the Workload before starting it")
+    ledger = Ledger(engine.clock)
+    if engine.handler is not None:
+        engine.handler = Tap(engine.handler, ledger)
+    if engine.batch_handler is not None:
+        engine.batch_handler = BatchTap(engine.batch_handler, ledger)
+    return ledger
+
+
+__all__ = ["FAULTS", "Progress", "Workload", "WorkloadEvent"]

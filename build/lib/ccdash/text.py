@@ -1,0 +1,125 @@
+"""Untrusted text made safe to show: the one sanitiser for the TUI, headless output and logs.
+
+Message bodies, error texts and consumer ids come from outside. Shown raw, an
+ESC could start an ANSI or OSC sequence (OSC 52 writes the operator's
+clipboard), a bidi override could reorder what the operator reads, a lone
+surrogate could crash the terminal writer. `sanitize` makes every such
+character visible as an escape (`\\x1b`, `\\u202e`), so the text reads
+literally and can do nothing. Markup is not this module's concern: the TUI
+renders sanitised text with markup off.
+
+No rich or textual import here: headless output and log files use it too.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Any
+
+ELLIPSIS = "…"
+
+# Characters that are invisible or change how the rest of the line is shown,
+# besides the control characters (which unicodedata classifies as Cc).
+_BIDI_AND_INVISIBLE = frozenset(
+    [
+        *range(0x202A, 0x202F),  # LRE RLE PDF LRO RLO
+        *range(0x2066, 0x206A),  # LRI RLI FSI PDI
+        0x200E,
+        0x200F,
+        0x061C,  # LRM RLM ALM
+        0x200B,
+        0x200C,
+        0x200D,
+        0x2060,
+        0xFEFF,  # zero-width characters, BOM
+        0x2028,
+        0x2029,  # line and paragraph separators
+        0x00AD,  # soft hyphen
+    ]
+)
+
+
+def _needs_escape(ch: str, keep: str) -> bool:
+    if ch in keep:
+        return False
+    o = ord(ch)
+    if o < 0x20 or 0x7F <= o <= 0x9F:  # C0, DEL, C1 (includes ESC, CSI, OSC, ST)
+        return True
+    if o < 0x7F:
+        return False
+    if o in _BIDI_AND_INVISIBLE:
+        return True
+    cat = unicodedata.category(ch)
+    return cat in ("Cs", "Cf", "Zl", "Zp")  # lone surrogates, other format characters
+
+
+def _escape(ch: str) -> str:
+    o = ord(ch)
+    if o <= 0xFF:
+        return f"\\x{o:02x}"
+    if o <= 0xFFFF:
+        return f"\\u{o:04x}"
+    return f"\\U{o:08x}"
+
+
+def sanitize(text: object, limit: int | None = None, *, keep: str = "") -> str:
+    """`text` as a string that is safe to write to a terminal or a log line.
+
+    Control characters (C0, DEL, C1, so every ESC/CSI/OSC), bidi overrides and
+    isolates, zero-width and other format characters, line separators and
+    lone surrogates become visible escapes. `keep` names characters to leave
+    alone (e.g. "\\n" for a multi-line view). With `limit`, the result is cut
+    to at most `limit` characters, ending in "…". Non-strings are `str()`-ed;
+    bytes are decoded as UTF-8 with undecodable bytes shown as escapes.
+    """
+    if isinstance(text, bytes | bytearray | memoryview):
+        raw = bytes(text)
+        if limit is not None:
+            raw = raw[: limit * 4 + 4]
+        s = raw.decode("utf-8", errors="backslashreplace")
+    elif isinstance(text, str):
+        s = text
+    else:
+        s = str(text)
+    if limit is not None and len(s) > limit + 1:
+        s = s[: limit + 1]  # bound the work on huge inputs (a 1 MB body)
+    if not (s.isascii() and s.isprintable()) and any(_needs_escape(ch, keep) for ch in s):
+        pieces = [_escape(ch) if _needs_escape(ch, keep) else ch for ch in s]
+        if limit is not None and sum(map(len, pieces)) > limit:
+            kept, n = [], 0
+            for piece in pieces:  # never cut an escape in half
+                if n + len(piece) > limit - 1:
+                    break
+                kept.append(piece)
+                n += len(piece)
+            return "".join(kept) + ELLIPSIS
+        s = "".join(pieces)
+    if limit is not None and len(s) > limit:
+        s = s[: max(0, limit - 1)] + ELLIPSIS
+    return s
+
+
+def body_text(body: Any, limit: int | None = None, *, pretty: bool = False) -> str:
+    """A message body as sanitised text: JSON for decoded values, UTF-8 for bytes.
+
+    `pretty` indents JSON and keeps newlines (for a detail view); otherwise it
+    is one line.
+    """
+    if isinstance(body, bytes | bytearray | memoryview):
+        return sanitize(body, limit)
+    if isinstance(body, str) and limit is not None and len(body) > limit * 2:
+        body = body[: limit * 2]  # don't serialise a megabyte to show a line of it
+    try:
+        text = json.dumps(
+            body,
+            ensure_ascii=False,
+            indent=2 if pretty else None,
+            separators=None if pretty else (",", ":"),
+        )
+    except (TypeError, ValueError):
+        text = repr(body)
+    return sanitize(text, limit, keep="\n" if pretty else "")
+
+
+__all__ = ["ELLIPSIS", "body_text", "sanitize"]

@@ -1,0 +1,74 @@
+"""The alerts pane: newest first, coloured by severity, firing / acknowledged / resolved."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from rich.text import Text
+
+from ccdash.engine.snapshot import Snapshot
+from ccdash.tui import format as fmt
+from ccdash.tui.format import Palette
+from ccdash.tui.row_table import RowTable
+
+
+class AlertsTable(RowTable):
+    """Alerts by id; `c` acknowledges the selected one."""
+
+    BORDER_TITLE = "Alerts"
+    COLUMNS = (
+        ("when", "when", 7),
+        ("severity", "severity", 8),
+        ("state", "state", 12),
+        ("message", "message", 40),
+    )
+
+    def __init__(self, palette: Palette, t0: float, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.palette = palette
+        self.t0 = t0
+        self.states: dict[str, str] = {}
+
+    def update_from(self, snap: Snapshot) -> None:
+        """Show the snapshot's alerts; a new alert goes on top."""
+        rows: dict[str, tuple[Hashable, ...]] = {}
+        for a in snap.alerts:  # newest first already
+            msg = a.message if a.count == 1 else f"{a.message} (x{a.count})"
+            rows[str(a.id)] = (fmt.clock_offset(a.fired_at - self.t0), a.severity, a.state, msg)
+        self.states = {str(a.id): a.state for a in snap.alerts}
+        new = [k for k in rows if self.raw_row(k) is None]
+        if new and self.row_count:
+            keep = self.selected_key()
+            self.invalidate()
+            self.sync(rows)
+            if keep in rows:
+                self.move_cursor(row=self.get_row_index(keep))
+        else:
+            self.sync(rows)
+        firing = sum(1 for a in snap.alerts if a.state == "firing")
+        self.subtitle(f"{firing} firing" if firing else "none firing")
+
+    def render_cell(self, column: str, raw: Hashable) -> Text:
+        """Severity and state are coloured; the message is untrusted text."""
+        p = self.palette
+        if column == "severity":
+            return fmt.severity(p, str(raw))
+        if column == "state":
+            return fmt.alert_state(p, str(raw))
+        if column == "when":
+            return fmt.plain(str(raw), p.muted)
+        return fmt.untrusted(raw, 120)
+
+    def selected_alert(self) -> int | None:
+        """The selected alert's id, if it is firing (only those can be acknowledged)."""
+        key = self.selected_key()
+        if key is None or self.states.get(key) != "firing":
+            return None
+        return int(key)
+
+    def newest_firing(self) -> int | None:
+        """The newest firing alert's id."""
+        for key, st in self.states.items():
+            if st == "firing":
+                return int(key)
+        return None

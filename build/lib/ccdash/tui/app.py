@@ -1,0 +1,415 @@
+"""The dashboard app: panes fed by engine snapshots, keys that act on the engine.
+
+The engine (and the scenario's load) runs in one app-level worker; a failure
+there is shown in a banner, never swallowed. One timer pulls a snapshot a few
+times a second and each pane diffs it in; engine events are buffered by a
+listener and drained into the log on the same tick. `q` stops the engine
+gracefully (handlers finish, leases go back to the queue) before exiting.
+The same worker serves /metrics and writes the JSON-lines log when asked; if the
+broker, the metrics port or the log file cannot be opened, the app exits at once
+with `startup_error` set (run_tui raises it for the CLI's one-line error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections import deque
+from typing import Any
+
+from rich.text import Text
+from textual.app import App, ComposeResult, SystemCommand
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from ccdash.brokers.base import BrokerError
+from ccdash.engine.engine import Engine
+from ccdash.engine.snapshot import Event
+from ccdash.ops import OpsError
+from ccdash.ops.logfile import JsonLogWriter, open_log
+from ccdash.ops.prometheus import MetricsServer, serve_metrics
+from ccdash.text import sanitize
+from ccdash.tui.alerts_table import AlertsTable
+from ccdash.tui.consumer_table import ConsumerTable
+from ccdash.tui.dead_letters import DeadLetterTable
+from ccdash.tui.drill_report import DrillReport
+from ccdash.tui.fleet_feed import FleetFeed
+from ccdash.tui.format import Palette
+from ccdash.tui.header_bar import HeaderBar
+from ccdash.tui.keys import KEYS, bindings
+from ccdash.tui.lease_table import LeaseTable
+from ccdash.tui.log_pane import LogPane
+from ccdash.tui.message_detail import MessageDetail
+from ccdash.tui.operations import Operations
+from ccdash.tui.queue_pane import QueuePane
+from ccdash.tui.themes import check_theme, load_themes
+
+MIN_SIZE = (80, 24)
+WIDE_SIZE = (150, 36)  # two columns of ~75 cells each
+DETAIL_PANES = ("dead", "leases", "alerts", "drills", "log")
+REFRESH_INTERVAL = 0.25  # seconds between snapshots: 4 per second
+
+
+class DashboardApp(Operations):
+    """The ccdash dashboard over one running engine and its workload."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "ccdash"
+    BINDINGS = bindings()  # type: ignore[assignment]  # (list invariance)
+
+    def __init__(
+        self,
+        engine: Engine,
+        workload: Any,
+        *,
+        theme: str | None = None,
+        title: str = "",
+        clock: Any = None,
+        live: bool = True,
+        start_load: bool = True,
+        burst_size: int = 200,
+        refresh_interval: float = REFRESH_INTERVAL,
+        metrics_port: int | None = None,
+        log_file: str | None = None,
+        fleet: FleetFeed | None = None,
+    ) -> None:
+        """`live=False` disables the app's own timers (tests call `refresh_now`).
+
+        `fleet` (on a Redis broker): the rest of the fleet, read about once a second
+        and merged into the consumer and lease panes; k, +/- and D on its consumers go
+        to their workers through the control channel.
+
+        `metrics_port` serves Prometheus text on 127.0.0.1 while the engine runs (0: any
+        free port; `metrics.port` and the log say which); `log_file` gets one JSON line
+        per engine event."""
+        super().__init__()
+        self.engine = engine
+        self.workload = workload
+        self.clock = clock or engine.clock
+        self.t0 = self.clock.now()
+        self.live = live
+        self.start_load = start_load
+        self.burst_size = burst_size
+        self.refresh_interval = refresh_interval
+        self.scenario_title = title or "ccdash"
+        self.ccdash_themes = load_themes()
+        self.theme_name = check_theme(theme)
+        self.palette = Palette.from_theme(self.ccdash_themes[self.theme_name])
+        self.quitting = False
+        self.engine_error: BaseException | None = None
+        self.startup_error: BrokerError | OpsError | None = None  # the app exited (code 2)
+        self.fleet = fleet
+        self.metrics_port = metrics_port
+        self.log_file = log_file
+        self.metrics: MetricsServer | None = None
+        self.log_writer: JsonLogWriter | None = None
+        self.engine_worker: Worker[Any] | None = None
+        self._stop = asyncio.Event()
+        self.engine_ready = asyncio.Event()  # set once the engine runs (tests wait on it)
+        self._events: deque[Event] = deque(maxlen=2000)
+        self._dropped = 0
+        self._current_pane = 0
+        engine.add_listener(self._on_engine_event)
+
+    # -- layout ---------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        """Header, the panes in two columns, the log, the footer."""
+        p, t0 = self.palette, self.t0
+        vt = self.engine.config.visibility_timeout
+        yield HeaderBar(p, self.scenario_title, t0, id="header")
+        yield Static("", id="banner", markup=False)
+        yield Static("", id="too-small", markup=False)
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield QueuePane(p, id="queue")
+                yield ConsumerTable(p, id="consumers")
+                yield DeadLetterTable(p, id="dead")
+            with Vertical(id="right"):
+                yield AlertsTable(p, t0, id="alerts")
+                yield LeaseTable(p, vt, id="leases")
+                yield DrillReport(p, t0, id="drills")
+        yield LogPane(p, t0, id="log")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        """Themes, pane classes, the engine worker and the refresh timer."""
+        for theme in self.ccdash_themes.values():
+            self.register_theme(theme)
+        self.theme = self.theme_name
+        self.main_screen: Screen[Any] = self.screen
+        for w in self._panes():
+            w.add_class("pane")
+        for name in DETAIL_PANES:
+            self.query_one(f"#{name}").add_class("detail")
+        self.consumers.focus()
+        self._layout(self.size.width, self.size.height)
+        self.engine_worker = self.run_worker(
+            self._run_engine(), name="engine", group="engine", exit_on_error=False
+        )
+        if self.live:
+            self.set_interval(self.refresh_interval, self.refresh_now, name="refresh")
+        self.refresh_now()
+
+    def on_resize(self, event: Any) -> None:
+        """Switch between the wide, compact and too-small layouts."""
+        self._layout(event.size.width, event.size.height)
+
+    def _layout(self, width: int, height: int) -> None:
+        screen = getattr(self, "main_screen", None)
+        if screen is None:
+            return
+        tiny = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        screen.set_class(tiny, "-tiny")
+        screen.set_class(not tiny and (width < WIDE_SIZE[0] or height < WIDE_SIZE[1]), "-compact")
+        self.refresh_bindings()
+        self.query_one("#too-small", Static).update(
+            Text(
+                f"terminal too small: ccdash needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, "
+                f"this one is {width}x{height}\n(q quits)"
+            )
+        )
+        self._show_pane(self._current_pane)
+
+    def _show_pane(self, index: int) -> None:
+        self._current_pane = index % len(DETAIL_PANES)
+        current = DETAIL_PANES[self._current_pane]
+        compact = self.main_screen.has_class("-compact")
+        for name in DETAIL_PANES:
+            pane = self.query_one(f"#{name}")
+            pane.set_class(name == current, "-current")
+            base = type(pane).BORDER_TITLE
+            pane.border_title = f"{base} (n: next pane)" if compact else base
+        self.query_one("#left").set_class(current == "dead", "-has-current")
+        self.query_one("#right").set_class(
+            current in ("leases", "alerts", "drills"), "-has-current"
+        )
+
+    def _panes(self) -> list[Any]:
+        return [self.query_one(f"#{n}") for n in ("queue", "consumers", *DETAIL_PANES)]
+
+    # -- the engine -------------------------------------------------------------
+
+    async def _run_engine(self) -> int:
+        """Run the engine and the workload's load until quit; leftover count on success."""
+        try:
+            await self._start_ops()
+            await self.engine.start()
+        except BaseException as exc:
+            await self._stop_ops()
+            if not isinstance(exc, BrokerError | OpsError):
+                raise
+            # Nothing to show: leave at once and let run_tui say why.
+            self.startup_error = exc
+            self.exit(2, return_code=2)
+            return 0
+        grace: float | None = None  # the configured shutdown grace
+        load: asyncio.Task[Any] | None = None
+        stop: asyncio.Task[Any] | None = None
+        try:
+            self.engine_ready.set()
+            self.refresh_now()  # the consumers exist now: show them without waiting a tick
+            if self.fleet is not None:
+                self.run_worker(self.fleet.run(self._on_fleet_trouble), name="fleet view",
+                                group="fleet", exit_on_error=False)
+            if self.start_load and self.workload is not None:
+                load = asyncio.create_task(
+                    self.workload.run(duration=math.inf, on_event=self._on_workload_event),
+                    name="ccdash-load",
+                )
+            stop = asyncio.create_task(self._stop.wait())
+            waiting = {stop} if load is None else {stop, load}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if load is not None and load in done:
+                load.result()  # a failed load generator is an engine-worker failure
+                await stop
+            if load is not None and not load.done():
+                self.workload.stop("operator quit")  # publishing ends, the run returns
+                await asyncio.wait({load}, timeout=5.0)
+                if load.done():
+                    load.result()
+        except asyncio.CancelledError:
+            # The app is going away without `q` (a crash, a test harness): no grace
+            # period, so the engine stops now; leases still go back to the queue.
+            grace = 0.0
+            raise
+        finally:
+            for task in (stop, load):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            try:
+                await self.engine.stop(grace=grace)
+            finally:
+                await self._stop_ops()
+        return self.engine.leftover
+
+    async def _start_ops(self) -> None:
+        """Open the log file and serve /metrics, as asked (OpsError if either cannot)."""
+        if self.log_file is not None:
+            self.log_writer = open_log(self.log_file)
+            self.engine.add_listener(self.log_writer)
+        if self.metrics_port is not None:
+            self.metrics = await serve_metrics(self.engine, self.metrics_port)
+            where = f"{self.metrics.host}:{self.metrics.port}"
+            self.query_one(HeaderBar).metrics = where
+            self._events.append(
+                Event(0, self.clock.now(), "metrics", f"serving http://{where}/metrics")
+            )
+
+    async def _stop_ops(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.stop()
+        if self.log_writer is not None:
+            self.log_writer.close()
+
+    def _on_engine_event(self, event: Event) -> None:
+        """Engine listener: buffer only (the engine's hot path must stay cheap)."""
+        if len(self._events) == self._events.maxlen:
+            self._dropped += 1
+        self._events.append(event)
+
+    def _on_fleet_trouble(self, message: str, error: bool) -> None:
+        """The fleet view lost (or regained) Redis: one log line, on the next tick."""
+        self._events.append(Event(0, self.clock.now(), "fleet-error" if error else "fleet",
+                                  message))
+
+    def _on_workload_event(self, event: Any) -> None:
+        """Workload listener: its own events (drills, run phases); engine ones come direct."""
+        if getattr(event, "source", "") == "engine":
+            return
+        message = getattr(event, "message", None) or str(event)
+        kind = getattr(event, "kind", None) or "workload"
+        self._events.append(Event(0, self.clock.now(), str(kind), str(message)))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Show an engine failure; exit once the engine has stopped after `q`."""
+        worker, state = event.worker, event.state
+        if worker.group != "engine":
+            if state == WorkerState.ERROR:
+                self.say(f"{worker.name or 'command'} failed: {worker.error}", error=True)
+            return
+        if state == WorkerState.ERROR:
+            self.engine_error = worker.error
+            banner = self.query_one("#banner", Static)
+            banner.update(
+                Text(
+                    f"engine failed: {sanitize(repr(worker.error), 300)} "
+                    "- the dashboard shows its last state; q quits"
+                )
+            )
+            banner.add_class("-shown")
+            self.say(f"engine failed: {worker.error!r}", error=True)
+        if state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            self.refresh_now()
+            if self.quitting:
+                self._exit_with_code()
+
+    # -- refresh ------------------------------------------------------------------
+
+    def refresh_now(self) -> None:
+        """Pull one snapshot and let every pane diff it in; drain events into the log."""
+        if not self.engine_ready.is_set():
+            return  # a broker is read only once the engine has opened it (it may not open)
+        snap = self.engine.snapshot(max_leases=60, max_dead=200)
+        self.query_one(HeaderBar).update_from(snap)
+        self.query_one(QueuePane).update_from(snap)
+        fleet = self.fleet
+        self.consumers.update_from(snap, fleet.consumers() if fleet else ())
+        self.query_one(LeaseTable).update_from(snap, fleet.leases() if fleet else ())
+        self.dead.update_from(snap)
+        self.alerts.update_from(snap)
+        records = getattr(self.workload, "drill_results", None) or ()
+        self.query_one(DrillReport).update_from(list(records), snap.at)
+        log = self.query_one(LogPane)
+        if self._dropped:
+            log.add(snap.at, "log", f"{self._dropped} events not shown (too many at once)")
+            self._dropped = 0
+        while self._events:
+            ev = self._events.popleft()
+            log.add(ev.at, ev.kind, ev.message)
+
+    def on_dead_letter_table_opened(self, event: DeadLetterTable.Opened) -> None:
+        """Enter on a dead letter: its payload and history."""
+        self.push_screen(MessageDetail(event.letter, self.palette, self.t0))
+
+    # -- view actions ---------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Dashboard keys act only on the dashboard you can see: not under a dialog, and
+        only `q` while the terminal is too small to show the panes."""
+        main = getattr(self, "main_screen", None)
+        if main is None or action not in _DASHBOARD_ACTIONS:
+            return True
+        if action == "next_pane" and not main.has_class("-compact"):
+            return False  # only the compact layout has hidden panes
+        if main.has_class("-tiny") and action != "quit":
+            return False
+        return self.screen is main
+
+    def action_toggle_log(self) -> None:
+        """Show or hide the log pane."""
+        log = self.query_one(LogPane)
+        log.toggle_class("-hidden")
+        if self.main_screen.has_class("-compact"):
+            self._show_pane(DETAIL_PANES.index("log"))
+            log.remove_class("-hidden")
+
+    def action_next_pane(self) -> None:
+        """Compact layout: show the next detail pane (and focus it)."""
+        self._show_pane(self._current_pane + 1)
+        self.query_one(f"#{DETAIL_PANES[self._current_pane]}").focus()
+
+    def action_next_theme(self) -> None:
+        """Cycle through the ccdash themes."""
+        names = list(self.ccdash_themes)
+        self.theme_name = (
+            names[(names.index(self.theme_name) + 1) % len(names)]
+            if self.theme_name in names
+            else names[0]
+        )
+        self.theme = self.theme_name
+        self.palette = Palette.from_theme(self.ccdash_themes[self.theme_name])
+        for w in [self.query_one(HeaderBar), *self._panes()]:
+            w.palette = self.palette
+            if hasattr(w, "invalidate"):
+                w.invalidate()
+        self.say(f"theme {self.theme_name}")
+
+    async def action_quit(self) -> None:
+        """Stop the engine gracefully, then exit (0, or 1 if the engine had failed)."""
+        if self.quitting:
+            return
+        self.quitting = True
+        self.query_one(HeaderBar).stopping = True
+        self.say("stopping: handlers finish, leases go back to the queue")
+        self._stop.set()
+        if self.engine_worker is None or self.engine_worker.is_finished:
+            self._exit_with_code()
+
+    def _exit_with_code(self) -> None:
+        code = 1 if self.engine_error is not None else 0
+        self.exit(code, return_code=code)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Any:
+        """Every dashboard key in the command palette, titled "area: action"."""
+        for k in KEYS:
+            yield SystemCommand(k.title, k.help, _runner(self, k.action))
+        yield from super().get_system_commands(screen)
+
+
+_DASHBOARD_ACTIONS = frozenset(k.action.split("(")[0] for k in KEYS)
+
+
+def _runner(app: App[Any], action: str) -> Any:
+    async def run() -> None:
+        await app.run_action(action)
+
+    return run
+
+
+__all__ = ["DashboardApp"]

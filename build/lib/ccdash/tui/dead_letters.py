@@ -1,0 +1,102 @@
+"""The dead-letter pane: each dead message, or one line per distinct error (`g`)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from rich.text import Text
+from textual.message import Message
+
+from ccdash.brokers.base import DeadLetter
+from ccdash.engine.snapshot import Snapshot
+from ccdash.tui import format as fmt
+from ccdash.tui.format import Palette
+from ccdash.tui.row_table import RowTable
+
+LIST_COLUMNS = (
+    ("message", "message", 14),
+    ("reason", "reason", 15),
+    ("attempts", "try", 3),
+    ("error", "last error", 34),
+)
+GROUP_COLUMNS = (
+    ("count", "count", 5),
+    ("reason", "reason", 15),
+    ("attempts", "try", 3),
+    ("error", "last error (grouped)", 43),
+)
+
+
+class DeadLetterTable(RowTable):
+    """Dead letters, newest first; Enter opens one with its delivery history."""
+
+    BORDER_TITLE = "Dead letters"
+    COLUMNS = LIST_COLUMNS
+
+    class Opened(Message):
+        """The operator asked to see a dead letter in full."""
+
+        def __init__(self, letter: DeadLetter) -> None:
+            super().__init__()
+            self.letter = letter
+
+    def __init__(self, palette: Palette, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.palette = palette
+        self.grouped = False
+        self.letters: dict[str, DeadLetter] = {}
+        self.groups: dict[str, list[str]] = {}  # error text -> message ids, newest first
+
+    def toggle_grouped(self) -> bool:
+        """Switch between the list and the by-error view; returns the new mode."""
+        self.grouped = not self.grouped
+        self.set_columns(GROUP_COLUMNS if self.grouped else LIST_COLUMNS)
+        return self.grouped
+
+    def update_from(self, snap: Snapshot) -> None:
+        """Show the snapshot's dead letters (the newest ones the snapshot carries)."""
+        letters = {d.message_id: d for d in snap.dead_letters}
+        groups: dict[str, list[str]] = {}
+        for d in snap.dead_letters:
+            groups.setdefault(d.last_error, []).append(d.message_id)
+        self.letters, self.groups = letters, groups
+        rows: dict[str, tuple[Hashable, ...]] = {}
+        if self.grouped:
+            for error, ids in groups.items():
+                first = letters[ids[0]]
+                reasons = sorted({letters[i].reason for i in ids})
+                rows["e:" + error] = (len(ids), ", ".join(reasons), first.attempts, error)
+        else:
+            for d in snap.dead_letters:
+                rows[d.message_id] = (d.message_id, d.reason, d.attempts, d.last_error)
+        self.sync(rows)
+        shown = len(snap.dead_letters)
+        total = snap.queue.dead
+        note = f"{total} dead" + (f", newest {shown} shown" if shown < total else "")
+        if self.grouped:
+            note += f", {len(groups)} distinct errors"
+        self.subtitle(note)
+
+    def render_cell(self, column: str, raw: Hashable) -> Text:
+        """Ids, reasons and errors are untrusted: literal and sanitised."""
+        p = self.palette
+        if column in ("count", "attempts"):
+            return fmt.number(str(raw))
+        width = 200 if column == "error" else dict((k, w) for k, _, w in self.spec)[column]
+        style = p.bad if column == "reason" and raw == "consumer-failed" else ""
+        return fmt.untrusted(raw, width, style)
+
+    def selected_ids(self) -> list[str]:
+        """The selected message, or every message of the selected error group."""
+        key = self.selected_key()
+        if key is None:
+            return []
+        if self.grouped:
+            return list(self.groups.get(key[2:], []))
+        return [key] if key in self.letters else []
+
+    def activate(self, key: str) -> None:
+        """Enter: open the selected message (the newest of a group)."""
+        ids = self.selected_ids()
+        if ids and ids[0] in self.letters:
+            self.post_message(self.Opened(self.letters[ids[0]]))

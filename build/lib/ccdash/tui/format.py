@@ -1,0 +1,226 @@
+"""Everything about how numbers and untrusted text look on screen.
+
+Colours come from the active theme (a `Palette`), units and truncation live
+here, and every string that came from outside goes through
+`ccdash.text.sanitize` and into a `rich.text.Text` (never markup), so a
+payload like `[@click=app.quit]` stays text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Text
+from textual.theme import Theme
+
+from ccdash.text import sanitize
+
+DASH = "–"
+
+
+@dataclass(frozen=True, slots=True)
+class Palette:
+    """The colours the dashboard uses, taken from a theme."""
+
+    ok: str
+    warn: str
+    bad: str
+    accent: str
+    primary: str
+    info: str
+    muted: str
+
+    @classmethod
+    def from_theme(cls, theme: Theme) -> Palette:
+        """Map a Textual theme's colours onto the dashboard's roles."""
+        fg = theme.foreground or ("#e0e0e0" if theme.dark else "#202020")
+        return cls(
+            ok=theme.success or "green",
+            warn=theme.warning or "yellow",
+            bad=theme.error or "red",
+            accent=theme.accent or theme.primary,
+            primary=theme.primary,
+            info=theme.secondary or theme.primary,
+            muted=_blend(fg, theme.background or ("#000000" if theme.dark else "#ffffff")),
+        )
+
+
+def _blend(fg: str, bg: str, amount: float = 0.45) -> str:
+    """A colour between foreground and background: readable but quiet."""
+    try:
+        f = [int(fg[i : i + 2], 16) for i in (1, 3, 5)]
+        b = [int(bg[i : i + 2], 16) for i in (1, 3, 5)]
+    except (ValueError, IndexError):
+        return "grey50"
+    mix = [round(x + (y - x) * amount) for x, y in zip(f, b, strict=True)]
+    return "#" + "".join(f"{v:02x}" for v in mix)
+
+
+# -- units -------------------------------------------------------------------
+
+
+def count(n: int | float) -> str:
+    """A count in at most ~5 characters: 950, 12.3k, 4.1M."""
+    n = float(n)
+    if abs(n) < 10_000:
+        return f"{n:.0f}"
+    if abs(n) < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
+def rate(per_s: float) -> str:
+    """Messages per second."""
+    if not math.isfinite(per_s):
+        return DASH
+    return f"{per_s:.0f}/s" if per_s < 10_000 else f"{per_s / 1000:.1f}k/s"
+
+
+def duration(seconds: float | None) -> str:
+    """A latency or age: 0.4ms, 12ms, 1.20s, 42s, 3m05s."""
+    if seconds is None or not math.isfinite(seconds):
+        return DASH
+    if seconds < 0.001:
+        return f"{seconds * 1000:.1f}ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s"
+
+
+def clock_offset(seconds: float) -> str:
+    """Time since start, as t+1.5s, t+42.0s or t+3m05s."""
+    seconds = max(0.0, seconds) if math.isfinite(seconds) else 0.0
+    if seconds < 60:
+        return f"t+{seconds:.1f}s"
+    m, s = divmod(int(seconds), 60)
+    return f"t+{m}m{s:02d}s"
+
+
+# -- text --------------------------------------------------------------------
+
+
+def untrusted(value: object, width: int | None = None, style: str | Style = "") -> Text:
+    """Outside text as one literal line: sanitised, markup never parsed, cut to `width` cells."""
+    text = Text(
+        sanitize(value, None if width is None else width * 2 + 8),
+        style=style,
+        no_wrap=True,
+        overflow="ellipsis",
+        end="",
+    )
+    if width is not None:
+        text.truncate(width, overflow="ellipsis")
+    return text
+
+
+def broker_url(url: str, width: int = 40) -> str:
+    """A broker URL in `width` cells, keeping its scheme and the end of its path (the
+    file name says more than the directories above it)."""
+    if len(url) <= width or "://" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    head = scheme + ":///" if rest.startswith("/") else scheme + "://"
+    keep = max(1, width - len(head) - 1)
+    return head + "…" + rest[-keep:]
+
+
+def plain(value: str, style: str | Style = "", justify: str = "left") -> Text:
+    """Our own text (numbers, labels) as a single-line Text."""
+    return Text(value, style=style, no_wrap=True, overflow="ellipsis", end="", justify=justify)  # type: ignore[arg-type]
+
+
+def number(value: str, style: str | Style = "") -> Text:
+    """A right-aligned number cell."""
+    return plain(value, style, justify="right")
+
+
+STATE_ROLES = {
+    "idle": "muted",
+    "processing": "ok",
+    "draining": "info",
+    "failed": "bad",
+    "stopped": "muted",
+}
+
+
+def state(
+    p: Palette, name: str, *, hung: bool = False, slow: float = 1.0, faded: bool = False
+) -> Text:
+    """A consumer state, coloured; hung/slowed consumers are marked."""
+    label = name
+    role = STATE_ROLES.get(name, "warn")
+    if hung and name not in ("failed", "stopped"):
+        label, role = "hung?", "warn"
+    elif slow > 1.0 and name not in ("failed", "stopped"):
+        label = f"{name} x{slow:g}"
+        role = "warn"
+    style = getattr(p, role)
+    return plain(label, Style(color=style, dim=faded, bold=name == "failed" and not faded))
+
+
+SEVERITY_ROLES = {"critical": "bad", "warning": "warn", "info": "info"}
+
+
+def severity(p: Palette, name: str) -> Text:
+    """An alert severity, coloured."""
+    role = SEVERITY_ROLES.get(name, "info")
+    return untrusted(name, 8, Style(color=getattr(p, role), bold=name == "critical"))
+
+
+def alert_state(p: Palette, name: str) -> Text:
+    """firing / acknowledged / resolved."""
+    color = {"firing": p.bad, "acknowledged": p.warn, "resolved": p.ok}.get(name, p.muted)
+    return untrusted(name, 12, Style(color=color))
+
+
+def verdict(p: Palette, name: str) -> Text:
+    """A drill verdict: pass / fail / pending / done / skipped."""
+    low = name.lower()
+    if low in ("pass", "passed", "ok"):
+        color = p.ok
+    elif low in ("fail", "failed"):
+        color = p.bad
+    elif low in ("pending", "running"):
+        color = p.warn
+    else:
+        color = p.muted
+    return untrusted(name, 10, Style(color=color, bold=True))
+
+
+def bar(p: Palette, fraction: float, width: int, label: str = "") -> Text:
+    """A horizontal bar of `width` cells, filled to `fraction`, coloured by how full it is."""
+    fraction = min(1.0, max(0.0, fraction if math.isfinite(fraction) else 0.0))
+    filled = round(fraction * width)
+    color = p.ok if fraction > 0.5 else p.warn if fraction > 0.2 else p.bad
+    text = Text(no_wrap=True, end="")
+    text.append("█" * filled, Style(color=color))
+    text.append("░" * (width - filled), Style(color=p.muted))
+    if label:
+        text.append(" " + label, Style(color=p.muted))
+    return text
+
+
+__all__ = [
+    "DASH",
+    "Palette",
+    "alert_state",
+    "bar",
+    "broker_url",
+    "clock_offset",
+    "count",
+    "duration",
+    "number",
+    "plain",
+    "rate",
+    "severity",
+    "state",
+    "untrusted",
+    "verdict",
+]

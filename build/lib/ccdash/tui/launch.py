@@ -1,0 +1,82 @@
+"""`run_tui`: what `ccdash` (no --demo) runs: checks, builds the engine and the
+scenario's workload, runs the dashboard, and reports what was left when it ends."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ccdash.tui.app import DashboardApp
+from ccdash.tui.fleet_feed import FleetFeed
+from ccdash.tui.themes import check_theme
+
+
+def run_tui(
+    scenario: Any = None,
+    handler: Any = None,
+    theme: str | None = None,
+    seed: int | None = None,
+    *,
+    broker: str | None = None,
+    metrics_port: int | None = None,
+    log_file: str | None = None,
+) -> int:
+    """Open the dashboard on a scenario (None: the default one); returns the exit code.
+
+    `broker` is a URL (None: memory; sqlite:///FILE.db keeps what is still queued;
+    redis://... joins that fleet as one more worker and shows the other workers too);
+    `metrics_port` serves Prometheus text on 127.0.0.1 during the run; `log_file` gets
+    JSON lines. Raises ValueError("unknown theme ...; available: ...") before starting if
+    the theme is unknown (see `ccdash.tui.themes.check_theme`); BrokerError if the broker
+    cannot be opened and OpsError if the port or the log file cannot (after the
+    terminal is restored): the CLI turns both into one-line usage errors.
+    """
+    theme_name = check_theme(theme)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(
+            "ccdash: error: the dashboard needs a terminal (no TTY here); "
+            "try `ccdash --demo` for the headless run",
+            file=sys.stderr,
+        )
+        return 2
+    from ccdash.scenario import Workload, load_scenario
+
+    if scenario is None:
+        scenario = load_scenario(None)
+    engine = scenario.make_engine(handler=handler, seed=seed, broker=broker)
+    workload = Workload(scenario, engine, seed=seed)
+    fleet = None
+    if broker is not None and broker.startswith(("redis://", "rediss://")):
+        # This process is one more worker of the fleet; the panes show the others too.
+        fleet = FleetFeed(broker, getattr(engine.broker, "worker", ""))
+    app = DashboardApp(
+        engine,
+        workload,
+        theme=theme_name,
+        title=str(getattr(scenario, "name", "") or "ccdash"),
+        metrics_port=metrics_port,
+        log_file=log_file,
+        fleet=fleet,
+    )
+    code = app.run()
+    if app.startup_error is not None:
+        raise app.startup_error
+    snap = engine.snapshot(max_leases=0, max_dead=0)
+    where = ""
+    if engine.leftover:
+        where = (
+            " (the memory broker's contents end with the process)"
+            if snap.broker == "memory"
+            else f" (they stay in {snap.broker})"
+        )
+    print(
+        f"ccdash: engine stopped. published {snap.published}, acked {snap.acked}, "
+        f"in the DLQ {snap.queue.dead}, still queued {engine.leftover}{where}"
+    )
+    if app.engine_error is not None:
+        print(f"ccdash: error: the engine failed: {app.engine_error!r}", file=sys.stderr)
+        return 1
+    return code if isinstance(code, int) else 0
+
+
+__all__ = ["run_tui"]

@@ -1,0 +1,123 @@
+"""Themes as data: `themes/*.toml` files loaded at start-up into Textual `Theme`s.
+
+Each file holds the fields of `textual.theme.Theme` (name, primary, background,
+...). A built-in dark theme is the fallback when the directory is missing or a
+file is broken, so the dashboard always starts. `CCDASH_THEMES_DIR` points at
+another directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
+from textual.theme import Theme
+
+DEFAULT_THEME = "dark"
+
+_FALLBACK = Theme(
+    name=DEFAULT_THEME,
+    dark=True,
+    primary="#4C9BE8",
+    secondary="#8E7CC3",
+    accent="#F0A24A",
+    success="#5FBF6A",
+    warning="#E8C547",
+    error="#E5585A",
+    foreground="#D8DEE9",
+    background="#14171C",
+    surface="#1B1F26",
+    panel="#242A33",
+)
+
+_FIELDS = {f.name for f in dataclasses.fields(Theme)}
+
+
+class ThemeError(ValueError):
+    """A theme file is unreadable or names a field a Theme doesn't have."""
+
+
+def themes_dir() -> Path:
+    """Where theme files live: $CCDASH_THEMES_DIR, else the packaged `ccdash/themes/`
+    (the repository's `themes/` is a link to it)."""
+    env = os.environ.get("CCDASH_THEMES_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / "themes"
+
+
+def load_theme_file(path: Path) -> Theme:
+    """One TOML file -> a Theme; ThemeError names the file and the problem."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ThemeError(f"{path}: {exc}") from None
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise ThemeError(
+            f"{path}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(_FIELDS))}"
+        )
+    data.setdefault("name", path.stem)
+    if "primary" not in data:
+        raise ThemeError(f"{path}: 'primary' is required")
+    try:
+        return Theme(**data)
+    except (TypeError, ValueError) as exc:
+        raise ThemeError(f"{path}: {exc}") from None
+
+
+@lru_cache(maxsize=1)
+def _load_all(directory: str) -> tuple[dict[str, Theme], tuple[str, ...]]:
+    themes: dict[str, Theme] = {}
+    problems: list[str] = []
+    for path in sorted(Path(directory).glob("*.toml")):
+        try:
+            theme = load_theme_file(path)
+        except ThemeError as exc:
+            problems.append(str(exc))
+            continue
+        themes[theme.name] = theme
+    themes.setdefault(DEFAULT_THEME, _FALLBACK)
+    return themes, tuple(problems)
+
+
+def load_themes() -> dict[str, Theme]:
+    """Every usable theme by name (the dark fallback is always there)."""
+    return dict(_load_all(str(themes_dir()))[0])
+
+
+def theme_problems() -> tuple[str, ...]:
+    """Theme files that were skipped, and why."""
+    return _load_all(str(themes_dir()))[1]
+
+
+def available_themes() -> list[str]:
+    """Names `--theme` accepts, default first."""
+    names = sorted(load_themes())
+    names.remove(DEFAULT_THEME)
+    return [DEFAULT_THEME, *names]
+
+
+def check_theme(name: str | None) -> str:
+    """The theme to use for `name` (None -> the default); ValueError lists the valid ones."""
+    if name is None:
+        return DEFAULT_THEME
+    names = available_themes()
+    if name not in names:
+        raise ValueError(f"unknown theme {name!r}; available: {', '.join(names)}")
+    return name
+
+
+__all__ = [
+    "DEFAULT_THEME",
+    "ThemeError",
+    "available_themes",
+    "check_theme",
+    "load_theme_file",
+    "load_themes",
+    "theme_problems",
+    "themes_dir",
+]
