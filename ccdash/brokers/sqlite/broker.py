@@ -23,7 +23,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ccdash.brokers.sqlite import views
 from ccdash.brokers.base import (
     Broker,
     BrokerClosed,
@@ -37,12 +36,13 @@ from ccdash.brokers.base import (
     ReceiptRejected,
     encode_body,
 )
+from ccdash.brokers.sqlite import views
+from ccdash.brokers.sqlite.broker_views import BrokerViews
 from ccdash.brokers.sqlite.frame import HOUSEKEEPING_EVERY
 from ccdash.brokers.sqlite.link import Link
 from ccdash.brokers.sqlite.parking import Parking
 from ccdash.brokers.sqlite.schema import SqliteOpenError, SqliteTarget, connect, parse_url
 from ccdash.brokers.sqlite.store import FULL, open_store
-from ccdash.brokers.sqlite.broker_views import BrokerViews
 from ccdash.brokers.sqlite.writer import Checkpointer, Writer
 from ccdash.clock import Clock, MonotonicClock
 

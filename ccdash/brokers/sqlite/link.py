@@ -16,8 +16,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ccdash.brokers.sqlite import views
 from ccdash.brokers.base import BrokerError
+from ccdash.brokers.sqlite import views
 from ccdash.brokers.sqlite.store import Store
 from ccdash.brokers.sqlite.writer import Op, Writer
 

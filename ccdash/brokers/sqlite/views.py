@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
 
 from ccdash.brokers.base import (
     REASON_EXPIRED,
     DeadLetter,
     HistoryEntry,
     LeaseInfo,
-    QueueConfig,
-    QueueStats,
     decode_body,
 )
 from ccdash.brokers.sqlite.schema import COUNTER_COLUMNS
-
 
 _INF = float("inf")
 
