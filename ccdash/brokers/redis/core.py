@@ -37,8 +37,10 @@ class RedisCore(Protocol):
     keys: Keys
     book: LocalBook
     flusher: Flusher
-    presence: PresenceState
     presence_info: Callable[[], dict[str, Any]] | None
+
+    @property
+    def presence(self) -> PresenceState: ...
 
     def has_waiters(self) -> bool: ...
 
