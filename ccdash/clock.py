@@ -99,6 +99,11 @@ class FakeClock:
         finally:
             timer.cancel()
 
+    def block(self, seconds: float) -> None:
+        """Let time pass with nothing run meanwhile, as a handler that blocks the event
+        loop (`time.sleep` in `async def`) makes it pass; due timers fire afterwards."""
+        self._now += max(0.0, seconds)
+
     def next_timer(self) -> float | None:
         """When the earliest pending timer is due, if any."""
         while self._timers and self._timers[0][2].cancelled:
@@ -117,7 +122,7 @@ class FakeClock:
             self._now = max(self._now, due)
             timer.callback()
             await settle()
-        self._now = target
+        self._now = max(self._now, target)  # a `block` meanwhile may have gone past it
         await settle()
 
     async def run_until(

@@ -168,6 +168,15 @@ class Broker(abc.ABC):
     # broker's has; a durable or remote one queues it for its next commit or round
     # trip, and a message is accepted only once `publish` (or `flush`) returns.
     stores_on_publish_nowait: bool = False
+    # The latest time up to which the process vouches it ran on time (the engine's health
+    # tick sets it). A lease deadline past it is not judged expired yet: the event loop
+    # was stalled (a handler blocking it), and the holder gets to extend it first.
+    stall_guard: Callable[[], float] | None = None
+
+    def expiry_now(self, now: float) -> float:
+        """The time lease expiry may be judged at: `now`, held back while stalled."""
+        guard = self.stall_guard
+        return now if guard is None else min(now, guard())
 
     @abc.abstractmethod
     async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:

@@ -111,6 +111,7 @@ class _Level:
 
 
 _INF = float("inf")
+_STALL_RECHECK = 0.05  # seconds between looks at leases held back by a stall
 
 
 def _by_deadline(msg: _Msg) -> float:
@@ -421,7 +422,9 @@ class MemoryBroker(Broker):
         """The rare acks: of a lease that expired unreaped (taken from _leases already),
         of a stray lease, or of no lease at all. Returns the message if the ack stands."""
         now = self.clock.now()
-        if msg is not None:  # expired: it failed as lease-expired, as the reaper would say
+        if msg is not None:  # past its deadline: expired, unless the process was stalled
+            if msg.deadline > self.expiry_now(now):
+                return msg  # the loop was blocked, not the holder: the ack stands
             self._expire(msg, now)
             if self._readers:
                 self._wake_readers()
@@ -546,12 +549,14 @@ class MemoryBroker(Broker):
             for msg in self._delayed.pop_expired(now):
                 self._make_ready(msg)
                 woke = True
+        judge = now
         if now >= self._lease_due:
+            judge = self.expiry_now(now)
             leases = self._leases
             expired = []
             head = _INF
             for msg in leases.values():  # in deadline order: stop at the first alive
-                if msg.deadline > now:
+                if msg.deadline > judge:
                     head = msg.deadline
                     break
                 expired.append(msg)
@@ -561,11 +566,15 @@ class MemoryBroker(Broker):
                 self._expire(msg, now)
             woke = woke or bool(expired)
         if self._stray_expiry:
-            for msg in self._stray_expiry.pop_expired(now):
+            judge = self.expiry_now(now)
+            for msg in self._stray_expiry.pop_expired(judge):
                 del self._stray[msg.receipt]
                 self._expire(msg, now)
                 woke = True
         self._due = self._next_deadline()
+        if judge < now and self._due <= now:
+            # Judging is held back (a stall): look again shortly, not in a timer spin.
+            self._due = now + _STALL_RECHECK
         if woke and self._readers:
             self._wake_readers()
 

@@ -32,7 +32,7 @@ from ccdash.engine.balancers import Balancer, make_balancer
 from ccdash.engine.config import EngineConfig
 from ccdash.engine.consumer import BatchHandler, Consumer, Handler
 from ccdash.engine.guards import CircuitBreaker, TokenBucket
-from ccdash.engine.health import HealthMonitor
+from ccdash.engine.health import STALL_MIN, HealthMonitor
 from ccdash.engine.metrics import empty_counts
 from ccdash.engine.snapshot import (
     DRAINING,
@@ -43,6 +43,7 @@ from ccdash.engine.snapshot import (
     ScalingEvent,
     Snapshot,
 )
+from ccdash.engine.stall import BlockSampler
 from ccdash.engine.views import build_snapshot
 
 
@@ -113,6 +114,7 @@ class Engine:
         self.stopping = False
         self._stopped = False
         self.leftover = 0  # messages still queued when the engine stopped
+        self._sampler: BlockSampler | None = None
 
     def queue_config(self) -> QueueConfig:
         """The broker settings this engine's config implies."""
@@ -146,6 +148,13 @@ class Engine:
                 cfg.rate_limit, float(cfg.rate_burst or max(1, cfg.rate_limit)), self.clock.now()
             )
         await self.broker.open()
+        self.health.alive_at = self.clock.now()
+        self.broker.stall_guard = self.health.vouched_until
+        if isinstance(self.clock, MonotonicClock):  # it watches real time only
+            self._sampler = BlockSampler(asyncio.get_running_loop(),
+                                         max(self.health.slack, STALL_MIN),
+                                         self._running_delivery, self.health.blamed)
+            self._sampler.start()
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         self.running = True
@@ -181,6 +190,9 @@ class Engine:
             await self.broker.release_holder(c.id, REASON_RELEASED, "engine shut down")
             self._retire(c, STOPPED, "engine shut down")
         self.health.stop()
+        if self._sampler is not None:
+            self._sampler.stop()
+        self.broker.stall_guard = None
         self.running = False
         assert self._tg is not None
         for task in self._loops:
@@ -738,6 +750,15 @@ class Engine:
     def events_since(self, seq: int) -> list[Event]:
         """Events with a sequence number above `seq` still in the buffer."""
         return [e for e in self.events if e.seq > seq]
+
+    def _running_delivery(self, task: asyncio.Task[Any] | None) -> tuple[str, str] | None:
+        """The consumer whose task this is, and the message it handles. Called by the
+        stall sampler's thread while the loop is blocked (so nothing changes meanwhile)."""
+        for c in list(self.consumers.values()):
+            if c.task is task:
+                current = list(c.current)
+                return c.id, current[0].message_id if current else ""
+        return None
 
     def _broker_event(self, kind: str, fields: dict[str, Any]) -> None:
         if kind == "lease-expired":

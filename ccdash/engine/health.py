@@ -5,6 +5,13 @@ handlers over their timeout, extends leases that a live consumer still holds,
 fails consumers whose heartbeat is too old, lets the supervisor replace them,
 and refreshes the metrics and alerts. Beating right before judging means a
 blocked event loop delays everyone alike and never causes a false failover.
+
+Leases get the same care: the monitor vouches that the process ran on time up to
+its next tick (plus some slack), and the broker judges no lease expired beyond
+that. A tick that comes late found a stall (a handler blocking the loop): it
+first extends what live consumers hold, then vouches again, so a delivery that
+only waited out the stall is not charged an attempt. The stall is recorded with
+its culprit (what stall.BlockSampler saw running), logged and alerted.
 """
 
 from __future__ import annotations
@@ -14,8 +21,11 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ccdash.brokers.base import ReceiptRejected
+from ccdash.engine.alerts import WARNING
 from ccdash.engine.metrics import RateMeter, empty_counts, quantile_of
 from ccdash.engine.rules import RuleEvaluator
+from ccdash.engine.snapshot import StallView
+from ccdash.engine.stall import Blame
 
 if TYPE_CHECKING:
     from ccdash.engine.consumer import Consumer
@@ -23,6 +33,8 @@ if TYPE_CHECKING:
 
 HIST_GENERATION = 10.0  # seconds per latency-histogram generation (window: 10-20 s)
 DLQ_WINDOW = 10.0  # "DLQ growing" looks at this many seconds
+STALL_MIN = 0.1  # a late tick is recorded as a stall from this many seconds
+STALL_QUIET = 30.0  # the loop-stalled alert resolves after this long without a stall
 
 
 class HealthMonitor:
@@ -41,10 +53,31 @@ class HealthMonitor:
         self._running = True
         self.ticks = 0
         self.rules = RuleEvaluator(engine, engine.config.rules())
+        cfg = engine.config
+        interval = cfg.heartbeat_interval
+        # How late a tick may be before lease judging waits for it; below the gap between
+        # the interval and the visibility timeout, so kept leases never run out between.
+        self.slack = min(interval, cfg.visibility_timeout - interval) / 2
+        self.alive_at = engine.clock.now()  # the last tick that kept the leases
+        self.stalls: deque[StallView] = deque(maxlen=50)  # oldest first
+        self.blame: Blame | None = None  # the sampler's latest sighting, not yet recorded
 
     def stop(self) -> None:
         """End the loop after the current tick."""
         self._running = False
+
+    def vouched_until(self) -> float:
+        """Up to when lease expiry may be judged: the next tick's time plus slack while
+        ticks come on time; held there while one is late (the loop is stalled). A
+        stopped monitor keeps no leases, so it vouches for any time."""
+        if not self._running:
+            return float("inf")
+        return self.alive_at + self.engine.config.heartbeat_interval + self.slack
+
+    def blamed(self, blame: Blame) -> None:
+        """The sampler saw what blocked the loop; the next tick records it."""
+        if self.blame is None or blame.seconds > self.blame.seconds:
+            self.blame = blame
 
     def may_restart(self) -> bool:
         """Within the restart intensity limit? Records the restart if so."""
@@ -61,13 +94,16 @@ class HealthMonitor:
         """Tick every heartbeat_interval until stopped."""
         clock = self.engine.clock
         interval = self.engine.config.heartbeat_interval
-        expected = clock.now() + interval
+        last_end = self.alive_at  # the engine's start, then the end of each tick
+        expected = last_end + interval
         while self._running:
-            await clock.sleep(max(0.0, expected - clock.now()))
+            target = max(expected, last_end)  # a tick that ran over is not loop lag
+            await clock.sleep(max(0.0, target - clock.now()))
             now = clock.now()
-            self.loop_lag = max(0.0, now - expected)
+            self.loop_lag = max(0.0, now - target)
             expected = max(expected + interval, now)  # skip missed ticks, never pile up
             await self.tick()
+            last_end = clock.now()
 
     async def tick(self) -> None:
         """One round of health keeping."""
@@ -76,14 +112,23 @@ class HealthMonitor:
         now = eng.clock.now()
         self.ticks += 1
         consumers = list(eng.consumers.values())
+        stalled = self.loop_lag > max(self.slack, STALL_MIN)
+        kept = 0
         for c in consumers:
             if c.hung:
                 continue
             c.last_beat = now
+            if stalled and c.current:  # waiting out a stall is no handler time
+                c.started_at += self.loop_lag
             if cfg.handler_timeout is not None and c.current and \
                     now - c.started_at > cfg.handler_timeout:
                 c.time_out()
-            await self._keep_leases(c, now)
+            kept += await self._keep_leases(c, now)
+        self.alive_at = now  # leases kept: judging may go on
+        if stalled or self.blame is not None:
+            self._record_stall(now, kept)
+        elif self.stalls and now - self.stalls[-1].at > STALL_QUIET:
+            eng.alerts.resolve("loop-stalled")
         for c in consumers:
             if c.id in eng.consumers and now - c.last_beat > cfg.heartbeat_timeout:
                 await eng.fail_consumer(c, f"no heartbeat for {now - c.last_beat:.1f}s")
@@ -94,14 +139,45 @@ class HealthMonitor:
         if eng.autoscale and eng.autoscaler is not None:
             await eng.autoscaler.tick(now)
 
-    async def _keep_leases(self, c: Consumer, now: float) -> None:
-        """Extend leases this live consumer holds before they run out."""
-        vt = self.engine.config.visibility_timeout
+    async def _keep_leases(self, c: Consumer, now: float) -> int:
+        """Extend leases this live consumer holds before they run out (before the next
+        tick plus slack, at the latest). Returns how many had already run out by the
+        clock (a stall) and were kept."""
+        cfg = self.engine.config
+        vt = cfg.visibility_timeout
+        soon = max(vt / 2, cfg.heartbeat_interval + 2 * self.slack)
+        kept = 0
         for d in c.held_deliveries():
-            if d.deadline - now < vt / 2:
+            if d.deadline - now < soon:
                 # Already expired? Then the ack will be rejected and counted.
                 with contextlib.suppress(ReceiptRejected):
+                    late = d.deadline <= now
                     d.deadline = await self.engine.broker.extend(d.receipt, vt)
+                    kept += late
+        return kept
+
+    def _record_stall(self, now: float, kept: int) -> None:
+        """Log, alert and keep (for the snapshot) a stall and its culprit if seen."""
+        eng = self.engine
+        blame, self.blame = self.blame, None
+        seconds = max(self.loop_lag, blame.seconds if blame else 0.0)
+        stall = StallView(now, seconds, blame.consumer_id if blame else "",
+                          blame.message_id if blame else "", blame.where if blame else "",
+                          kept)
+        self.stalls.append(stall)
+        if stall.consumer_id:
+            cause = f"by {stall.consumer_id}'s handler of {stall.message_id}"
+            if stall.where:
+                cause += f" (at {stall.where})"
+        elif stall.where:
+            cause = f"at {stall.where}"
+        else:
+            cause = "(what blocked it was not seen)"
+        msg = (f"event loop blocked {seconds:.1f}s {cause}; {kept} leases that ran out "
+               f"meanwhile were kept, no attempt charged")
+        eng.emit("loop-stalled", msg, seconds=round(seconds, 3), consumer=stall.consumer_id,
+                 message_id=stall.message_id, where=stall.where, leases_kept=kept)
+        eng.alerts.fire("loop-stalled", WARNING, msg)
 
     def _metrics(self, now: float) -> None:
         eng = self.engine

@@ -87,6 +87,18 @@ class ScalingEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class StallView:
+    """A stretch in which the event loop did not run on time, and what blocked it if seen."""
+
+    at: float  # when the health tick found it
+    seconds: float  # how long the loop was held up
+    consumer_id: str = ""  # whose handler was running meanwhile ("" if not seen)
+    message_id: str = ""  # the delivery it was handling
+    where: str = ""  # the innermost code line seen while blocked: "file:line in func"
+    leases_kept: int = 0  # leases that ran out meanwhile and were kept, not charged
+
+
+@dataclass(frozen=True, slots=True)
 class AutoscalerView:
     """The autoscaler's newest decision and how its forecast compares with what came."""
 
@@ -124,6 +136,7 @@ class Snapshot:
     scaling: tuple[ScalingEvent, ...] = ()
     last_event_seq: int = 0
     autoscaler: AutoscalerView | None = None
+    stalls: tuple[StallView, ...] = ()  # newest first: event-loop stalls and their culprits
 
     @property
     def live_consumers(self) -> int:

@@ -76,6 +76,7 @@ def build_snapshot(eng: Engine, *, max_leases: int, max_dead: int) -> Snapshot:
         scaling=tuple(eng.scaling),
         last_event_seq=eng.events[-1].seq if eng.events else 0,
         autoscaler=autoscaler_view(eng, now),
+        stalls=tuple(reversed(h.stalls)),
     )
 
 
