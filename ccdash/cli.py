@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import importlib
 import inspect
 import math
@@ -22,14 +21,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ccdash import __version__
+from ccdash.brokers import is_redis_url
 from ccdash.brokers.base import BrokerError
+from ccdash.hints import did_you_mean, is_async_callable
 from ccdash.ops import OpsError
 from ccdash.scenario import ScenarioError, builtin_names, load_scenario
 
 SUBCOMMANDS = ("bench", "worker")
 BROKER_URLS = {"sqlite": "sqlite:///file.db", "redis": "redis://host:port/db",
                "rediss": "rediss://host:port/db"}
-REDIS_SCHEMES = ("redis", "rediss")  # a fleet: the dashboard and --demo join it as a worker
 
 EPILOG = """\
 other commands:
@@ -138,14 +138,12 @@ def load_handler(spec: str) -> Callable[..., Any]:
     for part in attr.split("."):
         if not hasattr(obj, part):
             names = [n for n in dir(obj) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise UsageError(f"--handler: {module_name!r} has no {attr!r}{hint}")
+            raise UsageError(f"--handler: {module_name!r} has no {attr!r}"
+                             f"{did_you_mean(part, names)}")
         obj = getattr(obj, part)
     if not callable(obj):
         raise UsageError(f"--handler: {spec} is a {type(obj).__name__}, not a function")
-    if not (inspect.iscoroutinefunction(obj)
-            or inspect.iscoroutinefunction(getattr(obj, "__call__", None))):  # noqa: B004
+    if not is_async_callable(obj):
         raise UsageError(f"--handler: {spec} is not async; define it with `async def "
                          f"{attr.split('.')[-1]}(delivery)`")
     return obj  # type: ignore[no-any-return]
@@ -164,7 +162,7 @@ def check_broker(url: str) -> None:
         except BrokerError as exc:
             raise UsageError(f"--broker: {exc}") from None
         return
-    if scheme in REDIS_SCHEMES:
+    if is_redis_url(url):
         if "@" not in url and not url.split("://", 1)[1].split("?", 1)[0]:
             raise UsageError(f"--broker: expected {BROKER_URLS[scheme]}, got {url!r}")
         return  # reachability is checked when the run opens it (one line, exit 2)

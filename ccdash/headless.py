@@ -26,7 +26,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ccdash.brokers import redact_url
+from ccdash.brokers import is_redis_url, redact_url
 from ccdash.brokers.base import Broker
 from ccdash.clock import Clock
 from ccdash.engine import Engine
@@ -36,7 +36,7 @@ from ccdash.ops import OpsError
 from ccdash.ops.logfile import JsonLogWriter, open_log
 from ccdash.ops.prometheus import MetricsServer, serve_metrics
 from ccdash.scenario import Progress, Scenario, Workload, WorkloadEvent, exit_code
-from ccdash.scenario.shared import is_shared, settle_shared
+from ccdash.scenario.shared import settle_shared
 from ccdash.text import sanitize  # untrusted text (handler errors) shown literally
 
 PLAIN_STATUS_EVERY = 2.0  # seconds between status lines without a terminal
@@ -321,11 +321,11 @@ async def run_demo(
     for listener in listeners:
         engine.add_listener(listener)
     workload = Workload(scenario, engine, seed=seed)
-    if isinstance(broker, str) and is_shared(broker):
-        workload.shared_url = broker
+    shared = broker if is_redis_url(broker) else None
+    if shared is not None:
+        workload.shared_url = shared
     server = None if metrics_port is None else await serve_metrics(engine, metrics_port)
     try:
-        shared = broker if isinstance(broker, str) and is_shared(broker) else None
         return await _run(scenario, view, engine, workload, duration, server, handle_signals,
                           shared)
     finally:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ccdash.brokers import redact_url
+from ccdash.brokers import is_redis_url, redact_url
 from ccdash.brokers.base import BrokerError
 
 
@@ -92,7 +92,7 @@ def _main(argv: list[str], parser: argparse.ArgumentParser | None) -> int:
 
     args = (parser or build_parser()).parse_args(argv)
     url = args.broker
-    if not url.startswith(("redis://", "rediss://")):
+    if not is_redis_url(url):
         raise WorkerUsageError(f"--broker: a worker needs a redis:// or rediss:// URL, "
                                f"got {redact_url(url)!r}")
     try:

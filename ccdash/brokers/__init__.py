@@ -7,16 +7,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TypeGuard
 from urllib.parse import urlsplit, urlunsplit
 
 from ccdash.brokers.base import Broker, BrokerError, QueueConfig
 from ccdash.clock import Clock
 
-if TYPE_CHECKING:
-    pass
-
 SCHEMES = ("memory", "sqlite", "redis", "rediss")
+REDIS_SCHEMES = ("redis", "rediss")  # a queue shared by worker processes (a fleet)
 
 
 class BrokerURLError(BrokerError, ValueError):
@@ -54,6 +52,11 @@ def check_url(url: str) -> str:
     return scheme
 
 
+def is_redis_url(url: object) -> TypeGuard[str]:
+    """Is this a Redis broker URL (a queue that other processes share)?"""
+    return isinstance(url, str) and "://" in url and url.split("://", 1)[0] in REDIS_SCHEMES
+
+
 def open_broker(
     url: str, config: QueueConfig, *, clock: Clock | None = None, read_ahead: int = 128
 ) -> Broker:
@@ -73,4 +76,4 @@ def open_broker(
     return RedisBroker.from_url(url, config, clock=clock, default_fetch=read_ahead)
 
 
-__all__ = ["Broker", "BrokerURLError", "open_broker", "redact_url", "check_url"]
+__all__ = ["Broker", "BrokerURLError", "check_url", "is_redis_url", "open_broker", "redact_url"]

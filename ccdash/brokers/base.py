@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccdash.backoff import full_jitter
+
 Receipt = int | str
 """Opaque proof of one delivery; a new one for every delivery of a message."""
 
@@ -136,8 +138,7 @@ class QueueConfig:
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry after failed `attempt`: exponential, capped, full jitter."""
-        ceiling = min(self.backoff_max, self.backoff_base * (2.0 ** min(attempt - 1, 60)))
-        return self.rng.uniform(0.0, ceiling)
+        return full_jitter(self.rng, self.backoff_base, self.backoff_max, attempt)
 
 
 def encode_body(body: Any) -> tuple[bytes, bool]:

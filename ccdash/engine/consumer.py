@@ -8,7 +8,6 @@ handlers run in a thread so they cannot stall heartbeats.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ccdash.brokers.base import Delivery, ReceiptRejected
 from ccdash.engine.metrics import LatencyHistogram
 from ccdash.engine.snapshot import DRAINING, IDLE, LIVE_STATES, PROCESSING
+from ccdash.hints import is_async_callable
 
 if TYPE_CHECKING:
     from ccdash.engine.engine import Engine
@@ -24,13 +24,6 @@ Handler = Callable[[Delivery], Awaitable[None]] | Callable[[Delivery], None]
 BatchHandler = Callable[[list[Delivery]], Awaitable[Mapping[str, Any] | None]]
 
 _EWMA_ALPHA = 0.3
-
-
-def is_async_callable(fn: Callable[..., Any]) -> bool:
-    """True for `async def` functions and objects whose __call__ is one."""
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - callable objects too
-    )
 
 
 def describe_error(exc: BaseException) -> str:

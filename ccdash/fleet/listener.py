@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from ccdash.brokers.redis.link import Backoff
+from ccdash.backoff import Backoff
 from ccdash.fleet.connect import connect
 from ccdash.fleet.control import MAX_AGE, Verdict, redis_time, verify
 

@@ -19,6 +19,7 @@ from ccdash.engine import Engine
 from ccdash.engine.balancers import BALANCERS
 from ccdash.engine.consumer import Handler
 from ccdash.engine.snapshot import Event
+from ccdash.hints import did_you_mean
 from ccdash.scenario.errors import ScenarioError
 from ccdash.scenario.ledger import Ledger, Tap
 from ccdash.scenario.model import TARGETS, drill_label
@@ -382,8 +383,5 @@ def check_action(action: str) -> None:
         return
     if action in KNOWN_ACTIONS:
         raise ScenarioError(f"drill action {action!r} is not available yet in this version")
-    import difflib
-
-    close = difflib.get_close_matches(action, DRILL_ACTIONS, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ScenarioError(f"unknown drill action {action!r}{hint}; valid: {', '.join(DRILL_ACTIONS)}")
+    raise ScenarioError(f"unknown drill action {action!r}{did_you_mean(action, DRILL_ACTIONS)}; "
+                        f"valid: {', '.join(DRILL_ACTIONS)}")

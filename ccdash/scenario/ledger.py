@@ -12,12 +12,12 @@ notes the ids the broker no longer holds (acked by someone), after the run.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from ccdash.brokers.base import Delivery
 from ccdash.clock import Clock
+from ccdash.hints import is_async_callable
 
 Completion = Callable[[str, str, float], None]  # message id, consumer id, clock time
 
@@ -67,8 +67,7 @@ class Tap:
     def __init__(self, inner: Callable[[Delivery], Any], ledger: Ledger) -> None:
         self.inner = inner
         self.ledger = ledger
-        self._async = inspect.iscoroutinefunction(inner) or inspect.iscoroutinefunction(
-            getattr(inner, "__call__", None))  # noqa: B004 - callable objects too
+        self._async = is_async_callable(inner)
 
     async def __call__(self, d: Delivery) -> None:
         """Run the handler; a normal return is a completion."""

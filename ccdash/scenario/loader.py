@@ -4,7 +4,6 @@ naming the file, the line, the field and what was expected."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import re
 import tomllib
@@ -22,6 +21,7 @@ from ccdash.engine.rules import (
     RuleError,
     default_rules,
 )
+from ccdash.hints import closest, did_you_mean
 from ccdash.scenario.drills import DRILL_ACTIONS, KNOWN_ACTIONS
 from ccdash.scenario.errors import ScenarioError
 from ccdash.scenario.locate import KeyLocator, Path, dotted
@@ -105,10 +105,8 @@ def load_scenario(path: str | FsPath | None = None) -> Scenario:
     try:
         text = p.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        hint = ""
-        close = difflib.get_close_matches(p.stem, builtin_names(), n=1)
-        if close:
-            hint = f" (did you mean the built-in scenario {close[0]!r}?)"
+        close = closest(p.stem, builtin_names())
+        hint = f" (did you mean the built-in scenario {close!r}?)" if close else ""
         raise ScenarioError(f"no such file{hint}", file=shown) from None
     except OSError as exc:
         raise ScenarioError(f"cannot read it: {exc.strerror or exc}", file=shown) from None
@@ -129,12 +127,6 @@ def parse_scenario(text: str, *, file: str = "<scenario>", default_name: str = "
         msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
         raise ScenarioError(f"invalid TOML: {msg}", file=file, line=line) from None
     return _Reader(data, text, file).scenario(default_name)
-
-
-def did_you_mean(word: str, valid: Iterable[str]) -> str:
-    """` (did you mean 'x'?)` when something valid is close, else ``."""
-    close = difflib.get_close_matches(word, list(valid), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _kind(v: Any) -> str:

@@ -17,14 +17,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ccdash.scenario.workload import Workload
 
-SHARED_SCHEMES = ("redis://", "rediss://")
-
-
-def is_shared(url: str | None) -> bool:
-    """Does this broker URL name a queue other processes consume too?"""
-    return bool(url) and str(url).startswith(SHARED_SCHEMES)
-
-
 async def settle_shared(workload: Workload, url: str, acked_before: int) -> int:
     """Mark the workload's ids that another worker acked; returns how many.
     `acked_before` is the fleet's acked counter when the run started."""

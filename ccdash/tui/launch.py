@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ccdash.brokers import is_redis_url
 from ccdash.tui.app import DashboardApp
 from ccdash.tui.fleet_feed import FleetFeed
 from ccdash.tui.themes import check_theme
@@ -46,7 +47,7 @@ def run_tui(
     engine = scenario.make_engine(handler=handler, seed=seed, broker=broker)
     workload = Workload(scenario, engine, seed=seed)
     fleet = None
-    if broker is not None and broker.startswith(("redis://", "rediss://")):
+    if is_redis_url(broker):
         # This process is one more worker of the fleet; the panes show the others too.
         fleet = FleetFeed(broker, getattr(engine.broker, "worker", ""))
     app = DashboardApp(

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ccdash.backoff import Backoff
 from ccdash.brokers.base import (
     REASON_RELEASED,
     Broker,
@@ -42,7 +43,6 @@ from ccdash.brokers.redis.flusher import Flusher, Snapshot, parse_stats
 from ccdash.brokers.redis.keys import Keys
 from ccdash.brokers.redis.leases import LeaseOps
 from ccdash.brokers.redis.link import (
-    Backoff,
     LinkDown,
     RedisLink,
     evalsha,

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ccdash.brokers.redis.link import Backoff, LinkDown, Raw, RedisLink, evalsha, is_nogroup
+from ccdash.backoff import Backoff
+from ccdash.brokers.redis.link import LinkDown, Raw, RedisLink, evalsha, is_nogroup
 
 log = logging.getLogger("ccdash.redis")
 

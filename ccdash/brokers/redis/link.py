@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -40,25 +39,6 @@ class LinkDown(BrokerError):
 
 class LostState(BrokerError):
     """Redis no longer has the consumer group (restarted without persistence?)."""
-
-
-class Backoff:
-    """Reconnect delays: exponential from `base`, capped, with full jitter."""
-
-    def __init__(self, base: float = 0.05, cap: float = 2.0, rng: random.Random | None = None):
-        self.base = base
-        self.cap = cap
-        self.rng = rng or random.Random()
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        """The delay before the next try; grows with each failure in a row."""
-        self.failures += 1
-        return self.rng.uniform(0.0, min(self.cap, self.base * 2.0 ** min(self.failures, 30)))
-
-    def reset(self) -> None:
-        """A success: start again from the base."""
-        self.failures = 0
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
+from ccdash.backoff import Backoff
 from ccdash.brokers.base import BrokerError
 from ccdash.brokers.redis.keys import GROUP
-from ccdash.brokers.redis.link import Backoff, LinkDown, RedisLink, evalsha, is_nogroup
+from ccdash.brokers.redis.link import LinkDown, RedisLink, evalsha, is_nogroup
 from ccdash.brokers.redis.local import Entry
 
 if TYPE_CHECKING:
