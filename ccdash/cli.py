@@ -195,12 +195,7 @@ def check_theme(name: str) -> None:
 
 
 def _subcommand(name: str, argv: list[str]) -> int:
-    try:
-        module = importlib.import_module(f"ccdash.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"ccdash.{name}":
-            raise UsageError(f"`ccdash {name}` is not available yet in this version") from None
-        raise
+    module = importlib.import_module(f"ccdash.{name}")
     parser = Parser(prog=f"ccdash {name}")
     if hasattr(module, "build_parser"):  # reuse its arguments, with our one-line errors
         built = module.build_parser()

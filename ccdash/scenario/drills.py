@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ccdash.engine import Engine
 from ccdash.engine.balancers import BALANCERS
 from ccdash.engine.consumer import Handler
 from ccdash.engine.snapshot import Event
@@ -28,10 +27,7 @@ from ccdash.scenario.simulated import Simulation
 if TYPE_CHECKING:
     from ccdash.scenario.workload import Workload
 
-KNOWN_ACTIONS = ("kill", "hang", "slow", "poison", "burst", "scale", "balancer", "rolling-update")
-# rolling-update only once the engine can do it (a later issue builds it).
-DRILL_ACTIONS: tuple[str, ...] = tuple(
-    a for a in KNOWN_ACTIONS if a != "rolling-update" or hasattr(Engine, "rolling_update"))
+DRILL_ACTIONS = ("kill", "hang", "slow", "poison", "burst", "scale", "balancer", "rolling-update")
 FAULTS = ("kill", "hang")  # the drills whose detection and recovery are judged
 
 PENDING = "pending"
@@ -381,7 +377,5 @@ def check_action(action: str) -> None:
     """ScenarioError unless `action` is a drill the engine can run."""
     if action in DRILL_ACTIONS:
         return
-    if action in KNOWN_ACTIONS:
-        raise ScenarioError(f"drill action {action!r} is not available yet in this version")
     raise ScenarioError(f"unknown drill action {action!r}{did_you_mean(action, DRILL_ACTIONS)}; "
                         f"valid: {', '.join(DRILL_ACTIONS)}")

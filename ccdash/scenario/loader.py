@@ -22,7 +22,7 @@ from ccdash.engine.rules import (
     default_rules,
 )
 from ccdash.hints import closest, did_you_mean
-from ccdash.scenario.drills import DRILL_ACTIONS, KNOWN_ACTIONS
+from ccdash.scenario.drills import DRILL_ACTIONS
 from ccdash.scenario.errors import ScenarioError
 from ccdash.scenario.locate import KeyLocator, Path, dotted
 from ccdash.scenario.model import (
@@ -388,10 +388,6 @@ class _Reader:
             if "action" not in t:
                 raise self.fail(p, f"needs an action; valid: {', '.join(DRILL_ACTIONS)}")
             action = t["action"]
-            if isinstance(action, str) and action in KNOWN_ACTIONS \
-                    and action not in DRILL_ACTIONS:
-                raise self.fail((*p, "action"), f"{action!r} is not available yet "
-                                "(the engine has no rolling updates in this version)")
             action = self.string(t, "action", p, None, DRILL_ACTIONS, "drill action")
             self.keys(t, p, (*DRILL_COMMON, *DRILL_BY_ACTION[action]),
                       {k: v for k, v in owners.items() if k not in DRILL_BY_ACTION[action]})
