@@ -27,7 +27,7 @@ from ccdash.hints import did_you_mean, is_async_callable
 from ccdash.ops import OpsError
 from ccdash.scenario import ScenarioError, builtin_names, load_scenario
 
-SUBCOMMANDS = ("bench", "worker")
+SUBCOMMANDS = ("bench", "replay", "worker")
 BROKER_URLS = {"sqlite": "sqlite:///file.db", "redis": "redis://host:port/db",
                "rediss": "rediss://host:port/db"}
 
@@ -36,6 +36,8 @@ other commands:
   ccdash bench [--broker URL] [--json PATH]   throughput beside an asyncio.Queue floor
   ccdash worker --broker redis://... --handler pkg.module:func
                                               a worker process of a fleet
+  ccdash replay FILE [--report] [--plot F.svg]
+                                              a recording (--record) in the dashboard
 
 exit status: 0 passed, 1 something lost or an SLO failed, 2 usage error,
 130/143 stopped by SIGINT/SIGTERM.
@@ -113,6 +115,14 @@ def build_parser() -> Parser:
     p.add_argument("--log-file", metavar="PATH",
                    help="append one JSON line per operational event (consumer failed, "
                         "scaling, drill step, alert, ...)")
+    p.add_argument("--record", metavar="FILE",
+                   help="record the run to FILE (owner-only) for `ccdash replay FILE`")
+    p.add_argument("--record-bodies", action="store_true",
+                   help="with --record: keep dead letters' message bodies too (left out "
+                        "by default)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="draw the run's timeline, drills marked, to FILE.svg/.png/.pdf "
+                        "(--demo; needs matplotlib)")
     p.add_argument("--version", action="version", version=f"ccdash {__version__}")
     return p
 
@@ -170,16 +180,36 @@ def check_broker(url: str) -> None:
                      f"{', '.join(BROKER_URLS.values())}")
 
 
-def check_json_path(path: str) -> None:
-    """Fail before the run, not after it, if the report cannot be written there."""
+def check_json_path(path: str, flag: str = "--json") -> None:
+    """Fail before the run, not after it, if the report (or `flag`'s file) cannot be
+    written there."""
     p = Path(path)
     if p.is_dir():
-        raise UsageError(f"--json: {path} is a directory; give a file path")
+        raise UsageError(f"{flag}: {path} is a directory; give a file path")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise UsageError(f"--json: directory {str(parent)!r} does not exist")
+        raise UsageError(f"{flag}: directory {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK):
-        raise UsageError(f"--json: directory {str(parent)!r} is not writable")
+        raise UsageError(f"{flag}: directory {str(parent)!r} is not writable")
+
+
+def check_evidence(args: argparse.Namespace) -> None:
+    """--record, --record-bodies and --plot: where they apply, and files that can be written."""
+    if args.record_bodies and not args.record:
+        raise UsageError("--record-bodies applies to --record FILE; add it")
+    if args.plot is not None and not args.demo:
+        raise UsageError("--plot applies to headless runs; add --demo (or plot a recording: "
+                         "ccdash replay FILE --plot F.svg)")
+    if args.record is not None:
+        check_json_path(args.record, "--record")
+    if args.plot is not None:
+        from ccdash.record.plot import PlotError, check_plot_path
+
+        check_json_path(args.plot, "--plot")
+        try:
+            check_plot_path(args.plot)
+        except PlotError as exc:
+            raise UsageError(str(exc)) from None
 
 
 def check_theme(name: str) -> None:
@@ -218,6 +248,7 @@ def run(argv: Sequence[str]) -> int:
                 raise UsageError(f"{flag} applies to headless runs; add --demo")
     if args.json:
         check_json_path(args.json)
+    check_evidence(args)
     if args.theme is not None:
         check_theme(args.theme)
     scenario = load_scenario(args.scenario)
@@ -237,7 +268,8 @@ def _run_mode(args: argparse.Namespace, scenario: Any, handler: Any, broker: str
 
         return run_headless(scenario, duration=args.duration, json_path=args.json,
                             seed=args.seed, handler=handler, metrics_port=args.metrics_port,
-                            log_path=args.log_file, broker=broker,
+                            log_path=args.log_file, broker=broker, record=args.record,
+                            record_bodies=args.record_bodies, plot=args.plot,
                             on_error=lambda msg: print(f"ccdash: error: {msg}", file=sys.stderr))
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the dashboard needs a terminal (no TTY here); "
@@ -250,7 +282,8 @@ def _run_mode(args: argparse.Namespace, scenario: Any, handler: Any, broker: str
                              "run headless with --demo") from None
         raise
     ops = tui_options(run_tui, metrics_port=args.metrics_port, log_file=args.log_file,
-                      broker=broker)
+                      broker=broker, record=args.record,
+                      record_bodies=args.record_bodies or None)
     code = run_tui(scenario=scenario, handler=handler, theme=args.theme, seed=args.seed, **ops)
     return int(code or 0)
 

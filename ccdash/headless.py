@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import random
 import signal
@@ -35,6 +36,8 @@ from ccdash.engine.snapshot import Event
 from ccdash.ops import OpsError
 from ccdash.ops.logfile import JsonLogWriter, open_log
 from ccdash.ops.prometheus import MetricsServer, serve_metrics
+from ccdash.record.session import RecordingSession
+from ccdash.record.writer import Recorder
 from ccdash.scenario import Progress, Scenario, Workload, WorkloadEvent, exit_code
 from ccdash.scenario.shared import settle_shared
 from ccdash.text import sanitize  # untrusted text (handler errors) shown literally
@@ -110,7 +113,12 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("scaling", str(len(r["scaling_events"])), scaling_note(r)),
         ("alerts", str(len(r["alerts"])),
          ", ".join(sorted({a["name"] for a in r["alerts"]}))),
+        *[(what, sanitize(r[key], 200), note) for key, what, note in EVIDENCE if r.get(key)],
     ]
+
+
+EVIDENCE = (("recording", "recording", "replay: ccdash replay FILE"),
+            ("plot", "plot", "the run's timeline"))
 
 
 def scaling_note(r: dict[str, Any], shown: int = 6) -> str:
@@ -307,13 +315,17 @@ async def run_demo(
     handle_signals: bool = False,
     metrics_port: int | None = None,
     listeners: Sequence[Callable[[Event], None]] = (),
+    recorder: Recorder | None = None,
+    evidence: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run the scenario headless; returns the report.
 
     `broker` is a Broker or a URL (memory, sqlite:///FILE.db); a BrokerError (bad URL,
     a file that cannot be opened) comes out before anything is printed.
     `metrics_port` serves Prometheus text on 127.0.0.1 for the run (0: any free port,
-    shown in a note); `listeners` see every engine event (a JsonLogWriter, say).
+    shown in a note); `listeners` see every engine event (a JsonLogWriter, say);
+    `recorder` records the run (closed at the end, the report written into it) and
+    `evidence` names the files written ({"recording": ..., "plot": ...}) in the report.
     """
     if seed is None:
         seed = scenario.seed if scenario.seed is not None else random.randrange(1, 2**31)
@@ -324,10 +336,13 @@ async def run_demo(
     shared = broker if is_redis_url(broker) else None
     if shared is not None:
         workload.shared_url = shared
+    rec = None if recorder is None else RecordingSession(
+        recorder, engine, drills=lambda: workload.drill_results, evidence=evidence,
+        meta={"seed": seed})
     server = None if metrics_port is None else await serve_metrics(engine, metrics_port)
     try:
         return await _run(scenario, view, engine, workload, duration, server, handle_signals,
-                          shared)
+                          shared, rec)
     finally:
         if server is not None:
             await server.stop()
@@ -335,7 +350,8 @@ async def run_demo(
 
 async def _run(scenario: Scenario, view: View, engine: Engine, workload: Workload,
                duration: float | None, server: MetricsServer | None,
-               handle_signals: bool, shared: str | None = None) -> dict[str, Any]:
+               handle_signals: bool, shared: str | None = None,
+               rec: RecordingSession | None = None) -> dict[str, Any]:
     await engine.start()  # a broker that cannot open fails here, before any output
     acked_before = engine.broker.stats().acked  # a shared queue's fleet-wide counter
     loop = asyncio.get_running_loop()
@@ -359,8 +375,10 @@ async def _run(scenario: Scenario, view: View, engine: Engine, workload: Workloa
                     loop.add_signal_handler(sig, on_signal, sig)
                     installed.append(sig)
         ticker = asyncio.ensure_future(_tick(view, workload, engine.clock))
+        if rec is not None:
+            rec.start()
         try:
-            await workload.run(duration, on_event=view.event)
+            await workload.run(duration, on_event=rec.tee(view.event) if rec else view.event)
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -374,8 +392,30 @@ async def _run(scenario: Scenario, view: View, engine: Engine, workload: Workloa
     if shared is not None:
         await _settle(view, workload, shared, acked_before)
     report = workload.report()
+    if rec is not None:
+        await rec.stop()
+        rec.finish(report)
     view.end(report)
     return report
+
+
+def _evidence(recorder: Recorder, plot: str | None) -> str | None:
+    """Draw the plot from what was recorded; why the recording or plot failed, if it did."""
+    if recorder.error is not None:
+        return f"--record: {recorder.error}"
+    if plot is None:
+        return None
+    from ccdash.record.plot import PlotError, plot_recording
+    from ccdash.record.reader import RecordingError, parse_recording, read_recording
+
+    try:
+        out = recorder.out
+        rec = (read_recording(recorder.path) if recorder.path is not None
+               else parse_recording(out.getvalue() if isinstance(out, io.BytesIO) else b""))
+        plot_recording(rec, plot)
+    except (PlotError, RecordingError) as exc:
+        return str(exc)
+    return None
 
 
 async def _settle(view: View, workload: Workload, url: str, acked_before: int) -> None:
@@ -409,9 +449,16 @@ def run_headless(
     metrics_port: int | None = None,
     log_path: str | None = None,
     broker: str | None = None,
+    record: str | None = None,
+    record_bodies: bool = False,
+    plot: str | None = None,
 ) -> int:
     """`ccdash --demo`: run, print, write the JSON; returns the exit status (2 when the
-    log file cannot be opened or the metrics port cannot be listened on).
+    log file cannot be opened or the metrics port cannot be listened on, or the
+    recording or the plot cannot be written).
+
+    `record` writes the run to that file (0600; message bodies only with
+    `record_bodies`); `plot` draws its timeline there (svg/png/pdf). The report names both.
 
     `broker` is a URL (None: memory); a BrokerError at the start propagates (the CLI
     makes it a one-line usage error)."""
@@ -424,17 +471,34 @@ def run_headless(
         except OpsError as exc:
             error(str(exc))
             return 2
+    recorder: Recorder | None = None
+    evidence = {k: v for k, v in (("recording", record), ("plot", plot)) if v}
+    meta = {"source": "demo", "scenario": scenario.name, "title": scenario.name}
+    try:
+        if record:
+            recorder = Recorder.create(record, bodies=record_bodies, meta=meta)
+        elif plot:
+            recorder = Recorder.in_memory(meta=meta)
+    except OSError as exc:
+        error(f"--record: cannot write to {record}: {exc.strerror or exc}")
+        return 2
     view: View = LiveView(Console(file=out)) if out.isatty() else PlainView(out)
     try:
         report = asyncio.run(run_demo(
             scenario, view, duration=duration, seed=seed, handler=handler, handle_signals=True,
-            broker=broker, metrics_port=metrics_port, listeners=(writer,) if writer else ()))
+            broker=broker, metrics_port=metrics_port, listeners=(writer,) if writer else (),
+            recorder=recorder, evidence=evidence))
     except OpsError as exc:
         error(str(exc))
         return 2
     finally:
         if writer is not None:
             writer.close()
+        if recorder is not None:
+            recorder.finish()  # after a failed start: the header-less file is closed
+    if recorder is not None and (problem := _evidence(recorder, plot)):
+        error(problem)
+        return 2
     if json_path:
         try:
             with open(json_path, "w", encoding="utf-8") as fh:

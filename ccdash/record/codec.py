@@ -33,10 +33,11 @@ from ccdash.engine.snapshot import (
     QueueView,
     ScalingEvent,
     Snapshot,
+    StallView,
 )
 
-CONSUMERS, LEASES, DEAD, ALERTS, SCALING = "c", "l", "x", "a", "g"
-COLLECTIONS = (CONSUMERS, LEASES, DEAD, ALERTS, SCALING)
+CONSUMERS, LEASES, DEAD, ALERTS, SCALING, STALLS = "c", "l", "x", "a", "g", "k"
+COLLECTIONS = (CONSUMERS, LEASES, DEAD, ALERTS, SCALING, STALLS)
 SAMPLED = frozenset({CONSUMERS, LEASES})  # written at most once per detail_every
 
 
@@ -130,6 +131,10 @@ def _scaling(e: ScalingEvent) -> list[Any]:
     return [_t(e.at), e.source, e.from_size, e.to_size, e.reason]
 
 
+def _stall(s: StallView) -> list[Any]:
+    return [_t(s.at), _t(s.seconds), s.consumer_id, s.message_id, s.where, s.leases_kept]
+
+
 def _collections(snap: Snapshot, bodies: bool) -> dict[str, Callable[[], dict[str, Any]]]:
     at = snap.at
     return {
@@ -139,6 +144,7 @@ def _collections(snap: Snapshot, bodies: bool) -> dict[str, Callable[[], dict[st
         ALERTS: lambda: {str(a.id): _alert(a) for a in snap.alerts},
         SCALING: lambda: {f"{e.at!r}|{e.from_size}|{e.to_size}|{e.source}": _scaling(e)
                           for e in snap.scaling},
+        STALLS: lambda: {repr(s.at): _stall(s) for s in snap.stalls},
     }
 
 
@@ -172,7 +178,7 @@ def apply_order(prev: list[str], diff: list[Any]) -> list[str]:
         else:
             start, length = part
             if not (isinstance(start, int) and isinstance(length, int)
-                    and 0 <= start and 0 < length and start + length <= len(prev)):
+                    and start >= 0 and length > 0 and start + length <= len(prev)):
                 raise ValueError(f"order run {part!r} outside the previous {len(prev)} keys")
             out.extend(prev[start:start + length])
     return out
@@ -320,6 +326,7 @@ class DecodedState:
             broker=str(t["broker"]),
             scaling=tuple(self.items[SCALING][k] for k in self.orders[SCALING]),
             last_event_seq=int(t.get("seq") or 0),
+            stalls=tuple(self.items[STALLS][k] for k in self.orders[STALLS]),
             autoscaler=None if auto is None else AutoscalerView(
                 last=None if auto[0] is None else _decision_of(auto[0]), horizon=float(auto[1]),
                 forecast_for_now=_opt_float(auto[2]), predictive=bool(auto[3])),
@@ -327,8 +334,9 @@ class DecodedState:
 
 
 def _decision_of(v: list[Any]) -> Decision:
-    *head, arrival, forecast, service = v
-    return Decision(*head, arrival or 0.0, forecast or 0.0, service or 0.0)
+    at, current, reactive, predictive, desired, applied, reason, arrival, forecast, service = v
+    return Decision(at, current, reactive, predictive, desired, applied, reason,
+                    arrival or 0.0, forecast or 0.0, service or 0.0)
 
 
 def _opt_float(x: Any) -> float | None:
@@ -432,7 +440,12 @@ def _decode_scaling(_: str, v: Any) -> ScalingEvent:
     return ScalingEvent(at, source, from_size, to_size, reason)
 
 
+def _decode_stall(_: str, v: Any) -> StallView:
+    return StallView(*check_values(v, "nnsssi", "a stall"))
+
+
 _DECODERS: dict[str, Callable[[str, Any], Any]] = {
+    STALLS: _decode_stall,
     CONSUMERS: _check_consumer,
     LEASES: _check_lease,
     DEAD: _decode_dead,

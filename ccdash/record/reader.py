@@ -192,13 +192,17 @@ def read_recording(path: str) -> Recording:
         raise RecordingError(f"{path}: is a directory, not a recording") from None
     except OSError as exc:
         raise RecordingError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    return parse_recording(raw, path)
+
+
+def parse_recording(raw: bytes, path: str = "<recording>") -> Recording:
+    """A recording from its bytes; RecordingError (one line, naming `path`) if damaged."""
     data, truncated = _inflate(path, raw)
     lines = data.split(b"\n")
-    if lines[-1]:  # a record without its newline: cut off mid-write
-        if not truncated:
-            raise RecordingError(f"{path}: corrupt recording: the last record has no "
-                                 "line end")
-    lines.pop()
+    if lines[-1] and not truncated:  # a record without its newline, yet the stream ended
+        raise RecordingError(f"{path}: corrupt recording: the last record has no "
+                             "line end")
+    lines.pop()  # "" after the last newline, or a record cut off mid-write
     if not lines:
         raise RecordingError(f"{path}: truncated recording: it ends before its header")
     rec = Recording(path, _header(path, lines[0]))
@@ -347,4 +351,4 @@ def _why(exc: BaseException) -> str:
 
 
 __all__ = ["OperatorAction", "Recording", "RecordingError", "Series", "clean",
-           "read_recording"]
+           "parse_recording", "read_recording"]

@@ -17,6 +17,7 @@ the frame tick. A write that fails (disk full) stops the recording, not the run;
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import zlib
@@ -65,8 +66,10 @@ class Recorder:
 
     def __init__(self, out: BinaryIO, *, path: str | None = None, bodies: bool = False,
                  interval: float = FRAME_INTERVAL, detail_every: float = DETAIL_EVERY,
-                 meta: Mapping[str, Any] | None = None) -> None:
+                 meta: Mapping[str, Any] | None = None, close_out: bool = True) -> None:
+        """`close_out=False` leaves `out` open at the end (an in-memory buffer to read)."""
         self.out = out
+        self.close_out = close_out
         self.path = path
         self.bodies = bodies
         self.interval = interval
@@ -161,8 +164,9 @@ class Recorder:
             self._failed(exc)
         finally:
             self.closed = True
-            with contextlib.suppress(OSError):
-                self.out.close()
+            if self.close_out:
+                with contextlib.suppress(OSError):
+                    self.out.close()
 
     # -- writing -------------------------------------------------------------------
 
@@ -200,8 +204,14 @@ class Recorder:
         reason = getattr(exc, "strerror", None) or str(exc)
         self.error = f"writing {self.path or 'the recording'} failed: {reason}"
         self.closed = True
-        with contextlib.suppress(OSError):
-            self.out.close()
+        if self.close_out:
+            with contextlib.suppress(OSError):
+                self.out.close()
+
+    @classmethod
+    def in_memory(cls, **kw: Any) -> Recorder:
+        """A recorder into a buffer (`out.getvalue()`): a plot without a recording file."""
+        return cls(io.BytesIO(), close_out=False, **kw)
 
 
 __all__ = ["FORMAT", "FRAME_INTERVAL", "VERSION", "Recorder", "create_private"]
