@@ -13,6 +13,7 @@ complete record; it has no report to print.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -66,9 +67,14 @@ def main(argv: Sequence[str] | None = None,
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the replay needs a terminal (no TTY here); print the run's report "
                          "with --report or draw it with --plot F.svg")
-    from ccdash.tui.replay import run_replay
-
-    return run_replay(rec, theme=args.theme)
+    try:
+        tui = importlib.import_module("ccdash.tui.replay")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("ccdash.tui"):
+            raise UsageError("the replay dashboard is not available in this build; use "
+                             "--report or --plot F.svg") from None
+        raise
+    return int(tui.run_replay(rec, theme=args.theme))
 
 
 def _plot(rec: Recording, path: str) -> None:

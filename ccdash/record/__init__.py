@@ -6,7 +6,7 @@ never imports this package. Plotting (matplotlib) is imported only by
 `ccdash.record.plot`, and only when a plot is asked for.
 """
 
-from ccdash.record.reader import Recording, RecordingError, read_recording
+from ccdash.record.reader import Recording, RecordingError, parse_recording, read_recording
 from ccdash.record.writer import FORMAT, VERSION, Recorder, create_private
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "Recording",
     "RecordingError",
     "create_private",
+    "parse_recording",
     "read_recording",
 ]

@@ -40,6 +40,17 @@ CONSUMERS, LEASES, DEAD, ALERTS, SCALING, STALLS = "c", "l", "x", "a", "g", "k"
 COLLECTIONS = (CONSUMERS, LEASES, DEAD, ALERTS, SCALING, STALLS)
 SAMPLED = frozenset({CONSUMERS, LEASES})  # written at most once per detail_every
 
+# The fields this codec writes and reads back (a test compares them with the dataclasses,
+# so a field added there and not here is caught).
+SNAPSHOT_FIELDS = frozenset({
+    "at", "queue", "consumers", "leases", "dead_letters", "alerts", "balancer", "published",
+    "acked", "dead_lettered", "redelivered", "failovers", "publish_rate", "ack_rate",
+    "latency_p50", "latency_p99", "loop_lag", "paused", "autoscale", "desired_consumers",
+    "broker", "scaling", "last_event_seq", "autoscaler", "stalls"})
+CONSUMER_FIELDS = frozenset({
+    "id", "state", "weight", "in_flight", "processed", "failed", "latency_p50", "latency_p99",
+    "heartbeat_age", "version", "slow_factor", "hung", "ended_at", "note"})
+
 
 class NotRecorded:
     """A dead letter's body that was left out of the recording (no --record-bodies)."""

@@ -1,0 +1,133 @@
+"""`--record`, `--plot` and `ccdash replay` through the installed console script."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ccdash.record import read_recording
+
+CCDASH = str(Path(sys.executable).parent / "ccdash")
+
+
+def ccdash(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the real `ccdash` and wait for it."""
+    return subprocess.run([CCDASH, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], says: str) -> None:
+    """Exit 2 with exactly one `ccdash: error:` line naming the problem; no traceback."""
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ccdash: error: "), proc.stderr
+    assert says in lines[0] and "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One recorded, plotted demo run: (its directory, what it printed)."""
+    d = tmp_path_factory.mktemp("run")
+    proc = ccdash("--demo", "--scenario", "failover-drill", "--duration", "4", "--seed", "5",
+                  "--record", "run.rec", "--plot", "run.svg", "--json", "run.json", cwd=d)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return d, proc.stdout
+
+
+def test_the_report_names_its_recording_and_plot(recorded: tuple[Path, str]) -> None:
+    """The JSON report and the text report name the files the run wrote; the file is 0600."""
+    d, out = recorded
+    report = json.loads((d / "run.json").read_text())
+    assert report["recording"] == "run.rec" and report["plot"] == "run.svg"
+    assert "recording      run.rec" in out and "plot           run.svg" in out
+    assert (d / "run.rec").stat().st_mode & 0o777 == 0o600
+    svg = (d / "run.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "kill busiest" in svg and "p99" in svg
+
+
+def test_replay_report_prints_what_the_live_run_printed(recorded: tuple[Path, str]) -> None:
+    """`ccdash replay FILE --report`: the live run's report, verbatim, and its exit status."""
+    d, out = recorded
+    proc = ccdash("replay", "run.rec", "--report", "--json", "again.json", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    live = out[out.index("ccdash demo report:"):]
+    assert proc.stdout == live
+    assert json.loads((d / "again.json").read_text()) == json.loads((d / "run.json").read_text())
+
+
+def test_replay_plot_draws_the_recorded_timeline(recorded: tuple[Path, str]) -> None:
+    """`ccdash replay FILE --plot F.svg` draws the same picture the live run drew."""
+    d, _ = recorded
+    proc = ccdash("replay", "run.rec", "--plot", "again.svg", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    assert (d / "again.svg").read_bytes() == (d / "run.svg").read_bytes()
+
+
+def test_replay_without_a_terminal_says_how_to_use_it(recorded: tuple[Path, str]) -> None:
+    """No TTY: one line pointing at --report and --plot."""
+    d, _ = recorded
+    one_line_error(ccdash("replay", "run.rec", cwd=d), "--report")
+
+
+@pytest.mark.parametrize("mode", [["--report"], ["--plot", "x.svg"], []])
+def test_a_corrupt_recording_is_one_line_exit_2(recorded: tuple[Path, str], mode: list[str],
+                                                 tmp_path: Path) -> None:
+    """Bytes damaged in the middle of the file: one line, exit 2, in every mode."""
+    raw = bytearray((recorded[0] / "run.rec").read_bytes())
+    mid = len(raw) // 2
+    raw[mid:mid + 64] = b"\x00" * 64
+    (tmp_path / "bad.rec").write_bytes(bytes(raw))
+    one_line_error(ccdash("replay", "bad.rec", *mode, cwd=tmp_path), "corrupt recording")
+
+
+def test_a_truncated_recording_has_no_report(recorded: tuple[Path, str],
+                                             tmp_path: Path) -> None:
+    """Cut in half: --report is one line (exit 2); the part before the cut still plots."""
+    raw = (recorded[0] / "run.rec").read_bytes()
+    (tmp_path / "cut.rec").write_bytes(raw[:len(raw) // 2])
+    one_line_error(ccdash("replay", "cut.rec", "--report", cwd=tmp_path),
+                   "truncated recording")
+    assert ccdash("replay", "cut.rec", "--plot", "cut.svg", cwd=tmp_path).returncode == 0
+    one_line_error(ccdash("replay", "missing.rec", "--report", cwd=tmp_path), "no such file")
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--demo", "--record-bodies"], "--record-bodies applies to --record"),
+    (["--plot", "x.svg"], "--plot applies to headless runs"),
+    (["--demo", "--plot", "x.txt"], ".svg, .png or .pdf"),
+    (["--demo", "--record", "no/such/dir/run.rec"], "--record: directory"),
+    (["replay", "x.rec", "--json", "r.json"], "--json applies to --report"),
+])
+def test_bad_record_and_plot_flags_are_one_line(tmp_path: Path, args: list[str],
+                                                says: str) -> None:
+    """Flags that cannot apply: one line, exit 2, before anything runs."""
+    one_line_error(ccdash(*args, cwd=tmp_path), says)
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_a_replayable_recording(tmp_path: Path) -> None:
+    """SIGKILL mid-run: the file reads up to its last record; no report to print."""
+    proc = subprocess.Popen([CCDASH, "--demo", "--duration", "60", "--record", "run.rec"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rec = tmp_path / "run.rec"
+    try:
+        deadline = time.monotonic() + 30
+        while not (rec.exists() and rec.stat().st_size > 2000):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    replay = read_recording(str(rec))
+    assert replay.cut_short and replay.report is None and len(replay.frame_at) > 4
+    one_line_error(ccdash("replay", "run.rec", "--report", cwd=tmp_path),
+                   "truncated recording")
