@@ -45,3 +45,33 @@ def test_bench_instructions_counts_both_sides() -> None:
     f, e = (int(m.group(1).replace(",", "")) for m in (floor, engine))
     assert f > 0 and e > 0
     assert abs(float(engine.group(2)) - f / e) < 0.001
+
+
+def test_compare_smoke_run_checks_exactly_once_for_every_in_process_system() -> None:
+    """benchmarks/compare.py with a tiny N prints a consume rate and ratio per system."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--messages", "300",
+         "--rounds", "1", "--no-redis", "--no-sqlite", "--no-instructions"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    for name in ("floor", "mini-lease", "memory p1", "memory p32"):
+        assert re.search(rf"^{name} +[\d,]+ +[\d,]+ +\d\.\d{{3}}", run.stdout, re.M), run.stdout
+
+
+@pytest.mark.bench
+def test_compare_and_scaling_full_quick_runs() -> None:
+    """compare.py on every broker with instruction counts, and scaling.py --quick,
+    print their tables."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--messages", "1000",
+         "--instr-messages", "500", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "raw-xackN" in run.stdout and "x mini-lease" in run.stdout
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scaling.py"), "--quick"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    for title in ("consumers:", "leases held (memory)", "leases held 9 s", "backlog"):
+        assert title in run.stdout

@@ -1,0 +1,255 @@
+"""How ccdash's costs grow with the pool, the leases held and the backlog.
+
+    python benchmarks/scaling.py [--quick] [--only consumers,leases,redis-leases,backlog]
+
+Each figure should stay flat as its scale grows (per message, per tick); the
+ratio column compares with the smallest scale of the same table, in this run.
+
+  consumers  1/8/64/512 idle consumers (memory, prefetch 1): µs to publish one
+             message into the pool and see it acked; ms of one health tick
+  leases     1k/10k/100k leases held (memory, fake clock): ms of a health tick with
+             nothing to extend, and of the tick that extends them all
+  redis-leases  1k/10k(/100k with --big) leases held on a private redis-server,
+             visibility 4 s: seconds to extend them all, and how many were lost
+             (their extension refused) while live consumers held them
+  backlog    10k/100k/1M messages queued (memory): publish and consume msg/s
+
+Every run is bounded (the largest sizes take seconds, not minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import redis_server  # noqa: E402
+
+import ccdash  # noqa: E402
+from ccdash import Engine, EngineConfig  # noqa: E402
+from ccdash.clock import FakeClock  # noqa: E402
+
+
+async def noop(_: Any) -> None:
+    return None
+
+
+def _table(title: str, head: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    print(title)
+    print("  ".join(f"{h:>14}" for h in head))
+    for r in rows:
+        print("  ".join(f"{v:>14,.3f}" if isinstance(v, float) else f"{v:>14,}" for v in r))
+
+
+# -- consumers ----------------------------------------------------------------
+
+
+async def idle_pool(consumers: int, messages: int, ticks: int) -> tuple[float, float, float]:
+    """(µs per message into an idle pool, median ms per health tick, max ms)."""
+    cfg = EngineConfig(consumers=consumers, max_consumers=max(64, consumers), prefetch=1,
+                       heartbeat_interval=100.0, heartbeat_timeout=200.0,
+                       visibility_timeout=300.0)
+    async with Engine(cfg, handler=noop) as engine:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        for _ in range(consumers * 4):  # every consumer has latencies to merge
+            await engine.publish(b"x")
+        await engine.join(timeout=60)
+        gc.collect()
+        t0 = time.perf_counter()
+        for _ in range(messages):
+            await engine.publish(b"x")
+            await engine.join(timeout=60)
+        per_msg = (time.perf_counter() - t0) / messages * 1e6
+        tick_ms = []
+        for _ in range(ticks):
+            t = time.perf_counter()
+            await engine.health.tick()
+            tick_ms.append((time.perf_counter() - t) * 1e3)
+        await engine.stop(grace=0)
+    return per_msg, statistics.median(tick_ms), max(tick_ms)
+
+
+async def bench_consumers(sizes: list[int], messages: int) -> None:
+    rows = []
+    for n in sizes:
+        rows.append((n, *(await idle_pool(n, messages, 20))))
+    base = rows[0][1]
+    _table(f"consumers: one message into an idle pool ({messages:,} in turn), health tick",
+           ("consumers", "µs/message", "x smallest", "tick ms (med)", "tick ms (max)"),
+           [(n, us, us / base, med, mx) for n, us, med, mx in rows])
+
+
+# -- leases held, memory ------------------------------------------------------
+
+
+async def held_leases(leases: int) -> tuple[float, float, int]:
+    """(ms of a tick with nothing to extend, ms of the tick that extends all, extended)."""
+    clock = FakeClock()
+    consumers = max(1, min(100, leases // 100))
+    stall = asyncio.Event()
+
+    async def hold(_: Any) -> None:
+        await stall.wait()
+
+    cfg = EngineConfig(consumers=consumers, max_consumers=max(64, consumers),
+                       prefetch=leases // consumers,
+                       heartbeat_interval=1000.0, heartbeat_timeout=2000.0,
+                       visibility_timeout=4000.0)
+    engine = Engine(cfg, handler=hold, clock=clock)
+    await engine.start()
+    await engine.publish_many([b"x"] * leases)
+    last, same = -1, 0
+    while same < 50:  # until the dispatcher has handed out all it will
+        held = engine.broker.stats().in_flight
+        same = same + 1 if held == last else 0
+        last = held
+        await asyncio.sleep(0)
+    held = engine.broker.stats().in_flight
+    gc.collect()
+    t = time.perf_counter()
+    await engine.health.tick()
+    quiet = (time.perf_counter() - t) * 1e3
+    before = [li.deadline for li in engine.broker.leases(1)]
+    await clock.advance(2001.0)  # every lease is now within half a visibility timeout
+    t = time.perf_counter()
+    await engine.health.tick()
+    due = (time.perf_counter() - t) * 1e3
+    after = engine.broker.leases(1)
+    extended = held if after and before and after[0].deadline > before[0] else 0
+    await engine.stop(grace=0)
+    return quiet, due, extended
+
+
+async def bench_leases(sizes: list[int]) -> None:
+    rows = []
+    for n in sizes:
+        rows.append((n, *(await held_leases(n))))
+    _table("leases held (memory): health tick with nothing due, and extending all",
+           ("leases", "quiet tick ms", "extend tick ms", "held+extended"), rows)
+
+
+# -- leases held, Redis -------------------------------------------------------
+
+
+async def redis_held(url: str, leases: int, run: int, hold_for: float) -> tuple[float, int, int]:
+    """Hold `leases` leases on Redis for `hold_for` seconds under the engine's own health
+    loop (visibility 4 s, heartbeat 1 s): (longest tick s, leases held, leases lost: an
+    extension refused, or a lease expired, while a live consumer held it)."""
+    consumers = max(1, min(100, leases // 100))
+    stall = asyncio.Event()
+
+    async def hold(_: Any) -> None:
+        await stall.wait()
+
+    cfg = EngineConfig(consumers=consumers, max_consumers=max(64, consumers),
+                       prefetch=leases // consumers,
+                       heartbeat_interval=1.0, heartbeat_timeout=3.0, visibility_timeout=4.0)
+    engine = Engine(cfg, handler=hold, broker=url.rstrip("/") + f"?queue=scale{run}")
+    lost = [0]
+
+    def on_event(ev: Any) -> None:
+        if ev.kind in ("lease-expired", "ack-rejected"):
+            lost[0] += 1
+
+    engine.add_listener(on_event)
+    await engine.start()
+    tick = engine.health.tick
+    longest = [0.0]
+
+    async def timed_tick() -> None:
+        t = time.perf_counter()
+        await tick()
+        longest[0] = max(longest[0], time.perf_counter() - t)
+
+    engine.health.tick = timed_tick  # type: ignore[method-assign]
+    for i in range(0, leases, 1000):
+        await engine.publish_many([b"x"] * min(1000, leases - i))
+    deadline, last, same = time.monotonic() + 60, -1, 0
+    while same < 10 and time.monotonic() < deadline:  # until handed out all it will
+        n = len(engine.broker.leases(None))
+        same = same + 1 if n == last and n else 0
+        last = n
+        await asyncio.sleep(0.05)
+    held = len(engine.broker.leases(None))
+    await asyncio.sleep(hold_for)
+    # A lease refused or lost meanwhile left the book while its consumer still holds it.
+    still = len(engine.broker.leases(None))
+    lost[0] = max(lost[0], held - still)
+    await engine.stop(grace=0)
+    return longest[0], held, lost[0]
+
+
+async def bench_redis_leases(url: str, sizes: list[int]) -> None:
+    rows = []
+    for i, n in enumerate(sizes):
+        took, held, lost = await redis_held(url, n, i, 9.0)
+        rows.append((n, took, held, lost))
+    _table("leases held 9 s (Redis, visibility 4 s, heartbeat 1 s): longest health tick, "
+           "leases lost while held", ("leases", "longest tick s", "held", "lost"), rows)
+
+
+# -- backlog ------------------------------------------------------------------
+
+
+async def backlog(n: int) -> tuple[float, float]:
+    """(publish msg/s, consume msg/s) with n messages queued first (memory)."""
+    body = "x" * 100
+    cfg = EngineConfig(consumers=8, prefetch=32, visibility_timeout=300.0)
+    async with Engine(cfg, handler=noop) as engine:
+        await engine.pause()
+        gc.collect()
+        t0 = time.perf_counter()
+        for i in range(n):
+            await engine.publish({"id": i, "body": body})
+        t1 = time.perf_counter()
+        await engine.resume()
+        await engine.join(timeout=600)
+        t2 = time.perf_counter()
+    return n / (t1 - t0), n / (t2 - t1)
+
+
+async def bench_backlog(sizes: list[int]) -> None:
+    rows = []
+    for n in sizes:
+        rows.append((n, *(await backlog(n))))
+        gc.collect()
+    _table("backlog (memory, 8 consumers, prefetch 32): publish all, then consume all",
+           ("backlog", "publish/s", "consume/s"), rows)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    p.add_argument("--big", action="store_true", help="also 100k leases on Redis")
+    p.add_argument("--only", default="consumers,leases,redis-leases,backlog")
+    args = p.parse_args()
+    only = set(args.only.split(","))
+    print(f"ccdash from {Path(ccdash.__file__).parent}")
+    if "consumers" in only:
+        sizes = [1, 8, 64] if args.quick else [1, 8, 64, 512]
+        asyncio.run(bench_consumers(sizes, 200 if args.quick else 2000))
+    if "leases" in only:
+        asyncio.run(bench_leases([1000, 5000] if args.quick else [1000, 10_000, 100_000]))
+    if "redis-leases" in only:
+        with redis_server() as server:
+            if server is None:
+                print("(no redis-server: Redis leases skipped)")
+            else:
+                sizes = [500] if args.quick else [1000, 10_000] + ([100_000] if args.big else [])
+                asyncio.run(bench_redis_leases(server[0], sizes))
+    if "backlog" in only:
+        sizes = [10_000] if args.quick else [10_000, 100_000, 1_000_000]
+        asyncio.run(bench_backlog(sizes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
