@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import json
+import json.encoder
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -18,6 +19,15 @@ from ccdash.backoff import full_jitter
 
 Receipt = int | str
 """Opaque proof of one delivery; a new one for every delivery of a message."""
+
+
+# The C encoder json.dumps itself uses (None without the accelerator); typeshed omits it.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_encode_str = json.encoder.encode_basestring_ascii
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_DECODER = json.JSONDecoder()
+# The decoder's scanner, for our own text (typeshed does not list the attribute).
+_scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 class BrokerError(Exception):
@@ -141,21 +151,58 @@ class QueueConfig:
         return full_jitter(self.rng, self.backoff_base, self.backoff_max, attempt)
 
 
+def _not_json(obj: Any) -> Any:
+    raise TypeError(f"Object of type {obj.__class__.__name__} is not JSON serializable")
+
+
+def encode_json(body: Any) -> str:
+    """`json.dumps(body, separators=(",", ":"), allow_nan=False)`, same text and same
+    errors, without building a JSONEncoder per call (that costs as much as the encoding).
+    The C encoder is made per call: its circular-reference markers must not be shared
+    (an error leaves them dirty; two threads would see each other's)."""
+    if _c_make_encoder is None:  # an interpreter without the C accelerator
+        return _ENCODER.encode(body)
+    if type(body) is str:
+        return _encode_str(body)
+    return "".join(_c_make_encoder({}, _not_json, _encode_str, None, ":", ",",
+                                   False, False, False)(body, 0))
+
+
+def decode_json_text(text: str) -> Any:
+    """A value back from the text `encode_json` made (and only that: it skips the
+    checks for leading and trailing garbage that foreign input needs)."""
+    return _scan_once(text, 0)[0]
+
+
+def decode_json(data: bytes) -> Any:
+    """`json.loads(data)` (same values, same errors) without its per-call encoding
+    detection when the bytes are UTF-8, as every ccdash writer makes them."""
+    try:
+        return _DECODER.decode(data.decode())
+    except ValueError:  # not plain UTF-8 (a BOM, UTF-16, or bad JSON): the general path
+        return json.loads(data)
+
+
 def encode_body(body: Any) -> tuple[bytes, bool]:
     """Payload to stored bytes: bytes stay bytes, anything else becomes JSON."""
     if type(body) is bytes:  # the common case first: no copy, no isinstance
         return body, False
     if isinstance(body, (bytes, bytearray, memoryview)):  # noqa: UP038 - a tuple is faster
         return bytes(body), False
+    return encode_json_body(body).encode(), True
+
+
+def encode_json_body(body: Any) -> str:
+    """A non-bytes payload as JSON text, or the payload error."""
     try:
-        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode(), True
+        return encode_json(body)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"payload must be bytes or JSON-serialisable: {exc}") from None
 
 
 def decode_body(data: bytes, is_json: bool) -> Any:
     """Stored bytes back to the published value."""
-    return json.loads(data) if is_json else data
+    return decode_json(data) if is_json else data
 
 
 class Broker(abc.ABC):
@@ -232,6 +279,18 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def extend(self, receipt: Receipt, seconds: float) -> float:
         """Push a live lease's deadline to now + seconds; returns the new deadline."""
+
+    async def extend_many(self, receipts: Sequence[Receipt], seconds: float
+                          ) -> list[float | None]:
+        """`extend` several leases (a remote broker does it in one round trip); the new
+        deadline of each, or None where the lease is gone."""
+        out: list[float | None] = []
+        for r in receipts:
+            try:
+                out.append(await self.extend(r, seconds))
+            except ReceiptRejected:
+                out.append(None)
+        return out
 
     @abc.abstractmethod
     async def release(

@@ -41,8 +41,8 @@ from ccdash.brokers.base import (
     QueueStats,
     Receipt,
     ReceiptRejected,
-    decode_body,
-    encode_body,
+    decode_json_text,
+    encode_json_body,
 )
 from ccdash.brokers.deadlines import DeadlineBuckets
 from ccdash.clock import Clock, MonotonicClock, TimerHandle
@@ -67,10 +67,10 @@ class _Msg:
     )
 
     def __init__(
-        self, mid: str, data: bytes, is_json: bool, priority: int, seq: int, now: float
+        self, mid: str, data: bytes | str, is_json: bool, priority: int, seq: int, now: float
     ) -> None:
         self.id = mid
-        self.data = data
+        self.data: Any = data  # bytes, or JSON text when is_json
         self.is_json = is_json
         self.priority = priority
         self.seq = seq
@@ -209,10 +209,16 @@ class MemoryBroker(Broker):
                 return entry.message_id
         if self.config.capacity is not None and not self._room():
             raise QueueFull(f"queue is full ({self.config.capacity} messages)")
-        if type(body) is bytes:  # encode_body's common case, without the call
+        # Bodies are kept as published: bytes as they are, anything else as its JSON
+        # text (a str, never bytes: nothing here needs them), made once here, so later
+        # changes by the publisher are never seen and every delivery decodes a fresh value.
+        data: bytes | str
+        if type(body) is bytes:
             data, is_json = body, False
+        elif isinstance(body, (bytes, bytearray, memoryview)):  # noqa: UP038 - faster
+            data, is_json = bytes(body), False
         else:
-            data, is_json = encode_body(body)
+            data, is_json = encode_json_body(body), True
         seq = next(self._seq)
         msg = _Msg(f"m{seq}", data, is_json, priority, seq, now)
         if dedup_id is not None:
@@ -317,7 +323,7 @@ class MemoryBroker(Broker):
             out.append(
                 Delivery(
                     msg.id,
-                    decode_body(msg.data, True) if msg.is_json else msg.data,
+                    decode_json_text(msg.data) if msg.is_json else msg.data,
                     attempt,
                     holder,
                     receipt,
@@ -529,7 +535,7 @@ class MemoryBroker(Broker):
                 msg.attempt,
                 error,
                 msg.priority,
-                decode_body(msg.data, msg.is_json),
+                decode_json_text(msg.data) if msg.is_json else msg.data,
                 now,
                 tuple(msg.history or ()),
             ),

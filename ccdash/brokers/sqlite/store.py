@@ -9,12 +9,17 @@ matches the new lease.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ccdash.brokers.base import REASON_FAILED, Delivery, QueueConfig, ReceiptRejected
+from ccdash.brokers.base import (
+    REASON_FAILED,
+    Delivery,
+    QueueConfig,
+    ReceiptRejected,
+    decode_json,
+)
 from ccdash.brokers.sqlite.frame import (
     RECEIPT_BITS,
     RECEIPT_MASK,
@@ -106,7 +111,7 @@ class Store(StoreFrame):
                 redelivered += 1
             updates.append((attempt, deliveries, due, owner, holder, rid))
             out.append(Delivery(
-                mid, json.loads(body) if is_json else bytes(body), attempt, holder,
+                mid, decode_json(body) if is_json else bytes(body), attempt, holder,
                 rid << RECEIPT_BITS | deliveries, prio, deadline, published - offset,
             ))
         self.conn.executemany(_LEASE, updates)
