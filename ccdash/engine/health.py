@@ -16,11 +16,10 @@ its culprit (what stall.BlockSampler saw running), logged and alerted.
 
 from __future__ import annotations
 
-import contextlib
 from collections import deque
 from typing import TYPE_CHECKING
 
-from ccdash.brokers.base import ReceiptRejected
+from ccdash.brokers.base import Delivery
 from ccdash.engine.alerts import WARNING
 from ccdash.engine.metrics import RateMeter, empty_counts, quantile_of
 from ccdash.engine.rules import RuleEvaluator
@@ -28,7 +27,6 @@ from ccdash.engine.snapshot import StallView
 from ccdash.engine.stall import Blame
 
 if TYPE_CHECKING:
-    from ccdash.engine.consumer import Consumer
     from ccdash.engine.engine import Engine
 
 HIST_GENERATION = 10.0  # seconds per latency-histogram generation (window: 10-20 s)
@@ -113,7 +111,9 @@ class HealthMonitor:
         self.ticks += 1
         consumers = list(eng.consumers.values())
         stalled = self.loop_lag > max(self.slack, STALL_MIN)
-        kept = 0
+        # Extend what runs out before the next tick plus slack, at the latest.
+        soon = max(cfg.visibility_timeout / 2, cfg.heartbeat_interval + 2 * self.slack)
+        due: list[Delivery] = []
         for c in consumers:
             if c.hung:
                 continue
@@ -123,7 +123,8 @@ class HealthMonitor:
             if cfg.handler_timeout is not None and c.current and \
                     now - c.started_at > cfg.handler_timeout:
                 c.time_out()
-            kept += await self._keep_leases(c, now)
+            due += [d for d in c.held_deliveries() if d.deadline - now < soon]
+        kept = await self._keep_leases(due, now) if due else 0
         self.alive_at = now  # leases kept: judging may go on
         if stalled or self.blame is not None:
             self._record_stall(now, kept)
@@ -139,21 +140,18 @@ class HealthMonitor:
         if eng.autoscale and eng.autoscaler is not None:
             await eng.autoscaler.tick(now)
 
-    async def _keep_leases(self, c: Consumer, now: float) -> int:
-        """Extend leases this live consumer holds before they run out (before the next
-        tick plus slack, at the latest). Returns how many had already run out by the
-        clock (a stall) and were kept."""
-        cfg = self.engine.config
-        vt = cfg.visibility_timeout
-        soon = max(vt / 2, cfg.heartbeat_interval + 2 * self.slack)
+    async def _keep_leases(self, due: list[Delivery], now: float) -> int:
+        """Extend the leases live consumers hold before they run out: all in one
+        `extend_many` (one round trip on a remote broker, not one per lease). Returns
+        how many had already run out by the clock (a stall) and were kept. A lease
+        already gone stays as it is: its ack will be rejected and counted."""
+        vt = self.engine.config.visibility_timeout
+        deadlines = await self.engine.broker.extend_many([d.receipt for d in due], vt)
         kept = 0
-        for d in c.held_deliveries():
-            if d.deadline - now < soon:
-                # Already expired? Then the ack will be rejected and counted.
-                with contextlib.suppress(ReceiptRejected):
-                    late = d.deadline <= now
-                    d.deadline = await self.engine.broker.extend(d.receipt, vt)
-                    kept += late
+        for d, deadline in zip(due, deadlines, strict=True):
+            if deadline is not None:
+                kept += d.deadline <= now
+                d.deadline = deadline
         return kept
 
     def _record_stall(self, now: float, kept: int) -> None:

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from ccdash.clock import Clock
 
 
+EXTEND_CHUNK = 1000  # leases per extend script call (each call holds Redis briefly)
+
+
 class LeaseOps:
     """ack / nack / defer / extend / release for RedisBroker."""
 
@@ -125,20 +128,45 @@ class LeaseOps:
     async def extend(self, receipt: Receipt, seconds: float) -> float:
         """Move the lease deadline to now + seconds (at most one visibility timeout:
         the lease is the entry's idle time, which XCLAIM can only reset)."""
-        entry = self.book.leases.get(str(receipt))
-        if entry is None or entry.deadline <= self.clock.now():
-            self.book.unlease(receipt)
+        [deadline] = await self.extend_many([receipt], seconds)
+        if deadline is None:
             raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
+        return deadline
+
+    async def extend_many(self, receipts: Sequence[Receipt], seconds: float
+                          ) -> list[float | None]:
+        """Extend several leases in one round trip (one script call per EXTEND_CHUNK
+        leases, all in the same pipeline); None for each lease that is gone."""
+        now = self.clock.now()
         secs = min(max(0.0, seconds), self.vt)
-        t0 = self.clock.now()
-        res = await self._lease_op(evalsha(
-            "extend", self.keys.prefix, self.worker, int(self.vt * 1000),
-            entry.level, entry.eid, entry.count, int((self.vt - secs) * 1000)))
-        if not res or not res[0]:
-            self.book.unlease(receipt)
-            raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
-        entry.deadline = t0 + secs
-        return entry.deadline
+        out: list[float | None] = [None] * len(receipts)
+        live: list[tuple[int, str, Entry]] = []
+        for i, r in enumerate(receipts):
+            entry = self.book.leases.get(str(r))
+            if entry is None or entry.deadline <= now:
+                self.book.unlease(r)
+            else:
+                live.append((i, str(r), entry))
+        vt_ms, idle_ms = int(self.vt * 1000), int((self.vt - secs) * 1000)
+        chunks = [live[j:j + EXTEND_CHUNK] for j in range(0, len(live), EXTEND_CHUNK)]
+        calls = []
+        for chunk in chunks:
+            args: list[Any] = []
+            for _, _, e in chunk:
+                args += (e.level, e.eid, e.count, idle_ms)
+            calls.append(self._lease_op(evalsha(
+                "extend", self.keys.prefix, self.worker, vt_ms, *args)))
+        replies = await asyncio.gather(*calls)
+        deadline = now + secs
+        for chunk, res in zip(chunks, replies, strict=True):
+            oks = res or [0] * len(chunk)  # None: Redis lost the group, every lease is gone
+            for (i, r, e), ok in zip(chunk, oks, strict=True):
+                if ok and self.book.leases.get(r) is e:
+                    self.book.extended(r, e, deadline)
+                    out[i] = deadline
+                else:
+                    self.book.unlease(r)
+        return out
 
     async def release(self, receipts: Sequence[Receipt], reason: str,
                       error: str = "") -> int:

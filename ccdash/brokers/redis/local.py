@@ -7,6 +7,7 @@ hot path (receive, ack) needs no round trip.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from bisect import insort
 from collections import deque
@@ -75,6 +76,10 @@ class Entry:
         return (self.level, self.eid)
 
 
+def _by_deadline(entry: Entry) -> float:
+    return entry.deadline
+
+
 class LocalBook:
     """The buffer (per priority, FIFO) and the leases (per receipt and holder)."""
 
@@ -82,7 +87,10 @@ class LocalBook:
         self._levels: dict[int, deque[Entry]] = {}
         self._order: list[int] = []  # non-empty priorities, highest first
         self.buffered = 0
+        # Receipt -> entry, kept in deadline order (see `_place`) apart from the strays.
         self.leases: dict[str, Entry] = {}
+        self._stray: dict[str, Entry] = {}  # leases whose deadline broke that order
+        self._last_deadline = float("-inf")  # the latest deadline placed in order
         self.by_holder: dict[str, dict[str, Entry]] = {}
         self._seq = itertools.count(1)
 
@@ -133,6 +141,7 @@ class LocalBook:
         entry.holder = holder
         entry.receipt = receipt
         self.leases[receipt] = entry
+        self._place(receipt, entry)
         held = self.by_holder.get(holder)
         if held is None:
             held = self.by_holder[holder] = {}
@@ -144,6 +153,8 @@ class LocalBook:
         """Remove a lease from both indexes; None if it is not live here."""
         entry = self.leases.pop(receipt, None)
         if entry is not None:
+            if self._stray:
+                self._stray.pop(receipt, None)
             held = self.by_holder.get(entry.holder)
             if held is not None:
                 held.pop(receipt, None)
@@ -159,11 +170,33 @@ class LocalBook:
             del self.by_holder[h]
         return {h: len(held) for h, held in self.by_holder.items()}
 
+    def _place(self, receipt: str, entry: Entry) -> None:
+        """`entry` was just put at the end of `leases`: in deadline order unless its
+        deadline is sooner than one placed before it (then it is a stray)."""
+        if entry.deadline >= self._last_deadline:
+            self._last_deadline = entry.deadline
+        else:
+            self._stray[receipt] = entry
+
+    def extended(self, receipt: str, entry: Entry, deadline: float) -> None:
+        """A live lease's deadline moved: it goes to the end of the order (a later
+        deadline than every other, unless the extension was short)."""
+        self.leases.pop(receipt, None)
+        self._stray.pop(receipt, None)
+        entry.deadline = deadline
+        self.leases[receipt] = entry
+        self._place(receipt, entry)
+
     def lease_infos(self, limit: int | None) -> list[LeaseInfo]:
-        """Live leases, soonest deadline first."""
-        chosen = sorted(self.leases.values(), key=lambda e: e.deadline)
-        if limit is not None:
-            chosen = chosen[:limit]
+        """Live leases, soonest deadline first: the first `limit` of the ordered ones
+        merged with the (few) strays, never a sort of them all."""
+        stray = self._stray
+        ordered: Iterator[Entry] = iter(self.leases.values())
+        if stray:
+            ordered = (e for r, e in self.leases.items() if r not in stray)
+        chosen = itertools.islice(heapq.merge(
+            itertools.islice(ordered, limit), sorted(stray.values(), key=_by_deadline),
+            key=_by_deadline), limit)
         return [LeaseInfo(e.mid, e.holder, e.attempt, e.deadline, e.prio) for e in chosen]
 
     def known(self) -> set[tuple[bytes, bytes]]:

@@ -53,8 +53,15 @@ class QueueState:
         s = self.snap
         pub = self.flusher.pending_pub()
         acked = self.flusher.pending_ack()
+        ready, in_flight = s.ready + pub, s.in_flight - acked
+        if in_flight < 0:
+            # A read taken (on the write connection) before the reader's fetch on its
+            # own connection, and applied after it: what we fetched and acked since
+            # was still ready in that read. Take the acks from there, as outstanding()
+            # does, instead of showing them as ready until the next read.
+            ready, in_flight = max(0, ready + in_flight), 0
         return QueueStats(
-            ready=s.ready + pub, delayed=s.delayed, in_flight=max(0, s.in_flight - acked),
+            ready=ready, delayed=s.delayed, in_flight=in_flight,
             dead=s.dead, published=s.published + pub, acked=s.acked + acked,
             dead_lettered=s.dead_lettered, redelivered=s.redelivered,
             capacity=self.config.capacity)

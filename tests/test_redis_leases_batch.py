@@ -1,0 +1,127 @@
+"""Redis leases at scale: extensions in batches, the first k leases without a sort of
+all, and a stats view that a stale read cannot inflate."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ccdash import Engine, EngineConfig
+from ccdash.brokers.redis.flusher import parse_stats
+from ccdash.brokers.redis.link import evalsha
+from ccdash.brokers.redis.local import Entry, LocalBook
+from ccdash.brokers.redis.scripts import SCRIPTS
+
+Make = Callable[..., Any]
+
+
+async def test_health_tick_extends_every_due_lease_in_one_round_trip(redis_url: str) -> None:
+    """With 40 leases held past half their visibility timeout, the health tick extends
+    them all in one Redis round trip (not one sequential round trip per lease), and no
+    lease is lost."""
+    release = asyncio.Event()
+
+    async def hold(_: Any) -> None:
+        await release.wait()
+
+    cfg = EngineConfig(consumers=4, prefetch=10, visibility_timeout=1.2,
+                       heartbeat_interval=0.2, heartbeat_timeout=0.6)
+    async with Engine(cfg, handler=hold, broker=redis_url + "&ttl=0.9") as engine:
+        link = engine.broker.flusher.link  # type: ignore[attr-defined]
+        execute = link.execute
+        extend_sha = SCRIPTS["extend"].sha
+        carrying: list[int] = []  # leases extended, per round trip that extended any
+        all_extended = asyncio.Event()
+
+        async def counting(cmds: Any) -> Any:
+            n = sum((len(c) - 6) // 4 for c in cmds if len(c) > 1 and c[1] == extend_sha)
+            if n:
+                carrying.append(n)
+                if sum(carrying) >= 40:
+                    all_extended.set()
+            return await execute(cmds)
+
+        link.execute = counting
+        await engine.publish_many([b"x"] * 40)
+        async with asyncio.timeout(10):
+            await all_extended.wait()
+        assert carrying[0] == 40
+        assert len(engine.broker.leases(None)) == 40
+        release.set()
+        await engine.join(timeout=10)
+        assert engine.snapshot().acked == 40
+
+
+class _CountedEntry(Entry):
+    """An Entry that counts how often its deadline is read."""
+
+    __slots__ = ()
+    reads = 0
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "deadline":
+            _CountedEntry.reads += 1
+        return object.__getattribute__(self, name)
+
+
+def _entry(i: int, deadline: float, cls: type[Entry] = Entry, prio: int = 0) -> Entry:
+    return cls(b"%d" % prio, b"%d-0" % i, [b"m", b"m%d" % i, b"d", b"bx"], deadline)
+
+
+def test_first_leases_without_looking_at_all_of_them() -> None:
+    """The 10 soonest of 5,000 leases are found by reading a few deadlines, not all."""
+    book = LocalBook()
+    for i in range(5000):
+        entry = _entry(i, 100.0 + i, _CountedEntry)
+        book.add(entry)
+        book.lease(book.pop(), "c", 0.0)
+    _CountedEntry.reads = 0
+    infos = book.lease_infos(10)
+    assert [li.message_id for li in infos] == [f"m{i}" for i in range(10)]
+    assert _CountedEntry.reads < 100
+
+
+def test_first_leases_stay_in_deadline_order_through_extends_and_strays() -> None:
+    """Leased out of deadline order, extended (long and short) and acked at random, the
+    book's first k leases are always the k soonest deadlines."""
+    rng = random.Random(7)
+    book = LocalBook()
+    now = 0.0
+    for i in range(400):
+        now += rng.random()
+        book.add(_entry(i, now + 30.0 - rng.random() * 5, prio=rng.randrange(3)))
+        if rng.random() < 0.7 and book.buffered:
+            book.lease(book.pop(), "c", 0.0)
+        if book.leases and rng.random() < 0.3:
+            r = rng.choice(list(book.leases))
+            book.extended(r, book.leases[r], now + rng.choice([30.0, 1.0]))
+        if book.leases and rng.random() < 0.2:
+            book.unlease(rng.choice(list(book.leases)))
+        k = rng.randrange(1, 20)
+        want = sorted(e.deadline for e in book.leases.values())[:k]
+        assert [li.deadline for li in book.lease_infos(k)] == want
+
+
+async def test_stale_stats_read_never_shows_acked_messages_as_ready(redis_broker: Make) -> None:
+    """A stats read taken before the reader fetched 64 messages, applied after they were
+    handled and acked, shows depth 0 (not 64) and nothing in flight."""
+    broker = await redis_broker()
+    for _ in range(64):
+        broker.publish_nowait(b"x")
+    await broker.flush()
+    t0 = time.monotonic()
+    stale = parse_stats(await broker.flusher.call(evalsha("stats", broker.keys.prefix)), t0)
+    assert stale.ready == 64
+    got: list[Any] = []
+    async with asyncio.timeout(5):
+        while len(got) < 64:
+            await broker.wait_ready()
+            got += await broker.receive(["c"] * (64 - len(got)))
+    for d in got:
+        broker.ack_nowait(d.receipt)
+    broker._on_snapshot(stale)  # the read that was in flight lands only now
+    s = broker.stats()
+    assert (s.depth, s.in_flight, broker.outstanding()) == (0, 0, 0)
