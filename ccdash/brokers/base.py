@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccdash.backoff import full_jitter
+from ccdash.text import sanitize
 
 Receipt = int | str
 """Opaque proof of one delivery; a new one for every delivery of a message."""
@@ -181,6 +182,18 @@ def decode_json(data: bytes) -> Any:
         return _DECODER.decode(data.decode())
     except ValueError:  # not plain UTF-8 (a BOM, UTF-16, or bad JSON): the general path
         return json.loads(data)
+
+
+ERROR_TEXT_LIMIT = 2000  # characters of a handler's error text a broker keeps
+
+
+def storable_text(text: object, limit: int | None = ERROR_TEXT_LIMIT) -> str:
+    """Handler-supplied text (an error, a reason) as every broker stores it: through
+    the one sanitiser, so no lone surrogate, NUL or control character reaches a
+    store that would refuse it (Redis's UTF-8 encoder, SQLite), and bounded.
+    Newlines and tabs stay (a traceback keeps its lines). `limit` None: unbounded
+    (a dedup id, whose every character counts)."""
+    return sanitize(text, limit, keep="\n\t")
 
 
 def encode_body(body: Any) -> tuple[bytes, bool]:

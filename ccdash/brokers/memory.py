@@ -43,6 +43,7 @@ from ccdash.brokers.base import (
     ReceiptRejected,
     decode_json_text,
     encode_json_body,
+    storable_text,
 )
 from ccdash.brokers.deadlines import DeadlineBuckets
 from ccdash.clock import Clock, MonotonicClock, TimerHandle
@@ -453,6 +454,7 @@ class MemoryBroker(Broker):
         """Retry after a backoff, or dead-letter at max_attempts."""
         msg = self._take_lease(receipt)
         now = self.clock.now()
+        error = storable_text(error)
         self._record(msg, now, REASON_FAILED, error)
         if msg.attempt >= self.config.max_attempts:
             self._bury(msg, REASON_FAILED, error, now)
@@ -489,6 +491,7 @@ class MemoryBroker(Broker):
         """End these leases; the messages are visible again at once."""
         n = 0
         now = self.clock.now()
+        error = storable_text(error)
         for receipt in receipts:
             try:
                 msg = self._take_lease(receipt)

@@ -38,6 +38,7 @@ from ccdash.brokers.base import (
     QueueConfig,
     QueueFull,
     encode_body,
+    storable_text,
 )
 from ccdash.brokers.redis.flusher import Flusher, Snapshot, parse_stats
 from ccdash.brokers.redis.keys import Keys
@@ -219,6 +220,7 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         """Queue a message for the next pipeline (group commit); returns its id."""
         self._check_open()
         if dedup_id is not None:
+            dedup_id = storable_text(dedup_id, None)
             known = self._dedup.get(dedup_id)
             if known is not None and known[1] > time.monotonic():
                 return known[0]
@@ -246,6 +248,7 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         self._check_open()
         data, is_json = encode_body(body)
         if dedup_id is not None:  # a duplicate adds nothing: it never waits for room
+            dedup_id = storable_text(dedup_id, None)
             known = self._dedup.get(dedup_id)
             if known is not None and known[1] > time.monotonic():
                 return known[0]

@@ -25,7 +25,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccdash.backoff import Backoff
-from ccdash.brokers.redis.link import LinkDown, Raw, RedisLink, evalsha, is_nogroup
+from ccdash.brokers.base import BrokerError
+from ccdash.brokers.redis.link import (
+    LinkDown,
+    Raw,
+    RedisLink,
+    Unsendable,
+    encode_command,
+    evalsha,
+    is_nogroup,
+)
 
 log = logging.getLogger("ccdash.redis")
 
@@ -127,9 +136,16 @@ class Flusher:
         self._sent_waiters.clear()
 
     def call(self, cmd: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Queue a command; the future gets its reply (or the error)."""
+        """Queue a command; the future gets its reply (or the error). It is encoded
+        here: one that cannot be (Unsendable) fails alone, never its batch."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.ops.append(Op(cmd, fut))
+        try:
+            packed = encode_command(cmd)
+        except Unsendable as exc:
+            log.error("%s", exc)
+            fut.set_exception(exc)
+            return fut
+        self.ops.append(Op(packed, fut))
         self.kick()
         return fut
 
@@ -227,11 +243,18 @@ class Flusher:
         self._acks_in_flight = len(ack_chunk)
         try:
             replies = await self.link.execute(cmds)
-        except BaseException:
-            # Not sent (or unknown): put everything back, in order, for the retry.
+        except BaseException as exc:
+            # Not sent (or unknown): put it back, in order, for the retry. Commands are
+            # encoded when queued, so an error other than the link's is a bug: the
+            # operations of this batch fail with it rather than be retried for ever.
             self.sent_ack -= len(ack_chunk)
             self.acks.extendleft(reversed(ack_chunk))
-            self.ops.extendleft(reversed(ops))
+            if isinstance(exc, BrokerError | asyncio.CancelledError):
+                self.ops.extendleft(reversed(ops))
+            else:
+                for op in ops:
+                    if not op.future.done():
+                        op.future.set_exception(exc)
             raise
         finally:
             self._acks_in_flight = 0

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from ccdash.brokers.base import REASON_RELEASED, Receipt, ReceiptRejected
+from ccdash.brokers.base import REASON_RELEASED, Receipt, ReceiptRejected, storable_text
 from ccdash.brokers.redis.link import evalsha, is_nogroup
 from ccdash.brokers.redis.local import Entry
 
@@ -92,6 +92,7 @@ class LeaseOps:
     def _end(self, entries: Sequence[Entry], mode: str, reason: str, error: str,
              delay: float, *, check_lease: bool = True) -> asyncio.Future[Any]:
         args: list[Any] = []
+        error = storable_text(error)
         for e in entries:
             holder = f"{self.worker}:{e.holder}" if e.holder else self.worker
             args += (e.level, e.eid, e.count, mode, reason, error, holder,

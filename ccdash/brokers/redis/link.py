@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ccdash.brokers.base import BrokerError
 from ccdash.brokers.redis.scripts import SCRIPTS, Script
+from ccdash.text import sanitize
 
 Command = Sequence[Any]
 
@@ -99,6 +100,23 @@ def pack(commands: Sequence[Command]) -> bytes:
             add(b"$%d\r\n%s\r\n" % (len(b), b))
         out[header] = b"*%d\r\n" % n
     return b"".join(out)
+
+
+class Unsendable(BrokerError):
+    """A command that cannot be encoded for Redis (e.g. text with a lone surrogate)."""
+
+
+def encode_command(cmd: Command) -> tuple[Raw]:
+    """`cmd` RESP-encoded now, as a one-argument command `pack` sends as is.
+    Unsendable if it cannot be encoded: found while queueing, one bad command
+    fails alone instead of failing every batch it would ride in."""
+    try:
+        packed = pack([cmd])
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise Unsendable(f"cannot send {sanitize(cmd[0] if cmd else '?', 40)} to Redis: "
+                         f"{sanitize(exc, 200)}") from None
+    end = packed.index(b"\r\n")
+    return (Raw(packed[end + 2:], int(packed[1:end])),)
 
 
 def is_nogroup(exc: BaseException) -> bool:

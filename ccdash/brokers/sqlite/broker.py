@@ -35,6 +35,7 @@ from ccdash.brokers.base import (
     Receipt,
     ReceiptRejected,
     encode_body,
+    storable_text,
 )
 from ccdash.brokers.sqlite import views
 from ccdash.brokers.sqlite.broker_views import BrokerViews
@@ -197,6 +198,8 @@ class SqliteBroker(BrokerViews, Broker):
     async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         """Accept a message; returns once it is committed. Waits while the queue is full."""
         data, is_json = encode_body(body)
+        if dedup_id is not None:
+            dedup_id = storable_text(dedup_id, None)
         while True:
             link = self._ready()
             now = self.clock.now()
@@ -218,6 +221,8 @@ class SqliteBroker(BrokerViews, Broker):
         (`await publish()` returns only once it is; `flush()` waits for everything)."""
         link = self._ready()
         now = self.clock.now()
+        if dedup_id is not None:
+            dedup_id = storable_text(dedup_id, None)
         known = self._duplicate_of(dedup_id, now)
         if known is not None:
             return known
@@ -274,7 +279,7 @@ class SqliteBroker(BrokerViews, Broker):
 
     async def nack(self, receipt: Receipt, error: str = "", *, delay: float | None = None) -> bool:
         """Retry after a backoff (or `delay`), or dead-letter at max_attempts."""
-        return await self._call("nack", receipt, error, delay)  # type: ignore[no-any-return]
+        return await self._call("nack", receipt, storable_text(error), delay)  # type: ignore[no-any-return]
 
     async def defer(self, receipt: Receipt, delay: float) -> None:
         """Back unhandled, visible after `delay`; the attempt is given back."""
@@ -286,11 +291,11 @@ class SqliteBroker(BrokerViews, Broker):
 
     async def release(self, receipts: Sequence[Receipt], reason: str, error: str = "") -> int:
         """End these leases; the messages are visible again at once."""
-        return await self._call("release", list(receipts), reason, error)  # type: ignore[no-any-return]
+        return await self._call("release", list(receipts), reason, storable_text(error))  # type: ignore[no-any-return]
 
     async def release_holder(self, holder: str, reason: str, error: str = "") -> int:
         """End every lease this instance gave `holder`."""
-        return await self._call("release_holder", holder, reason, error)  # type: ignore[no-any-return]
+        return await self._call("release_holder", holder, reason, storable_text(error))  # type: ignore[no-any-return]
 
     async def redrive(self, ids: Sequence[str] | None = None) -> int:
         """Back to the queue with attempts reset, at the tail of their priority."""

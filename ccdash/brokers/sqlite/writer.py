@@ -29,6 +29,12 @@ CHECKPOINT_EVERY = 200  # commits between checkpoints (run by the checkpointer t
 CHECKPOINT_FORCE = 20_000  # commits without a completed checkpoint: the writer does one itself
 
 
+def _own_error(exc: BaseException) -> bool:
+    """Is this the error of one operation's data (a value SQLite cannot take), not of
+    the store (locked, I/O, full, corrupt), which every operation would hit?"""
+    return not isinstance(exc, sqlite3.OperationalError) and type(exc) is not sqlite3.DatabaseError
+
+
 class Op:
     """One queued operation: a Store method and its arguments; the outcome once run."""
 
@@ -154,14 +160,8 @@ class Writer:
                         break
                     batch = self._ops[:MAX_BATCH]
                     del self._ops[:MAX_BATCH]
-                counters, error = self._transact(batch)
-                try:
-                    self._loop.call_soon_threadsafe(
-                        self._deliver, batch, counters, self.store.due, error)
-                except RuntimeError:  # the loop is gone: nobody is waiting any more
+                if not self._commit(batch):
                     break
-                if counters is not None:
-                    self._after_commit()
         finally:
             if self.checkpointer is not None:
                 self.checkpointer.stop()
@@ -183,17 +183,37 @@ class Writer:
                 self.store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self._since_checkpoint = 0
 
-    def _transact(self, batch: list[Op]) -> tuple[dict[str, int] | None, BaseException | None]:
-        """Run a batch in one transaction; returns the committed counters, or the error."""
+    def _commit(self, batch: list[Op]) -> bool:
+        """Commit a batch and hand its results to the loop; False if the loop is gone.
+        An error of one operation's own (its data, not the store) fails that
+        operation alone: the batch is split and the halves committed apart, so one
+        write that cannot succeed never takes the writes batched with it down."""
+        counters, exc = self._transact(batch)
+        if exc is not None and len(batch) > 1 and _own_error(exc):
+            half = len(batch) // 2
+            return self._commit(batch[:half]) and self._commit(batch[half:])
+        error = None if exc is None else self._failed(batch, exc)
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, batch, counters, self.store.due, error)
+        except RuntimeError:  # the loop is gone: nobody is waiting any more
+            return False
+        if counters is not None:
+            self._after_commit()
+        return True
+
+    def _transact(self, batch: list[Op]) -> tuple[dict[str, int] | None, Exception | None]:
+        """Run a batch in one transaction; returns the committed counters, or the error
+        (everything rolled back)."""
         store = self.store
         conn = store.conn
         try:
             begin_immediate(conn, self.path)
         except sqlite3.Error as exc:
-            return None, self._failed(batch, exc)
+            return None, exc
         try:
             store.begin()
             for op in batch:
+                op.error = None  # a batch split after a failure runs its ops again
                 try:
                     op.result = op.method(*op.args)
                 except ReceiptRejected as exc:  # checked before any change: nothing to undo
@@ -206,7 +226,7 @@ class Writer:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             store.invalidate()
-            return None, self._failed(batch, exc)
+            return None, exc
 
     def _failed(self, batch: list[Op], exc: BaseException) -> BaseException:
         error = BrokerError(f"sqlite broker {self.path}: write failed: {exc}")

@@ -1,0 +1,83 @@
+"""Every broker under hostile input (#11): handler text a store would refuse, and
+entries that do not decode. Each test runs on memory, SQLite and Redis (the
+`brokers` harness, tests/broker_harness.py) unless marked otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from broker_harness import Brokers
+
+from ccdash.brokers.base import (
+    ERROR_TEXT_LIMIT,
+    REASON_CONSUMER_FAILED,
+    REASON_FAILED,
+    BrokerError,
+)
+
+BAD_TEXT = "OSError: cannot open 'f\udcff\x00le'\nline two"
+STORED = "OSError: cannot open 'f\\udcff\\x00le'\nline two"  # escapes, the newline kept
+
+
+async def test_error_text_with_lone_surrogate_and_nul_is_stored_escaped(
+    brokers: Brokers,
+) -> None:
+    """A nack whose error holds a lone surrogate and a NUL is stored (as visible
+    escapes) and the acks and publishes after it still go through."""
+    broker = await brokers.make(max_attempts=1)
+    await broker.publish({"n": 1})
+    await broker.publish({"n": 2})
+    first, second = await brokers.receive(broker, ["c1", "c2"])
+    async with asyncio.timeout(10):  # a broker that retries the bad write for ever hangs here
+        assert await broker.nack(first.receipt, BAD_TEXT) is True
+        await broker.ack(second.receipt)
+        await broker.publish({"n": 3})
+    [dead] = await brokers.dead_letters(broker)
+    assert (dead.reason, dead.last_error) == (REASON_FAILED, STORED)
+    assert [h.error for h in dead.history] == [STORED]
+    stats = await brokers.stats(broker)
+    assert (stats.acked, stats.dead, stats.ready) == (1, 1, 1)
+
+
+async def test_release_error_text_is_stored_escaped_and_bounded(brokers: Brokers) -> None:
+    """A consumer-failed release with a huge, NUL-laden error text dead-letters the
+    message with that text escaped and cut to the stored bound."""
+    broker = await brokers.make(max_attempts=1)
+    await broker.publish(b"x")
+    await brokers.lease(broker, "dies")
+    async with asyncio.timeout(10):
+        assert await broker.release_holder("dies", REASON_CONSUMER_FAILED,
+                                           "\x00" * 100_000) == 1
+    [dead] = await brokers.dead_letters(broker)
+    assert dead.reason == REASON_CONSUMER_FAILED
+    assert "\x00" not in dead.last_error and dead.last_error.startswith("\\x00\\x00")
+    assert len(dead.last_error) <= ERROR_TEXT_LIMIT
+
+
+@pytest.mark.brokers("sqlite")
+async def test_one_write_sqlite_cannot_take_fails_alone(brokers: Brokers) -> None:
+    """Publishes SQLite cannot store (a priority beyond its 64-bit integers) fail
+    on their own; the publishes committed in the same batches are all stored and
+    the broker keeps working."""
+    broker = await brokers.make()
+    good, bad = [], []
+    for i in range(200):  # no await in between: they share the writer's batches
+        good.append(broker.publish_nowait({"n": i}))
+        bad.append(asyncio.ensure_future(broker.publish(b"x", priority=2**70)))
+    results = await asyncio.gather(*bad, return_exceptions=True)
+    assert all(isinstance(r, BrokerError) for r in results)
+    async with asyncio.timeout(10):
+        await broker.flush()
+        assert await broker.publish({"n": "after"})
+    assert (await brokers.stats(broker)).ready == 201
+
+
+async def test_dedup_id_with_lone_surrogate_still_deduplicates(brokers: Brokers) -> None:
+    """A dedup id holding a lone surrogate and a NUL is accepted, and a second
+    publish with it is the no-op the contract promises."""
+    broker = await brokers.make()
+    async with asyncio.timeout(10):
+        first = await broker.publish(b"a", dedup_id="k\udcff\x00")
+        assert await broker.publish(b"b", dedup_id="k\udcff\x00") == first
+    assert (await brokers.stats(broker)).ready == 1
