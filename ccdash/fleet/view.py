@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis.exceptions import NoScriptError
 
@@ -16,6 +17,7 @@ from ccdash.brokers.redis.scripts import SCRIPTS
 from ccdash.brokers.redis.views import parse_dead_letters
 from ccdash.fleet.connect import connect
 from ccdash.fleet.control import CommandResult, _send
+from ccdash.text import sanitize
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,14 @@ def _worker_view(name: str, raw: bytes | None, pending: int, now: float) -> Work
         return WorkerView(name=name, alive=False, state="lost", pending=pending)
     try:
         info = json.loads(raw)
-    except ValueError:
-        info = {}
+        return _live_worker(name, info, pending, now)
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        # A heartbeat this code did not write (another version, a foreign writer):
+        # the worker is shown alive, without the details, instead of failing the read.
+        return WorkerView(name=name, alive=True, state="unreadable", pending=pending)
+
+
+def _live_worker(name: str, info: dict[str, Any], pending: int, now: float) -> WorkerView:
     return WorkerView(
         name=name, alive=True, state=str(info.get("state", "running")),
         host=str(info.get("host", "")), pid=int(info.get("pid", 0)),
@@ -107,6 +115,19 @@ def _worker_view(name: str, raw: bytes | None, pending: int, now: float) -> Work
                                 int(li.get("attempt", 0)), float(li.get("expires_in", 0.0)))
                      for li in info.get("lease_list", ())),
         info=info)
+
+
+def describe_error(exc: BaseException, url: str) -> str:
+    """An error of a fleet read as one safe line: its type and message, sanitised,
+    the password of `url` (if any) never shown."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if password:
+        text = text.replace(password, "***")
+    return sanitize(text, 300)
 
 
 class FleetView:

@@ -24,6 +24,7 @@ from ccdash.fleet import (
     WorkerView,
     load_secret,
 )
+from ccdash.fleet.view import describe_error
 
 POLL_EVERY = 1.0  # seconds between fleet reads (each one a few Redis round trips)
 RETRY_CAP = 10.0  # a Redis that went away is retried at most this far apart
@@ -67,8 +68,8 @@ class FleetFeed:
                     delay, failing = self.poll_every, False
                 except Exception as exc:  # noqa: BLE001 - Redis away: shown, retried
                     if not failing:
-                        say(f"fleet view: cannot read {self.where}: {type(exc).__name__}; "
-                            "retrying", True)
+                        say(f"fleet view: cannot read {self.where}: "
+                            f"{describe_error(exc, self.url)}; retrying", True)
                     failing = True
                     delay = min(RETRY_CAP, delay * 2)
                     await self.view.close()  # a fresh connection next time

@@ -9,9 +9,23 @@ from ccdash.brokers.base import DeadLetter, HistoryEntry
 from ccdash.brokers.redis.local import decode_stored
 
 
-def _fields(raw: list[bytes]) -> dict[str, bytes]:
-    it = iter(raw)
-    return {k.decode(): v for k, v in zip(it, it, strict=True)}
+def _fields(raw: list[bytes] | dict[bytes, bytes]) -> dict[str, bytes]:
+    """An entry's fields: a flat [k, v, ...] list (a raw reply) or a dict (redis-py's
+    parsed XRANGE reply); undecodable names are kept escaped, a dangling name dropped."""
+    pairs = raw.items() if isinstance(raw, dict) else zip(*[iter(raw)] * 2, strict=False)
+    return {k.decode(errors="backslashreplace"): v for k, v in pairs}
+
+
+def _text(v: bytes | None) -> str:
+    return (v or b"").decode(errors="backslashreplace")
+
+
+def _num(v: bytes | None, kind: type[int] | type[float] = int) -> Any:
+    """A numeric field; 0 when it is missing or not a number (a foreign writer)."""
+    try:
+        return kind(v or b"0")
+    except (ValueError, OverflowError):
+        return kind(0)
 
 
 def parse_history(raw: bytes | None, offset: float) -> tuple[HistoryEntry, ...]:
@@ -20,32 +34,32 @@ def parse_history(raw: bytes | None, offset: float) -> tuple[HistoryEntry, ...]:
         return ()
     try:
         items = json.loads(raw)
-    except ValueError:
+        return tuple(HistoryEntry(float(at) / 1000.0 + offset, str(c), int(n), str(o), str(e))
+                     for at, c, n, o, e in items)
+    except (ValueError, TypeError, RecursionError):  # not the history the scripts write
         return ()
-    if not isinstance(items, list):
-        return ()
-    return tuple(HistoryEntry(float(at) / 1000.0 + offset, str(c), int(n), str(o), str(e))
-                 for at, c, n, o, e in items)
 
 
 def parse_dead_letters(raw: list[Any], offset: float) -> list[DeadLetter]:
-    """XREVRANGE of the dead stream -> DeadLetters (newest first). `offset` turns
-    Redis wall-clock seconds into local monotonic time."""
+    """XREVRANGE of the dead stream -> DeadLetters (newest first), from a raw reply
+    (flat field lists) or redis-py's parsed one (dicts). `offset` turns Redis
+    wall-clock seconds into local monotonic time. A field that does not parse
+    shows as empty or 0: one odd entry never hides the others."""
     out = []
     for _eid, fields in raw or ():
         f = _fields(fields)
         try:
             body: Any = decode_stored(f.get("d", b"b"))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON we wrote: show the bytes
             body = f.get("d", b"")
         out.append(DeadLetter(
-            message_id=f.get("m", b"").decode(),
-            reason=f.get("r", b"").decode(),
-            attempts=int(f.get("n", b"0")),
-            last_error=f.get("e", b"").decode(errors="replace"),
-            priority=int(f.get("p", b"0")),
+            message_id=_text(f.get("m")),
+            reason=_text(f.get("r")),
+            attempts=_num(f.get("n")),
+            last_error=_text(f.get("e")),
+            priority=_num(f.get("p")),
             body=body,
-            dead_at=int(f.get("at", b"0")) / 1000.0 + offset,
+            dead_at=_num(f.get("at"), float) / 1000.0 + offset,
             history=parse_history(f.get("h"), offset),
         ))
     return out
