@@ -338,7 +338,8 @@ async def run_demo(
         workload.shared_url = shared
     rec = None if recorder is None else RecordingSession(
         recorder, engine, drills=lambda: workload.drill_results, evidence=evidence,
-        meta={"seed": seed})
+        meta={"source": "demo", "scenario": scenario.name, "title": scenario.name,
+              "seed": seed})
     server = None if metrics_port is None else await serve_metrics(engine, metrics_port)
     try:
         return await _run(scenario, view, engine, workload, duration, server, handle_signals,
@@ -473,12 +474,11 @@ def run_headless(
             return 2
     recorder: Recorder | None = None
     evidence = {k: v for k, v in (("recording", record), ("plot", plot)) if v}
-    meta = {"source": "demo", "scenario": scenario.name, "title": scenario.name}
     try:
         if record:
-            recorder = Recorder.create(record, bodies=record_bodies, meta=meta)
+            recorder = Recorder.create(record, bodies=record_bodies)
         elif plot:
-            recorder = Recorder.in_memory(meta=meta)
+            recorder = Recorder.in_memory()
     except OSError as exc:
         error(f"--record: cannot write to {record}: {exc.strerror or exc}")
         return 2

@@ -13,7 +13,6 @@ complete record; it has no report to print.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -67,14 +66,9 @@ def main(argv: Sequence[str] | None = None,
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the replay needs a terminal (no TTY here); print the run's report "
                          "with --report or draw it with --plot F.svg")
-    try:
-        tui = importlib.import_module("ccdash.tui.replay")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("ccdash.tui"):
-            raise UsageError("the replay dashboard is not available in this build; use "
-                             "--report or --plot F.svg") from None
-        raise
-    return int(tui.run_replay(rec, theme=args.theme))
+    from ccdash.tui.replay import run_replay
+
+    return run_replay(rec, theme=args.theme)
 
 
 def _plot(rec: Recording, path: str) -> None:
@@ -93,6 +87,10 @@ def _report(rec: Recording, json_path: str | None) -> int:
     from ccdash.scenario.report import exit_code
 
     report = rec.report
+    if report is None and not rec.cut_short:
+        raise UsageError(f"{rec.path}: this recording holds no report (it was recorded from "
+                         f"the {rec.header.get('source', 'dashboard')}; --demo runs end with "
+                         "one); replay it or --plot it")
     if report is None:
         ran = rec.end - rec.t0
         raise UsageError(f"{rec.path}: truncated recording: it stops at +{ran:.1f} s, before "

@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="file holding the control secret (else $CCDASH_CONTROL_SECRET)")
     p.add_argument("--audit-log", metavar="PATH",
                    help="also append accepted control commands to this file (JSON lines)")
+    p.add_argument("--record", metavar="FILE",
+                   help="record this worker's run to FILE (owner-only) for `ccdash replay FILE`")
+    p.add_argument("--record-bodies", action="store_true",
+                   help="with --record: keep dead letters' message bodies too")
     return p
 
 
@@ -109,13 +113,25 @@ def _main(argv: list[str], parser: argparse.ArgumentParser | None) -> int:
         raise WorkerUsageError(str(exc)) from None
     if args.heartbeat_ttl >= args.visibility_timeout:
         raise WorkerUsageError("--heartbeat-ttl must be below --visibility-timeout")
+    if args.record_bodies and not args.record:
+        raise WorkerUsageError("--record-bodies applies to --record FILE; add it")
+    recorder = None
+    if args.record:
+        from ccdash.record.writer import Recorder
+
+        try:
+            recorder = Recorder.create(args.record, bodies=args.record_bodies)
+        except OSError as exc:
+            raise WorkerUsageError(f"--record: cannot write to {args.record}: "
+                                   f"{exc.strerror or exc}") from None
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     opts = WorkerOptions(
         broker_url=url, handler=handler, concurrency=args.concurrency, name=args.name,
         prefetch=args.prefetch, visibility_timeout=args.visibility_timeout,
         heartbeat_ttl=args.heartbeat_ttl, max_attempts=args.max_attempts, grace=args.grace,
-        secret=secret, audit_file=Path(args.audit_log) if args.audit_log else None)
+        secret=secret, audit_file=Path(args.audit_log) if args.audit_log else None,
+        recorder=recorder)
     try:
         return asyncio.run(WorkerRuntime(opts).run())
     except ValueError as exc:  # bad URL options (redacted by the broker)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,3 +132,30 @@ def test_a_killed_run_leaves_a_replayable_recording(tmp_path: Path) -> None:
     assert replay.cut_short and replay.report is None and len(replay.frame_at) > 4
     one_line_error(ccdash("replay", "run.rec", "--report", cwd=tmp_path),
                    "truncated recording")
+
+
+async def test_a_worker_records_its_run(redis_server: Any, tmp_path: Path) -> None:
+    """`ccdash worker --record FILE`: frames and events of the worker, 0600, replayable."""
+    import uuid
+
+    from test_redis_fleet import Fleet, _has, publish, until
+
+    fleet = Fleet(f"{redis_server.url}?queue=rec-{uuid.uuid4().hex[:8]}", tmp_path)
+    try:
+        fleet.spawn("w1", "--record", str(tmp_path / "w1.rec"), concurrency=2)
+        await until(lambda: _has(fleet.url, 1), 20, "the worker")
+        ids = await publish(fleet.url, 40)
+        await until(lambda: ids <= fleet.done(), 30, "the messages handled")
+        assert fleet.stop_all() == {"w1": 0}, fleet.log("w1")
+    finally:
+        for p in fleet.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    path = tmp_path / "w1.rec"
+    assert path.stat().st_mode & 0o777 == 0o600
+    rec = read_recording(str(path))
+    assert rec.header["source"] == "worker" and rec.header["title"] == "w1"
+    assert not rec.cut_short and len(rec.frame_at) >= 2
+    assert rec.snapshot(len(rec.frame_at) - 1).acked >= 40
+    assert any(e.kind == "consumer-started" for e in rec.events)

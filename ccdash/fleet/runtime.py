@@ -22,6 +22,8 @@ from ccdash.engine.config import EngineConfig
 from ccdash.engine.engine import Engine
 from ccdash.engine.snapshot import Event
 from ccdash.fleet.listener import ControlListener
+from ccdash.record.session import RecordingSession
+from ccdash.record.writer import Recorder
 
 log = logging.getLogger("ccdash.worker")
 
@@ -43,6 +45,7 @@ class WorkerOptions:
     grace: float = 5.0
     secret: bytes | None = None
     audit_file: Path | None = None
+    recorder: Recorder | None = None  # --record FILE: the worker's run, for ccdash replay
 
 
 class WorkerRuntime:
@@ -92,12 +95,20 @@ class WorkerRuntime:
             self.state = "running"
             log.info("worker %s: %d consumers on %s", self.name, self.opts.concurrency,
                      self.broker.url)
+            recording = self._record()  # before the start: its events are recorded too
             async with self.engine:
+                if recording is not None:
+                    recording.start()
                 await self._stop.wait()
                 if self._drain:
                     await self._drain_now()
                 self.state = "stopping"
+            if recording is not None:  # its last frame while the broker is still open
+                await recording.stop()
+                recording.finish()
         finally:
+            if self.opts.recorder is not None:
+                self.opts.recorder.finish()  # closes the file if the run ended early
             if control is not None:
                 self.listener.stop()
                 done, _ = await asyncio.wait([control], timeout=10.0)
@@ -109,6 +120,13 @@ class WorkerRuntime:
                 loop.remove_signal_handler(sig)
         log.info("worker %s stopped", self.name)
         return 0
+
+    def _record(self) -> RecordingSession | None:
+        """A recording of the worker's engine, if asked for."""
+        if self.opts.recorder is None:
+            return None
+        return RecordingSession(self.opts.recorder, self.engine,
+                                meta={"source": "worker", "title": self.name})
 
     def _log_tasks(self) -> None:
         """SIGUSR1: log every task's stack (for a worker that seems stuck)."""

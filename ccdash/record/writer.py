@@ -85,6 +85,7 @@ class Recorder:
         self._events: list[Event] = []
         self._force_detail = False
         self._drills: list[dict[str, Any]] = []
+        self._drill_event_at: float | None = None  # the first drill step not yet written
 
     @classmethod
     def create(cls, path: str, **kw: Any) -> Recorder:
@@ -98,6 +99,8 @@ class Recorder:
         self._events.append(ev)
         if ev.kind.startswith(DETAIL_EVENTS):
             self._force_detail = True
+        if ev.kind.startswith("drill-") and self._drill_event_at is None:
+            self._drill_event_at = ev.at
 
     def workload_event(self, at: float, kind: str, message: str,
                        fields: Sequence[tuple[str, Any]] = ()) -> None:
@@ -113,12 +116,15 @@ class Recorder:
         self._force_detail = True
 
     def drills(self, records: Sequence[Any], at: float) -> None:
-        """The drill records now; written when they changed."""
+        """The drill records now; written when they changed, stamped with the drill step
+        that changed them (so a replay that jumps to that step shows them)."""
         now = [_drill_dict(r) for r in records]
+        step, self._drill_event_at = self._drill_event_at, None
         if now != self._drills:
             self._drills = now
             self._flush_events()
-            self._pending.append({"t": "d", "at": round(at, 6), "d": now})
+            when = at if step is None else min(step, at)
+            self._pending.append({"t": "d", "at": round(when, 6), "d": now})
 
     def frame(self, snap: Snapshot, drills: Sequence[Any] | None = None) -> None:
         """Write the buffered events and one frame of `snap` (the header first, once)."""

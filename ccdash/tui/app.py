@@ -31,6 +31,8 @@ from ccdash.engine.snapshot import Event
 from ccdash.ops import OpsError
 from ccdash.ops.logfile import JsonLogWriter, open_log
 from ccdash.ops.prometheus import MetricsServer, serve_metrics
+from ccdash.record.session import RecordingSession
+from ccdash.record.writer import Recorder
 from ccdash.text import sanitize
 from ccdash.tui.alerts_table import AlertsTable
 from ccdash.tui.consumer_table import ConsumerTable
@@ -75,6 +77,7 @@ class DashboardApp(Operations):
         metrics_port: int | None = None,
         log_file: str | None = None,
         fleet: FleetFeed | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         """`live=False` disables the app's own timers (tests call `refresh_now`).
 
@@ -84,7 +87,8 @@ class DashboardApp(Operations):
 
         `metrics_port` serves Prometheus text on 127.0.0.1 while the engine runs (0: any
         free port; `metrics.port` and the log say which); `log_file` gets one JSON line
-        per engine event."""
+        per engine event; `recorder` records what the dashboard shows (a frame per
+        refresh, every event and every operator command) until the engine stops."""
         super().__init__()
         self.engine = engine
         self.workload = workload
@@ -113,6 +117,7 @@ class DashboardApp(Operations):
         self._dropped = 0
         self._current_pane = 0
         engine.add_listener(self._on_engine_event)
+        self.recording = None if recorder is None else RecordingSession(recorder, engine)
 
     # -- layout ---------------------------------------------------------------
 
@@ -246,6 +251,8 @@ class DashboardApp(Operations):
                 await self.engine.stop(grace=grace)
             finally:
                 await self._stop_ops()
+                if self.recording is not None:
+                    self.recording.finish()
         return self.engine.leftover
 
     async def _start_ops(self) -> None:
@@ -282,6 +289,8 @@ class DashboardApp(Operations):
         """Workload listener: its own events (drills, run phases); engine ones come direct."""
         if getattr(event, "source", "") == "engine":
             return
+        if self.recording is not None:
+            self.recording.run_event(event)
         message = getattr(event, "message", None) or str(event)
         kind = getattr(event, "kind", None) or "workload"
         self._events.append(Event(0, self.clock.now(), str(kind), str(message)))
@@ -325,6 +334,8 @@ class DashboardApp(Operations):
         self.alerts.update_from(snap)
         records = getattr(self.workload, "drill_results", None) or ()
         self.query_one(DrillReport).update_from(list(records), snap.at)
+        if self.recording is not None:
+            self.recording.recorder.frame(snap, records)
         log = self.query_one(LogPane)
         if self._dropped:
             log.add(snap.at, "log", f"{self._dropped} events not shown (too many at once)")
@@ -332,6 +343,12 @@ class DashboardApp(Operations):
         while self._events:
             ev = self._events.popleft()
             log.add(ev.at, ev.kind, ev.message)
+
+    def say(self, message: str, *, error: bool = False) -> None:
+        """Confirm an operator action in the log (and in the recording, if any)."""
+        if self.recording is not None:
+            self.recording.recorder.operator(self.clock.now(), message, error=error)
+        super().say(message, error=error)
 
     def on_dead_letter_table_opened(self, event: DeadLetterTable.Opened) -> None:
         """Enter on a dead letter: its payload and history."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
@@ -12,15 +14,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ccdash.tui.format import Palette
-from ccdash.tui.keys import KEYS, PANE_KEYS, key_label
+from ccdash.tui.keys import KEYS, PANE_KEYS, Key, key_label
 
 
-def key_table(palette: Palette) -> Table:
+def key_table(palette: Palette, keys: Sequence[Key] = KEYS) -> Table:
     """The key table as a Rich table: key, then command and what it does."""
     table = Table(box=None, expand=True, show_header=False, show_edge=False, pad_edge=False)
     table.add_column("key", no_wrap=True, min_width=5, style=Style(color=palette.accent, bold=True))
     table.add_column("what it does", ratio=1)
-    for k in KEYS:
+    for k in keys:
         line = Text(k.title, style=Style(bold=True))
         line.append("  " + k.help, style=Style(color=palette.muted))
         table.add_row(key_label(k), line)
@@ -35,9 +37,10 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", id="help.close")]
 
-    def __init__(self, palette: Palette) -> None:
+    def __init__(self, palette: Palette, *, keys: Sequence[Key] = KEYS) -> None:
         super().__init__()
         self.palette = palette
+        self.keys = keys
 
     def compose(self) -> ComposeResult:
         """One scrollable table."""
@@ -49,7 +52,7 @@ class HelpScreen(ModalScreen[None]):
                 ),
                 markup=False,
             )
-            yield Static(key_table(self.palette), markup=False)
+            yield Static(key_table(self.palette, self.keys), markup=False)
 
     def on_mount(self) -> None:
         """Title the box."""

@@ -7,6 +7,8 @@ import sys
 from typing import Any
 
 from ccdash.brokers import is_redis_url
+from ccdash.ops import OpsError
+from ccdash.record.writer import Recorder
 from ccdash.tui.app import DashboardApp
 from ccdash.tui.fleet_feed import FleetFeed
 from ccdash.tui.themes import check_theme
@@ -21,13 +23,16 @@ def run_tui(
     broker: str | None = None,
     metrics_port: int | None = None,
     log_file: str | None = None,
+    record: str | None = None,
+    record_bodies: bool = False,
 ) -> int:
     """Open the dashboard on a scenario (None: the default one); returns the exit code.
 
     `broker` is a URL (None: memory; sqlite:///FILE.db keeps what is still queued;
     redis://... joins that fleet as one more worker and shows the other workers too);
     `metrics_port` serves Prometheus text on 127.0.0.1 during the run; `log_file` gets
-    JSON lines. Raises ValueError("unknown theme ...; available: ...") before starting if
+    JSON lines; `record` records the session for `ccdash replay` (0600; bodies only with
+    `record_bodies`). Raises ValueError("unknown theme ...; available: ...") before starting if
     the theme is unknown (see `ccdash.tui.themes.check_theme`); BrokerError if the broker
     cannot be opened and OpsError if the port or the log file cannot (after the
     terminal is restored): the CLI turns both into one-line usage errors.
@@ -44,6 +49,15 @@ def run_tui(
 
     if scenario is None:
         scenario = load_scenario(None)
+    recorder = None
+    if record is not None:
+        name = str(getattr(scenario, "name", "") or "ccdash")
+        try:
+            recorder = Recorder.create(record, bodies=record_bodies, meta={
+                "source": "dashboard", "scenario": name, "title": name, "seed": seed})
+        except OSError as exc:
+            raise OpsError(f"--record: cannot write to {record}: {exc.strerror or exc}") \
+                from None
     engine = scenario.make_engine(handler=handler, seed=seed, broker=broker)
     workload = Workload(scenario, engine, seed=seed)
     fleet = None
@@ -58,6 +72,7 @@ def run_tui(
         metrics_port=metrics_port,
         log_file=log_file,
         fleet=fleet,
+        recorder=recorder,
     )
     code = app.run()
     if app.startup_error is not None:
@@ -74,6 +89,11 @@ def run_tui(
         f"ccdash: engine stopped. published {snap.published}, acked {snap.acked}, "
         f"in the DLQ {snap.queue.dead}, still queued {engine.leftover}{where}"
     )
+    if recorder is not None:
+        if recorder.error is not None:
+            print(f"ccdash: error: --record: {recorder.error}", file=sys.stderr)
+            return 2
+        print(f"ccdash: recorded to {record}; replay it with `ccdash replay {record}`")
     if app.engine_error is not None:
         print(f"ccdash: error: the engine failed: {app.engine_error!r}", file=sys.stderr)
         return 1

@@ -37,6 +37,14 @@ class QueuePane(Vertical):
         yield ForecastLine(self.palette, id="queue-forecast")
         yield Sparkline(tuple(self.history), id="queue-spark")
 
+    def reset_history(self, samples: list[float]) -> None:
+        """Replace the depth history (a replay that jumped); sampling restarts from now."""
+        self.history.clear()
+        self.history.extend([0.0] * (HISTORY - len(samples)) + samples[-HISTORY:])
+        self._next_sample = None
+        self._last = ()
+        self.query_one(Sparkline).data = tuple(self.history)
+
     def update_from(self, snap: Snapshot) -> None:
         """Sample depth once per second; redraw the counts if they changed."""
         q = snap.queue

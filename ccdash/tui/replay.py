@@ -1,0 +1,282 @@
+"""`ccdash replay FILE`: the dashboard, read-only, driven by a recording.
+
+The same app and panes as live; what differs is where they read from. The
+dashboard reads an engine through three things only (`snapshot`, `clock`,
+`add_listener`, plus `config` for the lease pane): `RecordedEngine` answers
+them from a `Player`, and `RecordedRun` gives the drill records as they stood.
+Every key that would act on an engine is unbound and refused (`check_action`),
+so it is neither offered in the footer, the help or the palette, nor run.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from textual.app import SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from ccdash.engine.engine import Engine
+from ccdash.engine.snapshot import Event, Snapshot
+from ccdash.record.player import Player, RecordedConfig
+from ccdash.record.reader import Recording
+from ccdash.tui.app import REFRESH_INTERVAL, DashboardApp
+from ccdash.tui.help_screen import HelpScreen
+from ccdash.tui.keys import KEYS, Key
+from ccdash.tui.log_pane import LogPane
+from ccdash.tui.prompt import Prompt
+from ccdash.tui.queue_pane import HISTORY, QueuePane
+from ccdash.tui.replay_bar import ReplayBar
+
+# Dashboard keys that only change the view: the replay keeps these, refuses the rest.
+VIEW_ACTIONS = frozenset({"help", "quit", "toggle_log", "next_pane", "next_theme", "group"})
+LOG_BACKFILL = 200  # events shown in the log after a jump
+
+REPLAY_KEYS: tuple[Key, ...] = (
+    Key("replay.play", "space", "play", "play/pause", "replay: play / pause",
+        "Play the recording at the chosen speed, or pause it", display="space"),
+    Key("replay.step", "full_stop", "step(1)", "step", "replay: step forward",
+        "Pause and show the next frame", display="."),
+    Key("replay.step_back", "comma", "step(-1)", "back", "replay: step back",
+        "Pause and show the previous frame", display=",", footer=False),
+    Key("replay.faster", "greater_than_sign", "speed(1)", "faster", "replay: faster",
+        "Play faster (x0.5, 1, 2, 4, 8, 16)", display=">"),
+    Key("replay.slower", "less_than_sign", "speed(-1)", "slower", "replay: slower",
+        "Play slower", display="<", footer=False),
+    Key("replay.forward", "right_square_bracket", "seek_by(10)", "+10s", "replay: 10 s on",
+        "Jump 10 seconds on", display="]", footer=False),
+    Key("replay.back", "left_square_bracket", "seek_by(-10)", "-10s", "replay: 10 s back",
+        "Jump 10 seconds back", display="[", footer=False),
+    Key("replay.start", "0", "seek_by(-1e12)", "start", "replay: to the start",
+        "Jump to the start of the recording", footer=False),
+    Key("replay.end", "dollar_sign", "seek_by(1e12)", "end", "replay: to the end",
+        "Jump to the end of the recording", display="$", footer=False),
+    Key("replay.jump", "j", "jump", "jump", "replay: jump to a time",
+        "Type a time (seconds, or m:ss, since the start) and jump there"),
+    Key("replay.next_event", "e", "mark('event', 1)", "next event", "replay: next event",
+        "Jump to the next event (E: the previous one)", footer=False),
+    Key("replay.prev_event", "E", "mark('event', -1)", "prev event", "replay: previous event",
+        "Jump to the previous event", footer=False),
+    Key("replay.next_drill", "d", "mark('drill', 1)", "next drill", "replay: next drill",
+        "Jump to the next drill step (D: the previous one)"),
+    Key("replay.prev_drill", "D", "mark('drill', -1)", "prev drill", "replay: previous drill",
+        "Jump to the previous drill step", footer=False),
+    Key("replay.next_alert", "a", "mark('alert', 1)", "next alert", "replay: next alert",
+        "Jump to the next alert firing or resolving (A: the previous one)", footer=False),
+    Key("replay.prev_alert", "A", "mark('alert', -1)", "prev alert", "replay: previous alert",
+        "Jump to the previous alert", footer=False),
+    Key("replay.next_action", "o", "mark('operator', 1)", "next action",
+        "replay: next operator action",
+        "Jump to the next operator command (O: the previous one)", footer=False),
+    Key("replay.prev_action", "O", "mark('operator', -1)", "prev action",
+        "replay: previous operator action", "Jump to the previous operator command",
+        footer=False),
+    Key("replay.next_failover", "f", "mark('failover', 1)", "next failover",
+        "replay: next failover", "Jump to the next consumer failure or replacement "
+        "(F: the previous one)", footer=False),
+    Key("replay.prev_failover", "F", "mark('failover', -1)", "prev failover",
+        "replay: previous failover", "Jump to the previous failover", footer=False),
+)
+SHOWN_KEYS = tuple(k for k in KEYS if k.action in VIEW_ACTIONS) + REPLAY_KEYS
+_REPLAY_ACTIONS = frozenset(k.action.split("(")[0] for k in REPLAY_KEYS)
+_REFUSED = frozenset(k.action.split("(")[0] for k in KEYS) - VIEW_ACTIONS
+
+
+class RecordedEngine:
+    """What the dashboard reads of an engine, answered from the recording."""
+
+    def __init__(self, player: Player) -> None:
+        self.player = player
+        self.clock = player
+        self.config: RecordedConfig = player.config
+        self.leftover = 0
+
+    def snapshot(self, *, max_leases: int = 200, max_dead: int = 200) -> Snapshot:
+        """The recorded frame at the replay position."""
+        return self.player.snapshot(max_leases=max_leases, max_dead=max_dead)
+
+    def add_listener(self, fn: Callable[[Event], None]) -> None:
+        """Events reach `fn` as the replay plays through them."""
+        self.player.add_listener(fn)
+
+
+class RecordedRun:
+    """What the dashboard reads of a workload: the drill records at the replay position."""
+
+    def __init__(self, player: Player) -> None:
+        self.player = player
+
+    @property
+    def drill_results(self) -> list[dict[str, Any]]:
+        """The drill records as they stood."""
+        return self.player.drill_results()
+
+
+def parse_offset(text: str) -> float | None:
+    """`75`, `75.5` or `1:15` as seconds; None if it is none of these."""
+    m = re.fullmatch(r"\s*(?:(\d+):)?(\d+(?:\.\d*)?)\s*", text)
+    if not m:
+        return None
+    minutes, seconds = m.groups()
+    return int(minutes or 0) * 60 + float(seconds)
+
+
+class ReplayApp(DashboardApp, inherit_bindings=False):
+    """The dashboard over a recording; see the module docstring."""
+
+    BINDINGS = [
+        Binding(k.key, k.action, k.short, show=k.footer, key_display=k.display, id=k.id)
+        for k in SHOWN_KEYS
+    ] + [Binding("ctrl+c", "quit", "quit", show=False, id="app.interrupt"),
+         Binding("ctrl+q", "quit", "quit", show=False, priority=True, id="app.ctrl_q")]
+
+    def __init__(self, recording: Recording, *, theme: str | None = None, live: bool = True,
+                 refresh_interval: float = REFRESH_INTERVAL) -> None:
+        """`live=False`: no playback timer (tests move the player and call refresh_now)."""
+        self.player = Player(recording)
+        h = recording.header
+        title = str(h.get("title") or h.get("scenario") or "recording")
+        # The engine's place is taken by the recording: only its read API is used
+        # (check_action refuses every command that would need more).
+        super().__init__(cast(Engine, RecordedEngine(self.player)), RecordedRun(self.player),
+                         theme=theme, title=title, clock=self.player, live=False,
+                         start_load=False, refresh_interval=refresh_interval)
+        self.t0 = recording.t0
+        self.replay_live = live
+        self._wall = time.monotonic()
+        self.player.on_jump(self._jumped)
+
+    def compose(self) -> Any:
+        """The replay bar, then the dashboard as it is live."""
+        yield ReplayBar(self.palette, self.player, id="replay")
+        yield from super().compose()
+
+    async def _run_engine(self) -> int:
+        """No engine: show the first frame, play on a timer until quit."""
+        self.engine_ready.set()
+        self._jumped()
+        if self.replay_live:
+            self.set_interval(self.refresh_interval, self._play_tick, name="playback")
+        await self._stop.wait()
+        return 0
+
+    def _play_tick(self) -> None:
+        now = time.monotonic()
+        elapsed, self._wall = now - self._wall, now
+        if self.player.playing:
+            self.player.advance(elapsed)
+            self.refresh_now()
+
+    def refresh_now(self) -> None:
+        """The panes from the frame at the position; the replay bar too."""
+        super().refresh_now()
+        if self.engine_ready.is_set():
+            self.query_one(ReplayBar).update_from()
+
+    def _jumped(self) -> None:
+        """After a jump: the log and the depth sparkline as they stood at the new position."""
+        if not self.engine_ready.is_set():
+            return
+        self.query_one(LogPane).clear()
+        self._events.clear()
+        self._events.extend(self.player.recent_events(LOG_BACKFILL))
+        rec, pos = self.player.recording, self.player.position
+        samples = [float(rec.series.depth[rec.frame_index(pos - s)])
+                   for s in range(HISTORY - 1, -1, -1)]
+        self.query_one(QueuePane).reset_history(samples)
+        self.refresh_now()
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Nothing that would act on an engine; replay keys only on the dashboard itself."""
+        if action in _REFUSED:
+            return False
+        if action in _REPLAY_ACTIONS:
+            main = getattr(self, "main_screen", None)
+            return main is not None and self.screen is main and not main.has_class("-tiny")
+        return super().check_action(action, parameters)
+
+    def action_play(self) -> None:
+        """Play or pause."""
+        self.player.toggle()
+        self._wall = time.monotonic()
+        self.refresh_now()
+
+    def action_step(self, frames: int) -> None:
+        """One frame on or back (paused)."""
+        self.player.step(frames)
+        self.refresh_now()
+
+    def action_speed(self, steps: int) -> None:
+        """Faster or slower."""
+        self.player.change_speed(steps)
+        self.refresh_now()
+
+    def action_seek_by(self, seconds: float) -> None:
+        """Jump by `seconds` (clamped to the recording)."""
+        self.player.seek(self.player.position + seconds)
+
+    def action_mark(self, kind: str, direction: int) -> None:
+        """Jump to the next or previous event of a kind; say so if there is none."""
+        found = self.player.next_mark(kind, direction)
+        if found is None:
+            where = "after" if direction > 0 else "before"
+            self.notify(f"no {kind} {where} this point", severity="warning", timeout=3)
+
+    def action_jump(self) -> None:
+        """Ask for a time and jump there."""
+        total = self.player.recording.end - self.player.recording.t0
+
+        def check(text: str) -> str | None:
+            at = parse_offset(text)
+            if at is None or at > total + 1e-9:
+                return f"seconds (or m:ss) from 0 to {total:.1f}"
+            return None
+
+        def done(text: str | None) -> None:
+            if text is not None and (at := parse_offset(text)) is not None:
+                self.player.playing = False
+                self.player.seek_offset(at)
+
+        now = self.player.position - self.player.recording.t0
+        self.push_screen(Prompt(f"Jump to what time? (seconds since the start, 0 to "
+                                f"{total:.1f})", f"{now:.1f}", check), done)
+
+    async def action_quit(self) -> None:
+        """Leave the replay (nothing to stop)."""
+        if not self.quitting:
+            self.quitting = True
+            self._stop.set()
+            if self.engine_worker is None or self.engine_worker.is_finished:
+                self._exit_with_code()
+
+    def action_help(self) -> None:
+        """The keys of the replay."""
+        self.push_screen(HelpScreen(self.palette, keys=SHOWN_KEYS))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Any:
+        """The replay's keys in the command palette (no command that acts on an engine)."""
+        for k in SHOWN_KEYS:
+            yield SystemCommand(k.title, k.help, _runner(self, k.action))
+        yield from super(DashboardApp, self).get_system_commands(screen)
+
+
+def _runner(app: ReplayApp, action: str) -> Any:
+    async def run() -> None:
+        await app.run_action(action)
+
+    return run
+
+
+def run_replay(recording: Recording, *, theme: str | None = None) -> int:
+    """Open the replay dashboard on a terminal; returns the exit code."""
+    app = ReplayApp(recording, theme=theme)
+    code = app.run()
+    return code if isinstance(code, int) else 0
+
+
+__all__ = ["REPLAY_KEYS", "RecordedEngine", "RecordedRun", "ReplayApp", "run_replay"]
