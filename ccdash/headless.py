@@ -27,6 +27,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from ccdash.aio import cancel_and_wait, run_bounded, wait_tasks
 from ccdash.brokers import is_redis_url, redact_url
 from ccdash.brokers.base import Broker
 from ccdash.clock import Clock
@@ -42,6 +43,7 @@ from ccdash.scenario import Progress, Scenario, Workload, WorkloadEvent, exit_co
 from ccdash.scenario.shared import settle_shared
 from ccdash.text import sanitize  # untrusted text (handler errors) shown literally
 
+SETTLE_DEADLINE = 30.0  # seconds to ask a shared broker what other workers finished
 PLAIN_STATUS_EVERY = 2.0  # seconds between status lines without a terminal
 LIVE_REFRESH_EVERY = 0.25
 
@@ -381,17 +383,18 @@ async def _run(scenario: Scenario, view: View, engine: Engine, workload: Workloa
         try:
             await workload.run(duration, on_event=rec.tee(view.event) if rec else view.event)
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            await cancel_and_wait(engine.clock, [ticker], "the status ticker")
     finally:
         try:
             await engine.stop()
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
-    if shared is not None:
-        await _settle(view, workload, shared, acked_before)
+    if shared is not None:  # bounded: Redis may not answer
+        settling = asyncio.ensure_future(_settle(view, workload, shared, acked_before))
+        if await wait_tasks(engine.clock, [settling], SETTLE_DEADLINE):
+            await cancel_and_wait(engine.clock, [settling], "settling with the fleet")
+            view.note("gave up asking Redis which messages other workers acked")
     report = workload.report()
     if rec is not None:
         await rec.stop()
@@ -484,7 +487,7 @@ def run_headless(
         return 2
     view: View = LiveView(Console(file=out)) if out.isatty() else PlainView(out)
     try:
-        report = asyncio.run(run_demo(
+        report = run_bounded(run_demo(
             scenario, view, duration=duration, seed=seed, handler=handler, handle_signals=True,
             broker=broker, metrics_port=metrics_port, listeners=(writer,) if writer else (),
             recorder=recorder, evidence=evidence))

@@ -22,3 +22,14 @@ async def record(d: Any) -> None:
         path = os.path.join(os.environ["CCDASH_TEST_OUT"], f"{os.getpid()}.log")
         _out = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115, ASYNC230
     _out.write(f"{d.message_id} {d.attempt}\n")
+
+
+async def stubborn(d: Any) -> None:
+    """Ignore cancellation, as a handler catching every exception does; ends in 120 s."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 120
+    while loop.time() < end:
+        try:
+            await asyncio.sleep(end - loop.time())
+        except asyncio.CancelledError:
+            continue

@@ -12,9 +12,10 @@ import asyncio
 import itertools
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from ccdash.aio import cancel_and_wait, wait_tasks
 from ccdash.brokers import open_broker
 from ccdash.brokers.base import (
     REASON_CONSUMER_FAILED,
@@ -45,6 +46,8 @@ from ccdash.engine.snapshot import (
 )
 from ccdash.engine.stall import BlockSampler
 from ccdash.engine.views import build_snapshot
+
+BROKER_CLOSE_DEADLINE = 30.0  # seconds closing a remote broker may take before it is left
 
 
 class EngineStopped(RuntimeError):
@@ -115,6 +118,8 @@ class Engine:
         self._stopped = False
         self.leftover = 0  # messages still queued when the engine stopped
         self._sampler: BlockSampler | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # running tasks of the group
+        self._tg_exit: asyncio.Future[Any] | None = None  # a group left to close by itself
 
     def queue_config(self) -> QueueConfig:
         """The broker settings this engine's config implies."""
@@ -161,8 +166,8 @@ class Engine:
         for _ in range(self.desired):
             self._start_consumer()
         self._loops = [
-            self._tg.create_task(self._dispatch_loop(), name="ccdash-dispatcher"),
-            self._tg.create_task(self.health.run(), name="ccdash-health"),
+            self._spawn(self._dispatch_loop(), "ccdash-dispatcher"),
+            self._spawn(self.health.run(), "ccdash-health"),
         ]
         self.emit("engine-started", f"engine started with {self.desired} consumers",
                   broker=self.broker.url, balancer=self.balancer.name)
@@ -195,9 +200,18 @@ class Engine:
         self.broker.stall_guard = None
         self.running = False
         assert self._tg is not None
-        for task in self._loops:
-            task.cancel()
-        await self._tg.__aexit__(None, None, None)
+        # Every task gets a deadline to end: one that swallows its cancellation (a
+        # handler catching it, a client's timeout wrapper) is abandoned with a warning,
+        # and the task group (which would wait for it for ever) is left to close by itself.
+        left = await cancel_and_wait(clock, list(self._tasks), "engine stop")
+        if left:
+            names = ", ".join(sorted(t.get_name() for t in left if isinstance(t, asyncio.Task)))
+            self.emit("tasks-abandoned", f"engine stopped without {len(left)} tasks that "
+                      f"ignored cancellation: {names}", tasks=names)
+            self._tg_exit = asyncio.ensure_future(self._tg.__aexit__(None, None, None))
+            self._tg_exit.add_done_callback(lambda f: f.cancelled() or f.exception())
+        else:
+            await self._tg.__aexit__(None, None, None)
         stats = self.broker.stats()
         self.leftover = stats.ready + stats.delayed + stats.in_flight
         note = ""
@@ -208,7 +222,11 @@ class Engine:
                   leftover=self.leftover)
         self._wake_joiners(error=EngineStopped("engine stopped"))
         if self._owns_broker and not isinstance(self.broker, MemoryBroker):
-            await self.broker.close()
+            closing = asyncio.ensure_future(self.broker.close())
+            if await wait_tasks(clock, [closing], BROKER_CLOSE_DEADLINE):
+                await cancel_and_wait(clock, [closing], "closing the broker")
+            elif closing.exception() is not None:
+                raise closing.exception()  # type: ignore[misc]
 
     # -- publishing and waiting ---------------------------------------------
 
@@ -423,6 +441,14 @@ class Engine:
 
     # -- the pool -----------------------------------------------------------
 
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A task in the engine's group, tracked until it ends (stop waits for those)."""
+        assert self._tg is not None
+        task = self._tg.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     def _start_consumer(
         self, handler: Handler | None = None, version: str | None = None
     ) -> Consumer:
@@ -430,8 +456,7 @@ class Engine:
         c = Consumer(self, f"c{n}", n, handler or self.handler, version or self.version)
         self.consumers[c.id] = c
         self.room_total += c.room
-        assert self._tg is not None
-        c.task = self._tg.create_task(self._run_consumer(c), name=f"ccdash-{c.id}")
+        c.task = self._spawn(self._run_consumer(c), f"ccdash-{c.id}")
         self._room_changed()
         self.emit("consumer-started", f"{c.id} started", consumer=c.id, version=c.version)
         return c

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ccdash.aio import cancel_and_wait
 from ccdash.engine.balancers import BALANCERS
 from ccdash.engine.consumer import Handler
 from ccdash.engine.snapshot import Event
@@ -343,10 +344,7 @@ class DrillRunner:
 
     async def close(self) -> None:
         """The run is over: stop background drills; whatever is still pending failed."""
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks))
+        await cancel_and_wait(self.engine.clock, list(self._tasks), "drills")
         for rec in self.pending():
             if rec.action in FAULTS and rec.detected_after_s is None:
                 why = f"{rec.target} was never marked failed"

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ccdash.aio import CANCEL_DEADLINE, cancel_and_wait, wait_tasks
 from ccdash.engine import Engine
 from ccdash.engine.snapshot import Event
 from ccdash.scenario.arrivals import arrival_times
@@ -111,7 +112,8 @@ class Workload:
         self._waker: asyncio.Future[None] | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._publish_until: float | None = None  # clock time publishing is over
-        self.unconfirmed = 0  # publishes given up unconfirmed (see _publish)
+        self.unconfirmed = 0  # publishes the broker did not confirm (see _settle_publishes)
+        self._in_doubt: list[tuple[asyncio.Future[str], float, int]] = []  # pub, at, priority
 
     # -- public API -----------------------------------------------------------
 
@@ -229,6 +231,8 @@ class Workload:
         try:
             await self._drive(arrivals, total)
             self.publish_ended_at = self.clock.now()
+            await self._settle_publishes(CANCEL_DEADLINE if self.stopping
+                                         else sc.drain_timeout)
             if not self.stopping:
                 await self._drain()
         finally:
@@ -287,19 +291,17 @@ class Workload:
         try:
             await asyncio.wait({join, self._stopped}, return_when=asyncio.FIRST_COMPLETED)
             if not join.done():
-                join.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await join
+                await cancel_and_wait(self.clock, [join], "drain")
                 self.drained = False
             else:
                 self.drained = join.exception() is None
             while self.drills.pending() and not self.stopping and self.clock.now() < deadline:
                 await self._pause_until(deadline)
         finally:
-            if watch is not None:
-                watch.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watch
+            # Bounded: the watcher talks to Redis, whose client may swallow a cancellation.
+            if watch is not None and await cancel_and_wait(self.clock, [watch], "drain"):
+                self.emit("watcher-abandoned", "the fleet watcher ignored cancellation and "
+                          "was left behind")
 
     async def _watch_fleet(self, every: float = 0.5) -> None:
         """While draining on a shared broker: other workers' acks change the counts and
@@ -308,7 +310,8 @@ class Workload:
 
         assert self.shared_url is not None
         broker: Any = self.engine.broker
-        while True:
+        me = asyncio.current_task()
+        while me is None or not me.cancelling():  # a cancellation swallowed below still ends it
             await self.clock.sleep(every)
             with contextlib.suppress(Exception):  # a Redis hiccup: try again next time
                 if hasattr(broker, "refresh"):
@@ -410,17 +413,32 @@ class Workload:
             if timer is not None:
                 timer.cancel()
         if not pub.done():
-            pub.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pub
-            self.unconfirmed += 1
-            if self.unconfirmed == 1:
-                self.emit("publish-given-up", "the broker did not take a publish before "
-                          "the run's publishing ended; unconfirmed publishes are not counted")
+            # In doubt: the broker may have stored it, its reply still on the way. Never
+            # guess: the broker's answer to this publish settles it (`_settle_publishes`).
+            self._in_doubt.append((pub, t, priority))
             return None
         mid = pub.result()
         self.ledger.record_publish(mid, t, priority)
         return mid
+
+    async def _settle_publishes(self, within: float) -> None:
+        """Publishing is over: wait (up to `within` s) for the broker's answer to every
+        publish still in doubt. One it confirms is published (in the ledger, waited for
+        like any other); one it refused, or never answered, is counted `unconfirmed`."""
+        doubts, self._in_doubt = self._in_doubt, []
+        if not doubts:
+            return
+        left = await wait_tasks(self.clock, [p for p, _, _ in doubts], within)
+        await cancel_and_wait(self.clock, left, "unanswered publishes")
+        for pub, t, priority in doubts:
+            if pub.cancelled() or pub.exception() is not None:
+                self.unconfirmed += 1
+            else:
+                self.ledger.record_publish(pub.result(), t, priority)
+        confirmed = len(doubts) - self.unconfirmed
+        self.emit("publishes-settled", f"{len(doubts)} publishes in doubt when publishing "
+                  f"ended: {confirmed} confirmed by the broker, {self.unconfirmed} not "
+                  "(never stored as far as it answered; not counted)")
 
     # -- what the engine and the handlers tell us --------------------------------
 

@@ -1,0 +1,106 @@
+"""Waiting for tasks with a deadline on the injected clock.
+
+Stopping must not hang: a task may swallow its cancellation (a client library's
+timeout wrapper can turn it into a TimeoutError that a retry loop then catches,
+a user's handler can catch it). So a cancelled task is waited for with a
+deadline; one still running then is abandoned with a logged warning, never
+awaited for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
+
+from ccdash.clock import Clock, MonotonicClock
+
+log = logging.getLogger("ccdash")
+
+T = TypeVar("T")
+
+CANCEL_DEADLINE = 5.0  # seconds a cancelled task gets to end before it is abandoned
+
+
+async def wait_tasks(
+    clock: Clock, tasks: Iterable[asyncio.Future[Any]], within: float
+) -> set[asyncio.Future[Any]]:
+    """Wait up to `within` seconds of `clock` for `tasks` to end; returns those still
+    running (never cancels anything)."""
+    pending = {t for t in tasks if not t.done()}
+    if not pending:
+        return pending
+    ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def check(_: object = None) -> None:
+        if not ended.done() and all(t.done() for t in pending):
+            ended.set_result(None)
+
+    for t in pending:
+        t.add_done_callback(check)
+    def time_up() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    timer = clock.call_at(clock.now() + within, time_up)
+    try:
+        await ended
+    finally:
+        timer.cancel()
+        for t in pending:
+            t.remove_done_callback(check)
+    return {t for t in pending if not t.done()}
+
+
+async def cancel_and_wait(
+    clock: Clock,
+    tasks: Iterable[asyncio.Future[Any] | None],
+    what: str,
+    within: float = CANCEL_DEADLINE,
+) -> set[asyncio.Future[Any]]:
+    """Cancel `tasks` and wait (up to `within` seconds) for them to end, cancelling once more
+    half-way for one that swallowed the first. Those still running are abandoned
+    with a warning naming them and `what` was stopping; they are returned."""
+    live = [t for t in tasks if t is not None]
+    for t in live:
+        t.cancel()
+    left = await wait_tasks(clock, live, within / 2)
+    for t in left:
+        t.cancel()
+    left = await wait_tasks(clock, left, within / 2)
+    for t in left:
+        name = t.get_name() if isinstance(t, asyncio.Task) else repr(t)
+        log.warning("%s: task %s ignored cancellation for %.1f s; abandoned", what, name, within)
+        t.add_done_callback(_consume)
+    for t in live:
+        if t.done():
+            _consume(t)
+    return left
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Retrieve a finished task's outcome, so asyncio does not report it as never retrieved."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+def run_bounded(main: Coroutine[Any, Any, T], *, within: float = 1.0) -> T:
+    """`asyncio.run(main)`, except that tasks still running when `main` returns are
+    cancelled and given `within` seconds, then abandoned with a warning (asyncio.run
+    would wait for a task that ignores cancellation for ever)."""
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            left = asyncio.all_tasks(loop)
+            if left:
+                loop.run_until_complete(
+                    cancel_and_wait(MonotonicClock(), left, "exiting", within))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            if not asyncio.all_tasks(loop):
+                loop.close()  # else left open: closing would destroy the abandoned task
