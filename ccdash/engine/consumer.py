@@ -63,9 +63,10 @@ class Consumer:
         self.processed = 0
         self.failed = 0
         self.rejected_acks = 0
-        self.hist = LatencyHistogram()
-        self.p50: float | None = None
-        self.p99: float | None = None
+        self.hist = LatencyHistogram(parent=engine.health.latency)  # feeds the pool's
+        # Lower bound of the deadlines it holds (stale-low is fine: the health tick then
+        # looks and finds nothing due); lets the tick skip consumers with nothing due.
+        self.next_due = float("inf")
         self.last_beat = engine.clock.now()
         self.hung = False
         self.warm = engine.config.startup_delay <= 0  # cold consumers take no work yet
@@ -92,10 +93,31 @@ class Consumer:
             return 0
         return self.limit - self.held
 
+    @property
+    def p50(self) -> float | None:
+        """Median latency of the recent window (computed when read, then cached)."""
+        return self.hist.p50_p99()[0]
+
+    @property
+    def p99(self) -> float | None:
+        """99th percentile latency of the recent window."""
+        return self.hist.p50_p99()[1]
+
     def give(self, delivery: Delivery) -> None:
         """Hand over a leased delivery (its slot was reserved by the dispatcher)."""
         self.buffer.append(delivery)
+        if delivery.deadline < self.next_due:
+            self.next_due = delivery.deadline
         self.wake()
+
+    def take(self, deliveries: list[Delivery]) -> None:
+        """Buffer deliveries its own refill leased (the consumer is running: no wake)."""
+        self.buffer.extend(deliveries)
+        due = self.next_due
+        for d in deliveries:
+            if d.deadline < due:
+                due = d.deadline
+        self.next_due = due
 
     def wake(self) -> None:
         """Unpark the loop if it waits for work."""

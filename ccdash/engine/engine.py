@@ -339,7 +339,7 @@ class Engine:
             want = c.limit - held
             got = self.receive_nowait([c.id] * want)
             c.held = held + len(got)
-            c.buffer.extend(got)
+            c.take(got)
             if len(got) < want:  # the queue ran dry: c keeps the rest as room
                 self.room_total += c.room
                 self._room_changed()

@@ -16,21 +16,24 @@ its culprit (what stall.BlockSampler saw running), logged and alerted.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from typing import TYPE_CHECKING
 
 from ccdash.brokers.base import Delivery
 from ccdash.engine.alerts import WARNING
-from ccdash.engine.metrics import RateMeter, empty_counts, quantile_of
+from ccdash.engine.metrics import LatencyHistogram, RateMeter
 from ccdash.engine.rules import RuleEvaluator
 from ccdash.engine.snapshot import StallView
 from ccdash.engine.stall import Blame
 
 if TYPE_CHECKING:
+    from ccdash.engine.consumer import Consumer
     from ccdash.engine.engine import Engine
 
 HIST_GENERATION = 10.0  # seconds per latency-histogram generation (window: 10-20 s)
 DLQ_WINDOW = 10.0  # "DLQ growing" looks at this many seconds
+KEEP_BATCH = 1000  # leases per extend_many call; the loop runs between batches
 STALL_MIN = 0.1  # a late tick is recorded as a stall from this many seconds
 STALL_QUIET = 30.0  # the loop-stalled alert resolves after this long without a stall
 
@@ -43,6 +46,7 @@ class HealthMonitor:
         self.loop_lag = 0.0
         self.publish_rate = RateMeter()
         self.ack_rate = RateMeter()
+        self.latency = LatencyHistogram()  # the whole pool's, fed by every consumer
         self.pool_p50: float | None = None
         self.pool_p99: float | None = None
         self._restarts: deque[float] = deque()
@@ -123,7 +127,8 @@ class HealthMonitor:
             if cfg.handler_timeout is not None and c.current and \
                     now - c.started_at > cfg.handler_timeout:
                 c.time_out()
-            due += [d for d in c.held_deliveries() if d.deadline - now < soon]
+            if c.next_due - now < soon:  # only consumers holding a lease due soon
+                self._due_of(c, now, soon, due)
         kept = await self._keep_leases(due, now) if due else 0
         self.alive_at = now  # leases kept: judging may go on
         if stalled or self.blame is not None:
@@ -140,18 +145,35 @@ class HealthMonitor:
         if eng.autoscale and eng.autoscaler is not None:
             await eng.autoscaler.tick(now)
 
+    def _due_of(self, c: Consumer, now: float, soon: float, due: list[Delivery]) -> None:
+        """Add c's leases that run out within `soon` to `due`; note when the next of
+        the rest does (the extended ones get a whole visibility timeout)."""
+        nxt = now + self.engine.config.visibility_timeout
+        for d in c.held_deliveries():
+            if d.deadline - now < soon:
+                due.append(d)
+            elif d.deadline < nxt:
+                nxt = d.deadline
+        c.next_due = nxt
+
     async def _keep_leases(self, due: list[Delivery], now: float) -> int:
-        """Extend the leases live consumers hold before they run out: all in one
-        `extend_many` (one round trip on a remote broker, not one per lease). Returns
-        how many had already run out by the clock (a stall) and were kept. A lease
-        already gone stays as it is: its ack will be rejected and counted."""
+        """Extend the leases live consumers hold before they run out, KEEP_BATCH per
+        `extend_many` (one round trip on a remote broker, not one per lease), letting
+        the loop run between batches so no tick stalls it. Returns how many had
+        already run out by the clock (a stall) and were kept. A lease already gone
+        stays as it is: its ack will be rejected and counted."""
         vt = self.engine.config.visibility_timeout
-        deadlines = await self.engine.broker.extend_many([d.receipt for d in due], vt)
+        broker = self.engine.broker
         kept = 0
-        for d, deadline in zip(due, deadlines, strict=True):
-            if deadline is not None:
-                kept += d.deadline <= now
-                d.deadline = deadline
+        for i in range(0, len(due), KEEP_BATCH):
+            if i:
+                await asyncio.sleep(0)
+            batch = due[i:i + KEEP_BATCH]
+            deadlines = await broker.extend_many([d.receipt for d in batch], vt)
+            for d, deadline in zip(batch, deadlines, strict=True):
+                if deadline is not None:
+                    kept += d.deadline <= now
+                    d.deadline = deadline
         return kept
 
     def _record_stall(self, now: float, kept: int) -> None:
@@ -179,22 +201,14 @@ class HealthMonitor:
 
     def _metrics(self, now: float) -> None:
         eng = self.engine
-        rotate = now - self._last_rotate >= HIST_GENERATION
-        if rotate:
+        if now - self._last_rotate >= HIST_GENERATION:
             self._last_rotate = now
-        pool = empty_counts()
-        for c in eng.consumers.values():
-            counts = empty_counts()
-            c.hist.merge_into(counts)
-            c.p50 = quantile_of(counts, 0.5)
-            c.p99 = quantile_of(counts, 0.99)
-            for i, v in enumerate(counts):
-                if v:
-                    pool[i] += v
-            if rotate:
-                c.hist.rotate()
-        self.pool_p50 = quantile_of(pool, 0.5)
-        self.pool_p99 = quantile_of(pool, 0.99)
+            for c in eng.consumers.values():
+                c.hist.rotate()  # free for an idle consumer
+            self.latency.rotate()
+        # The pool's latency from its one histogram, fed as messages finish; each
+        # consumer's quantiles are computed only when a view reads them.
+        self.pool_p50, self.pool_p99 = self.latency.p50_p99()
         stats = eng.broker.stats()
         self.publish_rate.sample(now, stats.published)
         self.ack_rate.sample(now, stats.acked)

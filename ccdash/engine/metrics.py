@@ -33,31 +33,54 @@ def _bucket_value(index: int) -> float:
 
 
 class LatencyHistogram:
-    """Latencies of a recent window: two generations, the older dropped on `rotate`."""
+    """Latencies of a recent window: two generations, the older dropped on `rotate`.
 
-    __slots__ = ("_cur", "_prev", "_past", "count", "total")
+    With a `parent`, every observation is recorded there too: the pool's histogram
+    is fed as messages finish, never merged from its consumers' on a tick."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_cur", "_prev", "_past", "count", "total", "parent", "_mark", "_prev_n",
+                 "_rotations", "_cached", "_cache_key")
+
+    def __init__(self, parent: LatencyHistogram | None = None) -> None:
         self._cur = [0] * _NBUCKETS
         self._prev = [0] * _NBUCKETS
         self._past = [0] * _NBUCKETS  # generations older than the window (for all-time)
         self.count = 0  # all-time
         self.total = 0.0  # all-time, seconds
+        self.parent = parent
+        self._mark = 0  # count at the last rotation
+        self._prev_n = 0  # observations in _prev
+        self._rotations = 0
+        self._cached: tuple[float | None, float | None] = (None, None)
+        self._cache_key = (0, 0)
 
     def record(self, seconds: float) -> None:
         """Add one observation."""
-        self._cur[_bisect_right(_LOWER_EDGES, seconds)] += 1
+        i = _bisect_right(_LOWER_EDGES, seconds)
+        self._cur[i] += 1
         self.count += 1
         self.total += seconds
+        parent = self.parent
+        if parent is not None:
+            parent._cur[i] += 1
+            parent.count += 1
+            parent.total += seconds
 
     def rotate(self) -> None:
-        """Start a new generation; the window is now the last one plus this."""
+        """Start a new generation; the window is now the last one plus this. Free for
+        a histogram that recorded nothing over the whole window."""
+        fresh = self.count - self._mark
+        if not fresh and not self._prev_n:
+            return
         past = self._past
         for i, v in enumerate(self._prev):
             if v:
                 past[i] += v
         self._prev = self._cur
         self._cur = [0] * _NBUCKETS
+        self._mark = self.count
+        self._prev_n = fresh
+        self._rotations += 1
 
     def all_time_into(self, counts: list[int]) -> None:
         """Add every observation ever recorded to `counts` (for exported histograms)."""
@@ -66,7 +89,7 @@ class LatencyHistogram:
                 counts[i] += a + b + c
 
     def merge_into(self, counts: list[int]) -> None:
-        """Add this histogram's window to `counts` (for pool-wide quantiles)."""
+        """Add this histogram's window to `counts`."""
         for i, (a, b) in enumerate(zip(self._cur, self._prev, strict=True)):
             if a or b:
                 counts[i] += a + b
@@ -76,6 +99,28 @@ class LatencyHistogram:
         counts = [0] * _NBUCKETS
         self.merge_into(counts)
         return quantile_of(counts, q)
+
+    def p50_p99(self) -> tuple[float | None, float | None]:
+        """The window's median and 99th percentile in one pass, kept until the next
+        observation or rotation (so reading an idle histogram costs nothing)."""
+        key = (self.count, self._rotations)
+        if key == self._cache_key:
+            return self._cached
+        n = self.count - self._mark + self._prev_n
+        out: tuple[float | None, float | None] = (None, None)
+        if n > 0:
+            r50, r99 = max(1, math.ceil(0.5 * n)), max(1, math.ceil(0.99 * n))
+            seen, p50 = 0, None
+            for i, (a, b) in enumerate(zip(self._cur, self._prev, strict=True)):
+                if a or b:
+                    seen += a + b
+                    if p50 is None and seen >= r50:
+                        p50 = _bucket_value(i)
+                    if seen >= r99:
+                        out = (p50, _bucket_value(i))
+                        break
+        self._cached, self._cache_key = out, key
+        return out
 
 
 def bucket_upper_edges() -> list[float]:
