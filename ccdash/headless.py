@@ -80,10 +80,21 @@ def _v(x: Any) -> str:
 
 
 def result_word(report: dict[str, Any]) -> str:
-    """PASS, FAIL or INTERRUPTED."""
+    """PASS, FAIL or INTERRUPTED: the report's one verdict (`ok`) in a word."""
     if report["interrupted"]:
         return "INTERRUPTED"
     return "PASS" if report["ok"] else "FAIL"
+
+
+def result_line(r: dict[str, Any]) -> str:
+    """The report's closing line: the same verdict as its headline, with the reason."""
+    word = result_word(r)
+    if word == "INTERRUPTED":
+        return f"result: INTERRUPTED by {r['stopped_by']}; lost {r['lost']}"
+    failed = [c["name"] for c in r["slo"] if not c["ok"]]
+    if word == "FAIL":
+        return f"result: FAIL ({', '.join(failed) or 'the run'} failed)"
+    return "result: PASS (nothing lost, every check held)"
 
 
 def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -99,14 +110,14 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [
         ("ran", f"{r['duration_s']:.1f} s", ran),
         ("published", str(r["published"]), "by the workload, ids recorded" + (
-            f"; {r['unconfirmed_publishes']} more given up, the broker never took them"
+            f"; {r['unconfirmed_publishes']} more not confirmed by the broker"
             if r.get("unconfirmed_publishes") else "")),
         ("acked", str(r["acked"]), "handled successfully"),
         ("dead-lettered", str(r["dead_lettered"]), "in the DLQ at the end"),
         ("still queued", str(r["still_queued"]), "left in the broker"),
         ("lost", str(r["lost"]), "published, never handled, not dead, not queued"),
         ("duplicates", str(r["duplicates"]), "completions beyond the first per message"),
-        ("redelivered", str(r["redelivered"]), "deliveries after the first"),
+        ("redelivered", str(r["redelivered"]), "deliveries after the first, this run"),
         ("throughput", f"{r['throughput_per_s']:.1f} msg/s", "acked / run time"),
         ("latency", f"p50 {_ms(lat['p50'])} · p95 {_ms(lat['p95'])} · p99 {_ms(lat['p99'])} ms",
          "publish to handler done"),
@@ -116,7 +127,29 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("alerts", str(len(r["alerts"])),
          ", ".join(sorted({a["name"] for a in r["alerts"]}))),
         *[(what, sanitize(r[key], 200), note) for key, what, note in EVIDENCE if r.get(key)],
+        *extra_rows(r),
     ]
+
+
+def extra_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Rows shown only when there is something to say: loop stalls, a queue's lifetime."""
+    rows = []
+    stalls = r.get("loop_stalls") or []
+    if stalls:
+        worst = max(stalls, key=lambda st: st["seconds"])
+        who = (f"worst {worst['seconds']:.1f} s by {worst['consumer']} handling "
+               f"{worst['message_id']}" if worst["consumer"] else
+               f"worst {worst['seconds']:.1f} s, cause not seen")
+        where = f" at {worst['where']}" if worst["where"] else ""
+        rows.append(("loop stalls", str(len(stalls)),
+                     sanitize(f"{who}{where}; leases kept, no attempt charged", 200)))
+    life = r.get("queue_lifetime")
+    if life:
+        rows.append(("queue lifetime",
+                     f"published {life['published']} · acked {life['acked']} · "
+                     f"redelivered {life['redelivered']} · in DLQ {life['in_dlq']}",
+                     "the queue's counters since it was created (all runs and workers)"))
+    return rows
 
 
 EVIDENCE = (("recording", "recording", "replay: ccdash replay FILE"),
@@ -171,14 +204,7 @@ def plain_report(r: dict[str, Any]) -> str:
     if r["drills"]:
         lines += ["", "drills"] + plain_table(DRILL_HEADERS, drill_rows(r))
     lines += ["", "checks"] + plain_table(CHECK_HEADERS, check_rows(r))
-    failed = [c["name"] for c in r["slo"] if not c["ok"]]
-    lines.append("")
-    if r["interrupted"]:
-        lines.append(f"result: INTERRUPTED by {r['stopped_by']}; lost {r['lost']}")
-    elif failed:
-        lines.append(f"result: FAIL ({', '.join(failed)} failed)")
-    else:
-        lines.append("result: PASS (nothing lost, every check held)")
+    lines += ["", result_line(r)]
     return "\n".join(lines)
 
 

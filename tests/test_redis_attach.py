@@ -167,5 +167,5 @@ async def test_demo_whose_redis_dies_mid_run_still_reports(
     assert not report["ok"]
     assert report["published"] > 0
     assert report["unconfirmed_publishes"] >= 1
-    assert "given up, the broker never took them" in stdout
+    assert "not confirmed by the broker" in stdout
     assert "Traceback" not in stderr

@@ -520,3 +520,60 @@ async def test_publish_in_doubt_at_the_end_is_settled_by_the_brokers_answer() ->
     assert report["unconfirmed_publishes"] == 0, out
     assert report["published"] == report["engine"]["published"] == report["acked"]
     assert report["ok"] and report["lost"] == 0
+
+
+class SilentBroker(MemoryBroker):
+    """Takes the first `answered` publishes; never answers one after them."""
+
+    stores_on_publish_nowait = False
+
+    def __init__(self, config: QueueConfig, clock: FakeClock, answered: int) -> None:
+        super().__init__(config, clock=clock)
+        self.answered = answered
+
+    async def publish(self, body: Any, *, priority: int = 0,
+                      dedup_id: str | None = None) -> str:
+        if self.published >= self.answered:
+            await asyncio.get_running_loop().create_future()  # the reply never comes
+        return self.publish_nowait(body, priority=priority, dedup_id=dedup_id)
+
+
+def result_lines(out: str) -> list[str]:
+    """The report's lines that state a result (its headline and its last line)."""
+    return [line for line in out.splitlines() if "result:" in line]
+
+
+async def test_unconfirmed_publishes_are_a_named_check_and_the_report_has_one_verdict() -> None:
+    """A publish the broker never answers fails a named check; the headline and the last line
+    of the report both say FAIL (before, the last line said PASS under a FAIL headline)."""
+    clock = FakeClock()
+    broker = SilentBroker(QueueConfig(visibility_timeout=10, seed=1), clock, answered=20)
+    report, out = await demo(parse_scenario(SMALL), clock=clock, broker=broker)
+    confirmed = next(c for c in report["slo"] if c["name"] == "publishes_confirmed")
+    assert confirmed["ok"] is False and confirmed["actual"] == report["unconfirmed_publishes"] == 1
+    assert report["ok"] is False and exit_code(report) == 1
+    lines = result_lines(out)
+    assert len(lines) == 2 and all("FAIL" in line and "PASS" not in line for line in lines), lines
+    assert "publishes_confirmed failed" in lines[-1]
+
+
+async def test_a_queue_with_a_past_reports_this_runs_figures_apart_from_its_lifetime() -> None:
+    """On a queue that had traffic before the run, `redelivered` and the engine figures are this
+    run's; the queue's lifetime counters come separately, labelled, in the JSON and the text."""
+    clock = FakeClock()
+    broker = MemoryBroker(QueueConfig(visibility_timeout=10, seed=1), clock=clock)
+    for i in range(30):  # the queue's past: 30 messages, each failed once then acked
+        broker.publish_nowait({"past": i})
+    for _ in range(2):
+        for d in await broker.receive(["old"] * 30):
+            if d.attempt == 1:
+                await broker.nack(d.receipt, "boom", delay=0)
+            else:
+                await broker.ack(d.receipt)
+    report, out = await demo(parse_scenario(SMALL), clock=clock, broker=broker)
+    assert report["redelivered"] == 0  # SMALL's handler never fails
+    assert report["engine"]["published"] == report["published"]
+    assert report["engine"]["acked"] == report["acked"]
+    life = report["queue_lifetime"]
+    assert life["redelivered"] == 30 and life["published"] == 30 + report["published"]
+    assert "queue lifetime" in out

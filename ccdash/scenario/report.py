@@ -56,6 +56,12 @@ def build_report(wl: Workload) -> dict[str, Any]:
             by_prio.setdefault(led.priority.get(m, 0), []).append(done[m] - t)
     elapsed = wl.elapsed()
     start = wl.started_at or 0.0
+    # This run's counts: the broker's counters since the run started. A queue that had a
+    # past (a shared Redis queue, a reused SQLite file) keeps its lifetime apart.
+    before = wl.stats_at_start
+    def run_count(name: str) -> int:
+        now, then = getattr(stats, name), getattr(before, name) if before is not None else 0
+        return int(now - then)
     report: dict[str, Any] = {
         "scenario": sc.name,
         "scenario_file": sc.path,
@@ -76,7 +82,7 @@ def build_report(wl: Workload) -> dict[str, Any]:
         "purged": wl.purged,
         "lost": lost,
         "duplicates": led.duplicates,
-        "redelivered": stats.redelivered,
+        "redelivered": run_count("redelivered"),
         "throughput_per_s": round(acked / elapsed, 1) if elapsed > 0 else 0.0,
         "latency_ms": _ms(latencies),
         "latency_ms_by_priority": {str(p): _ms(sorted(v)) for p, v in sorted(by_prio.items())},
@@ -95,16 +101,32 @@ def build_report(wl: Workload) -> dict[str, Any]:
              "resolved_at": None if a.resolved_at is None else round(a.resolved_at - start, 3),
              "count": a.count}
             for a in eng.alerts.all()],
-        "engine": {"published": stats.published, "acked": stats.acked,
-                   "dead_lettered": stats.dead_lettered, "in_dlq": stats.dead,
+        "engine": {"published": run_count("published"), "acked": run_count("acked"),
+                   "dead_lettered": run_count("dead_lettered"), "in_dlq": stats.dead,
                    "failovers": eng.failovers},
+        "loop_stalls": [
+            {"at": round(st.at - start, 3), "seconds": round(st.seconds, 3),
+             "consumer": st.consumer_id, "message_id": st.message_id, "where": st.where,
+             "leases_kept": st.leases_kept}
+            for st in reversed(eng.snapshot(max_leases=0, max_dead=0).stalls)
+            if st.at >= start],
     }
+    if before is not None and (before.published or before.acked or before.dead):
+        report["queue_lifetime"] = {
+            "published": stats.published, "acked": stats.acked,
+            "dead_lettered": stats.dead_lettered, "redelivered": stats.redelivered,
+            "in_dlq": stats.dead}
     if lost:
         report["unaccounted_ids"] = unaccounted[:20]
     report["slo"] = check_slos(wl, report)
-    report["ok"] = (all(c["ok"] for c in report["slo"]) and not wl.stopping
-                    and not wl.unconfirmed)
+    report["ok"] = verdict(report["slo"], interrupted=wl.stopping)
     return report
+
+
+def verdict(checks: list[dict[str, Any]], *, interrupted: bool) -> bool:
+    """The run's one verdict: it passed exactly when it ran to its end and every named
+    check held. Everything that prints a result prints this."""
+    return not interrupted and all(c["ok"] for c in checks)
 
 
 def _autoscaler(wl: Workload, start: float) -> dict[str, Any]:
@@ -144,7 +166,9 @@ def _check(name: str, text: str, limit: Any, actual: Any, ok: bool) -> dict[str,
 def check_slos(wl: Workload, r: dict[str, Any]) -> list[dict[str, Any]]:
     """Every check of the run: nothing lost, drained, drills, then the scenario's SLOs."""
     slo = wl.scenario.slo
-    out = [_check("no_loss", "nothing lost", 0, r["lost"], r["lost"] == 0)]
+    out = [_check("no_loss", "nothing lost", 0, r["lost"], r["lost"] == 0),
+           _check("publishes_confirmed", "every publish confirmed by the broker", 0,
+                  r["unconfirmed_publishes"], r["unconfirmed_publishes"] == 0)]
     if slo.drained and not wl.stopping:
         out.append(_check("drained", "queue empty by the end", 0, r["still_queued"],
                           r["still_queued"] == 0))

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccdash.aio import CANCEL_DEADLINE, cancel_and_wait, wait_tasks
+from ccdash.brokers.base import QueueStats
 from ccdash.engine import Engine
 from ccdash.engine.snapshot import Event
 from ccdash.scenario.arrivals import arrival_times
@@ -93,6 +94,7 @@ class Workload:
         self.started_at: float | None = None
         self.publish_ended_at: float | None = None
         self.ended_at: float | None = None
+        self.stats_at_start: QueueStats | None = None  # the queue's counters as the run began
         self.duration = scenario.duration
         self.timeline_scale = 1.0
         self.stop_reason: str | None = None
@@ -217,6 +219,7 @@ class Workload:
         self._on_event = on_event
         self._stopped = asyncio.get_running_loop().create_future()
         self.started_at = self.clock.now()
+        self.stats_at_start = self.engine.broker.stats()
         self.phase = RUNNING
         for spec in sc.drills:
             heapq.heappush(self._timeline, (spec.at * k, next(self._tseq), spec))
