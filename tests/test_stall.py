@@ -97,3 +97,33 @@ async def test_the_handler_blocking_the_loop_is_named() -> None:
     assert "test_stall.py" in named[0].where and "handler" in named[0].where
     assert any(culprit[0][1] in e.message and culprit[0][0] in e.message for e in events)
     assert any(a.name == "loop-stalled" and culprit[0][1] in a.message for a in snap.alerts)
+
+
+async def test_the_headless_report_lists_loop_stalls() -> None:
+    """A demo whose handler blocks the loop once: the JSON report lists the stall and the text
+    report has a row for it; nothing was redelivered or lost for it."""
+    import io
+
+    from ccdash.headless import PlainView, run_demo
+    from ccdash.scenario import parse_scenario
+
+    clock = FakeClock()
+    blocked: list[str] = []
+
+    async def handler(d: Delivery) -> None:
+        if not blocked:
+            blocked.append(d.message_id)
+            clock.block(3.0)
+        await clock.sleep(0.01)
+
+    sc = parse_scenario('[scenario]\nname = "s"\nduration = 3\nseed = 1\n[engine]\nconsumers = 3\n'
+                        'heartbeat_interval = 0.5\nheartbeat_timeout = 1.5\n'
+                        'visibility_timeout = 2\n[load]\nrate = 20\n')
+    out = io.StringIO()
+    task = asyncio.ensure_future(run_demo(sc, PlainView(out), clock=clock, handler=handler))
+    await clock.run_until(task.done, step=0.05, limit=120)
+    report = task.result()
+    stalls = report["loop_stalls"]
+    assert len(stalls) == 1 and stalls[0]["seconds"] >= 2.5
+    assert report["redelivered"] == 0 and report["lost"] == 0 and report["ok"]
+    assert "loop stalls" in out.getvalue()
