@@ -105,6 +105,8 @@ def build_parser() -> Parser:
     p.add_argument("--handler", metavar="MODULE:FUNC",
                    help="your own async handler instead of the simulated one")
     p.add_argument("--theme", metavar="NAME", help="a theme from themes/ (dashboard)")
+    p.add_argument("--read-only", action="store_true", default=None,
+                   help="the dashboard refuses every key that would change something")
     p.add_argument("--broker", metavar="URL", default="memory",
                    help="memory (default), sqlite:///FILE.db (durable: what is still "
                         "queued at the end stays in the file), or redis://[user:pass@]host:port/db "
@@ -283,7 +285,8 @@ def _run_mode(args: argparse.Namespace, scenario: Any, handler: Any, broker: str
         raise
     ops = tui_options(run_tui, metrics_port=args.metrics_port, log_file=args.log_file,
                       broker=broker, record=args.record,
-                      record_bodies=args.record_bodies or None)
+                      record_bodies=args.record_bodies or None,
+                      read_only=args.read_only)
     code = run_tui(scenario=scenario, handler=handler, theme=args.theme, seed=args.seed, **ops)
     return int(code or 0)
 

@@ -117,12 +117,12 @@ async def test_kill_from_the_dashboard_reaches_the_right_worker(
         await pilot.pause()
         app.consumers.focus()
         app.consumers.move_cursor(row=app.consumers.get_row_index("remote-k/c1"))
-        await pilot.press("k")
+        await pilot.press("k", "y")  # another worker's consumer: asks first
         await until(lambda: "not sent: no control secret" in log_text(app), 5, "the refusal")
         assert await _remote_consumers(fv, "remote-k") == {"c1": "idle", "c2": "idle"}
 
         monkeypatch.setenv(SECRET_ENV, SECRET)
-        await pilot.press("k")
+        await pilot.press("k", "y")
         await until(lambda: "kill on remote-k: killed c1" in log_text(app), 10,
                     "the worker's answer")
         # c1 failed there and the supervisor replaced it; the other worker and the

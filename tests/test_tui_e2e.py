@@ -22,13 +22,14 @@ pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci
 
 
 class Terminal:
-    """One tmux session on its own server socket, 160x48."""
+    """One tmux session on its own server socket, 160x48 unless told."""
 
-    def __init__(self, command: str) -> None:
+    def __init__(self, command: str, size: tuple[int, int] = (160, 48)) -> None:
         self.socket = f"ccdash-e2e-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
         env.pop("TMUX", None)
-        self.tmux("new-session", "-d", "-x", "160", "-y", "48", "-s", "dash", command, env=env)
+        self.tmux("new-session", "-d", "-x", str(size[0]), "-y", str(size[1]), "-s", "dash",
+                  command, env=env)
 
     def tmux(self, *args: str, env: dict[str, str] | None = None) -> str:
         assert TMUX is not None
@@ -67,11 +68,11 @@ class Terminal:
 
 
 @pytest.fixture
-def terminal() -> Iterator[Callable[[str], Terminal]]:
+def terminal() -> Iterator[Callable[..., Terminal]]:
     made: list[Terminal] = []
 
-    def start(command: str) -> Terminal:
-        made.append(Terminal(command))
+    def start(command: str, size: tuple[int, int] = (160, 48)) -> Terminal:
+        made.append(Terminal(command, size))
         return made[-1]
 
     yield start
@@ -80,11 +81,11 @@ def terminal() -> Iterator[Callable[[str], Terminal]]:
 
 
 def consumer_rows(screen: str) -> dict[str, str]:
-    """Consumer id -> state, read off the Consumers pane (left column)."""
+    """Consumer id -> state, read off the Consumers pane (wherever it sits)."""
     found = {}
     for line in screen.splitlines():
-        m = re.match(r"│ (c\d+)\s+(hung\?|idle|processing|draining|failed|stopped)", line)
-        if m:
+        for m in re.finditer(r"│ (c\d+)\s+(hung\?|idle|processing|draining|failed|stopped)",
+                             line):
             found[m.group(1)] = m.group(2)
     return found
 
@@ -177,3 +178,57 @@ def test_the_dashboard_on_sqlite_with_metrics_and_a_log_file(
     events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
     assert "engine-started" in events and events[-1] == "engine-stopped"
     assert "ccdash: engine stopped. published" in final
+
+
+# -- 80x24: what an operator sees first --------------------------------------------------
+
+SMALL = (80, 24)
+KILL_PASSED = re.compile(r"│ kill busiest\s+(c\d+\s+)?\d+\s+\d+\s+0\s+.*\bpass\b")
+
+
+def _ready(screen: str) -> bool:
+    return "Consumers" in screen and bool(re.search(r"│ c1 ", screen)) and "lost 0" in screen
+
+
+def test_a_kill_drill_verdict_with_lost_0_is_on_screen_within_10_s_of_the_key(
+    terminal: Callable[..., Terminal],
+) -> None:
+    """80x24: d then Enter (the drill's own keys, nothing else): within 10 s the drill
+    pane shows one more passed kill with held / recovered / lost 0, and the header
+    lost 0."""
+    term = terminal(f"{CCDASH} --seed 5", SMALL)
+    launched = time.monotonic()
+    # The default scenario kills the busiest consumer itself at t=6 s: let that verdict
+    # come first, so the next passed kill can only be the one asked for here.
+    term.wait_for("the scenario's own kill drill",
+                  lambda s: _ready(s) and len(KILL_PASSED.findall(s)) == 1)
+    before = 1
+    term.press("d")
+    term.wait_for("the drill picker", lambda s: "Run a drill" in s, deadline=5.0)
+    pressed = time.monotonic()
+    term.press("Enter")
+    after = term.wait_for(
+        "a passed kill drill with lost 0",
+        lambda s: len(KILL_PASSED.findall(s)) > before and "lost 0" in s,
+        deadline=10.0,
+    )
+    took = time.monotonic() - pressed
+    assert took <= 10.0
+    assert re.search(r"ccdash\s+lost 0\b", after.splitlines()[0])
+    print(f"\nd, Enter -> verdict in {took:.1f} s ({time.monotonic() - launched:.1f} s "
+          "after launch, waiting for the scenario's own drill first)")
+    term.press("q")
+
+
+def test_read_only_refuses_a_kill_and_says_so(terminal: Callable[..., Terminal]) -> None:
+    """ccdash --read-only: the header says READ-ONLY; k kills nothing and one line says
+    it was refused."""
+    term = terminal(f"{CCDASH} --seed 5 --read-only", SMALL)
+    first = term.wait_for("the dashboard", _ready)
+    assert "READ-ONLY" in first.splitlines()[0]
+    term.press("k")
+    term.press("6")  # the log pane: where the refusal is written
+    screen = term.wait_for("the refusal", lambda s: "read-only: kill refused" in s,
+                           deadline=10.0)
+    assert "killed c" not in screen
+    term.press("q")

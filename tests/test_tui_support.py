@@ -202,7 +202,7 @@ def log_text(app: DashboardApp) -> str:
     """Everything the log pane holds, as text."""
     from ccdash.tui.log_pane import LogPane
 
-    return "\n".join(strip.text for strip in app.query_one(LogPane).lines)
+    return app.query_one(LogPane).all_text()
 
 
 def rows(table: Any) -> dict[str, list[str]]:

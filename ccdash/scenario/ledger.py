@@ -12,7 +12,8 @@ notes the ids the broker no longer holds (acked by someone), after the run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ccdash.brokers.base import Delivery
@@ -20,6 +21,15 @@ from ccdash.clock import Clock
 from ccdash.hints import is_async_callable
 
 Completion = Callable[[str, str, float], None]  # message id, consumer id, clock time
+
+
+@dataclass(frozen=True, slots=True)
+class LossCheck:
+    """The loss checker's verdict: ids it cannot place, and how many of them are lost."""
+
+    unaccounted: list[str]  # published, not completed, acked elsewhere or dead: publish order
+    still_queued: int
+    lost: int
 
 
 class Ledger:
@@ -30,6 +40,7 @@ class Ledger:
         self.published: dict[str, float] = {}  # id -> publish time, in publish order
         self.priority: dict[str, int] = {}
         self.done: dict[str, float] = {}  # id -> first completion time
+        self.open: dict[str, None] = {}  # published and not completed yet, in publish order
         self.completions = 0
         self.duplicates = 0
         self.listeners: list[Completion] = []
@@ -39,6 +50,8 @@ class Ledger:
     def record_publish(self, mid: str, at: float, priority: int = 0) -> None:
         """The workload published `mid` at `at`."""
         self.published[mid] = at
+        if mid not in self.done:
+            self.open[mid] = None
         if priority:
             self.priority[mid] = priority
 
@@ -50,6 +63,7 @@ class Ledger:
             self.duplicates += 1
         else:
             self.done[mid] = now
+            self.open.pop(mid, None)
         for fn in self.listeners:
             fn(mid, consumer, now)
 
@@ -59,6 +73,18 @@ class Ledger:
         `unconfirmed` of them vanished without a matching ack in the fleet's counter."""
         self.elsewhere |= ids - self.done.keys()
         self.unconfirmed = unconfirmed
+
+    def check(self, still_queued: int, dead_ids: Collection[str], purged: int = 0,
+              dead_unseen: int = 0) -> LossCheck:
+        """Count what is lost: ids neither completed, acked elsewhere nor dead, beyond what
+        the broker still holds (`still_queued`) or an operator purged. `dead_unseen`: DLQ
+        entries the caller could not list (a partial view) - counted as placed, so a
+        live reading never shows a loss that is not one. The headless report and the
+        dashboard's header both read this (the dashboard costs O(open ids) per tick)."""
+        elsewhere = self.elsewhere
+        unaccounted = [m for m in self.open if m not in elsewhere and m not in dead_ids]
+        lost = max(0, len(unaccounted) - still_queued - purged - dead_unseen)
+        return LossCheck(unaccounted, still_queued, lost + self.unconfirmed)
 
 
 class Tap:

@@ -44,11 +44,10 @@ def build_report(wl: Workload) -> dict[str, Any]:
     published, done, elsewhere = led.published, led.done, led.elsewhere
     acked = sum(1 for m in published if m in done or m in elsewhere)
     dead = sum(1 for m in published if m in dead_ids and m not in done and m not in elsewhere)
-    unaccounted = [m for m in published
-                   if m not in done and m not in elsewhere and m not in dead_ids]
     # Ids the broker still holds are not lost; a purge is an operator's deletion.
     # On a shared broker, ids that vanished without a matching fleet ack are lost too.
-    lost = max(0, len(unaccounted) - still_queued - wl.purged) + led.unconfirmed
+    check = led.check(still_queued, dead_ids, wl.purged)
+    unaccounted, lost = check.unaccounted, check.lost
     latencies = sorted(done[m] - t for m, t in published.items() if m in done)
     by_prio: dict[int, list[float]] = {}
     for m, t in published.items():

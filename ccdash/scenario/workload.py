@@ -180,6 +180,17 @@ class Workload:
 
         return build_report(self)
 
+    def lost_now(self) -> int:
+        """The loss checker's count at this instant (the same check as the report's
+        `lost`), for a live view: 0 while everything is accounted for."""
+        broker = self.engine.broker
+        stats = broker.stats()
+        dead = broker.dead_letters()
+        return self.ledger.check(
+            stats.ready + stats.delayed + stats.in_flight,
+            {d.message_id for d in dead}, self.purged,
+            dead_unseen=max(0, stats.dead - len(dead))).lost
+
     def sequence_digest(self) -> str:
         """A hash of the generated messages and scheduled drills: equal seeds, equal digests."""
         return self._digest.hexdigest()[:16]

@@ -36,15 +36,7 @@ class AlertsTable(RowTable):
             msg = a.message if a.count == 1 else f"{a.message} (x{a.count})"
             rows[str(a.id)] = (fmt.clock_offset(a.fired_at - self.t0), a.severity, a.state, msg)
         self.states = {str(a.id): a.state for a in snap.alerts}
-        new = [k for k in rows if self.raw_row(k) is None]
-        if new and self.row_count:
-            keep = self.selected_key()
-            self.invalidate()
-            self.sync(rows)
-            if keep in rows:
-                self.move_cursor(row=self.get_row_index(keep))
-        else:
-            self.sync(rows)
+        self.sync(rows)  # in the snapshot's order: newest on top, cursor kept by key
         firing = sum(1 for a in snap.alerts if a.state == "firing")
         self.subtitle(f"{firing} firing" if firing else "none firing")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import App, ComposeResult, SystemCommand
-from textual.containers import Horizontal, Vertical
+from textual.containers import Container
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
@@ -38,24 +38,23 @@ from ccdash.tui.alerts_table import AlertsTable
 from ccdash.tui.consumer_table import ConsumerTable
 from ccdash.tui.dead_letters import DeadLetterTable
 from ccdash.tui.drill_report import DrillReport
+from ccdash.tui.feed import Feed, LiveFeed, ScreenState
 from ccdash.tui.fleet_feed import FleetFeed
 from ccdash.tui.format import Palette
 from ccdash.tui.header_bar import HeaderBar
 from ccdash.tui.keys import KEYS, bindings
+from ccdash.tui.layout import ALL_PANES, MIN_SIZE, plan, size_class, urgency
 from ccdash.tui.lease_table import LeaseTable
 from ccdash.tui.log_pane import LogPane
 from ccdash.tui.message_detail import MessageDetail
-from ccdash.tui.operations import Operations
 from ccdash.tui.queue_pane import QueuePane
 from ccdash.tui.themes import check_theme, load_themes
+from ccdash.tui.view_actions import ViewActions
 
-MIN_SIZE = (80, 24)
-WIDE_SIZE = (150, 36)  # two columns of ~75 cells each
-DETAIL_PANES = ("dead", "leases", "alerts", "drills", "log")
 REFRESH_INTERVAL = 0.25  # seconds between snapshots: 4 per second
 
 
-class DashboardApp(Operations):
+class DashboardApp(ViewActions):
     """The ccdash dashboard over one running engine and its workload."""
 
     CSS_PATH = "app.tcss"
@@ -78,6 +77,8 @@ class DashboardApp(Operations):
         log_file: str | None = None,
         fleet: FleetFeed | None = None,
         recorder: Recorder | None = None,
+        read_only: bool = False,
+        feed: Feed | None = None,
     ) -> None:
         """`live=False` disables the app's own timers (tests call `refresh_now`).
 
@@ -88,7 +89,10 @@ class DashboardApp(Operations):
         `metrics_port` serves Prometheus text on 127.0.0.1 while the engine runs (0: any
         free port; `metrics.port` and the log say which); `log_file` gets one JSON line
         per engine event; `recorder` records what the dashboard shows (a frame per
-        refresh, every event and every operator command) until the engine stops."""
+        refresh, every event and every operator command) until the engine stops.
+        `read_only`: every key that would change something is refused with a one-line
+        notice. `feed`: where the panes read from (default: this engine and workload,
+        live)."""
         super().__init__()
         self.engine = engine
         self.workload = workload
@@ -115,30 +119,36 @@ class DashboardApp(Operations):
         self.engine_ready = asyncio.Event()  # set once the engine runs (tests wait on it)
         self._events: deque[Event] = deque(maxlen=2000)
         self._dropped = 0
-        self._current_pane = 0
+        self.read_only = read_only
+        self.feed: Feed = feed or LiveFeed(engine, workload)
+        self.state: ScreenState | None = None
+        self.pinned: str | None = None  # the detail pane the operator chose; None: urgent
+        self.zoomed: str | None = None
+        self.log_hidden = False
+        self._dead_seen = (0, 0)  # (dead-lettered total, DLQ size) last tick
+        self._dead_changed_at: float | None = None
+        self._shown: tuple[object, ...] = ()
         engine.add_listener(self._on_engine_event)
         self.recording = None if recorder is None else RecordingSession(recorder, engine)
 
     # -- layout ---------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        """Header, the panes in two columns, the log, the footer."""
+        """Header, the panes in one grid (the layout shows some of them), the footer."""
         p, t0 = self.palette, self.t0
         vt = self.engine.config.visibility_timeout
         yield HeaderBar(p, self.scenario_title, t0, id="header")
         yield Static("", id="banner", markup=False)
         yield Static("", id="too-small", markup=False)
-        with Horizontal(id="body"):
-            with Vertical(id="left"):
-                yield QueuePane(p, id="queue")
-                yield ConsumerTable(p, id="consumers")
-                yield DeadLetterTable(p, id="dead")
-            with Vertical(id="right"):
-                yield AlertsTable(p, t0, id="alerts")
-                yield LeaseTable(p, vt, id="leases")
-                yield DrillReport(p, t0, id="drills")
-        yield LogPane(p, t0, id="log")
-        yield Footer(compact=True)
+        with Container(id="body"):  # children in layout.ALL_PANES order: the grid fills so
+            yield QueuePane(p, id="queue")
+            yield ConsumerTable(p, id="consumers")
+            yield AlertsTable(p, t0, id="alerts")
+            yield DrillReport(p, t0, id="drills")
+            yield DeadLetterTable(p, id="dead")
+            yield LeaseTable(p, vt, id="leases")
+            yield LogPane(p, t0, id="log")
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         """Themes, pane classes, the engine worker and the refresh timer."""
@@ -146,12 +156,11 @@ class DashboardApp(Operations):
             self.register_theme(theme)
         self.theme = self.theme_name
         self.main_screen: Screen[Any] = self.screen
+        self.query_one(HeaderBar).read_only = self.read_only
         for w in self._panes():
             w.add_class("pane")
-        for name in DETAIL_PANES:
-            self.query_one(f"#{name}").add_class("detail")
         self.consumers.focus()
-        self._layout(self.size.width, self.size.height)
+        self._layout()
         self.engine_worker = self.run_worker(
             self._run_engine(), name="engine", group="engine", exit_on_error=False
         )
@@ -160,41 +169,74 @@ class DashboardApp(Operations):
         self.refresh_now()
 
     def on_resize(self, event: Any) -> None:
-        """Switch between the wide, compact and too-small layouts."""
-        self._layout(event.size.width, event.size.height)
+        """Another size class may show other panes."""
+        self._layout(event.size)
 
-    def _layout(self, width: int, height: int) -> None:
+    def _ranked(self) -> list[str]:
+        """Detail panes, most urgent first (the operator's pinned choice leads)."""
+        state = self.state
+        if state is None:
+            ranked = list(urgency((), 0, False, None, 0, self.clock.now()))
+        else:
+            snap = state.snap
+            firing = sum(1 for a in snap.alerts if a.state == "firing")
+            ranked = urgency(state.drills, firing, bool(snap.alerts), self._dead_changed_at,
+                             snap.queue.dead, snap.at)
+        if self.pinned is not None:
+            ranked.remove(self.pinned)
+            ranked.insert(0, self.pinned)
+        return ranked
+
+    def _layout(self, size: Any = None) -> None:
+        """Apply the size class's plan: which panes show, in what grid."""
         screen = getattr(self, "main_screen", None)
         if screen is None:
             return
-        tiny = width < MIN_SIZE[0] or height < MIN_SIZE[1]
-        screen.set_class(tiny, "-tiny")
-        screen.set_class(not tiny and (width < WIDE_SIZE[0] or height < WIDE_SIZE[1]), "-compact")
-        self.refresh_bindings()
-        self.query_one("#too-small", Static).update(
-            Text(
+        width, height = size or self.size
+        kind = size_class(width, height)
+        for name in ("tiny", "small", "medium", "wide"):
+            screen.set_class(kind == name, f"-{name}")
+        if kind == "tiny":
+            self.query_one("#too-small", Static).update(Text(
                 f"terminal too small: ccdash needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, "
-                f"this one is {width}x{height}\n(q quits)"
-            )
-        )
-        self._show_pane(self._current_pane)
-
-    def _show_pane(self, index: int) -> None:
-        self._current_pane = index % len(DETAIL_PANES)
-        current = DETAIL_PANES[self._current_pane]
-        compact = self.main_screen.has_class("-compact")
-        for name in DETAIL_PANES:
+                f"this one is {width}x{height}\n(q quits)"))
+            self.refresh_bindings()
+            return
+        ranked = self._ranked()
+        banner = self.query_one("#banner", Static)
+        body_height = height - 3 - (banner.size.height if banner.display else 0)
+        autoscale = self.state is not None and self.state.snap.autoscale
+        p = plan(kind, body_height, self.consumers.row_count, ranked[0], ranked[1],
+                 zoomed=self.zoomed, log_hidden=self.log_hidden, autoscale=autoscale)
+        key = (kind, body_height, p)
+        if key == self._shown:
+            return
+        self._shown = key
+        body = self.query_one("#body")
+        body.styles.grid_size_columns = p.columns
+        body.styles.grid_rows = " ".join(p.rows)
+        spans = dict(p.shown)
+        focused = self.focused
+        for name in ALL_PANES:
             pane = self.query_one(f"#{name}")
-            pane.set_class(name == current, "-current")
+            pane.display = name in spans
+            pane.styles.column_span = spans.get(name, 1)
             base = type(pane).BORDER_TITLE
-            pane.border_title = f"{base} (n: next pane)" if compact else base
-        self.query_one("#left").set_class(current == "dead", "-has-current")
-        self.query_one("#right").set_class(
-            current in ("leases", "alerts", "drills"), "-has-current"
-        )
+            key_hint = {"consumers": 1, "alerts": 4, "drills": 5, "dead": 3, "leases": 2,
+                        "log": 6}.get(name)
+            zoom = " (f: back)" if self.zoomed == name else ""
+            pane.border_title = f"{key_hint} {base}{zoom}" if key_hint else base
+        if focused is not None and not self._visible(focused):
+            self.consumers.focus()
+        self.refresh_bindings()
 
-    def _panes(self) -> list[Any]:
-        return [self.query_one(f"#{n}") for n in ("queue", "consumers", *DETAIL_PANES)]
+    def _visible(self, widget: Any) -> bool:
+        node = widget
+        while node is not None and node is not self.main_screen:
+            if not node.display:
+                return False
+            node = node.parent
+        return True
 
     # -- the engine -------------------------------------------------------------
 
@@ -321,21 +363,26 @@ class DashboardApp(Operations):
     # -- refresh ------------------------------------------------------------------
 
     def refresh_now(self) -> None:
-        """Pull one snapshot and let every pane diff it in; drain events into the log."""
+        """Read one state from the feed and let every pane diff it in; drain events into
+        the log; re-plan the layout (the most urgent pane may have changed)."""
         if not self.engine_ready.is_set():
             return  # a broker is read only once the engine has opened it (it may not open)
-        snap = self.engine.snapshot(max_leases=60, max_dead=200)
-        self.query_one(HeaderBar).update_from(snap)
+        state = self.state = self.feed.read()
+        snap = state.snap
+        self.query_one(HeaderBar).update_from(snap, state.lost)
         self.query_one(QueuePane).update_from(snap)
         fleet = self.fleet
         self.consumers.update_from(snap, fleet.consumers() if fleet else ())
         self.query_one(LeaseTable).update_from(snap, fleet.leases() if fleet else ())
+        dead_now = (snap.dead_lettered, snap.queue.dead)
+        if dead_now[0] > self._dead_seen[0]:
+            self._dead_changed_at = snap.at  # a new dead letter: urgent for a while
+        self._dead_seen = dead_now
         self.dead.update_from(snap)
         self.alerts.update_from(snap)
-        records = getattr(self.workload, "drill_results", None) or ()
-        self.query_one(DrillReport).update_from(list(records), snap.at)
+        self.query_one(DrillReport).update_from(list(state.drills), snap.at, state.lost)
         if self.recording is not None:
-            self.recording.recorder.frame(snap, records)
+            self.recording.recorder.frame(snap, state.drills)
         log = self.query_one(LogPane)
         if self._dropped:
             log.add(snap.at, "log", f"{self._dropped} events not shown (too many at once)")
@@ -343,6 +390,8 @@ class DashboardApp(Operations):
         while self._events:
             ev = self._events.popleft()
             log.add(ev.at, ev.kind, ev.message)
+        log.flush()
+        self._layout()
 
     def say(self, message: str, *, error: bool = False) -> None:
         """Confirm an operator action in the log (and in the recording, if any)."""
@@ -362,40 +411,11 @@ class DashboardApp(Operations):
         main = getattr(self, "main_screen", None)
         if main is None or action not in _DASHBOARD_ACTIONS:
             return True
-        if action == "next_pane" and not main.has_class("-compact"):
-            return False  # only the compact layout has hidden panes
+        if action == "next_pane" and main.has_class("-wide"):
+            return False  # every pane shows already
         if main.has_class("-tiny") and action != "quit":
             return False
         return self.screen is main
-
-    def action_toggle_log(self) -> None:
-        """Show or hide the log pane."""
-        log = self.query_one(LogPane)
-        log.toggle_class("-hidden")
-        if self.main_screen.has_class("-compact"):
-            self._show_pane(DETAIL_PANES.index("log"))
-            log.remove_class("-hidden")
-
-    def action_next_pane(self) -> None:
-        """Compact layout: show the next detail pane (and focus it)."""
-        self._show_pane(self._current_pane + 1)
-        self.query_one(f"#{DETAIL_PANES[self._current_pane]}").focus()
-
-    def action_next_theme(self) -> None:
-        """Cycle through the ccdash themes."""
-        names = list(self.ccdash_themes)
-        self.theme_name = (
-            names[(names.index(self.theme_name) + 1) % len(names)]
-            if self.theme_name in names
-            else names[0]
-        )
-        self.theme = self.theme_name
-        self.palette = Palette.from_theme(self.ccdash_themes[self.theme_name])
-        for w in [self.query_one(HeaderBar), *self._panes()]:
-            w.palette = self.palette
-            if hasattr(w, "invalidate"):
-                w.invalidate()
-        self.say(f"theme {self.theme_name}")
 
     async def action_quit(self) -> None:
         """Stop the engine gracefully, then exit (0, or 1 if the engine had failed)."""

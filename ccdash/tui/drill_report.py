@@ -1,10 +1,12 @@
-"""The drill report pane: each drill's target, detection and recovery times, verdict."""
+"""The drill report pane: each drill's target, held / recovered / lost messages,
+detection and recovery times, and its verdict."""
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+from rich.style import Style
 from rich.text import Text
 
 from ccdash.tui import format as fmt
@@ -26,17 +28,45 @@ def _secs(value: Any) -> str:
     return fmt.duration(value) if isinstance(value, int | float) else fmt.DASH
 
 
+def counts(record: Any, lost_overall: int | None) -> tuple[str, str, str]:
+    """held / recovered / lost for one drill, as shown.
+
+    held: messages the drill put at risk (the victim's leases, or what it injected);
+    recovered: those handled since (acked elsewhere or dead-lettered). lost is never more
+    than the loss checker's own count: 0 once the verdict is in and every message was
+    recovered, "–" while the drill still runs."""
+    if _field(record, "action") not in ("kill", "hang", "poison", "burst"):
+        return fmt.DASH, fmt.DASH, fmt.DASH  # a drill that puts no message at risk
+    held = _field(record, "held")
+    n = len(held) if isinstance(held, tuple | list) else held if isinstance(held, int) else None
+    if n is None:
+        return fmt.DASH, fmt.DASH, fmt.DASH
+    pending = _field(record, "pending")
+    waiting = len(pending) if isinstance(pending, set | frozenset | list | tuple) else 0
+    verdict = str(_field(record, "verdict") or "pending")
+    if verdict in ("pending", "running"):
+        lost = fmt.DASH
+    elif lost_overall is None:
+        lost = fmt.DASH if waiting else "0"
+    else:
+        lost = str(min(waiting, lost_overall))
+    return str(n), str(n - waiting), lost
+
+
 class DrillReport(RowTable):
-    """Drills run so far (scripted and interactive), oldest first."""
+    """Drills run so far (scripted and interactive), newest first."""
 
     BORDER_TITLE = "Drills"
+    DROP_ORDER = ("target", "detected", "held")
     COLUMNS = (
-        ("drill", "drill", 18),
-        ("target", "target", 7),
-        ("at", "at", 7),
-        ("detected", "detected", 8),
-        ("recovered", "recovered", 9),
-        ("verdict", "verdict", 8),
+        ("drill", "drill", 14),
+        ("target", "target", 6),
+        ("held", "held", 4),
+        ("recovered", "back", 4),
+        ("lost", "lost", 4),
+        ("detected", "detect", 6),
+        ("took", "recover", 7),
+        ("verdict", "verdict", 7),
     )
 
     def __init__(self, palette: Palette, t0: float, *, id: str | None = None) -> None:
@@ -44,29 +74,36 @@ class DrillReport(RowTable):
         self.palette = palette
         self.t0 = t0
 
-    def update_from(self, records: Sequence[Any], now: float) -> None:
-        """Show the drill records; one still running shows as such."""
+    def update_from(self, records: Sequence[Any], now: float, lost: int | None = None) -> None:
+        """Show the drill records, newest first; one still running shows as pending.
+        `lost`: the loss checker's count now (None: no checker)."""
         rows: dict[str, tuple[Hashable, ...]] = {}
-        for i, r in enumerate(records):
-            fired = _field(r, "fired_at")  # engine clock; else seconds since the run began
-            when = fired - self.t0 if isinstance(fired, int | float) and fired else _field(r, "at")
+        for i in range(len(records) - 1, -1, -1):
+            r = records[i]
             verdict = _field(r, "verdict") or "pending"
+            held, back, gone = counts(r, lost)
             rows[str(i)] = (
                 str(_field(r, "name", "action") or "?"),
                 str(_field(r, "target", "requested") or fmt.DASH),
-                fmt.clock_offset(when) if isinstance(when, int | float) else fmt.DASH,
+                held,
+                back,
+                gone,
                 _secs(_field(r, "detected_after_s", "detected_after")),
                 _secs(_field(r, "recovered_after_s", "recovered_after")),
                 str(verdict),
             )
         self.sync(rows)
-        passed = sum(1 for r in rows.values() if str(r[5]).lower() in ("pass", "passed", "ok"))
+        passed = sum(1 for r in rows.values() if str(r[-1]).lower() in ("pass", "passed", "ok"))
         self.subtitle(f"{len(rows)} run, {passed} passed" if rows else "d to run one")
 
     def render_cell(self, column: str, raw: Hashable) -> Text:
-        """Verdicts are coloured; targets are untrusted ids."""
+        """Verdicts are coloured, a loss in red; targets are untrusted ids."""
         if column == "verdict":
             return fmt.verdict(self.palette, str(raw))
-        if column in ("detected", "recovered", "at"):
+        if column == "lost":
+            bad = raw not in ("0", fmt.DASH)
+            return fmt.number(str(raw), Style(color=self.palette.bad if bad else None,
+                                              bold=bad))
+        if column in ("detected", "took", "held", "recovered"):
             return fmt.number(str(raw))
-        return fmt.untrusted(raw, {"drill": 18, "target": 7}.get(column, 200))
+        return fmt.untrusted(raw, {"drill": 14, "target": 6}.get(column, 200))

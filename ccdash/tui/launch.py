@@ -25,6 +25,7 @@ def run_tui(
     log_file: str | None = None,
     record: str | None = None,
     record_bodies: bool = False,
+    read_only: bool = False,
 ) -> int:
     """Open the dashboard on a scenario (None: the default one); returns the exit code.
 
@@ -32,10 +33,11 @@ def run_tui(
     redis://... joins that fleet as one more worker and shows the other workers too);
     `metrics_port` serves Prometheus text on 127.0.0.1 during the run; `log_file` gets
     JSON lines; `record` records the session for `ccdash replay` (0600; bodies only with
-    `record_bodies`). Raises ValueError("unknown theme ...; available: ...") before starting if
-    the theme is unknown (see `ccdash.tui.themes.check_theme`); BrokerError if the broker
-    cannot be opened and OpsError if the port or the log file cannot (after the
-    terminal is restored): the CLI turns both into one-line usage errors.
+    `record_bodies`); `read_only` refuses every key that would change something. Raises
+    ValueError("unknown theme ...; available: ...") before starting if the theme is
+    unknown (see `ccdash.tui.themes.check_theme`); BrokerError if the broker cannot be
+    opened and OpsError if the port or the log file cannot (after the terminal is
+    restored): the CLI turns both into one-line usage errors.
     """
     theme_name = check_theme(theme)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -73,6 +75,7 @@ def run_tui(
         log_file=log_file,
         fleet=fleet,
         recorder=recorder,
+        read_only=read_only,
     )
     code = app.run()
     if app.startup_error is not None:

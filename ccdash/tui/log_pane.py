@@ -1,45 +1,89 @@
-"""The log pane: engine events and operator actions, one literal line each (`v` hides it)."""
+"""The log pane: engine events and operator actions, newest on top (`v` hides it).
+
+A keyed table like the others, so `/` filters it and its order holds on every
+update; lines are buffered by `add` and shown by `flush` (once per refresh, not per
+event: a burst of a thousand events costs one redraw).
+"""
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Hashable
+
+from rich.style import Style
 from rich.text import Text
-from textual.widgets import RichLog
 
 from ccdash.tui import format as fmt
 from ccdash.tui.format import Palette
+from ccdash.tui.row_table import RowTable
 
-_BAD = ("failed", "dead-lettered", "alert-firing", "restart-limit", "crashed", "error")
-_GOOD = ("replaced", "alert-resolved", "redriven", "resumed", "started")
+_BAD = ("failed", "dead-lettered", "alert-firing", "restart-limit", "crashed", "error", "fail")
+_GOOD = ("replaced", "alert-resolved", "redriven", "resumed", "started", "pass")
+MAX_LINES = 500
 
 
-class LogPane(RichLog):
-    """A bounded scrolling log; markup is never parsed."""
+def _role(kind: str, operator: bool) -> str:
+    if operator:
+        return "accent"
+    if any(k in kind for k in _BAD):
+        return "bad"
+    if any(k in kind for k in _GOOD):
+        return "ok"
+    return "muted"
+
+
+class LogPane(RowTable):
+    """A bounded log, newest first; text is literal and sanitised."""
 
     BORDER_TITLE = "Log"
+    COLUMNS = (
+        ("when", "when", 8),
+        ("kind", "event", 20),
+        ("message", "message", 40),
+    )
 
     def __init__(self, palette: Palette, t0: float, *, id: str | None = None) -> None:
-        super().__init__(
-            id=id, max_lines=500, wrap=False, markup=False, highlight=False, auto_scroll=True
-        )
+        super().__init__(id=id)
         self.palette = palette
         self.t0 = t0
         self.lines_written = 0
+        self._lines: deque[tuple[str, tuple[Hashable, ...]]] = deque(maxlen=MAX_LINES)
+        self._pending = False
 
     def add(self, at: float, kind: str, message: str, *, operator: bool = False) -> None:
-        """Append one event line: time, kind, message (sanitised, coloured by kind)."""
-        p = self.palette
-        if operator:
-            color = p.accent
-        elif any(k in kind for k in _BAD):
-            color = p.bad
-        elif any(k in kind for k in _GOOD):
-            color = p.ok
-        else:
-            color = p.muted
-        line = Text(no_wrap=True, end="")
-        line.append(f"{fmt.clock_offset(at - self.t0):>8} ", p.muted)
-        line.append_text(fmt.untrusted(kind, 20, color))
-        line.append(" " * max(1, 21 - len(kind[:20])))
-        line.append_text(fmt.untrusted(message, 240))
-        self.write(line)
+        """Buffer one event line (time, kind, message); `flush` shows it."""
         self.lines_written += 1
+        row = (fmt.clock_offset(at - self.t0), (kind, _role(kind, operator)), message)
+        self._lines.append((str(self.lines_written), row))
+        self._pending = True
+
+    def flush(self) -> None:
+        """Show the buffered lines, newest on top."""
+        if not self._pending:
+            return
+        self._pending = False
+        self.sync(dict(reversed(self._lines)))
+        self.subtitle(f"{len(self._lines)} lines" if self._lines else "")
+
+    def all_text(self) -> str:
+        """Every line held, oldest first, as plain text (tests, captures)."""
+        return "\n".join(
+            f"{when} {kind[0] if isinstance(kind, tuple) else kind} {msg}"
+            for _, (when, kind, msg) in self._lines
+        )
+
+    def render_cell(self, column: str, raw: Hashable) -> Text:
+        """Kinds are coloured by what they mean; messages are untrusted text."""
+        p = self.palette
+        if column == "when":
+            return fmt.plain(str(raw), p.muted, justify="right")
+        if column == "kind":
+            assert isinstance(raw, tuple)
+            kind, role = raw
+            return fmt.untrusted(kind, 20, Style(color=getattr(p, role)))
+        return fmt.untrusted(raw, 240)
+
+    def invalidate(self) -> None:
+        """A theme change: every held line is drawn again on the next flush."""
+        super().invalidate()
+        self._pending = True

@@ -26,6 +26,7 @@ from ccdash.tui.dead_letters import DeadLetterTable
 from ccdash.tui.fleet_feed import FleetFeed, FleetRefused, describe
 from ccdash.tui.format import Palette
 from ccdash.tui.help_screen import HelpScreen
+from ccdash.tui.keys import MUTATING_ACTIONS
 from ccdash.tui.log_pane import LogPane
 from ccdash.tui.picker import Picker
 from ccdash.tui.prompt import Prompt
@@ -34,10 +35,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def guarded(fn: F) -> F:
-    """Run a command; a failure (consumer gone, engine stopped) is logged, never fatal."""
+    """Run a command; a failure (consumer gone, engine stopped) is logged, never fatal.
+    In read-only mode a command that would change something is refused, with one line."""
+    name = fn.__name__.removeprefix("action_")
 
     @functools.wraps(fn)
     async def wrapper(self: Any, *args: Any) -> None:
+        if name in MUTATING_ACTIONS and getattr(self, "read_only", False):
+            self.say(f"read-only: {name.replace('_', ' ')} refused (the dashboard was "
+                     "started with --read-only)", error=True)
+            return
         try:
             result = fn(self, *args)
             if inspect.isawaitable(result):
@@ -115,9 +122,9 @@ class Operations(App[int]):
     def say(self, message: str, *, error: bool = False) -> None:
         """Confirm an operator action (or say why not) in the log, and refresh."""
         clock = self.engine.clock
-        self.query_one(LogPane).add(
-            clock.now(), "error" if error else "operator", message, operator=not error
-        )
+        log = self.query_one(LogPane)
+        log.add(clock.now(), "error" if error else "operator", message, operator=not error)
+        log.flush()
         self.refresh_now()
 
     @property
@@ -186,13 +193,23 @@ class Operations(App[int]):
 
     @guarded
     async def action_kill(self) -> None:
-        """Crash the selected consumer (another worker's: through the control channel)."""
+        """Crash the selected consumer (another worker's: through the control channel,
+        after asking). The cursor stays on it: a second `k` never hits a neighbour."""
         cid = self._selected("kill")
         if (target := self._remote(cid)) is not None:
             worker, rcid = target
-            self.say(f"kill {cid}: signed command sent to {worker.name}")
-            self.send_to_fleet(worker.name, "kill", consumer=rcid)
+
+            def done(yes: bool | None) -> None:
+                if not yes:
+                    self.say("kill cancelled")
+                    return
+                self.say(f"kill {cid}: signed command sent to {worker.name}")
+                self.send_to_fleet(worker.name, "kill", consumer=rcid)
+
+            self.push_screen(Confirm(f"Kill {rcid} on worker {worker.name}? (another "
+                                     "process: it is replaced there)"), self.guard(done))
         elif cid:
+            self.consumers.select_key(cid)  # its row, by key, whatever moves around it
             released = await self.engine.kill_consumer(cid)
             self.say(f"killed {cid}; {released} leases went back to the queue")
 
@@ -270,8 +287,16 @@ class Operations(App[int]):
         if (target := self._remote(self.consumers.selected_consumer())) is not None:
             worker = target[0]
             n = max(0, worker.concurrency + delta)
-            self.say(f"scale {worker.name} {worker.concurrency} -> {n}: signed command sent")
-            self.send_to_fleet(worker.name, "scale", n=n)
+
+            def done(yes: bool | None) -> None:
+                if not yes:
+                    self.say("scale cancelled")
+                    return
+                self.say(f"scale {worker.name} {worker.concurrency} -> {n}: signed command sent")
+                self.send_to_fleet(worker.name, "scale", n=n)
+
+            self.push_screen(Confirm(f"Scale worker {worker.name} from {worker.concurrency} "
+                                     f"to {n} consumers? (another process)"), self.guard(done))
             return
         before = self.engine.desired
         n = await self.engine.scale_to(before + delta)
@@ -378,7 +403,7 @@ class Operations(App[int]):
                 n = await self.engine.purge_dead(ids)
             self.say(f"{verb}: {n} dead letters {'put back' if verb == 'redrive' else 'deleted'}")
 
-        if ids is not None and len(ids) == 1:
+        if ids is not None and len(ids) == 1 and verb == "redrive":  # a delete always asks
             self.run_worker(self.guard(run)(True), group="commands", exit_on_error=False)
         else:
             self.push_screen(Confirm(f"{verb.capitalize()} {what}?"), self.guard(run))

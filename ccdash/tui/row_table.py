@@ -7,6 +7,11 @@ throughput. Here each row is kept as raw values; a row whose values did not
 change keeps its rendered strip, and only visible lines are drawn. Rows are
 still diffed by key: new keys are added, gone keys removed, changed cells
 re-rendered. A cursor row (arrows, PgUp/PgDn, Home/End, click) is the selection.
+
+Rows show in the order the caller gives them (newest first, where that is the
+order), unless the operator sorts by a column; a filter keeps the rows whose text
+contains it. The cursor follows its row by key; when that row leaves, no row is
+selected until the operator moves the cursor (a second `k` never hits a neighbour).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class RowTable(ScrollView, can_focus=True):
 
     COLUMNS: ClassVar[Sequence[Column]] = ()
     STRETCH: ClassVar[bool] = True  # the last column takes the spare width
+    DROP_ORDER: ClassVar[tuple[str, ...]] = ()  # columns to leave out when the pane is narrow
     BINDINGS: ClassVar = [
         Binding("up", "cursor(-1)", "Up", show=False),
         Binding("down", "cursor(1)", "Down", show=False),
@@ -64,7 +70,14 @@ class RowTable(ScrollView, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.spec: Sequence[Column] = self.COLUMNS
         self._raw: dict[str, tuple[Hashable, ...]] = {}
-        self._order: list[str] = []
+        self._given: list[str] = []  # every row key, in the caller's order
+        self._order: list[str] = []  # the rows shown: filtered and sorted
+        self.filter_text = ""
+        self.sort_by: str | None = None  # a column key; None: the caller's order
+        self.sort_reverse = False
+        self.detached = False  # the selected row left: nothing is selected
+        self.moved = False  # the operator chose a row: the cursor follows it by key
+        self._note = ""
         self._cells: dict[str, list[Text]] = {}
         self._strips: dict[tuple[str, bool, int], Strip] = {}
         self._header: Strip | None = None
@@ -85,6 +98,7 @@ class RowTable(ScrollView, can_focus=True):
     def invalidate(self) -> None:
         """Forget every row (a theme or column change): the next sync redraws all."""
         self._raw.clear()
+        self._given.clear()
         self._order.clear()
         self._cells.clear()
         self._strips.clear()
@@ -92,31 +106,20 @@ class RowTable(ScrollView, can_focus=True):
         self._resized()
 
     def sync(self, rows: Mapping[str, tuple[Hashable, ...]]) -> bool:
-        """Show `rows`: new keys go at the bottom, gone keys leave, changed cells re-render.
-
-        Returns True if rows came or went.
-        """
+        """Show `rows` in their order: new keys appear, gone keys leave, changed cells
+        re-render; then filter and sort. Returns True if the rows shown came or went."""
         columns = [c[0] for c in self.spec]
-        changed = False
-        if any(k not in rows for k in self._order):
-            keep = self.selected_key()
-            self._order = [k for k in self._order if k in rows]
-            for key in [k for k in self._raw if k not in rows]:
-                del self._raw[key], self._cells[key]
-            changed = True
-            if keep is not None and keep in rows:
-                self.cursor_row = self._order.index(keep)
+        for key in [k for k in self._raw if k not in rows]:
+            del self._raw[key], self._cells[key]
         dirty = False
         for key, raw in rows.items():
             old = self._raw.get(key)
             if old == raw:
                 continue
             if old is None:
-                self._order.append(key)
                 self._cells[key] = [
                     self.render_cell(c, v) for c, v in zip(columns, raw, strict=True)
                 ]
-                changed = True
             else:
                 cells = self._cells[key]
                 for i, (c, v, was) in enumerate(zip(columns, raw, old, strict=True)):
@@ -126,11 +129,37 @@ class RowTable(ScrollView, can_focus=True):
             self._strips.pop((key, False, self.size.width), None)
             self._strips.pop((key, True, self.size.width), None)
             dirty = True
-        if changed:
-            self._resized()
-        elif dirty:
+        self._given = list(rows)
+        changed = self._arrange()
+        if not changed and dirty:
             self.refresh()
         return changed
+
+    def _arrange(self) -> bool:
+        """Filter and sort the given rows into the shown order; the cursor follows its key."""
+        keep = self.selected_key()
+        order = self._given
+        if self.filter_text:
+            needle = self.filter_text.casefold()
+            order = [k for k in order
+                     if any(needle in c.plain.casefold() for c in self._cells[k])]
+        if self.sort_by is not None and self.sort_by in (c[0] for c in self.spec):
+            i = [c[0] for c in self.spec].index(self.sort_by)
+            order = sorted(order, key=lambda k: sort_value(self._raw[k][i]),
+                           reverse=self.sort_reverse)
+        if order == self._order:
+            return False
+        self._order = list(order)
+        if not self.moved:
+            keep = None  # untouched: the cursor stays on the top row (the newest)
+        if keep is not None:
+            if keep in self._order:
+                self.cursor_row = self._order.index(keep)
+            else:
+                self.detached = True  # its row left: select nothing rather than a neighbour
+        self._strips.clear()
+        self._resized()
+        return True
 
     def _resized(self) -> None:
         self.cursor_row = min(self.cursor_row, max(0, len(self._order) - 1))
@@ -144,8 +173,46 @@ class RowTable(ScrollView, can_focus=True):
 
     @property
     def row_count(self) -> int:
-        """How many rows there are."""
+        """How many rows are shown (after the filter)."""
         return len(self._order)
+
+    @property
+    def total_count(self) -> int:
+        """How many rows there are, filtered out or not."""
+        return len(self._given)
+
+    def set_filter(self, text: str) -> int:
+        """Show only rows whose text contains `text` (any case; "" shows all); returns
+        how many match."""
+        self.filter_text = text.strip()
+        self._arrange()
+        if self.detached or self.selected_key() is None:
+            self.move_cursor(row=0)  # the operator looks at the matches: select the first
+        self._show_subtitle()
+        return len(self._order)
+
+    def sort_column(self, column: str | None, reverse: bool = False) -> None:
+        """Sort by a column's values (None: the natural order, e.g. newest first)."""
+        self.sort_by, self.sort_reverse = column, reverse
+        self._header = None
+        self._arrange()
+        self.refresh()
+
+    def next_sort(self) -> str:
+        """Cycle the sort: each column ascending, then descending, then natural order;
+        returns a description."""
+        keys = [c[0] for c in self.spec]
+        if self.sort_by is None:
+            self.sort_column(keys[0])
+        elif not self.sort_reverse:
+            self.sort_column(self.sort_by, True)
+        else:
+            i = keys.index(self.sort_by) + 1 if self.sort_by in keys else len(keys)
+            self.sort_column(keys[i] if i < len(keys) else None)
+        if self.sort_by is None:
+            return "natural order"
+        label = dict((k, lab) for k, lab, _ in self.spec)[self.sort_by]
+        return f"sorted by {label} {'descending' if self.sort_reverse else 'ascending'}"
 
     def row_keys(self) -> list[str]:
         """Row keys, top to bottom."""
@@ -161,32 +228,64 @@ class RowTable(ScrollView, can_focus=True):
 
     def selected_key(self) -> str | None:
         """The key of the row under the cursor, if any."""
-        if not self._order:
+        if not self._order or self.detached:
             return None
         return self._order[min(self.cursor_row, len(self._order) - 1)]
 
     def move_cursor(self, *, row: int) -> None:
         """Put the cursor on row `row` (negative counts from the end)."""
         if self._order:
+            self._reattach()
             self.cursor_row = row % len(self._order)
+
+    def select_key(self, key: str) -> bool:
+        """Put the cursor on the row with this key, if it is shown."""
+        if key not in self._order:
+            return False
+        self._reattach()
+        self.cursor_row = self._order.index(key)
+        return True
+
+    def _reattach(self) -> None:
+        self.moved = True
+        if self.detached:
+            self.detached = False
+            self._strips.clear()
+            self.refresh()
 
     def get_row_index(self, key: str) -> int:
         """Position of a row by key."""
         return self._order.index(key)
 
     def subtitle(self, text: str) -> None:
-        """Set the border subtitle if it changed (each set repaints the widget)."""
+        """Set the border subtitle (with the filter's match count) if it changed."""
+        self._note = text
+        self._show_subtitle()
+
+    def _show_subtitle(self) -> None:
+        text = self._note
+        if self.filter_text:
+            shown = f"/{self.filter_text}: {len(self._order)} of {len(self._given)}"
+            text = f"{shown} · {text}" if text else shown
         if str(self.border_subtitle or "") != text:
             self.border_subtitle = text
 
     # -- drawing -------------------------------------------------------------------
 
     def _widths(self, width: int) -> list[int]:
-        """Column widths for a pane `width` cells wide: the last column takes what is left."""
+        """Column widths for a pane `width` cells wide: the last column takes what is left;
+        when they do not fit, DROP_ORDER's columns go first (width -1: not drawn)."""
         widths = [w for _, _, w in self.spec]
+        keys = [k for k, _, _ in self.spec]
+        for key in self.DROP_ORDER:
+            if sum(w + 2 for w in widths if w >= 0) + 1 <= width:
+                break
+            if key in keys:
+                widths[keys.index(key)] = -1
         if widths and self.STRETCH:
-            spare = width - sum(w + 2 for w in widths) - 1  # one cell for the scrollbar
-            widths[-1] += max(0, spare)
+            spare = width - sum(w + 2 for w in widths if w >= 0) - 1  # one for the scrollbar
+            last = max(i for i, w in enumerate(widths) if w >= 0)
+            widths[last] += max(0, spare)
         return widths
 
     def _cell_segments(self, cell: Text, w: int) -> list[Segment]:
@@ -216,6 +315,8 @@ class RowTable(ScrollView, can_focus=True):
             return cached
         segments: list[Segment] = []
         for w, cell in zip(self._widths(width), self._cells[key], strict=True):
+            if w < 0:
+                continue
             segments.extend(self._cell_segments(cell, w))
         base = self._base_style()
         post = self._cursor_style() if selected else None
@@ -240,9 +341,12 @@ class RowTable(ScrollView, can_focus=True):
     def _header_strip(self, width: int) -> Strip:
         if self._header is None or self._header.cell_length != width:
             style = self._base_style() + self.get_component_rich_style("row-table--header")
-            labels = [label for _, label, _ in self.spec]
+            arrow = "▼" if self.sort_reverse else "▲"
+            labels = [label + arrow if key == self.sort_by else label
+                      for key, label, _ in self.spec]
             text = "".join(
-                f" {label[:w]:<{w}} " for label, w in zip(labels, self._widths(width), strict=True)
+                f" {label[:w]:<{w}} "
+                for label, w in zip(labels, self._widths(width), strict=True) if w >= 0
             )
             self._header = Strip([Segment(text, style)]).crop_extend(0, width, style)
         return self._header
@@ -255,7 +359,8 @@ class RowTable(ScrollView, can_focus=True):
         index = self.scroll_offset.y + y - 1
         if index >= len(self._order):
             return Strip.blank(width, self._base_style())
-        return self._row_strip(self._order[index], index == self.cursor_row, width)
+        selected = index == self.cursor_row and not self.detached
+        return self._row_strip(self._order[index], selected, width)
 
     def notify_style_update(self) -> None:
         """Styles changed (focus, theme): drop rendered strips."""
@@ -281,8 +386,11 @@ class RowTable(ScrollView, can_focus=True):
         self.refresh()
 
     def action_cursor(self, delta: int) -> None:
-        """Move the cursor by `delta` rows."""
+        """Move the cursor by `delta` rows (from nowhere: onto the row it was at)."""
         if self._order:
+            if self.detached:
+                delta = 0
+            self._reattach()
             self.cursor_row = max(0, min(len(self._order) - 1, self.cursor_row + delta))
 
     def action_page(self, direction: int) -> None:
@@ -312,6 +420,7 @@ class RowTable(ScrollView, can_focus=True):
         if index < len(self._order):
             if index == self.cursor_row and event.chain > 1:
                 self.activate(self._order[index])
+            self._reattach()
             self.cursor_row = index
 
     def on_resize(self, event: events.Resize) -> None:
@@ -320,4 +429,30 @@ class RowTable(ScrollView, can_focus=True):
         self._header = None
 
 
-__all__ = ["Column", "RowTable"]
+_UNITS = {"µs": 1e-6, "ms": 1e-3, "s": 1.0, "k": 1e3, "M": 1e6, "/s": 1.0, "x": 1.0}
+
+
+def sort_value(raw: Hashable) -> tuple[int, float, str]:
+    """A cell's raw value as a sort key: numbers (also "12ms", "1.2k") before text."""
+    value = raw[0] if isinstance(raw, tuple) and raw else raw
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, int | float):
+        return (0, float(value), "")
+    text = str(value)
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if text.endswith(unit):
+            head = text[: -len(unit)]
+            if head.endswith("m") and unit == "s" and head[:-1]:  # 3m05s
+                break
+            try:
+                return (0, float(head) * _UNITS[unit], "")
+            except ValueError:
+                break
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text.casefold())
+
+
+__all__ = ["Column", "RowTable", "sort_value"]

@@ -1,0 +1,170 @@
+"""The operator's view commands: panes, zoom, filter, sort, find a message, theme.
+
+None of them changes the engine, so read-only mode lets them all through. A base
+of the dashboard app, like `Operations` (which it extends); the app supplies the
+layout (`_layout`, `_ranked`) and the state read on each tick.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ccdash.tui.format import Palette
+from ccdash.tui.header_bar import HeaderBar
+from ccdash.tui.layout import ALL_PANES, DETAIL_PANES
+from ccdash.tui.message_detail import MessageDetail
+from ccdash.tui.operations import Operations, guarded
+from ccdash.tui.prompt import Prompt
+from ccdash.tui.row_table import RowTable
+
+
+def _check_filter(text: str) -> str | None:
+    return None if len(text) <= 80 else "at most 80 characters"
+
+
+def _check_id(text: str) -> str | None:
+    return None if 0 < len(text.strip()) <= 200 else "a message id (as the panes show it)"
+
+
+class ViewActions(Operations):
+    """Keys that change what the screen shows, never what the engine does."""
+
+    main_screen: Any
+    pinned: str | None
+    zoomed: str | None
+    log_hidden: bool
+    ccdash_themes: dict[str, Any]
+    theme_name: str
+    t0: float
+
+    def _layout(self, size: Any = None) -> None:
+        raise NotImplementedError
+
+    def _ranked(self) -> list[str]:
+        raise NotImplementedError
+
+    def _panes(self) -> list[Any]:
+        return [self.query_one(f"#{n}") for n in ALL_PANES]
+
+    def _focused_pane(self) -> Any:
+        node: Any = self.focused
+        while node is not None and getattr(node, "id", None) not in ALL_PANES:
+            node = node.parent
+        return node
+
+    def _focused_table(self) -> RowTable:
+        """The table the operator is in (the consumers when focus is elsewhere)."""
+        pane = self._focused_pane()
+        return pane if isinstance(pane, RowTable) else self.consumers
+
+    def action_show_pane(self, name: str) -> None:
+        """Show a pane (small terminals: in the detail slot) and focus it; `auto`: let
+        the detail slot follow the most urgent pane again."""
+        if name == "auto":
+            self.pinned = None
+            self.say("the detail pane follows what is most urgent")
+            return
+        if name in DETAIL_PANES:
+            self.pinned = name
+        if self.zoomed is not None and self.zoomed != name:
+            self.zoomed = None
+        if name == "log":
+            self.log_hidden = False
+        self._layout()
+        self.query_one(f"#{name}").focus()
+
+    def action_toggle_log(self) -> None:
+        """Wide: show or hide the log row; smaller: show the log in the detail slot."""
+        if self.main_screen.has_class("-wide"):
+            self.log_hidden = not self.log_hidden
+            self._layout()
+        else:
+            self.action_show_pane("log")
+
+    def action_next_pane(self) -> None:
+        """Show the next detail pane (and focus it)."""
+        current = self._ranked()[0]
+        self.action_show_pane(DETAIL_PANES[(DETAIL_PANES.index(current) + 1) % len(DETAIL_PANES)])
+
+    def action_zoom(self) -> None:
+        """The focused pane on the whole body, or back to the layout."""
+        if self.zoomed is not None:
+            name, self.zoomed = self.zoomed, None
+        else:
+            pane = self._focused_pane()
+            self.zoomed = name = pane.id if pane is not None else "consumers"
+        self._layout()
+        self.query_one(f"#{name}").focus()
+
+    @guarded
+    def action_filter(self) -> None:
+        """Ask for a text; the focused table shows only the rows containing it."""
+        table = self._focused_table()
+        title = type(table).BORDER_TITLE
+
+        def done(value: str | None) -> None:
+            if value is None:
+                return
+            n = table.set_filter(value)
+            self.say(
+                f"{title}: {n} of {table.total_count} rows contain {value.strip()!r}"
+                if value.strip()
+                else f"{title}: filter cleared"
+            )
+
+        self.push_screen(
+            Prompt(
+                f"Filter {title} (rows containing; empty shows all)",
+                table.filter_text,
+                _check_filter,
+            ),
+            self.guard(done),
+        )
+
+    @guarded
+    def action_sort(self) -> None:
+        """Sort the focused table by its next column."""
+        table = self._focused_table()
+        self.say(f"{type(table).BORDER_TITLE}: {table.next_sort()}")
+
+    @guarded
+    def action_find(self) -> None:
+        """Ask for a message id; say where it is now (a dead one opens with its history)."""
+
+        def done(value: str | None) -> None:
+            if value is None:
+                return
+            where = self.locate(value.strip())
+            if isinstance(where, str):
+                self.say(where)
+            else:
+                self.say(f"{value.strip()}: dead-lettered ({where.reason}); its history opens")
+                self.push_screen(MessageDetail(where, self.palette, self.t0))
+
+        self.push_screen(Prompt("Find a message by id", "", _check_id), self.guard(done))
+
+    def locate(self, mid: str) -> Any:
+        """Where `mid` is now: a DeadLetter, or one line of text."""
+        locate = getattr(self.feed, "locate", None)  # type: ignore[attr-defined]
+        if locate is None:
+            return f"{mid}: this view cannot look messages up"
+        return locate(mid)
+
+    def action_next_theme(self) -> None:
+        """Cycle through the ccdash themes."""
+        names = list(self.ccdash_themes)
+        self.theme_name = (
+            names[(names.index(self.theme_name) + 1) % len(names)]
+            if self.theme_name in names
+            else names[0]
+        )
+        self.theme = self.theme_name
+        self.palette = Palette.from_theme(self.ccdash_themes[self.theme_name])
+        for w in [self.query_one(HeaderBar), *self._panes()]:
+            w.palette = self.palette
+            if hasattr(w, "invalidate"):
+                w.invalidate()
+        self.say(f"theme {self.theme_name}")
+
+
+__all__ = ["ViewActions"]
