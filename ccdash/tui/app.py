@@ -203,8 +203,9 @@ class DashboardApp(ViewActions):
             self.refresh_bindings()
             return
         ranked = self._ranked()
-        banner = self.query_one("#banner", Static)
-        body_height = height - 3 - (banner.size.height if banner.display else 0)
+        # The body gets what the header, footer, banner (and a replay's bar) leave.
+        others = [w for w in screen.children if w.id not in ("body", "too-small") and w.display]
+        body_height = height - sum(max(1, w.outer_size.height) for w in others)
         autoscale = self.state is not None and self.state.snap.autoscale
         p = plan(kind, body_height, self.consumers.row_count, ranked[0], ranked[1],
                  zoomed=self.zoomed, log_hidden=self.log_hidden, autoscale=autoscale)

@@ -42,9 +42,14 @@ def counts(record: Any, lost_overall: int | None) -> tuple[str, str, str]:
     if n is None:
         return fmt.DASH, fmt.DASH, fmt.DASH
     pending = _field(record, "pending")
-    waiting = len(pending) if isinstance(pending, set | frozenset | list | tuple) else 0
     verdict = str(_field(record, "verdict") or "pending")
-    if verdict in ("pending", "running"):
+    running = verdict in ("pending", "running")
+    if not isinstance(pending, set | frozenset | list | tuple):  # a record without them
+        if running or verdict != "pass":
+            return str(n), fmt.DASH, fmt.DASH
+        pending = ()  # passed: every held message was handled
+    waiting = len(pending)
+    if running:
         lost = fmt.DASH
     elif lost_overall is None:
         lost = fmt.DASH if waiting else "0"

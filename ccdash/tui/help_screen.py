@@ -35,7 +35,8 @@ def summary_lines(palette: Palette, keys: Sequence[Key] = KEYS) -> list[Text]:
         for k in group:
             if k.id.startswith(PANE_PREFIX) and k.id != PANE_PREFIX + "consumers":
                 continue
-            line = Text(f"{area if first else '':<10}", area_style)
+            line = Text(end="")
+            line.append(f"{area if first else '':<10}", area_style)
             first = False
             if k.id.startswith(PANE_PREFIX):
                 line.append("1-6", key_style)  # 1..6 show a pane, 0 the most urgent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from textual.binding import Binding
@@ -22,12 +23,12 @@ class Key:
     title: str  # "area: action", as the command palette lists it
     help: str
     display: str | None = None
-    footer: bool = False
+    footer: bool = True
     mutating: bool = False
     words: str = ""
 
 
-KEYS: tuple[Key, ...] = (
+_KEYS: tuple[Key, ...] = (
     Key(
         "app.help",
         "question_mark",
@@ -383,6 +384,7 @@ FOOTER_ORDER = (
     "view.zoom",
     "app.palette",
 )
+KEYS = tuple(dataclasses.replace(k, footer=k.id in FOOTER_ORDER) for k in _KEYS)
 
 
 def bindings() -> list[Binding]:

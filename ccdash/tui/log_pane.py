@@ -57,6 +57,12 @@ class LogPane(RowTable):
         self._lines.append((str(self.lines_written), row))
         self._pending = True
 
+    def clear(self) -> None:
+        """Forget every line (a replay jumped: the log starts again from there)."""
+        self._lines.clear()
+        self._pending = True
+        self.flush()
+
     def flush(self) -> None:
         """Show the buffered lines, newest on top."""
         if not self._pending:
