@@ -79,6 +79,19 @@ async def cancel_and_wait(
     return left
 
 
+async def run_within(
+    clock: Clock, coro: Coroutine[Any, Any, Any], within: float, what: str
+) -> bool:
+    """Run `coro` for up to `within` seconds; past that it is cancelled (and abandoned
+    if it ignores that). True if it finished in time; its exception, if any, is raised."""
+    task = asyncio.ensure_future(coro)
+    if await wait_tasks(clock, [task], within):
+        await cancel_and_wait(clock, [task], what)
+        return False
+    task.result()
+    return True
+
+
 def _consume(fut: asyncio.Future[Any]) -> None:
     """Retrieve a finished task's outcome, so asyncio does not report it as never retrieved."""
     if not fut.cancelled():

@@ -27,7 +27,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ccdash.aio import cancel_and_wait, run_bounded, wait_tasks
+from ccdash.aio import cancel_and_wait, run_bounded, run_within
 from ccdash.brokers import is_redis_url, redact_url
 from ccdash.brokers.base import Broker
 from ccdash.clock import Clock
@@ -416,11 +416,11 @@ async def _run(scenario: Scenario, view: View, engine: Engine, workload: Workloa
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
-    if shared is not None:  # bounded: Redis may not answer
-        settling = asyncio.ensure_future(_settle(view, workload, shared, acked_before))
-        if await wait_tasks(engine.clock, [settling], SETTLE_DEADLINE):
-            await cancel_and_wait(engine.clock, [settling], "settling with the fleet")
-            view.note("gave up asking Redis which messages other workers acked")
+    settled = shared is None or await run_within(  # bounded: Redis may not answer
+        engine.clock, _settle(view, workload, shared, acked_before), SETTLE_DEADLINE,
+        "settling with the fleet")
+    if not settled:
+        view.note("gave up asking Redis which messages other workers acked")
     report = workload.report()
     if rec is not None:
         await rec.stop()

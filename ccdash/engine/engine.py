@@ -15,7 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from ccdash.aio import cancel_and_wait, wait_tasks
+from ccdash.aio import cancel_and_wait, run_within
 from ccdash.brokers import open_broker
 from ccdash.brokers.base import (
     REASON_CONSUMER_FAILED,
@@ -222,11 +222,8 @@ class Engine:
                   leftover=self.leftover)
         self._wake_joiners(error=EngineStopped("engine stopped"))
         if self._owns_broker and not isinstance(self.broker, MemoryBroker):
-            closing = asyncio.ensure_future(self.broker.close())
-            if await wait_tasks(clock, [closing], BROKER_CLOSE_DEADLINE):
-                await cancel_and_wait(clock, [closing], "closing the broker")
-            elif closing.exception() is not None:
-                raise closing.exception()  # type: ignore[misc]
+            await run_within(clock, self.broker.close(), BROKER_CLOSE_DEADLINE,
+                             "closing the broker")
 
     # -- publishing and waiting ---------------------------------------------
 

@@ -5,17 +5,24 @@ A drill is fired by the workload's timeline (scripted) or by an operator
 engine reacts. For kill and hang, detection is the time from the fault until
 the consumer is marked failed, and recovery the time until every message it
 held was handled elsewhere (acked by another consumer, or dead-lettered).
+
+On a shared broker another worker of the fleet may be the one that handles
+them, out of sight of this process's ledger: while a drill waits, the broker
+is asked where its messages are. Every judged drill has a deadline (its
+limits, or DEFAULT_DEADLINE): past it, it fails with the reason, never stays
+pending for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ccdash.aio import cancel_and_wait
+from ccdash.aio import cancel_and_wait, run_within
 from ccdash.engine.balancers import BALANCERS
 from ccdash.engine.consumer import Handler
 from ccdash.engine.snapshot import Event
@@ -26,6 +33,7 @@ from ccdash.scenario.model import TARGETS, drill_label
 from ccdash.scenario.simulated import Simulation
 
 if TYPE_CHECKING:
+    from ccdash.clock import TimerHandle
     from ccdash.scenario.workload import Workload
 
 DRILL_ACTIONS = ("kill", "hang", "slow", "poison", "burst", "scale", "balancer", "rolling-update")
@@ -36,6 +44,10 @@ PASS = "pass"
 FAIL = "fail"
 DONE = "done"  # an action without a judged outcome (scale, balancer, slow)
 SKIPPED = "skipped"  # could not run (no such consumer, nobody to target)
+
+DEFAULT_DEADLINE = 120.0  # seconds a judged drill without limits may take
+FLEET_CHECK_EVERY = 0.5  # seconds between asking a shared broker where waited ids are
+FLEET_ASK_DEADLINE = 10.0  # seconds one such question may take
 
 
 @dataclass(eq=False)
@@ -91,7 +103,9 @@ class DrillRunner:
         self._victims: dict[str, list[DrillRecord]] = {}  # consumer id -> its fault drills
         self._waiting: dict[str, list[DrillRecord]] = {}  # message id -> records awaiting it
         self.on_change: Callable[[], None] | None = None
-        self._tasks: set[asyncio.Future[Any]] = set()  # rolling updates under way
+        self._tasks: set[asyncio.Future[Any]] = set()  # rolling updates, fleet checks
+        self._deadlines: list[TimerHandle] = []
+        self._fleet_check: asyncio.Future[None] | None = None
 
     # -- firing -----------------------------------------------------------
 
@@ -116,6 +130,10 @@ class DrillRunner:
             await self._run(rec, target, params)
         except (KeyError, ValueError) as exc:  # the consumer went away meanwhile, bad value
             self._finish(rec, SKIPPED, str(exc).strip("'\""))
+        if rec.verdict == PENDING:
+            clock = self.engine.clock
+            self._deadlines.append(clock.call_at(rec.fired_at + deadline_of(rec),
+                                                 lambda: self._overdue(rec)))
         return rec
 
     def _fired(self, rec: DrillRecord) -> None:
@@ -208,6 +226,8 @@ class DrillRunner:
 
     def _rolled(self, rec: DrillRecord, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
+        if rec.verdict != PENDING:  # judged already (its deadline passed)
+            return
         if task.cancelled():
             self._finish(rec, FAIL, "rolling update cancelled")
         elif task.exception() is not None:
@@ -243,6 +263,66 @@ class DrillRunner:
         rec.pending = set(ids)
         for mid in rec.pending:
             self._waiting.setdefault(mid, []).append(rec)
+        if self._waiting and self.workload.shared_url is not None and (
+                self._fleet_check is None or self._fleet_check.done()):
+            self._fleet_check = asyncio.ensure_future(self._check_fleet())
+            self._tasks.add(self._fleet_check)
+            self._fleet_check.add_done_callback(self._tasks.discard)
+
+    async def _check_fleet(self) -> None:
+        """While drills wait on a shared broker: ask it where their messages are."""
+        me = asyncio.current_task()
+        while self._waiting and (me is None or not me.cancelling()):
+            await self.engine.clock.sleep(FLEET_CHECK_EVERY)
+            with contextlib.suppress(Exception):  # a Redis hiccup: ask again next time
+                await run_within(self.engine.clock, self.ask_fleet(), FLEET_ASK_DEADLINE,
+                                 "asking the fleet")
+
+    async def ask_fleet(self) -> None:
+        """Settle waited ids the shared broker no longer holds (acked by some worker of
+        the fleet) or holds dead; a no-op without a shared broker."""
+        from ccdash.fleet.settle import locate
+
+        url, waiting = self.workload.shared_url, self.waiting_ids()
+        if url is None or not waiting:
+            return
+        where = await locate(url, waiting)
+        now = self.engine.clock.now()
+        self.dead_lettered(set(where.dead) & self._waiting.keys(), now)
+        for mid in waiting - where.outstanding - where.dead:
+            self.completed(mid, "another worker", now)
+
+    def _overdue(self, rec: DrillRecord) -> None:
+        """The drill's deadline passed: fail it now (after one last look at the fleet)."""
+        if rec.verdict != PENDING:
+            return
+        if self.workload.shared_url is None or not rec.pending:
+            self._fail_overdue(rec)
+            return
+
+        async def last_look() -> None:
+            with contextlib.suppress(Exception):
+                await run_within(self.engine.clock, self.ask_fleet(), FLEET_ASK_DEADLINE,
+                                 "asking the fleet")
+            self._fail_overdue(rec)
+
+        task = asyncio.ensure_future(last_look())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _fail_overdue(self, rec: DrillRecord) -> None:
+        if rec.verdict != PENDING:
+            return
+        limit = deadline_of(rec)
+        if rec.action in FAULTS and rec.detected_after_s is None:
+            why = f"{rec.target} was not marked failed"
+        elif rec.action == "rolling-update":
+            why = "the rolling update had not finished"
+        else:
+            left = sorted(rec.pending)
+            why = (f"{len(left)} of {len(rec.held)} messages not handled by any worker "
+                   f"({', '.join(left[:3])}{', ...' if len(left) > 3 else ''})")
+        self._finish(rec, FAIL, f"{why} within {limit:g} s")
 
     def completed(self, mid: str, consumer: str, at: float) -> None:
         """A handler finished `mid` on `consumer` (from the ledger)."""
@@ -344,6 +424,11 @@ class DrillRunner:
 
     async def close(self) -> None:
         """The run is over: stop background drills; whatever is still pending failed."""
+        for timer in self._deadlines:
+            timer.cancel()
+        with contextlib.suppress(Exception):  # a last look at the fleet, if one is shared
+            await run_within(self.engine.clock, self.ask_fleet(), FLEET_ASK_DEADLINE,
+                             "asking the fleet")
         await cancel_and_wait(self.engine.clock, list(self._tasks), "drills")
         for rec in self.pending():
             if rec.action in FAULTS and rec.detected_after_s is None:
@@ -353,6 +438,12 @@ class DrillRunner:
             else:
                 why = f"{len(rec.pending)} of {len(rec.held)} messages not handled"
             self._finish(rec, FAIL, f"{why} by the end of the run")
+
+
+def deadline_of(rec: DrillRecord) -> float:
+    """Seconds after the fault by which a drill must be judged: its longest limit."""
+    limits = [x for x in (rec.max_detection_s, rec.max_recovery_s) if x is not None]
+    return max(limits) if limits else DEFAULT_DEADLINE
 
 
 def next_version(version: str) -> str:

@@ -318,11 +318,8 @@ class Workload:
                           "was left behind")
 
     async def _watch_fleet(self, every: float = 0.5) -> None:
-        """While draining on a shared broker: other workers' acks change the counts and
-        settle drills without an event here, so re-read them now and then."""
-        from ccdash.fleet.settle import locate
-
-        assert self.shared_url is not None
+        """While draining on a shared broker: other workers' acks change the counts
+        without an event here, so re-read them now and then (drills ask for themselves)."""
         broker: Any = self.engine.broker
         me = asyncio.current_task()
         while me is None or not me.cancelling():  # a cancellation swallowed below still ends it
@@ -331,13 +328,6 @@ class Workload:
                 if hasattr(broker, "refresh"):
                     await broker.refresh()
                 self.engine.check_joiners()
-                waiting = self.drills.waiting_ids()
-                if waiting:
-                    where = await locate(self.shared_url, waiting)
-                    now = self.clock.now()
-                    self.drills.dead_lettered(set(where.dead), now)
-                    for mid in waiting - where.outstanding - where.dead:
-                        self.drills.completed(mid, "another worker", now)
 
     def _end_note(self) -> str:
         if self.stopping:

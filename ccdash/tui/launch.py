@@ -64,6 +64,7 @@ def run_tui(
     workload = Workload(scenario, engine, seed=seed)
     fleet = None
     if is_redis_url(broker):
+        workload.shared_url = broker  # drills ask the fleet's broker where messages went
         # This process is one more worker of the fleet; the panes show the others too.
         fleet = FleetFeed(broker, getattr(engine.broker, "worker", ""))
     app = DashboardApp(
