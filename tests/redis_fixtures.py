@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -95,6 +96,7 @@ class RedisServer:
         """Stop it (SIGKILL when `kill`: a crash)."""
         if self.proc is None:
             return
+        self.proc.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
         if kill:
             self.proc.kill()
         else:
@@ -105,6 +107,16 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+    def freeze(self) -> None:
+        """SIGSTOP it: a paused server (connections stay open, nothing is answered)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT a frozen server."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     def command(self, *args: str) -> bytes:
         """Run one command with redis-cli-free plain RESP; returns the raw reply."""

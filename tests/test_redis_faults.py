@@ -5,6 +5,8 @@ under its old name. Every wait is bounded."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 
 import pytest
 from redis_fixtures import RedisServer
-from test_redis_fleet import Fleet, until
+from test_redis_fleet import Fleet, _has, publish, until
 
 from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import Delivery, QueueConfig
@@ -146,3 +148,93 @@ async def test_fleet_view_error_names_the_error_sanitised() -> None:
     [(msg, error)] = said
     assert error and "ValueError: reply shape \\x1b]52;c;evil\\x07 unexpected" in msg
     assert "sekrit" not in msg and "\x1b" not in msg
+
+
+# -- presence: pauses and restarts -----------------------------------------------
+
+
+async def test_no_false_failover_after_redis_is_paused_longer_than_the_ttl(
+    redis_server_factory: Any,
+) -> None:
+    """redis-server SIGSTOPped for three heartbeat TTLs while three workers hold
+    leases: once it is back, no worker claims its healthy peers' entries, and every
+    lease is still its holder's to ack."""
+    server = redis_server_factory()
+    ttl = 1.0
+    workers = []
+    try:
+        for i in range(3):
+            b = RedisBroker.from_url(f"{server.url}?queue=pause&ttl={ttl}&fetch=4&worker=w{i}",
+                                     QueueConfig(visibility_timeout=60.0))
+            await b.open()
+            await b.presence.register()
+            workers.append(b)
+        for i in range(30):
+            await workers[0].publish({"n": i})
+        held = {}
+        async with asyncio.timeout(10):
+            for b in workers:
+                await b.wait_ready()
+                held[b] = await b.receive(["c1", "c2", "c3"])
+        await asyncio.sleep(1.5 * ttl)  # past every worker's registration grace
+        server.freeze()
+        await asyncio.sleep(3 * ttl)
+        server.thaw()
+        await asyncio.sleep(2 * ttl)  # several heartbeat rounds after the pause
+        assert [b.presence.claimed for b in workers] == [0, 0, 0]
+        async with asyncio.timeout(10):
+            for b, ds in held.items():
+                assert ds and await b.ack_many([d.receipt for d in ds]) == []
+    finally:
+        for b in workers:
+            await b.close()
+
+
+async def test_worker_restarted_under_its_name_takes_over_at_once(fleet: Fleet) -> None:
+    """A worker SIGKILLed while holding leases and started again at once under the same
+    --name is not refused: it takes over its stale heartbeat and its old pending
+    entries are handled (long before the 60 s visibility timeout); 0 lost."""
+    ttl = 3.0
+    fleet.spawn("same", delay=0.3, ttl=ttl, concurrency=4)
+    await until(lambda: _has(fleet.url, 1), 20, "the worker")
+    ids = await publish(fleet.url, 40)
+    await until(lambda: len(fleet.done()) >= 4, 20, "some done")
+    fleet.procs["same"].kill()
+    fleet.procs["same"].wait()
+    fleet.spawn("same", delay=0.01, ttl=ttl, concurrency=4, label="same-again")
+    await until(lambda: ids <= fleet.done(), 30, "every message handled by the restarted worker")
+    assert fleet.procs["same-again"].poll() is None, fleet.log("same-again")
+    assert "in use by a live worker" not in fleet.log("same-again")
+    assert fleet.stop_all()["same-again"] == 0
+
+
+async def test_a_live_worker_name_is_still_refused(fleet: Fleet) -> None:
+    """A second worker started under the name of one that is alive and beating exits 2
+    (within about one heartbeat TTL), and the first keeps running."""
+    fleet.spawn("twin", ttl=1.0)
+    await until(lambda: _has(fleet.url, 1), 20, "the first worker")
+    fleet.spawn("twin", ttl=1.0, label="twin-again")
+    assert fleet.wait_exit("twin-again", timeout=15) == 2
+    assert "in use by a live worker" in fleet.log("twin-again")
+    assert fleet.procs["twin"].poll() is None
+    assert fleet.stop_all()["twin"] == 0
+
+
+async def test_name_beating_on_no_other_host_is_taken_over_once_its_heartbeat_lapses(
+    redis_url: str, redis_server: RedisServer,
+) -> None:
+    """A heartbeat under our name from another host that does not beat again is taken
+    over when it lapses (within one TTL), not refused."""
+    ttl = 1.0
+    broker = RedisBroker.from_url(f"{redis_url}&ttl={ttl}&worker=ghost", QueueConfig())
+    stale = json.dumps({"worker": "ghost", "host": "elsewhere", "pid": 1, "beat": 0})
+    redis_server.command("SET", broker.keys.presence("ghost"), stale, "PX", str(int(ttl * 1000)))
+    await broker.open()
+    try:
+        t0 = time.monotonic()
+        async with asyncio.timeout(10):
+            await broker.presence.register()
+        assert time.monotonic() - t0 <= ttl + 0.5
+        assert broker.presence.registered
+    finally:
+        await broker.close()

@@ -41,14 +41,18 @@ class Fleet:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def spawn(self, name: str, *extra: str, delay: float = 0.02, ttl: float = 1.5,
-              vt: float = 60.0, concurrency: int = 4, secret: str | None = SECRET) -> None:
+              vt: float = 60.0, concurrency: int = 4, secret: str | None = SECRET,
+              label: str | None = None) -> None:
+        """Start `ccdash worker --name name`; `label` (default: the name) keys its
+        process and log here (two processes may try the same name)."""
+        label = label or name
         env = {k: v for k, v in os.environ.items() if k != "CCDASH_CONTROL_SECRET"}
         env.update(PYTHONPATH=f"{ROOT / 'tests'}{os.pathsep}{ROOT}", CCDASH_TEST_OUT=str(self.out),
                    CCDASH_TEST_DELAY=str(delay))
         if secret is not None:
             env["CCDASH_CONTROL_SECRET"] = secret
-        with (self.tmp / f"{name}.log").open("ab") as log:  # the child keeps its own fd
-            self.procs[name] = subprocess.Popen(
+        with (self.tmp / f"{label}.log").open("ab") as log:  # the child keeps its own fd
+            self.procs[label] = subprocess.Popen(
                 [sys.executable, "-m", "ccdash.worker", "--broker", self.url,
                  "--handler", "fleet_handlers:record", "--concurrency", str(concurrency),
                  "--name", name, "--visibility-timeout", str(vt), "--heartbeat-ttl", str(ttl),

@@ -109,7 +109,8 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         self.link = RedisLink(url, timeout=timeout, name="main")
         self.flusher = Flusher(
             self.link, self.keys.prefix, worker=self.worker, vt_ms=int(self.vt * 1000),
-            on_lost_state=self.on_lost_state, on_snapshot=self._on_snapshot, backoff=Backoff())
+            on_lost_state=self.on_lost_state, on_snapshot=self._on_snapshot, backoff=Backoff(),
+            stall_after=heartbeat_ttl / 2)
         # The parked XREADGROUP BLOCK must end (BLOCK_MS) before its socket times out.
         self.reader = Reader(self, RedisLink(url, timeout=max(timeout, BLOCK_MS / 1000 + 2.0),
                                              name="block"))

@@ -76,7 +76,7 @@ class Flusher:
 
     def __init__(self, link: RedisLink, prefix: str, *, worker: str, vt_ms: int,
                  on_lost_state: Callable[[], Any], on_snapshot: Callable[[Snapshot], None],
-                 backoff: Backoff) -> None:
+                 backoff: Backoff, stall_after: float = float("inf")) -> None:
         self.link = link
         self.prefix = prefix
         self.worker = worker
@@ -97,6 +97,11 @@ class Flusher:
         self.late_rejected = 0  # group-committed acks Redis refused (lease lost meanwhile)
         self.down_since: float | None = None
         self.recovered_at = 0.0  # monotonic time the connection last came back
+        # Heartbeat rounds send a batch at least every third of a TTL: a gap longer
+        # than this between successful round trips was an outage (Redis paused, a
+        # stalled network or process), as good as a reconnect for judging peers.
+        self.stall_after = stall_after
+        self.last_ok = 0.0
         self.retrying = False
         self._kick = asyncio.Event()
         self._idle = asyncio.Event()
@@ -203,11 +208,16 @@ class Flusher:
                 log.exception("Redis write batch failed; retrying")
                 await asyncio.sleep(self.backoff.next_delay())
             else:
+                now = time.monotonic()
                 if self.down_since is not None:
-                    log.warning("Redis reachable again after %.1fs",
-                                time.monotonic() - self.down_since)
+                    log.warning("Redis reachable again after %.1fs", now - self.down_since)
                     self.down_since = None
-                    self.recovered_at = time.monotonic()
+                    self.recovered_at = now
+                elif self.last_ok and now - self.last_ok > self.stall_after:
+                    log.warning("no round trip to Redis for %.1fs (paused or stalled): "
+                                "peers get one heartbeat TTL to beat again", now - self.last_ok)
+                    self.recovered_at = now
+                self.last_ok = now
                 self.backoff.reset()
             finally:
                 if self._sent_waiters:

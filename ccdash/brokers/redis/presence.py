@@ -4,9 +4,19 @@ Each tick (a third of the heartbeat TTL) it refreshes this worker's presence
 key (JSON, expires after the TTL, so any dashboard sees the whole fleet), claims
 the pending entries of workers whose key has expired (at once: no waiting out
 the visibility timeout), reclaims expired leases with XAUTOCLAIM, keeps the
-leases of buffered entries alive, and asks for fresh fleet counts. After a
-reconnect it waits one TTL before judging others dead (they need a beat too),
-and hands back entries Redis gave us whose reply was lost.
+leases of buffered entries alive, and asks for fresh fleet counts.
+
+No false failover after an outage: after a reconnect, or a round trip that took
+longer than half a TTL (Redis paused, a network stall: the flusher tells), it
+waits one TTL before judging others dead (they need a beat too), and hands back
+entries Redis gave us whose reply was lost. Redis also holds every judgement
+for one TTL when the fleet's ticks stopped for over half a TTL (scripts.held):
+a reap sent before a pause and run after it judges nobody.
+
+A worker restarting under its name takes over its previous process's heartbeat
+at once when that process is gone (same host, its pid not running); a name
+beating elsewhere is watched for up to one TTL: a new beat means it is alive
+(refused), a lapse means it was stale (taken over).
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import json
 import logging
 import os
 import random
+import secrets
 import socket
 import time
 from typing import TYPE_CHECKING, Any
@@ -32,6 +43,28 @@ if TYPE_CHECKING:
 log = logging.getLogger("ccdash.redis")
 
 CLAIM_BATCH = 500
+PROCESS = secrets.token_hex(8)  # this process, told apart from an earlier one with its pid
+
+
+def _ours_and_gone(raw: bytes) -> bool:
+    """Is this heartbeat record a previous process of this worker on this host that
+    is no longer running (or this very process)?"""
+    try:
+        rec = json.loads(raw)
+        host, pid = rec["host"], int(rec["pid"])
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return False  # not a record this code wrote: let it lapse
+    if host != socket.gethostname():
+        return False
+    if pid == os.getpid():  # a restarted container reuses its pid; this process's own
+        return bool(rec.get("proc") != PROCESS)  # brokers carry its token: those are alive
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive under another user
+        return False
+    return False
 
 
 class Presence:
@@ -44,6 +77,7 @@ class Presence:
         self.grace_until = 0.0
         self.strays_checked = 0.0
         self.claimed = 0  # entries taken over from dead workers / expired leases
+        self.held = False  # Redis held the last judgement (an outage just ended)
         self.rng = random.Random()
 
     def info(self) -> dict[str, Any]:
@@ -51,6 +85,7 @@ class Presence:
         b = self.b
         rec: dict[str, Any] = {
             "worker": b.worker, "host": socket.gethostname(), "pid": os.getpid(),
+            "proc": PROCESS,
             "started": self.started, "beat": time.time(), "buffered": b.book.buffered,
             "leases": len(b.book.leases), "ttl": b.heartbeat_ttl,
             "visibility_timeout": b.vt,
@@ -66,12 +101,12 @@ class Presence:
         return int(self.b.heartbeat_ttl * 1000)
 
     async def register(self) -> None:
-        """Join the fleet; a name already alive is refused."""
+        """Join the fleet; a name already alive is refused, a stale one taken over."""
         b = self.b
         ok = await b.flusher.call(("SET", b.keys.presence(b.worker), json.dumps(self.info()),
                                    "PX", self._ttl_ms(), "NX"))
         if ok is None:
-            raise BrokerError(f"worker name {b.worker!r} is in use by a live worker")
+            await self._take_over()
         await b.flusher.call(("ZADD", b.keys.workers, "NX", int(time.time() * 1000), b.worker))
         self.registered = True
         self.grace_until = time.monotonic() + b.heartbeat_ttl
@@ -79,6 +114,31 @@ class Presence:
         # before the others claimed its entries) left leases nobody else will reap.
         await self.recover_strays(mode="f", reason="consumer-failed",
                                   error=f"worker {b.worker} restarted")
+
+    async def _take_over(self) -> None:
+        """Our name has a heartbeat: take it over if it is a previous process's of
+        ours, else watch it for up to one TTL (BrokerError if it beats again)."""
+        b = self.b
+        key = b.keys.presence(b.worker)
+        deadline = time.monotonic() + b.heartbeat_ttl + 0.5
+        first: bytes | None = None
+        while True:
+            old = await b.flusher.call(("GET", key))
+            if old is None or _ours_and_gone(old):
+                taken = await b.flusher.call(evalsha(
+                    "takeover", b.keys.prefix, b.worker, old or b"", json.dumps(self.info()),
+                    self._ttl_ms()))
+                if taken:
+                    if old is not None:
+                        log.warning("worker %s: took over the heartbeat of its previous "
+                                    "process (no longer running)", b.worker)
+                    return
+                continue  # it changed meanwhile: look again
+            if first is None:
+                first = old
+            elif old != first or time.monotonic() > deadline:  # beating (or never lapsing)
+                raise BrokerError(f"worker name {b.worker!r} is in use by a live worker")
+            await asyncio.sleep(b.heartbeat_ttl / 10)
 
     async def run(self) -> None:
         """Tick until cancelled."""
@@ -108,9 +168,10 @@ class Presence:
             cfg = b.config
             if time.monotonic() >= self.grace_until and fl.down_since is None:
                 futs.append(fl.call(evalsha("reap_dead", b.keys.prefix, b.worker,
-                                            cfg.max_attempts, CLAIM_BATCH)))
+                                            cfg.max_attempts, CLAIM_BATCH, self._ttl_ms())))
             futs.append(fl.call(evalsha("reap_expired", b.keys.prefix, b.worker,
-                                        int(b.vt * 1000), cfg.max_attempts, 100)))
+                                        int(b.vt * 1000), cfg.max_attempts, 100,
+                                        self._ttl_ms())))
         fl.want_stats = True
         fl.kick()
         keep = asyncio.ensure_future(self._keep_buffer())  # cancelled with the rest
@@ -130,13 +191,18 @@ class Presence:
             if isinstance(r, Exception):
                 raise r
         if len(results) == 4:  # set, zadd, reap_dead, reap_expired
-            moved, dead, gone = results[2]
+            moved, dead, gone, held = results[2]
+            if held and not self.held:
+                log.warning("Redis saw no heartbeat round for over half a TTL (paused, "
+                            "restarted or its clock jumped): no worker is judged dead "
+                            "for one TTL")
+            self.held = bool(held)
             if moved or dead or gone:
                 names = ", ".join(g.decode() for g in gone) or "?"
                 log.warning("claimed %d pending entries of dead worker(s) %s (%d dead-lettered)",
                             moved + dead, names, dead)
                 self.claimed += moved + dead
-        ready, dead = results[-1]
+        ready, dead, _held = results[-1]
         if ready or dead:
             log.warning("%d expired leases reclaimed (%d dead-lettered)", ready + dead, dead)
             self.claimed += ready + dead

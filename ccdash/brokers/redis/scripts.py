@@ -109,6 +109,23 @@ local function owned(key, eid, me, count, vt)
   return true
 end
 
+-- Redis's own view of an outage. Every presence tick (reap_dead, reap_expired) of
+-- every worker stamps `tick`; ticks come every third of a heartbeat TTL, so a gap
+-- over half a TTL means nobody could beat: Redis was paused or restarted, or its
+-- clock jumped. Heartbeats lapsed through no fault of their workers, and idle
+-- times grew: judging is held for one TTL (`hold`), fleet-wide, so every worker
+-- beats again before anyone is declared dead. Returns true while held.
+local function held(ttl)
+  local last = tonumber(redis.call('GET', P .. 'tick') or '0')
+  redis.call('SET', P .. 'tick', NOW)
+  local hold = tonumber(redis.call('GET', P .. 'hold') or '0')
+  if last > 0 and NOW - last > ttl / 2 then
+    hold = NOW + ttl
+    redis.call('SET', P .. 'hold', hold, 'PX', ttl)
+  end
+  return NOW < hold
+end
+
 -- End one pending delivery without an ack. mode 'g' gives the attempt back;
 -- 'f' records failure `o` and dead-letters at the last attempt.
 local function finish(s, eid, count, mode, o, e, holder, maxa, delay)
@@ -314,13 +331,15 @@ end
 return out
 """
 
-# ARGV: P, me, vt ms, max attempts, count. Expired leases: XAUTOCLAIM with
-# min-idle = the visibility timeout (a cursor per stream, so each call looks at
-# a bounded slice of the PEL), after XPENDING over the same slice to learn each
-# entry's holder and delivery count for the history. Returns {ready, dead}.
+# ARGV: P, me, vt ms, max attempts, count, heartbeat ttl ms. Expired leases:
+# XAUTOCLAIM with min-idle = the visibility timeout (a cursor per stream, so each
+# call looks at a bounded slice of the PEL), after XPENDING over the same slice to
+# learn each entry's holder and delivery count for the history. Returns {ready,
+# dead, held}: held 1 (nothing judged) right after an outage (see `held`).
 REAP_EXPIRED = r"""
 local me, vt, maxa, cnt = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local res = {0, 0}
+local res = {0, 0, 0}
+if held(tonumber(ARGV[6])) then res[3] = 1; return res end
 for _, p in ipairs(streams()) do
   local key = P .. 'q:' .. p
   local cur = redis.call('HGET', P .. 'cursor', p) or '0-0'
@@ -344,12 +363,14 @@ end
 return res
 """
 
-# ARGV: P, me, max attempts, count. Workers registered but without a heartbeat
-# key are dead: claim their pending entries at once (XCLAIM, min-idle 0) and
-# return them to the queue as consumer-failed. A worker with nothing left is
-# removed from the group and the registry. Returns {moved, dead, {gone workers}}.
+# ARGV: P, me, max attempts, count, heartbeat ttl ms. Workers registered but
+# without a heartbeat key are dead: claim their pending entries at once (XCLAIM,
+# min-idle 0) and return them to the queue as consumer-failed. A worker with
+# nothing left is removed from the group and the registry. Returns {moved, dead,
+# {gone workers}, held}: held 1 (nobody judged) right after an outage (see `held`).
 REAP_DEAD = r"""
 local me, maxa, cnt = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+if held(tonumber(ARGV[5])) then return {0, 0, {}, 1} end
 local moved, dead, gone = 0, 0, {}
 local prios = streams()
 for _, w in ipairs(redis.call('ZRANGE', P .. 'workers', 0, -1)) do
@@ -381,7 +402,7 @@ for _, w in ipairs(redis.call('ZRANGE', P .. 'workers', 0, -1)) do
     end
   end
 end
-return {moved, dead, gone}
+return {moved, dead, gone, 0}
 """
 
 # ARGV: P, me. A worker leaving: whatever is still pending for it goes back
@@ -400,6 +421,17 @@ end
 redis.call('DEL', P .. 'w:' .. me)
 redis.call('ZREM', P .. 'workers', me)
 return back
+"""
+
+# ARGV: P, worker, the heartbeat it must replace ('': none), the new one, ttl ms.
+# A worker restarting under its name takes over the heartbeat of its previous
+# process (judged stale by the caller) only if it is still exactly that one: a
+# live worker's next beat would have changed it. Returns 1 if taken over.
+TAKEOVER = r"""
+local key = P .. 'w:' .. ARGV[2]
+if (redis.call('GET', key) or '') ~= ARGV[3] then return 0 end
+redis.call('SET', key, ARGV[4], 'PX', tonumber(ARGV[5]))
+return 1
 """
 
 # ARGV: P. Returns {ready, delayed, in flight, dead, counters (flat), pending per
@@ -500,6 +532,7 @@ SCRIPTS: dict[str, Script] = {
         "reap_expired": REAP_EXPIRED,
         "reap_dead": REAP_DEAD,
         "retire": RETIRE,
+        "takeover": TAKEOVER,
         "stats": STATS,
         "redrive": REDRIVE,
         "purge": PURGE,
