@@ -1,6 +1,6 @@
 """ccdash: a competing-consumer engine and its live terminal dashboard."""
 
-from ccdash.brokers.base import Delivery
+from ccdash.brokers.base import Delivery, PayloadTooLarge
 from ccdash.engine import ConfigError, Engine, EngineConfig, EngineStopped, Snapshot
 
 __version__ = "0.1.0"
@@ -11,6 +11,7 @@ __all__ = [
     "Engine",
     "EngineConfig",
     "EngineStopped",
+    "PayloadTooLarge",
     "Snapshot",
     "__version__",
 ]

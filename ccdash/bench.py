@@ -17,8 +17,18 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ccdash import Engine, EngineConfig
-from ccdash.brokers import BrokerURLError, check_url, redact_url
+from ccdash.brokers import redact_url
 from ccdash.brokers.base import BrokerError
+from ccdash.files import write_private
+from ccdash.validate import (
+    UsageError,
+    add_broker_flags,
+    bounded,
+    check_broker,
+    check_output_path,
+    guard,
+    resolve_broker,
+)
 
 
 async def noop(_: Any) -> None:
@@ -129,14 +139,17 @@ def _print(rows: list[BenchRow], broker_url: str, publish_batch: int) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The `ccdash bench` arguments."""
     p = argparse.ArgumentParser(prog="ccdash bench", description=__doc__.splitlines()[0])
-    p.add_argument("--broker", default="memory", help="broker URL (default: memory)")
+    add_broker_flags(p, "broker URL (default: memory)")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
-    p.add_argument("--messages", type=int, default=100_000, help="messages per run")
-    p.add_argument("--consumers", type=int, default=4, help="consumer tasks on both sides")
-    p.add_argument("--prefetch", type=int, action="append",
-                   help="prefetch to measure (repeatable; default 1 and 32)")
-    p.add_argument("--rounds", type=int, default=3, help="runs per side; the best counts")
-    p.add_argument("--publish-batch", type=int, default=1, metavar="N",
+    p.add_argument("--messages", type=bounded(int, 1, 100_000_000), default=100_000,
+                   help="messages per run (1 to 100000000)")
+    p.add_argument("--consumers", type=bounded(int, 1, 1000), default=4,
+                   help="consumer tasks on both sides (1 to 1000)")
+    p.add_argument("--prefetch", type=bounded(int, 1, 10_000), action="append",
+                   help="prefetch to measure (repeatable; 1 to 10000; default 1 and 32)")
+    p.add_argument("--rounds", type=bounded(int, 1, 100), default=3,
+                   help="runs per side; the best counts (1 to 100)")
+    p.add_argument("--publish-batch", type=bounded(int, 1, 100_000), default=1, metavar="N",
                    help="publish N messages per publish_many call (default 1: one at a time)")
     return p
 
@@ -144,28 +157,28 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
     """Run the benchmark; returns the exit status."""
     p = parser or build_parser()
-    args = p.parse_args(argv)
-    for name in ("messages", "consumers", "rounds", "publish_batch"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
-    try:
-        check_url(args.broker)
-    except BrokerURLError as exc:
-        p.error(str(exc))
+    with guard():
+        args = p.parse_args(argv)
+        url, source = resolve_broker(args.broker, args.broker_file)
+        assert url is not None
+        try:
+            check_broker(url, source)
+            if args.json is not None:
+                check_output_path("--json", args.json)
+        except UsageError as exc:
+            p.error(str(exc))
+    args.broker = url
     prefetches = args.prefetch or [1, 32]
-    if any(x < 1 for x in prefetches):
-        p.error("--prefetch must be at least 1")
     try:
         rows = asyncio.run(run_bench(args.messages, args.consumers, prefetches, args.broker,
                                      args.rounds, args.publish_batch))
     except BrokerError as exc:
-        p.error(f"broker {redact_url(args.broker)}: {exc}")
+        p.error(f"--broker: {redact_url(args.broker)}: {exc}")
     _print(rows, args.broker, args.publish_batch)
     if args.json:
         out = {"broker": redact_url(args.broker), "publish_batch": args.publish_batch,
                "rows": [{**asdict(r), "ratio": r.ratio} for r in rows]}
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(out, fh, indent=2)
+        write_private(args.json, json.dumps(out, indent=2) + "\n")
     return 0
 
 

@@ -11,21 +11,29 @@ import argparse
 import contextlib
 import importlib
 import inspect
-import math
+import logging
 import os
 import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 from ccdash import __version__
-from ccdash.brokers import is_redis_url
 from ccdash.brokers.base import BrokerError
 from ccdash.hints import did_you_mean, is_async_callable
 from ccdash.ops import OpsError
 from ccdash.scenario import ScenarioError, builtin_names, load_scenario
+from ccdash.text import SafeFormatter, sanitize
+from ccdash.validate import UsageError as UsageError  # re-exported: other commands use it
+from ccdash.validate import (
+    add_broker_flags,
+    bounded,
+    check_broker,
+    check_output_path,
+    guard,
+    resolve_broker,
+)
 
 SUBCOMMANDS = ("bench", "replay", "worker")
 BROKER_URLS = {"sqlite": "sqlite:///file.db", "redis": "redis://host:port/db",
@@ -44,10 +52,6 @@ exit status: 0 passed, 1 something lost or an SLO failed, 2 usage error,
 built-in scenarios (also in demo/): """
 
 
-class UsageError(Exception):
-    """A bad command line; main() prints it as one line and exits 2."""
-
-
 class Parser(argparse.ArgumentParser):
     """argparse, but errors raise UsageError instead of printing usage and exiting."""
 
@@ -56,22 +60,9 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive, finite number of seconds, "
-                                         f"got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+MAX_DURATION = 86_400.0  # seconds; the same bound as a scenario's duration
+_seconds = bounded(float, 0, MAX_DURATION, " seconds", above=True)
+_seed = bounded(int, 0, 2**63 - 1)
 
 
 def _port(text: str) -> int:
@@ -107,8 +98,7 @@ def build_parser() -> Parser:
     p.add_argument("--theme", metavar="NAME", help="a theme from themes/ (dashboard)")
     p.add_argument("--read-only", action="store_true", default=None,
                    help="the dashboard refuses every key that would change something")
-    p.add_argument("--broker", metavar="URL", default="memory",
-                   help="memory (default), sqlite:///FILE.db (durable: what is still "
+    add_broker_flags(p, "memory (default), sqlite:///FILE.db (durable: what is still "
                         "queued at the end stays in the file), or redis://[user:pass@]host:port/db "
                         "(rediss:// for TLS): join that fleet as one more worker and show it")
     p.add_argument("--metrics-port", type=_port, metavar="N",
@@ -161,40 +151,6 @@ def load_handler(spec: str) -> Callable[..., Any]:
     return obj  # type: ignore[no-any-return]
 
 
-def check_broker(url: str) -> None:
-    """memory, a well-formed sqlite URL, or a redis/rediss URL (checked further at open)."""
-    if url == "memory":
-        return
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme == "sqlite":
-        from ccdash.brokers.sqlite.schema import parse_url
-
-        try:
-            parse_url(url)  # the form only; the file itself is checked when the run opens it
-        except BrokerError as exc:
-            raise UsageError(f"--broker: {exc}") from None
-        return
-    if is_redis_url(url):
-        if "@" not in url and not url.split("://", 1)[1].split("?", 1)[0]:
-            raise UsageError(f"--broker: expected {BROKER_URLS[scheme]}, got {url!r}")
-        return  # reachability is checked when the run opens it (one line, exit 2)
-    raise UsageError(f"--broker: unknown broker {url!r}; expected memory, "
-                     f"{', '.join(BROKER_URLS.values())}")
-
-
-def check_json_path(path: str, flag: str = "--json") -> None:
-    """Fail before the run, not after it, if the report (or `flag`'s file) cannot be
-    written there."""
-    p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"{flag}: {path} is a directory; give a file path")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{flag}: directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{flag}: directory {str(parent)!r} is not writable")
-
-
 def check_evidence(args: argparse.Namespace) -> None:
     """--record, --record-bodies and --plot: where they apply, and files that can be written."""
     if args.record_bodies and not args.record:
@@ -203,11 +159,11 @@ def check_evidence(args: argparse.Namespace) -> None:
         raise UsageError("--plot applies to headless runs; add --demo (or plot a recording: "
                          "ccdash replay FILE --plot F.svg)")
     if args.record is not None:
-        check_json_path(args.record, "--record")
+        check_output_path("--record", args.record)
     if args.plot is not None:
         from ccdash.record.plot import PlotError, check_plot_path
 
-        check_json_path(args.plot, "--plot")
+        check_output_path("--plot", args.plot)
         try:
             check_plot_path(args.plot)
         except PlotError as exc:
@@ -238,30 +194,41 @@ def _subcommand(name: str, argv: list[str]) -> int:
 
 
 def run(argv: Sequence[str]) -> int:
-    """Parse and dispatch; raises UsageError or ScenarioError for usage problems."""
+    """Check everything, then dispatch; raises UsageError or ScenarioError for usage
+    problems (before anything runs)."""
     argv = list(argv)
     if argv and argv[0] in SUBCOMMANDS:
         return _subcommand(argv[0], argv[1:])
-    args = build_parser().parse_args(argv)
-    check_broker(args.broker)
-    if not args.demo:
-        for flag, value in (("--json", args.json), ("--duration", args.duration)):
-            if value is not None:
-                raise UsageError(f"{flag} applies to headless runs; add --demo")
-    if args.json:
-        check_json_path(args.json)
-    check_evidence(args)
-    if args.theme is not None:
-        check_theme(args.theme)
-    scenario = load_scenario(args.scenario)
-    handler = load_handler(args.handler) if args.handler else None
-    broker = None if args.broker == "memory" else args.broker
+    with guard(passthrough=(ScenarioError,)):
+        args, scenario, handler, broker = check_args(argv)
     try:
         return _run_mode(args, scenario, handler, broker)
     except BrokerError as exc:  # the broker could not be opened (file, directory, ...)
         raise UsageError(f"--broker: {exc}") from None
     except OpsError as exc:  # metrics port taken, log file unwritable (dashboard)
         raise UsageError(str(exc)) from None
+
+
+def check_args(argv: list[str]) -> tuple[argparse.Namespace, Any, Any, str | None]:
+    """Every value of the command line, checked: the arguments, the scenario, the
+    handler and the broker URL (None: memory)."""
+    args = build_parser().parse_args(argv)
+    url, source = resolve_broker(args.broker, args.broker_file)
+    assert url is not None
+    check_broker(url, source)
+    if not args.demo:
+        for flag, value in (("--json", args.json), ("--duration", args.duration)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to headless runs; add --demo")
+    for flag, path in (("--json", args.json), ("--log-file", args.log_file)):
+        if path is not None:
+            check_output_path(flag, path)
+    check_evidence(args)
+    if args.theme is not None:
+        check_theme(args.theme)
+    scenario = load_scenario(args.scenario)
+    handler = load_handler(args.handler) if args.handler else None
+    return args, scenario, handler, None if url == "memory" else url
 
 
 def _run_mode(args: argparse.Namespace, scenario: Any, handler: Any, broker: str | None) -> int:
@@ -310,10 +277,12 @@ def tui_options(run_tui: Callable[..., Any], **options: Any) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ccdash` console script; returns the exit status."""
+    if logging.lastResort is not None:  # library warnings with no handler set up
+        logging.lastResort.setFormatter(SafeFormatter())
     try:
         return run(sys.argv[1:] if argv is None else argv)
     except (UsageError, ScenarioError) as exc:
-        text = " ".join(str(exc).split())
+        text = " ".join(sanitize(exc, 2000, keep="\n\t").split())
         print(f"ccdash: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C, or one before the run started

@@ -34,6 +34,7 @@ from ccdash.clock import Clock
 from ccdash.engine import Engine
 from ccdash.engine.consumer import Handler
 from ccdash.engine.snapshot import Event
+from ccdash.files import write_private
 from ccdash.ops import OpsError
 from ccdash.ops.logfile import JsonLogWriter, open_log
 from ccdash.ops.prometheus import MetricsServer, serve_metrics
@@ -125,7 +126,7 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
          ", ".join(f"{f['consumer']} {f['action']}" for f in r["failovers"])),
         ("scaling", str(len(r["scaling_events"])), scaling_note(r)),
         ("alerts", str(len(r["alerts"])),
-         ", ".join(sorted({a["name"] for a in r["alerts"]}))),
+         ", ".join(sorted({sanitize(a["name"], 80) for a in r["alerts"]}))),
         *[(what, sanitize(r[key], 200), note) for key, what, note in EVIDENCE if r.get(key)],
         *extra_rows(r),
     ]
@@ -174,7 +175,8 @@ CHECK_HEADERS = ("check", "limit", "actual", "result")
 
 def drill_rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
     """One row per drill."""
-    return [(f"{d['at']:.1f} s", d["name"], d["target"] or "-", _s(d["detected_after_s"]),
+    return [(f"{d['at']:.1f} s", sanitize(d["name"], 80), sanitize(d["target"] or "-", 40),
+             _s(d["detected_after_s"]),
              _s(d["recovered_after_s"]), d["verdict"], sanitize(d["detail"]))
             for d in r["drills"]]
 
@@ -198,7 +200,7 @@ def plain_table(headers: tuple[str, ...] | None, rows: Sequence[tuple[str, ...]]
 
 def plain_report(r: dict[str, Any]) -> str:
     """The whole report as plain text."""
-    lines = [f"ccdash demo report: {r['scenario']} (seed {r['seed']})  "
+    lines = [f"ccdash demo report: {sanitize(r['scenario'], 200)} (seed {r['seed']})  "
              f"result: {result_word(r)}", ""]
     lines += plain_table(None, summary_rows(r))
     if r["drills"]:
@@ -206,6 +208,11 @@ def plain_report(r: dict[str, Any]) -> str:
     lines += ["", "checks"] + plain_table(CHECK_HEADERS, check_rows(r))
     lines += ["", result_line(r)]
     return "\n".join(lines)
+
+
+def _cell(text: str) -> Text:
+    """A table cell: sanitised, and a Text so Rich reads no markup in it."""
+    return Text(sanitize(text))
 
 
 def rich_report(r: dict[str, Any]) -> Group:
@@ -218,18 +225,20 @@ def rich_report(r: dict[str, Any]) -> Group:
     head.add_column(style="dim")
     for label, value, note in summary_rows(r):
         bad = label == "lost" and r["lost"]
-        head.add_row(label, Text(value, style="bold red" if bad else ""), note)
-    parts: list[Any] = [Text.assemble(("ccdash demo report: ", "bold"), r["scenario"],
+        head.add_row(label, Text(value, style="bold red" if bad else ""), _cell(note))
+    parts: list[Any] = [Text.assemble(("ccdash demo report: ", "bold"),
+                                      sanitize(r["scenario"], 200),
                                       f" (seed {r['seed']})  ", (word, style)), head]
     if r["drills"]:
         t = Table(*DRILL_HEADERS, title="drills", title_justify="left")
         for row in drill_rows(r):
             colour = {"pass": "green", "fail": "red", "skipped": "yellow"}.get(row[5], "")
-            t.add_row(*row[:5], Text(row[5], style=colour), row[6])
+            t.add_row(*map(_cell, row[:5]), Text(row[5], style=colour), _cell(row[6]))
         parts.append(t)
     t = Table(*CHECK_HEADERS, title="checks", title_justify="left")
     for row in check_rows(r):
-        t.add_row(*row[:3], Text(row[3], style="green" if row[3] == "ok" else "bold red"))
+        t.add_row(*map(_cell, row[:3]),
+                  Text(row[3], style="green" if row[3] == "ok" else "bold red"))
     parts.append(t)
     return Group(*parts)
 
@@ -245,13 +254,18 @@ class PlainView:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
+    def _print(self, text: str) -> None:
+        # The one way out: whatever the text holds (a scenario's name, a handler's
+        # error, a broker path), nothing reaches the stream that could act on a terminal.
+        print(sanitize(text, keep="\n"), file=self.stream, flush=True)
+
     def _line(self, at: float, text: str) -> None:
-        print(f"[+{at:7.2f}s] {text}", file=self.stream, flush=True)
+        self._print(f"[+{at:7.2f}s] {text}")
 
     def begin(self, scenario: Scenario, workload: Workload) -> None:
         """The header: what runs, with which seed."""
-        print(f"ccdash --demo: {scenario.name} (seed {workload.seed}) - {scenario.description}",
-              file=self.stream, flush=True)
+        self._print(f"ccdash --demo: {sanitize(scenario.name, 200)} (seed {workload.seed}) - "
+                    f"{sanitize(scenario.description, 500)}")
 
     def event(self, ev: WorkloadEvent) -> None:
         """One line per event."""
@@ -259,7 +273,7 @@ class PlainView:
 
     def note(self, text: str) -> None:
         """A line from the runner itself."""
-        print(text, file=self.stream, flush=True)
+        self._print(text)
 
     def status(self, p: Progress) -> None:
         """A status line every few seconds."""
@@ -270,7 +284,7 @@ class PlainView:
 
     def end(self, report: dict[str, Any]) -> None:
         """The report table."""
-        print("\n" + plain_report(report), file=self.stream, flush=True)
+        self._print("\n" + plain_report(report))
 
 
 class LiveView:
@@ -286,9 +300,9 @@ class LiveView:
 
     def begin(self, scenario: Scenario, workload: Workload) -> None:
         """Print the header and start the live panel."""
-        self.title = f"{scenario.name} (seed {workload.seed})"
+        self.title = f"{sanitize(scenario.name, 200)} (seed {workload.seed})"
         self.console.print(Text.assemble(("ccdash --demo: ", "bold"), self.title, " - ",
-                                         (scenario.description, "dim")))
+                                         (sanitize(scenario.description, 500), "dim")))
         self.live.start()
 
     def event(self, ev: WorkloadEvent) -> None:
@@ -302,7 +316,7 @@ class LiveView:
 
     def note(self, text: str) -> None:
         """A message from the runner."""
-        self.console.print(Text(text, style="yellow"))
+        self.console.print(Text(sanitize(text), style="yellow"))
 
     def status(self, p: Progress) -> None:
         """Redraw the panel."""
@@ -320,7 +334,7 @@ class LiveView:
         events = Text("\n".join(f"+{e.at:6.2f}s {sanitize(e.message)}" for e in self.recent),
                       style="dim", overflow="ellipsis", no_wrap=True)
         bar = ProgressBar(total=total, completed=min(p.elapsed, total))
-        self.live.update(Panel(Group(bar, grid, events), title=self.title))
+        self.live.update(Panel(Group(bar, grid, events), title=Text(self.title)))
 
     def end(self, report: dict[str, Any]) -> None:
         """Stop the panel; print the report tables."""
@@ -530,9 +544,7 @@ def run_headless(
         return 2
     if json_path:
         try:
-            with open(json_path, "w", encoding="utf-8") as fh:
-                json.dump(report, fh, indent=2)
-                fh.write("\n")
+            write_private(json_path, json.dumps(report, indent=2) + "\n")
         except OSError as exc:
             error(f"cannot write the report to {json_path}: {exc.strerror}")
             return 2

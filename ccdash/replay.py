@@ -36,17 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None,
          parser: argparse.ArgumentParser | None = None) -> int:
     """Replay, report or plot; returns the exit status (usage problems raise UsageError)."""
-    from ccdash.cli import UsageError, check_json_path, check_theme
+    from ccdash.cli import check_theme
+    from ccdash.validate import UsageError, check_output_path
 
     args = (parser or build_parser()).parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.json is not None:
         if not args.report:
             raise UsageError("--json applies to --report; add it")
-        check_json_path(args.json)
+        check_output_path("--json", args.json)
     if args.plot is not None:
         from ccdash.record.plot import PlotError, check_plot_path
 
-        check_json_path(args.plot, "--plot")
+        check_output_path("--plot", args.plot)
         try:
             check_plot_path(args.plot)
         except PlotError as exc:

@@ -13,8 +13,11 @@ No rich or textual import here: headless output and log files use it too.
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 ELLIPSIS = "…"
@@ -122,4 +125,19 @@ def body_text(body: Any, limit: int | None = None, *, pretty: bool = False) -> s
     return sanitize(text, limit, keep="\n" if pretty else "")
 
 
-__all__ = ["ELLIPSIS", "body_text", "sanitize"]
+def did_you_mean(word: str, valid: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` when something valid is close to `word`, else ``."""
+    close = difflib.get_close_matches(word, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class SafeFormatter(logging.Formatter):
+    """Log lines for a terminal or a file: what came from outside (worker names, handler
+    errors, refused commands) is sanitised, so it cannot act on the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The usual line, every character that could act on a terminal escaped."""
+        return sanitize(super().format(record), keep="\n\t")
+
+
+__all__ = ["ELLIPSIS", "SafeFormatter", "body_text", "did_you_mean", "sanitize"]

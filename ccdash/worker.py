@@ -16,15 +16,27 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ccdash.brokers import is_redis_url, redact_url
 from ccdash.brokers.base import BrokerError
+from ccdash.brokers.urls import NAME
+from ccdash.text import SafeFormatter, sanitize
+from ccdash.validate import (
+    UsageError,
+    add_broker_flags,
+    bounded,
+    check_broker,
+    check_output_path,
+    guard,
+    resolve_broker,
+    shown,
+)
 
 
-class WorkerUsageError(Exception):
+class WorkerUsageError(UsageError):
     """A bad command line or setting; printed as one line, exit 2."""
 
 
@@ -33,40 +45,37 @@ class _Parser(argparse.ArgumentParser):
         raise WorkerUsageError(message)
 
 
-def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
-        return value
-
-    return parse
+def _worker_name(text: str) -> str:
+    if not NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected 1 to 100 letters, digits or _ . : @ - (starting with a letter or "
+            f"digit), got {shown(text)}")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `ccdash worker` arguments."""
     p = _Parser(prog="ccdash worker", description=__doc__.splitlines()[0])
-    p.add_argument("--broker", required=True, metavar="URL",
-                   help="redis://[user:pass@]host:port/db or rediss://... (add ?queue=NAME "
-                        "to use a queue other than 'default')")
+    add_broker_flags(p, "redis://[user:pass@]host:port/db or rediss://... (add ?queue=NAME "
+                        "to use a queue other than 'default')", required=True)
     p.add_argument("--handler", required=True, metavar="MODULE:FUNC",
                    help="the async function that handles one delivery")
-    p.add_argument("--concurrency", type=_positive(int), default=4, metavar="N",
-                   help="consumers in this process (default 4)")
-    p.add_argument("--name", metavar="NAME", help="this worker's name (default host-pid-rand)")
-    p.add_argument("--prefetch", type=_positive(int), default=1, metavar="N",
-                   help="deliveries one consumer may hold (default 1)")
-    p.add_argument("--visibility-timeout", type=_positive(float), default=30.0, metavar="S",
-                   help="lease length in seconds (default 30)")
-    p.add_argument("--heartbeat-ttl", type=_positive(float), default=3.0, metavar="S",
+    p.add_argument("--concurrency", type=bounded(int, 1, 1000), default=4, metavar="N",
+                   help="consumers in this process (1 to 1000, default 4)")
+    p.add_argument("--name", type=_worker_name, metavar="NAME",
+                   help="this worker's name (default host-pid-rand)")
+    p.add_argument("--prefetch", type=bounded(int, 1, 10_000), default=1, metavar="N",
+                   help="deliveries one consumer may hold (1 to 10000, default 1)")
+    p.add_argument("--visibility-timeout", type=bounded(float, 0, 86_400, " seconds", above=True),
+                   default=30.0, metavar="S", help="lease length in seconds (default 30)")
+    p.add_argument("--heartbeat-ttl", type=bounded(float, 0.3, 3600, " seconds"), default=3.0,
+                   metavar="S",
                    help="seconds after which a silent worker's messages go to the others "
                         "(default 3)")
-    p.add_argument("--max-attempts", type=_positive(int), default=5, metavar="N",
-                   help="deliveries before the DLQ (default 5)")
-    p.add_argument("--grace", type=float, default=5.0, metavar="S",
+    p.add_argument("--max-attempts", type=bounded(int, 1, 1000), default=5, metavar="N",
+                   help="deliveries before the DLQ (1 to 1000, default 5)")
+    p.add_argument("--grace", type=bounded(float, 0, 3600, " seconds"), default=5.0,
+                   metavar="S",
                    help="seconds handlers get to finish when stopping (default 5)")
     p.add_argument("--control-secret-file", metavar="PATH",
                    help="file holding the control secret (else $CCDASH_CONTROL_SECRET)")
@@ -84,37 +93,48 @@ def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | No
     """Run a worker; returns the exit status."""
     try:
         return _main(list(sys.argv[1:] if argv is None else argv), parser)
-    except WorkerUsageError as exc:
-        print(f"ccdash worker: error: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        text = " ".join(sanitize(exc, 2000, keep="\n\t").split())
+        print(f"ccdash worker: error: {text}", file=sys.stderr)
         return 2
 
 
-def _main(argv: list[str], parser: argparse.ArgumentParser | None) -> int:
-    from ccdash.fleet.connect import FleetConnectError
+def _check(argv: list[str], parser: argparse.ArgumentParser | None
+           ) -> tuple[argparse.Namespace, str, Any, bytes | None]:
+    """Every value checked before the worker starts: arguments, URL, handler, secret."""
+    from ccdash.cli import load_handler
     from ccdash.fleet.control import ControlError, load_secret
-    from ccdash.fleet.runtime import WorkerOptions, WorkerRuntime
 
     args = (parser or build_parser()).parse_args(argv)
-    url = args.broker
+    url, source = resolve_broker(args.broker, args.broker_file, default=None)
+    if url is None:
+        raise WorkerUsageError("--broker: a worker needs a redis:// or rediss:// URL: give "
+                               "--broker, --broker-file or $CCDASH_BROKER")
     if not is_redis_url(url):
-        raise WorkerUsageError(f"--broker: a worker needs a redis:// or rediss:// URL, "
-                               f"got {redact_url(url)!r}")
-    try:
-        from ccdash.cli import UsageError, load_handler
-    except ImportError:  # pragma: no cover - the CLI ships with the package
-        raise
-    try:
-        handler = load_handler(args.handler)
-    except UsageError as exc:
-        raise WorkerUsageError(str(exc)) from None
+        raise WorkerUsageError(f"{source}: a worker needs a redis:// or rediss:// URL, "
+                               f"got {shown(redact_url(url))}")
+    check_broker(url, source)
+    for flag, path in (("--audit-log", args.audit_log), ("--record", args.record)):
+        if path is not None:
+            check_output_path(flag, path)
+    if args.record_bodies and not args.record:
+        raise WorkerUsageError("--record-bodies applies to --record FILE; add it")
+    handler = load_handler(args.handler)
     try:
         secret = load_secret(args.control_secret_file)
     except ControlError as exc:
         raise WorkerUsageError(str(exc)) from None
     if args.heartbeat_ttl >= args.visibility_timeout:
         raise WorkerUsageError("--heartbeat-ttl must be below --visibility-timeout")
-    if args.record_bodies and not args.record:
-        raise WorkerUsageError("--record-bodies applies to --record FILE; add it")
+    return args, url, handler, secret
+
+
+def _main(argv: list[str], parser: argparse.ArgumentParser | None) -> int:
+    from ccdash.fleet.connect import FleetConnectError
+    from ccdash.fleet.runtime import WorkerOptions, WorkerRuntime
+
+    with guard():
+        args, url, handler, secret = _check(argv, parser)
     recorder = None
     if args.record:
         from ccdash.record.writer import Recorder
@@ -124,8 +144,9 @@ def _main(argv: list[str], parser: argparse.ArgumentParser | None) -> int:
         except OSError as exc:
             raise WorkerUsageError(f"--record: cannot write to {args.record}: "
                                    f"{exc.strerror or exc}") from None
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    out = logging.StreamHandler(sys.stderr)
+    out.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[out])
     opts = WorkerOptions(
         broker_url=url, handler=handler, concurrency=args.concurrency, name=args.name,
         prefetch=args.prefetch, visibility_timeout=args.visibility_timeout,

@@ -32,7 +32,7 @@ def test_bench_rejects_bad_numbers() -> None:
     proc = subprocess.run([sys.executable, "-m", "ccdash.bench", "--messages", "0"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert "--messages must be at least 1" in proc.stderr
+    assert "--messages: expected an integer from 1 to 100000000, got '0'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

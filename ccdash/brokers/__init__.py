@@ -8,48 +8,12 @@
 from __future__ import annotations
 
 from typing import TypeGuard
-from urllib.parse import urlsplit, urlunsplit
 
-from ccdash.brokers.base import Broker, BrokerError, QueueConfig
+from ccdash.brokers.base import Broker, QueueConfig
+from ccdash.brokers.urls import BrokerURLError, check_url, redact_url
 from ccdash.clock import Clock
 
-SCHEMES = ("memory", "sqlite", "redis", "rediss")
 REDIS_SCHEMES = ("redis", "rediss")  # a queue shared by worker processes (a fleet)
-
-
-class BrokerURLError(BrokerError, ValueError):
-    """A broker URL that cannot be used; the message says why (credentials redacted)."""
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print or log."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    netloc = f"{user}:***@{host}{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def check_url(url: str) -> str:
-    """Return the URL's scheme if it is one we know; BrokerURLError otherwise."""
-    if url == "memory":
-        return "memory"
-    try:
-        scheme = urlsplit(url).scheme
-    except ValueError as exc:
-        raise BrokerURLError(f"bad broker URL {redact_url(url)!r}: {exc}") from None
-    if scheme not in SCHEMES:
-        raise BrokerURLError(
-            f"unknown broker {redact_url(url)!r}; use memory, sqlite:///FILE.db, "
-            "redis://HOST:PORT/DB or rediss://..."
-        )
-    return scheme
 
 
 def is_redis_url(url: object) -> TypeGuard[str]:

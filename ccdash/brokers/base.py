@@ -124,6 +124,9 @@ class QueueStats:
         return self.ready + self.delayed
 
 
+DEFAULT_MAX_BODY = 1024 * 1024  # bytes: a message body bigger than this is refused
+
+
 @dataclass(slots=True)
 class QueueConfig:
     """The queue settings a broker needs."""
@@ -136,6 +139,7 @@ class QueueConfig:
     dedup_window: float = 300.0
     seed: int | None = None
     rng: random.Random = field(default_factory=random.Random, repr=False)
+    max_body_bytes: int = DEFAULT_MAX_BODY
 
     def __post_init__(self) -> None:
         if self.seed is not None:
@@ -146,6 +150,8 @@ class QueueConfig:
             raise ValueError("max_attempts must be at least 1")
         if self.capacity is not None and self.capacity < 1:
             raise ValueError("capacity must be at least 1 (or None for unbounded)")
+        if self.max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be at least 1")
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry after failed `attempt`: exponential, capped, full jitter."""
@@ -196,21 +202,48 @@ def storable_text(text: object, limit: int | None = ERROR_TEXT_LIMIT) -> str:
     return sanitize(text, limit, keep="\n\t")
 
 
-def encode_body(body: Any) -> tuple[bytes, bool]:
-    """Payload to stored bytes: bytes stay bytes, anything else becomes JSON."""
+class PayloadTooLarge(ValueError):
+    """A message body over the configured maximum (`max_body_bytes`)."""
+
+
+def encode_body(body: Any, max_bytes: int | None = None) -> tuple[bytes, bool]:
+    """Payload to stored bytes: bytes stay bytes, anything else becomes JSON.
+
+    TypeError (with the reason) for a body that cannot be encoded: not JSON, a
+    cycle, nested too deeply. PayloadTooLarge when the bytes exceed `max_bytes`.
+    """
     if type(body) is bytes:  # the common case first: no copy, no isinstance
-        return body, False
-    if isinstance(body, (bytes, bytearray, memoryview)):  # noqa: UP038 - a tuple is faster
-        return bytes(body), False
-    return encode_json_body(body).encode(), True
+        data, is_json = body, False
+    elif isinstance(body, (bytes, bytearray, memoryview)):  # noqa: UP038 - a tuple is faster
+        data, is_json = bytes(body), False
+    else:
+        data, is_json = encode_json_body(body).encode(), True
+    if max_bytes is not None and len(data) > max_bytes:
+        raise PayloadTooLarge(too_large(len(data), max_bytes))
+    return data, is_json
 
 
-def encode_json_body(body: Any) -> str:
-    """A non-bytes payload as JSON text, or the payload error."""
+def encode_json_body(body: Any, max_bytes: int | None = None) -> str:
+    """A non-bytes payload as JSON text, or the payload error (TypeError with the
+    reason; PayloadTooLarge when its UTF-8 form is over `max_bytes`)."""
     try:
-        return encode_json(body)
+        text = encode_json(body)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"payload must be bytes or JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise TypeError("payload must be bytes or JSON-serialisable: nested too deeply "
+                        "to encode") from None
+    # Counting the UTF-8 bytes costs an encode: only when the characters could be over.
+    if max_bytes is not None and len(text) * 4 > max_bytes:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            raise PayloadTooLarge(too_large(size, max_bytes))
+    return text
+
+
+def too_large(size: int, max_bytes: int) -> str:
+    """The PayloadTooLarge message."""
+    return f"payload is {size} bytes, over the limit of {max_bytes} (max_body_bytes)"
 
 
 def decode_body(data: bytes, is_json: bool) -> Any:

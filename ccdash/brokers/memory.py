@@ -36,6 +36,7 @@ from ccdash.brokers.base import (
     Delivery,
     HistoryEntry,
     LeaseInfo,
+    PayloadTooLarge,
     QueueConfig,
     QueueFull,
     QueueStats,
@@ -44,6 +45,7 @@ from ccdash.brokers.base import (
     decode_json_text,
     encode_json_body,
     storable_text,
+    too_large,
 )
 from ccdash.brokers.deadlines import DeadlineBuckets
 from ccdash.clock import Clock, MonotonicClock, TimerHandle
@@ -214,12 +216,15 @@ class MemoryBroker(Broker):
         # text (a str, never bytes: nothing here needs them), made once here, so later
         # changes by the publisher are never seen and every delivery decodes a fresh value.
         data: bytes | str
+        limit = self.config.max_body_bytes
         if type(body) is bytes:
             data, is_json = body, False
         elif isinstance(body, (bytes, bytearray, memoryview)):  # noqa: UP038 - faster
             data, is_json = bytes(body), False
         else:
-            data, is_json = encode_json_body(body), True
+            data, is_json = encode_json_body(body, limit), True
+        if not is_json and len(data) > limit:
+            raise PayloadTooLarge(too_large(len(data), limit))
         seq = next(self._seq)
         msg = _Msg(f"m{seq}", data, is_json, priority, seq, now)
         if dedup_id is not None:

@@ -5,12 +5,35 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+from ccdash.brokers.base import DEFAULT_MAX_BODY
 from ccdash.engine.balancers import BALANCERS
 from ccdash.engine.rules import AlertRule, default_rules
 
 
 class ConfigError(ValueError):
     """A setting is out of range or contradicts another; the message names it."""
+
+
+DAY = 86_400.0
+# Upper bounds: beyond them a setting is a typo, not a configuration (a lease of
+# a year, a million deliveries held per consumer). Lower bounds are in validate().
+LIMITS: dict[str, float] = {
+    "consumers": 10_000, "min_consumers": 10_000, "max_consumers": 10_000,
+    "visibility_timeout": DAY, "heartbeat_interval": 3600, "heartbeat_timeout": DAY,
+    "max_attempts": 1000, "prefetch": 10_000, "handler_timeout": DAY,
+    "backoff_base": 3600, "backoff_max": DAY, "capacity": 100_000_000,
+    "dedup_window": 7 * DAY, "shutdown_grace": 3600, "restart_limit": 1_000_000,
+    "restart_window": DAY, "batch_size": 10_000, "batch_linger": 60,
+    "rate_limit": 1_000_000, "rate_burst": 1_000_000, "breaker_threshold": 1_000_000,
+    "breaker_cooldown": DAY, "startup_delay": 3600, "scale_interval": 3600,
+    "target_backlog_per_consumer": 1_000_000, "max_scale_step": 10_000,
+    "scale_down_window": DAY, "scale_cooldown": DAY, "forecast_horizon": DAY,
+    "latency_slo": DAY, "max_body_bytes": 512 * 1024 * 1024,
+}
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if x == int(x) else f"{x:g}"
 
 
 @dataclass(slots=True)
@@ -54,6 +77,7 @@ class EngineConfig:
     alert_rules: tuple[AlertRule, ...] | None = None  # None: the built-in defaults
     latency_slo: float | None = None  # p99 handler latency target, seconds
     seed: int | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY  # a bigger body is refused at publish
 
     def __post_init__(self) -> None:
         self.validate()
@@ -64,11 +88,15 @@ class EngineConfig:
             v = getattr(self, f.name)
             if isinstance(v, float) and not math.isfinite(v):
                 raise ConfigError(f"{f.name} must be a finite number, got {v}")
+            limit = LIMITS.get(f.name)
+            if limit is not None and isinstance(v, int | float) and v > limit:
+                raise ConfigError(f"{f.name} must be at most {_num(limit)}, got {_num(v)}")
         positive = ("visibility_timeout", "heartbeat_interval", "heartbeat_timeout")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be greater than 0")
-        for name in ("max_attempts", "prefetch", "batch_size", "max_consumers", "restart_limit"):
+        for name in ("max_attempts", "prefetch", "batch_size", "max_consumers", "restart_limit",
+                     "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         for name in ("consumers", "min_consumers"):

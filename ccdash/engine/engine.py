@@ -132,6 +132,7 @@ class Engine:
             capacity=cfg.capacity,
             dedup_window=cfg.dedup_window,
             rng=random.Random(self.rng.random()),
+            max_body_bytes=cfg.max_body_bytes,
         )
 
     # -- lifecycle ----------------------------------------------------------

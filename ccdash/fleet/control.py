@@ -5,7 +5,8 @@ HMAC-SHA256 over those exact bytes with a shared secret (CCDASH_CONTROL_SECRET,
 or a file named by --control-secret-file / CCDASH_CONTROL_SECRET_FILE). It is
 appended to the worker's command stream (`*` reaches every worker). A worker
 refuses, and logs, a command that is unsigned, badly signed, older (or newer)
-than MAX_AGE by Redis' clock, or whose nonce it has seen; it writes every
+than MAX_AGE by Redis' clock, issued before the worker joined, or whose nonce
+it has seen (kept in its memory as well as in Redis); it writes every
 command it receives, accepted or refused, to the audit stream (and to its
 audit file when it has one).
 """

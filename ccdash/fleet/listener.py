@@ -13,6 +13,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ccdash.backoff import Backoff
+from ccdash.files import open_private
 from ccdash.fleet.connect import connect
 from ccdash.fleet.control import MAX_AGE, Verdict, redis_time, verify
 
@@ -20,6 +21,9 @@ log = logging.getLogger("ccdash.control")
 
 Execute = Callable[[dict[str, Any]], Awaitable[str]]
 BLOCK_MS = 1000  # each read parks this long at most, so a stop takes effect within it
+# A command stamped this little before the worker joined is still taken: its sender
+# read Redis' clock just before this worker did, then appended it just after.
+JOIN_SLACK = 1.0
 
 
 class ControlListener:
@@ -39,10 +43,15 @@ class ControlListener:
         self._ids: dict[str, bytes] = {}
         self._stopping = False
         self.ready = asyncio.Event()
+        self.joined_at = 0.0  # Redis time when this worker began listening
+        # Nonces accepted, with when they stop mattering: kept here as well as in Redis,
+        # so deleting the Redis keys does not re-open a replay.
+        self.seen: dict[str, float] = {}
 
     async def start(self) -> None:
         """Connect and note where the streams end: commands from now on count."""
         self.client, self.keys = await connect(self.url)
+        self.joined_at = await redis_time(self.client)
         for key in (self.keys.control(self.worker), self.keys.control("*")):
             last = await self.client.xrevrange(key, count=1)
             self._ids[key] = last[0][0] if last else b"0-0"
@@ -88,10 +97,7 @@ class ControlListener:
                          queue=self.keys.queue, now=now)
         cmd = verdict.command
         if cmd is not None:
-            fresh = await self.client.set(self.keys.nonce(self.worker, cmd["nonce"]), 1,
-                                          nx=True, ex=int(2 * MAX_AGE) + 1)
-            if not fresh:
-                verdict = Verdict(None, "replayed")
+            verdict = await self.check_fresh(cmd, now)
         if verdict.command is None:
             self.refused += 1
             summary = _summary(raw)
@@ -108,6 +114,23 @@ class ControlListener:
         log.info("control command %s %s: %s (%s)", cmd["action"], cmd["args"], status, detail)
         await self.audit(status, cmd, detail)
 
+    async def check_fresh(self, cmd: dict[str, Any], now: float) -> Verdict:
+        """Refuse a replay: a command issued before this worker joined (it cannot have
+        been meant for it: someone recorded and re-sent it), or a nonce already seen,
+        by this process (memory) or by this worker name (Redis)."""
+        if cmd["ts"] < self.joined_at - JOIN_SLACK:
+            return Verdict(None, "issued before this worker joined")
+        nonce = cmd["nonce"]
+        for old, until in list(self.seen.items()):
+            if until < now:
+                del self.seen[old]
+        if nonce in self.seen:
+            return Verdict(None, "replayed")
+        self.seen[nonce] = cmd["ts"] + 2 * MAX_AGE
+        fresh = await self.client.set(self.keys.nonce(self.worker, nonce), 1,
+                                      nx=True, ex=int(2 * MAX_AGE) + 1)
+        return Verdict(cmd) if fresh else Verdict(None, "replayed")
+
     async def audit(self, status: str, cmd: dict[str, Any], detail: str) -> None:
         """Append one record to the audit stream (and the audit file)."""
         record = {"at": time.time(), "worker": self.worker, "status": status,
@@ -118,7 +141,7 @@ class ControlListener:
             k: (json.dumps(v) if isinstance(v, dict) else str(v)) for k, v in record.items()
         }, maxlen=10_000, approximate=True)
         if self.audit_file is not None and status != "refused":
-            with self.audit_file.open("a", encoding="utf-8") as fh:
+            with open_private(self.audit_file, append=True) as fh:
                 fh.write(json.dumps(record, sort_keys=True) + "\n")
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from typing import IO
 
 from ccdash.engine.snapshot import Event
+from ccdash.files import open_private
 from ccdash.ops import OpsError
 
 _ERRORS = ("consumer-failed", "restart-limit", "alert-firing")
@@ -46,8 +46,7 @@ class JsonLogWriter:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._fh: IO[str] = os.fdopen(fd, "a", encoding="utf-8")
+        self._fh: IO[str] = open_private(path, append=True)
 
     def __call__(self, ev: Event) -> None:
         """Write one event (an engine listener); nothing once closed."""

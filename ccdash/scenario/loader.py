@@ -40,7 +40,8 @@ from ccdash.scenario.model import (
 
 BUILTIN_DIR = FsPath(__file__).resolve().parent / "builtin"
 MAX_RATE = 50_000.0  # msg/s; beyond this the simulated workload is not meaningful
-CONSUMER_ID = re.compile(r"^c[1-9][0-9]*$")
+CONSUMER_ID = re.compile(r"^c[1-9][0-9]{0,8}$")
+MAX_DIGITS = 4300  # Python's limit on int() of a decimal string
 
 SECTIONS = ("scenario", "engine", "load", "handler", "drills", "alerts", "slo")
 SCENARIO_KEYS = ("name", "description", "duration", "seed", "drain_timeout")
@@ -118,15 +119,26 @@ def load_scenario(path: str | FsPath | None = None) -> Scenario:
 def parse_scenario(text: str, *, file: str = "<scenario>", default_name: str = "scenario") \
         -> Scenario:
     """Validate TOML text as a scenario."""
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     try:
         data = tomllib.loads(text)
+        return _Reader(data, text, file).scenario(default_name)
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column \d+\)", msg)
         line = int(m.group(1)) if m else None
         msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
         raise ScenarioError(f"invalid TOML: {msg}", file=file, line=line) from None
-    return _Reader(data, text, file).scenario(default_name)
+    except RecursionError:
+        raise ScenarioError("invalid TOML: arrays or tables nested too deeply",
+                            file=file) from None
+    except ValueError as exc:  # an integer too long for int() (more than 4300 digits)
+        if isinstance(exc, ScenarioError):
+            raise
+        m = re.search(r"[0-9_]{" + str(MAX_DIGITS) + ",}", text)
+        line = text.count("\n", 0, m.start()) + 1 if m else None
+        raise ScenarioError(f"invalid TOML: a number with more than {MAX_DIGITS} digits",
+                            file=file, line=line) from None
 
 
 def _kind(v: Any) -> str:
@@ -142,6 +154,7 @@ class _Reader:
         self.file = file
         self.where = KeyLocator(text)
         self.duration = 0.0
+        self.top_id = 0  # highest consumer id the run can reach (0: any, autoscaled)
 
     def fail(self, path: Path, problem: str) -> ScenarioError:
         return ScenarioError(problem, file=self.file, line=self.where.line_of(path),
@@ -248,6 +261,7 @@ class _Reader:
         load = self.load()
         handler = self.handler()
         drills = self.drills(engine)
+        self.check_slow_ids(handler)
         slo = self.slo(load)
         engine = self.alerts(engine, slo)
         return Scenario(name=name, duration=self.duration, engine=engine, load=load,
@@ -382,7 +396,7 @@ class _Reader:
             raise self.fail(("drills",), "expected [[drills]] tables (at, action, target, ...)")
         owners = {k: f"action {a!r} uses it, not this one"
                   for a, ks in DRILL_BY_ACTION.items() for k in ks}
-        out = []
+        out, order = [], []
         for i, t in enumerate(value):
             p: Path = ("drills", i)
             if "action" not in t:
@@ -403,13 +417,49 @@ class _Reader:
                                 f"{did_you_mean(target, TARGETS)}; valid: "
                                 f"{', '.join(TARGETS)} or a consumer id like c3")
             params = self.drill_params(t, p, action, engine)
+            order.append(i)
             out.append(DrillSpec(
                 at=at, action=action, target=target, name=self.string(t, "name", p, ""),
                 params=params,
                 max_detection_s=self.number(t, "max_detection_s", p, None, gt=0, unit=" s"),
                 max_recovery_s=self.number(t, "max_recovery_s", p, None, gt=0, unit=" s"),
             ))
-        return tuple(sorted(out, key=lambda d: d.at))
+        ranked = sorted(zip(out, order, strict=True), key=lambda pair: pair[0].at)
+        self.top_id = self.check_pool_ids(engine, ranked)
+        return tuple(d for d, _ in ranked)
+
+    def check_pool_ids(self, engine: EngineConfig, ranked: list[tuple[DrillSpec, int]]) -> int:
+        """A drill naming a consumer id must name one that can exist by then: the run
+        starts c1..cN, and only failover replacements, scaling and rolling updates add
+        ids (never reused). Returns the highest id possible by the end (None-like 0 when
+        the autoscaler can add any number)."""
+        if engine.autoscale:
+            return 0
+        top = engine.consumers
+        for d, i in ranked:
+            if CONSUMER_ID.match(d.target) and d.action in ("kill", "hang", "slow"):
+                n = int(d.target[1:])
+                if n > top:
+                    raise self.fail(("drills", i, "target"),
+                                    f"no consumer {d.target!r} can exist at {d.at:g} s: the "
+                                    f"run starts c1..c{engine.consumers} and adds at most "
+                                    f"{top - engine.consumers} more by then; valid: "
+                                    f"{', '.join(TARGETS)} or c1..c{top}")
+            if d.action in ("kill", "hang"):
+                top += 1  # its replacement
+            elif d.action == "scale":
+                top += int(dict(d.params)["to"])
+            elif d.action == "rolling-update":
+                top += engine.max_consumers
+        return top
+
+    def check_slow_ids(self, handler: HandlerSpec) -> None:
+        """`slow = { c9 = 3 }` must name a consumer the run can have."""
+        for cid, _ in handler.slow:
+            if self.top_id and int(cid[1:]) > self.top_id:
+                raise self.fail(("handler", "slow", cid),
+                                f"no consumer {cid!r} exists in this run: valid ids are "
+                                f"c1..c{self.top_id}")
 
     def drill_params(self, t: dict[str, Any], p: Path, action: str, engine: EngineConfig) \
             -> tuple[tuple[str, Any], ...]:

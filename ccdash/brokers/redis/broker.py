@@ -122,8 +122,9 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         """A broker for `url` (not connected yet); our options come from its query,
         or from `overrides` (worker, ttl, fetch, ...) which win. `default_fetch` is the
         read-ahead when neither names one."""
-        from ccdash.brokers import BrokerURLError, redact_url
+        from ccdash.brokers import BrokerURLError, check_url, redact_url
 
+        check_url(url)  # every option and range, before anything connects
         clean, opts = split_options(url, OPTIONS)
         opts.update({k: str(v) for k, v in overrides.items() if v is not None})
         try:
@@ -228,7 +229,7 @@ class RedisBroker(LeaseOps, QueueState, Broker):
             raise WouldBlock("a dedup id needs a round trip to Redis")
         if self._full():
             raise QueueFull(f"queue is full ({self.config.capacity} messages)")
-        data, is_json = encode_body(body)
+        data, is_json = encode_body(body, self.config.max_body_bytes)
         return self._stage(data, is_json, priority, None)
 
     def _stage(self, data: bytes, is_json: bool, priority: int,
@@ -247,7 +248,7 @@ class RedisBroker(LeaseOps, QueueState, Broker):
     async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         """Publish and wait until Redis has it (waits for room on a bounded queue)."""
         self._check_open()
-        data, is_json = encode_body(body)
+        data, is_json = encode_body(body, self.config.max_body_bytes)
         if dedup_id is not None:  # a duplicate adds nothing: it never waits for room
             dedup_id = storable_text(dedup_id, None)
             known = self._dedup.get(dedup_id)

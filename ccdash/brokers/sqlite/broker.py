@@ -197,7 +197,7 @@ class SqliteBroker(BrokerViews, Broker):
 
     async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         """Accept a message; returns once it is committed. Waits while the queue is full."""
-        data, is_json = encode_body(body)
+        data, is_json = encode_body(body, self.config.max_body_bytes)
         if dedup_id is not None:
             dedup_id = storable_text(dedup_id, None)
         while True:
@@ -228,7 +228,7 @@ class SqliteBroker(BrokerViews, Broker):
             return known
         if self._room(now) <= 0:
             raise QueueFull(f"queue is full ({self.config.capacity} messages)")
-        data, is_json = encode_body(body)
+        data, is_json = encode_body(body, self.config.max_body_bytes)
         mid = f"{self.owner}-{next(self._ids)}"
         link.stage((now, mid, data, is_json, priority, dedup_id, True), dedup_id, mid,
                    now + self.config.dedup_window)

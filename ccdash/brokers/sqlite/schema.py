@@ -167,7 +167,11 @@ def check_path(path: str) -> None:
     """Refuse a missing directory, a read-only file or directory, or a non-file."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise SqliteOpenError(f"sqlite broker {path}: directory {directory} does not exist")
+        hint = ""
+        if not os.path.isabs(path) and os.path.isdir(os.path.dirname("/" + path)):
+            # sqlite:///tmp/x.db is the relative tmp/x.db; /tmp/x.db needs four slashes
+            hint = f" (for the absolute path /{path} write sqlite:////{path}: four slashes)"
+        raise SqliteOpenError(f"sqlite broker {path}: directory {directory} does not exist{hint}")
     if os.path.exists(path):
         if not os.path.isfile(path):
             raise SqliteOpenError(f"sqlite broker {path}: not a regular file")

@@ -1,0 +1,32 @@
+"""Files that may hold message data or audit history: owner-only, whatever the umask."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import IO
+
+
+def open_private(path: str | os.PathLike[str], *, append: bool = False) -> IO[str]:
+    """Open `path` for writing text, created 0600; an existing file of ours is made
+    0600 too (a report or audit log must not stay readable by other users)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid():  # never /dev/null
+            os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "a" if append else "w", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def write_private(path: str | Path, text: str) -> None:
+    """Replace the file's contents with `text`, the file owner-only (0600)."""
+    with open_private(path) as fh:
+        fh.write(text)
+
+
+__all__ = ["open_private", "write_private"]

@@ -1,0 +1,161 @@
+"""Command-line values checked before anything runs.
+
+Every flag of `ccdash`, `ccdash worker` and `ccdash bench` is judged here with
+one vocabulary: numbers against a stated range, output paths for "a file in a
+writable directory", the broker URL (from `--broker`, `--broker-file` or
+$CCDASH_BROKER) by `ccdash.brokers.check_url`. A problem is a `UsageError` whose
+text names the flag, the value and what is allowed; the CLI prints it as one
+line and exits 2. `guard` is the net under all of it: an unexpected exception
+while checking becomes one line too, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ccdash.text import sanitize
+
+BROKER_ENV = "CCDASH_BROKER"
+
+
+class UsageError(Exception):
+    """A bad command line; the CLI prints it as one line and exits 2."""
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A user's value quoted for an error line: sanitised and bounded."""
+    return repr(sanitize(value, limit))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def bounded(kind: type[int] | type[float], lo: float, hi: float, unit: str = "", *,
+            above: bool = False) -> Callable[[str], Any]:
+    """An argparse `type` for a number in [lo, hi] (or (lo, hi] with `above`)."""
+    want = "an integer" if kind is int else "a number"
+    allowed = (f"expected {want} greater than {_fmt(lo)} and at most {_fmt(hi)}{unit}"
+               if above else f"expected {want} from {_fmt(lo)} to {_fmt(hi)}{unit}")
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:  # includes ints too long to convert
+            raise argparse.ArgumentTypeError(f"{allowed}, got {shown(text, 40)}") from None
+        ok = math.isfinite(value) and (lo < value if above else lo <= value) and value <= hi
+        if not ok:
+            raise argparse.ArgumentTypeError(f"{allowed}, got {shown(text, 40)}")
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in some messages
+    return parse
+
+
+def check_output_path(flag: str, path: str) -> None:
+    """A file we will create or append to: not a directory, in an existing writable
+    directory, and writable if it exists already."""
+    p = Path(path)
+    if not path or "\0" in path:
+        raise UsageError(f"{flag}: expected a file path, got {shown(path)}")
+    if p.is_dir():
+        raise UsageError(f"{flag}: {shown(path)} is a directory; expected a file path")
+    parent = p.parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag}: directory {shown(str(parent))} does not exist")
+    if p.exists():
+        if not (p.is_file() or p.is_char_device() or p.is_fifo()):  # /dev/null, a pipe
+            raise UsageError(f"{flag}: {shown(path)} is not a regular file")
+        if not os.access(p, os.W_OK):
+            raise UsageError(f"{flag}: {shown(path)} is not writable")
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag}: directory {shown(str(parent))} is not writable")
+
+
+def read_broker_file(path: str) -> str:
+    """The broker URL kept in a file that only its owner can read."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise UsageError(f"--broker-file: {shown(path)} is not a regular file")
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--broker-file: cannot read {shown(path)}: "
+                         f"{exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--broker-file: {shown(path)} is not UTF-8 text") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise UsageError(f"--broker-file: {shown(path)} can be read by others "
+                         f"(mode {stat.S_IMODE(mode):03o}); chmod 600 it")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) != 1:
+        raise UsageError(f"--broker-file: {shown(path)} must hold one line, the broker URL")
+    return lines[0]
+
+
+def resolve_broker(url: str | None, file: str | None, *, default: str | None = "memory"
+                   ) -> tuple[str | None, str]:
+    """The broker URL and where it came from: --broker, else --broker-file, else
+    $CCDASH_BROKER, else `default`. A password belongs in the file or the
+    environment, where `ps` does not show it."""
+    if url is not None and file is not None:
+        raise UsageError("--broker and --broker-file: give one of them")
+    if file is not None:
+        return read_broker_file(file), "--broker-file"
+    if url is not None:
+        return url, "--broker"
+    env = os.environ.get(BROKER_ENV, "").strip()
+    return (env, f"${BROKER_ENV}") if env else (default, "--broker")
+
+
+def check_broker(url: str, flag: str = "--broker") -> str:
+    """The URL's scheme if the whole URL is usable (every option, every range)."""
+    from ccdash.brokers import check_url
+    from ccdash.brokers.base import BrokerError
+
+    try:
+        return check_url(url)
+    except BrokerError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def add_broker_flags(p: argparse.ArgumentParser, help_url: str, *, required: bool = False
+                     ) -> None:
+    """--broker URL and --broker-file PATH (with $CCDASH_BROKER as the fallback)."""
+    p.add_argument("--broker", metavar="URL", default=None,
+                   help=f"{help_url}. A password in the URL shows in `ps`: put the URL "
+                        f"in --broker-file or ${BROKER_ENV} instead"
+                        + (" (one of the three is required)" if required else ""))
+    p.add_argument("--broker-file", metavar="PATH",
+                   help="read the broker URL from this file (refused if group or others "
+                        "can read it)")
+
+
+@contextlib.contextmanager
+def guard(what: str = "the command line", passthrough: tuple[type[BaseException], ...] = ()
+          ) -> Iterator[None]:
+    """Any unexpected exception while checking input becomes a one-line UsageError
+    (`passthrough`: errors that already are one-line usage errors of their own)."""
+    try:
+        yield
+    except (UsageError, SystemExit, KeyboardInterrupt):
+        raise
+    except passthrough:
+        raise
+    except RecursionError:
+        raise UsageError(f"{what}: input nested too deeply to check") from None
+    except Exception as exc:  # noqa: BLE001 - the net under every check; see the docstring
+        raise UsageError(f"{what} could not be checked ({type(exc).__name__}: "
+                         f"{sanitize(exc, 200)}); please report this as a bug") from None
+
+
+__all__ = ["BROKER_ENV", "UsageError", "add_broker_flags", "bounded", "check_broker",
+           "check_output_path", "guard", "read_broker_file", "resolve_broker", "shown"]
