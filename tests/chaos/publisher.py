@@ -1,0 +1,52 @@
+"""A publisher process for a Redis queue: `python -m chaos.publisher URL OUT N RATE [START]`.
+
+Publishes bodies {"n": START..START+N-1} at about RATE per second, in small
+batches, and appends each `id n` line to OUT (one write per batch, O_APPEND) only once
+Redis has stored it: OUT is what the broker accepted, the publisher's own record.
+A publish that fails (Redis restarting) is tried again with the same body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+
+from ccdash.brokers.base import BrokerError, QueueConfig
+from ccdash.brokers.redis import RedisBroker
+
+BATCH = 10
+
+
+async def _publish(broker: RedisBroker, i: int) -> str:
+    while True:
+        try:
+            return await broker.publish({"n": i})
+        except BrokerError:
+            await asyncio.sleep(0.1)
+
+
+async def main(url: str, out: str, n: int, rate: float, start: int) -> None:
+    """Publish, record, exit 0."""
+    fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    broker = RedisBroker.from_url(url, QueueConfig(), worker=f"publisher-{os.getpid()}")
+    await broker.open()
+    t0 = time.monotonic()
+    try:
+        for first in range(start, start + n, BATCH):
+            numbers = range(first, min(first + BATCH, start + n))
+            ids = await asyncio.gather(*(_publish(broker, i) for i in numbers))
+            os.write(fd, "".join(f"{mid} {i}\n" for mid, i in zip(ids, numbers, strict=True)
+                                 ).encode())
+            ahead = t0 + (first + BATCH - start) / rate - time.monotonic()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+    finally:
+        await broker.close()
+    print("published", n, flush=True)
+
+
+if __name__ == "__main__":
+    url, out, n, rate, *rest = sys.argv[1:]
+    asyncio.run(main(url, out, int(n), float(rate), int(rest[0]) if rest else 0))

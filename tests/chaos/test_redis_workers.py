@@ -1,0 +1,47 @@
+"""Chaos on a fleet of real `ccdash worker` processes: SIGKILL one of three,
+again and again, while a publisher process keeps publishing."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import pytest
+from redis_fixtures import RedisServer
+
+from chaos.support import Chaos
+
+pytestmark = pytest.mark.chaos
+
+KILLS = 3
+
+
+def test_kill9_one_of_three_redis_workers_repeatedly(chaos: Chaos,
+                                                      redis_server: RedisServer) -> None:
+    """Three workers; one after another is SIGKILLed mid-run and replaced: its messages
+    go to the others within a few heartbeat TTLs, 0 lost, only what it held runs twice."""
+    q = chaos.redis_queue(redis_server)
+    url = q.url(redis_server.url)
+    fleet = chaos.redis_fleet(q, redis_server.url, ("a-0", "b-0", "c-0"))
+    n = 1500
+    pub = chaos.procs.publisher(url, chaos.published, n, rate=250)
+    in_flight: set[str] = set()
+    recover: list[float] = []
+    for k in range(KILLS):
+        chaos.wait_progress(150)
+        slot = sorted(fleet)[k % 3]
+        victim = fleet.pop(slot)
+        victim.freeze()  # what it holds stays put while we read it
+        held = q.pending(victim.name)
+        victim.kill9()
+        t_kill = time.monotonic()
+        in_flight |= held
+        name = f"{slot[0]}-{k + 1}"
+        fleet[name] = chaos.procs.worker(url, name)
+
+        chaos.wait(partial(q.holds_nothing, victim.name), 30,
+                   f"the entries {victim.name} held to be claimed")
+        recover.append(chaos.recovered(t_kill, held, q.dead_by_id, n))
+    books = chaos.finish_redis(q, pub, fleet, n)
+    chaos.row.note(books, max(recover), runs=KILLS)
+    books.check(in_flight, chaos.procs, acked=q.counters().get("acked", 0))
