@@ -19,12 +19,19 @@ Make = Callable[..., Any]
 
 
 def _extended_by(cmd: Any, sha: str) -> int:
-    """Leases a command extends: an EVALSHA of the extend script carries 4 args a lease
-    after 6 others. Commands are RESP-encoded when queued, so read the encoding."""
+    """Leases a command extends: an EVALSHA of the extend script carries, after 7
+    arguments, (stream, ids separated by spaces, counts) per stream. Commands are
+    RESP-encoded when queued, so read the encoding."""
     packed = pack([cmd])
-    if b"EVALSHA" not in packed[:40] or sha.encode() not in packed[:120]:
+    args, pos = [], packed.index(b"\r\n") + 2
+    while pos < len(packed):
+        end = packed.index(b"\r\n", pos)
+        n = int(packed[pos + 1:end])
+        args.append(packed[end + 2:end + 2 + n])
+        pos = end + 4 + n
+    if args[:2] != [b"EVALSHA", sha.encode()]:
         return 0
-    return (int(packed[1:packed.index(b"\r\n")]) - 6) // 4
+    return sum(len(ids.split()) for ids in args[8::3])
 
 
 async def test_health_tick_extends_every_due_lease_in_one_round_trip(redis_url: str) -> None:
@@ -134,3 +141,24 @@ async def test_stale_stats_read_never_shows_acked_messages_as_ready(redis_broker
     broker._on_snapshot(stale)  # the read that was in flight lands only now
     s = broker.stats()
     assert (s.depth, s.in_flight, broker.outstanding()) == (0, 0, 0)
+
+
+async def test_extend_many_resets_every_lease_in_redis(redis_broker: Make) -> None:
+    """extend_many of 300 leases held for a while resets the idle time (the lease clock)
+    of every one of them in Redis, and reports each new deadline."""
+    broker = await redis_broker(visibility_timeout=5.0, fetch=400)
+    for _ in range(300):
+        broker.publish_nowait(b"x")
+    await broker.flush()
+    got: list[Any] = []
+    async with asyncio.timeout(5):
+        while len(got) < 300:
+            await broker.wait_ready()
+            got += await broker.receive(["c"] * (300 - len(got)))
+    await asyncio.sleep(0.6)
+    deadlines = await broker.extend_many([d.receipt for d in got], 5.0)
+    assert all(d is not None and d > broker.clock.now() + 4.0 for d in deadlines)
+    rows = await broker.flusher.call(
+        ("XPENDING", broker.keys.level_stream(b"0"), "ccdash", "-", "+", 1000, broker.worker))
+    assert len(rows) == 300
+    assert max(int(idle) for _, _, idle, _ in rows) < 500

@@ -158,22 +158,32 @@ class HealthMonitor:
 
     async def _keep_leases(self, due: list[Delivery], now: float) -> int:
         """Extend the leases live consumers hold before they run out, KEEP_BATCH per
-        `extend_many` (one round trip on a remote broker, not one per lease), letting
-        the loop run between batches so no tick stalls it. Returns how many had
-        already run out by the clock (a stall) and were kept. A lease already gone
-        stays as it is: its ack will be rejected and counted."""
+        `extend_many` (one round trip on a remote broker, not one per lease). The loop
+        runs between batches, so no tick stalls it, and a batch is prepared while the
+        ones before it are on their way. Returns how many had already run out by the
+        clock (a stall) and were kept. A lease already gone stays as it is: its ack
+        will be rejected and counted."""
         vt = self.engine.config.visibility_timeout
         broker = self.engine.broker
+        sent: list[tuple[list[Delivery], asyncio.Future[list[float | None]]]] = []
         kept = 0
-        for i in range(0, len(due), KEEP_BATCH):
-            if i:
+        try:
+            for i in range(0, len(due), KEEP_BATCH):
+                batch = due[i:i + KEEP_BATCH]
+                sent.append((batch, asyncio.ensure_future(
+                    broker.extend_many([d.receipt for d in batch], vt))))
                 await asyncio.sleep(0)
-            batch = due[i:i + KEEP_BATCH]
-            deadlines = await broker.extend_many([d.receipt for d in batch], vt)
-            for d, deadline in zip(batch, deadlines, strict=True):
-                if deadline is not None:
-                    kept += d.deadline <= now
-                    d.deadline = deadline
+            for batch, fut in sent:
+                for d, deadline in zip(batch, await fut, strict=True):
+                    if deadline is not None:
+                        kept += d.deadline <= now
+                        d.deadline = deadline
+        finally:  # stopped or failed part-way: no batch left running or unread
+            for _, fut in sent:
+                if not fut.done():
+                    fut.cancel()
+                elif not fut.cancelled():
+                    fut.exception()
         return kept
 
     def _record_stall(self, now: float, kept: int) -> None:

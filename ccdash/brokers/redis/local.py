@@ -76,6 +76,24 @@ class Entry:
         return (self.level, self.eid)
 
 
+def extend_args(entries: list[Entry]) -> tuple[list[bytes], list[list[Entry]]]:
+    """The extend script's per-stream arguments for `entries` (suffix, ids, counts),
+    and the entries in the order of its reply's flags."""
+    by_level: dict[bytes, list[Entry]] = {}
+    for e in entries:
+        group = by_level.get(e.level)
+        if group is None:
+            group = by_level[e.level] = []
+        group.append(e)
+    args: list[bytes] = []
+    groups = []
+    for level, group in by_level.items():
+        args += (level, b" ".join([e.eid for e in group]),
+                 b" ".join([b"%d" % e.count for e in group]))
+        groups.append(group)
+    return args, groups
+
+
 def _by_deadline(entry: Entry) -> float:
     return entry.deadline
 

@@ -36,6 +36,7 @@ from redis.exceptions import ResponseError
 from ccdash.brokers.base import REASON_RELEASED, BrokerError
 from ccdash.brokers.redis.keys import GROUP
 from ccdash.brokers.redis.link import LinkDown, evalsha
+from ccdash.brokers.redis.local import extend_args
 
 if TYPE_CHECKING:
     from ccdash.brokers.redis.core import RedisCore
@@ -214,17 +215,16 @@ class Presence:
         stale = [e for e in b.book.buffered_entries() if e.deadline - now < b.vt / 2]
         if not stale:
             return
-        args: list[Any] = []
-        for e in stale:
-            args += (e.level, e.eid, e.count, 0)
+        args, groups = extend_args(stale)
         try:
-            oks = await b.flusher.call(evalsha("extend", b.keys.prefix, b.worker,
-                                               int(b.vt * 1000), *args))
+            flags = await b.flusher.call(evalsha("extend", b.keys.prefix, b.worker,
+                                                 int(b.vt * 1000), 0, *args))
         except (LinkDown, ResponseError):
             return
-        for e, ok in zip(stale, oks, strict=True):
-            if ok:
-                e.deadline = now + b.vt
+        for group, ok in zip(groups, flags, strict=True):
+            for e, flag in zip(group, ok, strict=True):
+                if flag == 49:  # b"1"
+                    e.deadline = now + b.vt
 
     async def recover_strays(self, *, mode: str = "g", reason: str = REASON_RELEASED,
                              error: str = "") -> None:

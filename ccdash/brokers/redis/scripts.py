@@ -313,20 +313,52 @@ end
 return out
 """
 
-# ARGV: P, me, vt ms, then (stream suffix, entry id, count, idle ms) per lease.
-# Re-claims our own live entries with JUSTID (the delivery count stays), which
-# sets their idle time, i.e. moves the lease deadline. Returns 1/0 per item.
+# ARGV: P, me, vt ms, idle ms, then per stream (suffix, entry ids, delivery counts), ids
+# and counts space-separated. Re-claims our own live entries with
+# JUSTID (the delivery count stays), which sets their idle time, i.e. moves the lease
+# deadline: one XPENDING over the ids' range finds which are ours (per-id lookups only
+# if that range holds more of ours than it listed) and one XCLAIM per 1,000 claims
+# them. Returns per stream a string of 1/0 flags, one per id.
 EXTEND = r"""
-local me, vt = ARGV[2], tonumber(ARGV[3])
+local me, vt, idle = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
-for i = 4, #ARGV, 4 do
+for i = 5, #ARGV, 3 do
   local key = P .. 'q:' .. ARGV[i]
-  if owned(key, ARGV[i + 1], me, tonumber(ARGV[i + 2]), vt) then
-    redis.call('XCLAIM', key, G, me, 0, ARGV[i + 1], 'IDLE', tonumber(ARGV[i + 3]), 'JUSTID')
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
+  local ids, counts = {}, {}
+  local lo_ms, lo_seq, hi_ms, hi_seq, lo, hi
+  for id in string.gmatch(ARGV[i + 1], '%S+') do
+    ids[#ids + 1] = id
+    local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+    ms, seq = tonumber(ms), tonumber(seq)
+    if not lo or ms < lo_ms or (ms == lo_ms and seq < lo_seq) then
+      lo, lo_ms, lo_seq = id, ms, seq
+    end
+    if not hi or ms > hi_ms or (ms == hi_ms and seq > hi_seq) then
+      hi, hi_ms, hi_seq = id, ms, seq
+    end
   end
+  for c in string.gmatch(ARGV[i + 2], '%S+') do counts[#counts + 1] = tonumber(c) end
+  local mine, limit = {}, #ids * 2 + 64
+  local rows = redis.call('XPENDING', key, G, lo, hi, limit, me)
+  for _, r in ipairs(rows) do
+    if tonumber(r[3]) < vt then mine[r[1]] = tonumber(r[4]) end
+  end
+  local full = #rows >= limit
+  local ok, flags = {}, {}
+  for j, id in ipairs(ids) do
+    local held = mine[id] == counts[j]
+    if not held and full then held = owned(key, id, me, counts[j], vt) end
+    if held then ok[#ok + 1] = id; flags[j] = '1' else flags[j] = '0' end
+  end
+  for s = 1, #ok, 1000 do
+    local cmd = {key, G, me, 0}
+    for k = s, math.min(s + 999, #ok) do cmd[#cmd + 1] = ok[k] end
+    cmd[#cmd + 1] = 'IDLE'
+    cmd[#cmd + 1] = idle
+    cmd[#cmd + 1] = 'JUSTID'
+    redis.call('XCLAIM', unpack(cmd))  -- unpack last: Lua keeps all its values only there
+  end
+  out[#out + 1] = table.concat(flags)
 end
 return out
 """
