@@ -8,6 +8,7 @@ thread reading engine state while the loop changes it).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -109,6 +110,14 @@ class EngineCollector:
             buckets=buckets, sum_value=total)
 
 
+MAX_LINE = 8 * 1024  # bytes in one request or header line
+MAX_HEAD = 32 * 1024  # bytes in the whole request head
+MAX_HEADERS = 100  # header lines
+READ_TIMEOUT = 5.0  # seconds for the whole request head
+TOO_LARGE = "431 Request Header Fields Too Large"
+log = logging.getLogger("ccdash.metrics")
+
+
 class MetricsServer:
     """`GET /metrics` on host:port, answered on the running event loop."""
 
@@ -121,7 +130,8 @@ class MetricsServer:
 
     async def start(self) -> None:
         """Listen; OSError (port in use, ...) propagates for the caller to report."""
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self._server = await asyncio.start_server(self._serve, self.host, self.port,
+                                                  limit=MAX_LINE)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -132,24 +142,45 @@ class MetricsServer:
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Whatever a client sends, it gets a status line and the connection closes; no
+        # request can raise out of here (asyncio would print its traceback in the run's
+        # output) or keep the endpoint from serving the next scrape.
         try:
-            request = await asyncio.wait_for(reader.readline(), timeout=5.0)
-            while (await asyncio.wait_for(reader.readline(), timeout=5.0)) not in (b"\r\n", b""):
-                pass
-            parts = request.decode("latin-1").split()
-            if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
-                body = generate_latest(self.registry)
-                head = f"HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE_LATEST}\r\n"
-            else:
-                body = b"not found; try /metrics\n"
-                head = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
-            head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            async with asyncio.timeout(READ_TIMEOUT):
+                status, body, ctype = await self._answer(reader)
+            head = (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
             writer.write(head.encode() + body)
             await writer.drain()
-        except (TimeoutError, ConnectionError, UnicodeError):
-            pass
+        except (TimeoutError, ConnectionError):
+            pass  # a client that went away or never finished its request
+        except Exception:  # noqa: BLE001 - see above; logged without the request's text
+            log.debug("metrics request failed", exc_info=True)
         finally:
             writer.close()
+
+    async def _answer(self, reader: asyncio.StreamReader) -> tuple[str, bytes, str]:
+        """(status, body, content type) for one request read from `reader`."""
+        plain = "text/plain; charset=utf-8"
+        try:
+            request = await reader.readuntil(b"\n")
+            size, lines = len(request), 0
+            while (line := await reader.readuntil(b"\n")) not in (b"\r\n", b"\n"):
+                size, lines = size + len(line), lines + 1
+                if size > MAX_HEAD or lines > MAX_HEADERS:
+                    return TOO_LARGE, b"request header fields too large\n", plain
+        except asyncio.LimitOverrunError:
+            return TOO_LARGE, b"request header fields too large\n", plain
+        except asyncio.IncompleteReadError:
+            return "400 Bad Request", b"incomplete request\n", plain
+        parts = request.decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            return "400 Bad Request", b"expected GET /metrics HTTP/1.1\n", plain
+        if parts[0] != "GET":
+            return "405 Method Not Allowed", b"only GET\n", plain
+        if parts[1].split("?")[0] != "/metrics":
+            return "404 Not Found", b"not found; try /metrics\n", plain
+        return "200 OK", generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
 async def serve_metrics(engine: Engine, port: int) -> MetricsServer:

@@ -1,0 +1,158 @@
+"""Secrets stay off the command line and out of other users' reach (issue #12): the
+broker URL from $CCDASH_BROKER or a 0600 --broker-file keeps the password out of a real
+worker's /proc/PID/cmdline; a file others can read is refused; the audit log is
+created 0600 whatever the umask."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from redis_fixtures import RedisServer
+
+from ccdash import cli
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "pw-" + uuid.uuid4().hex
+
+
+@pytest.fixture
+def locked_redis(redis_server_factory: object) -> RedisServer:
+    """A private redis-server that requires PASSWORD."""
+    server = redis_server_factory()  # type: ignore[operator]
+    assert server.command("CONFIG", "SET", "requirepass", PASSWORD).startswith(b"+OK")
+    return server  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("source", ["env", "file"])
+def test_the_password_is_not_on_a_real_workers_command_line(
+        source: str, locked_redis: RedisServer, tmp_path: Path) -> None:
+    """A worker given the URL by $CCDASH_BROKER or --broker-file connects (the password
+    works) and its /proc/PID/cmdline holds no trace of the password; nor does its log."""
+    url = f"redis://:{PASSWORD}@127.0.0.1:{locked_redis.port}/0?queue=s{uuid.uuid4().hex[:6]}"
+    env = {k: v for k, v in os.environ.items() if k != "CCDASH_BROKER"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), str(ROOT),
+                                                      os.environ.get("PYTHONPATH")]))
+    env["CCDASH_TEST_OUT"] = str(tmp_path)
+    argv = [sys.executable, "-m", "ccdash", "worker", "--handler", "fleet_handlers:record",
+            "--name", "s1"]
+    if source == "env":
+        env["CCDASH_BROKER"] = url
+    else:
+        secret = tmp_path / "broker-url"
+        secret.write_text(url + "\n")
+        secret.chmod(0o600)
+        argv += ["--broker-file", str(secret)]
+    log = tmp_path / "worker.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(argv, env=env, stdout=fh, stderr=fh, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while b"consumers on" not in log.read_bytes():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert b"worker" in cmdline and PASSWORD.encode() not in cmdline
+    assert PASSWORD not in log.read_text()
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660])
+def test_a_broker_file_others_can_access_is_refused(
+        mode: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--broker-file readable (or writable) by group or others: one line, exit 2, the
+    password never shown, nothing run."""
+    secret = tmp_path / "broker-url"
+    secret.write_text(f"redis://:{PASSWORD}@127.0.0.1:1/0\n")
+    secret.chmod(mode)
+    assert cli.main(["--demo", "--broker-file", str(secret)]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("ccdash: error: --broker-file: ") and "chmod 600" in err
+    assert f"{mode:03o}" in err and PASSWORD not in err and out == ""
+    assert len(err.splitlines()) == 1
+
+
+BROKER_SOURCES = {
+    "missing-file": (lambda d: ["--broker-file", str(d / "nope")], ["--broker-file",
+                                                                    "cannot read"]),
+    "empty-file": (lambda d: ["--broker-file", _private(d, "")], ["--broker-file",
+                                                                  "one line"]),
+    "two-lines": (lambda d: ["--broker-file", _private(d, "memory\nmemory\n")],
+                  ["--broker-file", "one line"]),
+    "directory": (lambda d: ["--broker-file", str(d)], ["--broker-file", "not a regular file"]),
+    "both-flags": (lambda d: ["--broker", "memory", "--broker-file", _private(d, "memory")],
+                   ["--broker and --broker-file"]),
+    "bad-url-in-file": (lambda d: ["--broker-file", _private(d, "redis://h:70000/0")],
+                        ["--broker-file", "port '70000'"]),
+}
+
+
+def _private(d: Path, text: str) -> str:
+    p = d / f"url-{uuid.uuid4().hex[:6]}"
+    p.write_text(text)
+    p.chmod(0o600)
+    return str(p)
+
+
+@pytest.mark.parametrize("case", sorted(BROKER_SOURCES))
+def test_a_bad_broker_source_is_one_line(case: str, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A broker file that is missing, empty, not one line, a directory, given with
+    --broker, or holding a bad URL: exit 2, one line naming --broker-file."""
+    monkeypatch.delenv("CCDASH_BROKER", raising=False)
+    make, fragments = BROKER_SOURCES[case]
+    assert cli.main(["--demo", *make(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert len(err.splitlines()) == 1 and err.startswith("ccdash: error: ") and out == ""
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+
+
+def test_a_bad_url_in_the_environment_names_the_variable(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """$CCDASH_BROKER with a bad URL: the error names $CCDASH_BROKER, not --broker."""
+    monkeypatch.setenv("CCDASH_BROKER", f"redis://:{PASSWORD}@127.0.0.1:1/0?bogus=1")
+    assert cli.main(["--demo"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ccdash: error: $CCDASH_BROKER: ") and "'bogus'" in err
+    assert PASSWORD not in err
+
+
+def test_the_audit_log_is_created_0600_under_umask_0(redis_server: RedisServer,
+                                                     tmp_path: Path) -> None:
+    """A worker's --audit-log is owner-only even when the umask would allow more."""
+    from ccdash.fleet.listener import ControlListener
+
+    path = tmp_path / "audit.jsonl"
+
+    async def one_record() -> None:
+        async def execute(_: object) -> str:
+            return "ok"
+
+        listener = ControlListener(f"{redis_server.url}?queue=a{uuid.uuid4().hex[:6]}", "w1",
+                                   b"secret", execute, audit_file=path)
+        await listener.start()
+        try:
+            await listener.audit("accepted", {"action": "scale", "args": {"n": 1}}, "ok")
+        finally:
+            await listener.close()
+
+    old = os.umask(0)
+    try:
+        asyncio.run(one_record())
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert '"action": "scale"' in path.read_text()
