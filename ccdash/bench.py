@@ -20,6 +20,7 @@ from ccdash import Engine, EngineConfig
 from ccdash.brokers import redact_url
 from ccdash.brokers.base import BrokerError
 from ccdash.files import write_private
+from ccdash.text import sanitize
 from ccdash.validate import (
     UsageError,
     add_broker_flags,
@@ -115,13 +116,14 @@ async def run_bench(
 
 
 def _print(rows: list[BenchRow], broker_url: str, publish_batch: int) -> None:
-    broker_url = redact_url(broker_url)
+    broker_url = sanitize(redact_url(broker_url), 200)  # a path may hold anything
     how = "one publish at a time" if publish_batch == 1 else f"publish_many x{publish_batch}"
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=f"ccdash bench ({broker_url} broker, no-op handler, {how})")
+        table = Table(title=Text(f"ccdash bench ({broker_url} broker, no-op handler, {how})"))
         for col in ("prefetch", "consumers", "messages", "floor msg/s", "engine msg/s", "ratio"):
             table.add_column(col, justify="right")
         for r in rows:

@@ -239,7 +239,8 @@ def _run_mode(args: argparse.Namespace, scenario: Any, handler: Any, broker: str
                             seed=args.seed, handler=handler, metrics_port=args.metrics_port,
                             log_path=args.log_file, broker=broker, record=args.record,
                             record_bodies=args.record_bodies, plot=args.plot,
-                            on_error=lambda msg: print(f"ccdash: error: {msg}", file=sys.stderr))
+                            on_error=lambda msg: print(f"ccdash: error: {sanitize(msg, 2000)}",
+                                                       file=sys.stderr))
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the dashboard needs a terminal (no TTY here); "
                          "run headless with --demo")

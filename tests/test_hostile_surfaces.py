@@ -274,3 +274,15 @@ async def test_a_handler_error_with_a_lone_surrogate_is_stored_escaped(kind: str
     [dead] = snap.dead_letters
     assert dead.reason == "failed" and dead.last_error == "RuntimeError: lone \\ud800 surrogate"
     assert snap.failovers == 0
+
+
+def test_bench_output_with_a_hostile_broker_path_stays_inert(tmp_path: Path) -> None:
+    """`ccdash bench` on a SQLite file whose name holds OSC 52: the path is printed
+    escaped, no byte that could act on a terminal."""
+    name = "q" + CORPUS["osc52"] + CORPUS["bidi"] + ".db"
+    proc = subprocess.run([CCDASH, "bench", "--broker", f"sqlite:///{name}", "--messages",
+                           "200", "--rounds", "1", "--prefetch", "1", "--consumers", "1"],
+                          cwd=tmp_path, capture_output=True, timeout=120, env=_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_inert(proc.stdout + proc.stderr, "bench output")
+    assert b"\\x1b]52;c;ZWNobyBwd25lZA==\\x07" in proc.stdout

@@ -6,9 +6,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ccdash.brokers import is_redis_url
+from ccdash.brokers import is_redis_url, redact_url
 from ccdash.ops import OpsError
 from ccdash.record.writer import Recorder
+from ccdash.text import sanitize
 from ccdash.tui.app import DashboardApp
 from ccdash.tui.fleet_feed import FleetFeed
 from ccdash.tui.themes import check_theme
@@ -87,7 +88,7 @@ def run_tui(
         where = (
             " (the memory broker's contents end with the process)"
             if snap.broker == "memory"
-            else f" (they stay in {snap.broker})"
+            else f" (they stay in {sanitize(redact_url(snap.broker), 200)})"
         )
     print(
         f"ccdash: engine stopped. published {snap.published}, acked {snap.acked}, "
@@ -95,11 +96,13 @@ def run_tui(
     )
     if recorder is not None:
         if recorder.error is not None:
-            print(f"ccdash: error: --record: {recorder.error}", file=sys.stderr)
+            print(f"ccdash: error: --record: {sanitize(recorder.error, 500)}", file=sys.stderr)
             return 2
-        print(f"ccdash: recorded to {record}; replay it with `ccdash replay {record}`")
+        shown = sanitize(record, 200)
+        print(f"ccdash: recorded to {shown}; replay it with `ccdash replay {shown}`")
     if app.engine_error is not None:
-        print(f"ccdash: error: the engine failed: {app.engine_error!r}", file=sys.stderr)
+        print(f"ccdash: error: the engine failed: {sanitize(repr(app.engine_error), 500)}",
+              file=sys.stderr)
         return 1
     return code if isinstance(code, int) else 0
 
