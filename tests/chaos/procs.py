@@ -39,11 +39,12 @@ def wait_until(pred: Callable[[], Any], within: float, what: str, step: float = 
 class Proc:
     """One child process with its own stdout and stderr files."""
 
-    def __init__(self, name: str, argv: list[str], tmp: Path, env: dict[str, str]) -> None:
+    def __init__(self, name: str, argv: list[str], tmp: Path, env: dict[str, str],
+                 stem: str | None = None) -> None:
         self.name = name
         self.argv = argv
-        self.out = tmp / f"{name}.out"
-        self.err = tmp / f"{name}.err"
+        self.out = tmp / f"{stem or name}.out"
+        self.err = tmp / f"{stem or name}.err"
         with self.out.open("ab") as out, self.err.open("ab") as err:  # the child keeps its fds
             self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=err,
                                           stdin=subprocess.DEVNULL)
@@ -133,7 +134,8 @@ class Procs:
 
     def start(self, name: str, argv: list[str], **env: str) -> Proc:
         """Start one child."""
-        proc = Proc(name, argv, self.tmp, self.env(**env))
+        runs = sum(p.name == name for p in self.all)  # a restart under the same name
+        proc = Proc(name, argv, self.tmp, self.env(**env), stem=f"{name}.{runs}" if runs else name)
         self.all.append(proc)
         return proc
 

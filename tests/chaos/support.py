@@ -37,6 +37,20 @@ class Chaos:
         """`wait_until`, failing at once when one of the scenario's processes crashes."""
         return wait_until(pred, within, what, guard=self.procs.check_running)
 
+    def freeze_holding(self, proc: Proc, holds: Callable[[], set[str]],
+                       within: float = 15.0) -> set[str]:
+        """SIGSTOP `proc` at a moment it holds messages (`holds()`: their ids), so that a
+        kill next hits work in flight; returns what it holds, frozen in place."""
+        deadline = time.monotonic() + within
+        while True:
+            self.wait(lambda: bool(holds()), max(0.0, deadline - time.monotonic()),
+                      f"{proc.name} to hold messages")
+            proc.freeze()
+            held = holds()
+            if held:
+                return held
+            proc.send(signal.SIGCONT)  # it finished them meanwhile: try again
+
     def completed(self) -> set[str]:
         """Ids the ledger says were handled."""
         return {c.mid for c in read_ledger(self.ledger)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import signal
 import time
+from functools import partial
 
 import pytest
 
@@ -35,8 +36,7 @@ def test_kill9_consumer_processes_sharing_one_sqlite_file(chaos: Chaos) -> None:
     for k in range(3):
         chaos.wait_progress(150)
         victim = consumers.pop(sorted(consumers)[k % 3])
-        victim.freeze()  # what it holds stays put while we read it
-        held = f.leased_by(victim.pid)
+        held = chaos.freeze_holding(victim, partial(f.leased_by, victim.pid))
         victim.kill9()
         t_kill = time.monotonic()
         in_flight |= held
