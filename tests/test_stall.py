@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections import Counter
 
+import pytest
+
 from ccdash import Delivery, Engine, EngineConfig
 from ccdash.clock import FakeClock
 
@@ -127,3 +129,25 @@ async def test_the_headless_report_lists_loop_stalls() -> None:
     assert len(stalls) == 1 and stalls[0]["seconds"] >= 2.5
     assert report["redelivered"] == 0 and report["lost"] == 0 and report["ok"]
     assert "loop stalls" in out.getvalue()
+
+
+@pytest.mark.slow
+async def test_a_blocked_loop_costs_nothing_on_redis_either(redis_url: str) -> None:
+    """Real Redis: messages leased beside a handler that blocks the loop past the visibility
+    timeout are acked once each, not reclaimed as expired by this worker's own reaper."""
+    runs: Counter[str] = Counter()
+
+    async def handler(d: Delivery) -> None:
+        runs[d.message_id] += 1
+        if d.body["block"]:
+            time.sleep(2.5)  # noqa: ASYNC251 - the defect under test
+        else:
+            await asyncio.sleep(0.2)
+
+    cfg = stall_cfg(visibility_timeout=1.5, heartbeat_interval=0.25, heartbeat_timeout=0.6)
+    async with Engine(cfg, handler=handler, broker=f"{redis_url}&ttl=1") as engine:
+        ids = [await engine.publish({"n": i, "block": i == 5}) for i in range(20)]
+        await engine.join(timeout=30)
+        snap = engine.snapshot()
+    assert runs == Counter(dict.fromkeys(ids, 1))
+    assert snap.dead_lettered == 0 and snap.stalls

@@ -272,6 +272,11 @@ class Broker(abc.ABC):
         guard = self.stall_guard
         return now if guard is None else min(now, guard())
 
+    async def keep_after_stall(self) -> None:  # noqa: B027 - optional hook
+        """The process was stalled (the engine calls it before judging goes on): keep
+        what the broker holds for it apart from the consumers' leases (a read-ahead
+        buffer), which ran out meanwhile only because nothing could run."""
+
     @abc.abstractmethod
     async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         """Accept a message; wait for room on a bounded queue. Returns the message id."""

@@ -130,6 +130,14 @@ class HealthMonitor:
             if c.next_due - now < soon:  # only consumers holding a lease due soon
                 self._due_of(c, now, soon, due)
         kept = await self._keep_leases(due, now) if due else 0
+        if stalled:  # and what the broker holds for us beyond the consumers' leases
+            await eng.broker.keep_after_stall()
+            for _ in range(3):  # and what was handed out during those round trips
+                late = [d for c in consumers if not c.hung and c.id in eng.consumers
+                        for d in c.held_deliveries() if d.deadline <= now]
+                if not late:
+                    break
+                kept += await self._keep_leases(late, now)
         self.alive_at = now  # leases kept: judging may go on
         if stalled or self.blame is not None:
             self._record_stall(now, kept)

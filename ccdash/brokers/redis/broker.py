@@ -337,6 +337,10 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         self.snap.ready = max(0, self.snap.ready - n)
         self.snap.in_flight += n
 
+    async def keep_after_stall(self) -> None:
+        """After a stall: extend the buffered entries' leases, run out or not."""
+        await self.presence.keep_buffer()
+
     def wake_waiters(self) -> None:
         """The buffer has entries: unpark wait_ready."""
         while self._waiters:
@@ -357,8 +361,8 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         offset = self.offset
         while book.buffered and len(out) < len(holders):
             entry = book.pop()
-            if entry.deadline <= now:
-                continue  # its lease ran out while buffered: Redis reclaims it
+            if entry.deadline <= now and entry.deadline <= self.expiry_now(now):
+                continue  # its lease ran out while buffered (not in a stall): Redis reclaims it
             out.append(book.lease(entry, holders[len(out)], offset))
         if book.buffered * 2 < self.fetch_size:
             self.reader.want()

@@ -88,6 +88,7 @@ class Flusher:
         # (priority, 4 args, the publisher's future or None if nobody awaits it)
         self.outbox: deque[tuple[int, bytes, asyncio.Future[None] | None]] = deque()
         self.acks: deque[bytes] = deque()  # 3 args each
+        self.acks_since: float | None = None  # when the oldest ack in `acks` was taken
         self.ops: deque[Op] = deque()
         self.want_stats = True
         self.last_stats = 0.0
@@ -239,10 +240,16 @@ class Flusher:
         if self._pub_chunk:
             raw = Raw(b"".join(seg for _, seg, _ in self._pub_chunk), 4 * len(self._pub_chunk))
             cmds.append(evalsha("publish", self.prefix, self._pub_token, 1, raw))
+        since = self.acks_since
         ack_chunk = [self.acks.popleft() for _ in range(min(ACK_CHUNK, len(self.acks)))]
+        if not self.acks:
+            self.acks_since = None
         if ack_chunk:
             raw = Raw(b"".join(ack_chunk), 3 * len(ack_chunk))
-            cmds.append(evalsha("ack", self.prefix, self.worker, self.vt_ms, raw))
+            # An ack is judged as of when it was taken: its wait here (a stalled loop,
+            # a slow link) does not count against the lease.
+            waited = 0 if since is None else int((time.monotonic() - since) * 1000)
+            cmds.append(evalsha("ack", self.prefix, self.worker, self.vt_ms + waited, raw))
         ops = [self.ops.popleft() for _ in range(min(200, len(self.ops)))]
         cmds.extend(op.cmd for op in ops)
         now = time.monotonic()
@@ -259,6 +266,8 @@ class Flusher:
             # operations of this batch fail with it rather than be retried for ever.
             self.sent_ack -= len(ack_chunk)
             self.acks.extendleft(reversed(ack_chunk))
+            if since is not None:
+                self.acks_since = since
             if isinstance(exc, BrokerError | asyncio.CancelledError):
                 self.ops.extendleft(reversed(ops))
             else:

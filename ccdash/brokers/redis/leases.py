@@ -4,6 +4,8 @@ defer, extend, release. A mixin of RedisBroker, kept apart for size."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,13 @@ if TYPE_CHECKING:
 EXTEND_CHUNK = 2000  # leases per extend script call (each call holds Redis ~3 ms)
 
 
+log = logging.getLogger("ccdash.redis")
+
+# The idle limit sent to Redis while this process is stalled: none (a lease that ran
+# out in the stall only is still ours; Redis still checks it was not delivered again).
+NO_IDLE_LIMIT = 2**40
+
+
 class LeaseOps:
     """ack / nack / defer / extend / release for RedisBroker."""
 
@@ -39,20 +48,36 @@ class LeaseOps:
 
         def wake_waiters(self) -> None: ...
 
+        def expiry_now(self, now: float) -> float: ...
+
+
+    def idle_limit_ms(self) -> int:
+        """The lease limit Redis checks our leases' idle time against: the visibility
+        timeout, or none while the process is stalled (see Broker.stall_guard)."""
+        now = self.clock.now()
+        return int(self.vt * 1000) if self.expiry_now(now) >= now else NO_IDLE_LIMIT
 
     def _take(self, receipt: Receipt) -> Entry:
         entry = self.book.unlease(receipt)
         if entry is None:
             raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
-        if entry.deadline <= self.clock.now():
+        if entry.deadline <= self.expiry_now(self.clock.now()):  # not while stalled
             raise ReceiptRejected(f"receipt {receipt!r}: the lease expired")
         return entry
 
     def ack_nowait(self, receipt: Receipt) -> None:
         """Ack, group-committed: checked here, confirmed by Redis in the next batch."""
         entry = self._take(receipt)
-        self.flusher.acks.append(entry.ack_args)
-        self.flusher.kick()
+        if entry.deadline <= self.clock.now():  # ran out in a stall only: no idle limit
+            self.flusher.call(evalsha("ack", self.keys.prefix, self.worker, NO_IDLE_LIMIT,
+                                      entry.level, entry.eid, entry.count)
+                              ).add_done_callback(_refused_late)
+            return
+        fl = self.flusher
+        if not fl.acks:
+            fl.acks_since = time.monotonic()
+        fl.acks.append(entry.ack_args)
+        fl.kick()
 
     async def ack(self, receipt: Receipt) -> None:
         """Ack and wait for Redis to confirm the lease was still ours."""
@@ -73,7 +98,7 @@ class LeaseOps:
             for _, e in taken:
                 args += (e.level, e.eid, e.count)
             bad = await self._lease_op(evalsha(
-                "ack", self.keys.prefix, self.worker, int(self.vt * 1000), *args))
+                "ack", self.keys.prefix, self.worker, self.idle_limit_ms(), *args))
             if bad is None:
                 rejected += [r for r, _ in taken]
             else:
@@ -97,7 +122,7 @@ class LeaseOps:
             holder = f"{self.worker}:{e.holder}" if e.holder else self.worker
             args += (e.level, e.eid, e.count, mode, reason, error, holder,
                      max(0, int(round(delay * 1000))))
-        vt_ms = int(self.vt * 1000) if check_lease else 0
+        vt_ms = self.idle_limit_ms() if check_lease else 0
         return self.flusher.call(evalsha("end", self.keys.prefix, self.worker, vt_ms,
                                          self.config.max_attempts, *args))
 
@@ -139,16 +164,17 @@ class LeaseOps:
         """Extend several leases in one round trip (one script call per EXTEND_CHUNK
         leases, all in the same pipeline); None for each lease that is gone."""
         now = self.clock.now()
+        judge = self.expiry_now(now)  # a lease that ran out in a stall is still ours
         secs = min(max(0.0, seconds), self.vt)
         out: list[float | None] = [None] * len(receipts)
         live: list[tuple[int, str, Entry]] = []
         for i, r in enumerate(receipts):
             entry = self.book.leases.get(str(r))
-            if entry is None or entry.deadline <= now:
+            if entry is None or entry.deadline <= judge:
                 self.book.unlease(r)
             else:
                 live.append((i, str(r), entry))
-        vt_ms, idle_ms = int(self.vt * 1000), int((self.vt - secs) * 1000)
+        vt_ms, idle_ms = self.idle_limit_ms(), int((self.vt - secs) * 1000)
         calls, parts = [], []
         for j in range(0, len(live), EXTEND_CHUNK):
             args, groups = extend_args([e for _, _, e in live[j:j + EXTEND_CHUNK]])
@@ -175,7 +201,7 @@ class LeaseOps:
         """End leases at once: handed back unhandled (REASON_RELEASED) they stay in
         this worker's buffer for its other consumers; otherwise the attempt counts
         and Redis puts them back for every worker (or in the DLQ)."""
-        now = self.clock.now()
+        now = self.expiry_now(self.clock.now())
         live = []
         for r in receipts:
             entry = self.book.unlease(r)
@@ -195,3 +221,14 @@ class LeaseOps:
     async def release_holder(self, holder: str, reason: str, error: str = "") -> int:
         """`release` every lease `holder` has."""
         return await self.release(self.book.holder_receipts(holder), reason, error)
+
+
+def _refused_late(fut: asyncio.Future[Any]) -> None:
+    """A stall-forgiven ack's reply: a refusal means the lease was lost after all."""
+    if fut.cancelled():
+        return
+    exc = fut.exception()
+    if exc is not None:
+        log.warning("an ack after a stall failed: %s", exc)
+    elif fut.result():
+        log.warning("an ack after a stall was refused: the lease was lost meanwhile")

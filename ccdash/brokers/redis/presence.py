@@ -158,6 +158,8 @@ class Presence:
         b = self.b
         fl = b.flusher
         futs: list[asyncio.Future[Any]] = []
+        now = b.clock.now()
+        reap_expired = b.expiry_now(now) >= now  # not while stalled: its leases come first
         recovered = fl.recovered_at
         if recovered > self.strays_checked:
             self.grace_until = max(self.grace_until, recovered + b.heartbeat_ttl)
@@ -170,20 +172,21 @@ class Presence:
             if time.monotonic() >= self.grace_until and fl.down_since is None:
                 futs.append(fl.call(evalsha("reap_dead", b.keys.prefix, b.worker,
                                             cfg.max_attempts, CLAIM_BATCH, self._ttl_ms())))
-            futs.append(fl.call(evalsha("reap_expired", b.keys.prefix, b.worker,
-                                        int(b.vt * 1000), cfg.max_attempts, 100,
-                                        self._ttl_ms())))
+            if reap_expired:
+                futs.append(fl.call(evalsha("reap_expired", b.keys.prefix, b.worker,
+                                            int(b.vt * 1000), cfg.max_attempts, 100,
+                                            self._ttl_ms())))
         fl.want_stats = True
         fl.kick()
-        keep = asyncio.ensure_future(self._keep_buffer())  # cancelled with the rest
+        keep = asyncio.ensure_future(self.keep_buffer())  # cancelled with the rest
         *results, _ = await asyncio.gather(*futs, keep, return_exceptions=True)
         if self.registered and results:
-            self._report(results)
+            self._report(results, reap_expired)
         if recovered > self.strays_checked and self.registered and fl.down_since is None:
             self.strays_checked = recovered
             await self.recover_strays()
 
-    def _report(self, results: list[Any]) -> None:
+    def _report(self, results: list[Any], reaped_expired: bool = True) -> None:
         prev = results[0]
         if prev is None and not isinstance(prev, Exception):
             log.warning("worker %s: its heartbeat had expired; peers may have taken its leases",
@@ -191,7 +194,7 @@ class Presence:
         for r in results[2:]:
             if isinstance(r, Exception):
                 raise r
-        if len(results) == 4:  # set, zadd, reap_dead, reap_expired
+        if len(results) == 3 + reaped_expired:  # set, zadd, reap_dead[, reap_expired]
             moved, dead, gone, held = results[2]
             if held and not self.held:
                 log.warning("Redis saw no heartbeat round for over half a TTL (paused, "
@@ -203,13 +206,14 @@ class Presence:
                 log.warning("claimed %d pending entries of dead worker(s) %s (%d dead-lettered)",
                             moved + dead, names, dead)
                 self.claimed += moved + dead
-        ready, dead, _held = results[-1]
+        ready, dead, _held = results[-1] if reaped_expired else (0, 0, 0)
         if ready or dead:
             log.warning("%d expired leases reclaimed (%d dead-lettered)", ready + dead, dead)
             self.claimed += ready + dead
 
-    async def _keep_buffer(self) -> None:
-        """Extend the leases of entries waiting in the local buffer."""
+    async def keep_buffer(self) -> None:
+        """Extend the leases of entries waiting in the local buffer (after a stall,
+        those that ran out in it too: no idle limit then)."""
         b = self.b
         now = b.clock.now()
         stale = [e for e in b.book.buffered_entries() if e.deadline - now < b.vt / 2]
@@ -218,7 +222,7 @@ class Presence:
         args, groups = extend_args(stale)
         try:
             flags = await b.flusher.call(evalsha("extend", b.keys.prefix, b.worker,
-                                                 int(b.vt * 1000), 0, *args))
+                                                 b.idle_limit_ms(), 0, *args))
         except (LinkDown, ResponseError):
             return
         for group, ok in zip(groups, flags, strict=True):
