@@ -306,9 +306,9 @@ def test_the_console_script_never_prints_a_traceback(here: Path) -> None:
         assert len(proc.stderr.splitlines()) == 1 and PASSWORD not in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
 async def test_publish_refuses_a_body_over_the_limit_and_unencodable_ones(
-        kind: str, tmp_path: Path) -> None:
+        kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Over max_body_bytes: PayloadTooLarge naming the size and the limit; a cycle, a
     non-JSON type or a body nested too deeply: TypeError with the reason. Nothing is
     stored for any of them; the next good publish goes through."""
@@ -319,7 +319,8 @@ async def test_publish_refuses_a_body_over_the_limit_and_unencodable_ones(
         deep = [deep]
     cycle: dict[str, object] = {}
     cycle["self"] = cycle
-    url = "memory" if kind == "memory" else f"sqlite:///{tmp_path / 'q.db'}"
+    url = {"memory": "memory", "sqlite": f"sqlite:///{tmp_path / 'q.db'}",
+           "redis": request.getfixturevalue("redis_url") if kind == "redis" else ""}[kind]
     async with Engine(EngineConfig(consumers=0, min_consumers=0, max_body_bytes=100),
                       broker=url) as engine:
         for body in (b"x" * 101, "x" * 99, {"k": "v" * 100}):
@@ -331,3 +332,30 @@ async def test_publish_refuses_a_body_over_the_limit_and_unencodable_ones(
                 await engine.publish(body)
         await engine.publish(b"x" * 100)
         assert engine.snapshot().published == 1
+
+
+@pytest.mark.parametrize(("priority", "dedup_id", "error", "says"), [
+    (2**70, None, ValueError, "from -1000 to 1000"),
+    (-1001, None, ValueError, "from -1000 to 1000"),
+    ("high", None, TypeError, "must be an int, not str"),
+    (1.5, None, TypeError, "not float"),
+    (True, None, TypeError, "not bool"),
+    (0, 12345, TypeError, "dedup_id must be a str or None, not int"),
+    (0, b"x", TypeError, "not bytes"),
+], ids=["huge", "below", "text", "float", "bool", "dedup-int", "dedup-bytes"])
+async def test_publish_refuses_a_bad_priority_or_dedup_id(
+        priority: object, dedup_id: object, error: type[Exception], says: str,
+        tmp_path: Path) -> None:
+    """A priority outside -1000..1000 or not an int, a dedup id not a str: refused at
+    publish with the reason (a huge one overflowed SQLite; a string crashed the memory
+    broker's heap), nothing stored."""
+    from ccdash import Engine, EngineConfig
+
+    async with Engine(EngineConfig(consumers=0, min_consumers=0),
+                      broker=f"sqlite:///{tmp_path / 'q.db'}") as engine:
+        with pytest.raises(error, match=says):
+            await engine.publish({"n": 1}, priority=priority, dedup_id=dedup_id)  # type: ignore[arg-type]
+        if dedup_id is None:  # publish_many takes no dedup id
+            with pytest.raises(error, match=says):
+                await engine.publish_many([{"n": 1}], priority=priority)  # type: ignore[arg-type]
+        assert engine.snapshot().published == 0

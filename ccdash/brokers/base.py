@@ -202,6 +202,21 @@ def storable_text(text: object, limit: int | None = ERROR_TEXT_LIMIT) -> str:
     return sanitize(text, limit, keep="\n\t")
 
 
+MAX_PRIORITY = 1000  # priorities run from -MAX_PRIORITY to MAX_PRIORITY (a level each)
+
+
+def check_publish_args(priority: object, dedup_id: object) -> None:
+    """TypeError or ValueError for a priority or dedup id a broker cannot take (a level
+    per priority: a huge one would overflow SQLite's INTEGER or mint Redis streams)."""
+    if type(priority) is not int:
+        raise TypeError(f"priority must be an int, not {type(priority).__name__}")
+    if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+        raise ValueError(f"priority must be from {-MAX_PRIORITY} to {MAX_PRIORITY}, "
+                         f"got {priority}")
+    if dedup_id is not None and type(dedup_id) is not str:
+        raise TypeError(f"dedup_id must be a str or None, not {type(dedup_id).__name__}")
+
+
 class PayloadTooLarge(ValueError):
     """A message body over the configured maximum (`max_body_bytes`)."""
 

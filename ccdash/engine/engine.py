@@ -24,6 +24,7 @@ from ccdash.brokers.base import (
     Delivery,
     QueueConfig,
     QueueFull,
+    check_publish_args,
 )
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.clock import Clock, MonotonicClock
@@ -232,6 +233,8 @@ class Engine:
         """Accept a message (waits for room on a bounded queue); returns its id."""
         if self.stopping or self._stopped:
             raise EngineStopped("the engine is shutting down; publishing is closed")
+        if type(priority) is not int or priority or dedup_id is not None:  # not the default
+            check_publish_args(priority, dedup_id)
         if not self.broker.stores_on_publish_nowait:
             # A durable or remote broker: return once it has stored the message (a
             # queued-but-unsent one would be lost with the process). It wakes the parked
@@ -250,6 +253,7 @@ class Engine:
         (one group commit on a durable broker, one round trip on a remote one)."""
         if self.stopping or self._stopped:
             raise EngineStopped("the engine is shutting down; publishing is closed")
+        check_publish_args(priority, None)
         broker = self.broker
         ids = []
         for body in bodies:
