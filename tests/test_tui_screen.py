@@ -19,6 +19,7 @@ from ccdash.tui.confirm import Confirm
 from ccdash.tui.consumer_table import ConsumerTable
 from ccdash.tui.dead_letters import DeadLetterTable
 from ccdash.tui.drill_report import DrillReport
+from ccdash.tui.fingerprint import fingerprint
 from ccdash.tui.header_bar import HeaderBar, fit
 from ccdash.tui.keys import KEYS
 from ccdash.tui.layout import size_class, urgency
@@ -415,4 +416,109 @@ async def test_a_drill_row_shows_held_recovered_and_lost() -> None:
         row = rows(table)[table.row_keys()[0]]
         assert row[0] == rec.name and row[-1] == "pass"
         assert row[2:5] == [str(len(rec.held)), str(len(rec.held)), "0"]
+        await quit_app(app, pilot)
+
+
+# -- error fingerprints ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("PoisonMessage: poison message m587 always fails",
+         "PoisonMessage: poison message m12 always fails"),
+        ("ValueError: bad order 123 for 'alice'", "ValueError: bad order 9 for 'bob'"),
+        ("KeyError: 550e8400-e29b-41d4-a716-446655440000",
+         "KeyError: 6ba7b810-9dad-11d1-80b4-00c04fd430c8"),
+        ("RuntimeError: object at 0x7f3a2b1c failed", "RuntimeError: object at 0x10 failed"),
+        ("TimeoutError: took 12.3s", "TimeoutError: took 4s"),
+    ],
+)
+def test_one_bug_has_one_fingerprint(a: str, b: str) -> None:
+    """Ids, numbers, hex, UUIDs and quoted values are masked: both texts match."""
+    assert fingerprint(a) == fingerprint(b)
+
+
+def test_different_errors_keep_different_fingerprints() -> None:
+    """The exception type and the words stay."""
+    assert fingerprint("ValueError: bad order 1") != fingerprint("KeyError: bad order 1")
+    assert fingerprint("ValueError: bad order 1") != fingerprint("ValueError: no stock 1")
+
+
+async def test_g_groups_the_demo_poison_wave_by_fingerprint() -> None:
+    """Poison messages whose errors differ only by message id are one group: count,
+    first and last seen, an example; r on it asks first and redrives the whole group."""
+    app = make_app(latency=0.05)
+    async with running(app, (160, 45)) as pilot:
+        for _ in range(3):
+            await app.workload.inject_poison(1)  # "poison message <n>": each text differs
+            await advance(app, pilot, 1.0)
+        await advance(app, pilot, 2.0)
+        table = app.query_one(DeadLetterTable)
+        assert table.row_count == 3
+        await pilot.press("g")
+        [(key, row)] = rows(table).items()
+        letters = app.engine.snapshot().dead_letters
+        assert row[0] == "3" and row[3] == letters[0].message_id  # the newest as example
+        assert row[1] != row[2]  # first and last seen
+        assert row[4] == "ValueError: poison message <n>"
+        table.focus()
+        await pilot.press("r")
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("y")
+        await advance(app, pilot, 0.1)
+        assert "redrive: 3 dead letters put back" in log_text(app)
+        await quit_app(app, pilot)
+
+
+# -- the palette and themes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "key_id"),
+    [("failover", "drills.run"), ("failover", "consumers.kill"), ("dlq", "dlq.redrive"),
+     ("retry", "dlq.redrive"), ("dlq delete", "dlq.purge"), ("autoscaling", "pool.autoscale")],
+)
+def test_operator_words_find_the_command(query: str, key_id: str) -> None:
+    """The words an operator would type name the command they mean."""
+    from ccdash.tui.commands import word_score
+
+    [key] = [k for k in KEYS if k.id == key_id]
+    assert word_score(query, key) > 0
+    assert all(word_score("failover", k) == 0 for k in KEYS if k.id.startswith("dlq."))
+
+
+async def test_the_palette_shows_each_commands_key_and_finds_retry() -> None:
+    """Ctrl+P "retry": the redrive command, shown with its key r; Enter runs it (it asks
+    first, as r does)."""
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    app = make_app(latency=0.05)
+    async with running(app, (120, 40)) as pilot:
+        await app.workload.inject_poison(1)
+        await advance(app, pilot, 2.0)
+        await pilot.press("ctrl+p", *"retry")
+        await pilot.pause(0.4)
+        palette = app.screen
+        assert isinstance(palette, CommandPalette)
+        options = palette.query_one(OptionList)
+        shown = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert any(s.splitlines()[0] == "dlq: redrive  r" for s in shown), shown
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("n")
+        await quit_app(app, pilot)
+
+
+async def test_the_theme_picker_offers_only_themes_ccdash_accepts() -> None:
+    """The palette's theme list is the ccdash themes (each accepted by --theme)."""
+    from ccdash.tui.themes import check_theme
+
+    app = make_app()
+    async with running(app) as pilot:
+        names = set(app.available_themes)
+        assert names == set(app.ccdash_themes)
+        assert all(check_theme(n) == n for n in names)
         await quit_app(app, pilot)

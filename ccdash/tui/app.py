@@ -16,10 +16,10 @@ import asyncio
 import contextlib
 import math
 from collections import deque
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult
 from textual.containers import Container
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -35,6 +35,7 @@ from ccdash.record.session import RecordingSession
 from ccdash.record.writer import Recorder
 from ccdash.text import sanitize
 from ccdash.tui.alerts_table import AlertsTable
+from ccdash.tui.commands import KeyCommands
 from ccdash.tui.consumer_table import ConsumerTable
 from ccdash.tui.dead_letters import DeadLetterTable
 from ccdash.tui.drill_report import DrillReport
@@ -42,7 +43,7 @@ from ccdash.tui.feed import Feed, LiveFeed, ScreenState
 from ccdash.tui.fleet_feed import FleetFeed
 from ccdash.tui.format import Palette
 from ccdash.tui.header_bar import HeaderBar
-from ccdash.tui.keys import KEYS, bindings
+from ccdash.tui.keys import KEYS, Key, bindings
 from ccdash.tui.layout import ALL_PANES, MIN_SIZE, plan, size_class, urgency
 from ccdash.tui.lease_table import LeaseTable
 from ccdash.tui.log_pane import LogPane
@@ -58,6 +59,8 @@ class DashboardApp(ViewActions):
     """The ccdash dashboard over one running engine and its workload."""
 
     CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {KeyCommands}  # the dashboard's keys, found by key or words
+    PALETTE_KEYS: ClassVar[tuple[Key, ...]] = KEYS
     TITLE = "ccdash"
     BINDINGS = bindings()  # type: ignore[assignment]  # (list invariance)
 
@@ -145,7 +148,7 @@ class DashboardApp(ViewActions):
             yield ConsumerTable(p, id="consumers")
             yield AlertsTable(p, t0, id="alerts")
             yield DrillReport(p, t0, id="drills")
-            yield DeadLetterTable(p, id="dead")
+            yield DeadLetterTable(p, t0, id="dead")
             yield LeaseTable(p, vt, id="leases")
             yield LogPane(p, t0, id="log")
         yield Footer(compact=True, show_command_palette=False)
@@ -400,6 +403,17 @@ class DashboardApp(ViewActions):
             self.recording.recorder.operator(self.clock.now(), message, error=error)
         super().say(message, error=error)
 
+    @property
+    def available_themes(self) -> dict[str, Any]:
+        """Only the ccdash themes: what the palette's theme picker offers is what
+        `--theme` and `t` accept."""
+        themes = super().available_themes
+        ours = getattr(self, "ccdash_themes", None)  # None while App.__init__ runs
+        if ours is None:
+            return themes
+        # The current one too: Textual's start-up theme stays valid until on_mount.
+        return {n: t for n, t in themes.items() if n in ours or n == self.theme}
+
     def on_dead_letter_table_opened(self, event: DeadLetterTable.Opened) -> None:
         """Enter on a dead letter: its payload and history."""
         self.push_screen(MessageDetail(event.letter, self.palette, self.t0))
@@ -433,21 +447,7 @@ class DashboardApp(ViewActions):
         code = 1 if self.engine_error is not None else 0
         self.exit(code, return_code=code)
 
-    def get_system_commands(self, screen: Screen[Any]) -> Any:
-        """Every dashboard key in the command palette, titled "area: action"."""
-        for k in KEYS:
-            yield SystemCommand(k.title, k.help, _runner(self, k.action))
-        yield from super().get_system_commands(screen)
-
-
 _DASHBOARD_ACTIONS = frozenset(k.action.split("(")[0] for k in KEYS)
-
-
-def _runner(app: App[Any], action: str) -> Any:
-    async def run() -> None:
-        await app.run_action(action)
-
-    return run
 
 
 __all__ = ["DashboardApp"]

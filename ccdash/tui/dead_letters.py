@@ -1,4 +1,6 @@
-"""The dead-letter pane: each dead message, or one line per distinct error (`g`)."""
+"""The dead-letter pane: each dead message, or one line per error fingerprint (`g`):
+the error with its ids, numbers, hex and quoted values masked, so a thousand poison
+messages of one bug are one group (count, first and last seen, an example)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from textual.message import Message
 from ccdash.brokers.base import DeadLetter
 from ccdash.engine.snapshot import Snapshot
 from ccdash.tui import format as fmt
+from ccdash.tui.fingerprint import fingerprint
 from ccdash.tui.format import Palette
 from ccdash.tui.row_table import RowTable
 
@@ -21,9 +24,10 @@ LIST_COLUMNS = (
 )
 GROUP_COLUMNS = (
     ("count", "count", 5),
-    ("reason", "reason", 15),
-    ("attempts", "try", 3),
-    ("error", "last error (grouped)", 43),
+    ("first", "first", 7),
+    ("last", "last", 7),
+    ("example", "example", 10),
+    ("error", "error (ids, numbers masked)", 36),
 )
 
 
@@ -32,6 +36,7 @@ class DeadLetterTable(RowTable):
 
     BORDER_TITLE = "Dead letters"
     COLUMNS = LIST_COLUMNS
+    DROP_ORDER = ("reason", "example", "first", "attempts")
 
     class Opened(Message):
         """The operator asked to see a dead letter in full."""
@@ -40,12 +45,13 @@ class DeadLetterTable(RowTable):
             super().__init__()
             self.letter = letter
 
-    def __init__(self, palette: Palette, *, id: str | None = None) -> None:
+    def __init__(self, palette: Palette, t0: float = 0.0, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.palette = palette
+        self.t0 = t0
         self.grouped = False
         self.letters: dict[str, DeadLetter] = {}
-        self.groups: dict[str, list[str]] = {}  # error text -> message ids, newest first
+        self.groups: dict[str, list[str]] = {}  # fingerprint -> message ids, newest first
 
     def toggle_grouped(self) -> bool:
         """Switch between the list and the by-error view; returns the new mode."""
@@ -57,15 +63,16 @@ class DeadLetterTable(RowTable):
         """Show the snapshot's dead letters (the newest ones the snapshot carries)."""
         letters = {d.message_id: d for d in snap.dead_letters}
         groups: dict[str, list[str]] = {}
-        for d in snap.dead_letters:
-            groups.setdefault(d.last_error, []).append(d.message_id)
+        for d in snap.dead_letters:  # newest first
+            groups.setdefault(fingerprint(d.last_error), []).append(d.message_id)
         self.letters, self.groups = letters, groups
         rows: dict[str, tuple[Hashable, ...]] = {}
         if self.grouped:
             for error, ids in groups.items():
-                first = letters[ids[0]]
-                reasons = sorted({letters[i].reason for i in ids})
-                rows["e:" + error] = (len(ids), ", ".join(reasons), first.attempts, error)
+                times = [letters[i].dead_at for i in ids]
+                rows["e:" + error] = (
+                    len(ids), fmt.clock_offset(min(times) - self.t0),
+                    fmt.clock_offset(max(times) - self.t0), ids[0], error)
         else:
             for d in snap.dead_letters:
                 rows[d.message_id] = (d.message_id, d.reason, d.attempts, d.last_error)
@@ -82,6 +89,8 @@ class DeadLetterTable(RowTable):
         p = self.palette
         if column in ("count", "attempts"):
             return fmt.number(str(raw))
+        if column in ("first", "last"):
+            return fmt.plain(str(raw), p.muted)
         width = 200 if column == "error" else dict((k, w) for k, _, w in self.spec)[column]
         style = p.bad if column == "reason" and raw == "consumer-failed" else ""
         return fmt.untrusted(raw, width, style)
@@ -96,7 +105,7 @@ class DeadLetterTable(RowTable):
         return [key] if key in self.letters else []
 
     def activate(self, key: str) -> None:
-        """Enter: open the selected message (the newest of a group)."""
+        """Enter: open the selected message (a group's example: its newest)."""
         ids = self.selected_ids()
         if ids and ids[0] in self.letters:
             self.post_message(self.Opened(self.letters[ids[0]]))

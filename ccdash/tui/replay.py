@@ -127,6 +127,8 @@ def parse_offset(text: str) -> float | None:
 class ReplayApp(DashboardApp, inherit_bindings=False):
     """The dashboard over a recording; see the module docstring."""
 
+    PALETTE_KEYS = ()  # its keys reach the palette through get_system_commands below
+
     BINDINGS = [
         Binding(k.key, k.action, k.short, show=k.footer, key_display=k.display, id=k.id)
         for k in SHOWN_KEYS
