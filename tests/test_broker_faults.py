@@ -5,15 +5,19 @@ entries that do not decode. Each test runs on memory, SQLite and Redis (the
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 
 import pytest
 from broker_harness import Brokers
 
+from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import (
     ERROR_TEXT_LIMIT,
     REASON_CONSUMER_FAILED,
     REASON_FAILED,
     BrokerError,
+    Delivery,
 )
 
 BAD_TEXT = "OSError: cannot open 'f\udcff\x00le'\nline two"
@@ -81,3 +85,36 @@ async def test_dedup_id_with_lone_surrogate_still_deduplicates(brokers: Brokers)
         first = await broker.publish(b"a", dedup_id="k\udcff\x00")
         assert await broker.publish(b"b", dedup_id="k\udcff\x00") == first
     assert (await brokers.stats(broker)).ready == 1
+
+
+async def test_undecodable_sqlite_rows_are_dead_lettered_and_the_engine_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Rows whose JSON body does not decode (corruption, a foreign writer: invalid
+    JSON, invalid UTF-8, deep nesting, a 5,000-digit integer) go to the DLQ as
+    `undecodable` with their bytes, with an event and an alert; the rest are handled."""
+    path = tmp_path / "q.db"
+    url = f"sqlite:///{path}"
+    bad_bodies = [b"{not json", b'"\xff"', b"[" * 200_000 + b"]" * 200_000, b"9" * 5000]
+    async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as producer:
+        bad = [await producer.publish({"bad": i}) for i in range(len(bad_bodies))]
+        good = [await producer.publish({"n": i}) for i in range(10)]
+    with sqlite3.connect(path) as conn:
+        for mid, body in zip(bad, bad_bodies, strict=True):
+            conn.execute("UPDATE msgs SET body = ? WHERE mid = ?", (body, mid))
+    done: list[str] = []
+
+    async def handler(d: Delivery) -> None:
+        done.append(d.message_id)
+
+    cfg = EngineConfig(consumers=2, visibility_timeout=10.0, seed=1)
+    async with Engine(cfg, handler=handler, broker=url) as engine:
+        await engine.join(timeout=20)
+        snap = engine.snapshot()
+        kinds = [e.kind for e in engine.events]
+    assert sorted(done) == sorted(good)
+    dead = {d.message_id: d for d in snap.dead_letters}
+    assert set(dead) == set(bad) and {d.reason for d in dead.values()} == {"undecodable"}
+    assert dead[bad[0]].body == b"{not json"
+    assert kinds.count("undecodable") == len(bad)
+    assert any(a.name == "undecodable-entry" for a in snap.alerts)

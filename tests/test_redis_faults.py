@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,11 +18,12 @@ from typing import Any
 
 import pytest
 from redis_fixtures import RedisServer
-from test_redis_fleet import Fleet, _has, publish, until
+from test_redis_fleet import ROOT, Fleet, _has, publish, until
 
 from ccdash import Engine, EngineConfig
-from ccdash.brokers.base import Delivery, QueueConfig
+from ccdash.brokers.base import RAW_LIMIT, Delivery, QueueConfig
 from ccdash.brokers.redis import RedisBroker
+from ccdash.brokers.redis.keys import Keys
 from ccdash.brokers.redis.link import Unsendable
 from ccdash.tui.fleet_feed import FleetFeed
 
@@ -238,3 +243,85 @@ async def test_name_beating_on_no_other_host_is_taken_over_once_its_heartbeat_la
         assert broker.presence.registered
     finally:
         await broker.close()
+
+
+# -- entries that do not decode ------------------------------------------------------
+
+MALFORMED: dict[str, tuple[str, ...]] = {
+    "invalid JSON": ("m", "bad-json", "t", "1", "a", "0", "d", "j{not json"),
+    "invalid UTF-8": ("m", "bad-utf8", "t", "1", "a", "0", "d", 'j"\udcff"'),
+    "deep nesting": ("m", "deep", "t", "1", "a", "0", "d", "j" + "[" * 200_000 + "]" * 200_000),
+    "huge integer": ("m", "bigint", "t", "1", "a", "0", "d", "j" + "9" * 5000),
+    "no body": ("m", "no-body", "t", "1", "a", "0"),
+    "no id": ("t", "1", "a", "0", "d", "j1"),
+    "attempts not a number": ("m", "bad-a", "t", "1", "a", "x", "d", "j1"),
+}
+
+
+def xadd(server: RedisServer, stream: str, fields: tuple[str, ...]) -> None:
+    """XADD a raw entry (a foreign writer); a lone surrogate stands for the byte 0xff."""
+    args = [a.encode("utf-8", "surrogateescape") for a in ("XADD", stream, "*", *fields)]
+    payload = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(payload)
+        assert s.recv(256)[:1] == b"$", "XADD refused"
+
+
+async def test_malformed_entries_go_to_the_dlq_and_the_engine_goes_on(
+    redis_url: str, redis_server: RedisServer,
+) -> None:
+    """Entries with invalid JSON or UTF-8, deep nesting, a 5,000-digit integer, or
+    missing/wrong fields are dead-lettered at once as `undecodable` with their raw
+    bytes (bounded), an event and an alert; every good message is still handled."""
+    done: list[int] = []
+
+    async def handler(d: Delivery) -> None:
+        done.append(d.body["n"])
+
+    cfg = EngineConfig(consumers=2, prefetch=2, visibility_timeout=10.0, seed=1)
+    async with Engine(cfg, handler=handler, broker=redis_url + "&ttl=0.6") as engine:
+        stream = engine.broker.keys.stream(0)  # type: ignore[attr-defined]
+        for fields in MALFORMED.values():
+            xadd(redis_server, stream, fields)
+        for i in range(20):
+            await engine.publish({"n": i})
+        await engine.join(timeout=20)
+        await engine.broker.refresh()  # type: ignore[attr-defined]
+        snap = engine.snapshot()
+        kinds = [e.kind for e in engine.events]
+    assert sorted(done) == list(range(20))
+    dead = {d.message_id: d for d in snap.dead_letters}
+    assert len(dead) == len(MALFORMED) and {d.reason for d in dead.values()} == {"undecodable"}
+    assert b"j{not json" in dead["bad-json"].body
+    assert len(dead["deep"].body) <= RAW_LIMIT + 1000
+    assert all(d.last_error for d in dead.values())
+    assert kinds.count("undecodable") == len(MALFORMED)
+    assert any(a.name == "undecodable-entry" for a in snap.alerts)
+
+
+async def test_worker_and_demo_survive_malformed_entries(fleet: Fleet, redis_server: RedisServer,
+                                                       tmp_path: Path) -> None:
+    """`ccdash worker` with every kind of malformed entry in its stream keeps running
+    and handles the good messages; `ccdash --demo` on that queue finishes with its
+    report, no traceback."""
+    stream = Keys(fleet.url.rpartition("queue=")[2]).stream(0)
+    fleet.spawn("tough", concurrency=2)
+    await until(lambda: _has(fleet.url, 1), 20, "the worker")
+    for fields in MALFORMED.values():
+        xadd(redis_server, stream, fields)
+    ids = await publish(fleet.url, 20)
+    await until(lambda: ids <= fleet.done(), 20, "the good messages handled")
+    assert fleet.procs["tough"].poll() is None, fleet.log("tough")
+    assert "undecodable entry" in fleet.log("tough")
+    for fields in MALFORMED.values():
+        xadd(redis_server, stream, fields)
+    out = tmp_path / "demo.json"
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "ccdash", "--demo", "--broker", fleet.url, "--duration", "2",
+         "--seed", "3", "--json", str(out)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=90)
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode in (0, 1) and json.loads(out.read_text())["lost"] == 0
+    assert fleet.stop_all()["tough"] == 0

@@ -52,6 +52,8 @@ REASON_FAILED = "failed"
 REASON_EXPIRED = "lease-expired"
 REASON_CONSUMER_FAILED = "consumer-failed"
 REASON_RELEASED = "released"  # handed back unprocessed (shutdown, drain): no attempt used up
+REASON_UNDECODABLE = "undecodable"  # read back but not decodable: dead-lettered at once
+RAW_LIMIT = 65536  # bytes of an undecodable message kept in its dead letter
 
 
 @dataclass(slots=True)

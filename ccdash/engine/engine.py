@@ -791,6 +791,10 @@ class Engine:
         if kind == "lease-expired":
             self.emit(kind, f"lease of {fields.get('message_id')} held by "
                       f"{fields.get('consumer')} expired", **fields)
+        elif kind == "undecodable":  # a foreign or corrupt entry, dead-lettered at once
+            text = f"undecodable entry {fields.get('entry')} dead-lettered: {fields.get('error')}"
+            self.emit(kind, text, **fields)
+            self.alerts.fire("undecodable-entry", WARNING, text)
         else:
             self.emit(kind, kind, **fields)
 

@@ -12,7 +12,7 @@ from ccdash.ops import OpsError
 
 _ERRORS = ("consumer-failed", "restart-limit", "alert-firing")
 _WARNINGS = ("consumer-hung", "dead-lettered", "lease-expired", "ack-rejected", "breaker-opened",
-             "scale-held", "drill-")
+             "scale-held", "drill-", "undecodable")
 
 
 def level_of(ev: Event) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 
 from ccdash.backoff import Backoff
 from ccdash.brokers.base import (
+    RAW_LIMIT,
     REASON_RELEASED,
     Broker,
     BrokerClosed,
@@ -363,10 +364,31 @@ class RedisBroker(LeaseOps, QueueState, Broker):
             entry = book.pop()
             if entry.deadline <= now and entry.deadline <= self.expiry_now(now):
                 continue  # its lease ran out while buffered (not in a stall): Redis reclaims it
-            out.append(book.lease(entry, holders[len(out)], offset))
+            try:
+                out.append(book.lease(entry, holders[len(out)], offset))
+            except (ValueError, RecursionError) as exc:  # a body ccdash did not write
+                self.bury_undecodable(entry.level, entry.eid, f"body: {_why(exc)}")
         if book.buffered * 2 < self.fetch_size:
             self.reader.want()
         return out
+
+    def bury_undecodable(self, level: bytes, eid: bytes, why: str) -> None:
+        """An entry read from the stream does not decode: to the DLQ at once (reason
+        `undecodable`, raw bytes kept), logged and told to the engine (an alert)."""
+        why = storable_text(why, 300)
+        where = f"{self.keys.level_stream(level)} {eid.decode(errors='replace')}"
+        log.warning("undecodable entry %s dead-lettered: %s", where, why)
+        self.flusher.fire(evalsha("bury", self.keys.prefix, RAW_LIMIT, level, eid, why))
+        if self.on_event is not None:
+            self.on_event("undecodable", {"entry": where, "error": why})
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as a short reason (RecursionError says nothing of nesting)."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return f"{type(exc).__name__}: {exc}"
+
 
 def _consume(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():

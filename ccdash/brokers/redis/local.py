@@ -27,8 +27,13 @@ def decode_stored(stored: bytes) -> Any:
     return decode_body(stored[1:], stored[:1] == b"j")
 
 
+class Undecodable(ValueError):
+    """A stream entry this code did not write and cannot read (the message says why)."""
+
+
 class Entry:
-    """One stream entry pending for this worker."""
+    """One stream entry pending for this worker. Undecodable if its fields are not
+    ones ccdash writes (an id, a tagged body, numeric attempts and time)."""
 
     __slots__ = ("level", "prio", "eid", "mid", "data", "a", "t_ms", "count", "deadline",
                  "holder", "receipt")
@@ -44,16 +49,21 @@ class Entry:
         mid = data = b""
         a = t = 0
         it = iter(fields)
-        for k, v in zip(it, it, strict=True):
-            if k == b"m":
-                mid = v
-            elif k == b"d":
-                data = v
-            elif k == b"a":
-                a = int(v)
-            elif k == b"t":
-                t = int(v)
-        self.mid = mid.decode()
+        try:
+            for k, v in zip(it, it, strict=True):
+                if k == b"m":
+                    mid = v
+                elif k == b"d":
+                    data = v
+                elif k == b"a":
+                    a = int(v)
+                elif k == b"t":
+                    t = int(v)
+            self.mid = mid.decode()
+        except ValueError as exc:  # odd field count, not a number, not UTF-8
+            raise Undecodable(f"entry fields: {exc}") from None
+        if not mid or data[:1] not in (b"j", b"b"):
+            raise Undecodable("entry without " + ("a message id" if not mid else "a tagged body"))
         self.data = data
         self.a = a
         self.t_ms = t
@@ -155,6 +165,7 @@ class LocalBook:
     def lease(self, entry: Entry, holder: str, offset: float) -> Delivery:
         """Hand a buffered entry to `holder` with a fresh receipt. `offset` turns
         Redis wall-clock seconds into local monotonic time."""
+        body = decode_stored(entry.data)  # first: an undecodable body leases nothing
         receipt = f"{entry.prio}/{entry.eid.decode()}/{next(self._seq)}"
         entry.holder = holder
         entry.receipt = receipt
@@ -164,7 +175,7 @@ class LocalBook:
         if held is None:
             held = self.by_holder[holder] = {}
         held[receipt] = entry
-        return Delivery(entry.mid, decode_stored(entry.data), entry.attempt, holder, receipt,
+        return Delivery(entry.mid, body, entry.attempt, holder, receipt,
                         entry.prio, entry.deadline, entry.t_ms / 1000.0 + offset)
 
     def unlease(self, receipt: Any) -> Entry | None:

@@ -21,7 +21,7 @@ from ccdash.backoff import Backoff
 from ccdash.brokers.base import BrokerError
 from ccdash.brokers.redis.keys import GROUP
 from ccdash.brokers.redis.link import LinkDown, RedisLink, evalsha, is_nogroup
-from ccdash.brokers.redis.local import Entry
+from ccdash.brokers.redis.local import Entry, Undecodable
 
 if TYPE_CHECKING:
     from ccdash.brokers.redis.core import RedisCore
@@ -143,7 +143,12 @@ class Reader:
         n = 0
         for eid, fields in entries:
             if fields:
-                add(Entry(level, eid, fields, deadline))
+                try:
+                    entry = Entry(level, eid, fields, deadline)
+                except Undecodable as exc:  # a foreign writer's entry: never a crash
+                    self.b.bury_undecodable(level, eid, str(exc))
+                    continue
+                add(entry)
                 n += 1
         return n
 

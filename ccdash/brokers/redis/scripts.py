@@ -455,6 +455,43 @@ redis.call('ZREM', P .. 'workers', me)
 return back
 """
 
+# ARGV: P, raw limit, then (stream suffix, entry id, why) per entry. Entries this
+# worker read but cannot decode (a foreign writer, corruption): out of the stream
+# and into the DLQ at once, reason 'undecodable', their fields kept as raw bytes
+# (`k=v` lines, at most the limit) for inspection. The message id is the entry's
+# own when it is plain ASCII, else `undecodable-<entry id>`. Returns how many.
+BURY = r"""
+local lim = tonumber(ARGV[2])
+local n = 0
+for i = 3, #ARGV, 3 do
+  local s, eid, why = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local key = P .. 'q:' .. s
+  local got = redis.call('XRANGE', key, eid, eid)
+  redis.call('XACK', key, G, eid)
+  redis.call('XDEL', key, eid)
+  if #got > 0 then
+    local f, parts, size = got[1][2], {}, 0
+    local m = nil
+    for j = 1, #f, 2 do
+      if f[j] == 'm' and string.match(f[j + 1], '^[%w%-%._:]+$') then m = f[j + 1] end
+      if size < lim then
+        parts[#parts + 1] = string.sub(f[j] .. '=' .. (f[j + 1] or ''), 1, lim - size)
+        size = size + #parts[#parts] + 1
+      end
+    end
+    m = m or ('undecodable-' .. eid)
+    local id = redis.call('XADD', P .. 'dead', '*', 'm', m, 'p', prio_of(s), 't', NOW,
+      'd', 'b' .. string.sub(table.concat(parts, '\n'), 1, lim), 'n', 1, 'r', 'undecodable',
+      'e', why, 'at', NOW)
+    redis.call('HSET', P .. 'deadidx', m, id)
+    redis.call('HINCRBY', P .. 'counters', 'dead_lettered', 1)
+    redis.call('HINCRBY', P .. 'counters', 'dlq_version', 1)
+    n = n + 1
+  end
+end
+return n
+"""
+
 # ARGV: P, worker, the heartbeat it must replace ('': none), the new one, ttl ms.
 # A worker restarting under its name takes over the heartbeat of its previous
 # process (judged stale by the caller) only if it is still exactly that one: a
@@ -565,6 +602,7 @@ SCRIPTS: dict[str, Script] = {
         "reap_dead": REAP_DEAD,
         "retire": RETIRE,
         "takeover": TAKEOVER,
+        "bury": BURY,
         "stats": STATS,
         "redrive": REDRIVE,
         "purge": PURGE,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import secrets
 import time
 from collections.abc import Sequence
@@ -46,6 +47,8 @@ from ccdash.brokers.sqlite.schema import SqliteOpenError, SqliteTarget, connect,
 from ccdash.brokers.sqlite.store import FULL, open_store
 from ccdash.brokers.sqlite.writer import Checkpointer, Writer
 from ccdash.clock import Clock, MonotonicClock
+
+log = logging.getLogger("ccdash.brokers.sqlite")
 
 RECHECK = 0.5  # seconds between looks at the file while parked (other processes' writes)
 _TOTALS = ("published", "acked", "dead_lettered", "redelivered")
@@ -253,7 +256,15 @@ class SqliteBroker(BrokerViews, Broker):
         link = self._ready()
         if not holders:
             return []
-        return await link.call(link.store.receive, self.clock.now(), list(holders))  # type: ignore[no-any-return]
+        out: list[Delivery] = await link.call(link.store.receive, self.clock.now(), list(holders))
+        undecodable = link.store.undecodable
+        while undecodable:
+            mid, why = undecodable.popleft()
+            log.warning("sqlite broker %s: undecodable message %s dead-lettered: %s",
+                        self.path, mid, why)
+            if self.on_event is not None:
+                self.on_event("undecodable", {"entry": mid, "error": why})
+        return out
 
     # -- ending leases ----------------------------------------------------------
 

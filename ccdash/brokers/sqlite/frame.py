@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import sqlite3
+from collections import deque
 from typing import Any
 
 from ccdash.brokers.base import (
@@ -69,6 +70,9 @@ class StoreFrame:
         self.due = -_INF  # no delayed/lease deadline before this (wall); -inf: unknown
         self.last_gen: int | None = None
         self.next_housekeeping = -_INF
+        # (message id, why) of rows dead-lettered as undecodable: appended on the
+        # writer thread, taken on the loop (a deque is safe for that).
+        self.undecodable: deque[tuple[str, str]] = deque()
 
     # -- the transaction frame ------------------------------------------------
 

@@ -14,11 +14,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from ccdash.brokers.base import (
+    RAW_LIMIT,
     REASON_FAILED,
+    REASON_UNDECODABLE,
     Delivery,
     QueueConfig,
     ReceiptRejected,
     decode_json,
+    storable_text,
 )
 from ccdash.brokers.sqlite.frame import (
     RECEIPT_BITS,
@@ -105,13 +108,18 @@ class Store(StoreFrame):
         for (rid, mid, body, is_json, attempt, deliveries, prio, published), holder in zip(
             rows, holders, strict=False
         ):
+            try:
+                value = decode_json(body) if is_json else bytes(body)
+            except (ValueError, RecursionError) as exc:  # corrupt, or a foreign writer's
+                self._bury_undecodable(rid, mid, attempt + 1, exc, now + offset)
+                continue
             attempt += 1
             deliveries = (deliveries + 1) & RECEIPT_MASK
             if attempt > 1:
                 redelivered += 1
             updates.append((attempt, deliveries, due, owner, holder, rid))
             out.append(Delivery(
-                mid, decode_json(body) if is_json else bytes(body), attempt, holder,
+                mid, value, attempt, holder,
                 rid << RECEIPT_BITS | deliveries, prio, deadline, published - offset,
             ))
         self.conn.executemany(_LEASE, updates)
@@ -122,6 +130,19 @@ class Store(StoreFrame):
         if due < self.due:
             self.due = due
         return out
+
+    def _bury_undecodable(self, rid: int, mid: str, attempt: int, exc: BaseException,
+                          now_w: float) -> None:
+        """A ready row whose body does not decode: to the DLQ at once, its bytes kept
+        (bounded, as bytes), the reason told to the loop (`undecodable`)."""
+        why = "nested too deeply" if isinstance(exc, RecursionError) else (
+            f"{type(exc).__name__}: {exc}")
+        why = storable_text(f"body: {why}", 300)
+        self.conn.execute("UPDATE msgs SET is_json = 0, body = substr(body, 1, ?) WHERE id = ?",
+                          (RAW_LIMIT, rid))
+        self.c["ready"] -= 1
+        self._bury(rid, attempt, REASON_UNDECODABLE, why, None, now_w)
+        self.undecodable.append((mid, why))
 
     def _live(self, now: float, receipt: Any) -> tuple[int, tuple[Any, ...]]:
         """The row of a live lease (after reaping), or ReceiptRejected."""

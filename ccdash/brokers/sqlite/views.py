@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
 from ccdash.brokers.base import (
     REASON_EXPIRED,
@@ -95,7 +96,7 @@ def read_dead_letters(conn: sqlite3.Connection, now_w: float, offset: float, max
         past = _history(history, offset)
         past.append(HistoryEntry(due - offset, holder or "", attempt, REASON_EXPIRED, error))
         out.append(DeadLetter(mid, REASON_EXPIRED, attempt, error, prio,
-                              decode_body(body, bool(is_json)), due - offset, tuple(past[-20:])))
+                              _body(body, is_json), due - offset, tuple(past[-20:])))
     if limit is not None:
         limit -= len(out)
         if limit <= 0:
@@ -106,6 +107,15 @@ def read_dead_letters(conn: sqlite3.Connection, now_w: float, offset: float, max
         (-1 if limit is None else limit,))
     for mid, reason, attempt, last_error, prio, body, is_json, due, history in rows:
         out.append(DeadLetter(mid, reason, attempt, last_error or "", prio,
-                              decode_body(body, bool(is_json)), due - offset,
+                              _body(body, is_json), due - offset,
                               tuple(_history(history, offset))))
     return out
+
+
+def _body(body: bytes, is_json: int) -> Any:
+    """A body to show: its value, or its bytes when it does not decode (one
+    corrupt row never breaks the view of the others)."""
+    try:
+        return decode_body(body, bool(is_json))
+    except (ValueError, RecursionError):
+        return bytes(body)
