@@ -261,6 +261,20 @@ def test_bad_scenario_file(case: str, here: Path, capsys: pytest.CaptureFixture[
     _one_line(["--demo", "--scenario", "bad.toml"], ["bad.toml", *fragments], capsys)
 
 
+@pytest.mark.parametrize(("path", "says"), [
+    ("/dev/zero", "not a regular file"),
+    ("fifo.toml", "not a regular file"),
+    ("huge.toml", "larger than 1024 KiB"),
+], ids=["dev-zero", "fifo", "two-megabytes"])
+def test_a_scenario_that_is_not_a_small_file_is_refused(
+        path: str, says: str, here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--scenario /dev/zero, a FIFO or a 2 MB file: one line at once (the read never ended
+    or took the whole file into memory)."""
+    os.mkfifo(here / "fifo.toml")
+    (here / "huge.toml").write_text("# " + "x" * 2_000_000 + "\n")
+    _one_line(["--demo", "--scenario", path], [path, says], capsys)
+
+
 def test_scenario_with_a_byte_order_mark_loads(here: Path) -> None:
     """A UTF-8 BOM at the start of a scenario file (some editors write one) is accepted."""
     from ccdash.scenario import load_scenario

@@ -42,6 +42,7 @@ BUILTIN_DIR = FsPath(__file__).resolve().parent / "builtin"
 MAX_RATE = 50_000.0  # msg/s; beyond this the simulated workload is not meaningful
 CONSUMER_ID = re.compile(r"^c[1-9][0-9]{0,8}$")
 MAX_DIGITS = 4300  # Python's limit on int() of a decimal string
+MAX_FILE = 1024 * 1024  # bytes; the built-in scenarios are about 2 KiB
 
 SECTIONS = ("scenario", "engine", "load", "handler", "drills", "alerts", "slo")
 SCENARIO_KEYS = ("name", "description", "duration", "seed", "drain_timeout")
@@ -103,8 +104,15 @@ def load_scenario(path: str | FsPath | None = None) -> Scenario:
     shown = str(path) if path is not None else f"{p.name} (built in)"
     if p.is_dir():
         raise ScenarioError("is a directory, expected a .toml scenario file", file=shown)
+    if p.exists() and not p.is_file():  # /dev/zero, a FIFO: reading would never end
+        raise ScenarioError("not a regular file, expected a .toml scenario file", file=shown)
     try:
-        text = p.read_bytes().decode("utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_FILE + 1)
+        if len(raw) > MAX_FILE:
+            raise ScenarioError(f"larger than {MAX_FILE // 1024} KiB; a scenario is a short "
+                                f"TOML file", file=shown)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         close = closest(p.stem, builtin_names())
         hint = f" (did you mean the built-in scenario {close!r}?)" if close else ""
