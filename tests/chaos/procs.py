@@ -129,7 +129,8 @@ class Procs:
         """The children's environment: the tests directory importable, the ledger."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAOS_", "CCDASH_"))}
         env.update(PYTHONPATH=f"{TESTS}{os.pathsep}{ROOT}", CHAOS_LEDGER=str(self.ledger),
-                   PYTHONUNBUFFERED="1", **extra)
+                   PYTHONUNBUFFERED="1")
+        env.update(extra)
         return env
 
     def start(self, name: str, argv: list[str], **env: str) -> Proc:
