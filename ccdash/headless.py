@@ -122,6 +122,7 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("throughput", f"{r['throughput_per_s']:.1f} msg/s", "acked / run time"),
         ("latency", f"p50 {_ms(lat['p50'])} · p95 {_ms(lat['p95'])} · p99 {_ms(lat['p99'])} ms",
          "publish to handler done"),
+        *priority_rows(r),
         ("failovers", str(len(r["failovers"])),
          ", ".join(f"{f['consumer']} {f['action']}" for f in r["failovers"])),
         ("scaling", str(len(r["scaling_events"])), scaling_note(r)),
@@ -130,6 +131,17 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         *[(what, sanitize(r[key], 200), note) for key, what, note in EVIDENCE if r.get(key)],
         *extra_rows(r),
     ]
+
+
+def priority_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Latency per priority, highest first, when the run had more than one priority
+    (a blended figure hides what a priority mix is about)."""
+    by = r.get("latency_ms_by_priority") or {}
+    if len(by) < 2:
+        return []
+    return [(f"  priority {p}", f"p50 {_ms(q['p50'])} · p95 {_ms(q['p95'])} · "
+             f"p99 {_ms(q['p99'])} ms", "publish to handler done, this priority only")
+            for p, q in sorted(by.items(), key=lambda kv: -int(kv[0]))]
 
 
 def extra_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -54,3 +54,20 @@ async def test_live_view_draws_progress_and_a_rich_report_on_a_terminal() -> Non
     assert "ccdash demo report: default" in text and "PASS" in text
     assert "no_loss (nothing lost)" in text
     assert report["ok"]
+
+
+async def test_the_text_report_shows_latency_per_priority_for_a_priority_mix() -> None:
+    """priority-mix: one latency row per priority (highest first) under the blended one,
+    each the JSON's figures; a run with one priority gets none."""
+    clock = FakeClock()
+    report = await drive(clock, run_demo(load_scenario("priority-mix"), PlainView(io.StringIO()),
+                                         clock=clock, duration=4))
+    text = plain_report(report)
+    by = report["latency_ms_by_priority"]
+    assert set(by) == {"0", "5", "9"}
+    rows = re.findall(r"priority (\d+)\s+p50 ([\d.]+|-) ", text)
+    assert [p for p, _ in rows] == ["9", "5", "0"]
+    for prio, p50 in rows:
+        assert p50 == ("-" if by[prio]["p50"] is None else f"{by[prio]['p50']:.1f}")
+    one = {**report, "latency_ms_by_priority": {"0": by["0"]}}
+    assert "priority 0" not in plain_report(one)
