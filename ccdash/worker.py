@@ -13,13 +13,13 @@ or connection error (one line, credentials redacted).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ccdash.aio import run_bounded
 from ccdash.brokers import is_redis_url, redact_url
 from ccdash.brokers.base import BrokerError
 from ccdash.brokers.urls import NAME
@@ -154,7 +154,7 @@ def _main(argv: list[str], parser: argparse.ArgumentParser | None) -> int:
         secret=secret, audit_file=Path(args.audit_log) if args.audit_log else None,
         recorder=recorder)
     try:
-        return asyncio.run(WorkerRuntime(opts).run())
+        return run_bounded(WorkerRuntime(opts).run())
     except ValueError as exc:  # bad URL options (redacted by the broker)
         raise WorkerUsageError(str(exc)) from None
     except (BrokerError, FleetConnectError) as exc:

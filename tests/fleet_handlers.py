@@ -25,7 +25,12 @@ async def record(d: Any) -> None:
 
 
 async def stubborn(d: Any) -> None:
-    """Ignore cancellation, as a handler catching every exception does; ends in 120 s."""
+    """Ignore cancellation, as a handler catching every exception does; ends in 120 s.
+    Under $CCDASH_TEST_OUT it leaves a file per message it started."""
+    out = os.environ.get("CCDASH_TEST_OUT")
+    if out:
+        with open(os.path.join(out, f"started-{d.message_id}"), "w"):  # noqa: ASYNC230
+            pass
     loop = asyncio.get_running_loop()
     end = loop.time() + 120
     while loop.time() < end:

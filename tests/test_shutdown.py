@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ccdash import Delivery, Engine, EngineConfig
 from ccdash.clock import FakeClock
 from ccdash.scenario import load_scenario
@@ -106,3 +108,41 @@ def test_one_sigint_stops_a_demo_whose_handler_ignores_cancellation() -> None:
     assert took < 30, f"one SIGINT took {took:.1f} s to stop the run"
     assert "result: INTERRUPTED" in out
     assert "Traceback" not in out
+
+
+async def _publish(url: str, n: int) -> None:
+    async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as pub:
+        for i in range(n):
+            await pub.publish({"n": i})
+
+
+@pytest.mark.slow
+def test_one_sigint_stops_a_worker_whose_handler_ignores_cancellation(
+        redis_url: str, tmp_path: Path) -> None:
+    """A real `ccdash worker` on a real Redis: one SIGINT ends it within a bounded time (exit 0)
+    although its handler swallows cancellation."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}",
+           "CCDASH_TEST_OUT": str(tmp_path)}
+    env.pop("CCDASH_CONTROL_SECRET", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccdash.worker", "--broker", redis_url, "--handler",
+         "fleet_handlers:stubborn", "--concurrency", "2", "--name", "stubborn", "--grace", "1"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        asyncio.run(_publish(redis_url, 2))
+        for _ in range(300):  # up to about 30 s for the worker to start a handler
+            if list(tmp_path.glob("started-*")):
+                break
+            time.sleep(0.1)
+        assert list(tmp_path.glob("started-*")), "the worker never started a handler"
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        out, _ = proc.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert took < 30, f"one SIGINT took {took:.1f} s to stop the worker"
+    assert proc.returncode == 0, out[-2000:]
+    assert "ignored cancellation" in out

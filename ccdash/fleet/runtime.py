@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ccdash.aio import run_within
 from ccdash.brokers.base import QueueConfig
 from ccdash.brokers.redis import RedisBroker
 from ccdash.engine.config import EngineConfig
-from ccdash.engine.engine import Engine
+from ccdash.engine.engine import BROKER_CLOSE_DEADLINE, Engine
 from ccdash.engine.snapshot import Event
 from ccdash.fleet.listener import ControlListener
 from ccdash.record.session import RecordingSession
@@ -115,7 +116,8 @@ class WorkerRuntime:
                 if not done:  # the socket timeout should have ended it long before
                     control.cancel()
             await self.listener.close()
-            await self.broker.close()
+            await run_within(self.engine.clock, self.broker.close(), BROKER_CLOSE_DEADLINE,
+                             "closing the broker")
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
         log.info("worker %s stopped", self.name)
