@@ -152,7 +152,14 @@ def format_table(rows: list[Row]) -> str:
     lines = ["  ".join(x.ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
              for line in (head, *body)]
     total = sum(r.seconds for r in rows)
-    return "\n".join([*lines, f"{len(rows)} scenarios, {total:.1f} s in scenarios"])
+    return "\n".join([*lines, f"{len(rows)} scenarios, {total:.1f} s in scenarios", LEGEND])
+
+
+LEGEND = ("runs: faults injected (kills, restarts, bad entries, hostile or blocking "
+          "handlers, signals); dups: completions beyond the first; recover s: the worst "
+          "time from a fault until what was in flight then is done and work flows again "
+          "(a signal: until the process exited; a bad entry or poison text: until "
+          "dead-lettered; the loop-blocking handler: the whole demo run)")
 
 
 def _n(v: int | None) -> str:
