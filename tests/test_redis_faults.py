@@ -25,6 +25,9 @@ from ccdash.brokers.base import RAW_LIMIT, Delivery, QueueConfig
 from ccdash.brokers.redis import RedisBroker
 from ccdash.brokers.redis.keys import Keys
 from ccdash.brokers.redis.link import Unsendable
+from ccdash.fleet import FleetView
+from ccdash.fleet.control import send_raw
+from ccdash.fleet.listener import ControlListener
 from ccdash.tui.fleet_feed import FleetFeed
 
 Make = Callable[..., Any]
@@ -325,3 +328,33 @@ async def test_worker_and_demo_survive_malformed_entries(fleet: Fleet, redis_ser
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.returncode in (0, 1) and json.loads(out.read_text())["lost"] == 0
     assert fleet.stop_all()["tough"] == 0
+
+
+async def test_malformed_control_entries_do_not_stop_the_control_channel(
+    redis_url: str,
+) -> None:
+    """Command entries that are deeply nested, carry a lone surrogate or have no
+    fields the channel knows are refused one by one; a signed command after them is
+    still obeyed."""
+    obeyed: list[str] = []
+
+    async def execute(cmd: dict[str, Any]) -> str:
+        obeyed.append(cmd["action"])
+        return "ok"
+
+    secret = b"s" * 32
+    listener = ControlListener(redis_url, "w1", secret, execute)
+    await listener.start()
+    task = asyncio.ensure_future(listener.run())
+    try:
+        for fields in ({"c": "[" * 100_000, "s": "x"}, {"c": '{"nonce": "\\udcff"}', "s": "x"},
+                       {"junk": "1"}):
+            await send_raw(redis_url, "w1", fields)
+        async with FleetView(redis_url) as fv:
+            result = await fv.command(secret, "w1", "pause", wait=10.0)
+        assert result.status == "accepted" and obeyed == ["pause"]
+        assert not task.done()
+    finally:
+        listener.stop()
+        await asyncio.wait_for(task, 10)
+        await listener.close()

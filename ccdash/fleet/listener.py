@@ -13,9 +13,11 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ccdash.backoff import Backoff
+from ccdash.brokers.base import storable_text
 from ccdash.files import open_private
 from ccdash.fleet.connect import connect
 from ccdash.fleet.control import MAX_AGE, Verdict, redis_time, verify
+from ccdash.text import sanitize
 
 log = logging.getLogger("ccdash.control")
 
@@ -83,6 +85,10 @@ class ControlListener:
                         await self.handle(fields)
                     except (RedisError, OSError) as exc:
                         log.warning("control command not handled: %s", type(exc).__name__)
+                    except Exception as exc:  # noqa: BLE001 - one bad entry never ends the channel
+                        self.refused += 1
+                        why = sanitize(f"{type(exc).__name__}: {exc}", 200)
+                        log.warning("control entry %s not handled: %s", sanitize(eid, 40), why)
 
     async def close(self) -> None:
         """Disconnect."""
@@ -149,9 +155,11 @@ def _summary(raw: bytes) -> dict[str, Any]:
     """What a refused command claimed to be (never trusted, only reported)."""
     try:
         cmd = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {"action": "?", "args": {}, "nonce": ""}
     if not isinstance(cmd, dict):
         return {"action": "?", "args": {}, "nonce": ""}
-    return {"action": str(cmd.get("action", "?"))[:40], "args": {},
-            "nonce": str(cmd.get("nonce", ""))[:64], "ts": cmd.get("ts", "")}
+    ts = cmd.get("ts", "")
+    return {"action": storable_text(cmd.get("action", "?"), 40), "args": {},
+            "nonce": storable_text(cmd.get("nonce", ""), 64),
+            "ts": ts if isinstance(ts, int | float) else storable_text(ts, 40)}
