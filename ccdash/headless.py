@@ -219,7 +219,7 @@ def plain_report(r: dict[str, Any]) -> str:
         lines += ["", "drills"] + plain_table(DRILL_HEADERS, drill_rows(r))
     lines += ["", "checks"] + plain_table(CHECK_HEADERS, check_rows(r))
     lines += ["", result_line(r)]
-    return "\n".join(lines)
+    return sanitize("\n".join(lines), keep="\n")  # a report may come from a recording
 
 
 def _cell(text: str) -> Text:

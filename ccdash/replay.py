@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from ccdash.files import write_private
 from ccdash.record.reader import Recording, RecordingError, read_recording
 
 
@@ -105,9 +106,7 @@ def _report(rec: Recording, json_path: str | None) -> int:
     print(text)
     if json_path is not None:
         try:
-            with open(json_path, "w", encoding="utf-8") as fh:
-                json.dump(report, fh, indent=2)
-                fh.write("\n")
+            write_private(json_path, json.dumps(report, indent=2) + "\n")
         except OSError as exc:
             raise UsageError(f"--json: cannot write {json_path}: {exc.strerror}") from None
     return code

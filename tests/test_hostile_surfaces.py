@@ -286,3 +286,19 @@ def test_bench_output_with_a_hostile_broker_path_stays_inert(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert_inert(proc.stdout + proc.stderr, "bench output")
     assert b"\\x1b]52;c;ZWNobyBwd25lZA==\\x07" in proc.stdout
+
+
+def test_a_recordings_report_stays_inert_and_private(hostile: Path) -> None:
+    """`ccdash replay F --report --json R` on a recording of the hostile scenario: the
+    printed report is inert and R is 0600 under umask 0 (a recording is outside input)."""
+    env = _env(hostile)
+    run = subprocess.run([CCDASH, *DEMO, "--record", "run.rec", "--duration", "2"],
+                         cwd=hostile, capture_output=True, timeout=90, env=env)
+    assert run.returncode in (0, 1), run.stderr[-2000:]
+    proc = subprocess.run([CCDASH, "replay", "run.rec", "--report", "--json", "r.json"],
+                          cwd=hostile, capture_output=True, timeout=90, env=env,
+                          preexec_fn=lambda: os.umask(0))
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    assert_inert(proc.stdout + proc.stderr, "replayed report")
+    assert b"\\x1b]52;c;ZWNobyBwd25lZA==\\x07" in proc.stdout
+    assert (hostile / "r.json").stat().st_mode & 0o777 == 0o600
