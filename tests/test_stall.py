@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -131,10 +132,9 @@ async def test_the_headless_report_lists_loop_stalls() -> None:
     assert "loop stalls" in out.getvalue()
 
 
-@pytest.mark.slow
-async def test_a_blocked_loop_costs_nothing_on_redis_either(redis_url: str) -> None:
-    """Real Redis: messages leased beside a handler that blocks the loop past the visibility
-    timeout are acked once each, not reclaimed as expired by this worker's own reaper."""
+async def blocked_once(broker: str) -> None:
+    """Twenty messages beside a handler that blocks the loop past the visibility timeout:
+    each is handled once, none dead-lettered, and the stall is recorded."""
     runs: Counter[str] = Counter()
 
     async def handler(d: Delivery) -> None:
@@ -145,9 +145,23 @@ async def test_a_blocked_loop_costs_nothing_on_redis_either(redis_url: str) -> N
             await asyncio.sleep(0.2)
 
     cfg = stall_cfg(visibility_timeout=1.5, heartbeat_interval=0.25, heartbeat_timeout=0.6)
-    async with Engine(cfg, handler=handler, broker=f"{redis_url}&ttl=1") as engine:
+    async with Engine(cfg, handler=handler, broker=broker) as engine:
         ids = [await engine.publish({"n": i, "block": i == 5}) for i in range(20)]
         await engine.join(timeout=30)
         snap = engine.snapshot()
     assert runs == Counter(dict.fromkeys(ids, 1))
     assert snap.dead_lettered == 0 and snap.stalls
+
+
+@pytest.mark.slow
+async def test_a_blocked_loop_costs_nothing_on_redis_either(redis_url: str) -> None:
+    """Real Redis: the deliveries beside a loop-blocking handler are acked once each, not
+    reclaimed as expired by this worker's own reaper nor refused by Redis."""
+    await blocked_once(f"{redis_url}&ttl=1")
+
+
+@pytest.mark.slow
+async def test_a_blocked_loop_costs_nothing_on_sqlite_either(tmp_path: Path) -> None:
+    """A real SQLite file: the deliveries beside a loop-blocking handler are acked once each,
+    not reaped as expired by the store."""
+    await blocked_once(f"sqlite:///{tmp_path / 'q.db'}")

@@ -256,7 +256,8 @@ class SqliteBroker(BrokerViews, Broker):
         link = self._ready()
         if not holders:
             return []
-        out: list[Delivery] = await link.call(link.store.receive, self.clock.now(), list(holders))
+        out: list[Delivery] = await link.call(link.store.receive, self._judge_now(),
+                                              list(holders))
         undecodable = link.store.undecodable
         while undecodable:
             mid, why = undecodable.popleft()
@@ -268,9 +269,14 @@ class SqliteBroker(BrokerViews, Broker):
 
     # -- ending leases ----------------------------------------------------------
 
+    def _judge_now(self) -> float:
+        """The time leases are judged at: the clock's, held back while the process is
+        stalled (the store reaps and checks leases as of then; see Broker.stall_guard)."""
+        return self.expiry_now(self.clock.now())
+
     async def _call(self, name: str, *args: Any) -> Any:
         link = self._ready()
-        return await link.call(getattr(link.store, name), self.clock.now(), *args)
+        return await link.call(getattr(link.store, name), self._judge_now(), *args)
 
     async def ack(self, receipt: Receipt) -> None:
         """Delete the leased message; returns once that is committed."""
@@ -279,7 +285,7 @@ class SqliteBroker(BrokerViews, Broker):
     async def ack_many(self, receipts: Sequence[Receipt]) -> list[Receipt]:
         """Ack several in one commit; returns the rejected receipts."""
         link = self._ready()
-        now = self.clock.now()
+        now = self._judge_now()
         results = await asyncio.gather(*[link.call(link.store.ack, now, r) for r in receipts],
                                        return_exceptions=True)
         for res in results:
@@ -298,7 +304,8 @@ class SqliteBroker(BrokerViews, Broker):
 
     async def extend(self, receipt: Receipt, seconds: float) -> float:
         """Move a live lease's deadline to now + seconds."""
-        return await self._call("extend", receipt, seconds)  # type: ignore[no-any-return]
+        now = self.clock.now()  # judged as of the judging time, extended from now
+        return await self._call("extend", receipt, seconds + now - self._judge_now())  # type: ignore[no-any-return]
 
     async def release(self, receipts: Sequence[Receipt], reason: str, error: str = "") -> int:
         """End these leases; the messages are visible again at once."""
@@ -343,7 +350,7 @@ class SqliteBroker(BrokerViews, Broker):
         if self._closed:
             return
         link = self._link
-        now = self.clock.now()
+        now = self._judge_now()
         if now + self.offset >= link.due:
             # A retry came due or a lease ran out: have the writer reap it; meanwhile the
             # parked look again (the views count it already).
