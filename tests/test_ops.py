@@ -56,6 +56,7 @@ async def test_metrics_endpoint_parses_and_matches_snapshot() -> None:
     assert samples[("ccdash_messages_dead_lettered_total", ())] == snap.dead_lettered == 5
     assert samples[("ccdash_dead_letters", ())] == snap.queue.dead
     assert samples[("ccdash_queue_depth", ())] == snap.queue.depth
+    assert samples[("ccdash_queue_oldest_ready_age_seconds", ())] == 0.0  # nothing waits
     assert samples[("ccdash_consumers", (("state", "idle"),))] + samples[
         ("ccdash_consumers", (("state", "processing"),))] == 4
     assert samples[("ccdash_handler_duration_seconds_count", ())] == 50

@@ -378,6 +378,12 @@ class Broker(abc.ABC):
     def stats(self) -> QueueStats:
         """Where messages are now, and totals."""
 
+    def oldest_ready_published_at(self) -> float | None:
+        """When the oldest message ready for delivery now was published (the clock's
+        time), or None: nothing ready, or this broker cannot tell cheaply. Its age is
+        the queue's latency, the figure operators watch first."""
+        return None
+
     def outstanding(self) -> int:
         """Messages not yet acked or dead-lettered (ready + delayed + leased)."""
         s = self.stats()

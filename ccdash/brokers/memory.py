@@ -675,6 +675,18 @@ class MemoryBroker(Broker):
             capacity=self.config.capacity,
         )
 
+    def oldest_ready_published_at(self) -> float | None:
+        """The earliest publish time among the heads of the priority levels (each level
+        keeps publish order, so its head is its oldest): O(levels)."""
+        oldest: float | None = None
+        for level in self._levels.values():
+            heads = ([level.fresh[0]] if level.fresh else []) + (
+                [level.returned[0][1]] if level.returned else [])
+            for msg in heads:
+                if oldest is None or msg.published_at < oldest:
+                    oldest = msg.published_at
+        return oldest
+
     def outstanding(self) -> int:
         """Messages not yet acked or dead-lettered (expired leases count until reaped:
         they are still outstanding either way)."""

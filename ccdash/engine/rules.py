@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ccdash.engine.alerts import CRITICAL, INFO, WARNING
+from ccdash.engine.views import queue_latency
 
 if TYPE_CHECKING:
     from ccdash.engine.engine import Engine
@@ -31,6 +32,7 @@ SEVERITIES = (INFO, WARNING, CRITICAL)
 METRICS: dict[str, str] = {
     "queue_depth": "messages ready or waiting to retry",
     "in_flight": "leased messages",
+    "queue_latency": "age of the oldest ready message, seconds (0 when none is ready)",
     "dead": "messages in the DLQ",
     "dlq_growth": "dead letters added over the last 10 s",
     "p99_latency": "pool p99 handler latency, seconds",
@@ -110,6 +112,8 @@ class RuleEvaluator:
         if name in ("queue_depth", "in_flight", "dead"):
             s = eng.broker.stats()
             return float({"queue_depth": s.depth, "in_flight": s.in_flight, "dead": s.dead}[name])
+        if name == "queue_latency":
+            return queue_latency(eng.broker, eng.clock.now()) or 0.0
         if name == "dlq_growth":
             return float(h.dlq_growth())
         if name in ("p99_latency", "p50_latency"):

@@ -31,6 +31,7 @@ class QueueView:
     in_flight: int
     dead: int
     capacity: int | None
+    oldest_ready_age: float | None = None  # seconds the oldest ready message has waited
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from ccdash.engine.snapshot import AutoscalerView, ConsumerView, LeaseView, QueueView, Snapshot
 
 if TYPE_CHECKING:
+    from ccdash.brokers.base import Broker
     from ccdash.engine.consumer import Consumer
     from ccdash.engine.engine import Engine
 
@@ -53,6 +54,7 @@ def build_snapshot(eng: Engine, *, max_leases: int, max_dead: int) -> Snapshot:
             in_flight=stats.in_flight,
             dead=stats.dead,
             capacity=stats.capacity,
+            oldest_ready_age=queue_latency(eng.broker, now),
         ),
         consumers=consumers,
         leases=leases,
@@ -99,3 +101,10 @@ def autoscaler_view(eng: Engine, now: float) -> AutoscalerView:
         forecast_for_now=for_now,
         predictive=cfg.predictive,
     )
+
+
+def queue_latency(broker: Broker, now: float) -> float | None:
+    """Age of the oldest ready message in seconds (None: none ready, or the broker
+    cannot tell): the snapshot, the alert rules and /metrics all read this."""
+    at = broker.oldest_ready_published_at()
+    return None if at is None else max(0.0, now - at)

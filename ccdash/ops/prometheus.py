@@ -23,6 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ccdash.engine.metrics import bucket_upper_edges
 from ccdash.engine.snapshot import DRAINING, FAILED, IDLE, PROCESSING, STOPPED
+from ccdash.engine.views import queue_latency
 from ccdash.ops import OpsError
 
 if TYPE_CHECKING:
@@ -58,6 +59,9 @@ class EngineCollector:
             ("ccdash_queue_delayed", s.delayed, "Messages waiting out a retry backoff."),
             ("ccdash_leases_in_flight", s.in_flight, "Messages leased to a consumer."),
             ("ccdash_dead_letters", s.dead, "Messages in the dead-letter queue now."),
+            ("ccdash_queue_oldest_ready_age_seconds",
+             queue_latency(eng.broker, eng.clock.now()) or 0.0,
+             "Age of the oldest message ready for delivery (0 when none is ready)."),
             ("ccdash_consumers_desired", eng.desired, "Pool size the engine aims for."),
             ("ccdash_event_loop_lag_seconds", eng.health.loop_lag,
              "How late the last health tick ran."),
@@ -193,3 +197,4 @@ async def serve_metrics(engine: Engine, port: int) -> MetricsServer:
         raise OpsError(f"--metrics-port: cannot listen on 127.0.0.1:{port}: "
                        f"{exc.strerror or exc}") from None
     return server
+
