@@ -33,6 +33,16 @@ from ccdash.tui.fleet_feed import FleetFeed
 Make = Callable[..., Any]
 
 
+async def lease(broker: RedisBroker, holder: str, *, within: float) -> Delivery:
+    """Wait for and receive exactly one message for `holder`."""
+    async with asyncio.timeout(within):
+        while True:
+            await broker.wait_ready()
+            got = await broker.receive([holder])
+            if got:
+                return got[0]
+
+
 @pytest.fixture
 def fleet(redis_server: RedisServer, tmp_path: Path) -> Iterator[Fleet]:
     """Worker processes on a queue of their own; any left running are killed."""
@@ -358,3 +368,26 @@ async def test_malformed_control_entries_do_not_stop_the_control_channel(
         listener.stop()
         await asyncio.wait_for(task, 10)
         await listener.close()
+
+
+async def test_a_dead_workers_malformed_entry_does_not_stop_its_failover(
+    redis_broker: Make, redis_server: RedisServer,
+) -> None:
+    """A dead worker held a foreign entry (no id, a history that is not JSON) beside a
+    good message: the survivor's reaper dead-letters the first as `undecodable` and
+    hands the good one out, instead of failing every round."""
+    survivor = await redis_broker(ttl=0.6, worker="survivor")
+    keys = survivor.keys
+    good = await survivor.publish({"n": 1})
+    xadd(redis_server, keys.stream(0), ("t", "1", "a", "0", "d", "j1", "h", "{not json"))
+    await survivor.hand_back()  # the read-ahead goes back: the dead worker reads both
+    redis_server.command("XREADGROUP", "GROUP", "ccdash", "ghost", "COUNT", "10",
+                         "STREAMS", keys.stream(0), ">")
+    redis_server.command("ZADD", keys.workers, "0", "ghost")
+    d = await lease(survivor, "c", within=10)
+    assert d.message_id == good and d.attempt == 2
+    await survivor.refresh()
+    [dead] = survivor.dead_letters()
+    assert dead.reason == "undecodable" and dead.message_id.startswith("undecodable-")
+    assert b"h={not json" in dead.body
+

@@ -29,7 +29,6 @@ from typing import Any
 
 from ccdash.backoff import Backoff
 from ccdash.brokers.base import (
-    RAW_LIMIT,
     REASON_RELEASED,
     Broker,
     BrokerClosed,
@@ -378,7 +377,7 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         why = storable_text(why, 300)
         where = f"{self.keys.level_stream(level)} {eid.decode(errors='replace')}"
         log.warning("undecodable entry %s dead-lettered: %s", where, why)
-        self.flusher.fire(evalsha("bury", self.keys.prefix, RAW_LIMIT, level, eid, why))
+        self.flusher.fire(evalsha("bury", self.keys.prefix, level, eid, why))
         if self.on_event is not None:
             self.on_event("undecodable", {"entry": where, "error": why})
 

@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import hashlib
 
+from ccdash.brokers.base import RAW_LIMIT
+
 _PRELUDE = r"""
 local P = ARGV[1]
 local G = 'ccdash'
+local RAW = @RAW_LIMIT@  -- bytes of an undecodable entry kept in its dead letter
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
 
@@ -94,10 +97,35 @@ end
 
 local function history(h, c, n, o, e)
   local list = {}
-  if h ~= nil and h ~= '' then list = cjson.decode(h) end
+  if h ~= nil and h ~= '' then
+    local ok, old = pcall(cjson.decode, h)  -- a history we did not write starts afresh
+    if ok and type(old) == 'table' then list = old end
+  end
   list[#list + 1] = {NOW, c, n, o, e}
   while #list > 20 do table.remove(list, 1) end
   return cjson.encode(list)
+end
+
+-- An entry whose fields `f` (raw, as XRANGE gives them) ccdash cannot read: into
+-- the DLQ as 'undecodable', its fields kept as raw bytes (`k=v` lines, at most
+-- RAW bytes). Its id is its own when plain ASCII, else `undecodable-<entry id>`.
+-- The caller has taken it out of its stream.
+local function bury(s, eid, f, why)
+  local parts, size, m = {}, 0, nil
+  for j = 1, #f, 2 do
+    if f[j] == 'm' and string.match(f[j + 1] or '', '^[%w%-%._:]+$') then m = f[j + 1] end
+    if size < RAW then
+      parts[#parts + 1] = string.sub(f[j] .. '=' .. (f[j + 1] or ''), 1, RAW - size)
+      size = size + #parts[#parts] + 1
+    end
+  end
+  m = m or ('undecodable-' .. eid)
+  local id = redis.call('XADD', P .. 'dead', '*', 'm', m, 'p', prio_of(s), 't', NOW,
+    'd', 'b' .. string.sub(table.concat(parts, '\n'), 1, RAW), 'n', 1, 'r', 'undecodable',
+    'e', why, 'at', NOW)
+  redis.call('HSET', P .. 'deadidx', m, id)
+  redis.call('HINCRBY', P .. 'counters', 'dead_lettered', 1)
+  redis.call('HINCRBY', P .. 'counters', 'dlq_version', 1)
 end
 
 -- Is the entry pending for `me`, delivered `count` times, idle under `vt` ms?
@@ -136,6 +164,10 @@ local function finish(s, eid, count, mode, o, e, holder, maxa, delay)
   redis.call('XDEL', key, eid)
   if #got == 0 then return 'gone' end
   local f = fmap(got[1][2])
+  if not f['m'] or not f['d'] or not tonumber(f['a'] or '0') then  -- a foreign writer's
+    bury(s, eid, got[1][2], 'entry without a message id, a body or numeric attempts')
+    return 'dead'
+  end
   local order = f['o'] or order_key(eid)
   local attempt = tonumber(f['a'] or '0') + count
   local h = f['h'] or ''
@@ -455,37 +487,19 @@ redis.call('ZREM', P .. 'workers', me)
 return back
 """
 
-# ARGV: P, raw limit, then (stream suffix, entry id, why) per entry. Entries this
-# worker read but cannot decode (a foreign writer, corruption): out of the stream
-# and into the DLQ at once, reason 'undecodable', their fields kept as raw bytes
-# (`k=v` lines, at most the limit) for inspection. The message id is the entry's
-# own when it is plain ASCII, else `undecodable-<entry id>`. Returns how many.
+# ARGV: P, then (stream suffix, entry id, why) per entry. Entries this worker read
+# but cannot decode (a foreign writer, corruption): out of the stream and into the
+# DLQ at once (see `bury`). Returns how many.
 BURY = r"""
-local lim = tonumber(ARGV[2])
 local n = 0
-for i = 3, #ARGV, 3 do
+for i = 2, #ARGV, 3 do
   local s, eid, why = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local key = P .. 'q:' .. s
   local got = redis.call('XRANGE', key, eid, eid)
   redis.call('XACK', key, G, eid)
   redis.call('XDEL', key, eid)
   if #got > 0 then
-    local f, parts, size = got[1][2], {}, 0
-    local m = nil
-    for j = 1, #f, 2 do
-      if f[j] == 'm' and string.match(f[j + 1], '^[%w%-%._:]+$') then m = f[j + 1] end
-      if size < lim then
-        parts[#parts + 1] = string.sub(f[j] .. '=' .. (f[j + 1] or ''), 1, lim - size)
-        size = size + #parts[#parts] + 1
-      end
-    end
-    m = m or ('undecodable-' .. eid)
-    local id = redis.call('XADD', P .. 'dead', '*', 'm', m, 'p', prio_of(s), 't', NOW,
-      'd', 'b' .. string.sub(table.concat(parts, '\n'), 1, lim), 'n', 1, 'r', 'undecodable',
-      'e', why, 'at', NOW)
-    redis.call('HSET', P .. 'deadidx', m, id)
-    redis.call('HINCRBY', P .. 'counters', 'dead_lettered', 1)
-    redis.call('HINCRBY', P .. 'counters', 'dlq_version', 1)
+    bury(s, eid, got[1][2], why)
     n = n + 1
   end
 end
@@ -586,7 +600,7 @@ class Script:
 
     def __init__(self, name: str, body: str) -> None:
         self.name = name
-        self.source = _PRELUDE + body
+        self.source = _PRELUDE.replace("@RAW_LIMIT@", str(RAW_LIMIT)) + body
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
 
