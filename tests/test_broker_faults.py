@@ -91,17 +91,20 @@ async def test_undecodable_sqlite_rows_are_dead_lettered_and_the_engine_goes_on(
     tmp_path: Path,
 ) -> None:
     """Rows whose JSON body does not decode (corruption, a foreign writer: invalid
-    JSON, invalid UTF-8, deep nesting, a 5,000-digit integer) go to the DLQ as
-    `undecodable` with their bytes, with an event and an alert; the rest are handled."""
+    JSON, invalid UTF-8, deep nesting, a 5,000-digit integer) or whose id is not
+    UTF-8 go to the DLQ as `undecodable` with their bytes, with an event and an
+    alert; the rest are handled."""
     path = tmp_path / "q.db"
     url = f"sqlite:///{path}"
     bad_bodies = [b"{not json", b'"\xff"', b"[" * 200_000 + b"]" * 200_000, b"9" * 5000]
     async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as producer:
         bad = [await producer.publish({"bad": i}) for i in range(len(bad_bodies))]
+        bad_id = await producer.publish({"bad": "id"})
         good = [await producer.publish({"n": i}) for i in range(10)]
     with sqlite3.connect(path) as conn:
         for mid, body in zip(bad, bad_bodies, strict=True):
             conn.execute("UPDATE msgs SET body = ? WHERE mid = ?", (body, mid))
+        conn.execute("UPDATE msgs SET mid = CAST(? AS TEXT) WHERE mid = ?", (b"\xff\xfe", bad_id))
     done: list[str] = []
 
     async def handler(d: Delivery) -> None:
@@ -114,7 +117,9 @@ async def test_undecodable_sqlite_rows_are_dead_lettered_and_the_engine_goes_on(
         kinds = [e.kind for e in engine.events]
     assert sorted(done) == sorted(good)
     dead = {d.message_id: d for d in snap.dead_letters}
-    assert set(dead) == set(bad) and {d.reason for d in dead.values()} == {"undecodable"}
+    [renamed] = set(dead) - set(bad)  # its id was not UTF-8: it gets one of ours
+    assert renamed.startswith("undecodable-") and "not UTF-8" in dead[renamed].last_error
+    assert set(bad) <= set(dead) and {d.reason for d in dead.values()} == {"undecodable"}
     assert dead[bad[0]].body == b"{not json"
-    assert kinds.count("undecodable") == len(bad)
+    assert kinds.count("undecodable") == len(bad) + 1
     assert any(a.name == "undecodable-entry" for a in snap.alerts)

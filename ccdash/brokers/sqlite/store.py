@@ -40,6 +40,7 @@ from ccdash.brokers.sqlite.schema import (
     ensure_schema,
     tighten_companions,
 )
+from ccdash.text import sanitize
 
 FULL = object()  # publish result: no room (the caller waits and tries again)
 
@@ -98,7 +99,13 @@ class Store(StoreFrame):
         n = min(len(holders), c["ready"])
         if n <= 0:
             return []
-        rows = self.conn.execute(_SELECT_READY, (n,)).fetchall()
+        try:
+            rows = self.conn.execute(_SELECT_READY, (n,)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "decode" not in str(exc):
+                raise
+            self._bury_bad_ids(n, now + self.offset)  # then read what is left
+            return self.receive(now, holders)
         deadline = now + self.config.visibility_timeout
         due = deadline + self.offset
         owner, offset = self.owner, self.offset
@@ -111,7 +118,9 @@ class Store(StoreFrame):
             try:
                 value = decode_json(body) if is_json else bytes(body)
             except (ValueError, RecursionError) as exc:  # corrupt, or a foreign writer's
-                self._bury_undecodable(rid, mid, attempt + 1, exc, now + offset)
+                why = "nested too deeply" if isinstance(exc, RecursionError) else (
+                    f"{type(exc).__name__}: {exc}")
+                self._bury_undecodable(rid, mid, attempt + 1, f"body: {why}", now + offset)
                 continue
             attempt += 1
             deliveries = (deliveries + 1) & RECEIPT_MASK
@@ -131,13 +140,26 @@ class Store(StoreFrame):
             self.due = due
         return out
 
-    def _bury_undecodable(self, rid: int, mid: str, attempt: int, exc: BaseException,
+    def _bury_bad_ids(self, n: int, now_w: float) -> None:
+        """The next `n` ready rows hold a message id that is not UTF-8 (a foreign
+        writer): those get an id of ours and go to the DLQ as undecodable."""
+        rows = self.conn.execute(
+            "SELECT id, CAST(mid AS BLOB), attempt FROM msgs WHERE state = 0 "
+            "ORDER BY priority DESC, id LIMIT ?", (n,)).fetchall()
+        for rid, raw, attempt in rows:
+            try:
+                bytes(raw).decode()
+            except UnicodeDecodeError:
+                mid = f"undecodable-{rid}"
+                self.conn.execute("UPDATE msgs SET mid = ? WHERE id = ?", (mid, rid))
+                self._bury_undecodable(rid, mid, attempt + 1, "message id is not UTF-8: "
+                                       + sanitize(bytes(raw), 60), now_w)
+
+    def _bury_undecodable(self, rid: int, mid: str, attempt: int, why: str,
                           now_w: float) -> None:
-        """A ready row whose body does not decode: to the DLQ at once, its bytes kept
+        """A ready row that does not decode: to the DLQ at once, its body kept
         (bounded, as bytes), the reason told to the loop (`undecodable`)."""
-        why = "nested too deeply" if isinstance(exc, RecursionError) else (
-            f"{type(exc).__name__}: {exc}")
-        why = storable_text(f"body: {why}", 300)
+        why = storable_text(why, 300)
         self.conn.execute("UPDATE msgs SET is_json = 0, body = substr(body, 1, ?) WHERE id = ?",
                           (RAW_LIMIT, rid))
         self.c["ready"] -= 1
