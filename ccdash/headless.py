@@ -391,7 +391,8 @@ async def run_demo(
     if shared is not None:
         workload.shared_url = shared
     rec = None if recorder is None else RecordingSession(
-        recorder, engine, drills=lambda: workload.drill_results, evidence=evidence,
+        recorder, engine, drills=lambda: workload.drill_results, lost=workload.lost_now,
+        evidence=evidence,
         meta={"source": "demo", "scenario": scenario.name, "title": scenario.name,
               "seed": seed})
     server = None if metrics_port is None else await serve_metrics(engine, metrics_port)

@@ -214,10 +214,13 @@ class SnapshotEncoder:
         self._sent = {name: _Sent() for name in COLLECTIONS}
         self._next_detail = -math.inf
 
-    def encode(self, snap: Snapshot, *, force_detail: bool = False) -> dict[str, Any]:
-        """The frame record of `snap` (`{"t": "s", "at": ...}` plus what changed)."""
+    def encode(self, snap: Snapshot, *, force_detail: bool = False,
+               lost: int | None = None) -> dict[str, Any]:
+        """The frame record of `snap` (`{"t": "s", "at": ...}` plus what changed); `lost`:
+        the loss checker's count at that moment, if known (else the last one stays)."""
         rec: dict[str, Any] = {"t": "s", "at": _t(snap.at)}
         top = _top(snap)
+        top["lost"] = self._top.get("lost") if lost is None else lost
         changed = {k: v for k, v in top.items() if k not in self._top or self._top[k] != v}
         if changed:
             rec["v"] = changed
@@ -404,7 +407,7 @@ _TOP_SPEC = {
     "balancer": "s", "published": "i", "acked": "i", "dead_lettered": "i", "redelivered": "i",
     "failovers": "i", "publish_rate": "N", "ack_rate": "N", "latency_p50": "N",
     "latency_p99": "N", "loop_lag": "N", "paused": "b", "autoscale": "b", "desired": "i",
-    "broker": "s", "seq": "i",
+    "broker": "s", "seq": "i", "lost": "I",
 }
 _DECISION = "niiiiisNNN"
 

@@ -84,6 +84,11 @@ class Player:
         """The drill records as they stood at the position."""
         return self.recording.drills_at(self.position)
 
+    def lost(self) -> int | None:
+        """The loss checker's count as recorded at the position (None: not recorded)."""
+        lost = self.recording.state(self.index).top.get("lost")
+        return lost if isinstance(lost, int) else None
+
     def recent_events(self, limit: int = 200) -> list[Event]:
         """The last `limit` events at or before the position."""
         return self.recording.events_until(self.position, limit)

@@ -36,11 +36,15 @@ class RecordingSession:
 
     def __init__(self, recorder: Recorder, engine: Any, *,
                  drills: Callable[[], Sequence[Any]] | None = None,
+                 lost: Callable[[], int] | None = None,
                  evidence: Mapping[str, str] | None = None,
                  meta: Mapping[str, Any] | None = None) -> None:
+        """`drills`: the drill records now; `lost`: the loss checker's count now (both
+        optional); `evidence`: the files to name in the report; `meta`: for the header."""
         self.recorder = recorder
         self.engine = engine
         self.drills = drills
+        self.lost = lost
         self.evidence = dict(evidence or {})
         recorder.meta = {**config_meta(engine.config), **recorder.meta, **(meta or {})}
         engine.add_listener(recorder.on_event)
@@ -53,7 +57,7 @@ class RecordingSession:
     def start(self) -> asyncio.Future[None]:
         """Write a frame every interval of the engine's clock from now on."""
         self._task = asyncio.ensure_future(
-            self.recorder.run(self.snapshot, self.engine.clock, self.drills))
+            self.recorder.run(self.snapshot, self.engine.clock, self.drills, self.lost))
         return self._task
 
     def tee(self, on_event: Callable[[Any], None] | None) -> Callable[[Any], None]:
@@ -86,8 +90,12 @@ class RecordingSession:
             self._task.cancel()
         if report is not None:
             report.update(self.evidence)
+        lost = report.get("lost") if report is not None else None
+        if lost is None and self.lost is not None:
+            lost = self.lost()
         self.recorder.finish(self.snapshot(), report,
-                             self.drills() if self.drills is not None else None)
+                             self.drills() if self.drills is not None else None,
+                             lost if isinstance(lost, int) else None)
         return report
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -126,8 +127,10 @@ class Recorder:
             when = at if step is None else min(step, at)
             self._pending.append({"t": "d", "at": round(when, 6), "d": now})
 
-    def frame(self, snap: Snapshot, drills: Sequence[Any] | None = None) -> None:
-        """Write the buffered events and one frame of `snap` (the header first, once)."""
+    def frame(self, snap: Snapshot, drills: Sequence[Any] | None = None,
+              lost: int | None = None) -> None:
+        """Write the buffered events and one frame of `snap` (the header first, once);
+        `drills`: the drill records now; `lost`: the loss checker's count now, if known."""
         if self.closed:
             return
         if not self.started:
@@ -136,25 +139,32 @@ class Recorder:
             self.drills(drills, snap.at)
         self._flush_events()
         force, self._force_detail = self._force_detail, False
-        self._pending.append(self._enc.encode(snap, force_detail=force))
+        self._pending.append(self._enc.encode(snap, force_detail=force, lost=lost))
         self.frames += 1
         self._write()
 
     async def run(self, snapshot: Callable[[], Snapshot], clock: Clock,
-                  drills: Callable[[], Sequence[Any]] | None = None) -> None:
-        """A frame every `interval` seconds of `clock`, until cancelled (headless, worker)."""
+                  drills: Callable[[], Sequence[Any]] | None = None,
+                  lost: Callable[[], int] | None = None) -> None:
+        """A frame every `interval` seconds of `clock`, until cancelled (headless, worker).
+        `lost` (a full check, not cheap on a long run) is asked once per detail interval."""
+        next_lost = -math.inf
         while not self.closed:
-            self.frame(snapshot(), drills() if drills is not None else None)
+            snap = snapshot()
+            count = None
+            if lost is not None and snap.at >= next_lost:
+                count, next_lost = lost(), snap.at + self._enc.detail_every
+            self.frame(snap, drills() if drills is not None else None, count)
             await clock.sleep(self.interval)
 
     def finish(self, snap: Snapshot | None = None, report: Mapping[str, Any] | None = None,
-               drills: Sequence[Any] | None = None) -> None:
+               drills: Sequence[Any] | None = None, lost: int | None = None) -> None:
         """A last frame, the report (if any) and the end marker; then close the file."""
         if self.closed:
             return
         if snap is not None:
             self._force_detail = True
-            self.frame(snap, drills)
+            self.frame(snap, drills, lost)
         self._flush_events()
         if report is not None:
             self._pending.append({"t": "r", "report": dict(report)})

@@ -386,7 +386,7 @@ class DashboardApp(ViewActions):
         self.alerts.update_from(snap)
         self.query_one(DrillReport).update_from(list(state.drills), snap.at, state.lost)
         if self.recording is not None:
-            self.recording.recorder.frame(snap, state.drills)
+            self.recording.recorder.frame(snap, state.drills, state.lost)
         log = self.query_one(LogPane)
         if self._dropped:
             log.add(snap.at, "log", f"{self._dropped} events not shown (too many at once)")

@@ -19,20 +19,22 @@ from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from ccdash.brokers.base import DeadLetter
 from ccdash.engine.engine import Engine
 from ccdash.engine.snapshot import Event, Snapshot
 from ccdash.record.player import Player, RecordedConfig
 from ccdash.record.reader import Recording
 from ccdash.tui.app import REFRESH_INTERVAL, DashboardApp
+from ccdash.tui.feed import ScreenState
 from ccdash.tui.help_screen import HelpScreen
-from ccdash.tui.keys import KEYS, Key
+from ccdash.tui.keys import KEYS, MUTATING_ACTIONS, Key
 from ccdash.tui.log_pane import LogPane
 from ccdash.tui.prompt import Prompt
 from ccdash.tui.queue_pane import HISTORY, QueuePane
 from ccdash.tui.replay_bar import ReplayBar
 
 # Dashboard keys that only change the view: the replay keeps these, refuses the rest.
-VIEW_ACTIONS = frozenset({"help", "quit", "toggle_log", "next_pane", "next_theme", "group"})
+VIEW_ACTIONS = frozenset(k.action.split("(")[0] for k in KEYS) - MUTATING_ACTIONS
 LOG_BACKFILL = 200  # events shown in the log after a jump
 
 REPLAY_KEYS: tuple[Key, ...] = (
@@ -50,8 +52,9 @@ REPLAY_KEYS: tuple[Key, ...] = (
         "Jump 10 seconds on", display="]", footer=False),
     Key("replay.back", "left_square_bracket", "seek_by(-10)", "-10s", "replay: 10 s back",
         "Jump 10 seconds back", display="[", footer=False),
-    Key("replay.start", "0", "seek_by(-1e12)", "start", "replay: to the start",
-        "Jump to the start of the recording", footer=False),
+    Key("replay.start", "circumflex_accent", "seek_by(-1e12)", "start",
+        "replay: to the start", "Jump to the start of the recording", display="^",
+        footer=False),
     Key("replay.end", "dollar_sign", "seek_by(1e12)", "end", "replay: to the end",
         "Jump to the end of the recording", display="$", footer=False),
     Key("replay.jump", "j", "jump", "jump", "replay: jump to a time",
@@ -68,21 +71,21 @@ REPLAY_KEYS: tuple[Key, ...] = (
         "Jump to the next alert firing or resolving (A: the previous one)", footer=False),
     Key("replay.prev_alert", "A", "mark('alert', -1)", "prev alert", "replay: previous alert",
         "Jump to the previous alert", footer=False),
-    Key("replay.next_action", "o", "mark('operator', 1)", "next action",
+    Key("replay.next_action", "c", "mark('operator', 1)", "next action",
         "replay: next operator action",
-        "Jump to the next operator command (O: the previous one)", footer=False),
-    Key("replay.prev_action", "O", "mark('operator', -1)", "prev action",
+        "Jump to the next operator command (C: the previous one)", footer=False),
+    Key("replay.prev_action", "C", "mark('operator', -1)", "prev action",
         "replay: previous operator action", "Jump to the previous operator command",
         footer=False),
-    Key("replay.next_failover", "f", "mark('failover', 1)", "next failover",
+    Key("replay.next_failover", "k", "mark('failover', 1)", "next failover",
         "replay: next failover", "Jump to the next consumer failure or replacement "
-        "(F: the previous one)", footer=False),
-    Key("replay.prev_failover", "F", "mark('failover', -1)", "prev failover",
+        "(K: the previous one)", footer=False),
+    Key("replay.prev_failover", "K", "mark('failover', -1)", "prev failover",
         "replay: previous failover", "Jump to the previous failover", footer=False),
 )
-SHOWN_KEYS = tuple(k for k in KEYS if k.action in VIEW_ACTIONS) + REPLAY_KEYS
+SHOWN_KEYS = tuple(k for k in KEYS if not k.mutating) + REPLAY_KEYS
 _REPLAY_ACTIONS = frozenset(k.action.split("(")[0] for k in REPLAY_KEYS)
-_REFUSED = frozenset(k.action.split("(")[0] for k in KEYS) - VIEW_ACTIONS
+_REFUSED = MUTATING_ACTIONS
 
 
 class RecordedEngine:
@@ -101,6 +104,32 @@ class RecordedEngine:
     def add_listener(self, fn: Callable[[Event], None]) -> None:
         """Events reach `fn` as the replay plays through them."""
         self.player.add_listener(fn)
+
+
+class ReplayFeed:
+    """The panes' state at the replay position; `:` finds a message in that frame."""
+
+    def __init__(self, player: Player) -> None:
+        self.player = player
+
+    def read(self) -> ScreenState:
+        """The recorded frame, drill records and loss count at the position."""
+        pl = self.player
+        return ScreenState(pl.snapshot(max_leases=60, max_dead=200), pl.drill_results(),
+                           pl.lost())
+
+    def locate(self, mid: str) -> DeadLetter | str:
+        """Where message `mid` was at the replay position, as far as the frame shows."""
+        snap = self.player.snapshot()
+        for d in snap.dead_letters:
+            if d.message_id == mid:
+                return d
+        for lease in snap.leases:
+            if lease.message_id == mid:
+                return (f"{mid}: in flight with {lease.consumer_id}, attempt {lease.attempt}, "
+                        f"lease {max(0.0, lease.expires_in):.1f}s left (at this point)")
+        return (f"{mid}: not in this frame (the recording keeps the dead letters and the "
+                "60 leases due soonest, not every queued or acked message)")
 
 
 class RecordedRun:
@@ -145,7 +174,8 @@ class ReplayApp(DashboardApp, inherit_bindings=False):
         # (check_action refuses every command that would need more).
         super().__init__(cast(Engine, RecordedEngine(self.player)), RecordedRun(self.player),
                          theme=theme, title=title, clock=self.player, live=False,
-                         start_load=False, refresh_interval=refresh_interval)
+                         start_load=False, refresh_interval=refresh_interval,
+                         feed=ReplayFeed(self.player), read_only=True)
         self.t0 = recording.t0
         self.replay_live = live
         self._wall = time.monotonic()
