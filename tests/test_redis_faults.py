@@ -271,13 +271,19 @@ MALFORMED: dict[str, tuple[str, ...]] = {
 }
 
 
-def xadd(server: RedisServer, stream: str, fields: tuple[str, ...]) -> None:
-    """XADD a raw entry (a foreign writer); a lone surrogate stands for the byte 0xff."""
-    args = [a.encode("utf-8", "surrogateescape") for a in ("XADD", stream, "*", *fields)]
-    payload = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+def raw_command(server: RedisServer, *args: str) -> bytes:
+    """One command as a foreign client sends it; a lone surrogate stands for the
+    byte it escapes (\\udcff: 0xff), so any bytes can be sent."""
+    data = [a.encode("utf-8", "surrogateescape") for a in args]
+    payload = b"*%d\r\n" % len(data) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in data)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
         s.sendall(payload)
-        assert s.recv(256)[:1] == b"$", "XADD refused"
+        return s.recv(65536)
+
+
+def xadd(server: RedisServer, stream: str, fields: tuple[str, ...]) -> None:
+    """XADD a raw entry (a foreign writer)."""
+    assert raw_command(server, "XADD", stream, "*", *fields)[:1] == b"$", "XADD refused"
 
 
 async def test_malformed_entries_go_to_the_dlq_and_the_engine_goes_on(
@@ -391,3 +397,24 @@ async def test_a_dead_workers_malformed_entry_does_not_stop_its_failover(
     assert dead.reason == "undecodable" and dead.message_id.startswith("undecodable-")
     assert b"h={not json" in dead.body
 
+
+
+async def test_a_foreign_consumer_name_that_is_not_utf8_breaks_no_read(
+    redis_broker: Make, redis_server: RedisServer, redis_url: str,
+) -> None:
+    """A foreign client joined the group under a name that is not UTF-8 and holds an
+    entry: the broker's fleet counts and the fleet view still read (the name shown
+    escaped)."""
+    broker = await redis_broker()
+    await broker.publish(b"x")
+    await broker.hand_back()
+    raw_command(redis_server, "XREADGROUP", "GROUP", "ccdash", "\udcffx", "COUNT", "1",
+                "STREAMS", broker.keys.stream(0), ">")
+    raw_command(redis_server, "ZADD", broker.keys.workers, "0", "\udcffx")
+    async with asyncio.timeout(10):
+        await broker.refresh()
+        await broker.flush()
+    assert broker.snap.per_worker == {"\\xffx": 1}
+    async with FleetView(redis_url) as fv:
+        snap = await fv.snapshot()
+    assert snap.queue.in_flight == 1 and [w.name for w in snap.workers] == ["\\xffx"]

@@ -161,7 +161,7 @@ class FleetView:
         """Workers, consumers, leases, counts and dead letters, now."""
         await self.open()
         c, k = self.client, self.keys
-        names = [n.decode() for n in await c.zrange(k.workers, 0, -1)]
+        names = [n.decode(errors="backslashreplace") for n in await c.zrange(k.workers, 0, -1)]
         stats = SCRIPTS["stats"]
         for attempt in (1, 2):
             t0 = time.monotonic()

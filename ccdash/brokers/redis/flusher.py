@@ -339,8 +339,11 @@ def _log_failure(fut: asyncio.Future[Any]) -> None:
 def parse_stats(r: list[Any], now: float) -> Snapshot:
     """The stats script's reply as a Snapshot."""
     ready, delayed, pend, dead, counters, per, redis_now = r
-    c = {counters[j].decode(): int(counters[j + 1]) for j in range(0, len(counters), 2)}
-    per_worker = {per[j].decode(): int(per[j + 1]) for j in range(0, len(per), 2)}
+    # Consumer names come from any client of the group: never let one fail the read.
+    c = {counters[j].decode(errors="backslashreplace"): int(counters[j + 1])
+         for j in range(0, len(counters), 2)}
+    per_worker = {per[j].decode(errors="backslashreplace"): int(per[j + 1])
+                  for j in range(0, len(per), 2)}
     return Snapshot(
         ready=max(0, int(ready)), delayed=int(delayed), in_flight=int(pend), dead=int(dead),
         published=c.get("published", 0), acked=c.get("acked", 0),

@@ -58,7 +58,7 @@ async def _scan(client: Any, stream: str, wanted: set[str]) -> set[str]:
     while True:
         entries = await client.xrange(stream, min=start, count=CHUNK)
         for _eid, fields in entries:
-            if (mid := fields.get(b"m", b"").decode()) in wanted:
+            if (mid := fields.get(b"m", b"").decode(errors="backslashreplace")) in wanted:
                 found.add(mid)
         if len(entries) < CHUNK:
             return found

@@ -202,7 +202,7 @@ class Presence:
                             "for one TTL")
             self.held = bool(held)
             if moved or dead or gone:
-                names = ", ".join(g.decode() for g in gone) or "?"
+                names = ", ".join(g.decode(errors="backslashreplace") for g in gone) or "?"
                 log.warning("claimed %d pending entries of dead worker(s) %s (%d dead-lettered)",
                             moved + dead, names, dead)
                 self.claimed += moved + dead
