@@ -171,3 +171,25 @@ def test_replay_frame(snap_compare: Any, size: tuple[int, int]) -> None:
         await pilot.pause()
 
     assert snap_compare(replay_app(), terminal_size=size, run_before=to_the_hang)
+
+
+async def test_panes_work_as_live_filter_find_and_a_dead_letter() -> None:
+    """In a replay, / filters the consumers, : finds a dead letter, Enter opens it (its
+    body left out of the recording, and said so)."""
+    from ccdash.tui.message_detail import MessageDetail
+
+    app = replay_app()
+    rec = app.player.recording
+    async with app.run_test(size=SIZE) as pilot:
+        await _open(app, pilot)
+        await pilot.press("dollar_sign")
+        await pilot.pause()
+        app.consumers.focus()
+        await pilot.press("slash", "c", "2", "enter")
+        assert app.query_one(ConsumerTable).row_keys() == ["c2"]
+        dead = rec.snapshot(len(rec.frame_at) - 1).dead_letters
+        assert dead, "the failover drill's poison messages are dead-lettered"
+        await pilot.press("colon", *dead[0].message_id, "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MessageDetail)
+        assert "body not recorded" in screen_text(app)
