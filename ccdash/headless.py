@@ -31,9 +31,7 @@ from ccdash.aio import cancel_and_wait, run_bounded, run_within
 from ccdash.brokers import is_redis_url, redact_url
 from ccdash.brokers.base import Broker
 from ccdash.clock import Clock
-from ccdash.engine import Engine
-from ccdash.engine.consumer import Handler
-from ccdash.engine.snapshot import Event
+from ccdash.engine import Engine, Event, Handler
 from ccdash.files import write_private
 from ccdash.ops import OpsError
 from ccdash.ops.logfile import JsonLogWriter, open_log

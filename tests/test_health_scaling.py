@@ -49,7 +49,7 @@ async def test_tick_takes_pool_latency_from_one_histogram_without_merging_consum
         monkeypatch.setattr(LatencyHistogram, "merge_into", counting)
         await engine.health.tick()
         assert merges[0] == 0
-        h = engine.health
+        h = engine.gauges
         assert (h.pool_p50, h.pool_p99) == (quantile_of(merged, 0.5), quantile_of(merged, 0.99))
 
 

@@ -1,8 +1,16 @@
-"""The consumer engine. Never imports textual or rich."""
+"""The consumer engine. Never imports textual, rich, scenario, fleet or tui."""
 
 from ccdash.brokers.base import Delivery
+from ccdash.engine.balancers import BALANCERS
 from ccdash.engine.config import ConfigError, EngineConfig
+from ccdash.engine.consumer import BatchHandler, Handler
 from ccdash.engine.engine import Engine, EngineStopped
+from ccdash.engine.events import Event, EventKind, Kind, Level, level_of
 from ccdash.engine.snapshot import Snapshot
+from ccdash.engine.states import AlertState, ConsumerState, Severity
 
-__all__ = ["ConfigError", "Delivery", "Engine", "EngineConfig", "EngineStopped", "Snapshot"]
+__all__ = [
+    "BALANCERS", "AlertState", "BatchHandler", "ConfigError", "ConsumerState", "Delivery", "Engine",
+    "EngineConfig", "EngineStopped", "Event", "EventKind", "Handler", "Kind", "Level",
+    "Severity", "Snapshot", "level_of",
+]

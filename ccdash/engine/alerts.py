@@ -7,13 +7,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-FIRING = "firing"
-RESOLVED = "resolved"
-ACKNOWLEDGED = "acknowledged"
-
-INFO = "info"
-WARNING = "warning"
-CRITICAL = "critical"
+from ccdash.engine.states import AlertState, Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +17,9 @@ class Alert:
     id: int
     name: str
     key: str
-    severity: str
+    severity: Severity
     message: str
-    state: str
+    state: AlertState
     fired_at: float
     resolved_at: float | None = None
     count: int = 1  # how many times it re-fired while already firing (de-duplicated)
@@ -46,15 +40,16 @@ class AlertBook:
         self._active: dict[tuple[str, str], Alert] = {}
         self._history: deque[Alert] = deque(maxlen=history)  # ended alerts, oldest first
 
-    def fire(self, name: str, severity: str, message: str, key: str = "") -> Alert:
+    def fire(self, name: str, severity: Severity, message: str, key: str = "") -> Alert:
         """Raise an alert, or bump the count of the same one already firing."""
         current = self._active.get((name, key))
-        if current is not None and current.state != RESOLVED:
+        if current is not None and current.state != AlertState.RESOLVED:
             alert = replace(current, count=current.count + 1, message=message)
         else:
-            alert = Alert(next(self._ids), name, key, severity, message, FIRING, self._now())
+            alert = Alert(next(self._ids), name, key, severity, message, AlertState.FIRING,
+                          self._now())
         self._active[(name, key)] = alert
-        if self._on_change and (current is None or current.state == RESOLVED):
+        if self._on_change and (current is None or current.state == AlertState.RESOLVED):
             self._on_change(alert)
         return alert
 
@@ -63,7 +58,7 @@ class AlertBook:
         current = self._active.pop((name, key), None)
         if current is None:
             return None
-        alert = replace(current, state=RESOLVED, resolved_at=self._now())
+        alert = replace(current, state=AlertState.RESOLVED, resolved_at=self._now())
         self._history.append(alert)
         if self._on_change:
             self._on_change(alert)
@@ -72,8 +67,8 @@ class AlertBook:
     def acknowledge(self, alert_id: int) -> bool:
         """An operator has seen it: it stays active (until resolved) but is acknowledged."""
         for k, a in self._active.items():
-            if a.id == alert_id and a.state == FIRING:
-                self._active[k] = replace(a, state=ACKNOWLEDGED)
+            if a.id == alert_id and a.state == AlertState.FIRING:
+                self._active[k] = replace(a, state=AlertState.ACKNOWLEDGED)
                 return True
         return False
 

@@ -8,41 +8,44 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
+from ccdash.brokers.base import QueueStats
+from ccdash.engine.config import EngineConfig
+from ccdash.engine.consumer import Consumer
+from ccdash.engine.events import Emit, EventKind
 from ccdash.engine.forecast import Holt
-
-if TYPE_CHECKING:
-    from ccdash.engine.engine import Engine
+from ccdash.engine.snapshot import AutoscalerView, Decision
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """One autoscaler evaluation: what it saw, what it wanted, what it did and why."""
+class Scalable(Protocol):
+    """The pool as the autoscaler sees it: who runs, and how to resize it."""
 
-    at: float
-    current: int
-    reactive: int
-    predictive: int
-    desired: int
-    applied: int
-    reason: str
-    arrival_rate: float
-    forecast_rate: float
-    service_time: float
+    @property
+    def consumers(self) -> Mapping[str, Consumer]:
+        """Running consumers (not ended), oldest first."""
+        ...
+
+    async def scale_to(self, n: int, *, source: str = ..., reason: str = ...) -> int:
+        """Resize the pool now (within min/max)."""
+        ...
 
 
 class Autoscaler:
     """Sizes the pool every `scale_interval` seconds while the engine's autoscale is on."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        cfg = engine.config
+    def __init__(self, config: EngineConfig, pool: Scalable, stats: Callable[[], QueueStats],
+                 emit: Emit, now: float) -> None:
+        self.config = cfg = config
+        self.enabled = cfg.autoscale  # the engine resizes the pool by itself only when on
+        self.pool = pool
+        self.stats = stats
+        self.emit = emit
         self.holt = Holt()
         self.decisions: deque[Decision] = deque(maxlen=300)
         # (time, recommendation); the configured size counts as the first recommendation.
-        self._recent: deque[tuple[float, int]] = deque([(engine.clock.now(), cfg.consumers)])
+        self._recent: deque[tuple[float, int]] = deque([(now, cfg.consumers)])
         self.decision_count = 0  # all-time (decisions keeps only the latest)
         self._last_change = float("-inf")
         self._last_eval = float("-inf")
@@ -53,8 +56,13 @@ class Autoscaler:
 
     def service_time(self) -> float:
         """Mean handling time per message across the pool (seconds), from the EWMAs."""
-        times = [c.ewma for c in self.engine.consumers.values() if c.ewma > 0]
+        times = [c.ewma for c in self.pool.consumers.values() if c.ewma > 0]
         return sum(times) / len(times) if times else 0.0
+
+    async def on_tick(self, now: float) -> None:
+        """Health-tick hook: decide (and apply) while enabled."""
+        if self.enabled:
+            await self.tick(now)
 
     async def tick(self, now: float) -> Decision | None:
         """Evaluate if a decision interval has passed; apply the result."""
@@ -62,17 +70,17 @@ class Autoscaler:
         if now - self._last_eval < self.interval * 0.95:
             return None
         self._last_eval = now
-        eng = self.engine
-        cfg = eng.config
-        stats = eng.broker.stats()
+        cfg = self.config
+        consumers = self.pool.consumers
+        stats = self.stats()
         if self._last_published is not None and now > self._last_at:
             self.arrival_rate = (stats.published - self._last_published) / (now - self._last_at)
             self.holt.update(self.arrival_rate)
         self._last_published, self._last_at = stats.published, now
-        current = sum(1 for c in eng.consumers.values() if not c.draining)
+        current = sum(1 for c in consumers.values() if not c.draining)
         service = self.service_time()
         backlog = stats.ready + stats.delayed
-        busy = sum(1 for c in eng.consumers.values() if c.current)
+        busy = sum(1 for c in consumers.values() if c.current)
         util = busy / current if current else 1.0
 
         reactive = max(
@@ -94,7 +102,7 @@ class Autoscaler:
         while self._recent and now - self._recent[0][0] > cfg.scale_down_window:
             self._recent.popleft()
         if want < current:
-            if any(not c.warm for c in eng.consumers.values()):
+            if any(not c.warm for c in consumers.values()):
                 # Cold consumers look idle; judge the pool once they have started.
                 want, reason = current, "warming"
             else:
@@ -113,9 +121,34 @@ class Autoscaler:
         self.decisions.append(decision)
         self.decision_count += 1
         if applied == current and desired != current:
-            eng.emit("scale-held", f"autoscaler wanted {desired}, held at {current} ({reason})",
-                     desired=desired, current=current, reason=reason)
+            self.emit(EventKind.SCALE_HELD,
+                      f"autoscaler wanted {desired}, held at {current} ({reason})",
+                      desired=desired, current=current, reason=reason)
         if applied != current:
             self._last_change = now
-            await eng.scale_to(applied, source="autoscaler", reason=reason)
+            await self.pool.scale_to(applied, source="autoscaler", reason=reason)
         return decision
+
+    def at_max(self) -> bool:
+        """Whether the newest decision wanted more than max_consumers."""
+        return bool(self.decisions) and self.decisions[-1].reason == "at-max"
+
+    def view(self, now: float) -> AutoscalerView:
+        """The newest decision, and the forecast that an earlier one made for now."""
+        cfg = self.config
+        decisions = self.decisions
+        horizon = cfg.forecast_horizon
+        for_now = None
+        # Newest first: only about horizon / interval decisions are looked at.
+        for d in reversed(decisions):
+            if d.at <= now - horizon:
+                # A gap (autoscaler off meanwhile) makes that forecast no forecast for now.
+                if d.at >= now - horizon - 2 * cfg.scale_interval:
+                    for_now = d.forecast_rate
+                break
+        return AutoscalerView(
+            last=decisions[-1] if decisions else None,
+            horizon=horizon,
+            forecast_for_now=for_now,
+            predictive=cfg.predictive,
+        )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, fields
 
-from ccdash.brokers.base import DEFAULT_MAX_BODY
+from ccdash.brokers.base import DEFAULT_MAX_BODY, QueueConfig
 from ccdash.engine.balancers import BALANCERS
 from ccdash.engine.rules import AlertRule, default_rules
 
@@ -157,6 +158,20 @@ class EngineConfig:
         if self.alert_rules is not None:
             return self.alert_rules
         return default_rules(self.latency_slo)
+
+    def queue_config(self, rng: random.Random) -> QueueConfig:
+        """The broker settings these engine settings imply (the broker's copy is the one
+        in force: leases, lease keeping and the dashboard read it from there)."""
+        return QueueConfig(
+            visibility_timeout=self.visibility_timeout,
+            max_attempts=self.max_attempts,
+            backoff_base=self.backoff_base,
+            backoff_max=self.backoff_max,
+            capacity=self.capacity,
+            dedup_window=self.dedup_window,
+            rng=random.Random(rng.random()),
+            max_body_bytes=self.max_body_bytes,
+        )
 
     @property
     def holding_limit(self) -> int:

@@ -3,6 +3,10 @@
 It holds at most `holding_limit` deliveries (buffered + in the handler), parks
 on a future when it has none, and never creates a task per message. Sync
 handlers run in a thread so they cannot stall heartbeats.
+
+A consumer never sees the Engine: it gets a `ConsumerContext` whose parts it
+reports to through the narrow Protocols below (the dispatcher's slots, the
+handler guards, the pool).
 """
 
 from __future__ import annotations
@@ -10,20 +14,20 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from ccdash.brokers.base import Delivery, ReceiptRejected
+from ccdash.brokers.base import Broker, Delivery, ReceiptRejected
+from ccdash.clock import Clock
 from ccdash.engine.metrics import LatencyHistogram
-from ccdash.engine.snapshot import DRAINING, IDLE, LIVE_STATES, PROCESSING
+from ccdash.engine.states import LIVE_STATES, ConsumerState
 from ccdash.hints import is_async_callable
-
-if TYPE_CHECKING:
-    from ccdash.engine.engine import Engine
 
 Handler = Callable[[Delivery], Awaitable[None]] | Callable[[Delivery], None]
 BatchHandler = Callable[[list[Delivery]], Awaitable[Mapping[str, Any] | None]]
 
 _EWMA_ALPHA = 0.3
+IDLE, PROCESSING = ConsumerState.IDLE, ConsumerState.PROCESSING
 
 
 def describe_error(exc: BaseException) -> str:
@@ -36,25 +40,94 @@ class HandlerTimeout(Exception):
     """The handler ran longer than `handler_timeout`."""
 
 
+class Slots(Protocol):
+    """Slot accounting as a consumer sees it (the dispatcher implements it)."""
+
+    def refill(self, c: Consumer, n: int) -> bool:
+        """`n` deliveries done; True if the caller should `await dispatch(c)`."""
+
+    async def dispatch(self, hint: Consumer | None) -> None:
+        """Lease ready messages to hungry consumers."""
+
+
+class Guard(Protocol):
+    """The rate limit and circuit breakers as a consumer sees them."""
+
+    @property
+    def active(self) -> bool:
+        """Any guard set at all (read once per consumer loop)."""
+
+    @property
+    def breakers(self) -> Mapping[str, object]:
+        """The circuit breakers by message type; empty while none exists."""
+
+    async def hold_back(self, d: Delivery) -> bool:
+        """True if the delivery was deferred instead of handled now."""
+
+    def succeeded(self, d: Delivery) -> None:
+        """The handler succeeded on `d`."""
+
+    def failed(self, d: Delivery) -> None:
+        """The handler failed on `d`."""
+
+
+class Reports(Protocol):
+    """What a consumer tells its pool."""
+
+    async def warmed(self, c: Consumer) -> None:
+        """c finished its cold start and takes work from now on."""
+
+    def ack_rejected(self, c: Consumer, d: Delivery) -> None:
+        """c's lease of d ran out before its ack: the work is a duplicate."""
+
+    def dead_lettered(self, c: Consumer, d: Delivery, error: str) -> None:
+        """c's nack of d sent it to the DLQ."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerContext:
+    """What every consumer of one engine shares: the clock, the broker, its settings
+    and the parts it reports to."""
+
+    clock: Clock
+    broker: Broker
+    ack_nowait: Callable[[Any], None] | None  # the broker's non-suspending ack, if any
+    slots: Slots
+    guards: Guard
+    reports: Reports
+    batch_handler: BatchHandler | None
+    holding_limit: int
+    batch_size: int
+    batch_linger: float
+    startup_delay: float
+    handler_timeout: float | None
+    latency: LatencyHistogram  # the pool's, which every consumer's histogram feeds
+
+    @property
+    def batching(self) -> bool:
+        """Whether consumers hand batches to a batch handler."""
+        return self.batch_handler is not None and self.batch_size > 1
+
+
 class Consumer:
-    """One competing consumer. The engine owns it; operators see it in snapshots."""
+    """One competing consumer. The pool owns it; operators see it in snapshots."""
 
     def __init__(
-        self, engine: Engine, cid: str, ordinal: int, handler: Handler | None, version: str
+        self, ctx: ConsumerContext, cid: str, ordinal: int, handler: Handler | None,
+        version: str
     ) -> None:
-        self.engine = engine
+        self.ctx = ctx
         self.id = cid
         self.ordinal = ordinal
         self.version = version
         self.handler = handler
         self.is_async = handler is not None and is_async_callable(handler)
         self.weight = 1
-        self.held = 0  # buffered + in the handler; changed only by the engine's slot accounting
-        self.limit = engine.config.holding_limit
+        self.held = 0  # buffered + in the handler; changed only by the dispatcher
+        self.limit = ctx.holding_limit
         # Refill when down to half the limit; a batch consumer whenever it has room,
         # since it waits to fill its batch.
-        batching = engine.batch_handler is not None and engine.config.batch_size > 1
-        self.low = self.limit - 1 if batching else self.limit // 2
+        self.low = self.limit - 1 if ctx.batching else self.limit // 2
         self.ewma = 0.0
         self.state = IDLE
         self.buffer: deque[Delivery] = deque()
@@ -63,13 +136,13 @@ class Consumer:
         self.processed = 0
         self.failed = 0
         self.rejected_acks = 0
-        self.hist = LatencyHistogram(parent=engine.health.latency)  # feeds the pool's
+        self.hist = LatencyHistogram(parent=ctx.latency)  # feeds the pool's
         # Lower bound of the deadlines it holds (stale-low is fine: the health tick then
         # looks and finds nothing due); lets the tick skip consumers with nothing due.
         self.next_due = float("inf")
-        self.last_beat = engine.clock.now()
+        self.last_beat = ctx.clock.now()
         self.hung = False
-        self.warm = engine.config.startup_delay <= 0  # cold consumers take no work yet
+        self.warm = ctx.startup_delay <= 0  # cold consumers take no work yet
         self.draining = False
         self.slow_factor = 1.0
         self.ended_at: float | None = None
@@ -78,7 +151,7 @@ class Consumer:
         self._wake: asyncio.Future[None] | None = None
         self._timed_out = False
 
-    # -- what the engine calls ----------------------------------------------
+    # -- what the pool and the dispatcher call -------------------------------
 
     @property
     def accepting(self) -> bool:
@@ -139,12 +212,12 @@ class Consumer:
 
     async def run(self) -> None:
         """Handle deliveries until drained (returns) or cancelled (killed, failed)."""
-        eng = self.engine
+        ctx = self.ctx
         loop = asyncio.get_running_loop()
         if not self.warm:  # a cold start (connections, caches) before taking work
-            await eng.clock.sleep(eng.config.startup_delay)
-            await eng.consumer_warmed(self)
-        if eng.batch_handler is not None and eng.config.batch_size > 1:
+            await ctx.clock.sleep(ctx.startup_delay)
+            await ctx.reports.warmed(self)
+        if ctx.batching:
             while await self._next(loop):
                 await self._handle_batch(loop)
         else:
@@ -170,19 +243,24 @@ class Consumer:
         """One delivery at a time. The hot path: written inline for the interpreter
         (no coroutine per message besides the handler's own; slot accounting only
         when the consumer reaches its refill mark)."""
-        eng = self.engine
-        now = eng.clock.now
+        ctx = self.ctx
+        now = ctx.clock.now
         buffer = self.buffer
         current = self.current
         handler = self.handler
         is_async = self.is_async
+        guards = ctx.guards
+        guarded = guards.active
+        breakers = guards.breakers
+        ack_nowait = ctx.ack_nowait
+        slots = ctx.slots
         while True:
             if (not buffer or self.hung) and not await self._next(loop):
                 return  # drained
             d = buffer.popleft()
-            if eng.guards_active and await eng.hold_back(self, d):
-                if eng.refill(self, 1):
-                    await eng.dispatch(self)
+            if guarded and await guards.hold_back(d):
+                if slots.refill(self, 1):
+                    await slots.dispatch(self)
                 continue
             self.state = PROCESSING
             current.append(d)
@@ -203,12 +281,12 @@ class Consumer:
             current.clear()
             self.last_beat = t1
             if error is None:
-                if eng.ack_nowait is not None:
+                if ack_nowait is not None:
                     try:
-                        eng.ack_nowait(d.receipt)
+                        ack_nowait(d.receipt)
                     except ReceiptRejected:
-                        self._ack_rejected(d)
-                    self._count_success(d, t1 - t0)
+                        ctx.reports.ack_rejected(self, d)
+                    self._count_success(d, t1 - t0, breakers)
                 else:
                     await self._acked(d, t1 - t0)
             else:
@@ -216,8 +294,8 @@ class Consumer:
             held = self.held - 1
             if held > self.low:  # still above the refill mark: no one's room changes
                 self.held = held
-            elif eng.refill(self, 1):
-                await eng.dispatch(self)
+            elif slots.refill(self, 1):
+                await slots.dispatch(self)
 
     def _timeout_error(self, what: str) -> str:
         """Inside `except CancelledError`: our own timeout becomes an error text;
@@ -226,12 +304,12 @@ class Consumer:
             raise  # noqa: PLE0704 - re-raises the CancelledError being handled
         self._timed_out = False
         asyncio.current_task().uncancel()  # type: ignore[union-attr]
-        return f"HandlerTimeout: {what} ran over {self.engine.config.handler_timeout}s"
+        return f"HandlerTimeout: {what} ran over {self.ctx.handler_timeout}s"
 
     async def _finish_run(self, t0: float, t1: float) -> float:
         """After a handler run (t0 to t1): apply a drill's slowdown, stall if hung;
         returns the end time."""
-        clock = self.engine.clock
+        clock = self.ctx.clock
         if self.slow_factor > 1.0:  # a drill slowed this consumer down
             await clock.sleep((t1 - t0) * (self.slow_factor - 1.0))
             t1 = clock.now()
@@ -240,40 +318,37 @@ class Consumer:
         return t1
 
     async def _acked(self, d: Delivery, elapsed: float) -> None:
+        ctx = self.ctx
         try:
-            await self.engine.broker.ack(d.receipt)
+            await ctx.broker.ack(d.receipt)
         except ReceiptRejected:
-            self._ack_rejected(d)
-        self._count_success(d, elapsed)
+            ctx.reports.ack_rejected(self, d)
+        self._count_success(d, elapsed, ctx.guards.breakers)
 
-    def _ack_rejected(self, d: Delivery) -> None:
-        # The lease ran out and the message went to someone else: our work is a duplicate.
-        self.rejected_acks += 1
-        self.engine.emit("ack-rejected", f"{self.id}: lease of {d.message_id} had expired",
-                         consumer=self.id, message_id=d.message_id)
-
-    def _count_success(self, d: Delivery, elapsed: float) -> None:
+    def _count_success(self, d: Delivery, elapsed: float, breakers: Mapping[str, object]) -> None:
         self.processed += 1
         self.hist.record(elapsed)
         self.ewma += _EWMA_ALPHA * (elapsed - self.ewma)
-        if self.engine.breakers:
-            self.engine.handler_succeeded(d)
+        if breakers:
+            self.ctx.guards.succeeded(d)
 
     async def _failed(self, d: Delivery, error: str, elapsed: float) -> None:
-        eng = self.engine
+        ctx = self.ctx
         self.failed += 1
         self.hist.record(elapsed)  # failed runs took time too
         try:
-            dead = await eng.broker.nack(d.receipt, error)
+            dead = await ctx.broker.nack(d.receipt, error)
         except ReceiptRejected:
             return
-        eng.handler_failed(self, d, error, dead)
+        ctx.guards.failed(d)
+        if dead:
+            ctx.reports.dead_lettered(self, d, error)
 
     async def _handle_batch(self, loop: asyncio.AbstractEventLoop) -> None:
-        eng = self.engine
-        clock = eng.clock
-        size = eng.config.batch_size
-        deadline = clock.now() + eng.config.batch_linger
+        ctx = self.ctx
+        clock = ctx.clock
+        size = ctx.batch_size
+        deadline = clock.now() + ctx.batch_linger
         while len(self.buffer) < size and clock.now() < deadline and not self.draining:
             self._wake = loop.create_future()
             timer = clock.call_at(deadline, self.wake)
@@ -291,7 +366,7 @@ class Consumer:
         failures: Mapping[str, Any] = {}
         whole: str | None = None
         try:
-            result = await eng.batch_handler(list(batch))  # type: ignore[misc]
+            result = await ctx.batch_handler(list(batch))  # type: ignore[misc]
             failures = result or {}
         except asyncio.CancelledError:
             whole = self._timeout_error("batch")
@@ -308,9 +383,11 @@ class Consumer:
             else:
                 text = err if isinstance(err, str) else describe_error(err)
                 await self._failed(d, text or "failed", per_message)
-        if eng.refill(self, len(batch)):
-            await eng.dispatch(self)
+        if ctx.slots.refill(self, len(batch)):
+            await ctx.slots.dispatch(self)
 
-    def note_state(self) -> str:
+    def note_state(self) -> ConsumerState:
         """The state to show (draining wins while it lasts)."""
-        return DRAINING if self.draining and self.state in LIVE_STATES else self.state
+        if self.draining and self.state in LIVE_STATES:
+            return ConsumerState.DRAINING
+        return self.state

@@ -1,6 +1,16 @@
-"""Guards around the handler: a circuit breaker per message type and a token bucket."""
+"""Guards around the handler: a circuit breaker per message type and a token bucket,
+and `HandlerGuards`, the engine's set of them that consumers consult."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from ccdash.brokers.base import Broker, Delivery
+from ccdash.clock import Clock
+from ccdash.engine.alerts import AlertBook
+from ccdash.engine.config import EngineConfig
+from ccdash.engine.events import Emit, EventKind
+from ccdash.engine.states import Severity
 
 CLOSED = "closed"
 OPEN = "open"
@@ -74,3 +84,79 @@ class TokenBucket:
         self.stamp = now
         self.tokens -= 1.0
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+class HandlerGuards:
+    """The rate limit and the circuit breakers (one per message type) of one engine."""
+
+    def __init__(self, clock: Clock, broker: Broker, emit: Emit, alerts: AlertBook,
+                 config: EngineConfig) -> None:
+        self.clock = clock
+        self.broker = broker
+        self.emit = emit
+        self.alerts = alerts
+        self.rate_limit = config.rate_limit
+        self.rate_burst = config.rate_burst
+        self.threshold = config.breaker_threshold
+        self.cooldown = config.breaker_cooldown
+        self.type_key = config.type_key
+        # Read by consumers once per loop: guards cost nothing when none is set.
+        self.active = self.rate_limit is not None or self.threshold is not None
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.bucket: TokenBucket | None = None
+
+    def start(self) -> None:
+        """Fill the token bucket (the clock starts with the engine)."""
+        if self.rate_limit is not None:
+            burst = float(self.rate_burst or max(1, self.rate_limit))
+            self.bucket = TokenBucket(self.rate_limit, burst, self.clock.now())
+
+    def message_type(self, d: Delivery) -> str:
+        """The circuit-breaker key of a delivery: its body's type field, if any."""
+        body: Any = d.body
+        if isinstance(body, dict):
+            t = body.get(self.type_key)
+            if isinstance(t, str):
+                return t
+        return "default"
+
+    def _breaker(self, t: str) -> CircuitBreaker:
+        br = self.breakers.get(t)
+        if br is None:
+            assert self.threshold is not None
+            br = self.breakers[t] = CircuitBreaker(self.threshold, self.cooldown)
+        return br
+
+    async def hold_back(self, d: Delivery) -> bool:
+        """Apply the circuit breaker and the rate limit; True if the delivery was deferred."""
+        now = self.clock.now()
+        if self.threshold is not None:
+            wait = self._breaker(self.message_type(d)).wait_time(now)
+            if wait > 0:  # breaker open: try again later, never dead-letter for it
+                await self.broker.defer(d.receipt, wait)
+                return True
+        if self.bucket is not None:
+            wait = self.bucket.take(now)
+            if wait > 0:
+                await self.clock.sleep(wait)
+        return False
+
+    def succeeded(self, d: Delivery) -> None:
+        """Close the breaker of this delivery's type (consumers call it only when some
+        breaker exists)."""
+        t = self.message_type(d)
+        br = self.breakers.get(t)
+        if br is not None and br.state != CLOSED:
+            br.success()
+            self.emit(EventKind.BREAKER_CLOSED, f"circuit breaker closed for {t}")
+            self.alerts.resolve("circuit-open", t)
+
+    def failed(self, d: Delivery) -> None:
+        """Count a failure against the breaker of this delivery's type."""
+        if self.threshold is None:
+            return
+        t = self.message_type(d)
+        if self._breaker(t).failure(self.clock.now()):
+            self.emit(EventKind.BREAKER_OPENED, f"circuit breaker opened for {t}", type=t)
+            self.alerts.fire("circuit-open", Severity.WARNING, f"circuit breaker open for {t}",
+                             key=t)

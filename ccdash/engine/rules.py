@@ -11,13 +11,10 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from ccdash.engine.alerts import CRITICAL, INFO, WARNING
+from ccdash.engine.reading import EngineView
+from ccdash.engine.states import ConsumerState, Severity
 from ccdash.engine.views import queue_latency
-
-if TYPE_CHECKING:
-    from ccdash.engine.engine import Engine
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -27,7 +24,7 @@ COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
-SEVERITIES = (INFO, WARNING, CRITICAL)
+SEVERITIES = tuple(Severity)
 
 METRICS: dict[str, str] = {
     "queue_depth": "messages ready or waiting to retry",
@@ -59,7 +56,7 @@ class AlertRule:
     op: str
     threshold: float
     for_s: float = 0.0
-    severity: str = WARNING
+    severity: Severity = Severity.WARNING
     message: str = ""
 
     def __post_init__(self) -> None:
@@ -78,21 +75,25 @@ class AlertRule:
         if self.severity not in SEVERITIES:
             raise RuleError(f"alert rule {self.name!r}: unknown severity {self.severity!r}; "
                             f"choose one of: {', '.join(SEVERITIES)}")
+        # A severity given as its text becomes the member (frozen: set it underneath).
+        object.__setattr__(self, "severity", Severity(self.severity))
 
 
 def default_rules(latency_slo: float | None = None) -> tuple[AlertRule, ...]:
     """The built-in rules; a p99 rule only when a latency SLO is known."""
     rules = [
-        AlertRule("queue-depth-high", "queue_depth", ">", 1000, 10.0, WARNING,
+        AlertRule("queue-depth-high", "queue_depth", ">", 1000, 10.0, Severity.WARNING,
                   "queue depth above 1000 for 10 s"),
-        AlertRule("dlq-growing", "dlq_growth", ">", 0, 0.0, WARNING, "DLQ is growing"),
-        AlertRule("no-healthy-consumer", "live_consumers", "==", 0, 0.0, CRITICAL,
+        AlertRule("dlq-growing", "dlq_growth", ">", 0, 0.0, Severity.WARNING,
+                  "DLQ is growing"),
+        AlertRule("no-healthy-consumer", "live_consumers", "==", 0, 0.0, Severity.CRITICAL,
                   "no healthy consumer is running"),
-        AlertRule("autoscaler-pinned", "autoscaler_at_max", "==", 1, 30.0, WARNING,
+        AlertRule("autoscaler-pinned", "autoscaler_at_max", "==", 1, 30.0, Severity.WARNING,
                   "autoscaler pinned at max_consumers for 30 s"),
     ]
     if latency_slo is not None:
-        rules.append(AlertRule("p99-over-slo", "p99_latency", ">", latency_slo, 10.0, WARNING,
+        rules.append(AlertRule("p99-over-slo", "p99_latency", ">", latency_slo, 10.0,
+                               Severity.WARNING,
                                f"p99 latency over the {latency_slo * 1000:g} ms SLO for 10 s"))
     return tuple(rules)
 
@@ -100,7 +101,7 @@ def default_rules(latency_slo: float | None = None) -> tuple[AlertRule, ...]:
 class RuleEvaluator:
     """Holds the pending-since times of rules and fires/resolves alerts."""
 
-    def __init__(self, engine: Engine, rules: tuple[AlertRule, ...]) -> None:
+    def __init__(self, engine: EngineView, rules: tuple[AlertRule, ...]) -> None:
         self.engine = engine
         self.rules = rules
         self._since: dict[str, float] = {}
@@ -108,7 +109,7 @@ class RuleEvaluator:
     def metric(self, name: str) -> float:
         """The current value of a named metric."""
         eng = self.engine
-        h = eng.health
+        h = eng.gauges
         if name in ("queue_depth", "in_flight", "dead"):
             s = eng.broker.stats()
             return float({"queue_depth": s.depth, "in_flight": s.in_flight, "dead": s.dead}[name])
@@ -128,7 +129,8 @@ class RuleEvaluator:
         if name == "failed_consumers":
             now = eng.clock.now()
             return float(sum(1 for c in eng.ended
-                             if c.state == "failed" and c.ended_at and now - c.ended_at <= 60))
+                             if c.state == ConsumerState.FAILED and c.ended_at
+                             and now - c.ended_at <= 60))
         if name == "publish_rate":
             return h.publish_rate.rate()
         if name == "ack_rate":
@@ -136,11 +138,11 @@ class RuleEvaluator:
         if name == "loop_lag":
             return h.loop_lag
         if name == "autoscaler_at_max":
-            d = eng.autoscaler.decisions
-            return 1.0 if eng.autoscale and d and d[-1].reason == "at-max" else 0.0
+            last = eng.autoscaler_view(eng.clock.now()).last if eng.autoscale else None
+            return 1.0 if last is not None and last.reason == "at-max" else 0.0
         raise RuleError(f"unknown metric {name!r}")
 
-    def evaluate(self, now: float) -> None:
+    def evaluate(self, now: float) -> None:  # a health-tick hook
         """Check every rule once."""
         alerts = self.engine.alerts
         for rule in self.rules:

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ccdash.brokers.base import DeadLetter
 from ccdash.engine.alerts import Alert
+from ccdash.engine.events import Event
+from ccdash.engine.states import ENDED_STATES, LIVE_STATES, ConsumerState
 
-if TYPE_CHECKING:
-    from ccdash.engine.autoscaler import Decision
-
-IDLE = "idle"
-PROCESSING = "processing"
-DRAINING = "draining"
-FAILED = "failed"
-STOPPED = "stopped"
-
-LIVE_STATES = frozenset({IDLE, PROCESSING})  # may be given work
-ENDED_STATES = frozenset({FAILED, STOPPED})
+# The consumer states by their old names (ConsumerState is the vocabulary).
+IDLE = ConsumerState.IDLE
+PROCESSING = ConsumerState.PROCESSING
+DRAINING = ConsumerState.DRAINING
+FAILED = ConsumerState.FAILED
+STOPPED = ConsumerState.STOPPED
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +62,6 @@ class LeaseView:
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
-    """A past-tense operational fact (consumer-failed, balancer-switched, ...)."""
-
-    seq: int
-    at: float
-    kind: str
-    message: str
-    fields: tuple[tuple[str, object], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class ScalingEvent:
     """A decision of the autoscaler or an operator's scale command."""
 
@@ -100,6 +85,22 @@ class StallView:
 
 
 @dataclass(frozen=True, slots=True)
+class Decision:
+    """One autoscaler evaluation: what it saw, what it wanted, what it did and why."""
+
+    at: float
+    current: int
+    reactive: int
+    predictive: int
+    desired: int
+    applied: int
+    reason: str
+    arrival_rate: float
+    forecast_rate: float
+    service_time: float
+
+
+@dataclass(frozen=True, slots=True)
 class AutoscalerView:
     """The autoscaler's newest decision and how its forecast compares with what came."""
 
@@ -107,6 +108,15 @@ class AutoscalerView:
     horizon: float  # seconds ahead each forecast looks
     forecast_for_now: float | None  # arrival rate forecast `horizon` seconds ago, for now
     predictive: bool  # whether the forecast sizes the pool (else it is only shown)
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyTotals:
+    """Every handler run ever timed (ended consumers too), as histogram buckets."""
+
+    buckets: tuple[tuple[float, int], ...]  # (upper edge in seconds, count), non-empty only
+    count: int
+    total: float  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +148,22 @@ class Snapshot:
     last_event_seq: int = 0
     autoscaler: AutoscalerView | None = None
     stalls: tuple[StallView, ...] = ()  # newest first: event-loop stalls and their culprits
+    # All-time pool size changes by (direction, reason) (`scaling` keeps only the latest).
+    scaling_counts: tuple[tuple[str, str, int], ...] = ()
+    visibility_timeout: float = 30.0  # the broker's: how long a lease lasts
+    # Filled by `engine.snapshot(history=True)` only (reports, exposition): costlier.
+    decisions: tuple[Decision, ...] = ()  # the autoscaler's recent decisions, oldest first
+    latency_totals: LatencyTotals | None = None
 
     @property
     def live_consumers(self) -> int:
         """Consumers that can take work now."""
-        return sum(1 for c in self.consumers if c.state in (IDLE, PROCESSING))
+        return sum(1 for c in self.consumers if c.state in LIVE_STATES)
+
+
+__all__ = [
+    "DRAINING", "ENDED_STATES", "FAILED", "IDLE", "LIVE_STATES", "PROCESSING", "STOPPED",
+    "AutoscalerView", "ConsumerState", "ConsumerView", "Decision", "Event", "LatencyTotals",
+    "LeaseView",
+    "QueueView", "ScalingEvent", "Snapshot",
+]

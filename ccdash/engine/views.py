@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from ccdash.brokers.base import Broker
+from ccdash.engine.consumer import Consumer
+from ccdash.engine.metrics import bucket_upper_edges
+from ccdash.engine.reading import EngineView
+from ccdash.engine.snapshot import ConsumerView, LatencyTotals, LeaseView, QueueView, Snapshot
 
-from ccdash.engine.snapshot import AutoscalerView, ConsumerView, LeaseView, QueueView, Snapshot
-
-if TYPE_CHECKING:
-    from ccdash.brokers.base import Broker
-    from ccdash.engine.consumer import Consumer
-    from ccdash.engine.engine import Engine
+_EDGES = bucket_upper_edges()
 
 
 def consumer_view(c: Consumer, now: float) -> ConsumerView:
@@ -32,8 +31,10 @@ def consumer_view(c: Consumer, now: float) -> ConsumerView:
     )
 
 
-def build_snapshot(eng: Engine, *, max_leases: int, max_dead: int) -> Snapshot:
-    """The engine's state now; leases and dead letters are capped to keep it cheap."""
+def build_snapshot(eng: EngineView, *, max_leases: int, max_dead: int, max_alerts: int = 50,
+                   history: bool = False) -> Snapshot:
+    """The engine's state now; leases, dead letters and alerts are capped to keep it cheap,
+    and the autoscaler's decisions and all-time latencies come only with `history`."""
     now = eng.clock.now()
     stats = eng.broker.stats()
     consumers = tuple(
@@ -44,7 +45,7 @@ def build_snapshot(eng: Engine, *, max_leases: int, max_dead: int) -> Snapshot:
         LeaseView(li.message_id, li.consumer_id, li.attempt, li.deadline - now, li.priority)
         for li in eng.broker.leases(max_leases)
     )
-    h = eng.health
+    h = eng.gauges
     return Snapshot(
         at=now,
         queue=QueueView(
@@ -59,7 +60,7 @@ def build_snapshot(eng: Engine, *, max_leases: int, max_dead: int) -> Snapshot:
         consumers=consumers,
         leases=leases,
         dead_letters=tuple(eng.broker.dead_letters(max_dead)),
-        alerts=eng.alerts.view(),
+        alerts=eng.alerts.view(max_alerts),
         balancer=eng.balancer.name,
         published=stats.published,
         acked=stats.acked,
@@ -76,31 +77,24 @@ def build_snapshot(eng: Engine, *, max_leases: int, max_dead: int) -> Snapshot:
         desired_consumers=eng.desired,
         broker=eng.broker.url,
         scaling=tuple(eng.scaling),
-        last_event_seq=eng.events[-1].seq if eng.events else 0,
-        autoscaler=autoscaler_view(eng, now),
-        stalls=tuple(reversed(h.stalls)),
+        last_event_seq=eng.last_event_seq,
+        autoscaler=eng.autoscaler_view(now),
+        scaling_counts=tuple((d, r, n) for (d, r), n in sorted(eng.pool.scaling_counts.items())),
+        visibility_timeout=eng.broker.config.visibility_timeout,
+        decisions=tuple(eng.decisions) if history else (),
+        latency_totals=latency_totals(eng) if history else None,
+        stalls=tuple(reversed(eng.stalls)),
     )
 
 
-def autoscaler_view(eng: Engine, now: float) -> AutoscalerView:
-    """The newest decision, and the forecast that an earlier one made for now."""
-    cfg = eng.config
-    decisions = eng.autoscaler.decisions
-    horizon = cfg.forecast_horizon
-    for_now = None
-    # Newest first: only about horizon / interval decisions are looked at.
-    for d in reversed(decisions):
-        if d.at <= now - horizon:
-            # A gap (autoscaler off meanwhile) makes that forecast no forecast for now.
-            if d.at >= now - horizon - 2 * cfg.scale_interval:
-                for_now = d.forecast_rate
-            break
-    return AutoscalerView(
-        last=decisions[-1] if decisions else None,
-        horizon=horizon,
-        forecast_for_now=for_now,
-        predictive=cfg.predictive,
-    )
+def latency_totals(eng: EngineView) -> LatencyTotals:
+    """Every handler run ever timed: the pool's histogram, which every consumer's
+    (ended ones too) fed."""
+    hist = eng.gauges.latency
+    counts = [0] * len(_EDGES)
+    hist.all_time_into(counts)
+    buckets = tuple((edge, n) for edge, n in zip(_EDGES, counts, strict=True) if n)
+    return LatencyTotals(buckets, hist.count, hist.total)
 
 
 def queue_latency(broker: Broker, now: float) -> float | None:

@@ -19,9 +19,8 @@ from typing import Any
 from ccdash.aio import run_within
 from ccdash.brokers.base import QueueConfig
 from ccdash.brokers.redis import RedisBroker
-from ccdash.engine.config import EngineConfig
-from ccdash.engine.engine import BROKER_CLOSE_DEADLINE, Engine
-from ccdash.engine.snapshot import Event
+from ccdash.engine import Engine, EngineConfig, Event
+from ccdash.engine.tasks import BROKER_CLOSE_DEADLINE
 from ccdash.fleet.listener import ControlListener
 from ccdash.record.session import RecordingSession
 from ccdash.record.writer import Recorder

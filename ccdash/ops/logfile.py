@@ -6,25 +6,15 @@ import json
 from datetime import UTC, datetime
 from typing import IO
 
-from ccdash.engine.snapshot import Event
+from ccdash.engine import Event
+from ccdash.engine import level_of as kind_level
 from ccdash.files import open_private
 from ccdash.ops import OpsError
 
-_ERRORS = ("consumer-failed", "restart-limit", "alert-firing")
-_WARNINGS = ("consumer-hung", "dead-lettered", "lease-expired", "ack-rejected", "breaker-opened",
-             "scale-held", "drill-", "undecodable")
-
 
 def level_of(ev: Event) -> str:
-    """info / warning / error for an event kind (critical alerts are errors)."""
-    fields = dict(ev.fields)
-    if ev.kind == "alert-firing":
-        return "error" if fields.get("severity") == "critical" else "warning"
-    if ev.kind.startswith(_ERRORS):
-        return "error"
-    if ev.kind.startswith(_WARNINGS):
-        return "warning"
-    return "info"
+    """info / warning / error: the event kind's own level (critical alerts are errors)."""
+    return kind_level(ev.kind, dict(ev.fields))
 
 
 def event_record(ev: Event) -> dict[str, object]:

@@ -1,8 +1,9 @@
 """Prometheus text exposition of an engine, served on 127.0.0.1 by default.
 
-A custom collector reads the engine when scraped, so the per-message path pays
-nothing for metrics. The HTTP server runs on the engine's own event loop (no
-thread reading engine state while the loop changes it).
+A custom collector takes a Snapshot of the engine when scraped (with its history:
+all-time latencies), so the per-message path pays nothing for metrics. The HTTP
+server runs on the engine's own event loop (no thread reading engine state while
+the loop changes it).
 """
 
 from __future__ import annotations
@@ -21,17 +22,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ccdash.engine.metrics import bucket_upper_edges
-from ccdash.engine.snapshot import DRAINING, FAILED, IDLE, PROCESSING, STOPPED
-from ccdash.engine.views import queue_latency
+from ccdash.engine import AlertState, ConsumerState, Severity
 from ccdash.ops import OpsError
 
 if TYPE_CHECKING:
-    from ccdash.engine.engine import Engine
+    from ccdash.engine import Engine, Snapshot
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                    30.0, 60.0)
-_EDGES = bucket_upper_edges()
 
 
 class EngineCollector:
@@ -42,14 +40,14 @@ class EngineCollector:
 
     def collect(self) -> Iterator[Metric]:
         """Every ccdash metric, read now."""
-        eng = self.engine
-        s = eng.broker.stats()
+        snap = self.engine.snapshot(max_leases=0, max_dead=0, max_alerts=1000, history=True)
+        s = snap.queue
         counters: tuple[tuple[str, int, str], ...] = (
-            ("ccdash_messages_published", s.published, "Messages accepted for delivery."),
-            ("ccdash_messages_acked", s.acked, "Messages handled and acknowledged."),
-            ("ccdash_messages_dead_lettered", s.dead_lettered, "Dead-letter events."),
-            ("ccdash_messages_redelivered", s.redelivered, "Deliveries beyond the first."),
-            ("ccdash_failovers", eng.failovers, "Consumers failed and failed over."),
+            ("ccdash_messages_published", snap.published, "Messages accepted for delivery."),
+            ("ccdash_messages_acked", snap.acked, "Messages handled and acknowledged."),
+            ("ccdash_messages_dead_lettered", snap.dead_lettered, "Dead-letter events."),
+            ("ccdash_messages_redelivered", snap.redelivered, "Deliveries beyond the first."),
+            ("ccdash_failovers", snap.failovers, "Consumers failed and failed over."),
         )
         for name, count, doc in counters:
             yield CounterMetricFamily(name, doc, value=count)
@@ -59,59 +57,55 @@ class EngineCollector:
             ("ccdash_queue_delayed", s.delayed, "Messages waiting out a retry backoff."),
             ("ccdash_leases_in_flight", s.in_flight, "Messages leased to a consumer."),
             ("ccdash_dead_letters", s.dead, "Messages in the dead-letter queue now."),
-            ("ccdash_queue_oldest_ready_age_seconds",
-             queue_latency(eng.broker, eng.clock.now()) or 0.0,
+            ("ccdash_queue_oldest_ready_age_seconds", s.oldest_ready_age or 0.0,
              "Age of the oldest message ready for delivery (0 when none is ready)."),
-            ("ccdash_consumers_desired", eng.desired, "Pool size the engine aims for."),
-            ("ccdash_event_loop_lag_seconds", eng.health.loop_lag,
+            ("ccdash_consumers_desired", snap.desired_consumers, "Pool size the engine aims for."),
+            ("ccdash_event_loop_lag_seconds", snap.loop_lag,
              "How late the last health tick ran."),
         )
         for name, value, doc in gauges:
             yield GaugeMetricFamily(name, doc, value=value)
         states = GaugeMetricFamily("ccdash_consumers", "Consumers by state.", labels=["state"])
-        counts = dict.fromkeys((IDLE, PROCESSING, DRAINING, FAILED, STOPPED), 0)
-        for c in eng.consumers.values():
-            counts[c.note_state()] += 1
-        for c in eng.ended:
-            counts[c.state] += 1
+        counts = dict.fromkeys(ConsumerState, 0)
+        for c in snap.consumers:
+            counts[ConsumerState(c.state)] += 1
         for state, n in counts.items():
             states.add_metric([state], n)
         yield states
-        yield self._latency()
+        yield _latency(snap)
         scaling = CounterMetricFamily("ccdash_scaling_decisions", "Pool size changes.",
                                       labels=["direction", "reason"])
-        for (direction, reason), n in sorted(eng.scaling_counts.items()):
+        for direction, reason, n in snap.scaling_counts:
             scaling.add_metric([direction, reason], n)
         yield scaling
         firing = GaugeMetricFamily("ccdash_alerts_firing", "Alerts firing now.",
                                    labels=["severity"])
-        sev = {"info": 0, "warning": 0, "critical": 0}
-        for a in eng.alerts.view(limit=1000):
-            if a.state == "firing":
-                sev[a.severity] = sev.get(a.severity, 0) + 1
+        sev = dict.fromkeys(Severity, 0)
+        for a in snap.alerts:
+            if a.state == AlertState.FIRING:
+                sev[Severity(a.severity)] += 1
         for k, n in sev.items():
             firing.add_metric([k], n)
         yield firing
 
-    def _latency(self) -> HistogramMetricFamily:
-        eng = self.engine
-        counts = list(eng.retired_latency)
-        total = eng.retired_latency_sum
-        for c in eng.consumers.values():
-            c.hist.all_time_into(counts)
-            total += c.hist.total
-        buckets = []
-        cumulative = 0
-        i = 0
-        for le in LATENCY_BUCKETS:
-            while i < len(counts) and _EDGES[i] <= le:
-                cumulative += counts[i]
-                i += 1
-            buckets.append((repr(le), cumulative))
-        buckets.append(("+Inf", sum(counts)))
-        return HistogramMetricFamily(
-            "ccdash_handler_duration_seconds", "Handler run time per message.",
-            buckets=buckets, sum_value=total)
+
+def _latency(snap: Snapshot) -> HistogramMetricFamily:
+    """The all-time handler latencies in Prometheus' cumulative buckets."""
+    totals = snap.latency_totals
+    assert totals is not None  # a history snapshot has them
+    buckets = []
+    cumulative = 0
+    i = 0
+    edges = totals.buckets
+    for le in LATENCY_BUCKETS:
+        while i < len(edges) and edges[i][0] <= le:
+            cumulative += edges[i][1]
+            i += 1
+        buckets.append((repr(le), cumulative))
+    buckets.append(("+Inf", totals.count))
+    return HistogramMetricFamily(
+        "ccdash_handler_duration_seconds", "Handler run time per message.",
+        buckets=buckets, sum_value=totals.total)
 
 
 MAX_LINE = 8 * 1024  # bytes in one request or header line

@@ -25,10 +25,10 @@ from typing import Any
 from ccdash.brokers import redact_url
 from ccdash.brokers.base import DeadLetter, HistoryEntry
 from ccdash.engine.alerts import Alert
-from ccdash.engine.autoscaler import Decision
 from ccdash.engine.snapshot import (
     AutoscalerView,
     ConsumerView,
+    Decision,
     LeaseView,
     QueueView,
     ScalingEvent,
@@ -46,7 +46,11 @@ SNAPSHOT_FIELDS = frozenset({
     "at", "queue", "consumers", "leases", "dead_letters", "alerts", "balancer", "published",
     "acked", "dead_lettered", "redelivered", "failovers", "publish_rate", "ack_rate",
     "latency_p50", "latency_p99", "loop_lag", "paused", "autoscale", "desired_consumers",
-    "broker", "scaling", "last_event_seq", "autoscaler", "stalls"})
+    "broker", "scaling", "last_event_seq", "autoscaler", "stalls", "scaling_counts",
+    "visibility_timeout",
+    # Only in `snapshot(history=True)` (reports, exposition); the recorder takes live
+    # snapshots, where they are empty, so a replayed frame leaves them empty too.
+    "decisions", "latency_totals"})
 CONSUMER_FIELDS = frozenset({
     "id", "state", "weight", "in_flight", "processed", "failed", "latency_p50", "latency_p99",
     "heartbeat_age", "version", "slow_factor", "hung", "ended_at", "note"})
@@ -97,6 +101,8 @@ def _top(snap: Snapshot) -> dict[str, Any]:
         "desired": snap.desired_consumers,
         "broker": redact_url(snap.broker),  # never a password in a file
         "seq": snap.last_event_seq,
+        "sc": [list(x) for x in snap.scaling_counts],
+        "vt": snap.visibility_timeout,
         "auto": None if auto is None else [
             None if auto.last is None else _decision(auto.last), auto.horizon,
             _f(auto.forecast_for_now, 3), auto.predictive],
@@ -340,6 +346,8 @@ class DecodedState:
             broker=str(t["broker"]),
             scaling=tuple(self.items[SCALING][k] for k in self.orders[SCALING]),
             last_event_seq=int(t.get("seq") or 0),
+            scaling_counts=tuple((str(d), str(r), int(n)) for d, r, n in t.get("sc") or ()),
+            visibility_timeout=float(t.get("vt") or 30.0),
             stalls=tuple(self.items[STALLS][k] for k in self.orders[STALLS]),
             autoscaler=None if auto is None else AutoscalerView(
                 last=None if auto[0] is None else _decision_of(auto[0]), horizon=float(auto[1]),

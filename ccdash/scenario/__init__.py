@@ -12,8 +12,9 @@
 from ccdash.scenario.drills import DRILL_ACTIONS, DrillRecord
 from ccdash.scenario.errors import ScenarioError
 from ccdash.scenario.loader import builtin_names, load_scenario, parse_scenario
-from ccdash.scenario.model import DrillSpec, HandlerSpec, LoadSpec, Scenario, SloSpec
+from ccdash.scenario.model import DrillSpec, LoadSpec, Scenario, SloSpec
 from ccdash.scenario.report import REPORT_FIELDS, exit_code
+from ccdash.scenario.simulated import HandlerSpec
 from ccdash.scenario.workload import Progress, Workload, WorkloadEvent
 
 __all__ = [

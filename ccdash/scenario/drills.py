@@ -20,21 +20,18 @@ import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ccdash.aio import cancel_and_wait, run_within
-from ccdash.engine.balancers import BALANCERS
-from ccdash.engine.consumer import Handler
-from ccdash.engine.snapshot import Event
+from ccdash.engine import BALANCERS, Engine, Event, Handler, Kind, Level
 from ccdash.hints import did_you_mean
 from ccdash.scenario.errors import ScenarioError
 from ccdash.scenario.ledger import Ledger, Tap
-from ccdash.scenario.model import TARGETS, drill_label
+from ccdash.scenario.model import TARGETS, Scenario, drill_label
 from ccdash.scenario.simulated import Simulation
 
 if TYPE_CHECKING:
     from ccdash.clock import TimerHandle
-    from ccdash.scenario.workload import Workload
 
 DRILL_ACTIONS = ("kill", "hang", "slow", "poison", "burst", "scale", "balancer", "rolling-update")
 FAULTS = ("kill", "hang")  # the drills whose detection and recovery are judged
@@ -48,6 +45,16 @@ SKIPPED = "skipped"  # could not run (no such consumer, nobody to target)
 DEFAULT_DEADLINE = 120.0  # seconds a judged drill without limits may take
 FLEET_CHECK_EVERY = 0.5  # seconds between asking a shared broker where waited ids are
 FLEET_ASK_DEADLINE = 10.0  # seconds one such question may take
+
+
+class DrillEvent(Kind):
+    """What drills report through the engine's event log (its listeners see them)."""
+
+    FIRED = "drill-fired", Level.WARNING
+    PASS = "drill-pass", Level.WARNING
+    FAIL = "drill-fail", Level.WARNING
+    DONE = "drill-done", Level.WARNING
+    SKIPPED = "drill-skipped", Level.WARNING
 
 
 @dataclass(eq=False)
@@ -92,10 +99,36 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
+class DrillHost(Protocol):
+    """The run as the drills see it (the Workload implements it)."""
+
+    engine: Engine
+    scenario: Scenario
+    ledger: Ledger
+    shared_url: str | None  # a shared broker's URL: other workers finish messages too
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        ...
+
+    def emit(self, kind: str, message: str, *, source: str = ...,
+             at: float | None = ..., fields: dict[str, Any] | None = ...) -> None:
+        """Record an event of the run."""
+        ...
+
+    def after(self, seconds: float, fn: Callable[[], None]) -> None:
+        """Call `fn` `seconds` from now (run time)."""
+        ...
+
+    async def publish_extra(self, *, poison: bool = ...) -> str | None:
+        """Publish one message beyond the load; its id (None if the run ended first)."""
+        ...
+
+
 class DrillRunner:
     """Fires drills on the workload's engine and measures what follows."""
 
-    def __init__(self, workload: Workload, rng: random.Random) -> None:
+    def __init__(self, workload: DrillHost, rng: random.Random) -> None:
         self.workload = workload
         self.engine = workload.engine
         self.rng = rng
@@ -137,7 +170,7 @@ class DrillRunner:
         return rec
 
     def _fired(self, rec: DrillRecord) -> None:
-        self.workload.emit("drill-fired", f"drill {rec.name}: {rec.detail}", source="drill",
+        self.workload.emit(DrillEvent.FIRED, f"drill {rec.name}: {rec.detail}", source="drill",
                            fields={"action": rec.action, "target": rec.target})
 
     async def _run(self, rec: DrillRecord, target: str, params: dict[str, Any]) -> None:
@@ -238,7 +271,7 @@ class DrillRunner:
 
     def _restore_speed(self, cid: str) -> Callable[[], None]:
         def restore() -> None:
-            if cid in self.engine.consumers:
+            if cid in self.engine.consumer_ids(include_draining=True):
                 self.engine.slow_consumer(cid, 1.0)
         return restore
 
@@ -413,7 +446,7 @@ class DrillRunner:
                                                               if times else "")
             if verdict != PASS or not times:
                 text += f": {detail}"
-        self.workload.emit(f"drill-{verdict}", text, source="drill",
+        self.workload.emit(DrillEvent(f"drill-{verdict}"), text, source="drill",
                            fields={"action": rec.action, "target": rec.target})
         if self.on_change is not None:
             self.on_change()

@@ -11,8 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path as FsPath
 from typing import Any
 
-from ccdash.engine import ConfigError, EngineConfig
-from ccdash.engine.balancers import BALANCERS
+from ccdash.engine import BALANCERS, ConfigError, EngineConfig
 from ccdash.engine.rules import (
     COMPARISONS,
     METRICS,
@@ -31,12 +30,12 @@ from ccdash.scenario.model import (
     SHAPES,
     TARGETS,
     DrillSpec,
-    HandlerSpec,
     LoadSpec,
     MixEntry,
     Scenario,
     SloSpec,
 )
+from ccdash.scenario.simulated import HandlerSpec
 
 BUILTIN_DIR = FsPath(__file__).resolve().parent / "builtin"
 MAX_RATE = 50_000.0  # msg/s; beyond this the simulated workload is not meaningful

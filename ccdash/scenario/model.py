@@ -9,8 +9,9 @@ from typing import Any
 
 from ccdash.brokers.base import Broker
 from ccdash.clock import Clock, MonotonicClock
-from ccdash.engine import Engine, EngineConfig
-from ccdash.engine.consumer import Handler
+from ccdash.engine import Engine, EngineConfig, Handler
+from ccdash.scenario.ledger import BatchTap, Ledger, Tap
+from ccdash.scenario.simulated import HandlerSpec, Simulation
 
 SHAPES = ("steady", "ramp", "burst", "sine")
 ARRIVALS = ("poisson", "even")
@@ -103,22 +104,6 @@ def _ramp(spec: LoadSpec, t: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class HandlerSpec:
-    """The simulated handler: how long it takes and how often it fails."""
-
-    latency: str = "lognormal"
-    ms: float = 20.0  # constant
-    min_ms: float = 5.0  # uniform
-    max_ms: float = 50.0
-    median_ms: float = 20.0  # lognormal
-    p99_ms: float = 100.0
-    error_rate: float = 0.0  # transient failures per attempt (retried)
-    poison_rate: float = 0.0  # share of messages that always fail (end in the DLQ)
-    per_item_ms: float = 1.0  # batch handlers: added per message of a batch
-    slow: tuple[tuple[str, float], ...] = ()  # consumer id -> slowness factor
-
-
-@dataclass(frozen=True, slots=True)
 class DrillSpec:
     """A timed drill: an action at `at` seconds, with a target and parameters."""
 
@@ -190,9 +175,6 @@ class Scenario:
 
         The handler is wrapped so the workload's loss checker sees every completion.
         """
-        from ccdash.scenario.ledger import BatchTap, Ledger, Tap
-        from ccdash.scenario.simulated import Simulation
-
         seed = self.seed if seed is None else seed
         clock = clock or MonotonicClock()
         cfg = dataclasses.replace(self.engine, seed=seed)

@@ -5,12 +5,53 @@ from __future__ import annotations
 import math
 import signal
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from ccdash.scenario.drills import DONE, FAULTS, PASS
+from ccdash.brokers.base import QueueStats
+from ccdash.clock import Clock
+from ccdash.engine import Engine, Snapshot
+from ccdash.scenario.drills import DONE, FAULTS, PASS, DrillRecord
+from ccdash.scenario.ledger import Ledger
+from ccdash.scenario.model import Scenario
 
-if TYPE_CHECKING:
-    from ccdash.scenario.workload import Workload
+
+class FinishedRun(Protocol):
+    """A run as the report reads it (the Workload implements it)."""
+
+    engine: Engine
+    scenario: Scenario
+    ledger: Ledger
+    clock: Clock
+    seed: int | None
+    duration: float
+    started_at: float | None
+    publish_ended_at: float | None
+    ended_at: float | None
+    stop_reason: str | None
+    purged: int
+    unconfirmed: int
+    unplanned: list[dict[str, Any]]
+    stats_at_start: QueueStats | None
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the run was stopped early."""
+        ...
+
+    @property
+    def drill_results(self) -> Sequence[DrillRecord]:
+        """Every drill fired, oldest first."""
+        ...
+
+    def elapsed(self) -> float:
+        """Seconds the run lasted (so far)."""
+        ...
+
+    def sequence_digest(self) -> str:
+        """A hash of what was generated."""
+        ...
+
 
 REPORT_FIELDS = (
     "scenario", "duration_s", "published", "acked", "dead_lettered", "lost", "duplicates",
@@ -35,12 +76,13 @@ def _ms(values: list[float]) -> dict[str, float | None]:
     return out
 
 
-def build_report(wl: Workload) -> dict[str, Any]:
+def build_report(wl: FinishedRun) -> dict[str, Any]:
     """Count from the workload's own records, compare with the broker, judge the SLOs."""
     eng, sc, led = wl.engine, wl.scenario, wl.ledger
-    stats = eng.broker.stats()
+    snap = eng.snapshot(max_leases=0, max_dead=1_000_000, max_alerts=1_000_000, history=True)
+    stats = eng.broker.stats()  # the queue's lifetime counters (a shared queue has a past)
     still_queued = stats.ready + stats.delayed + stats.in_flight
-    dead_ids = {d.message_id for d in eng.broker.dead_letters()}
+    dead_ids = {d.message_id for d in snap.dead_letters}
     published, done, elsewhere = led.published, led.done, led.elsewhere
     acked = sum(1 for m in published if m in done or m in elsewhere)
     dead = sum(1 for m in published if m in dead_ids and m not in done and m not in elsewhere)
@@ -68,7 +110,7 @@ def build_report(wl: Workload) -> dict[str, Any]:
         "sequence_digest": wl.sequence_digest(),
         "duration_s": round(elapsed, 3),
         "planned_duration_s": wl.duration if math.isfinite(wl.duration) else None,
-        "drain_s": round((wl.ended_at or eng.clock.now()) - wl.publish_ended_at, 3)
+        "drain_s": round((wl.ended_at or wl.clock.now()) - wl.publish_ended_at, 3)
         if wl.publish_ended_at is not None else None,
         "interrupted": wl.stopping,
         "stopped_by": wl.stop_reason,
@@ -92,22 +134,22 @@ def build_report(wl: Workload) -> dict[str, Any]:
         "scaling_events": [
             {"at": round(e.at - start, 3), "source": e.source, "from": e.from_size,
              "to": e.to_size, "reason": e.reason}
-            for e in eng.scaling if e.at >= start],
-        "autoscaler": _autoscaler(wl, start),
+            for e in snap.scaling if e.at >= start],
+        "autoscaler": _autoscaler(wl, snap, start),
         "alerts": [
             {"name": a.name, "key": a.key, "severity": a.severity, "state": a.state,
              "message": a.message, "fired_at": round(a.fired_at - start, 3),
              "resolved_at": None if a.resolved_at is None else round(a.resolved_at - start, 3),
              "count": a.count}
-            for a in eng.alerts.all()],
+            for a in sorted(snap.alerts, key=lambda a: a.id)],
         "engine": {"published": run_count("published"), "acked": run_count("acked"),
                    "dead_lettered": run_count("dead_lettered"), "in_dlq": stats.dead,
-                   "failovers": eng.failovers},
+                   "failovers": snap.failovers},
         "loop_stalls": [
             {"at": round(st.at - start, 3), "seconds": round(st.seconds, 3),
              "consumer": st.consumer_id, "message_id": st.message_id, "where": st.where,
              "leases_kept": st.leases_kept}
-            for st in reversed(eng.snapshot(max_leases=0, max_dead=0).stalls)
+            for st in reversed(snap.stalls)
             if st.at >= start],
     }
     if before is not None and (before.published or before.acked or before.dead):
@@ -128,17 +170,16 @@ def verdict(checks: list[dict[str, Any]], *, interrupted: bool) -> bool:
     return not interrupted and all(c["ok"] for c in checks)
 
 
-def _autoscaler(wl: Workload, start: float) -> dict[str, Any]:
+def _autoscaler(wl: FinishedRun, snap: Snapshot, start: float) -> dict[str, Any]:
     """What the autoscaler did during the run: decisions made, changes applied, held back."""
-    eng = wl.engine
-    decisions = [d for d in eng.autoscaler.decisions if d.at >= start]
-    changes = [e for e in eng.scaling if e.at >= start and e.source == "autoscaler"]
+    decisions = [d for d in snap.decisions if d.at >= start]
+    changes = [e for e in snap.scaling if e.at >= start and e.source == "autoscaler"]
     held: Counter[str] = Counter(d.reason for d in decisions
                                  if d.applied == d.current and d.desired != d.current)
-    sizes = [eng.config.consumers, *(e.to_size for e in eng.scaling if e.at >= start)]
+    sizes = [wl.engine.config.consumers, *(e.to_size for e in snap.scaling if e.at >= start)]
     return {
-        "enabled": eng.autoscale,
-        "predictive": eng.config.predictive,
+        "enabled": snap.autoscale,
+        "predictive": wl.engine.config.predictive,
         "decisions": len(decisions),  # evaluations (the engine keeps the latest 300)
         "changes": len(changes),
         "up": sum(1 for e in changes if e.to_size > e.from_size),
@@ -146,7 +187,7 @@ def _autoscaler(wl: Workload, start: float) -> dict[str, Any]:
         "reasons": dict(sorted(Counter(e.reason for e in changes).items())),
         "held": dict(sorted(held.items())),
         "peak_consumers": max(sizes),
-        "final_consumers": eng.desired,
+        "final_consumers": snap.desired_consumers,
     }
 
 
@@ -162,7 +203,7 @@ def _check(name: str, text: str, limit: Any, actual: Any, ok: bool) -> dict[str,
     return {"name": name, "text": text, "limit": limit, "actual": actual, "ok": bool(ok)}
 
 
-def check_slos(wl: Workload, r: dict[str, Any]) -> list[dict[str, Any]]:
+def check_slos(wl: FinishedRun, r: dict[str, Any]) -> list[dict[str, Any]]:
     """Every check of the run: nothing lost, drained, drills, then the scenario's SLOs."""
     slo = wl.scenario.slo
     out = [_check("no_loss", "nothing lost", 0, r["lost"], r["lost"] == 0),

@@ -5,13 +5,29 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ccdash.brokers.base import Delivery
 from ccdash.clock import Clock
-from ccdash.scenario.model import HandlerSpec
 
 _Z99 = 2.3263478740408408  # the standard normal's 99th percentile
 UPGRADE_SPEEDUP = 0.8  # each demo upgrade (v2, v3, ...) is 20% quicker: the update shows
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    """The simulated handler: how long it takes and how often it fails."""
+
+    latency: str = "lognormal"
+    ms: float = 20.0  # constant
+    min_ms: float = 5.0  # uniform
+    max_ms: float = 50.0
+    median_ms: float = 20.0  # lognormal
+    p99_ms: float = 100.0
+    error_rate: float = 0.0  # transient failures per attempt (retried)
+    poison_rate: float = 0.0  # share of messages that always fail (end in the DLQ)
+    per_item_ms: float = 1.0  # batch handlers: added per message of a batch
+    slow: tuple[tuple[str, float], ...] = ()  # consumer id -> slowness factor
 
 
 class SimulatedFailure(Exception):

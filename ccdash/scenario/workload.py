@@ -29,12 +29,12 @@ from typing import Any
 
 from ccdash.aio import CANCEL_DEADLINE, cancel_and_wait, wait_tasks
 from ccdash.brokers.base import QueueStats
-from ccdash.engine import Engine
-from ccdash.engine.snapshot import Event
+from ccdash.engine import ConsumerState, Engine, Event, EventKind
 from ccdash.scenario.arrivals import arrival_times
 from ccdash.scenario.drills import DRILL_ACTIONS, FAULTS, DrillRecord, DrillRunner, check_action
 from ccdash.scenario.ledger import BatchTap, Ledger, Tap
 from ccdash.scenario.model import DrillSpec, Scenario
+from ccdash.scenario.report import build_report
 
 READY, RUNNING, DRAINING, DONE, INTERRUPTED = "ready", "running", "draining", "done", "interrupted"
 
@@ -176,8 +176,6 @@ class Workload:
 
     def report(self) -> dict[str, Any]:
         """The headless report ("Contract: headless report")."""
-        from ccdash.scenario.report import build_report
-
         return build_report(self)
 
     def lost_now(self) -> int:
@@ -198,7 +196,7 @@ class Workload:
     def progress(self) -> Progress:
         """Counts for a live view."""
         snap = self.engine.snapshot(max_leases=0, max_dead=0)
-        failed = sum(1 for c in snap.consumers if c.state == "failed")
+        failed = sum(1 for c in snap.consumers if c.state == ConsumerState.FAILED)
         return Progress(
             elapsed=self.elapsed(), duration=self.duration, phase=self.phase,
             published=len(self.ledger.published), completed=len(self.ledger.done),
@@ -459,9 +457,9 @@ class Workload:
     def _on_engine_event(self, ev: Event) -> None:
         self.drills.engine_event(ev)
         fields = dict(ev.fields)
-        if ev.kind == "dead-lettered":
+        if ev.kind == EventKind.DEAD_LETTERED:
             self.drills.dead_lettered({str(fields.get("message_id"))}, ev.at)
-        elif ev.kind == "consumer-failed":
+        elif ev.kind == EventKind.CONSUMER_FAILED:
             if self.drills.waiting_ids():  # leases released at max_attempts went to the DLQ
                 dead = {d.message_id for d in self.engine.broker.dead_letters()}
                 self.drills.dead_lettered(dead, ev.at)
@@ -469,7 +467,7 @@ class Workload:
             if not self.drills.is_victim(cid) and self.started_at is not None:
                 self.unplanned.append({"consumer": cid, "reason": str(fields.get("reason")),
                                        "at": round(ev.at - self.started_at, 3)})
-        elif ev.kind == "dlq-purged":
+        elif ev.kind == EventKind.DLQ_PURGED:
             count = fields.get("count")
             self.purged += count if isinstance(count, int) else 0
         self.emit(ev.kind, ev.message, source="engine", at=ev.at, fields=fields)

@@ -26,8 +26,7 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from ccdash.brokers.base import BrokerError
-from ccdash.engine.engine import Engine
-from ccdash.engine.snapshot import Event
+from ccdash.engine import Engine, Event
 from ccdash.ops import OpsError
 from ccdash.ops.logfile import JsonLogWriter, open_log
 from ccdash.ops.prometheus import MetricsServer, serve_metrics

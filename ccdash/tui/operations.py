@@ -16,8 +16,7 @@ from typing import Any, TypeVar
 from textual.app import App
 from textual.worker import Worker
 
-from ccdash.engine.balancers import BALANCERS
-from ccdash.engine.engine import Engine
+from ccdash.engine import BALANCERS, Engine
 from ccdash.fleet import CommandResult, WorkerView
 from ccdash.tui.alerts_table import AlertsTable
 from ccdash.tui.confirm import Confirm

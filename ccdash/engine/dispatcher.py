@@ -1,0 +1,209 @@
+"""The dispatcher: slot accounting and the balancer, and nothing else.
+
+Work flows publish -> broker -> dispatch (the balancer picks a consumer with
+room) -> consumer buffer -> handler -> ack/nack. Dispatch runs inline when a
+consumer frees a slot or a message is published; one dispatcher task parks on
+the broker for what arrives otherwise (retries coming due, expired leases).
+
+Slot accounting: `c.held` is what consumer c holds (buffered + in the handler);
+`room_total` is the sum of every consumer's `room`. Only this module changes
+either, so the two always agree (a test checks it under random operations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+
+from ccdash.brokers.base import REASON_RELEASED, Broker, Delivery
+from ccdash.engine.balancers import Balancer, make_balancer
+from ccdash.engine.consumer import Consumer
+from ccdash.engine.joiners import Joiners
+
+
+class Dispatcher:
+    """Hands ready messages to consumers with room, as the balancer picks."""
+
+    def __init__(self, broker: Broker, consumers: Mapping[str, Consumer], joiners: Joiners,
+                 balancer: str, rng: random.Random) -> None:
+        self.broker = broker
+        self.consumers = consumers  # the pool's live consumers (not ended), oldest first
+        self.joiners = joiners
+        self._waiting = joiners.waiting  # the same list, read on the hot path
+        self.rng = rng
+        self.balancer: Balancer = make_balancer(balancer, rng)
+        # Fast path where the broker offers it (the memory broker never suspends).
+        self.receive_nowait: Callable[[list[str]], list[Delivery]] | None = getattr(
+            broker, "receive_nowait", None)
+        self.room_total = 0
+        self.paused = False
+        self.stopping = False  # the engine is shutting down: hand out nothing more
+        self._room_waiter: asyncio.Future[None] | None = None
+
+    def set_balancer(self, name: str) -> None:
+        """Switch the strategy; it takes effect from the next pick."""
+        self.balancer = make_balancer(name, self.rng)
+
+    # -- what the pool tells it ------------------------------------------------
+
+    def admit(self, c: Consumer) -> None:
+        """c may take work now (started warm, or warmed up): count its room."""
+        self.room_total += c.room
+        self.room_changed()
+
+    def withdraw(self, c: Consumer) -> None:
+        """c is about to stop taking work (draining, failing, stopping): drop its room.
+        Call it before the change that makes c stop accepting."""
+        if c.accepting:
+            self.room_total -= c.room
+
+    def take_back(self, c: Consumer) -> list[Delivery]:
+        """Empty c's buffer (what it has not started); the caller releases the leases."""
+        buffered = list(c.buffer)
+        c.buffer.clear()
+        c.held -= len(buffered)
+        return buffered
+
+    def forget(self, c: Consumer) -> None:
+        """c failed and its leases were released: it holds nothing any more."""
+        c.buffer.clear()
+        c.current.clear()
+        c.held = 0
+
+    # -- what a consumer tells it (the consumer's `Slots`) ----------------------
+
+    def free_slots(self, c: Consumer, n: int) -> bool:
+        """A consumer finished `n` deliveries; True if it should be given more now."""
+        before = c.room
+        c.held -= n
+        room = c.room
+        if room != before:
+            self.room_total += room - before
+            self.room_changed()
+        self._check_joiners_if_empty(c)
+        return room > 0 and not self.paused and not self.stopping
+
+    def _check_joiners_if_empty(self, c: Consumer) -> None:
+        # While c still holds a delivery, something is outstanding: no joiner to wake
+        # (the health tick checks anyway, for leases that expired into the DLQ unseen).
+        if self._waiting and c.held <= 0:
+            self.joiners.check()
+
+    def refill(self, c: Consumer, n: int) -> bool:
+        """A consumer finished `n` deliveries: refill it if it reached its mark.
+        True if the caller should `await dispatch(c)` (a broker that may suspend)."""
+        if (self.room_total == 0 and self.receive_nowait is not None and not self.paused
+                and not self.stopping and c.accepting):
+            # Nobody else wants work, so the balancer has no choice to make: take
+            # what c has room for straight from the broker (the per-message path at
+            # prefetch 1).
+            held = c.held - n
+            if held > c.low:
+                c.held = held
+                return False
+            want = c.limit - held
+            got = self.receive_nowait([c.id] * want)
+            c.held = held + len(got)
+            c.take(got)
+            if len(got) < want:  # the queue ran dry: c keeps the rest as room
+                self.room_total += c.room
+                self.room_changed()
+                self._check_joiners_if_empty(c)
+            return False
+        if not self.free_slots(c, n):
+            return False
+        if self.receive_nowait is None:
+            return True
+        self.dispatch_nowait(c)
+        return False
+
+    # -- dispatch ------------------------------------------------------------------
+
+    def _reserve(self, hint: Consumer | None) -> list[Consumer]:
+        """Pick who gets the next ready messages, as the balancer says, and reserve
+        their slots: one entry per message (empty if nobody has room or nothing is ready)."""
+        room = self.room_total
+        if room <= 0 or self.paused or self.stopping:
+            return []
+        ready = self.broker.ready_count()
+        if ready <= 0:
+            return []
+        if hint is not None and hint.room == room:  # the only hungry one: no choice
+            k = min(room, ready, 256)
+            hint.held += k
+            self.room_total += hint.room - room
+            return [hint] * k
+        cands = [c for c in self.consumers.values() if c.room > 0]
+        before = {c: c.room for c in cands}
+        k = min(sum(c.limit - c.held for c in cands), ready, 256)
+        picks = []
+        pick = self.balancer.pick
+        for _ in range(k):
+            c = pick(cands)
+            picks.append(c)
+            c.held += 1
+            if c.held >= c.limit:
+                cands.remove(c)
+        self.room_total += sum(c.room - r for c, r in before.items())
+        return picks
+
+    def _unreserve(self, picks: list[Consumer]) -> None:
+        """Fewer messages than reserved slots: give the slots back."""
+        for c in picks:
+            r = c.room
+            c.held -= 1
+            self.room_total += c.room - r
+        if picks and self._waiting:
+            self.joiners.check()
+
+    def dispatch_nowait(self, hint: Consumer | None) -> None:
+        """`dispatch` on a broker that never suspends (`receive_nowait`): nothing runs
+        between the balancer's picks and the hand-over, so every pick still accepts."""
+        picks = self._reserve(hint)
+        if picks:
+            got = self.receive_nowait([c.id for c in picks])  # type: ignore[misc]
+            for c, d in zip(picks, got, strict=False):
+                c.give(d)
+            if len(got) < len(picks):
+                self._unreserve(picks[len(got):])
+
+    async def dispatch(self, hint: Consumer | None) -> None:
+        """Lease ready messages to hungry consumers, as the balancer picks."""
+        if self.receive_nowait is not None:
+            self.dispatch_nowait(hint)
+            return
+        picks = self._reserve(hint)
+        if not picks:
+            return
+        broker = self.broker
+        got = await broker.receive([c.id for c in picks])
+        for c, d in zip(picks, got, strict=False):
+            if c.accepting:
+                c.give(d)
+            else:  # failed or began draining while the receive was under way
+                await broker.release([d.receipt], REASON_RELEASED)
+                if c.id in self.consumers:
+                    c.held -= 1
+        if len(got) < len(picks):
+            self._unreserve(picks[len(got):])
+
+    async def run(self) -> None:
+        """Park on the broker while consumers have room; on room while they don't."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.room_total > 0 and not self.paused:
+                await self.broker.wait_ready()
+                await self.dispatch(None)
+                await asyncio.sleep(0)  # let woken consumers run before the next round
+            else:
+                self._room_waiter = loop.create_future()
+                try:
+                    await self._room_waiter
+                finally:
+                    self._room_waiter = None
+
+    def room_changed(self) -> None:
+        """Unpark the dispatcher task if it waits for room."""
+        if self._room_waiter is not None and not self._room_waiter.done():
+            self._room_waiter.set_result(None)

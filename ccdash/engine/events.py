@@ -1,0 +1,161 @@
+"""Operational events: typed kinds that carry their log level, and the bounded log.
+
+An event is a past-tense fact (consumer-failed, balancer-switched, ...). Its
+kind is a `StrEnum` member, so listeners match members (a typo fails at import)
+while logs, recordings and the dashboard keep the plain words.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ccdash.engine.alerts import Alert
+from ccdash.engine.states import Severity
+
+
+class Level(StrEnum):
+    """How a log line of an event is filed."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class Kind(StrEnum):
+    """Base of every event-kind vocabulary: each member carries its log level.
+
+    Members are written `NAME = "text", Level.X`; other layers (the scenario's drills)
+    subclass it with kinds of their own that travel through the same log."""
+
+    level: Level
+
+    def __new__(cls, text: str, level: Level = Level.INFO) -> Kind:
+        member = str.__new__(cls, text)
+        member._value_ = text
+        member.level = level
+        return member
+
+
+class EventKind(Kind):
+    """What the engine reports."""
+
+    ENGINE_STARTED = "engine-started", Level.INFO
+    ENGINE_STOPPED = "engine-stopped", Level.INFO
+    TASKS_ABANDONED = "tasks-abandoned", Level.WARNING  # ignored cancellation at stop
+    CONSUMER_STARTED = "consumer-started", Level.INFO
+    CONSUMER_READY = "consumer-ready", Level.INFO
+    CONSUMER_STOPPED = "consumer-stopped", Level.INFO
+    CONSUMER_FAILED = "consumer-failed", Level.ERROR
+    CONSUMER_REPLACED = "consumer-replaced", Level.INFO
+    CONSUMER_HUNG = "consumer-hung", Level.WARNING
+    CONSUMER_SLOWED = "consumer-slowed", Level.INFO
+    RESTART_LIMIT = "restart-limit", Level.ERROR
+    POOL_SCALED = "pool-scaled", Level.INFO
+    SCALE_HELD = "scale-held", Level.WARNING
+    LOOP_STALLED = "loop-stalled", Level.WARNING  # a handler blocked the event loop
+    ROLLING_UPDATE_STARTED = "rolling-update-started", Level.INFO
+    ROLLING_UPDATE_FINISHED = "rolling-update-finished", Level.INFO
+    BALANCER_SWITCHED = "balancer-switched", Level.INFO
+    WEIGHT_SET = "weight-set", Level.INFO
+    CONSUMPTION_PAUSED = "consumption-paused", Level.INFO
+    CONSUMPTION_RESUMED = "consumption-resumed", Level.INFO
+    AUTOSCALE_SWITCHED = "autoscale-switched", Level.INFO
+    DLQ_REDRIVEN = "dlq-redriven", Level.INFO
+    DLQ_PURGED = "dlq-purged", Level.INFO
+    DEAD_LETTERED = "dead-lettered", Level.WARNING
+    ACK_REJECTED = "ack-rejected", Level.WARNING
+    LEASE_EXPIRED = "lease-expired", Level.WARNING  # reported by the broker
+    UNDECODABLE = "undecodable", Level.WARNING  # a foreign or corrupt entry, dead-lettered
+    BREAKER_OPENED = "breaker-opened", Level.WARNING
+    BREAKER_CLOSED = "breaker-closed", Level.INFO
+    ALERT_FIRING = "alert-firing", Level.WARNING  # an error when the alert is critical
+    ALERT_ACKNOWLEDGED = "alert-acknowledged", Level.INFO
+    ALERT_RESOLVED = "alert-resolved", Level.INFO
+
+
+def level_of(kind: str, fields: dict[str, object] | None = None) -> Level:
+    """The log level of an event: its kind's, raised to error for a critical alert.
+
+    A plain string (an event read back from a recording) is looked up by its text."""
+    level = getattr(kind, "level", None)
+    if not isinstance(level, Level):
+        known = EventKind._value2member_map_.get(kind)
+        level = known.level if isinstance(known, Kind) else Level.INFO
+    if kind == EventKind.ALERT_FIRING and (fields or {}).get("severity") == Severity.CRITICAL:
+        return Level.ERROR
+    return level
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A past-tense operational fact (consumer-failed, balancer-switched, ...)."""
+
+    seq: int
+    at: float
+    kind: str  # a Kind member when the engine made it; its text when read back
+    message: str
+    fields: tuple[tuple[str, object], ...] = ()
+
+
+class EventLog:
+    """The newest events (bounded) and the listeners told of each new one."""
+
+    def __init__(self, now: Callable[[], float], keep: int = 1000) -> None:
+        self._now = now
+        self.buffer: deque[Event] = deque(maxlen=keep)
+        self._seq = itertools.count(1)
+        self._listeners: list[Callable[[Event], None]] = []
+
+    def emit(self, kind: str, message: str, **fields: Any) -> Event:
+        """Record an event and tell the listeners. `kind` is a `Kind` member (its level
+        travels with it); a kind only a broker knows is kept as its text (filed as info)."""
+        ev = Event(next(self._seq), self._now(), kind, message, tuple(fields.items()))
+        self.buffer.append(ev)
+        for listener in self._listeners:
+            listener(ev)
+        return ev
+
+    def from_broker(self, kind: str, fields: dict[str, Any]) -> Event:
+        """An event only the broker sees (its `on_event`), e.g. an expired lease."""
+        if kind == EventKind.LEASE_EXPIRED:
+            return self.emit(EventKind.LEASE_EXPIRED, f"lease of {fields.get('message_id')} "
+                             f"held by {fields.get('consumer')} expired", **fields)
+        if kind == EventKind.UNDECODABLE:  # a foreign or corrupt entry, dead-lettered at once
+            return self.emit(EventKind.UNDECODABLE, f"undecodable entry {fields.get('entry')} "
+                             f"dead-lettered: {fields.get('error')}", **fields)
+        return self.emit(kind, kind, **fields)  # a kind this engine does not know: as text
+
+    def alert_changed(self, alert: Alert) -> None:
+        """An alert fired, was acknowledged or resolved (the AlertBook's `on_change`)."""
+        self.emit(EventKind(f"alert-{alert.state}"),
+                  f"alert {alert.name} {alert.state}: {alert.message}",
+                  alert=alert.name, severity=alert.severity)
+
+    def add_listener(self, fn: Callable[[Event], None]) -> None:
+        """Call `fn` with every future event."""
+        self._listeners.append(fn)
+
+    def since(self, seq: int) -> list[Event]:
+        """Events with a sequence number above `seq` still in the buffer."""
+        return [e for e in self.buffer if e.seq > seq]
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest event (0 before the first)."""
+        return self.buffer[-1].seq if self.buffer else 0
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.buffer)
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+
+Emit = Callable[..., Event]  # EventLog.emit as the parts receive it: (kind, message, **fields)
+
+__all__ = ["Emit", "Event", "EventKind", "EventLog", "Kind", "Level", "level_of"]
