@@ -5,19 +5,38 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 
-def open_private(path: str | os.PathLike[str], *, append: bool = False) -> IO[str]:
-    """Open `path` for writing text, created 0600; an existing file of ours is made
-    0600 too (a report or audit log must not stay readable by other users)."""
+def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         st = os.fstat(fd)
         if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid():  # never /dev/null
             os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_private(path: str | os.PathLike[str], *, append: bool = False) -> IO[str]:
+    """Open `path` for writing text, created 0600; an existing file of ours is made
+    0600 too (a report or audit log must not stay readable by other users)."""
+    fd = _private_fd(path, append)
+    try:
         return os.fdopen(fd, "a" if append else "w", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_private_binary(path: str | os.PathLike[str]) -> BinaryIO:
+    """`open_private` for bytes (a recording), truncated."""
+    fd = _private_fd(path, False)
+    try:
+        return os.fdopen(fd, "wb")
     except BaseException:
         os.close(fd)
         raise
@@ -29,4 +48,4 @@ def write_private(path: str | Path, text: str) -> None:
         fh.write(text)
 
 
-__all__ = ["open_private", "write_private"]
+__all__ = ["open_private", "open_private_binary", "write_private"]

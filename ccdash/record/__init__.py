@@ -7,7 +7,7 @@ never imports this package. Plotting (matplotlib) is imported only by
 """
 
 from ccdash.record.reader import Recording, RecordingError, parse_recording, read_recording
-from ccdash.record.writer import FORMAT, VERSION, Recorder, create_private
+from ccdash.record.writer import FORMAT, VERSION, Recorder
 
 __all__ = [
     "FORMAT",
@@ -15,7 +15,6 @@ __all__ = [
     "Recorder",
     "Recording",
     "RecordingError",
-    "create_private",
     "parse_recording",
     "read_recording",
 ]

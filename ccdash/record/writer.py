@@ -20,7 +20,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from typing import Any, BinaryIO
 from ccdash import __version__
 from ccdash.clock import Clock
 from ccdash.engine.snapshot import Event, Snapshot
+from ccdash.files import open_private_binary
 from ccdash.record.codec import SnapshotEncoder
 
 FORMAT = "ccdash-recording"
@@ -39,17 +39,6 @@ DETAIL_EVERY = 1.0  # seconds between samples of the consumer and lease tables
 # the sampling says: the moments an operator scrubs to.
 DETAIL_EVENTS = ("consumer-", "drill-", "pool-scaled", "alert-", "lease-expired",
                  "rolling-update", "dlq-")
-
-
-def create_private(path: str) -> BinaryIO:
-    """Open `path` for writing, truncated, owner-only (0600) whatever the umask."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
-        return os.fdopen(fd, "wb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def _drill_dict(r: Any) -> dict[str, Any]:
@@ -91,7 +80,7 @@ class Recorder:
     @classmethod
     def create(cls, path: str, **kw: Any) -> Recorder:
         """A recorder writing a new 0600 file at `path` (OSError if it cannot)."""
-        return cls(create_private(path), path=path, **kw)
+        return cls(open_private_binary(path), path=path, **kw)
 
     # -- what the run tells it ---------------------------------------------------
 
@@ -230,4 +219,4 @@ class Recorder:
         return cls(io.BytesIO(), close_out=False, **kw)
 
 
-__all__ = ["FORMAT", "FRAME_INTERVAL", "VERSION", "Recorder", "create_private"]
+__all__ = ["FORMAT", "FRAME_INTERVAL", "VERSION", "Recorder"]
