@@ -428,7 +428,8 @@ async def test_slot_accounting_stays_exact_under_random_operations(seed: int) ->
     """Refills (the balancer's and the direct one), dry queues, failures, kills, pauses and
     scaling never leave a slot miscounted: after every step each consumer holds exactly
     what its buffer and handler have, the engine's room total is the consumers' rooms
-    summed, and at the end every message is acked or dead-lettered."""
+    summed, every consumer with spare slots above its refill mark is in the dispatcher's
+    spare set, and at the end every message is acked or dead-lettered."""
     import random
 
     clock = FakeClock()
@@ -447,6 +448,8 @@ async def test_slot_accounting_stays_exact_under_random_operations(seed: int) ->
         for c in engine.consumers.values():
             assert c.held == len(c.buffer) + len(c.current), c.id
         assert engine.dispatcher.room_total == sum(c.room for c in engine.consumers.values())
+        spare = [c for c in engine.consumers.values() if c.accepting and c.low < c.held < c.limit]
+        assert set(spare) <= set(engine.dispatcher.spare)
 
     published = 0
     async with Engine(cfg, handler=handler, clock=clock) as engine:

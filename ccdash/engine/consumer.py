@@ -46,6 +46,9 @@ class Slots(Protocol):
     def refill(self, c: Consumer, n: int) -> bool:
         """`n` deliveries done; True if the caller should `await dispatch(c)`."""
 
+    def has_spare(self, c: Consumer) -> None:
+        """c, above its refill mark, has a spare slot now (it may take new work)."""
+
     async def dispatch(self, hint: Consumer | None) -> None:
         """Lease ready messages to hungry consumers."""
 
@@ -294,6 +297,8 @@ class Consumer:
             held = self.held - 1
             if held > self.low:  # still above the refill mark: no one's room changes
                 self.held = held
+                if held == self.limit - 1:  # a spare slot: new work may come here
+                    slots.has_spare(self)
             elif slots.refill(self, 1):
                 await slots.dispatch(self)
 

@@ -8,6 +8,13 @@ the broker for what arrives otherwise (retries coming due, expired leases).
 Slot accounting: `c.held` is what consumer c holds (buffered + in the handler);
 `room_total` is the sum of every consumer's `room`. Only this module changes
 either, so the two always agree (a test checks it under random operations).
+
+Two tiers of room. A consumer down to its refill mark is hungry: its `room` (up
+to its prefetch) counts in `room_total`, and refills come in batches. Above the
+mark it may still have spare slots (it finished some, or a publish found it part
+full): those consumers are in `spare` (checked when used), and new work goes
+there when nobody is hungry, so every consumer holds up to its prefetch whenever
+work is ready, however the messages arrive.
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ class Dispatcher:
         self.receive_nowait: Callable[[list[str]], list[Delivery]] | None = getattr(
             broker, "receive_nowait", None)
         self.room_total = 0
+        # Consumers that may have spare slots above their refill mark, in the order
+        # they got them (a superset: each is checked when used).
+        self.spare: dict[Consumer, None] = {}
         self.paused = False
         self.stopping = False  # the engine is shutting down: hand out nothing more
         self._room_waiter: asyncio.Future[None] | None = None
@@ -77,12 +87,18 @@ class Dispatcher:
         """A consumer finished `n` deliveries; True if it should be given more now."""
         before = c.room
         c.held -= n
+        if c.low < c.held:
+            self.spare[c] = None
         room = c.room
         if room != before:
             self.room_total += room - before
             self.room_changed()
         self._check_joiners_if_empty(c)
         return room > 0 and not self.paused and not self.stopping
+
+    def has_spare(self, c: Consumer) -> None:
+        """c, above its refill mark, finished a delivery and has a spare slot now."""
+        self.spare[c] = None
 
     def _check_joiners_if_empty(self, c: Consumer) -> None:
         # While c still holds a delivery, something is outstanding: no joiner to wake
@@ -101,6 +117,7 @@ class Dispatcher:
             held = c.held - n
             if held > c.low:
                 c.held = held
+                self.spare[c] = None
                 return False
             want = c.limit - held
             got = self.receive_nowait([c.id] * want)
@@ -110,6 +127,8 @@ class Dispatcher:
                 self.room_total += c.room
                 self.room_changed()
                 self._check_joiners_if_empty(c)
+                if c.low < c.held:
+                    self.spare[c] = None
             return False
         if not self.free_slots(c, n):
             return False
@@ -124,8 +143,10 @@ class Dispatcher:
         """Pick who gets the next ready messages, as the balancer says, and reserve
         their slots: one entry per message (empty if nobody has room or nothing is ready)."""
         room = self.room_total
-        if room <= 0 or self.paused or self.stopping:
+        if self.paused or self.stopping:
             return []
+        if room <= 0:
+            return self._reserve_spare() if self.spare and hint is None else []
         ready = self.broker.ready_count()
         if ready <= 0:
             return []
@@ -146,6 +167,34 @@ class Dispatcher:
             if c.held >= c.limit:
                 cands.remove(c)
         self.room_total += sum(c.room - r for c, r in before.items())
+        for c in before:
+            if c.low < c.held < c.limit:  # filled past its mark but not to its prefetch
+                self.spare[c] = None
+        return picks
+
+    def _reserve_spare(self) -> list[Consumer]:
+        """Nobody is hungry: fill consumers' spare slots above their refill mark, as
+        the balancer picks among them (their `room` stays 0, so room_total too)."""
+        ready = self.broker.ready_count()
+        if ready <= 0:
+            return []
+        spare = self.spare
+        cands = []
+        for c in list(spare):
+            if c.low < c.held < c.limit and c.accepting and c.id in self.consumers:
+                cands.append(c)
+            else:  # full, hungry (counted in room_total) or gone
+                del spare[c]
+        k = min(sum(c.limit - c.held for c in cands), ready, 256)
+        picks = []
+        pick = self.balancer.pick
+        for _ in range(k):
+            c = pick(cands)
+            picks.append(c)
+            c.held += 1
+            if c.held >= c.limit:
+                cands.remove(c)
+                del spare[c]
         return picks
 
     def _unreserve(self, picks: list[Consumer]) -> None:
@@ -154,6 +203,8 @@ class Dispatcher:
             r = c.room
             c.held -= 1
             self.room_total += c.room - r
+            if c.low < c.held < c.limit:
+                self.spare[c] = None
         if picks and self._waiting:
             self.joiners.check()
 

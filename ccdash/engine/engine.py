@@ -175,7 +175,7 @@ class Engine:
         except QueueFull:  # backpressure: wait for room
             mid = await self.broker.publish(body, priority=priority, dedup_id=dedup_id)
         dispatcher = self.dispatcher
-        if dispatcher.room_total > 0 and not dispatcher.paused:
+        if (dispatcher.room_total > 0 or dispatcher.spare) and not dispatcher.paused:
             dispatcher.dispatch_nowait(None)
         return mid
 
@@ -194,7 +194,8 @@ class Engine:
                 await broker.flush()
                 ids.append(await broker.publish(body, priority=priority))
         await broker.flush()
-        if self.dispatcher.room_total > 0 and not self.dispatcher.paused:
+        if (self.dispatcher.room_total > 0 or self.dispatcher.spare) \
+                and not self.dispatcher.paused:
             await self.dispatcher.dispatch(None)
         return ids
 

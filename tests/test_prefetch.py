@@ -1,0 +1,68 @@
+"""Prefetch is honoured: a consumer with room is filled up to its prefetch whenever work
+is ready, however the messages arrive."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ccdash import Delivery, Engine, EngineConfig
+from ccdash.clock import FakeClock
+
+
+@pytest.mark.parametrize("batched", [False, True])
+async def test_slow_consumers_each_hold_their_whole_prefetch(batched: bool) -> None:
+    """4 consumers at prefetch 5 behind a slow handler hold 5 each of 20 messages,
+    published one at a time or in one batch: none waits as ready."""
+    clock = FakeClock()
+    release = asyncio.Event()
+
+    async def slow(_: Delivery) -> None:
+        await release.wait()
+
+    cfg = EngineConfig(consumers=4, prefetch=5, visibility_timeout=60.0, seed=1)
+    engine = Engine(cfg, handler=slow, clock=clock)
+    await engine.start()
+    try:
+        if batched:
+            await engine.publish_many(list(range(20)))
+        else:
+            for i in range(20):
+                await engine.publish(i)
+        await clock.advance(0.1)
+        snap = engine.snapshot()
+        assert (snap.queue.in_flight, snap.queue.ready) == (20, 0)
+        assert sorted(c.in_flight for c in snap.consumers) == [5, 5, 5, 5]
+    finally:
+        release.set()
+        await engine.stop(grace=0)
+
+
+async def test_a_consumer_below_its_prefetch_takes_new_work_at_once() -> None:
+    """A consumer that finished one of its 5 (so holds 4, above its refill mark) is
+    given the next published message rather than leaving it ready."""
+    clock = FakeClock()
+    gates: dict[int, asyncio.Event] = {i: asyncio.Event() for i in range(6)}
+
+    async def gated(d: Delivery) -> None:
+        await gates[d.body].wait()
+
+    cfg = EngineConfig(consumers=1, prefetch=5, visibility_timeout=60.0, seed=1)
+    engine = Engine(cfg, handler=gated, clock=clock)
+    await engine.start()
+    try:
+        for i in range(5):
+            await engine.publish(i)
+        await clock.advance(0.1)
+        gates[0].set()
+        await clock.advance(0.1)
+        assert engine.snapshot().acked == 1
+        await engine.publish(5)
+        await clock.advance(0.1)
+        snap = engine.snapshot()
+        assert (snap.queue.in_flight, snap.queue.ready) == (5, 0)
+    finally:
+        for g in gates.values():
+            g.set()
+        await engine.stop(grace=0)
