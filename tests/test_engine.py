@@ -428,8 +428,9 @@ async def test_slot_accounting_stays_exact_under_random_operations(seed: int) ->
     """Refills (the balancer's and the direct one), dry queues, failures, kills, pauses and
     scaling never leave a slot miscounted: after every step each consumer holds exactly
     what its buffer and handler have, the engine's room total is the consumers' rooms
-    summed, every consumer with spare slots above its refill mark is in the dispatcher's
-    spare set, and at the end every message is acked or dead-lettered."""
+    summed, the balancer's candidates are exactly the consumers with room (filed under
+    what each holds), every consumer with spare slots above its refill mark is in the
+    dispatcher's spare set, and at the end every message is acked or dead-lettered."""
     import random
 
     clock = FakeClock()
@@ -450,6 +451,9 @@ async def test_slot_accounting_stays_exact_under_random_operations(seed: int) ->
         assert engine.dispatcher.room_total == sum(c.room for c in engine.consumers.values())
         spare = [c for c in engine.consumers.values() if c.accepting and c.low < c.held < c.limit]
         assert set(spare) <= set(engine.dispatcher.spare)
+        hungry = engine.dispatcher.hungry
+        assert hungry.members() == [c for c in engine.consumers.values() if c.room > 0]
+        assert all(hungry.held_of[c.ordinal] == c.held for c in hungry.members())
 
     published = 0
     async with Engine(cfg, handler=handler, clock=clock) as engine:

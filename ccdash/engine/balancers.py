@@ -1,15 +1,18 @@
 """Load balancers: which consumer with room gets the next delivery.
 
 Each picks among `candidates` (consumers that have room for one more
-delivery, in creation order). All randomness comes from the engine's one
-seeded generator.
+delivery, in creation order): a `Candidates` set the dispatcher keeps up to date
+as room changes, so a pick costs O(log n) at most (O(1) for p2c-ewma), never a
+scan of the pool. All randomness comes from the engine's one seeded generator.
 """
 
 from __future__ import annotations
 
+import heapq
 import random
-from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar
 
 
 class Target(Protocol):
@@ -24,12 +27,93 @@ class Target(Protocol):
 T = TypeVar("T", bound=Target)
 
 
+class Candidates(Generic[T]):
+    """Consumers with room, in creation order, kept up to date as room changes (never
+    rebuilt per pick): O(log n) to add, remove or re-count one; by position in O(1);
+    grouped by what each holds, for least-inflight."""
+
+    __slots__ = ("ords", "by_ord", "held_of", "by_held", "on_add")
+
+    def __init__(self) -> None:
+        self.ords: list[int] = []  # sorted
+        self.by_ord: dict[int, T] = {}
+        self.held_of: dict[int, int] = {}  # the `held` each is filed under
+        self.by_held: dict[int, list[int]] = {}  # held -> sorted ordinals
+        self.on_add: Callable[[T], None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ords)
+
+    def __getitem__(self, i: int) -> T:
+        return self.by_ord[self.ords[i]]
+
+    def __contains__(self, c: T) -> bool:
+        return c.ordinal in self.by_ord
+
+    def members(self) -> list[T]:
+        """All of them, in creation order."""
+        return [self.by_ord[o] for o in self.ords]
+
+    def put(self, c: T) -> None:
+        """Add c, or file it again under what it holds now."""
+        o = c.ordinal
+        old = self.held_of.get(o)
+        if old is None:
+            insort(self.ords, o)
+            self.by_ord[o] = c
+        elif old == c.held:
+            return
+        else:
+            self._unfile(o, old)
+        self.held_of[o] = c.held
+        group = self.by_held.get(c.held)
+        if group is None:
+            self.by_held[c.held] = [o]
+        else:
+            insort(group, o)
+        if old is None and self.on_add is not None:
+            self.on_add(c)
+
+    def discard(self, c: T) -> None:
+        """Remove c if it is here."""
+        o = c.ordinal
+        old = self.held_of.pop(o, None)
+        if old is None:
+            return
+        del self.by_ord[o]
+        del self.ords[bisect_left(self.ords, o)]
+        self._unfile(o, old)
+
+    def _unfile(self, o: int, held: int) -> None:
+        group = self.by_held[held]
+        del group[bisect_left(group, o)]
+        if not group:
+            del self.by_held[held]
+
+    @classmethod
+    def of(cls, consumers: Sequence[T]) -> Candidates[T]:
+        """A set of these consumers (for a one-off choice)."""
+        out: Candidates[T] = cls()
+        for c in consumers:
+            out.put(c)
+        return out
+
+
 class Balancer(Protocol):
     """Chooses one of the candidates (never empty)."""
 
     name: str
 
-    def pick(self, candidates: Sequence[T]) -> T: ...
+    def pick(self, candidates: Candidates[T]) -> T: ...
+
+    def attach(self, candidates: Candidates[T]) -> None:
+        """Follow this set as consumers join it (balancers that keep state per member)."""
+
+
+def _after(ords: list[int], last: int) -> int:
+    """The first ordinal above `last`, else the first (ords sorted, not empty)."""
+    i = bisect_right(ords, last)
+    return ords[i] if i < len(ords) else ords[0]
 
 
 class RoundRobin:
@@ -40,40 +124,61 @@ class RoundRobin:
     def __init__(self) -> None:
         self._last = -1
 
-    def pick(self, candidates: Sequence[T]) -> T:
-        after = [c for c in candidates if c.ordinal > self._last]
-        chosen = after[0] if after else candidates[0]
-        self._last = chosen.ordinal
-        return chosen
+    def attach(self, candidates: Candidates[T]) -> None:
+        """Nothing to follow."""
+        candidates.on_add = None
+
+    def pick(self, candidates: Candidates[T]) -> T:
+        self._last = _after(candidates.ords, self._last)
+        return candidates.by_ord[self._last]
 
 
 class Weighted:
-    """Smooth weighted round-robin (as nginx does): shares follow the weights,
-    interleaved rather than in bursts."""
+    """Smooth weighted round-robin by stride scheduling: each consumer's pass advances
+    by 1/weight when picked and the lowest pass goes next, so shares follow the weights,
+    interleaved rather than in bursts; a consumer (re)joining starts at the current
+    pass, never behind it. O(log n) per pick (a heap)."""
 
     name = "weighted"
 
     def __init__(self) -> None:
-        self._current: dict[int, float] = {}
+        self._pass: dict[int, float] = {}
+        self._heap: list[tuple[float, int]] = []
+        self._vtime = 0.0
 
-    def pick(self, candidates: Sequence[T]) -> T:
-        current = self._current
-        total = 0
-        best: T | None = None
-        best_score = float("-inf")
-        for c in candidates:
-            w = max(c.weight, 0)
-            total += w
-            score = current.get(c.ordinal, 0.0) + w
-            current[c.ordinal] = score
-            if score > best_score:
-                best, best_score = c, score
-        assert best is not None
-        current[best.ordinal] = best_score - total
-        if len(current) > 4 * len(candidates) + 16:  # forget consumers that are gone
-            live = {c.ordinal for c in candidates}
-            self._current = {k: v for k, v in current.items() if k in live}
-        return best
+    def attach(self, candidates: Candidates[T]) -> None:
+        candidates.on_add = self._joined
+        for c in candidates.members():
+            self._joined(c)
+
+    def _joined(self, c: Target) -> None:
+        o = c.ordinal
+        p = self._pass.get(o)
+        if p is None or p < self._vtime:
+            p = self._pass[o] = self._vtime
+            heapq.heappush(self._heap, (p, o))
+
+    def pick(self, candidates: Candidates[T]) -> T:
+        heap, passes, by_ord = self._heap, self._pass, candidates.by_ord
+        while heap:
+            p, o = heap[0]
+            if o in by_ord and passes.get(o) == p:
+                break
+            heapq.heappop(heap)  # gone, or a stale entry
+            if o not in by_ord and passes.get(o) == p:
+                del passes[o]  # it starts afresh (at the current pass) when it joins again
+        else:  # nobody followed yet (a one-off set): start them all now
+            for c in candidates.members():
+                self._joined(c)
+            p, o = heap[0]
+        heapq.heappop(heap)
+        chosen = by_ord[o]
+        self._vtime = p
+        w = max(chosen.weight, 0)
+        nxt = p + 1.0 / w if w else float("inf")
+        passes[o] = nxt
+        heapq.heappush(heap, (nxt, o))
+        return chosen
 
 
 class LeastInflight:
@@ -82,11 +187,16 @@ class LeastInflight:
     name = "least-inflight"
 
     def __init__(self) -> None:
-        self._rr = RoundRobin()
+        self._last = -1
 
-    def pick(self, candidates: Sequence[T]) -> T:
-        fewest = min(c.held for c in candidates)
-        return self._rr.pick([c for c in candidates if c.held == fewest])
+    def attach(self, candidates: Candidates[T]) -> None:
+        """Nothing to follow."""
+        candidates.on_add = None
+
+    def pick(self, candidates: Candidates[T]) -> T:
+        # Distinct `held` values are bounded by the prefetch, not the pool size.
+        self._last = _after(candidates.by_held[min(candidates.by_held)], self._last)
+        return candidates.by_ord[self._last]
 
 
 class P2cEwma:
@@ -98,7 +208,11 @@ class P2cEwma:
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
 
-    def pick(self, candidates: Sequence[T]) -> T:
+    def attach(self, candidates: Candidates[T]) -> None:
+        """Nothing to follow."""
+        candidates.on_add = None
+
+    def pick(self, candidates: Candidates[T]) -> T:
         n = len(candidates)
         if n == 1:
             return candidates[0]

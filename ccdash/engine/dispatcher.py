@@ -24,7 +24,7 @@ import random
 from collections.abc import Callable, Mapping
 
 from ccdash.brokers.base import REASON_RELEASED, Broker, Delivery
-from ccdash.engine.balancers import Balancer, make_balancer
+from ccdash.engine.balancers import Balancer, Candidates, make_balancer
 from ccdash.engine.consumer import Consumer
 from ccdash.engine.joiners import Joiners
 
@@ -40,6 +40,11 @@ class Dispatcher:
         self._waiting = joiners.waiting  # the same list, read on the hot path
         self.rng = rng
         self.balancer: Balancer = make_balancer(balancer, rng)
+        # Consumers with room (room > 0), kept as room changes: the balancer picks
+        # among them without a scan of the pool.
+        self.hungry: Candidates[Consumer] = Candidates()
+        self.balancer.attach(self.hungry)
+        self._spare_balancer: Balancer = make_balancer(balancer, rng)
         # Fast path where the broker offers it (the memory broker never suspends).
         self.receive_nowait: Callable[[list[str]], list[Delivery]] | None = getattr(
             broker, "receive_nowait", None)
@@ -54,25 +59,37 @@ class Dispatcher:
     def set_balancer(self, name: str) -> None:
         """Switch the strategy; it takes effect from the next pick."""
         self.balancer = make_balancer(name, self.rng)
+        self.balancer.attach(self.hungry)
+        self._spare_balancer = make_balancer(name, self.rng)
 
     # -- what the pool tells it ------------------------------------------------
 
     def admit(self, c: Consumer) -> None:
         """c may take work now (started warm, or warmed up): count its room."""
         self.room_total += c.room
+        self._sync(c)
         self.room_changed()
+
+    def _sync(self, c: Consumer) -> None:
+        """c's room or holding changed: keep the candidates in step."""
+        if c.room > 0:
+            self.hungry.put(c)
+        else:
+            self.hungry.discard(c)
 
     def withdraw(self, c: Consumer) -> None:
         """c is about to stop taking work (draining, failing, stopping): drop its room.
         Call it before the change that makes c stop accepting."""
         if c.accepting:
             self.room_total -= c.room
+        self.hungry.discard(c)
 
     def take_back(self, c: Consumer) -> list[Delivery]:
         """Empty c's buffer (what it has not started); the caller releases the leases."""
         buffered = list(c.buffer)
         c.buffer.clear()
         c.held -= len(buffered)
+        self.hungry.discard(c)
         return buffered
 
     def forget(self, c: Consumer) -> None:
@@ -80,6 +97,7 @@ class Dispatcher:
         c.buffer.clear()
         c.current.clear()
         c.held = 0
+        self.hungry.discard(c)
 
     # -- what a consumer tells it (the consumer's `Slots`) ----------------------
 
@@ -90,6 +108,7 @@ class Dispatcher:
         if c.low < c.held:
             self.spare[c] = None
         room = c.room
+        self._sync(c)
         if room != before:
             self.room_total += room - before
             self.room_changed()
@@ -125,6 +144,7 @@ class Dispatcher:
             c.take(got)
             if len(got) < want:  # the queue ran dry: c keeps the rest as room
                 self.room_total += c.room
+                self._sync(c)
                 self.room_changed()
                 self._check_joiners_if_empty(c)
                 if c.low < c.held:
@@ -154,20 +174,33 @@ class Dispatcher:
             k = min(room, ready, 256)
             hint.held += k
             self.room_total += hint.room - room
+            self._sync(hint)
+            if hint.low < hint.held < hint.limit:
+                self.spare[hint] = None
             return [hint] * k
-        cands = [c for c in self.consumers.values() if c.room > 0]
-        before = {c: c.room for c in cands}
-        k = min(sum(c.limit - c.held for c in cands), ready, 256)
+        # room_total is what the candidates can take; each stays one until it is full.
+        return self._fill(self.hungry, self.balancer, min(room, ready, 256))
+
+    def _fill(self, cands: Candidates[Consumer], balancer: Balancer, k: int
+              ) -> list[Consumer]:
+        """Reserve k slots among `cands` as `balancer` picks (k <= their free slots)."""
         picks = []
-        pick = self.balancer.pick
+        before: dict[Consumer, int] = {}
+        pick = balancer.pick
         for _ in range(k):
             c = pick(cands)
             picks.append(c)
+            if c not in before:
+                before[c] = c.room
             c.held += 1
             if c.held >= c.limit:
-                cands.remove(c)
-        self.room_total += sum(c.room - r for c, r in before.items())
-        for c in before:
+                cands.discard(c)
+            else:
+                cands.put(c)  # filed again under what it holds now
+        for c, r in before.items():
+            self.room_total += c.room - r
+            if c.room <= 0:
+                self.hungry.discard(c)
             if c.low < c.held < c.limit:  # filled past its mark but not to its prefetch
                 self.spare[c] = None
         return picks
@@ -186,15 +219,14 @@ class Dispatcher:
             else:  # full, hungry (counted in room_total) or gone
                 del spare[c]
         k = min(sum(c.limit - c.held for c in cands), ready, 256)
-        picks = []
-        pick = self.balancer.pick
-        for _ in range(k):
-            c = pick(cands)
-            picks.append(c)
-            c.held += 1
+        if not k:
+            return []
+        chosen = Candidates.of(cands)
+        self._spare_balancer.attach(chosen)
+        picks = self._fill(chosen, self._spare_balancer, k)
+        for c in picks:
             if c.held >= c.limit:
-                cands.remove(c)
-                del spare[c]
+                spare.pop(c, None)
         return picks
 
     def _unreserve(self, picks: list[Consumer]) -> None:
@@ -203,6 +235,8 @@ class Dispatcher:
             r = c.room
             c.held -= 1
             self.room_total += c.room - r
+            if c.accepting:
+                self._sync(c)
             if c.low < c.held < c.limit:
                 self.spare[c] = None
         if picks and self._waiting:
