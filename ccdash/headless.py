@@ -31,7 +31,7 @@ from ccdash.aio import cancel_and_wait, run_bounded, run_within
 from ccdash.brokers import is_redis_url, redact_url
 from ccdash.brokers.base import Broker
 from ccdash.clock import Clock
-from ccdash.engine import Engine, Event, Handler
+from ccdash.engine import Engine, Event, EventKind, Handler
 from ccdash.files import write_private
 from ccdash.ops import OpsError
 from ccdash.ops.logfile import JsonLogWriter, open_log
@@ -319,8 +319,8 @@ class LiveView:
         """Drills and failures stay printed above the panel; all go to the recent list."""
         self.recent.append(ev)
         drill = ev.kind.startswith("drill-")
-        if drill or ev.kind in ("consumer-failed", "consumer-replaced", "run-started",
-                                "run-ended", "draining"):
+        if drill or ev.kind in (EventKind.CONSUMER_FAILED, EventKind.CONSUMER_REPLACED,
+                                "run-started", "run-ended", "draining"):
             style = "bold" if drill else ""
             self.console.print(Text(f"[+{ev.at:7.2f}s] {sanitize(ev.message)}", style=style))
 

@@ -7,10 +7,10 @@ from ccdash.engine.consumer import BatchHandler, Handler
 from ccdash.engine.engine import Engine, EngineStopped
 from ccdash.engine.events import Event, EventKind, Kind, Level, level_of
 from ccdash.engine.snapshot import Snapshot
-from ccdash.engine.states import AlertState, ConsumerState, Severity
+from ccdash.engine.states import ENDED_STATES, LIVE_STATES, AlertState, ConsumerState, Severity
 
 __all__ = [
-    "BALANCERS", "AlertState", "BatchHandler", "ConfigError", "ConsumerState", "Delivery", "Engine",
-    "EngineConfig", "EngineStopped", "Event", "EventKind", "Handler", "Kind", "Level",
-    "Severity", "Snapshot", "level_of",
+    "BALANCERS", "ENDED_STATES", "LIVE_STATES", "AlertState", "BatchHandler", "ConfigError",
+    "ConsumerState", "Delivery", "Engine", "EngineConfig", "EngineStopped", "Event",
+    "EventKind", "Handler", "Kind", "Level", "Severity", "Snapshot", "level_of",
 ]

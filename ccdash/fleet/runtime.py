@@ -19,7 +19,7 @@ from typing import Any
 from ccdash.aio import run_within
 from ccdash.brokers.base import QueueConfig
 from ccdash.brokers.redis import RedisBroker
-from ccdash.engine import Engine, EngineConfig, Event
+from ccdash.engine import Engine, EngineConfig, Event, EventKind
 from ccdash.engine.tasks import BROKER_CLOSE_DEADLINE
 from ccdash.fleet.listener import ControlListener
 from ccdash.record.session import RecordingSession
@@ -27,10 +27,17 @@ from ccdash.record.writer import Recorder
 
 log = logging.getLogger("ccdash.worker")
 
+# What a worker writes to its own log (the rest is in --log-file / the recording).
+_LOGGED = frozenset({
+    EventKind.CONSUMER_FAILED, EventKind.CONSUMER_REPLACED, EventKind.POOL_SCALED,
+    EventKind.RESTART_LIMIT, EventKind.CONSUMPTION_PAUSED, EventKind.CONSUMPTION_RESUMED,
+    EventKind.DEAD_LETTERED})
+
 DRAIN_GRACE = 24 * 3600.0  # `drain` waits for handlers in progress, however long they take
 
 
 @dataclass(slots=True)
+
 class WorkerOptions:
     """Everything `ccdash worker` is told."""
 
@@ -194,6 +201,5 @@ class WorkerRuntime:
         }
 
     def _log_event(self, ev: Event) -> None:
-        if ev.kind in ("consumer-failed", "consumer-replaced", "pool-scaled", "restart-limit",
-                       "consumption-paused", "consumption-resumed", "dead-lettered"):
+        if ev.kind in _LOGGED:
             log.info("%s", ev.message)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ccdash.engine import EventKind
 from ccdash.engine.snapshot import Event, Snapshot
 from ccdash.record.reader import Recording
 
@@ -24,7 +25,7 @@ MARKS: dict[str, Callable[[Event], bool]] = {
     "drill": lambda e: e.kind.startswith("drill-"),
     "alert": lambda e: e.kind.startswith("alert-"),
     "operator": lambda e: e.kind in ("operator", "error"),
-    "failover": lambda e: e.kind in ("consumer-failed", "consumer-replaced"),
+    "failover": lambda e: e.kind in (EventKind.CONSUMER_FAILED, EventKind.CONSUMER_REPLACED),
 }
 
 

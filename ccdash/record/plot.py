@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ccdash.engine import EventKind
 from ccdash.record.reader import Recording
 from ccdash.text import sanitize
 
@@ -137,10 +138,10 @@ def _marks(rec: Recording, axes: Any, t0: float) -> bool:
         label = sanitize(f"{d.get('name') or d.get('action')} {d.get('verdict', '')}", 40)
         rates.annotate(label, (at, top), xytext=(2, -2), textcoords="offset points",
                        rotation=90, va="top", fontsize=7)
-    failed = [e.at - t0 for e in rec.events if e.kind == "consumer-failed"]
-    replaced = [e.at - t0 for e in rec.events if e.kind == "consumer-replaced"]
-    scaled = [e.at - t0 for e in rec.events if e.kind == "pool-scaled"]
-    alerts = [e.at - t0 for e in rec.events if e.kind == "alert-firing"]
+    failed = [e.at - t0 for e in rec.events if e.kind == EventKind.CONSUMER_FAILED]
+    replaced = [e.at - t0 for e in rec.events if e.kind == EventKind.CONSUMER_REPLACED]
+    scaled = [e.at - t0 for e in rec.events if e.kind == EventKind.POOL_SCALED]
+    alerts = [e.at - t0 for e in rec.events if e.kind == EventKind.ALERT_FIRING]
     ymax = max(max(rec.series.live, default=0), max(rec.series.desired, default=0), 1)
     if failed:
         pool.plot(failed, [ymax * 1.08] * len(failed), "x", color="#d62828", ms=7,

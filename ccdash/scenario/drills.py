@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ccdash.aio import cancel_and_wait, run_within
-from ccdash.engine import BALANCERS, Engine, Event, Handler, Kind, Level
+from ccdash.engine import BALANCERS, LIVE_STATES, Engine, Event, EventKind, Handler, Kind, Level
 from ccdash.hints import did_you_mean
 from ccdash.scenario.errors import ScenarioError
 from ccdash.scenario.ledger import Ledger, Tap
@@ -278,7 +278,7 @@ class DrillRunner:
     def pick(self, target: str) -> str | None:
         """The consumer a target names: busiest, idlest, random, or an id (if it runs)."""
         snap = self.engine.snapshot(max_leases=0, max_dead=0)
-        live = [c for c in snap.consumers if c.state in ("idle", "processing") and not c.hung]
+        live = [c for c in snap.consumers if c.state in LIVE_STATES and not c.hung]
         if target not in TARGETS:
             return target if any(c.id == target for c in live) else None
         if not live:
@@ -396,7 +396,7 @@ class DrillRunner:
     def engine_event(self, ev: Event) -> None:
         """Consumer failed / replaced: detection and replacement times."""
         fields = dict(ev.fields)
-        if ev.kind == "consumer-failed":
+        if ev.kind == EventKind.CONSUMER_FAILED:
             for rec in self._victims.get(str(fields.get("consumer")), ()):
                 if rec.detected_after_s is None:
                     rec.detected_after_s = max(0.0, ev.at - rec.fired_at)
@@ -405,7 +405,7 @@ class DrillRunner:
                         # a hung consumer looks healthy until caught, so it may take more
                         rec.detail += f"; {released} released when caught"
                     self._update(rec)
-        elif ev.kind == "consumer-replaced":
+        elif ev.kind == EventKind.CONSUMER_REPLACED:
             for rec in self._victims.get(str(fields.get("failed")), ()):
                 if rec.replaced_after_s is None:
                     rec.replaced_after_s = max(0.0, ev.at - rec.fired_at)
