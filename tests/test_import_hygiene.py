@@ -165,6 +165,17 @@ def test_engine_parts_never_import_the_engine() -> None:
     assert bad == []
 
 
+def test_outside_code_uses_the_engines_public_api() -> None:
+    """Outside ccdash.engine, code imports the package or the modules of the types its
+    snapshots and settings are made of, never the Engine's parts."""
+    public = {f"ccdash.engine.{m}" for m in
+              ("snapshot", "states", "events", "alerts", "rules", "config")}
+    bad = [f"{m} imports {t}" for m, targets in GRAPH.items()
+           if not m.startswith("ccdash.engine")
+           for t in targets if t.startswith("ccdash.engine.") and t not in public]
+    assert bad == []
+
+
 def test_engine_modules_stay_small() -> None:
     """No module of the engine is over about 400 lines."""
     big = {p.name: n for p in (PACKAGE / "engine").glob("*.py")

@@ -8,9 +8,11 @@ from ccdash.engine.engine import Engine, EngineStopped
 from ccdash.engine.events import Event, EventKind, Kind, Level, level_of
 from ccdash.engine.snapshot import Snapshot
 from ccdash.engine.states import ENDED_STATES, LIVE_STATES, AlertState, ConsumerState, Severity
+from ccdash.engine.tasks import BROKER_CLOSE_DEADLINE
 
 __all__ = [
-    "BALANCERS", "ENDED_STATES", "LIVE_STATES", "AlertState", "BatchHandler", "ConfigError",
-    "ConsumerState", "Delivery", "Engine", "EngineConfig", "EngineStopped", "Event",
-    "EventKind", "Handler", "Kind", "Level", "Severity", "Snapshot", "level_of",
+    "BALANCERS", "BROKER_CLOSE_DEADLINE", "ENDED_STATES", "LIVE_STATES", "AlertState",
+    "BatchHandler", "ConfigError", "ConsumerState", "Delivery", "Engine", "EngineConfig",
+    "EngineStopped", "Event", "EventKind", "Handler", "Kind", "Level", "Severity", "Snapshot",
+    "level_of",
 ]

@@ -19,8 +19,7 @@ from typing import Any
 from ccdash.aio import run_within
 from ccdash.brokers.base import QueueConfig
 from ccdash.brokers.redis import RedisBroker
-from ccdash.engine import Engine, EngineConfig, Event, EventKind
-from ccdash.engine.tasks import BROKER_CLOSE_DEADLINE
+from ccdash.engine import BROKER_CLOSE_DEADLINE, Engine, EngineConfig, Event, EventKind
 from ccdash.fleet.listener import ControlListener
 from ccdash.record.session import RecordingSession
 from ccdash.record.writer import Recorder

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ccdash.brokers.base import DeadLetter
-from ccdash.engine.engine import Engine
+from ccdash.engine import Engine
 from ccdash.engine.snapshot import Snapshot
 
 

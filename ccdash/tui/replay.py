@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from ccdash.brokers.base import DeadLetter
-from ccdash.engine.engine import Engine
+from ccdash.engine import Engine
 from ccdash.engine.snapshot import Event, Snapshot
 from ccdash.record.player import Player, RecordedConfig
 from ccdash.record.reader import Recording
