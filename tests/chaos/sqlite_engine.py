@@ -8,7 +8,7 @@ It consumes with a chaos handler and, with --publish, publishes bodies
 PUBLISHED once `publish` has returned (accepted: it is in the file). Without
 --drain it runs until SIGTERM/SIGINT; with --drain it exits 0 once it has
 published and the file holds nothing ready, delayed or leased (3 if that takes
-over a minute).
+over a minute). SIGUSR1 ends the publishing early.
 """
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ async def main(args: argparse.Namespace) -> int:
     async with Engine(cfg, handler=handler, broker=f"sqlite:///{args.db}") as engine:
         publishing = asyncio.ensure_future(
             _publish(engine, args.published, args.publish, args.rate, args.start))
+        # SIGUSR1: publish no more (then drain, with --drain).
+        loop.add_signal_handler(signal.SIGUSR1, publishing.cancel)
         if args.drain:
-            await publishing
+            await asyncio.gather(publishing, return_exceptions=True)
             deadline = time.monotonic() + DRAIN_LIMIT_S
             while not _empty(engine) and not stop.is_set():
                 if time.monotonic() > deadline:

@@ -3,6 +3,7 @@ again and again, while a publisher process keeps publishing."""
 
 from __future__ import annotations
 
+import signal
 import time
 from functools import partial
 
@@ -14,6 +15,7 @@ from chaos.support import Chaos
 pytestmark = pytest.mark.chaos
 
 KILLS = 4
+OPEN_ENDED = 1_000_000  # the publisher runs until the kills are over
 
 
 def test_kill9_one_of_three_redis_workers_repeatedly(chaos: Chaos,
@@ -26,8 +28,7 @@ def test_kill9_one_of_three_redis_workers_repeatedly(chaos: Chaos,
     url = q.url(redis_server.url)
     # Handlers slow enough that the fleet is busy: a victim dies holding work.
     fleet = chaos.redis_fleet(q, redis_server.url, ("a-0", "b-0", "c-0"), CHAOS_DELAY="0.04")
-    n = 1500
-    pub = chaos.procs.publisher(url, chaos.published, n, rate=250)
+    pub = chaos.procs.publisher(url, chaos.published, OPEN_ENDED, rate=250)
     in_flight: set[str] = set()
     recover: list[float] = []
     for k in range(KILLS):
@@ -43,7 +44,8 @@ def test_kill9_one_of_three_redis_workers_repeatedly(chaos: Chaos,
         if not same_name:
             chaos.wait(partial(q.holds_nothing, victim.name), 30,
                        f"the entries {victim.name} held to be claimed")
-        recover.append(chaos.recovered(t_kill, held, q.dead_by_id, n))
-    books = chaos.finish_redis(q, pub, fleet, n)
+        recover.append(chaos.recovered(t_kill, held, q.dead_by_id, OPEN_ENDED))
+    assert pub.stop(signal.SIGTERM, 30) == 0, pub.tail()  # published through every kill
+    books = chaos.finish_redis(q, pub, fleet, None)
     chaos.row.note(books, max(recover), runs=KILLS)
     books.check(in_flight, chaos.procs, acked=q.counters().get("acked", 0))
