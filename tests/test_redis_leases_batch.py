@@ -162,3 +162,37 @@ async def test_extend_many_resets_every_lease_in_redis(redis_broker: Make) -> No
         ("XPENDING", broker.keys.level_stream(b"0"), "ccdash", "-", "+", 1000, broker.worker))
     assert len(rows) == 300
     assert max(int(idle) for _, _, idle, _ in rows) < 500
+
+
+async def test_ack_looks_up_only_the_range_it_acks_not_every_lease_held(
+    redis_broker: Make, redis_server: Any,
+) -> None:
+    """Acking 10 messages while the worker holds 2,000 other leases makes Redis list at
+    most a few dozen pending entries (the acked range), not all 2,000 (the ack's cost
+    no longer grows with the leases held)."""
+    broker = await redis_broker(visibility_timeout=30.0, fetch=2100)
+    for _ in range(2010):
+        broker.publish_nowait(b"x")
+    await broker.flush()
+    got: list[Any] = []
+    async with asyncio.timeout(10):
+        while len(got) < 2010:
+            await broker.wait_ready()
+            got += await broker.receive(["c"] * (2010 - len(got)))
+    reader, writer = await asyncio.open_connection("127.0.0.1", redis_server.port)
+    writer.write(b"MONITOR\r\n")
+    await writer.drain()
+    assert (await reader.readline()).startswith(b"+OK")
+    assert await broker.ack_many([d.receipt for d in got[-10:]]) == []
+    # MONITOR streams what ran, the scripts' own commands included.
+    lines: list[bytes] = []
+    async with asyncio.timeout(5):
+        while not any(b'"XACK"' in line for line in lines):
+            lines.append(await reader.readline())
+    writer.close()
+    counts = []  # COUNT of each listing of this worker's pending entries
+    me = b'"%s"' % broker.worker.encode()
+    for line in lines:
+        if b'"XPENDING"' in line and line.split()[-1] == me:
+            counts.append(int(line.split()[-2].strip(b'"')))
+    assert counts and max(counts) <= 100

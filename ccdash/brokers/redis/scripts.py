@@ -154,6 +154,47 @@ local function held(ttl)
   return NOW < hold
 end
 
+-- Which of `ids` (entries of stream `key`, delivered counts[j] times) are pending
+-- for `me` and idle under `vt` ms: one XPENDING over the ids' range (they were read
+-- together, so the range holds little else of ours), per-id lookups only if that
+-- range lists more of ours than it returned. Returns a list of booleans.
+local function ours(key, ids, counts, me, vt)
+  local lo, lo_ms, lo_seq, hi, hi_ms, hi_seq
+  for _, id in ipairs(ids) do
+    local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+    ms, seq = tonumber(ms), tonumber(seq)
+    if not lo or ms < lo_ms or (ms == lo_ms and seq < lo_seq) then
+      lo, lo_ms, lo_seq = id, ms, seq
+    end
+    if not hi or ms > hi_ms or (ms == hi_ms and seq > hi_seq) then
+      hi, hi_ms, hi_seq = id, ms, seq
+    end
+  end
+  local mine, limit = {}, #ids * 2 + 64
+  local rows = redis.call('XPENDING', key, G, lo, hi, limit, me)
+  for _, r in ipairs(rows) do
+    if tonumber(r[3]) < vt then mine[r[1]] = tonumber(r[4]) end
+  end
+  local full = #rows >= limit
+  local out = {}
+  for j, id in ipairs(ids) do
+    local held = mine[id] == counts[j]
+    if not held and full then held = owned(key, id, me, counts[j], vt) end
+    out[j] = held
+  end
+  return out
+end
+
+-- Run `cmd` (a table of leading arguments) with `ids` appended, 1,000 at a time.
+local function with_ids(cmd, ids, tail)
+  for s = 1, #ids, 1000 do
+    local c = {unpack(cmd)}
+    for k = s, math.min(s + 999, #ids) do c[#c + 1] = ids[k] end
+    for _, t in ipairs(tail or {}) do c[#c + 1] = t end
+    redis.call(unpack(c))  -- unpack last: Lua keeps all its values only there
+  end
+end
+
 -- End one pending delivery without an ack. mode 'g' gives the attempt back;
 -- 'f' records failure `o` and dead-letters at the last attempt.
 local function finish(s, eid, count, mode, o, e, holder, maxa, delay)
@@ -288,40 +329,32 @@ return out
 """
 
 # ARGV: P, me, vt ms, then (stream suffix, entry id, delivery count) per ack.
-# Acks only entries still pending for `me` with that count and within the lease;
-# returns the 1-based positions of the rejected ones.
+# Acks only entries still pending for `me` with that count and within the lease (see
+# `ours`: one XPENDING over each stream's acked range, not a scan of all we hold),
+# then one XACK, one XDEL and one counter update per batch; returns the 1-based
+# positions of the rejected ones.
 ACK = r"""
 local me, vt = ARGV[2], tonumber(ARGV[3])
-local bad, okby, nok, mine = {}, {}, 0, {}
--- One XPENDING per stream lists what is pending for us (a worker holds a few
--- hundred entries at most), instead of one lookup per ack.
-local function held(key, eid, count)
-  local m = mine[key]
-  if not m then
-    m = {}
-    for _, r in ipairs(redis.call('XPENDING', key, G, 'IDLE', 0, '-', '+', 100000, me)) do
-      if tonumber(r[3]) < vt then m[r[1]] = tonumber(r[4]) end
-    end
-    mine[key] = m
-  end
-  return m[eid] == count
-end
-local keys = {}
+local bad, nok, groups, order = {}, 0, {}, {}
 for i = 4, #ARGV, 3 do
-  local key = keys[ARGV[i]]
-  if not key then key = P .. 'q:' .. ARGV[i]; keys[ARGV[i]] = key end
-  if held(key, ARGV[i + 1], tonumber(ARGV[i + 2])) then
-    local l = okby[key]
-    if not l then l = {}; okby[key] = l end
-    l[#l + 1] = ARGV[i + 1]
-    nok = nok + 1
-  else
-    bad[#bad + 1] = (i - 1) / 3
+  local g = groups[ARGV[i]]
+  if not g then
+    g = {key = P .. 'q:' .. ARGV[i], ids = {}, counts = {}, at = {}}
+    groups[ARGV[i]] = g
+    order[#order + 1] = g
   end
+  g.ids[#g.ids + 1] = ARGV[i + 1]
+  g.counts[#g.counts + 1] = tonumber(ARGV[i + 2])
+  g.at[#g.at + 1] = (i - 1) / 3
 end
-for key, ids in pairs(okby) do
-  redis.call('XACK', key, G, unpack(ids))
-  redis.call('XDEL', key, unpack(ids))
+for _, g in ipairs(order) do
+  local held, ok = ours(g.key, g.ids, g.counts, me, vt), {}
+  for j, id in ipairs(g.ids) do
+    if held[j] then ok[#ok + 1] = id else bad[#bad + 1] = g.at[j] end
+  end
+  with_ids({'XACK', g.key, G}, ok)
+  with_ids({'XDEL', g.key}, ok)
+  nok = nok + #ok
 end
 if nok > 0 then redis.call('HINCRBY', P .. 'counters', 'acked', nok) end
 return bad
@@ -346,50 +379,22 @@ return out
 """
 
 # ARGV: P, me, vt ms, idle ms, then per stream (suffix, entry ids, delivery counts), ids
-# and counts space-separated. Re-claims our own live entries with
-# JUSTID (the delivery count stays), which sets their idle time, i.e. moves the lease
-# deadline: one XPENDING over the ids' range finds which are ours (per-id lookups only
-# if that range holds more of ours than it listed) and one XCLAIM per 1,000 claims
-# them. Returns per stream a string of 1/0 flags, one per id.
+# and counts space-separated. Re-claims our own live entries (see `ours`) with JUSTID
+# (the delivery count stays), 1,000 per XCLAIM, which sets their idle time, i.e. moves
+# the lease deadline. Returns per stream a string of 1/0 flags, one per id.
 EXTEND = r"""
 local me, vt, idle = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
 for i = 5, #ARGV, 3 do
   local key = P .. 'q:' .. ARGV[i]
   local ids, counts = {}, {}
-  local lo_ms, lo_seq, hi_ms, hi_seq, lo, hi
-  for id in string.gmatch(ARGV[i + 1], '%S+') do
-    ids[#ids + 1] = id
-    local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-    ms, seq = tonumber(ms), tonumber(seq)
-    if not lo or ms < lo_ms or (ms == lo_ms and seq < lo_seq) then
-      lo, lo_ms, lo_seq = id, ms, seq
-    end
-    if not hi or ms > hi_ms or (ms == hi_ms and seq > hi_seq) then
-      hi, hi_ms, hi_seq = id, ms, seq
-    end
-  end
+  for id in string.gmatch(ARGV[i + 1], '%S+') do ids[#ids + 1] = id end
   for c in string.gmatch(ARGV[i + 2], '%S+') do counts[#counts + 1] = tonumber(c) end
-  local mine, limit = {}, #ids * 2 + 64
-  local rows = redis.call('XPENDING', key, G, lo, hi, limit, me)
-  for _, r in ipairs(rows) do
-    if tonumber(r[3]) < vt then mine[r[1]] = tonumber(r[4]) end
-  end
-  local full = #rows >= limit
-  local ok, flags = {}, {}
+  local held, ok, flags = ours(key, ids, counts, me, vt), {}, {}
   for j, id in ipairs(ids) do
-    local held = mine[id] == counts[j]
-    if not held and full then held = owned(key, id, me, counts[j], vt) end
-    if held then ok[#ok + 1] = id; flags[j] = '1' else flags[j] = '0' end
+    if held[j] then ok[#ok + 1] = id; flags[j] = '1' else flags[j] = '0' end
   end
-  for s = 1, #ok, 1000 do
-    local cmd = {key, G, me, 0}
-    for k = s, math.min(s + 999, #ok) do cmd[#cmd + 1] = ok[k] end
-    cmd[#cmd + 1] = 'IDLE'
-    cmd[#cmd + 1] = idle
-    cmd[#cmd + 1] = 'JUSTID'
-    redis.call('XCLAIM', unpack(cmd))  -- unpack last: Lua keeps all its values only there
-  end
+  with_ids({'XCLAIM', key, G, me, 0}, ok, {'IDLE', idle, 'JUSTID'})
   out[#out + 1] = table.concat(flags)
 end
 return out
