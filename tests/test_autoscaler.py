@@ -133,6 +133,15 @@ def test_holt_forecast_extrapolates_a_ramp() -> None:
     assert abs(h.forecast(4) - (10 + 5 * 33)) < 2.0
 
 
+def test_a_damped_trend_bounds_how_far_the_forecast_reaches() -> None:
+    """phi < 1: however long the horizon, the trend adds at most trend x phi/(1-phi)."""
+    h = Holt(phi=0.8)
+    for i in range(30):
+        h.update(10.0 + 5.0 * i)
+    assert h.forecast(1000) <= h.level + h.trend * 0.8 / 0.2 + 1e-9
+    assert h.forecast(1) > h.level  # it still leans the way the series goes
+
+
 def black_friday(t: float) -> float:
     """20 msg/s, ramping to 10x (200 msg/s) between 20 s and 35 s, then holding."""
     if t < 20:
@@ -209,3 +218,73 @@ async def test_snapshot_carries_the_last_decision_and_the_forecast_made_for_now(
         assert view.forecast_for_now == made.forecast_rate > 0
         engine.set_autoscale(False)
         await clock.run_until(lambda: engine.broker.outstanding() == 0, limit=300)
+
+
+# -- the default scenario (its engine settings and simulated handler) -------------------------
+
+
+def _mean_latency(spec: object) -> float:
+    """The mean of the scenario's lognormal handler latency, seconds."""
+    median = spec.median_ms / 1000  # type: ignore[attr-defined]
+    sigma = math.log(spec.p99_ms / spec.median_ms) / 2.3263478740408408  # type: ignore[attr-defined]
+    return median * math.exp(sigma * sigma / 2)
+
+
+async def _default_scenario_run(rate: Callable[[float], float], seconds: float
+                                ) -> tuple[list[tuple[float, int, float]], float, float]:
+    """The default scenario's engine and handler, autoscaler on, load rate(t) on a fake
+    clock; samples (t, pool size, forecast) twice a second; returns them, the mean
+    handler latency and the utilisation target."""
+    from ccdash.scenario import load_scenario
+
+    clock = FakeClock()
+    sc = load_scenario(None)
+    engine = sc.make_engine(clock=clock, seed=3)
+    samples: list[tuple[float, int, float]] = []
+    owed, step = 0.0, 0.05
+    async with engine:
+        engine.set_autoscale(True)
+        start = clock.now()
+        while (t := clock.now() - start) < seconds:
+            owed += rate(t) * step
+            while owed >= 1:
+                await engine.publish({"type": "order"})
+                owed -= 1
+            await clock.advance(step)
+            if round(t / step) % 10 == 0:
+                d = engine.autoscaler.decisions
+                samples.append((t, engine.desired, d[-1].forecast_rate if d else 0.0))
+        engine.set_autoscale(False)
+        await clock.run_until(lambda: engine.broker.outstanding() == 0, limit=60)
+        await engine.stop(grace=0)  # nothing in hand: no grace to wait out on a fake clock
+    return samples, _mean_latency(sc.handler), engine.config.target_utilisation
+
+
+async def test_the_pool_settles_on_what_the_default_scenario_needs_and_shrinks() -> None:
+    """Default scenario, steady 80 msg/s then 20 msg/s: once settled the pool is within
+    one consumer of rate x mean latency / utilisation target, and it shrinks when the
+    load drops."""
+    samples, mean, target = await _default_scenario_run(
+        lambda t: 80.0 if t < 60 else 20.0, seconds=120.0)
+    high = [n for t, n, _ in samples if 40 <= t < 60]
+    low = [n for t, n, _ in samples if 100 <= t < 120]
+    need_high = math.ceil(80 * mean / target)  # whole consumers
+    need_low = math.ceil(20 * mean / target)
+    assert all(abs(n - need_high) <= 1 for n in high), (need_high, high)
+    assert all(abs(n - need_low) <= 1 for n in low), (need_low, low)
+    assert max(low) < min(high)
+
+
+async def test_the_forecast_on_the_default_sine_load_stays_within_its_range() -> None:
+    """The default scenario's sine (40..120 msg/s): the smoothed forecast never falls to
+    0 nor overshoots far past the peak, and the pool stays near the peak's need."""
+    from ccdash.scenario import load_scenario
+
+    shape = load_scenario(None).load
+    samples, mean, target = await _default_scenario_run(
+        lambda t: shape.rate + shape.amplitude * math.sin(2 * math.pi * t / shape.period),
+        seconds=60.0)
+    forecasts = [f for t, _, f in samples if t >= 5]
+    assert min(forecasts) >= 15 and max(forecasts) <= 180, (min(forecasts), max(forecasts))
+    peak_need = (shape.rate + shape.amplitude) * mean / target
+    assert max(n for _, n, _ in samples) <= math.ceil(peak_need) + 1

@@ -2,6 +2,13 @@
 arrival rate; the larger wins, within min/max, a step limit, a scale-down
 stabilisation window (the highest recommendation of the window, as Kubernetes'
 HPA does) and a cooldown. Scaling down drains the idlest consumers.
+
+Utilisation is the interval's completions times the mean service time per
+consumer (Little's law), not a count of consumers busy at the instant of the
+decision: that count is all or nothing per consumer and, with prefetch, pushed the
+pool ever larger on a load that needed a third of it. The forecast is Holt's with
+a damped trend, kept within what the last horizon saw, so a swinging load is not
+extrapolated from 0 to twice its peak.
 """
 
 from __future__ import annotations
@@ -17,6 +24,9 @@ from ccdash.engine.consumer import Consumer
 from ccdash.engine.events import Emit, EventKind
 from ccdash.engine.forecast import Holt
 from ccdash.engine.snapshot import AutoscalerView, Decision
+
+TOLERANCE = 0.1  # a need within 10% of the pool size keeps the pool as it is
+REACH = 1.25  # the forecast stays under this multiple of the horizon's highest rate
 
 
 class Scalable(Protocol):
@@ -42,7 +52,7 @@ class Autoscaler:
         self.pool = pool
         self.stats = stats
         self.emit = emit
-        self.holt = Holt()
+        self.holt = Holt(alpha=0.6, beta=0.3, phi=0.9)
         self.decisions: deque[Decision] = deque(maxlen=300)
         # (time, recommendation); the configured size counts as the first recommendation.
         self._recent: deque[tuple[float, int]] = deque([(now, cfg.consumers)])
@@ -53,6 +63,13 @@ class Autoscaler:
         self._last_at = 0.0
         self.arrival_rate = 0.0
         self.interval = cfg.scale_interval
+        self._last_acked = 0
+        # Smoothed across decisions (EWMA): one second's completions and the consumers'
+        # latency EWMAs are noisy, and the scale-down window keeps the highest
+        # recommendation it saw, so noise alone would hold the pool above the need.
+        self.done_rate = 0.0
+        self.service = 0.0
+        self._rates: deque[tuple[float, float]] = deque()  # (time, arrival rate), one horizon
 
     def service_time(self) -> float:
         """Mean handling time per message across the pool (seconds), from the EWMAs."""
@@ -73,29 +90,59 @@ class Autoscaler:
         cfg = self.config
         consumers = self.pool.consumers
         stats = self.stats()
-        if self._last_published is not None and now > self._last_at:
-            self.arrival_rate = (stats.published - self._last_published) / (now - self._last_at)
+        last = self._last_published
+        first = last is None
+        if last is not None and now > self._last_at:
+            self.arrival_rate = (stats.published - last) / (now - self._last_at)
+            done = (stats.acked - self._last_acked) / (now - self._last_at)
+            self.done_rate = done if self.holt.n == 0 else 0.7 * self.done_rate + 0.3 * done
             self.holt.update(self.arrival_rate)
-        self._last_published, self._last_at = stats.published, now
+            self._rates.append((now, self.arrival_rate))
+            while now - self._rates[0][0] > cfg.forecast_horizon:
+                self._rates.popleft()
+        self._last_published, self._last_acked, self._last_at = stats.published, stats.acked, now
         current = sum(1 for c in consumers.values() if not c.draining)
-        service = self.service_time()
+        sample = self.service_time()
+        if sample > 0:
+            self.service = sample if self.service == 0 else 0.8 * self.service + 0.2 * sample
+        service = self.service
         backlog = stats.ready + stats.delayed
-        busy = sum(1 for c in consumers.values() if c.current)
-        util = busy / current if current else 1.0
+        if first:
+            util = 0.0  # nothing measured over an interval yet: only a backlog counts
+        elif service > 0:
+            # Little's law: consumers busy on average = completions/s x seconds each.
+            util = min(1.0, self.done_rate * service / current) if current else 1.0
+        else:  # no service time measured yet: who is busy right now
+            busy = sum(1 for c in consumers.values() if c.current)
+            util = busy / current if current else 1.0
 
+        by_util = current * util / cfg.target_utilisation if current else 0.0
         reactive = max(
             math.ceil(backlog / cfg.target_backlog_per_consumer),
-            math.ceil(current * util / cfg.target_utilisation) if current else 0,
+            math.ceil(by_util),
             cfg.min_consumers,
         )
         steps = cfg.forecast_horizon / self.interval
         forecast = self.holt.forecast(steps) if self.holt.n >= 2 else self.arrival_rate
-        predictive = 0
+        if self._rates:
+            # Within what the last horizon saw: not below its lowest rate (a fall is the
+            # reactive rule's and the window's to judge), not above REACH times its
+            # highest (a swing is not a ramp to extrapolate for a whole horizon).
+            seen = [r for _, r in self._rates]
+            forecast = min(max(forecast, min(seen)), REACH * max(seen))
+        by_forecast = 0.0
         if cfg.predictive and service > 0:
-            predictive = math.ceil(forecast * service / cfg.target_utilisation)
+            by_forecast = forecast * service / cfg.target_utilisation
+        predictive = math.ceil(by_forecast)
         want = max(reactive, predictive)
         reason = "forecast" if predictive > reactive else (
             "backlog" if backlog / cfg.target_backlog_per_consumer >= reactive else "utilisation")
+        need = max(by_util, by_forecast)  # consumers the load needs, before rounding up
+        if (reason != "backlog" and current and abs(need / current - 1) <= TOLERANCE
+                and cfg.min_consumers <= current <= cfg.max_consumers):
+            # Close enough (Kubernetes' HPA tolerance): rounding noise up or down would
+            # move the pool one way, then the other, and the window would keep the high.
+            want = current
 
         # Scale-down stabilisation: never below the highest recommendation of the window.
         self._recent.append((now, want))
