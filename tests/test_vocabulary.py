@@ -18,6 +18,7 @@ from ccdash.engine import (
     level_of,
 )
 from ccdash.engine.rules import AlertRule
+from ccdash.engine.states import BreakerState, ScaleReason
 from ccdash.ops.logfile import event_record
 from ccdash.scenario.drills import DrillEvent
 
@@ -77,3 +78,21 @@ def test_a_rule_severity_given_as_text_becomes_the_member() -> None:
     """A scenario file's severity text is checked and stored as a Severity."""
     rule = AlertRule("x", "queue_depth", ">", 1, severity="critical")  # type: ignore[arg-type]
     assert rule.severity is Severity.CRITICAL
+
+
+async def test_autoscaler_reasons_and_breaker_states_are_typed() -> None:
+    """An autoscaler decision names its reason, and a breaker its state, as members."""
+    from ccdash.engine.guards import CircuitBreaker
+
+    clock = FakeClock()
+
+    async def ok(_: object) -> None:
+        return None
+
+    async with Engine(EngineConfig(consumers=1, autoscale=True), handler=ok,
+                      clock=clock) as engine:
+        decision = await engine.autoscaler.tick(clock.now())
+    assert decision is not None and isinstance(decision.reason, ScaleReason)
+    breaker = CircuitBreaker(1, 5.0)
+    breaker.failure(0.0)
+    assert breaker.state is BreakerState.OPEN

@@ -24,6 +24,7 @@ from ccdash.engine.consumer import Consumer
 from ccdash.engine.events import Emit, EventKind
 from ccdash.engine.forecast import Holt
 from ccdash.engine.snapshot import AutoscalerView, Decision
+from ccdash.engine.states import ScaleReason
 
 TOLERANCE = 0.1  # a need within 10% of the pool size keeps the pool as it is
 REACH = 1.25  # the forecast stays under this multiple of the horizon's highest rate
@@ -135,10 +136,11 @@ class Autoscaler:
             by_forecast = forecast * service / cfg.target_utilisation
         predictive = math.ceil(by_forecast)
         want = max(reactive, predictive)
-        reason = "forecast" if predictive > reactive else (
-            "backlog" if backlog / cfg.target_backlog_per_consumer >= reactive else "utilisation")
+        reason = ScaleReason.FORECAST if predictive > reactive else (
+            ScaleReason.BACKLOG if backlog / cfg.target_backlog_per_consumer >= reactive
+            else ScaleReason.UTILISATION)
         need = max(by_util, by_forecast)  # consumers the load needs, before rounding up
-        if (reason != "backlog" and current and abs(need / current - 1) <= TOLERANCE
+        if (reason != ScaleReason.BACKLOG and current and abs(need / current - 1) <= TOLERANCE
                 and cfg.min_consumers <= current <= cfg.max_consumers):
             # Close enough (Kubernetes' HPA tolerance): rounding noise up or down would
             # move the pool one way, then the other, and the window would keep the high.
@@ -151,18 +153,18 @@ class Autoscaler:
         if want < current:
             if any(not c.warm for c in consumers.values()):
                 # Cold consumers look idle; judge the pool once they have started.
-                want, reason = current, "warming"
+                want, reason = current, ScaleReason.WARMING
             else:
                 want = min(current, max(r for _, r in self._recent))
                 if want == current:
-                    reason = "stabilising"
+                    reason = ScaleReason.STABILISING
         desired = max(cfg.min_consumers, min(cfg.max_consumers, want))
         if desired == cfg.max_consumers and want > cfg.max_consumers:
-            reason = "at-max"
+            reason = ScaleReason.AT_MAX
         step = max(-cfg.max_scale_step, min(cfg.max_scale_step, desired - current))
         applied = current + step
         if step and now - self._last_change < cfg.scale_cooldown:
-            applied, reason = current, "cooldown"
+            applied, reason = current, ScaleReason.COOLDOWN
         decision = Decision(now, current, reactive, predictive, desired, applied, reason,
                             self.arrival_rate, forecast, service)
         self.decisions.append(decision)
@@ -178,7 +180,7 @@ class Autoscaler:
 
     def at_max(self) -> bool:
         """Whether the newest decision wanted more than max_consumers."""
-        return bool(self.decisions) and self.decisions[-1].reason == "at-max"
+        return bool(self.decisions) and self.decisions[-1].reason == ScaleReason.AT_MAX
 
     def view(self, now: float) -> AutoscalerView:
         """The newest decision, and the forecast that an earlier one made for now."""

@@ -10,11 +10,9 @@ from ccdash.clock import Clock
 from ccdash.engine.alerts import AlertBook
 from ccdash.engine.config import EngineConfig
 from ccdash.engine.events import Emit, EventKind
-from ccdash.engine.states import Severity
+from ccdash.engine.states import BreakerState, Severity
 
-CLOSED = "closed"
-OPEN = "open"
-HALF_OPEN = "half-open"
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 
 
 class CircuitBreaker:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ccdash.engine.reading import EngineView
-from ccdash.engine.states import ConsumerState, Severity
+from ccdash.engine.states import ConsumerState, ScaleReason, Severity
 from ccdash.engine.views import queue_latency
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -139,7 +139,7 @@ class RuleEvaluator:
             return h.loop_lag
         if name == "autoscaler_at_max":
             last = eng.autoscaler_view(eng.clock.now()).last if eng.autoscale else None
-            return 1.0 if last is not None and last.reason == "at-max" else 0.0
+            return 1.0 if last is not None and last.reason == ScaleReason.AT_MAX else 0.0
         raise RuleError(f"unknown metric {name!r}")
 
     def evaluate(self, now: float) -> None:  # a health-tick hook

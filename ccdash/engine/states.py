@@ -43,11 +43,33 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
+class ScaleReason(StrEnum):
+    """Why the autoscaler wanted the size it did, or held back from it."""
+
+    FORECAST = "forecast"  # the predicted arrival rate needs more
+    BACKLOG = "backlog"
+    UTILISATION = "utilisation"
+    WARMING = "warming"  # held: cold consumers look idle until they have started
+    STABILISING = "stabilising"  # held: a higher recommendation within the down window
+    AT_MAX = "at-max"  # wants more than max_consumers
+    COOLDOWN = "cooldown"  # held: too soon after the last change
+
+
+class BreakerState(StrEnum):
+    """A circuit breaker's state."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half-open"  # one trial call at a time
+
+
 __all__ = [
     "ACTIVE_ALERT_STATES",
     "ENDED_STATES",
     "LIVE_STATES",
     "AlertState",
+    "BreakerState",
     "ConsumerState",
+    "ScaleReason",
     "Severity",
 ]
