@@ -24,9 +24,9 @@ from ccdash.scenario.drills import DrillEvent
 
 
 def test_every_event_kind_carries_a_level() -> None:
-    """Each engine and drill event kind has a log level of its own."""
+    """Each engine and drill event kind has a log level of its own and says what happened."""
     for kind in [*EventKind, *DrillEvent]:
-        assert isinstance(kind.level, Level), kind
+        assert isinstance(kind.level, Level) and kind.doc, kind
 
 
 @pytest.mark.parametrize(("kind", "level"), [

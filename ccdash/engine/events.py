@@ -27,55 +27,63 @@ class Level(StrEnum):
 
 
 class Kind(StrEnum):
-    """Base of every event-kind vocabulary: each member carries its log level.
+    """Base of every event-kind vocabulary: each member carries its log level and says
+    what happened (the reference page's event table is generated from these).
 
-    Members are written `NAME = "text", Level.X`; other layers (the scenario's drills)
-    subclass it with kinds of their own that travel through the same log."""
+    Members are written `NAME = "text", Level.X, "what happened"`; other layers (the
+    scenario's drills) subclass it with kinds of their own that travel through the same
+    log."""
 
     level: Level
+    doc: str
 
-    def __new__(cls, text: str, level: Level = Level.INFO) -> Kind:
+    def __new__(cls, text: str, level: Level = Level.INFO, doc: str = "") -> Kind:
         member = str.__new__(cls, text)
         member._value_ = text
         member.level = level
+        member.doc = doc
         return member
+
+
+_I, _W, _E = Level.INFO, Level.WARNING, Level.ERROR
 
 
 class EventKind(Kind):
     """What the engine reports."""
 
-    ENGINE_STARTED = "engine-started", Level.INFO
-    ENGINE_STOPPED = "engine-stopped", Level.INFO
-    TASKS_ABANDONED = "tasks-abandoned", Level.WARNING  # ignored cancellation at stop
-    CONSUMER_STARTED = "consumer-started", Level.INFO
-    CONSUMER_READY = "consumer-ready", Level.INFO
-    CONSUMER_STOPPED = "consumer-stopped", Level.INFO
-    CONSUMER_FAILED = "consumer-failed", Level.ERROR
-    CONSUMER_REPLACED = "consumer-replaced", Level.INFO
-    CONSUMER_HUNG = "consumer-hung", Level.WARNING
-    CONSUMER_SLOWED = "consumer-slowed", Level.INFO
-    RESTART_LIMIT = "restart-limit", Level.ERROR
-    POOL_SCALED = "pool-scaled", Level.INFO
-    SCALE_HELD = "scale-held", Level.WARNING
-    LOOP_STALLED = "loop-stalled", Level.WARNING  # a handler blocked the event loop
-    ROLLING_UPDATE_STARTED = "rolling-update-started", Level.INFO
-    ROLLING_UPDATE_FINISHED = "rolling-update-finished", Level.INFO
-    BALANCER_SWITCHED = "balancer-switched", Level.INFO
-    WEIGHT_SET = "weight-set", Level.INFO
-    CONSUMPTION_PAUSED = "consumption-paused", Level.INFO
-    CONSUMPTION_RESUMED = "consumption-resumed", Level.INFO
-    AUTOSCALE_SWITCHED = "autoscale-switched", Level.INFO
-    DLQ_REDRIVEN = "dlq-redriven", Level.INFO
-    DLQ_PURGED = "dlq-purged", Level.INFO
-    DEAD_LETTERED = "dead-lettered", Level.WARNING
-    ACK_REJECTED = "ack-rejected", Level.WARNING
-    LEASE_EXPIRED = "lease-expired", Level.WARNING  # reported by the broker
-    UNDECODABLE = "undecodable", Level.WARNING  # a foreign or corrupt entry, dead-lettered
-    BREAKER_OPENED = "breaker-opened", Level.WARNING
-    BREAKER_CLOSED = "breaker-closed", Level.INFO
-    ALERT_FIRING = "alert-firing", Level.WARNING  # an error when the alert is critical
-    ALERT_ACKNOWLEDGED = "alert-acknowledged", Level.INFO
-    ALERT_RESOLVED = "alert-resolved", Level.INFO
+    ENGINE_STARTED = "engine-started", _I, "the engine started its consumers"
+    ENGINE_STOPPED = "engine-stopped", _I, "the engine stopped; says how many messages are queued"
+    TASKS_ABANDONED = "tasks-abandoned", _W, "tasks that ignored cancellation were left at stop"
+    CONSUMER_STARTED = "consumer-started", _I, "a consumer started"
+    CONSUMER_READY = "consumer-ready", _I, "a cold-starting consumer takes work now"
+    CONSUMER_STOPPED = "consumer-stopped", _I, "a draining consumer finished and stopped"
+    CONSUMER_FAILED = "consumer-failed", _E, (
+        "a consumer crashed, was killed or missed its heartbeats; its leases went back")
+    CONSUMER_REPLACED = "consumer-replaced", _I, "the supervisor replaced a failed consumer"
+    CONSUMER_HUNG = "consumer-hung", _W, "a drill stopped a consumer's heartbeats"
+    CONSUMER_SLOWED = "consumer-slowed", _I, "a consumer's handling was slowed (or restored)"
+    RESTART_LIMIT = "restart-limit", _E, "too many restarts in the window: no replacement"
+    POOL_SCALED = "pool-scaled", _I, "the pool's size changed (operator, drill, autoscaler)"
+    SCALE_HELD = "scale-held", _W, "the autoscaler wanted another size and held back"
+    LOOP_STALLED = "loop-stalled", _W, "a handler blocked the event loop; names the culprit"
+    ROLLING_UPDATE_STARTED = "rolling-update-started", _I, "a rolling update began"
+    ROLLING_UPDATE_FINISHED = "rolling-update-finished", _I, "every consumer runs the new version"
+    BALANCER_SWITCHED = "balancer-switched", _I, "the balancing strategy changed"
+    WEIGHT_SET = "weight-set", _I, "a consumer's weight changed"
+    CONSUMPTION_PAUSED = "consumption-paused", _I, "no work is handed out (publishing goes on)"
+    CONSUMPTION_RESUMED = "consumption-resumed", _I, "work is handed out again"
+    AUTOSCALE_SWITCHED = "autoscale-switched", _I, "the autoscaler was turned on or off"
+    DLQ_REDRIVEN = "dlq-redriven", _I, "dead letters were put back on the queue"
+    DLQ_PURGED = "dlq-purged", _I, "dead letters were deleted"
+    DEAD_LETTERED = "dead-lettered", _W, "a message went to the DLQ after its last attempt"
+    ACK_REJECTED = "ack-rejected", _W, "an ack came after its lease ran out (a duplicate run)"
+    LEASE_EXPIRED = "lease-expired", _W, "a lease ran out; the message is visible again"
+    UNDECODABLE = "undecodable", _W, "a foreign or corrupt entry went to the DLQ at once"
+    BREAKER_OPENED = "breaker-opened", _W, "a message type's circuit breaker opened"
+    BREAKER_CLOSED = "breaker-closed", _I, "a message type's circuit breaker closed"
+    ALERT_FIRING = "alert-firing", _W, "an alert fired (an error when it is critical)"
+    ALERT_ACKNOWLEDGED = "alert-acknowledged", _I, "an operator acknowledged an alert"
+    ALERT_RESOLVED = "alert-resolved", _I, "an alert's condition no longer holds"
 
 
 def level_of(kind: str, fields: dict[str, object] | None = None) -> Level:

@@ -50,11 +50,11 @@ FLEET_ASK_DEADLINE = 10.0  # seconds one such question may take
 class DrillEvent(Kind):
     """What drills report through the engine's event log (its listeners see them)."""
 
-    FIRED = "drill-fired", Level.WARNING
-    PASS = "drill-pass", Level.WARNING
-    FAIL = "drill-fail", Level.WARNING
-    DONE = "drill-done", Level.WARNING
-    SKIPPED = "drill-skipped", Level.WARNING
+    FIRED = "drill-fired", Level.WARNING, "a drill fired (kill, hang, poison, ...)"
+    PASS = "drill-pass", Level.WARNING, "a drill's recovery met its limits"
+    FAIL = "drill-fail", Level.WARNING, "a drill failed (too slow, or something unhandled)"
+    DONE = "drill-done", Level.WARNING, "an action drill (scale, balancer, slow) was done"
+    SKIPPED = "drill-skipped", Level.WARNING, "a drill could not run (no such consumer)"
 
 
 @dataclass(eq=False)
