@@ -280,3 +280,20 @@ def test_the_recorder_stays_out_of_the_engine_and_plotting_out_of_the_recorder()
     loaded = set(json.loads(out[1]))
     assert "ccdash.record" in loaded
     assert not loaded & {"matplotlib", "textual", "rich", "ccdash.scenario", "ccdash.tui"}
+
+
+def test_a_frame_that_cannot_be_recorded_stops_the_recording_not_the_run() -> None:
+    """An encoding failure ends the recording with a reason; later events are not kept."""
+    import dataclasses as dc
+
+    recorder = Recorder.in_memory(path="run.rec")
+    recorder.frame(_tiny_snapshot(1.0))
+    broken = dc.replace(_tiny_snapshot(2.5), consumers=(object(),))  # type: ignore[arg-type]
+    recorder.frame(broken)
+    assert recorder.closed and recorder.error is not None
+    assert recorder.error.startswith("recording a frame failed: AttributeError")
+    recorder.on_event(Event(1, 2.0, "consumer-failed", "c1 failed"))
+    recorder.frame(_tiny_snapshot(3.0))
+    recorder.finish()
+    assert recorder.frames == 1 and not recorder._events
+    assert len(parse_recording(data_of(recorder)).frame_at) == 1

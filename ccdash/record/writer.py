@@ -85,7 +85,10 @@ class Recorder:
     # -- what the run tells it ---------------------------------------------------
 
     def on_event(self, ev: Event) -> None:
-        """Engine listener: buffer only (it runs inside engine code)."""
+        """Engine listener: buffer only (it runs inside engine code); nothing once the
+        recording has ended or failed."""
+        if self.closed:
+            return
         self._events.append(ev)
         if ev.kind.startswith(DETAIL_EVENTS):
             self._force_detail = True
@@ -122,13 +125,17 @@ class Recorder:
         `drills`: the drill records now; `lost`: the loss checker's count now, if known."""
         if self.closed:
             return
-        if not self.started:
-            self._header(snap.at)
-        if drills is not None:
-            self.drills(drills, snap.at)
-        self._flush_events()
-        force, self._force_detail = self._force_detail, False
-        self._pending.append(self._enc.encode(snap, force_detail=force, lost=lost))
+        try:
+            if not self.started:
+                self._header(snap.at)
+            if drills is not None:
+                self.drills(drills, snap.at)
+            self._flush_events()
+            force, self._force_detail = self._force_detail, False
+            self._pending.append(self._enc.encode(snap, force_detail=force, lost=lost))
+        except Exception as exc:  # a bug here must stop the recording, never the run
+            self._failed(exc, "recording a frame")
+            return
         self.frames += 1
         self._write()
 
@@ -205,9 +212,12 @@ class Recorder:
         except (OSError, ValueError) as exc:
             self._failed(exc)
 
-    def _failed(self, exc: BaseException) -> None:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        self.error = f"writing {self.path or 'the recording'} failed: {reason}"
+    def _failed(self, exc: BaseException, doing: str = "") -> None:
+        reason = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
+        what = doing or f"writing {self.path or 'the recording'}"
+        self.error = f"{what} failed: {reason}"
+        self._events.clear()
+        self._pending.clear()
         self.closed = True
         if self.close_out:
             with contextlib.suppress(OSError):
