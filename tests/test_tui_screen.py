@@ -522,3 +522,21 @@ async def test_the_theme_picker_offers_only_themes_ccdash_accepts() -> None:
         assert names == set(app.ccdash_themes)
         assert all(check_theme(n) == n for n in names)
         await quit_app(app, pilot)
+
+
+async def test_on_a_shared_broker_acks_by_other_workers_are_not_a_live_loss() -> None:
+    """Messages another worker acked (not through this process's handler) show as lost
+    on a private broker, but not on a shared one, where the fleet's acks count."""
+    app = make_scenario_app()
+    async with running(app, (120, 40)) as pilot:
+        await pilot.press("z")  # pause: our consumers take nothing
+        await advance(app, pilot, 1.0, step=0.1)
+        broker = app.engine.broker
+        taken = await broker.receive(["another-worker"])  # someone else's consumer...
+        for d in taken:
+            await broker.ack(d.receipt)  # ...handles it: our ledger never sees it
+        assert taken and app.workload.lost_now() == len(taken)
+        app.workload.shared_url = "redis://fleet"  # the same, on a shared broker
+        assert app.workload.lost_now() == 0
+        await pilot.press("z")
+        await quit_app(app, pilot)

@@ -75,15 +75,16 @@ class Ledger:
         self.unconfirmed = unconfirmed
 
     def check(self, still_queued: int, dead_ids: Collection[str], purged: int = 0,
-              dead_unseen: int = 0) -> LossCheck:
+              placed_unseen: int = 0) -> LossCheck:
         """Count what is lost: ids neither completed, acked elsewhere nor dead, beyond what
-        the broker still holds (`still_queued`) or an operator purged. `dead_unseen`: DLQ
-        entries the caller could not list (a partial view) - counted as placed, so a
-        live reading never shows a loss that is not one. The headless report and the
+        the broker still holds (`still_queued`) or an operator purged. `placed_unseen`:
+        messages placed where the caller cannot list them (a DLQ view that is partial,
+        acks by other workers before the run's end) - counted as placed, so a live
+        reading never shows a loss that is not one. The headless report and the
         dashboard's header both read this (the dashboard costs O(open ids) per tick)."""
         elsewhere = self.elsewhere
         unaccounted = [m for m in self.open if m not in elsewhere and m not in dead_ids]
-        lost = max(0, len(unaccounted) - still_queued - purged - dead_unseen)
+        lost = max(0, len(unaccounted) - still_queued - purged - placed_unseen)
         return LossCheck(unaccounted, still_queued, lost + self.unconfirmed)
 
 
