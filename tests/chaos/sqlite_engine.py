@@ -25,10 +25,13 @@ from chaos import handlers
 DRAIN_LIMIT_S = 60.0
 
 
-async def _publish(engine: Engine, path: str, n: int, rate: float, start: int) -> None:
+async def _publish(engine: Engine, path: str, n: int, rate: float, start: int,
+                   enough: asyncio.Event) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     t0 = time.monotonic()
     for k, i in enumerate(range(start, start + n)):
+        if enough.is_set():  # between publishes: an accepted one is always recorded
+            break
         mid = await engine.publish({"n": i})
         os.write(fd, f"{mid} {i}\n".encode())
         if rate > 0:
@@ -57,10 +60,10 @@ async def main(args: argparse.Namespace) -> int:
     handler = getattr(handlers, args.handler) if args.consumers else None
     code = 0
     async with Engine(cfg, handler=handler, broker=f"sqlite:///{args.db}") as engine:
+        enough = asyncio.Event()  # SIGUSR1: publish no more (then drain, with --drain)
+        loop.add_signal_handler(signal.SIGUSR1, enough.set)
         publishing = asyncio.ensure_future(
-            _publish(engine, args.published, args.publish, args.rate, args.start))
-        # SIGUSR1: publish no more (then drain, with --drain).
-        loop.add_signal_handler(signal.SIGUSR1, publishing.cancel)
+            _publish(engine, args.published, args.publish, args.rate, args.start, enough))
         if args.drain:
             await asyncio.gather(publishing, return_exceptions=True)
             deadline = time.monotonic() + DRAIN_LIMIT_S
@@ -71,8 +74,8 @@ async def main(args: argparse.Namespace) -> int:
                 await asyncio.sleep(0.05)
         else:
             await stop.wait()
-            publishing.cancel()
-            await asyncio.gather(publishing, return_exceptions=True)
+            enough.set()
+            await publishing
     print("finished", flush=True)
     return code
 

@@ -30,8 +30,9 @@ def test_kill9_consumer_processes_sharing_one_sqlite_file(chaos: Chaos) -> None:
     pub = procs.sqlite_engine("producer", db, chaos.published, publish=OPEN_ENDED, rate=250,
                               consumers=0, drain=True)
     chaos.wait(db.exists, 20, "the file")
-    consumers = {f"c{i}-0": procs.sqlite_engine(f"c{i}-0", db, chaos.published)
-                 for i in range(3)}
+    # Handlers slow enough that every consumer process is busy: a victim holds work.
+    consumers = {f"c{i}-0": procs.sqlite_engine(f"c{i}-0", db, chaos.published,
+                                                CHAOS_DELAY="0.04") for i in range(3)}
     in_flight: set[str] = set()
     recover: list[float] = []
     for k in range(3):
@@ -42,7 +43,7 @@ def test_kill9_consumer_processes_sharing_one_sqlite_file(chaos: Chaos) -> None:
         t_kill = time.monotonic()
         in_flight |= held
         name = f"{victim.name[:2]}-{k + 1}"
-        consumers[name] = procs.sqlite_engine(name, db, chaos.published)
+        consumers[name] = procs.sqlite_engine(name, db, chaos.published, CHAOS_DELAY="0.04")
         recover.append(chaos.recovered(t_kill, held, f.dead_by_id, OPEN_ENDED))
     pub.send(signal.SIGUSR1)  # publish no more: it exits once the file is drained
     assert pub.wait_exit(60) == 0, pub.tail()
