@@ -12,6 +12,7 @@ ratio column compares with the smallest scale of the same table, in this run.
   redis-leases  1k/10k(/100k with --big) leases held on a private redis-server,
              visibility 4 s: seconds to extend them all, and how many were lost
              (their extension refused) while live consumers held them
+  (Redis)    redis-server CPU per message while the worker holds 0 / 20k other leases
   backlog    10k/100k/1M messages queued (memory): publish and consume msg/s
 
 Every run is bounded (the largest sizes take seconds, not minutes).
@@ -30,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import redis_server  # noqa: E402
+from harness import cpu_seconds, redis_server  # noqa: E402
 
 import ccdash  # noqa: E402
 from ccdash import Engine, EngineConfig  # noqa: E402
@@ -188,6 +189,38 @@ async def redis_held(url: str, leases: int, run: int, hold_for: float) -> tuple[
     return longest[0], held, lost[0]
 
 
+async def ack_cost(url: str, pid: int, held: int, run: int) -> float:
+    """redis-server CPU µs per message published, fetched and acked (5,000, in
+    batches of 100) while the worker holds `held` other leases."""
+    from ccdash.brokers.base import QueueConfig
+    from ccdash.brokers.redis import RedisBroker
+
+    broker = RedisBroker.from_url(url.rstrip("/") + f"?queue=ack{run}&fetch={held + 200}",
+                                  QueueConfig(visibility_timeout=300.0))
+    await broker.open()
+
+    async def lease(n: int) -> list[Any]:
+        for i in range(0, n, 1000):
+            for _ in range(min(1000, n - i)):
+                broker.publish_nowait(b"x")
+            await broker.flush()
+        got: list[Any] = []
+        while len(got) < n:
+            await broker.wait_ready()
+            got += await broker.receive(["c"] * (n - len(got)))
+        return got
+
+    await lease(held)
+    c0 = cpu_seconds(pid)
+    for _ in range(50):
+        for d in await lease(100):
+            broker.ack_nowait(d.receipt)
+        await broker.flush()
+    used = cpu_seconds(pid) - c0
+    await broker.close()
+    return used / 5000 * 1e6
+
+
 async def bench_redis_leases(url: str, sizes: list[int]) -> None:
     rows = []
     for i, n in enumerate(sizes):
@@ -246,6 +279,11 @@ def main() -> int:
             else:
                 sizes = [500] if args.quick else [1000, 10_000] + ([100_000] if args.big else [])
                 asyncio.run(bench_redis_leases(server[0], sizes))
+                held = [0, 1000] if args.quick else [0, 20_000]
+                costs = [(h, asyncio.run(ack_cost(server[0], server[1], h, i)))
+                         for i, h in enumerate(held)]
+                _table("Redis: redis-server CPU per message (publish, fetch, ack) while "
+                       "holding other leases", ("leases held", "µs/message"), costs)
     if "backlog" in only:
         sizes = [10_000] if args.quick else [10_000, 100_000, 1_000_000]
         asyncio.run(bench_backlog(sizes))

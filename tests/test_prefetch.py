@@ -66,3 +66,36 @@ async def test_a_consumer_below_its_prefetch_takes_new_work_at_once() -> None:
         for g in gates.values():
             g.set()
         await engine.stop(grace=0)
+
+
+async def test_work_arriving_from_the_broker_fills_spare_slots_too() -> None:
+    """Messages a broker makes ready on its own (here: retries coming due) go to a
+    consumer that has spare slots above its refill mark, up to its prefetch."""
+    clock = FakeClock()
+    release = asyncio.Event()
+    failed_once: set[int] = set()
+
+    async def handler(d: Delivery) -> None:
+        if d.body >= 100 and d.body not in failed_once:
+            failed_once.add(d.body)
+            raise RuntimeError("once")
+        await release.wait()
+
+    cfg = EngineConfig(consumers=1, prefetch=6, visibility_timeout=60.0, backoff_base=1.0,
+                       backoff_max=1.0, seed=1)
+    engine = Engine(cfg, handler=handler, clock=clock)
+    await engine.start()
+    try:
+        for i in (100, 101, 102):  # fail at once, come back after up to 1 s
+            await engine.publish(i)
+        await clock.advance(0.01)
+        for i in range(4):  # the consumer now holds 4: above its mark (3)
+            await engine.publish(i)
+        await clock.advance(0.01)
+        assert engine.snapshot().queue.in_flight == 4
+        await clock.advance(2.0)  # the retries are ready: 2 fit
+        snap = engine.snapshot()
+        assert (snap.queue.in_flight, snap.queue.ready) == (6, 1)
+    finally:
+        release.set()
+        await engine.stop(grace=0)

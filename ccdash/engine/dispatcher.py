@@ -117,7 +117,10 @@ class Dispatcher:
 
     def has_spare(self, c: Consumer) -> None:
         """c, above its refill mark, finished a delivery and has a spare slot now."""
-        self.spare[c] = None
+        spare = self.spare
+        if not spare and self._room_waiter is not None:
+            self.room_changed()  # the dispatcher fills spare slots with what arrives
+        spare[c] = None
 
     def _check_joiners_if_empty(self, c: Consumer) -> None:
         # While c still holds a delivery, something is outstanding: no joiner to wake
@@ -274,10 +277,12 @@ class Dispatcher:
             self._unreserve(picks[len(got):])
 
     async def run(self) -> None:
-        """Park on the broker while consumers have room; on room while they don't."""
+        """Park on the broker while consumers have room (hungry or spare: work that
+        arrives from the broker, not from a publish, fills both); on room while they
+        don't."""
         loop = asyncio.get_running_loop()
         while True:
-            if self.room_total > 0 and not self.paused:
+            if (self.room_total > 0 or self.spare) and not self.paused:
                 await self.broker.wait_ready()
                 await self.dispatch(None)
                 await asyncio.sleep(0)  # let woken consumers run before the next round
