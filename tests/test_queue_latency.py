@@ -49,3 +49,31 @@ async def test_snapshot_rules_and_screen_show_the_queue_latency() -> None:
         assert app.engine.snapshot().queue.oldest_ready_age is None
         assert "oldest –" in screen_text(app)
         await quit_app(app, pilot)
+
+
+async def test_locate_finds_a_message_wherever_it_is() -> None:
+    """The memory broker says where a message is: ready, leased (by whom), delayed after a
+    failure (with that failure in its history), dead; None once acked."""
+    from ccdash.brokers.base import QueueConfig
+
+    clock = FakeClock()
+    broker = MemoryBroker(QueueConfig(max_attempts=2, backoff_base=1.0, backoff_max=1.0),
+                          clock=clock)
+    mid = await broker.publish({"n": 1})
+    assert broker.locate(mid).state == "ready"  # type: ignore[union-attr]
+    [d] = await broker.receive(["c1"])
+    where = broker.locate(mid)
+    assert where is not None and (where.state, where.holder, where.attempt) == ("leased", "c1", 1)
+    await broker.nack(d.receipt, "boom", delay=1.0)
+    where = broker.locate(mid)
+    assert where is not None and where.state == "delayed"
+    assert [(h.consumer_id, h.error) for h in where.history] == [("c1", "boom")]
+    await clock.advance(1.5)
+    [d] = await broker.receive(["c2"])
+    await broker.nack(d.receipt, "boom again")
+    assert broker.locate(mid).state == "dead"  # type: ignore[union-attr]
+    await broker.redrive([mid])
+    [d] = await broker.receive(["c3"])
+    await broker.ack(d.receipt)
+    assert broker.locate(mid) is None
+    assert broker.locate("nope") is None

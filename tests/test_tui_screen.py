@@ -540,3 +540,20 @@ async def test_on_a_shared_broker_acks_by_other_workers_are_not_a_live_loss() ->
         assert app.workload.lost_now() == 0
         await pilot.press("z")
         await quit_app(app, pilot)
+
+
+async def test_find_says_where_a_message_is_with_its_failed_deliveries() -> None:
+    """: on a message that failed once and waits for its retry: "waiting for a retry",
+    with that failed delivery (consumer, outcome, error); once in flight: with whom."""
+    app = make_app(latency=0.05)
+    async with running(app, (120, 40)) as pilot:
+        app.workload.fail_all = True  # every delivery fails: the message goes to retry
+        mid = await app.engine.publish({"order": 1})
+        await app.clock.run_until(
+            lambda: (w := app.engine.broker.locate(mid)) is not None and w.state == "delayed",
+            step=0.01, limit=5)
+        await pilot.press("colon", *mid, "enter")
+        line = log_text(app).splitlines()[-1]
+        assert f"{mid}: waiting for a retry after attempt 1" in line
+        assert "attempt 1 on c" in line and "downstream unavailable" in line
+        await quit_app(app, pilot)

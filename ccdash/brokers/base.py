@@ -96,6 +96,20 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageWhere:
+    """Where one message is now (`Broker.locate`), with its failed deliveries so far."""
+
+    message_id: str
+    state: str  # "ready" | "delayed" | "leased" | "dead"
+    priority: int
+    attempt: int  # deliveries so far
+    holder: str  # the consumer holding its lease ("" unless leased)
+    due: float  # leased: lease deadline; delayed: when it is visible again (clock time)
+    published_at: float
+    history: tuple[HistoryEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseInfo:
     """A live lease, as shown to operators."""
 
@@ -377,6 +391,11 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def stats(self) -> QueueStats:
         """Where messages are now, and totals."""
+
+    def locate(self, message_id: str) -> MessageWhere | None:
+        """Where a message is now, for an operator looking for it (None: not held here,
+        or this broker cannot tell). May scan: for a person, not for the hot path."""
+        return None
 
     def oldest_ready_published_at(self) -> float | None:
         """When the oldest message ready for delivery now was published (the clock's

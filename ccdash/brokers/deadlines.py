@@ -58,6 +58,10 @@ class DeadlineBuckets(Generic[T]):
     def __len__(self) -> int:
         return self._len
 
+    def values(self) -> list[T]:
+        """Every item, in no particular order (a scan: for look-ups by a person)."""
+        return [item for bucket in self._buckets.values() for item in bucket.values()]
+
     def add(self, key: Hashable, item: T) -> None:
         """Track `item` under `key` until its `deadline` (set it before adding)."""
         deadline = item.deadline

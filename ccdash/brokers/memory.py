@@ -36,6 +36,7 @@ from ccdash.brokers.base import (
     Delivery,
     HistoryEntry,
     LeaseInfo,
+    MessageWhere,
     PayloadTooLarge,
     QueueConfig,
     QueueFull,
@@ -674,6 +675,31 @@ class MemoryBroker(Broker):
             redelivered=self.redelivered,
             capacity=self.config.capacity,
         )
+
+    def locate(self, message_id: str) -> MessageWhere | None:
+        """Where a message is now: a scan of the leases, the ready levels and the delayed
+        retries (the DLQ by key); O(messages held), for an operator's look-up."""
+        dead = self._dead.get(message_id)
+        if dead is not None:
+            msg, letter = dead
+            return self._where(msg, "dead", letter.history)
+        for state, msgs in (
+            ("leased", [*self._leases.values(), *self._stray.values()]),
+            ("ready", [m for lv in self._levels.values()
+                       for m in (*lv.fresh, *(r[1] for r in lv.returned))]),
+            ("delayed", self._delayed.values()),
+        ):
+            for msg in msgs:
+                if msg.id == message_id:
+                    return self._where(msg, state, tuple(msg.history or ()))
+        return None
+
+    @staticmethod
+    def _where(msg: _Msg, state: str, history: tuple[HistoryEntry, ...]) -> MessageWhere:
+        return MessageWhere(msg.id, state, msg.priority, msg.attempt,
+                            msg.holder if state == "leased" else "",
+                            msg.deadline if state in ("leased", "delayed") else 0.0,
+                            msg.published_at, history)
 
     def oldest_ready_published_at(self) -> float | None:
         """The earliest publish time among the heads of the priority levels (each level

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ccdash.brokers.base import DeadLetter
+from ccdash.brokers.base import DeadLetter, HistoryEntry
 from ccdash.engine import Engine
 from ccdash.engine.snapshot import Snapshot
 
@@ -54,14 +54,27 @@ class LiveFeed:
         return ScreenState(snap, records, lost if isinstance(lost, int) else None)
 
     def locate(self, mid: str) -> DeadLetter | str:
-        """Where message `mid` is now: its DeadLetter (with its delivery history), or one
-        line: in flight (with whom, attempt, lease time left), queued, acked, unknown."""
+        """Where message `mid` is now: its DeadLetter (payload and delivery history), or
+        one line: in flight (with whom, attempt, lease time left), waiting for a retry,
+        queued, acked, or unknown; with its failed deliveries so far."""
         broker = self.engine.broker
         for d in broker.dead_letters():
             if d.message_id == mid:
                 return d
         now = self.engine.clock.now()
-        for lease in broker.leases():
+        where = broker.locate(mid)
+        if where is not None:
+            if where.state == "leased":
+                text = (f"{mid}: in flight with {where.holder}, attempt {where.attempt}, "
+                        f"lease {max(0.0, where.due - now):.1f}s left")
+            elif where.state == "delayed":
+                text = (f"{mid}: waiting for a retry after attempt {where.attempt}, "
+                        f"visible again in {max(0.0, where.due - now):.1f}s")
+            else:
+                text = (f"{mid}: queued (ready, priority {where.priority}), "
+                        f"{where.attempt} deliveries so far")
+            return text + _history(where.history)
+        for lease in broker.leases():  # a broker that cannot locate still lists leases
             if lease.message_id == mid:
                 return (f"{mid}: in flight with {lease.consumer_id}, attempt {lease.attempt}, "
                         f"lease {max(0.0, lease.deadline - now):.1f}s left")
@@ -74,6 +87,16 @@ class LiveFeed:
         if mid in published:
             return f"{mid}: queued (ready, or waiting for a retry after a failed delivery)"
         return f"{mid}: not a message this dashboard has seen (published elsewhere, or purged)"
+
+
+def _history(entries: Sequence[HistoryEntry]) -> str:
+    """The failed deliveries so far, newest last (at most the last three)."""
+    if not entries:
+        return "; no failed delivery"
+    shown = "; ".join(f"attempt {h.attempt} on {h.consumer_id}: {h.outcome} ({h.error})"
+                      for h in entries[-3:])
+    more = f"{len(entries) - 3} earlier, " if len(entries) > 3 else ""
+    return f"; failed before: {more}{shown}"
 
 
 __all__ = ["Feed", "LiveFeed", "ScreenState"]
