@@ -20,7 +20,8 @@ from ccdash.clock import FakeClock
 from ccdash.engine.snapshot import ConsumerView, Event, Snapshot
 from ccdash.headless import PlainView, run_demo
 from ccdash.record import Recorder, RecordingError, parse_recording, read_recording
-from ccdash.record.codec import NOT_RECORDED, DecodedState, SnapshotEncoder, apply_order, diff_order
+from ccdash.record.codec import SnapshotEncoder, diff_order
+from ccdash.record.decode import NOT_RECORDED, DecodedState, apply_order
 from ccdash.scenario import Workload, load_scenario
 
 

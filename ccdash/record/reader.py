@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccdash.engine.snapshot import LIVE_STATES, Event, Snapshot
-from ccdash.record.codec import CONSUMERS, DecodedState
+from ccdash.record.codec import CONSUMERS
+from ccdash.record.decode import DecodedState
 from ccdash.record.writer import FORMAT, VERSION
 from ccdash.text import sanitize
 
