@@ -77,3 +77,29 @@ async def test_locate_finds_a_message_wherever_it_is() -> None:
     await broker.ack(d.receipt)
     assert broker.locate(mid) is None
     assert broker.locate("nope") is None
+
+
+async def test_sqlite_knows_its_queue_latency_too(tmp_path: object) -> None:
+    """On a real SQLite file: the oldest ready message across priorities, on the broker's
+    clock; none once they are taken."""
+    from pathlib import Path
+
+    from ccdash.brokers.sqlite import SqliteBroker
+
+    clock = FakeClock()
+    broker = SqliteBroker(str(Path(str(tmp_path)) / "q.db"), clock=clock)
+    await broker.open()
+    try:
+        assert broker.oldest_ready_published_at() is None
+        first = clock.now()
+        await broker.publish({"n": 1}, priority=0)
+        await clock.advance(2.0)
+        await broker.publish({"n": 2}, priority=9)
+        await broker.flush()
+        assert broker.oldest_ready_published_at() == pytest.approx(first, abs=0.05)
+        await broker.receive(["c1"])
+        await broker.receive(["c1"])
+        await broker.flush()
+        assert broker.oldest_ready_published_at() is None
+    finally:
+        await broker.close()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ccdash.brokers.base import DeadLetter, QueueConfig, QueueStats
 from ccdash.brokers.sqlite.views import (
+    oldest_ready,
     read_dead_letters,
     read_holder_counts,
     read_leases,
@@ -95,6 +96,14 @@ class BrokerViews:
         if not self._viewable():
             return {}
         return read_holder_counts(self._read, self.clock.now() + self.offset, self.owner)
+
+    def oldest_ready_published_at(self) -> float | None:
+        """When the head of the ready queue (the oldest of each priority's) was published,
+        on this broker's clock; as of our newest commit."""
+        if not self._viewable():
+            return None
+        wall = oldest_ready(self._read)
+        return None if wall is None else wall - self.offset
 
     def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
         """The DLQ, newest first (as it was at close, once closed)."""

@@ -47,6 +47,26 @@ def overdue(conn: sqlite3.Connection, now_w: float, max_attempts: int) -> tuple[
     return due, expired, int(last)
 
 
+# Each priority's head of the ready queue, found by a loose index scan over the partial
+# index msgs_ready(priority DESC, id): one seek per priority present, never a row scan.
+_OLDEST_READY = """
+WITH RECURSIVE p(v) AS (
+    SELECT max(priority) FROM msgs WHERE state = 0
+    UNION ALL
+    SELECT (SELECT max(priority) FROM msgs WHERE state = 0 AND priority < p.v)
+    FROM p WHERE p.v IS NOT NULL
+)
+SELECT min((SELECT published FROM msgs WHERE state = 0 AND priority = p.v
+            ORDER BY id LIMIT 1)) FROM p WHERE p.v IS NOT NULL
+"""
+
+
+def oldest_ready(conn: sqlite3.Connection) -> float | None:
+    """The earliest publish time (wall) among the heads of the ready priorities."""
+    row = conn.execute(_OLDEST_READY).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
 def duplicate_of(conn: sqlite3.Connection, key: str, now_w: float) -> str | None:
     """The message id a dedup id stands for, while its window lasts."""
     row = conn.execute("SELECT mid FROM dedup WHERE key = ? AND expires > ?",
