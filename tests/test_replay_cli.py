@@ -159,3 +159,18 @@ async def test_a_worker_records_its_run(redis_server: Any, tmp_path: Path) -> No
     assert not rec.cut_short and len(rec.frame_at) >= 2
     assert rec.snapshot(len(rec.frame_at) - 1).acked >= 40
     assert any(e.kind == "consumer-started" for e in rec.events)
+
+
+def test_a_recording_from_a_newer_ccdash_is_one_line_exit_2(recorded: tuple[Path, str],
+                                                            tmp_path: Path) -> None:
+    """Format version 2 in the header: one line saying to upgrade, exit 2, in every mode."""
+    import gzip
+
+    lines = gzip.decompress((recorded[0] / "run.rec").read_bytes()).splitlines(keepends=True)
+    header = json.loads(lines[0])
+    header["v"] = 2
+    (tmp_path / "new.rec").write_bytes(
+        gzip.compress(json.dumps(header).encode() + b"\n" + b"".join(lines[1:])))
+    for mode in (["--report"], ["--plot", "x.svg"], []):
+        one_line_error(ccdash("replay", "new.rec", *mode, cwd=tmp_path),
+                       "written by a newer ccdash (recording format version 2")
