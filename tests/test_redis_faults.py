@@ -178,7 +178,7 @@ async def test_no_false_failover_after_redis_is_paused_longer_than_the_ttl(
     leases: once it is back, no worker claims its healthy peers' entries, and every
     lease is still its holder's to ack."""
     server = redis_server_factory()
-    ttl = 1.0
+    ttl = 0.6
     workers = []
     try:
         for i in range(3):
