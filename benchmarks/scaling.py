@@ -91,8 +91,9 @@ async def bench_consumers(sizes: list[int], messages: int) -> None:
 # -- leases held, memory ------------------------------------------------------
 
 
-async def held_leases(leases: int) -> tuple[float, float, int]:
-    """(ms of a tick with nothing to extend, ms of the tick that extends all, extended)."""
+async def held_leases(leases: int) -> tuple[float, float, float, int]:
+    """(ms of a tick with nothing to extend, ms of the tick that extends all, the
+    longest ms the event loop was stalled during it, leases held and extended)."""
     clock = FakeClock()
     consumers = max(1, min(100, leases // 100))
     stall = asyncio.Event()
@@ -120,13 +121,29 @@ async def held_leases(leases: int) -> tuple[float, float, int]:
     quiet = (time.perf_counter() - t) * 1e3
     before = [li.deadline for li in engine.broker.leases(1)]
     await clock.advance(2001.0)  # every lease is now within half a visibility timeout
+    engine.health.stop()  # only the tick below runs
+    ticking, stall = True, [0.0]
+
+    async def watch() -> None:  # the longest the loop went without running this task
+        last = time.perf_counter()
+        while ticking:
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+            stall[0] = max(stall[0], now - last)
+            last = now
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0)
+    stall[0] = 0.0
     t = time.perf_counter()
     await engine.health.tick()
     due = (time.perf_counter() - t) * 1e3
+    ticking = False
+    await watcher
     after = engine.broker.leases(1)
     extended = held if after and before and after[0].deadline > before[0] else 0
     await engine.stop(grace=0)
-    return quiet, due, extended
+    return quiet, due, stall[0] * 1e3, extended
 
 
 async def bench_leases(sizes: list[int]) -> None:
@@ -134,7 +151,8 @@ async def bench_leases(sizes: list[int]) -> None:
     for n in sizes:
         rows.append((n, *(await held_leases(n))))
     _table("leases held (memory): health tick with nothing due, and extending all",
-           ("leases", "quiet tick ms", "extend tick ms", "held+extended"), rows)
+           ("leases", "quiet tick ms", "extend tick ms", "longest stall ms", "held+extended"),
+           rows)
 
 
 # -- leases held, Redis -------------------------------------------------------
@@ -195,7 +213,8 @@ async def ack_cost(url: str, pid: int, held: int, run: int) -> float:
     from ccdash.brokers.base import QueueConfig
     from ccdash.brokers.redis import RedisBroker
 
-    broker = RedisBroker.from_url(url.rstrip("/") + f"?queue=ack{run}&fetch={held + 200}",
+    fetch = min(10_000, held + 200)  # the URL allows at most 10,000
+    broker = RedisBroker.from_url(url.rstrip("/") + f"?queue=ack{run}&fetch={fetch}",
                                   QueueConfig(visibility_timeout=300.0))
     await broker.open()
 

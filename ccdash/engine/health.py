@@ -32,6 +32,8 @@ from ccdash.engine.snapshot import StallView
 from ccdash.engine.stall import Blame, BlockSampler, Describe
 from ccdash.engine.states import Severity
 
+# A batch of leases on its way to the broker, and the future of their new deadlines.
+Extending = tuple[list[Delivery], "asyncio.Future[list[float | None]]"]
 KEEP_BATCH = 1000  # leases per extend_many call; the loop runs between batches
 STALL_MIN = 0.1  # a late tick is recorded as a stall from this many seconds
 STALL_QUIET = 30.0  # the loop-stalled alert resolves after this long without a stall
@@ -143,6 +145,7 @@ class HealthMonitor:
         # Extend what runs out before the next tick plus slack, at the latest.
         soon = max(self.visibility_timeout / 2, self.interval + 2 * self.slack)
         due: list[Delivery] = []
+        sent: list[Extending] = []
         for c in consumers:
             if c.hung:
                 continue
@@ -154,7 +157,12 @@ class HealthMonitor:
                 c.time_out()
             if c.next_due - now < soon:  # only consumers holding a lease due soon
                 self._due_of(c, now, soon, due)
-        kept = await self._keep_leases(due, now) if due else 0
+                if len(due) >= KEEP_BATCH:  # on its way while the rest is collected
+                    await self._send(due, sent)
+                    due = []
+        if due:
+            await self._send(due, sent)
+        kept = await self._settle(sent, now) if sent else 0
         if stalled:  # and what the broker holds for us beyond the consumers' leases
             await self.broker.keep_after_stall()
             for _ in range(3):  # and what was handed out during those round trips
@@ -190,22 +198,29 @@ class HealthMonitor:
         c.next_due = nxt
 
     async def _keep_leases(self, due: list[Delivery], now: float) -> int:
-        """Extend the leases live consumers hold before they run out, KEEP_BATCH per
-        `extend_many` (one round trip on a remote broker, not one per lease). The loop
-        runs between batches, so no tick stalls it, and a batch is prepared while the
-        ones before it are on their way. Returns how many had already run out by the
-        clock (a stall) and were kept. A lease already gone stays as it is: its ack
-        will be rejected and counted."""
+        """Extend these leases before they run out (see `_send`, `_settle`)."""
+        sent: list[Extending] = []
+        await self._send(due, sent)
+        return await self._settle(sent, now)
+
+    async def _send(self, due: list[Delivery], sent: list[Extending]) -> None:
+        """Start extending `due`, KEEP_BATCH per `extend_many` (one round trip on a
+        remote broker, not one per lease), letting the loop run after each batch so
+        no tick stalls it; a batch is prepared while the ones before are on their way."""
         vt = self.visibility_timeout
         broker = self.broker
-        sent: list[tuple[list[Delivery], asyncio.Future[list[float | None]]]] = []
+        for i in range(0, len(due), KEEP_BATCH):
+            batch = due[i:i + KEEP_BATCH]
+            sent.append((batch, asyncio.ensure_future(
+                broker.extend_many([d.receipt for d in batch], vt))))
+            await asyncio.sleep(0)
+
+    async def _settle(self, sent: list[Extending], now: float) -> int:
+        """Wait for the extensions sent and note the new deadlines. Returns how many
+        had already run out by the clock (a stall) and were kept. A lease already gone
+        stays as it is: its ack will be rejected and counted."""
         kept = 0
         try:
-            for i in range(0, len(due), KEEP_BATCH):
-                batch = due[i:i + KEEP_BATCH]
-                sent.append((batch, asyncio.ensure_future(
-                    broker.extend_many([d.receipt for d in batch], vt))))
-                await asyncio.sleep(0)
             for batch, fut in sent:
                 for d, deadline in zip(batch, await fut, strict=True):
                     if deadline is not None:
