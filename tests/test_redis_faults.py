@@ -119,7 +119,7 @@ async def test_fleet_view_reads_dead_letters_and_drops_a_sigkilled_worker(
 ) -> None:
     """With a dead letter in the shared DLQ the fleet view still reads every worker
     and the DLQ, and a SIGKILLed worker leaves it within about one heartbeat TTL."""
-    ttl = 1.5
+    ttl = 1.0
     mid = await _dead_letter_one(fleet.url)
     for name in ("va", "vb"):
         fleet.spawn(name, ttl=ttl, concurrency=2)
@@ -337,7 +337,7 @@ async def test_worker_and_demo_survive_malformed_entries(fleet: Fleet, redis_ser
     out = tmp_path / "demo.json"
     proc = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "ccdash", "--demo", "--broker", fleet.url, "--duration", "2",
+        [sys.executable, "-m", "ccdash", "--demo", "--broker", fleet.url, "--duration", "1",
          "--seed", "3", "--json", str(out)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
         timeout=90)
