@@ -43,7 +43,6 @@ from ccdash.tui.fleet_feed import FleetFeed
 from ccdash.tui.format import Palette
 from ccdash.tui.header_bar import HeaderBar
 from ccdash.tui.keys import KEYS, Key, bindings
-from ccdash.tui.layout import ALL_PANES, MIN_SIZE, plan, size_class, urgency
 from ccdash.tui.lease_table import LeaseTable
 from ccdash.tui.log_pane import LogPane
 from ccdash.tui.message_detail import MessageDetail
@@ -173,73 +172,6 @@ class DashboardApp(ViewActions):
     def on_resize(self, event: Any) -> None:
         """Another size class may show other panes."""
         self._layout(event.size)
-
-    def _ranked(self) -> list[str]:
-        """Detail panes, most urgent first (the operator's pinned choice leads)."""
-        state = self.state
-        if state is None:
-            ranked = list(urgency((), 0, False, None, 0, self.clock.now()))
-        else:
-            snap = state.snap
-            firing = sum(1 for a in snap.alerts if a.state == "firing")
-            ranked = urgency(state.drills, firing, bool(snap.alerts), self._dead_changed_at,
-                             snap.queue.dead, snap.at)
-        if self.pinned is not None:
-            ranked.remove(self.pinned)
-            ranked.insert(0, self.pinned)
-        return ranked
-
-    def _layout(self, size: Any = None) -> None:
-        """Apply the size class's plan: which panes show, in what grid."""
-        screen = getattr(self, "main_screen", None)
-        if screen is None:
-            return
-        width, height = size or self.size
-        kind = size_class(width, height)
-        for name in ("tiny", "small", "medium", "wide"):
-            screen.set_class(kind == name, f"-{name}")
-        if kind == "tiny":
-            self.query_one("#too-small", Static).update(Text(
-                f"terminal too small: ccdash needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, "
-                f"this one is {width}x{height}\n(q quits)"))
-            self.refresh_bindings()
-            return
-        ranked = self._ranked()
-        # The body gets what the header, footer, banner (and a replay's bar) leave.
-        others = [w for w in screen.children if w.id not in ("body", "too-small") and w.display]
-        body_height = height - sum(max(1, w.outer_size.height) for w in others)
-        autoscale = self.state is not None and self.state.snap.autoscale
-        p = plan(kind, body_height, self.consumers.row_count, ranked[0], ranked[1],
-                 zoomed=self.zoomed, log_hidden=self.log_hidden, autoscale=autoscale)
-        key = (kind, body_height, p)
-        if key == self._shown:
-            return
-        self._shown = key
-        body = self.query_one("#body")
-        body.styles.grid_size_columns = p.columns
-        body.styles.grid_rows = " ".join(p.rows)
-        spans = dict(p.shown)
-        focused = self.focused
-        for name in ALL_PANES:
-            pane = self.query_one(f"#{name}")
-            pane.display = name in spans
-            pane.styles.column_span = spans.get(name, 1)
-            base = type(pane).BORDER_TITLE
-            key_hint = {"consumers": 1, "alerts": 4, "drills": 5, "dead": 3, "leases": 2,
-                        "log": 6}.get(name)
-            zoom = " (f: back)" if self.zoomed == name else ""
-            pane.border_title = f"{key_hint} {base}{zoom}" if key_hint else base
-        if focused is not None and not self._visible(focused):
-            self.consumers.focus()
-        self.refresh_bindings()
-
-    def _visible(self, widget: Any) -> bool:
-        node = widget
-        while node is not None and node is not self.main_screen:
-            if not node.display:
-                return False
-            node = node.parent
-        return True
 
     # -- the engine -------------------------------------------------------------
 

@@ -190,6 +190,19 @@ class Operations(App[int]):
         self.say(text, error=bad)
         return result
 
+    def ask_then_send(self, question: str, what: str, worker: str, action: str,
+                      **args: Any) -> None:
+        """An action on another worker of the fleet: ask first, then send it signed."""
+
+        def done(yes: bool | None) -> None:
+            if not yes:
+                self.say(f"{what}: cancelled")
+                return
+            self.say(f"{what}: signed command sent to {worker}")
+            self.send_to_fleet(worker, action, **args)
+
+        self.push_screen(Confirm(question), self.guard(done))
+
     @guarded
     async def action_kill(self) -> None:
         """Crash the selected consumer (another worker's: through the control channel,
@@ -197,16 +210,9 @@ class Operations(App[int]):
         cid = self._selected("kill")
         if (target := self._remote(cid)) is not None:
             worker, rcid = target
-
-            def done(yes: bool | None) -> None:
-                if not yes:
-                    self.say("kill cancelled")
-                    return
-                self.say(f"kill {cid}: signed command sent to {worker.name}")
-                self.send_to_fleet(worker.name, "kill", consumer=rcid)
-
-            self.push_screen(Confirm(f"Kill {rcid} on worker {worker.name}? (another "
-                                     "process: it is replaced there)"), self.guard(done))
+            self.ask_then_send(f"Kill {rcid} on worker {worker.name}? (another process: it "
+                               "is replaced there)", f"kill {cid}", worker.name, "kill",
+                               consumer=rcid)
         elif cid:
             self.consumers.select_key(cid)  # its row, by key, whatever moves around it
             released = await self.engine.kill_consumer(cid)
@@ -223,16 +229,8 @@ class Operations(App[int]):
                      "one gracefully", error=True)
             return
         name = target[0].name
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                self.say(f"drain {name}: signed command sent")
-                self.send_to_fleet(name, "drain")
-            else:
-                self.say("drain cancelled")
-
-        self.push_screen(Confirm(f"Drain worker {name}? It finishes what it holds, hands "
-                                 "back the rest and exits."), self.guard(done))
+        self.ask_then_send(f"Drain worker {name}? It finishes what it holds, hands back the "
+                           "rest and exits.", f"drain {name}", name, "drain")
 
     @guarded
     async def action_hang(self) -> None:
@@ -286,16 +284,10 @@ class Operations(App[int]):
         if (target := self._remote(self.consumers.selected_consumer())) is not None:
             worker = target[0]
             n = max(0, worker.concurrency + delta)
-
-            def done(yes: bool | None) -> None:
-                if not yes:
-                    self.say("scale cancelled")
-                    return
-                self.say(f"scale {worker.name} {worker.concurrency} -> {n}: signed command sent")
-                self.send_to_fleet(worker.name, "scale", n=n)
-
-            self.push_screen(Confirm(f"Scale worker {worker.name} from {worker.concurrency} "
-                                     f"to {n} consumers? (another process)"), self.guard(done))
+            self.ask_then_send(f"Scale worker {worker.name} from {worker.concurrency} to {n} "
+                               "consumers? (another process)",
+                               f"scale {worker.name} {worker.concurrency} -> {n}",
+                               worker.name, "scale", n=n)
             return
         before = self.engine.desired
         n = await self.engine.scale_to(before + delta)

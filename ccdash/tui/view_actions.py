@@ -1,17 +1,23 @@
-"""The operator's view commands: panes, zoom, filter, sort, find a message, theme.
+"""What the screen shows: the layout of the size class (ccdash/tui/layout.py) applied
+to the panes, and the operator's view commands: panes, zoom, filter, sort, find a
+message, theme.
 
-None of them changes the engine, so read-only mode lets them all through. A base
-of the dashboard app, like `Operations` (which it extends); the app supplies the
-layout (`_layout`, `_ranked`) and the state read on each tick.
+None of the commands changes the engine, so read-only mode lets them all through. A
+base of the dashboard app, like `Operations` (which it extends); the app supplies the
+state read on each tick.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
+from textual.widgets import Static
+
+from ccdash.tui.feed import ScreenState
 from ccdash.tui.format import Palette
 from ccdash.tui.header_bar import HeaderBar
-from ccdash.tui.layout import ALL_PANES, DETAIL_PANES
+from ccdash.tui.layout import ALL_PANES, DETAIL_PANES, MIN_SIZE, plan, size_class, urgency
 from ccdash.tui.message_detail import MessageDetail
 from ccdash.tui.operations import Operations, guarded
 from ccdash.tui.prompt import Prompt
@@ -30,6 +36,10 @@ class ViewActions(Operations):
     """Keys that change what the screen shows, never what the engine does."""
 
     main_screen: Any
+    state: ScreenState | None
+    clock: Any
+    _shown: tuple[object, ...]
+    _dead_changed_at: float | None
     pinned: str | None
     zoomed: str | None
     log_hidden: bool
@@ -37,11 +47,74 @@ class ViewActions(Operations):
     theme_name: str
     t0: float
 
-    def _layout(self, size: Any = None) -> None:
-        raise NotImplementedError
+    # -- the layout: which panes show, in what grid ---------------------------------
 
     def _ranked(self) -> list[str]:
-        raise NotImplementedError
+        """Detail panes, most urgent first (the operator's pinned choice leads)."""
+        state = self.state
+        if state is None:
+            ranked = list(urgency((), 0, False, None, 0, self.clock.now()))
+        else:
+            snap = state.snap
+            firing = sum(1 for a in snap.alerts if a.state == "firing")
+            ranked = urgency(state.drills, firing, bool(snap.alerts), self._dead_changed_at,
+                             snap.queue.dead, snap.at)
+        if self.pinned is not None:
+            ranked.remove(self.pinned)
+            ranked.insert(0, self.pinned)
+        return ranked
+
+    def _layout(self, size: Any = None) -> None:
+        """Apply the size class's plan: which panes show, in what grid."""
+        screen = getattr(self, "main_screen", None)
+        if screen is None:
+            return
+        width, height = size or self.size
+        kind = size_class(width, height)
+        for name in ("tiny", "small", "medium", "wide"):
+            screen.set_class(kind == name, f"-{name}")
+        if kind == "tiny":
+            self.query_one("#too-small", Static).update(Text(
+                f"terminal too small: ccdash needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, "
+                f"this one is {width}x{height}\n(q quits)"))
+            self.refresh_bindings()
+            return
+        ranked = self._ranked()
+        # The body gets what the header, footer, banner (and a replay's bar) leave.
+        others = [w for w in screen.children if w.id not in ("body", "too-small") and w.display]
+        body_height = height - sum(max(1, w.outer_size.height) for w in others)
+        autoscale = self.state is not None and self.state.snap.autoscale
+        p = plan(kind, body_height, self.consumers.row_count, ranked[0], ranked[1],
+                 zoomed=self.zoomed, log_hidden=self.log_hidden, autoscale=autoscale)
+        key = (kind, body_height, p)
+        if key == self._shown:
+            return
+        self._shown = key
+        body = self.query_one("#body")
+        body.styles.grid_size_columns = p.columns
+        body.styles.grid_rows = " ".join(p.rows)
+        spans = dict(p.shown)
+        focused = self.focused
+        for name in ALL_PANES:
+            pane = self.query_one(f"#{name}")
+            pane.display = name in spans
+            pane.styles.column_span = spans.get(name, 1)
+            base = type(pane).BORDER_TITLE
+            key_hint = {"consumers": 1, "alerts": 4, "drills": 5, "dead": 3, "leases": 2,
+                        "log": 6}.get(name)
+            zoom = " (f: back)" if self.zoomed == name else ""
+            pane.border_title = f"{key_hint} {base}{zoom}" if key_hint else base
+        if focused is not None and not self._visible(focused):
+            self.consumers.focus()
+        self.refresh_bindings()
+
+    def _visible(self, widget: Any) -> bool:
+        node = widget
+        while node is not None and node is not self.main_screen:
+            if not node.display:
+                return False
+            node = node.parent
+        return True
 
     def _panes(self) -> list[Any]:
         return [self.query_one(f"#{n}") for n in ALL_PANES]
