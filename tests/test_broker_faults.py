@@ -129,3 +129,19 @@ async def test_undecodable_sqlite_rows_are_dead_lettered_and_the_engine_goes_on(
     assert dead[bad[0]].body == b"{not json"
     assert kinds.count("undecodable") == len(bad) + 1
     assert any(a.name == "undecodable-entry" for a in snap.alerts)
+
+
+async def test_sqlite_views_read_text_a_foreign_writer_left_undecodable(tmp_path: Path) -> None:
+    """A dead row whose id, reason and error are not UTF-8 (a foreign writer) does not
+    break the DLQ view: it is shown with the bytes escaped, beside the others."""
+    path = tmp_path / "q.db"
+    async with Engine(EngineConfig(consumers=0, min_consumers=0),
+                      broker=f"sqlite:///{path}") as engine:
+        mid = await engine.publish({"n": 1})
+        broker = engine.broker
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE msgs SET state = 3, dseq = 1, mid = CAST(? AS TEXT), "
+                         "reason = CAST(? AS TEXT), last_error = CAST(? AS TEXT) WHERE mid = ?",
+                         (b"m\xff", b"r\xfe", b"e\xfd", mid))
+        [dead] = broker.dead_letters()
+    assert (dead.message_id, dead.reason, dead.last_error) == ("m\\xff", "r\\xfe", "e\\xfd")

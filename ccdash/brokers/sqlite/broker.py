@@ -50,6 +50,10 @@ from ccdash.clock import Clock, MonotonicClock
 
 log = logging.getLogger("ccdash.brokers.sqlite")
 
+
+def _tolerant_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
+
 RECHECK = 0.5  # seconds between looks at the file while parked (other processes' writes)
 _TOTALS = ("published", "acked", "dead_lettered", "redelivered")
 _UNBOUNDED = 1 << 30
@@ -107,6 +111,9 @@ class SqliteBroker(BrokerViews, Broker):
 
     def _start(self, store: Any, read: Any, counters: dict[str, int]) -> None:
         loop = asyncio.get_running_loop()
+        # Views read text a foreign writer may have left undecodable: shown escaped,
+        # never an error that takes the dashboard down (the writer's reads stay strict).
+        read.text_factory = _tolerant_text
         self._read = read
         self._base = {k: counters[k] for k in _TOTALS}
         checkpointer = Checkpointer(connect(self.target), self.path)
