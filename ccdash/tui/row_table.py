@@ -30,6 +30,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ccdash.tui.format import sort_value
+
 Column = tuple[str, str, int]  # key, label, width in cells (the last column stretches)
 
 
@@ -429,30 +431,4 @@ class RowTable(ScrollView, can_focus=True):
         self._header = None
 
 
-_UNITS = {"µs": 1e-6, "ms": 1e-3, "s": 1.0, "k": 1e3, "M": 1e6, "/s": 1.0, "x": 1.0}
-
-
-def sort_value(raw: Hashable) -> tuple[int, float, str]:
-    """A cell's raw value as a sort key: numbers (also "12ms", "1.2k") before text."""
-    value = raw[0] if isinstance(raw, tuple) and raw else raw
-    if isinstance(value, bool):
-        value = int(value)
-    if isinstance(value, int | float):
-        return (0, float(value), "")
-    text = str(value)
-    for unit in sorted(_UNITS, key=len, reverse=True):
-        if text.endswith(unit):
-            head = text[: -len(unit)]
-            if head.endswith("m") and unit == "s" and head[:-1]:  # 3m05s
-                break
-            try:
-                return (0, float(head) * _UNITS[unit], "")
-            except ValueError:
-                break
-    try:
-        return (0, float(text), "")
-    except ValueError:
-        return (1, 0.0, text.casefold())
-
-
-__all__ = ["Column", "RowTable", "sort_value"]
+__all__ = ["Column", "RowTable"]
