@@ -103,6 +103,7 @@ class Flusher:
         # stalled network or process), as good as a reconnect for judging peers.
         self.stall_after = stall_after
         self.last_ok = 0.0
+        self.stalled_at = 0.0  # monotonic time such a gap last ended
         self.retrying = False
         self._kick = asyncio.Event()
         self._idle = asyncio.Event()
@@ -217,7 +218,7 @@ class Flusher:
                 elif self.last_ok and now - self.last_ok > self.stall_after:
                     log.warning("no round trip to Redis for %.1fs (paused or stalled): "
                                 "peers get one heartbeat TTL to beat again", now - self.last_ok)
-                    self.recovered_at = now
+                    self.stalled_at = now
                 self.last_ok = now
                 self.backoff.reset()
             finally:

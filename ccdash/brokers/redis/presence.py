@@ -163,6 +163,8 @@ class Presence:
         recovered = fl.recovered_at
         if recovered > self.strays_checked:
             self.grace_until = max(self.grace_until, recovered + b.heartbeat_ttl)
+        # A stall (no reconnect) lost no reply: grace only, no hunt for strays.
+        self.grace_until = max(self.grace_until, fl.stalled_at + b.heartbeat_ttl)
         if self.registered:
             futs.append(fl.call(("SET", b.keys.presence(b.worker), json.dumps(self.info()),
                                  "PX", self._ttl_ms(), "GET")))
