@@ -418,3 +418,28 @@ async def test_a_foreign_consumer_name_that_is_not_utf8_breaks_no_read(
     async with FleetView(redis_url) as fv:
         snap = await fv.snapshot()
     assert snap.queue.in_flight == 1 and [w.name for w in snap.workers] == ["\\xffx"]
+
+
+async def test_a_refused_publish_batch_does_not_stop_the_heartbeats(
+    redis_server_factory: Any,
+) -> None:
+    """Redis refuses writes for a while (out of memory) while a publish is queued:
+    the operations sent beside the refused publish batch still get their answers,
+    so once Redis takes writes again the heartbeats go on and the publish lands."""
+    server = redis_server_factory()
+    broker = RedisBroker.from_url(f"{server.url}?queue=oom&ttl=0.6&worker=w", QueueConfig())
+    await broker.open()
+    try:
+        await broker.presence.register()
+        server.command("CONFIG", "SET", "maxmemory", "1")
+        pending = asyncio.ensure_future(broker.publish(b"x"))
+        await asyncio.sleep(1.0)  # heartbeat rounds and publish retries against the refusal
+        server.command("CONFIG", "SET", "maxmemory", "0")
+        async with asyncio.timeout(10):
+            await pending
+        key = broker.keys.presence("w")
+        await asyncio.sleep(1.0)  # a few heartbeat rounds (a third of the TTL each)
+        assert server.command("PTTL", key).startswith(b":")
+        assert int(server.command("PTTL", key)[1:].split(b"\r")[0]) > 0, "heartbeats stopped"
+    finally:
+        await broker.close()

@@ -280,13 +280,16 @@ class Flusher:
             self._acks_in_flight = 0
         self.ack_done += len(ack_chunk)  # reached Redis, taken or refused
         i = 0
+        refused: Exception | None = None
         if self._pub_chunk:
             r = replies[i]
             i += 1
             if isinstance(r, Exception):
-                log.error("publish batch failed: %s", self.link.describe(r))
-                # Keep it: a script error here is a bug or lost state; retry later.
-                raise LinkDown(self.link.describe(r))
+                # Kept and sent again after a backoff (out of memory, a read-only replica:
+                # the publishers wait). The replies after it are still handled: the
+                # operations beside it (heartbeats) must not wait for ever.
+                refused = r
+        if self._pub_chunk and refused is None:
             self.sent_pub += len(self._pub_chunk)
             self.pub_done += len(self._pub_chunk)
             for _, _, fut in self._pub_chunk:  # stored: their publishers may go on
@@ -324,12 +327,15 @@ class Flusher:
             if isinstance(r, Exception):
                 if is_nogroup(r):
                     self.on_lost_state()
-                return
-            self.want_stats = False
-            self.last_stats = now
-            self.sent_pub = 0
-            self.sent_ack = 0
-            self.on_snapshot(parse_stats(r, now))
+            else:
+                self.want_stats = False
+                self.last_stats = now
+                self.sent_pub = 0
+                self.sent_ack = 0
+                self.on_snapshot(parse_stats(r, now))
+        if refused is not None:
+            log.error("publish batch refused by Redis: %s", self.link.describe(refused))
+            raise LinkDown(self.link.describe(refused))
 
 
 def _log_failure(fut: asyncio.Future[Any]) -> None:
