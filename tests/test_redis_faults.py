@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from redis_fixtures import RedisServer
+from test_redis_broker import lease
 from test_redis_fleet import ROOT, Fleet, _has, publish, until
 
 from ccdash import Engine, EngineConfig
@@ -31,16 +32,6 @@ from ccdash.fleet.listener import ControlListener
 from ccdash.tui.fleet_feed import FleetFeed
 
 Make = Callable[..., Any]
-
-
-async def lease(broker: RedisBroker, holder: str, *, within: float) -> Delivery:
-    """Wait for and receive exactly one message for `holder`."""
-    async with asyncio.timeout(within):
-        while True:
-            await broker.wait_ready()
-            got = await broker.receive([holder])
-            if got:
-                return got[0]
 
 
 @pytest.fixture
