@@ -113,7 +113,7 @@ def test_first_leases_stay_in_deadline_order_through_extends_and_strays() -> Non
             book.lease(book.pop(), "c", 0.0)
         if book.leases and rng.random() < 0.3:
             r = rng.choice(list(book.leases))
-            book.extended(r, book.leases[r], now + rng.choice([30.0, 1.0]))
+            book.extended([(r, book.leases[r])], now + rng.choice([30.0, 1.0]))
         if book.leases and rng.random() < 0.2:
             book.unlease(rng.choice(list(book.leases)))
         k = rng.randrange(1, 20)

@@ -13,7 +13,7 @@ from redis.exceptions import ResponseError
 
 from ccdash.brokers.base import REASON_RELEASED, Receipt, ReceiptRejected, storable_text
 from ccdash.brokers.redis.link import evalsha, is_nogroup
-from ccdash.brokers.redis.local import Entry, extend_args
+from ccdash.brokers.redis.local import Entry, Held, extend_args
 
 if TYPE_CHECKING:
     from ccdash.brokers.base import QueueConfig
@@ -167,33 +167,37 @@ class LeaseOps:
         judge = self.expiry_now(now)  # a lease that ran out in a stall is still ours
         secs = min(max(0.0, seconds), self.vt)
         out: list[float | None] = [None] * len(receipts)
-        live: list[tuple[int, str, Entry]] = []
+        book = self.book
+        leases = book.leases
+        live: list[Held] = []
         for i, r in enumerate(receipts):
-            entry = self.book.leases.get(str(r))
+            key = str(r)
+            entry = leases.get(key)
             if entry is None or entry.deadline <= judge:
-                self.book.unlease(r)
+                book.unlease(key)
             else:
-                live.append((i, str(r), entry))
+                live.append((i, key, entry))
         vt_ms, idle_ms = self.idle_limit_ms(), int((self.vt - secs) * 1000)
         calls, parts = [], []
         for j in range(0, len(live), EXTEND_CHUNK):
-            args, groups = extend_args([e for _, _, e in live[j:j + EXTEND_CHUNK]])
+            args, groups = extend_args(live[j:j + EXTEND_CHUNK])
             calls.append(self._lease_op(evalsha(
                 "extend", self.keys.prefix, self.worker, vt_ms, idle_ms, *args)))
             parts.append(groups)
-        index = {id(e): (i, r) for i, r, e in live}
         replies = await asyncio.gather(*calls)
         deadline = now + secs
+        done: list[tuple[str, Entry]] = []
         for groups, res in zip(parts, replies, strict=True):
             for n, group in enumerate(groups):
                 flags = res[n] if res is not None else b""  # None: Redis lost the group
-                for k, e in enumerate(group):
-                    i, r = index[id(e)]
-                    if k < len(flags) and flags[k] == 49 and self.book.leases.get(r) is e:
-                        self.book.extended(r, e, deadline)
+                for (i, r, e), flag in zip(group, flags.ljust(len(group), b"0"),
+                                           strict=True):
+                    if flag == 49 and leases.get(r) is e:  # b"1", and not acked meanwhile
+                        done.append((r, e))
                         out[i] = deadline
                     else:
-                        self.book.unlease(r)
+                        book.unlease(r)
+        book.extended(done, deadline)
         return out
 
     async def release(self, receipts: Sequence[Receipt], reason: str,

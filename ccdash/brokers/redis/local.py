@@ -86,20 +86,24 @@ class Entry:
         return (self.level, self.eid)
 
 
-def extend_args(entries: list[Entry]) -> tuple[list[bytes], list[list[Entry]]]:
-    """The extend script's per-stream arguments for `entries` (suffix, ids, counts),
-    and the entries in the order of its reply's flags."""
-    by_level: dict[bytes, list[Entry]] = {}
-    for e in entries:
-        group = by_level.get(e.level)
+Held = tuple[int, str, Entry]  # (position in the caller's list, receipt, entry)
+
+
+def extend_args(items: list[Held]) -> tuple[list[bytes], list[list[Held]]]:
+    """The extend script's per-stream arguments for these entries (suffix, ids,
+    counts), and the items in the order of its reply's flags."""
+    by_level: dict[bytes, list[Held]] = {}
+    for item in items:
+        level = item[2].level
+        group = by_level.get(level)
         if group is None:
-            group = by_level[e.level] = []
-        group.append(e)
+            group = by_level[level] = []
+        group.append(item)
     args: list[bytes] = []
     groups = []
     for level, group in by_level.items():
-        args += (level, b" ".join([e.eid for e in group]),
-                 b" ".join([b"%d" % e.count for e in group]))
+        args += (level, b" ".join([e.eid for _, _, e in group]),
+                 b" ".join([b"%d" % e.count for _, _, e in group]))
         groups.append(group)
     return args, groups
 
@@ -207,14 +211,21 @@ class LocalBook:
         else:
             self._stray[receipt] = entry
 
-    def extended(self, receipt: str, entry: Entry, deadline: float) -> None:
-        """A live lease's deadline moved: it goes to the end of the order (a later
-        deadline than every other, unless the extension was short)."""
-        self.leases.pop(receipt, None)
-        self._stray.pop(receipt, None)
-        entry.deadline = deadline
-        self.leases[receipt] = entry
-        self._place(receipt, entry)
+    def extended(self, done: list[tuple[str, Entry]], deadline: float) -> None:
+        """These live leases' deadlines moved to `deadline`: they go to the end of the
+        order (a later deadline than every other, unless the extension was short)."""
+        leases, stray = self.leases, self._stray
+        for receipt, entry in done:
+            del leases[receipt]
+            entry.deadline = deadline
+            leases[receipt] = entry
+            if stray:
+                stray.pop(receipt, None)
+        if deadline >= self._last_deadline:
+            self._last_deadline = deadline
+        else:
+            for receipt, entry in done:
+                stray[receipt] = entry
 
     def lease_infos(self, limit: int | None) -> list[LeaseInfo]:
         """Live leases, soonest deadline first: the first `limit` of the ordered ones

@@ -221,14 +221,14 @@ class Presence:
         stale = [e for e in b.book.buffered_entries() if e.deadline - now < b.vt / 2]
         if not stale:
             return
-        args, groups = extend_args(stale)
+        args, groups = extend_args([(0, "", e) for e in stale])
         try:
             flags = await b.flusher.call(evalsha("extend", b.keys.prefix, b.worker,
                                                  b.idle_limit_ms(), 0, *args))
         except (LinkDown, ResponseError):
             return
         for group, ok in zip(groups, flags, strict=True):
-            for e, flag in zip(group, ok, strict=True):
+            for (_, _, e), flag in zip(group, ok, strict=True):
                 if flag == 49:  # b"1"
                     e.deadline = now + b.vt
 
