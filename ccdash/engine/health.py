@@ -221,7 +221,9 @@ class HealthMonitor:
         stays as it is: its ack will be rejected and counted."""
         kept = 0
         try:
-            for batch, fut in sent:
+            for n, (batch, fut) in enumerate(sent):
+                if n and fut.done():
+                    await asyncio.sleep(0)  # a done future does not yield: let the loop run
                 for d, deadline in zip(batch, await fut, strict=True):
                     if deadline is not None:
                         kept += d.deadline <= now
