@@ -82,7 +82,7 @@ def _alerts() -> list[str]:
 
 def _events() -> list[str]:
     from ccdash.engine import EventKind
-    from ccdash.scenario.drills import DrillEvent
+    from ccdash.scenario.drill_record import DrillEvent
 
     rows = [(f"`{k}`", k.level, k.doc) for k in [*EventKind, *DrillEvent]]
     return ["## Event kinds", "",

@@ -20,7 +20,7 @@ from ccdash.engine import (
 from ccdash.engine.rules import AlertRule
 from ccdash.engine.states import BreakerState, ScaleReason
 from ccdash.ops.logfile import event_record
-from ccdash.scenario.drills import DrillEvent
+from ccdash.scenario.drill_record import DrillEvent
 
 
 def test_every_event_kind_carries_a_level() -> None:

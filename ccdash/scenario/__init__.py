@@ -9,7 +9,7 @@
     report = workload.report()
 """
 
-from ccdash.scenario.drills import DRILL_ACTIONS, DrillRecord
+from ccdash.scenario.drill_record import DRILL_ACTIONS, DrillRecord
 from ccdash.scenario.errors import ScenarioError
 from ccdash.scenario.loader import builtin_names, load_scenario, parse_scenario
 from ccdash.scenario.model import DrillSpec, LoadSpec, Scenario, SloSpec

@@ -21,7 +21,7 @@ from ccdash.engine.rules import (
     default_rules,
 )
 from ccdash.hints import closest, did_you_mean
-from ccdash.scenario.drills import DRILL_ACTIONS
+from ccdash.scenario.drill_record import DRILL_ACTIONS
 from ccdash.scenario.errors import ScenarioError
 from ccdash.scenario.locate import KeyLocator, Path, dotted
 from ccdash.scenario.model import (

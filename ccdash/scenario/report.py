@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from ccdash.brokers.base import QueueStats
 from ccdash.clock import Clock
 from ccdash.engine import Engine, Snapshot
-from ccdash.scenario.drills import DONE, FAULTS, PASS, DrillRecord
+from ccdash.scenario.drill_record import DONE, FAULTS, PASS, DrillRecord
 from ccdash.scenario.ledger import Ledger
 from ccdash.scenario.model import Scenario
 

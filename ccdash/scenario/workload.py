@@ -31,7 +31,8 @@ from ccdash.aio import CANCEL_DEADLINE, cancel_and_wait, wait_tasks
 from ccdash.brokers.base import QueueStats
 from ccdash.engine import ConsumerState, Engine, Event, EventKind
 from ccdash.scenario.arrivals import arrival_times
-from ccdash.scenario.drills import DRILL_ACTIONS, FAULTS, DrillRecord, DrillRunner, check_action
+from ccdash.scenario.drill_record import DRILL_ACTIONS, DrillRecord, check_action
+from ccdash.scenario.drills import DrillRunner
 from ccdash.scenario.ledger import BatchTap, Ledger, Tap
 from ccdash.scenario.model import DrillSpec, Scenario
 from ccdash.scenario.report import build_report
@@ -516,4 +517,4 @@ def _ledger_of(engine: Engine) -> Ledger:
     return ledger
 
 
-__all__ = ["FAULTS", "Progress", "Workload", "WorkloadEvent"]
+__all__ = ["Progress", "Workload", "WorkloadEvent"]
