@@ -6,7 +6,7 @@
 Keys come from the dashboard's key table, metrics from a scrape of a real
 engine's collector, alert metrics and rules from the rule module, event kinds (and their
 log levels) from the engine's and the drills' vocabularies, scenario fields from the
-scenario loader.
+scenario schema.
 """
 
 from __future__ import annotations
@@ -93,37 +93,37 @@ def _events() -> list[str]:
 
 def _scenario() -> list[str]:
     from ccdash.engine.config import EngineConfig
-    from ccdash.scenario import loader, model
+    from ccdash.scenario import model, schema
 
     def names(keys: Iterable[str]) -> str:
         return ", ".join(f"`{k}`" for k in keys) or "—"
 
     engine_defaults = {f.name: f.default for f in dataclasses.fields(EngineConfig)}
     out = ["## Scenario fields", "",
-           f"Sections: {names(loader.SECTIONS)}. Unknown keys are rejected with the "
+           f"Sections: {names(schema.SECTIONS)}. Unknown keys are rejected with the "
            "file, line and field named.", "",
            *_table(("section", "keys"), (
-               ("`[scenario]`", names(loader.SCENARIO_KEYS)),
-               ("`[load]`", names(loader.LOAD_COMMON)),
-               ("`[[load.mix]]`", names(loader.MIX_KEYS)),
-               ("`[handler]`", names(loader.HANDLER_COMMON)),
-               ("`[[drills]]`", names(loader.DRILL_COMMON)),
-               ("`[[alerts]]`", names(loader.ALERT_KEYS)),
-               ("`[slo]`", names(loader.SLO_KEYS)),
+               ("`[scenario]`", names(schema.SCENARIO_KEYS)),
+               ("`[load]`", names(schema.LOAD_COMMON)),
+               ("`[[load.mix]]`", names(schema.MIX_KEYS)),
+               ("`[handler]`", names(schema.HANDLER_COMMON)),
+               ("`[[drills]]`", names(schema.DRILL_COMMON)),
+               ("`[[alerts]]`", names(schema.ALERT_KEYS)),
+               ("`[slo]`", names(schema.SLO_KEYS)),
            ))]
     out += ["Keys by load shape (`[load] shape`):", "",
-            *_table(("shape", "keys"), ((f"`{s}`", names(loader.LOAD_BY_SHAPE[s]))
+            *_table(("shape", "keys"), ((f"`{s}`", names(schema.LOAD_BY_SHAPE[s]))
                                         for s in model.SHAPES))]
     out += ["Keys by latency distribution (`[handler] latency`):", "",
             *_table(("latency", "keys"), ((f"`{k}`", names(v))
-                                          for k, v in loader.HANDLER_BY_LATENCY.items()))]
+                                          for k, v in schema.HANDLER_BY_LATENCY.items()))]
     out += ["Keys by drill action (`[[drills]] action`); a `target` is one of "
             f"{names(model.TARGETS)} or a consumer id:", "",
             *_table(("action", "keys"), ((f"`{k}`", names(v))
-                                         for k, v in loader.DRILL_BY_ACTION.items()))]
+                                         for k, v in schema.DRILL_BY_ACTION.items()))]
     out += ["`[engine]` keys and their defaults:", "",
             *_table(("key", "default"), ((f"`{k}`", f"`{engine_defaults.get(k)!r}`")
-                                         for k in loader.ENGINE_KEYS))]
+                                         for k in schema.ENGINE_KEYS))]
     return out
 
 
