@@ -453,7 +453,8 @@ async def test_slot_accounting_stays_exact_under_random_operations(seed: int) ->
         assert set(spare) <= set(engine.dispatcher.spare)
         hungry = engine.dispatcher.hungry
         assert hungry.members() == [c for c in engine.consumers.values() if c.room > 0]
-        assert all(hungry.held_of[c.ordinal] == c.held for c in hungry.members())
+        if hungry.track_held:  # least-inflight
+            assert all(hungry.held_of[c.ordinal] == c.held for c in hungry.members())
 
     published = 0
     async with Engine(cfg, handler=handler, clock=clock) as engine:

@@ -29,17 +29,18 @@ T = TypeVar("T", bound=Target)
 
 class Candidates(Generic[T]):
     """Consumers with room, in creation order, kept up to date as room changes (never
-    rebuilt per pick): O(log n) to add, remove or re-count one; by position in O(1);
-    grouped by what each holds, for least-inflight."""
+    rebuilt per pick): O(log n) to add or remove one; by position in O(1); grouped by
+    what each holds while a balancer asks for that (`track_held`, least-inflight)."""
 
-    __slots__ = ("ords", "by_ord", "held_of", "by_held", "on_add")
+    __slots__ = ("ords", "by_ord", "held_of", "by_held", "on_add", "track_held")
 
     def __init__(self) -> None:
         self.ords: list[int] = []  # sorted
         self.by_ord: dict[int, T] = {}
-        self.held_of: dict[int, int] = {}  # the `held` each is filed under
-        self.by_held: dict[int, list[int]] = {}  # held -> sorted ordinals
+        self.held_of: dict[int, int] = {}  # the `held` each is filed under (tracking)
+        self.by_held: dict[int, list[int]] = {}  # held -> sorted ordinals (tracking)
         self.on_add: Callable[[T], None] | None = None
+        self.track_held = False
 
     def __len__(self) -> int:
         return len(self.ords)
@@ -54,35 +55,47 @@ class Candidates(Generic[T]):
         """All of them, in creation order."""
         return [self.by_ord[o] for o in self.ords]
 
+    def follow_held(self, on: bool) -> None:
+        """Keep (or stop keeping) the members grouped by what each holds."""
+        self.track_held = on
+        self.held_of.clear()
+        self.by_held.clear()
+        if on:
+            for c in self.members():
+                self._file(c.ordinal, c.held)
+
     def put(self, c: T) -> None:
         """Add c, or file it again under what it holds now."""
         o = c.ordinal
-        old = self.held_of.get(o)
-        if old is None:
+        if o not in self.by_ord:
             insort(self.ords, o)
             self.by_ord[o] = c
-        elif old == c.held:
-            return
-        else:
-            self._unfile(o, old)
-        self.held_of[o] = c.held
-        group = self.by_held.get(c.held)
-        if group is None:
-            self.by_held[c.held] = [o]
-        else:
-            insort(group, o)
-        if old is None and self.on_add is not None:
-            self.on_add(c)
+            if self.track_held:
+                self._file(o, c.held)
+            if self.on_add is not None:
+                self.on_add(c)
+        elif self.track_held:
+            old = self.held_of[o]
+            if old != c.held:
+                self._unfile(o, old)
+                self._file(o, c.held)
 
     def discard(self, c: T) -> None:
         """Remove c if it is here."""
         o = c.ordinal
-        old = self.held_of.pop(o, None)
-        if old is None:
+        if self.by_ord.pop(o, None) is None:
             return
-        del self.by_ord[o]
         del self.ords[bisect_left(self.ords, o)]
-        self._unfile(o, old)
+        if self.track_held:
+            self._unfile(o, self.held_of.pop(o))
+
+    def _file(self, o: int, held: int) -> None:
+        self.held_of[o] = held
+        group = self.by_held.get(held)
+        if group is None:
+            self.by_held[held] = [o]
+        else:
+            insort(group, o)
 
     def _unfile(self, o: int, held: int) -> None:
         group = self.by_held[held]
@@ -126,6 +139,7 @@ class RoundRobin:
 
     def attach(self, candidates: Candidates[T]) -> None:
         """Nothing to follow."""
+        candidates.follow_held(False)
         candidates.on_add = None
 
     def pick(self, candidates: Candidates[T]) -> T:
@@ -147,6 +161,7 @@ class Weighted:
         self._vtime = 0.0
 
     def attach(self, candidates: Candidates[T]) -> None:
+        candidates.follow_held(False)
         candidates.on_add = self._joined
         for c in candidates.members():
             self._joined(c)
@@ -190,7 +205,8 @@ class LeastInflight:
         self._last = -1
 
     def attach(self, candidates: Candidates[T]) -> None:
-        """Nothing to follow."""
+        """Have the set grouped by what each holds."""
+        candidates.follow_held(True)
         candidates.on_add = None
 
     def pick(self, candidates: Candidates[T]) -> T:
@@ -210,6 +226,7 @@ class P2cEwma:
 
     def attach(self, candidates: Candidates[T]) -> None:
         """Nothing to follow."""
+        candidates.follow_held(False)
         candidates.on_add = None
 
     def pick(self, candidates: Candidates[T]) -> T:

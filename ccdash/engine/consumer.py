@@ -186,15 +186,6 @@ class Consumer:
             self.next_due = delivery.deadline
         self.wake()
 
-    def take(self, deliveries: list[Delivery]) -> None:
-        """Buffer deliveries its own refill leased (the consumer is running: no wake)."""
-        self.buffer.extend(deliveries)
-        due = self.next_due
-        for d in deliveries:
-            if d.deadline < due:
-                due = d.deadline
-        self.next_due = due
-
     def wake(self) -> None:
         """Unpark the loop if it waits for work."""
         w = self._wake
