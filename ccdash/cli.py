@@ -233,7 +233,7 @@ def check_args(argv: list[str]) -> tuple[argparse.Namespace, Any, Any, str | Non
 
 def _run_mode(args: argparse.Namespace, scenario: Any, handler: Any, broker: str | None) -> int:
     if args.demo:
-        from ccdash.headless import run_headless
+        from ccdash.headless.run import run_headless
 
         return run_headless(scenario, duration=args.duration, json_path=args.json,
                             seed=args.seed, handler=handler, metrics_port=args.metrics_port,

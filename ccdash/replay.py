@@ -85,7 +85,7 @@ def _plot(rec: Recording, path: str) -> None:
 
 def _report(rec: Recording, json_path: str | None) -> int:
     from ccdash.cli import UsageError
-    from ccdash.headless import plain_report
+    from ccdash.headless.report import plain_report
     from ccdash.scenario.report import exit_code
 
     report = rec.report

@@ -11,7 +11,9 @@ from typing import Any
 from rich.console import Console
 
 from ccdash.clock import FakeClock
-from ccdash.headless import LiveView, PlainView, plain_report, run_demo
+from ccdash.headless.report import plain_report
+from ccdash.headless.run import run_demo
+from ccdash.headless.views import LiveView, PlainView
 from ccdash.scenario import load_scenario
 
 

@@ -19,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ccdash import cli
 from ccdash.clock import FakeClock
-from ccdash.headless import PlainView, run_demo
+from ccdash.headless.run import run_demo
+from ccdash.headless.views import PlainView
 from ccdash.ops.logfile import JsonLogWriter
 from ccdash.scenario import Scenario, Workload, load_scenario, parse_scenario
 

@@ -18,7 +18,8 @@ import pytest
 
 from ccdash.clock import FakeClock
 from ccdash.engine.snapshot import ConsumerView, Event, Snapshot
-from ccdash.headless import PlainView, run_demo
+from ccdash.headless.run import run_demo
+from ccdash.headless.views import PlainView
 from ccdash.record import Recorder, RecordingError, parse_recording, read_recording
 from ccdash.record.codec import SnapshotEncoder, diff_order
 from ccdash.record.decode import NOT_RECORDED, DecodedState, apply_order

@@ -12,7 +12,8 @@ import pytest
 from test_tui_support import advance, log_text, make_app, quit_app, rows, running, screen_text
 
 from ccdash.clock import FakeClock
-from ccdash.headless import PlainView, run_demo
+from ccdash.headless.run import run_demo
+from ccdash.headless.views import PlainView
 from ccdash.record import Recorder, Recording, parse_recording
 from ccdash.scenario import load_scenario
 from ccdash.tui.consumer_table import ConsumerTable

@@ -16,7 +16,8 @@ from ccdash.brokers.base import QueueConfig
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.clock import FakeClock
 from ccdash.engine.snapshot import Event
-from ccdash.headless import PlainView, run_demo
+from ccdash.headless.run import run_demo
+from ccdash.headless.views import PlainView
 from ccdash.scenario import (
     DRILL_ACTIONS,
     REPORT_FIELDS,

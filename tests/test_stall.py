@@ -107,7 +107,8 @@ async def test_the_headless_report_lists_loop_stalls() -> None:
     report has a row for it; nothing was redelivered or lost for it."""
     import io
 
-    from ccdash.headless import PlainView, run_demo
+    from ccdash.headless.run import run_demo
+    from ccdash.headless.views import PlainView
     from ccdash.scenario import parse_scenario
 
     clock = FakeClock()
