@@ -183,6 +183,13 @@ def test_engine_modules_stay_small() -> None:
     assert big == {}
 
 
+def test_scenario_modules_stay_small() -> None:
+    """No module of ccdash.scenario is over about 400 lines."""
+    big = {p.name: n for p in (PACKAGE / "scenario").glob("*.py")
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert big == {}
+
+
 def test_engine_never_imports_the_ui() -> None:
     """Importing the engine and brokers loads neither textual nor rich."""
     code = (

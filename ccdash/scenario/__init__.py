@@ -14,8 +14,9 @@ from ccdash.scenario.errors import ScenarioError
 from ccdash.scenario.loader import builtin_names, load_scenario, parse_scenario
 from ccdash.scenario.model import DrillSpec, LoadSpec, Scenario, SloSpec
 from ccdash.scenario.report import REPORT_FIELDS, exit_code
+from ccdash.scenario.run_events import Progress, WorkloadEvent
 from ccdash.scenario.simulated import HandlerSpec
-from ccdash.scenario.workload import Progress, Workload, WorkloadEvent
+from ccdash.scenario.workload import Workload
 
 __all__ = [
     "DRILL_ACTIONS",

@@ -25,6 +25,7 @@ from ccdash.engine import BALANCERS, LIVE_STATES, Handler
 from ccdash.scenario.drill_judge import DrillHost, DrillJudge
 from ccdash.scenario.drill_record import (
     DONE,
+    DRILL_ACTIONS,
     FAIL,
     FAULTS,
     PASS,
@@ -48,6 +49,19 @@ class DrillRunner(DrillJudge):
         self.rng = rng
 
     # -- firing -----------------------------------------------------------
+
+    async def fire_named(self, action: str, target: str = "busiest", **params: Any) \
+            -> DrillRecord:
+        """Fire a drill now: an action (kill, hang, ...) or a scenario drill by name."""
+        spec = next((d for d in self.workload.scenario.drills if d.label == action), None)
+        if spec is not None and action not in DRILL_ACTIONS:
+            merged = {**dict(spec.params), **params}
+            return await self.fire(
+                spec.action, spec.target if target == "busiest" else target, name=spec.label,
+                max_detection_s=spec.max_detection_s, max_recovery_s=spec.max_recovery_s,
+                **merged)
+        check_action(action)
+        return await self.fire(action, target, **params)
 
     async def fire(self, action: str, target: str = "busiest", *, name: str = "",
                    source: str = "interactive", max_detection_s: float | None = None,

@@ -18,6 +18,7 @@ from typing import Any
 
 from ccdash.brokers.base import Delivery
 from ccdash.clock import Clock
+from ccdash.engine import Engine
 from ccdash.hints import is_async_callable
 
 Completion = Callable[[str, str, float], None]  # message id, consumer id, clock time
@@ -124,3 +125,19 @@ class BatchTap:
             if d.message_id not in failures:
                 self.ledger.record_completion(d.message_id, d.consumer_id)
         return result
+
+
+def ledger_of(engine: Engine) -> Ledger:
+    """The ledger of the engine's tapped handler; taps an untapped engine before start."""
+    for h in (engine.handler, engine.batch_handler):
+        if isinstance(h, Tap | BatchTap):
+            return h.ledger
+    if engine.running:
+        raise ValueError("the engine's handler is not tapped for loss checking: make it with "
+                         "Scenario.make_engine, or create the Workload before starting it")
+    ledger = Ledger(engine.clock)
+    if engine.handler is not None:
+        engine.handler = Tap(engine.handler, ledger)
+    if engine.batch_handler is not None:
+        engine.batch_handler = BatchTap(engine.batch_handler, ledger)
+    return ledger

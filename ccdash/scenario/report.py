@@ -30,9 +30,13 @@ class FinishedRun(Protocol):
     ended_at: float | None
     stop_reason: str | None
     purged: int
-    unconfirmed: int
     unplanned: list[dict[str, Any]]
     stats_at_start: QueueStats | None
+
+    @property
+    def unconfirmed(self) -> int:
+        """Publishes the broker never confirmed."""
+        ...
 
     @property
     def stopping(self) -> bool:

@@ -14,61 +14,35 @@ until the next of them and creates no task per message.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import hashlib
 import heapq
 import itertools
-import json
 import math
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from ccdash.aio import CANCEL_DEADLINE, cancel_and_wait, wait_tasks
+from ccdash.aio import CANCEL_DEADLINE, cancel_and_wait
 from ccdash.brokers.base import QueueStats
 from ccdash.engine import ConsumerState, Engine, Event, EventKind
 from ccdash.scenario.arrivals import arrival_times
-from ccdash.scenario.drill_record import DRILL_ACTIONS, DrillRecord, check_action
+from ccdash.scenario.drill_record import DRILL_ACTIONS, DrillRecord
 from ccdash.scenario.drills import DrillRunner
-from ccdash.scenario.ledger import BatchTap, Ledger, Tap
+from ccdash.scenario.ledger import ledger_of
 from ccdash.scenario.model import DrillSpec, Scenario
+from ccdash.scenario.publishing import Publisher
 from ccdash.scenario.report import build_report
-
-READY, RUNNING, DRAINING, DONE, INTERRUPTED = "ready", "running", "draining", "done", "interrupted"
-
-
-@dataclass(frozen=True, slots=True)
-class WorkloadEvent:
-    """Something that happened during a run, `at` seconds after it started."""
-
-    at: float
-    kind: str
-    message: str
-    source: str = "workload"  # "workload" (run phases) | "engine" (via its listeners; drill-*)
-    fields: tuple[tuple[str, Any], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """The run at a glance, for a live view."""
-
-    elapsed: float
-    duration: float
-    phase: str
-    published: int
-    completed: int
-    depth: int
-    in_flight: int
-    dead: int
-    consumers_up: int
-    consumers_failed: int
-    ack_rate: float
-    publish_rate: float
-    drills_fired: int
-    drills_planned: int
+from ccdash.scenario.run_events import (
+    DONE,
+    DRAINING,
+    INTERRUPTED,
+    READY,
+    RUNNING,
+    Progress,
+    WorkloadEvent,
+)
 
 
 class Workload:
@@ -81,16 +55,13 @@ class Workload:
         if seed is None:
             seed = engine.config.seed if engine.config.seed is not None else scenario.seed
         self.seed = seed
-        self.ledger = _ledger_of(engine)
+        self.ledger = ledger_of(engine)
         self.ledger.listeners.append(self._completed)
         self.rng = random.Random(f"ccdash-load-{seed}") if seed is not None else random.Random()
         drill_rng = random.Random(f"ccdash-drills-{seed}") if seed is not None else random.Random()
         self.drills = DrillRunner(self, drill_rng)
         self.drills.on_change = self._changed
         engine.add_listener(self._engine_event)
-        mix = scenario.load.mix
-        self._mix = mix
-        self._mix_cum = list(itertools.accumulate(m.share for m in mix))
         self.phase = READY
         self.started_at: float | None = None
         self.publish_ended_at: float | None = None
@@ -102,8 +73,6 @@ class Workload:
         self.drained: bool | None = None
         # A shared broker's URL (a Redis fleet): other workers finish our messages too.
         self.shared_url: str | None = None
-        self.generated = 0
-        self.extra = 0
         self.purged = 0
         self.unplanned: list[dict[str, Any]] = []
         self.events: deque[WorkloadEvent] = deque(maxlen=500)
@@ -114,9 +83,8 @@ class Workload:
         self._callback_error: BaseException | None = None
         self._waker: asyncio.Future[None] | None = None
         self._stopped: asyncio.Future[None] | None = None
-        self._publish_until: float | None = None  # clock time publishing is over
-        self.unconfirmed = 0  # publishes the broker did not confirm (see _settle_publishes)
-        self._in_doubt: list[tuple[asyncio.Future[str], float, int]] = []  # pub, at, priority
+        self.publisher = Publisher(scenario, engine, self.ledger, self.rng,
+                                   self._digest.update, self.emit)
 
     # -- public API -----------------------------------------------------------
 
@@ -133,15 +101,7 @@ class Workload:
     async def trigger_drill(self, action: str, target: str = "busiest", **params: Any) \
             -> DrillRecord:
         """Fire a drill now: an action (kill, hang, ...) or a scenario drill by name."""
-        spec = next((d for d in self.scenario.drills if d.label == action), None)
-        if spec is not None and action not in DRILL_ACTIONS:
-            merged = {**dict(spec.params), **params}
-            return await self.drills.fire(
-                spec.action, spec.target if target == "busiest" else target, name=spec.label,
-                max_detection_s=spec.max_detection_s, max_recovery_s=spec.max_recovery_s,
-                **merged)
-        check_action(action)
-        return await self.drills.fire(action, target, **params)
+        return await self.drills.fire_named(action, target, **params)
 
     async def inject_burst(self, n: int) -> DrillRecord:
         """Publish `n` extra messages at once."""
@@ -213,6 +173,15 @@ class Workload:
             drills_fired=len(self.drills.results), drills_planned=len(self.scenario.drills),
         )
 
+    @property
+    def unconfirmed(self) -> int:
+        """Publishes the broker did not confirm (never stored, as far as it answered)."""
+        return self.publisher.unconfirmed
+
+    async def publish_extra(self, *, poison: bool = False) -> str | None:
+        """Publish one message outside the load shape (bursts, poison drills)."""
+        return await self.publisher.publish_extra(poison=poison)
+
     # -- the run -----------------------------------------------------------------
 
     async def run(self, duration: float | None = None,
@@ -233,7 +202,7 @@ class Workload:
         self.duration = total
         self.timeline_scale = k = 1.0 if forever else total / sc.duration
         self._on_event = on_event
-        self._stopped = asyncio.get_running_loop().create_future()
+        self._stopped = self.publisher.stopped = asyncio.get_running_loop().create_future()
         self.started_at = self.clock.now()
         self.stats_at_start = self.engine.broker.stats()
         self.phase = RUNNING
@@ -250,8 +219,8 @@ class Workload:
         try:
             await self._drive(arrivals, total)
             self.publish_ended_at = self.clock.now()
-            await self._settle_publishes(CANCEL_DEADLINE if self.stopping
-                                         else sc.drain_timeout)
+            await self.publisher.settle(CANCEL_DEADLINE if self.stopping
+                                        else sc.drain_timeout)
             if not self.stopping:
                 await self._drain()
         finally:
@@ -270,7 +239,7 @@ class Workload:
         start = self.started_at
         assert start is not None
         end = start + total
-        self._publish_until = end
+        self.publisher.until = end
         nxt = next(arrivals, None)
         while not self.stopping:
             now = clock.now()
@@ -279,7 +248,7 @@ class Workload:
             if now >= end:
                 break
             while nxt is not None and start + nxt <= now and not self.stopping:
-                await self._publish_generated(nxt)
+                await self.publisher.publish_generated(nxt)
                 nxt = next(arrivals, None)
             wake = min(end, math.inf if nxt is None else start + nxt,
                        start + timeline[0][0] if timeline else math.inf)
@@ -369,86 +338,6 @@ class Workload:
             self._wake()
 
     # -- publishing ---------------------------------------------------------------
-
-    async def _publish_generated(self, at: float) -> None:
-        rng = self.rng
-        i = self.generated = self.generated + 1
-        m = self._mix[bisect.bisect_right(self._mix_cum, rng.random() * self._mix_cum[-1])
-                      if len(self._mix) > 1 else 0]
-        body: dict[str, Any] = {"n": i, "type": m.type}
-        if self.scenario.handler.poison_rate and rng.random() < self.scenario.handler.poison_rate:
-            body["poison"] = True
-        self._digest.update(f"{at:.6f}|{m.priority}|{json.dumps(body)}\n".encode())
-        await self._publish(body, m.priority)
-
-    async def publish_extra(self, *, poison: bool = False) -> str | None:
-        """Publish one message outside the load shape (bursts, poison drills)."""
-        self.extra += 1
-        m = self._mix[0]
-        body: dict[str, Any] = {"n": f"x{self.extra}", "type": "poison" if poison else m.type}
-        if poison:
-            body["poison"] = True
-        return await self._publish(body, m.priority)
-
-    async def _publish(self, body: dict[str, Any], priority: int) -> str | None:
-        """Publish and write the id down once the engine accepts the message. A publish
-        the broker has not confirmed when the run is stopped or its publishing time is
-        up (a full queue, an unreachable Redis) is given up: never accepted, so not in
-        the ledger, and counted in `unconfirmed`. Returns None then."""
-        t = self.clock.now()
-        broker = self.engine.broker
-        if broker.stores_on_publish_nowait and broker.config.capacity is None:
-            # In-process and unbounded: the publish cannot wait; nothing to give up.
-            mid = await self.engine.publish(body, priority=priority)
-            self.ledger.record_publish(mid, t, priority)
-            return mid
-        pub = asyncio.ensure_future(self.engine.publish(body, priority=priority))
-        waits: set[asyncio.Future[Any]] = {pub}
-        if self._stopped is not None:
-            waits.add(self._stopped)
-        timer = None
-        if self._publish_until is not None and math.isfinite(self._publish_until):
-            time_up: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-            def up() -> None:
-                if not time_up.done():
-                    time_up.set_result(None)
-
-            timer = self.clock.call_at(self._publish_until, up)
-            waits.add(time_up)
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if timer is not None:
-                timer.cancel()
-        if not pub.done():
-            # In doubt: the broker may have stored it, its reply still on the way. Never
-            # guess: the broker's answer to this publish settles it (`_settle_publishes`).
-            self._in_doubt.append((pub, t, priority))
-            return None
-        mid = pub.result()
-        self.ledger.record_publish(mid, t, priority)
-        return mid
-
-    async def _settle_publishes(self, within: float) -> None:
-        """Publishing is over: wait (up to `within` s) for the broker's answer to every
-        publish still in doubt. One it confirms is published (in the ledger, waited for
-        like any other); one it refused, or never answered, is counted `unconfirmed`."""
-        doubts, self._in_doubt = self._in_doubt, []
-        if not doubts:
-            return
-        left = await wait_tasks(self.clock, [p for p, _, _ in doubts], within)
-        await cancel_and_wait(self.clock, left, "unanswered publishes")
-        for pub, t, priority in doubts:
-            if pub.cancelled() or pub.exception() is not None:
-                self.unconfirmed += 1
-            else:
-                self.ledger.record_publish(pub.result(), t, priority)
-        confirmed = len(doubts) - self.unconfirmed
-        self.emit("publishes-settled", f"{len(doubts)} publishes in doubt when publishing "
-                  f"ended: {confirmed} confirmed by the broker, {self.unconfirmed} not "
-                  "(never stored as far as it answered; not counted)")
-
     # -- what the engine and the handlers tell us --------------------------------
 
     def _completed(self, mid: str, consumer: str, at: float) -> None:
@@ -500,21 +389,3 @@ class Workload:
                 self._callback_error = self._callback_error or exc
                 self._on_event = None
 
-
-def _ledger_of(engine: Engine) -> Ledger:
-    """The ledger of the engine's tapped handler; taps an untapped engine before start."""
-    for h in (engine.handler, engine.batch_handler):
-        if isinstance(h, Tap | BatchTap):
-            return h.ledger
-    if engine.running:
-        raise ValueError("the engine's handler is not tapped for loss checking: make it with "
-                         "Scenario.make_engine, or create the Workload before starting it")
-    ledger = Ledger(engine.clock)
-    if engine.handler is not None:
-        engine.handler = Tap(engine.handler, ledger)
-    if engine.batch_handler is not None:
-        engine.batch_handler = BatchTap(engine.batch_handler, ledger)
-    return ledger
-
-
-__all__ = ["Progress", "Workload", "WorkloadEvent"]
