@@ -1,18 +1,11 @@
-"""Drills: faults and operator actions on a running engine, measured and judged.
+"""Firing drills: faults and operator actions on a running engine.
 
 A drill is fired by the workload's timeline (scripted) or by an operator
 (interactive); either way it returns a `DrillRecord` that fills in as the
-engine reacts. For kill and hang, detection is the time from the fault until
-the consumer is marked failed, and recovery the time until every message it
-held was handled elsewhere (acked by another consumer, or dead-lettered).
-
-On a shared broker another worker of the fleet may be the one that handles
-them, out of sight of this process's ledger: while a drill waits, the broker
-is asked where its messages are. Every judged drill has a deadline (its
-limits, or DEFAULT_DEADLINE): past it, it fails with the reason, never stays
-pending for ever.
+engine reacts: `DrillJudge` (drill_judge) measures detection and recovery and
+gives the verdict. Every judged drill has a deadline (its limits, or
+DEFAULT_DEADLINE): past it, it fails with the reason, never stays pending for ever.
 """
-
 
 from __future__ import annotations
 
