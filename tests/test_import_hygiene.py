@@ -190,6 +190,13 @@ def test_scenario_modules_stay_small() -> None:
     assert big == {}
 
 
+def test_broker_modules_stay_small() -> None:
+    """No module of the brokers (each broker's folder included) is over about 400 lines."""
+    big = {str(p.relative_to(PACKAGE)): n for p in (PACKAGE / "brokers").rglob("*.py")
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert big == {}
+
+
 def test_engine_never_imports_the_ui() -> None:
     """Importing the engine and brokers loads neither textual nor rich."""
     code = (

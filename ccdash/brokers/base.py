@@ -1,210 +1,49 @@
 """The broker interface: where messages live, and the lease contract around them.
 
 Every broker (memory, sqlite, redis) implements `Broker`. The engine talks to
-nothing else. See "Contract: queue semantics" in DESIGN.md.
+nothing else. See "Contract: queue semantics" in DESIGN.md. The data types it speaks
+live in `ccdash.brokers.types`, the body codec in `ccdash.brokers.codec`; both are
+re-exported here, so `from ccdash.brokers.base import ...` reaches them all.
 """
 
 from __future__ import annotations
 
 import abc
-import json
-import json.encoder
-import math
-import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from ccdash.backoff import full_jitter
+from ccdash.brokers.codec import (
+    PayloadTooLarge,
+    decode_body,
+    decode_json,
+    decode_json_text,
+    encode_body,
+    encode_json,
+    encode_json_body,
+    too_large,
+)
+from ccdash.brokers.types import (
+    DEFAULT_MAX_BODY,
+    RAW_LIMIT,
+    REASON_CONSUMER_FAILED,
+    REASON_EXPIRED,
+    REASON_FAILED,
+    REASON_RELEASED,
+    REASON_UNDECODABLE,
+    BrokerClosed,
+    BrokerError,
+    DeadLetter,
+    Delivery,
+    HistoryEntry,
+    LeaseInfo,
+    MessageWhere,
+    QueueConfig,
+    QueueFull,
+    QueueStats,
+    Receipt,
+    ReceiptRejected,
+)
 from ccdash.text import sanitize
-
-Receipt = int | str
-"""Opaque proof of one delivery; a new one for every delivery of a message."""
-
-
-# The C encoder json.dumps itself uses (None without the accelerator); typeshed omits it.
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_encode_str = json.encoder.encode_basestring_ascii
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-_DECODER = json.JSONDecoder()
-# The decoder's scanner, for our own text (typeshed does not list the attribute).
-_scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
-
-
-class BrokerError(Exception):
-    """Base class of the errors a broker raises."""
-
-
-class QueueFull(BrokerError):
-    """`publish_nowait` on a bounded queue with no room left."""
-
-
-class ReceiptRejected(BrokerError):
-    """The receipt's lease expired or was released: the message may belong to someone else."""
-
-
-class BrokerClosed(BrokerError):
-    """The broker was closed."""
-
-
-# Why a lease ended without an ack; also the DLQ `reason` values.
-REASON_FAILED = "failed"
-REASON_EXPIRED = "lease-expired"
-REASON_CONSUMER_FAILED = "consumer-failed"
-REASON_RELEASED = "released"  # handed back unprocessed (shutdown, drain): no attempt used up
-REASON_UNDECODABLE = "undecodable"  # read back but not decodable: dead-lettered at once
-RAW_LIMIT = 65536  # bytes of an undecodable message kept in its dead letter
-
-
-@dataclass(slots=True)
-class Delivery:
-    """One delivery of a message to a consumer, holding a lease until acked or nacked."""
-
-    message_id: str
-    body: Any
-    attempt: int
-    consumer_id: str
-    receipt: Receipt
-    priority: int = 0
-    deadline: float = 0.0  # monotonic time the lease runs out
-    published_at: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """How one delivery of a message ended, other than with an ack."""
-
-    at: float
-    consumer_id: str
-    attempt: int
-    outcome: str  # one of the REASON_* values
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A message in the dead-letter queue."""
-
-    message_id: str
-    reason: str
-    attempts: int
-    last_error: str
-    priority: int
-    body: Any
-    dead_at: float
-    history: tuple[HistoryEntry, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class MessageWhere:
-    """Where one message is now (`Broker.locate`), with its failed deliveries so far."""
-
-    message_id: str
-    state: str  # "ready" | "delayed" | "leased" | "dead"
-    priority: int
-    attempt: int  # deliveries so far
-    holder: str  # the consumer holding its lease ("" unless leased)
-    due: float  # leased: lease deadline; delayed: when it is visible again (clock time)
-    published_at: float
-    history: tuple[HistoryEntry, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseInfo:
-    """A live lease, as shown to operators."""
-
-    message_id: str
-    consumer_id: str
-    attempt: int
-    deadline: float
-    priority: int
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    """Counts of where messages are now, and totals since start."""
-
-    ready: int
-    delayed: int
-    in_flight: int
-    dead: int
-    published: int
-    acked: int
-    dead_lettered: int
-    redelivered: int
-    capacity: int | None = None
-
-    @property
-    def depth(self) -> int:
-        """Messages waiting to be delivered (ready now or after a retry delay)."""
-        return self.ready + self.delayed
-
-
-DEFAULT_MAX_BODY = 1024 * 1024  # bytes: a message body bigger than this is refused
-
-
-@dataclass(slots=True)
-class QueueConfig:
-    """The queue settings a broker needs."""
-
-    visibility_timeout: float = 30.0
-    max_attempts: int = 5
-    backoff_base: float = 0.1  # first retry delay cap, seconds
-    backoff_max: float = 30.0  # cap on any retry delay
-    capacity: int | None = None  # None: unbounded
-    dedup_window: float = 300.0
-    seed: int | None = None
-    rng: random.Random = field(default_factory=random.Random, repr=False)
-    max_body_bytes: int = DEFAULT_MAX_BODY
-
-    def __post_init__(self) -> None:
-        if self.seed is not None:
-            self.rng = random.Random(self.seed)
-        if not (self.visibility_timeout > 0 and math.isfinite(self.visibility_timeout)):
-            raise ValueError("visibility_timeout must be a positive finite number")
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if self.capacity is not None and self.capacity < 1:
-            raise ValueError("capacity must be at least 1 (or None for unbounded)")
-        if self.max_body_bytes < 1:
-            raise ValueError("max_body_bytes must be at least 1")
-
-    def backoff(self, attempt: int) -> float:
-        """Delay before retry after failed `attempt`: exponential, capped, full jitter."""
-        return full_jitter(self.rng, self.backoff_base, self.backoff_max, attempt)
-
-
-def _not_json(obj: Any) -> Any:
-    raise TypeError(f"Object of type {obj.__class__.__name__} is not JSON serializable")
-
-
-def encode_json(body: Any) -> str:
-    """`json.dumps(body, separators=(",", ":"), allow_nan=False)`, same text and same
-    errors, without building a JSONEncoder per call (that costs as much as the encoding).
-    The C encoder is made per call: its circular-reference markers must not be shared
-    (an error leaves them dirty; two threads would see each other's)."""
-    if _c_make_encoder is None:  # an interpreter without the C accelerator
-        return _ENCODER.encode(body)
-    if type(body) is str:
-        return _encode_str(body)
-    return "".join(_c_make_encoder({}, _not_json, _encode_str, None, ":", ",",
-                                   False, False, False)(body, 0))
-
-
-def decode_json_text(text: str) -> Any:
-    """A value back from the text `encode_json` made (and only that: it skips the
-    checks for leading and trailing garbage that foreign input needs)."""
-    return _scan_once(text, 0)[0]
-
-
-def decode_json(data: bytes) -> Any:
-    """`json.loads(data)` (same values, same errors) without its per-call encoding
-    detection when the bytes are UTF-8, as every ccdash writer makes them."""
-    try:
-        return _DECODER.decode(data.decode())
-    except ValueError:  # not plain UTF-8 (a BOM, UTF-16, or bad JSON): the general path
-        return json.loads(data)
-
 
 ERROR_TEXT_LIMIT = 2000  # characters of a handler's error text a broker keeps
 
@@ -231,55 +70,6 @@ def check_publish_args(priority: object, dedup_id: object) -> None:
                          f"got {priority}")
     if dedup_id is not None and type(dedup_id) is not str:
         raise TypeError(f"dedup_id must be a str or None, not {type(dedup_id).__name__}")
-
-
-class PayloadTooLarge(ValueError):
-    """A message body over the configured maximum (`max_body_bytes`)."""
-
-
-def encode_body(body: Any, max_bytes: int | None = None) -> tuple[bytes, bool]:
-    """Payload to stored bytes: bytes stay bytes, anything else becomes JSON.
-
-    TypeError (with the reason) for a body that cannot be encoded: not JSON, a
-    cycle, nested too deeply. PayloadTooLarge when the bytes exceed `max_bytes`.
-    """
-    if type(body) is bytes:  # the common case first: no copy, no isinstance
-        data, is_json = body, False
-    elif isinstance(body, (bytes, bytearray, memoryview)):  # noqa: UP038 - a tuple is faster
-        data, is_json = bytes(body), False
-    else:
-        data, is_json = encode_json_body(body).encode(), True
-    if max_bytes is not None and len(data) > max_bytes:
-        raise PayloadTooLarge(too_large(len(data), max_bytes))
-    return data, is_json
-
-
-def encode_json_body(body: Any, max_bytes: int | None = None) -> str:
-    """A non-bytes payload as JSON text, or the payload error (TypeError with the
-    reason; PayloadTooLarge when its UTF-8 form is over `max_bytes`)."""
-    try:
-        text = encode_json(body)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"payload must be bytes or JSON-serialisable: {exc}") from None
-    except RecursionError:
-        raise TypeError("payload must be bytes or JSON-serialisable: nested too deeply "
-                        "to encode") from None
-    # Counting the UTF-8 bytes costs an encode: only when the characters could be over.
-    if max_bytes is not None and len(text) * 4 > max_bytes:
-        size = len(text.encode("utf-8", "surrogatepass"))
-        if size > max_bytes:
-            raise PayloadTooLarge(too_large(size, max_bytes))
-    return text
-
-
-def too_large(size: int, max_bytes: int) -> str:
-    """The PayloadTooLarge message."""
-    return f"payload is {size} bytes, over the limit of {max_bytes} (max_body_bytes)"
-
-
-def decode_body(data: bytes, is_json: bool) -> Any:
-    """Stored bytes back to the published value."""
-    return decode_json(data) if is_json else data
 
 
 class Broker(abc.ABC):
@@ -433,3 +223,40 @@ class Broker(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release the broker's resources."""
+
+
+# The interface, and the data types and codec it speaks (re-exported from their modules).
+__all__ = [
+    "Broker",
+    "BrokerClosed",
+    "BrokerError",
+    "DEFAULT_MAX_BODY",
+    "DeadLetter",
+    "Delivery",
+    "ERROR_TEXT_LIMIT",
+    "HistoryEntry",
+    "LeaseInfo",
+    "MAX_PRIORITY",
+    "MessageWhere",
+    "PayloadTooLarge",
+    "QueueConfig",
+    "QueueFull",
+    "QueueStats",
+    "RAW_LIMIT",
+    "REASON_CONSUMER_FAILED",
+    "REASON_EXPIRED",
+    "REASON_FAILED",
+    "REASON_RELEASED",
+    "REASON_UNDECODABLE",
+    "Receipt",
+    "ReceiptRejected",
+    "check_publish_args",
+    "decode_body",
+    "decode_json",
+    "decode_json_text",
+    "encode_body",
+    "encode_json",
+    "encode_json_body",
+    "storable_text",
+    "too_large",
+]

@@ -1,0 +1,102 @@
+"""The body codec: a payload to the bytes or JSON text a broker stores, and back.
+
+Bytes stay bytes; anything else becomes compact JSON (never pickle). The JSON paths
+skip the per-call setup of `json.dumps`/`json.loads`: they run once per message.
+"""
+
+from __future__ import annotations
+
+import json
+import json.encoder
+from collections.abc import Callable
+from typing import Any
+
+# The C encoder json.dumps itself uses (None without the accelerator); typeshed omits it.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_encode_str = json.encoder.encode_basestring_ascii
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_DECODER = json.JSONDecoder()
+# The decoder's scanner, for our own text (typeshed does not list the attribute).
+_scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def _not_json(obj: Any) -> Any:
+    raise TypeError(f"Object of type {obj.__class__.__name__} is not JSON serializable")
+
+
+def encode_json(body: Any) -> str:
+    """`json.dumps(body, separators=(",", ":"), allow_nan=False)`, same text and same
+    errors, without building a JSONEncoder per call (that costs as much as the encoding).
+    The C encoder is made per call: its circular-reference markers must not be shared
+    (an error leaves them dirty; two threads would see each other's)."""
+    if _c_make_encoder is None:  # an interpreter without the C accelerator
+        return _ENCODER.encode(body)
+    if type(body) is str:
+        return _encode_str(body)
+    return "".join(_c_make_encoder({}, _not_json, _encode_str, None, ":", ",",
+                                   False, False, False)(body, 0))
+
+
+def decode_json_text(text: str) -> Any:
+    """A value back from the text `encode_json` made (and only that: it skips the
+    checks for leading and trailing garbage that foreign input needs)."""
+    return _scan_once(text, 0)[0]
+
+
+def decode_json(data: bytes) -> Any:
+    """`json.loads(data)` (same values, same errors) without its per-call encoding
+    detection when the bytes are UTF-8, as every ccdash writer makes them."""
+    try:
+        return _DECODER.decode(data.decode())
+    except ValueError:  # not plain UTF-8 (a BOM, UTF-16, or bad JSON): the general path
+        return json.loads(data)
+
+
+class PayloadTooLarge(ValueError):
+    """A message body over the configured maximum (`max_body_bytes`)."""
+
+
+def encode_body(body: Any, max_bytes: int | None = None) -> tuple[bytes, bool]:
+    """Payload to stored bytes: bytes stay bytes, anything else becomes JSON.
+
+    TypeError (with the reason) for a body that cannot be encoded: not JSON, a
+    cycle, nested too deeply. PayloadTooLarge when the bytes exceed `max_bytes`.
+    """
+    if type(body) is bytes:  # the common case first: no copy, no isinstance
+        data, is_json = body, False
+    elif isinstance(body, (bytes, bytearray, memoryview)):  # noqa: UP038 - a tuple is faster
+        data, is_json = bytes(body), False
+    else:
+        data, is_json = encode_json_body(body).encode(), True
+    if max_bytes is not None and len(data) > max_bytes:
+        raise PayloadTooLarge(too_large(len(data), max_bytes))
+    return data, is_json
+
+
+def encode_json_body(body: Any, max_bytes: int | None = None) -> str:
+    """A non-bytes payload as JSON text, or the payload error (TypeError with the
+    reason; PayloadTooLarge when its UTF-8 form is over `max_bytes`)."""
+    try:
+        text = encode_json(body)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"payload must be bytes or JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise TypeError("payload must be bytes or JSON-serialisable: nested too deeply "
+                        "to encode") from None
+    # Counting the UTF-8 bytes costs an encode: only when the characters could be over.
+    if max_bytes is not None and len(text) * 4 > max_bytes:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            raise PayloadTooLarge(too_large(size, max_bytes))
+    return text
+
+
+def too_large(size: int, max_bytes: int) -> str:
+    """The PayloadTooLarge message."""
+    return f"payload is {size} bytes, over the limit of {max_bytes} (max_body_bytes)"
+
+
+def decode_body(data: bytes, is_json: bool) -> Any:
+    """Stored bytes back to the published value."""
+    return decode_json(data) if is_json else data
+

@@ -1,0 +1,79 @@
+"""The Lua scripts for operators and recovery: stats, the DLQ's redrive and purge,
+and re-creating the consumer groups after Redis lost its state."""
+
+from __future__ import annotations
+
+# ARGV: P. Returns {ready, delayed, in flight, dead, counters (flat), pending per
+# consumer (flat), now}.
+STATS = r"""
+local ready, pend, per = 0, 0, {}
+for _, p in ipairs(redis.call('ZRANGE', P .. 'prios', 0, -1)) do
+  ready = ready + redis.call('ZCARD', P .. 'ret:' .. p)
+end
+for _, p in ipairs(streams()) do
+  local key = P .. 'q:' .. p
+  local len = redis.call('XLEN', key)
+  local s = redis.pcall('XPENDING', key, G)
+  if type(s) == 'table' and s.err then return redis.error_reply(s.err) end
+  local c = tonumber(s[1])
+  ready = ready + len - c
+  pend = pend + c
+  if s[4] then
+    for _, x in ipairs(s[4]) do per[x[1]] = (per[x[1]] or 0) + tonumber(x[2]) end
+  end
+end
+local flat = {}
+for k, v in pairs(per) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+return {ready, redis.call('ZCARD', P .. 'delayed'), pend, redis.call('XLEN', P .. 'dead'),
+  redis.call('HGETALL', P .. 'counters'), flat, NOW}
+"""
+
+# ARGV: P, limit, up-to id, then message ids (none: everything up to that id).
+# mode 'r' puts dead messages back (attempts reset), 'p' deletes them.
+_DLQ_BODY = r"""
+local limit, upto = tonumber(ARGV[2]), ARGV[3]
+local n = 0
+local function take(id, f)
+  redis.call('XDEL', P .. 'dead', id)
+  redis.call('HDEL', P .. 'deadidx', f['m'])
+  if MODE == 'r' then add_entry(f['p'], f['m'], f['t'], f['d'], 0, nil) end
+  n = n + 1
+end
+local more = 0
+if #ARGV > 3 then
+  for i = 4, #ARGV do
+    local id = redis.call('HGET', P .. 'deadidx', ARGV[i])
+    if id then
+      local got = redis.call('XRANGE', P .. 'dead', id, id)
+      if #got > 0 then
+        take(id, fmap(got[1][2]))
+      else
+        redis.call('HDEL', P .. 'deadidx', ARGV[i])
+      end
+    end
+  end
+else
+  local got = redis.call('XRANGE', P .. 'dead', '-', upto, 'COUNT', limit)
+  for _, e in ipairs(got) do take(e[1], fmap(e[2])) end
+  if #got >= limit then more = 1 end
+end
+if n > 0 then redis.call('HINCRBY', P .. 'counters', 'dlq_version', 1) end
+return {n, more}
+"""
+REDRIVE = "local MODE = 'r'\n" + _DLQ_BODY
+PURGE = "local MODE = 'p'\n" + _DLQ_BODY
+
+# ARGV: P, priorities... Re-creates the group (and the level index) after Redis
+# lost its state. Returns how many groups were created.
+RECOVER = r"""
+local made = 0
+for i = 2, #ARGV do
+  redis.call('ZADD', P .. 'prios', 'NX', ARGV[i], ARGV[i])
+end
+for _, p in ipairs(streams()) do
+  local r = redis.pcall('XGROUP', 'CREATE', P .. 'q:' .. p, G, '0', 'MKSTREAM')
+  if type(r) ~= 'table' or not r.err then made = made + 1 end
+end
+redis.pcall('XGROUP', 'CREATE', P .. 'wake', G, '$', 'MKSTREAM')
+return made
+"""

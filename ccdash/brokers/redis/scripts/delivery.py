@@ -1,0 +1,165 @@
+"""The Lua scripts of a message's way through: publish, fetch, ack, end (nack,
+release, defer) and extend."""
+
+from __future__ import annotations
+
+# ARGV: P, token, dedup window ms, then (priority, id, data, dedup id or '') per message.
+# Returns {} when the batch had no dedup ids, else the id each publish resolved to.
+PUBLISH = r"""
+local tok = P .. 'pub:' .. ARGV[2]
+local prev = redis.call('GET', tok)
+if prev then
+  if prev == '' then return {} end
+  return cjson.decode(prev)
+end
+local window = tonumber(ARGV[3])
+local out, added, dedup = {}, 0, false
+for i = 4, #ARGV, 4 do
+  local m, dd = ARGV[i + 1], ARGV[i + 3]
+  local mid = m
+  if dd ~= '' then
+    dedup = true
+    local k = P .. 'dedup:' .. dd
+    if not redis.call('SET', k, m, 'NX', 'PX', window) then mid = redis.call('GET', k) or m end
+  end
+  if mid == m then
+    add_entry(ARGV[i], m, NOW, ARGV[i + 2], 0, nil)
+    added = added + 1
+  end
+  out[#out + 1] = mid
+end
+if added > 0 then redis.call('HINCRBY', P .. 'counters', 'published', added) end
+if dedup then
+  redis.call('SET', tok, cjson.encode(out), 'EX', 600)
+  return out
+end
+redis.call('SET', tok, '', 'EX', 600)
+return {}
+"""
+
+# ARGV: P, me, n, promote limit. Moves due retries back, then reads up to n
+# entries, highest priority first; within a level, returned messages (in their
+# original order) before new ones. Returns {now, next due or -1, priorities,
+# stream suffix, entries, stream suffix, entries, ...}.
+FETCH = r"""
+local me, n = ARGV[2], tonumber(ARGV[3])
+local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
+for _, m in ipairs(due) do
+  local k = P .. 'dl:' .. m
+  local f = fmap(redis.call('HGETALL', k))
+  if f['m'] then give_back(f['p'], f['o'] or '', f['m'], f['t'], f['d'], f['a'], f['h']) end
+  redis.call('DEL', k)
+  redis.call('ZREM', P .. 'delayed', m)
+end
+local nxt = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
+local prios = redis.call('ZREVRANGE', P .. 'prios', 0, -1)
+local out = {NOW, -1, prios}
+if #nxt > 0 then out[2] = tonumber(nxt[2]) end
+local function read(s, count)
+  local r = redis.call('XREADGROUP', 'GROUP', G, me, 'COUNT', count, 'STREAMS', P .. 'q:' .. s, '>')
+  if r and r[1] and #r[1][2] > 0 then
+    out[#out + 1] = s
+    out[#out + 1] = r[1][2]
+    n = n - #r[1][2]
+  end
+end
+for _, p in ipairs(prios) do
+  if n <= 0 then break end
+  local rz = P .. 'ret:' .. p
+  local back = redis.call('ZRANGE', rz, 0, n - 1)
+  if #back > 0 then
+    local rkey = P .. 'q:r' .. p
+    for _, member in ipairs(back) do
+      local m = string.sub(member, string.find(member, '|', 1, true) + 1)
+      local k = P .. 'rt:' .. m
+      local f = fmap(redis.call('HGETALL', k))
+      redis.call('DEL', k)
+      if f['m'] then
+        if f['h'] ~= nil and f['h'] ~= '' then
+          redis.call('XADD', rkey, '*', 'm', f['m'], 't', f['t'], 'd', f['d'], 'a', f['a'],
+            'o', f['o'], 'h', f['h'])
+        else
+          redis.call('XADD', rkey, '*', 'm', f['m'], 't', f['t'], 'd', f['d'], 'a', f['a'],
+            'o', f['o'])
+        end
+      end
+    end
+    redis.call('ZREM', rz, unpack(back))
+    read('r' .. p, #back)
+  end
+  if n > 0 then read(p, n) end
+end
+return out
+"""
+
+# ARGV: P, me, vt ms, then (stream suffix, entry id, delivery count) per ack.
+# Acks only entries still pending for `me` with that count and within the lease (see
+# `ours`: one XPENDING over each stream's acked range, not a scan of all we hold),
+# then one XACK, one XDEL and one counter update per batch; returns the 1-based
+# positions of the rejected ones.
+ACK = r"""
+local me, vt = ARGV[2], tonumber(ARGV[3])
+local bad, nok, groups, order = {}, 0, {}, {}
+for i = 4, #ARGV, 3 do
+  local g = groups[ARGV[i]]
+  if not g then
+    g = {key = P .. 'q:' .. ARGV[i], ids = {}, counts = {}, at = {}}
+    groups[ARGV[i]] = g
+    order[#order + 1] = g
+  end
+  g.ids[#g.ids + 1] = ARGV[i + 1]
+  g.counts[#g.counts + 1] = tonumber(ARGV[i + 2])
+  g.at[#g.at + 1] = (i - 1) / 3
+end
+for _, g in ipairs(order) do
+  local held, ok = ours(g.key, g.ids, g.counts, me, vt), {}
+  for j, id in ipairs(g.ids) do
+    if held[j] then ok[#ok + 1] = id else bad[#bad + 1] = g.at[j] end
+  end
+  with_ids({'XACK', g.key, G}, ok)
+  with_ids({'XDEL', g.key}, ok)
+  nok = nok + #ok
+end
+if nok > 0 then redis.call('HINCRBY', P .. 'counters', 'acked', nok) end
+return bad
+"""
+
+# ARGV: P, me, vt ms (0: no lease check), max attempts, then (stream suffix, entry id,
+# count, mode, reason, error, holder, delay ms) per item. Returns, per item,
+# 'ready' | 'delayed' | 'dead' | 'gone' | 'rejected'.
+END = r"""
+local me, vt, maxa = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {}
+for i = 5, #ARGV, 8 do
+  local prio, eid, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  if owned(P .. 'q:' .. prio, eid, me, count, vt) then
+    out[#out + 1] = finish(prio, eid, count, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
+      ARGV[i + 6], maxa, tonumber(ARGV[i + 7]))
+  else
+    out[#out + 1] = 'rejected'
+  end
+end
+return out
+"""
+
+# ARGV: P, me, vt ms, idle ms, then per stream (suffix, entry ids, delivery counts), ids
+# and counts space-separated. Re-claims our own live entries (see `ours`) with JUSTID
+# (the delivery count stays), 1,000 per XCLAIM, which sets their idle time, i.e. moves
+# the lease deadline. Returns per stream a string of 1/0 flags, one per id.
+EXTEND = r"""
+local me, vt, idle = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {}
+for i = 5, #ARGV, 3 do
+  local key = P .. 'q:' .. ARGV[i]
+  local ids, counts = {}, {}
+  for id in string.gmatch(ARGV[i + 1], '%S+') do ids[#ids + 1] = id end
+  for c in string.gmatch(ARGV[i + 2], '%S+') do counts[#counts + 1] = tonumber(c) end
+  local held, ok, flags = ours(key, ids, counts, me, vt), {}, {}
+  for j, id in ipairs(ids) do
+    if held[j] then ok[#ok + 1] = id; flags[j] = '1' else flags[j] = '0' end
+  end
+  with_ids({'XCLAIM', key, G, me, 0}, ok, {'IDLE', idle, 'JUSTID'})
+  out[#out + 1] = table.concat(flags)
+end
+return out
+"""

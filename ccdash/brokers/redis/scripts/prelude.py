@@ -1,0 +1,231 @@
+"""The prelude every Lua script of the Redis broker starts with (its shared locals and
+functions: levels, give-back, history, bury, lease ownership, finishing a delivery),
+and `Script`, a script's full source and SHA1."""
+
+from __future__ import annotations
+
+import hashlib
+
+from ccdash.brokers.types import RAW_LIMIT
+
+PRELUDE = r"""
+local P = ARGV[1]
+local G = 'ccdash'
+local RAW = @RAW_LIMIT@  -- bytes of an undecodable entry kept in its dead letter
+local T = redis.call('TIME')
+local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+
+local function fmap(f)
+  local m = {}
+  for i = 1, #f, 2 do m[f[i]] = f[i + 1] end
+  return m
+end
+
+local LEVELS = {}  -- levels this script call has made sure of
+local function level(prio)
+  local key = LEVELS[prio]
+  if key then return key end
+  key = P .. 'q:' .. prio
+  if redis.call('ZADD', P .. 'prios', 'NX', prio, prio) == 1 then
+    redis.pcall('XGROUP', 'CREATE', key, G, '0', 'MKSTREAM')
+    redis.pcall('XGROUP', 'CREATE', P .. 'q:r' .. prio, G, '0', 'MKSTREAM')
+    redis.pcall('XGROUP', 'CREATE', P .. 'wake', G, '$', 'MKSTREAM')
+  end
+  LEVELS[prio] = key
+  return key
+end
+
+-- A stream suffix ('<prio>' or 'r<prio>') -> its priority.
+local function prio_of(s)
+  if string.sub(s, 1, 1) == 'r' then return string.sub(s, 2) end
+  return s
+end
+
+-- Every level's two streams, as suffixes.
+local function streams()
+  local out = {}
+  for _, p in ipairs(redis.call('ZRANGE', P .. 'prios', 0, -1)) do
+    out[#out + 1] = p
+    out[#out + 1] = 'r' .. p
+  end
+  return out
+end
+
+-- A stream id as a fixed-width string that sorts like the id.
+local function order_key(eid)
+  local ms, seq = string.match(eid, '^(%d+)-(%d+)$')
+  return string.rep('0', 16 - #ms) .. ms .. '-' .. string.rep('0', 12 - #seq) .. seq
+end
+
+-- A message comes back ready: it waits in its level's ZSET in its original
+-- order `o` (see FETCH); one wake entry unparks a reader blocked in Redis.
+local function give_back(prio, o, m, t, d, a, h)
+  level(prio)
+  redis.call('HSET', P .. 'rt:' .. m, 'p', prio, 'o', o, 'm', m, 't', t, 'd', d, 'a', a,
+    'h', h or '')
+  redis.call('ZADD', P .. 'ret:' .. prio, 0, o .. '|' .. m)
+  redis.call('XADD', P .. 'wake', 'MAXLEN', '~', 64, '*', 'w', '1')
+end
+
+local function add_entry(prio, m, t, d, a, h)
+  local key = level(prio)
+  if h ~= nil and h ~= false and h ~= '' then
+    return redis.call('XADD', key, '*', 'm', m, 't', t, 'd', d, 'a', a, 'h', h)
+  end
+  return redis.call('XADD', key, '*', 'm', m, 't', t, 'd', d, 'a', a)
+end
+
+local function history(h, c, n, o, e)
+  local list = {}
+  if h ~= nil and h ~= '' then
+    local ok, old = pcall(cjson.decode, h)  -- a history we did not write starts afresh
+    if ok and type(old) == 'table' then list = old end
+  end
+  list[#list + 1] = {NOW, c, n, o, e}
+  while #list > 20 do table.remove(list, 1) end
+  return cjson.encode(list)
+end
+
+-- An entry whose fields `f` (raw, as XRANGE gives them) ccdash cannot read: into
+-- the DLQ as 'undecodable', its fields kept as raw bytes (`k=v` lines, at most
+-- RAW bytes). Its id is its own when plain ASCII, else `undecodable-<entry id>`.
+-- The caller has taken it out of its stream.
+local function bury(s, eid, f, why)
+  local parts, size, m = {}, 0, nil
+  for j = 1, #f, 2 do
+    if f[j] == 'm' and string.match(f[j + 1] or '', '^[%w%-%._:]+$') then m = f[j + 1] end
+    if size < RAW then
+      parts[#parts + 1] = string.sub(f[j] .. '=' .. (f[j + 1] or ''), 1, RAW - size)
+      size = size + #parts[#parts] + 1
+    end
+  end
+  m = m or ('undecodable-' .. eid)
+  local id = redis.call('XADD', P .. 'dead', '*', 'm', m, 'p', prio_of(s), 't', NOW,
+    'd', 'b' .. string.sub(table.concat(parts, '\n'), 1, RAW), 'n', 1, 'r', 'undecodable',
+    'e', why, 'at', NOW)
+  redis.call('HSET', P .. 'deadidx', m, id)
+  redis.call('HINCRBY', P .. 'counters', 'dead_lettered', 1)
+  redis.call('HINCRBY', P .. 'counters', 'dlq_version', 1)
+end
+
+-- Is the entry pending for `me`, delivered `count` times, idle under `vt` ms?
+local function owned(key, eid, me, count, vt)
+  local r = redis.call('XPENDING', key, G, eid, eid, 1, me)[1]
+  if r == nil then return false end
+  if count > 0 and tonumber(r[4]) ~= count then return false end
+  if vt > 0 and tonumber(r[3]) >= vt then return false end
+  return true
+end
+
+-- Redis's own view of an outage. Every presence tick (reap_dead, reap_expired) of
+-- every worker stamps `tick`; ticks come every third of a heartbeat TTL, so a gap
+-- over half a TTL means nobody could beat: Redis was paused or restarted, or its
+-- clock jumped. Heartbeats lapsed through no fault of their workers, and idle
+-- times grew: judging is held for one TTL (`hold`), fleet-wide, so every worker
+-- beats again before anyone is declared dead. Returns true while held.
+local function held(ttl)
+  local last = tonumber(redis.call('GET', P .. 'tick') or '0')
+  redis.call('SET', P .. 'tick', NOW)
+  local hold = tonumber(redis.call('GET', P .. 'hold') or '0')
+  if last > 0 and NOW - last > ttl / 2 then
+    hold = NOW + ttl
+    redis.call('SET', P .. 'hold', hold, 'PX', ttl)
+  end
+  return NOW < hold
+end
+
+-- Which of `ids` (entries of stream `key`, delivered counts[j] times) are pending
+-- for `me` and idle under `vt` ms: one XPENDING over the ids' range (they were read
+-- together, so the range holds little else of ours), per-id lookups only if that
+-- range lists more of ours than it returned. Returns a list of booleans.
+local function ours(key, ids, counts, me, vt)
+  local lo, lo_ms, lo_seq, hi, hi_ms, hi_seq
+  for _, id in ipairs(ids) do
+    local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+    ms, seq = tonumber(ms), tonumber(seq)
+    if not lo or ms < lo_ms or (ms == lo_ms and seq < lo_seq) then
+      lo, lo_ms, lo_seq = id, ms, seq
+    end
+    if not hi or ms > hi_ms or (ms == hi_ms and seq > hi_seq) then
+      hi, hi_ms, hi_seq = id, ms, seq
+    end
+  end
+  local mine, limit = {}, #ids * 2 + 64
+  local rows = redis.call('XPENDING', key, G, lo, hi, limit, me)
+  for _, r in ipairs(rows) do
+    if tonumber(r[3]) < vt then mine[r[1]] = tonumber(r[4]) end
+  end
+  local full = #rows >= limit
+  local out = {}
+  for j, id in ipairs(ids) do
+    local held = mine[id] == counts[j]
+    if not held and full then held = owned(key, id, me, counts[j], vt) end
+    out[j] = held
+  end
+  return out
+end
+
+-- Run `cmd` (a table of leading arguments) with `ids` appended, 1,000 at a time.
+local function with_ids(cmd, ids, tail)
+  for s = 1, #ids, 1000 do
+    local c = {unpack(cmd)}
+    for k = s, math.min(s + 999, #ids) do c[#c + 1] = ids[k] end
+    for _, t in ipairs(tail or {}) do c[#c + 1] = t end
+    redis.call(unpack(c))  -- unpack last: Lua keeps all its values only there
+  end
+end
+
+-- End one pending delivery without an ack. mode 'g' gives the attempt back;
+-- 'f' records failure `o` and dead-letters at the last attempt.
+local function finish(s, eid, count, mode, o, e, holder, maxa, delay)
+  local key = P .. 'q:' .. s
+  local prio = prio_of(s)
+  local got = redis.call('XRANGE', key, eid, eid)
+  redis.call('XACK', key, G, eid)
+  redis.call('XDEL', key, eid)
+  if #got == 0 then return 'gone' end
+  local f = fmap(got[1][2])
+  if not f['m'] or not f['d'] or not tonumber(f['a'] or '0') then  -- a foreign writer's
+    bury(s, eid, got[1][2], 'entry without a message id, a body or numeric attempts')
+    return 'dead'
+  end
+  local order = f['o'] or order_key(eid)
+  local attempt = tonumber(f['a'] or '0') + count
+  local h = f['h'] or ''
+  local a = attempt
+  if mode == 'g' then
+    a = attempt - 1
+  else
+    h = history(h, holder, attempt, o, e)
+    if attempt >= maxa then
+      local id = redis.call('XADD', P .. 'dead', '*', 'm', f['m'], 'p', prio, 't', f['t'],
+        'd', f['d'], 'n', attempt, 'r', o, 'e', e, 'h', h, 'at', NOW)
+      redis.call('HSET', P .. 'deadidx', f['m'], id)
+      redis.call('HINCRBY', P .. 'counters', 'dead_lettered', 1)
+      redis.call('HINCRBY', P .. 'counters', 'dlq_version', 1)
+      return 'dead'
+    end
+    redis.call('HINCRBY', P .. 'counters', 'redelivered', 1)
+  end
+  if delay > 0 then
+    local k = P .. 'dl:' .. f['m']
+    redis.call('HSET', k, 'p', prio, 'o', order, 'm', f['m'], 't', f['t'], 'd', f['d'],
+      'a', a, 'h', h)
+    redis.call('ZADD', P .. 'delayed', NOW + delay, f['m'])
+    return 'delayed'
+  end
+  give_back(prio, order, f['m'], f['t'], f['d'], a, h)
+  return 'ready'
+end
+"""
+
+
+class Script:
+    """A Lua script with its SHA1, run by EVALSHA (loaded again on NOSCRIPT)."""
+
+    __slots__ = ("name", "source", "sha")
+
+    def __init__(self, name: str, body: str) -> None:
+        self.name = name
+        self.source = PRELUDE.replace("@RAW_LIMIT@", str(RAW_LIMIT)) + body
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
