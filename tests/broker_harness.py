@@ -101,7 +101,8 @@ class Brokers:
         async with asyncio.timeout(5):
             await b.wait_ready()
             await b.settled()
-        return await b.receive(holders)
+        got: list[Delivery] = await b.receive(holders)
+        return got
 
     async def lease(self, broker: Broker, holder: str = "c") -> Delivery:
         """Receive exactly one message for `holder`."""

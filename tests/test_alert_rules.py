@@ -7,12 +7,13 @@ import pytest
 from ccdash import Delivery, Engine, EngineConfig
 from ccdash.clock import FakeClock
 from ccdash.engine.rules import AlertRule, RuleError
+from ccdash.engine.states import Severity
 
 
 async def test_rule_fires_after_for_resolves_and_deduplicates() -> None:
     """queue_depth > 5 for 3 s: fires once after 3 s of backlog, resolves when drained."""
     clock = FakeClock()
-    rule = AlertRule("backlog", "queue_depth", ">", 5, for_s=3.0, severity="critical")
+    rule = AlertRule("backlog", "queue_depth", ">", 5, for_s=3.0, severity=Severity.CRITICAL)
     cfg = EngineConfig(consumers=1, heartbeat_interval=0.5, heartbeat_timeout=2.0,
                        alert_rules=(rule,), seed=1)
 

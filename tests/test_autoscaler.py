@@ -7,6 +7,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ccdash import Delivery, Engine, EngineConfig
 from ccdash.clock import FakeClock
@@ -223,10 +224,20 @@ async def test_snapshot_carries_the_last_decision_and_the_forecast_made_for_now(
 # -- the default scenario (its engine settings and simulated handler) -------------------------
 
 
-def _mean_latency(spec: object) -> float:
+class _Latency(Protocol):
+    """What a scenario's handler spec says of its lognormal latency."""
+
+    @property
+    def median_ms(self) -> float: ...
+
+    @property
+    def p99_ms(self) -> float: ...
+
+
+def _mean_latency(spec: _Latency) -> float:
     """The mean of the scenario's lognormal handler latency, seconds."""
-    median = spec.median_ms / 1000  # type: ignore[attr-defined]
-    sigma = math.log(spec.p99_ms / spec.median_ms) / 2.3263478740408408  # type: ignore[attr-defined]
+    median = spec.median_ms / 1000
+    sigma = math.log(spec.p99_ms / spec.median_ms) / 2.3263478740408408
     return median * math.exp(sigma * sigma / 2)
 
 

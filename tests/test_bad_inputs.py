@@ -340,10 +340,10 @@ async def test_publish_refuses_a_body_over_the_limit_and_unencodable_ones(
         for body in (b"x" * 101, "x" * 99, {"k": "v" * 100}):
             with pytest.raises(PayloadTooLarge, match=r"over the limit of 100 \(max_body_bytes\)"):
                 await engine.publish(body)
-        for body, reason in ((cycle, "Circular reference"), ({"t": object()}, "object"),
-                             (deep, "nested too deeply")):
+        for bad, reason in ((cycle, "Circular reference"), ({"t": object()}, "object"),
+                            (deep, "nested too deeply")):
             with pytest.raises(TypeError, match=reason):
-                await engine.publish(body)
+                await engine.publish(bad)
         await engine.publish(b"x" * 100)
         assert engine.snapshot().published == 1
 

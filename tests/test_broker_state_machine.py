@@ -122,10 +122,11 @@ class BrokerMachine(RuleBasedStateMachine):
     def pick(self, data: st.DataObject) -> Receipt:
         """A receipt to use: mostly one the model holds as leased, else any ever issued."""
         self.reap()
-        held = [m.receipt for m in self.in_state("leased")]
+        held = [m.receipt for m in self.in_state("leased") if m.receipt is not None]
         if held and data.draw(st.sampled_from([True, True, True, False]), label="held"):
             return data.draw(st.sampled_from(held), label="receipt")
-        return data.draw(st.sampled_from(sorted(self.issued, key=str)), label="receipt")
+        ever: list[Receipt] = sorted(self.issued, key=str)
+        return data.draw(st.sampled_from(ever), label="receipt")
 
     def live(self, receipt: Receipt) -> M | None:
         self.reap()

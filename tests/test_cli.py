@@ -148,7 +148,7 @@ def test_handler_option_runs_the_users_async_handler(
                      "ccdash_user_jobs:handle", "--json", "r.json"])
     assert code == 0, capsys.readouterr()
     report = json.loads((tmp_path / "r.json").read_text())
-    seen = sys.modules["ccdash_user_jobs"].SEEN  # type: ignore[attr-defined]
+    seen = sys.modules["ccdash_user_jobs"].SEEN
     assert report["acked"] == report["published"] == len(set(seen)) > 10
     assert report["lost"] == 0
 

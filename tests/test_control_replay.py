@@ -44,11 +44,11 @@ async def _audit(url: str, nonce: str, worker: str) -> tuple[str, str]:
     return "", ""
 
 
-async def _last_command(url: str, stream_of: str) -> dict[bytes, bytes]:
+async def _last_command(url: str, stream_of: str) -> dict[str, bytes]:
     client, keys = await connect(url)
     try:
         [(_, fields)] = await client.xrevrange(keys.control(stream_of), count=1)
-        return dict(fields)
+        return {k.decode(): v for k, v in fields.items()}  # XADD writes str fields as these bytes
     finally:
         await client.aclose()
 
@@ -62,7 +62,7 @@ async def test_a_command_replayed_to_a_worker_that_joined_later_is_refused(
     res = await send_command(fleet.url, SECRET, "*", "scale", n=2)
     assert res.status == "accepted", res
     recorded = await _last_command(fleet.url, "*")
-    issued = json.loads(recorded[b"c"])["ts"]
+    issued = float(json.loads(recorded["c"])["ts"])
 
     async def past_the_slack() -> bool:  # r2 joins clearly after the command was issued
         client, _ = await connect(fleet.url)
@@ -75,7 +75,7 @@ async def test_a_command_replayed_to_a_worker_that_joined_later_is_refused(
     fleet.spawn("r2")
     await until(lambda: _alive(fleet, {"r1", "r2"}), 20, "r2 up")
     await until(lambda: _listening(fleet, "r2"), 20, "r2 listening")
-    nonce = json.loads(recorded[b"c"])["nonce"]
+    nonce = json.loads(recorded["c"])["nonce"]
     await send_raw(fleet.url, "*", recorded)
 
     async def refused_by_both() -> bool:
@@ -105,7 +105,7 @@ async def test_a_replay_is_refused_even_after_the_nonce_keys_are_deleted(fleet: 
     finally:
         await client.aclose()
     await send_raw(fleet.url, "m1", recorded)
-    nonce = json.loads(recorded[b"c"])["nonce"]
+    nonce = json.loads(recorded["c"])["nonce"]
 
     async def refused() -> bool:
         return (await _audit(fleet.url, nonce, "m1"))[0] == "refused"

@@ -85,8 +85,9 @@ async def test_dashboard_lists_remote_workers_consumers_and_leases(
     app = _attached_app(fleet.url)
     async with app.run_test(size=(160, 48)) as pilot:
         await app.engine_ready.wait()
-        assert app.fleet is not None
-        await until(lambda: len(app.fleet.consumers()) == 2, 15, "the remote consumers")  # type: ignore[union-attr]
+        feed = app.fleet
+        assert feed is not None
+        await until(lambda: len(feed.consumers()) == 2, 15, "the remote consumers")
         app.refresh_now()
         await pilot.pause()
         keys = app.consumers.row_keys()
@@ -111,8 +112,9 @@ async def test_kill_from_the_dashboard_reaches_the_right_worker(
     app = _attached_app(fleet.url)
     async with app.run_test(size=(160, 48)) as pilot, FleetView(fleet.url) as fv:
         await app.engine_ready.wait()
-        assert app.fleet is not None
-        await until(lambda: len(app.fleet.consumers()) == 4, 15, "the remote consumers")  # type: ignore[union-attr]
+        feed = app.fleet
+        assert feed is not None
+        await until(lambda: len(feed.consumers()) == 4, 15, "the remote consumers")
         app.refresh_now()
         await pilot.pause()
         app.consumers.focus()

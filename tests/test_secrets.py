@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,7 @@ def test_a_broker_file_others_can_access_is_refused(
     assert len(err.splitlines()) == 1
 
 
-BROKER_SOURCES = {
+BROKER_SOURCES: dict[str, tuple[Callable[[Path], list[str]], list[str]]] = {
     "missing-file": (lambda d: ["--broker-file", str(d / "nope")], ["--broker-file",
                                                                     "cannot read"]),
     "empty-file": (lambda d: ["--broker-file", _private(d, "")], ["--broker-file",

@@ -169,7 +169,7 @@ def test_the_dashboard_on_sqlite_with_metrics_and_a_log_file(
     )
     term.wait_for(
         "the metrics address in the header and a consumer",
-        lambda s: re.search(r"metrics 127\.0\.0\.1:\d+", s) and "c1" in consumer_rows(s),
+        lambda s: bool(re.search(r"metrics 127\.0\.0\.1:\d+", s)) and "c1" in consumer_rows(s),
     )
     term.press("q")
     final = term.wait_for("the process to exit", lambda s: "ccdash-exit=" in s, deadline=30.0)

@@ -10,7 +10,10 @@ from test_tui_support import advance, make_app, quit_app, rows, running, screen_
 from ccdash.brokers.base import DeadLetter, HistoryEntry
 from ccdash.engine.alerts import Alert
 from ccdash.engine.snapshot import ConsumerView, LeaseView
+from ccdash.engine.states import AlertState, Severity
+from ccdash.tui.alerts_table import AlertsTable
 from ccdash.tui.app import DashboardApp
+from ccdash.tui.consumer_table import ConsumerTable
 from ccdash.tui.dead_letters import DeadLetterTable
 from ccdash.tui.lease_table import LeaseTable
 from ccdash.tui.message_detail import MessageDetail
@@ -110,7 +113,9 @@ async def test_hostile_ids_in_the_leases_consumers_and_alerts_panes() -> None:
                 real,
                 leases=(LeaseView(payload, payload, 2, 5.0),),
                 consumers=(ConsumerView(payload, "processing", 1, 1, 3, 0, 0.01, 0.02, 0.1),),
-                alerts=(Alert(1, "x", payload, "warning", payload, "firing", real.at),),
+                alerts=(
+                    Alert(1, "x", payload, Severity.WARNING, payload, AlertState.FIRING, real.at),
+                ),
                 dead_letters=(
                     DeadLetter(
                         payload,
@@ -124,8 +129,10 @@ async def test_hostile_ids_in_the_leases_consumers_and_alerts_panes() -> None:
                     ),
                 ),
             )
-            for pane in (LeaseTable, "#consumers", "#alerts", DeadLetterTable):
-                app.query_one(pane).update_from(hostile)  # type: ignore[call-overload]
+            app.query_one(LeaseTable).update_from(hostile)
+            app.query_one("#consumers", ConsumerTable).update_from(hostile)
+            app.query_one("#alerts", AlertsTable).update_from(hostile)
+            app.query_one(DeadLetterTable).update_from(hostile)
             await pilot.pause()
             text = assert_screen_is_clean(app)
             shown = "AAAAAAAAAA" if name == "megabyte" else SHOWN[name]

@@ -141,7 +141,7 @@ async def test_a_shows_the_forecast_line_and_the_autoscalers_decisions_in_the_lo
         await advance(app, pilot, 12.0, step=0.1)  # past the 10 s forecast horizon
         assert line.display
         text = screen_text(app)
-        decision = app.engine.snapshot().autoscaler.last  # type: ignore[union-attr]
+        decision = app.engine.snapshot().autoscaler.last
         assert decision is not None
         assert re.search(r"arrivals \d+/s vs forecast \d+/s  in 10s \d+/s  last ", text), text
         assert f"({decision.reason})" in str(line.render())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -64,13 +65,13 @@ async def test_log_file_gets_one_json_line_per_engine_event(tmp_path: Path) -> N
     assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
-def _sqlite_app(url: str, **kw: object) -> DashboardApp:
+def _sqlite_app(url: str, **kw: Any) -> DashboardApp:  # kw: DashboardApp's own options
     clock = FakeClock()
     scenario = load_scenario(None)
     engine = scenario.make_engine(clock=clock, seed=3, broker=url)
     return DashboardApp(
         engine, Workload(scenario, engine, seed=3), clock=clock, live=False, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 async def test_a_broker_that_cannot_open_ends_the_dashboard_with_code_2(tmp_path: Path) -> None:

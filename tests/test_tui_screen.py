@@ -23,6 +23,7 @@ from ccdash.tui.fingerprint import fingerprint
 from ccdash.tui.header_bar import HeaderBar, fit
 from ccdash.tui.keys import KEYS
 from ccdash.tui.layout import size_class, urgency
+from ccdash.tui.log_pane import LogPane
 from ccdash.tui.message_detail import MessageDetail
 from ccdash.tui.prompt import Prompt
 
@@ -211,7 +212,7 @@ async def test_dead_letters_alerts_and_log_stay_newest_first_as_they_update() ->
         alerts = app.engine.snapshot().alerts  # firing ones first, each group newest first
         keys = app.alerts.row_keys()
         assert len(keys) >= 2 and keys == [str(a.id) for a in alerts]
-        log = app.query_one("#log")
+        log = app.query_one("#log", LogPane)
         top = rows(log)[log.row_keys()[0]]
         assert log_text(app).splitlines()[-1] == " ".join(top)  # the latest line on top
         assert "killed c2" in log_text(app)

@@ -17,6 +17,7 @@ from ccdash.engine import (
     Severity,
     level_of,
 )
+from ccdash.engine.events import Kind
 from ccdash.engine.rules import AlertRule
 from ccdash.engine.states import BreakerState, ScaleReason
 from ccdash.ops.logfile import event_record
@@ -39,8 +40,8 @@ def test_every_event_kind_carries_a_level() -> None:
 def test_log_lines_carry_the_kinds_level(kind: str, level: str) -> None:
     """The JSON log files an event at its kind's level, whether the event holds the member
     or (read back from a recording) only its text."""
-    member = EventKind._value2member_map_.get(kind) or DrillEvent(kind)
-    for k in (member, kind if kind in EventKind._value2member_map_ else member):
+    member: Kind = EventKind(kind) if kind in EventKind._value2member_map_ else DrillEvent(kind)
+    for k in (member, kind if isinstance(member, EventKind) else member):
         assert event_record(Event(1, 0.0, k, "m"))["level"] == level
 
 
@@ -53,7 +54,8 @@ def test_a_critical_alert_firing_is_an_error() -> None:
 def test_states_are_members_that_read_as_their_words() -> None:
     """Snapshot states are ConsumerState members equal to the plain words; the groups
     split them into live and ended."""
-    assert ConsumerState.IDLE == "idle" and "processing" in LIVE_STATES
+    idle: str = ConsumerState.IDLE  # as any caller holding a plain str sees it
+    assert idle == "idle" and "processing" in LIVE_STATES
     assert LIVE_STATES.isdisjoint(ENDED_STATES)
     assert set(ConsumerState) == LIVE_STATES | ENDED_STATES | {ConsumerState.DRAINING}
 
