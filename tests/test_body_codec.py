@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccdash.brokers.base import decode_json, decode_json_text, encode_body, encode_json
+from ccdash.brokers.codec import decode_json, decode_json_text, encode_body, encode_json
 from ccdash.brokers.memory import MemoryBroker
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text())

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from ccdash.brokers.base import REASON_CONSUMER_FAILED
 from ccdash.brokers.memory.broker import MemoryBroker
+from ccdash.brokers.types import REASON_CONSUMER_FAILED
 
 __all__ = ["MemoryBroker", "REASON_CONSUMER_FAILED"]

@@ -7,21 +7,18 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from ccdash.brokers.base import (
+from ccdash.brokers.base import storable_text
+from ccdash.brokers.codec import PayloadTooLarge, decode_json_text, encode_json_body, too_large
+from ccdash.brokers.memory.records import Dedup, Msg
+from ccdash.brokers.memory.views import MemoryViews
+from ccdash.brokers.types import (
     REASON_FAILED,
     BrokerClosed,
     Delivery,
-    PayloadTooLarge,
     QueueFull,
     Receipt,
     ReceiptRejected,
-    decode_json_text,
-    encode_json_body,
-    storable_text,
-    too_large,
 )
-from ccdash.brokers.memory.records import Dedup, Msg
-from ccdash.brokers.memory.views import MemoryViews
 
 
 class MemoryBroker(MemoryViews):

@@ -7,7 +7,7 @@ import heapq
 from collections import deque
 from typing import Any
 
-from ccdash.brokers.base import HistoryEntry, Receipt
+from ccdash.brokers.types import HistoryEntry, Receipt
 
 INF = float("inf")
 

@@ -26,19 +26,19 @@ import itertools
 from bisect import insort
 from collections import deque
 
-from ccdash.brokers.base import (
+from ccdash.brokers.base import Broker
+from ccdash.brokers.codec import decode_json_text
+from ccdash.brokers.deadlines import DeadlineBuckets
+from ccdash.brokers.memory.records import INF, Dedup, Level, Msg
+from ccdash.brokers.types import (
     REASON_EXPIRED,
     REASON_RELEASED,
-    Broker,
     DeadLetter,
     HistoryEntry,
     QueueConfig,
     Receipt,
     ReceiptRejected,
-    decode_json_text,
 )
-from ccdash.brokers.deadlines import DeadlineBuckets
-from ccdash.brokers.memory.records import INF, Dedup, Level, Msg
 from ccdash.clock import Clock, MonotonicClock, TimerHandle
 
 _STALL_RECHECK = 0.05  # seconds between looks at leases held back by a stall

@@ -7,15 +7,9 @@ import heapq
 import itertools
 from collections.abc import Sequence
 
-from ccdash.brokers.base import (
-    DeadLetter,
-    HistoryEntry,
-    LeaseInfo,
-    MessageWhere,
-    QueueStats,
-)
 from ccdash.brokers.memory.records import Msg, by_deadline
 from ccdash.brokers.memory.state import MemoryState
+from ccdash.brokers.types import DeadLetter, HistoryEntry, LeaseInfo, MessageWhere, QueueStats
 
 
 class MemoryViews(MemoryState):
