@@ -27,7 +27,10 @@ class Terminal:
     def __init__(self, command: str, size: tuple[int, int] = (160, 48)) -> None:
         self.socket = f"ccdash-e2e-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
-        env.pop("TMUX", None)
+        # The terminal decides the size: a COLUMNS/LINES inherited from the test runner
+        # (pytest-xdist sets 80x24) would override what tmux gives the dashboard.
+        for name in ("TMUX", "COLUMNS", "LINES"):
+            env.pop(name, None)
         self.tmux("new-session", "-d", "-x", str(size[0]), "-y", str(size[1]), "-s", "dash",
                   command, env=env)
 
