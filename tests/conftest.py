@@ -37,3 +37,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from broker_harness import parametrize_brokers  # a plugin: imported once registered
 
     parametrize_brokers(metafunc)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """The default run spreads over 4 workers (addopts: -n 4); the chaos suite and the
+    benchmarks run in one process: their tables are gathered in it and their figures
+    need the machine to themselves."""
+    markexpr = config.getoption("markexpr", "") or ""
+    if any(m in markexpr.split() for m in ("chaos", "bench")) and "not" not in markexpr.split():
+        config.option.numprocesses = 0
