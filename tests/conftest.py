@@ -12,7 +12,7 @@ from ccdash.brokers.memory import MemoryBroker
 from ccdash.clock import FakeClock
 
 # a private redis-server for the Redis tests; the three-broker contract harness
-pytest_plugins = ["redis_fixtures", "broker_harness"]
+pytest_plugins = ["support.redis_fixtures", "support.broker_harness"]
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def memory_broker(fake_clock: FakeClock) -> Callable[..., MemoryBroker]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests using the `brokers` harness run on memory, sqlite and redis."""
-    from broker_harness import parametrize_brokers  # a plugin: imported once registered
+    from support.broker_harness import parametrize_brokers  # a plugin: imported once registered
 
     parametrize_brokers(metafunc)
 

@@ -1,5 +1,5 @@
 """Every broker against "Contract: queue semantics": each test runs on memory,
-SQLite and Redis (the `brokers` harness, tests/broker_harness.py).
+SQLite and Redis (the `brokers` harness, tests/support/broker_harness.py).
 
 Tests marked `fake_clock_only` drive deadlines with the fake clock and run on
 memory and SQLite; their Redis variants, on short real times, are in
@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from broker_harness import Brokers
+from support.broker_harness import Brokers
 
 from ccdash.brokers.base import (
     REASON_CONSUMER_FAILED,

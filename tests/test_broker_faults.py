@@ -1,6 +1,6 @@
 """Every broker under hostile input (#11): handler text a store would refuse, and
 entries that do not decode. Each test runs on memory, SQLite and Redis (the
-`brokers` harness, tests/broker_harness.py) unless marked otherwise."""
+`brokers` harness, tests/support/broker_harness.py) unless marked otherwise."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from broker_harness import Brokers
+from support.broker_harness import Brokers
 
 from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import (

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis_fixtures import RedisServer
+from support.redis_fixtures import RedisServer
 from test_redis_fleet import SECRET, Fleet, alive_workers, until
 
 from ccdash.fleet import send_command

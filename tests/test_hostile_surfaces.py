@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from redis_fixtures import RedisServer
+from support.redis_fixtures import RedisServer
 
 CCDASH = str(Path(sys.executable).parent / "ccdash")
 

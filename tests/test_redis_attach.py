@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_fixtures import RedisServer
+from support.redis_fixtures import RedisServer
 from test_redis_fleet import ROOT, SECRET, Fleet, alive_workers, until
 from test_tui_support import log_text, screen_text
 

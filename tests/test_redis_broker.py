@@ -372,7 +372,7 @@ async def test_lost_redis_state_is_reported_and_the_group_recreated(
 
 async def test_unreachable_redis_is_a_clear_error_without_the_password() -> None:
     """open() names the (redacted) URL and the problem; the password never shows."""
-    from redis_fixtures import free_port
+    from support.redis_fixtures import free_port
 
     from ccdash.brokers.base import BrokerError, QueueConfig
 

@@ -1,7 +1,7 @@
 """The study text's three behaviours (tests/test_competing_consumer.py), on the
 Redis broker: basic operation, load balancing, failover.
 
-Real time on a private redis-server (tests/redis_fixtures.py), each test on its
+Real time on a private redis-server (tests/support/redis_fixtures.py), each test on its
 own queue; the FakeClock runs of the originals become short real-time runs here,
 every wait bounded. The engine's dispatcher picks the consumer for each message,
 so the shares hold although the Redis worker reads ahead into a local buffer.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_fixtures import RedisServer
+from support.redis_fixtures import RedisServer
 from test_redis_broker import lease
 from test_redis_fleet import ROOT, Fleet, _has, publish, until
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_fixtures import RedisServer
+from support.redis_fixtures import RedisServer
 
 from ccdash.brokers.base import QueueConfig
 from ccdash.brokers.redis import RedisBroker
@@ -54,7 +54,7 @@ class Fleet:
         with (self.tmp / f"{label}.log").open("ab") as log:  # the child keeps its own fd
             self.procs[label] = subprocess.Popen(
                 [sys.executable, "-m", "ccdash.worker", "--broker", self.url,
-                 "--handler", "fleet_handlers:record", "--concurrency", str(concurrency),
+                 "--handler", "support.fleet_handlers:record", "--concurrency", str(concurrency),
                  "--name", name, "--visibility-timeout", str(vt), "--heartbeat-ttl", str(ttl),
                  *extra],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -302,14 +302,14 @@ async def test_signed_kill_reaches_the_right_worker_and_forgeries_are_refused(
 
 def test_worker_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
     """Bad URL scheme, bad handler, unreachable Redis: one line, exit 2, no password."""
-    from redis_fixtures import free_port
+    from support.redis_fixtures import free_port
 
     from ccdash.worker import main
 
     cases = [
-        (["--broker", "memory", "--handler", "fleet_handlers:record"], "redis://"),
+        (["--broker", "memory", "--handler", "support.fleet_handlers:record"], "redis://"),
         (["--broker", f"redis://u:pw-secret@127.0.0.1:{free_port()}/0?timeout=0.3",
-          "--handler", "fleet_handlers:record"], "cannot reach Redis"),
+          "--handler", "support.fleet_handlers:record"], "cannot reach Redis"),
         (["--broker", "redis://127.0.0.1:1/0", "--handler", "nope_module:x"], "cannot import"),
     ]
     for argv, needle in cases:

@@ -10,7 +10,7 @@ holder_counts, dead_letters, outstanding): every published message is in exactly
 one place, no message is leased twice, the counts match the model, and receipts
 that were already used are refused.
 
-As in the contract harness (tests/broker_harness.py), the worker's read-ahead
+As in the contract harness (tests/support/broker_harness.py), the worker's read-ahead
 buffer is handed back before the counts are read: read ahead but not leased is
 "ready" in the contract's terms.
 """
@@ -34,7 +34,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from redis_fixtures import RedisServer
+from support.redis_fixtures import RedisServer
 
 from ccdash.brokers.base import (
     REASON_CONSUMER_FAILED,

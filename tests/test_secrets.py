@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from redis_fixtures import RedisServer
+from support.redis_fixtures import RedisServer
 
 from ccdash import cli
 
@@ -43,7 +43,7 @@ def test_the_password_is_not_on_a_real_workers_command_line(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), str(ROOT),
                                                       os.environ.get("PYTHONPATH")]))
     env["CCDASH_TEST_OUT"] = str(tmp_path)
-    argv = [sys.executable, "-m", "ccdash", "worker", "--handler", "fleet_handlers:record",
+    argv = [sys.executable, "-m", "ccdash", "worker", "--handler", "support.fleet_handlers:record",
             "--name", "s1"]
     if source == "env":
         env["CCDASH_BROKER"] = url

@@ -90,7 +90,7 @@ def test_one_sigint_stops_a_demo_whose_handler_ignores_cancellation() -> None:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ccdash", "--demo", "--duration", "60", "--seed", "1",
-         "--handler", "fleet_handlers:stubborn"],
+         "--handler", "support.fleet_handlers:stubborn"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
@@ -126,7 +126,8 @@ def test_one_sigint_stops_a_worker_whose_handler_ignores_cancellation(
     env.pop("CCDASH_CONTROL_SECRET", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ccdash.worker", "--broker", redis_url, "--handler",
-         "fleet_handlers:stubborn", "--concurrency", "2", "--name", "stubborn", "--grace", "1"],
+         "support.fleet_handlers:stubborn", "--concurrency", "2", "--name", "stubborn",
+         "--grace", "1"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         asyncio.run(_publish(redis_url, 2))

@@ -24,10 +24,10 @@ import pytest
 import test_broker_state_machine as sm
 import test_competing_consumer as study
 import test_engine as engine_tests
-from broker_harness import _open_sqlite as _open
-from broker_harness import settle_with_brokers
 from hypothesis import settings
 from hypothesis.stateful import invariant
+from support.broker_harness import _open_sqlite as _open
+from support.broker_harness import settle_with_brokers
 
 from ccdash import Engine, EngineConfig
 from ccdash import clock as clock_module

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redis_fixtures import RedisServer
+from support.redis_fixtures import RedisServer
 
 from chaos.books import Books, Row, read_ids, read_ledger
 from chaos.holdings import RedisQueue

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from redis_fixtures import RedisServer
+from support.redis_fixtures import RedisServer
 
 from chaos import handlers
 from chaos.books import read_numbers

@@ -10,7 +10,7 @@ import signal
 import time
 
 import pytest
-from redis_fixtures import RedisServer
+from support.redis_fixtures import RedisServer
 
 from chaos.books import Books, read_ids
 from chaos.holdings import SqliteFile

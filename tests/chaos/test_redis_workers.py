@@ -8,7 +8,7 @@ import time
 from functools import partial
 
 import pytest
-from redis_fixtures import RedisServer
+from support.redis_fixtures import RedisServer
 
 from chaos.support import Chaos
 

@@ -9,7 +9,7 @@ import signal
 import time
 
 import pytest
-from redis_fixtures import RedisServer
+from support.redis_fixtures import RedisServer
 
 from chaos.books import Books
 from chaos.holdings import SqliteFile
