@@ -58,6 +58,7 @@ class Snapshot:
     dlq_version: int = 0
     per_worker: dict[str, int] | None = None
     redis_now: float = 0.0  # Redis wall clock, seconds
+    oldest_ready: float | None = None  # Redis wall clock, seconds: the oldest ready's publish
     taken_at: float = 0.0  # local monotonic time of the read
 
 
@@ -345,7 +346,7 @@ def _log_failure(fut: asyncio.Future[Any]) -> None:
 
 def parse_stats(r: list[Any], now: float) -> Snapshot:
     """The stats script's reply as a Snapshot."""
-    ready, delayed, pend, dead, counters, per, redis_now = r
+    ready, delayed, pend, dead, counters, per, redis_now, oldest = r
     # Consumer names come from any client of the group: never let one fail the read.
     c = {counters[j].decode(errors="backslashreplace"): int(counters[j + 1])
          for j in range(0, len(counters), 2)}
@@ -356,4 +357,5 @@ def parse_stats(r: list[Any], now: float) -> Snapshot:
         published=c.get("published", 0), acked=c.get("acked", 0),
         dead_lettered=c.get("dead_lettered", 0), redelivered=c.get("redelivered", 0),
         dlq_version=c.get("dlq_version", 0), per_worker=per_worker,
-        redis_now=int(redis_now) / 1000.0, taken_at=now)
+        redis_now=int(redis_now) / 1000.0, taken_at=now,
+        oldest_ready=int(oldest) / 1000.0 if int(oldest) >= 0 else None)

@@ -66,6 +66,12 @@ class QueueState:
             dead_lettered=s.dead_lettered, redelivered=s.redelivered,
             capacity=self.config.capacity)
 
+    def oldest_ready_published_at(self) -> float | None:
+        """When the oldest ready message (fleet-wide) was published, on this broker's
+        clock, as of the last stats read."""
+        at = self.snap.oldest_ready
+        return None if at is None else at + self.offset
+
     def outstanding(self) -> int:
         """Messages not yet acked or dead-lettered, fleet-wide (as of the last read,
         plus this process's writes since)."""

@@ -4,11 +4,31 @@ and re-creating the consumer groups after Redis lost its state."""
 from __future__ import annotations
 
 # ARGV: P. Returns {ready, delayed, in flight, dead, counters (flat), pending per
-# consumer (flat), now}.
+# consumer (flat), now, oldest}: `oldest` is when the oldest ready message was
+# published (Redis ms, -1: none ready): a returned message by its first entry's id
+# (its ret: member starts with it), a new one by the level's first entry the group
+# has not delivered yet. One seek per level: no scan.
 STATS = r"""
-local ready, pend, per = 0, 0, {}
+local ready, pend, per, oldest = 0, 0, {}, -1
+local function seen(ms)
+  if ms and (oldest < 0 or ms < oldest) then oldest = ms end
+end
 for _, p in ipairs(redis.call('ZRANGE', P .. 'prios', 0, -1)) do
   ready = ready + redis.call('ZCARD', P .. 'ret:' .. p)
+  local first = redis.call('ZRANGE', P .. 'ret:' .. p, 0, 0)
+  if first[1] then seen(tonumber(string.sub(first[1], 1, 16))) end
+  local key = P .. 'q:' .. p
+  local groups = redis.pcall('XINFO', 'GROUPS', key)
+  if type(groups) == 'table' and not groups.err then
+    for _, g in ipairs(groups) do
+      local f = {}
+      for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+      if f['name'] == G then
+        local head = redis.call('XRANGE', key, '(' .. f['last-delivered-id'], '+', 'COUNT', 1)
+        if head[1] then seen(tonumber(string.match(head[1][1], '^(%d+)-'))) end
+      end
+    end
+  end
 end
 for _, p in ipairs(streams()) do
   local key = P .. 'q:' .. p
@@ -25,7 +45,7 @@ end
 local flat = {}
 for k, v in pairs(per) do flat[#flat + 1] = k; flat[#flat + 1] = v end
 return {ready, redis.call('ZCARD', P .. 'delayed'), pend, redis.call('XLEN', P .. 'dead'),
-  redis.call('HGETALL', P .. 'counters'), flat, NOW}
+  redis.call('HGETALL', P .. 'counters'), flat, NOW, oldest}
 """
 
 # ARGV: P, limit, up-to id, then message ids (none: everything up to that id).
