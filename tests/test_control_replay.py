@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.polling import until
 from support.redis_fixtures import RedisServer
-from test_redis_fleet import SECRET, Fleet, alive_workers, until
+from test_redis_fleet import SECRET, Fleet, alive_workers
 
 from ccdash.fleet import send_command
 from ccdash.fleet.connect import connect

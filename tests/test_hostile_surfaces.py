@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support.polling import wait_until
 from support.redis_fixtures import RedisServer
 
 CCDASH = str(Path(sys.executable).parent / "ccdash")
@@ -221,12 +222,9 @@ def test_worker_stderr_stays_inert(hostile: Path, redis_server: RedisServer) -> 
                 await broker.close()
 
         asyncio.run(feed())
-        deadline = time.monotonic() + 30
-        while b"dead" not in log.read_bytes() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: b"dead" in log.read_bytes(), 30, "a dead-letter line", step=0.2)
         asyncio.run(send_raw(url, "w1", {"c": json.dumps({"action": ALL, "nonce": ALL})}))
-        while b"refused" not in log.read_bytes() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: b"refused" in log.read_bytes(), 30, "the refusal line", step=0.2)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

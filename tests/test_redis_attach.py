@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.polling import until
 from support.redis_fixtures import RedisServer
-from test_redis_fleet import ROOT, SECRET, Fleet, alive_workers, until
+from test_redis_fleet import ROOT, SECRET, Fleet, alive_workers
 from test_tui_support import log_text, screen_text
 
 from ccdash.fleet import FleetView

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
 
 import pytest
+from support.polling import until
 from test_competing_consumer import check_basic_operation
 
 from ccdash import Delivery, Engine, EngineConfig
@@ -43,16 +43,6 @@ class Recorder:
         return Counter(c for _, c, _ in self.done)
 
 
-async def wait_until(cond: Callable[[], bool], *, limit: float, step: float = 0.01) -> float:
-    """Poll `cond()` until true; the real seconds it took (fails past `limit`)."""
-    t0 = time.monotonic()
-    async with asyncio.timeout(limit):
-        while True:
-            if cond():
-                return time.monotonic() - t0
-            await asyncio.sleep(step)
-
-
 async def test_competing_consumer_basic_operation(redis_url: str) -> None:
     """4 consumers, 1,000 messages: each handled and acked exactly once, all consumers worked."""
     await check_basic_operation(on_redis(redis_url))
@@ -71,7 +61,7 @@ async def _paced_run(redis_url: str, balancer: str, *, weights: dict[int, int] |
         for i in range(n):
             await engine.publish({"n": i})
             await asyncio.sleep(0.015)
-        await wait_until(lambda: len(rec.done) == n, limit=10)
+        await until(lambda: len(rec.done) == n, 10, "every message done", step=0.01)
         await engine.join(timeout=10)
     return rec.shares()
 
@@ -107,24 +97,24 @@ async def test_competing_consumer_failover(redis_url: str) -> None:
             return {li.message_id for li in engine.snapshot().leases
                     if li.consumer_id == victim}
 
-        await wait_until(lambda: len(victim_holds()) >= 2, limit=5)
+        await until(lambda: len(victim_holds()) >= 2, 5, "the victim holding two leases", step=0.01)
         held = victim_holds()
         assert held, "the victim should hold leases"
         released = await engine.kill_consumer(victim)
         assert released == len(held)
-        took = await wait_until(
+        took = await until(
             lambda: held <= {m for m, c, _ in rec.done if c != victim},
-            limit=cfg.heartbeat_timeout + 1.0)
+            cfg.heartbeat_timeout + 1.0, "the victim's leases done by others", step=0.01)
         assert took <= cfg.heartbeat_timeout + 1.0
 
         hung = engine.consumer_ids()[0]
         await engine.hang_consumer(hung)
-        detect = await wait_until(
+        detect = await until(
             lambda: any(c.id == hung and c.state == "failed"
                         for c in engine.snapshot().consumers),
-            limit=2 * cfg.heartbeat_timeout)
+            2 * cfg.heartbeat_timeout, "the hung consumer failed", step=0.01)
         assert detect <= 2 * cfg.heartbeat_timeout
-        await wait_until(lambda: len(engine.consumer_ids()) == 4, limit=5)
+        await until(lambda: len(engine.consumer_ids()) == 4, 5, "four consumers again", step=0.01)
         assert hung not in engine.consumer_ids()
 
         await engine.join(timeout=20)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.polling import until
 from support.redis_fixtures import RedisServer
 from test_redis_broker import lease
-from test_redis_fleet import ROOT, Fleet, _has, publish, until
+from test_redis_fleet import ROOT, Fleet, _has, publish
 
 from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import RAW_LIMIT, Delivery, QueueConfig

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.polling import until
 from support.redis_fixtures import RedisServer
 
 from ccdash.brokers.base import QueueConfig
@@ -101,20 +102,6 @@ def fleet(redis_server: RedisServer, tmp_path: Path) -> Iterator[Fleet]:
         if p.poll() is None:
             p.kill()
             p.wait()
-
-
-async def until(pred: Any, within: float, what: str, step: float = 0.05) -> float:
-    """Wait (real time) until `pred()` is true; returns how long it took."""
-    t0 = time.monotonic()
-    while True:
-        value = pred()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return time.monotonic() - t0
-        if time.monotonic() - t0 > within:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(step)
 
 
 async def alive_workers(url: str) -> set[str]:

@@ -6,11 +6,11 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.polling import wait_until
 
 from ccdash.record import read_recording
 
@@ -118,10 +118,11 @@ def test_a_killed_run_leaves_a_replayable_recording(tmp_path: Path) -> None:
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rec = tmp_path / "run.rec"
     try:
-        deadline = time.monotonic() + 30
-        while not (rec.exists() and rec.stat().st_size > 2000):
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        def recording() -> None:
+            assert proc.poll() is None, "ccdash exited before the recording grew"
+
+        wait_until(lambda: rec.exists() and rec.stat().st_size > 2000, 30,
+                   "the recording past 2000 bytes", guard=recording)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
@@ -138,7 +139,8 @@ async def test_a_worker_records_its_run(redis_server: Any, tmp_path: Path) -> No
     """`ccdash worker --record FILE`: frames and events of the worker, 0600, replayable."""
     import uuid
 
-    from test_redis_fleet import Fleet, _has, publish, until
+    from support.polling import until
+    from test_redis_fleet import Fleet, _has, publish
 
     fleet = Fleet(f"{redis_server.url}?queue=rec-{uuid.uuid4().hex[:8]}", tmp_path)
     try:

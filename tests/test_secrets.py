@@ -9,12 +9,12 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.polling import wait_until
 from support.redis_fixtures import RedisServer
 
 from ccdash import cli
@@ -56,11 +56,11 @@ def test_the_password_is_not_on_a_real_workers_command_line(
     with log.open("wb") as fh:
         proc = subprocess.Popen(argv, env=env, stdout=fh, stderr=fh, cwd=ROOT)
     try:
-        deadline = time.monotonic() + 30
-        while b"consumers on" not in log.read_bytes():
+        def running() -> None:
             assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+
+        wait_until(lambda: b"consumers on" in log.read_bytes(), 30, "the worker's start line",
+                   guard=running)
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
     finally:
         proc.terminate()

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.polling import wait_until
 
 from ccdash import Delivery, Engine, EngineConfig
 from ccdash.clock import FakeClock
@@ -131,11 +132,7 @@ def test_one_sigint_stops_a_worker_whose_handler_ignores_cancellation(
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         asyncio.run(_publish(redis_url, 2))
-        for _ in range(300):  # up to about 30 s for the worker to start a handler
-            if list(tmp_path.glob("started-*")):
-                break
-            time.sleep(0.1)
-        assert list(tmp_path.glob("started-*")), "the worker never started a handler"
+        wait_until(lambda: list(tmp_path.glob("started-*")), 30, "the worker to start a handler")
         proc.send_signal(signal.SIGINT)
         t0 = time.monotonic()
         out, _ = proc.communicate(timeout=60)

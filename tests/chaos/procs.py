@@ -12,28 +12,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
 SCENARIO = Path(__file__).with_name("scenario.toml")
-
-
-def wait_until(pred: Callable[[], Any], within: float, what: str, step: float = 0.05,
-               guard: Callable[[], None] | None = None) -> float:
-    """Poll `pred` until it is true; returns how long it took. AssertionError (naming
-    `what`) when `within` seconds pass first; `guard` is called every poll (it raises
-    when a process the wait depends on has died, so a crash fails at once)."""
-    t0 = time.monotonic()
-    while not pred():
-        if guard is not None:
-            guard()
-        if time.monotonic() - t0 > within:
-            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-        time.sleep(step)
-    return time.monotonic() - t0
 
 
 class Proc:

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support.polling import wait_until
 from support.redis_fixtures import RedisServer
 
 from chaos.books import Books, Row, read_ids, read_ledger
 from chaos.holdings import RedisQueue
-from chaos.procs import Proc, Procs, wait_until
+from chaos.procs import Proc, Procs
 
 
 @dataclass
