@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 
 import pytest
+from support.polling import until
 
 from ccdash import Delivery, Engine, EngineConfig
 from ccdash.clock import FakeClock
@@ -79,17 +79,12 @@ async def test_recovery_by_another_worker_of_the_fleet_passes_the_drill(redis_ur
     await other.start()
     run = asyncio.ensure_future(workload.run(math.inf))
     try:
-        deadline = time.monotonic() + 15
-        while not any(li.consumer_id == "c1" for li in engine.snapshot().leases):
-            assert time.monotonic() < deadline, "c1 never held a message"
-            await asyncio.sleep(0.01)
+        await until(lambda: any(li.consumer_id == "c1" for li in engine.snapshot().leases),
+                    15, "c1 to hold a message", step=0.01)
         rec = await workload.trigger_drill("kill", "c1", max_recovery_s=12.0)
         await engine.pause()  # this process handles nothing more: only the other worker can
         assert rec.held
-        for _ in range(200):  # up to about 20 s
-            if rec.verdict != "pending":
-                break
-            await asyncio.sleep(0.1)
+        await until(lambda: rec.verdict != "pending", 20, "the drill's verdict", step=0.1)
         assert rec.verdict == "pass", rec.detail
         assert rec.recovered_after_s is not None and rec.recovered_after_s <= 12.0
     finally:

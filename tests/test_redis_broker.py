@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support.polling import until
 
 from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import (
@@ -142,11 +143,7 @@ async def test_expiry_at_max_attempts_dead_letters_as_lease_expired(redis_broker
                                 max_attempts=1)
     await broker.publish(b"x")
     await lease(broker)
-    async with asyncio.timeout(5):
-        while True:
-            if other.dead_letters():
-                break
-            await asyncio.sleep(0.05)
+    await until(other.dead_letters, 5, "the expired message dead-lettered")
     assert other.dead_letters()[0].reason == REASON_EXPIRED
 
 
