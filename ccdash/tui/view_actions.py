@@ -14,12 +14,13 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from ccdash.tui.command_base import guarded
 from ccdash.tui.feed import ScreenState
 from ccdash.tui.format import Palette
 from ccdash.tui.header_bar import HeaderBar
 from ccdash.tui.layout import ALL_PANES, DETAIL_PANES, MIN_SIZE, plan, size_class, urgency
 from ccdash.tui.message_detail import MessageDetail
-from ccdash.tui.operations import Operations, guarded
+from ccdash.tui.operations import Operations
 from ccdash.tui.prompt import Prompt
 from ccdash.tui.row_table import RowTable
 
