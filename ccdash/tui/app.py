@@ -42,7 +42,8 @@ from ccdash.tui.feed import Feed, LiveFeed, ScreenState
 from ccdash.tui.fleet_feed import FleetFeed
 from ccdash.tui.format import Palette
 from ccdash.tui.header_bar import HeaderBar
-from ccdash.tui.keys import KEYS, Key, bindings
+from ccdash.tui.key_spec import Key
+from ccdash.tui.keys import KEYS, bindings
 from ccdash.tui.lease_table import LeaseTable
 from ccdash.tui.log_pane import LogPane
 from ccdash.tui.message_detail import MessageDetail

@@ -9,7 +9,8 @@ from typing import Any
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
-from ccdash.tui.keys import KEYS, Key, key_label
+from ccdash.tui.key_spec import Key, key_label
+from ccdash.tui.keys import KEYS
 
 
 def _runner(app: Any, action: str) -> Any:

@@ -16,7 +16,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ccdash.tui.format import Palette
-from ccdash.tui.keys import KEYS, PANE_KEYS, Key, key_label
+from ccdash.tui.key_spec import Key, key_label
+from ccdash.tui.keys import KEYS, PANE_KEYS
 
 PANE_PREFIX = "view.pane_"  # 1..6 and 0: one summary line for all of them
 

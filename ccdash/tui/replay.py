@@ -27,7 +27,8 @@ from ccdash.record.reader import Recording
 from ccdash.tui.app import REFRESH_INTERVAL, DashboardApp
 from ccdash.tui.feed import ScreenState
 from ccdash.tui.help_screen import HelpScreen
-from ccdash.tui.keys import KEYS, MUTATING_ACTIONS, Key
+from ccdash.tui.key_spec import Key
+from ccdash.tui.keys import KEYS, MUTATING_ACTIONS
 from ccdash.tui.log_pane import LogPane
 from ccdash.tui.prompt import Prompt
 from ccdash.tui.queue_pane import HISTORY, QueuePane
