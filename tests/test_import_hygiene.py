@@ -197,6 +197,14 @@ def test_broker_modules_stay_small() -> None:
     assert big == {}
 
 
+def test_dashboard_and_headless_modules_stay_small() -> None:
+    """No module of the dashboard (tui) or the headless runner is over about 400 lines."""
+    big = {str(p.relative_to(PACKAGE)): n
+           for p in (*(PACKAGE / "tui").glob("*.py"), *(PACKAGE / "headless").glob("*.py"))
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert big == {}
+
+
 def test_engine_never_imports_the_ui() -> None:
     """Importing the engine and brokers loads neither textual nor rich."""
     code = (
