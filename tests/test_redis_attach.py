@@ -21,6 +21,7 @@ from test_redis_fleet import ROOT, SECRET, Fleet, alive_workers
 from test_tui_support import log_text, screen_text
 
 from ccdash.fleet import FleetView
+from ccdash.fleet.connect import connect
 from ccdash.fleet.control import SECRET_ENV, SECRET_FILE_ENV
 from ccdash.scenario import Workload, load_scenario
 from ccdash.tui.app import DashboardApp
@@ -161,7 +162,15 @@ async def test_demo_whose_redis_dies_mid_run_still_reports(
         sys.executable, "-m", "ccdash", "--demo", "--scenario", str(scenario),
         "--broker", f"{server.url}?queue=outage", "--json", str(out),
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    await asyncio.sleep(2.0)
+
+    async def publishing() -> bool:  # Redis has taken some of the run's messages
+        client, keys = await connect(f"{server.url}?queue=outage")
+        try:
+            return int(await client.hget(keys.counters, "published") or 0) > 0
+        finally:
+            await client.aclose()
+
+    await until(publishing, 30, "the demo's first published messages", step=0.1)
     server.stop(kill=True)
     raw_out, raw_err = await asyncio.wait_for(proc.communicate(), 60)
     stdout, stderr = raw_out.decode(), raw_err.decode()
