@@ -6,6 +6,7 @@ from ccdash.engine.config import ConfigError, EngineConfig
 from ccdash.engine.consumer import BatchHandler, Handler
 from ccdash.engine.engine import Engine, EngineStopped
 from ccdash.engine.events import Event, EventKind, Kind, Level, level_of
+from ccdash.engine.pool import next_version
 from ccdash.engine.snapshot import Snapshot
 from ccdash.engine.states import ENDED_STATES, LIVE_STATES, AlertState, ConsumerState, Severity
 from ccdash.engine.tasks import BROKER_CLOSE_DEADLINE
@@ -14,5 +15,5 @@ __all__ = [
     "BALANCERS", "BROKER_CLOSE_DEADLINE", "ENDED_STATES", "LIVE_STATES", "AlertState",
     "BatchHandler", "ConfigError", "ConsumerState", "Delivery", "Engine", "EngineConfig",
     "EngineStopped", "Event", "EventKind", "Handler", "Kind", "Level", "Severity", "Snapshot",
-    "level_of",
+    "level_of", "next_version",
 ]

@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from ccdash.engine import BALANCERS, LIVE_STATES, Handler
+from ccdash.engine import BALANCERS, LIVE_STATES, Handler, next_version
 from ccdash.scenario.drill_judge import DrillHost, DrillJudge
 from ccdash.scenario.drill_record import (
     DONE,
@@ -203,12 +203,6 @@ class DrillRunner(DrillJudge):
         if target == "busiest":
             return max(live, key=lambda c: (c.in_flight, c.processed, -order[c.id])).id
         return min(live, key=lambda c: (c.in_flight, c.processed, order[c.id])).id
-
-
-def next_version(version: str) -> str:
-    """v1 -> v2 (as the engine numbers versions when none is given)."""
-    digits = version.lstrip("v")
-    return f"v{int(digits) + 1}" if digits.isdigit() else f"{version}+1"
 
 
 def upgraded_handler(handler: Handler, version: str, ledger: Ledger) -> Handler:
