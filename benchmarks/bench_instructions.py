@@ -36,8 +36,19 @@ def _run_side(side: str, prefetch: int, messages: int) -> None:
 
 
 def _count(side: str, prefetch: int, messages: int) -> int:
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-           __file__, "--side", side, "--prefetch", str(prefetch), "--messages", str(messages)]
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        __file__,
+        "--side",
+        side,
+        "--prefetch",
+        str(prefetch),
+        "--messages",
+        str(messages),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
     found = re.search(r"Collected : (\d+)", out)
     if found is None:
@@ -66,8 +77,10 @@ def main() -> int:
     print(f"floor (asyncio.Queue, 4 consumers): {floor:,.0f} instructions/message")
     for prefetch in args.prefetch or [1, 32]:
         engine = per_message("engine", prefetch, args.messages)
-        print(f"engine prefetch={prefetch}: {engine:,.0f} instructions/message, "
-              f"ratio {floor / engine:.3f}")
+        print(
+            f"engine prefetch={prefetch}: {engine:,.0f} instructions/message, "
+            f"ratio {floor / engine:.3f}"
+        )
     return 0
 
 

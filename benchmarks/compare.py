@@ -167,7 +167,7 @@ async def run_engine(n: int, prefetch: int, broker: str = "memory", batch: int =
         t0 = time.perf_counter()
         if batch > 1:
             for i in range(0, n, batch):
-                await engine.publish_many(msgs[i:i + batch])
+                await engine.publish_many(msgs[i : i + batch])
         else:
             for m in msgs:
                 await engine.publish(m)
@@ -194,7 +194,7 @@ async def run_raw_redis(n: int, url: str, batched_ack: bool) -> Timed:
     t0 = time.perf_counter()
     for i in range(0, n, 1000):
         async with client.pipeline(transaction=False) as pipe:
-            for m in msgs[i:i + 1000]:
+            for m in msgs[i : i + 1000]:
                 pipe.xadd(key, {"d": json.dumps(m, separators=(",", ":"))})
             await pipe.execute()
     t1 = time.perf_counter()
@@ -243,8 +243,12 @@ def count_instructions(name: str, messages: int) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=20_000)
-    p.add_argument("--instr-messages", type=int, default=10_000,
-                   help="extra messages of the instruction-count runs")
+    p.add_argument(
+        "--instr-messages",
+        type=int,
+        default=10_000,
+        help="extra messages of the instruction-count runs",
+    )
     p.add_argument("--no-redis", action="store_true")
     p.add_argument("--no-sqlite", action="store_true")
     p.add_argument("--no-instructions", action="store_true")
@@ -264,8 +268,10 @@ def main() -> int:
         rows.append((name, best([asyncio.run(fn(n)) for _ in range(args.rounds)]), None))
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as d:
-            runs = [asyncio.run(run_engine(n, 32, f"sqlite:///{d}/b{i}.db", 1000))
-                    for i in range(args.rounds)]
+            runs = [
+                asyncio.run(run_engine(n, 32, f"sqlite:///{d}/b{i}.db", 1000))
+                for i in range(args.rounds)
+            ]
         rows.append(("sqlite p32", best(runs), None))
     if not args.no_redis:
         with redis_server() as server:
@@ -285,16 +291,20 @@ def main() -> int:
                         cpu.append(cpu_seconds(pid) - c0)
                     rows.append((name, best(runs), min(cpu) / n * 1e6))
     floor_consume = n / rows[0][1][1]
-    print(f"same workload: {n:,} messages {{id, body: 100 x}}, {CONSUMERS} consumers, "
-          "exactly-once checked; best of", args.rounds)
-    print(f"{'system':<12} {'publish/s':>11} {'consume/s':>11} {'x floor':>8} "
-          f"{'redis µs/msg':>13}")
+    print(
+        f"same workload: {n:,} messages {{id, body: 100 x}}, {CONSUMERS} consumers, "
+        "exactly-once checked; best of",
+        args.rounds,
+    )
+    print(f"{'system':<12} {'publish/s':>11} {'consume/s':>11} {'x floor':>8} {'redis µs/msg':>13}")
     for name, (tp, tc), cpu in rows:
         rs = f"{cpu:13.1f}" if cpu is not None else f"{'':>13}"
         print(f"{name:<12} {n / tp:>11,.0f} {n / tc:>11,.0f} {n / tc / floor_consume:>8.3f} {rs}")
     if not args.no_instructions and has_valgrind():
-        print(f"instructions per message (callgrind, whole path, +{args.instr_messages:,} "
-              "messages over a 2,000 base):")
+        print(
+            f"instructions per message (callgrind, whole path, +{args.instr_messages:,} "
+            "messages over a 2,000 base):"
+        )
         counted = {name: count_instructions(name, args.instr_messages) for name in IN_PROCESS}
         mini = counted["mini-lease"]
         for name, v in counted.items():

@@ -22,8 +22,9 @@ async def main(quick: bool) -> None:
     async def held(d: Delivery) -> None:
         await gate.wait()
 
-    cfg = EngineConfig(consumers=consumers, max_consumers=consumers,
-                       prefetch=2 * leases // consumers, seed=1)  # refills stop at half
+    cfg = EngineConfig(
+        consumers=consumers, max_consumers=consumers, prefetch=2 * leases // consumers, seed=1
+    )  # refills stop at half
     engine = Engine(cfg, handler=held, clock=clock)
     async with engine:
         for i in range(leases):
@@ -44,9 +45,11 @@ async def main(quick: bool) -> None:
         await clock.run_until(lambda: engine.snapshot().acked == leases, limit=60)
         stopper = asyncio.create_task(engine.stop())
         await clock.run_until(stopper.done, limit=60)
-    print(f"snapshot with {consumers} consumers and {leases} leases: "
-          f"median {statistics.median(times) * 1e3:.2f} ms, max {max(times) * 1e3:.2f} ms "
-          f"(target: well under 5 ms); health tick {tick * 1e3:.2f} ms")
+    print(
+        f"snapshot with {consumers} consumers and {leases} leases: "
+        f"median {statistics.median(times) * 1e3:.2f} ms, max {max(times) * 1e3:.2f} ms "
+        f"(target: well under 5 ms); health tick {tick * 1e3:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

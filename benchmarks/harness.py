@@ -53,14 +53,29 @@ def redis_server() -> Iterator[tuple[str, int] | None]:
         port = s.getsockname()[1]
     with tempfile.TemporaryDirectory() as d:
         proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", d], stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                d,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
-                with contextlib.suppress(OSError), socket.create_connection(
-                        ("127.0.0.1", port), timeout=0.5) as c:
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5) as c,
+                ):
                     c.sendall(b"PING\r\n")
                     if c.recv(64).startswith(b"+PONG"):
                         break
@@ -78,8 +93,7 @@ def has_valgrind() -> bool:
 
 def instructions(argv: list[str]) -> int:
     """CPU instructions of one Python run of `argv`, counted by callgrind."""
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-           *argv]
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, *argv]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
     found = re.search(r"Collected : (\d+)", out)
     if found is None:

@@ -42,9 +42,16 @@ async def default_scenario(seconds: float) -> tuple[float, float]:
     """(bytes per minute, seconds of run) for the default scenario."""
     clock = FakeClock()
     recorder = Recorder.in_memory()
-    task = asyncio.ensure_future(run_demo(load_scenario(None), PlainView(io.StringIO()),
-                                          clock=clock, duration=seconds, seed=7,
-                                          recorder=recorder))
+    task = asyncio.ensure_future(
+        run_demo(
+            load_scenario(None),
+            PlainView(io.StringIO()),
+            clock=clock,
+            duration=seconds,
+            seed=7,
+            recorder=recorder,
+        )
+    )
     await clock.run_until(task.done, step=0.05)
     report = await task
     ran = report["duration_s"]
@@ -59,9 +66,14 @@ async def big_pool(seconds: float, consumers: int = 200, leases: int = 10_000) -
     async def handle(d: Delivery) -> None:
         await clock.sleep(rng.uniform(0.5, 1.5))
 
-    cfg = EngineConfig(consumers=consumers, max_consumers=consumers,
-                       prefetch=2 * leases // consumers, visibility_timeout=60.0, seed=1,
-                       shutdown_grace=0.0)  # the fake clock stops with the run
+    cfg = EngineConfig(
+        consumers=consumers,
+        max_consumers=consumers,
+        prefetch=2 * leases // consumers,
+        visibility_timeout=60.0,
+        seed=1,
+        shutdown_grace=0.0,
+    )  # the fake clock stops with the run
     engine = Engine(cfg, handler=handle, clock=clock)
     recorder = Recorder.in_memory()
     session = RecordingSession(recorder, engine)
@@ -88,8 +100,7 @@ async def engine_drain(n: float, record: bool) -> float:
     async def noop(d: Delivery) -> None:
         return None
 
-    engine = Engine(EngineConfig(consumers=8, max_consumers=8, prefetch=16, seed=1),
-                    handler=noop)
+    engine = Engine(EngineConfig(consumers=8, max_consumers=8, prefetch=16, seed=1), handler=noop)
     session = RecordingSession(Recorder.in_memory(), engine) if record else None
     async with engine:
         await engine.pause()
@@ -115,10 +126,14 @@ async def dashboard_drain(seconds: float, record: bool) -> float:
     async def noop(d: Delivery) -> None:
         return None
 
-    engine = Engine(EngineConfig(consumers=8, max_consumers=8, prefetch=16, seed=1),
-                    handler=noop)
-    app = DashboardApp(engine, None, title="bench", start_load=False,
-                       recorder=Recorder.in_memory() if record else None)
+    engine = Engine(EngineConfig(consumers=8, max_consumers=8, prefetch=16, seed=1), handler=noop)
+    app = DashboardApp(
+        engine,
+        None,
+        title="bench",
+        start_load=False,
+        recorder=Recorder.in_memory() if record else None,
+    )
     async with app.run_test(size=(160, 48)) as pilot:
         await app.engine_ready.wait()
         batch = [{"i": i} for i in range(500)]
@@ -148,13 +163,18 @@ def ratio(runs: list[tuple[float, float]]) -> tuple[float, float, float]:
 
 async def main(quick: bool) -> None:
     per_min, ran = await default_scenario(10 if quick else 60)
-    print(f"default scenario: {per_min / 1024:.1f} KiB per minute of recording "
-          f"({ran:.0f} s recorded)")
+    print(
+        f"default scenario: {per_min / 1024:.1f} KiB per minute of recording ({ran:.0f} s recorded)"
+    )
     big = await big_pool(10 if quick else 60, *((20, 1000) if quick else (200, 10_000)))
-    print(f"{'20 consumers, 1k' if quick else '200 consumers, 10k'} leases: "
-          f"{big / 1024:.1f} KiB per minute")
-    for name, drain, amount in (("engine", engine_drain, 50_000 if quick else 300_000),
-                                ("dashboard", dashboard_drain, 2.0 if quick else 8.0)):
+    print(
+        f"{'20 consumers, 1k' if quick else '200 consumers, 10k'} leases: "
+        f"{big / 1024:.1f} KiB per minute"
+    )
+    for name, drain, amount in (
+        ("engine", engine_drain, 50_000 if quick else 300_000),
+        ("dashboard", dashboard_drain, 2.0 if quick else 8.0),
+    ):
         runs = []
         for i in range(1 if quick else 6):
             if i % 2:
@@ -165,8 +185,10 @@ async def main(quick: bool) -> None:
                 on = await drain(amount, True)  # type: ignore[operator]
             runs.append((off, on))
         off_m, on_m, r = ratio(runs)
-        print(f"{name} throughput: off {off_m:,.0f} msg/s, recording {on_m:,.0f} msg/s, "
-              f"ratio {r:.3f} (medians of {len(runs)} alternating pairs, per CPU second)")
+        print(
+            f"{name} throughput: off {off_m:,.0f} msg/s, recording {on_m:,.0f} msg/s, "
+            f"ratio {r:.3f} (medians of {len(runs)} alternating pairs, per CPU second)"
+        )
 
 
 if __name__ == "__main__":

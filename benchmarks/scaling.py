@@ -54,9 +54,14 @@ def _table(title: str, head: tuple[str, ...], rows: list[tuple[Any, ...]]) -> No
 
 async def idle_pool(consumers: int, messages: int, ticks: int) -> tuple[float, float, float]:
     """(µs per message into an idle pool, median ms per health tick, max ms)."""
-    cfg = EngineConfig(consumers=consumers, max_consumers=max(64, consumers), prefetch=1,
-                       heartbeat_interval=100.0, heartbeat_timeout=200.0,
-                       visibility_timeout=300.0)
+    cfg = EngineConfig(
+        consumers=consumers,
+        max_consumers=max(64, consumers),
+        prefetch=1,
+        heartbeat_interval=100.0,
+        heartbeat_timeout=200.0,
+        visibility_timeout=300.0,
+    )
     async with Engine(cfg, handler=noop) as engine:
         for _ in range(3):
             await asyncio.sleep(0)
@@ -83,9 +88,11 @@ async def bench_consumers(sizes: list[int], messages: int) -> None:
     for n in sizes:
         rows.append((n, *(await idle_pool(n, messages, 20))))
     base = rows[0][1]
-    _table(f"consumers: one message into an idle pool ({messages:,} in turn), health tick",
-           ("consumers", "µs/message", "x smallest", "tick ms (med)", "tick ms (max)"),
-           [(n, us, us / base, med, mx) for n, us, med, mx in rows])
+    _table(
+        f"consumers: one message into an idle pool ({messages:,} in turn), health tick",
+        ("consumers", "µs/message", "x smallest", "tick ms (med)", "tick ms (max)"),
+        [(n, us, us / base, med, mx) for n, us, med, mx in rows],
+    )
 
 
 # -- leases held, memory ------------------------------------------------------
@@ -101,10 +108,14 @@ async def held_leases(leases: int) -> tuple[float, float, float, int]:
     async def hold(_: Any) -> None:
         await stall.wait()
 
-    cfg = EngineConfig(consumers=consumers, max_consumers=max(64, consumers),
-                       prefetch=leases // consumers,
-                       heartbeat_interval=1000.0, heartbeat_timeout=2000.0,
-                       visibility_timeout=4000.0)
+    cfg = EngineConfig(
+        consumers=consumers,
+        max_consumers=max(64, consumers),
+        prefetch=leases // consumers,
+        heartbeat_interval=1000.0,
+        heartbeat_timeout=2000.0,
+        visibility_timeout=4000.0,
+    )
     engine = Engine(cfg, handler=hold, clock=clock)
     await engine.start()
     await engine.publish_many([b"x"] * leases)
@@ -150,9 +161,11 @@ async def bench_leases(sizes: list[int]) -> None:
     rows = []
     for n in sizes:
         rows.append((n, *(await held_leases(n))))
-    _table("leases held (memory): health tick with nothing due, and extending all",
-           ("leases", "quiet tick ms", "extend tick ms", "longest stall ms", "held+extended"),
-           rows)
+    _table(
+        "leases held (memory): health tick with nothing due, and extending all",
+        ("leases", "quiet tick ms", "extend tick ms", "longest stall ms", "held+extended"),
+        rows,
+    )
 
 
 # -- leases held, Redis -------------------------------------------------------
@@ -168,9 +181,14 @@ async def redis_held(url: str, leases: int, run: int, hold_for: float) -> tuple[
     async def hold(_: Any) -> None:
         await stall.wait()
 
-    cfg = EngineConfig(consumers=consumers, max_consumers=max(64, consumers),
-                       prefetch=leases // consumers,
-                       heartbeat_interval=1.0, heartbeat_timeout=3.0, visibility_timeout=4.0)
+    cfg = EngineConfig(
+        consumers=consumers,
+        max_consumers=max(64, consumers),
+        prefetch=leases // consumers,
+        heartbeat_interval=1.0,
+        heartbeat_timeout=3.0,
+        visibility_timeout=4.0,
+    )
     engine = Engine(cfg, handler=hold, broker=url.rstrip("/") + f"?queue=scale{run}")
     lost = [0]
 
@@ -214,8 +232,9 @@ async def ack_cost(url: str, pid: int, held: int, run: int) -> float:
     from ccdash.brokers.redis import RedisBroker
 
     fetch = min(10_000, held + 200)  # the URL allows at most 10,000
-    broker = RedisBroker.from_url(url.rstrip("/") + f"?queue=ack{run}&fetch={fetch}",
-                                  QueueConfig(visibility_timeout=300.0))
+    broker = RedisBroker.from_url(
+        url.rstrip("/") + f"?queue=ack{run}&fetch={fetch}", QueueConfig(visibility_timeout=300.0)
+    )
     await broker.open()
 
     async def lease(n: int) -> list[Any]:
@@ -245,8 +264,12 @@ async def bench_redis_leases(url: str, sizes: list[int]) -> None:
     for i, n in enumerate(sizes):
         took, held, lost = await redis_held(url, n, i, 9.0)
         rows.append((n, took, held, lost))
-    _table("leases held 9 s (Redis, visibility 4 s, heartbeat 1 s): longest health tick, "
-           "leases lost while held", ("leases", "longest tick s", "held", "lost"), rows)
+    _table(
+        "leases held 9 s (Redis, visibility 4 s, heartbeat 1 s): longest health tick, "
+        "leases lost while held",
+        ("leases", "longest tick s", "held", "lost"),
+        rows,
+    )
 
 
 # -- backlog ------------------------------------------------------------------
@@ -274,8 +297,11 @@ async def bench_backlog(sizes: list[int]) -> None:
     for n in sizes:
         rows.append((n, *(await backlog(n))))
         gc.collect()
-    _table("backlog (memory, 8 consumers, prefetch 32): publish all, then consume all",
-           ("backlog", "publish/s", "consume/s"), rows)
+    _table(
+        "backlog (memory, 8 consumers, prefetch 32): publish all, then consume all",
+        ("backlog", "publish/s", "consume/s"),
+        rows,
+    )
 
 
 def main() -> int:
@@ -299,10 +325,16 @@ def main() -> int:
                 sizes = [500] if args.quick else [1000, 10_000] + ([100_000] if args.big else [])
                 asyncio.run(bench_redis_leases(server[0], sizes))
                 held = [0, 1000] if args.quick else [0, 20_000]
-                costs = [(h, asyncio.run(ack_cost(server[0], server[1], h, i)))
-                         for i, h in enumerate(held)]
-                _table("Redis: redis-server CPU per message (publish, fetch, ack) while "
-                       "holding other leases", ("leases held", "µs/message"), costs)
+                costs = [
+                    (h, asyncio.run(ack_cost(server[0], server[1], h, i)))
+                    for i, h in enumerate(held)
+                ]
+                _table(
+                    "Redis: redis-server CPU per message (publish, fetch, ack) while "
+                    "holding other leases",
+                    ("leases held", "µs/message"),
+                    costs,
+                )
     if "backlog" in only:
         sizes = [10_000] if args.quick else [10_000, 100_000, 1_000_000]
         asyncio.run(bench_backlog(sizes))

@@ -39,6 +39,7 @@ async def wait_tasks(
 
     for t in pending:
         t.add_done_callback(check)
+
     def time_up() -> None:
         if not ended.done():
             ended.set_result(None)
@@ -110,8 +111,7 @@ def run_bounded(main: Coroutine[Any, Any, T], *, within: float = 1.0) -> T:
         try:
             left = asyncio.all_tasks(loop)
             if left:
-                loop.run_until_complete(
-                    cancel_and_wait(MonotonicClock(), left, "exiting", within))
+                loop.run_until_complete(cancel_and_wait(MonotonicClock(), left, "exiting", within))
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             asyncio.set_event_loop(None)

@@ -100,7 +100,11 @@ async def engine_rate(
 
 
 async def run_bench(
-    messages: int, consumers: int, prefetches: list[int], broker_url: str, rounds: int,
+    messages: int,
+    consumers: int,
+    prefetches: list[int],
+    broker_url: str,
+    rounds: int,
     publish_batch: int = 1,
 ) -> list[BenchRow]:
     """Measure floor and engine for each prefetch; best of `rounds`, interleaved."""
@@ -110,7 +114,8 @@ async def run_bench(
         for _ in range(rounds):
             floors.append(await floor_rate(messages, consumers))
             engines.append(
-                await engine_rate(messages, consumers, prefetch, broker_url, publish_batch))
+                await engine_rate(messages, consumers, prefetch, broker_url, publish_batch)
+            )
         rows.append(BenchRow(prefetch, consumers, messages, max(floors), max(engines)))
     return rows
 
@@ -127,15 +132,22 @@ def _print(rows: list[BenchRow], broker_url: str, publish_batch: int) -> None:
         for col in ("prefetch", "consumers", "messages", "floor msg/s", "engine msg/s", "ratio"):
             table.add_column(col, justify="right")
         for r in rows:
-            table.add_row(str(r.prefetch), str(r.consumers), f"{r.messages:,}",
-                          f"{r.floor_per_s:,.0f}", f"{r.engine_per_s:,.0f}", f"{r.ratio:.0%}")
+            table.add_row(
+                str(r.prefetch),
+                str(r.consumers),
+                f"{r.messages:,}",
+                f"{r.floor_per_s:,.0f}",
+                f"{r.engine_per_s:,.0f}",
+                f"{r.ratio:.0%}",
+            )
         Console().print(table)
         return
-    print(f"ccdash bench: {broker_url} broker, no-op handler, {how}; "
-          "floor = bare asyncio.Queue")
+    print(f"ccdash bench: {broker_url} broker, no-op handler, {how}; floor = bare asyncio.Queue")
     for r in rows:
-        print(f"prefetch={r.prefetch} consumers={r.consumers} messages={r.messages} "
-              f"floor={r.floor_per_s:.0f}/s engine={r.engine_per_s:.0f}/s ratio={r.ratio:.2f}")
+        print(
+            f"prefetch={r.prefetch} consumers={r.consumers} messages={r.messages} "
+            f"floor={r.floor_per_s:.0f}/s engine={r.engine_per_s:.0f}/s ratio={r.ratio:.2f}"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,16 +155,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ccdash bench", description=__doc__.splitlines()[0])
     add_broker_flags(p, "broker URL (default: memory)")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
-    p.add_argument("--messages", type=bounded(int, 1, 100_000_000), default=100_000,
-                   help="messages per run (1 to 100000000)")
-    p.add_argument("--consumers", type=bounded(int, 1, 1000), default=4,
-                   help="consumer tasks on both sides (1 to 1000)")
-    p.add_argument("--prefetch", type=bounded(int, 1, 10_000), action="append",
-                   help="prefetch to measure (repeatable; 1 to 10000; default 1 and 32)")
-    p.add_argument("--rounds", type=bounded(int, 1, 100), default=3,
-                   help="runs per side; the best counts (1 to 100)")
-    p.add_argument("--publish-batch", type=bounded(int, 1, 100_000), default=1, metavar="N",
-                   help="publish N messages per publish_many call (default 1: one at a time)")
+    p.add_argument(
+        "--messages",
+        type=bounded(int, 1, 100_000_000),
+        default=100_000,
+        help="messages per run (1 to 100000000)",
+    )
+    p.add_argument(
+        "--consumers",
+        type=bounded(int, 1, 1000),
+        default=4,
+        help="consumer tasks on both sides (1 to 1000)",
+    )
+    p.add_argument(
+        "--prefetch",
+        type=bounded(int, 1, 10_000),
+        action="append",
+        help="prefetch to measure (repeatable; 1 to 10000; default 1 and 32)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=bounded(int, 1, 100),
+        default=3,
+        help="runs per side; the best counts (1 to 100)",
+    )
+    p.add_argument(
+        "--publish-batch",
+        type=bounded(int, 1, 100_000),
+        default=1,
+        metavar="N",
+        help="publish N messages per publish_many call (default 1: one at a time)",
+    )
     return p
 
 
@@ -172,14 +205,25 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
     args.broker = url
     prefetches = args.prefetch or [1, 32]
     try:
-        rows = asyncio.run(run_bench(args.messages, args.consumers, prefetches, args.broker,
-                                     args.rounds, args.publish_batch))
+        rows = asyncio.run(
+            run_bench(
+                args.messages,
+                args.consumers,
+                prefetches,
+                args.broker,
+                args.rounds,
+                args.publish_batch,
+            )
+        )
     except BrokerError as exc:
         p.error(f"--broker: {redact_url(args.broker)}: {exc}")
     _print(rows, args.broker, args.publish_batch)
     if args.json:
-        out = {"broker": redact_url(args.broker), "publish_batch": args.publish_batch,
-               "rows": [{**asdict(r), "ratio": r.ratio} for r in rows]}
+        out = {
+            "broker": redact_url(args.broker),
+            "publish_batch": args.publish_batch,
+            "rows": [{**asdict(r), "ratio": r.ratio} for r in rows],
+        }
         write_private(args.json, json.dumps(out, indent=2) + "\n")
     return 0
 

@@ -36,8 +36,11 @@ from ccdash.validate import (
 )
 
 SUBCOMMANDS = ("bench", "replay", "worker")
-BROKER_URLS = {"sqlite": "sqlite:///file.db", "redis": "redis://host:port/db",
-               "rediss": "rediss://host:port/db"}
+BROKER_URLS = {
+    "sqlite": "sqlite:///file.db",
+    "redis": "redis://host:port/db",
+    "rediss": "rediss://host:port/db",
+}
 
 EPILOG = """\
 other commands:
@@ -71,50 +74,91 @@ def _port(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
     if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535 (or 0 for any "
-                                         f"free port), got {value}")
+        raise argparse.ArgumentTypeError(
+            f"expected a port from 1 to 65535 (or 0 for any free port), got {value}"
+        )
     return value
 
 
 def build_parser() -> Parser:
     """The top-level `ccdash` arguments."""
     p = Parser(
-        prog="ccdash", allow_abbrev=False,
+        prog="ccdash",
+        allow_abbrev=False,
         description="Competing-consumer dashboard: the TUI by default, or a headless demo run.",
         epilog=EPILOG + ", ".join(builtin_names()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--demo", action="store_true",
-                   help="run headless: no dashboard; print progress and a report")
-    p.add_argument("--scenario", metavar="FILE",
-                   help="scenario TOML file, or a built-in name (default: the default demo)")
-    p.add_argument("--duration", type=_seconds, metavar="S",
-                   help="run for S seconds (--demo); the scenario's timeline is scaled to fit")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="run headless: no dashboard; print progress and a report",
+    )
+    p.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="scenario TOML file, or a built-in name (default: the default demo)",
+    )
+    p.add_argument(
+        "--duration",
+        type=_seconds,
+        metavar="S",
+        help="run for S seconds (--demo); the scenario's timeline is scaled to fit",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON (--demo)")
-    p.add_argument("--seed", type=_seed, metavar="N",
-                   help="seed for load and faults: same seed, same messages and drills")
-    p.add_argument("--handler", metavar="MODULE:FUNC",
-                   help="your own async handler instead of the simulated one")
+    p.add_argument(
+        "--seed",
+        type=_seed,
+        metavar="N",
+        help="seed for load and faults: same seed, same messages and drills",
+    )
+    p.add_argument(
+        "--handler",
+        metavar="MODULE:FUNC",
+        help="your own async handler instead of the simulated one",
+    )
     p.add_argument("--theme", metavar="NAME", help="a theme from themes/ (dashboard)")
-    p.add_argument("--read-only", action="store_true", default=None,
-                   help="the dashboard refuses every key that would change something")
-    add_broker_flags(p, "memory (default), sqlite:///FILE.db (durable: what is still "
-                        "queued at the end stays in the file), or redis://[user:pass@]host:port/db "
-                        "(rediss:// for TLS): join that fleet as one more worker and show it")
-    p.add_argument("--metrics-port", type=_port, metavar="N",
-                   help="serve Prometheus metrics at http://127.0.0.1:N/metrics during the run "
-                        "(0: any free port, printed)")
-    p.add_argument("--log-file", metavar="PATH",
-                   help="append one JSON line per operational event (consumer failed, "
-                        "scaling, drill step, alert, ...)")
-    p.add_argument("--record", metavar="FILE",
-                   help="record the run to FILE (owner-only) for `ccdash replay FILE`")
-    p.add_argument("--record-bodies", action="store_true",
-                   help="with --record: keep dead letters' message bodies too (left out "
-                        "by default)")
-    p.add_argument("--plot", metavar="FILE",
-                   help="draw the run's timeline, drills marked, to FILE.svg/.png/.pdf "
-                        "(--demo; needs matplotlib)")
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        default=None,
+        help="the dashboard refuses every key that would change something",
+    )
+    add_broker_flags(
+        p,
+        "memory (default), sqlite:///FILE.db (durable: what is still "
+        "queued at the end stays in the file), or redis://[user:pass@]host:port/db "
+        "(rediss:// for TLS): join that fleet as one more worker and show it",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="N",
+        help="serve Prometheus metrics at http://127.0.0.1:N/metrics during the run "
+        "(0: any free port, printed)",
+    )
+    p.add_argument(
+        "--log-file",
+        metavar="PATH",
+        help="append one JSON line per operational event (consumer failed, "
+        "scaling, drill step, alert, ...)",
+    )
+    p.add_argument(
+        "--record",
+        metavar="FILE",
+        help="record the run to FILE (owner-only) for `ccdash replay FILE`",
+    )
+    p.add_argument(
+        "--record-bodies",
+        action="store_true",
+        help="with --record: keep dead letters' message bodies too (left out by default)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="draw the run's timeline, drills marked, to FILE.svg/.png/.pdf "
+        "(--demo; needs matplotlib)",
+    )
     p.add_argument("--version", action="version", version=f"ccdash {__version__}")
     return p
 
@@ -123,31 +167,35 @@ def load_handler(spec: str) -> Callable[..., Any]:
     """`pkg.module:func` -> the async function; UsageError says what is wrong."""
     m = re.fullmatch(r"([A-Za-z_][\w.]*):([A-Za-z_][\w.]*)", spec)
     if not m:
-        raise UsageError(f"--handler: expected module:function (like mypkg.jobs:handle), "
-                         f"got {spec!r}")
+        raise UsageError(
+            f"--handler: expected module:function (like mypkg.jobs:handle), got {spec!r}"
+        )
     module_name, attr = m.groups()
     if os.getcwd() not in sys.path:  # like `python -m`: modules next to you import
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise UsageError(f"--handler: cannot import module {module_name!r} "
-                         f"({exc})") from None
+        raise UsageError(f"--handler: cannot import module {module_name!r} ({exc})") from None
     except Exception as exc:  # the user's module failed while importing
-        raise UsageError(f"--handler: importing {module_name!r} failed: "
-                         f"{type(exc).__name__}: {exc}") from None
+        raise UsageError(
+            f"--handler: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
             names = [n for n in dir(obj) if not n.startswith("_")]
-            raise UsageError(f"--handler: {module_name!r} has no {attr!r}"
-                             f"{did_you_mean(part, names)}")
+            raise UsageError(
+                f"--handler: {module_name!r} has no {attr!r}{did_you_mean(part, names)}"
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise UsageError(f"--handler: {spec} is a {type(obj).__name__}, not a function")
     if not is_async_callable(obj):
-        raise UsageError(f"--handler: {spec} is not async; define it with `async def "
-                         f"{attr.split('.')[-1]}(delivery)`")
+        raise UsageError(
+            f"--handler: {spec} is not async; define it with `async def "
+            f"{attr.split('.')[-1]}(delivery)`"
+        )
     return obj  # type: ignore[no-any-return]
 
 
@@ -156,8 +204,10 @@ def check_evidence(args: argparse.Namespace) -> None:
     if args.record_bodies and not args.record:
         raise UsageError("--record-bodies applies to --record FILE; add it")
     if args.plot is not None and not args.demo:
-        raise UsageError("--plot applies to headless runs; add --demo (or plot a recording: "
-                         "ccdash replay FILE --plot F.svg)")
+        raise UsageError(
+            "--plot applies to headless runs; add --demo (or plot a recording: "
+            "ccdash replay FILE --plot F.svg)"
+        )
     if args.record is not None:
         check_output_path("--record", args.record)
     if args.plot is not None:
@@ -187,8 +237,13 @@ def _subcommand(name: str, argv: list[str]) -> int:
     parser = Parser(prog=f"ccdash {name}")
     if hasattr(module, "build_parser"):  # reuse its arguments, with our one-line errors
         built = module.build_parser()
-        parser = Parser(prog=built.prog, description=built.description, allow_abbrev=False,
-                        parents=[built], add_help=False)
+        parser = Parser(
+            prog=built.prog,
+            description=built.description,
+            allow_abbrev=False,
+            parents=[built],
+            add_help=False,
+        )
         return int(module.main(argv, parser=parser))
     return int(module.main(argv))
 
@@ -235,26 +290,39 @@ def _run_mode(args: argparse.Namespace, scenario: Any, handler: Any, broker: str
     if args.demo:
         from ccdash.headless.run import run_headless
 
-        return run_headless(scenario, duration=args.duration, json_path=args.json,
-                            seed=args.seed, handler=handler, metrics_port=args.metrics_port,
-                            log_path=args.log_file, broker=broker, record=args.record,
-                            record_bodies=args.record_bodies, plot=args.plot,
-                            on_error=lambda msg: print(f"ccdash: error: {sanitize(msg, 2000)}",
-                                                       file=sys.stderr))
+        return run_headless(
+            scenario,
+            duration=args.duration,
+            json_path=args.json,
+            seed=args.seed,
+            handler=handler,
+            metrics_port=args.metrics_port,
+            log_path=args.log_file,
+            broker=broker,
+            record=args.record,
+            record_bodies=args.record_bodies,
+            plot=args.plot,
+            on_error=lambda msg: print(f"ccdash: error: {sanitize(msg, 2000)}", file=sys.stderr),
+        )
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise UsageError("the dashboard needs a terminal (no TTY here); "
-                         "run headless with --demo")
+        raise UsageError("the dashboard needs a terminal (no TTY here); run headless with --demo")
     try:
         from ccdash.tui.launch import run_tui
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("ccdash.tui"):
-            raise UsageError("the dashboard is not available in this build; "
-                             "run headless with --demo") from None
+            raise UsageError(
+                "the dashboard is not available in this build; run headless with --demo"
+            ) from None
         raise
-    ops = tui_options(run_tui, metrics_port=args.metrics_port, log_file=args.log_file,
-                      broker=broker, record=args.record,
-                      record_bodies=args.record_bodies or None,
-                      read_only=args.read_only)
+    ops = tui_options(
+        run_tui,
+        metrics_port=args.metrics_port,
+        log_file=args.log_file,
+        broker=broker,
+        record=args.record,
+        record_bodies=args.record_bodies or None,
+        read_only=args.read_only,
+    )
     code = run_tui(scenario=scenario, handler=handler, theme=args.theme, seed=args.seed, **ops)
     return int(code or 0)
 
@@ -270,8 +338,9 @@ def tui_options(run_tui: Callable[..., Any], **options: Any) -> dict[str, Any]:
             continue
         if not (takes_any or name in params):
             flag = "--" + name.replace("_", "-")
-            raise UsageError(f"{flag}: the dashboard does not support it yet in this version; "
-                             f"use it with --demo")
+            raise UsageError(
+                f"{flag}: the dashboard does not support it yet in this version; use it with --demo"
+            )
         out[name] = value
     return out
 

@@ -25,17 +25,22 @@ def build_parser() -> argparse.ArgumentParser:
     """The `ccdash replay` arguments."""
     p = argparse.ArgumentParser(prog="ccdash replay", description=__doc__.splitlines()[0])
     p.add_argument("file", metavar="FILE", help="a recording written with --record FILE")
-    p.add_argument("--report", action="store_true",
-                   help="print the run's report as the live run did, and exit with its status")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="print the run's report as the live run did, and exit with its status",
+    )
     p.add_argument("--json", metavar="PATH", help="with --report: also write it as JSON")
-    p.add_argument("--plot", metavar="FILE",
-                   help="draw the run's timeline to FILE.svg/.png/.pdf (needs matplotlib)")
+    p.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="draw the run's timeline to FILE.svg/.png/.pdf (needs matplotlib)",
+    )
     p.add_argument("--theme", metavar="NAME", help="a theme from themes/ (dashboard)")
     return p
 
 
-def main(argv: Sequence[str] | None = None,
-         parser: argparse.ArgumentParser | None = None) -> int:
+def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
     """Replay, report or plot; returns the exit status (usage problems raise UsageError)."""
     from ccdash.cli import check_theme
     from ccdash.validate import UsageError, check_output_path
@@ -66,8 +71,10 @@ def main(argv: Sequence[str] | None = None,
     if args.plot is not None:
         return 0
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise UsageError("the replay needs a terminal (no TTY here); print the run's report "
-                         "with --report or draw it with --plot F.svg")
+        raise UsageError(
+            "the replay needs a terminal (no TTY here); print the run's report "
+            "with --report or draw it with --plot F.svg"
+        )
     from ccdash.tui.replay import run_replay
 
     return run_replay(rec, theme=args.theme)
@@ -90,19 +97,24 @@ def _report(rec: Recording, json_path: str | None) -> int:
 
     report = rec.report
     if report is None and not rec.cut_short:
-        raise UsageError(f"{rec.path}: this recording holds no report (it was recorded from "
-                         f"the {rec.header.get('source', 'dashboard')}; --demo runs end with "
-                         "one); replay it or --plot it")
+        raise UsageError(
+            f"{rec.path}: this recording holds no report (it was recorded from "
+            f"the {rec.header.get('source', 'dashboard')}; --demo runs end with "
+            "one); replay it or --plot it"
+        )
     if report is None:
         ran = rec.end - rec.t0
-        raise UsageError(f"{rec.path}: truncated recording: it stops at +{ran:.1f} s, before "
-                         "the run's report (the run was cut short); `ccdash replay "
-                         f"{rec.path}` shows what it holds")
+        raise UsageError(
+            f"{rec.path}: truncated recording: it stops at +{ran:.1f} s, before "
+            "the run's report (the run was cut short); `ccdash replay "
+            f"{rec.path}` shows what it holds"
+        )
     try:
         text, code = plain_report(report), exit_code(report)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise UsageError(f"{rec.path}: corrupt recording: its report is incomplete "
-                         f"({type(exc).__name__}: {exc})") from None
+        raise UsageError(
+            f"{rec.path}: corrupt recording: its report is incomplete ({type(exc).__name__}: {exc})"
+        ) from None
     print(text)
     if json_path is not None:
         try:

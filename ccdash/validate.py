@@ -38,12 +38,16 @@ def _fmt(x: float) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def bounded(kind: type[int] | type[float], lo: float, hi: float, unit: str = "", *,
-            above: bool = False) -> Callable[[str], Any]:
+def bounded(
+    kind: type[int] | type[float], lo: float, hi: float, unit: str = "", *, above: bool = False
+) -> Callable[[str], Any]:
     """An argparse `type` for a number in [lo, hi] (or (lo, hi] with `above`)."""
     want = "an integer" if kind is int else "a number"
-    allowed = (f"expected {want} greater than {_fmt(lo)} and at most {_fmt(hi)}{unit}"
-               if above else f"expected {want} from {_fmt(lo)} to {_fmt(hi)}{unit}")
+    allowed = (
+        f"expected {want} greater than {_fmt(lo)} and at most {_fmt(hi)}{unit}"
+        if above
+        else f"expected {want} from {_fmt(lo)} to {_fmt(hi)}{unit}"
+    )
 
     def parse(text: str) -> Any:
         try:
@@ -88,21 +92,25 @@ def read_broker_file(path: str) -> str:
             raise UsageError(f"--broker-file: {shown(path)} is not a regular file")
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"--broker-file: cannot read {shown(path)}: "
-                         f"{exc.strerror or exc}") from None
+        raise UsageError(
+            f"--broker-file: cannot read {shown(path)}: {exc.strerror or exc}"
+        ) from None
     except UnicodeDecodeError:
         raise UsageError(f"--broker-file: {shown(path)} is not UTF-8 text") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise UsageError(f"--broker-file: {shown(path)} can be read by others "
-                         f"(mode {stat.S_IMODE(mode):03o}); chmod 600 it")
+        raise UsageError(
+            f"--broker-file: {shown(path)} can be read by others "
+            f"(mode {stat.S_IMODE(mode):03o}); chmod 600 it"
+        )
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) != 1:
         raise UsageError(f"--broker-file: {shown(path)} must hold one line, the broker URL")
     return lines[0]
 
 
-def resolve_broker(url: str | None, file: str | None, *, default: str | None = "memory"
-                   ) -> tuple[str | None, str]:
+def resolve_broker(
+    url: str | None, file: str | None, *, default: str | None = "memory"
+) -> tuple[str | None, str]:
     """The broker URL and where it came from: --broker, else --broker-file, else
     $CCDASH_BROKER, else `default`. A password belongs in the file or the
     environment, where `ps` does not show it."""
@@ -127,21 +135,27 @@ def check_broker(url: str, flag: str = "--broker") -> str:
         raise UsageError(f"{flag}: {exc}") from None
 
 
-def add_broker_flags(p: argparse.ArgumentParser, help_url: str, *, required: bool = False
-                     ) -> None:
+def add_broker_flags(p: argparse.ArgumentParser, help_url: str, *, required: bool = False) -> None:
     """--broker URL and --broker-file PATH (with $CCDASH_BROKER as the fallback)."""
-    p.add_argument("--broker", metavar="URL", default=None,
-                   help=f"{help_url}. A password in the URL shows in `ps`: put the URL "
-                        f"in --broker-file or ${BROKER_ENV} instead"
-                        + (" (one of the three is required)" if required else ""))
-    p.add_argument("--broker-file", metavar="PATH",
-                   help="read the broker URL from this file (refused if group or others "
-                        "can read it)")
+    p.add_argument(
+        "--broker",
+        metavar="URL",
+        default=None,
+        help=f"{help_url}. A password in the URL shows in `ps`: put the URL "
+        f"in --broker-file or ${BROKER_ENV} instead"
+        + (" (one of the three is required)" if required else ""),
+    )
+    p.add_argument(
+        "--broker-file",
+        metavar="PATH",
+        help="read the broker URL from this file (refused if group or others can read it)",
+    )
 
 
 @contextlib.contextmanager
-def guard(what: str = "the command line", passthrough: tuple[type[BaseException], ...] = ()
-          ) -> Iterator[None]:
+def guard(
+    what: str = "the command line", passthrough: tuple[type[BaseException], ...] = ()
+) -> Iterator[None]:
     """Any unexpected exception while checking input becomes a one-line UsageError
     (`passthrough`: errors that already are one-line usage errors of their own)."""
     try:
@@ -153,9 +167,21 @@ def guard(what: str = "the command line", passthrough: tuple[type[BaseException]
     except RecursionError:
         raise UsageError(f"{what}: input nested too deeply to check") from None
     except Exception as exc:  # noqa: BLE001 - the net under every check; see the docstring
-        raise UsageError(f"{what} could not be checked ({type(exc).__name__}: "
-                         f"{sanitize(exc, 200)}); please report this as a bug") from None
+        raise UsageError(
+            f"{what} could not be checked ({type(exc).__name__}: "
+            f"{sanitize(exc, 200)}); please report this as a bug"
+        ) from None
 
 
-__all__ = ["BROKER_ENV", "UsageError", "add_broker_flags", "bounded", "check_broker",
-           "check_output_path", "guard", "read_broker_file", "resolve_broker", "shown"]
+__all__ = [
+    "BROKER_ENV",
+    "UsageError",
+    "add_broker_flags",
+    "bounded",
+    "check_broker",
+    "check_output_path",
+    "guard",
+    "read_broker_file",
+    "resolve_broker",
+    "shown",
+]

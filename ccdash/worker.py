@@ -49,47 +49,98 @@ def _worker_name(text: str) -> str:
     if not NAME.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"expected 1 to 100 letters, digits or _ . : @ - (starting with a letter or "
-            f"digit), got {shown(text)}")
+            f"digit), got {shown(text)}"
+        )
     return text
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `ccdash worker` arguments."""
     p = _Parser(prog="ccdash worker", description=__doc__.splitlines()[0])
-    add_broker_flags(p, "redis://[user:pass@]host:port/db or rediss://... (add ?queue=NAME "
-                        "to use a queue other than 'default')", required=True)
-    p.add_argument("--handler", required=True, metavar="MODULE:FUNC",
-                   help="the async function that handles one delivery")
-    p.add_argument("--concurrency", type=bounded(int, 1, 1000), default=4, metavar="N",
-                   help="consumers in this process (1 to 1000, default 4)")
-    p.add_argument("--name", type=_worker_name, metavar="NAME",
-                   help="this worker's name (default host-pid-rand)")
-    p.add_argument("--prefetch", type=bounded(int, 1, 10_000), default=1, metavar="N",
-                   help="deliveries one consumer may hold (1 to 10000, default 1)")
-    p.add_argument("--visibility-timeout", type=bounded(float, 0, 86_400, " seconds", above=True),
-                   default=30.0, metavar="S", help="lease length in seconds (default 30)")
-    p.add_argument("--heartbeat-ttl", type=bounded(float, 0.3, 3600, " seconds"), default=3.0,
-                   metavar="S",
-                   help="seconds after which a silent worker's messages go to the others "
-                        "(default 3)")
-    p.add_argument("--max-attempts", type=bounded(int, 1, 1000), default=5, metavar="N",
-                   help="deliveries before the DLQ (1 to 1000, default 5)")
-    p.add_argument("--grace", type=bounded(float, 0, 3600, " seconds"), default=5.0,
-                   metavar="S",
-                   help="seconds handlers get to finish when stopping (default 5)")
-    p.add_argument("--control-secret-file", metavar="PATH",
-                   help="file holding the control secret (else $CCDASH_CONTROL_SECRET)")
-    p.add_argument("--audit-log", metavar="PATH",
-                   help="also append accepted control commands to this file (JSON lines)")
-    p.add_argument("--record", metavar="FILE",
-                   help="record this worker's run to FILE (owner-only) for `ccdash replay FILE`")
-    p.add_argument("--record-bodies", action="store_true",
-                   help="with --record: keep dead letters' message bodies too")
+    add_broker_flags(
+        p,
+        "redis://[user:pass@]host:port/db or rediss://... (add ?queue=NAME "
+        "to use a queue other than 'default')",
+        required=True,
+    )
+    p.add_argument(
+        "--handler",
+        required=True,
+        metavar="MODULE:FUNC",
+        help="the async function that handles one delivery",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=bounded(int, 1, 1000),
+        default=4,
+        metavar="N",
+        help="consumers in this process (1 to 1000, default 4)",
+    )
+    p.add_argument(
+        "--name",
+        type=_worker_name,
+        metavar="NAME",
+        help="this worker's name (default host-pid-rand)",
+    )
+    p.add_argument(
+        "--prefetch",
+        type=bounded(int, 1, 10_000),
+        default=1,
+        metavar="N",
+        help="deliveries one consumer may hold (1 to 10000, default 1)",
+    )
+    p.add_argument(
+        "--visibility-timeout",
+        type=bounded(float, 0, 86_400, " seconds", above=True),
+        default=30.0,
+        metavar="S",
+        help="lease length in seconds (default 30)",
+    )
+    p.add_argument(
+        "--heartbeat-ttl",
+        type=bounded(float, 0.3, 3600, " seconds"),
+        default=3.0,
+        metavar="S",
+        help="seconds after which a silent worker's messages go to the others (default 3)",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=bounded(int, 1, 1000),
+        default=5,
+        metavar="N",
+        help="deliveries before the DLQ (1 to 1000, default 5)",
+    )
+    p.add_argument(
+        "--grace",
+        type=bounded(float, 0, 3600, " seconds"),
+        default=5.0,
+        metavar="S",
+        help="seconds handlers get to finish when stopping (default 5)",
+    )
+    p.add_argument(
+        "--control-secret-file",
+        metavar="PATH",
+        help="file holding the control secret (else $CCDASH_CONTROL_SECRET)",
+    )
+    p.add_argument(
+        "--audit-log",
+        metavar="PATH",
+        help="also append accepted control commands to this file (JSON lines)",
+    )
+    p.add_argument(
+        "--record",
+        metavar="FILE",
+        help="record this worker's run to FILE (owner-only) for `ccdash replay FILE`",
+    )
+    p.add_argument(
+        "--record-bodies",
+        action="store_true",
+        help="with --record: keep dead letters' message bodies too",
+    )
     return p
 
 
-def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None
-         ) -> int:
+def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
     """Run a worker; returns the exit status."""
     try:
         return _main(list(sys.argv[1:] if argv is None else argv), parser)
@@ -99,8 +150,9 @@ def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | No
         return 2
 
 
-def _check(argv: list[str], parser: argparse.ArgumentParser | None
-           ) -> tuple[argparse.Namespace, str, Any, bytes | None]:
+def _check(
+    argv: list[str], parser: argparse.ArgumentParser | None
+) -> tuple[argparse.Namespace, str, Any, bytes | None]:
     """Every value checked before the worker starts: arguments, URL, handler, secret."""
     from ccdash.cli import load_handler
     from ccdash.fleet.control import ControlError, load_secret
@@ -108,11 +160,14 @@ def _check(argv: list[str], parser: argparse.ArgumentParser | None
     args = (parser or build_parser()).parse_args(argv)
     url, source = resolve_broker(args.broker, args.broker_file, default=None)
     if url is None:
-        raise WorkerUsageError("--broker: a worker needs a redis:// or rediss:// URL: give "
-                               "--broker, --broker-file or $CCDASH_BROKER")
+        raise WorkerUsageError(
+            "--broker: a worker needs a redis:// or rediss:// URL: give "
+            "--broker, --broker-file or $CCDASH_BROKER"
+        )
     if not is_redis_url(url):
-        raise WorkerUsageError(f"{source}: a worker needs a redis:// or rediss:// URL, "
-                               f"got {shown(redact_url(url))}")
+        raise WorkerUsageError(
+            f"{source}: a worker needs a redis:// or rediss:// URL, got {shown(redact_url(url))}"
+        )
     check_broker(url, source)
     for flag, path in (("--audit-log", args.audit_log), ("--record", args.record)):
         if path is not None:
@@ -142,17 +197,26 @@ def _main(argv: list[str], parser: argparse.ArgumentParser | None) -> int:
         try:
             recorder = Recorder.create(args.record, bodies=args.record_bodies)
         except OSError as exc:
-            raise WorkerUsageError(f"--record: cannot write to {args.record}: "
-                                   f"{exc.strerror or exc}") from None
+            raise WorkerUsageError(
+                f"--record: cannot write to {args.record}: {exc.strerror or exc}"
+            ) from None
     out = logging.StreamHandler(sys.stderr)
     out.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[out])
     opts = WorkerOptions(
-        broker_url=url, handler=handler, concurrency=args.concurrency, name=args.name,
-        prefetch=args.prefetch, visibility_timeout=args.visibility_timeout,
-        heartbeat_ttl=args.heartbeat_ttl, max_attempts=args.max_attempts, grace=args.grace,
-        secret=secret, audit_file=Path(args.audit_log) if args.audit_log else None,
-        recorder=recorder)
+        broker_url=url,
+        handler=handler,
+        concurrency=args.concurrency,
+        name=args.name,
+        prefetch=args.prefetch,
+        visibility_timeout=args.visibility_timeout,
+        heartbeat_ttl=args.heartbeat_ttl,
+        max_attempts=args.max_attempts,
+        grace=args.grace,
+        secret=secret,
+        audit_file=Path(args.audit_log) if args.audit_log else None,
+        recorder=recorder,
+    )
     try:
         return run_bounded(WorkerRuntime(opts).run())
     except ValueError as exc:  # bad URL options (redacted by the broker)

@@ -14,8 +14,9 @@ async def test_rule_fires_after_for_resolves_and_deduplicates() -> None:
     """queue_depth > 5 for 3 s: fires once after 3 s of backlog, resolves when drained."""
     clock = FakeClock()
     rule = AlertRule("backlog", "queue_depth", ">", 5, for_s=3.0, severity=Severity.CRITICAL)
-    cfg = EngineConfig(consumers=1, heartbeat_interval=0.5, heartbeat_timeout=2.0,
-                       alert_rules=(rule,), seed=1)
+    cfg = EngineConfig(
+        consumers=1, heartbeat_interval=0.5, heartbeat_timeout=2.0, alert_rules=(rule,), seed=1
+    )
 
     async def h(d: Delivery) -> None:
         await clock.sleep(0.01)
@@ -42,8 +43,9 @@ async def test_alert_can_be_acknowledged() -> None:
     """An operator acknowledges a firing alert; it stays visible as acknowledged."""
     clock = FakeClock()
     rule = AlertRule("any-backlog", "queue_depth", ">", 0)
-    cfg = EngineConfig(consumers=1, heartbeat_interval=0.5, heartbeat_timeout=2.0,
-                       alert_rules=(rule,))
+    cfg = EngineConfig(
+        consumers=1, heartbeat_interval=0.5, heartbeat_timeout=2.0, alert_rules=(rule,)
+    )
 
     async def h(d: Delivery) -> None:
         return None
@@ -66,8 +68,10 @@ async def test_alert_can_be_acknowledged() -> None:
         (dict(name="x", metric="queue_depth", op="=>", threshold=1), "unknown comparison"),
         (dict(name="x", metric="queue_depth", op=">", threshold=float("nan")), "finite"),
         (dict(name="x", metric="queue_depth", op=">", threshold=1, for_s=-1), "'for'"),
-        (dict(name="x", metric="queue_depth", op=">", threshold=1, severity="loud"),
-         "unknown severity"),
+        (
+            dict(name="x", metric="queue_depth", op=">", threshold=1, severity="loud"),
+            "unknown severity",
+        ),
     ],
 )
 def test_invalid_rule_is_a_clear_error(kwargs: dict[str, object], needle: str) -> None:

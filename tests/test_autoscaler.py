@@ -18,10 +18,22 @@ SERVICE = 0.1  # seconds per message: one consumer handles 10 msg/s
 
 def scaler_cfg(**kw: object) -> EngineConfig:
     base: dict[str, object] = dict(
-        consumers=2, min_consumers=1, max_consumers=40, autoscale=True,
-        heartbeat_interval=0.5, heartbeat_timeout=2.0, visibility_timeout=30.0,
-        scale_interval=1.0, scale_cooldown=2.0, scale_down_window=15.0, max_scale_step=4,
-        target_utilisation=0.7, target_backlog_per_consumer=10.0, startup_delay=3.0, seed=5)
+        consumers=2,
+        min_consumers=1,
+        max_consumers=40,
+        autoscale=True,
+        heartbeat_interval=0.5,
+        heartbeat_timeout=2.0,
+        visibility_timeout=30.0,
+        scale_interval=1.0,
+        scale_cooldown=2.0,
+        scale_down_window=15.0,
+        max_scale_step=4,
+        target_utilisation=0.7,
+        target_backlog_per_consumer=10.0,
+        startup_delay=3.0,
+        seed=5,
+    )
     base.update(kw)
     return EngineConfig(**base)  # type: ignore[arg-type]
 
@@ -36,8 +48,13 @@ class Run:
     published: int
 
 
-async def simulate(cfg: EngineConfig, rate: Callable[[float], float], seconds: float,
-                   step: float = 0.05, peak_after: float = 0.0) -> Run:
+async def simulate(
+    cfg: EngineConfig,
+    rate: Callable[[float], float],
+    seconds: float,
+    step: float = 0.05,
+    peak_after: float = 0.0,
+) -> Run:
     """Publish at rate(t) msg/s for `seconds` of fake time; handlers take SERVICE each.
     The backlog peak counts from `peak_after` on."""
     clock = FakeClock()
@@ -155,10 +172,12 @@ def black_friday(t: float) -> float:
 async def compare_black_friday() -> tuple[Run, Run, int]:
     """The ramp run reactive-only and reactive + predictive; returns both and the needed size."""
     needed = math.ceil(200 * SERVICE / 0.7)
-    reactive = await simulate(scaler_cfg(consumers=3, predictive=False), black_friday,
-                              seconds=55.0, peak_after=15.0)
-    predictive = await simulate(scaler_cfg(consumers=3, predictive=True), black_friday,
-                                seconds=55.0, peak_after=15.0)
+    reactive = await simulate(
+        scaler_cfg(consumers=3, predictive=False), black_friday, seconds=55.0, peak_after=15.0
+    )
+    predictive = await simulate(
+        scaler_cfg(consumers=3, predictive=True), black_friday, seconds=55.0, peak_after=15.0
+    )
     return reactive, predictive, needed
 
 
@@ -174,7 +193,9 @@ async def test_prediction_sizes_earlier_and_cuts_backlog_peak() -> None:
     assert reactive.acked == reactive.published and predictive.acked == predictive.published
     assert time_to_size(predictive, needed) < time_to_size(reactive, needed)
     assert predictive.backlog_peak <= 0.7 * reactive.backlog_peak, (
-        predictive.backlog_peak, reactive.backlog_peak)
+        predictive.backlog_peak,
+        reactive.backlog_peak,
+    )
 
 
 async def test_cold_start_neither_alerts_nor_shrinks_the_pool() -> None:
@@ -241,8 +262,9 @@ def _mean_latency(spec: _Latency) -> float:
     return median * math.exp(sigma * sigma / 2)
 
 
-async def _default_scenario_run(rate: Callable[[float], float], seconds: float
-                                ) -> tuple[list[tuple[float, int, float]], float, float]:
+async def _default_scenario_run(
+    rate: Callable[[float], float], seconds: float
+) -> tuple[list[tuple[float, int, float]], float, float]:
     """The default scenario's engine and handler, autoscaler on, load rate(t) on a fake
     clock; samples (t, pool size, forecast) twice a second; returns them, the mean
     handler latency and the utilisation target."""
@@ -276,7 +298,8 @@ async def test_the_pool_settles_on_what_the_default_scenario_needs_and_shrinks()
     one consumer of rate x mean latency / utilisation target, and it shrinks when the
     load drops."""
     samples, mean, target = await _default_scenario_run(
-        lambda t: 80.0 if t < 60 else 20.0, seconds=120.0)
+        lambda t: 80.0 if t < 60 else 20.0, seconds=120.0
+    )
     high = [n for t, n, _ in samples if 40 <= t < 60]
     low = [n for t, n, _ in samples if 100 <= t < 120]
     need_high = math.ceil(80 * mean / target)  # whole consumers
@@ -294,7 +317,8 @@ async def test_the_forecast_on_the_default_sine_load_stays_within_its_range() ->
     shape = load_scenario(None).load
     samples, mean, target = await _default_scenario_run(
         lambda t: shape.rate + shape.amplitude * math.sin(2 * math.pi * t / shape.period),
-        seconds=60.0)
+        seconds=60.0,
+    )
     forecasts = [f for t, _, f in samples if t >= 5]
     assert min(forecasts) >= 15 and max(forecasts) <= 180, (min(forecasts), max(forecasts))
     peak_need = (shape.rate + shape.amplitude) * mean / target

@@ -39,8 +39,10 @@ CLI_NUMBERS: dict[str, tuple[list[str], list[str]]] = {
     "seed-over-63-bits": (["--demo", "--seed", str(2**64)], ["--seed", str(2**63 - 1)]),
     "seed-fraction": (["--demo", "--seed", "1.5"], ["--seed", "'1.5'"]),
     "metrics-port-high": (["--demo", "--metrics-port", "70000"], ["--metrics-port", "65535"]),
-    "metrics-port-5000-digits": (["--demo", "--metrics-port", "9" * 5000],
-                                 ["--metrics-port", "port number"]),
+    "metrics-port-5000-digits": (
+        ["--demo", "--metrics-port", "9" * 5000],
+        ["--metrics-port", "port number"],
+    ),
     "json-without-demo": (["--json", "r.json"], ["--json", "--demo"]),
 }
 
@@ -56,10 +58,14 @@ REDIS_URLS: dict[str, tuple[str, list[str]]] = {
     "unknown-option": (f"{R}/0?bogus=1", ["unknown option 'bogus'", "known: queue"]),
     "option-typo": (f"{R}/0?tiemout=1", ["'tiemout'", "did you mean 'timeout'"]),
     "tls-option-without-tls": (f"{R}/0?ssl_cert_reqs=none", ["ssl_cert_reqs", "rediss://"]),
-    "tls-option-bad-value": ("rediss://127.0.0.1:1/0?ssl_cert_reqs=maybe",
-                             ["ssl_cert_reqs='maybe'", "none, optional, required"]),
-    "tls-ca-missing": ("rediss://127.0.0.1:1/0?ssl_ca_certs=/no/such/ca.pem",
-                       ["ssl_ca_certs", "existing file"]),
+    "tls-option-bad-value": (
+        "rediss://127.0.0.1:1/0?ssl_cert_reqs=maybe",
+        ["ssl_cert_reqs='maybe'", "none, optional, required"],
+    ),
+    "tls-ca-missing": (
+        "rediss://127.0.0.1:1/0?ssl_ca_certs=/no/such/ca.pem",
+        ["ssl_ca_certs", "existing file"],
+    ),
     "timeout-negative": (f"{R}/0?timeout=-1", ["timeout='-1'", "0.01 to 300 seconds"]),
     "timeout-text": (f"{R}/0?timeout=abc", ["timeout='abc'"]),
     "timeout-huge": (f"{R}/0?timeout=1e9", ["timeout='1e9'", "300"]),
@@ -80,9 +86,10 @@ REDIS_URLS: dict[str, tuple[str, list[str]]] = {
 
 # `ccdash --demo --broker` and `ccdash bench --broker` (a worker takes redis only).
 OTHER_URLS: dict[str, tuple[str, list[str]]] = {
-    "sqlite-relative-missing-dir": ("sqlite:///tmp/x.db",
-                                    ["tmp/x.db", "does not exist", "sqlite:////tmp/x.db",
-                                     "four slashes"]),
+    "sqlite-relative-missing-dir": (
+        "sqlite:///tmp/x.db",
+        ["tmp/x.db", "does not exist", "sqlite:////tmp/x.db", "four slashes"],
+    ),
     "sqlite-host": ("sqlite://host/x.db", ["names a host"]),
     "sqlite-bad-durability": ("sqlite:///q.db?durability=maybe", ["durability"]),
     "sqlite-unknown-option": ("sqlite:///q.db?bogus=1", ["unknown option 'bogus'"]),
@@ -97,13 +104,14 @@ WORKER_ARGS: dict[str, tuple[list[str], list[str]]] = {
     "concurrency-text": (["--concurrency", "many"], ["--concurrency", "'many'"]),
     "prefetch-zero": (["--prefetch", "0"], ["--prefetch", "1 to 10000"]),
     "prefetch-huge": (["--prefetch", "1000000"], ["--prefetch", "1 to 10000"]),
-    "visibility-zero": (["--visibility-timeout", "0"], ["--visibility-timeout",
-                                                        "greater than 0"]),
+    "visibility-zero": (["--visibility-timeout", "0"], ["--visibility-timeout", "greater than 0"]),
     "visibility-huge": (["--visibility-timeout", "1e12"], ["--visibility-timeout", "86400"]),
     "visibility-nan": (["--visibility-timeout", "nan"], ["--visibility-timeout", "'nan'"]),
     "heartbeat-ttl-short": (["--heartbeat-ttl", "0.1"], ["--heartbeat-ttl", "0.3 to 3600"]),
-    "heartbeat-above-lease": (["--heartbeat-ttl", "40"], ["--heartbeat-ttl",
-                                                          "--visibility-timeout"]),
+    "heartbeat-above-lease": (
+        ["--heartbeat-ttl", "40"],
+        ["--heartbeat-ttl", "--visibility-timeout"],
+    ),
     "max-attempts-zero": (["--max-attempts", "0"], ["--max-attempts", "1 to 1000"]),
     "max-attempts-huge": (["--max-attempts", "5000"], ["--max-attempts", "1 to 1000"]),
     "grace-negative": (["--grace", "-1"], ["--grace", "0 to 3600"]),
@@ -127,45 +135,66 @@ BENCH_ARGS: dict[str, tuple[list[str], list[str]]] = {
 # (command, flag, path maker): a path that cannot take the output file.
 OUTPUT_PATHS: dict[str, tuple[list[str], list[str]]] = {
     "json-directory": (["--demo", "--json", "."], ["--json", "'.'", "is a directory"]),
-    "json-missing-dir": (["--demo", "--json", "no/such/r.json"], ["--json", "'no/such'",
-                                                                  "does not exist"]),
+    "json-missing-dir": (
+        ["--demo", "--json", "no/such/r.json"],
+        ["--json", "'no/such'", "does not exist"],
+    ),
     "json-empty": (["--demo", "--json", ""], ["--json", "expected a file path"]),
     "log-file-directory": (["--demo", "--log-file", "."], ["--log-file", "is a directory"]),
-    "log-file-missing-dir": (["--demo", "--log-file", "no/such/ops.log"],
-                             ["--log-file", "does not exist"]),
+    "log-file-missing-dir": (
+        ["--demo", "--log-file", "no/such/ops.log"],
+        ["--log-file", "does not exist"],
+    ),
     "log-file-socket": (["--demo", "--log-file", "sock"], ["--log-file", "not a regular file"]),
-    "audit-log-directory": (["worker", "--broker", f"{R}/0", "--handler", HANDLER,
-                             "--audit-log", "."], ["--audit-log", "is a directory"]),
-    "audit-log-missing-dir": (["worker", "--broker", f"{R}/0", "--handler", HANDLER,
-                               "--audit-log", "no/such/a.log"], ["--audit-log",
-                                                                 "does not exist"]),
+    "audit-log-directory": (
+        ["worker", "--broker", f"{R}/0", "--handler", HANDLER, "--audit-log", "."],
+        ["--audit-log", "is a directory"],
+    ),
+    "audit-log-missing-dir": (
+        ["worker", "--broker", f"{R}/0", "--handler", HANDLER, "--audit-log", "no/such/a.log"],
+        ["--audit-log", "does not exist"],
+    ),
     "bench-json-directory": (["bench", "--json", "."], ["--json", "is a directory"]),
 }
 
 SCENARIOS: dict[str, tuple[str, list[str]]] = {
-    "integer-5000-digits": ("[scenario]\nseed = " + "1" * 5000 + "\n",
-                            [":2:", "more than 4300 digits"]),
+    "integer-5000-digits": (
+        "[scenario]\nseed = " + "1" * 5000 + "\n",
+        [":2:", "more than 4300 digits"],
+    ),
     "arrays-nested-deep": ("x = " + "[" * 100_000 + "]" * 100_000 + "\n", ["nested too deeply"]),
-    "tables-nested-deep": ("x = " + "{a = " * 50_000 + "1" + "}" * 50_000 + "\n",
-                           ["nested too deeply"]),
-    "visibility-a-year": ("[engine]\nvisibility_timeout = 31536000\n",
-                          ["engine.visibility_timeout", "at most 86400"]),
+    "tables-nested-deep": (
+        "x = " + "{a = " * 50_000 + "1" + "}" * 50_000 + "\n",
+        ["nested too deeply"],
+    ),
+    "visibility-a-year": (
+        "[engine]\nvisibility_timeout = 31536000\n",
+        ["engine.visibility_timeout", "at most 86400"],
+    ),
     "prefetch-million": ("[engine]\nprefetch = 1000000\n", ["engine.prefetch", "at most 10000"]),
-    "batch-size-million": ("[engine]\nbatch_size = 1000000\n", ["engine.batch_size",
-                                                                "at most 10000"]),
-    "consumers-huge": ("[engine]\nconsumers = 100000\nmax_consumers = 100000\n",
-                       ["at most 10000"]),
+    "batch-size-million": (
+        "[engine]\nbatch_size = 1000000\n",
+        ["engine.batch_size", "at most 10000"],
+    ),
+    "consumers-huge": ("[engine]\nconsumers = 100000\nmax_consumers = 100000\n", ["at most 10000"]),
     "max-body-zero": ("[engine]\nmax_body_bytes = 0\n", ["engine.max_body_bytes", "at least 1"]),
-    "drill-unknown-consumer": ("[engine]\nconsumers = 4\n[[drills]]\nat = 1\naction = \"kill\"\n"
-                               "target = \"c99\"\n", ["drills[1].target", "'c99'", "c1..c4"]),
-    "slow-unknown-consumer": ("[engine]\nconsumers = 4\n[handler]\nslow = { c99 = 2.0 }\n",
-                              ["handler.slow.c99", "c1..c4"]),
+    "drill-unknown-consumer": (
+        '[engine]\nconsumers = 4\n[[drills]]\nat = 1\naction = "kill"\ntarget = "c99"\n',
+        ["drills[1].target", "'c99'", "c1..c4"],
+    ),
+    "slow-unknown-consumer": (
+        "[engine]\nconsumers = 4\n[handler]\nslow = { c99 = 2.0 }\n",
+        ["handler.slow.c99", "c1..c4"],
+    ),
     "second-drill-beyond-replacements": (
-        "[engine]\nconsumers = 2\n[[drills]]\nat = 1\naction = \"kill\"\ntarget = \"c1\"\n"
-        "[[drills]]\nat = 2\naction = \"hang\"\ntarget = \"c4\"\n",
-        ["drills[2].target", "'c4'", "c1..c3"]),
-    "drill-id-huge": ("[[drills]]\nat = 1\naction = \"kill\"\ntarget = \"c" + "9" * 50 + "\"\n",
-                      ["drills[1].target"]),
+        '[engine]\nconsumers = 2\n[[drills]]\nat = 1\naction = "kill"\ntarget = "c1"\n'
+        '[[drills]]\nat = 2\naction = "hang"\ntarget = "c4"\n',
+        ["drills[2].target", "'c4'", "c1..c3"],
+    ),
+    "drill-id-huge": (
+        '[[drills]]\nat = 1\naction = "kill"\ntarget = "c' + "9" * 50 + '"\n',
+        ["drills[1].target"],
+    ),
 }
 
 
@@ -184,8 +213,9 @@ def _one_line(argv: list[str], fragments: list[str], capsys: pytest.CaptureFixtu
     out, err = capsys.readouterr()
     lines = err.splitlines()
     assert code == 2, (code, out, err)
-    assert len(lines) == 1 and lines[0].startswith(("ccdash: error: ", "ccdash worker: error: ")), \
+    assert len(lines) == 1 and lines[0].startswith(("ccdash: error: ", "ccdash worker: error: ")), (
         err
+    )
     assert "Traceback" not in err + out and out == ""
     assert PASSWORD not in err
     assert "\x1b" not in err and "\x07" not in err
@@ -195,8 +225,9 @@ def _one_line(argv: list[str], fragments: list[str], capsys: pytest.CaptureFixtu
 
 
 @pytest.mark.parametrize("case", sorted(CLI_NUMBERS))
-def test_bad_number_on_the_command_line(case: str, here: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_number_on_the_command_line(
+    case: str, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A number out of its documented range: exit 2, one line with the flag and the range."""
     argv, fragments = CLI_NUMBERS[case]
     _one_line(argv, fragments, capsys)
@@ -204,20 +235,24 @@ def test_bad_number_on_the_command_line(case: str, here: Path,
 
 @pytest.mark.parametrize("command", ["ccdash", "worker", "bench"])
 @pytest.mark.parametrize("case", sorted(REDIS_URLS))
-def test_bad_redis_url_on_every_command(case: str, command: str, here: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_redis_url_on_every_command(
+    case: str, command: str, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A redis URL with a bad port, db or option: exit 2 naming it, on every command."""
     url, fragments = REDIS_URLS[case]
-    argv = {"ccdash": ["--demo", "--broker", url],
-            "worker": ["worker", "--broker", url, "--handler", HANDLER],
-            "bench": ["bench", "--broker", url]}[command]
+    argv = {
+        "ccdash": ["--demo", "--broker", url],
+        "worker": ["worker", "--broker", url, "--handler", HANDLER],
+        "bench": ["bench", "--broker", url],
+    }[command]
     _one_line(argv, ["--broker", *fragments], capsys)
 
 
 @pytest.mark.parametrize("command", ["ccdash", "bench"])
 @pytest.mark.parametrize("case", sorted(OTHER_URLS))
-def test_bad_sqlite_or_unknown_url(case: str, command: str, here: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_sqlite_or_unknown_url(
+    case: str, command: str, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A sqlite URL that cannot work, or an unknown scheme: exit 2 with what to write."""
     url, fragments = OTHER_URLS[case]
     argv = ["--demo", "--broker", url] if command == "ccdash" else ["bench", "--broker", url]
@@ -241,7 +276,8 @@ def test_bad_bench_argument(case: str, here: Path, capsys: pytest.CaptureFixture
 
 @pytest.mark.parametrize("case", sorted(OUTPUT_PATHS))
 def test_bad_output_path_is_refused_before_the_run(
-        case: str, here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case: str, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--json, --log-file, --audit-log that cannot be written: exit 2 before anything runs."""
     import socket
 
@@ -261,13 +297,18 @@ def test_bad_scenario_file(case: str, here: Path, capsys: pytest.CaptureFixture[
     _one_line(["--demo", "--scenario", "bad.toml"], ["bad.toml", *fragments], capsys)
 
 
-@pytest.mark.parametrize(("path", "says"), [
-    ("/dev/zero", "not a regular file"),
-    ("fifo.toml", "not a regular file"),
-    ("huge.toml", "larger than 1024 KiB"),
-], ids=["dev-zero", "fifo", "two-megabytes"])
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/dev/zero", "not a regular file"),
+        ("fifo.toml", "not a regular file"),
+        ("huge.toml", "larger than 1024 KiB"),
+    ],
+    ids=["dev-zero", "fifo", "two-megabytes"],
+)
 def test_a_scenario_that_is_not_a_small_file_is_refused(
-        path: str, says: str, here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path: str, says: str, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--scenario /dev/zero, a FIFO or a 2 MB file: one line at once (the read never ended
     or took the whole file into memory)."""
     os.mkfifo(here / "fifo.toml")
@@ -279,13 +320,15 @@ def test_scenario_with_a_byte_order_mark_loads(here: Path) -> None:
     """A UTF-8 BOM at the start of a scenario file (some editors write one) is accepted."""
     from ccdash.scenario import load_scenario
 
-    (here / "bom.toml").write_bytes(b"\xef\xbb\xbf[scenario]\nname = \"bom\"\nduration = 3\n")
+    (here / "bom.toml").write_bytes(b'\xef\xbb\xbf[scenario]\nname = "bom"\nduration = 3\n')
     assert load_scenario("bom.toml").name == "bom"
 
 
 def test_unexpected_error_while_checking_is_one_line_with_a_hint(
-        here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A bug in a check (any exception) still gives one line and exit 2, asking for a report."""
+
     def broken(_: object) -> None:
         raise RuntimeError("a bug in a check")
 
@@ -313,8 +356,9 @@ def test_the_console_script_never_prints_a_traceback(here: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "CCDASH_BROKER"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(here), os.environ.get("PYTHONPATH")]))
     for argv in SUBPROCESS_SAMPLE:
-        proc = subprocess.run([CCDASH, *argv], cwd=here, capture_output=True, text=True,
-                              timeout=60, env=env)
+        proc = subprocess.run(
+            [CCDASH, *argv], cwd=here, capture_output=True, text=True, timeout=60, env=env
+        )
         assert proc.returncode == 2, (argv, proc.stderr)
         assert "Traceback" not in proc.stderr + proc.stdout, (argv, proc.stderr)
         assert len(proc.stderr.splitlines()) == 1 and PASSWORD not in proc.stderr, proc.stderr
@@ -322,7 +366,8 @@ def test_the_console_script_never_prints_a_traceback(here: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
 async def test_publish_refuses_a_body_over_the_limit_and_unencodable_ones(
-        kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """Over max_body_bytes: PayloadTooLarge naming the size and the limit; a cycle, a
     non-JSON type or a body nested too deeply: TypeError with the reason. Nothing is
     stored for any of them; the next good publish goes through."""
@@ -333,40 +378,52 @@ async def test_publish_refuses_a_body_over_the_limit_and_unencodable_ones(
         deep = [deep]
     cycle: dict[str, object] = {}
     cycle["self"] = cycle
-    url = {"memory": "memory", "sqlite": f"sqlite:///{tmp_path / 'q.db'}",
-           "redis": request.getfixturevalue("redis_url") if kind == "redis" else ""}[kind]
-    async with Engine(EngineConfig(consumers=0, min_consumers=0, max_body_bytes=100),
-                      broker=url) as engine:
+    url = {
+        "memory": "memory",
+        "sqlite": f"sqlite:///{tmp_path / 'q.db'}",
+        "redis": request.getfixturevalue("redis_url") if kind == "redis" else "",
+    }[kind]
+    async with Engine(
+        EngineConfig(consumers=0, min_consumers=0, max_body_bytes=100), broker=url
+    ) as engine:
         for body in (b"x" * 101, "x" * 99, {"k": "v" * 100}):
             with pytest.raises(PayloadTooLarge, match=r"over the limit of 100 \(max_body_bytes\)"):
                 await engine.publish(body)
-        for bad, reason in ((cycle, "Circular reference"), ({"t": object()}, "object"),
-                            (deep, "nested too deeply")):
+        for bad, reason in (
+            (cycle, "Circular reference"),
+            ({"t": object()}, "object"),
+            (deep, "nested too deeply"),
+        ):
             with pytest.raises(TypeError, match=reason):
                 await engine.publish(bad)
         await engine.publish(b"x" * 100)
         assert engine.snapshot().published == 1
 
 
-@pytest.mark.parametrize(("priority", "dedup_id", "error", "says"), [
-    (2**70, None, ValueError, "from -1000 to 1000"),
-    (-1001, None, ValueError, "from -1000 to 1000"),
-    ("high", None, TypeError, "must be an int, not str"),
-    (1.5, None, TypeError, "not float"),
-    (True, None, TypeError, "not bool"),
-    (0, 12345, TypeError, "dedup_id must be a str or None, not int"),
-    (0, b"x", TypeError, "not bytes"),
-], ids=["huge", "below", "text", "float", "bool", "dedup-int", "dedup-bytes"])
+@pytest.mark.parametrize(
+    ("priority", "dedup_id", "error", "says"),
+    [
+        (2**70, None, ValueError, "from -1000 to 1000"),
+        (-1001, None, ValueError, "from -1000 to 1000"),
+        ("high", None, TypeError, "must be an int, not str"),
+        (1.5, None, TypeError, "not float"),
+        (True, None, TypeError, "not bool"),
+        (0, 12345, TypeError, "dedup_id must be a str or None, not int"),
+        (0, b"x", TypeError, "not bytes"),
+    ],
+    ids=["huge", "below", "text", "float", "bool", "dedup-int", "dedup-bytes"],
+)
 async def test_publish_refuses_a_bad_priority_or_dedup_id(
-        priority: object, dedup_id: object, error: type[Exception], says: str,
-        tmp_path: Path) -> None:
+    priority: object, dedup_id: object, error: type[Exception], says: str, tmp_path: Path
+) -> None:
     """A priority outside -1000..1000 or not an int, a dedup id not a str: refused at
     publish with the reason (a huge one overflowed SQLite; a string crashed the memory
     broker's heap), nothing stored."""
     from ccdash import Engine, EngineConfig
 
-    async with Engine(EngineConfig(consumers=0, min_consumers=0),
-                      broker=f"sqlite:///{tmp_path / 'q.db'}") as engine:
+    async with Engine(
+        EngineConfig(consumers=0, min_consumers=0), broker=f"sqlite:///{tmp_path / 'q.db'}"
+    ) as engine:
         with pytest.raises(error, match=says):
             await engine.publish({"n": 1}, priority=priority, dedup_id=dedup_id)  # type: ignore[arg-type]
         if dedup_id is None:  # publish_many takes no dedup id

@@ -13,12 +13,16 @@ from ccdash.brokers.codec import decode_json, decode_json_text, encode_body, enc
 from ccdash.brokers.memory import MemoryBroker
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text())
-_keys = st.one_of(st.text(), st.integers(), st.booleans(), st.none(), st.floats(),
-                  st.tuples(st.integers()))
+_keys = st.one_of(
+    st.text(), st.integers(), st.booleans(), st.none(), st.floats(), st.tuples(st.integers())
+)
 values = st.recursive(
     _scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
-                            st.dictionaries(_keys, inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(_keys, inner, max_size=4),
+    ),
     max_leaves=12,
 )
 
@@ -34,6 +38,7 @@ def _outcome(fn: Any, value: Any) -> Any:
 @given(values)
 def test_encode_json_matches_json_dumps_values_and_errors(value: Any) -> None:
     """encode_json gives json.dumps' compact, NaN-refusing text, or the same error."""
+
     def dumps(v: Any) -> str:
         return json.dumps(v, separators=(",", ":"), allow_nan=False)
 
@@ -54,8 +59,10 @@ def test_encode_json_refuses_cycles_and_recovers() -> None:
     assert encode_json({"a": [loop["self"] is loop]}) == '{"a":[true]}'
 
 
-@pytest.mark.parametrize("raw", [b'\xef\xbb\xbf{"a":1}', '{"a":1}'.encode("utf-16"),
-                                 b'{"a":1} x', b"nope", b'"\xed\xa0\x80"'])
+@pytest.mark.parametrize(
+    "raw",
+    [b'\xef\xbb\xbf{"a":1}', '{"a":1}'.encode("utf-16"), b'{"a":1} x', b"nope", b'"\xed\xa0\x80"'],
+)
 def test_decode_json_of_foreign_bytes_matches_json_loads(raw: bytes) -> None:
     """Bytes no ccdash writer makes (a BOM, UTF-16, garbage) decode or fail as json.loads does."""
     assert _outcome(decode_json, raw) == _outcome(json.loads, raw)

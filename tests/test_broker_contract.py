@@ -91,7 +91,7 @@ async def test_ack_deletes_the_message(brokers: Brokers, fake_clock: FakeClock) 
     await broker.publish(b"x")
     await broker.ack((await brokers.lease(broker)).receipt)
     await fake_clock.advance(60)
-    stats = (await brokers.stats(broker))
+    stats = await brokers.stats(broker)
     assert (stats.ready, stats.delayed, stats.in_flight, stats.dead) == (0, 0, 0, 0)
     assert stats.acked == 1
     assert await brokers.receive(broker, ["c"]) == []
@@ -134,7 +134,7 @@ async def test_ack_at_the_deadline_is_rejected_and_requeues(
     fake_clock._now = d.deadline  # no timer, no reap in between
     with pytest.raises(ReceiptRejected):
         await broker.ack(d.receipt)
-    stats = (await brokers.stats(broker))
+    stats = await brokers.stats(broker)
     assert (stats.ready, stats.in_flight, stats.acked) == (1, 0, 0)
 
 
@@ -271,7 +271,7 @@ async def test_expired_lease_is_visible_again_at_once(
     await fake_clock.advance(4.99)
     assert (await brokers.stats(broker)).in_flight == 1
     await fake_clock.advance(0.01)
-    stats = (await brokers.stats(broker))
+    stats = await brokers.stats(broker)
     assert (stats.ready, stats.delayed, stats.in_flight) == (1, 0, 0)
     again = await brokers.lease(broker, "b")
     assert (again.message_id, again.attempt) == (first.message_id, 2)
@@ -357,14 +357,14 @@ async def test_nack_at_max_attempts_dead_letters_as_failed(brokers: Brokers) -> 
     mid = await broker.publish({"n": 1}, priority=3)
     assert await broker.nack((await brokers.lease(broker)).receipt, "first", delay=0) is False
     assert await broker.nack((await brokers.lease(broker)).receipt, "second") is True
-    [dead] = (await brokers.dead_letters(broker))
+    [dead] = await brokers.dead_letters(broker)
     assert (dead.message_id, dead.reason, dead.attempts) == (mid, REASON_FAILED, 2)
     assert (dead.last_error, dead.priority, dead.body) == ("second", 3, {"n": 1})
     assert [(h.attempt, h.outcome, h.error) for h in dead.history] == [
         (1, REASON_FAILED, "first"),
         (2, REASON_FAILED, "second"),
     ]
-    stats = (await brokers.stats(broker))
+    stats = await brokers.stats(broker)
     assert (stats.dead, stats.dead_lettered, stats.ready, stats.delayed) == (1, 1, 0, 0)
 
 
@@ -378,7 +378,7 @@ async def test_expiry_at_max_attempts_dead_letters_as_lease_expired(
     for _ in range(2):
         await brokers.lease(broker)
         await fake_clock.advance(5)
-    [dead] = (await brokers.dead_letters(broker))
+    [dead] = await brokers.dead_letters(broker)
     assert (dead.reason, dead.attempts) == (REASON_EXPIRED, 2)
     assert dead.last_error
     assert (await brokers.stats(broker)).ready == 0
@@ -400,7 +400,7 @@ async def test_poison_message_dead_letters_as_consumer_failed(brokers: Brokers) 
     for holder in ("c1", "c2"):
         await brokers.lease(broker, holder)
         await broker.release_holder(holder, REASON_CONSUMER_FAILED, f"{holder} crashed")
-    [dead] = (await brokers.dead_letters(broker))
+    [dead] = await brokers.dead_letters(broker)
     assert (dead.reason, dead.attempts, dead.last_error) == (
         REASON_CONSUMER_FAILED,
         2,
@@ -418,7 +418,7 @@ async def test_release_does_not_use_up_an_attempt(brokers: Brokers) -> None:
         d = await brokers.lease(broker)
         assert d.attempt == 1
         assert await broker.release([d.receipt], REASON_RELEASED) == 1
-    stats = (await brokers.stats(broker))
+    stats = await brokers.stats(broker)
     assert (stats.ready, stats.dead, stats.redelivered) == (1, 0, 0)
 
 
@@ -469,9 +469,7 @@ async def test_extend_pushes_the_deadline(brokers: Brokers, fake_clock: FakeCloc
 
 
 @fake_clock_only
-async def test_extended_lease_can_still_be_acked(
-    brokers: Brokers, fake_clock: FakeClock
-) -> None:
+async def test_extended_lease_can_still_be_acked(brokers: Brokers, fake_clock: FakeClock) -> None:
     """Extending keeps the receipt: the holder acks with the one it has."""
     broker = await brokers.make(visibility_timeout=5)
     await broker.publish(b"x")
@@ -506,12 +504,7 @@ async def test_retried_message_keeps_its_place_and_priority(brokers: Brokers) ->
     await broker.publish("new", priority=2)
     await broker.nack(d.receipt, delay=0)
     got = await brokers.receive(broker, ["c"] * 4)
-    assert [(x.body, x.priority) for x in got] == [
-        ("old", 2),
-        ("mid", 2),
-        ("new", 2),
-        ("low", 0),
-    ]
+    assert [(x.body, x.priority) for x in got] == [("old", 2), ("mid", 2), ("new", 2), ("low", 0)]
 
 
 # -- redrive and purge ------------------------------------------------------------
@@ -531,7 +524,7 @@ async def test_redrive_all_resets_attempts(brokers: Brokers) -> None:
     broker = await brokers.make(max_attempts=1)
     ids = await _bury(brokers, broker, 3)
     assert await broker.redrive() == 3
-    stats = (await brokers.stats(broker))
+    stats = await brokers.stats(broker)
     assert (stats.dead, stats.ready) == (0, 3)
     got = await brokers.receive(broker, ["c"] * 3)
     assert sorted(d.message_id for d in got) == sorted(ids)
@@ -576,7 +569,7 @@ async def test_duplicate_within_window_is_a_no_op(brokers: Brokers) -> None:
     first = await broker.publish(b"one", dedup_id="k")
     assert await broker.publish(b"two", dedup_id="k") == first
     assert broker.publish_nowait(b"three", dedup_id="k") == first
-    stats = (await brokers.stats(broker))
+    stats = await brokers.stats(broker)
     assert (stats.published, stats.ready) == (1, 1)
     assert [d.body for d in await brokers.receive(broker, ["c", "c"])] == [b"one"]
 
@@ -619,7 +612,7 @@ async def test_publish_nowait_raises_when_full(brokers: Brokers) -> None:
     await brokers.lease(broker)
     with pytest.raises(QueueFull):
         broker.publish_nowait(b"c")
-    stats = (await brokers.stats(broker))
+    stats = await brokers.stats(broker)
     assert (stats.published, stats.ready, stats.in_flight) == (2, 1, 1)
 
 

@@ -25,9 +25,7 @@ BAD_TEXT = "OSError: cannot open 'f\udcff\x00le'\nline two"
 STORED = "OSError: cannot open 'f\\udcff\\x00le'\nline two"  # escapes, the newline kept
 
 
-async def test_error_text_with_lone_surrogate_and_nul_is_stored_escaped(
-    brokers: Brokers,
-) -> None:
+async def test_error_text_with_lone_surrogate_and_nul_is_stored_escaped(brokers: Brokers) -> None:
     """A nack whose error holds a lone surrogate and a NUL is stored (as visible
     escapes) and the acks and publishes after it still go through."""
     broker = await brokers.make(max_attempts=1)
@@ -52,8 +50,7 @@ async def test_release_error_text_is_stored_escaped_and_bounded(brokers: Brokers
     await broker.publish(b"x")
     await brokers.lease(broker, "dies")
     async with asyncio.timeout(10):
-        assert await broker.release_holder("dies", REASON_CONSUMER_FAILED,
-                                           "\x00" * 100_000) == 1
+        assert await broker.release_holder("dies", REASON_CONSUMER_FAILED, "\x00" * 100_000) == 1
     [dead] = await brokers.dead_letters(broker)
     assert dead.reason == REASON_CONSUMER_FAILED
     assert "\x00" not in dead.last_error and dead.last_error.startswith("\\x00\\x00")
@@ -135,13 +132,16 @@ async def test_sqlite_views_read_text_a_foreign_writer_left_undecodable(tmp_path
     """A dead row whose id, reason and error are not UTF-8 (a foreign writer) does not
     break the DLQ view: it is shown with the bytes escaped, beside the others."""
     path = tmp_path / "q.db"
-    async with Engine(EngineConfig(consumers=0, min_consumers=0),
-                      broker=f"sqlite:///{path}") as engine:
+    async with Engine(
+        EngineConfig(consumers=0, min_consumers=0), broker=f"sqlite:///{path}"
+    ) as engine:
         mid = await engine.publish({"n": 1})
         broker = engine.broker
         with sqlite3.connect(path) as conn:
-            conn.execute("UPDATE msgs SET state = 3, dseq = 1, mid = CAST(? AS TEXT), "
-                         "reason = CAST(? AS TEXT), last_error = CAST(? AS TEXT) WHERE mid = ?",
-                         (b"m\xff", b"r\xfe", b"e\xfd", mid))
+            conn.execute(
+                "UPDATE msgs SET state = 3, dseq = 1, mid = CAST(? AS TEXT), "
+                "reason = CAST(? AS TEXT), last_error = CAST(? AS TEXT) WHERE mid = ?",
+                (b"m\xff", b"r\xfe", b"e\xfd", mid),
+            )
         [dead] = broker.dead_letters()
     assert (dead.message_id, dead.reason, dead.last_error) == ("m\\xff", "r\\xfe", "e\\xfd")

@@ -223,12 +223,7 @@ class BrokerMachine(RuleBasedStateMachine):
         self.totals["acked"] += 1
 
     @precondition(lambda self: self.issued)
-    @rule(
-        data=st.data(),
-        before=lag,
-        delay=retry_delay,
-        error=st.sampled_from(["boom", "timeout"]),
-    )
+    @rule(data=st.data(), before=lag, delay=retry_delay, error=st.sampled_from(["boom", "timeout"]))
     def nack(self, data: st.DataObject, before: float, delay: float | None, error: str) -> None:
         receipt = self.pick(data)
         self.wait(before)

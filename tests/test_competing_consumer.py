@@ -127,8 +127,14 @@ async def test_competing_consumer_failover() -> None:
     replaced; nothing is lost and alerts are recorded."""
     clock = FakeClock()
     rec = Recorder(clock, latency=0.5)
-    cfg = EngineConfig(consumers=4, prefetch=3, visibility_timeout=60.0,
-                       heartbeat_interval=0.5, heartbeat_timeout=2.0, seed=1)
+    cfg = EngineConfig(
+        consumers=4,
+        prefetch=3,
+        visibility_timeout=60.0,
+        heartbeat_interval=0.5,
+        heartbeat_timeout=2.0,
+        seed=1,
+    )
     async with Engine(cfg, handler=rec, clock=clock) as engine:
         ids = [await engine.publish({"n": i}) for i in range(60)]
         await clock.advance(0.1)
@@ -139,14 +145,16 @@ async def test_competing_consumer_failover() -> None:
         assert released == len(held)
         killed_at = clock.now()
         took = await clock.run_until(
-            lambda: held <= {m for m, c, _ in rec.done if c != victim}, limit=30)
+            lambda: held <= {m for m, c, _ in rec.done if c != victim}, limit=30
+        )
         assert took <= cfg.heartbeat_timeout + 1.0
         assert clock.now() - killed_at == took
 
         hung = engine.consumer_ids()[0]
         await engine.hang_consumer(hung)
         detect = await clock.run_until(
-            lambda: any(c.id == hung and c.state == "failed" for c in engine.snapshot().consumers))
+            lambda: any(c.id == hung and c.state == "failed" for c in engine.snapshot().consumers)
+        )
         assert detect <= 2 * cfg.heartbeat_timeout
         await clock.run_until(lambda: len(engine.consumer_ids()) == 4, limit=5)
         assert hung not in engine.consumer_ids()

@@ -54,8 +54,7 @@ async def _last_command(url: str, stream_of: str) -> dict[str, bytes]:
         await client.aclose()
 
 
-async def test_a_command_replayed_to_a_worker_that_joined_later_is_refused(
-        fleet: Fleet) -> None:
+async def test_a_command_replayed_to_a_worker_that_joined_later_is_refused(fleet: Fleet) -> None:
     """A signed broadcast accepted by r1, replayed within its 30 s window after r2
     joined: r2 refuses it (issued before it joined), r1 refuses it (seen)."""
     fleet.spawn("r1")

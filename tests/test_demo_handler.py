@@ -10,8 +10,7 @@ async def test_the_builtin_demo_handler_loads_and_runs_the_demo_workload() -> No
     """ccdash.demo:handle loads as a --handler; on an engine it handles ordinary messages
     (transient failures retried) and sends a poison message to the DLQ."""
     handler = load_handler("ccdash.demo:handle")
-    cfg = EngineConfig(consumers=4, max_attempts=5, backoff_base=0.01, backoff_max=0.05,
-                       seed=1)
+    cfg = EngineConfig(consumers=4, max_attempts=5, backoff_base=0.01, backoff_max=0.05, seed=1)
     async with Engine(cfg, handler=handler) as engine:
         for i in range(20):
             await engine.publish({"order": i})

@@ -52,7 +52,7 @@ def test_a_pick_among_512_candidates_reads_a_few_of_them(name: str) -> None:
 
 @pytest.mark.parametrize("name", BALANCERS)
 async def test_one_message_into_an_idle_pool_of_512_looks_at_few_consumers(
-    name: str, monkeypatch: pytest.MonkeyPatch,
+    name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Publishing one message into 512 idle consumers reads the room of a handful of
     them (the dispatcher keeps who has room), and it is handled once."""
@@ -62,9 +62,15 @@ async def test_one_message_into_an_idle_pool_of_512_looks_at_few_consumers(
     async def handler(d: Delivery) -> None:
         done[d.consumer_id] += 1
 
-    cfg = EngineConfig(consumers=512, max_consumers=512, balancer=name, seed=2,
-                       visibility_timeout=60.0, heartbeat_interval=10.0,
-                       heartbeat_timeout=30.0)
+    cfg = EngineConfig(
+        consumers=512,
+        max_consumers=512,
+        balancer=name,
+        seed=2,
+        visibility_timeout=60.0,
+        heartbeat_interval=10.0,
+        heartbeat_timeout=30.0,
+    )
     engine = Engine(cfg, handler=handler, clock=clock)
     await engine.start()
     try:

@@ -72,15 +72,27 @@ async def test_recovery_by_another_worker_of_the_fleet_passes_the_drill(redis_ur
     engine = sc.make_engine(handler=slow, seed=1, broker=url)
     workload = Workload(sc, engine, seed=1)
     workload.shared_url = url
-    other = Engine(EngineConfig(consumers=2, heartbeat_interval=0.5, heartbeat_timeout=1.5,
-                                visibility_timeout=3, shutdown_grace=0.5),
-                   handler=fast, broker=f"{redis_url}&worker=wb&ttl=1")
+    other = Engine(
+        EngineConfig(
+            consumers=2,
+            heartbeat_interval=0.5,
+            heartbeat_timeout=1.5,
+            visibility_timeout=3,
+            shutdown_grace=0.5,
+        ),
+        handler=fast,
+        broker=f"{redis_url}&worker=wb&ttl=1",
+    )
     await engine.start()
     await other.start()
     run = asyncio.ensure_future(workload.run(math.inf))
     try:
-        await until(lambda: any(li.consumer_id == "c1" for li in engine.snapshot().leases),
-                    15, "c1 to hold a message", step=0.01)
+        await until(
+            lambda: any(li.consumer_id == "c1" for li in engine.snapshot().leases),
+            15,
+            "c1 to hold a message",
+            step=0.01,
+        )
         rec = await workload.trigger_drill("kill", "c1", max_recovery_s=12.0)
         await engine.pause()  # this process handles nothing more: only the other worker can
         assert rec.held

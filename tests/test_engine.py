@@ -13,9 +13,15 @@ from ccdash.clock import FakeClock
 
 
 def fast_cfg(**kw: object) -> EngineConfig:
-    base: dict[str, object] = dict(consumers=2, heartbeat_interval=0.5, heartbeat_timeout=2.0,
-                                   visibility_timeout=10.0, backoff_base=0.1, backoff_max=0.5,
-                                   seed=1)
+    base: dict[str, object] = dict(
+        consumers=2,
+        heartbeat_interval=0.5,
+        heartbeat_timeout=2.0,
+        visibility_timeout=10.0,
+        backoff_base=0.1,
+        backoff_max=0.5,
+        seed=1,
+    )
     base.update(kw)
     return EngineConfig(**base)  # type: ignore[arg-type]
 
@@ -112,8 +118,8 @@ async def _payments_outage(breaker: int | None) -> tuple[int, int, list[str]]:
         for i in range(10):
             await engine.publish({"type": "pay", "n": i})
         await clock.run_until(
-            lambda: engine.snapshot().acked + engine.snapshot().queue.dead == 10,
-            step=0.1, limit=60)
+            lambda: engine.snapshot().acked + engine.snapshot().queue.dead == 10, step=0.1, limit=60
+        )
         snap = engine.snapshot()
         return snap.acked, snap.queue.dead, [e.kind for e in engine.events]
 
@@ -382,6 +388,7 @@ async def test_rolling_update_under_load_is_zero_downtime() -> None:
         async def h(d: Delivery) -> None:
             await clock.sleep(0.05)
             handled.append((d.message_id, d.consumer_id, clock.now(), version))
+
         return h
 
     cfg = fast_cfg(consumers=4, prefetch=2)
@@ -441,9 +448,13 @@ async def test_slot_accounting_stays_exact_under_random_operations(seed: int) ->
         if rng.random() < 0.1:
             raise RuntimeError("flaky")
 
-    cfg = fast_cfg(consumers=3, prefetch=rng.choice((1, 2, 4, 8)), max_attempts=3,
-                   max_consumers=6, balancer=rng.choice(
-                       ("round-robin", "least-inflight", "p2c-ewma", "weighted")))
+    cfg = fast_cfg(
+        consumers=3,
+        prefetch=rng.choice((1, 2, 4, 8)),
+        max_attempts=3,
+        max_consumers=6,
+        balancer=rng.choice(("round-robin", "least-inflight", "p2c-ewma", "weighted")),
+    )
 
     def check(engine: Engine) -> None:
         for c in engine.consumers.values():

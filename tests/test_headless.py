@@ -28,8 +28,9 @@ async def test_plain_view_prints_timestamped_lines_then_the_report() -> None:
     """Without a terminal: `[+ secs]` lines for status, drills and failures, then the table."""
     out = io.StringIO()
     clock = FakeClock()
-    report = await drive(clock, run_demo(load_scenario("failover-drill"), PlainView(out),
-                                         clock=clock, duration=8))
+    report = await drive(
+        clock, run_demo(load_scenario("failover-drill"), PlainView(out), clock=clock, duration=8)
+    )
     text = out.getvalue()
     body, _, table = text.partition("ccdash demo report:")
     lines = body.strip().splitlines()
@@ -48,8 +49,9 @@ async def test_live_view_draws_progress_and_a_rich_report_on_a_terminal() -> Non
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=120, color_system=None)
     clock = FakeClock()
-    report = await drive(clock, run_demo(load_scenario(None), LiveView(console), clock=clock,
-                                         duration=3))
+    report = await drive(
+        clock, run_demo(load_scenario(None), LiveView(console), clock=clock, duration=3)
+    )
     text = buf.getvalue()
     assert "published" in text and "consumers" in text  # the live panel
     assert "drill kill busiest" in text  # drills stay printed above it
@@ -62,8 +64,10 @@ async def test_the_text_report_shows_latency_per_priority_for_a_priority_mix() -
     """priority-mix: one latency row per priority (highest first) under the blended one,
     each the JSON's figures; a run with one priority gets none."""
     clock = FakeClock()
-    report = await drive(clock, run_demo(load_scenario("priority-mix"), PlainView(io.StringIO()),
-                                         clock=clock, duration=4))
+    report = await drive(
+        clock,
+        run_demo(load_scenario("priority-mix"), PlainView(io.StringIO()), clock=clock, duration=4),
+    )
     text = plain_report(report)
     by = report["latency_ms_by_priority"]
     assert set(by) == {"0", "5", "9"}

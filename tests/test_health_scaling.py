@@ -15,8 +15,13 @@ from ccdash.engine.metrics import LatencyHistogram, empty_counts, quantile_of
 
 
 def cfg(**kw: Any) -> EngineConfig:
-    base: dict[str, Any] = dict(consumers=4, visibility_timeout=60.0, heartbeat_interval=10.0,
-                                heartbeat_timeout=30.0, seed=5)
+    base: dict[str, Any] = dict(
+        consumers=4,
+        visibility_timeout=60.0,
+        heartbeat_interval=10.0,
+        heartbeat_timeout=30.0,
+        seed=5,
+    )
     base.update(kw)
     return EngineConfig(**base)
 
@@ -31,8 +36,7 @@ async def test_tick_takes_pool_latency_from_one_histogram_without_merging_consum
     async def handler(d: Delivery) -> None:
         await clock.sleep(0.001 * (1 + d.body % 50))
 
-    async with Engine(cfg(consumers=64, max_consumers=64), handler=handler,
-                      clock=clock) as engine:
+    async with Engine(cfg(consumers=64, max_consumers=64), handler=handler, clock=clock) as engine:
         for i in range(640):
             await engine.publish(i)
         await clock.run_until(lambda: engine.snapshot().acked == 640, step=0.005)

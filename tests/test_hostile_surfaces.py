@@ -49,9 +49,18 @@ SURROGATE = "lone \ud800 surrogate"  # a TOML file cannot hold one; a handler er
 
 # Bytes that must never be written. Rich's own styling (ESC [ ... m, cursor moves) is
 # allowed on a terminal, so injected CSI is recognised by the corpus' own sequences.
-FORBIDDEN = [b"\x1b]", b"\x1bP", b"\x1b_", b"\x1b[2J", b"\x1b[6n", b"\x1b[?1049h", b"\x07",
-             b"\x00", *(ch.encode() for ch in "\u009b\u009d\u009c\u202e\u202c\u2066\u2069"),
-             "\ud800".encode("utf-8", "surrogatepass")]
+FORBIDDEN = [
+    b"\x1b]",
+    b"\x1bP",
+    b"\x1b_",
+    b"\x1b[2J",
+    b"\x1b[6n",
+    b"\x1b[?1049h",
+    b"\x07",
+    b"\x00",
+    *(ch.encode() for ch in "\u009b\u009d\u009c\u202e\u202c\u2066\u2069"),
+    "\ud800".encode("utf-8", "surrogatepass"),
+]
 
 HANDLER = '''
 import zlib
@@ -116,8 +125,7 @@ message = {toml_str(CORPUS["csi"] + CORPUS["c1-csi"] + CORPUS["nul-bel"])}
 def hostile(tmp_path: Path) -> Path:
     """A scratch directory with the hostile scenario and the hostile handler."""
     (tmp_path / "hostile.toml").write_text(scenario_text())
-    (tmp_path / "hostile_jobs.py").write_text(
-        HANDLER.format(corpus=f"{ALL} {SURROGATE} {LONG}"))
+    (tmp_path / "hostile_jobs.py").write_text(HANDLER.format(corpus=f"{ALL} {SURROGATE} {LONG}"))
     return tmp_path
 
 
@@ -134,9 +142,14 @@ def test_headless_in_a_pipe_report_and_log_file_stay_inert(hostile: Path) -> Non
     """Plain output, the --json report and the --log-file: no byte that could act on a
     terminal, the hostile names shown as literal escapes; report and log are 0600 even
     under umask 0."""
-    proc = subprocess.run([CCDASH, *DEMO, "--json", "r.json", "--log-file", "ops.log"],
-                          cwd=hostile, capture_output=True, timeout=90, env=_env(hostile),
-                          preexec_fn=lambda: os.umask(0))
+    proc = subprocess.run(
+        [CCDASH, *DEMO, "--json", "r.json", "--log-file", "ops.log"],
+        cwd=hostile,
+        capture_output=True,
+        timeout=90,
+        env=_env(hostile),
+        preexec_fn=lambda: os.umask(0),
+    )
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     assert_inert(out, "headless output")
@@ -159,8 +172,9 @@ def _run_in_pty(argv: list[str], cwd: Path, env: dict[str, str], timeout: float)
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
     env = {**env, "TERM": "xterm-256color"}
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True
+    )
     os.close(slave)
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
@@ -208,10 +222,26 @@ def test_worker_stderr_stays_inert(hostile: Path, redis_server: RedisServer) -> 
     url = f"{redis_server.url}?queue=hostile-{uuid.uuid4().hex[:8]}"
     log = hostile / "worker.log"
     with log.open("wb") as fh:
-        proc = subprocess.Popen([CCDASH, "worker", "--broker", url, "--handler",
-                                 "hostile_jobs:handle", "--name", "w1", "--max-attempts", "1"],
-                                cwd=hostile, env=_env(hostile), stdout=fh, stderr=fh)
+        proc = subprocess.Popen(
+            [
+                CCDASH,
+                "worker",
+                "--broker",
+                url,
+                "--handler",
+                "hostile_jobs:handle",
+                "--name",
+                "w1",
+                "--max-attempts",
+                "1",
+            ],
+            cwd=hostile,
+            env=_env(hostile),
+            stdout=fh,
+            stderr=fh,
+        )
     try:
+
         async def feed() -> None:
             broker = RedisBroker.from_url(url, QueueConfig(max_attempts=1), worker="feeder")
             await broker.open()
@@ -254,8 +284,9 @@ async def test_dashboard_shows_a_hostile_scenario_name_literally() -> None:
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
-async def test_a_handler_error_with_a_lone_surrogate_is_stored_escaped(kind: str,
-                                                                       tmp_path: Path) -> None:
+async def test_a_handler_error_with_a_lone_surrogate_is_stored_escaped(
+    kind: str, tmp_path: Path
+) -> None:
     """A handler raising text with a lone surrogate: the message dead-letters as `failed`
     with the text escaped; the broker's write does not fail and no consumer crashes."""
     from ccdash import Engine, EngineConfig
@@ -278,9 +309,26 @@ def test_bench_output_with_a_hostile_broker_path_stays_inert(tmp_path: Path) -> 
     """`ccdash bench` on a SQLite file whose name holds OSC 52: the path is printed
     escaped, no byte that could act on a terminal."""
     name = "q" + CORPUS["osc52"] + CORPUS["bidi"] + ".db"
-    proc = subprocess.run([CCDASH, "bench", "--broker", f"sqlite:///{name}", "--messages",
-                           "200", "--rounds", "1", "--prefetch", "1", "--consumers", "1"],
-                          cwd=tmp_path, capture_output=True, timeout=120, env=_env(tmp_path))
+    proc = subprocess.run(
+        [
+            CCDASH,
+            "bench",
+            "--broker",
+            f"sqlite:///{name}",
+            "--messages",
+            "200",
+            "--rounds",
+            "1",
+            "--prefetch",
+            "1",
+            "--consumers",
+            "1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        env=_env(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert_inert(proc.stdout + proc.stderr, "bench output")
     assert b"\\x1b]52;c;ZWNobyBwd25lZA==\\x07" in proc.stdout
@@ -290,12 +338,22 @@ def test_a_recordings_report_stays_inert_and_private(hostile: Path) -> None:
     """`ccdash replay F --report --json R` on a recording of the hostile scenario: the
     printed report is inert and R is 0600 under umask 0 (a recording is outside input)."""
     env = _env(hostile)
-    run = subprocess.run([CCDASH, *DEMO, "--record", "run.rec", "--duration", "2"],
-                         cwd=hostile, capture_output=True, timeout=90, env=env)
+    run = subprocess.run(
+        [CCDASH, *DEMO, "--record", "run.rec", "--duration", "2"],
+        cwd=hostile,
+        capture_output=True,
+        timeout=90,
+        env=env,
+    )
     assert run.returncode in (0, 1), run.stderr[-2000:]
-    proc = subprocess.run([CCDASH, "replay", "run.rec", "--report", "--json", "r.json"],
-                          cwd=hostile, capture_output=True, timeout=90, env=env,
-                          preexec_fn=lambda: os.umask(0))
+    proc = subprocess.run(
+        [CCDASH, "replay", "run.rec", "--report", "--json", "r.json"],
+        cwd=hostile,
+        capture_output=True,
+        timeout=90,
+        env=env,
+        preexec_fn=lambda: os.umask(0),
+    )
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     assert_inert(proc.stdout + proc.stderr, "replayed report")
     assert b"\\x1b]52;c;ZWNobyBwd25lZA==\\x07" in proc.stdout

@@ -16,13 +16,26 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ccdash"
 # DESIGN.md's layers, top to bottom: a module may import its own layer and those below.
 LAYERS = ("cli", "tui", "headless", "scenario", "fleet", "ops", "engine", "brokers", "base")
 _LAYER_OF = {
-    "cli": "cli", "__main__": "cli", "worker": "cli", "bench": "cli", "replay": "cli",
+    "cli": "cli",
+    "__main__": "cli",
+    "worker": "cli",
+    "bench": "cli",
+    "replay": "cli",
     "validate": "cli",  # the command line's argument checks
-    "tui": "tui", "headless": "headless", "scenario": "scenario", "fleet": "fleet",
+    "tui": "tui",
+    "headless": "headless",
+    "scenario": "scenario",
+    "fleet": "fleet",
     "demo": "scenario",  # the simulated handler for workers
-    "ops": "ops", "record": "ops",  # a recording, like the log and metrics, reads snapshots
-    "engine": "engine", "brokers": "brokers",
-    "clock": "base", "text": "base", "hints": "base", "backoff": "base", "aio": "base",
+    "ops": "ops",
+    "record": "ops",  # a recording, like the log and metrics, reads snapshots
+    "engine": "engine",
+    "brokers": "brokers",
+    "clock": "base",
+    "text": "base",
+    "hints": "base",
+    "backoff": "base",
+    "aio": "base",
     "files": "base",
     "": "engine",  # the root package re-exports the engine
 }
@@ -137,7 +150,8 @@ def test_imports_point_down_the_layers() -> None:
     """Every import of ours stays in its layer or goes to one below (DESIGN.md)."""
     upward = [
         f"{m} ({layer(m)}) imports {t} ({layer(t)})"
-        for m, targets in GRAPH.items() for t in targets
+        for m, targets in GRAPH.items()
+        for t in targets
         if t.startswith("ccdash") and LAYERS.index(layer(t)) < LAYERS.index(layer(m))
     ]
     assert upward == []
@@ -145,63 +159,93 @@ def test_imports_point_down_the_layers() -> None:
 
 def test_engine_imports_no_ui_scenario_fleet_or_tui() -> None:
     """ccdash.engine never imports textual, rich, scenario, fleet or tui."""
-    bad = [f"{m} imports {t}" for m, targets in GRAPH.items() if m.startswith("ccdash.engine")
-           for t in targets if t.startswith(UI_AND_ABOVE)]
+    bad = [
+        f"{m} imports {t}"
+        for m, targets in GRAPH.items()
+        if m.startswith("ccdash.engine")
+        for t in targets
+        if t.startswith(UI_AND_ABOVE)
+    ]
     assert bad == []
 
 
 def test_brokers_never_import_the_engine() -> None:
     """ccdash.brokers imports nothing from the engine (or anything else above it)."""
-    bad = [f"{m} imports {t}" for m, targets in GRAPH.items() if m.startswith("ccdash.brokers")
-           for t in targets if t.startswith(("ccdash.engine", *UI_AND_ABOVE))]
+    bad = [
+        f"{m} imports {t}"
+        for m, targets in GRAPH.items()
+        if m.startswith("ccdash.brokers")
+        for t in targets
+        if t.startswith(("ccdash.engine", *UI_AND_ABOVE))
+    ]
     assert bad == []
 
 
 def test_engine_parts_never_import_the_engine() -> None:
     """The Engine's parts get Protocols or read-only views, never the Engine module."""
-    bad = [m for m, targets in GRAPH.items()
-           if m.startswith("ccdash.engine.") and m != "ccdash.engine.engine"
-           and "ccdash.engine.engine" in targets]
+    bad = [
+        m
+        for m, targets in GRAPH.items()
+        if m.startswith("ccdash.engine.")
+        and m != "ccdash.engine.engine"
+        and "ccdash.engine.engine" in targets
+    ]
     assert bad == []
 
 
 def test_outside_code_uses_the_engines_public_api() -> None:
     """Outside ccdash.engine, code imports the package or the modules of the types its
     snapshots and settings are made of, never the Engine's parts."""
-    public = {f"ccdash.engine.{m}" for m in
-              ("snapshot", "states", "events", "alerts", "rules", "config")}
-    bad = [f"{m} imports {t}" for m, targets in GRAPH.items()
-           if not m.startswith("ccdash.engine")
-           for t in targets if t.startswith("ccdash.engine.") and t not in public]
+    public = {
+        f"ccdash.engine.{m}" for m in ("snapshot", "states", "events", "alerts", "rules", "config")
+    }
+    bad = [
+        f"{m} imports {t}"
+        for m, targets in GRAPH.items()
+        if not m.startswith("ccdash.engine")
+        for t in targets
+        if t.startswith("ccdash.engine.") and t not in public
+    ]
     assert bad == []
 
 
 def test_engine_modules_stay_small() -> None:
     """No module of the engine is over about 400 lines."""
-    big = {p.name: n for p in (PACKAGE / "engine").glob("*.py")
-           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    big = {
+        p.name: n
+        for p in (PACKAGE / "engine").glob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
+    }
     assert big == {}
 
 
 def test_scenario_modules_stay_small() -> None:
     """No module of ccdash.scenario is over about 400 lines."""
-    big = {p.name: n for p in (PACKAGE / "scenario").glob("*.py")
-           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    big = {
+        p.name: n
+        for p in (PACKAGE / "scenario").glob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
+    }
     assert big == {}
 
 
 def test_broker_modules_stay_small() -> None:
     """No module of the brokers (each broker's folder included) is over about 400 lines."""
-    big = {str(p.relative_to(PACKAGE)): n for p in (PACKAGE / "brokers").rglob("*.py")
-           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    big = {
+        str(p.relative_to(PACKAGE)): n
+        for p in (PACKAGE / "brokers").rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
+    }
     assert big == {}
 
 
 def test_dashboard_and_headless_modules_stay_small() -> None:
     """No module of the dashboard (tui) or the headless runner is over about 400 lines."""
-    big = {str(p.relative_to(PACKAGE)): n
-           for p in (*(PACKAGE / "tui").glob("*.py"), *(PACKAGE / "headless").glob("*.py"))
-           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    big = {
+        str(p.relative_to(PACKAGE)): n
+        for p in (*(PACKAGE / "tui").glob("*.py"), *(PACKAGE / "headless").glob("*.py"))
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
+    }
     assert big == {}
 
 

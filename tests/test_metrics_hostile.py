@@ -15,8 +15,10 @@ from ccdash.ops.prometheus import MetricsServer
 BAD_REQUESTS = {
     "request-line-70KiB": (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", "431"),
     "header-line-70KiB": (b"GET /metrics HTTP/1.1\r\nX: " + b"b" * 70_000 + b"\r\n\r\n", "431"),
-    "ten-thousand-headers": (b"GET /metrics HTTP/1.1\r\n" + b"X-A: 1\r\n" * 10_000 + b"\r\n",
-                             "431"),
+    "ten-thousand-headers": (
+        b"GET /metrics HTTP/1.1\r\n" + b"X-A: 1\r\n" * 10_000 + b"\r\n",
+        "431",
+    ),
     "garbage": (b"\x00\xff\x1b]52;c;eA==\x07\r\n\r\n", "400"),
     "one-word": (b"GET\r\n\r\n", "400"),
     "not-http": (b"GET /metrics SPDY/9\r\n\r\n", "400"),
@@ -38,7 +40,8 @@ async def _exchange(port: int, data: bytes) -> bytes:
 
 @pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
 async def test_a_bad_request_gets_its_status_and_the_endpoint_keeps_serving(
-        case: str, capsys: pytest.CaptureFixture[str]) -> None:
+    case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """One bad request: its 4xx status line, no traceback or loop error, then a good
     GET /metrics still answers 200."""
     data, status = BAD_REQUESTS[case]

@@ -29,6 +29,7 @@ async def http_get(port: int, path: str) -> tuple[str, str]:
 
 async def test_metrics_endpoint_parses_and_matches_snapshot() -> None:
     """/metrics on 127.0.0.1 parses with prometheus-client and its counters match."""
+
     async def h(d: Delivery) -> None:
         if d.body.get("bad"):
             raise ValueError("nope")
@@ -49,19 +50,27 @@ async def test_metrics_endpoint_parses_and_matches_snapshot() -> None:
             await server.stop()
     assert status.endswith("200 OK") and missing.endswith("404 Not Found")
     assert server.host == "127.0.0.1"
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for fam in text_string_to_metric_families(body) for s in fam.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(body)
+        for s in fam.samples
+    }
     assert samples[("ccdash_messages_published_total", ())] == snap.published == 50
     assert samples[("ccdash_messages_acked_total", ())] == snap.acked == 45
     assert samples[("ccdash_messages_dead_lettered_total", ())] == snap.dead_lettered == 5
     assert samples[("ccdash_dead_letters", ())] == snap.queue.dead
     assert samples[("ccdash_queue_depth", ())] == snap.queue.depth
     assert samples[("ccdash_queue_oldest_ready_age_seconds", ())] == 0.0  # nothing waits
-    assert samples[("ccdash_consumers", (("state", "idle"),))] + samples[
-        ("ccdash_consumers", (("state", "processing"),))] == 4
+    assert (
+        samples[("ccdash_consumers", (("state", "idle"),))]
+        + samples[("ccdash_consumers", (("state", "processing"),))]
+        == 4
+    )
     assert samples[("ccdash_handler_duration_seconds_count", ())] == 50
-    assert samples[("ccdash_scaling_decisions_total",
-                    (("direction", "up"), ("reason", "operator")))] == 1
+    assert (
+        samples[("ccdash_scaling_decisions_total", (("direction", "up"), ("reason", "operator")))]
+        == 1
+    )
 
 
 async def test_log_file_has_json_lines_for_a_failover(tmp_path: Path) -> None:
@@ -91,8 +100,15 @@ async def test_log_file_has_json_lines_for_a_failover(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     records = [json.loads(line) for line in lines]
     kinds = [r["event"] for r in records]
-    for expected in ("engine-started", "consumer-failed", "consumer-hung", "consumer-replaced",
-                     "alert-firing", "alert-resolved", "engine-stopped"):
+    for expected in (
+        "engine-started",
+        "consumer-failed",
+        "consumer-hung",
+        "consumer-replaced",
+        "alert-firing",
+        "alert-resolved",
+        "engine-stopped",
+    ):
         assert expected in kinds, expected
     assert all({"time", "level", "event", "message"} <= r.keys() for r in records)
     failed = [r for r in records if r["event"] == "consumer-failed"]
@@ -107,8 +123,13 @@ async def test_expired_lease_is_an_event() -> None:
     async def h(d: Delivery) -> None:
         await clock.sleep(1000)
 
-    cfg = EngineConfig(consumers=1, visibility_timeout=5.0, heartbeat_interval=0.5,
-                       heartbeat_timeout=2.0, shutdown_grace=0.1)
+    cfg = EngineConfig(
+        consumers=1,
+        visibility_timeout=5.0,
+        heartbeat_interval=0.5,
+        heartbeat_timeout=2.0,
+        shutdown_grace=0.1,
+    )
     engine = Engine(cfg, handler=h, clock=clock)
     async with engine:
         mid = await engine.publish({"x": 1})

@@ -56,8 +56,11 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 def samples_of(text: str) -> Samples:
     """Every sample of a Prometheus exposition, keyed by name and sorted labels."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
 
 async def http_get(port: int, path: str = "/metrics") -> tuple[str, str]:
@@ -105,8 +108,9 @@ async def test_metrics_during_a_headless_run_match_the_engine_snapshot() -> None
     clock = FakeClock()
     view = Watching()
     task = start(run_demo(parse_scenario(SHORT), view, clock=clock, metrics_port=0))
-    await clock.run_until(lambda: view.workload is not None and view.workload.elapsed() >= 2,
-                          step=0.05)
+    await clock.run_until(
+        lambda: view.workload is not None and view.workload.elapsed() >= 2, step=0.05
+    )
     assert view.workload is not None
     [note] = [n for n in view.notes if n.startswith("metrics:")]
     match = METRICS_LINE.match(note)
@@ -116,8 +120,11 @@ async def test_metrics_during_a_headless_run_match_the_engine_snapshot() -> None
     status, body = await http_get(int(match.group(1)))
     snap = engine.snapshot()
     assert status.endswith("200 OK")
-    assert (snap.published, snap.acked, snap.queue) == (before.published, before.acked,
-                                                        before.queue)  # nothing moved
+    assert (snap.published, snap.acked, snap.queue) == (
+        before.published,
+        before.acked,
+        before.queue,
+    )  # nothing moved
     s = samples_of(body)
     assert s[("ccdash_messages_published_total", ())] == snap.published > 40
     assert s[("ccdash_messages_acked_total", ())] == snap.acked > 0
@@ -143,9 +150,23 @@ def test_metrics_from_a_real_demo_process_agree_with_its_report(tmp_path: Path) 
     parses mid-run; its counters never exceed the final report's; the log is JSON lines."""
     (tmp_path / "short.toml").write_text(SHORT)
     proc = subprocess.Popen(
-        [CCDASH, "--demo", "--scenario", "short.toml", "--metrics-port", "0",
-         "--log-file", "ops.log", "--json", "out.json"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            CCDASH,
+            "--demo",
+            "--scenario",
+            "short.toml",
+            "--metrics-port",
+            "0",
+            "--log-file",
+            "ops.log",
+            "--json",
+            "out.json",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         port = None
@@ -179,17 +200,25 @@ def test_metrics_from_a_real_demo_process_agree_with_its_report(tmp_path: Path) 
     assert {"drill-fired", "drill-pass", "consumer-failed", "consumer-replaced"} <= set(kinds)
 
 
-async def test_log_file_of_the_failover_drill_has_the_expected_json_lines(
-        tmp_path: Path) -> None:
+async def test_log_file_of_the_failover_drill_has_the_expected_json_lines(tmp_path: Path) -> None:
     """failover-drill with a log file: valid JSON lines with failures, replacements, every
     drill step (fired, then its verdict) and alerts, each with time, level, event, message."""
     path = tmp_path / "ops.log"
     writer = JsonLogWriter(str(path))
     clock = FakeClock()
     try:
-        report = await finish(clock, start(run_demo(
-            load_scenario("failover-drill"), PlainView(io.StringIO()), clock=clock,
-            duration=10, listeners=(writer,))))
+        report = await finish(
+            clock,
+            start(
+                run_demo(
+                    load_scenario("failover-drill"),
+                    PlainView(io.StringIO()),
+                    clock=clock,
+                    duration=10,
+                    listeners=(writer,),
+                )
+            ),
+        )
     finally:
         writer.close()
     assert report["ok"]
@@ -197,9 +226,18 @@ async def test_log_file_of_the_failover_drill_has_the_expected_json_lines(
     assert all({"time", "level", "event", "message", "seq"} <= r.keys() for r in records)
     assert [r["seq"] for r in records] == sorted(r["seq"] for r in records)
     kinds = [r["event"] for r in records]
-    for expected in ("engine-started", "consumer-failed", "consumer-hung", "consumer-replaced",
-                     "dead-lettered", "drill-fired", "drill-pass", "alert-firing",
-                     "alert-resolved", "engine-stopped"):
+    for expected in (
+        "engine-started",
+        "consumer-failed",
+        "consumer-hung",
+        "consumer-replaced",
+        "dead-lettered",
+        "drill-fired",
+        "drill-pass",
+        "alert-firing",
+        "alert-resolved",
+        "engine-stopped",
+    ):
         assert expected in kinds, expected
     drills = [r for r in records if r["event"].startswith("drill-")]
     fired = [r for r in drills if r["event"] == "drill-fired"]
@@ -215,15 +253,17 @@ async def test_log_file_of_the_failover_drill_has_the_expected_json_lines(
 
 
 def test_metrics_port_in_use_is_a_one_line_usage_error(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A port something else listens on: exit 2, one line naming the port, no run."""
     (tmp_path / "short.toml").write_text(SHORT)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code = cli.main(["--demo", "--scenario", str(tmp_path / "short.toml"),
-                         "--metrics-port", str(port)])
+        code = cli.main(
+            ["--demo", "--scenario", str(tmp_path / "short.toml"), "--metrics-port", str(port)]
+        )
     out, err = capsys.readouterr()
     assert code == 2 and out == ""
     assert err.splitlines() == [err.strip()]
@@ -231,17 +271,21 @@ def test_metrics_port_in_use_is_a_one_line_usage_error(
 
 
 def test_invalid_alert_rule_names_file_line_and_field(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An alert rule on an unknown metric: exit 2, `FILE:LINE: alerts[N].metric: ...`."""
     path = tmp_path / "alerts.toml"
-    path.write_text(SHORT + '\n[[alerts]]\nname = "slow"\nmetric = "p99_latncy"\nop = ">"\n'
-                            'threshold = 0.5\n')
+    path.write_text(
+        SHORT + '\n[[alerts]]\nname = "slow"\nmetric = "p99_latncy"\nop = ">"\nthreshold = 0.5\n'
+    )
     assert cli.main(["--demo", "--scenario", str(path)]) == 2
     out, err = capsys.readouterr()
     line = SHORT.count("\n") + 4
     assert out == "" and len(err.splitlines()) == 1
-    assert err.startswith(f"ccdash: error: {path}:{line}: alerts[1].metric: unknown metric "
-                          f"'p99_latncy' (did you mean 'p99_latency'?)")
+    assert err.startswith(
+        f"ccdash: error: {path}:{line}: alerts[1].metric: unknown metric "
+        f"'p99_latncy' (did you mean 'p99_latency'?)"
+    )
 
 
 async def test_black_friday_headless_run_passes_with_the_autoscaler_at_work() -> None:
@@ -249,11 +293,11 @@ async def test_black_friday_headless_run_passes_with_the_autoscaler_at_work() ->
     (from forecasts too), and the report's scaling row says so."""
     clock = FakeClock()
     out = io.StringIO()
-    report = await finish(clock, start(run_demo(load_scenario("black-friday"), PlainView(out),
-                                                clock=clock)))
+    report = await finish(
+        clock, start(run_demo(load_scenario("black-friday"), PlainView(out), clock=clock))
+    )
     assert report["ok"], [c for c in report["slo"] if not c["ok"]]
     assert len(report["scaling_events"]) > 0
     auto = report["autoscaler"]
     assert auto["changes"] > 0 and auto["reasons"].get("forecast", 0) > 0
-    assert re.search(r"scaling\s+\d+\s+autoscaler: \d+ decisions, peak \d+; 2->",
-                     out.getvalue())
+    assert re.search(r"scaling\s+\d+\s+autoscaler: \d+ decisions, peak \d+; 2->", out.getvalue())

@@ -81,8 +81,9 @@ async def test_work_arriving_from_the_broker_fills_spare_slots_too() -> None:
             raise RuntimeError("once")
         await release.wait()
 
-    cfg = EngineConfig(consumers=1, prefetch=6, visibility_timeout=60.0, backoff_base=1.0,
-                       backoff_max=1.0, seed=1)
+    cfg = EngineConfig(
+        consumers=1, prefetch=6, visibility_timeout=60.0, backoff_base=1.0, backoff_max=1.0, seed=1
+    )
     engine = Engine(cfg, handler=handler, clock=clock)
     await engine.start()
     try:

@@ -42,7 +42,8 @@ async def test_snapshot_rules_and_screen_show_the_queue_latency() -> None:
         assert snap.queue.oldest_ready_age == pytest.approx(3.0, abs=0.3)
         rule = AlertRule("queue-latency", "queue_latency", ">", 2.0)
         assert RuleEvaluator(app.engine, (rule,)).metric("queue_latency") == pytest.approx(
-            snap.queue.oldest_ready_age, abs=0.01)
+            snap.queue.oldest_ready_age, abs=0.01
+        )
         assert "oldest 3.0" in screen_text(app) or "oldest 2.9" in screen_text(app)
         await pilot.press("z")
         await advance(app, pilot, 1.0)
@@ -57,8 +58,9 @@ async def test_locate_finds_a_message_wherever_it_is() -> None:
     from ccdash.brokers.base import QueueConfig
 
     clock = FakeClock()
-    broker = MemoryBroker(QueueConfig(max_attempts=2, backoff_base=1.0, backoff_max=1.0),
-                          clock=clock)
+    broker = MemoryBroker(
+        QueueConfig(max_attempts=2, backoff_base=1.0, backoff_max=1.0), clock=clock
+    )
     mid = await broker.publish({"n": 1})
     assert broker.locate(mid).state == "ready"  # type: ignore[union-attr]
     [d] = await broker.receive(["c1"])

@@ -33,8 +33,9 @@ async def drive(clock: FakeClock, coro: Coroutine[Any, Any, Any]) -> Any:
     return await task
 
 
-async def recorded_demo(scenario: str = "failover-drill", duration: float = 8.0,
-                        **kw: Any) -> tuple[dict[str, Any], Recorder, list[Any]]:
+async def recorded_demo(
+    scenario: str = "failover-drill", duration: float = 8.0, **kw: Any
+) -> tuple[dict[str, Any], Recorder, list[Any]]:
     """A seeded fake-clock headless run recorded in memory; (report, recorder, run events)."""
     clock = FakeClock()
     recorder = Recorder.in_memory(**kw)
@@ -44,9 +45,17 @@ async def recorded_demo(scenario: str = "failover-drill", duration: float = 8.0,
         def event(self, ev: Any) -> None:
             seen.append(ev)
 
-    report = await drive(clock, run_demo(load_scenario(scenario), Collect(io.StringIO()),
-                                         clock=clock, duration=duration, seed=5,
-                                         recorder=recorder))
+    report = await drive(
+        clock,
+        run_demo(
+            load_scenario(scenario),
+            Collect(io.StringIO()),
+            clock=clock,
+            duration=duration,
+            seed=5,
+            recorder=recorder,
+        ),
+    )
     return report, recorder, seen
 
 
@@ -68,9 +77,11 @@ async def test_a_recorded_run_replays_the_same_report_event_by_event() -> None:
     # The view hears the run from its start to its end; the recording also has the
     # engine starting before and stopping after.
     i = replayed.index(live[0])
-    assert replayed[i:i + len(live)] == live
+    assert replayed[i : i + len(live)] == live
     assert replayed[0][0] == "consumer-started" and replayed[-1][0] in (
-        "engine-stopped", "consumer-stopped")
+        "engine-stopped",
+        "consumer-stopped",
+    )
     assert sum(k.startswith("drill-") for k, _ in live) >= 4
 
 
@@ -156,11 +167,29 @@ def test_a_killed_run_leaves_a_file_readable_up_to_its_last_record(tmp_path: Pat
 def _tiny_snapshot(at: float, published: int = 0) -> Snapshot:
     from ccdash.engine.snapshot import QueueView
 
-    return Snapshot(at=at, queue=QueueView(0, 0, 0, 0, 0, None), consumers=(), leases=(),
-                    dead_letters=(), alerts=(), balancer="round-robin", published=published,
-                    acked=0, dead_lettered=0, redelivered=0, failovers=0, publish_rate=0.0,
-                    ack_rate=0.0, latency_p50=None, latency_p99=None, loop_lag=0.0,
-                    paused=False, autoscale=False, desired_consumers=1, broker="memory")
+    return Snapshot(
+        at=at,
+        queue=QueueView(0, 0, 0, 0, 0, None),
+        consumers=(),
+        leases=(),
+        dead_letters=(),
+        alerts=(),
+        balancer="round-robin",
+        published=published,
+        acked=0,
+        dead_lettered=0,
+        redelivered=0,
+        failovers=0,
+        publish_rate=0.0,
+        ack_rate=0.0,
+        latency_p50=None,
+        latency_p99=None,
+        loop_lag=0.0,
+        paused=False,
+        autoscale=False,
+        desired_consumers=1,
+        broker="memory",
+    )
 
 
 def test_recording_file_is_owner_only_under_any_umask(tmp_path: Path) -> None:
@@ -224,19 +253,26 @@ def test_hostile_strings_in_a_recording_come_back_sanitised() -> None:
     assert "\\x1b]52" in ev.message and "\\u202e" in ev.message
 
 
-@pytest.mark.parametrize(("damage", "says"), [
-    (lambda recs: _write(recs)[:15], "truncated recording"),
-    (lambda recs: _write(recs[:1], finish=False), "holds no frame"),
-    (lambda recs: _write(recs)[:20] + b"\xff" * 40 + _write(recs)[60:], "corrupt recording"),
-    (lambda recs: _write([*recs[:2], {"t": "s", "at": "soon"}, *recs[2:]]),
-     "corrupt recording: line 3"),
-    (lambda recs: _write([recs[0], {**recs[2], "v": {**recs[2]["v"], "published": "many"}}]),
-     "corrupt recording: line 2"),
-    (lambda recs: _write([{**recs[0], "v": 2}, *recs[1:]]), "written by a newer ccdash"),
-    (lambda recs: b"plain text, not gzip\n", "not a ccdash recording"),
-    (lambda recs: gzip.compress(b'{"t":"h","format":"other"}\n'), "not a ccdash recording"),
-    (lambda recs: _write(recs) + b"trailing", "garbage after the end"),
-])
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (lambda recs: _write(recs)[:15], "truncated recording"),
+        (lambda recs: _write(recs[:1], finish=False), "holds no frame"),
+        (lambda recs: _write(recs)[:20] + b"\xff" * 40 + _write(recs)[60:], "corrupt recording"),
+        (
+            lambda recs: _write([*recs[:2], {"t": "s", "at": "soon"}, *recs[2:]]),
+            "corrupt recording: line 3",
+        ),
+        (
+            lambda recs: _write([recs[0], {**recs[2], "v": {**recs[2]["v"], "published": "many"}}]),
+            "corrupt recording: line 2",
+        ),
+        (lambda recs: _write([{**recs[0], "v": 2}, *recs[1:]]), "written by a newer ccdash"),
+        (lambda recs: b"plain text, not gzip\n", "not a ccdash recording"),
+        (lambda recs: gzip.compress(b'{"t":"h","format":"other"}\n'), "not a ccdash recording"),
+        (lambda recs: _write(recs) + b"trailing", "garbage after the end"),
+    ],
+)
 def test_a_damaged_file_is_one_recording_error(damage: Any, says: str) -> None:
     """Truncated, corrupt, newer-version or foreign files: RecordingError naming why."""
     with pytest.raises(RecordingError) as err:
@@ -271,13 +307,16 @@ def test_the_recorder_stays_out_of_the_engine_and_plotting_out_of_the_recorder()
     import subprocess
     import sys
 
-    code = ("import json, sys, ccdash.engine, ccdash.brokers; a = set(sys.modules);"
-            "import ccdash.record, ccdash.record.player; b = set(sys.modules);"
-            "print(json.dumps([m for m in a if m.startswith('ccdash.record')]));"
-            "print(json.dumps(sorted({m.split('.')[0] if not m.startswith('ccdash') else "
-            "'.'.join(m.split('.')[:2]) for m in b - a})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    code = (
+        "import json, sys, ccdash.engine, ccdash.brokers; a = set(sys.modules);"
+        "import ccdash.record, ccdash.record.player; b = set(sys.modules);"
+        "print(json.dumps([m for m in a if m.startswith('ccdash.record')]));"
+        "print(json.dumps(sorted({m.split('.')[0] if not m.startswith('ccdash') else "
+        "'.'.join(m.split('.')[:2]) for m in b - a})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert json.loads(out[0]) == []
     loaded = set(json.loads(out[1]))
     assert "ccdash.record" in loaded

@@ -40,8 +40,7 @@ def fleet(redis_server: RedisServer, tmp_path: Path) -> Iterator[Fleet]:
             p.wait()
 
 
-async def test_demo_on_a_fleet_counts_the_other_workers_acks(fleet: Fleet,
-                                                             tmp_path: Path) -> None:
+async def test_demo_on_a_fleet_counts_the_other_workers_acks(fleet: Fleet, tmp_path: Path) -> None:
     """`ccdash --demo --broker redis://...` beside a worker: exit 0, nothing lost, and
     the messages the worker handled count as acked (not lost)."""
     fleet.spawn("remote-a", concurrency=4)
@@ -50,9 +49,26 @@ async def test_demo_on_a_fleet_counts_the_other_workers_acks(fleet: Fleet,
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "ccdash", "--demo", "--broker", fleet.url, "--duration", "3",
-         "--seed", "5", "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "ccdash",
+            "--demo",
+            "--broker",
+            fleet.url,
+            "--duration",
+            "3",
+            "--seed",
+            "5",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["lost"] == 0 and report["ok"]
@@ -69,8 +85,9 @@ def _attached_app(url: str) -> DashboardApp:
     scenario = load_scenario(None)
     engine = scenario.make_engine(seed=3, broker=url)
     feed = FleetFeed(url, engine.broker.worker, poll_every=0.2)  # type: ignore[attr-defined]
-    return DashboardApp(engine, Workload(scenario, engine, seed=3), live=False,
-                        start_load=False, fleet=feed)
+    return DashboardApp(
+        engine, Workload(scenario, engine, seed=3), live=False, start_load=False, fleet=feed
+    )
 
 
 async def _remote_consumers(fv: FleetView, worker: str) -> dict[str, str]:
@@ -80,7 +97,8 @@ async def _remote_consumers(fv: FleetView, worker: str) -> dict[str, str]:
 
 
 async def test_dashboard_lists_remote_workers_consumers_and_leases(
-        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The consumer pane shows another worker's consumers as `worker/cid` beside the
     local ones; the header of the pane counts them."""
     fleet.spawn("remote-v", concurrency=2)
@@ -98,12 +116,16 @@ async def test_dashboard_lists_remote_workers_consumers_and_leases(
         text = screen_text(app)
         assert "remote-v/c1" in text and "+ 2 on other workers" in text
         await pilot.press("q")
-        await until(lambda: app.engine_worker is not None and app.engine_worker.is_finished,
-                    15, "the engine to stop")
+        await until(
+            lambda: app.engine_worker is not None and app.engine_worker.is_finished,
+            15,
+            "the engine to stop",
+        )
 
 
 async def test_kill_from_the_dashboard_reaches_the_right_worker(
-        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`k` on a remote consumer: refused in the log without a secret; with it, a signed
     kill reaches that worker, whose consumer fails and is replaced; local ones are
     untouched."""
@@ -127,8 +149,9 @@ async def test_kill_from_the_dashboard_reaches_the_right_worker(
 
         monkeypatch.setenv(SECRET_ENV, SECRET)
         await pilot.press("k", "y")
-        await until(lambda: "kill on remote-k: killed c1" in log_text(app), 10,
-                    "the worker's answer")
+        await until(
+            lambda: "kill on remote-k: killed c1" in log_text(app), 10, "the worker's answer"
+        )
         # c1 failed there and the supervisor replaced it; the other worker and the
         # dashboard's own consumers were not touched.
         await until(lambda: _replaced(fv), 10, "c1 to be replaced on remote-k")
@@ -136,8 +159,11 @@ async def test_kill_from_the_dashboard_reaches_the_right_worker(
         local = app.engine.snapshot()
         assert local.failovers == 0 and all(c.failed == 0 for c in local.consumers)
         await pilot.press("q")
-        await until(lambda: app.engine_worker is not None and app.engine_worker.is_finished,
-                    15, "the engine to stop")
+        await until(
+            lambda: app.engine_worker is not None and app.engine_worker.is_finished,
+            15,
+            "the engine to stop",
+        )
     assert "killed c1" in fleet.log("remote-k") and "killed" not in fleet.log("remote-other")
 
 
@@ -147,21 +173,36 @@ async def _replaced(fv: FleetView) -> bool:
 
 
 async def test_demo_whose_redis_dies_mid_run_still_reports(
-        redis_server_factory: Any, tmp_path: Path) -> None:
+    redis_server_factory: Any, tmp_path: Path
+) -> None:
     """Redis (no persistence) is killed mid-run: publishing stops being confirmed, but
     the demo still ends on time with a report that fails the run (exit 1) and counts
     the publishes the broker never took; none of them is in the ledger as accepted."""
     server = redis_server_factory()
     scenario = tmp_path / "outage.toml"
-    scenario.write_text('[scenario]\nname = "outage"\nduration = 4\nseed = 3\n'
-                        'drain_timeout = 2\n\n[engine]\nconsumers = 2\n\n'
-                        '[load]\nshape = "steady"\nrate = 50\n')
+    scenario.write_text(
+        '[scenario]\nname = "outage"\nduration = 4\nseed = 3\n'
+        "drain_timeout = 2\n\n[engine]\nconsumers = 2\n\n"
+        '[load]\nshape = "steady"\nrate = 50\n'
+    )
     out = tmp_path / "out.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ccdash", "--demo", "--scenario", str(scenario),
-        "--broker", f"{server.url}?queue=outage", "--json", str(out),
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "ccdash",
+        "--demo",
+        "--scenario",
+        str(scenario),
+        "--broker",
+        f"{server.url}?queue=outage",
+        "--json",
+        str(out),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
     async def publishing() -> bool:  # Redis has taken some of the run's messages
         client, keys = await connect(f"{server.url}?queue=outage")

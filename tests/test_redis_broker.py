@@ -17,13 +17,7 @@ import pytest
 from support.polling import until
 
 from ccdash import Engine, EngineConfig
-from ccdash.brokers.base import (
-    REASON_EXPIRED,
-    BrokerClosed,
-    Delivery,
-    QueueFull,
-    ReceiptRejected,
-)
+from ccdash.brokers.base import REASON_EXPIRED, BrokerClosed, Delivery, QueueFull, ReceiptRejected
 from ccdash.brokers.redis import RedisBroker
 from ccdash.fleet.settle import locate
 
@@ -75,9 +69,7 @@ async def test_group_committed_ack_counts_at_once_and_reaches_redis(redis_broker
     assert (broker.stats().acked, broker.flusher.late_rejected) == (1, 0)
 
 
-async def test_expired_lease_goes_back_and_the_old_receipt_is_rejected(
-    redis_broker: Make,
-) -> None:
+async def test_expired_lease_goes_back_and_the_old_receipt_is_rejected(redis_broker: Make) -> None:
     """Past the visibility timeout the message is delivered again (XAUTOCLAIM) with
     reason lease-expired, and the first holder's ack is refused."""
     broker = await redis_broker(visibility_timeout=0.8, ttl=0.3)
@@ -137,10 +129,8 @@ async def test_delayed_retries_come_due_in_deadline_order(redis_broker: Make) ->
 
 async def test_expiry_at_max_attempts_dead_letters_as_lease_expired(redis_broker: Make) -> None:
     """A lease that runs out on the last attempt goes to the DLQ as lease-expired."""
-    other = await redis_broker(worker="reaper", visibility_timeout=0.6, ttl=0.3,
-                               max_attempts=1)
-    broker = await redis_broker(worker="holder", visibility_timeout=0.6, ttl=0.3,
-                                max_attempts=1)
+    other = await redis_broker(worker="reaper", visibility_timeout=0.6, ttl=0.3, max_attempts=1)
+    broker = await redis_broker(worker="holder", visibility_timeout=0.6, ttl=0.3, max_attempts=1)
     await broker.publish(b"x")
     await lease(broker)
     await until(other.dead_letters, 5, "the expired message dead-lettered")
@@ -462,11 +452,13 @@ def engines_on_redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
     made = iter(range(1_000))
 
-    def redis_broker(url: str, config: Any, *, clock: Any = None,
-                     read_ahead: int = 128) -> RedisBroker:
+    def redis_broker(
+        url: str, config: Any, *, clock: Any = None, read_ahead: int = 128
+    ) -> RedisBroker:
         assert url == "memory" and not hasattr(clock, "advance"), "a fake clock: not on Redis"
-        return RedisBroker.from_url(f"{redis_url}&ttl=0.6&worker=e{next(made)}", config,
-                                    default_fetch=read_ahead)
+        return RedisBroker.from_url(
+            f"{redis_url}&ttl=0.6&worker=e{next(made)}", config, default_fetch=read_ahead
+        )
 
     monkeypatch.setattr(engine_module, "open_broker", redis_broker)
 
@@ -483,7 +475,8 @@ def _on_redis(fn: Callable[[], Any]) -> Callable[[None], Any]:
 # (basic operation has its own Redis run in tests/test_redis_competing_consumer.py)
 REAL_TIME_ENGINE_TESTS = (
     "test_sync_handler_runs_in_a_thread",
-    "test_publish_only_engine", "test_body_round_trip_bytes_and_json",
+    "test_publish_only_engine",
+    "test_body_round_trip_bytes_and_json",
     "test_publish_many_accepts_all_in_order",
 )
 
@@ -500,7 +493,8 @@ globals().update(_real_time_engine_tests())
 
 
 async def test_engine_publish_returns_only_once_redis_has_the_message(
-        redis_server_factory: Any) -> None:
+    redis_server_factory: Any,
+) -> None:
     """An engine on Redis accepts a message only once Redis stores it: while Redis is
     down `engine.publish` waits (a crash then could not lose an accepted message), and
     once Redis is back it returns, with the message in Redis."""
@@ -519,7 +513,8 @@ async def test_engine_publish_returns_only_once_redis_has_the_message(
 
 
 async def test_flush_waits_for_what_was_queued_not_for_an_idle_queue(
-        redis_broker: Make, redis_url: str) -> None:
+    redis_broker: Make, redis_url: str
+) -> None:
     """`flush` returns once the publishes queued before it are in Redis, even while a
     producer keeps queueing more (the write queue then never empties)."""
     broker = await redis_broker()

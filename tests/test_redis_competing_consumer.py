@@ -48,8 +48,9 @@ async def test_competing_consumer_basic_operation(redis_url: str) -> None:
     await check_basic_operation(on_redis(redis_url))
 
 
-async def _paced_run(redis_url: str, balancer: str, *, weights: dict[int, int] | None = None,
-                     n: int = 200) -> Counter[str]:
+async def _paced_run(
+    redis_url: str, balancer: str, *, weights: dict[int, int] | None = None, n: int = 200
+) -> Counter[str]:
     """Publish n messages at a pace the pool handles with room to spare: each is done
     (2 ms) long before the next arrives (15 ms)."""
     rec = Recorder(latency=0.002)
@@ -85,8 +86,14 @@ async def test_competing_consumer_failover(redis_url: str) -> None:
     heartbeat_timeout + 1 s; a hung one is detected within 2 x heartbeat_timeout and
     replaced; nothing is lost."""
     rec = Recorder(latency=0.1)
-    cfg = EngineConfig(consumers=4, prefetch=3, visibility_timeout=60.0,
-                       heartbeat_interval=0.2, heartbeat_timeout=1.0, seed=1)
+    cfg = EngineConfig(
+        consumers=4,
+        prefetch=3,
+        visibility_timeout=60.0,
+        heartbeat_interval=0.2,
+        heartbeat_timeout=1.0,
+        seed=1,
+    )
     # The engine sizes the read-ahead to what its consumers can hold (as `ccdash worker`
     # does), so messages handed back by the killed consumer are not stuck behind it.
     async with Engine(cfg, handler=rec, broker=on_redis(redis_url)) as engine:
@@ -94,8 +101,7 @@ async def test_competing_consumer_failover(redis_url: str) -> None:
         victim = engine.consumer_ids()[0]
 
         def victim_holds() -> set[str]:
-            return {li.message_id for li in engine.snapshot().leases
-                    if li.consumer_id == victim}
+            return {li.message_id for li in engine.snapshot().leases if li.consumer_id == victim}
 
         await until(lambda: len(victim_holds()) >= 2, 5, "the victim holding two leases", step=0.01)
         held = victim_holds()
@@ -104,15 +110,20 @@ async def test_competing_consumer_failover(redis_url: str) -> None:
         assert released == len(held)
         took = await until(
             lambda: held <= {m for m, c, _ in rec.done if c != victim},
-            cfg.heartbeat_timeout + 1.0, "the victim's leases done by others", step=0.01)
+            cfg.heartbeat_timeout + 1.0,
+            "the victim's leases done by others",
+            step=0.01,
+        )
         assert took <= cfg.heartbeat_timeout + 1.0
 
         hung = engine.consumer_ids()[0]
         await engine.hang_consumer(hung)
         detect = await until(
-            lambda: any(c.id == hung and c.state == "failed"
-                        for c in engine.snapshot().consumers),
-            2 * cfg.heartbeat_timeout, "the hung consumer failed", step=0.01)
+            lambda: any(c.id == hung and c.state == "failed" for c in engine.snapshot().consumers),
+            2 * cfg.heartbeat_timeout,
+            "the hung consumer failed",
+            step=0.01,
+        )
         assert detect <= 2 * cfg.heartbeat_timeout
         await until(lambda: len(engine.consumer_ids()) == 4, 5, "four consumers again", step=0.01)
         assert hung not in engine.consumer_ids()

@@ -106,9 +106,7 @@ async def _dead_letter_one(url: str) -> str:
     return mid
 
 
-async def test_fleet_view_reads_dead_letters_and_drops_a_sigkilled_worker(
-    fleet: Fleet,
-) -> None:
+async def test_fleet_view_reads_dead_letters_and_drops_a_sigkilled_worker(fleet: Fleet) -> None:
     """With a dead letter in the shared DLQ the fleet view still reads every worker
     and the DLQ, and a SIGKILLed worker leaves it within about one heartbeat TTL."""
     ttl = 1.0
@@ -119,14 +117,18 @@ async def test_fleet_view_reads_dead_letters_and_drops_a_sigkilled_worker(
     feed = FleetFeed(fleet.url, "dashboard", poll_every=0.1)
     task = asyncio.ensure_future(feed.run(lambda msg, err: said.append(msg)))
     try:
-        await until(lambda: {w.name for w in feed.workers()} == {"va", "vb"}, 20,
-                    "both workers in the view")
+        await until(
+            lambda: {w.name for w in feed.workers()} == {"va", "vb"}, 20, "both workers in the view"
+        )
         snap = feed.snapshot
         assert snap is not None and [d.message_id for d in snap.dead_letters] == [mid]
         assert snap.dead_letters[0].last_error == "boom \\x1b[31m"
         fleet.procs["va"].kill()
-        took = await until(lambda: {w.name for w in feed.workers()} == {"vb"}, 20,
-                           "the killed worker to leave the view")
+        took = await until(
+            lambda: {w.name for w in feed.workers()} == {"vb"},
+            20,
+            "the killed worker to leave the view",
+        )
         assert took < ttl + 1.5, f"left the view after {took:.1f}s (TTL {ttl}s)"
         assert said == []
     finally:
@@ -147,8 +149,12 @@ async def test_fleet_view_error_names_the_error_sanitised() -> None:
             return None
 
     said: list[tuple[str, bool]] = []
-    feed = FleetFeed("redis://u:sekrit@127.0.0.1:1/0", "me", view=Broken(),  # type: ignore[arg-type]
-                     poll_every=0.01)
+    feed = FleetFeed(
+        "redis://u:sekrit@127.0.0.1:1/0",
+        "me",
+        view=Broken(),  # type: ignore[arg-type]
+        poll_every=0.01,
+    )
     task = asyncio.ensure_future(feed.run(lambda msg, err: said.append((msg, err))))
     try:
         await until(lambda: said, 5, "the error report")
@@ -174,8 +180,10 @@ async def test_no_false_failover_after_redis_is_paused_longer_than_the_ttl(
     workers = []
     try:
         for i in range(3):
-            b = RedisBroker.from_url(f"{server.url}?queue=pause&ttl={ttl}&fetch=4&worker=w{i}",
-                                     QueueConfig(visibility_timeout=60.0))
+            b = RedisBroker.from_url(
+                f"{server.url}?queue=pause&ttl={ttl}&fetch=4&worker=w{i}",
+                QueueConfig(visibility_timeout=60.0),
+            )
             await b.open()
             await b.presence.register()
             workers.append(b)
@@ -231,7 +239,7 @@ async def test_a_live_worker_name_is_still_refused(fleet: Fleet) -> None:
 
 
 async def test_name_beating_on_no_other_host_is_taken_over_once_its_heartbeat_lapses(
-    redis_url: str, redis_server: RedisServer,
+    redis_url: str, redis_server: RedisServer
 ) -> None:
     """A heartbeat under our name from another host that does not beat again is taken
     over when it lapses (within one TTL), not refused."""
@@ -279,7 +287,7 @@ def xadd(server: RedisServer, stream: str, fields: tuple[str, ...]) -> None:
 
 
 async def test_malformed_entries_go_to_the_dlq_and_the_engine_goes_on(
-    redis_url: str, redis_server: RedisServer,
+    redis_url: str, redis_server: RedisServer
 ) -> None:
     """Entries with invalid JSON or UTF-8, deep nesting, a 5,000-digit integer, or
     missing/wrong fields are dead-lettered at once as `undecodable` with their raw
@@ -310,8 +318,9 @@ async def test_malformed_entries_go_to_the_dlq_and_the_engine_goes_on(
     assert any(a.name == "undecodable-entry" for a in snap.alerts)
 
 
-async def test_worker_and_demo_survive_malformed_entries(fleet: Fleet, redis_server: RedisServer,
-                                                       tmp_path: Path) -> None:
+async def test_worker_and_demo_survive_malformed_entries(
+    fleet: Fleet, redis_server: RedisServer, tmp_path: Path
+) -> None:
     """`ccdash worker` with every kind of malformed entry in its stream keeps running
     and handles the good messages; `ccdash --demo` on that queue finishes with its
     report, no traceback."""
@@ -329,18 +338,32 @@ async def test_worker_and_demo_survive_malformed_entries(fleet: Fleet, redis_ser
     out = tmp_path / "demo.json"
     proc = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "ccdash", "--demo", "--broker", fleet.url, "--duration", "1",
-         "--seed", "3", "--json", str(out)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-        timeout=90)
+        [
+            sys.executable,
+            "-m",
+            "ccdash",
+            "--demo",
+            "--broker",
+            fleet.url,
+            "--duration",
+            "1",
+            "--seed",
+            "3",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.returncode in (0, 1) and json.loads(out.read_text())["lost"] == 0
     assert fleet.stop_all()["tough"] == 0
 
 
-async def test_malformed_control_entries_do_not_stop_the_control_channel(
-    redis_url: str,
-) -> None:
+async def test_malformed_control_entries_do_not_stop_the_control_channel(redis_url: str) -> None:
     """Command entries that are deeply nested, carry a lone surrogate or have no
     fields the channel knows are refused one by one; a signed command after them is
     still obeyed."""
@@ -355,8 +378,11 @@ async def test_malformed_control_entries_do_not_stop_the_control_channel(
     await listener.start()
     task = asyncio.ensure_future(listener.run())
     try:
-        for fields in ({"c": "[" * 100_000, "s": "x"}, {"c": '{"nonce": "\\udcff"}', "s": "x"},
-                       {"junk": "1"}):
+        for fields in (
+            {"c": "[" * 100_000, "s": "x"},
+            {"c": '{"nonce": "\\udcff"}', "s": "x"},
+            {"junk": "1"},
+        ):
             await send_raw(redis_url, "w1", fields)
         async with FleetView(redis_url) as fv:
             result = await fv.command(secret, "w1", "pause", wait=10.0)
@@ -369,7 +395,7 @@ async def test_malformed_control_entries_do_not_stop_the_control_channel(
 
 
 async def test_a_dead_workers_malformed_entry_does_not_stop_its_failover(
-    redis_broker: Make, redis_server: RedisServer,
+    redis_broker: Make, redis_server: RedisServer
 ) -> None:
     """A dead worker held a foreign entry (no id, a history that is not JSON) beside a
     good message: the survivor's reaper dead-letters the first as `undecodable` and
@@ -379,8 +405,9 @@ async def test_a_dead_workers_malformed_entry_does_not_stop_its_failover(
     good = await survivor.publish({"n": 1})
     xadd(redis_server, keys.stream(0), ("t", "1", "a", "0", "d", "j1", "h", "{not json"))
     await survivor.hand_back()  # the read-ahead goes back: the dead worker reads both
-    redis_server.command("XREADGROUP", "GROUP", "ccdash", "ghost", "COUNT", "10",
-                         "STREAMS", keys.stream(0), ">")
+    redis_server.command(
+        "XREADGROUP", "GROUP", "ccdash", "ghost", "COUNT", "10", "STREAMS", keys.stream(0), ">"
+    )
     redis_server.command("ZADD", keys.workers, "0", "ghost")
     d = await lease(survivor, "c", within=10)
     assert d.message_id == good and d.attempt == 2
@@ -390,9 +417,8 @@ async def test_a_dead_workers_malformed_entry_does_not_stop_its_failover(
     assert b"h={not json" in dead.body
 
 
-
 async def test_a_foreign_consumer_name_that_is_not_utf8_breaks_no_read(
-    redis_broker: Make, redis_server: RedisServer, redis_url: str,
+    redis_broker: Make, redis_server: RedisServer, redis_url: str
 ) -> None:
     """A foreign client joined the group under a name that is not UTF-8 and holds an
     entry: the broker's fleet counts and the fleet view still read (the name shown
@@ -400,8 +426,18 @@ async def test_a_foreign_consumer_name_that_is_not_utf8_breaks_no_read(
     broker = await redis_broker()
     await broker.publish(b"x")
     await broker.hand_back()
-    raw_command(redis_server, "XREADGROUP", "GROUP", "ccdash", "\udcffx", "COUNT", "1",
-                "STREAMS", broker.keys.stream(0), ">")
+    raw_command(
+        redis_server,
+        "XREADGROUP",
+        "GROUP",
+        "ccdash",
+        "\udcffx",
+        "COUNT",
+        "1",
+        "STREAMS",
+        broker.keys.stream(0),
+        ">",
+    )
     raw_command(redis_server, "ZADD", broker.keys.workers, "0", "\udcffx")
     async with asyncio.timeout(10):
         await broker.refresh()

@@ -41,24 +41,53 @@ class Fleet:
         self.out.mkdir()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def spawn(self, name: str, *extra: str, delay: float = 0.02, ttl: float = 1.5,
-              vt: float = 60.0, concurrency: int = 4, secret: str | None = SECRET,
-              label: str | None = None) -> None:
+    def spawn(
+        self,
+        name: str,
+        *extra: str,
+        delay: float = 0.02,
+        ttl: float = 1.5,
+        vt: float = 60.0,
+        concurrency: int = 4,
+        secret: str | None = SECRET,
+        label: str | None = None,
+    ) -> None:
         """Start `ccdash worker --name name`; `label` (default: the name) keys its
         process and log here (two processes may try the same name)."""
         label = label or name
         env = {k: v for k, v in os.environ.items() if k != "CCDASH_CONTROL_SECRET"}
-        env.update(PYTHONPATH=f"{ROOT / 'tests'}{os.pathsep}{ROOT}", CCDASH_TEST_OUT=str(self.out),
-                   CCDASH_TEST_DELAY=str(delay))
+        env.update(
+            PYTHONPATH=f"{ROOT / 'tests'}{os.pathsep}{ROOT}",
+            CCDASH_TEST_OUT=str(self.out),
+            CCDASH_TEST_DELAY=str(delay),
+        )
         if secret is not None:
             env["CCDASH_CONTROL_SECRET"] = secret
         with (self.tmp / f"{label}.log").open("ab") as log:  # the child keeps its own fd
             self.procs[label] = subprocess.Popen(
-                [sys.executable, "-m", "ccdash.worker", "--broker", self.url,
-                 "--handler", "support.fleet_handlers:record", "--concurrency", str(concurrency),
-                 "--name", name, "--visibility-timeout", str(vt), "--heartbeat-ttl", str(ttl),
-                 *extra],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "ccdash.worker",
+                    "--broker",
+                    self.url,
+                    "--handler",
+                    "support.fleet_handlers:record",
+                    "--concurrency",
+                    str(concurrency),
+                    "--name",
+                    name,
+                    "--visibility-timeout",
+                    str(vt),
+                    "--heartbeat-ttl",
+                    str(ttl),
+                    *extra,
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text(errors="replace")
@@ -162,8 +191,7 @@ async def _has(url: str, n: int) -> bool:
     return len(await alive_workers(url)) >= n
 
 
-async def test_workers_ride_out_a_redis_restart(redis_server_factory: Any,
-                                                tmp_path: Path) -> None:
+async def test_workers_ride_out_a_redis_restart(redis_server_factory: Any, tmp_path: Path) -> None:
     """Redis is restarted (same port, append-only) mid-run: workers reconnect with
     backoff and the run completes with 0 lost."""
     server = redis_server_factory()
@@ -222,9 +250,7 @@ async def _audit_status(url: str, nonce: str) -> tuple[str, str]:
     return "", ""
 
 
-async def test_signed_kill_reaches_the_right_worker_and_forgeries_are_refused(
-    fleet: Fleet,
-) -> None:
+async def test_signed_kill_reaches_the_right_worker_and_forgeries_are_refused(fleet: Fleet) -> None:
     """A signed kill crashes that consumer of that worker only (it is replaced); an
     unsigned, wrongly signed, stale or replayed command is refused and audited."""
     audit = fleet.tmp / "audit.jsonl"
@@ -240,8 +266,9 @@ async def test_signed_kill_reaches_the_right_worker_and_forgeries_are_refused(
             snap = await fv.snapshot()
         k1, k2 = snap.worker("k1"), snap.worker("k2")
         assert k1 is not None and k2 is not None
-        return ({c.id for c in k1.consumers} == {"c1", "c3", "c4"}
-                and {c.id for c in k2.consumers} == {"c1", "c2", "c3"})
+        return {c.id for c in k1.consumers} == {"c1", "c3", "c4"} and {
+            c.id for c in k2.consumers
+        } == {"c1", "c2", "c3"}
 
     await until(replaced, 10, "c2 of k1 replaced, k2 untouched")
     assert '"action": "kill"' in audit.read_text()
@@ -295,14 +322,26 @@ def test_worker_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
 
     cases = [
         (["--broker", "memory", "--handler", "support.fleet_handlers:record"], "redis://"),
-        (["--broker", f"redis://u:pw-secret@127.0.0.1:{free_port()}/0?timeout=0.3",
-          "--handler", "support.fleet_handlers:record"], "cannot reach Redis"),
+        (
+            [
+                "--broker",
+                f"redis://u:pw-secret@127.0.0.1:{free_port()}/0?timeout=0.3",
+                "--handler",
+                "support.fleet_handlers:record",
+            ],
+            "cannot reach Redis",
+        ),
         (["--broker", "redis://127.0.0.1:1/0", "--handler", "nope_module:x"], "cannot import"),
     ]
     for argv, needle in cases:
-        proc = subprocess.run([sys.executable, "-m", "ccdash.worker", *argv], cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}"},
-                              capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [sys.executable, "-m", "ccdash.worker", *argv],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert proc.returncode == 2, proc.stderr
         assert needle in proc.stderr and "pw-secret" not in proc.stderr
         assert "Traceback" not in proc.stderr

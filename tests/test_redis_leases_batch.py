@@ -26,8 +26,8 @@ def _extended_by(cmd: Any, sha: str) -> int:
     args, pos = [], packed.index(b"\r\n") + 2
     while pos < len(packed):
         end = packed.index(b"\r\n", pos)
-        n = int(packed[pos + 1:end])
-        args.append(packed[end + 2:end + 2 + n])
+        n = int(packed[pos + 1 : end])
+        args.append(packed[end + 2 : end + 2 + n])
         pos = end + 4 + n
     if args[:2] != [b"EVALSHA", sha.encode()]:
         return 0
@@ -43,8 +43,13 @@ async def test_health_tick_extends_every_due_lease_in_one_round_trip(redis_url: 
     async def hold(_: Any) -> None:
         await release.wait()
 
-    cfg = EngineConfig(consumers=4, prefetch=10, visibility_timeout=1.2,
-                       heartbeat_interval=0.2, heartbeat_timeout=0.6)
+    cfg = EngineConfig(
+        consumers=4,
+        prefetch=10,
+        visibility_timeout=1.2,
+        heartbeat_interval=0.2,
+        heartbeat_timeout=0.6,
+    )
     async with Engine(cfg, handler=hold, broker=redis_url + "&ttl=0.9") as engine:
         link = engine.broker.flusher.link  # type: ignore[attr-defined]
         execute = link.execute
@@ -159,13 +164,14 @@ async def test_extend_many_resets_every_lease_in_redis(redis_broker: Make) -> No
     deadlines = await broker.extend_many([d.receipt for d in got], 5.0)
     assert all(d is not None and d > broker.clock.now() + 4.0 for d in deadlines)
     rows = await broker.flusher.call(
-        ("XPENDING", broker.keys.level_stream(b"0"), "ccdash", "-", "+", 1000, broker.worker))
+        ("XPENDING", broker.keys.level_stream(b"0"), "ccdash", "-", "+", 1000, broker.worker)
+    )
     assert len(rows) == 300
     assert max(int(idle) for _, _, idle, _ in rows) < 500
 
 
 async def test_ack_looks_up_only_the_range_it_acks_not_every_lease_held(
-    redis_broker: Make, redis_server: Any,
+    redis_broker: Make, redis_server: Any
 ) -> None:
     """Acking 10 messages while the worker holds 2,000 other leases makes Redis list at
     most a few dozen pending entries (the acked range), not all 2,000 (the ack's cost

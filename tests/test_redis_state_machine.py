@@ -85,7 +85,8 @@ class RedisBrokerMachine(RuleBasedStateMachine):
         queue = f"sm{os.getpid()}-{next(_queues)}"
         config = QueueConfig(visibility_timeout=VT, max_attempts=MAX_ATTEMPTS, seed=7)
         self.broker = RedisBroker.from_url(
-            f"{self.base_url}?queue={queue}&worker=w-{queue}&ttl=3", config)
+            f"{self.base_url}?queue={queue}&worker=w-{queue}&ttl=3", config
+        )
         self.msgs: dict[str, M] = {}
         self.issued: set[Receipt] = set()
         self.used: set[Receipt] = set()  # receipts whose lease ended (acked, nacked, ...)
@@ -186,7 +187,11 @@ class RedisBrokerMachine(RuleBasedStateMachine):
             m.state, m.receipt, m.holder = "leased", d.receipt, holder
             m.attempt += 1
             assert (d.consumer_id, d.attempt, d.body, d.priority) == (
-                holder, m.attempt, m.body, m.priority)
+                holder,
+                m.attempt,
+                m.body,
+                m.priority,
+            )
 
     @precondition(lambda self: self.issued)
     @rule(data=st.data())
@@ -244,8 +249,10 @@ class RedisBrokerMachine(RuleBasedStateMachine):
         assert before + seconds - 1.0 <= deadline <= self.broker.clock.now() + seconds
 
     @precondition(lambda self: any(m.state == "leased" for m in self.msgs.values()))
-    @rule(holder=st.sampled_from(HOLDERS),
-          reason=st.sampled_from([REASON_RELEASED, REASON_CONSUMER_FAILED]))
+    @rule(
+        holder=st.sampled_from(HOLDERS),
+        reason=st.sampled_from([REASON_RELEASED, REASON_CONSUMER_FAILED]),
+    )
     def release_holder(self, holder: str, reason: str) -> None:
         mine = [m for m in self.in_state("leased") if m.holder == holder]
         assert self.run(self.broker.release_holder(holder, reason, "died")) == len(mine)
@@ -281,11 +288,19 @@ class RedisBrokerMachine(RuleBasedStateMachine):
         stats = b.stats()
         counts = {s: len(self.in_state(s)) for s in STATES}
         assert (stats.ready, stats.delayed, stats.in_flight, stats.dead) == (
-            counts["ready"], counts["delayed"], counts["leased"], counts["dead"]), stats
+            counts["ready"],
+            counts["delayed"],
+            counts["leased"],
+            counts["dead"],
+        ), stats
         assert (stats.published, stats.acked, stats.dead_lettered) == (
-            self.totals["published"], self.totals["acked"], self.totals["dead_lettered"])
+            self.totals["published"],
+            self.totals["acked"],
+            self.totals["dead_lettered"],
+        )
         assert stats.published == (
-            stats.acked + stats.ready + stats.delayed + stats.in_flight + stats.dead)
+            stats.acked + stats.ready + stats.delayed + stats.in_flight + stats.dead
+        )
         assert b.outstanding() == counts["ready"] + counts["delayed"] + counts["leased"]
 
         shown = b.leases()
@@ -302,7 +317,12 @@ class RedisBrokerMachine(RuleBasedStateMachine):
         for mid, d in got.items():
             m = self.msgs[mid]
             assert (d.reason, d.attempts, d.priority, d.body, d.last_error) == (
-                m.reason, m.attempt, m.priority, m.body, m.error)
+                m.reason,
+                m.attempt,
+                m.priority,
+                m.body,
+                m.error,
+            )
 
     @invariant()
     def used_receipts_are_refused(self) -> None:
@@ -317,10 +337,15 @@ class RedisBrokerMachine(RuleBasedStateMachine):
 def test_redis_broker_state_machine(redis_server: RedisServer) -> None:
     """The model and a real Redis broker agree after every step of random runs."""
     RedisBrokerMachine.base_url = redis_server.url
-    run_state_machine_as_test(RedisBrokerMachine, settings=settings(
-        max_examples=int(os.environ.get("CCDASH_REDIS_SM_EXAMPLES", "40")),
-        stateful_step_count=20, deadline=None,
-        suppress_health_check=[HealthCheck.too_slow]))
+    run_state_machine_as_test(
+        RedisBrokerMachine,
+        settings=settings(
+            max_examples=int(os.environ.get("CCDASH_REDIS_SM_EXAMPLES", "40")),
+            stateful_step_count=20,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
 
 
 pytestmark = pytest.mark.slow

@@ -19,8 +19,7 @@ CCDASH = str(Path(sys.executable).parent / "ccdash")
 
 def ccdash(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run the real `ccdash` and wait for it."""
-    return subprocess.run([CCDASH, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([CCDASH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], says: str) -> None:
@@ -35,8 +34,22 @@ def one_line_error(proc: subprocess.CompletedProcess[str], says: str) -> None:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One recorded, plotted demo run: (its directory, what it printed)."""
     d = tmp_path_factory.mktemp("run")
-    proc = ccdash("--demo", "--scenario", "failover-drill", "--duration", "4", "--seed", "5",
-                  "--record", "run.rec", "--plot", "run.svg", "--json", "run.json", cwd=d)
+    proc = ccdash(
+        "--demo",
+        "--scenario",
+        "failover-drill",
+        "--duration",
+        "4",
+        "--seed",
+        "5",
+        "--record",
+        "run.rec",
+        "--plot",
+        "run.svg",
+        "--json",
+        "run.json",
+        cwd=d,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return d, proc.stdout
 
@@ -57,7 +70,7 @@ def test_replay_report_prints_what_the_live_run_printed(recorded: tuple[Path, st
     d, out = recorded
     proc = ccdash("replay", "run.rec", "--report", "--json", "again.json", cwd=d)
     assert proc.returncode == 0, proc.stderr
-    live = out[out.index("ccdash demo report:"):]
+    live = out[out.index("ccdash demo report:") :]
     assert proc.stdout == live
     assert json.loads((d / "again.json").read_text()) == json.loads((d / "run.json").read_text())
 
@@ -77,36 +90,37 @@ def test_replay_without_a_terminal_says_how_to_use_it(recorded: tuple[Path, str]
 
 
 @pytest.mark.parametrize("mode", [["--report"], ["--plot", "x.svg"], []])
-def test_a_corrupt_recording_is_one_line_exit_2(recorded: tuple[Path, str], mode: list[str],
-                                                 tmp_path: Path) -> None:
+def test_a_corrupt_recording_is_one_line_exit_2(
+    recorded: tuple[Path, str], mode: list[str], tmp_path: Path
+) -> None:
     """Bytes damaged in the middle of the file: one line, exit 2, in every mode."""
     raw = bytearray((recorded[0] / "run.rec").read_bytes())
     mid = len(raw) // 2
-    raw[mid:mid + 64] = b"\x00" * 64
+    raw[mid : mid + 64] = b"\x00" * 64
     (tmp_path / "bad.rec").write_bytes(bytes(raw))
     one_line_error(ccdash("replay", "bad.rec", *mode, cwd=tmp_path), "corrupt recording")
 
 
-def test_a_truncated_recording_has_no_report(recorded: tuple[Path, str],
-                                             tmp_path: Path) -> None:
+def test_a_truncated_recording_has_no_report(recorded: tuple[Path, str], tmp_path: Path) -> None:
     """Cut in half: --report is one line (exit 2); the part before the cut still plots."""
     raw = (recorded[0] / "run.rec").read_bytes()
-    (tmp_path / "cut.rec").write_bytes(raw[:len(raw) // 2])
-    one_line_error(ccdash("replay", "cut.rec", "--report", cwd=tmp_path),
-                   "truncated recording")
+    (tmp_path / "cut.rec").write_bytes(raw[: len(raw) // 2])
+    one_line_error(ccdash("replay", "cut.rec", "--report", cwd=tmp_path), "truncated recording")
     assert ccdash("replay", "cut.rec", "--plot", "cut.svg", cwd=tmp_path).returncode == 0
     one_line_error(ccdash("replay", "missing.rec", "--report", cwd=tmp_path), "no such file")
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["--demo", "--record-bodies"], "--record-bodies applies to --record"),
-    (["--plot", "x.svg"], "--plot applies to headless runs"),
-    (["--demo", "--plot", "x.txt"], ".svg, .png or .pdf"),
-    (["--demo", "--record", "no/such/dir/run.rec"], "--record: directory"),
-    (["replay", "x.rec", "--json", "r.json"], "--json applies to --report"),
-])
-def test_bad_record_and_plot_flags_are_one_line(tmp_path: Path, args: list[str],
-                                                says: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--demo", "--record-bodies"], "--record-bodies applies to --record"),
+        (["--plot", "x.svg"], "--plot applies to headless runs"),
+        (["--demo", "--plot", "x.txt"], ".svg, .png or .pdf"),
+        (["--demo", "--record", "no/such/dir/run.rec"], "--record: directory"),
+        (["replay", "x.rec", "--json", "r.json"], "--json applies to --report"),
+    ],
+)
+def test_bad_record_and_plot_flags_are_one_line(tmp_path: Path, args: list[str], says: str) -> None:
     """Flags that cannot apply: one line, exit 2, before anything runs."""
     one_line_error(ccdash(*args, cwd=tmp_path), says)
 
@@ -114,15 +128,24 @@ def test_bad_record_and_plot_flags_are_one_line(tmp_path: Path, args: list[str],
 @pytest.mark.slow
 def test_a_killed_run_leaves_a_replayable_recording(tmp_path: Path) -> None:
     """SIGKILL mid-run: the file reads up to its last record; no report to print."""
-    proc = subprocess.Popen([CCDASH, "--demo", "--duration", "60", "--record", "run.rec"],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [CCDASH, "--demo", "--duration", "60", "--record", "run.rec"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     rec = tmp_path / "run.rec"
     try:
+
         def recording() -> None:
             assert proc.poll() is None, "ccdash exited before the recording grew"
 
-        wait_until(lambda: rec.exists() and rec.stat().st_size > 2000, 30,
-                   "the recording past 2000 bytes", guard=recording)
+        wait_until(
+            lambda: rec.exists() and rec.stat().st_size > 2000,
+            30,
+            "the recording past 2000 bytes",
+            guard=recording,
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
@@ -131,8 +154,7 @@ def test_a_killed_run_leaves_a_replayable_recording(tmp_path: Path) -> None:
             proc.wait()
     replay = read_recording(str(rec))
     assert replay.cut_short and replay.report is None and len(replay.frame_at) > 4
-    one_line_error(ccdash("replay", "run.rec", "--report", cwd=tmp_path),
-                   "truncated recording")
+    one_line_error(ccdash("replay", "run.rec", "--report", cwd=tmp_path), "truncated recording")
 
 
 async def test_a_worker_records_its_run(redis_server: Any, tmp_path: Path) -> None:
@@ -163,8 +185,9 @@ async def test_a_worker_records_its_run(redis_server: Any, tmp_path: Path) -> No
     assert any(e.kind == "consumer-started" for e in rec.events)
 
 
-def test_a_recording_from_a_newer_ccdash_is_one_line_exit_2(recorded: tuple[Path, str],
-                                                            tmp_path: Path) -> None:
+def test_a_recording_from_a_newer_ccdash_is_one_line_exit_2(
+    recorded: tuple[Path, str], tmp_path: Path
+) -> None:
     """Format version 2 in the header: one line saying to upgrade, exit 2, in every mode."""
     import gzip
 
@@ -172,7 +195,10 @@ def test_a_recording_from_a_newer_ccdash_is_one_line_exit_2(recorded: tuple[Path
     header = json.loads(lines[0])
     header["v"] = 2
     (tmp_path / "new.rec").write_bytes(
-        gzip.compress(json.dumps(header).encode() + b"\n" + b"".join(lines[1:])))
+        gzip.compress(json.dumps(header).encode() + b"\n" + b"".join(lines[1:]))
+    )
     for mode in (["--report"], ["--plot", "x.svg"], []):
-        one_line_error(ccdash("replay", "new.rec", *mode, cwd=tmp_path),
-                       "written by a newer ccdash (recording format version 2")
+        one_line_error(
+            ccdash("replay", "new.rec", *mode, cwd=tmp_path),
+            "written by a newer ccdash (recording format version 2",
+        )

@@ -16,9 +16,24 @@ def test_a_recorded_drill_replays_in_a_terminal(
 ) -> None:
     """Record a failover drill; replay it at 80x24: play, pause, jump to a drill, quit 0."""
     rec = tmp_path / "drill.rec"
-    run = subprocess.run([str(CCDASH), "--demo", "--scenario", "failover-drill", "--duration",
-                          "4", "--seed", "5", "--record", str(rec)],
-                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    run = subprocess.run(
+        [
+            str(CCDASH),
+            "--demo",
+            "--scenario",
+            "failover-drill",
+            "--duration",
+            "4",
+            "--seed",
+            "5",
+            "--record",
+            str(rec),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     t = terminal(f"{CCDASH} replay {rec}; echo EXIT=$?; sleep 30", size=(80, 24))
     t.wait_for("the replay", lambda s: "REPLAY" in s and "paused" in s and "lost 0" in s)

@@ -31,9 +31,16 @@ def _recorded_failover_drill() -> bytes:
     async def run() -> bytes:
         clock = FakeClock()
         recorder = Recorder.in_memory()
-        task = asyncio.ensure_future(run_demo(load_scenario("failover-drill"),
-                                              PlainView(io.StringIO()), clock=clock,
-                                              duration=8, seed=5, recorder=recorder))
+        task = asyncio.ensure_future(
+            run_demo(
+                load_scenario("failover-drill"),
+                PlainView(io.StringIO()),
+                clock=clock,
+                duration=8,
+                seed=5,
+                recorder=recorder,
+            )
+        )
         await clock.run_until(task.done, step=0.05)
         await task
         out = recorder.out

@@ -36,7 +36,8 @@ def test_shipped_scenario_loads(name: str) -> None:
 
 
 def test_none_loads_the_default_scenario_from_any_directory(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """load_scenario(None) finds the default demo wherever the process runs."""
     monkeypatch.chdir(tmp_path)
     assert load_scenario(None).name == "default"
@@ -65,15 +66,25 @@ def test_black_friday_is_autoscaled_with_prediction_and_cold_starts() -> None:
 
 def test_autoscaler_settings_reach_the_engine_config() -> None:
     """[engine] takes every autoscaler field, typed and range-checked like the others."""
-    sc = parse_scenario(HEAD + "[engine]\nautoscale = true\npredictive = false\n"
-                        "scale_interval = 0.5\ntarget_backlog_per_consumer = 20\n"
-                        "target_utilisation = 0.6\nmax_scale_step = 3\nscale_down_window = 8\n"
-                        "scale_cooldown = 2\nforecast_horizon = 6\nstartup_delay = 1.5\n")
+    sc = parse_scenario(
+        HEAD + "[engine]\nautoscale = true\npredictive = false\n"
+        "scale_interval = 0.5\ntarget_backlog_per_consumer = 20\n"
+        "target_utilisation = 0.6\nmax_scale_step = 3\nscale_down_window = 8\n"
+        "scale_cooldown = 2\nforecast_horizon = 6\nstartup_delay = 1.5\n"
+    )
     cfg = sc.engine
-    assert (cfg.autoscale, cfg.predictive, cfg.scale_interval, cfg.target_backlog_per_consumer,
-            cfg.target_utilisation, cfg.max_scale_step, cfg.scale_down_window,
-            cfg.scale_cooldown, cfg.forecast_horizon, cfg.startup_delay) == (
-        True, False, 0.5, 20.0, 0.6, 3, 8.0, 2.0, 6.0, 1.5)
+    assert (
+        cfg.autoscale,
+        cfg.predictive,
+        cfg.scale_interval,
+        cfg.target_backlog_per_consumer,
+        cfg.target_utilisation,
+        cfg.max_scale_step,
+        cfg.scale_down_window,
+        cfg.scale_cooldown,
+        cfg.forecast_horizon,
+        cfg.startup_delay,
+    ) == (True, False, 0.5, 20.0, 0.6, 3, 8.0, 2.0, 6.0, 1.5)
 
 
 ALERTS = """
@@ -98,8 +109,14 @@ def test_alert_rules_add_to_the_built_in_ones_and_replace_by_name() -> None:
     """[[alerts]] rules join the defaults; one named like a default replaces it."""
     rules = {r.name: r for r in parse_scenario(HEAD + ALERTS).engine.rules()}
     backlog = rules["backlog"]
-    assert (backlog.metric, backlog.op, backlog.threshold, backlog.for_s, backlog.severity,
-            backlog.message) == ("queue_depth", ">", 50.0, 2.0, "critical", "backlog above 50")
+    assert (
+        backlog.metric,
+        backlog.op,
+        backlog.threshold,
+        backlog.for_s,
+        backlog.severity,
+        backlog.message,
+    ) == ("queue_depth", ">", 50.0, 2.0, "critical", "backlog above 50")
     assert rules["dlq-growing"].threshold == 3.0 and rules["dlq-growing"].severity == "warning"
     assert {"queue-depth-high", "no-healthy-consumer", "autoscaler-pinned"} <= rules.keys()
 
@@ -144,89 +161,144 @@ def test_rolling_update_drill_is_accepted_once_the_engine_has_it() -> None:
 # -- malformed inputs: each exits 2 with one line naming the problem ------------------
 
 HEAD = "[scenario]\nduration = 10\n"
-ALERT_HEAD = "[[alerts]]\nname = \"deep\"\n"
+ALERT_HEAD = '[[alerts]]\nname = "deep"\n'
 BAD_FILES = {
     "bad-toml": ("[scenario\nduration = 10\n", ["invalid TOML", ":1:"]),
     "unknown-section": (HEAD + "[loadd]\nrate = 1\n", ["[loadd]", "did you mean 'load'"]),
-    "unknown-field": ("[scenario]\nduraton = 10\n",
-                      [":2:", "scenario.duraton", "did you mean 'duration'", "valid fields"]),
+    "unknown-field": (
+        "[scenario]\nduraton = 10\n",
+        [":2:", "scenario.duraton", "did you mean 'duration'", "valid fields"],
+    ),
     "negative-rate": (HEAD + "[load]\nrate = -5\n", [":4:", "load.rate", ">= 0", "-5"]),
-    "unknown-balancer": (HEAD + "[engine]\nbalancer = \"round-robbin\"\n",
-                         [":4:", "engine.balancer", "did you mean 'round-robin'", "p2c-ewma"]),
-    "unknown-drill-action": (HEAD + "[[drills]]\nat = 2\naction = \"kil\"\n",
-                             [":5:", "drills[1].action", "did you mean 'kill'", "hang"]),
-    "drill-past-the-end": (HEAD + "[[drills]]\nat = 12\naction = \"kill\"\n",
-                           [":4:", "drills[1].at", "past the end", "duration 10"]),
+    "unknown-balancer": (
+        HEAD + '[engine]\nbalancer = "round-robbin"\n',
+        [":4:", "engine.balancer", "did you mean 'round-robin'", "p2c-ewma"],
+    ),
+    "unknown-drill-action": (
+        HEAD + '[[drills]]\nat = 2\naction = "kil"\n',
+        [":5:", "drills[1].action", "did you mean 'kill'", "hang"],
+    ),
+    "drill-past-the-end": (
+        HEAD + '[[drills]]\nat = 12\naction = "kill"\n',
+        [":4:", "drills[1].at", "past the end", "duration 10"],
+    ),
     "nan-duration": ("[scenario]\nduration = nan\n", [":2:", "scenario.duration", "finite"]),
     "inf-rate": (HEAD + "[load]\nrate = inf\n", [":4:", "load.rate", "finite"]),
     "heartbeat-not-below-visibility": (
         HEAD + "[engine]\nvisibility_timeout = 2.0\nheartbeat_timeout = 3.0\n",
-        [":5:", "engine.heartbeat_timeout", "below visibility_timeout"]),
-    "min-above-max": (HEAD + "[engine]\nmin_consumers = 10\nmax_consumers = 4\n",
-                      [":4:", "engine.min_consumers", "above max_consumers"]),
-    "unknown-shape": (HEAD + "[load]\nshape = \"sawtooth\"\n",
-                      ["load.shape", "unknown load shape 'sawtooth'", "steady, ramp, burst, sine"]),
-    "unknown-target": (HEAD + "[[drills]]\nat = 1\naction = \"kill\"\ntarget = \"busyest\"\n",
-                       [":6:", "did you mean 'busiest'", "consumer id"]),
+        [":5:", "engine.heartbeat_timeout", "below visibility_timeout"],
+    ),
+    "min-above-max": (
+        HEAD + "[engine]\nmin_consumers = 10\nmax_consumers = 4\n",
+        [":4:", "engine.min_consumers", "above max_consumers"],
+    ),
+    "unknown-shape": (
+        HEAD + '[load]\nshape = "sawtooth"\n',
+        ["load.shape", "unknown load shape 'sawtooth'", "steady, ramp, burst, sine"],
+    ),
+    "unknown-target": (
+        HEAD + '[[drills]]\nat = 1\naction = "kill"\ntarget = "busyest"\n',
+        [":6:", "did you mean 'busiest'", "consumer id"],
+    ),
     "field-of-another-shape": (HEAD + "[load]\npeak = 100\n", ["load.peak", "only shape 'ramp'"]),
-    "p99-below-median": (HEAD + "[handler]\nmedian_ms = 30\np99_ms = 10\n",
-                         [":5:", "handler.p99_ms", "not below median_ms"]),
+    "p99-below-median": (
+        HEAD + "[handler]\nmedian_ms = 30\np99_ms = 10\n",
+        [":5:", "handler.p99_ms", "not below median_ms"],
+    ),
     "error-rate-above-one": (HEAD + "[handler]\nerror_rate = 1.5\n", ["handler.error_rate"]),
-    "wrong-type": (HEAD + "[engine]\nconsumers = \"four\"\n",
-                   [":4:", "engine.consumers", "expected an integer", "a string"]),
+    "wrong-type": (
+        HEAD + '[engine]\nconsumers = "four"\n',
+        [":4:", "engine.consumers", "expected an integer", "a string"],
+    ),
     "boolean-for-number": (HEAD + "[load]\nrate = true\n", ["load.rate", "a boolean"]),
     "drills-not-an-array": (HEAD + "[drills]\nat = 1\n", ["drills", "[[drills]]"]),
-    "scale-beyond-max": (HEAD + "[engine]\nmax_consumers = 8\n[[drills]]\nat = 1\n"
-                                "action = \"scale\"\nto = 80\n",
-                         [":8:", "drills[1].to", "max_consumers"]),
-    "param-of-another-action": (HEAD + "[[drills]]\nat = 1\naction = \"kill\"\ncount = 3\n",
-                                ["drills[1].count", "not used here"]),
-    "slo-priority-not-in-mix": (HEAD + "[slo]\nmax_latency_p99_ms_by_priority = { \"7\" = 100 }\n",
-                                ["max_latency_p99_ms_by_priority.7", "priority of load.mix"]),
-    "unknown-slo": (HEAD + "[slo]\nmax_latency_p98_ms = 5\n",
-                    ["slo.max_latency_p98_ms", "did you mean 'max_latency_p9"]),
-    "bad-slow-consumer-id": (HEAD + "[handler]\nslow = { worker2 = 3.0 }\n",
-                             ["handler.slow.worker2", "consumer id like c2"]),
-    "ramp-without-peak": (HEAD + "[load]\nshape = \"ramp\"\n", ["load", "needs peak"]),
-    "autoscaler-bad-utilisation": (HEAD + "[engine]\nautoscale = true\n"
-                                          "target_utilisation = 1.5\n",
-                                   [":5:", "engine.target_utilisation", "within (0, 1]"]),
-    "autoscaler-not-a-boolean": (HEAD + "[engine]\nautoscale = \"yes\"\n",
-                                 [":4:", "engine.autoscale", "true or false"]),
-    "autoscaler-zero-step": (HEAD + "[engine]\nmax_scale_step = 0\n",
-                             [":4:", "engine.max_scale_step", "at least 1"]),
-    "latency-slo-in-engine": (HEAD + "[engine]\nlatency_slo = 0.2\n",
-                              [":4:", "engine.latency_slo", "max_latency_p99_ms in [slo]"]),
-    "alert-unknown-metric": (HEAD + ALERT_HEAD + "metric = \"queue_dept\"\nop = \">\"\n"
-                                                 "threshold = 5\n",
-                             [":5:", "alerts[1].metric", "unknown metric 'queue_dept'",
-                              "did you mean 'queue_depth'", "dlq_growth"]),
-    "alert-unknown-op": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \"=>\"\nthreshold = 5\n",
-                         [":6:", "alerts[1].op", "unknown comparison '=>'", ">="]),
-    "alert-unknown-severity": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\n"
-                                                   "threshold = 5\nseverity = \"urgent\"\n",
-                               [":8:", "alerts[1].severity", "info, warning, critical"]),
-    "alert-negative-for": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\n"
-                                               "threshold = 5\nfor = -2\n",
-                           [":8:", "alerts[1].for", ">= 0"]),
-    "alert-threshold-not-a-number": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\n"
-                                                         "threshold = \"high\"\n",
-                                     [":7:", "alerts[1].threshold", "expected a number"]),
-    "alert-missing-threshold": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\n",
-                                [":3:", "alerts[1]", "needs threshold"]),
-    "alert-unknown-field": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\n"
-                                                "threshold = 5\nfour = 3\n",
-                            [":8:", "alerts[1].four", "did you mean 'for'"]),
-    "alert-duplicate-name": (HEAD + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\nthreshold = 5\n"
-                             + ALERT_HEAD + "metric = \"dead\"\nop = \">\"\nthreshold = 9\n",
-                             [":9:", "alerts[2].name", "already named 'deep'"]),
-    "alerts-not-an-array": (HEAD + "[alerts]\nname = \"deep\"\n", ["alerts", "[[alerts]]"]),
+    "scale-beyond-max": (
+        HEAD + '[engine]\nmax_consumers = 8\n[[drills]]\nat = 1\naction = "scale"\nto = 80\n',
+        [":8:", "drills[1].to", "max_consumers"],
+    ),
+    "param-of-another-action": (
+        HEAD + '[[drills]]\nat = 1\naction = "kill"\ncount = 3\n',
+        ["drills[1].count", "not used here"],
+    ),
+    "slo-priority-not-in-mix": (
+        HEAD + '[slo]\nmax_latency_p99_ms_by_priority = { "7" = 100 }\n',
+        ["max_latency_p99_ms_by_priority.7", "priority of load.mix"],
+    ),
+    "unknown-slo": (
+        HEAD + "[slo]\nmax_latency_p98_ms = 5\n",
+        ["slo.max_latency_p98_ms", "did you mean 'max_latency_p9"],
+    ),
+    "bad-slow-consumer-id": (
+        HEAD + "[handler]\nslow = { worker2 = 3.0 }\n",
+        ["handler.slow.worker2", "consumer id like c2"],
+    ),
+    "ramp-without-peak": (HEAD + '[load]\nshape = "ramp"\n', ["load", "needs peak"]),
+    "autoscaler-bad-utilisation": (
+        HEAD + "[engine]\nautoscale = true\ntarget_utilisation = 1.5\n",
+        [":5:", "engine.target_utilisation", "within (0, 1]"],
+    ),
+    "autoscaler-not-a-boolean": (
+        HEAD + '[engine]\nautoscale = "yes"\n',
+        [":4:", "engine.autoscale", "true or false"],
+    ),
+    "autoscaler-zero-step": (
+        HEAD + "[engine]\nmax_scale_step = 0\n",
+        [":4:", "engine.max_scale_step", "at least 1"],
+    ),
+    "latency-slo-in-engine": (
+        HEAD + "[engine]\nlatency_slo = 0.2\n",
+        [":4:", "engine.latency_slo", "max_latency_p99_ms in [slo]"],
+    ),
+    "alert-unknown-metric": (
+        HEAD + ALERT_HEAD + 'metric = "queue_dept"\nop = ">"\nthreshold = 5\n',
+        [
+            ":5:",
+            "alerts[1].metric",
+            "unknown metric 'queue_dept'",
+            "did you mean 'queue_depth'",
+            "dlq_growth",
+        ],
+    ),
+    "alert-unknown-op": (
+        HEAD + ALERT_HEAD + 'metric = "dead"\nop = "=>"\nthreshold = 5\n',
+        [":6:", "alerts[1].op", "unknown comparison '=>'", ">="],
+    ),
+    "alert-unknown-severity": (
+        HEAD + ALERT_HEAD + 'metric = "dead"\nop = ">"\nthreshold = 5\nseverity = "urgent"\n',
+        [":8:", "alerts[1].severity", "info, warning, critical"],
+    ),
+    "alert-negative-for": (
+        HEAD + ALERT_HEAD + 'metric = "dead"\nop = ">"\nthreshold = 5\nfor = -2\n',
+        [":8:", "alerts[1].for", ">= 0"],
+    ),
+    "alert-threshold-not-a-number": (
+        HEAD + ALERT_HEAD + 'metric = "dead"\nop = ">"\nthreshold = "high"\n',
+        [":7:", "alerts[1].threshold", "expected a number"],
+    ),
+    "alert-missing-threshold": (
+        HEAD + ALERT_HEAD + 'metric = "dead"\nop = ">"\n',
+        [":3:", "alerts[1]", "needs threshold"],
+    ),
+    "alert-unknown-field": (
+        HEAD + ALERT_HEAD + 'metric = "dead"\nop = ">"\nthreshold = 5\nfour = 3\n',
+        [":8:", "alerts[1].four", "did you mean 'for'"],
+    ),
+    "alert-duplicate-name": (
+        HEAD
+        + ALERT_HEAD
+        + 'metric = "dead"\nop = ">"\nthreshold = 5\n'
+        + ALERT_HEAD
+        + 'metric = "dead"\nop = ">"\nthreshold = 9\n',
+        [":9:", "alerts[2].name", "already named 'deep'"],
+    ),
+    "alerts-not-an-array": (HEAD + '[alerts]\nname = "deep"\n', ["alerts", "[[alerts]]"]),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
 def test_malformed_scenario_exits_2_with_one_line(
-        case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A malformed scenario file: exit 2, one `ccdash: error:` line naming file and field."""
     text, fragments = BAD_FILES[case]
     path = tmp_path / f"{case}.toml"
@@ -245,55 +317,85 @@ def _write_handlers(tmp_path: Path) -> None:
     (tmp_path / "ccdash_test_handlers.py").write_text(
         "def plain(delivery):\n    return None\n\n"
         "async def good(delivery):\n    return None\n\n"
-        "NOT_CALLABLE = 3\n")
+        "NOT_CALLABLE = 3\n"
+    )
     (tmp_path / "ccdash_test_broken.py").write_text("raise RuntimeError('boom at import')\n")
 
 
 BAD_ARGS = {
-    "unknown-handler-module": (["--handler", "ccdash_no_such_module:handle"],
-                               ["cannot import module 'ccdash_no_such_module'"]),
-    "handler-not-async": (["--handler", "ccdash_test_handlers:plain"],
-                          ["ccdash_test_handlers:plain is not async", "async def"]),
-    "handler-missing-function": (["--handler", "ccdash_test_handlers:goood"],
-                                 ["has no 'goood'", "did you mean 'good'"]),
-    "handler-not-callable": (["--handler", "ccdash_test_handlers:NOT_CALLABLE"],
-                             ["not a function"]),
-    "handler-module-raises": (["--handler", "ccdash_test_broken:x"],
-                              ["importing 'ccdash_test_broken' failed", "boom at import"]),
+    "unknown-handler-module": (
+        ["--handler", "ccdash_no_such_module:handle"],
+        ["cannot import module 'ccdash_no_such_module'"],
+    ),
+    "handler-not-async": (
+        ["--handler", "ccdash_test_handlers:plain"],
+        ["ccdash_test_handlers:plain is not async", "async def"],
+    ),
+    "handler-missing-function": (
+        ["--handler", "ccdash_test_handlers:goood"],
+        ["has no 'goood'", "did you mean 'good'"],
+    ),
+    "handler-not-callable": (
+        ["--handler", "ccdash_test_handlers:NOT_CALLABLE"],
+        ["not a function"],
+    ),
+    "handler-module-raises": (
+        ["--handler", "ccdash_test_broken:x"],
+        ["importing 'ccdash_test_broken' failed", "boom at import"],
+    ),
     "handler-bad-format": (["--handler", "just_a_module"], ["expected module:function"]),
     "unknown-flag": (["--frobnicate"], ["unrecognized arguments: --frobnicate"]),
-    "negative-duration": (["--duration", "-1"], ["--duration",
-                                                 "greater than 0 and at most 86400 seconds"]),
+    "negative-duration": (
+        ["--duration", "-1"],
+        ["--duration", "greater than 0 and at most 86400 seconds"],
+    ),
     "infinite-duration": (["--duration", "inf"], ["--duration", "at most 86400 seconds", "'inf'"]),
     "non-integer-seed": (["--seed", "abc"], ["--seed", "integer"]),
     "missing-scenario-file": (["--scenario", "no/such/file.toml"], ["no such file"]),
-    "near-builtin-name": (["--scenario", "failover-dril"],
-                          ["did you mean the built-in scenario 'failover-drill'"]),
-    "redis-unreachable": (["--broker", "redis://user:hunter2@127.0.0.1:1/0"],
-                          ["--broker", "cannot reach Redis", "redis://user:***@127.0.0.1:1/0"]),
-    "redis-no-host": (["--broker", "redis://"], ["--broker", "needs a host", "redis://127.0.0.1:6379/0"]),
-    "sqlite-directory-missing": (["--broker", "sqlite:///no/such/dir/q.db"],
-                                 ["--broker: sqlite broker", "no/such/dir", "does not exist"]),
-    "sqlite-bad-durability": (["--broker", "sqlite:///q.db?durability=maybe"],
-                              ["--broker", "durability must be full, normal or off"]),
+    "near-builtin-name": (
+        ["--scenario", "failover-dril"],
+        ["did you mean the built-in scenario 'failover-drill'"],
+    ),
+    "redis-unreachable": (
+        ["--broker", "redis://user:hunter2@127.0.0.1:1/0"],
+        ["--broker", "cannot reach Redis", "redis://user:***@127.0.0.1:1/0"],
+    ),
+    "redis-no-host": (
+        ["--broker", "redis://"],
+        ["--broker", "needs a host", "redis://127.0.0.1:6379/0"],
+    ),
+    "sqlite-directory-missing": (
+        ["--broker", "sqlite:///no/such/dir/q.db"],
+        ["--broker: sqlite broker", "no/such/dir", "does not exist"],
+    ),
+    "sqlite-bad-durability": (
+        ["--broker", "sqlite:///q.db?durability=maybe"],
+        ["--broker", "durability must be full, normal or off"],
+    ),
     "sqlite-no-path": (["--broker", "sqlite://"], ["--broker", "needs a file path"]),
     "unknown-broker": (["--broker", "kafka://x"], ["unknown broker", "memory"]),
     "json-dir-missing": (["--json", "no/such/dir/out.json"], ["--json", "does not exist"]),
-    "metrics-port-not-a-number": (["--metrics-port", "http"], ["--metrics-port",
-                                                               "expected a port number"]),
-    "metrics-port-out-of-range": (["--metrics-port", "70000"], ["--metrics-port", "1 to 65535",
-                                                                "0 for any free port"]),
+    "metrics-port-not-a-number": (
+        ["--metrics-port", "http"],
+        ["--metrics-port", "expected a port number"],
+    ),
+    "metrics-port-out-of-range": (
+        ["--metrics-port", "70000"],
+        ["--metrics-port", "1 to 65535", "0 for any free port"],
+    ),
     "metrics-port-negative": (["--metrics-port", "-1"], ["--metrics-port", "1 to 65535"]),
-    "log-file-directory-missing": (["--log-file", "no/such/dir/ops.log"],
-                                   ["--log-file", "no/such/dir", "does not exist"]),
+    "log-file-directory-missing": (
+        ["--log-file", "no/such/dir/ops.log"],
+        ["--log-file", "no/such/dir", "does not exist"],
+    ),
     "log-file-is-a-directory": (["--log-file", "."], ["--log-file", "is a directory"]),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_ARGS))
 def test_bad_command_line_exits_2_with_one_line(
-        case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A bad argument or handler: exit 2, one `ccdash: error:` line naming it."""
     _write_handlers(tmp_path)
     monkeypatch.chdir(tmp_path)

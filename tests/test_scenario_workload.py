@@ -74,8 +74,9 @@ async def test_default_demo_reports_every_field_and_loses_nothing() -> None:
     assert report["lost"] == 0 and report["ok"] is True and exit_code(report) == 0
     assert report["published"] == report["acked"] + report["dead_lettered"]
     assert report["published"] == report["engine"]["published"]
-    assert all({"consumer", "detected_after_s", "recovered_after_s"} <= set(f)
-               for f in report["failovers"])
+    assert all(
+        {"consumer", "detected_after_s", "recovered_after_s"} <= set(f) for f in report["failovers"]
+    )
     assert all("ok" in c for c in report["slo"])
 
 
@@ -109,8 +110,7 @@ class DroppingBroker(MemoryBroker):
         self.drop_at = drop_at
         self.dropped: str | None = None
 
-    def publish_nowait(self, body: Any, *, priority: int = 0,
-                       dedup_id: str | None = None) -> str:
+    def publish_nowait(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         self.calls += 1
         if self.calls == self.drop_at:
             self.dropped = f"m-dropped-{self.calls}"
@@ -139,8 +139,7 @@ class RoundTripBroker(MemoryBroker):
 
     stores_on_publish_nowait = False
 
-    async def publish(self, body: Any, *, priority: int = 0,
-                      dedup_id: str | None = None) -> str:
+    async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         await asyncio.sleep(0)
         return await super().publish(body, priority=priority, dedup_id=dedup_id)
 
@@ -263,7 +262,7 @@ async def test_black_friday_publishes_ten_times_the_load_at_the_peak() -> None:
 
 async def test_interactive_drills_return_records_that_fill_in() -> None:
     """trigger_drill / inject_burst / inject_poison during an open-ended run."""
-    sc = parse_scenario(SMALL + "[[drills]]\nat = 1\naction = \"kill\"\nname = \"first kill\"\n")
+    sc = parse_scenario(SMALL + '[[drills]]\nat = 1\naction = "kill"\nname = "first kill"\n')
     clock = FakeClock()
     engine = sc.make_engine(clock=clock)
     wl = Workload(sc, engine)
@@ -285,8 +284,14 @@ async def test_interactive_drills_return_records_that_fill_in() -> None:
             await clock.sleep(5)
             wl.stop("operator")
             await run
-            return {"kill": kill, "hang": hang, "burst": burst, "poison": poison,
-                    "named": named, "missing": missing}
+            return {
+                "kill": kill,
+                "hang": hang,
+                "burst": burst,
+                "poison": poison,
+                "named": named,
+                "missing": missing,
+            }
 
     recs = await drive(clock, operator())
     assert recs["kill"].target and recs["kill"].detected_after_s == 0.0
@@ -327,8 +332,9 @@ async def test_stop_ends_the_run_interrupted_with_nothing_lost() -> None:
 
 async def test_slow_drill_slows_a_consumer_for_a_while() -> None:
     """A slow drill with `for` slows one consumer, then restores it."""
-    sc = parse_scenario(SMALL + "[[drills]]\nat = 1\naction = \"slow\"\ntarget = \"c2\"\n"
-                                "factor = 5\nfor = 1\n")
+    sc = parse_scenario(
+        SMALL + '[[drills]]\nat = 1\naction = "slow"\ntarget = "c2"\nfactor = 5\nfor = 1\n'
+    )
     clock = FakeClock()
     engine = sc.make_engine(clock=clock)
     wl = Workload(sc, engine)
@@ -393,8 +399,7 @@ async def test_workload_taps_an_engine_it_did_not_make() -> None:
 @pytest.mark.skipif("rolling-update" not in DRILL_ACTIONS, reason="engine has no rolling updates")
 async def test_rolling_update_drill_replaces_every_consumer_under_load() -> None:
     """A rolling-update drill finishes, every consumer runs the new version, nothing lost."""
-    sc = parse_scenario(SMALL + "[[drills]]\nat = 1\naction = \"rolling-update\"\n"
-                                "version = \"v2\"\n")
+    sc = parse_scenario(SMALL + '[[drills]]\nat = 1\naction = "rolling-update"\nversion = "v2"\n')
     clock = FakeClock()
     engine = sc.make_engine(clock=clock)
     wl = Workload(sc, engine)
@@ -402,8 +407,9 @@ async def test_rolling_update_drill_replaces_every_consumer_under_load() -> None
     async def run() -> None:
         async with engine:
             await wl.run()
-            assert {c.version for c in engine.snapshot().consumers
-                    if c.state in ("idle", "processing")} == {"v2"}
+            assert {
+                c.version for c in engine.snapshot().consumers if c.state in ("idle", "processing")
+            } == {"v2"}
 
     await drive(clock, run())
     assert wl.drill_results[0].verdict == "pass"
@@ -413,7 +419,7 @@ async def test_rolling_update_drill_replaces_every_consumer_under_load() -> None
 async def test_rolling_update_drill_installs_the_demos_next_simulated_handler() -> None:
     """Without a version, the drill rolls to v2: the simulated handler's next version
     (quicker), still tapped for the loss checker; completions keep being counted."""
-    sc = parse_scenario(SMALL + "[[drills]]\nat = 1\naction = \"rolling-update\"\n")
+    sc = parse_scenario(SMALL + '[[drills]]\nat = 1\naction = "rolling-update"\n')
     clock = FakeClock()
     engine = sc.make_engine(clock=clock)
     wl = Workload(sc, engine)
@@ -440,8 +446,7 @@ async def test_rolling_update_drill_installs_the_demos_next_simulated_handler() 
 
 async def test_rolling_update_keeps_a_handler_of_your_own() -> None:
     """With your own handler, a rolling update relabels the consumers but keeps it."""
-    sc = parse_scenario(SMALL + "[[drills]]\nat = 1\naction = \"rolling-update\"\n"
-                                "version = \"blue\"\n")
+    sc = parse_scenario(SMALL + '[[drills]]\nat = 1\naction = "rolling-update"\nversion = "blue"\n')
     clock = FakeClock()
 
     async def mine(d: Delivery) -> None:
@@ -463,8 +468,10 @@ async def test_rolling_update_keeps_a_handler_of_your_own() -> None:
 async def test_drill_steps_go_through_the_engines_event_stream() -> None:
     """Every drill step is an engine event (drill-fired, drill-pass, ...), so log files and
     the dashboard see them; the run's own event list has each exactly once."""
-    sc = parse_scenario(SMALL + "[[drills]]\nat = 1\naction = \"kill\"\n"
-                                "[[drills]]\nat = 2\naction = \"poison\"\ncount = 2\n")
+    sc = parse_scenario(
+        SMALL + '[[drills]]\nat = 1\naction = "kill"\n'
+        '[[drills]]\nat = 2\naction = "poison"\ncount = 2\n'
+    )
     clock = FakeClock()
     engine = sc.make_engine(clock=clock)
     seen: list[Event] = []
@@ -494,8 +501,9 @@ def test_even_arrivals_follow_the_rate_exactly() -> None:
 
 def test_poisson_arrivals_average_the_rate() -> None:
     """Poisson arrivals: about rate x time of them, with random gaps."""
-    times = list(arrival_times(lambda t: 100.0 if t < 5 else 0.0, 100.0, random.Random(7),
-                               until=10.0))
+    times = list(
+        arrival_times(lambda t: 100.0 if t < 5 else 0.0, 100.0, random.Random(7), until=10.0)
+    )
     assert 450 < len(times) < 550
     assert max(times) < 5.0
 
@@ -505,8 +513,7 @@ class LateReplyBroker(MemoryBroker):
 
     stores_on_publish_nowait = False
 
-    async def publish(self, body: Any, *, priority: int = 0,
-                      dedup_id: str | None = None) -> str:
+    async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         mid = self.publish_nowait(body, priority=priority, dedup_id=dedup_id)
         await self.clock.sleep(0.3)  # the reply is on its way
         return mid
@@ -532,8 +539,7 @@ class SilentBroker(MemoryBroker):
         super().__init__(config, clock=clock)
         self.answered = answered
 
-    async def publish(self, body: Any, *, priority: int = 0,
-                      dedup_id: str | None = None) -> str:
+    async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         if self.published >= self.answered:
             await asyncio.get_running_loop().create_future()  # the reply never comes
         return self.publish_nowait(body, priority=priority, dedup_id=dedup_id)

@@ -35,16 +35,26 @@ def locked_redis(redis_server_factory: object) -> RedisServer:
 
 @pytest.mark.parametrize("source", ["env", "file"])
 def test_the_password_is_not_on_a_real_workers_command_line(
-        source: str, locked_redis: RedisServer, tmp_path: Path) -> None:
+    source: str, locked_redis: RedisServer, tmp_path: Path
+) -> None:
     """A worker given the URL by $CCDASH_BROKER or --broker-file connects (the password
     works) and its /proc/PID/cmdline holds no trace of the password; nor does its log."""
     url = f"redis://:{PASSWORD}@127.0.0.1:{locked_redis.port}/0?queue=s{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items() if k != "CCDASH_BROKER"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), str(ROOT),
-                                                      os.environ.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT / "tests"), str(ROOT), os.environ.get("PYTHONPATH")])
+    )
     env["CCDASH_TEST_OUT"] = str(tmp_path)
-    argv = [sys.executable, "-m", "ccdash", "worker", "--handler", "support.fleet_handlers:record",
-            "--name", "s1"]
+    argv = [
+        sys.executable,
+        "-m",
+        "ccdash",
+        "worker",
+        "--handler",
+        "support.fleet_handlers:record",
+        "--name",
+        "s1",
+    ]
     if source == "env":
         env["CCDASH_BROKER"] = url
     else:
@@ -56,11 +66,16 @@ def test_the_password_is_not_on_a_real_workers_command_line(
     with log.open("wb") as fh:
         proc = subprocess.Popen(argv, env=env, stdout=fh, stderr=fh, cwd=ROOT)
     try:
+
         def running() -> None:
             assert proc.poll() is None, log.read_text()
 
-        wait_until(lambda: b"consumers on" in log.read_bytes(), 30, "the worker's start line",
-                   guard=running)
+        wait_until(
+            lambda: b"consumers on" in log.read_bytes(),
+            30,
+            "the worker's start line",
+            guard=running,
+        )
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
     finally:
         proc.terminate()
@@ -71,7 +86,8 @@ def test_the_password_is_not_on_a_real_workers_command_line(
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660])
 def test_a_broker_file_others_can_access_is_refused(
-        mode: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mode: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--broker-file readable (or writable) by group or others: one line, exit 2, the
     password never shown, nothing run."""
     secret = tmp_path / "broker-url"
@@ -85,17 +101,24 @@ def test_a_broker_file_others_can_access_is_refused(
 
 
 BROKER_SOURCES: dict[str, tuple[Callable[[Path], list[str]], list[str]]] = {
-    "missing-file": (lambda d: ["--broker-file", str(d / "nope")], ["--broker-file",
-                                                                    "cannot read"]),
-    "empty-file": (lambda d: ["--broker-file", _private(d, "")], ["--broker-file",
-                                                                  "one line"]),
-    "two-lines": (lambda d: ["--broker-file", _private(d, "memory\nmemory\n")],
-                  ["--broker-file", "one line"]),
+    "missing-file": (
+        lambda d: ["--broker-file", str(d / "nope")],
+        ["--broker-file", "cannot read"],
+    ),
+    "empty-file": (lambda d: ["--broker-file", _private(d, "")], ["--broker-file", "one line"]),
+    "two-lines": (
+        lambda d: ["--broker-file", _private(d, "memory\nmemory\n")],
+        ["--broker-file", "one line"],
+    ),
     "directory": (lambda d: ["--broker-file", str(d)], ["--broker-file", "not a regular file"]),
-    "both-flags": (lambda d: ["--broker", "memory", "--broker-file", _private(d, "memory")],
-                   ["--broker and --broker-file"]),
-    "bad-url-in-file": (lambda d: ["--broker-file", _private(d, "redis://h:70000/0")],
-                        ["--broker-file", "port '70000'"]),
+    "both-flags": (
+        lambda d: ["--broker", "memory", "--broker-file", _private(d, "memory")],
+        ["--broker and --broker-file"],
+    ),
+    "bad-url-in-file": (
+        lambda d: ["--broker-file", _private(d, "redis://h:70000/0")],
+        ["--broker-file", "port '70000'"],
+    ),
 }
 
 
@@ -107,9 +130,9 @@ def _private(d: Path, text: str) -> str:
 
 
 @pytest.mark.parametrize("case", sorted(BROKER_SOURCES))
-def test_a_bad_broker_source_is_one_line(case: str, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_broker_source_is_one_line(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A broker file that is missing, empty, not one line, a directory, given with
     --broker, or holding a bad URL: exit 2, one line naming --broker-file."""
     monkeypatch.delenv("CCDASH_BROKER", raising=False)
@@ -122,7 +145,8 @@ def test_a_bad_broker_source_is_one_line(case: str, tmp_path: Path,
 
 
 def test_a_bad_url_in_the_environment_names_the_variable(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """$CCDASH_BROKER with a bad URL: the error names $CCDASH_BROKER, not --broker."""
     monkeypatch.setenv("CCDASH_BROKER", f"redis://:{PASSWORD}@127.0.0.1:1/0?bogus=1")
     assert cli.main(["--demo"]) == 2
@@ -131,8 +155,9 @@ def test_a_bad_url_in_the_environment_names_the_variable(
     assert PASSWORD not in err
 
 
-def test_the_audit_log_is_created_0600_under_umask_0(redis_server: RedisServer,
-                                                     tmp_path: Path) -> None:
+def test_the_audit_log_is_created_0600_under_umask_0(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
     """A worker's --audit-log is owner-only even when the umask would allow more."""
     from ccdash.fleet.listener import ControlListener
 
@@ -142,8 +167,13 @@ def test_the_audit_log_is_created_0600_under_umask_0(redis_server: RedisServer,
         async def execute(_: object) -> str:
             return "ok"
 
-        listener = ControlListener(f"{redis_server.url}?queue=a{uuid.uuid4().hex[:6]}", "w1",
-                                   b"secret", execute, audit_file=path)
+        listener = ControlListener(
+            f"{redis_server.url}?queue=a{uuid.uuid4().hex[:6]}",
+            "w1",
+            b"secret",
+            execute,
+            audit_file=path,
+        )
         await listener.start()
         try:
             await listener.audit("accepted", {"action": "scale", "args": {"n": 1}}, "ok")

@@ -67,8 +67,13 @@ async def test_engine_stop_abandons_a_handler_that_ignores_cancellation() -> Non
             except asyncio.CancelledError:
                 continue
 
-    cfg = EngineConfig(consumers=1, shutdown_grace=1.0, heartbeat_interval=0.5,
-                       heartbeat_timeout=2.0, visibility_timeout=10.0)
+    cfg = EngineConfig(
+        consumers=1,
+        shutdown_grace=1.0,
+        heartbeat_interval=0.5,
+        heartbeat_timeout=2.0,
+        visibility_timeout=10.0,
+    )
     engine = Engine(cfg, handler=stubborn, clock=clock)
     await engine.start()
     await engine.publish({"x": 1})
@@ -90,9 +95,24 @@ def test_one_sigint_stops_a_demo_whose_handler_ignores_cancellation() -> None:
     marked interrupted, is printed, although its handler swallows cancellation."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ccdash", "--demo", "--duration", "60", "--seed", "1",
-         "--handler", "support.fleet_handlers:stubborn"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "ccdash",
+            "--demo",
+            "--duration",
+            "60",
+            "--seed",
+            "1",
+            "--handler",
+            "support.fleet_handlers:stubborn",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()  # the header: the run is under way
@@ -119,17 +139,38 @@ async def _publish(url: str, n: int) -> None:
 
 @pytest.mark.slow
 def test_one_sigint_stops_a_worker_whose_handler_ignores_cancellation(
-        redis_url: str, tmp_path: Path) -> None:
+    redis_url: str, tmp_path: Path
+) -> None:
     """A real `ccdash worker` on a real Redis: one SIGINT ends it within a bounded time (exit 0)
     although its handler swallows cancellation."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}",
-           "CCDASH_TEST_OUT": str(tmp_path)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}",
+        "CCDASH_TEST_OUT": str(tmp_path),
+    }
     env.pop("CCDASH_CONTROL_SECRET", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ccdash.worker", "--broker", redis_url, "--handler",
-         "support.fleet_handlers:stubborn", "--concurrency", "2", "--name", "stubborn",
-         "--grace", "1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "ccdash.worker",
+            "--broker",
+            redis_url,
+            "--handler",
+            "support.fleet_handlers:stubborn",
+            "--concurrency",
+            "2",
+            "--name",
+            "stubborn",
+            "--grace",
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         asyncio.run(_publish(redis_url, 2))
         wait_until(lambda: list(tmp_path.glob("started-*")), 30, "the worker to start a handler")

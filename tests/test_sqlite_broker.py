@@ -75,12 +75,19 @@ async def test_every_state_survives_close_and_reopen(tmp_path: Path) -> None:
     assert await second.publish(b"again", dedup_id="k") == kept  # still a duplicate
     [letter] = second.dead_letters()
     assert (letter.message_id, letter.reason, letter.last_error, letter.body) == (
-        dead.message_id, REASON_FAILED, "boom", b"dead")
+        dead.message_id,
+        REASON_FAILED,
+        "boom",
+        b"dead",
+    )
     assert [(h.consumer_id, h.outcome, h.error) for h in letter.history] == [
-        ("b", REASON_FAILED, "boom")]
+        ("b", REASON_FAILED, "boom")
+    ]
     got = await second.receive(["x", "x", "x"])
     assert [(d.message_id, d.body, d.attempt) for d in got] == [
-        (held.message_id, b"held", 1), (kept, {"n": 1}, 1)]
+        (held.message_id, b"held", 1),
+        (kept, {"n": 1}, 1),
+    ]
     await second.close()
 
 
@@ -171,8 +178,7 @@ async def test_publish_nowait_is_committed_by_flush(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("option", "pragma"), [("full", 2), ("normal", 1), ("off", 0)])
-async def test_durability_option_sets_synchronous(tmp_path: Path, option: str,
-                                                  pragma: int) -> None:
+async def test_durability_option_sets_synchronous(tmp_path: Path, option: str, pragma: int) -> None:
     """?durability= maps to PRAGMA synchronous on the connections, WAL mode always."""
     broker = open_broker(f"sqlite:///{tmp_path}/q.db?durability={option}", QueueConfig())
     await broker.open()
@@ -190,9 +196,12 @@ def test_url_forms() -> None:
     assert parse_url("sqlite:////tmp/q.db").path == "/tmp/q.db"
     assert parse_url("sqlite:///q.db?durability=full").durability == "full"
     assert parse_url("sqlite:///q.db").durability == "normal"
-    for bad, words in [("sqlite://host/q.db", "host"), ("sqlite:///", "needs a file"),
-                       ("sqlite:///q.db?durability=fast", "durability"),
-                       ("sqlite:///q.db?mode=x", "unknown option")]:
+    for bad, words in [
+        ("sqlite://host/q.db", "host"),
+        ("sqlite:///", "needs a file"),
+        ("sqlite:///q.db?durability=fast", "durability"),
+        ("sqlite:///q.db?mode=x", "unknown option"),
+    ]:
         with pytest.raises(SqliteOpenError, match=words):
             parse_url(bad)
 
@@ -358,9 +367,14 @@ async def test_two_processes_writing_at_once_never_see_database_is_locked(tmp_pa
     await SqliteBroker(str(path)).open()  # create the file first; both then race on it
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, str(script), str(path), "400",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=ROOT)
+            sys.executable,
+            str(script),
+            str(path),
+            "400",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
         for _ in range(2)
     ]
     results = [await asyncio.wait_for(p.communicate(), 60) for p in procs]
@@ -389,9 +403,14 @@ class SqliteBrokerMachine(sm.BrokerMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.tmp = tempfile.mkdtemp(prefix="ccdash-sm-")
-        config = QueueConfig(visibility_timeout=sm.VT, max_attempts=sm.MAX_ATTEMPTS,
-                             capacity=sm.CAPACITY, dedup_window=sm.DEDUP_WINDOW, seed=7,
-                             **sm.BACKOFF)  # type: ignore[arg-type]
+        config = QueueConfig(
+            visibility_timeout=sm.VT,
+            max_attempts=sm.MAX_ATTEMPTS,
+            capacity=sm.CAPACITY,
+            dedup_window=sm.DEDUP_WINDOW,
+            seed=7,
+            **sm.BACKOFF,  # type: ignore[arg-type]
+        )
         self.broker = SqliteBroker(os.path.join(self.tmp, "q.db"), config, clock=self.clock)  # type: ignore[assignment]
         self.loop.run_until_complete(self.broker.open())
         self._plain_run = sm.run
@@ -412,10 +431,17 @@ class SqliteBrokerMachine(sm.BrokerMachine):
         self.reap()
         counts = {s: len(self.in_state(s)) for s in sm.STATES}
         assert (stats.ready, stats.delayed, stats.in_flight, stats.dead) == (
-            counts["ready"], counts["delayed"], counts["leased"], counts["dead"])
+            counts["ready"],
+            counts["delayed"],
+            counts["leased"],
+            counts["dead"],
+        )
         assert (stats.published, stats.acked, stats.dead_lettered, stats.redelivered) == (
-            self.totals["published"], self.totals["acked"], self.totals["dead_lettered"],
-            self.totals["redelivered"])
+            self.totals["published"],
+            self.totals["acked"],
+            self.totals["dead_lettered"],
+            self.totals["redelivered"],
+        )
 
     @invariant()
     def public_leases_match_the_model(self) -> None:
@@ -434,8 +460,10 @@ class SqliteBrokerMachine(sm.BrokerMachine):
 
 
 SqliteBrokerMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("CCDASH_SM_EXAMPLES", "60")), stateful_step_count=40,
-    deadline=None)
+    max_examples=int(os.environ.get("CCDASH_SM_EXAMPLES", "60")),
+    stateful_step_count=40,
+    deadline=None,
+)
 TestSqliteBrokerStateMachine = SqliteBrokerMachine.TestCase
 
 
@@ -447,8 +475,9 @@ def engines_on_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     """Engines made without a broker get a SqliteBroker (on their clock) instead of memory."""
     made: list[SqliteBroker] = []
 
-    def sqlite_broker(url: str, config: QueueConfig, *, clock: Any = None,
-                      read_ahead: int = 128) -> SqliteBroker:
+    def sqlite_broker(
+        url: str, config: QueueConfig, *, clock: Any = None, read_ahead: int = 128
+    ) -> SqliteBroker:
         assert url == "memory"  # read_ahead: a remote broker's setting, none here
         broker = SqliteBroker(str(tmp_path / f"e{len(made)}.db"), config, clock=clock)
         made.append(broker)
@@ -475,7 +504,8 @@ ENGINE_TESTS = {
     f"{name}_on_sqlite": _on_sqlite(fn)
     for module in (study, engine_tests)
     for name, fn in vars(module).items()
-    if name.startswith("test_") and inspect.iscoroutinefunction(fn)
+    if name.startswith("test_")
+    and inspect.iscoroutinefunction(fn)
     and not inspect.signature(fn).parameters
 }
 globals().update(ENGINE_TESTS)

@@ -61,12 +61,16 @@ def lines(path: Path) -> list[str]:
     return text.split("\n")[:-1]
 
 
-def start(script: Path, db: Path, done: Path, published: Path, mode: str,
-          n: int) -> subprocess.Popen[bytes]:
+def start(
+    script: Path, db: Path, done: Path, published: Path, mode: str, n: int
+) -> subprocess.Popen[bytes]:
     """A worker process."""
     return subprocess.Popen(
         [sys.executable, str(script), str(db), str(done), str(published), mode, str(n)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.slow
@@ -112,8 +116,10 @@ def test_killed_process_loses_nothing_and_repeats_only_in_flight_work(tmp_path: 
     duplicates = {mid for mid, k in completions.items() if k > 1}
     assert duplicates <= in_flight, f"repeated without being in flight: {duplicates - in_flight}"
     assert not duplicates & acked_before, "an acked message came back"
-    print(f"published {len(recorded)} of {n} before the kill, {len(in_flight)} in flight, "
-          f"{len(duplicates)} handled twice")
+    print(
+        f"published {len(recorded)} of {n} before the kill, {len(in_flight)} in flight, "
+        f"{len(duplicates)} handled twice"
+    )
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*) FROM msgs").fetchone() == (0,)
     conn.close()
@@ -137,9 +143,7 @@ asyncio.run(main(sys.argv[1]))
 
 
 @pytest.mark.slow
-async def test_an_idle_process_takes_over_a_dead_processes_leases_quickly(
-    tmp_path: Path,
-) -> None:
+async def test_an_idle_process_takes_over_a_dead_processes_leases_quickly(tmp_path: Path) -> None:
     """A consumer parked on the file gets a killed process's leases back within about a
     second, not after their 60 s visibility timeout, as the next attempt."""
     path = tmp_path / "q.db"
@@ -148,8 +152,13 @@ async def test_an_idle_process_takes_over_a_dead_processes_leases_quickly(
     broker = SqliteBroker(str(path), QueueConfig(visibility_timeout=60))
     ids = [await broker.publish(i) for i in range(3)]
     holder = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), str(path), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        str(script),
+        str(path),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert holder.stdout is not None
     assert await asyncio.wait_for(holder.stdout.readline(), 20) == b"3\n"
 

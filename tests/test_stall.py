@@ -14,9 +14,17 @@ from ccdash.clock import FakeClock
 
 
 def stall_cfg(**kw: object) -> EngineConfig:
-    base: dict[str, object] = dict(consumers=4, visibility_timeout=2.0, heartbeat_interval=0.5,
-                                   heartbeat_timeout=1.5, max_attempts=2, backoff_base=0.05,
-                                   backoff_max=0.1, shutdown_grace=0.5, seed=3)
+    base: dict[str, object] = dict(
+        consumers=4,
+        visibility_timeout=2.0,
+        heartbeat_interval=0.5,
+        heartbeat_timeout=1.5,
+        max_attempts=2,
+        backoff_base=0.05,
+        backoff_max=0.1,
+        shutdown_grace=0.5,
+        seed=3,
+    )
     base.update(kw)
     return EngineConfig(**base)  # type: ignore[arg-type]
 
@@ -120,9 +128,11 @@ async def test_the_headless_report_lists_loop_stalls() -> None:
             clock.block(3.0)
         await clock.sleep(0.01)
 
-    sc = parse_scenario('[scenario]\nname = "s"\nduration = 3\nseed = 1\n[engine]\nconsumers = 3\n'
-                        'heartbeat_interval = 0.5\nheartbeat_timeout = 1.5\n'
-                        'visibility_timeout = 2\n[load]\nrate = 20\n')
+    sc = parse_scenario(
+        '[scenario]\nname = "s"\nduration = 3\nseed = 1\n[engine]\nconsumers = 3\n'
+        "heartbeat_interval = 0.5\nheartbeat_timeout = 1.5\n"
+        "visibility_timeout = 2\n[load]\nrate = 20\n"
+    )
     out = io.StringIO()
     task = asyncio.ensure_future(run_demo(sc, PlainView(out), clock=clock, handler=handler))
     await clock.run_until(task.done, step=0.05, limit=120)

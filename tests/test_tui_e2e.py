@@ -31,8 +31,18 @@ class Terminal:
         # (pytest-xdist sets 80x24) would override what tmux gives the dashboard.
         for name in ("TMUX", "COLUMNS", "LINES"):
             env.pop(name, None)
-        self.tmux("new-session", "-d", "-x", str(size[0]), "-y", str(size[1]), "-s", "dash",
-                  command, env=env)
+        self.tmux(
+            "new-session",
+            "-d",
+            "-x",
+            str(size[0]),
+            "-y",
+            str(size[1]),
+            "-s",
+            "dash",
+            command,
+            env=env,
+        )
 
     def tmux(self, *args: str, env: dict[str, str] | None = None) -> str:
         assert TMUX is not None
@@ -87,8 +97,7 @@ def consumer_rows(screen: str) -> dict[str, str]:
     """Consumer id -> state, read off the Consumers pane (wherever it sits)."""
     found = {}
     for line in screen.splitlines():
-        for m in re.finditer(r"│ (c\d+)\s+(hung\?|idle|processing|draining|failed|stopped)",
-                             line):
+        for m in re.finditer(r"│ (c\d+)\s+(hung\?|idle|processing|draining|failed|stopped)", line):
             found[m.group(1)] = m.group(2)
     return found
 
@@ -203,8 +212,9 @@ def test_a_kill_drill_verdict_with_lost_0_is_on_screen_within_10_s_of_the_key(
     launched = time.monotonic()
     # The default scenario kills the busiest consumer itself at t=6 s: let that verdict
     # come first, so the next passed kill can only be the one asked for here.
-    term.wait_for("the scenario's own kill drill",
-                  lambda s: _ready(s) and len(KILL_PASSED.findall(s)) == 1)
+    term.wait_for(
+        "the scenario's own kill drill", lambda s: _ready(s) and len(KILL_PASSED.findall(s)) == 1
+    )
     before = 1
     term.press("d")
     term.wait_for("the drill picker", lambda s: "Run a drill" in s, deadline=5.0)
@@ -218,8 +228,10 @@ def test_a_kill_drill_verdict_with_lost_0_is_on_screen_within_10_s_of_the_key(
     took = time.monotonic() - pressed
     assert took <= 10.0
     assert re.search(r"ccdash\s+lost 0\b", after.splitlines()[0])
-    print(f"\nd, Enter -> verdict in {took:.1f} s ({time.monotonic() - launched:.1f} s "
-          "after launch, waiting for the scenario's own drill first)")
+    print(
+        f"\nd, Enter -> verdict in {took:.1f} s ({time.monotonic() - launched:.1f} s "
+        "after launch, waiting for the scenario's own drill first)"
+    )
     term.press("q")
 
 
@@ -231,7 +243,6 @@ def test_read_only_refuses_a_kill_and_says_so(terminal: Callable[..., Terminal])
     assert "READ-ONLY" in first.splitlines()[0]
     term.press("k")
     term.press("6")  # the log pane: where the refusal is written
-    screen = term.wait_for("the refusal", lambda s: "read-only: kill refused" in s,
-                           deadline=10.0)
+    screen = term.wait_for("the refusal", lambda s: "read-only: kill refused" in s, deadline=10.0)
     assert "killed c" not in screen
     term.press("q")

@@ -5,15 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_tui_support import (
-    advance,
-    log_text,
-    make_app,
-    quit_app,
-    rows,
-    running,
-    screen_text,
-)
+from test_tui_support import advance, log_text, make_app, quit_app, rows, running, screen_text
 
 from ccdash.tui.app import DashboardApp
 from ccdash.tui.consumer_table import ConsumerTable

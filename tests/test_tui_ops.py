@@ -71,9 +71,7 @@ def _sqlite_app(url: str, **kw: Any) -> DashboardApp:  # kw: DashboardApp's own 
     clock = FakeClock()
     scenario = load_scenario(None)
     engine = scenario.make_engine(clock=clock, seed=3, broker=url)
-    return DashboardApp(
-        engine, Workload(scenario, engine, seed=3), clock=clock, live=False, **kw
-    )
+    return DashboardApp(engine, Workload(scenario, engine, seed=3), clock=clock, live=False, **kw)
 
 
 async def test_a_broker_that_cannot_open_ends_the_dashboard_with_code_2(tmp_path: Path) -> None:

@@ -146,8 +146,7 @@ def test_fit_drops_whole_fields_least_important_first() -> None:
     assert fit(fields, 10).plain == "lost 0"
 
 
-async def test_at_80_columns_the_footer_shows_the_first_keys_and_the_header_no_cut_number(
-) -> None:
+async def test_at_80_columns_the_footer_shows_the_first_keys_and_the_header_no_cut_number() -> None:
     """80x24: help, quit, kill, drill, pause, filter, zoom and palette in the footer (no
     stray character after it); the header keeps lost, consumers, p50 and p99 whole."""
     app = make_scenario_app()
@@ -155,8 +154,16 @@ async def test_at_80_columns_the_footer_shows_the_first_keys_and_the_header_no_c
         await advance(app, pilot, 1.0, step=0.1)
         lines = screen_text(app).splitlines()
         footer = lines[-1].rstrip()
-        for key in ("? help", "q quit", "k kill", "d drill", "z pause", "/ filter", "f zoom",
-                    "^p palette"):
+        for key in (
+            "? help",
+            "q quit",
+            "k kill",
+            "d drill",
+            "z pause",
+            "/ filter",
+            "f zoom",
+            "^p palette",
+        ):
             assert key in footer
         assert footer.endswith("^p palette")
         top = "\n".join(lines[:2])
@@ -177,8 +184,7 @@ async def test_the_header_shows_the_loss_checkers_count() -> None:
     async with running(app, (120, 40)) as pilot:
         await advance(app, pilot, 1.0, step=0.1)
         await app.workload.inject_poison(1)
-        await app.clock.run_until(lambda: app.engine.snapshot().queue.dead >= 1, step=0.1,
-                                  limit=30)
+        await app.clock.run_until(lambda: app.engine.snapshot().queue.dead >= 1, step=0.1, limit=30)
         await advance(app, pilot, 0.1)
         assert "lost 0" in header(app)
         await app.engine.broker.purge()  # not through the engine: nobody counts it
@@ -312,10 +318,21 @@ async def test_read_only_refuses_every_mutating_key(key: Any) -> None:
         after = app.engine.snapshot()
         assert app.screen is app.main_screen
         assert "read-only:" in log_text(app) and "refused" in log_text(app)
-        assert (after.failovers, after.published, after.paused, after.balancer,
-                after.autoscale, after.desired_consumers) == (
-            before.failovers, before.published, before.paused, before.balancer,
-            before.autoscale, before.desired_consumers)
+        assert (
+            after.failovers,
+            after.published,
+            after.paused,
+            after.balancer,
+            after.autoscale,
+            after.desired_consumers,
+        ) == (
+            before.failovers,
+            before.published,
+            before.paused,
+            before.balancer,
+            before.autoscale,
+            before.desired_consumers,
+        )
         assert not app.workload.drill_results
         assert "READ-ONLY" in header(app)
         await quit_app(app, pilot)
@@ -426,11 +443,15 @@ async def test_a_drill_row_shows_held_recovered_and_lost() -> None:
 @pytest.mark.parametrize(
     ("a", "b"),
     [
-        ("PoisonMessage: poison message m587 always fails",
-         "PoisonMessage: poison message m12 always fails"),
+        (
+            "PoisonMessage: poison message m587 always fails",
+            "PoisonMessage: poison message m12 always fails",
+        ),
         ("ValueError: bad order 123 for 'alice'", "ValueError: bad order 9 for 'bob'"),
-        ("KeyError: 550e8400-e29b-41d4-a716-446655440000",
-         "KeyError: 6ba7b810-9dad-11d1-80b4-00c04fd430c8"),
+        (
+            "KeyError: 550e8400-e29b-41d4-a716-446655440000",
+            "KeyError: 6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+        ),
         ("RuntimeError: object at 0x7f3a2b1c failed", "RuntimeError: object at 0x10 failed"),
         ("TimeoutError: took 12.3s", "TimeoutError: took 4s"),
     ],
@@ -477,8 +498,14 @@ async def test_g_groups_the_demo_poison_wave_by_fingerprint() -> None:
 
 @pytest.mark.parametrize(
     ("query", "key_id"),
-    [("failover", "drills.run"), ("failover", "consumers.kill"), ("dlq", "dlq.redrive"),
-     ("retry", "dlq.redrive"), ("dlq delete", "dlq.purge"), ("autoscaling", "pool.autoscale")],
+    [
+        ("failover", "drills.run"),
+        ("failover", "consumers.kill"),
+        ("dlq", "dlq.redrive"),
+        ("retry", "dlq.redrive"),
+        ("dlq delete", "dlq.purge"),
+        ("autoscaling", "pool.autoscale"),
+    ],
 )
 def test_operator_words_find_the_command(query: str, key_id: str) -> None:
     """The words an operator would type name the command they mean."""
@@ -552,7 +579,9 @@ async def test_find_says_where_a_message_is_with_its_failed_deliveries() -> None
         mid = await app.engine.publish({"order": 1})
         await app.clock.run_until(
             lambda: (w := app.engine.broker.locate(mid)) is not None and w.state == "delayed",
-            step=0.01, limit=5)
+            step=0.01,
+            limit=5,
+        )
         await pilot.press("colon", *mid, "enter")
         line = log_text(app).splitlines()[-1]
         assert f"{mid}: waiting for a retry after attempt 1" in line

@@ -30,13 +30,26 @@ def test_every_event_kind_carries_a_level() -> None:
         assert isinstance(kind.level, Level) and kind.doc, kind
 
 
-@pytest.mark.parametrize(("kind", "level"), [
-    ("consumer-failed", "error"), ("restart-limit", "error"), ("consumer-hung", "warning"),
-    ("dead-lettered", "warning"), ("lease-expired", "warning"), ("ack-rejected", "warning"),
-    ("breaker-opened", "warning"), ("scale-held", "warning"), ("undecodable", "warning"),
-    ("loop-stalled", "warning"), ("engine-started", "info"), ("pool-scaled", "info"),
-    ("alert-resolved", "info"), ("drill-fired", "warning"), ("drill-pass", "warning"),
-])
+@pytest.mark.parametrize(
+    ("kind", "level"),
+    [
+        ("consumer-failed", "error"),
+        ("restart-limit", "error"),
+        ("consumer-hung", "warning"),
+        ("dead-lettered", "warning"),
+        ("lease-expired", "warning"),
+        ("ack-rejected", "warning"),
+        ("breaker-opened", "warning"),
+        ("scale-held", "warning"),
+        ("undecodable", "warning"),
+        ("loop-stalled", "warning"),
+        ("engine-started", "info"),
+        ("pool-scaled", "info"),
+        ("alert-resolved", "info"),
+        ("drill-fired", "warning"),
+        ("drill-pass", "warning"),
+    ],
+)
 def test_log_lines_carry_the_kinds_level(kind: str, level: str) -> None:
     """The JSON log files an event at its kind's level, whether the event holds the member
     or (read back from a recording) only its text."""
@@ -91,8 +104,7 @@ async def test_autoscaler_reasons_and_breaker_states_are_typed() -> None:
     async def ok(_: object) -> None:
         return None
 
-    async with Engine(EngineConfig(consumers=1, autoscale=True), handler=ok,
-                      clock=clock) as engine:
+    async with Engine(EngineConfig(consumers=1, autoscale=True), handler=ok, clock=clock) as engine:
         decision = await engine.autoscaler.tick(clock.now())
     assert decision is not None and isinstance(decision.reason, ScaleReason)
     breaker = CircuitBreaker(1, 5.0)

@@ -1,8 +1,8 @@
 """Brokers: where messages live. `open_broker(url, ...)` picks one from a URL.
 
-  memory                              the embedded memory broker (default)
-  sqlite:///path/to/file.db           a durable single-file store
-  redis://[user:pass@]host:port/db    Redis Streams consumer groups (rediss:// for TLS)
+memory                              the embedded memory broker (default)
+sqlite:///path/to/file.db           a durable single-file store
+redis://[user:pass@]host:port/db    Redis Streams consumer groups (rediss:// for TLS)
 """
 
 from __future__ import annotations

@@ -66,8 +66,7 @@ def check_publish_args(priority: object, dedup_id: object) -> None:
     if type(priority) is not int:
         raise TypeError(f"priority must be an int, not {type(priority).__name__}")
     if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
-        raise ValueError(f"priority must be from {-MAX_PRIORITY} to {MAX_PRIORITY}, "
-                         f"got {priority}")
+        raise ValueError(f"priority must be from {-MAX_PRIORITY} to {MAX_PRIORITY}, got {priority}")
     if dedup_id is not None and type(dedup_id) is not str:
         raise TypeError(f"dedup_id must be a str or None, not {type(dedup_id).__name__}")
 
@@ -103,9 +102,7 @@ class Broker(abc.ABC):
         """Accept a message; wait for room on a bounded queue. Returns the message id."""
 
     @abc.abstractmethod
-    def publish_nowait(
-        self, body: Any, *, priority: int = 0, dedup_id: str | None = None
-    ) -> str:
+    def publish_nowait(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         """Accept a message now or raise QueueFull. Returns the message id."""
 
     async def flush(self) -> None:  # noqa: B027 - optional hook
@@ -152,8 +149,7 @@ class Broker(abc.ABC):
     async def extend(self, receipt: Receipt, seconds: float) -> float:
         """Push a live lease's deadline to now + seconds; returns the new deadline."""
 
-    async def extend_many(self, receipts: Sequence[Receipt], seconds: float
-                          ) -> list[float | None]:
+    async def extend_many(self, receipts: Sequence[Receipt], seconds: float) -> list[float | None]:
         """`extend` several leases (a remote broker does it in one round trip); the new
         deadline of each, or None where the lease is gone."""
         out: list[float | None] = []
@@ -165,9 +161,7 @@ class Broker(abc.ABC):
         return out
 
     @abc.abstractmethod
-    async def release(
-        self, receipts: Sequence[Receipt], reason: str, error: str = ""
-    ) -> int:
+    async def release(self, receipts: Sequence[Receipt], reason: str, error: str = "") -> int:
         """End leases without an ack, making the messages visible at once.
 
         `reason` REASON_CONSUMER_FAILED counts as a failed attempt (dead-letter at

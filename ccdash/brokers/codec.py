@@ -33,8 +33,9 @@ def encode_json(body: Any) -> str:
         return _ENCODER.encode(body)
     if type(body) is str:
         return _encode_str(body)
-    return "".join(_c_make_encoder({}, _not_json, _encode_str, None, ":", ",",
-                                   False, False, False)(body, 0))
+    return "".join(
+        _c_make_encoder({}, _not_json, _encode_str, None, ":", ",", False, False, False)(body, 0)
+    )
 
 
 def decode_json_text(text: str) -> Any:
@@ -81,8 +82,9 @@ def encode_json_body(body: Any, max_bytes: int | None = None) -> str:
     except (TypeError, ValueError) as exc:
         raise TypeError(f"payload must be bytes or JSON-serialisable: {exc}") from None
     except RecursionError:
-        raise TypeError("payload must be bytes or JSON-serialisable: nested too deeply "
-                        "to encode") from None
+        raise TypeError(
+            "payload must be bytes or JSON-serialisable: nested too deeply to encode"
+        ) from None
     # Counting the UTF-8 bytes costs an encode: only when the characters could be over.
     if max_bytes is not None and len(text) * 4 > max_bytes:
         size = len(text.encode("utf-8", "surrogatepass"))
@@ -99,4 +101,3 @@ def too_large(size: int, max_bytes: int) -> str:
 def decode_body(data: bytes, is_json: bool) -> Any:
     """Stored bytes back to the published value."""
     return decode_json(data) if is_json else data
-

@@ -41,12 +41,16 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _number(kind: type[float] | type[int], lo: float, hi: float, unit: str
-            ) -> Callable[[str], str | None]:
+def _number(
+    kind: type[float] | type[int], lo: float, hi: float, unit: str
+) -> Callable[[str], str | None]:
     """A check for a number within [lo, hi]: None when fine, else what is allowed."""
     want = "an integer" if kind is int else "a number"
-    allowed = f"expected {want} from {lo:g} to {hi:g}{unit}" if kind is float else \
-        f"expected {want} from {int(lo)} to {int(hi)}{unit}"
+    allowed = (
+        f"expected {want} from {lo:g} to {hi:g}{unit}"
+        if kind is float
+        else f"expected {want} from {int(lo)} to {int(hi)}{unit}"
+    )
 
     def check(text: str) -> str | None:
         try:
@@ -130,14 +134,16 @@ def _check_redis(url: str, scheme: str, shown: str) -> None:
         parts.port  # noqa: B018 - urllib checks the port when it is read
     except ValueError:
         port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
-        raise BrokerURLError(f"{where}: port {sanitize(port, 40)!r}: expected a port "
-                             f"from 1 to 65535") from None
+        raise BrokerURLError(
+            f"{where}: port {sanitize(port, 40)!r}: expected a port from 1 to 65535"
+        ) from None
     if parts.port == 0:
         raise BrokerURLError(f"{where}: port 0: expected a port from 1 to 65535")
     db = parts.path[1:] if parts.path.startswith("/") else parts.path
     if db and (problem := REDIS_OPTIONS["db"](db)):
-        raise BrokerURLError(f"{where}: database {sanitize(db, 40)!r}: {problem} "
-                             f"(the path is the database number)")
+        raise BrokerURLError(
+            f"{where}: database {sanitize(db, 40)!r}: {problem} (the path is the database number)"
+        )
     known = {**REDIS_OPTIONS, **TLS_OPTIONS}
     seen: set[str] = set()
     try:
@@ -147,8 +153,10 @@ def _check_redis(url: str, scheme: str, shown: str) -> None:
     for key, value in pairs:
         k, v = sanitize(key, 40), sanitize(value, 60)
         if key not in known:
-            raise BrokerURLError(f"{where}: unknown option {k!r}{did_you_mean(key, known)}; "
-                                 f"known: {', '.join(known)}")
+            raise BrokerURLError(
+                f"{where}: unknown option {k!r}{did_you_mean(key, known)}; "
+                f"known: {', '.join(known)}"
+            )
         if key in TLS_OPTIONS and scheme != "rediss":
             raise BrokerURLError(f"{where}: option {k!r} applies to TLS only; use rediss://")
         if key in seen:
@@ -160,5 +168,4 @@ def _check_redis(url: str, scheme: str, shown: str) -> None:
         raise BrokerURLError(f"{where}: the database is given twice (path and ?db=)")
 
 
-__all__ = ["BrokerURLError", "REDIS_OPTIONS", "SCHEMES", "TLS_OPTIONS", "check_url",
-           "redact_url"]
+__all__ = ["BrokerURLError", "REDIS_OPTIONS", "SCHEMES", "TLS_OPTIONS", "check_url", "redact_url"]

@@ -46,8 +46,9 @@ class AlertBook:
         if current is not None and current.state != AlertState.RESOLVED:
             alert = replace(current, count=current.count + 1, message=message)
         else:
-            alert = Alert(next(self._ids), name, key, severity, message, AlertState.FIRING,
-                          self._now())
+            alert = Alert(
+                next(self._ids), name, key, severity, message, AlertState.FIRING, self._now()
+            )
         self._active[(name, key)] = alert
         if self._on_change and (current is None or current.state == AlertState.RESOLVED):
             self._on_change(alert)

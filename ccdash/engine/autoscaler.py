@@ -46,8 +46,14 @@ class Scalable(Protocol):
 class Autoscaler:
     """Sizes the pool every `scale_interval` seconds while the engine's autoscale is on."""
 
-    def __init__(self, config: EngineConfig, pool: Scalable, stats: Callable[[], QueueStats],
-                 emit: Emit, now: float) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        pool: Scalable,
+        stats: Callable[[], QueueStats],
+        emit: Emit,
+        now: float,
+    ) -> None:
         self.config = cfg = config
         self.enabled = cfg.autoscale  # the engine resizes the pool by itself only when on
         self.pool = pool
@@ -136,12 +142,22 @@ class Autoscaler:
             by_forecast = forecast * service / cfg.target_utilisation
         predictive = math.ceil(by_forecast)
         want = max(reactive, predictive)
-        reason = ScaleReason.FORECAST if predictive > reactive else (
-            ScaleReason.BACKLOG if backlog / cfg.target_backlog_per_consumer >= reactive
-            else ScaleReason.UTILISATION)
+        reason = (
+            ScaleReason.FORECAST
+            if predictive > reactive
+            else (
+                ScaleReason.BACKLOG
+                if backlog / cfg.target_backlog_per_consumer >= reactive
+                else ScaleReason.UTILISATION
+            )
+        )
         need = max(by_util, by_forecast)  # consumers the load needs, before rounding up
-        if (reason != ScaleReason.BACKLOG and current and abs(need / current - 1) <= TOLERANCE
-                and cfg.min_consumers <= current <= cfg.max_consumers):
+        if (
+            reason != ScaleReason.BACKLOG
+            and current
+            and abs(need / current - 1) <= TOLERANCE
+            and cfg.min_consumers <= current <= cfg.max_consumers
+        ):
             # Close enough (Kubernetes' HPA tolerance): rounding noise up or down would
             # move the pool one way, then the other, and the window would keep the high.
             want = current
@@ -165,14 +181,28 @@ class Autoscaler:
         applied = current + step
         if step and now - self._last_change < cfg.scale_cooldown:
             applied, reason = current, ScaleReason.COOLDOWN
-        decision = Decision(now, current, reactive, predictive, desired, applied, reason,
-                            self.arrival_rate, forecast, service)
+        decision = Decision(
+            now,
+            current,
+            reactive,
+            predictive,
+            desired,
+            applied,
+            reason,
+            self.arrival_rate,
+            forecast,
+            service,
+        )
         self.decisions.append(decision)
         self.decision_count += 1
         if applied == current and desired != current:
-            self.emit(EventKind.SCALE_HELD,
-                      f"autoscaler wanted {desired}, held at {current} ({reason})",
-                      desired=desired, current=current, reason=reason)
+            self.emit(
+                EventKind.SCALE_HELD,
+                f"autoscaler wanted {desired}, held at {current} ({reason})",
+                desired=desired,
+                current=current,
+                reason=reason,
+            )
         if applied != current:
             self._last_change = now
             await self.pool.scale_to(applied, source="autoscaler", reason=reason)

@@ -19,17 +19,37 @@ DAY = 86_400.0
 # Upper bounds: beyond them a setting is a typo, not a configuration (a lease of
 # a year, a million deliveries held per consumer). Lower bounds are in validate().
 LIMITS: dict[str, float] = {
-    "consumers": 10_000, "min_consumers": 10_000, "max_consumers": 10_000,
-    "visibility_timeout": DAY, "heartbeat_interval": 3600, "heartbeat_timeout": DAY,
-    "max_attempts": 1000, "prefetch": 10_000, "handler_timeout": DAY,
-    "backoff_base": 3600, "backoff_max": DAY, "capacity": 100_000_000,
-    "dedup_window": 7 * DAY, "shutdown_grace": 3600, "restart_limit": 1_000_000,
-    "restart_window": DAY, "batch_size": 10_000, "batch_linger": 60,
-    "rate_limit": 1_000_000, "rate_burst": 1_000_000, "breaker_threshold": 1_000_000,
-    "breaker_cooldown": DAY, "startup_delay": 3600, "scale_interval": 3600,
-    "target_backlog_per_consumer": 1_000_000, "max_scale_step": 10_000,
-    "scale_down_window": DAY, "scale_cooldown": DAY, "forecast_horizon": DAY,
-    "latency_slo": DAY, "max_body_bytes": 512 * 1024 * 1024,
+    "consumers": 10_000,
+    "min_consumers": 10_000,
+    "max_consumers": 10_000,
+    "visibility_timeout": DAY,
+    "heartbeat_interval": 3600,
+    "heartbeat_timeout": DAY,
+    "max_attempts": 1000,
+    "prefetch": 10_000,
+    "handler_timeout": DAY,
+    "backoff_base": 3600,
+    "backoff_max": DAY,
+    "capacity": 100_000_000,
+    "dedup_window": 7 * DAY,
+    "shutdown_grace": 3600,
+    "restart_limit": 1_000_000,
+    "restart_window": DAY,
+    "batch_size": 10_000,
+    "batch_linger": 60,
+    "rate_limit": 1_000_000,
+    "rate_burst": 1_000_000,
+    "breaker_threshold": 1_000_000,
+    "breaker_cooldown": DAY,
+    "startup_delay": 3600,
+    "scale_interval": 3600,
+    "target_backlog_per_consumer": 1_000_000,
+    "max_scale_step": 10_000,
+    "scale_down_window": DAY,
+    "scale_cooldown": DAY,
+    "forecast_horizon": DAY,
+    "latency_slo": DAY,
+    "max_body_bytes": 512 * 1024 * 1024,
 }
 
 
@@ -96,15 +116,29 @@ class EngineConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be greater than 0")
-        for name in ("max_attempts", "prefetch", "batch_size", "max_consumers", "restart_limit",
-                     "max_body_bytes"):
+        for name in (
+            "max_attempts",
+            "prefetch",
+            "batch_size",
+            "max_consumers",
+            "restart_limit",
+            "max_body_bytes",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         for name in ("consumers", "min_consumers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
-        for name in ("startup_delay", "shutdown_grace", "backoff_base", "backoff_max",
-                     "batch_linger", "dedup_window", "breaker_cooldown", "restart_window"):
+        for name in (
+            "startup_delay",
+            "shutdown_grace",
+            "backoff_base",
+            "backoff_max",
+            "batch_linger",
+            "dedup_window",
+            "breaker_cooldown",
+            "restart_window",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
         if self.min_consumers > self.max_consumers:

@@ -116,8 +116,7 @@ class Consumer:
     """One competing consumer. The pool owns it; operators see it in snapshots."""
 
     def __init__(
-        self, ctx: ConsumerContext, cid: str, ordinal: int, handler: Handler | None,
-        version: str
+        self, ctx: ConsumerContext, cid: str, ordinal: int, handler: Handler | None, version: str
     ) -> None:
         self.ctx = ctx
         self.id = cid

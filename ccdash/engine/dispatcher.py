@@ -32,8 +32,14 @@ from ccdash.engine.joiners import Joiners
 class Dispatcher:
     """Hands ready messages to consumers with room, as the balancer picks."""
 
-    def __init__(self, broker: Broker, consumers: Mapping[str, Consumer], joiners: Joiners,
-                 balancer: str, rng: random.Random) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        consumers: Mapping[str, Consumer],
+        joiners: Joiners,
+        balancer: str,
+        rng: random.Random,
+    ) -> None:
         self.broker = broker
         self.consumers = consumers  # the pool's live consumers (not ended), oldest first
         self.joiners = joiners
@@ -47,7 +53,8 @@ class Dispatcher:
         self._spare_balancer: Balancer = make_balancer(balancer, rng)
         # Fast path where the broker offers it (the memory broker never suspends).
         self.receive_nowait: Callable[[list[str]], list[Delivery]] | None = getattr(
-            broker, "receive_nowait", None)
+            broker, "receive_nowait", None
+        )
         self.room_total = 0
         # Consumers that may have spare slots above their refill mark, in the order
         # they got them (a superset: each is checked when used).
@@ -131,8 +138,13 @@ class Dispatcher:
     def refill(self, c: Consumer, n: int) -> bool:
         """A consumer finished `n` deliveries: refill it if it reached its mark.
         True if the caller should `await dispatch(c)` (a broker that may suspend)."""
-        if (self.room_total == 0 and self.receive_nowait is not None and not self.paused
-                and not self.stopping and c.accepting):
+        if (
+            self.room_total == 0
+            and self.receive_nowait is not None
+            and not self.paused
+            and not self.stopping
+            and c.accepting
+        ):
             # Nobody else wants work, so the balancer has no choice to make: take
             # what c has room for straight from the broker (the per-message path at
             # prefetch 1).
@@ -189,8 +201,7 @@ class Dispatcher:
         # room_total is what the candidates can take; each stays one until it is full.
         return self._fill(self.hungry, self.balancer, min(room, ready, 256))
 
-    def _fill(self, cands: Candidates[Consumer], balancer: Balancer, k: int
-              ) -> list[Consumer]:
+    def _fill(self, cands: Candidates[Consumer], balancer: Balancer, k: int) -> list[Consumer]:
         """Reserve k slots among `cands` as `balancer` picks (k <= their free slots)."""
         picks = []
         before: dict[Consumer, int] = {}
@@ -259,7 +270,7 @@ class Dispatcher:
             for c, d in zip(picks, got, strict=False):
                 c.give(d)
             if len(got) < len(picks):
-                self._unreserve(picks[len(got):])
+                self._unreserve(picks[len(got) :])
 
     async def dispatch(self, hint: Consumer | None) -> None:
         """Lease ready messages to hungry consumers, as the balancer picks."""
@@ -279,7 +290,7 @@ class Dispatcher:
                 if c.id in self.consumers:
                     c.held -= 1
         if len(got) < len(picks):
-            self._unreserve(picks[len(got):])
+            self._unreserve(picks[len(got) :])
 
     async def run(self) -> None:
         """Park on the broker while consumers have room (hungry or spare: work that

@@ -36,13 +36,7 @@ from ccdash.engine.health import HealthMonitor
 from ccdash.engine.joiners import Joiners
 from ccdash.engine.pool import Pool
 from ccdash.engine.rules import RuleEvaluator
-from ccdash.engine.snapshot import (
-    AutoscalerView,
-    Decision,
-    ScalingEvent,
-    Snapshot,
-    StallView,
-)
+from ccdash.engine.snapshot import AutoscalerView, Decision, ScalingEvent, Snapshot, StallView
 from ccdash.engine.states import Severity
 from ccdash.engine.tasks import EngineTasks, close_broker
 from ccdash.engine.views import build_snapshot
@@ -75,9 +69,12 @@ class Engine:
         else:
             # Read ahead about what the consumers can hold, as `ccdash worker` does: a
             # deeper buffer would sit in front of work handed back by a failed consumer.
-            self.broker = open_broker(broker or "memory", cfg.queue_config(self.rng),
-                                      clock=self.clock,
-                                      read_ahead=max(16, cfg.consumers * cfg.holding_limit))
+            self.broker = open_broker(
+                broker or "memory",
+                cfg.queue_config(self.rng),
+                clock=self.clock,
+                read_ahead=max(16, cfg.consumers * cfg.holding_limit),
+            )
         now = self.clock.now
         self.log = EventLog(now)
         self.emit = self.log.emit
@@ -88,16 +85,34 @@ class Engine:
         self.dispatcher = Dispatcher(self.broker, consumers, self.joiners, cfg.balancer, self.rng)
         self.guards = HandlerGuards(self.clock, self.broker, self.emit, self.alerts, cfg)
         self.gauges = Gauges(now())
-        self.pool = Pool(cfg, self.clock, self.broker, consumers, self.dispatcher, self.guards,
-                         self.joiners, self.emit, self.alerts, self.gauges.latency, handler,
-                         batch_handler)
+        self.pool = Pool(
+            cfg,
+            self.clock,
+            self.broker,
+            consumers,
+            self.dispatcher,
+            self.guards,
+            self.joiners,
+            self.emit,
+            self.alerts,
+            self.gauges.latency,
+            handler,
+            batch_handler,
+        )
         self.autoscaler = Autoscaler(cfg, self.pool, self.broker.stats, self.emit, now())
         self.rules = RuleEvaluator(self, cfg.rules())
         self.health = HealthMonitor(
-            self.clock, self.pool, self.broker, self.gauges, self.emit, self.alerts,
-            interval=cfg.heartbeat_interval, timeout=cfg.heartbeat_timeout,
+            self.clock,
+            self.pool,
+            self.broker,
+            self.gauges,
+            self.emit,
+            self.alerts,
+            interval=cfg.heartbeat_interval,
+            timeout=cfg.heartbeat_timeout,
             handler_timeout=cfg.handler_timeout,
-            hooks=(self.rules.evaluate, self.joiners.on_tick, self.autoscaler.on_tick))
+            hooks=(self.rules.evaluate, self.joiners.on_tick, self.autoscaler.on_tick),
+        )
         self.tasks = EngineTasks(self.clock, self.emit)
         self.running = False
         self.stopping = False
@@ -128,8 +143,12 @@ class Engine:
         self.pool.start(self.tasks.spawn)
         self.tasks.spawn(self.dispatcher.run(), "ccdash-dispatcher")
         self.tasks.spawn(self.health.run(), "ccdash-health")
-        self.emit(EventKind.ENGINE_STARTED, f"engine started with {self.desired} consumers",
-                  broker=self.broker.url, balancer=self.balancer.name)
+        self.emit(
+            EventKind.ENGINE_STARTED,
+            f"engine started with {self.desired} consumers",
+            broker=self.broker.url,
+            balancer=self.balancer.name,
+        )
 
     async def stop(self, grace: float | None = None) -> None:
         """Two-phase shutdown: stop intake, grace for handlers, then cancel. Idempotent.
@@ -150,9 +169,11 @@ class Engine:
         note = ""
         if self.leftover and isinstance(self.broker, MemoryBroker):
             note = "; the memory broker's contents end with the process"
-        self.emit(EventKind.ENGINE_STOPPED,
-                  f"engine stopped; {self.leftover} messages still queued{note}",
-                  leftover=self.leftover)
+        self.emit(
+            EventKind.ENGINE_STOPPED,
+            f"engine stopped; {self.leftover} messages still queued{note}",
+            leftover=self.leftover,
+        )
         self.joiners.wake(error=EngineStopped("engine stopped"))
         if self._owns_broker and not isinstance(self.broker, MemoryBroker):
             await close_broker(self.clock, self.broker)
@@ -194,8 +215,7 @@ class Engine:
                 await broker.flush()
                 ids.append(await broker.publish(body, priority=priority))
         await broker.flush()
-        if (self.dispatcher.room_total > 0 or self.dispatcher.spare) \
-                and not self.dispatcher.paused:
+        if (self.dispatcher.room_total > 0 or self.dispatcher.spare) and not self.dispatcher.paused:
             await self.dispatcher.dispatch(None)
         return ids
 
@@ -223,8 +243,12 @@ class Engine:
         """Make its handling `factor` times slower (1.0 restores it)."""
         c = self.pool.get(cid)
         c.slow_factor = max(1.0, float(factor))
-        self.emit(EventKind.CONSUMER_SLOWED, f"{cid} slowed x{c.slow_factor:g}", consumer=cid,
-                  factor=c.slow_factor)
+        self.emit(
+            EventKind.CONSUMER_SLOWED,
+            f"{cid} slowed x{c.slow_factor:g}",
+            consumer=cid,
+            factor=c.slow_factor,
+        )
 
     async def scale_to(self, n: int, *, source: str = "operator", reason: str = "") -> int:
         """Resize the pool now (within min/max); returns the new size."""
@@ -297,12 +321,19 @@ class Engine:
 
     # -- reading (the EngineView the rules and the snapshot builder see) ---------
 
-    def snapshot(self, *, max_leases: int = 200, max_dead: int = 200, max_alerts: int = 50,
-                 history: bool = False) -> Snapshot:
+    def snapshot(
+        self,
+        *,
+        max_leases: int = 200,
+        max_dead: int = 200,
+        max_alerts: int = 50,
+        history: bool = False,
+    ) -> Snapshot:
         """The engine's state now, frozen. `history` adds the autoscaler's recent
         decisions and all-time latencies (for reports and exposition)."""
-        return build_snapshot(self, max_leases=max_leases, max_dead=max_dead,
-                              max_alerts=max_alerts, history=history)
+        return build_snapshot(
+            self, max_leases=max_leases, max_dead=max_dead, max_alerts=max_alerts, history=history
+        )
 
     def consumer_ids(self, *, include_draining: bool = False) -> list[str]:
         """Ids of the running consumers, oldest first."""

@@ -57,8 +57,11 @@ class EventKind(Kind):
     CONSUMER_STARTED = "consumer-started", _I, "a consumer started"
     CONSUMER_READY = "consumer-ready", _I, "a cold-starting consumer takes work now"
     CONSUMER_STOPPED = "consumer-stopped", _I, "a draining consumer finished and stopped"
-    CONSUMER_FAILED = "consumer-failed", _E, (
-        "a consumer crashed, was killed or missed its heartbeats; its leases went back")
+    CONSUMER_FAILED = (
+        "consumer-failed",
+        _E,
+        ("a consumer crashed, was killed or missed its heartbeats; its leases went back"),
+    )
     CONSUMER_REPLACED = "consumer-replaced", _I, "the supervisor replaced a failed consumer"
     CONSUMER_HUNG = "consumer-hung", _W, "a drill stopped a consumer's heartbeats"
     CONSUMER_SLOWED = "consumer-slowed", _I, "a consumer's handling was slowed (or restored)"
@@ -131,18 +134,27 @@ class EventLog:
     def from_broker(self, kind: str, fields: dict[str, Any]) -> Event:
         """An event only the broker sees (its `on_event`), e.g. an expired lease."""
         if kind == EventKind.LEASE_EXPIRED:
-            return self.emit(EventKind.LEASE_EXPIRED, f"lease of {fields.get('message_id')} "
-                             f"held by {fields.get('consumer')} expired", **fields)
+            return self.emit(
+                EventKind.LEASE_EXPIRED,
+                f"lease of {fields.get('message_id')} held by {fields.get('consumer')} expired",
+                **fields,
+            )
         if kind == EventKind.UNDECODABLE:  # a foreign or corrupt entry, dead-lettered at once
-            return self.emit(EventKind.UNDECODABLE, f"undecodable entry {fields.get('entry')} "
-                             f"dead-lettered: {fields.get('error')}", **fields)
+            return self.emit(
+                EventKind.UNDECODABLE,
+                f"undecodable entry {fields.get('entry')} dead-lettered: {fields.get('error')}",
+                **fields,
+            )
         return self.emit(kind, kind, **fields)  # a kind this engine does not know: as text
 
     def alert_changed(self, alert: Alert) -> None:
         """An alert fired, was acknowledged or resolved (the AlertBook's `on_change`)."""
-        self.emit(EventKind(f"alert-{alert.state}"),
-                  f"alert {alert.name} {alert.state}: {alert.message}",
-                  alert=alert.name, severity=alert.severity)
+        self.emit(
+            EventKind(f"alert-{alert.state}"),
+            f"alert {alert.name} {alert.state}: {alert.message}",
+            alert=alert.name,
+            severity=alert.severity,
+        )
 
     def add_listener(self, fn: Callable[[Event], None]) -> None:
         """Call `fn` with every future event."""

@@ -87,8 +87,9 @@ class TokenBucket:
 class HandlerGuards:
     """The rate limit and the circuit breakers (one per message type) of one engine."""
 
-    def __init__(self, clock: Clock, broker: Broker, emit: Emit, alerts: AlertBook,
-                 config: EngineConfig) -> None:
+    def __init__(
+        self, clock: Clock, broker: Broker, emit: Emit, alerts: AlertBook, config: EngineConfig
+    ) -> None:
         self.clock = clock
         self.broker = broker
         self.emit = emit
@@ -156,5 +157,6 @@ class HandlerGuards:
         t = self.message_type(d)
         if self._breaker(t).failure(self.clock.now()):
             self.emit(EventKind.BREAKER_OPENED, f"circuit breaker opened for {t}", type=t)
-            self.alerts.fire("circuit-open", Severity.WARNING, f"circuit breaker open for {t}",
-                             key=t)
+            self.alerts.fire(
+                "circuit-open", Severity.WARNING, f"circuit breaker open for {t}", key=t
+            )

@@ -61,9 +61,20 @@ class Supervised(Protocol):
 class HealthMonitor:
     """Heartbeats, lease keeping, stall detection, failure detection, supervision, gauges."""
 
-    def __init__(self, clock: Clock, pool: Supervised, broker: Broker, gauges: Gauges,
-                 emit: Emit, alerts: AlertBook, *, interval: float, timeout: float,
-                 handler_timeout: float | None, hooks: tuple[TickHook, ...] = ()) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        pool: Supervised,
+        broker: Broker,
+        gauges: Gauges,
+        emit: Emit,
+        alerts: AlertBook,
+        *,
+        interval: float,
+        timeout: float,
+        handler_timeout: float | None,
+        hooks: tuple[TickHook, ...] = (),
+    ) -> None:
         self.clock = clock
         self.pool = pool
         self.broker = broker
@@ -96,8 +107,9 @@ class HealthMonitor:
         start the watchdog that names what blocks the loop."""
         self.alive_at = self.clock.now()
         if describe is not None:
-            self._sampler = BlockSampler(asyncio.get_running_loop(),
-                                         max(self.slack, STALL_MIN), describe, self.blamed)
+            self._sampler = BlockSampler(
+                asyncio.get_running_loop(), max(self.slack, STALL_MIN), describe, self.blamed
+            )
             self._sampler.start()
 
     def stop(self) -> None:
@@ -152,8 +164,11 @@ class HealthMonitor:
             c.last_beat = now
             if stalled and c.current:  # waiting out a stall is no handler time
                 c.started_at += lag
-            if self.handler_timeout is not None and c.current and \
-                    now - c.started_at > self.handler_timeout:
+            if (
+                self.handler_timeout is not None
+                and c.current
+                and now - c.started_at > self.handler_timeout
+            ):
                 c.time_out()
             if c.next_due - now < soon:  # only consumers holding a lease due soon
                 self._due_of(c, now, soon, due)
@@ -166,8 +181,13 @@ class HealthMonitor:
         if stalled:  # and what the broker holds for us beyond the consumers' leases
             await self.broker.keep_after_stall()
             for _ in range(3):  # and what was handed out during those round trips
-                late = [d for c in consumers if not c.hung and c.id in pool.consumers
-                        for d in c.held_deliveries() if d.deadline <= now]
+                late = [
+                    d
+                    for c in consumers
+                    if not c.hung and c.id in pool.consumers
+                    for d in c.held_deliveries()
+                    if d.deadline <= now
+                ]
                 if not late:
                     break
                 kept += await self._keep_leases(late, now)
@@ -210,9 +230,10 @@ class HealthMonitor:
         vt = self.visibility_timeout
         broker = self.broker
         for i in range(0, len(due), KEEP_BATCH):
-            batch = due[i:i + KEEP_BATCH]
-            sent.append((batch, asyncio.ensure_future(
-                broker.extend_many([d.receipt for d in batch], vt))))
+            batch = due[i : i + KEEP_BATCH]
+            sent.append(
+                (batch, asyncio.ensure_future(broker.extend_many([d.receipt for d in batch], vt)))
+            )
             await asyncio.sleep(0)
 
     async def _settle(self, sent: list[Extending], now: float) -> int:
@@ -240,9 +261,14 @@ class HealthMonitor:
         """Log, alert and keep (for the snapshot) a stall and its culprit if seen."""
         blame, self.blame = self.blame, None
         seconds = max(self.loop_lag, blame.seconds if blame else 0.0)
-        stall = StallView(now, seconds, blame.consumer_id if blame else "",
-                          blame.message_id if blame else "", blame.where if blame else "",
-                          kept)
+        stall = StallView(
+            now,
+            seconds,
+            blame.consumer_id if blame else "",
+            blame.message_id if blame else "",
+            blame.where if blame else "",
+            kept,
+        )
         self.stalls.append(stall)
         if stall.consumer_id:
             cause = f"by {stall.consumer_id}'s handler of {stall.message_id}"
@@ -252,9 +278,17 @@ class HealthMonitor:
             cause = f"at {stall.where}"
         else:
             cause = "(what blocked it was not seen)"
-        msg = (f"event loop blocked {seconds:.1f}s {cause}; {kept} leases that ran out "
-               f"meanwhile were kept, no attempt charged")
-        self.emit(EventKind.LOOP_STALLED, msg, seconds=round(seconds, 3),
-                  consumer=stall.consumer_id, message_id=stall.message_id, where=stall.where,
-                  leases_kept=kept)
+        msg = (
+            f"event loop blocked {seconds:.1f}s {cause}; {kept} leases that ran out "
+            f"meanwhile were kept, no attempt charged"
+        )
+        self.emit(
+            EventKind.LOOP_STALLED,
+            msg,
+            seconds=round(seconds, 3),
+            consumer=stall.consumer_id,
+            message_id=stall.message_id,
+            where=stall.where,
+            leases_kept=kept,
+        )
         self.alerts.fire("loop-stalled", Severity.WARNING, msg)

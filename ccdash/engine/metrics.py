@@ -38,8 +38,19 @@ class LatencyHistogram:
     With a `parent`, every observation is recorded there too: the pool's histogram
     is fed as messages finish, never merged from its consumers' on a tick."""
 
-    __slots__ = ("_cur", "_prev", "_past", "count", "total", "parent", "_mark", "_prev_n",
-                 "_rotations", "_cached", "_cache_key")
+    __slots__ = (
+        "_cur",
+        "_prev",
+        "_past",
+        "count",
+        "total",
+        "parent",
+        "_mark",
+        "_prev_n",
+        "_rotations",
+        "_cached",
+        "_cache_key",
+    )
 
     def __init__(self, parent: LatencyHistogram | None = None) -> None:
         self._cur = [0] * _NBUCKETS

@@ -55,10 +55,21 @@ def next_version(version: str) -> str:
 class Pool:
     """The engine's consumers: the live ones by id (oldest first) and the recently ended."""
 
-    def __init__(self, config: EngineConfig, clock: Clock, broker: Broker,
-                 consumers: dict[str, Consumer], dispatcher: Dispatcher, guards: HandlerGuards,
-                 joiners: Joiners, emit: Emit, alerts: AlertBook, latency: LatencyHistogram,
-                 handler: Handler | None, batch_handler: BatchHandler | None) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        clock: Clock,
+        broker: Broker,
+        consumers: dict[str, Consumer],
+        dispatcher: Dispatcher,
+        guards: HandlerGuards,
+        joiners: Joiners,
+        emit: Emit,
+        alerts: AlertBook,
+        latency: LatencyHistogram,
+        handler: Handler | None,
+        batch_handler: BatchHandler | None,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.broker = broker
@@ -88,13 +99,20 @@ class Pool:
         may be tapped until then)."""
         cfg = self.config
         return ConsumerContext(
-            clock=self.clock, broker=self.broker,
+            clock=self.clock,
+            broker=self.broker,
             ack_nowait=getattr(self.broker, "ack_nowait", None),
-            slots=self.dispatcher, guards=self.guards, reports=self,
-            batch_handler=self.batch_handler, holding_limit=cfg.holding_limit,
-            batch_size=cfg.batch_size, batch_linger=cfg.batch_linger,
-            startup_delay=cfg.startup_delay, handler_timeout=cfg.handler_timeout,
-            latency=self.latency)
+            slots=self.dispatcher,
+            guards=self.guards,
+            reports=self,
+            batch_handler=self.batch_handler,
+            holding_limit=cfg.holding_limit,
+            batch_size=cfg.batch_size,
+            batch_linger=cfg.batch_linger,
+            startup_delay=cfg.startup_delay,
+            handler_timeout=cfg.handler_timeout,
+            latency=self.latency,
+        )
 
     def start(self, spawn: Spawn) -> None:
         """Start the configured consumers, each a task made by `spawn`."""
@@ -116,8 +134,9 @@ class Pool:
 
     # -- one consumer's life ------------------------------------------------------
 
-    def start_consumer(self, handler: Handler | None = None,
-                       version: str | None = None) -> Consumer:
+    def start_consumer(
+        self, handler: Handler | None = None, version: str | None = None
+    ) -> Consumer:
         """Start one more consumer (the current handler and version by default)."""
         n = next(self._ordinals)
         c = Consumer(self._ctx, f"c{n}", n, handler or self.handler, version or self.version)
@@ -125,8 +144,7 @@ class Pool:
         assert self._spawn is not None
         c.task = self._spawn(self._run(c), f"ccdash-{c.id}")
         self.dispatcher.admit(c)
-        self.emit(EventKind.CONSUMER_STARTED, f"{c.id} started", consumer=c.id,
-                  version=c.version)
+        self.emit(EventKind.CONSUMER_STARTED, f"{c.id} started", consumer=c.id, version=c.version)
         return c
 
     async def warmed(self, c: Consumer) -> None:
@@ -140,13 +158,21 @@ class Pool:
     def ack_rejected(self, c: Consumer, d: Delivery) -> None:
         """The lease ran out and the message went to someone else: c's work is a duplicate."""
         c.rejected_acks += 1
-        self.emit(EventKind.ACK_REJECTED, f"{c.id}: lease of {d.message_id} had expired",
-                  consumer=c.id, message_id=d.message_id)
+        self.emit(
+            EventKind.ACK_REJECTED,
+            f"{c.id}: lease of {d.message_id} had expired",
+            consumer=c.id,
+            message_id=d.message_id,
+        )
 
     def dead_lettered(self, c: Consumer, d: Delivery, error: str) -> None:
         """c's nack sent d to the DLQ."""
-        self.emit(EventKind.DEAD_LETTERED, f"{d.message_id} dead-lettered after {d.attempt} "
-                  f"attempts: {error}", message_id=d.message_id, error=error)
+        self.emit(
+            EventKind.DEAD_LETTERED,
+            f"{d.message_id} dead-lettered after {d.attempt} attempts: {error}",
+            message_id=d.message_id,
+            error=error,
+        )
         self.joiners.check()
 
     async def _run(self, c: Consumer) -> None:
@@ -192,11 +218,14 @@ class Pool:
         self.dispatcher.forget(c)
         self.failovers += 1
         self.to_replace += 1
-        self.emit(EventKind.CONSUMER_FAILED,
-                  f"{c.id} failed ({reason}); {released} leases released",
-                  consumer=c.id, reason=reason, released=released)
-        self.alerts.fire("consumer-failed", Severity.WARNING, f"{c.id} failed: {reason}",
-                         key=c.id)
+        self.emit(
+            EventKind.CONSUMER_FAILED,
+            f"{c.id} failed ({reason}); {released} leases released",
+            consumer=c.id,
+            reason=reason,
+            released=released,
+        )
+        self.alerts.fire("consumer-failed", Severity.WARNING, f"{c.id} failed: {reason}", key=c.id)
         await self.dispatcher.dispatch(None)
         self.joiners.check()
         return released
@@ -208,8 +237,10 @@ class Pool:
                 self.to_replace = 0
                 break
             if not self.restarts.take():
-                msg = (f"restart limit hit: {self.config.restart_limit} restarts within "
-                       f"{self.config.restart_window}s; not restarting")
+                msg = (
+                    f"restart limit hit: {self.config.restart_limit} restarts within "
+                    f"{self.config.restart_window}s; not restarting"
+                )
                 if not self.alerts.is_active("restart-limit"):
                     self.emit(EventKind.RESTART_LIMIT, msg)
                 self.alerts.fire("restart-limit", Severity.CRITICAL, msg)
@@ -218,8 +249,12 @@ class Pool:
             c = self.start_consumer()
             for key in self.alerts.active_keys("consumer-failed"):
                 self.alerts.resolve("consumer-failed", key)
-                self.emit(EventKind.CONSUMER_REPLACED, f"{key} replaced by {c.id}", failed=key,
-                          consumer=c.id)
+                self.emit(
+                    EventKind.CONSUMER_REPLACED,
+                    f"{key} replaced by {c.id}",
+                    failed=key,
+                    consumer=c.id,
+                )
                 break
         if self.to_replace == 0 and self.alerts.is_active("restart-limit"):
             self.alerts.resolve("restart-limit")
@@ -244,17 +279,25 @@ class Pool:
         if n != before:
             direction = "up" if n > before else "down"
             self.scaling_counts[(direction, reason or source)] += 1
-            self.scaling.append(ScalingEvent(self.clock.now(), source, before, n,
-                                             reason or "operator request"))
+            self.scaling.append(
+                ScalingEvent(self.clock.now(), source, before, n, reason or "operator request")
+            )
             why = source  # the reason too, once: "autoscaler: backlog", "drill scale to 5"
             if reason:
                 why = reason if reason.startswith(source) else f"{source}: {reason}"
-            self.emit(EventKind.POOL_SCALED, f"pool {before} -> {n} ({why})", source=source,
-                      from_size=before, to_size=n, reason=reason)
+            self.emit(
+                EventKind.POOL_SCALED,
+                f"pool {before} -> {n} ({why})",
+                source=source,
+                from_size=before,
+                to_size=n,
+                reason=reason,
+            )
         return n
 
-    async def rolling_update(self, handler: Handler, max_unavailable: int,
-                             version: str | None) -> str:
+    async def rolling_update(
+        self, handler: Handler, max_unavailable: int, version: str | None
+    ) -> str:
         """Replace every consumer with one running `handler`, `max_unavailable` at a time:
         start the new one, then drain the old. Returns the new version label."""
         if max_unavailable < 1:
@@ -263,18 +306,24 @@ class Pool:
         self.handler = handler
         self.version = version
         old = [c for c in self.live() if c.version != version]
-        self.emit(EventKind.ROLLING_UPDATE_STARTED,
-                  f"rolling update to {version}: {len(old)} consumers",
-                  version=version, consumers=len(old))
+        self.emit(
+            EventKind.ROLLING_UPDATE_STARTED,
+            f"rolling update to {version}: {len(old)} consumers",
+            version=version,
+            consumers=len(old),
+        )
         for i in range(0, len(old), max_unavailable):
-            group = [c for c in old[i:i + max_unavailable] if c.id in self.consumers]
+            group = [c for c in old[i : i + max_unavailable] if c.id in self.consumers]
             for _ in group:
                 self.start_consumer()
             for c in group:
                 await self.begin_drain(c)
             await self._await_retired(group, self.config.shutdown_grace)
-        self.emit(EventKind.ROLLING_UPDATE_FINISHED, f"rolling update to {version} finished",
-                  version=version)
+        self.emit(
+            EventKind.ROLLING_UPDATE_FINISHED,
+            f"rolling update to {version} finished",
+            version=version,
+        )
         return version
 
     async def _await_retired(self, group: list[Consumer], grace: float) -> None:

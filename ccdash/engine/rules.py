@@ -63,18 +63,24 @@ class AlertRule:
         if not self.name:
             raise RuleError("alert rule needs a name")
         if self.metric not in METRICS:
-            raise RuleError(f"alert rule {self.name!r}: unknown metric {self.metric!r}; "
-                            f"choose one of: {', '.join(METRICS)}")
+            raise RuleError(
+                f"alert rule {self.name!r}: unknown metric {self.metric!r}; "
+                f"choose one of: {', '.join(METRICS)}"
+            )
         if self.op not in COMPARISONS:
-            raise RuleError(f"alert rule {self.name!r}: unknown comparison {self.op!r}; "
-                            f"choose one of: {' '.join(COMPARISONS)}")
+            raise RuleError(
+                f"alert rule {self.name!r}: unknown comparison {self.op!r}; "
+                f"choose one of: {' '.join(COMPARISONS)}"
+            )
         if not math.isfinite(self.threshold):
             raise RuleError(f"alert rule {self.name!r}: threshold must be a finite number")
         if not (math.isfinite(self.for_s) and self.for_s >= 0):
             raise RuleError(f"alert rule {self.name!r}: 'for' must be a non-negative number")
         if self.severity not in SEVERITIES:
-            raise RuleError(f"alert rule {self.name!r}: unknown severity {self.severity!r}; "
-                            f"choose one of: {', '.join(SEVERITIES)}")
+            raise RuleError(
+                f"alert rule {self.name!r}: unknown severity {self.severity!r}; "
+                f"choose one of: {', '.join(SEVERITIES)}"
+            )
         # A severity given as its text becomes the member (frozen: set it underneath).
         object.__setattr__(self, "severity", Severity(self.severity))
 
@@ -82,19 +88,47 @@ class AlertRule:
 def default_rules(latency_slo: float | None = None) -> tuple[AlertRule, ...]:
     """The built-in rules; a p99 rule only when a latency SLO is known."""
     rules = [
-        AlertRule("queue-depth-high", "queue_depth", ">", 1000, 10.0, Severity.WARNING,
-                  "queue depth above 1000 for 10 s"),
-        AlertRule("dlq-growing", "dlq_growth", ">", 0, 0.0, Severity.WARNING,
-                  "DLQ is growing"),
-        AlertRule("no-healthy-consumer", "live_consumers", "==", 0, 0.0, Severity.CRITICAL,
-                  "no healthy consumer is running"),
-        AlertRule("autoscaler-pinned", "autoscaler_at_max", "==", 1, 30.0, Severity.WARNING,
-                  "autoscaler pinned at max_consumers for 30 s"),
+        AlertRule(
+            "queue-depth-high",
+            "queue_depth",
+            ">",
+            1000,
+            10.0,
+            Severity.WARNING,
+            "queue depth above 1000 for 10 s",
+        ),
+        AlertRule("dlq-growing", "dlq_growth", ">", 0, 0.0, Severity.WARNING, "DLQ is growing"),
+        AlertRule(
+            "no-healthy-consumer",
+            "live_consumers",
+            "==",
+            0,
+            0.0,
+            Severity.CRITICAL,
+            "no healthy consumer is running",
+        ),
+        AlertRule(
+            "autoscaler-pinned",
+            "autoscaler_at_max",
+            "==",
+            1,
+            30.0,
+            Severity.WARNING,
+            "autoscaler pinned at max_consumers for 30 s",
+        ),
     ]
     if latency_slo is not None:
-        rules.append(AlertRule("p99-over-slo", "p99_latency", ">", latency_slo, 10.0,
-                               Severity.WARNING,
-                               f"p99 latency over the {latency_slo * 1000:g} ms SLO for 10 s"))
+        rules.append(
+            AlertRule(
+                "p99-over-slo",
+                "p99_latency",
+                ">",
+                latency_slo,
+                10.0,
+                Severity.WARNING,
+                f"p99 latency over the {latency_slo * 1000:g} ms SLO for 10 s",
+            )
+        )
     return tuple(rules)
 
 
@@ -124,13 +158,22 @@ class RuleEvaluator:
             if eng.desired == 0 or eng.stopping:
                 return math.nan  # a pool meant to be empty is not unhealthy
             # A consumer still cold-starting is healthy, just not ready yet.
-            return float(sum(1 for c in eng.consumers.values()
-                             if not c.hung and (c.accepting or (not c.warm and not c.draining))))
+            return float(
+                sum(
+                    1
+                    for c in eng.consumers.values()
+                    if not c.hung and (c.accepting or (not c.warm and not c.draining))
+                )
+            )
         if name == "failed_consumers":
             now = eng.clock.now()
-            return float(sum(1 for c in eng.ended
-                             if c.state == ConsumerState.FAILED and c.ended_at
-                             and now - c.ended_at <= 60))
+            return float(
+                sum(
+                    1
+                    for c in eng.ended
+                    if c.state == ConsumerState.FAILED and c.ended_at and now - c.ended_at <= 60
+                )
+            )
         if name == "publish_rate":
             return h.publish_rate.rate()
         if name == "ack_rate":

@@ -162,8 +162,21 @@ class Snapshot:
 
 
 __all__ = [
-    "DRAINING", "ENDED_STATES", "FAILED", "IDLE", "LIVE_STATES", "PROCESSING", "STOPPED",
-    "AutoscalerView", "ConsumerState", "ConsumerView", "Decision", "Event", "LatencyTotals",
+    "DRAINING",
+    "ENDED_STATES",
+    "FAILED",
+    "IDLE",
+    "LIVE_STATES",
+    "PROCESSING",
+    "STOPPED",
+    "AutoscalerView",
+    "ConsumerState",
+    "ConsumerView",
+    "Decision",
+    "Event",
+    "LatencyTotals",
     "LeaseView",
-    "QueueView", "ScalingEvent", "Snapshot",
+    "QueueView",
+    "ScalingEvent",
+    "Snapshot",
 ]

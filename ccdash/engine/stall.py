@@ -64,8 +64,7 @@ class BlockSampler:
         self._asked: float | None = None  # when the unanswered ping was sent
         self._seen: Blame | None = None  # what was running while it went unanswered
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="ccdash-stall-watch",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._watch, name="ccdash-stall-watch", daemon=True)
 
     def start(self) -> None:
         """Start watching (call from the loop's thread)."""

@@ -53,8 +53,12 @@ class EngineTasks:
         self._tg_exit = asyncio.ensure_future(self._tg.__aexit__(None, None, None))
         self._tg_exit.add_done_callback(lambda f: f.cancelled() or f.exception())
         names = sorted(t.get_name() for t in left if isinstance(t, asyncio.Task))
-        self.emit(EventKind.TASKS_ABANDONED, f"engine stopped without {len(left)} tasks "
-                  f"that ignored cancellation: {', '.join(names)}", tasks=", ".join(names))
+        self.emit(
+            EventKind.TASKS_ABANDONED,
+            f"engine stopped without {len(left)} tasks "
+            f"that ignored cancellation: {', '.join(names)}",
+            tasks=", ".join(names),
+        )
         return names
 
 

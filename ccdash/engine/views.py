@@ -31,8 +31,9 @@ def consumer_view(c: Consumer, now: float) -> ConsumerView:
     )
 
 
-def build_snapshot(eng: EngineView, *, max_leases: int, max_dead: int, max_alerts: int = 50,
-                   history: bool = False) -> Snapshot:
+def build_snapshot(
+    eng: EngineView, *, max_leases: int, max_dead: int, max_alerts: int = 50, history: bool = False
+) -> Snapshot:
     """The engine's state now; leases, dead letters and alerts are capped to keep it cheap,
     and the autoscaler's decisions and all-time latencies come only with `history`."""
     now = eng.clock.now()

@@ -9,20 +9,8 @@ anywhere.
 """
 
 from ccdash.fleet.connect import FleetConnectError
-from ccdash.fleet.control import (
-    ACTIONS,
-    CommandResult,
-    ControlError,
-    load_secret,
-    send_command,
-)
-from ccdash.fleet.view import (
-    FleetConsumer,
-    FleetLease,
-    FleetSnapshot,
-    FleetView,
-    WorkerView,
-)
+from ccdash.fleet.control import ACTIONS, CommandResult, ControlError, load_secret, send_command
+from ccdash.fleet.view import FleetConsumer, FleetLease, FleetSnapshot, FleetView, WorkerView
 
 __all__ = [
     "ACTIONS",

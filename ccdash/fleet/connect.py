@@ -20,13 +20,14 @@ class FleetConnectError(Exception):
 async def connect(url: str, *, socket_timeout: float = 5.0) -> tuple[Any, Keys]:
     """A connected client and the key layout of the queue `url` names."""
     clean, opts = split_options(url, OPTIONS)
-    client = Redis.from_url(clean, socket_timeout=socket_timeout,
-                            socket_connect_timeout=socket_timeout,
-                            protocol=2)
+    client = Redis.from_url(
+        clean, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout, protocol=2
+    )
     try:
         await client.ping()
     except (RedisError, OSError) as exc:
         await client.aclose()
-        raise FleetConnectError(f"cannot reach Redis at {redact_url(url)}: "
-                                f"{type(exc).__name__}") from None
+        raise FleetConnectError(
+            f"cannot reach Redis at {redact_url(url)}: {type(exc).__name__}"
+        ) from None
     return client, Keys(opts.get("queue") or "default")

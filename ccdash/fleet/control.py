@@ -56,11 +56,13 @@ def load_secret(path: str | os.PathLike[str] | None = None) -> bytes | None:
             mode = p.stat().st_mode
             data = p.read_bytes().strip()
         except OSError as exc:
-            raise ControlError(f"cannot read the control secret file {str(p)!r}: "
-                               f"{exc.strerror}") from None
+            raise ControlError(
+                f"cannot read the control secret file {str(p)!r}: {exc.strerror}"
+            ) from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ControlError(f"control secret file {str(p)!r} is readable by others; "
-                               f"chmod 600 it")
+            raise ControlError(
+                f"control secret file {str(p)!r} is readable by others; chmod 600 it"
+            )
         if not data:
             raise ControlError(f"control secret file {str(p)!r} is empty")
         return data
@@ -78,13 +80,21 @@ def sign(secret: bytes, raw: bytes) -> str:
     return hmac.new(secret, raw, hashlib.sha256).hexdigest()
 
 
-def encode_command(queue: str, worker: str, action: str, args: dict[str, Any], ts: float,
-                   nonce: str | None = None) -> bytes:
+def encode_command(
+    queue: str, worker: str, action: str, args: dict[str, Any], ts: float, nonce: str | None = None
+) -> bytes:
     """The canonical bytes of a command (what gets signed)."""
     if action not in ACTIONS:
         raise ControlError(f"unknown action {action!r}; choose one of: {', '.join(ACTIONS)}")
-    body = {"v": 1, "queue": queue, "worker": worker, "action": action, "args": args,
-            "ts": round(ts, 3), "nonce": nonce or secrets.token_hex(16)}
+    body = {
+        "v": 1,
+        "queue": queue,
+        "worker": worker,
+        "action": action,
+        "args": args,
+        "ts": round(ts, 3),
+        "nonce": nonce or secrets.token_hex(16),
+    }
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -96,8 +106,9 @@ class Verdict:
     reason: str = ""
 
 
-def verify(secret: bytes | None, raw: bytes, sig: bytes | None, *, worker: str, queue: str,
-           now: float) -> Verdict:
+def verify(
+    secret: bytes | None, raw: bytes, sig: bytes | None, *, worker: str, queue: str, now: float
+) -> Verdict:
     """Check signature, addressee and age (the nonce is checked against Redis after)."""
     if not sig:
         return Verdict(None, "unsigned")
@@ -128,8 +139,15 @@ async def redis_time(client: Any) -> float:
     return float(sec) + float(usec) / 1e6
 
 
-async def send_command(url: str, secret: bytes | str | None, worker: str, action: str, *,
-                       wait: float | None = 5.0, **args: Any) -> CommandResult:
+async def send_command(
+    url: str,
+    secret: bytes | str | None,
+    worker: str,
+    action: str,
+    *,
+    wait: float | None = 5.0,
+    **args: Any,
+) -> CommandResult:
     """Sign and send `action` to `worker` (`*`: all) on the queue `url` names; with
     `wait`, return what the worker made of it (from the audit stream)."""
     from ccdash.fleet.connect import connect
@@ -141,8 +159,15 @@ async def send_command(url: str, secret: bytes | str | None, worker: str, action
         await client.aclose()
 
 
-async def _send(client: Any, keys: Keys, secret: bytes | str | None, worker: str, action: str,
-                wait: float | None, args: dict[str, Any]) -> CommandResult:
+async def _send(
+    client: Any,
+    keys: Keys,
+    secret: bytes | str | None,
+    worker: str,
+    action: str,
+    wait: float | None,
+    args: dict[str, Any],
+) -> CommandResult:
     audit_from = await _last_id(client, keys.audit)
     raw = encode_command(keys.queue, worker, action, args, await redis_time(client))
     nonce = json.loads(raw)["nonce"]
@@ -172,8 +197,9 @@ async def _last_id(client: Any, key: str) -> bytes:
     return last[0][0] if last else b"0-0"
 
 
-async def wait_for_audit(client: Any, keys: Keys, nonce: str, worker: str, action: str,
-                         after: bytes, wait: float) -> CommandResult:
+async def wait_for_audit(
+    client: Any, keys: Keys, nonce: str, worker: str, action: str, after: bytes, wait: float
+) -> CommandResult:
     """Block on the audit stream until the worker records this nonce."""
     import time
 
@@ -185,7 +211,11 @@ async def wait_for_audit(client: Any, keys: Keys, nonce: str, worker: str, actio
             for eid, f in entries:
                 last = eid
                 if f.get(b"nonce", b"").decode() == nonce:
-                    return CommandResult(f.get(b"status", b"").decode(),
-                                         f.get(b"worker", b"").decode() or worker, action, nonce,
-                                         f.get(b"detail", b"").decode())
+                    return CommandResult(
+                        f.get(b"status", b"").decode(),
+                        f.get(b"worker", b"").decode() or worker,
+                        action,
+                        nonce,
+                        f.get(b"detail", b"").decode(),
+                    )
     return CommandResult("timeout", worker, action, nonce, f"no answer within {wait}s")

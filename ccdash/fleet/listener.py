@@ -31,8 +31,15 @@ JOIN_SLACK = 1.0
 class ControlListener:
     """Blocks on this worker's command streams (its own and `*`)."""
 
-    def __init__(self, url: str, worker: str, secret: bytes | None, execute: Execute, *,
-                 audit_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        worker: str,
+        secret: bytes | None,
+        execute: Execute,
+        *,
+        audit_file: Path | None = None,
+    ) -> None:
         self.url = url
         self.worker = worker
         self.secret = secret
@@ -99,8 +106,9 @@ class ControlListener:
         """Verify one command; obey it or refuse it; audit either way."""
         raw = fields.get(b"c", b"")
         now = await redis_time(self.client)
-        verdict = verify(self.secret, raw, fields.get(b"s"), worker=self.worker,
-                         queue=self.keys.queue, now=now)
+        verdict = verify(
+            self.secret, raw, fields.get(b"s"), worker=self.worker, queue=self.keys.queue, now=now
+        )
         cmd = verdict.command
         if cmd is not None:
             verdict = await self.check_fresh(cmd, now)
@@ -133,19 +141,29 @@ class ControlListener:
         if nonce in self.seen:
             return Verdict(None, "replayed")
         self.seen[nonce] = cmd["ts"] + 2 * MAX_AGE
-        fresh = await self.client.set(self.keys.nonce(self.worker, nonce), 1,
-                                      nx=True, ex=int(2 * MAX_AGE) + 1)
+        fresh = await self.client.set(
+            self.keys.nonce(self.worker, nonce), 1, nx=True, ex=int(2 * MAX_AGE) + 1
+        )
         return Verdict(cmd) if fresh else Verdict(None, "replayed")
 
     async def audit(self, status: str, cmd: dict[str, Any], detail: str) -> None:
         """Append one record to the audit stream (and the audit file)."""
-        record = {"at": time.time(), "worker": self.worker, "status": status,
-                  "action": str(cmd.get("action", "")), "args": cmd.get("args", {}),
-                  "nonce": str(cmd.get("nonce", "")), "ts": cmd.get("ts", ""),
-                  "detail": detail}
-        await self.client.xadd(self.keys.audit, {
-            k: (json.dumps(v) if isinstance(v, dict) else str(v)) for k, v in record.items()
-        }, maxlen=10_000, approximate=True)
+        record = {
+            "at": time.time(),
+            "worker": self.worker,
+            "status": status,
+            "action": str(cmd.get("action", "")),
+            "args": cmd.get("args", {}),
+            "nonce": str(cmd.get("nonce", "")),
+            "ts": cmd.get("ts", ""),
+            "detail": detail,
+        }
+        await self.client.xadd(
+            self.keys.audit,
+            {k: (json.dumps(v) if isinstance(v, dict) else str(v)) for k, v in record.items()},
+            maxlen=10_000,
+            approximate=True,
+        )
         if self.audit_file is not None and status != "refused":
             with open_private(self.audit_file, append=True) as fh:
                 fh.write(json.dumps(record, sort_keys=True) + "\n")
@@ -160,6 +178,9 @@ def _summary(raw: bytes) -> dict[str, Any]:
     if not isinstance(cmd, dict):
         return {"action": "?", "args": {}, "nonce": ""}
     ts = cmd.get("ts", "")
-    return {"action": storable_text(cmd.get("action", "?"), 40), "args": {},
-            "nonce": storable_text(cmd.get("nonce", ""), 64),
-            "ts": ts if isinstance(ts, int | float) else storable_text(ts, 40)}
+    return {
+        "action": storable_text(cmd.get("action", "?"), 40),
+        "args": {},
+        "nonce": storable_text(cmd.get("nonce", ""), 64),
+        "ts": ts if isinstance(ts, int | float) else storable_text(ts, 40),
+    }

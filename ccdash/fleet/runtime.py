@@ -27,16 +27,22 @@ from ccdash.record.writer import Recorder
 log = logging.getLogger("ccdash.worker")
 
 # What a worker writes to its own log (the rest is in --log-file / the recording).
-_LOGGED = frozenset({
-    EventKind.CONSUMER_FAILED, EventKind.CONSUMER_REPLACED, EventKind.POOL_SCALED,
-    EventKind.RESTART_LIMIT, EventKind.CONSUMPTION_PAUSED, EventKind.CONSUMPTION_RESUMED,
-    EventKind.DEAD_LETTERED})
+_LOGGED = frozenset(
+    {
+        EventKind.CONSUMER_FAILED,
+        EventKind.CONSUMER_REPLACED,
+        EventKind.POOL_SCALED,
+        EventKind.RESTART_LIMIT,
+        EventKind.CONSUMPTION_PAUSED,
+        EventKind.CONSUMPTION_RESUMED,
+        EventKind.DEAD_LETTERED,
+    }
+)
 
 DRAIN_GRACE = 24 * 3600.0  # `drain` waits for handlers in progress, however long they take
 
 
 @dataclass(slots=True)
-
 class WorkerOptions:
     """Everything `ccdash worker` is told."""
 
@@ -63,21 +69,34 @@ class WorkerRuntime:
         # Read ahead about what the consumers can hold: fair between workers, and a
         # round trip's worth of work for each.
         self.broker = RedisBroker.from_url(
-            opts.broker_url, QueueConfig(visibility_timeout=vt, max_attempts=opts.max_attempts),
-            worker=opts.name, ttl=opts.heartbeat_ttl,
-            fetch=max(4, opts.concurrency * opts.prefetch))
+            opts.broker_url,
+            QueueConfig(visibility_timeout=vt, max_attempts=opts.max_attempts),
+            worker=opts.name,
+            ttl=opts.heartbeat_ttl,
+            fetch=max(4, opts.concurrency * opts.prefetch),
+        )
         hb = min(1.0, vt / 8)
-        self.engine = Engine(EngineConfig(
-            consumers=opts.concurrency, min_consumers=0,
-            max_consumers=max(64, opts.concurrency), prefetch=opts.prefetch,
-            visibility_timeout=vt, heartbeat_interval=hb, heartbeat_timeout=min(3 * hb, vt / 2),
-            max_attempts=opts.max_attempts, shutdown_grace=opts.grace),
-            handler=opts.handler, broker=self.broker)
+        self.engine = Engine(
+            EngineConfig(
+                consumers=opts.concurrency,
+                min_consumers=0,
+                max_consumers=max(64, opts.concurrency),
+                prefetch=opts.prefetch,
+                visibility_timeout=vt,
+                heartbeat_interval=hb,
+                heartbeat_timeout=min(3 * hb, vt / 2),
+                max_attempts=opts.max_attempts,
+                shutdown_grace=opts.grace,
+            ),
+            handler=opts.handler,
+            broker=self.broker,
+        )
         self.engine.add_listener(self._log_event)
         self.broker.presence_info = self.presence_info
         self.state = "starting"
-        self.listener = ControlListener(opts.broker_url, self.name, opts.secret, self.execute,
-                                        audit_file=opts.audit_file)
+        self.listener = ControlListener(
+            opts.broker_url, self.name, opts.secret, self.execute, audit_file=opts.audit_file
+        )
         self._stop = asyncio.Event()
         self._drain = False
 
@@ -99,8 +118,9 @@ class WorkerRuntime:
             await self.listener.start()
             control = loop.create_task(self.listener.run(), name="ccdash-control")
             self.state = "running"
-            log.info("worker %s: %d consumers on %s", self.name, self.opts.concurrency,
-                     self.broker.url)
+            log.info(
+                "worker %s: %d consumers on %s", self.name, self.opts.concurrency, self.broker.url
+            )
             recording = self._record()  # before the start: its events are recorded too
             async with self.engine:
                 if recording is not None:
@@ -121,8 +141,9 @@ class WorkerRuntime:
                 if not done:  # the socket timeout should have ended it long before
                     control.cancel()
             await self.listener.close()
-            await run_within(self.engine.clock, self.broker.close(), BROKER_CLOSE_DEADLINE,
-                             "closing the broker")
+            await run_within(
+                self.engine.clock, self.broker.close(), BROKER_CLOSE_DEADLINE, "closing the broker"
+            )
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
         log.info("worker %s stopped", self.name)
@@ -132,8 +153,9 @@ class WorkerRuntime:
         """A recording of the worker's engine, if asked for."""
         if self.opts.recorder is None:
             return None
-        return RecordingSession(self.opts.recorder, self.engine,
-                                meta={"source": "worker", "title": self.name})
+        return RecordingSession(
+            self.opts.recorder, self.engine, meta={"source": "worker", "title": self.name}
+        )
 
     def _log_tasks(self) -> None:
         """SIGUSR1: log every task's stack (for a worker that seems stuck)."""
@@ -188,12 +210,26 @@ class WorkerRuntime:
         return {
             "state": "paused" if eng.paused and self.state == "running" else self.state,
             "concurrency": eng.desired,
-            "consumers": [{"id": c.id, "state": c.state, "in_flight": c.in_flight,
-                           "processed": c.processed, "failed": c.failed}
-                          for c in snap.consumers if c.ended_at is None],
-            "lease_list": [{"message_id": li.message_id, "consumer": li.consumer_id,
-                            "attempt": li.attempt, "expires_in": round(li.expires_in, 2)}
-                           for li in snap.leases],
+            "consumers": [
+                {
+                    "id": c.id,
+                    "state": c.state,
+                    "in_flight": c.in_flight,
+                    "processed": c.processed,
+                    "failed": c.failed,
+                }
+                for c in snap.consumers
+                if c.ended_at is None
+            ],
+            "lease_list": [
+                {
+                    "message_id": li.message_id,
+                    "consumer": li.consumer_id,
+                    "attempt": li.attempt,
+                    "expires_in": round(li.expires_in, 2),
+                }
+                for li in snap.leases
+            ],
             "processed": sum(c.processed for c in snap.consumers),
             "failed": sum(c.failed for c in snap.consumers),
             "commands": {"accepted": self.listener.accepted, "refused": self.listener.refused},

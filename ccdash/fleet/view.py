@@ -80,8 +80,12 @@ class FleetSnapshot:
     @property
     def leases(self) -> tuple[FleetLease, ...]:
         """Every live worker's leases, soonest expiry first."""
-        return tuple(sorted((li for w in self.workers if w.alive for li in w.leases),
-                            key=lambda li: li.expires_in))
+        return tuple(
+            sorted(
+                (li for w in self.workers if w.alive for li in w.leases),
+                key=lambda li: li.expires_in,
+            )
+        )
 
     def worker(self, name: str) -> WorkerView | None:
         """The worker called `name`, if registered."""
@@ -102,19 +106,39 @@ def _worker_view(name: str, raw: bytes | None, pending: int, now: float) -> Work
 
 def _live_worker(name: str, info: dict[str, Any], pending: int, now: float) -> WorkerView:
     return WorkerView(
-        name=name, alive=True, state=str(info.get("state", "running")),
-        host=str(info.get("host", "")), pid=int(info.get("pid", 0)),
+        name=name,
+        alive=True,
+        state=str(info.get("state", "running")),
+        host=str(info.get("host", "")),
+        pid=int(info.get("pid", 0)),
         beat_age=max(0.0, now - float(info.get("beat", now))),
-        concurrency=int(info.get("concurrency", 0)), pending=pending,
-        processed=int(info.get("processed", 0)), failed=int(info.get("failed", 0)),
-        consumers=tuple(FleetConsumer(name, str(c.get("id")), str(c.get("state")),
-                                      int(c.get("in_flight", 0)), int(c.get("processed", 0)),
-                                      int(c.get("failed", 0)))
-                        for c in info.get("consumers", ())),
-        leases=tuple(FleetLease(name, str(li.get("message_id")), str(li.get("consumer")),
-                                int(li.get("attempt", 0)), float(li.get("expires_in", 0.0)))
-                     for li in info.get("lease_list", ())),
-        info=info)
+        concurrency=int(info.get("concurrency", 0)),
+        pending=pending,
+        processed=int(info.get("processed", 0)),
+        failed=int(info.get("failed", 0)),
+        consumers=tuple(
+            FleetConsumer(
+                name,
+                str(c.get("id")),
+                str(c.get("state")),
+                int(c.get("in_flight", 0)),
+                int(c.get("processed", 0)),
+                int(c.get("failed", 0)),
+            )
+            for c in info.get("consumers", ())
+        ),
+        leases=tuple(
+            FleetLease(
+                name,
+                str(li.get("message_id")),
+                str(li.get("consumer")),
+                int(li.get("attempt", 0)),
+                float(li.get("expires_in", 0.0)),
+            )
+            for li in info.get("lease_list", ())
+        ),
+        info=info,
+    )
 
 
 def describe_error(exc: BaseException, url: str) -> str:
@@ -180,22 +204,43 @@ class FleetView:
         snap = parse_stats(stats_raw, t0)
         offset = t0 - snap.redis_now  # monotonic minus Redis wall clock
         per = snap.per_worker or {}
-        workers = tuple(_worker_view(n, raw, per.get(n, 0), snap.redis_now)
-                        for n, raw in zip(names, presences, strict=True))
-        queue = QueueStats(ready=snap.ready, delayed=snap.delayed, in_flight=snap.in_flight,
-                           dead=snap.dead, published=snap.published, acked=snap.acked,
-                           dead_lettered=snap.dead_lettered, redelivered=snap.redelivered)
-        return FleetSnapshot(at=snap.redis_now, queue=queue, workers=workers,
-                             dead_letters=tuple(parse_dead_letters(dead_raw, offset)))
+        workers = tuple(
+            _worker_view(n, raw, per.get(n, 0), snap.redis_now)
+            for n, raw in zip(names, presences, strict=True)
+        )
+        queue = QueueStats(
+            ready=snap.ready,
+            delayed=snap.delayed,
+            in_flight=snap.in_flight,
+            dead=snap.dead,
+            published=snap.published,
+            acked=snap.acked,
+            dead_lettered=snap.dead_lettered,
+            redelivered=snap.redelivered,
+        )
+        return FleetSnapshot(
+            at=snap.redis_now,
+            queue=queue,
+            workers=workers,
+            dead_letters=tuple(parse_dead_letters(dead_raw, offset)),
+        )
 
-    async def command(self, secret: bytes | str | None, worker: str, action: str, *,
-                      wait: float | None = 5.0, **args: Any) -> CommandResult:
+    async def command(
+        self,
+        secret: bytes | str | None,
+        worker: str,
+        action: str,
+        *,
+        wait: float | None = 5.0,
+        **args: Any,
+    ) -> CommandResult:
         """Send a signed command to one worker (`*`: all) and, with `wait`, its outcome."""
         await self.open()
         return await _send(self.client, self.keys, secret, worker, action, wait, args)
 
-    async def kill_consumer(self, secret: bytes | str | None, worker: str, consumer: str
-                            ) -> CommandResult:
+    async def kill_consumer(
+        self, secret: bytes | str | None, worker: str, consumer: str
+    ) -> CommandResult:
         """Crash one consumer of one worker (its leases go to the others at once)."""
         return await self.command(secret, worker, "kill", consumer=consumer)
 

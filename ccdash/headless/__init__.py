@@ -29,17 +29,29 @@ from ccdash.headless.report import (
     summary_rows,
 )
 from ccdash.headless.run import SETTLE_DEADLINE, run_demo, run_headless
-from ccdash.headless.views import (
-    LIVE_REFRESH_EVERY,
-    PLAIN_STATUS_EVERY,
-    LiveView,
-    PlainView,
-    View,
-)
+from ccdash.headless.views import LIVE_REFRESH_EVERY, PLAIN_STATUS_EVERY, LiveView, PlainView, View
 
 __all__ = [
-    "CHECK_HEADERS", "DRILL_HEADERS", "EVIDENCE", "LIVE_REFRESH_EVERY", "PLAIN_STATUS_EVERY",
-    "SETTLE_DEADLINE", "LiveView", "PlainView", "View", "check_rows", "drill_rows",
-    "extra_rows", "plain_report", "plain_table", "priority_rows", "result_line",
-    "result_word", "rich_report", "run_demo", "run_headless", "scaling_note", "summary_rows",
+    "CHECK_HEADERS",
+    "DRILL_HEADERS",
+    "EVIDENCE",
+    "LIVE_REFRESH_EVERY",
+    "PLAIN_STATUS_EVERY",
+    "SETTLE_DEADLINE",
+    "LiveView",
+    "PlainView",
+    "View",
+    "check_rows",
+    "drill_rows",
+    "extra_rows",
+    "plain_report",
+    "plain_table",
+    "priority_rows",
+    "result_line",
+    "result_word",
+    "rich_report",
+    "run_demo",
+    "run_headless",
+    "scaling_note",
+    "summary_rows",
 ]

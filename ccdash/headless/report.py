@@ -62,9 +62,16 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ran = f"{planned_text} of load{drain}"
     return [
         ("ran", f"{r['duration_s']:.1f} s", ran),
-        ("published", str(r["published"]), "by the workload, ids recorded" + (
-            f"; {r['unconfirmed_publishes']} more not confirmed by the broker"
-            if r.get("unconfirmed_publishes") else "")),
+        (
+            "published",
+            str(r["published"]),
+            "by the workload, ids recorded"
+            + (
+                f"; {r['unconfirmed_publishes']} more not confirmed by the broker"
+                if r.get("unconfirmed_publishes")
+                else ""
+            ),
+        ),
         ("acked", str(r["acked"]), "handled successfully"),
         ("dead-lettered", str(r["dead_lettered"]), "in the DLQ at the end"),
         ("still queued", str(r["still_queued"]), "left in the broker"),
@@ -72,14 +79,23 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("duplicates", str(r["duplicates"]), "completions beyond the first per message"),
         ("redelivered", str(r["redelivered"]), "deliveries after the first, this run"),
         ("throughput", f"{r['throughput_per_s']:.1f} msg/s", "acked / run time"),
-        ("latency", f"p50 {_ms(lat['p50'])} · p95 {_ms(lat['p95'])} · p99 {_ms(lat['p99'])} ms",
-         "publish to handler done"),
+        (
+            "latency",
+            f"p50 {_ms(lat['p50'])} · p95 {_ms(lat['p95'])} · p99 {_ms(lat['p99'])} ms",
+            "publish to handler done",
+        ),
         *priority_rows(r),
-        ("failovers", str(len(r["failovers"])),
-         ", ".join(f"{f['consumer']} {f['action']}" for f in r["failovers"])),
+        (
+            "failovers",
+            str(len(r["failovers"])),
+            ", ".join(f"{f['consumer']} {f['action']}" for f in r["failovers"]),
+        ),
         ("scaling", str(len(r["scaling_events"])), scaling_note(r)),
-        ("alerts", str(len(r["alerts"])),
-         ", ".join(sorted({sanitize(a["name"], 80) for a in r["alerts"]}))),
+        (
+            "alerts",
+            str(len(r["alerts"])),
+            ", ".join(sorted({sanitize(a["name"], 80) for a in r["alerts"]})),
+        ),
         *[(what, sanitize(r[key], 200), note) for key, what, note in EVIDENCE if r.get(key)],
         *extra_rows(r),
     ]
@@ -91,9 +107,14 @@ def priority_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     by = r.get("latency_ms_by_priority") or {}
     if len(by) < 2:
         return []
-    return [(f"  priority {p}", f"p50 {_ms(q['p50'])} · p95 {_ms(q['p95'])} · "
-             f"p99 {_ms(q['p99'])} ms", "publish to handler done, this priority only")
-            for p, q in sorted(by.items(), key=lambda kv: -int(kv[0]))]
+    return [
+        (
+            f"  priority {p}",
+            f"p50 {_ms(q['p50'])} · p95 {_ms(q['p95'])} · p99 {_ms(q['p99'])} ms",
+            "publish to handler done, this priority only",
+        )
+        for p, q in sorted(by.items(), key=lambda kv: -int(kv[0]))
+    ]
 
 
 def extra_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -102,30 +123,44 @@ def extra_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     stalls = r.get("loop_stalls") or []
     if stalls:
         worst = max(stalls, key=lambda st: st["seconds"])
-        who = (f"worst {worst['seconds']:.1f} s by {worst['consumer']} handling "
-               f"{worst['message_id']}" if worst["consumer"] else
-               f"worst {worst['seconds']:.1f} s, cause not seen")
+        who = (
+            f"worst {worst['seconds']:.1f} s by {worst['consumer']} handling {worst['message_id']}"
+            if worst["consumer"]
+            else f"worst {worst['seconds']:.1f} s, cause not seen"
+        )
         where = f" at {worst['where']}" if worst["where"] else ""
-        rows.append(("loop stalls", str(len(stalls)),
-                     sanitize(f"{who}{where}; leases kept, no attempt charged", 200)))
+        rows.append(
+            (
+                "loop stalls",
+                str(len(stalls)),
+                sanitize(f"{who}{where}; leases kept, no attempt charged", 200),
+            )
+        )
     life = r.get("queue_lifetime")
     if life:
-        rows.append(("queue lifetime",
-                     f"published {life['published']} · acked {life['acked']} · "
-                     f"redelivered {life['redelivered']} · in DLQ {life['in_dlq']}",
-                     "the queue's counters since it was created (all runs and workers)"))
+        rows.append(
+            (
+                "queue lifetime",
+                f"published {life['published']} · acked {life['acked']} · "
+                f"redelivered {life['redelivered']} · in DLQ {life['in_dlq']}",
+                "the queue's counters since it was created (all runs and workers)",
+            )
+        )
     return rows
 
 
-EVIDENCE = (("recording", "recording", "replay: ccdash replay FILE"),
-            ("plot", "plot", "the run's timeline"))
+EVIDENCE = (
+    ("recording", "recording", "replay: ccdash replay FILE"),
+    ("plot", "plot", "the run's timeline"),
+)
 
 
 def scaling_note(r: dict[str, Any], shown: int = 6) -> str:
     """`autoscaler: 31 decisions, peak 14; 4->8, 8->12, ... (+3 more)`."""
     moves = [f"{e['from']}->{e['to']}" for e in r["scaling_events"]]
-    text = ", ".join(moves[:shown]) + (f", ... (+{len(moves) - shown} more)"
-                                       if len(moves) > shown else "")
+    text = ", ".join(moves[:shown]) + (
+        f", ... (+{len(moves) - shown} more)" if len(moves) > shown else ""
+    )
     auto = r.get("autoscaler") or {}
     if auto.get("enabled") or auto.get("changes"):
         head = f"autoscaler: {auto['decisions']} decisions, peak {auto['peak_consumers']}"
@@ -139,33 +174,54 @@ CHECK_HEADERS = ("check", "limit", "actual", "result")
 
 def drill_rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
     """One row per drill."""
-    return [(f"{d['at']:.1f} s", sanitize(d["name"], 80), sanitize(d["target"] or "-", 40),
-             _s(d["detected_after_s"]),
-             _s(d["recovered_after_s"]), d["verdict"], sanitize(d["detail"]))
-            for d in r["drills"]]
+    return [
+        (
+            f"{d['at']:.1f} s",
+            sanitize(d["name"], 80),
+            sanitize(d["target"] or "-", 40),
+            _s(d["detected_after_s"]),
+            _s(d["recovered_after_s"]),
+            d["verdict"],
+            sanitize(d["detail"]),
+        )
+        for d in r["drills"]
+    ]
 
 
 def check_rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
     """One row per SLO/invariant check."""
-    return [(f"{c['name']} ({c['text']})", _v(c["limit"]), _v(c["actual"]),
-             "ok" if c["ok"] else "FAILED") for c in r["slo"]]
+    return [
+        (
+            f"{c['name']} ({c['text']})",
+            _v(c["limit"]),
+            _v(c["actual"]),
+            "ok" if c["ok"] else "FAILED",
+        )
+        for c in r["slo"]
+    ]
 
 
-def plain_table(headers: tuple[str, ...] | None, rows: Sequence[tuple[str, ...]],
-                indent: str = "  ") -> list[str]:
+def plain_table(
+    headers: tuple[str, ...] | None, rows: Sequence[tuple[str, ...]], indent: str = "  "
+) -> list[str]:
     """Rows as aligned text columns."""
     all_rows = [*([headers] if headers else []), *rows]
     if not all_rows:
         return []
     widths = [max(len(row[i]) for row in all_rows) for i in range(len(all_rows[0]))]
-    return [indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            for row in all_rows]
+    return [
+        indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in all_rows
+    ]
 
 
 def plain_report(r: dict[str, Any]) -> str:
     """The whole report as plain text."""
-    lines = [f"ccdash demo report: {sanitize(r['scenario'], 200)} (seed {r['seed']})  "
-             f"result: {result_word(r)}", ""]
+    lines = [
+        f"ccdash demo report: {sanitize(r['scenario'], 200)} (seed {r['seed']})  "
+        f"result: {result_word(r)}",
+        "",
+    ]
     lines += plain_table(None, summary_rows(r))
     if r["drills"]:
         lines += ["", "drills"] + plain_table(DRILL_HEADERS, drill_rows(r))
@@ -190,9 +246,15 @@ def rich_report(r: dict[str, Any]) -> Group:
     for label, value, note in summary_rows(r):
         bad = label == "lost" and r["lost"]
         head.add_row(label, Text(value, style="bold red" if bad else ""), _cell(note))
-    parts: list[Any] = [Text.assemble(("ccdash demo report: ", "bold"),
-                                      sanitize(r["scenario"], 200),
-                                      f" (seed {r['seed']})  ", (word, style)), head]
+    parts: list[Any] = [
+        Text.assemble(
+            ("ccdash demo report: ", "bold"),
+            sanitize(r["scenario"], 200),
+            f" (seed {r['seed']})  ",
+            (word, style),
+        ),
+        head,
+    ]
     if r["drills"]:
         t = Table(*DRILL_HEADERS, title="drills", title_justify="left")
         for row in drill_rows(r):
@@ -201,7 +263,8 @@ def rich_report(r: dict[str, Any]) -> Group:
         parts.append(t)
     t = Table(*CHECK_HEADERS, title="checks", title_justify="left")
     for row in check_rows(r):
-        t.add_row(*map(_cell, row[:3]),
-                  Text(row[3], style="green" if row[3] == "ok" else "bold red"))
+        t.add_row(
+            *map(_cell, row[:3]), Text(row[3], style="green" if row[3] == "ok" else "bold red")
+        )
     parts.append(t)
     return Group(*parts)

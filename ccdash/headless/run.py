@@ -70,24 +70,44 @@ async def run_demo(
     shared = broker if is_redis_url(broker) else None
     if shared is not None:
         workload.shared_url = shared
-    rec = None if recorder is None else RecordingSession(
-        recorder, engine, drills=lambda: workload.drill_results, lost=workload.lost_now,
-        evidence=evidence,
-        meta={"source": "demo", "scenario": scenario.name, "title": scenario.name,
-              "seed": seed})
+    rec = (
+        None
+        if recorder is None
+        else RecordingSession(
+            recorder,
+            engine,
+            drills=lambda: workload.drill_results,
+            lost=workload.lost_now,
+            evidence=evidence,
+            meta={
+                "source": "demo",
+                "scenario": scenario.name,
+                "title": scenario.name,
+                "seed": seed,
+            },
+        )
+    )
     server = None if metrics_port is None else await serve_metrics(engine, metrics_port)
     try:
-        return await _run(scenario, view, engine, workload, duration, server, handle_signals,
-                          shared, rec)
+        return await _run(
+            scenario, view, engine, workload, duration, server, handle_signals, shared, rec
+        )
     finally:
         if server is not None:
             await server.stop()
 
 
-async def _run(scenario: Scenario, view: View, engine: Engine, workload: Workload,
-               duration: float | None, server: MetricsServer | None,
-               handle_signals: bool, shared: str | None = None,
-               rec: RecordingSession | None = None) -> dict[str, Any]:
+async def _run(
+    scenario: Scenario,
+    view: View,
+    engine: Engine,
+    workload: Workload,
+    duration: float | None,
+    server: MetricsServer | None,
+    handle_signals: bool,
+    shared: str | None = None,
+    rec: RecordingSession | None = None,
+) -> dict[str, Any]:
     await engine.start()  # a broker that cannot open fails here, before any output
     acked_before = engine.broker.stats().acked  # a shared queue's fleet-wide counter
     loop = asyncio.get_running_loop()
@@ -101,8 +121,10 @@ async def _run(scenario: Scenario, view: View, engine: Engine, workload: Workloa
     try:
         view.begin(scenario, workload)
         if engine.broker.url != "memory":
-            view.note(f"broker: {redact_url(engine.broker.url)} (what is still queued at the "
-                      "end stays there)")
+            view.note(
+                f"broker: {redact_url(engine.broker.url)} (what is still queued at the "
+                "end stays there)"
+            )
         if server is not None:
             view.note(f"metrics: http://{server.host}:{server.port}/metrics")
         if handle_signals:
@@ -124,8 +146,11 @@ async def _run(scenario: Scenario, view: View, engine: Engine, workload: Workloa
             for sig in installed:
                 loop.remove_signal_handler(sig)
     settled = shared is None or await run_within(  # bounded: Redis may not answer
-        engine.clock, _settle(view, workload, shared, acked_before), SETTLE_DEADLINE,
-        "settling with the fleet")
+        engine.clock,
+        _settle(view, workload, shared, acked_before),
+        SETTLE_DEADLINE,
+        "settling with the fleet",
+    )
     if not settled:
         view.note("gave up asking Redis which messages other workers acked")
     report = workload.report()
@@ -147,8 +172,11 @@ def _evidence(recorder: Recorder, plot: str | None) -> str | None:
 
     try:
         out = recorder.out
-        rec = (read_recording(recorder.path) if recorder.path is not None
-               else parse_recording(out.getvalue() if isinstance(out, io.BytesIO) else b""))
+        rec = (
+            read_recording(recorder.path)
+            if recorder.path is not None
+            else parse_recording(out.getvalue() if isinstance(out, io.BytesIO) else b"")
+        )
         plot_recording(rec, plot)
     except (PlotError, RecordingError) as exc:
         return str(exc)
@@ -220,10 +248,21 @@ def run_headless(
         return 2
     view: View = LiveView(Console(file=out)) if out.isatty() else PlainView(out)
     try:
-        report = run_bounded(run_demo(
-            scenario, view, duration=duration, seed=seed, handler=handler, handle_signals=True,
-            broker=broker, metrics_port=metrics_port, listeners=(writer,) if writer else (),
-            recorder=recorder, evidence=evidence))
+        report = run_bounded(
+            run_demo(
+                scenario,
+                view,
+                duration=duration,
+                seed=seed,
+                handler=handler,
+                handle_signals=True,
+                broker=broker,
+                metrics_port=metrics_port,
+                listeners=(writer,) if writer else (),
+                recorder=recorder,
+                evidence=evidence,
+            )
+        )
     except OpsError as exc:
         error(str(exc))
         return 2

@@ -51,8 +51,10 @@ class PlainView:
 
     def begin(self, scenario: Scenario, workload: Workload) -> None:
         """The header: what runs, with which seed."""
-        self._print(f"ccdash --demo: {sanitize(scenario.name, 200)} (seed {workload.seed}) - "
-                    f"{sanitize(scenario.description, 500)}")
+        self._print(
+            f"ccdash --demo: {sanitize(scenario.name, 200)} (seed {workload.seed}) - "
+            f"{sanitize(scenario.description, 500)}"
+        )
 
     def event(self, ev: WorkloadEvent) -> None:
         """One line per event."""
@@ -64,10 +66,13 @@ class PlainView:
 
     def status(self, p: Progress) -> None:
         """A status line every few seconds."""
-        self._line(p.elapsed, f"{p.phase}: published {p.published}, acked {p.completed}, "
-                              f"queue {p.depth}, in flight {p.in_flight}, DLQ {p.dead}, "
-                              f"consumers {p.consumers_up} up / {p.consumers_failed} failed, "
-                              f"{p.ack_rate:.0f} msg/s")
+        self._line(
+            p.elapsed,
+            f"{p.phase}: published {p.published}, acked {p.completed}, "
+            f"queue {p.depth}, in flight {p.in_flight}, DLQ {p.dead}, "
+            f"consumers {p.consumers_up} up / {p.consumers_failed} failed, "
+            f"{p.ack_rate:.0f} msg/s",
+        )
 
     def end(self, report: dict[str, Any]) -> None:
         """The report table."""
@@ -88,16 +93,27 @@ class LiveView:
     def begin(self, scenario: Scenario, workload: Workload) -> None:
         """Print the header and start the live panel."""
         self.title = f"{sanitize(scenario.name, 200)} (seed {workload.seed})"
-        self.console.print(Text.assemble(("ccdash --demo: ", "bold"), self.title, " - ",
-                                         (sanitize(scenario.description, 500), "dim")))
+        self.console.print(
+            Text.assemble(
+                ("ccdash --demo: ", "bold"),
+                self.title,
+                " - ",
+                (sanitize(scenario.description, 500), "dim"),
+            )
+        )
         self.live.start()
 
     def event(self, ev: WorkloadEvent) -> None:
         """Drills and failures stay printed above the panel; all go to the recent list."""
         self.recent.append(ev)
         drill = ev.kind.startswith("drill-")
-        if drill or ev.kind in (EventKind.CONSUMER_FAILED, EventKind.CONSUMER_REPLACED,
-                                "run-started", "run-ended", "draining"):
+        if drill or ev.kind in (
+            EventKind.CONSUMER_FAILED,
+            EventKind.CONSUMER_REPLACED,
+            "run-started",
+            "run-ended",
+            "draining",
+        ):
             style = "bold" if drill else ""
             self.console.print(Text(f"[+{ev.at:7.2f}s] {sanitize(ev.message)}", style=style))
 
@@ -113,13 +129,22 @@ class LiveView:
         total = p.duration if p.duration != float("inf") else max(p.elapsed, 1.0)
         grid.add_row("time", f"{min(p.elapsed, total):.1f} / {total:g} s", "phase", p.phase)
         grid.add_row("published", str(p.published), "acked", str(p.completed))
-        grid.add_row("throughput", f"{p.ack_rate:.0f} msg/s", "queue",
-                     f"{p.depth} waiting, {p.in_flight} in flight")
-        grid.add_row("consumers", f"{p.consumers_up} up, {p.consumers_failed} failed", "DLQ",
-                     str(p.dead))
+        grid.add_row(
+            "throughput",
+            f"{p.ack_rate:.0f} msg/s",
+            "queue",
+            f"{p.depth} waiting, {p.in_flight} in flight",
+        )
+        grid.add_row(
+            "consumers", f"{p.consumers_up} up, {p.consumers_failed} failed", "DLQ", str(p.dead)
+        )
         grid.add_row("drills", f"{p.drills_fired} fired of {p.drills_planned} planned", "", "")
-        events = Text("\n".join(f"+{e.at:6.2f}s {sanitize(e.message)}" for e in self.recent),
-                      style="dim", overflow="ellipsis", no_wrap=True)
+        events = Text(
+            "\n".join(f"+{e.at:6.2f}s {sanitize(e.message)}" for e in self.recent),
+            style="dim",
+            overflow="ellipsis",
+            no_wrap=True,
+        )
         bar = ProgressBar(total=total, completed=min(p.elapsed, total))
         self.live.update(Panel(Group(bar, grid, events), title=Text(self.title)))
 
@@ -127,4 +152,3 @@ class LiveView:
         """Stop the panel; print the report tables."""
         self.live.stop()
         self.console.print(rich_report(report))
-

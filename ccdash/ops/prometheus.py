@@ -28,8 +28,23 @@ from ccdash.ops import OpsError
 if TYPE_CHECKING:
     from ccdash.engine import Engine, Snapshot
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                   30.0, 60.0)
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 
 
 class EngineCollector:
@@ -57,11 +72,13 @@ class EngineCollector:
             ("ccdash_queue_delayed", s.delayed, "Messages waiting out a retry backoff."),
             ("ccdash_leases_in_flight", s.in_flight, "Messages leased to a consumer."),
             ("ccdash_dead_letters", s.dead, "Messages in the dead-letter queue now."),
-            ("ccdash_queue_oldest_ready_age_seconds", s.oldest_ready_age or 0.0,
-             "Age of the oldest message ready for delivery (0 when none is ready)."),
+            (
+                "ccdash_queue_oldest_ready_age_seconds",
+                s.oldest_ready_age or 0.0,
+                "Age of the oldest message ready for delivery (0 when none is ready).",
+            ),
             ("ccdash_consumers_desired", snap.desired_consumers, "Pool size the engine aims for."),
-            ("ccdash_event_loop_lag_seconds", snap.loop_lag,
-             "How late the last health tick ran."),
+            ("ccdash_event_loop_lag_seconds", snap.loop_lag, "How late the last health tick ran."),
         )
         for name, value, doc in gauges:
             yield GaugeMetricFamily(name, doc, value=value)
@@ -73,13 +90,15 @@ class EngineCollector:
             states.add_metric([state], n)
         yield states
         yield _latency(snap)
-        scaling = CounterMetricFamily("ccdash_scaling_decisions", "Pool size changes.",
-                                      labels=["direction", "reason"])
+        scaling = CounterMetricFamily(
+            "ccdash_scaling_decisions", "Pool size changes.", labels=["direction", "reason"]
+        )
         for direction, reason, n in snap.scaling_counts:
             scaling.add_metric([direction, reason], n)
         yield scaling
-        firing = GaugeMetricFamily("ccdash_alerts_firing", "Alerts firing now.",
-                                   labels=["severity"])
+        firing = GaugeMetricFamily(
+            "ccdash_alerts_firing", "Alerts firing now.", labels=["severity"]
+        )
         sev = dict.fromkeys(Severity, 0)
         for a in snap.alerts:
             if a.state == AlertState.FIRING:
@@ -104,8 +123,11 @@ def _latency(snap: Snapshot) -> HistogramMetricFamily:
         buckets.append((repr(le), cumulative))
     buckets.append(("+Inf", totals.count))
     return HistogramMetricFamily(
-        "ccdash_handler_duration_seconds", "Handler run time per message.",
-        buckets=buckets, sum_value=totals.total)
+        "ccdash_handler_duration_seconds",
+        "Handler run time per message.",
+        buckets=buckets,
+        sum_value=totals.total,
+    )
 
 
 MAX_LINE = 8 * 1024  # bytes in one request or header line
@@ -128,8 +150,7 @@ class MetricsServer:
 
     async def start(self) -> None:
         """Listen; OSError (port in use, ...) propagates for the caller to report."""
-        self._server = await asyncio.start_server(self._serve, self.host, self.port,
-                                                  limit=MAX_LINE)
+        self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=MAX_LINE)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -146,8 +167,10 @@ class MetricsServer:
         try:
             async with asyncio.timeout(READ_TIMEOUT):
                 status, body, ctype = await self._answer(reader)
-            head = (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+            head = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
             writer.write(head.encode() + body)
             await writer.drain()
         except (TimeoutError, ConnectionError):
@@ -188,7 +211,7 @@ async def serve_metrics(engine: Engine, port: int) -> MetricsServer:
     try:
         await server.start()
     except OSError as exc:
-        raise OpsError(f"--metrics-port: cannot listen on 127.0.0.1:{port}: "
-                       f"{exc.strerror or exc}") from None
+        raise OpsError(
+            f"--metrics-port: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}"
+        ) from None
     return server
-

@@ -40,18 +40,59 @@ SAMPLED = frozenset({CONSUMERS, LEASES})  # written at most once per detail_ever
 
 # The fields this codec writes and reads back (a test compares them with the dataclasses,
 # so a field added there and not here is caught).
-SNAPSHOT_FIELDS = frozenset({
-    "at", "queue", "consumers", "leases", "dead_letters", "alerts", "balancer", "published",
-    "acked", "dead_lettered", "redelivered", "failovers", "publish_rate", "ack_rate",
-    "latency_p50", "latency_p99", "loop_lag", "paused", "autoscale", "desired_consumers",
-    "broker", "scaling", "last_event_seq", "autoscaler", "stalls", "scaling_counts",
-    "visibility_timeout",
-    # Only in `snapshot(history=True)` (reports, exposition); the recorder takes live
-    # snapshots, where they are empty, so a replayed frame leaves them empty too.
-    "decisions", "latency_totals"})
-CONSUMER_FIELDS = frozenset({
-    "id", "state", "weight", "in_flight", "processed", "failed", "latency_p50", "latency_p99",
-    "heartbeat_age", "version", "slow_factor", "hung", "ended_at", "note"})
+SNAPSHOT_FIELDS = frozenset(
+    {
+        "at",
+        "queue",
+        "consumers",
+        "leases",
+        "dead_letters",
+        "alerts",
+        "balancer",
+        "published",
+        "acked",
+        "dead_lettered",
+        "redelivered",
+        "failovers",
+        "publish_rate",
+        "ack_rate",
+        "latency_p50",
+        "latency_p99",
+        "loop_lag",
+        "paused",
+        "autoscale",
+        "desired_consumers",
+        "broker",
+        "scaling",
+        "last_event_seq",
+        "autoscaler",
+        "stalls",
+        "scaling_counts",
+        "visibility_timeout",
+        # Only in `snapshot(history=True)` (reports, exposition); the recorder takes live
+        # snapshots, where they are empty, so a replayed frame leaves them empty too.
+        "decisions",
+        "latency_totals",
+    }
+)
+CONSUMER_FIELDS = frozenset(
+    {
+        "id",
+        "state",
+        "weight",
+        "in_flight",
+        "processed",
+        "failed",
+        "latency_p50",
+        "latency_p99",
+        "heartbeat_age",
+        "version",
+        "slow_factor",
+        "hung",
+        "ended_at",
+        "note",
+    }
+)
 
 
 def _t(x: float) -> float:
@@ -91,23 +132,50 @@ def _top(snap: Snapshot) -> dict[str, Any]:
         "seq": snap.last_event_seq,
         "sc": [list(x) for x in snap.scaling_counts],
         "vt": snap.visibility_timeout,
-        "auto": None if auto is None else [
-            None if auto.last is None else _decision(auto.last), auto.horizon,
-            _f(auto.forecast_for_now, 3), auto.predictive],
+        "auto": None
+        if auto is None
+        else [
+            None if auto.last is None else _decision(auto.last),
+            auto.horizon,
+            _f(auto.forecast_for_now, 3),
+            auto.predictive,
+        ],
     }
 
 
 def _decision(d: Decision) -> list[Any]:
-    return [_t(d.at), d.current, d.reactive, d.predictive, d.desired, d.applied, d.reason,
-            _f(d.arrival_rate, 3), _f(d.forecast_rate, 3), _f(d.service_time)]
+    return [
+        _t(d.at),
+        d.current,
+        d.reactive,
+        d.predictive,
+        d.desired,
+        d.applied,
+        d.reason,
+        _f(d.arrival_rate, 3),
+        _f(d.forecast_rate, 3),
+        _f(d.service_time),
+    ]
 
 
 def _consumer(c: ConsumerView, at: float) -> list[Any]:
     # The instant of its last heartbeat: constant while nothing happens.
     beat = _t((c.ended_at if c.ended_at is not None else at) - c.heartbeat_age)
-    return [c.state, c.weight, c.in_flight, c.processed, c.failed, _f(c.latency_p50),
-            _f(c.latency_p99), beat, c.version, c.slow_factor, c.hung,
-            None if c.ended_at is None else _t(c.ended_at), c.note]
+    return [
+        c.state,
+        c.weight,
+        c.in_flight,
+        c.processed,
+        c.failed,
+        _f(c.latency_p50),
+        _f(c.latency_p99),
+        beat,
+        c.version,
+        c.slow_factor,
+        c.hung,
+        None if c.ended_at is None else _t(c.ended_at),
+        c.note,
+    ]
 
 
 def _lease(li: LeaseView, at: float) -> list[Any]:
@@ -122,14 +190,29 @@ def encode_body(body: Any) -> list[Any]:
 
 
 def _dead(d: DeadLetter, bodies: bool) -> list[Any]:
-    return [d.reason, d.attempts, d.last_error, d.priority,
-            encode_body(d.body) if bodies else None, _t(d.dead_at),
-            [[_t(h.at), h.consumer_id, h.attempt, h.outcome, h.error] for h in d.history]]
+    return [
+        d.reason,
+        d.attempts,
+        d.last_error,
+        d.priority,
+        encode_body(d.body) if bodies else None,
+        _t(d.dead_at),
+        [[_t(h.at), h.consumer_id, h.attempt, h.outcome, h.error] for h in d.history],
+    ]
 
 
 def _alert(a: Alert) -> list[Any]:
-    return [a.id, a.name, a.key, a.severity, a.message, a.state, _t(a.fired_at),
-            None if a.resolved_at is None else _t(a.resolved_at), a.count]
+    return [
+        a.id,
+        a.name,
+        a.key,
+        a.severity,
+        a.message,
+        a.state,
+        _t(a.fired_at),
+        None if a.resolved_at is None else _t(a.resolved_at),
+        a.count,
+    ]
 
 
 def _scaling(e: ScalingEvent) -> list[Any]:
@@ -147,8 +230,9 @@ def _collections(snap: Snapshot, bodies: bool) -> dict[str, Callable[[], dict[st
         LEASES: lambda: {li.message_id: _lease(li, at) for li in snap.leases},
         DEAD: lambda: {d.message_id: _dead(d, bodies) for d in snap.dead_letters},
         ALERTS: lambda: {str(a.id): _alert(a) for a in snap.alerts},
-        SCALING: lambda: {f"{e.at!r}|{e.from_size}|{e.to_size}|{e.source}": _scaling(e)
-                          for e in snap.scaling},
+        SCALING: lambda: {
+            f"{e.at!r}|{e.from_size}|{e.to_size}|{e.source}": _scaling(e) for e in snap.scaling
+        },
         STALLS: lambda: {repr(s.at): _stall(s) for s in snap.stalls},
     }
 
@@ -193,8 +277,9 @@ class SnapshotEncoder:
         self._sent = {name: _Sent() for name in COLLECTIONS}
         self._next_detail = -math.inf
 
-    def encode(self, snap: Snapshot, *, force_detail: bool = False,
-               lost: int | None = None) -> dict[str, Any]:
+    def encode(
+        self, snap: Snapshot, *, force_detail: bool = False, lost: int | None = None
+    ) -> dict[str, Any]:
         """The frame record of `snap` (`{"t": "s", "at": ...}` plus what changed); `lost`:
         the loss checker's count at that moment, if known (else the last one stays)."""
         rec: dict[str, Any] = {"t": "s", "at": _t(snap.at)}

@@ -45,10 +45,15 @@ def apply_order(prev: list[str], diff: list[Any]) -> list[str]:
             out.append(part)
         else:
             start, length = part
-            if not (isinstance(start, int) and isinstance(length, int)
-                    and start >= 0 and length > 0 and start + length <= len(prev)):
+            if not (
+                isinstance(start, int)
+                and isinstance(length, int)
+                and start >= 0
+                and length > 0
+                and start + length <= len(prev)
+            ):
                 raise ValueError(f"order run {part!r} outside the previous {len(prev)} keys")
-            out.extend(prev[start:start + length])
+            out.extend(prev[start : start + length])
     return out
 
 
@@ -113,12 +118,21 @@ class DecodedState:
         auto = t.get("auto")
         return Snapshot(
             at=at,
-            queue=QueueView(int(q[0]), int(q[1]), int(q[2]), int(q[3]), int(q[4]),
-                            None if q[5] is None else int(q[5])),
-            consumers=tuple(_consumer_view(cid, self.items[CONSUMERS][cid], at)
-                            for cid in self.orders[CONSUMERS]),
-            leases=tuple(_lease_view(mid, self.items[LEASES][mid], at)
-                         for mid in self.orders[LEASES]),
+            queue=QueueView(
+                int(q[0]),
+                int(q[1]),
+                int(q[2]),
+                int(q[3]),
+                int(q[4]),
+                None if q[5] is None else int(q[5]),
+            ),
+            consumers=tuple(
+                _consumer_view(cid, self.items[CONSUMERS][cid], at)
+                for cid in self.orders[CONSUMERS]
+            ),
+            leases=tuple(
+                _lease_view(mid, self.items[LEASES][mid], at) for mid in self.orders[LEASES]
+            ),
             dead_letters=tuple(self.items[DEAD][k] for k in self.orders[DEAD]),
             alerts=tuple(self.items[ALERTS][k] for k in self.orders[ALERTS]),
             balancer=str(t["balancer"]),
@@ -141,16 +155,31 @@ class DecodedState:
             scaling_counts=tuple((str(d), str(r), int(n)) for d, r, n in t.get("sc") or ()),
             visibility_timeout=float(t.get("vt") or 30.0),
             stalls=tuple(self.items[STALLS][k] for k in self.orders[STALLS]),
-            autoscaler=None if auto is None else AutoscalerView(
-                last=None if auto[0] is None else _decision_of(auto[0]), horizon=float(auto[1]),
-                forecast_for_now=_opt_float(auto[2]), predictive=bool(auto[3])),
+            autoscaler=None
+            if auto is None
+            else AutoscalerView(
+                last=None if auto[0] is None else _decision_of(auto[0]),
+                horizon=float(auto[1]),
+                forecast_for_now=_opt_float(auto[2]),
+                predictive=bool(auto[3]),
+            ),
         )
 
 
 def _decision_of(v: list[Any]) -> Decision:
     at, current, reactive, predictive, desired, applied, reason, arrival, forecast, service = v
-    return Decision(at, current, reactive, predictive, desired, applied, reason,
-                    arrival or 0.0, forecast or 0.0, service or 0.0)
+    return Decision(
+        at,
+        current,
+        reactive,
+        predictive,
+        desired,
+        applied,
+        reason,
+        arrival or 0.0,
+        forecast or 0.0,
+        service or 0.0,
+    )
 
 
 def _opt_float(x: Any) -> float | None:
@@ -158,13 +187,37 @@ def _opt_float(x: Any) -> float | None:
 
 
 def _consumer_view(cid: str, v: list[Any], at: float) -> ConsumerView:
-    (state, weight, in_flight, processed, failed, p50, p99, beat, version, slow, hung,
-     ended_at, note) = v
+    (
+        state,
+        weight,
+        in_flight,
+        processed,
+        failed,
+        p50,
+        p99,
+        beat,
+        version,
+        slow,
+        hung,
+        ended_at,
+        note,
+    ) = v
     return ConsumerView(
-        id=cid, state=state, weight=weight, in_flight=in_flight, processed=processed,
-        failed=failed, latency_p50=p50, latency_p99=p99,
+        id=cid,
+        state=state,
+        weight=weight,
+        in_flight=in_flight,
+        processed=processed,
+        failed=failed,
+        latency_p50=p50,
+        latency_p99=p99,
         heartbeat_age=max(0.0, (ended_at if ended_at is not None else at) - beat),
-        version=version, slow_factor=slow, hung=hung, ended_at=ended_at, note=note)
+        version=version,
+        slow_factor=slow,
+        hung=hung,
+        ended_at=ended_at,
+        note=note,
+    )
 
 
 def _lease_view(mid: str, v: list[Any], at: float) -> LeaseView:
@@ -185,7 +238,12 @@ def decode_body(v: Any) -> Any:
 
 
 _KINDS: dict[str, tuple[type, ...]] = {
-    "s": (str,), "i": (int,), "n": (int, float), "b": (bool,), "l": (list,), "a": (object,),
+    "s": (str,),
+    "i": (int,),
+    "n": (int, float),
+    "b": (bool,),
+    "l": (list,),
+    "a": (object,),
 }
 
 
@@ -204,10 +262,23 @@ def check_values(v: Any, spec: str, what: str) -> list[Any]:
 
 
 _TOP_SPEC = {
-    "balancer": "s", "published": "i", "acked": "i", "dead_lettered": "i", "redelivered": "i",
-    "failovers": "i", "publish_rate": "N", "ack_rate": "N", "latency_p50": "N",
-    "latency_p99": "N", "loop_lag": "N", "paused": "b", "autoscale": "b", "desired": "i",
-    "broker": "s", "seq": "i", "lost": "I",
+    "balancer": "s",
+    "published": "i",
+    "acked": "i",
+    "dead_lettered": "i",
+    "redelivered": "i",
+    "failovers": "i",
+    "publish_rate": "N",
+    "ack_rate": "N",
+    "latency_p50": "N",
+    "latency_p99": "N",
+    "loop_lag": "N",
+    "paused": "b",
+    "autoscale": "b",
+    "desired": "i",
+    "broker": "s",
+    "seq": "i",
+    "lost": "I",
 }
 _DECISION = "niiiiisNNN"
 
@@ -236,13 +307,20 @@ def _check_lease(_: str, v: Any) -> list[Any]:
 
 def _decode_dead(mid: str, v: Any) -> DeadLetter:
     reason, attempts, last_error, priority, body, dead_at, history = check_values(
-        v, "sisiAnl", "a dead letter")
+        v, "sisiAnl", "a dead letter"
+    )
     for h in history:
         check_values(h, "nsiss", "a delivery history entry")
     return DeadLetter(
-        message_id=mid, reason=reason, attempts=attempts, last_error=last_error,
-        priority=priority, body=decode_body(body), dead_at=dead_at,
-        history=tuple(HistoryEntry(*h) for h in history))
+        message_id=mid,
+        reason=reason,
+        attempts=attempts,
+        last_error=last_error,
+        priority=priority,
+        body=decode_body(body),
+        dead_at=dead_at,
+        history=tuple(HistoryEntry(*h) for h in history),
+    )
 
 
 def _decode_alert(_: str, v: Any) -> Alert:

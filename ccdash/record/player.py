@@ -69,8 +69,9 @@ class Player:
         """The recorded frame at the position."""
         snap = self.recording.snapshot(self.index)
         if len(snap.leases) > max_leases or len(snap.dead_letters) > max_dead:
-            snap = replace(snap, leases=snap.leases[:max_leases],
-                           dead_letters=snap.dead_letters[:max_dead])
+            snap = replace(
+                snap, leases=snap.leases[:max_leases], dead_letters=snap.dead_letters[:max_dead]
+            )
         return snap
 
     def add_listener(self, fn: Callable[[Event], None]) -> None:
@@ -152,8 +153,9 @@ class Player:
         if direction > 0:
             found = next((e for e in timeline if e.at > self.position and match(e)), None)
         else:
-            found = next((e for e in reversed(timeline)
-                          if e.at < self.position - 1e-9 and match(e)), None)
+            found = next(
+                (e for e in reversed(timeline) if e.at < self.position - 1e-9 and match(e)), None
+            )
         if found is not None:
             self.playing = False
             self.seek(found.at)

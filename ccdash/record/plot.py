@@ -72,8 +72,9 @@ def _title(rec: Recording) -> str:
     if h.get("seed") is not None:
         parts.append(f"seed {h['seed']}")
     if r:
-        parts.append("result " + ("PASS" if r.get("ok") else "FAIL")
-                     + f", lost {r.get('lost', '?')}")
+        parts.append(
+            "result " + ("PASS" if r.get("ok") else "FAIL") + f", lost {r.get('lost', '?')}"
+        )
     if rec.cut_short:
         parts.append("recording cut short")
     return " · ".join(parts)
@@ -92,8 +93,13 @@ def _draw(rec: Recording, axes: Any) -> None:
     pool.step(x, s.live, where="post", label="consumers live", color="#264653", lw=1.4)
     pool.step(x, s.desired, where="post", label="wanted", color="#e9c46a", lw=1.2, ls="--")
     pool.set_ylabel("consumers")
-    lat.plot(x, [float("nan") if v is None else v for v in s.p99_ms], label="p99",
-             color="#d62828", lw=1.2)
+    lat.plot(
+        x,
+        [float("nan") if v is None else v for v in s.p99_ms],
+        label="p99",
+        color="#d62828",
+        lw=1.2,
+    )
     lat.set_ylabel("p99 latency (ms)")
     shaded = _marks(rec, axes, t0)
     for ax in axes:
@@ -104,12 +110,16 @@ def _draw(rec: Recording, axes: Any) -> None:
         from matplotlib.patches import Patch
 
         handles, _ = queue.get_legend_handles_labels()
-        queue.legend(handles=[*handles,
-                              Patch(color=DETECT_SHADE, alpha=0.5,
-                                    label="drill: fault to detected"),
-                              Patch(color=RECOVER_SHADE, alpha=0.5,
-                                    label="detected to recovered")],
-                     loc="upper right", fontsize=8, framealpha=0.8)
+        queue.legend(
+            handles=[
+                *handles,
+                Patch(color=DETECT_SHADE, alpha=0.5, label="drill: fault to detected"),
+                Patch(color=RECOVER_SHADE, alpha=0.5, label="detected to recovered"),
+            ],
+            loc="upper right",
+            fontsize=8,
+            framealpha=0.8,
+        )
     rates.set_xlim(0, max(x[-1], 1.0))
 
 
@@ -133,28 +143,43 @@ def _marks(rec: Recording, axes: Any, t0: float) -> bool:
                 ax.axvspan(at, at + max(detected, 0.05), color=DETECT_SHADE, alpha=0.35, lw=0)
             if isinstance(recovered, int | float) and recovered > detected:
                 for ax in axes:
-                    ax.axvspan(at + detected, at + recovered, color=RECOVER_SHADE, alpha=0.3,
-                               lw=0)
+                    ax.axvspan(at + detected, at + recovered, color=RECOVER_SHADE, alpha=0.3, lw=0)
         label = sanitize(f"{d.get('name') or d.get('action')} {d.get('verdict', '')}", 40)
-        rates.annotate(label, (at, top), xytext=(2, -2), textcoords="offset points",
-                       rotation=90, va="top", fontsize=7)
+        rates.annotate(
+            label,
+            (at, top),
+            xytext=(2, -2),
+            textcoords="offset points",
+            rotation=90,
+            va="top",
+            fontsize=7,
+        )
     failed = [e.at - t0 for e in rec.events if e.kind == EventKind.CONSUMER_FAILED]
     replaced = [e.at - t0 for e in rec.events if e.kind == EventKind.CONSUMER_REPLACED]
     scaled = [e.at - t0 for e in rec.events if e.kind == EventKind.POOL_SCALED]
     alerts = [e.at - t0 for e in rec.events if e.kind == EventKind.ALERT_FIRING]
     ymax = max(max(rec.series.live, default=0), max(rec.series.desired, default=0), 1)
     if failed:
-        pool.plot(failed, [ymax * 1.08] * len(failed), "x", color="#d62828", ms=7,
-                  label="consumer failed")
+        pool.plot(
+            failed, [ymax * 1.08] * len(failed), "x", color="#d62828", ms=7, label="consumer failed"
+        )
     if replaced:
-        pool.plot(replaced, [ymax * 1.08] * len(replaced), "+", color="#2a9d8f", ms=8,
-                  label="replaced")
+        pool.plot(
+            replaced, [ymax * 1.08] * len(replaced), "+", color="#2a9d8f", ms=8, label="replaced"
+        )
     if scaled:
-        pool.plot(scaled, [ymax * 1.16] * len(scaled), "v", color="#6a4c93", ms=5,
-                  label="scaling decision")
+        pool.plot(
+            scaled,
+            [ymax * 1.16] * len(scaled),
+            "v",
+            color="#6a4c93",
+            ms=5,
+            label="scaling decision",
+        )
     if alerts:
-        rates.plot(alerts, [top * 0.97] * len(alerts), "^", color="#f77f00", ms=6,
-                   label="alert fired")
+        rates.plot(
+            alerts, [top * 0.97] * len(alerts), "^", color="#f77f00", ms=6, label="alert fired"
+        )
     pool.set_ylim(0, ymax * 1.25)
     return shaded
 

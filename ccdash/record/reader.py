@@ -124,20 +124,21 @@ class Recording:
     def events_between(self, after: float, until: float) -> list[Event]:
         """Events (and operator actions, as `operator` events) with after < at <= until."""
         timeline, times = self.timeline(), self._times
-        return timeline[bisect.bisect_right(times, after):bisect.bisect_right(times, until)]
+        return timeline[bisect.bisect_right(times, after) : bisect.bisect_right(times, until)]
 
     def events_until(self, at: float, limit: int) -> list[Event]:
         """The last `limit` events (and operator actions) at or before `at`."""
         timeline = self.timeline()
         i = bisect.bisect_right(self._times, at)
-        return timeline[max(0, i - limit):i]
+        return timeline[max(0, i - limit) : i]
 
     def timeline(self) -> list[Event]:
         """Engine and run events merged with operator actions, in time order."""
         cached = self._timeline
         if cached is None:
-            ops = [Event(0, o.at, "error" if o.error else "operator", o.message)
-                   for o in self.operator]
+            ops = [
+                Event(0, o.at, "error" if o.error else "operator", o.message) for o in self.operator
+            ]
             cached = sorted([*self.events, *ops], key=lambda e: e.at)
             self._timeline = cached
             self._times = [e.at for e in cached]
@@ -171,14 +172,18 @@ def _inflate(path: str, raw: bytes) -> tuple[bytes, bool]:
     try:
         data = z.decompress(raw, MAX_BYTES)
     except zlib.error as exc:
-        raise RecordingError(f"{path}: corrupt recording: the compressed stream is "
-                             f"damaged ({exc})") from None
+        raise RecordingError(
+            f"{path}: corrupt recording: the compressed stream is damaged ({exc})"
+        ) from None
     if z.unconsumed_tail:
-        raise RecordingError(f"{path}: recording too large (more than "
-                             f"{MAX_BYTES // 1024**2} MiB uncompressed)")
+        raise RecordingError(
+            f"{path}: recording too large (more than {MAX_BYTES // 1024**2} MiB uncompressed)"
+        )
     if z.eof and z.unused_data:
-        raise RecordingError(f"{path}: corrupt recording: {len(z.unused_data)} bytes of "
-                             "garbage after the end of the stream")
+        raise RecordingError(
+            f"{path}: corrupt recording: {len(z.unused_data)} bytes of "
+            "garbage after the end of the stream"
+        )
     return data, not z.eof
 
 
@@ -201,8 +206,7 @@ def parse_recording(raw: bytes, path: str = "<recording>") -> Recording:
     data, truncated = _inflate(path, raw)
     lines = data.split(b"\n")
     if lines[-1] and not truncated:  # a record without its newline, yet the stream ended
-        raise RecordingError(f"{path}: corrupt recording: the last record has no "
-                             "line end")
+        raise RecordingError(f"{path}: corrupt recording: the last record has no line end")
     lines.pop()  # "" after the last newline, or a record cut off mid-write
     if not lines:
         raise RecordingError(f"{path}: truncated recording: it ends before its header")
@@ -218,19 +222,24 @@ def _header(path: str, line: bytes) -> dict[str, Any]:
     try:
         header = clean(json.loads(line))
     except (ValueError, UnicodeDecodeError):
-        raise RecordingError(f"{path}: corrupt recording: line 1 (the header) is not "
-                             "JSON") from None
+        raise RecordingError(
+            f"{path}: corrupt recording: line 1 (the header) is not JSON"
+        ) from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise RecordingError(f"{path}: not a ccdash recording (its header does not say "
-                             f"format {FORMAT!r})")
+        raise RecordingError(
+            f"{path}: not a ccdash recording (its header does not say format {FORMAT!r})"
+        )
     version = header.get("v")
     if not isinstance(version, int) or version < 1:
-        raise RecordingError(f"{path}: corrupt recording: format version {version!r} is not "
-                             "a positive integer")
+        raise RecordingError(
+            f"{path}: corrupt recording: format version {version!r} is not a positive integer"
+        )
     if version > VERSION:
-        raise RecordingError(f"{path}: written by a newer ccdash (recording format version "
-                             f"{version}; this ccdash reads up to {VERSION}): upgrade "
-                             "ccdash to replay it")
+        raise RecordingError(
+            f"{path}: written by a newer ccdash (recording format version "
+            f"{version}; this ccdash reads up to {VERSION}): upgrade "
+            "ccdash to replay it"
+        )
     return header
 
 
@@ -249,10 +258,17 @@ class _Loader:
                 self._record(line)
             except RecordingError:
                 raise
-            except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError,
-                    AttributeError) as exc:
-                raise RecordingError(f"{rec.path}: corrupt recording: line {number}: "
-                                     f"{_why(exc)}") from None
+            except (
+                ValueError,
+                KeyError,
+                TypeError,
+                IndexError,
+                UnicodeDecodeError,
+                AttributeError,
+            ) as exc:
+                raise RecordingError(
+                    f"{rec.path}: corrupt recording: line {number}: {_why(exc)}"
+                ) from None
         rec.cut_short = not self.ended
 
     def _record(self, line: bytes) -> None:
@@ -308,8 +324,13 @@ class _Loader:
         if not isinstance(fields, dict):
             raise ValueError("event fields are not an object")
         seq = r.get("n")
-        ev = Event(seq if isinstance(seq, int) else 0, _num(r["at"]), _str(r["k"]),
-                   _str(r["m"]), tuple(fields.items()))
+        ev = Event(
+            seq if isinstance(seq, int) else 0,
+            _num(r["at"]),
+            _str(r["k"]),
+            _str(r["m"]),
+            tuple(fields.items()),
+        )
         self.rec.events.append(ev)
         self.rec.event_source.append(_str(r.get("s", "engine")))
 
@@ -322,8 +343,15 @@ def _summary(st: DecodedState) -> tuple[float, float, int, int, int, int, float 
         raise ValueError("queue counts are not a list of 6")
     live = sum(1 for v in st.items[CONSUMERS].values() if v[0] in LIVE_STATES)
     p99 = t.get("latency_p99")
-    return (_num(t["publish_rate"] or 0), _num(t["ack_rate"] or 0), _int(q[0]), _int(q[3]),
-            live, _int(t["desired"]), None if p99 is None else _num(p99) * 1000)
+    return (
+        _num(t["publish_rate"] or 0),
+        _num(t["ack_rate"] or 0),
+        _int(q[0]),
+        _int(q[3]),
+        live,
+        _int(t["desired"]),
+        None if p99 is None else _num(p99) * 1000,
+    )
 
 
 def _num(x: Any) -> float:
@@ -351,5 +379,12 @@ def _why(exc: BaseException) -> str:
     return sanitize(text, 160) or type(exc).__name__
 
 
-__all__ = ["OperatorAction", "Recording", "RecordingError", "Series", "clean",
-           "parse_recording", "read_recording"]
+__all__ = [
+    "OperatorAction",
+    "Recording",
+    "RecordingError",
+    "Series",
+    "clean",
+    "parse_recording",
+    "read_recording",
+]

@@ -25,20 +25,36 @@ MAX_DEAD = 200
 
 def config_meta(config: Any) -> dict[str, Any]:
     """The engine settings a replayed dashboard shows, for the recording's header."""
-    names = ("visibility_timeout", "heartbeat_timeout", "max_attempts", "min_consumers",
-             "max_consumers", "consumers", "balancer", "prefetch")
-    return {n: getattr(config, n) for n in names
-            if isinstance(getattr(config, n, None), int | float | str)}
+    names = (
+        "visibility_timeout",
+        "heartbeat_timeout",
+        "max_attempts",
+        "min_consumers",
+        "max_consumers",
+        "consumers",
+        "balancer",
+        "prefetch",
+    )
+    return {
+        n: getattr(config, n)
+        for n in names
+        if isinstance(getattr(config, n, None), int | float | str)
+    }
 
 
 class RecordingSession:
     """One run being recorded; see the module docstring."""
 
-    def __init__(self, recorder: Recorder, engine: Any, *,
-                 drills: Callable[[], Sequence[Any]] | None = None,
-                 lost: Callable[[], int] | None = None,
-                 evidence: Mapping[str, str] | None = None,
-                 meta: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        recorder: Recorder,
+        engine: Any,
+        *,
+        drills: Callable[[], Sequence[Any]] | None = None,
+        lost: Callable[[], int] | None = None,
+        evidence: Mapping[str, str] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
         """`drills`: the drill records now; `lost`: the loss checker's count now (both
         optional); `evidence`: the files to name in the report; `meta`: for the header."""
         self.recorder = recorder
@@ -57,7 +73,8 @@ class RecordingSession:
     def start(self) -> asyncio.Future[None]:
         """Write a frame every interval of the engine's clock from now on."""
         self._task = asyncio.ensure_future(
-            self.recorder.run(self.snapshot, self.engine.clock, self.drills, self.lost))
+            self.recorder.run(self.snapshot, self.engine.clock, self.drills, self.lost)
+        )
         return self._task
 
     def tee(self, on_event: Callable[[Any], None] | None) -> Callable[[Any], None]:
@@ -73,8 +90,12 @@ class RecordingSession:
     def run_event(self, ev: Any) -> None:
         """Record a run event unless it is an engine event (recorded as it happened)."""
         if getattr(ev, "source", "") != "engine":
-            self.recorder.workload_event(self.engine.clock.now(), str(ev.kind),
-                                         str(ev.message), tuple(getattr(ev, "fields", ())))
+            self.recorder.workload_event(
+                self.engine.clock.now(),
+                str(ev.kind),
+                str(ev.message),
+                tuple(getattr(ev, "fields", ())),
+            )
 
     async def stop(self) -> None:
         """Stop the frame ticker (the recording stays open for finish)."""
@@ -93,9 +114,12 @@ class RecordingSession:
         lost = report.get("lost") if report is not None else None
         if lost is None and self.lost is not None:
             lost = self.lost()
-        self.recorder.finish(self.snapshot(), report,
-                             self.drills() if self.drills is not None else None,
-                             lost if isinstance(lost, int) else None)
+        self.recorder.finish(
+            self.snapshot(),
+            report,
+            self.drills() if self.drills is not None else None,
+            lost if isinstance(lost, int) else None,
+        )
         return report
 
 

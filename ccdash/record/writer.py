@@ -37,8 +37,15 @@ FRAME_INTERVAL = 0.25  # seconds between frames: the dashboard's refresh rate
 DETAIL_EVERY = 1.0  # seconds between samples of the consumer and lease tables
 # Events after which the next frame carries the consumer and lease tables whatever
 # the sampling says: the moments an operator scrubs to.
-DETAIL_EVENTS = ("consumer-", "drill-", "pool-scaled", "alert-", "lease-expired",
-                 "rolling-update", "dlq-")
+DETAIL_EVENTS = (
+    "consumer-",
+    "drill-",
+    "pool-scaled",
+    "alert-",
+    "lease-expired",
+    "rolling-update",
+    "dlq-",
+)
 
 
 def _drill_dict(r: Any) -> dict[str, Any]:
@@ -54,9 +61,17 @@ def _drill_dict(r: Any) -> dict[str, Any]:
 class Recorder:
     """Writes one run to `out` (a binary stream); see the module docstring."""
 
-    def __init__(self, out: BinaryIO, *, path: str | None = None, bodies: bool = False,
-                 interval: float = FRAME_INTERVAL, detail_every: float = DETAIL_EVERY,
-                 meta: Mapping[str, Any] | None = None, close_out: bool = True) -> None:
+    def __init__(
+        self,
+        out: BinaryIO,
+        *,
+        path: str | None = None,
+        bodies: bool = False,
+        interval: float = FRAME_INTERVAL,
+        detail_every: float = DETAIL_EVERY,
+        meta: Mapping[str, Any] | None = None,
+        close_out: bool = True,
+    ) -> None:
         """`close_out=False` leaves `out` open at the end (an in-memory buffer to read)."""
         self.out = out
         self.close_out = close_out
@@ -95,12 +110,22 @@ class Recorder:
         if ev.kind.startswith("drill-") and self._drill_event_at is None:
             self._drill_event_at = ev.at
 
-    def workload_event(self, at: float, kind: str, message: str,
-                       fields: Sequence[tuple[str, Any]] = ()) -> None:
+    def workload_event(
+        self, at: float, kind: str, message: str, fields: Sequence[tuple[str, Any]] = ()
+    ) -> None:
         """An event of the run itself (started, draining, ended), not of the engine."""
         self._flush_events()
-        self._pending.append({"t": "e", "at": round(at, 6), "n": None, "k": kind,
-                              "m": message, "f": dict(fields), "s": "workload"})
+        self._pending.append(
+            {
+                "t": "e",
+                "at": round(at, 6),
+                "n": None,
+                "k": kind,
+                "m": message,
+                "f": dict(fields),
+                "s": "workload",
+            }
+        )
 
     def operator(self, at: float, message: str, *, error: bool = False) -> None:
         """An operator's command as the dashboard confirmed it (or refused it)."""
@@ -119,8 +144,9 @@ class Recorder:
             when = at if step is None else min(step, at)
             self._pending.append({"t": "d", "at": round(when, 6), "d": now})
 
-    def frame(self, snap: Snapshot, drills: Sequence[Any] | None = None,
-              lost: int | None = None) -> None:
+    def frame(
+        self, snap: Snapshot, drills: Sequence[Any] | None = None, lost: int | None = None
+    ) -> None:
         """Write the buffered events and one frame of `snap` (the header first, once);
         `drills`: the drill records now; `lost`: the loss checker's count now, if known."""
         if self.closed:
@@ -139,9 +165,13 @@ class Recorder:
         self.frames += 1
         self._write()
 
-    async def run(self, snapshot: Callable[[], Snapshot], clock: Clock,
-                  drills: Callable[[], Sequence[Any]] | None = None,
-                  lost: Callable[[], int] | None = None) -> None:
+    async def run(
+        self,
+        snapshot: Callable[[], Snapshot],
+        clock: Clock,
+        drills: Callable[[], Sequence[Any]] | None = None,
+        lost: Callable[[], int] | None = None,
+    ) -> None:
         """A frame every `interval` seconds of `clock`, until cancelled (headless, worker).
         `lost` (a full check, not cheap on a long run) is asked once per detail interval."""
         next_lost = -math.inf
@@ -153,8 +183,13 @@ class Recorder:
             self.frame(snap, drills() if drills is not None else None, count)
             await clock.sleep(self.interval)
 
-    def finish(self, snap: Snapshot | None = None, report: Mapping[str, Any] | None = None,
-               drills: Sequence[Any] | None = None, lost: int | None = None) -> None:
+    def finish(
+        self,
+        snap: Snapshot | None = None,
+        report: Mapping[str, Any] | None = None,
+        drills: Sequence[Any] | None = None,
+        lost: int | None = None,
+    ) -> None:
         """A last frame, the report (if any) and the end marker; then close the file."""
         if self.closed:
             return
@@ -184,16 +219,35 @@ class Recorder:
 
     def _header(self, at: float) -> None:
         self.started = True
-        self._pending.insert(0, {
-            "t": "h", "format": FORMAT, "v": VERSION, "ccdash": __version__,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"), "t0": round(at, 6),
-            "interval": self.interval, "detail_every": self._enc.detail_every,
-            "bodies": self.bodies, **self.meta})
+        self._pending.insert(
+            0,
+            {
+                "t": "h",
+                "format": FORMAT,
+                "v": VERSION,
+                "ccdash": __version__,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "t0": round(at, 6),
+                "interval": self.interval,
+                "detail_every": self._enc.detail_every,
+                "bodies": self.bodies,
+                **self.meta,
+            },
+        )
 
     def _flush_events(self) -> None:
         for ev in self._events:
-            self._pending.append({"t": "e", "at": round(ev.at, 6), "n": ev.seq, "k": ev.kind,
-                                  "m": ev.message, "f": dict(ev.fields), "s": "engine"})
+            self._pending.append(
+                {
+                    "t": "e",
+                    "at": round(ev.at, 6),
+                    "n": ev.seq,
+                    "k": ev.kind,
+                    "m": ev.message,
+                    "f": dict(ev.fields),
+                    "s": "engine",
+                }
+            )
         self._events.clear()
 
     def _write(self) -> None:
@@ -201,8 +255,9 @@ class Recorder:
             self._pending.clear()
             return
         data = b"".join(
-            json.dumps(r, separators=(",", ":"), ensure_ascii=True, default=str).encode()
-            + b"\n" for r in self._pending)
+            json.dumps(r, separators=(",", ":"), ensure_ascii=True, default=str).encode() + b"\n"
+            for r in self._pending
+        )
         self._pending.clear()
         try:
             chunk = self._z.compress(data) + self._z.flush(zlib.Z_SYNC_FLUSH)

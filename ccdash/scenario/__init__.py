@@ -1,12 +1,12 @@
 """Scenarios, load generation, simulated handlers, drills and the loss checker.
 
-    from ccdash.scenario import load_scenario, Workload
-    scenario = load_scenario("demo/failover-drill.toml")   # None: the default demo
-    engine = scenario.make_engine(seed=7)
-    workload = Workload(scenario, engine, seed=7)
-    async with engine:
-        await workload.run()
-    report = workload.report()
+from ccdash.scenario import load_scenario, Workload
+scenario = load_scenario("demo/failover-drill.toml")   # None: the default demo
+engine = scenario.make_engine(seed=7)
+workload = Workload(scenario, engine, seed=7)
+async with engine:
+    await workload.run()
+report = workload.report()
 """
 
 from ccdash.scenario.drill_record import DRILL_ACTIONS, DrillRecord

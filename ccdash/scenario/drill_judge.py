@@ -50,8 +50,15 @@ class DrillHost(Protocol):
         """Seconds since the run started."""
         ...
 
-    def emit(self, kind: str, message: str, *, source: str = ...,
-             at: float | None = ..., fields: dict[str, Any] | None = ...) -> None:
+    def emit(
+        self,
+        kind: str,
+        message: str,
+        *,
+        source: str = ...,
+        at: float | None = ...,
+        fields: dict[str, Any] | None = ...,
+    ) -> None:
         """Record an event of the run."""
         ...
 
@@ -82,8 +89,11 @@ class DrillJudge:
         rec.pending = set(ids)
         for mid in rec.pending:
             self._waiting.setdefault(mid, []).append(rec)
-        if self._waiting and self.workload.shared_url is not None and (
-                self._fleet_check is None or self._fleet_check.done()):
+        if (
+            self._waiting
+            and self.workload.shared_url is not None
+            and (self._fleet_check is None or self._fleet_check.done())
+        ):
             self._fleet_check = asyncio.ensure_future(self._check_fleet())
             self._tasks.add(self._fleet_check)
             self._fleet_check.add_done_callback(self._tasks.discard)
@@ -94,8 +104,9 @@ class DrillJudge:
         while self._waiting and (me is None or not me.cancelling()):
             await self.engine.clock.sleep(FLEET_CHECK_EVERY)
             with contextlib.suppress(Exception):  # a Redis hiccup: ask again next time
-                await run_within(self.engine.clock, self.ask_fleet(), FLEET_ASK_DEADLINE,
-                                 "asking the fleet")
+                await run_within(
+                    self.engine.clock, self.ask_fleet(), FLEET_ASK_DEADLINE, "asking the fleet"
+                )
 
     async def ask_fleet(self) -> None:
         """Settle waited ids the shared broker no longer holds (acked by some worker of
@@ -121,8 +132,9 @@ class DrillJudge:
 
         async def last_look() -> None:
             with contextlib.suppress(Exception):
-                await run_within(self.engine.clock, self.ask_fleet(), FLEET_ASK_DEADLINE,
-                                 "asking the fleet")
+                await run_within(
+                    self.engine.clock, self.ask_fleet(), FLEET_ASK_DEADLINE, "asking the fleet"
+                )
             self._fail_overdue(rec)
 
         task = asyncio.ensure_future(last_look())
@@ -139,8 +151,10 @@ class DrillJudge:
             why = "the rolling update had not finished"
         else:
             left = sorted(rec.pending)
-            why = (f"{len(left)} of {len(rec.held)} messages not handled by any worker "
-                   f"({', '.join(left[:3])}{', ...' if len(left) > 3 else ''})")
+            why = (
+                f"{len(left)} of {len(rec.held)} messages not handled by any worker "
+                f"({', '.join(left[:3])}{', ...' if len(left) > 3 else ''})"
+            )
         self._finish(rec, FAIL, f"{why} within {limit:g} s")
 
     def completed(self, mid: str, consumer: str, at: float) -> None:
@@ -206,16 +220,23 @@ class DrillJudge:
             rec.recovered_after_s = max(rec.detected_after_s, handled - rec.fired_at)
             late = []
             if rec.max_detection_s is not None and rec.detected_after_s > rec.max_detection_s:
-                late.append(f"detected after {rec.detected_after_s:.2f} s "
-                            f"(limit {rec.max_detection_s:g} s)")
+                late.append(
+                    f"detected after {rec.detected_after_s:.2f} s (limit {rec.max_detection_s:g} s)"
+                )
             if rec.max_recovery_s is not None and rec.recovered_after_s > rec.max_recovery_s:
-                late.append(f"recovered after {rec.recovered_after_s:.2f} s "
-                            f"(limit {rec.max_recovery_s:g} s)")
+                late.append(
+                    f"recovered after {rec.recovered_after_s:.2f} s "
+                    f"(limit {rec.max_recovery_s:g} s)"
+                )
             self._finish(rec, FAIL if late else PASS, "; ".join(late) or rec.detail)
         elif rec.action in ("poison", "burst") and not rec.pending:
             rec.recovered_after_s = max(0.0, (rec.handled_at or rec.fired_at) - rec.fired_at)
-            self._finish(rec, PASS, rec.detail + (
-                ", all dead-lettered or handled" if rec.action == "poison" else ", all handled"))
+            self._finish(
+                rec,
+                PASS,
+                rec.detail
+                + (", all dead-lettered or handled" if rec.action == "poison" else ", all handled"),
+            )
 
     def _finish(self, rec: DrillRecord, verdict: str, detail: str) -> None:
         rec.verdict = verdict
@@ -228,12 +249,17 @@ class DrillJudge:
         if verdict == DONE:
             text = f"drill {rec.name}: {detail}"
         else:
-            text = f"drill {rec.name}: {verdict.upper()}" + (f" ({', '.join(times)})"
-                                                              if times else "")
+            text = f"drill {rec.name}: {verdict.upper()}" + (
+                f" ({', '.join(times)})" if times else ""
+            )
             if verdict != PASS or not times:
                 text += f": {detail}"
-        self.workload.emit(DrillEvent(f"drill-{verdict}"), text, source="drill",
-                           fields={"action": rec.action, "target": rec.target})
+        self.workload.emit(
+            DrillEvent(f"drill-{verdict}"),
+            text,
+            source="drill",
+            fields={"action": rec.action, "target": rec.target},
+        )
         if self.on_change is not None:
             self.on_change()
 
@@ -246,8 +272,9 @@ class DrillJudge:
         for timer in self._deadlines:
             timer.cancel()
         with contextlib.suppress(Exception):  # a last look at the fleet, if one is shared
-            await run_within(self.engine.clock, self.ask_fleet(), FLEET_ASK_DEADLINE,
-                             "asking the fleet")
+            await run_within(
+                self.engine.clock, self.ask_fleet(), FLEET_ASK_DEADLINE, "asking the fleet"
+            )
         await cancel_and_wait(self.engine.clock, list(self._tasks), "drills")
         for rec in self.pending():
             if rec.action in FAULTS and rec.detected_after_s is None:
@@ -257,4 +284,3 @@ class DrillJudge:
             else:
                 why = f"{len(rec.pending)} of {len(rec.held)} messages not handled"
             self._finish(rec, FAIL, f"{why} by the end of the run")
-

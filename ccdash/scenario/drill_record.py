@@ -62,15 +62,21 @@ class DrillRecord:
     def to_dict(self) -> dict[str, Any]:
         """The record as plain JSON-able data."""
         return {
-            "name": self.name, "action": self.action, "source": self.source,
-            "at": round(self.at, 3), "requested": self.requested, "target": self.target,
+            "name": self.name,
+            "action": self.action,
+            "source": self.source,
+            "at": round(self.at, 3),
+            "requested": self.requested,
+            "target": self.target,
             "params": {k: v for k, v in self.params.items() if v is not None},
             "held": len(self.held),
             "detected_after_s": _r(self.detected_after_s),
             "recovered_after_s": _r(self.recovered_after_s),
             "replaced_after_s": _r(self.replaced_after_s),
-            "max_detection_s": self.max_detection_s, "max_recovery_s": self.max_recovery_s,
-            "verdict": self.verdict, "detail": self.detail,
+            "max_detection_s": self.max_detection_s,
+            "max_recovery_s": self.max_recovery_s,
+            "verdict": self.verdict,
+            "detail": self.detail,
         }
 
 
@@ -84,10 +90,11 @@ def deadline_of(rec: DrillRecord) -> float:
     return max(limits) if limits else DEFAULT_DEADLINE
 
 
-
 def check_action(action: str) -> None:
     """ScenarioError unless `action` is a drill the engine can run."""
     if action in DRILL_ACTIONS:
         return
-    raise ScenarioError(f"unknown drill action {action!r}{did_you_mean(action, DRILL_ACTIONS)}; "
-                        f"valid: {', '.join(DRILL_ACTIONS)}")
+    raise ScenarioError(
+        f"unknown drill action {action!r}{did_you_mean(action, DRILL_ACTIONS)}; "
+        f"valid: {', '.join(DRILL_ACTIONS)}"
+    )

@@ -26,8 +26,11 @@ class DrillTableReader(FieldReader):
         value = self.data.get("drills", [])
         if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
             raise self.fail(("drills",), "expected [[drills]] tables (at, action, target, ...)")
-        owners = {k: f"action {a!r} uses it, not this one"
-                  for a, ks in DRILL_BY_ACTION.items() for k in ks}
+        owners = {
+            k: f"action {a!r} uses it, not this one"
+            for a, ks in DRILL_BY_ACTION.items()
+            for k in ks
+        }
         out, order = [], []
         for i, t in enumerate(value):
             p: Path = ("drills", i)
@@ -35,27 +38,41 @@ class DrillTableReader(FieldReader):
                 raise self.fail(p, f"needs an action; valid: {', '.join(DRILL_ACTIONS)}")
             action = t["action"]
             action = self.string(t, "action", p, None, DRILL_ACTIONS, "drill action")
-            self.keys(t, p, (*DRILL_COMMON, *DRILL_BY_ACTION[action]),
-                      {k: v for k, v in owners.items() if k not in DRILL_BY_ACTION[action]})
+            self.keys(
+                t,
+                p,
+                (*DRILL_COMMON, *DRILL_BY_ACTION[action]),
+                {k: v for k, v in owners.items() if k not in DRILL_BY_ACTION[action]},
+            )
             if "at" not in t:
                 raise self.fail(p, "needs at = seconds into the run")
             at = self.number(t, "at", p, 0.0, ge=0, unit=" seconds")
             if at > self.duration:
-                raise self.fail((*p, "at"), f"{at:g} s is past the end of the run "
-                                            f"(duration {self.duration:g} s)")
+                raise self.fail(
+                    (*p, "at"),
+                    f"{at:g} s is past the end of the run (duration {self.duration:g} s)",
+                )
             target = self.string(t, "target", p, "busiest")
             if target not in TARGETS and not CONSUMER_ID.match(target):
-                raise self.fail((*p, "target"), f"unknown target {target!r}"
-                                f"{did_you_mean(target, TARGETS)}; valid: "
-                                f"{', '.join(TARGETS)} or a consumer id like c3")
+                raise self.fail(
+                    (*p, "target"),
+                    f"unknown target {target!r}"
+                    f"{did_you_mean(target, TARGETS)}; valid: "
+                    f"{', '.join(TARGETS)} or a consumer id like c3",
+                )
             params = self.drill_params(t, p, action, engine)
             order.append(i)
-            out.append(DrillSpec(
-                at=at, action=action, target=target, name=self.string(t, "name", p, ""),
-                params=params,
-                max_detection_s=self.number(t, "max_detection_s", p, None, gt=0, unit=" s"),
-                max_recovery_s=self.number(t, "max_recovery_s", p, None, gt=0, unit=" s"),
-            ))
+            out.append(
+                DrillSpec(
+                    at=at,
+                    action=action,
+                    target=target,
+                    name=self.string(t, "name", p, ""),
+                    params=params,
+                    max_detection_s=self.number(t, "max_detection_s", p, None, gt=0, unit=" s"),
+                    max_recovery_s=self.number(t, "max_recovery_s", p, None, gt=0, unit=" s"),
+                )
+            )
         ranked = sorted(zip(out, order, strict=True), key=lambda pair: pair[0].at)
         self.top_id = self.check_pool_ids(engine, ranked)
         return tuple(d for d, _ in ranked)
@@ -72,11 +89,13 @@ class DrillTableReader(FieldReader):
             if CONSUMER_ID.match(d.target) and d.action in ("kill", "hang", "slow"):
                 n = int(d.target[1:])
                 if n > top:
-                    raise self.fail(("drills", i, "target"),
-                                    f"no consumer {d.target!r} can exist at {d.at:g} s: the "
-                                    f"run starts c1..c{engine.consumers} and adds at most "
-                                    f"{top - engine.consumers} more by then; valid: "
-                                    f"{', '.join(TARGETS)} or c1..c{top}")
+                    raise self.fail(
+                        ("drills", i, "target"),
+                        f"no consumer {d.target!r} can exist at {d.at:g} s: the "
+                        f"run starts c1..c{engine.consumers} and adds at most "
+                        f"{top - engine.consumers} more by then; valid: "
+                        f"{', '.join(TARGETS)} or c1..c{top}",
+                    )
             if d.action in ("kill", "hang"):
                 top += 1  # its replacement
             elif d.action == "scale":
@@ -89,32 +108,56 @@ class DrillTableReader(FieldReader):
         """`slow = { c9 = 3 }` must name a consumer the run can have."""
         for cid, _ in handler.slow:
             if self.top_id and int(cid[1:]) > self.top_id:
-                raise self.fail(("handler", "slow", cid),
-                                f"no consumer {cid!r} exists in this run: valid ids are "
-                                f"c1..c{self.top_id}")
+                raise self.fail(
+                    ("handler", "slow", cid),
+                    f"no consumer {cid!r} exists in this run: valid ids are c1..c{self.top_id}",
+                )
 
-    def drill_params(self, t: dict[str, Any], p: Path, action: str, engine: EngineConfig) \
-            -> tuple[tuple[str, Any], ...]:
+    def drill_params(
+        self, t: dict[str, Any], p: Path, action: str, engine: EngineConfig
+    ) -> tuple[tuple[str, Any], ...]:
         if action == "slow":
-            return (("factor", self.number(t, "factor", p, 4.0, gt=1, le=1000)),
-                    ("for", self.number(t, "for", p, None, gt=0, unit=" seconds")))
+            return (
+                ("factor", self.number(t, "factor", p, 4.0, gt=1, le=1000)),
+                ("for", self.number(t, "for", p, None, gt=0, unit=" seconds")),
+            )
         if action in ("poison", "burst"):
             default = 5 if action == "poison" else 200
-            return (("count", self.number(t, "count", p, default, integer=True, ge=1,
-                                          le=1_000_000)),)
+            return (
+                ("count", self.number(t, "count", p, default, integer=True, ge=1, le=1_000_000)),
+            )
         if action == "scale":
             if "to" not in t:
                 raise self.fail(p, "action 'scale' needs to = number of consumers")
-            return (("to", self.number(t, "to", p, 0, integer=True, ge=engine.min_consumers,
-                                       le=engine.max_consumers,
-                                       unit=" (within engine min_consumers and max_consumers)")),)
+            return (
+                (
+                    "to",
+                    self.number(
+                        t,
+                        "to",
+                        p,
+                        0,
+                        integer=True,
+                        ge=engine.min_consumers,
+                        le=engine.max_consumers,
+                        unit=" (within engine min_consumers and max_consumers)",
+                    ),
+                ),
+            )
         if action == "balancer":
             if "balancer" not in t:
-                raise self.fail(p, f"action 'balancer' needs balancer = one of "
-                                   f"{', '.join(BALANCERS)}")
+                raise self.fail(
+                    p, f"action 'balancer' needs balancer = one of {', '.join(BALANCERS)}"
+                )
             return (("balancer", self.string(t, "balancer", p, None, BALANCERS, "balancer")),)
         if action == "rolling-update":
-            return (("version", self.string(t, "version", p, None)),
-                    ("max_unavailable", self.number(t, "max_unavailable", p, 1, integer=True,
-                                                    ge=1, le=engine.max_consumers)))
+            return (
+                ("version", self.string(t, "version", p, None)),
+                (
+                    "max_unavailable",
+                    self.number(
+                        t, "max_unavailable", p, 1, integer=True, ge=1, le=engine.max_consumers
+                    ),
+                ),
+            )
         return ()

@@ -43,34 +43,55 @@ class DrillRunner(DrillJudge):
 
     # -- firing -----------------------------------------------------------
 
-    async def fire_named(self, action: str, target: str = "busiest", **params: Any) \
-            -> DrillRecord:
+    async def fire_named(self, action: str, target: str = "busiest", **params: Any) -> DrillRecord:
         """Fire a drill now: an action (kill, hang, ...) or a scenario drill by name."""
         spec = next((d for d in self.workload.scenario.drills if d.label == action), None)
         if spec is not None and action not in DRILL_ACTIONS:
             merged = {**dict(spec.params), **params}
             return await self.fire(
-                spec.action, spec.target if target == "busiest" else target, name=spec.label,
-                max_detection_s=spec.max_detection_s, max_recovery_s=spec.max_recovery_s,
-                **merged)
+                spec.action,
+                spec.target if target == "busiest" else target,
+                name=spec.label,
+                max_detection_s=spec.max_detection_s,
+                max_recovery_s=spec.max_recovery_s,
+                **merged,
+            )
         check_action(action)
         return await self.fire(action, target, **params)
 
-    async def fire(self, action: str, target: str = "busiest", *, name: str = "",
-                   source: str = "interactive", max_detection_s: float | None = None,
-                   max_recovery_s: float | None = None, **params: Any) -> DrillRecord:
+    async def fire(
+        self,
+        action: str,
+        target: str = "busiest",
+        *,
+        name: str = "",
+        source: str = "interactive",
+        max_detection_s: float | None = None,
+        max_recovery_s: float | None = None,
+        **params: Any,
+    ) -> DrillRecord:
         """Run one drill now; returns its record (filled in further as the engine reacts)."""
         check_action(action)
         wl = self.workload
         slo = wl.scenario.slo
         rec = DrillRecord(
-            action=action, requested=target if action in ("kill", "hang", "slow") else "",
-            at=wl.elapsed(), name=name or drill_label(action, target, params), source=source,
-            params=dict(params), fired_at=self.engine.clock.now(),
-            max_detection_s=max_detection_s if max_detection_s is not None
-            else slo.max_detection_s if action in FAULTS else None,
-            max_recovery_s=max_recovery_s if max_recovery_s is not None
-            else slo.max_recovery_s if action in FAULTS else None,
+            action=action,
+            requested=target if action in ("kill", "hang", "slow") else "",
+            at=wl.elapsed(),
+            name=name or drill_label(action, target, params),
+            source=source,
+            params=dict(params),
+            fired_at=self.engine.clock.now(),
+            max_detection_s=max_detection_s
+            if max_detection_s is not None
+            else slo.max_detection_s
+            if action in FAULTS
+            else None,
+            max_recovery_s=max_recovery_s
+            if max_recovery_s is not None
+            else slo.max_recovery_s
+            if action in FAULTS
+            else None,
         )
         self.results.append(rec)
         try:
@@ -79,13 +100,18 @@ class DrillRunner(DrillJudge):
             self._finish(rec, SKIPPED, str(exc).strip("'\""))
         if rec.verdict == PENDING:
             clock = self.engine.clock
-            self._deadlines.append(clock.call_at(rec.fired_at + deadline_of(rec),
-                                                 lambda: self._overdue(rec)))
+            self._deadlines.append(
+                clock.call_at(rec.fired_at + deadline_of(rec), lambda: self._overdue(rec))
+            )
         return rec
 
     def _fired(self, rec: DrillRecord) -> None:
-        self.workload.emit(DrillEvent.FIRED, f"drill {rec.name}: {rec.detail}", source="drill",
-                           fields={"action": rec.action, "target": rec.target})
+        self.workload.emit(
+            DrillEvent.FIRED,
+            f"drill {rec.name}: {rec.detail}",
+            source="drill",
+            fields={"action": rec.action, "target": rec.target},
+        )
 
     async def _run(self, rec: DrillRecord, target: str, params: dict[str, Any]) -> None:
         eng = self.engine
@@ -98,8 +124,9 @@ class DrillRunner(DrillJudge):
             rec.target = cid
         if action in FAULTS:
             assert rec.target is not None
-            rec.held = tuple(sorted(
-                li.message_id for li in eng.broker.leases() if li.consumer_id == rec.target))
+            rec.held = tuple(
+                sorted(li.message_id for li in eng.broker.leases() if li.consumer_id == rec.target)
+            )
             # A message whose handler already returned is done, whatever happens to its
             # ack now: on a broker whose ack is a round trip (SQLite, Redis) the fault can
             # land while the ack is committing, and no one would ever handle it again.
@@ -162,11 +189,12 @@ class DrillRunner(DrillJudge):
             handler = upgraded_handler(eng.handler, version, self.workload.ledger)
             demo = handler is not eng.handler
             rec.detail = f"rolling update to {version}" + (
-                " (the demo's next simulated handler)" if demo else " (same handler)")
+                " (the demo's next simulated handler)" if demo else " (same handler)"
+            )
             self._fired(rec)
             update = eng.rolling_update(
-                handler, max_unavailable=int(params.get("max_unavailable") or 1),
-                version=version)
+                handler, max_unavailable=int(params.get("max_unavailable") or 1), version=version
+            )
             task = asyncio.ensure_future(update)
             self._tasks.add(task)
             task.add_done_callback(lambda t: self._rolled(rec, t))
@@ -187,6 +215,7 @@ class DrillRunner(DrillJudge):
         def restore() -> None:
             if cid in self.engine.consumer_ids(include_draining=True):
                 self.engine.slow_consumer(cid, 1.0)
+
         return restore
 
     def pick(self, target: str) -> str | None:
@@ -213,4 +242,3 @@ def upgraded_handler(handler: Handler, version: str, ledger: Ledger) -> Handler:
     if isinstance(sim, Simulation):
         return Tap(sim.upgraded(version).handle, ledger)
     return handler
-

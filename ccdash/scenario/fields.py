@@ -14,8 +14,14 @@ from ccdash.scenario.locate import KeyLocator, Path, dotted
 
 def kind_of(v: Any) -> str:
     """How an error message names a TOML value's type ("an integer", "a table", ...)."""
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(v), type(v).__name__)
 
 
 class FieldReader:
@@ -28,8 +34,9 @@ class FieldReader:
         self.duration = 0.0
 
     def fail(self, path: Path, problem: str) -> ScenarioError:
-        return ScenarioError(problem, file=self.file, line=self.where.line_of(path),
-                             field=dotted(path) or None)
+        return ScenarioError(
+            problem, file=self.file, line=self.where.line_of(path), field=dotted(path) or None
+        )
 
     # -- generic checks ------------------------------------------------------
 
@@ -50,20 +57,38 @@ class FieldReader:
             raise self.fail(path, f"expected a table [{dotted(path)}], got {kind_of(v)}")
         return v
 
-    def keys(self, table: dict[str, Any], path: Path, allowed: Iterable[str],
-             elsewhere: dict[str, str] | None = None) -> None:
+    def keys(
+        self,
+        table: dict[str, Any],
+        path: Path,
+        allowed: Iterable[str],
+        elsewhere: dict[str, str] | None = None,
+    ) -> None:
         allowed = list(allowed)
         for key in table:
             if key in allowed:
                 continue
             if elsewhere and key in elsewhere:
                 raise self.fail((*path, key), f"not used here ({elsewhere[key]})")
-            raise self.fail((*path, key), f"unknown field {key!r}{did_you_mean(key, allowed)}; "
-                                          f"valid fields: {', '.join(allowed)}")
+            raise self.fail(
+                (*path, key),
+                f"unknown field {key!r}{did_you_mean(key, allowed)}; "
+                f"valid fields: {', '.join(allowed)}",
+            )
 
-    def number(self, t: dict[str, Any], key: str, path: Path, default: Any, *,
-               ge: float | None = None, gt: float | None = None, le: float | None = None,
-               integer: bool = False, unit: str = "") -> Any:
+    def number(
+        self,
+        t: dict[str, Any],
+        key: str,
+        path: Path,
+        default: Any,
+        *,
+        ge: float | None = None,
+        gt: float | None = None,
+        le: float | None = None,
+        integer: bool = False,
+        unit: str = "",
+    ) -> Any:
         if key not in t:
             return default
         v, p = t[key], (*path, key)
@@ -76,16 +101,29 @@ class FieldReader:
         if le is not None:
             bound += f" and <= {le:g}" if bound else f" <= {le:g}"
         expected = f"expected {want}{bound}{unit}"
-        if isinstance(v, bool) or not isinstance(v, int | float) or \
-                (integer and not isinstance(v, int)):
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, int | float)
+            or (integer and not isinstance(v, int))
+        ):
             raise self.fail(p, f"{expected}, got {kind_of(v)} {v!r}")
-        if (ge is not None and v < ge) or (gt is not None and v <= gt) or \
-                (le is not None and v > le):
+        if (
+            (ge is not None and v < ge)
+            or (gt is not None and v <= gt)
+            or (le is not None and v > le)
+        ):
             raise self.fail(p, f"{expected}, got {v!r}")
         return v if integer else float(v)
 
-    def string(self, t: dict[str, Any], key: str, path: Path, default: str | None,
-               choices: Iterable[str] | None = None, what: str = "") -> Any:
+    def string(
+        self,
+        t: dict[str, Any],
+        key: str,
+        path: Path,
+        default: str | None,
+        choices: Iterable[str] | None = None,
+        what: str = "",
+    ) -> Any:
         if key not in t:
             return default
         v, p = t[key], (*path, key)
@@ -94,19 +132,27 @@ class FieldReader:
         if choices is not None:
             choices = list(choices)
             if v not in choices:
-                raise self.fail(p, f"unknown {what or key} {v!r}{did_you_mean(v, choices)}; "
-                                   f"valid: {', '.join(choices)}")
+                raise self.fail(
+                    p,
+                    f"unknown {what or key} {v!r}{did_you_mean(v, choices)}; "
+                    f"valid: {', '.join(choices)}",
+                )
         return v
 
     def span(self, t: dict[str, Any], key: str, path: Path) -> tuple[float, float] | None:
         if key not in t:
             return None
         v, p = t[key], (*path, key)
-        if not (isinstance(v, list) and len(v) == 2 and all(
-                isinstance(x, int | float) and not isinstance(x, bool) for x in v)):
+        if not (
+            isinstance(v, list)
+            and len(v) == 2
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+        ):
             raise self.fail(p, f"expected [start, end] in seconds, got {v!r}")
         a, b = float(v[0]), float(v[1])
         if not 0 <= a < b <= self.duration:
-            raise self.fail(p, f"expected 0 <= start < end <= duration ({self.duration:g} s), "
-                               f"got [{a:g}, {b:g}]")
+            raise self.fail(
+                p,
+                f"expected 0 <= start < end <= duration ({self.duration:g} s), got [{a:g}, {b:g}]",
+            )
         return a, b

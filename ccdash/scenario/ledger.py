@@ -68,15 +68,15 @@ class Ledger:
         for fn in self.listeners:
             fn(mid, consumer, now)
 
-
     def record_elsewhere(self, ids: set[str], unconfirmed: int = 0) -> None:
         """Ids another worker acked (no completion time: not in the latencies);
         `unconfirmed` of them vanished without a matching ack in the fleet's counter."""
         self.elsewhere |= ids - self.done.keys()
         self.unconfirmed = unconfirmed
 
-    def check(self, still_queued: int, dead_ids: Collection[str], purged: int = 0,
-              placed_unseen: int = 0) -> LossCheck:
+    def check(
+        self, still_queued: int, dead_ids: Collection[str], purged: int = 0, placed_unseen: int = 0
+    ) -> LossCheck:
         """Count what is lost: ids neither completed, acked elsewhere nor dead, beyond what
         the broker still holds (`still_queued`) or an operator purged. `placed_unseen`:
         messages placed where the caller cannot list them (a DLQ view that is partial,
@@ -110,9 +110,7 @@ class BatchTap:
     """Wraps a batch handler; every message not in its failure map completed."""
 
     def __init__(
-        self,
-        inner: Callable[[list[Delivery]], Awaitable[Mapping[str, Any] | None]],
-        ledger: Ledger,
+        self, inner: Callable[[list[Delivery]], Awaitable[Mapping[str, Any] | None]], ledger: Ledger
     ) -> None:
         self.inner = inner
         self.ledger = ledger
@@ -133,8 +131,10 @@ def ledger_of(engine: Engine) -> Ledger:
         if isinstance(h, Tap | BatchTap):
             return h.ledger
     if engine.running:
-        raise ValueError("the engine's handler is not tapped for loss checking: make it with "
-                         "Scenario.make_engine, or create the Workload before starting it")
+        raise ValueError(
+            "the engine's handler is not tapped for loss checking: make it with "
+            "Scenario.make_engine, or create the Workload before starting it"
+        )
     ledger = Ledger(engine.clock)
     if engine.handler is not None:
         engine.handler = Tap(engine.handler, ledger)

@@ -27,8 +27,12 @@ def resolve_path(path: str | FsPath | None) -> FsPath:
     if path is None:
         return BUILTIN_DIR / "default.toml"
     p = FsPath(path)
-    if not p.exists() and p.parent == FsPath() and (BUILTIN_DIR / f"{p.stem}.toml").exists() \
-            and p.suffix in ("", ".toml"):
+    if (
+        not p.exists()
+        and p.parent == FsPath()
+        and (BUILTIN_DIR / f"{p.stem}.toml").exists()
+        and p.suffix in ("", ".toml")
+    ):
         return BUILTIN_DIR / f"{p.stem}.toml"
     return p
 
@@ -45,8 +49,9 @@ def load_scenario(path: str | FsPath | None = None) -> Scenario:
         with p.open("rb") as fh:
             raw = fh.read(MAX_FILE + 1)
         if len(raw) > MAX_FILE:
-            raise ScenarioError(f"larger than {MAX_FILE // 1024} KiB; a scenario is a short "
-                                f"TOML file", file=shown)
+            raise ScenarioError(
+                f"larger than {MAX_FILE // 1024} KiB; a scenario is a short TOML file", file=shown
+            )
         text = raw.decode("utf-8")
     except FileNotFoundError:
         close = closest(p.stem, builtin_names())
@@ -59,8 +64,9 @@ def load_scenario(path: str | FsPath | None = None) -> Scenario:
     return parse_scenario(text, file=shown, default_name=p.stem)
 
 
-def parse_scenario(text: str, *, file: str = "<scenario>", default_name: str = "scenario") \
-        -> Scenario:
+def parse_scenario(
+    text: str, *, file: str = "<scenario>", default_name: str = "scenario"
+) -> Scenario:
     """Validate TOML text as a scenario."""
     text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     try:
@@ -73,12 +79,12 @@ def parse_scenario(text: str, *, file: str = "<scenario>", default_name: str = "
         msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
         raise ScenarioError(f"invalid TOML: {msg}", file=file, line=line) from None
     except RecursionError:
-        raise ScenarioError("invalid TOML: arrays or tables nested too deeply",
-                            file=file) from None
+        raise ScenarioError("invalid TOML: arrays or tables nested too deeply", file=file) from None
     except ValueError as exc:  # an integer too long for int() (more than 4300 digits)
         if isinstance(exc, ScenarioError):
             raise
         m = re.search(r"[0-9_]{" + str(MAX_DIGITS) + ",}", text)
         line = text.count("\n", 0, m.start()) + 1 if m else None
-        raise ScenarioError(f"invalid TOML: a number with more than {MAX_DIGITS} digits",
-                            file=file, line=line) from None
+        raise ScenarioError(
+            f"invalid TOML: a number with more than {MAX_DIGITS} digits", file=file, line=line
+        ) from None

@@ -183,13 +183,16 @@ class Scenario:
             return Engine(cfg, handler=Tap(handler, ledger), broker=broker, clock=clock)
         sim = Simulation(self.handler, clock, seed)
         if self.batch:
-            return Engine(cfg, batch_handler=BatchTap(sim.handle_batch, ledger),
-                          broker=broker, clock=clock)
+            return Engine(
+                cfg, batch_handler=BatchTap(sim.handle_batch, ledger), broker=broker, clock=clock
+            )
         return Engine(cfg, handler=Tap(sim.handle, ledger), broker=broker, clock=clock)
 
     def summary(self) -> str:
         """One line: consumers, balancer, load, drills."""
         cfg = self.engine
         mode = f", batches of {cfg.batch_size}" if self.batch else ""
-        return (f"{cfg.consumers} consumers, {cfg.balancer}{mode}; {self.load.shape} load "
-                f"up to {self.load.max_rate():g} msg/s; {len(self.drills)} drills")
+        return (
+            f"{cfg.consumers} consumers, {cfg.balancer}{mode}; {self.load.shape} load "
+            f"up to {self.load.max_rate():g} msg/s; {len(self.drills)} drills"
+        )

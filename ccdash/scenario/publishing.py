@@ -27,9 +27,15 @@ class Publisher:
     """Publishes for one workload run; `note` gets each generated message's digest line,
     `emit` the run's events."""
 
-    def __init__(self, scenario: Scenario, engine: Engine, ledger: Ledger,
-                 rng: random.Random, note: Callable[[bytes], None],
-                 emit: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        engine: Engine,
+        ledger: Ledger,
+        rng: random.Random,
+        note: Callable[[bytes], None],
+        emit: Callable[[str, str], None],
+    ) -> None:
         self.engine = engine
         self.clock = engine.clock
         self.ledger = ledger
@@ -50,8 +56,11 @@ class Publisher:
         """Publish the load's next message, generated `at` seconds into the run."""
         rng = self.rng
         i = self.generated = self.generated + 1
-        m = self.mix[bisect.bisect_right(self.mix_cum, rng.random() * self.mix_cum[-1])
-                      if len(self.mix) > 1 else 0]
+        m = self.mix[
+            bisect.bisect_right(self.mix_cum, rng.random() * self.mix_cum[-1])
+            if len(self.mix) > 1
+            else 0
+        ]
         body: dict[str, Any] = {"n": i, "type": m.type}
         if self.poison_rate and rng.random() < self.poison_rate:
             body["poison"] = True
@@ -122,6 +131,9 @@ class Publisher:
             else:
                 self.ledger.record_publish(pub.result(), t, priority)
         confirmed = len(doubts) - self.unconfirmed
-        self.emit("publishes-settled", f"{len(doubts)} publishes in doubt when publishing "
-                  f"ended: {confirmed} confirmed by the broker, {self.unconfirmed} not "
-                  "(never stored as far as it answered; not counted)")
+        self.emit(
+            "publishes-settled",
+            f"{len(doubts)} publishes in doubt when publishing "
+            f"ended: {confirmed} confirmed by the broker, {self.unconfirmed} not "
+            "(never stored as far as it answered; not counted)",
+        )

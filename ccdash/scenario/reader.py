@@ -20,15 +20,7 @@ from ccdash.hints import did_you_mean
 from ccdash.scenario.drill_tables import DrillTableReader
 from ccdash.scenario.fields import kind_of
 from ccdash.scenario.locate import Path
-from ccdash.scenario.model import (
-    ARRIVALS,
-    LATENCIES,
-    SHAPES,
-    LoadSpec,
-    MixEntry,
-    Scenario,
-    SloSpec,
-)
+from ccdash.scenario.model import ARRIVALS, LATENCIES, SHAPES, LoadSpec, MixEntry, Scenario, SloSpec
 from ccdash.scenario.schema import (
     ALERT_KEYS,
     CONSUMER_ID,
@@ -54,17 +46,20 @@ class ScenarioReader(DrillTableReader):
         self.finite(self.data, ())
         for key in self.data:
             if key not in SECTIONS:
-                raise self.fail((key,), f"unknown section [{key}]{did_you_mean(key, SECTIONS)}; "
-                                        f"valid sections: {', '.join(SECTIONS)}")
+                raise self.fail(
+                    (key,),
+                    f"unknown section [{key}]{did_you_mean(key, SECTIONS)}; "
+                    f"valid sections: {', '.join(SECTIONS)}",
+                )
         s = self.table(("scenario",))
         self.keys(s, ("scenario",), SCENARIO_KEYS)
         name = self.string(s, "name", ("scenario",), default_name)
         description = self.string(s, "description", ("scenario",), "")
-        self.duration = self.number(s, "duration", ("scenario",), 20.0, gt=0, le=86_400,
-                                    unit=" seconds")
+        self.duration = self.number(
+            s, "duration", ("scenario",), 20.0, gt=0, le=86_400, unit=" seconds"
+        )
         seed = self.number(s, "seed", ("scenario",), None, integer=True)
-        drain = self.number(s, "drain_timeout", ("scenario",), 15.0, gt=0, le=3600,
-                            unit=" seconds")
+        drain = self.number(s, "drain_timeout", ("scenario",), 15.0, gt=0, le=3600, unit=" seconds")
         engine = self.engine()
         load = self.load()
         handler = self.handler()
@@ -72,9 +67,19 @@ class ScenarioReader(DrillTableReader):
         self.check_slow_ids(handler)
         slo = self.slo(load)
         engine = self.alerts(engine, slo)
-        return Scenario(name=name, duration=self.duration, engine=engine, load=load,
-                        handler=handler, drills=drills, slo=slo, description=description,
-                        seed=seed, drain_timeout=drain, path=self.file)
+        return Scenario(
+            name=name,
+            duration=self.duration,
+            engine=engine,
+            load=load,
+            handler=handler,
+            drills=drills,
+            slo=slo,
+            description=description,
+            seed=seed,
+            drain_timeout=drain,
+            path=self.file,
+        )
 
     def engine(self) -> EngineConfig:
         path: Path = ("engine",)
@@ -90,11 +95,13 @@ class ScenarioReader(DrillTableReader):
                     raise self.fail((*path, key), f"expected true or false, got {kind_of(v)} {v!r}")
                 values[key] = v
             elif typ.startswith("str"):
-                values[key] = self.string(t, key, path, None,
-                                          BALANCERS if key == "balancer" else None, key)
+                values[key] = self.string(
+                    t, key, path, None, BALANCERS if key == "balancer" else None, key
+                )
             elif typ.startswith("int"):
-                values[key] = self.number(t, key, path, None, integer=True,
-                                          unit=" (or leave it out)" if optional else "")
+                values[key] = self.number(
+                    t, key, path, None, integer=True, unit=" (or leave it out)" if optional else ""
+                )
             else:
                 values[key] = self.number(t, key, path, None)
         try:
@@ -109,8 +116,11 @@ class ScenarioReader(DrillTableReader):
         path: Path = ("load",)
         t = self.table(path)
         shape = self.string(t, "shape", path, "steady", SHAPES, "load shape")
-        owners = {k: f"only shape {s!r} uses it; this load is {shape!r}"
-                  for s, ks in LOAD_BY_SHAPE.items() for k in ks}
+        owners = {
+            k: f"only shape {s!r} uses it; this load is {shape!r}"
+            for s, ks in LOAD_BY_SHAPE.items()
+            for k in ks
+        }
         self.keys(t, path, (*LOAD_COMMON, *LOAD_BY_SHAPE[shape]), owners)
         unit = " msg/s"
         rate = self.number(t, "rate", path, 50.0, ge=0, le=MAX_RATE, unit=unit)
@@ -123,23 +133,40 @@ class ScenarioReader(DrillTableReader):
             kw["ramp_up"] = up = self.span(t, "ramp_up", path)
             kw["ramp_down"] = down = self.span(t, "ramp_down", path)
             if up and down and down[0] < up[1]:
-                raise self.fail((*path, "ramp_down"), f"starts at {down[0]:g} s, before "
-                                f"ramp_up ends ({up[1]:g} s)")
+                raise self.fail(
+                    (*path, "ramp_down"),
+                    f"starts at {down[0]:g} s, before ramp_up ends ({up[1]:g} s)",
+                )
         elif shape == "burst":
             if "burst_rate" not in t or "burst_at" not in t or "burst_for" not in t:
                 raise self.fail(path, "shape 'burst' needs burst_rate, burst_at and burst_for")
-            kw["burst_rate"] = self.number(t, "burst_rate", path, 0.0, ge=0, le=MAX_RATE,
-                                           unit=unit)
+            kw["burst_rate"] = self.number(t, "burst_rate", path, 0.0, ge=0, le=MAX_RATE, unit=unit)
             kw["burst_at"] = self.number(t, "burst_at", path, 0.0, ge=0, unit=" seconds")
             if kw["burst_at"] >= self.duration:
-                raise self.fail((*path, "burst_at"), f"{kw['burst_at']:g} s is past the end "
-                                f"of the run (duration {self.duration:g} s)")
+                raise self.fail(
+                    (*path, "burst_at"),
+                    f"{kw['burst_at']:g} s is past the end "
+                    f"of the run (duration {self.duration:g} s)",
+                )
             kw["burst_for"] = self.number(t, "burst_for", path, 0.0, gt=0, unit=" seconds")
-            kw["burst_every"] = self.number(t, "burst_every", path, None, gt=kw["burst_for"],
-                                            unit=" seconds (longer than burst_for)")
+            kw["burst_every"] = self.number(
+                t,
+                "burst_every",
+                path,
+                None,
+                gt=kw["burst_for"],
+                unit=" seconds (longer than burst_for)",
+            )
         elif shape == "sine":
-            kw["amplitude"] = self.number(t, "amplitude", path, 0.0, ge=0, le=rate,
-                                          unit=" (at most rate, or the rate would go negative)")
+            kw["amplitude"] = self.number(
+                t,
+                "amplitude",
+                path,
+                0.0,
+                ge=0,
+                le=rate,
+                unit=" (at most rate, or the rate would go negative)",
+            )
             kw["period"] = self.number(t, "period", path, 10.0, gt=0, unit=" seconds")
         kw["mix"] = self.mix(t.get("mix"), (*path, "mix"))
         return LoadSpec(**kw)
@@ -147,10 +174,10 @@ class ScenarioReader(DrillTableReader):
     def mix(self, value: Any, path: Path) -> tuple[MixEntry, ...]:
         if value is None:
             return (MixEntry(),)
-        if not isinstance(value, list) or not value or \
-                not all(isinstance(x, dict) for x in value):
-            raise self.fail(path, "expected one or more [[load.mix]] tables "
-                                  "(type, share, priority)")
+        if not isinstance(value, list) or not value or not all(isinstance(x, dict) for x in value):
+            raise self.fail(
+                path, "expected one or more [[load.mix]] tables (type, share, priority)"
+            )
         out = []
         for i, entry in enumerate(value):
             p: Path = (*path, i)
@@ -165,8 +192,11 @@ class ScenarioReader(DrillTableReader):
         path: Path = ("handler",)
         t = self.table(path)
         latency = self.string(t, "latency", path, "lognormal", LATENCIES, "latency distribution")
-        owners = {k: f"only latency {d!r} uses it; this handler is {latency!r}"
-                  for d, ks in HANDLER_BY_LATENCY.items() for k in ks}
+        owners = {
+            k: f"only latency {d!r} uses it; this handler is {latency!r}"
+            for d, ks in HANDLER_BY_LATENCY.items()
+            for k in ks
+        }
         self.keys(t, path, (*HANDLER_COMMON, *HANDLER_BY_LATENCY[latency]), owners)
         ms = " ms"
         kw: dict[str, Any] = {"latency": latency}
@@ -174,26 +204,39 @@ class ScenarioReader(DrillTableReader):
             kw["ms"] = self.number(t, "ms", path, 20.0, ge=0, le=600_000, unit=ms)
         elif latency == "uniform":
             kw["min_ms"] = lo = self.number(t, "min_ms", path, 5.0, ge=0, le=600_000, unit=ms)
-            kw["max_ms"] = self.number(t, "max_ms", path, max(lo, 50.0), ge=lo, le=600_000,
-                                       unit=" ms (not below min_ms)")
+            kw["max_ms"] = self.number(
+                t, "max_ms", path, max(lo, 50.0), ge=lo, le=600_000, unit=" ms (not below min_ms)"
+            )
         else:
-            kw["median_ms"] = med = self.number(t, "median_ms", path, 20.0, gt=0, le=600_000,
-                                                unit=ms)
-            kw["p99_ms"] = self.number(t, "p99_ms", path, max(med, 100.0), ge=med, le=600_000,
-                                       unit=" ms (not below median_ms)")
+            kw["median_ms"] = med = self.number(
+                t, "median_ms", path, 20.0, gt=0, le=600_000, unit=ms
+            )
+            kw["p99_ms"] = self.number(
+                t,
+                "p99_ms",
+                path,
+                max(med, 100.0),
+                ge=med,
+                le=600_000,
+                unit=" ms (not below median_ms)",
+            )
         kw["error_rate"] = err = self.number(t, "error_rate", path, 0.0, ge=0, le=0.99)
-        kw["poison_rate"] = self.number(t, "poison_rate", path, 0.0, ge=0, le=1.0 - err,
-                                        unit=" (error_rate + poison_rate <= 1)")
+        kw["poison_rate"] = self.number(
+            t, "poison_rate", path, 0.0, ge=0, le=1.0 - err, unit=" (error_rate + poison_rate <= 1)"
+        )
         kw["per_item_ms"] = self.number(t, "per_item_ms", path, 1.0, ge=0, le=600_000, unit=ms)
         slow = t.get("slow", {})
         if not isinstance(slow, dict):
-            raise self.fail((*path, "slow"), "expected a table of consumer id = factor, "
-                                             "e.g. slow = { c2 = 3.0 }")
+            raise self.fail(
+                (*path, "slow"),
+                "expected a table of consumer id = factor, e.g. slow = { c2 = 3.0 }",
+            )
         pairs = []
         for cid in slow:
             if not CONSUMER_ID.match(cid):
-                raise self.fail((*path, "slow", cid), f"expected a consumer id like c2, "
-                                                      f"got {cid!r}")
+                raise self.fail(
+                    (*path, "slow", cid), f"expected a consumer id like c2, got {cid!r}"
+                )
             pairs.append((cid, self.number(slow, cid, (*path, "slow"), 1.0, ge=1.0, le=1000)))
         kw["slow"] = tuple(pairs)
         return HandlerSpec(**kw)
@@ -213,8 +256,11 @@ class ScenarioReader(DrillTableReader):
             self.keys(t, p, ALERT_KEYS)
             missing = [k for k in ("name", "metric", "op", "threshold") if k not in t]
             if missing:
-                raise self.fail(p, f"needs {', '.join(missing)} (a rule is name, metric, op, "
-                                   f"threshold, and optionally for, severity, message)")
+                raise self.fail(
+                    p,
+                    f"needs {', '.join(missing)} (a rule is name, metric, op, "
+                    f"threshold, and optionally for, severity, message)",
+                )
             name = self.string(t, "name", p, None)
             if not name.strip():
                 raise self.fail((*p, "name"), "expected a non-empty name")
@@ -237,8 +283,11 @@ class ScenarioReader(DrillTableReader):
         if not value and latency_slo is None:
             return engine
         try:
-            return dataclasses.replace(engine, latency_slo=latency_slo,
-                                       alert_rules=tuple(rules.values()) if value else None)
+            return dataclasses.replace(
+                engine,
+                latency_slo=latency_slo,
+                alert_rules=tuple(rules.values()) if value else None,
+            )
         except ConfigError as exc:
             raise self.fail(("alerts",) if value else ("slo",), str(exc)) from None
 
@@ -267,8 +316,10 @@ class ScenarioReader(DrillTableReader):
         pairs = []
         for key in by:
             if not re.fullmatch(r"-?\d+", key) or int(key) not in prios:
-                raise self.fail((*bp, key), f"expected a priority of load.mix "
-                                f"({', '.join(map(str, prios))}), got {key!r}")
+                raise self.fail(
+                    (*bp, key),
+                    f"expected a priority of load.mix ({', '.join(map(str, prios))}), got {key!r}",
+                )
             pairs.append((int(key), self.number(by, key, bp, 0.0, gt=0, unit=" ms")))
         kw["max_latency_p99_ms_by_priority"] = tuple(pairs)
         return SloSpec(**kw)

@@ -58,9 +58,21 @@ class FinishedRun(Protocol):
 
 
 REPORT_FIELDS = (
-    "scenario", "duration_s", "published", "acked", "dead_lettered", "lost", "duplicates",
-    "redelivered", "throughput_per_s", "latency_ms", "failovers", "scaling_events", "alerts",
-    "slo", "ok",
+    "scenario",
+    "duration_s",
+    "published",
+    "acked",
+    "dead_lettered",
+    "lost",
+    "duplicates",
+    "redelivered",
+    "throughput_per_s",
+    "latency_ms",
+    "failovers",
+    "scaling_events",
+    "alerts",
+    "slo",
+    "ok",
 )
 
 
@@ -104,9 +116,11 @@ def build_report(wl: FinishedRun) -> dict[str, Any]:
     # This run's counts: the broker's counters since the run started. A queue that had a
     # past (a shared Redis queue, a reused SQLite file) keeps its lifetime apart.
     before = wl.stats_at_start
+
     def run_count(name: str) -> int:
         now, then = getattr(stats, name), getattr(before, name) if before is not None else 0
         return int(now - then)
+
     report: dict[str, Any] = {
         "scenario": sc.name,
         "scenario_file": sc.path,
@@ -115,7 +129,8 @@ def build_report(wl: FinishedRun) -> dict[str, Any]:
         "duration_s": round(elapsed, 3),
         "planned_duration_s": wl.duration if math.isfinite(wl.duration) else None,
         "drain_s": round((wl.ended_at or wl.clock.now()) - wl.publish_ended_at, 3)
-        if wl.publish_ended_at is not None else None,
+        if wl.publish_ended_at is not None
+        else None,
         "interrupted": wl.stopping,
         "stopped_by": wl.stop_reason,
         "published": len(published),
@@ -132,35 +147,64 @@ def build_report(wl: FinishedRun) -> dict[str, Any]:
         "latency_ms": _ms(latencies),
         "latency_ms_by_priority": {str(p): _ms(sorted(v)) for p, v in sorted(by_prio.items())},
         "failovers": [_failover(r) for r in wl.drill_results if r.action in FAULTS]
-        + [{**u, "action": "unplanned", "detected_after_s": None, "recovered_after_s": None}
-           for u in wl.unplanned],
+        + [
+            {**u, "action": "unplanned", "detected_after_s": None, "recovered_after_s": None}
+            for u in wl.unplanned
+        ],
         "drills": [r.to_dict() for r in wl.drill_results],
         "scaling_events": [
-            {"at": round(e.at - start, 3), "source": e.source, "from": e.from_size,
-             "to": e.to_size, "reason": e.reason}
-            for e in snap.scaling if e.at >= start],
+            {
+                "at": round(e.at - start, 3),
+                "source": e.source,
+                "from": e.from_size,
+                "to": e.to_size,
+                "reason": e.reason,
+            }
+            for e in snap.scaling
+            if e.at >= start
+        ],
         "autoscaler": _autoscaler(wl, snap, start),
         "alerts": [
-            {"name": a.name, "key": a.key, "severity": a.severity, "state": a.state,
-             "message": a.message, "fired_at": round(a.fired_at - start, 3),
-             "resolved_at": None if a.resolved_at is None else round(a.resolved_at - start, 3),
-             "count": a.count}
-            for a in sorted(snap.alerts, key=lambda a: a.id)],
-        "engine": {"published": run_count("published"), "acked": run_count("acked"),
-                   "dead_lettered": run_count("dead_lettered"), "in_dlq": stats.dead,
-                   "failovers": snap.failovers},
+            {
+                "name": a.name,
+                "key": a.key,
+                "severity": a.severity,
+                "state": a.state,
+                "message": a.message,
+                "fired_at": round(a.fired_at - start, 3),
+                "resolved_at": None if a.resolved_at is None else round(a.resolved_at - start, 3),
+                "count": a.count,
+            }
+            for a in sorted(snap.alerts, key=lambda a: a.id)
+        ],
+        "engine": {
+            "published": run_count("published"),
+            "acked": run_count("acked"),
+            "dead_lettered": run_count("dead_lettered"),
+            "in_dlq": stats.dead,
+            "failovers": snap.failovers,
+        },
         "loop_stalls": [
-            {"at": round(st.at - start, 3), "seconds": round(st.seconds, 3),
-             "consumer": st.consumer_id, "message_id": st.message_id, "where": st.where,
-             "leases_kept": st.leases_kept}
+            {
+                "at": round(st.at - start, 3),
+                "seconds": round(st.seconds, 3),
+                "consumer": st.consumer_id,
+                "message_id": st.message_id,
+                "where": st.where,
+                "leases_kept": st.leases_kept,
+            }
             for st in reversed(snap.stalls)
-            if st.at >= start],
+            if st.at >= start
+        ],
     }
     if before is not None and (before.published or before.acked or before.dead):
         report["queue_lifetime"] = {
-            "published": stats.published, "acked": stats.acked,
-            "dead_lettered": stats.dead_lettered, "redelivered": stats.redelivered,
-            "in_dlq": stats.dead}
+            "published": stats.published,
+            "acked": stats.acked,
+            "dead_lettered": stats.dead_lettered,
+            "redelivered": stats.redelivered,
+            "in_dlq": stats.dead,
+        }
     if lost:
         report["unaccounted_ids"] = unaccounted[:20]
     report["slo"] = check_slos(wl, report)
@@ -178,8 +222,9 @@ def _autoscaler(wl: FinishedRun, snap: Snapshot, start: float) -> dict[str, Any]
     """What the autoscaler did during the run: decisions made, changes applied, held back."""
     decisions = [d for d in snap.decisions if d.at >= start]
     changes = [e for e in snap.scaling if e.at >= start and e.source == "autoscaler"]
-    held: Counter[str] = Counter(d.reason for d in decisions
-                                 if d.applied == d.current and d.desired != d.current)
+    held: Counter[str] = Counter(
+        d.reason for d in decisions if d.applied == d.current and d.desired != d.current
+    )
     sizes = [wl.engine.config.consumers, *(e.to_size for e in snap.scaling if e.at >= start)]
     return {
         "enabled": snap.autoscale,
@@ -196,11 +241,16 @@ def _autoscaler(wl: FinishedRun, snap: Snapshot, start: float) -> dict[str, Any]
 
 
 def _failover(r: Any) -> dict[str, Any]:
-    return {"consumer": r.target, "action": r.action, "at": round(r.at, 3),
-            "detected_after_s": r.to_dict()["detected_after_s"],
-            "recovered_after_s": r.to_dict()["recovered_after_s"],
-            "replaced_after_s": r.to_dict()["replaced_after_s"],
-            "held": len(r.held), "verdict": r.verdict}
+    return {
+        "consumer": r.target,
+        "action": r.action,
+        "at": round(r.at, 3),
+        "detected_after_s": r.to_dict()["detected_after_s"],
+        "recovered_after_s": r.to_dict()["recovered_after_s"],
+        "replaced_after_s": r.to_dict()["replaced_after_s"],
+        "held": len(r.held),
+        "verdict": r.verdict,
+    }
 
 
 def _check(name: str, text: str, limit: Any, actual: Any, ok: bool) -> dict[str, Any]:
@@ -210,50 +260,107 @@ def _check(name: str, text: str, limit: Any, actual: Any, ok: bool) -> dict[str,
 def check_slos(wl: FinishedRun, r: dict[str, Any]) -> list[dict[str, Any]]:
     """Every check of the run: nothing lost, drained, drills, then the scenario's SLOs."""
     slo = wl.scenario.slo
-    out = [_check("no_loss", "nothing lost", 0, r["lost"], r["lost"] == 0),
-           _check("publishes_confirmed", "every publish confirmed by the broker", 0,
-                  r["unconfirmed_publishes"], r["unconfirmed_publishes"] == 0)]
+    out = [
+        _check("no_loss", "nothing lost", 0, r["lost"], r["lost"] == 0),
+        _check(
+            "publishes_confirmed",
+            "every publish confirmed by the broker",
+            0,
+            r["unconfirmed_publishes"],
+            r["unconfirmed_publishes"] == 0,
+        ),
+    ]
     if slo.drained and not wl.stopping:
-        out.append(_check("drained", "queue empty by the end", 0, r["still_queued"],
-                          r["still_queued"] == 0))
+        out.append(
+            _check(
+                "drained", "queue empty by the end", 0, r["still_queued"], r["still_queued"] == 0
+            )
+        )
     drills = wl.drill_results
     if drills:
         good = sum(1 for d in drills if d.verdict in (PASS, DONE))
-        out.append(_check("drills", "every drill passed", len(drills), f"{good}/{len(drills)}",
-                          good == len(drills)))
+        out.append(
+            _check(
+                "drills",
+                "every drill passed",
+                len(drills),
+                f"{good}/{len(drills)}",
+                good == len(drills),
+            )
+        )
     if slo.min_throughput_per_s is not None:
-        out.append(_check("min_throughput_per_s", f"throughput >= {slo.min_throughput_per_s:g}"
-                          " msg/s", slo.min_throughput_per_s, r["throughput_per_s"],
-                          r["throughput_per_s"] >= slo.min_throughput_per_s))
+        out.append(
+            _check(
+                "min_throughput_per_s",
+                f"throughput >= {slo.min_throughput_per_s:g} msg/s",
+                slo.min_throughput_per_s,
+                r["throughput_per_s"],
+                r["throughput_per_s"] >= slo.min_throughput_per_s,
+            )
+        )
     for q in ("p50", "p95", "p99"):
         limit = getattr(slo, f"max_latency_{q}_ms")
         if limit is not None:
             actual = r["latency_ms"][q]
-            out.append(_check(f"max_latency_{q}_ms", f"{q} latency <= {limit:g} ms", limit,
-                              actual, actual is not None and actual <= limit))
+            out.append(
+                _check(
+                    f"max_latency_{q}_ms",
+                    f"{q} latency <= {limit:g} ms",
+                    limit,
+                    actual,
+                    actual is not None and actual <= limit,
+                )
+            )
     for prio, limit in slo.max_latency_p99_ms_by_priority:
         actual = r["latency_ms_by_priority"].get(str(prio), {}).get("p99")
-        out.append(_check(f"max_latency_p99_ms_by_priority.{prio}",
-                          f"p99 latency of priority {prio} <= {limit:g} ms", limit, actual,
-                          actual is not None and actual <= limit))
+        out.append(
+            _check(
+                f"max_latency_p99_ms_by_priority.{prio}",
+                f"p99 latency of priority {prio} <= {limit:g} ms",
+                limit,
+                actual,
+                actual is not None and actual <= limit,
+            )
+        )
     faults = [d for d in drills if d.action in FAULTS]
-    for key, attr, what in (("max_detection_s", "detected_after_s", "detection"),
-                            ("max_recovery_s", "recovered_after_s", "recovery")):
+    for key, attr, what in (
+        ("max_detection_s", "detected_after_s", "detection"),
+        ("max_recovery_s", "recovered_after_s", "recovery"),
+    ):
         limit = getattr(slo, key)
         if limit is None or not faults:
             continue
         times = [getattr(d, attr) for d in faults]
         worst = None if any(t is None for t in times) else round(max(times), 3)
-        out.append(_check(key, f"failover {what} <= {limit:g} s", limit, worst,
-                          worst is not None and worst <= limit))
+        out.append(
+            _check(
+                key,
+                f"failover {what} <= {limit:g} s",
+                limit,
+                worst,
+                worst is not None and worst <= limit,
+            )
+        )
     if slo.max_dead_lettered is not None:
-        out.append(_check("max_dead_lettered", f"dead-lettered <= {slo.max_dead_lettered}",
-                          slo.max_dead_lettered, r["dead_lettered"],
-                          r["dead_lettered"] <= slo.max_dead_lettered))
+        out.append(
+            _check(
+                "max_dead_lettered",
+                f"dead-lettered <= {slo.max_dead_lettered}",
+                slo.max_dead_lettered,
+                r["dead_lettered"],
+                r["dead_lettered"] <= slo.max_dead_lettered,
+            )
+        )
     if slo.max_duplicates is not None:
-        out.append(_check("max_duplicates", f"duplicates <= {slo.max_duplicates}",
-                          slo.max_duplicates, r["duplicates"],
-                          r["duplicates"] <= slo.max_duplicates))
+        out.append(
+            _check(
+                "max_duplicates",
+                f"duplicates <= {slo.max_duplicates}",
+                slo.max_duplicates,
+                r["duplicates"],
+                r["duplicates"] <= slo.max_duplicates,
+            )
+        )
     return out
 
 

@@ -20,8 +20,9 @@ ENGINE_ELSEWHERE = {
     "alert_rules": "define alert rules as [[alerts]] tables",
     "latency_slo": "set max_latency_p99_ms in [slo]; it becomes the engine's latency SLO",
 }
-ENGINE_KEYS = tuple(f.name for f in dataclasses.fields(EngineConfig)
-                    if f.name not in ENGINE_ELSEWHERE)
+ENGINE_KEYS = tuple(
+    f.name for f in dataclasses.fields(EngineConfig) if f.name not in ENGINE_ELSEWHERE
+)
 ALERT_KEYS = ("name", "metric", "op", "threshold", "for", "severity", "message")
 LOAD_COMMON = ("shape", "rate", "arrivals", "mix")
 LOAD_BY_SHAPE = {
@@ -49,4 +50,3 @@ DRILL_BY_ACTION: dict[str, tuple[str, ...]] = {
     "rolling-update": ("version", "max_unavailable"),
 }
 SLO_KEYS = tuple(f.name for f in dataclasses.fields(SloSpec))
-

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ccdash.scenario.workload import Workload
 
+
 async def settle_shared(workload: Workload, url: str, acked_before: int) -> int:
     """Mark the workload's ids that another worker acked; returns how many.
     `acked_before` is the fleet's acked counter when the run started."""

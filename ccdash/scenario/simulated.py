@@ -63,8 +63,15 @@ def is_poison(body: object) -> bool:
 class Simulation:
     """Per-message and batch handlers with the scenario's latency and failure rates."""
 
-    def __init__(self, spec: HandlerSpec, clock: Clock, seed: int | None = None, *,
-                 version: str = "v1", speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        spec: HandlerSpec,
+        clock: Clock,
+        seed: int | None = None,
+        *,
+        version: str = "v1",
+        speed: float = 1.0,
+    ) -> None:
         self.spec = spec
         self.clock = clock
         self.seed = seed
@@ -78,8 +85,9 @@ class Simulation:
     def upgraded(self, version: str) -> Simulation:
         """The demo's next handler version (what a rolling update installs): the same
         failures, 20% quicker, with its own random stream."""
-        return Simulation(self.spec, self.clock, self.seed, version=version,
-                          speed=self.speed * UPGRADE_SPEEDUP)
+        return Simulation(
+            self.spec, self.clock, self.seed, version=version, speed=self.speed * UPGRADE_SPEEDUP
+        )
 
     def _fails(self, d: Delivery) -> str | None:
         if is_poison(d.body):

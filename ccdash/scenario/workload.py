@@ -83,8 +83,9 @@ class Workload:
         self._callback_error: BaseException | None = None
         self._waker: asyncio.Future[None] | None = None
         self._stopped: asyncio.Future[None] | None = None
-        self.publisher = Publisher(scenario, engine, self.ledger, self.rng,
-                                   self._digest.update, self.emit)
+        self.publisher = Publisher(
+            scenario, engine, self.ledger, self.rng, self._digest.update, self.emit
+        )
 
     # -- public API -----------------------------------------------------------
 
@@ -98,8 +99,9 @@ class Workload:
         names = [d.label for d in self.scenario.drills]
         return list(dict.fromkeys([*names, *DRILL_ACTIONS]))
 
-    async def trigger_drill(self, action: str, target: str = "busiest", **params: Any) \
-            -> DrillRecord:
+    async def trigger_drill(
+        self, action: str, target: str = "busiest", **params: Any
+    ) -> DrillRecord:
         """Fire a drill now: an action (kill, hang, ...) or a scenario drill by name."""
         return await self.drills.fire_named(action, target, **params)
 
@@ -154,7 +156,10 @@ class Workload:
             unseen += max(0, stats.acked - start.acked - len(self.ledger.done))
         return self.ledger.check(
             stats.ready + stats.delayed + stats.in_flight,
-            {d.message_id for d in dead}, self.purged, placed_unseen=unseen).lost
+            {d.message_id for d in dead},
+            self.purged,
+            placed_unseen=unseen,
+        ).lost
 
     def sequence_digest(self) -> str:
         """A hash of the generated messages and scheduled drills: equal seeds, equal digests."""
@@ -165,12 +170,20 @@ class Workload:
         snap = self.engine.snapshot(max_leases=0, max_dead=0)
         failed = sum(1 for c in snap.consumers if c.state == ConsumerState.FAILED)
         return Progress(
-            elapsed=self.elapsed(), duration=self.duration, phase=self.phase,
-            published=len(self.ledger.published), completed=len(self.ledger.done),
-            depth=snap.queue.depth, in_flight=snap.queue.in_flight, dead=snap.queue.dead,
-            consumers_up=snap.live_consumers, consumers_failed=failed,
-            ack_rate=snap.ack_rate, publish_rate=snap.publish_rate,
-            drills_fired=len(self.drills.results), drills_planned=len(self.scenario.drills),
+            elapsed=self.elapsed(),
+            duration=self.duration,
+            phase=self.phase,
+            published=len(self.ledger.published),
+            completed=len(self.ledger.done),
+            depth=snap.queue.depth,
+            in_flight=snap.queue.in_flight,
+            dead=snap.queue.dead,
+            consumers_up=snap.live_consumers,
+            consumers_failed=failed,
+            ack_rate=snap.ack_rate,
+            publish_rate=snap.publish_rate,
+            drills_fired=len(self.drills.results),
+            drills_planned=len(self.scenario.drills),
         )
 
     @property
@@ -184,8 +197,9 @@ class Workload:
 
     # -- the run -----------------------------------------------------------------
 
-    async def run(self, duration: float | None = None,
-                  on_event: Callable[[WorkloadEvent], None] | None = None) -> None:
+    async def run(
+        self, duration: float | None = None, on_event: Callable[[WorkloadEvent], None] | None = None
+    ) -> None:
         """Publish per the load shape and fire the timed drills for `duration` seconds
         (default: the scenario's; a different one stretches its timeline to fit;
         `math.inf` runs until `stop()`, repeating the load shape), then wait up to
@@ -208,19 +222,23 @@ class Workload:
         self.phase = RUNNING
         for spec in sc.drills:
             heapq.heappush(self._timeline, (spec.at * k, next(self._tseq), spec))
-            self._digest.update(f"drill|{spec.at * k:.6f}|{spec.action}|{spec.target}|"
-                                f"{sorted(spec.params)}\n".encode())
+            self._digest.update(
+                f"drill|{spec.at * k:.6f}|{spec.action}|{spec.target}|"
+                f"{sorted(spec.params)}\n".encode()
+            )
         load = sc.load
-        rate = (lambda t: load.rate_at(t % sc.duration)) if forever else \
-            (lambda t: load.rate_at(t / k))
+        rate = (
+            (lambda t: load.rate_at(t % sc.duration))
+            if forever
+            else (lambda t: load.rate_at(t / k))
+        )
         arrivals = arrival_times(rate, load.max_rate(), self.rng, mode=load.arrivals, until=total)
         note = f"; timeline scaled x{k:g} to fit {total:g} s" if k != 1.0 else ""
         self.emit("run-started", f"{sc.name}: {sc.summary()}{note}")
         try:
             await self._drive(arrivals, total)
             self.publish_ended_at = self.clock.now()
-            await self.publisher.settle(CANCEL_DEADLINE if self.stopping
-                                        else sc.drain_timeout)
+            await self.publisher.settle(CANCEL_DEADLINE if self.stopping else sc.drain_timeout)
             if not self.stopping:
                 await self._drain()
         finally:
@@ -250,8 +268,11 @@ class Workload:
             while nxt is not None and start + nxt <= now and not self.stopping:
                 await self.publisher.publish_generated(nxt)
                 nxt = next(arrivals, None)
-            wake = min(end, math.inf if nxt is None else start + nxt,
-                       start + timeline[0][0] if timeline else math.inf)
+            wake = min(
+                end,
+                math.inf if nxt is None else start + nxt,
+                start + timeline[0][0] if timeline else math.inf,
+            )
             await self._pause_until(wake)
 
     async def _fire(self, item: DrillSpec | Callable[[], None]) -> None:
@@ -261,21 +282,29 @@ class Workload:
         params = dict(item.params)
         if params.get("for"):
             params["for"] = params["for"] * self.timeline_scale
-        await self.drills.fire(item.action, item.target, name=item.label, source="scheduled",
-                               max_detection_s=item.max_detection_s,
-                               max_recovery_s=item.max_recovery_s, **params)
+        await self.drills.fire(
+            item.action,
+            item.target,
+            name=item.label,
+            source="scheduled",
+            max_detection_s=item.max_detection_s,
+            max_recovery_s=item.max_recovery_s,
+            **params,
+        )
 
     async def _drain(self) -> None:
         """Wait (bounded) until every message is acked or dead-lettered and drills settled."""
         self.phase = DRAINING
         depth = self.engine.broker.stats()
-        self.emit("draining", f"publishing done; draining {depth.depth + depth.in_flight} "
-                              f"messages (up to {self.scenario.drain_timeout:g} s)")
+        self.emit(
+            "draining",
+            f"publishing done; draining {depth.depth + depth.in_flight} "
+            f"messages (up to {self.scenario.drain_timeout:g} s)",
+        )
         deadline = self.clock.now() + self.scenario.drain_timeout
         assert self._stopped is not None
         join = asyncio.ensure_future(self.engine.join(timeout=self.scenario.drain_timeout))
-        watch = (asyncio.ensure_future(self._watch_fleet())
-                 if self.shared_url is not None else None)
+        watch = asyncio.ensure_future(self._watch_fleet()) if self.shared_url is not None else None
         try:
             await asyncio.wait({join, self._stopped}, return_when=asyncio.FIRST_COMPLETED)
             if not join.done():
@@ -288,8 +317,10 @@ class Workload:
         finally:
             # Bounded: the watcher talks to Redis, whose client may swallow a cancellation.
             if watch is not None and await cancel_and_wait(self.clock, [watch], "drain"):
-                self.emit("watcher-abandoned", "the fleet watcher ignored cancellation and "
-                          "was left behind")
+                self.emit(
+                    "watcher-abandoned",
+                    "the fleet watcher ignored cancellation and was left behind",
+                )
 
     async def _watch_fleet(self, every: float = 0.5) -> None:
         """While draining on a shared broker: other workers' acks change the counts
@@ -361,15 +392,27 @@ class Workload:
                 self.drills.dead_lettered(dead, ev.at)
             cid = str(fields.get("consumer"))
             if not self.drills.is_victim(cid) and self.started_at is not None:
-                self.unplanned.append({"consumer": cid, "reason": str(fields.get("reason")),
-                                       "at": round(ev.at - self.started_at, 3)})
+                self.unplanned.append(
+                    {
+                        "consumer": cid,
+                        "reason": str(fields.get("reason")),
+                        "at": round(ev.at - self.started_at, 3),
+                    }
+                )
         elif ev.kind == EventKind.DLQ_PURGED:
             count = fields.get("count")
             self.purged += count if isinstance(count, int) else 0
         self.emit(ev.kind, ev.message, source="engine", at=ev.at, fields=fields)
 
-    def emit(self, kind: str, message: str, *, source: str = "workload",
-             at: float | None = None, fields: dict[str, Any] | None = None) -> None:
+    def emit(
+        self,
+        kind: str,
+        message: str,
+        *,
+        source: str = "workload",
+        at: float | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> None:
         """Record an event of the run and pass it to the `on_event` callback.
 
         Drill steps go out through the engine's event stream, so its listeners (the
@@ -388,4 +431,3 @@ class Workload:
             except Exception as exc:  # never let a view's bug break the engine it watches
                 self._callback_error = self._callback_error or exc
                 self._on_event = None
-

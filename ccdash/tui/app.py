@@ -196,8 +196,12 @@ class DashboardApp(ViewActions):
             self.engine_ready.set()
             self.refresh_now()  # the consumers exist now: show them without waiting a tick
             if self.fleet is not None:
-                self.run_worker(self.fleet.run(self._on_fleet_trouble), name="fleet view",
-                                group="fleet", exit_on_error=False)
+                self.run_worker(
+                    self.fleet.run(self._on_fleet_trouble),
+                    name="fleet view",
+                    group="fleet",
+                    exit_on_error=False,
+                )
             if self.start_load and self.workload is not None:
                 load = asyncio.create_task(
                     self.workload.run(duration=math.inf, on_event=self._on_workload_event),
@@ -260,8 +264,9 @@ class DashboardApp(ViewActions):
 
     def _on_fleet_trouble(self, message: str, error: bool) -> None:
         """The fleet view lost (or regained) Redis: one log line, on the next tick."""
-        self._events.append(Event(0, self.clock.now(), "fleet-error" if error else "fleet",
-                                  message))
+        self._events.append(
+            Event(0, self.clock.now(), "fleet-error" if error else "fleet", message)
+        )
 
     def _on_workload_event(self, event: Any) -> None:
         """Workload listener: its own events (drills, run phases); engine ones come direct."""
@@ -378,6 +383,7 @@ class DashboardApp(ViewActions):
     def _exit_with_code(self) -> None:
         code = 1 if self.engine_error is not None else 0
         self.exit(code, return_code=code)
+
 
 _DASHBOARD_ACTIONS = frozenset(k.action.split("(")[0] for k in KEYS)
 

@@ -38,8 +38,11 @@ def guarded(fn: F) -> F:
     @functools.wraps(fn)
     async def wrapper(self: Any, *args: Any) -> None:
         if name in MUTATING_ACTIONS and getattr(self, "read_only", False):
-            self.say(f"read-only: {name.replace('_', ' ')} refused (the dashboard was "
-                     "started with --read-only)", error=True)
+            self.say(
+                f"read-only: {name.replace('_', ' ')} refused (the dashboard was "
+                "started with --read-only)",
+                error=True,
+            )
             return
         try:
             result = fn(self, *args)
@@ -110,8 +113,11 @@ class CommandBase(App[int]):
         """The selected consumer, if it is this process's own (not another worker's)."""
         cid = self._selected(verb)
         if cid is not None and self.fleet is not None and self.fleet.owner(cid) is not None:
-            self.say(f"{verb}: {cid} runs on another worker; the fleet takes kill (k), "
-                     "scale (+/-) and drain (D)", error=True)
+            self.say(
+                f"{verb}: {cid} runs on another worker; the fleet takes kill (k), "
+                "scale (+/-) and drain (D)",
+                error=True,
+            )
             return None
         return cid
 
@@ -120,8 +126,12 @@ class CommandBase(App[int]):
 
     def send_to_fleet(self, worker: str, action: str, **args: Any) -> Worker[Any]:
         """Send a signed command in the background (the answer can take seconds)."""
-        return self.run_worker(self.fleet_command(worker, action, **args), group="commands",
-                               name=f"{action} on {worker}", exit_on_error=False)
+        return self.run_worker(
+            self.fleet_command(worker, action, **args),
+            group="commands",
+            name=f"{action} on {worker}",
+            exit_on_error=False,
+        )
 
     async def fleet_command(self, worker: str, action: str, **args: Any) -> CommandResult | None:
         """Send `action` to another worker of the fleet; its answer goes to the log.
@@ -136,8 +146,9 @@ class CommandBase(App[int]):
         self.say(text, error=bad)
         return result
 
-    def ask_then_send(self, question: str, what: str, worker: str, action: str,
-                      **args: Any) -> None:
+    def ask_then_send(
+        self, question: str, what: str, worker: str, action: str, **args: Any
+    ) -> None:
         """An action on another worker of the fleet: ask first, then send it signed."""
 
         def done(yes: bool | None) -> None:

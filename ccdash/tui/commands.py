@@ -55,8 +55,13 @@ class KeyCommands(Provider):
             score = max(fuzzy, word_score(query, k))
             if score > 0:
                 title = matcher.highlight(k.title) if fuzzy >= score else None
-                yield Hit(score, _display(k, title),
-                          _runner(self.app, k.action), text=k.title, help=k.help)
+                yield Hit(
+                    score,
+                    _display(k, title),
+                    _runner(self.app, k.action),
+                    text=k.title,
+                    help=k.help,
+                )
 
 
 __all__ = ["KeyCommands", "word_score"]

@@ -35,9 +35,13 @@ class ConsumerCommands(CommandBase):
         cid = self._selected("kill")
         if (target := self._remote(cid)) is not None:
             worker, rcid = target
-            self.ask_then_send(f"Kill {rcid} on worker {worker.name}? (another process: it "
-                               "is replaced there)", f"kill {cid}", worker.name, "kill",
-                               consumer=rcid)
+            self.ask_then_send(
+                f"Kill {rcid} on worker {worker.name}? (another process: it is replaced there)",
+                f"kill {cid}",
+                worker.name,
+                "kill",
+                consumer=rcid,
+            )
         elif cid:
             self.consumers.select_key(cid)  # its row, by key, whatever moves around it
             released = await self.engine.kill_consumer(cid)
@@ -50,12 +54,18 @@ class ConsumerCommands(CommandBase):
         if cid is None:
             return
         if (target := self._remote(cid)) is None:
-            self.say("drain: select another worker's consumer (worker/cid); q stops this "
-                     "one gracefully", error=True)
+            self.say(
+                "drain: select another worker's consumer (worker/cid); q stops this one gracefully",
+                error=True,
+            )
             return
         name = target[0].name
-        self.ask_then_send(f"Drain worker {name}? It finishes what it holds, hands back the "
-                           "rest and exits.", f"drain {name}", name, "drain")
+        self.ask_then_send(
+            f"Drain worker {name}? It finishes what it holds, hands back the rest and exits.",
+            f"drain {name}",
+            name,
+            "drain",
+        )
 
     @guarded
     async def action_hang(self) -> None:
@@ -109,10 +119,14 @@ class ConsumerCommands(CommandBase):
         if (target := self._remote(self.consumers.selected_consumer())) is not None:
             worker = target[0]
             n = max(0, worker.concurrency + delta)
-            self.ask_then_send(f"Scale worker {worker.name} from {worker.concurrency} to {n} "
-                               "consumers? (another process)",
-                               f"scale {worker.name} {worker.concurrency} -> {n}",
-                               worker.name, "scale", n=n)
+            self.ask_then_send(
+                f"Scale worker {worker.name} from {worker.concurrency} to {n} "
+                "consumers? (another process)",
+                f"scale {worker.name} {worker.concurrency} -> {n}",
+                worker.name,
+                "scale",
+                n=n,
+            )
             return
         before = self.engine.desired
         n = await self.engine.scale_to(before + delta)

@@ -71,8 +71,12 @@ class DeadLetterTable(RowTable):
             for error, ids in groups.items():
                 times = [letters[i].dead_at for i in ids]
                 rows["e:" + error] = (
-                    len(ids), fmt.clock_offset(min(times) - self.t0),
-                    fmt.clock_offset(max(times) - self.t0), ids[0], error)
+                    len(ids),
+                    fmt.clock_offset(min(times) - self.t0),
+                    fmt.clock_offset(max(times) - self.t0),
+                    ids[0],
+                    error,
+                )
         else:
             for d in snap.dead_letters:
                 rows[d.message_id] = (d.message_id, d.reason, d.attempts, d.last_error)

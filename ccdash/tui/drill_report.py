@@ -107,8 +107,7 @@ class DrillReport(RowTable):
             return fmt.verdict(self.palette, str(raw))
         if column == "lost":
             bad = raw not in ("0", fmt.DASH)
-            return fmt.number(str(raw), Style(color=self.palette.bad if bad else None,
-                                              bold=bad))
+            return fmt.number(str(raw), Style(color=self.palette.bad if bad else None, bold=bad))
         if column in ("detected", "took", "held", "recovered"):
             return fmt.number(str(raw))
         return fmt.untrusted(raw, {"drill": 14, "target": 6}.get(column, 200))

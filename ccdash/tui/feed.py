@@ -65,19 +65,27 @@ class LiveFeed:
         where = broker.locate(mid)
         if where is not None:
             if where.state == "leased":
-                text = (f"{mid}: in flight with {where.holder}, attempt {where.attempt}, "
-                        f"lease {max(0.0, where.due - now):.1f}s left")
+                text = (
+                    f"{mid}: in flight with {where.holder}, attempt {where.attempt}, "
+                    f"lease {max(0.0, where.due - now):.1f}s left"
+                )
             elif where.state == "delayed":
-                text = (f"{mid}: waiting for a retry after attempt {where.attempt}, "
-                        f"visible again in {max(0.0, where.due - now):.1f}s")
+                text = (
+                    f"{mid}: waiting for a retry after attempt {where.attempt}, "
+                    f"visible again in {max(0.0, where.due - now):.1f}s"
+                )
             else:
-                text = (f"{mid}: queued (ready, priority {where.priority}), "
-                        f"{where.attempt} deliveries so far")
+                text = (
+                    f"{mid}: queued (ready, priority {where.priority}), "
+                    f"{where.attempt} deliveries so far"
+                )
             return text + _history(where.history)
         for lease in broker.leases():  # a broker that cannot locate still lists leases
             if lease.message_id == mid:
-                return (f"{mid}: in flight with {lease.consumer_id}, attempt {lease.attempt}, "
-                        f"lease {max(0.0, lease.deadline - now):.1f}s left")
+                return (
+                    f"{mid}: in flight with {lease.consumer_id}, attempt {lease.attempt}, "
+                    f"lease {max(0.0, lease.deadline - now):.1f}s left"
+                )
         ledger = getattr(self.workload, "ledger", None)
         published = getattr(ledger, "published", {})
         done = getattr(ledger, "done", {})
@@ -93,8 +101,9 @@ def _history(entries: Sequence[HistoryEntry]) -> str:
     """The failed deliveries so far, newest last (at most the last three)."""
     if not entries:
         return "; no failed delivery"
-    shown = "; ".join(f"attempt {h.attempt} on {h.consumer_id}: {h.outcome} ({h.error})"
-                      for h in entries[-3:])
+    shown = "; ".join(
+        f"attempt {h.attempt} on {h.consumer_id}: {h.outcome} ({h.error})" for h in entries[-3:]
+    )
     more = f"{len(entries) - 3} earlier, " if len(entries) > 3 else ""
     return f"; failed before: {more}{shown}"
 

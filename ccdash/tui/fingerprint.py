@@ -11,8 +11,13 @@ import re
 
 _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"'[^']*'|\"[^\"]*\""), "<str>"),  # quoted values
-    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                r"[0-9a-fA-F]{12}\b"), "<uuid>"),
+    (
+        re.compile(
+            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+            r"[0-9a-fA-F]{12}\b"
+        ),
+        "<uuid>",
+    ),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
     (re.compile(r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<hex>"),
     (re.compile(r"\b\d+(?:\.\d+)*(?:ms|us|µs|s|m|h|%|[kKMG]i?B)?\b"), "<n>"),  # 3.5s, 10.0.0.1

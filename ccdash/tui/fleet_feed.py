@@ -38,8 +38,14 @@ class FleetRefused(Exception):
 class FleetFeed:
     """The fleet's other workers as of the last read, and commands to them."""
 
-    def __init__(self, url: str, own_worker: str, *,
-                 view: FleetView | None = None, poll_every: float = POLL_EVERY) -> None:
+    def __init__(
+        self,
+        url: str,
+        own_worker: str,
+        *,
+        view: FleetView | None = None,
+        poll_every: float = POLL_EVERY,
+    ) -> None:
         self.url = url
         self.own_worker = own_worker
         self.view = view or FleetView(url)
@@ -68,8 +74,11 @@ class FleetFeed:
                     delay, failing = self.poll_every, False
                 except Exception as exc:  # noqa: BLE001 - Redis away: shown, retried
                     if not failing:
-                        say(f"fleet view: cannot read {self.where}: "
-                            f"{describe_error(exc, self.url)}; retrying", True)
+                        say(
+                            f"fleet view: cannot read {self.where}: "
+                            f"{describe_error(exc, self.url)}; retrying",
+                            True,
+                        )
                     failing = True
                     delay = min(RETRY_CAP, delay * 2)
                     await self.view.close()  # a fresh connection next time
@@ -92,8 +101,7 @@ class FleetFeed:
 
     def leases(self) -> list[FleetLease]:
         """Every other worker's leases, soonest expiry first."""
-        return sorted((li for w in self.workers() for li in w.leases),
-                      key=lambda li: li.expires_in)
+        return sorted((li for w in self.workers() for li in w.leases), key=lambda li: li.expires_in)
 
     def in_flight(self) -> int:
         """Leases the other workers hold."""
@@ -117,8 +125,10 @@ class FleetFeed:
         except ControlError as exc:
             raise FleetRefused(str(exc)) from None
         if secret is None:
-            raise FleetRefused("no control secret: set CCDASH_CONTROL_SECRET (or "
-                               "CCDASH_CONTROL_SECRET_FILE) to the fleet's secret and restart")
+            raise FleetRefused(
+                "no control secret: set CCDASH_CONTROL_SECRET (or "
+                "CCDASH_CONTROL_SECRET_FILE) to the fleet's secret and restart"
+            )
         return await self.view.command(secret, worker, action, **args)
 
 

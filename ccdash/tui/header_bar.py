@@ -67,12 +67,28 @@ class HeaderBar(Static):
         self._snap, self.lost = snap, lost
         width = self.size.width or 200
         key = (
-            snap.broker, snap.balancer, snap.autoscale, snap.paused, snap.live_consumers,
-            snap.desired_consumers, round(snap.publish_rate), round(snap.ack_rate),
-            snap.published, snap.acked, snap.queue.dead, snap.redelivered, snap.failovers,
-            fmt.duration(snap.latency_p50), fmt.duration(snap.latency_p99),
-            int(snap.at - self.t0), self.stopping, self.read_only, self.metrics, self.palette,
-            lost, width,
+            snap.broker,
+            snap.balancer,
+            snap.autoscale,
+            snap.paused,
+            snap.live_consumers,
+            snap.desired_consumers,
+            round(snap.publish_rate),
+            round(snap.ack_rate),
+            snap.published,
+            snap.acked,
+            snap.queue.dead,
+            snap.redelivered,
+            snap.failovers,
+            fmt.duration(snap.latency_p50),
+            fmt.duration(snap.latency_p99),
+            int(snap.at - self.t0),
+            self.stopping,
+            self.read_only,
+            self.metrics,
+            self.palette,
+            lost,
+            width,
         )
         if key == self._last:
             return
@@ -80,16 +96,32 @@ class HeaderBar(Static):
         p = self.palette
         bold = Style(bold=True)
         first: list[Field] = [
-            (0, Text(" ccdash ", Style(color=p.primary, bold=True, reverse=True), end="")),
+            (0, Text(" ccdash ", Style(color=p.primary, bold=True, reverse=True), end=""))
         ]
         if lost is not None:
-            first.append((0, self._pair("lost", str(lost),
-                                        Style(color=p.ok if lost == 0 else p.bad, bold=True,
-                                              reverse=lost > 0))))
-        first.append((1, self._pair(
-            "consumers", f"{snap.live_consumers}/{snap.desired_consumers}",
-            Style(color=p.ok if snap.live_consumers >= snap.desired_consumers else p.warn,
-                  bold=True))))
+            first.append(
+                (
+                    0,
+                    self._pair(
+                        "lost",
+                        str(lost),
+                        Style(color=p.ok if lost == 0 else p.bad, bold=True, reverse=lost > 0),
+                    ),
+                )
+            )
+        first.append(
+            (
+                1,
+                self._pair(
+                    "consumers",
+                    f"{snap.live_consumers}/{snap.desired_consumers}",
+                    Style(
+                        color=p.ok if snap.live_consumers >= snap.desired_consumers else p.warn,
+                        bold=True,
+                    ),
+                ),
+            )
+        )
         if self.read_only:
             first.append((0, Text("READ-ONLY", Style(color=p.info, bold=True, reverse=True))))
         if snap.paused:
@@ -100,15 +132,27 @@ class HeaderBar(Static):
             (3, Text(fmt.clock_offset(snap.at - self.t0), Style(color=p.muted))),
             (6, fmt.untrusted(self.title, 24, Style(color=p.primary))),
             (4, self._pair("balancer", snap.balancer, Style(color=p.accent, bold=True))),
-            (5, self._pair("autoscale", "on" if snap.autoscale else "off",
-                           Style(color=p.ok if snap.autoscale else p.muted, bold=True))),
+            (
+                5,
+                self._pair(
+                    "autoscale",
+                    "on" if snap.autoscale else "off",
+                    Style(color=p.ok if snap.autoscale else p.muted, bold=True),
+                ),
+            ),
             (7, self._pair("broker", fmt.broker_url(snap.broker), bold)),
         ]
         second: list[Field] = [
             (1, self._pair("in", fmt.rate(snap.publish_rate), bold)),
             (1, self._pair("out", fmt.rate(snap.ack_rate), bold)),
-            (2, self._pair("dead", fmt.count(snap.queue.dead),
-                           Style(bold=True, color=p.bad if snap.queue.dead else None))),
+            (
+                2,
+                self._pair(
+                    "dead",
+                    fmt.count(snap.queue.dead),
+                    Style(bold=True, color=p.bad if snap.queue.dead else None),
+                ),
+            ),
             (3, self._pair("p50", fmt.duration(snap.latency_p50), bold)),
             (3, self._pair("p99", fmt.duration(snap.latency_p99), bold)),
             (4, self._pair("failovers", str(snap.failovers), bold)),
@@ -119,5 +163,6 @@ class HeaderBar(Static):
         if self.metrics:
             second.append((7, self._pair("metrics", self.metrics, Style(color=p.info))))
         both = Text("\n", no_wrap=True, overflow="crop", end="").join(
-            [fit(first, width), Text(" ", end="") + fit(second, width - 1)])
+            [fit(first, width), Text(" ", end="") + fit(second, width - 1)]
+        )
         self.update(both, layout=False)  # fixed height: no need to re-lay out the screen

@@ -44,5 +44,4 @@ def bindings() -> list[Binding]:
 MUTATING_ACTIONS = frozenset(k.action.split("(")[0] for k in KEYS if k.mutating)
 
 
-__all__ = ["FOOTER_ORDER", "KEYS", "MUTATING_ACTIONS", "PANE_KEYS", "Key", "bindings",
-           "key_label"]
+__all__ = ["FOOTER_ORDER", "KEYS", "MUTATING_ACTIONS", "PANE_KEYS", "Key", "bindings", "key_label"]

@@ -56,11 +56,13 @@ def run_tui(
     if record is not None:
         name = str(getattr(scenario, "name", "") or "ccdash")
         try:
-            recorder = Recorder.create(record, bodies=record_bodies, meta={
-                "source": "dashboard", "scenario": name, "title": name, "seed": seed})
+            recorder = Recorder.create(
+                record,
+                bodies=record_bodies,
+                meta={"source": "dashboard", "scenario": name, "title": name, "seed": seed},
+            )
         except OSError as exc:
-            raise OpsError(f"--record: cannot write to {record}: {exc.strerror or exc}") \
-                from None
+            raise OpsError(f"--record: cannot write to {record}: {exc.strerror or exc}") from None
     engine = scenario.make_engine(handler=handler, seed=seed, broker=broker)
     workload = Workload(scenario, engine, seed=seed)
     fleet = None
@@ -101,8 +103,10 @@ def run_tui(
         shown = sanitize(record, 200)
         print(f"ccdash: recorded to {shown}; replay it with `ccdash replay {shown}`")
     if app.engine_error is not None:
-        print(f"ccdash: error: the engine failed: {sanitize(repr(app.engine_error), 500)}",
-              file=sys.stderr)
+        print(
+            f"ccdash: error: the engine failed: {sanitize(repr(app.engine_error), 500)}",
+            file=sys.stderr,
+        )
         return 1
     return code if isinstance(code, int) else 0
 

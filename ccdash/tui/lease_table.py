@@ -50,11 +50,14 @@ class LeaseTable(RowTable):
             cols = list(self.COLUMNS)
             cols[1] = ("consumer", "consumer", FLEET_HOLDER_WIDTH)
             self.set_columns(tuple(cols))
-        leases = [(li.message_id, li.consumer_id, li.attempt, li.expires_in)
-                  for li in snap.leases[:shown]]
+        leases = [
+            (li.message_id, li.consumer_id, li.attempt, li.expires_in) for li in snap.leases[:shown]
+        ]
         if remote:  # the other workers' leases (`remote`: FleetLease), merged by expiry
-            leases += [(li.message_id, f"{li.worker}/{li.consumer}", li.attempt, li.expires_in)
-                       for li in remote[:shown]]
+            leases += [
+                (li.message_id, f"{li.worker}/{li.consumer}", li.attempt, li.expires_in)
+                for li in remote[:shown]
+            ]
             leases.sort(key=lambda x: x[3])
         rows: dict[str, tuple[Hashable, ...]] = {}
         for i, (mid, holder, attempt, expires_in) in enumerate(leases[:shown]):

@@ -36,11 +36,7 @@ class LogPane(RowTable):
     """A bounded log, newest first; text is literal and sanitised."""
 
     BORDER_TITLE = "Log"
-    COLUMNS = (
-        ("when", "when", 8),
-        ("kind", "event", 20),
-        ("message", "message", 40),
-    )
+    COLUMNS = (("when", "when", 8), ("kind", "event", 20), ("message", "message", 40))
 
     def __init__(self, palette: Palette, t0: float, *, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -29,9 +29,7 @@ def _size(body: object) -> str:
 class MessageDetail(ModalScreen[None]):
     """A dead letter's payload and history; Esc closes."""
 
-    BINDINGS = [
-        Binding("escape,enter", "dismiss", "Close", id="detail.close"),
-    ]
+    BINDINGS = [Binding("escape,enter", "dismiss", "Close", id="detail.close")]
 
     def __init__(self, letter: DeadLetter, palette: Palette, t0: float) -> None:
         super().__init__()

@@ -62,9 +62,19 @@ class QueuePane(Vertical):
             )
             self.query_one(Sparkline).data = tuple(self.history)
         age = q.oldest_ready_age
-        key = (q.depth, q.ready, q.delayed, q.in_flight, q.dead, q.capacity,
-               None if age is None else fmt.duration(age), round(snap.publish_rate),
-               round(snap.ack_rate), max(self.history), self.palette)
+        key = (
+            q.depth,
+            q.ready,
+            q.delayed,
+            q.in_flight,
+            q.dead,
+            q.capacity,
+            None if age is None else fmt.duration(age),
+            round(snap.publish_rate),
+            round(snap.ack_rate),
+            max(self.history),
+            self.palette,
+        )
         if key == self._last:
             return
         self._last = key
@@ -84,8 +94,10 @@ class QueuePane(Vertical):
         # Queue latency: how long the oldest ready message has waited (warn past 1 s).
         age = q.oldest_ready_age
         text.append("  oldest ", label)
-        text.append(fmt.duration(age) if age is not None else fmt.DASH,
-                    Style(bold=True, color=p.warn if age is not None and age > 1.0 else None))
+        text.append(
+            fmt.duration(age) if age is not None else fmt.DASH,
+            Style(bold=True, color=p.warn if age is not None and age > 1.0 else None),
+        )
         text.append("\npublish ", label)
         text.append(fmt.rate(snap.publish_rate), value)
         text.append("  ack ", label)

@@ -39,50 +39,190 @@ VIEW_ACTIONS = frozenset(k.action.split("(")[0] for k in KEYS) - MUTATING_ACTION
 LOG_BACKFILL = 200  # events shown in the log after a jump
 
 REPLAY_KEYS: tuple[Key, ...] = (
-    Key("replay.play", "space", "play", "play/pause", "replay: play / pause",
-        "Play the recording at the chosen speed, or pause it", display="space"),
-    Key("replay.step", "full_stop", "step(1)", "step", "replay: step forward",
-        "Pause and show the next frame", display="."),
-    Key("replay.step_back", "comma", "step(-1)", "back", "replay: step back",
-        "Pause and show the previous frame", display=",", footer=False),
-    Key("replay.faster", "greater_than_sign", "speed(1)", "faster", "replay: faster",
-        "Play faster (x0.5, 1, 2, 4, 8, 16)", display=">"),
-    Key("replay.slower", "less_than_sign", "speed(-1)", "slower", "replay: slower",
-        "Play slower", display="<", footer=False),
-    Key("replay.forward", "right_square_bracket", "seek_by(10)", "+10s", "replay: 10 s on",
-        "Jump 10 seconds on", display="]", footer=False),
-    Key("replay.back", "left_square_bracket", "seek_by(-10)", "-10s", "replay: 10 s back",
-        "Jump 10 seconds back", display="[", footer=False),
-    Key("replay.start", "circumflex_accent", "seek_by(-1e12)", "start",
-        "replay: to the start", "Jump to the start of the recording", display="^",
-        footer=False),
-    Key("replay.end", "dollar_sign", "seek_by(1e12)", "end", "replay: to the end",
-        "Jump to the end of the recording", display="$", footer=False),
-    Key("replay.jump", "j", "jump", "jump", "replay: jump to a time",
-        "Type a time (seconds, or m:ss, since the start) and jump there"),
-    Key("replay.next_event", "e", "mark('event', 1)", "next event", "replay: next event",
-        "Jump to the next event (E: the previous one)", footer=False),
-    Key("replay.prev_event", "E", "mark('event', -1)", "prev event", "replay: previous event",
-        "Jump to the previous event", footer=False),
-    Key("replay.next_drill", "d", "mark('drill', 1)", "next drill", "replay: next drill",
-        "Jump to the next drill step (D: the previous one)"),
-    Key("replay.prev_drill", "D", "mark('drill', -1)", "prev drill", "replay: previous drill",
-        "Jump to the previous drill step", footer=False),
-    Key("replay.next_alert", "a", "mark('alert', 1)", "next alert", "replay: next alert",
-        "Jump to the next alert firing or resolving (A: the previous one)", footer=False),
-    Key("replay.prev_alert", "A", "mark('alert', -1)", "prev alert", "replay: previous alert",
-        "Jump to the previous alert", footer=False),
-    Key("replay.next_action", "c", "mark('operator', 1)", "next action",
+    Key(
+        "replay.play",
+        "space",
+        "play",
+        "play/pause",
+        "replay: play / pause",
+        "Play the recording at the chosen speed, or pause it",
+        display="space",
+    ),
+    Key(
+        "replay.step",
+        "full_stop",
+        "step(1)",
+        "step",
+        "replay: step forward",
+        "Pause and show the next frame",
+        display=".",
+    ),
+    Key(
+        "replay.step_back",
+        "comma",
+        "step(-1)",
+        "back",
+        "replay: step back",
+        "Pause and show the previous frame",
+        display=",",
+        footer=False,
+    ),
+    Key(
+        "replay.faster",
+        "greater_than_sign",
+        "speed(1)",
+        "faster",
+        "replay: faster",
+        "Play faster (x0.5, 1, 2, 4, 8, 16)",
+        display=">",
+    ),
+    Key(
+        "replay.slower",
+        "less_than_sign",
+        "speed(-1)",
+        "slower",
+        "replay: slower",
+        "Play slower",
+        display="<",
+        footer=False,
+    ),
+    Key(
+        "replay.forward",
+        "right_square_bracket",
+        "seek_by(10)",
+        "+10s",
+        "replay: 10 s on",
+        "Jump 10 seconds on",
+        display="]",
+        footer=False,
+    ),
+    Key(
+        "replay.back",
+        "left_square_bracket",
+        "seek_by(-10)",
+        "-10s",
+        "replay: 10 s back",
+        "Jump 10 seconds back",
+        display="[",
+        footer=False,
+    ),
+    Key(
+        "replay.start",
+        "circumflex_accent",
+        "seek_by(-1e12)",
+        "start",
+        "replay: to the start",
+        "Jump to the start of the recording",
+        display="^",
+        footer=False,
+    ),
+    Key(
+        "replay.end",
+        "dollar_sign",
+        "seek_by(1e12)",
+        "end",
+        "replay: to the end",
+        "Jump to the end of the recording",
+        display="$",
+        footer=False,
+    ),
+    Key(
+        "replay.jump",
+        "j",
+        "jump",
+        "jump",
+        "replay: jump to a time",
+        "Type a time (seconds, or m:ss, since the start) and jump there",
+    ),
+    Key(
+        "replay.next_event",
+        "e",
+        "mark('event', 1)",
+        "next event",
+        "replay: next event",
+        "Jump to the next event (E: the previous one)",
+        footer=False,
+    ),
+    Key(
+        "replay.prev_event",
+        "E",
+        "mark('event', -1)",
+        "prev event",
+        "replay: previous event",
+        "Jump to the previous event",
+        footer=False,
+    ),
+    Key(
+        "replay.next_drill",
+        "d",
+        "mark('drill', 1)",
+        "next drill",
+        "replay: next drill",
+        "Jump to the next drill step (D: the previous one)",
+    ),
+    Key(
+        "replay.prev_drill",
+        "D",
+        "mark('drill', -1)",
+        "prev drill",
+        "replay: previous drill",
+        "Jump to the previous drill step",
+        footer=False,
+    ),
+    Key(
+        "replay.next_alert",
+        "a",
+        "mark('alert', 1)",
+        "next alert",
+        "replay: next alert",
+        "Jump to the next alert firing or resolving (A: the previous one)",
+        footer=False,
+    ),
+    Key(
+        "replay.prev_alert",
+        "A",
+        "mark('alert', -1)",
+        "prev alert",
+        "replay: previous alert",
+        "Jump to the previous alert",
+        footer=False,
+    ),
+    Key(
+        "replay.next_action",
+        "c",
+        "mark('operator', 1)",
+        "next action",
         "replay: next operator action",
-        "Jump to the next operator command (C: the previous one)", footer=False),
-    Key("replay.prev_action", "C", "mark('operator', -1)", "prev action",
-        "replay: previous operator action", "Jump to the previous operator command",
-        footer=False),
-    Key("replay.next_failover", "k", "mark('failover', 1)", "next failover",
-        "replay: next failover", "Jump to the next consumer failure or replacement "
-        "(K: the previous one)", footer=False),
-    Key("replay.prev_failover", "K", "mark('failover', -1)", "prev failover",
-        "replay: previous failover", "Jump to the previous failover", footer=False),
+        "Jump to the next operator command (C: the previous one)",
+        footer=False,
+    ),
+    Key(
+        "replay.prev_action",
+        "C",
+        "mark('operator', -1)",
+        "prev action",
+        "replay: previous operator action",
+        "Jump to the previous operator command",
+        footer=False,
+    ),
+    Key(
+        "replay.next_failover",
+        "k",
+        "mark('failover', 1)",
+        "next failover",
+        "replay: next failover",
+        "Jump to the next consumer failure or replacement (K: the previous one)",
+        footer=False,
+    ),
+    Key(
+        "replay.prev_failover",
+        "K",
+        "mark('failover', -1)",
+        "prev failover",
+        "replay: previous failover",
+        "Jump to the previous failover",
+        footer=False,
+    ),
 )
 SHOWN_KEYS = tuple(k for k in KEYS if not k.mutating) + REPLAY_KEYS
 _REPLAY_ACTIONS = frozenset(k.action.split("(")[0] for k in REPLAY_KEYS)
@@ -116,8 +256,7 @@ class ReplayFeed:
     def read(self) -> ScreenState:
         """The recorded frame, drill records and loss count at the position."""
         pl = self.player
-        return ScreenState(pl.snapshot(max_leases=60, max_dead=200), pl.drill_results(),
-                           pl.lost())
+        return ScreenState(pl.snapshot(max_leases=60, max_dead=200), pl.drill_results(), pl.lost())
 
     def locate(self, mid: str) -> DeadLetter | str:
         """Where message `mid` was at the replay position, as far as the frame shows."""
@@ -127,10 +266,14 @@ class ReplayFeed:
                 return d
         for lease in snap.leases:
             if lease.message_id == mid:
-                return (f"{mid}: in flight with {lease.consumer_id}, attempt {lease.attempt}, "
-                        f"lease {max(0.0, lease.expires_in):.1f}s left (at this point)")
-        return (f"{mid}: not in this frame (the recording keeps the dead letters and the "
-                "60 leases due soonest, not every queued or acked message)")
+                return (
+                    f"{mid}: in flight with {lease.consumer_id}, attempt {lease.attempt}, "
+                    f"lease {max(0.0, lease.expires_in):.1f}s left (at this point)"
+                )
+        return (
+            f"{mid}: not in this frame (the recording keeps the dead letters and the "
+            "60 leases due soonest, not every queued or acked message)"
+        )
 
 
 class RecordedRun:
@@ -162,21 +305,37 @@ class ReplayApp(DashboardApp, inherit_bindings=False):
     BINDINGS = [
         Binding(k.key, k.action, k.short, show=k.footer, key_display=k.display, id=k.id)
         for k in SHOWN_KEYS
-    ] + [Binding("ctrl+c", "quit", "quit", show=False, id="app.interrupt"),
-         Binding("ctrl+q", "quit", "quit", show=False, priority=True, id="app.ctrl_q")]
+    ] + [
+        Binding("ctrl+c", "quit", "quit", show=False, id="app.interrupt"),
+        Binding("ctrl+q", "quit", "quit", show=False, priority=True, id="app.ctrl_q"),
+    ]
 
-    def __init__(self, recording: Recording, *, theme: str | None = None, live: bool = True,
-                 refresh_interval: float = REFRESH_INTERVAL) -> None:
+    def __init__(
+        self,
+        recording: Recording,
+        *,
+        theme: str | None = None,
+        live: bool = True,
+        refresh_interval: float = REFRESH_INTERVAL,
+    ) -> None:
         """`live=False`: no playback timer (tests move the player and call refresh_now)."""
         self.player = Player(recording)
         h = recording.header
         title = str(h.get("title") or h.get("scenario") or "recording")
         # The engine's place is taken by the recording: only its read API is used
         # (check_action refuses every command that would need more).
-        super().__init__(cast(Engine, RecordedEngine(self.player)), RecordedRun(self.player),
-                         theme=theme, title=title, clock=self.player, live=False,
-                         start_load=False, refresh_interval=refresh_interval,
-                         feed=ReplayFeed(self.player), read_only=True)
+        super().__init__(
+            cast(Engine, RecordedEngine(self.player)),
+            RecordedRun(self.player),
+            theme=theme,
+            title=title,
+            clock=self.player,
+            live=False,
+            start_load=False,
+            refresh_interval=refresh_interval,
+            feed=ReplayFeed(self.player),
+            read_only=True,
+        )
         self.t0 = recording.t0
         self.replay_live = live
         self._wall = time.monotonic()
@@ -217,8 +376,9 @@ class ReplayApp(DashboardApp, inherit_bindings=False):
         self._events.clear()
         self._events.extend(self.player.recent_events(LOG_BACKFILL))
         rec, pos = self.player.recording, self.player.position
-        samples = [float(rec.series.depth[rec.frame_index(pos - s)])
-                   for s in range(HISTORY - 1, -1, -1)]
+        samples = [
+            float(rec.series.depth[rec.frame_index(pos - s)]) for s in range(HISTORY - 1, -1, -1)
+        ]
         self.query_one(QueuePane).reset_history(samples)
         self.refresh_now()
 
@@ -276,8 +436,14 @@ class ReplayApp(DashboardApp, inherit_bindings=False):
                 self.player.seek_offset(at)
 
         now = self.player.position - self.player.recording.t0
-        self.push_screen(Prompt(f"Jump to what time? (seconds since the start, 0 to "
-                                f"{total:.1f})", f"{now:.1f}", check), done)
+        self.push_screen(
+            Prompt(
+                f"Jump to what time? (seconds since the start, 0 to {total:.1f})",
+                f"{now:.1f}",
+                check,
+            ),
+            done,
+        )
 
     async def action_quit(self) -> None:
         """Leave the replay (nothing to stop)."""

@@ -41,15 +41,16 @@ class ReplayBar(Static):
         line.append(" REPLAY ", Style(color=p.primary, bold=True, reverse=True))
         line.append(" ▶ playing" if pl.playing else " ⏸ paused", Style(bold=True))
         line.append(f"  ×{pl.speed:g}", Style(color=p.accent, bold=True))
-        line.append(f"  {fmt.clock_offset(now)} of {fmt.clock_offset(total)}",
-                    Style(bold=True))
+        line.append(f"  {fmt.clock_offset(now)} of {fmt.clock_offset(total)}", Style(bold=True))
         line.append(f"  frame {pl.index + 1}/{len(rec.frame_at)}  ", Style(color=p.muted))
         done = round(TRACK * (now / total)) if total > 0 else TRACK
         line.append("━" * done, Style(color=p.primary))
         line.append("─" * (TRACK - done), Style(color=p.muted))
         if rec.cut_short:
             line.append("  recording cut short", Style(color=p.warn, bold=True))
-        line.append("  space play · , . step · [ ] ±10s · < > speed · j jump · "
-                    "e/d/a/o next event/drill/alert/action (shift: back)",
-                    Style(color=p.muted))
+        line.append(
+            "  space play · , . step · [ ] ±10s · < > speed · j jump · "
+            "e/d/a/o next event/drill/alert/action (shift: back)",
+            Style(color=p.muted),
+        )
         self.update(line, layout=False)

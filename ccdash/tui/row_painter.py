@@ -91,11 +91,13 @@ class RowPainter(RowStore):
         if self._header is None or self._header.cell_length != width:
             style = self._base_style() + self.get_component_rich_style("row-table--header")
             arrow = "▼" if self.sort_reverse else "▲"
-            labels = [label + arrow if key == self.sort_by else label
-                      for key, label, _ in self.spec]
+            labels = [
+                label + arrow if key == self.sort_by else label for key, label, _ in self.spec
+            ]
             text = "".join(
                 f" {label[:w]:<{w}} "
-                for label, w in zip(labels, self._widths(width), strict=True) if w >= 0
+                for label, w in zip(labels, self._widths(width), strict=True)
+                if w >= 0
             )
             self._header = Strip([Segment(text, style)]).crop_extend(0, width, style)
         return self._header

@@ -104,12 +104,12 @@ class RowStore(ScrollView):
         order = self._given
         if self.filter_text:
             needle = self.filter_text.casefold()
-            order = [k for k in order
-                     if any(needle in c.plain.casefold() for c in self._cells[k])]
+            order = [k for k in order if any(needle in c.plain.casefold() for c in self._cells[k])]
         if self.sort_by is not None and self.sort_by in (c[0] for c in self.spec):
             i = [c[0] for c in self.spec].index(self.sort_by)
-            order = sorted(order, key=lambda k: sort_value(self._raw[k][i]),
-                           reverse=self.sort_reverse)
+            order = sorted(
+                order, key=lambda k: sort_value(self._raw[k][i]), reverse=self.sort_reverse
+            )
         if order == self._order:
             return False
         self._order = list(order)

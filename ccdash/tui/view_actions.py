@@ -58,8 +58,14 @@ class ViewActions(Operations):
         else:
             snap = state.snap
             firing = sum(1 for a in snap.alerts if a.state == "firing")
-            ranked = urgency(state.drills, firing, bool(snap.alerts), self._dead_changed_at,
-                             snap.queue.dead, snap.at)
+            ranked = urgency(
+                state.drills,
+                firing,
+                bool(snap.alerts),
+                self._dead_changed_at,
+                snap.queue.dead,
+                snap.at,
+            )
         if self.pinned is not None:
             ranked.remove(self.pinned)
             ranked.insert(0, self.pinned)
@@ -75,9 +81,12 @@ class ViewActions(Operations):
         for name in ("tiny", "small", "medium", "wide"):
             screen.set_class(kind == name, f"-{name}")
         if kind == "tiny":
-            self.query_one("#too-small", Static).update(Text(
-                f"terminal too small: ccdash needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, "
-                f"this one is {width}x{height}\n(q quits)"))
+            self.query_one("#too-small", Static).update(
+                Text(
+                    f"terminal too small: ccdash needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}, "
+                    f"this one is {width}x{height}\n(q quits)"
+                )
+            )
             self.refresh_bindings()
             return
         ranked = self._ranked()
@@ -85,8 +94,16 @@ class ViewActions(Operations):
         others = [w for w in screen.children if w.id not in ("body", "too-small") and w.display]
         body_height = height - sum(max(1, w.outer_size.height) for w in others)
         autoscale = self.state is not None and self.state.snap.autoscale
-        p = plan(kind, body_height, self.consumers.row_count, ranked[0], ranked[1],
-                 zoomed=self.zoomed, log_hidden=self.log_hidden, autoscale=autoscale)
+        p = plan(
+            kind,
+            body_height,
+            self.consumers.row_count,
+            ranked[0],
+            ranked[1],
+            zoomed=self.zoomed,
+            log_hidden=self.log_hidden,
+            autoscale=autoscale,
+        )
         key = (kind, body_height, p)
         if key == self._shown:
             return
@@ -101,8 +118,14 @@ class ViewActions(Operations):
             pane.display = name in spans
             pane.styles.column_span = spans.get(name, 1)
             base = type(pane).BORDER_TITLE
-            key_hint = {"consumers": 1, "alerts": 4, "drills": 5, "dead": 3, "leases": 2,
-                        "log": 6}.get(name)
+            key_hint = {
+                "consumers": 1,
+                "alerts": 4,
+                "drills": 5,
+                "dead": 3,
+                "leases": 2,
+                "log": 6,
+            }.get(name)
             zoom = " (f: back)" if self.zoomed == name else ""
             pane.border_title = f"{key_hint} {base}{zoom}" if key_hint else base
         if focused is not None and not self._visible(focused):

@@ -6,14 +6,7 @@ from __future__ import annotations
 from ccdash.tui.key_spec import Key
 
 VIEW_KEYS: tuple[Key, ...] = (
-    Key(
-        "view.log",
-        "v",
-        "toggle_log",
-        "log",
-        "view: show / hide log",
-        "Show or hide the log pane",
-    ),
+    Key("view.log", "v", "toggle_log", "log", "view: show / hide log", "Show or hide the log pane"),
     Key(
         "view.next_pane",
         "n",

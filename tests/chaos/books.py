@@ -58,12 +58,24 @@ class Books:
     # publisher kept no record of its own (a demo run)
 
     @classmethod
-    def of(cls, published: Iterable[str], ledger: Path, dead: dict[str, str],
-           queued: set[str], guilty: Iterable[str] = (), expected: int | None = None
-           ) -> Books:
+    def of(
+        cls,
+        published: Iterable[str],
+        ledger: Path,
+        dead: dict[str, str],
+        queued: set[str],
+        guilty: Iterable[str] = (),
+        expected: int | None = None,
+    ) -> Books:
         """Books from a publisher record, the ledger file and the broker's view."""
-        return cls(set(published), Counter(c.mid for c in read_ledger(ledger)), dead, queued,
-                   set(guilty), expected)
+        return cls(
+            set(published),
+            Counter(c.mid for c in read_ledger(ledger)),
+            dead,
+            queued,
+            set(guilty),
+            expected,
+        )
 
     @property
     def lost(self) -> set[str]:
@@ -95,22 +107,29 @@ class Books:
         """Dead-lettered messages that did nothing to deserve it."""
         return {m: r for m, r in self.dead.items() if m not in self.guilty}
 
-    def check(self, in_flight: set[str] | None, procs: Procs | None = None, *,
-              acked: int | None = None) -> None:
+    def check(
+        self, in_flight: set[str] | None, procs: Procs | None = None, *, acked: int | None = None
+    ) -> None:
         """The invariants: nothing lost, no innocent dead-lettered, duplicates only of
         what was in flight at a fault (`in_flight`; None: no bound given), no process
         crashed or wedged, and the broker's acked counter (`acked`) agrees with the
         ledger about the messages that are gone."""
         assert not self.lost, f"{len(self.lost)} lost, e.g. {sorted(self.lost)[:5]}"
-        assert self.lost_count == 0, f"{self.lost_count} lost: the broker accepted " \
+        assert self.lost_count == 0, (
+            f"{self.lost_count} lost: the broker accepted "
             f"{self.expected}, not all are acked, dead or queued"
-        assert not self.innocent_dead, f"innocent messages dead-lettered: " \
+        )
+        assert not self.innocent_dead, (
+            f"innocent messages dead-lettered: "
             f"{dict(list(self.innocent_dead.items())[:5])} ({len(self.innocent_dead)})"
+        )
         if in_flight is not None:
             extra = self.duplicated - in_flight - self.guilty
-            assert not extra, (f"{len(extra)} handled twice without being in flight at a "
-                               f"fault (of {self.duplicates} duplicates; {len(in_flight)} "
-                               f"in flight): e.g. {sorted(extra)[:5]}")
+            assert not extra, (
+                f"{len(extra)} handled twice without being in flight at a "
+                f"fault (of {self.duplicates} duplicates; {len(in_flight)} "
+                f"in flight): e.g. {sorted(extra)[:5]}"
+            )
         if procs is not None:
             problems = procs.problems()
             assert not problems, "\n".join(problems)
@@ -131,8 +150,7 @@ class Row:
     seconds: float = 0.0
     outcome: str = "?"
 
-    def note(self, books: Books, recover_s: float | None = None, runs: int | None = None
-             ) -> None:
+    def note(self, books: Books, recover_s: float | None = None, runs: int | None = None) -> None:
         """Take the figures from the books (before they are checked)."""
         self.lost = books.lost_count
         self.duplicates = books.duplicates
@@ -145,21 +163,34 @@ class Row:
 def format_table(rows: list[Row]) -> str:
     """The chaos table as text."""
     head = ("scenario", "outcome", "runs", "lost", "dups", "recover s", "took s")
-    body = [(r.scenario, r.outcome, str(r.runs), _n(r.lost), _n(r.duplicates),
-             "-" if r.recover_s is None else f"{r.recover_s:.2f}", f"{r.seconds:.1f}")
-            for r in rows]
+    body = [
+        (
+            r.scenario,
+            r.outcome,
+            str(r.runs),
+            _n(r.lost),
+            _n(r.duplicates),
+            "-" if r.recover_s is None else f"{r.recover_s:.2f}",
+            f"{r.seconds:.1f}",
+        )
+        for r in rows
+    ]
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
-    lines = ["  ".join(x.ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
-             for line in (head, *body)]
+    lines = [
+        "  ".join(x.ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
+        for line in (head, *body)
+    ]
     total = sum(r.seconds for r in rows)
     return "\n".join([*lines, f"{len(rows)} scenarios, {total:.1f} s in scenarios", LEGEND])
 
 
-LEGEND = ("runs: faults injected (kills, restarts, bad entries, hostile or blocking "
-          "handlers, signals); dups: completions beyond the first; recover s: the worst "
-          "time from a fault until what was in flight then is done and work flows again "
-          "(a signal: until the process exited; a bad entry or poison text: until "
-          "dead-lettered; the loop-blocking handler: the whole demo run)")
+LEGEND = (
+    "runs: faults injected (kills, restarts, bad entries, hostile or blocking "
+    "handlers, signals); dups: completions beyond the first; recover s: the worst "
+    "time from a fault until what was in flight then is done and work flows again "
+    "(a signal: until the process exited; a bad entry or poison text: until "
+    "dead-lettered; the loop-blocking handler: the whole demo run)"
+)
 
 
 def _n(v: int | None) -> str:

@@ -46,8 +46,11 @@ class RedisQueue:
 
     def dead_by_id(self) -> dict[str, str]:
         """Dead-lettered message id -> reason (entries without an id are skipped)."""
-        return {f["m"].decode(errors="replace"): f.get("r", b"").decode(errors="replace")
-                for f in self.dead() if "m" in f}
+        return {
+            f["m"].decode(errors="replace"): f.get("r", b"").decode(errors="replace")
+            for f in self.dead()
+            if "m" in f
+        }
 
     def queued(self) -> set[str]:
         """Ids still held: unread or pending stream entries, returned and delayed ones."""
@@ -56,8 +59,10 @@ class RedisQueue:
             for key in self._streams(r):
                 out.update(f[b"m"].decode() for _, f in r.xrange(key) if b"m" in f)
             for p in r.zrange(self.p + "prios", 0, -1):
-                out.update(m.decode().split("|", 1)[1]
-                           for m in r.zrange(self.p + "ret:" + p.decode(), 0, -1))
+                out.update(
+                    m.decode().split("|", 1)[1]
+                    for m in r.zrange(self.p + "ret:" + p.decode(), 0, -1)
+                )
             out.update(m.decode() for m in r.zrange(self.p + "delayed", 0, -1))
         return out
 
@@ -67,8 +72,7 @@ class RedisQueue:
         with self.client() as r:
             for key in self._streams(r):
                 try:
-                    rows = r.xpending_range(key, "ccdash", "-", "+", 100_000,
-                                            consumername=worker)
+                    rows = r.xpending_range(key, "ccdash", "-", "+", 100_000, consumername=worker)
                 except redis.ResponseError:  # no group on this stream yet
                     continue
                 for row in rows:
@@ -114,8 +118,10 @@ class SqliteFile:
 
     def dead_by_id(self) -> dict[str, str]:
         """Dead-lettered message id -> reason."""
-        return {mid: reason or "" for mid, reason in
-                self._rows("SELECT mid, reason FROM msgs WHERE state = 3")}
+        return {
+            mid: reason or ""
+            for mid, reason in self._rows("SELECT mid, reason FROM msgs WHERE state = 3")
+        }
 
     def queued(self) -> set[str]:
         """Ids still held and not dead (ready, delayed, leased)."""
@@ -135,9 +141,14 @@ class SqliteFile:
 
     def leased_by(self, pid: int) -> set[str]:
         """Ids leased to the broker instances of process `pid`."""
-        return {mid for (mid,) in self._rows(
-            "SELECT mid FROM msgs WHERE state = 2 AND owner IN "
-            "(SELECT token FROM owners WHERE pid = ?)", pid)}
+        return {
+            mid
+            for (mid,) in self._rows(
+                "SELECT mid FROM msgs WHERE state = 2 AND owner IN "
+                "(SELECT token FROM owners WHERE pid = ?)",
+                pid,
+            )
+        }
 
     def leased(self) -> set[str]:
         """Ids leased to anyone."""
@@ -160,11 +171,15 @@ class SqliteFile:
         try:
             conn.execute("BEGIN IMMEDIATE")
             # Row ids come from the counters row, as the broker hands them out.
-            conn.execute("UPDATE counters SET seq = seq + 1, ready = ready + 1, "
-                         "published = published + 1, gen = gen + 1")
-            conn.execute("INSERT INTO msgs (id, mid, priority, state, body, is_json, published) "
-                         "SELECT seq, ?, 0, 0, ?, ?, ? FROM counters",
-                         (mid, body, int(is_json), time.time()))
+            conn.execute(
+                "UPDATE counters SET seq = seq + 1, ready = ready + 1, "
+                "published = published + 1, gen = gen + 1"
+            )
+            conn.execute(
+                "INSERT INTO msgs (id, mid, priority, state, body, is_json, published) "
+                "SELECT seq, ?, 0, 0, ?, ?, ? FROM counters",
+                (mid, body, int(is_json), time.time()),
+            )
             conn.execute("COMMIT")
         finally:
             conn.close()

@@ -22,15 +22,17 @@ SCENARIO = Path(__file__).with_name("scenario.toml")
 class Proc:
     """One child process with its own stdout and stderr files."""
 
-    def __init__(self, name: str, argv: list[str], tmp: Path, env: dict[str, str],
-                 stem: str | None = None) -> None:
+    def __init__(
+        self, name: str, argv: list[str], tmp: Path, env: dict[str, str], stem: str | None = None
+    ) -> None:
         self.name = name
         self.argv = argv
         self.out = tmp / f"{stem or name}.out"
         self.err = tmp / f"{stem or name}.err"
         with self.out.open("ab") as out, self.err.open("ab") as err:  # the child keeps its fds
-            self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=err,
-                                          stdin=subprocess.DEVNULL)
+            self.popen = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
+            )
         self.pid = self.popen.pid
         self.started = time.monotonic()
         self.killed = False  # SIGKILLed by the test: its exit status is ours, not a crash
@@ -68,8 +70,9 @@ class Proc:
             self.kill9()
             return None
 
-    def stop(self, sig: int = signal.SIGTERM, within: float = 15.0, *, dump: bool = False
-             ) -> int | None:
+    def stop(
+        self, sig: int = signal.SIGTERM, within: float = 15.0, *, dump: bool = False
+    ) -> int | None:
         """Send `sig` and wait (bounded) for the exit status."""
         self.stopping = True
         if self.alive():
@@ -111,8 +114,11 @@ class Procs:
     def env(self, **extra: str) -> dict[str, str]:
         """The children's environment: the tests directory importable, the ledger."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAOS_", "CCDASH_"))}
-        env.update(PYTHONPATH=f"{TESTS}{os.pathsep}{ROOT}", CHAOS_LEDGER=str(self.ledger),
-                   PYTHONUNBUFFERED="1")
+        env.update(
+            PYTHONPATH=f"{TESTS}{os.pathsep}{ROOT}",
+            CHAOS_LEDGER=str(self.ledger),
+            PYTHONUNBUFFERED="1",
+        )
         env.update(extra)
         return env
 
@@ -123,42 +129,126 @@ class Procs:
         self.all.append(proc)
         return proc
 
-    def worker(self, url: str, name: str, *, handler: str = "record", concurrency: int = 4,
-               ttl: float = 1.5, vt: float = 30.0, grace: float = 2.0,
-               max_attempts: int = 5, **env: str) -> Proc:
+    def worker(
+        self,
+        url: str,
+        name: str,
+        *,
+        handler: str = "record",
+        concurrency: int = 4,
+        ttl: float = 1.5,
+        vt: float = 30.0,
+        grace: float = 2.0,
+        max_attempts: int = 5,
+        **env: str,
+    ) -> Proc:
         """A real `ccdash worker` on `url` running a chaos handler."""
-        return self.start(name, [
-            sys.executable, "-m", "ccdash", "worker", "--broker", url,
-            "--handler", f"chaos.handlers:{handler}", "--name", name,
-            "--concurrency", str(concurrency), "--heartbeat-ttl", str(ttl),
-            "--visibility-timeout", str(vt), "--grace", str(grace),
-            "--max-attempts", str(max_attempts)], **env)
+        return self.start(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "ccdash",
+                "worker",
+                "--broker",
+                url,
+                "--handler",
+                f"chaos.handlers:{handler}",
+                "--name",
+                name,
+                "--concurrency",
+                str(concurrency),
+                "--heartbeat-ttl",
+                str(ttl),
+                "--visibility-timeout",
+                str(vt),
+                "--grace",
+                str(grace),
+                "--max-attempts",
+                str(max_attempts),
+            ],
+            **env,
+        )
 
-    def publisher(self, url: str, out: Path, n: int, rate: float, *, name: str = "publisher",
-                  start: int = 0) -> Proc:
+    def publisher(
+        self, url: str, out: Path, n: int, rate: float, *, name: str = "publisher", start: int = 0
+    ) -> Proc:
         """A process publishing `n` numbered messages to a Redis queue at `rate` per
         second, recording each id once Redis has it."""
-        return self.start(name, [sys.executable, "-m", "chaos.publisher", url, str(out), str(n),
-                                 str(rate), str(start)])
+        return self.start(
+            name,
+            [sys.executable, "-m", "chaos.publisher", url, str(out), str(n), str(rate), str(start)],
+        )
 
-    def sqlite_engine(self, name: str, db: Path, published: Path, *, publish: int = 0,
-                      rate: float = 0.0, start: int = 0, consumers: int = 4,
-                      drain: bool = False, handler: str = "record", **env: str) -> Proc:
+    def sqlite_engine(
+        self,
+        name: str,
+        db: Path,
+        published: Path,
+        *,
+        publish: int = 0,
+        rate: float = 0.0,
+        start: int = 0,
+        consumers: int = 4,
+        drain: bool = False,
+        handler: str = "record",
+        **env: str,
+    ) -> Proc:
         """The small engine program on a SQLite file (publishes and/or consumes)."""
-        argv = [sys.executable, "-m", "chaos.sqlite_engine", str(db), str(published),
-                "--publish", str(publish), "--rate", str(rate), "--start", str(start),
-                "--consumers", str(consumers), "--handler", handler]
+        argv = [
+            sys.executable,
+            "-m",
+            "chaos.sqlite_engine",
+            str(db),
+            str(published),
+            "--publish",
+            str(publish),
+            "--rate",
+            str(rate),
+            "--start",
+            str(start),
+            "--consumers",
+            str(consumers),
+            "--handler",
+            handler,
+        ]
         if drain:
             argv.append("--drain")
         return self.start(name, argv, **env)
 
-    def demo(self, name: str, broker: str, report: Path, *, handler: str = "record",
-             duration: float = 6.0, **env: str) -> Proc:
+    def demo(
+        self,
+        name: str,
+        broker: str,
+        report: Path,
+        *,
+        handler: str = "record",
+        duration: float = 6.0,
+        **env: str,
+    ) -> Proc:
         """`ccdash --demo` on the chaos scenario with a chaos handler."""
-        return self.start(name, [
-            sys.executable, "-m", "ccdash", "--demo", "--scenario", str(SCENARIO),
-            "--handler", f"chaos.handlers:{handler}", "--broker", broker,
-            "--duration", str(duration), "--json", str(report), "--seed", "11"], **env)
+        return self.start(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "ccdash",
+                "--demo",
+                "--scenario",
+                str(SCENARIO),
+                "--handler",
+                f"chaos.handlers:{handler}",
+                "--broker",
+                broker,
+                "--duration",
+                str(duration),
+                "--json",
+                str(report),
+                "--seed",
+                "11",
+            ],
+            **env,
+        )
 
     def check_running(self) -> None:
         """AssertionError if a process ended that nobody stopped, unless it finished on

@@ -45,8 +45,9 @@ async def main(url: str, out: str, n: int, rate: float, start: int) -> None:
                 break
             numbers = range(first, min(first + BATCH, start + n))
             ids = await asyncio.gather(*(_publish(broker, i) for i in numbers))
-            os.write(fd, "".join(f"{mid} {i}\n" for mid, i in zip(ids, numbers, strict=True)
-                                 ).encode())
+            os.write(
+                fd, "".join(f"{mid} {i}\n" for mid, i in zip(ids, numbers, strict=True)).encode()
+            )
             done += len(ids)
             ahead = t0 + (first + BATCH - start) / rate - time.monotonic()
             if ahead > 0:

@@ -25,8 +25,9 @@ from chaos import handlers
 DRAIN_LIMIT_S = 60.0
 
 
-async def _publish(engine: Engine, path: str, n: int, rate: float, start: int,
-                   enough: asyncio.Event) -> None:
+async def _publish(
+    engine: Engine, path: str, n: int, rate: float, start: int, enough: asyncio.Event
+) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     t0 = time.monotonic()
     for k, i in enumerate(range(start, start + n)):
@@ -53,17 +54,26 @@ async def main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # --consumers 0: a publish-only engine (a producer process on the shared file).
-    cfg = EngineConfig(consumers=args.consumers, min_consumers=min(1, args.consumers),
-                       prefetch=2, visibility_timeout=30.0,
-                       heartbeat_interval=0.5, heartbeat_timeout=2.0, max_attempts=5,
-                       shutdown_grace=2.0, backoff_base=0.05, backoff_max=0.5)
+    cfg = EngineConfig(
+        consumers=args.consumers,
+        min_consumers=min(1, args.consumers),
+        prefetch=2,
+        visibility_timeout=30.0,
+        heartbeat_interval=0.5,
+        heartbeat_timeout=2.0,
+        max_attempts=5,
+        shutdown_grace=2.0,
+        backoff_base=0.05,
+        backoff_max=0.5,
+    )
     handler = getattr(handlers, args.handler) if args.consumers else None
     code = 0
     async with Engine(cfg, handler=handler, broker=f"sqlite:///{args.db}") as engine:
         enough = asyncio.Event()  # SIGUSR1: publish no more (then drain, with --drain)
         loop.add_signal_handler(signal.SIGUSR1, enough.set)
         publishing = asyncio.ensure_future(
-            _publish(engine, args.published, args.publish, args.rate, args.start, enough))
+            _publish(engine, args.published, args.publish, args.rate, args.start, enough)
+        )
         if args.drain:
             await asyncio.gather(publishing, return_exceptions=True)
             deadline = time.monotonic() + DRAIN_LIMIT_S

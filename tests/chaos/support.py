@@ -38,14 +38,18 @@ class Chaos:
         """`wait_until`, failing at once when one of the scenario's processes crashes."""
         return wait_until(pred, within, what, guard=self.procs.check_running)
 
-    def freeze_holding(self, proc: Proc, holds: Callable[[], set[str]],
-                       within: float = 15.0) -> set[str]:
+    def freeze_holding(
+        self, proc: Proc, holds: Callable[[], set[str]], within: float = 15.0
+    ) -> set[str]:
         """SIGSTOP `proc` at a moment it holds messages (`holds()`: their ids), so that a
         kill next hits work in flight; returns what it holds, frozen in place."""
         deadline = time.monotonic() + within
         while True:
-            self.wait(lambda: bool(holds()), max(0.0, deadline - time.monotonic()),
-                      f"{proc.name} to hold messages")
+            self.wait(
+                lambda: bool(holds()),
+                max(0.0, deadline - time.monotonic()),
+                f"{proc.name} to hold messages",
+            )
             proc.freeze()
             held = holds()
             if held:
@@ -59,11 +63,21 @@ class Chaos:
     def wait_progress(self, k: int, within: float = 20.0) -> None:
         """Until the ledger has `k` more completions than now."""
         start = len(read_ledger(self.ledger))
-        wait_until(lambda: len(read_ledger(self.ledger)) >= start + k, within,
-                   f"{k} more completions", guard=self.procs.check_running)
+        wait_until(
+            lambda: len(read_ledger(self.ledger)) >= start + k,
+            within,
+            f"{k} more completions",
+            guard=self.procs.check_running,
+        )
 
-    def recovered(self, t0: float, held: set[str], dead: Callable[[], dict[str, str]],
-                  total: int, within: float = 30.0) -> float:
+    def recovered(
+        self,
+        t0: float,
+        held: set[str],
+        dead: Callable[[], dict[str, str]],
+        total: int,
+        within: float = 30.0,
+    ) -> float:
         """Seconds from `t0` (the fault, or its end) until every id of `held` was handled
         or dead-lettered and work flows again: 50 more completions, or the publisher
         has recorded all its `total` messages and every one is done."""
@@ -79,22 +93,38 @@ class Chaos:
         self.wait(flowing, within, "work flowing again")
         return time.monotonic() - t0
 
-    def wait_settled(self, ids: set[str], dead: Callable[[], dict[str, str]],
-                     within: float, what: str) -> float:
+    def wait_settled(
+        self, ids: set[str], dead: Callable[[], dict[str, str]], within: float, what: str
+    ) -> float:
         """Until every id of `ids` was handled or dead-lettered; how long it took."""
-        return wait_until(lambda: ids <= self.completed() | set(dead()), within, what,
-                          guard=self.procs.check_running)
+        return wait_until(
+            lambda: ids <= self.completed() | set(dead()),
+            within,
+            what,
+            guard=self.procs.check_running,
+        )
 
-    def redis_fleet(self, q: RedisQueue, base_url: str, names: Iterable[str],
-                    **options: Any) -> dict[str, Proc]:
+    def redis_fleet(
+        self, q: RedisQueue, base_url: str, names: Iterable[str], **options: Any
+    ) -> dict[str, Proc]:
         """Start `ccdash worker`s on `q` and wait until each beats."""
         fleet = {name: self.procs.worker(q.url(base_url), name, **options) for name in names}
-        wait_until(lambda: all(q.worker_alive(n) for n in fleet), 20, "the workers beating",
-                   guard=self.procs.check_running)
+        wait_until(
+            lambda: all(q.worker_alive(n) for n in fleet),
+            20,
+            "the workers beating",
+            guard=self.procs.check_running,
+        )
         return fleet
 
-    def finish_redis(self, q: RedisQueue, publisher: Proc, fleet: dict[str, Proc],
-                     n: int | None, guilty: Callable[[], Iterable[str]] = tuple) -> Books:
+    def finish_redis(
+        self,
+        q: RedisQueue,
+        publisher: Proc,
+        fleet: dict[str, Proc],
+        n: int | None,
+        guilty: Callable[[], Iterable[str]] = tuple,
+    ) -> Books:
         """The end of a Redis run: the publisher exits 0 having recorded `n` ids (None:
         it was stopped, any number), every one is handled or dead-lettered, each worker
         stops on SIGTERM with 0; the books."""

@@ -17,14 +17,14 @@ pytestmark = pytest.mark.chaos
 N = 500
 
 
-def test_handler_errors_with_lone_surrogates_and_nuls(chaos: Chaos,
-                                                      redis_server: RedisServer) -> None:
+def test_handler_errors_with_lone_surrogates_and_nuls(
+    chaos: Chaos, redis_server: RedisServer
+) -> None:
     """Handlers fail with error text holding lone surrogates and NULs (some once, some
     always): acks, publishes and heartbeats go on, the poison ones reach the DLQ with
     their text made safe, the rest are acked, nothing runs twice, SIGTERM is prompt."""
     q = chaos.redis_queue(redis_server)
-    fleet = chaos.redis_fleet(q, redis_server.url, ("e1", "e2"), handler="bad_text",
-                              max_attempts=3)
+    fleet = chaos.redis_fleet(q, redis_server.url, ("e1", "e2"), handler="bad_text", max_attempts=3)
     pub = chaos.procs.publisher(q.url(redis_server.url), chaos.published, N, rate=300)
     t0 = time.monotonic()
     chaos.wait_progress(100)
@@ -33,9 +33,17 @@ def test_handler_errors_with_lone_surrogates_and_nuls(chaos: Chaos,
     chaos.wait(lambda: poison <= set(q.dead_by_id()), 20, "the first poison messages dead")
     recover = time.monotonic() - t0
     t_stop = time.monotonic()
-    books = chaos.finish_redis(q, pub, fleet, N, guilty=lambda: {
-        m for m, n in read_numbers(chaos.published).items()
-        if n % handlers.MODULUS == handlers.POISON})
+    books = chaos.finish_redis(
+        q,
+        pub,
+        fleet,
+        N,
+        guilty=lambda: {
+            m
+            for m, n in read_numbers(chaos.published).items()
+            if n % handlers.MODULUS == handlers.POISON
+        },
+    )
     stop_s = time.monotonic() - t_stop
     chaos.row.note(books, recover, runs=len(books.guilty))
     books.check(set(), chaos.procs, acked=q.counters().get("acked", 0))
@@ -44,4 +52,3 @@ def test_handler_errors_with_lone_surrogates_and_nuls(chaos: Chaos,
         text = entry["e"].decode("utf-8")  # stored text is valid UTF-8 ...
         assert "\x00" not in text and "not found" in text  # ... without NULs, still readable
     assert stop_s < 60
-

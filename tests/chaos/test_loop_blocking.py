@@ -28,9 +28,15 @@ def test_loop_blocking_handler_does_not_dead_letter_innocent_messages(chaos: Cha
     ledger."""
     db = chaos.tmp / "q.db"
     report_path = chaos.tmp / "report.json"
-    demo = chaos.procs.demo("demo", f"sqlite:///{db}", report_path, handler="blocking",
-                            duration=3, CHAOS_BLOCK_S=str(BLOCK_S),
-                            CHAOS_BLOCK_EVERY=str(BLOCK_EVERY))
+    demo = chaos.procs.demo(
+        "demo",
+        f"sqlite:///{db}",
+        report_path,
+        handler="blocking",
+        duration=3,
+        CHAOS_BLOCK_S=str(BLOCK_S),
+        CHAOS_BLOCK_EVERY=str(BLOCK_EVERY),
+    )
     t0 = time.monotonic()
     code = demo.wait_exit(90)
     took = time.monotonic() - t0
@@ -38,8 +44,14 @@ def test_loop_blocking_handler_does_not_dead_letter_innocent_messages(chaos: Cha
     ledger = read_ledger(chaos.ledger)
     numbers = {c.mid: c.n for c in ledger if c.n is not None} | f.numbers()
     blockers = {m for m, n in numbers.items() if n % BLOCK_EVERY == handlers.BLOCKER}
-    books = Books.of((), chaos.ledger, f.dead_by_id(), f.queued(), guilty=blockers,
-                     expected=f.counters()["published"])
+    books = Books.of(
+        (),
+        chaos.ledger,
+        f.dead_by_id(),
+        f.queued(),
+        guilty=blockers,
+        expected=f.counters()["published"],
+    )
     chaos.row.note(books, took, runs=len(blockers))
     assert code == 0, demo.stdout()[-3000:] + demo.tail()
     report = json.loads(report_path.read_text())

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.chaos
 
 N = 400
 
+
 # Entry fields as ccdash writes them: m (id), t (ms), d (b"j" + JSON or b"b" + bytes), a.
 def _entry(mid: str, data: bytes) -> dict[bytes, bytes]:
     return {b"m": mid.encode(), b"t": b"1700000000000", b"d": data, b"a": b"0"}
@@ -40,8 +41,9 @@ MALFORMED: dict[str, dict[bytes, bytes]] = {
 
 
 @pytest.mark.parametrize("kind", list(MALFORMED))
-def test_malformed_redis_entry_injected_mid_run(chaos: Chaos, redis_server: RedisServer,
-                                                kind: str) -> None:
+def test_malformed_redis_entry_injected_mid_run(
+    chaos: Chaos, redis_server: RedisServer, kind: str
+) -> None:
     """One malformed entry lands in the queue stream mid-run: it is dead-lettered as
     `undecodable`, both workers keep running (exit 0 on SIGTERM, no traceback), 0 lost."""
     q = chaos.redis_queue(redis_server)
@@ -59,8 +61,13 @@ def test_malformed_redis_entry_injected_mid_run(chaos: Chaos, redis_server: Redi
     recover = time.monotonic() - t_fault
     for proc in fleet.values():
         assert proc.alive(), f"{proc.name} died: {proc.tail()}"
-    books = chaos.finish_redis(q, pub, fleet, N, guilty=lambda: [
-        f["m"].decode(errors="replace") for f in undecodable() if "m" in f])
+    books = chaos.finish_redis(
+        q,
+        pub,
+        fleet,
+        N,
+        guilty=lambda: [f["m"].decode(errors="replace") for f in undecodable() if "m" in f],
+    )
     chaos.row.note(books, recover, runs=1)
     books.check(set(), chaos.procs, acked=q.counters().get("acked", 0))
     assert q.entries() == 0 and not q.pending(), "an entry is stuck in the stream"
@@ -89,24 +96,31 @@ def test_undecodable_sqlite_rows_injected_mid_run(chaos: Chaos) -> None:
     chaos.row.note(books, recover, runs=len(bad))
     books.check(set(), chaos.procs)
     assert {m: r for m, r in f.dead_by_id().items() if m in bad} == dict.fromkeys(
-        bad, "undecodable")
+        bad, "undecodable"
+    )
 
 
-def test_demo_on_a_redis_queue_holding_a_malformed_entry(chaos: Chaos,
-                                                         redis_server: RedisServer) -> None:
+def test_demo_on_a_redis_queue_holding_a_malformed_entry(
+    chaos: Chaos, redis_server: RedisServer
+) -> None:
     """`ccdash --demo` joins a Redis queue whose stream holds a malformed entry: the
     entry is dead-lettered as `undecodable`, the run passes with its own messages all
     handled (exit 0, no traceback), 0 lost."""
     q = chaos.redis_queue(redis_server)
     q.inject(MALFORMED["invalid-json"])
     report_path = chaos.tmp / "report.json"
-    demo = chaos.procs.demo("demo", q.url(redis_server.url) + "&ttl=1", report_path,
-                            duration=2)
+    demo = chaos.procs.demo("demo", q.url(redis_server.url) + "&ttl=1", report_path, duration=2)
     t0 = time.monotonic()
     code = demo.wait_exit(40)
     took = time.monotonic() - t0
-    books = Books.of((), chaos.ledger, q.dead_by_id(), q.queued(), guilty=["bad-invalid-json"],
-                     expected=q.counters().get("published", 0))
+    books = Books.of(
+        (),
+        chaos.ledger,
+        q.dead_by_id(),
+        q.queued(),
+        guilty=["bad-invalid-json"],
+        expected=q.counters().get("published", 0),
+    )
     chaos.row.note(books, took, runs=1)
     assert code == 0, f"exit {code}\n{demo.stdout()[-2500:]}\n{demo.tail()}"
     assert q.dead_by_id() == {"bad-invalid-json": "undecodable"}

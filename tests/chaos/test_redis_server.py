@@ -19,7 +19,7 @@ N = 1200
 
 
 def test_redis_server_restart_with_append_only_persistence_mid_run(
-    chaos: Chaos, redis_server_factory: Callable[[], RedisServer],
+    chaos: Chaos, redis_server_factory: Callable[[], RedisServer]
 ) -> None:
     """redis-server is SIGKILLed mid-run and started again on its append-only file: the
     workers and the publisher reconnect, 0 lost, only what was in flight runs twice."""
@@ -41,7 +41,7 @@ def test_redis_server_restart_with_append_only_persistence_mid_run(
 
 
 def test_redis_server_stalled_longer_than_the_heartbeat_ttl(
-    chaos: Chaos, redis_server_factory: Callable[[], RedisServer],
+    chaos: Chaos, redis_server_factory: Callable[[], RedisServer]
 ) -> None:
     """redis-server is SIGSTOPped for 2.5 heartbeat TTLs, then SIGCONTed: no worker died,
     so none may take over another's work (no false failover: nothing runs twice), and

@@ -18,8 +18,9 @@ KILLS = 4
 OPEN_ENDED = 1_000_000  # the publisher runs until the kills are over
 
 
-def test_kill9_one_of_three_redis_workers_repeatedly(chaos: Chaos,
-                                                      redis_server: RedisServer) -> None:
+def test_kill9_one_of_three_redis_workers_repeatedly(
+    chaos: Chaos, redis_server: RedisServer
+) -> None:
     """Three workers; one after another is SIGKILLed mid-run and started again, in turn
     under its old name (as a service manager does: it takes over at once) and under a
     new one (the others claim its messages after its heartbeat TTL): 0 lost, only what
@@ -42,8 +43,11 @@ def test_kill9_one_of_three_redis_workers_repeatedly(chaos: Chaos,
         name = victim.name if same_name else f"{victim.name[0]}-{k + 1}"
         fleet[name] = chaos.procs.worker(url, name, CHAOS_DELAY="0.04")
         if not same_name:
-            chaos.wait(partial(q.holds_nothing, victim.name), 30,
-                       f"the entries {victim.name} held to be claimed")
+            chaos.wait(
+                partial(q.holds_nothing, victim.name),
+                30,
+                f"the entries {victim.name} held to be claimed",
+            )
         recover.append(chaos.recovered(t_kill, held, q.dead_by_id, OPEN_ENDED))
     assert pub.stop(signal.SIGTERM, 30) == 0, pub.tail()  # published through every kill
     books = chaos.finish_redis(q, pub, fleet, None)

@@ -23,8 +23,9 @@ STOP_WITHIN = 20.0  # seconds: grace (5 s) plus the drain, with room for a loade
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
 @pytest.mark.parametrize("broker", ["sqlite", "redis"])
-def test_demo_stops_cleanly_on_a_signal_mid_run(chaos: Chaos, redis_server: RedisServer,
-                                                broker: str, sig: signal.Signals) -> None:
+def test_demo_stops_cleanly_on_a_signal_mid_run(
+    chaos: Chaos, redis_server: RedisServer, broker: str, sig: signal.Signals
+) -> None:
     """A signal mid-run: the demo exits 128+signal within its deadline, with no
     traceback, its JSON report written (interrupted, 0 lost), and the broker and the
     ledger agree: every accepted message acked or still queued, none twice."""
@@ -41,11 +42,13 @@ def test_demo_stops_cleanly_on_a_signal_mid_run(chaos: Chaos, redis_server: Redi
     took = time.monotonic() - t_sig
     if broker == "sqlite":
         f = SqliteFile(chaos.tmp / "q.db")
-        books = Books.of((), chaos.ledger, f.dead_by_id(), f.queued(),
-                         expected=f.counters()["published"])
+        books = Books.of(
+            (), chaos.ledger, f.dead_by_id(), f.queued(), expected=f.counters()["published"]
+        )
     else:
-        books = Books.of((), chaos.ledger, q.dead_by_id(), q.queued(),
-                         expected=q.counters().get("published", 0))
+        books = Books.of(
+            (), chaos.ledger, q.dead_by_id(), q.queued(), expected=q.counters().get("published", 0)
+        )
     chaos.row.note(books, took, runs=1)
     assert code == 128 + sig, f"exit {code}\n{demo.stdout()[-2000:]}\n{demo.tail()}"
     books.check(set(), chaos.procs)
@@ -56,8 +59,9 @@ def test_demo_stops_cleanly_on_a_signal_mid_run(chaos: Chaos, redis_server: Redi
 
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
-def test_worker_stops_cleanly_on_a_signal_mid_run(chaos: Chaos, redis_server: RedisServer,
-                                                  sig: signal.Signals) -> None:
+def test_worker_stops_cleanly_on_a_signal_mid_run(
+    chaos: Chaos, redis_server: RedisServer, sig: signal.Signals
+) -> None:
     """One of two workers gets a signal mid-run: it hands back what it holds and exits 0
     within its deadline; the other finishes the run: 0 lost, nothing twice."""
     q = chaos.redis_queue(redis_server)

@@ -27,12 +27,15 @@ def test_kill9_consumer_processes_sharing_one_sqlite_file(chaos: Chaos) -> None:
     db = chaos.tmp / "q.db"
     f = SqliteFile(db)
     procs = chaos.procs
-    pub = procs.sqlite_engine("producer", db, chaos.published, publish=OPEN_ENDED, rate=250,
-                              consumers=0, drain=True)
+    pub = procs.sqlite_engine(
+        "producer", db, chaos.published, publish=OPEN_ENDED, rate=250, consumers=0, drain=True
+    )
     chaos.wait(db.exists, 20, "the file")
     # Handlers slow enough that every consumer process is busy: a victim holds work.
-    consumers = {f"c{i}-0": procs.sqlite_engine(f"c{i}-0", db, chaos.published,
-                                                CHAOS_DELAY="0.04") for i in range(3)}
+    consumers = {
+        f"c{i}-0": procs.sqlite_engine(f"c{i}-0", db, chaos.published, CHAOS_DELAY="0.04")
+        for i in range(3)
+    }
     in_flight: set[str] = set()
     recover: list[float] = []
     for k in range(3):
@@ -70,8 +73,9 @@ def test_crash_restart_a_sqlite_engine_many_times(chaos: Chaos) -> None:
     t_kill: float | None = None
     for k in range(CRASHES):
         start = len(read_ids(chaos.published))
-        engine = chaos.procs.sqlite_engine(f"run{k}", db, chaos.published, publish=N - start,
-                                           rate=400, start=start)
+        engine = chaos.procs.sqlite_engine(
+            f"run{k}", db, chaos.published, publish=N - start, rate=400, start=start
+        )
         if t_kill is not None:
             recover.append(chaos.recovered(t_kill, in_flight, f.dead_by_id, N))
         else:
@@ -82,8 +86,9 @@ def test_crash_restart_a_sqlite_engine_many_times(chaos: Chaos) -> None:
         engine.kill9()
         t_kill = time.monotonic()
     start = len(read_ids(chaos.published))
-    last = chaos.procs.sqlite_engine("last", db, chaos.published, publish=N - start,
-                                     start=start, drain=True)
+    last = chaos.procs.sqlite_engine(
+        "last", db, chaos.published, publish=N - start, start=start, drain=True
+    )
     assert t_kill is not None
     recover.append(chaos.recovered(t_kill, in_flight, f.dead_by_id, N))
     assert last.wait_exit(60) == 0, last.tail()

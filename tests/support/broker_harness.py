@@ -46,8 +46,7 @@ async def settle_with_brokers(max_rounds: int = 10_000) -> None:
 class Brokers:
     """Makes brokers of one kind and does what a test needs the same way on each."""
 
-    def __init__(self, kind: str, clock: FakeClock, tmp_path: Path, redis_url: str | None
-                 ) -> None:
+    def __init__(self, kind: str, clock: FakeClock, tmp_path: Path, redis_url: str | None) -> None:
         self.kind = kind
         self.clock = clock
         self.tmp_path = tmp_path
@@ -66,15 +65,19 @@ class Brokers:
         if self.kind == "memory":
             broker = MemoryBroker(QueueConfig(**config), clock=self.clock)
         elif self.kind == "sqlite":
-            broker = SqliteBroker(str(self.tmp_path / f"q{len(self.made)}.db"),
-                                  QueueConfig(**config), clock=self.clock)
+            broker = SqliteBroker(
+                str(self.tmp_path / f"q{len(self.made)}.db"),
+                QueueConfig(**config),
+                clock=self.clock,
+            )
             _open_sqlite.add(broker)
         else:
             from ccdash.brokers.redis import RedisBroker
 
             assert self.redis_url is not None
-            broker = RedisBroker.from_url(f"{self.redis_url}&ttl=0.6&worker=w{len(self.made)}",
-                                          QueueConfig(**config))
+            broker = RedisBroker.from_url(
+                f"{self.redis_url}&ttl=0.6&worker=w{len(self.made)}", QueueConfig(**config)
+            )
             await broker.open()
         self.made.append(broker)
         return broker
@@ -143,9 +146,13 @@ def parametrize_brokers(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-async def brokers(broker_kind: str, fake_clock: FakeClock, tmp_path: Path,
-                  request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-                  ) -> AsyncIterator[Brokers]:
+async def brokers(
+    broker_kind: str,
+    fake_clock: FakeClock,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Brokers]:
     """The harness for this test's broker kind; its brokers are closed at the end."""
     url = request.getfixturevalue("redis_url") if broker_kind == "redis" else None
     if broker_kind == "sqlite":

@@ -10,8 +10,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 
-def wait_until(pred: Callable[[], Any], within: float, what: str, step: float = 0.05,
-               guard: Callable[[], None] | None = None) -> float:
+def wait_until(
+    pred: Callable[[], Any],
+    within: float,
+    what: str,
+    step: float = 0.05,
+    guard: Callable[[], None] | None = None,
+) -> float:
     """Poll `pred` until it is true; returns how long it took. AssertionError (naming
     `what`) when `within` seconds pass first; `guard` is called every poll (it raises
     when a process the wait depends on has died, so a crash fails at once)."""
@@ -25,8 +30,9 @@ def wait_until(pred: Callable[[], Any], within: float, what: str, step: float = 
     return time.monotonic() - t0
 
 
-async def until(pred: Callable[[], Any | Awaitable[Any]], within: float, what: str,
-                step: float = 0.05) -> float:
+async def until(
+    pred: Callable[[], Any | Awaitable[Any]], within: float, what: str, step: float = 0.05
+) -> float:
     """`wait_until` for a running event loop: `pred` may be a coroutine function, and the
     loop keeps running between polls; returns how long it took."""
     t0 = time.monotonic()

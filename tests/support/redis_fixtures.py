@@ -37,8 +37,10 @@ def redis_server_path() -> str:
     if path is None:
         if in_ci():
             pytest.fail("redis-server is not installed; CI must provide it (.ci/run installs it)")
-        pytest.skip("redis-server is not installed (apt-get install redis-server): "
-                    "the Redis tests need a real server and only skip outside CI")
+        pytest.skip(
+            "redis-server is not installed (apt-get install redis-server): "
+            "the Redis tests need a real server and only skip outside CI"
+        )
     return path
 
 
@@ -70,10 +72,26 @@ class RedisServer:
         """Start it and wait until it answers PING (it replays its append-only file)."""
         assert self.port != SHARED_PORT
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-             "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.dir),
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -121,7 +139,8 @@ class RedisServer:
     def command(self, *args: str) -> bytes:
         """Run one command with redis-cli-free plain RESP; returns the raw reply."""
         payload = b"*%d\r\n" % len(args) + b"".join(
-            b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args)
+            b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args
+        )
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             s.sendall(payload)
             return s.recv(65536)
@@ -168,8 +187,14 @@ async def redis_broker(redis_url: str) -> AsyncIterator[Callable[..., Any]]:
     RedisBroker on this test's queue; all are closed at the end."""
     made: list[RedisBroker] = []
 
-    async def make(*, ttl: float = 0.6, worker: str | None = None, fetch: int = 128,
-                   url: str | None = None, **config: Any) -> RedisBroker:
+    async def make(
+        *,
+        ttl: float = 0.6,
+        worker: str | None = None,
+        fetch: int = 128,
+        url: str | None = None,
+        **config: Any,
+    ) -> RedisBroker:
         config.setdefault("seed", 1)
         config.setdefault("visibility_timeout", 5.0)
         full = f"{url or redis_url}&ttl={ttl}&fetch={fetch}"

@@ -49,9 +49,7 @@ class MemoryBroker(MemoryViews):
                 raise
         return self.publish_nowait(body, priority=priority, dedup_id=dedup_id)
 
-    def publish_nowait(
-        self, body: Any, *, priority: int = 0, dedup_id: str | None = None
-    ) -> str:
+    def publish_nowait(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         """Accept a message now, or raise QueueFull."""
         if self._closed:
             raise BrokerClosed("broker is closed")
@@ -252,8 +250,7 @@ class MemoryBroker(MemoryViews):
         self._grant(receipt, msg)
         return msg.deadline
 
-    async def extend_many(self, receipts: Sequence[Receipt], seconds: float
-                          ) -> list[float | None]:
+    async def extend_many(self, receipts: Sequence[Receipt], seconds: float) -> list[float | None]:
         """`extend` each, in one call (no coroutine per lease); None where it is gone."""
         out: list[float | None] = []
         deadline = self.clock.now() + max(0.0, seconds)

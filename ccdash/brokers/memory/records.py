@@ -74,6 +74,5 @@ class Level:
         return self.fresh.popleft()
 
 
-
 def by_deadline(msg: Msg) -> float:
     return msg.deadline

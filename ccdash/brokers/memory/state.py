@@ -267,8 +267,10 @@ class MemoryState(Broker):
         """A lease ran out (already out of the lease dicts): end it as lease-expired."""
         del self._by_holder[msg.holder][msg.receipt]
         if self.on_event is not None:
-            self.on_event("lease-expired", {"message_id": msg.id, "consumer": msg.holder,
-                                            "attempt": msg.attempt})
+            self.on_event(
+                "lease-expired",
+                {"message_id": msg.id, "consumer": msg.holder, "attempt": msg.attempt},
+            )
         self._return(msg, REASON_EXPIRED, "visibility timeout passed", now)
 
     def _next_deadline(self) -> float:

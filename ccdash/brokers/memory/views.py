@@ -15,7 +15,6 @@ from ccdash.brokers.types import DeadLetter, HistoryEntry, LeaseInfo, MessageWhe
 class MemoryViews(MemoryState):
     """What operators see of a memory broker, and the DLQ actions."""
 
-
     def stats(self) -> QueueStats:
         """Counts now, and totals."""
         self._reap(self.clock.now())
@@ -40,8 +39,14 @@ class MemoryViews(MemoryState):
             return self._where(msg, "dead", letter.history)
         for state, msgs in (
             ("leased", [*self._leases.values(), *self._stray.values()]),
-            ("ready", [m for lv in self._levels.values()
-                       for m in (*lv.fresh, *(r[1] for r in lv.returned))]),
+            (
+                "ready",
+                [
+                    m
+                    for lv in self._levels.values()
+                    for m in (*lv.fresh, *(r[1] for r in lv.returned))
+                ],
+            ),
             ("delayed", self._delayed.values()),
         ):
             for msg in msgs:
@@ -51,10 +56,16 @@ class MemoryViews(MemoryState):
 
     @staticmethod
     def _where(msg: Msg, state: str, history: tuple[HistoryEntry, ...]) -> MessageWhere:
-        return MessageWhere(msg.id, state, msg.priority, msg.attempt,
-                            msg.holder if state == "leased" else "",
-                            msg.deadline if state in ("leased", "delayed") else 0.0,
-                            msg.published_at, history)
+        return MessageWhere(
+            msg.id,
+            state,
+            msg.priority,
+            msg.attempt,
+            msg.holder if state == "leased" else "",
+            msg.deadline if state in ("leased", "delayed") else 0.0,
+            msg.published_at,
+            history,
+        )
 
     def oldest_ready_published_at(self) -> float | None:
         """The earliest publish time among the heads of the priority levels (each level
@@ -62,7 +73,8 @@ class MemoryViews(MemoryState):
         oldest: float | None = None
         for level in self._levels.values():
             heads = ([level.fresh[0]] if level.fresh else []) + (
-                [level.returned[0][1]] if level.returned else [])
+                [level.returned[0][1]] if level.returned else []
+            )
             for msg in heads:
                 if oldest is None or msg.published_at < oldest:
                     oldest = msg.published_at

@@ -43,12 +43,7 @@ from ccdash.brokers.base import (
 from ccdash.brokers.redis.flusher import Flusher, Snapshot, parse_stats
 from ccdash.brokers.redis.keys import Keys
 from ccdash.brokers.redis.leases import LeaseOps
-from ccdash.brokers.redis.link import (
-    LinkDown,
-    RedisLink,
-    evalsha,
-    split_options,
-)
+from ccdash.brokers.redis.link import LinkDown, RedisLink, evalsha, split_options
 from ccdash.brokers.redis.local import LocalBook, encode_stored
 from ccdash.brokers.redis.presence import Presence
 from ccdash.brokers.redis.reader import BLOCK_MS, Reader
@@ -72,9 +67,18 @@ def default_worker_name() -> str:
 class RedisBroker(LeaseOps, QueueState, Broker):
     """A leased queue on Redis Streams, shared by every process that opens it."""
 
-    def __init__(self, url: str, config: QueueConfig | None = None, *,
-                 clock: Clock | None = None, queue: str = "default", worker: str | None = None,
-                 heartbeat_ttl: float = 3.0, fetch: int = 128, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        config: QueueConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        queue: str = "default",
+        worker: str | None = None,
+        heartbeat_ttl: float = 3.0,
+        fetch: int = 128,
+        timeout: float = 5.0,
+    ) -> None:
         from ccdash.brokers import redact_url
 
         self.config = config or QueueConfig()
@@ -84,8 +88,9 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         self.keys = Keys(queue)
         self.worker = worker or default_worker_name()
         if not 0.3 <= heartbeat_ttl < self.config.visibility_timeout:
-            raise ValueError("heartbeat ttl must be at least 0.3 s and below the "
-                             "visibility timeout")
+            raise ValueError(
+                "heartbeat ttl must be at least 0.3 s and below the visibility timeout"
+            )
         self.heartbeat_ttl = heartbeat_ttl
         self.fetch_size = max(1, fetch)
         self.timeout = timeout
@@ -108,17 +113,31 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         self._tasks: list[asyncio.Task[None]] = []
         self.link = RedisLink(url, timeout=timeout, name="main")
         self.flusher = Flusher(
-            self.link, self.keys.prefix, worker=self.worker, vt_ms=int(self.vt * 1000),
-            on_lost_state=self.on_lost_state, on_snapshot=self._on_snapshot, backoff=Backoff(),
-            stall_after=heartbeat_ttl / 2)
+            self.link,
+            self.keys.prefix,
+            worker=self.worker,
+            vt_ms=int(self.vt * 1000),
+            on_lost_state=self.on_lost_state,
+            on_snapshot=self._on_snapshot,
+            backoff=Backoff(),
+            stall_after=heartbeat_ttl / 2,
+        )
         # The parked XREADGROUP BLOCK must end (BLOCK_MS) before its socket times out.
-        self.reader = Reader(self, RedisLink(url, timeout=max(timeout, BLOCK_MS / 1000 + 2.0),
-                                             name="block"))
+        self.reader = Reader(
+            self, RedisLink(url, timeout=max(timeout, BLOCK_MS / 1000 + 2.0), name="block")
+        )
         self.presence = Presence(self)
 
     @classmethod
-    def from_url(cls, url: str, config: QueueConfig, *, clock: Clock | None = None,
-                 default_fetch: int = 128, **overrides: Any) -> RedisBroker:
+    def from_url(
+        cls,
+        url: str,
+        config: QueueConfig,
+        *,
+        clock: Clock | None = None,
+        default_fetch: int = 128,
+        **overrides: Any,
+    ) -> RedisBroker:
         """A broker for `url` (not connected yet); our options come from its query,
         or from `overrides` (worker, ttl, fetch, ...) which win. `default_fetch` is the
         read-ahead when neither names one."""
@@ -128,11 +147,16 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         clean, opts = split_options(url, OPTIONS)
         opts.update({k: str(v) for k, v in overrides.items() if v is not None})
         try:
-            return cls(clean, config, clock=clock, queue=opts.get("queue") or "default",
-                       worker=opts.get("worker") or None,
-                       heartbeat_ttl=float(opts.get("ttl", 3.0)),
-                       fetch=int(opts.get("fetch", default_fetch)),
-                       timeout=float(opts.get("timeout", 5.0)))
+            return cls(
+                clean,
+                config,
+                clock=clock,
+                queue=opts.get("queue") or "default",
+                worker=opts.get("worker") or None,
+                heartbeat_ttl=float(opts.get("ttl", 3.0)),
+                fetch=int(opts.get("fetch", default_fetch)),
+                timeout=float(opts.get("timeout", 5.0)),
+            )
         except ValueError as exc:
             raise BrokerURLError(f"bad redis broker URL {redact_url(url)!r}: {exc}") from None
 
@@ -149,20 +173,26 @@ class RedisBroker(LeaseOps, QueueState, Broker):
             raise BrokerError(f"cannot reach Redis at {self.url}: {exc}") from None
         cfg = self.keys.config
         t0 = time.monotonic()
-        *_, stats = await self.link.execute([
-            ("HSETNX", cfg, "visibility_timeout", str(self.vt)),
-            ("HSETNX", cfg, "max_attempts", str(self.config.max_attempts)),
-            evalsha("recover", self.keys.prefix, 0),  # level 0 exists: readers can block on it
-            evalsha("stats", self.keys.prefix)])
+        *_, stats = await self.link.execute(
+            [
+                ("HSETNX", cfg, "visibility_timeout", str(self.vt)),
+                ("HSETNX", cfg, "max_attempts", str(self.config.max_attempts)),
+                evalsha("recover", self.keys.prefix, 0),  # level 0 exists: readers can block on it
+                evalsha("stats", self.keys.prefix),
+            ]
+        )
         if isinstance(stats, Exception):
-            raise BrokerError(f"Redis at {self.url} refused the broker's scripts: "
-                              f"{self.link.describe(stats)}")
+            raise BrokerError(
+                f"Redis at {self.url} refused the broker's scripts: {self.link.describe(stats)}"
+            )
         self.snap = parse_stats(stats, t0)
         self.offset = t0 - self.snap.redis_now
         self._opened = True
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(t, name=f"ccdash-redis-{n}") for n, t in (
-            ("flusher", self.flusher.run()), ("presence", self.presence.run()))]  # keep order
+        self._tasks = [
+            loop.create_task(t, name=f"ccdash-redis-{n}")
+            for n, t in (("flusher", self.flusher.run()), ("presence", self.presence.run()))
+        ]  # keep order
         self.reader.start()
         self.flusher.want_stats = True
         self.flusher.kick()
@@ -189,14 +219,18 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         items = [e for e in back if e is not None]
         try:
             if items:
-                self._end(items, "g", REASON_RELEASED, "", 0.0, check_lease=False
-                          ).add_done_callback(_consume)
+                self._end(
+                    items, "g", REASON_RELEASED, "", 0.0, check_lease=False
+                ).add_done_callback(_consume)
             if self.presence.registered:
                 self.flusher.fire(evalsha("retire", self.keys.prefix, self.worker))
             await asyncio.wait_for(self.flusher.drained(), timeout=max(10.0, 2 * self.timeout))
         except TimeoutError:
-            log.error("closing with Redis unreachable: %d publishes and %d acks not sent",
-                      len(self.flusher.outbox), len(self.flusher.acks))
+            log.error(
+                "closing with Redis unreachable: %d publishes and %d acks not sent",
+                len(self.flusher.outbox),
+                len(self.flusher.acks),
+            )
             self.flusher.abandon(BrokerClosed("broker closed before Redis stored the message"))
         for task in self._tasks:
             task.cancel()
@@ -217,8 +251,7 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         cap = self.config.capacity
         return cap is not None and self.outstanding() >= cap
 
-    def publish_nowait(self, body: Any, *, priority: int = 0, dedup_id: str | None = None
-                       ) -> str:
+    def publish_nowait(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         """Queue a message for the next pipeline (group commit); returns its id."""
         self._check_open()
         if dedup_id is not None:
@@ -232,16 +265,23 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         data, is_json = encode_body(body, self.config.max_body_bytes)
         return self._stage(data, is_json, priority, None)
 
-    def _stage(self, data: bytes, is_json: bool, priority: int,
-               stored: asyncio.Future[None] | None) -> str:
+    def _stage(
+        self, data: bytes, is_json: bool, priority: int, stored: asyncio.Future[None] | None
+    ) -> str:
         """Queue a message for the next group commit; `stored` is resolved once Redis
         has it. Returns its id."""
         mid = self._new_id()
         prio = int(priority)
         p, m, d = b"%d" % prio, mid.encode(), (b"j" if is_json else b"b") + data
         # The publish script's 4 arguments (priority, id, body, no dedup id), RESP-encoded.
-        self.flusher.outbox.append((prio, b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$0\r\n\r\n" % (
-            len(p), p, len(m), m, len(d), d), stored))
+        self.flusher.outbox.append(
+            (
+                prio,
+                b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$0\r\n\r\n"
+                % (len(p), p, len(m), m, len(d), d),
+                stored,
+            )
+        )
         self.flusher.kick()
         return mid
 
@@ -268,9 +308,18 @@ class RedisBroker(LeaseOps, QueueState, Broker):
             return mid
         mid = self._new_id()
         window = max(1, int(self.config.dedup_window * 1000))
-        r = await self.flusher.call(evalsha(
-            "publish", self.keys.prefix, secrets.token_hex(8), window,
-            int(priority), mid, encode_stored(data, is_json), dedup_id or ""))
+        r = await self.flusher.call(
+            evalsha(
+                "publish",
+                self.keys.prefix,
+                secrets.token_hex(8),
+                window,
+                int(priority),
+                mid,
+                encode_stored(data, is_json),
+                dedup_id or "",
+            )
+        )
         if r:
             mid = r[0].decode() if isinstance(r[0], bytes) else str(r[0])
         if dedup_id is not None:
@@ -284,8 +333,7 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         """Give the read-ahead buffer back to the fleet now (attempts unused)."""
         entries = self.book.drain_buffer()
         if entries:
-            await self._ended(self._end(entries, "g", REASON_RELEASED, "", 0.0,
-                                        check_lease=False))
+            await self._ended(self._end(entries, "g", REASON_RELEASED, "", 0.0, check_lease=False))
         return len(entries)
 
     async def flush(self) -> None:

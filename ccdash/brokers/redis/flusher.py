@@ -75,9 +75,18 @@ class Op:
 class Flusher:
     """Queues of writes and the task that sends them."""
 
-    def __init__(self, link: RedisLink, prefix: str, *, worker: str, vt_ms: int,
-                 on_lost_state: Callable[[], Any], on_snapshot: Callable[[Snapshot], None],
-                 backoff: Backoff, stall_after: float = float("inf")) -> None:
+    def __init__(
+        self,
+        link: RedisLink,
+        prefix: str,
+        *,
+        worker: str,
+        vt_ms: int,
+        on_lost_state: Callable[[], Any],
+        on_snapshot: Callable[[Snapshot], None],
+        backoff: Backoff,
+        stall_after: float = float("inf"),
+    ) -> None:
         self.link = link
         self.prefix = prefix
         self.worker = worker
@@ -217,8 +226,11 @@ class Flusher:
                     self.down_since = None
                     self.recovered_at = now
                 elif self.last_ok and now - self.last_ok > self.stall_after:
-                    log.warning("no round trip to Redis for %.1fs (paused or stalled): "
-                                "peers get one heartbeat TTL to beat again", now - self.last_ok)
+                    log.warning(
+                        "no round trip to Redis for %.1fs (paused or stalled): "
+                        "peers get one heartbeat TTL to beat again",
+                        now - self.last_ok,
+                    )
                     self.stalled_at = now
                 self.last_ok = now
                 self.backoff.reset()
@@ -348,14 +360,25 @@ def parse_stats(r: list[Any], now: float) -> Snapshot:
     """The stats script's reply as a Snapshot."""
     ready, delayed, pend, dead, counters, per, redis_now, oldest = r
     # Consumer names come from any client of the group: never let one fail the read.
-    c = {counters[j].decode(errors="backslashreplace"): int(counters[j + 1])
-         for j in range(0, len(counters), 2)}
-    per_worker = {per[j].decode(errors="backslashreplace"): int(per[j + 1])
-                  for j in range(0, len(per), 2)}
+    c = {
+        counters[j].decode(errors="backslashreplace"): int(counters[j + 1])
+        for j in range(0, len(counters), 2)
+    }
+    per_worker = {
+        per[j].decode(errors="backslashreplace"): int(per[j + 1]) for j in range(0, len(per), 2)
+    }
     return Snapshot(
-        ready=max(0, int(ready)), delayed=int(delayed), in_flight=int(pend), dead=int(dead),
-        published=c.get("published", 0), acked=c.get("acked", 0),
-        dead_lettered=c.get("dead_lettered", 0), redelivered=c.get("redelivered", 0),
-        dlq_version=c.get("dlq_version", 0), per_worker=per_worker,
-        redis_now=int(redis_now) / 1000.0, taken_at=now,
-        oldest_ready=int(oldest) / 1000.0 if int(oldest) >= 0 else None)
+        ready=max(0, int(ready)),
+        delayed=int(delayed),
+        in_flight=int(pend),
+        dead=int(dead),
+        published=c.get("published", 0),
+        acked=c.get("acked", 0),
+        dead_lettered=c.get("dead_lettered", 0),
+        redelivered=c.get("redelivered", 0),
+        dlq_version=c.get("dlq_version", 0),
+        per_worker=per_worker,
+        redis_now=int(redis_now) / 1000.0,
+        taken_at=now,
+        oldest_ready=int(oldest) / 1000.0 if int(oldest) >= 0 else None,
+    )

@@ -50,7 +50,6 @@ class LeaseOps:
 
         def expiry_now(self, now: float) -> float: ...
 
-
     def idle_limit_ms(self) -> int:
         """The lease limit Redis checks our leases' idle time against: the visibility
         timeout, or none while the process is stalled (see Broker.stall_guard)."""
@@ -69,9 +68,17 @@ class LeaseOps:
         """Ack, group-committed: checked here, confirmed by Redis in the next batch."""
         entry = self._take(receipt)
         if entry.deadline <= self.clock.now():  # ran out in a stall only: no idle limit
-            self.flusher.call(evalsha("ack", self.keys.prefix, self.worker, NO_IDLE_LIMIT,
-                                      entry.level, entry.eid, entry.count)
-                              ).add_done_callback(_refused_late)
+            self.flusher.call(
+                evalsha(
+                    "ack",
+                    self.keys.prefix,
+                    self.worker,
+                    NO_IDLE_LIMIT,
+                    entry.level,
+                    entry.eid,
+                    entry.count,
+                )
+            ).add_done_callback(_refused_late)
             return
         fl = self.flusher
         if not fl.acks:
@@ -97,8 +104,9 @@ class LeaseOps:
             args: list[Any] = []
             for _, e in taken:
                 args += (e.level, e.eid, e.count)
-            bad = await self._lease_op(evalsha(
-                "ack", self.keys.prefix, self.worker, self.idle_limit_ms(), *args))
+            bad = await self._lease_op(
+                evalsha("ack", self.keys.prefix, self.worker, self.idle_limit_ms(), *args)
+            )
             if bad is None:
                 rejected += [r for r, _ in taken]
             else:
@@ -114,17 +122,34 @@ class LeaseOps:
                 return None
             raise
 
-    def _end(self, entries: Sequence[Entry], mode: str, reason: str, error: str,
-             delay: float, *, check_lease: bool = True) -> asyncio.Future[Any]:
+    def _end(
+        self,
+        entries: Sequence[Entry],
+        mode: str,
+        reason: str,
+        error: str,
+        delay: float,
+        *,
+        check_lease: bool = True,
+    ) -> asyncio.Future[Any]:
         args: list[Any] = []
         error = storable_text(error)
         for e in entries:
             holder = f"{self.worker}:{e.holder}" if e.holder else self.worker
-            args += (e.level, e.eid, e.count, mode, reason, error, holder,
-                     max(0, int(round(delay * 1000))))
+            args += (
+                e.level,
+                e.eid,
+                e.count,
+                mode,
+                reason,
+                error,
+                holder,
+                max(0, int(round(delay * 1000))),
+            )
         vt_ms = self.idle_limit_ms() if check_lease else 0
-        return self.flusher.call(evalsha("end", self.keys.prefix, self.worker, vt_ms,
-                                         self.config.max_attempts, *args))
+        return self.flusher.call(
+            evalsha("end", self.keys.prefix, self.worker, vt_ms, self.config.max_attempts, *args)
+        )
 
     async def _ended(self, fut: asyncio.Future[Any]) -> list[Any]:
         try:
@@ -134,8 +159,7 @@ class LeaseOps:
                 return [b"rejected"]
             raise
 
-    async def nack(self, receipt: Receipt, error: str = "", *,
-                   delay: float | None = None) -> bool:
+    async def nack(self, receipt: Receipt, error: str = "", *, delay: float | None = None) -> bool:
         """Retry after a backoff (a delayed ZSET), or dead-letter at max_attempts."""
         entry = self._take(receipt)
         wait = self.config.backoff(entry.attempt) if delay is None else delay
@@ -159,8 +183,7 @@ class LeaseOps:
             raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
         return deadline
 
-    async def extend_many(self, receipts: Sequence[Receipt], seconds: float
-                          ) -> list[float | None]:
+    async def extend_many(self, receipts: Sequence[Receipt], seconds: float) -> list[float | None]:
         """Extend several leases in one round trip (one script call per EXTEND_CHUNK
         leases, all in the same pipeline); None for each lease that is gone."""
         now = self.clock.now()
@@ -180,9 +203,12 @@ class LeaseOps:
         vt_ms, idle_ms = self.idle_limit_ms(), int((self.vt - secs) * 1000)
         calls, parts = [], []
         for j in range(0, len(live), EXTEND_CHUNK):
-            args, groups = extend_args(live[j:j + EXTEND_CHUNK])
-            calls.append(self._lease_op(evalsha(
-                "extend", self.keys.prefix, self.worker, vt_ms, idle_ms, *args)))
+            args, groups = extend_args(live[j : j + EXTEND_CHUNK])
+            calls.append(
+                self._lease_op(
+                    evalsha("extend", self.keys.prefix, self.worker, vt_ms, idle_ms, *args)
+                )
+            )
             parts.append(groups)
         replies = await asyncio.gather(*calls)
         deadline = now + secs
@@ -190,8 +216,7 @@ class LeaseOps:
         for groups, res in zip(parts, replies, strict=True):
             for n, group in enumerate(groups):
                 flags = res[n] if res is not None else b""  # None: Redis lost the group
-                for (i, r, e), flag in zip(group, flags.ljust(len(group), b"0"),
-                                           strict=True):
+                for (i, r, e), flag in zip(group, flags.ljust(len(group), b"0"), strict=True):
                     if flag == 49 and leases.get(r) is e:  # b"1", and not acked meanwhile
                         done.append((r, e))
                         out[i] = deadline
@@ -200,8 +225,7 @@ class LeaseOps:
         book.extended(done, deadline)
         return out
 
-    async def release(self, receipts: Sequence[Receipt], reason: str,
-                      error: str = "") -> int:
+    async def release(self, receipts: Sequence[Receipt], reason: str, error: str = "") -> int:
         """End leases at once: handed back unhandled (REASON_RELEASED) they stay in
         this worker's buffer for its other consumers; otherwise the attempt counts
         and Redis puts them back for every worker (or in the DLQ)."""

@@ -18,12 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import (
-    AuthenticationError,
-    NoScriptError,
-    RedisError,
-    ResponseError,
-)
+from redis.exceptions import AuthenticationError, NoScriptError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -113,10 +108,11 @@ def encode_command(cmd: Command) -> tuple[Raw]:
     try:
         packed = pack([cmd])
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-        raise Unsendable(f"cannot send {sanitize(cmd[0] if cmd else '?', 40)} to Redis: "
-                         f"{sanitize(exc, 200)}") from None
+        raise Unsendable(
+            f"cannot send {sanitize(cmd[0] if cmd else '?', 40)} to Redis: {sanitize(exc, 200)}"
+        ) from None
     end = packed.index(b"\r\n")
-    return (Raw(packed[end + 2:], int(packed[1:end])),)
+    return (Raw(packed[end + 2 :], int(packed[1:end])),)
 
 
 def is_nogroup(exc: BaseException) -> bool:

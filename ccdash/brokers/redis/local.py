@@ -35,8 +35,19 @@ class Entry:
     """One stream entry pending for this worker. Undecodable if its fields are not
     ones ccdash writes (an id, a tagged body, numeric attempts and time)."""
 
-    __slots__ = ("level", "prio", "eid", "mid", "data", "a", "t_ms", "count", "deadline",
-                 "holder", "receipt")
+    __slots__ = (
+        "level",
+        "prio",
+        "eid",
+        "mid",
+        "data",
+        "a",
+        "t_ms",
+        "count",
+        "deadline",
+        "holder",
+        "receipt",
+    )
 
     def __init__(self, level: bytes, eid: bytes, fields: list[bytes], deadline: float) -> None:
         self.level = level  # stream suffix: b"<prio>" (new) or b"r<prio>" (returned)
@@ -78,7 +89,13 @@ class Entry:
         """(stream suffix, entry id, delivery count) RESP-encoded for the ack script."""
         p, c = self.level, b"%d" % self.count
         return b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
-            len(p), p, len(self.eid), self.eid, len(c), c)
+            len(p),
+            p,
+            len(self.eid),
+            self.eid,
+            len(c),
+            c,
+        )
 
     @property
     def key(self) -> tuple[bytes, bytes]:
@@ -102,8 +119,11 @@ def extend_args(items: list[Held]) -> tuple[list[bytes], list[list[Held]]]:
     args: list[bytes] = []
     groups = []
     for level, group in by_level.items():
-        args += (level, b" ".join([e.eid for _, _, e in group]),
-                 b" ".join([b"%d" % e.count for _, _, e in group]))
+        args += (
+            level,
+            b" ".join([e.eid for _, _, e in group]),
+            b" ".join([b"%d" % e.count for _, _, e in group]),
+        )
         groups.append(group)
     return args, groups
 
@@ -179,8 +199,16 @@ class LocalBook:
         if held is None:
             held = self.by_holder[holder] = {}
         held[receipt] = entry
-        return Delivery(entry.mid, body, entry.attempt, holder, receipt,
-                        entry.prio, entry.deadline, entry.t_ms / 1000.0 + offset)
+        return Delivery(
+            entry.mid,
+            body,
+            entry.attempt,
+            holder,
+            receipt,
+            entry.prio,
+            entry.deadline,
+            entry.t_ms / 1000.0 + offset,
+        )
 
     def unlease(self, receipt: Any) -> Entry | None:
         """Remove a lease from both indexes; None if it is not live here."""
@@ -234,9 +262,14 @@ class LocalBook:
         ordered: Iterator[Entry] = iter(self.leases.values())
         if stray:
             ordered = (e for r, e in self.leases.items() if r not in stray)
-        chosen = itertools.islice(heapq.merge(
-            itertools.islice(ordered, limit), sorted(stray.values(), key=_by_deadline),
-            key=_by_deadline), limit)
+        chosen = itertools.islice(
+            heapq.merge(
+                itertools.islice(ordered, limit),
+                sorted(stray.values(), key=_by_deadline),
+                key=_by_deadline,
+            ),
+            limit,
+        )
         return [LeaseInfo(e.mid, e.holder, e.attempt, e.deadline, e.prio) for e in chosen]
 
     def known(self) -> set[tuple[bytes, bytes]]:

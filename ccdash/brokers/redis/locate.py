@@ -43,7 +43,7 @@ async def locate_ids(client: Any, keys: Keys, ids: Iterable[str]) -> Whereabouts
     dead: set[str] = set()
     order = sorted(wanted)
     for i in range(0, len(order), CHUNK):
-        part = order[i:i + CHUNK]
+        part = order[i : i + CHUNK]
         for mid, entry in zip(part, await client.hmget(keys.dead_index, part), strict=True):
             if entry is not None:
                 dead.add(mid)

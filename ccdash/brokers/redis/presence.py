@@ -85,10 +85,15 @@ class Presence:
         """The presence record (JSON-able)."""
         b = self.b
         rec: dict[str, Any] = {
-            "worker": b.worker, "host": socket.gethostname(), "pid": os.getpid(),
+            "worker": b.worker,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
             "proc": PROCESS,
-            "started": self.started, "beat": time.time(), "buffered": b.book.buffered,
-            "leases": len(b.book.leases), "ttl": b.heartbeat_ttl,
+            "started": self.started,
+            "beat": time.time(),
+            "buffered": b.book.buffered,
+            "leases": len(b.book.leases),
+            "ttl": b.heartbeat_ttl,
             "visibility_timeout": b.vt,
         }
         if b.presence_info is not None:
@@ -104,8 +109,9 @@ class Presence:
     async def register(self) -> None:
         """Join the fleet; a name already alive is refused, a stale one taken over."""
         b = self.b
-        ok = await b.flusher.call(("SET", b.keys.presence(b.worker), json.dumps(self.info()),
-                                   "PX", self._ttl_ms(), "NX"))
+        ok = await b.flusher.call(
+            ("SET", b.keys.presence(b.worker), json.dumps(self.info()), "PX", self._ttl_ms(), "NX")
+        )
         if ok is None:
             await self._take_over()
         await b.flusher.call(("ZADD", b.keys.workers, "NX", int(time.time() * 1000), b.worker))
@@ -113,8 +119,9 @@ class Presence:
         self.grace_until = time.monotonic() + b.heartbeat_ttl
         # A previous process of this name that died (and came back within the TTL,
         # before the others claimed its entries) left leases nobody else will reap.
-        await self.recover_strays(mode="f", reason="consumer-failed",
-                                  error=f"worker {b.worker} restarted")
+        await self.recover_strays(
+            mode="f", reason="consumer-failed", error=f"worker {b.worker} restarted"
+        )
 
     async def _take_over(self) -> None:
         """Our name has a heartbeat: take it over if it is a previous process's of
@@ -126,13 +133,23 @@ class Presence:
         while True:
             old = await b.flusher.call(("GET", key))
             if old is None or _ours_and_gone(old):
-                taken = await b.flusher.call(evalsha(
-                    "takeover", b.keys.prefix, b.worker, old or b"", json.dumps(self.info()),
-                    self._ttl_ms()))
+                taken = await b.flusher.call(
+                    evalsha(
+                        "takeover",
+                        b.keys.prefix,
+                        b.worker,
+                        old or b"",
+                        json.dumps(self.info()),
+                        self._ttl_ms(),
+                    )
+                )
                 if taken:
                     if old is not None:
-                        log.warning("worker %s: took over the heartbeat of its previous "
-                                    "process (no longer running)", b.worker)
+                        log.warning(
+                            "worker %s: took over the heartbeat of its previous "
+                            "process (no longer running)",
+                            b.worker,
+                        )
                     return
                 continue  # it changed meanwhile: look again
             if first is None:
@@ -166,18 +183,47 @@ class Presence:
         # A stall (no reconnect) lost no reply: grace only, no hunt for strays.
         self.grace_until = max(self.grace_until, fl.stalled_at + b.heartbeat_ttl)
         if self.registered:
-            futs.append(fl.call(("SET", b.keys.presence(b.worker), json.dumps(self.info()),
-                                 "PX", self._ttl_ms(), "GET")))
-            futs.append(fl.call(("ZADD", b.keys.workers, "NX", int(time.time() * 1000),
-                                 b.worker)))
+            futs.append(
+                fl.call(
+                    (
+                        "SET",
+                        b.keys.presence(b.worker),
+                        json.dumps(self.info()),
+                        "PX",
+                        self._ttl_ms(),
+                        "GET",
+                    )
+                )
+            )
+            futs.append(fl.call(("ZADD", b.keys.workers, "NX", int(time.time() * 1000), b.worker)))
             cfg = b.config
             if time.monotonic() >= self.grace_until and fl.down_since is None:
-                futs.append(fl.call(evalsha("reap_dead", b.keys.prefix, b.worker,
-                                            cfg.max_attempts, CLAIM_BATCH, self._ttl_ms())))
+                futs.append(
+                    fl.call(
+                        evalsha(
+                            "reap_dead",
+                            b.keys.prefix,
+                            b.worker,
+                            cfg.max_attempts,
+                            CLAIM_BATCH,
+                            self._ttl_ms(),
+                        )
+                    )
+                )
             if reap_expired:
-                futs.append(fl.call(evalsha("reap_expired", b.keys.prefix, b.worker,
-                                            int(b.vt * 1000), cfg.max_attempts, 100,
-                                            self._ttl_ms())))
+                futs.append(
+                    fl.call(
+                        evalsha(
+                            "reap_expired",
+                            b.keys.prefix,
+                            b.worker,
+                            int(b.vt * 1000),
+                            cfg.max_attempts,
+                            100,
+                            self._ttl_ms(),
+                        )
+                    )
+                )
         fl.want_stats = True
         fl.kick()
         keep = asyncio.ensure_future(self.keep_buffer())  # cancelled with the rest
@@ -191,22 +237,30 @@ class Presence:
     def _report(self, results: list[Any], reaped_expired: bool = True) -> None:
         prev = results[0]
         if prev is None and not isinstance(prev, Exception):
-            log.warning("worker %s: its heartbeat had expired; peers may have taken its leases",
-                        self.b.worker)
+            log.warning(
+                "worker %s: its heartbeat had expired; peers may have taken its leases",
+                self.b.worker,
+            )
         for r in results[2:]:
             if isinstance(r, Exception):
                 raise r
         if len(results) == 3 + reaped_expired:  # set, zadd, reap_dead[, reap_expired]
             moved, dead, gone, held = results[2]
             if held and not self.held:
-                log.warning("Redis saw no heartbeat round for over half a TTL (paused, "
-                            "restarted or its clock jumped): no worker is judged dead "
-                            "for one TTL")
+                log.warning(
+                    "Redis saw no heartbeat round for over half a TTL (paused, "
+                    "restarted or its clock jumped): no worker is judged dead "
+                    "for one TTL"
+                )
             self.held = bool(held)
             if moved or dead or gone:
                 names = ", ".join(g.decode(errors="backslashreplace") for g in gone) or "?"
-                log.warning("claimed %d pending entries of dead worker(s) %s (%d dead-lettered)",
-                            moved + dead, names, dead)
+                log.warning(
+                    "claimed %d pending entries of dead worker(s) %s (%d dead-lettered)",
+                    moved + dead,
+                    names,
+                    dead,
+                )
                 self.claimed += moved + dead
         ready, dead, _held = results[-1] if reaped_expired else (0, 0, 0)
         if ready or dead:
@@ -223,8 +277,9 @@ class Presence:
             return
         args, groups = extend_args([(0, "", e) for e in stale])
         try:
-            flags = await b.flusher.call(evalsha("extend", b.keys.prefix, b.worker,
-                                                 b.idle_limit_ms(), 0, *args))
+            flags = await b.flusher.call(
+                evalsha("extend", b.keys.prefix, b.worker, b.idle_limit_ms(), 0, *args)
+            )
         except (LinkDown, ResponseError):
             return
         for group, ok in zip(groups, flags, strict=True):
@@ -232,17 +287,24 @@ class Presence:
                 if flag == 49:  # b"1"
                     e.deadline = now + b.vt
 
-    async def recover_strays(self, *, mode: str = "g", reason: str = REASON_RELEASED,
-                             error: str = "") -> None:
+    async def recover_strays(
+        self, *, mode: str = "g", reason: str = REASON_RELEASED, error: str = ""
+    ) -> None:
         """Entries pending for us that we do not know go back at once: after a lost
         reply (mode 'g': the attempt given back) or left by a previous process of
         this name (mode 'f', consumer-failed: that attempt counts)."""
         b = self.b
         prios = list(await b.flusher.call(("ZRANGE", b.keys.priorities, 0, -1))) or [b"0"]
         levels = [s for p in prios for s in (p, b"r" + p)]
-        replies = await asyncio.gather(*[
-            b.flusher.call(("XPENDING", b.keys.level_stream(s), GROUP, "-", "+", 1000, b.worker))
-            for s in levels], return_exceptions=True)
+        replies = await asyncio.gather(
+            *[
+                b.flusher.call(
+                    ("XPENDING", b.keys.level_stream(s), GROUP, "-", "+", 1000, b.worker)
+                )
+                for s in levels
+            ],
+            return_exceptions=True,
+        )
         known = b.book.known()
         args: list[Any] = []
         for s, rows in zip(levels, replies, strict=True):
@@ -252,7 +314,11 @@ class Presence:
                 if (s, eid) not in known:
                     args += (s, eid, int(count), mode, reason, error, b.worker, 0)
         if args:
-            log.warning("handing back %d pending entries this worker does not hold (%s)",
-                        len(args) // 8, error or "delivery reply lost")
-            await b.flusher.call(evalsha("end", b.keys.prefix, b.worker, 0,
-                                         b.config.max_attempts, *args))
+            log.warning(
+                "handing back %d pending entries this worker does not hold (%s)",
+                len(args) // 8,
+                error or "delivery reply lost",
+            )
+            await b.flusher.call(
+                evalsha("end", b.keys.prefix, b.worker, 0, b.config.max_attempts, *args)
+            )

@@ -61,8 +61,9 @@ class Reader:
         if task is not None and not task.done():
             if self._blocking and self.link.client_id is not None:
                 with contextlib.suppress(TimeoutError, LinkDown, ResponseError):
-                    await asyncio.wait_for(self.b.flusher.call(
-                        ("CLIENT", "UNBLOCK", self.link.client_id)), timeout=2.0)
+                    await asyncio.wait_for(
+                        self.b.flusher.call(("CLIENT", "UNBLOCK", self.link.client_id)), timeout=2.0
+                    )
             # Safe mid-read: the round trip itself is shielded and close() waits for it.
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -167,8 +168,19 @@ class Reader:
         wake = b.keys.wake.encode()
         keys = [b.keys.prefix.encode() + b"q:" + p for p in self.prios] + [wake]
         n = max(1, b.fetch_size - b.book.buffered)
-        cmd = ("XREADGROUP", "GROUP", GROUP, b.worker, "COUNT", n, "BLOCK", timeout_ms,
-               "STREAMS", *keys, *([">"] * len(keys)))
+        cmd = (
+            "XREADGROUP",
+            "GROUP",
+            GROUP,
+            b.worker,
+            "COUNT",
+            n,
+            "BLOCK",
+            timeout_ms,
+            "STREAMS",
+            *keys,
+            *([">"] * len(keys)),
+        )
         # The socket timeout (above BLOCK_MS) bounds the read: an explicit read timeout
         # would leave a late reply on the connection.
         self._blocking = True

@@ -47,7 +47,6 @@ class QueueState:
 
         def _check_open(self) -> None: ...
 
-
     def stats(self) -> QueueStats:
         """Fleet-wide counts as of the last read, plus this process's writes since."""
         s = self.snap
@@ -61,10 +60,16 @@ class QueueState:
             # does, instead of showing them as ready until the next read.
             ready, in_flight = max(0, ready + in_flight), 0
         return QueueStats(
-            ready=ready, delayed=s.delayed, in_flight=in_flight,
-            dead=s.dead, published=s.published + pub, acked=s.acked + acked,
-            dead_lettered=s.dead_lettered, redelivered=s.redelivered,
-            capacity=self.config.capacity)
+            ready=ready,
+            delayed=s.delayed,
+            in_flight=in_flight,
+            dead=s.dead,
+            published=s.published + pub,
+            acked=s.acked + acked,
+            dead_lettered=s.dead_lettered,
+            redelivered=s.redelivered,
+            capacity=self.config.capacity,
+        )
 
     def oldest_ready_published_at(self) -> float | None:
         """When the oldest ready message (fleet-wide) was published, on this broker's
@@ -76,8 +81,10 @@ class QueueState:
         """Messages not yet acked or dead-lettered, fleet-wide (as of the last read,
         plus this process's writes since)."""
         s = self.snap
-        return (max(0, s.ready + s.delayed + s.in_flight - self.flusher.pending_ack())
-                + self.flusher.pending_pub())
+        return (
+            max(0, s.ready + s.delayed + s.in_flight - self.flusher.pending_ack())
+            + self.flusher.pending_pub()
+        )
 
     def leases(self, limit: int | None = None) -> list[LeaseInfo]:
         """This worker's live leases, soonest deadline first."""
@@ -103,14 +110,14 @@ class QueueState:
         n = 0
         if ids is not None:
             if ids:
-                n, _ = await self.flusher.call(
-                    evalsha(script, self.keys.prefix, 500, "+", *ids))
+                n, _ = await self.flusher.call(evalsha(script, self.keys.prefix, 500, "+", *ids))
         else:
             last = await self.flusher.call(("XREVRANGE", self.keys.dead, "+", "-", "COUNT", 1))
             if last:
                 while True:
                     moved, more = await self.flusher.call(
-                        evalsha(script, self.keys.prefix, 500, last[0][0]))
+                        evalsha(script, self.keys.prefix, 500, last[0][0])
+                    )
                     n += moved
                     if not more:
                         break
@@ -162,7 +169,10 @@ class QueueState:
         self.book.drain_buffer()
         for r in list(self.book.leases):
             self.book.unlease(r)
-        log.error("Redis lost the queue's consumer group (restarted without persistence?): "
-                  "re-creating it; %d local leases dropped", dropped)
+        log.error(
+            "Redis lost the queue's consumer group (restarted without persistence?): "
+            "re-creating it; %d local leases dropped",
+            dropped,
+        )
         prios = sorted({p for p, _, _ in self.flusher.outbox} | {0})
         self.flusher.fire(evalsha("recover", self.keys.prefix, *prios))

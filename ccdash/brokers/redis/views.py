@@ -34,8 +34,10 @@ def parse_history(raw: bytes | None, offset: float) -> tuple[HistoryEntry, ...]:
         return ()
     try:
         items = json.loads(raw)
-        return tuple(HistoryEntry(float(at) / 1000.0 + offset, str(c), int(n), str(o), str(e))
-                     for at, c, n, o, e in items)
+        return tuple(
+            HistoryEntry(float(at) / 1000.0 + offset, str(c), int(n), str(o), str(e))
+            for at, c, n, o, e in items
+        )
     except (ValueError, TypeError, RecursionError):  # not the history the scripts write
         return ()
 
@@ -52,14 +54,16 @@ def parse_dead_letters(raw: list[Any], offset: float) -> list[DeadLetter]:
             body: Any = decode_stored(f.get("d", b"b"))
         except (ValueError, RecursionError):  # not JSON we wrote: show the bytes
             body = f.get("d", b"")
-        out.append(DeadLetter(
-            message_id=_text(f.get("m")),
-            reason=_text(f.get("r")),
-            attempts=_num(f.get("n")),
-            last_error=_text(f.get("e")),
-            priority=_num(f.get("p")),
-            body=body,
-            dead_at=_num(f.get("at"), float) / 1000.0 + offset,
-            history=parse_history(f.get("h"), offset),
-        ))
+        out.append(
+            DeadLetter(
+                message_id=_text(f.get("m")),
+                reason=_text(f.get("r")),
+                attempts=_num(f.get("n")),
+                last_error=_text(f.get("e")),
+                priority=_num(f.get("p")),
+                body=body,
+                dead_at=_num(f.get("at"), float) / 1000.0 + offset,
+                history=parse_history(f.get("h"), offset),
+            )
+        )
     return out

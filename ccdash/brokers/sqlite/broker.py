@@ -54,6 +54,7 @@ log = logging.getLogger("ccdash.brokers.sqlite")
 def _tolerant_text(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
+
 RECHECK = 0.5  # seconds between looks at the file while parked (other processes' writes)
 _TOTALS = ("published", "acked", "dead_lettered", "redelivered")
 _UNBOUNDED = 1 << 30
@@ -63,8 +64,13 @@ class SqliteBroker(BrokerViews, Broker):
     """A leased queue with retries, DLQ, priorities, dedup and backpressure in one
     SQLite file, shared safely by several processes."""
 
-    def __init__(self, target: SqliteTarget | str, config: QueueConfig | None = None, *,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        target: SqliteTarget | str,
+        config: QueueConfig | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
         self.target = target if isinstance(target, SqliteTarget) else SqliteTarget(target)
         self.path = self.target.path
         self.url = f"sqlite:///{self.path}"
@@ -87,8 +93,9 @@ class SqliteBroker(BrokerViews, Broker):
         self._closing: asyncio.Future[None] | None = None  # done once close() has finished
 
     @classmethod
-    def from_url(cls, url: str, config: QueueConfig | None = None, *,
-                 clock: Clock | None = None) -> SqliteBroker:
+    def from_url(
+        cls, url: str, config: QueueConfig | None = None, *, clock: Clock | None = None
+    ) -> SqliteBroker:
         """A broker for `sqlite:///FILE.db[?durability=...]` (not opened yet)."""
         return cls(parse_url(url), config, clock=clock)
 
@@ -169,7 +176,8 @@ class SqliteBroker(BrokerViews, Broker):
     def busy(self) -> bool:
         """Whether operations are queued or being committed, or a close is under way."""
         return (self._link is not None and self._link.pending()) or (
-            self._closing is not None and not self._closing.done())
+            self._closing is not None and not self._closing.done()
+        )
 
     async def settled(self) -> None:
         """Return once `busy()` is false (tests settle on it; work on the writer thread
@@ -188,13 +196,14 @@ class SqliteBroker(BrokerViews, Broker):
             return _UNBOUNDED
         link = self._link
         c = link.counters
-        free = cap - (c["ready"] + c["delayed"] + c["leased"] + len(link.staged)
-                      + self._publishing)
+        free = cap - (c["ready"] + c["delayed"] + c["leased"] + len(link.staged) + self._publishing)
         if free <= 0 and self._read is not None:  # look closer, at the file
             c, (_, _, last), unseen = link.read_file(
-                self._read, now + self.offset, self.config.max_attempts)
-            free = cap - (c["ready"] + c["delayed"] + c["leased"] - last + unseen
-                          + self._publishing)
+                self._read, now + self.offset, self.config.max_attempts
+            )
+            free = cap - (
+                c["ready"] + c["delayed"] + c["leased"] - last + unseen + self._publishing
+            )
         return free
 
     def _duplicate_of(self, dedup_id: str | None, now: float) -> str | None:
@@ -218,8 +227,16 @@ class SqliteBroker(BrokerViews, Broker):
                 continue
             self._publishing += 1
             try:
-                mid = await link.call(link.store.publish, now, f"{self.owner}-{next(self._ids)}",
-                                      data, is_json, priority, dedup_id, False)
+                mid = await link.call(
+                    link.store.publish,
+                    now,
+                    f"{self.owner}-{next(self._ids)}",
+                    data,
+                    is_json,
+                    priority,
+                    dedup_id,
+                    False,
+                )
             finally:
                 self._publishing -= 1
             if mid is not FULL:
@@ -240,8 +257,12 @@ class SqliteBroker(BrokerViews, Broker):
             raise QueueFull(f"queue is full ({self.config.capacity} messages)")
         data, is_json = encode_body(body, self.config.max_body_bytes)
         mid = f"{self.owner}-{next(self._ids)}"
-        link.stage((now, mid, data, is_json, priority, dedup_id, True), dedup_id, mid,
-                   now + self.config.dedup_window)
+        link.stage(
+            (now, mid, data, is_json, priority, dedup_id, True),
+            dedup_id,
+            mid,
+            now + self.config.dedup_window,
+        )
         self._park.wake_readers()
         return mid
 
@@ -263,13 +284,13 @@ class SqliteBroker(BrokerViews, Broker):
         link = self._ready()
         if not holders:
             return []
-        out: list[Delivery] = await link.call(link.store.receive, self._judge_now(),
-                                              list(holders))
+        out: list[Delivery] = await link.call(link.store.receive, self._judge_now(), list(holders))
         undecodable = link.store.undecodable
         while undecodable:
             mid, why = undecodable.popleft()
-            log.warning("sqlite broker %s: undecodable message %s dead-lettered: %s",
-                        self.path, mid, why)
+            log.warning(
+                "sqlite broker %s: undecodable message %s dead-lettered: %s", self.path, mid, why
+            )
             if self.on_event is not None:
                 self.on_event("undecodable", {"entry": mid, "error": why})
         return out
@@ -293,13 +314,15 @@ class SqliteBroker(BrokerViews, Broker):
         """Ack several in one commit; returns the rejected receipts."""
         link = self._ready()
         now = self._judge_now()
-        results = await asyncio.gather(*[link.call(link.store.ack, now, r) for r in receipts],
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *[link.call(link.store.ack, now, r) for r in receipts], return_exceptions=True
+        )
         for res in results:
             if isinstance(res, BaseException) and not isinstance(res, ReceiptRejected):
                 raise res
-        return [r for r, res in zip(receipts, results, strict=True)
-                if isinstance(res, ReceiptRejected)]
+        return [
+            r for r, res in zip(receipts, results, strict=True) if isinstance(res, ReceiptRejected)
+        ]
 
     async def nack(self, receipt: Receipt, error: str = "", *, delay: float | None = None) -> bool:
         """Retry after a backoff (or `delay`), or dead-letter at max_attempts."""

@@ -47,7 +47,8 @@ class BrokerViews:
         if now_w < link.due:
             return link.counters["ready"] + len(link.staged)
         c, (due, expired, last), unseen = link.read_file(
-            self._read, now_w, self.config.max_attempts)
+            self._read, now_w, self.config.max_attempts
+        )
         return c["ready"] + due + expired - last + unseen
 
     def stats(self) -> QueueStats:
@@ -57,7 +58,8 @@ class BrokerViews:
                 return self._last[0]
             self._ready()
         c, (due, expired, last), unseen = self._link.read_file(
-            self._read, self.clock.now() + self.offset, self.config.max_attempts)
+            self._read, self.clock.now() + self.offset, self.config.max_attempts
+        )
         base = self._base
         return QueueStats(
             ready=c["ready"] + due + expired - last + unseen,
@@ -88,8 +90,9 @@ class BrokerViews:
         """Live leases (every process's), soonest deadline first."""
         if not self._viewable():
             return []
-        return read_leases(self._read, self.clock.now() + self.offset, self.offset,
-                           self.owner, limit)
+        return read_leases(
+            self._read, self.clock.now() + self.offset, self.offset, self.owner, limit
+        )
 
     def holder_counts(self) -> dict[str, int]:
         """Live leases per holder (another process's as holder@owner)."""
@@ -109,5 +112,6 @@ class BrokerViews:
         """The DLQ, newest first (as it was at close, once closed)."""
         if not self._viewable():
             return [] if self._last is None else self._last[1][:limit]
-        return read_dead_letters(self._read, self.clock.now() + self.offset, self.offset,
-                                 self.config.max_attempts, limit)
+        return read_dead_letters(
+            self._read, self.clock.now() + self.offset, self.offset, self.config.max_attempts, limit
+        )

@@ -17,12 +17,7 @@ import sqlite3
 from collections import deque
 from typing import Any
 
-from ccdash.brokers.base import (
-    REASON_CONSUMER_FAILED,
-    REASON_EXPIRED,
-    REASON_RELEASED,
-    QueueConfig,
-)
+from ccdash.brokers.base import REASON_CONSUMER_FAILED, REASON_EXPIRED, REASON_RELEASED, QueueConfig
 from ccdash.brokers.sqlite.schema import COUNTER_COLUMNS
 
 RECEIPT_BITS = 24  # receipt = row id << 24 | deliveries (mod 2**24)
@@ -58,8 +53,9 @@ def pid_alive(pid: int) -> bool:
 class StoreFrame:
     """Counters, deadlines, reaping, lease endings and owners, on the writer's connection."""
 
-    def __init__(self, conn: sqlite3.Connection, config: QueueConfig, owner: str,
-                 offset: float) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, config: QueueConfig, owner: str, offset: float
+    ) -> None:
         self.conn = conn
         self.config = config
         self.owner = owner
@@ -118,13 +114,15 @@ class StoreFrame:
         if now_w < self.due:
             return
         ex = self.conn.execute
-        moved = ex("UPDATE msgs SET state = 0, due = 0 WHERE state = 1 AND due <= ?",
-                   (now_w,)).rowcount
+        moved = ex(
+            "UPDATE msgs SET state = 0, due = 0 WHERE state = 1 AND due <= ?", (now_w,)
+        ).rowcount
         self.c["delayed"] -= moved
         self.c["ready"] += moved
         expired = ex(
             "SELECT id, attempt, holder, history FROM msgs WHERE state = 2 AND due <= ? "
-            "ORDER BY due, id", (now_w,)
+            "ORDER BY due, id",
+            (now_w,),
         ).fetchall()
         for row in expired:
             self.end_lease(row, REASON_EXPIRED, "visibility timeout passed", now_w)
@@ -140,17 +138,25 @@ class StoreFrame:
         """Leases held by processes of this host that no longer exist go back at once
         (consumer-failed: a message that keeps killing processes is poison too)."""
         ex = self.conn.execute
-        owners = ex("SELECT token, pid FROM owners WHERE host = ? AND token != ?",
-                    (self.host, self.owner)).fetchall()
+        owners = ex(
+            "SELECT token, pid FROM owners WHERE host = ? AND token != ?", (self.host, self.owner)
+        ).fetchall()
         n = 0
         for token, pid in owners:
             if pid == os.getpid() or pid_alive(pid):
                 continue
-            rows = ex("SELECT id, attempt, holder, history FROM msgs "
-                      "WHERE state = 2 AND owner = ? ORDER BY due, id", (token,)).fetchall()
+            rows = ex(
+                "SELECT id, attempt, holder, history FROM msgs "
+                "WHERE state = 2 AND owner = ? ORDER BY due, id",
+                (token,),
+            ).fetchall()
             for row in rows:
-                self.end_lease(row, REASON_CONSUMER_FAILED,
-                               f"process {pid} on {self.host} died holding the lease", now_w)
+                self.end_lease(
+                    row,
+                    REASON_CONSUMER_FAILED,
+                    f"process {pid} on {self.host} died holding the lease",
+                    now_w,
+                )
             ex("DELETE FROM owners WHERE token = ?", (token,))
             n += len(rows)
         return n
@@ -159,8 +165,10 @@ class StoreFrame:
         """Join the file as a new owner; returns how many leases of dead processes
         were given back."""
         now_w = now + self.offset
-        self.conn.execute("INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?)",
-                          (self.owner, os.getpid(), self.host, now_w))
+        self.conn.execute(
+            "INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?)",
+            (self.owner, os.getpid(), self.host, now_w),
+        )
         self.next_housekeeping = now_w + HOUSEKEEPING_EVERY
         return self.recover(now_w)
 
@@ -169,7 +177,8 @@ class StoreFrame:
         self.reap(now)
         rows = self.conn.execute(
             "SELECT id, attempt, holder, history FROM msgs WHERE state = 2 AND owner = ?",
-            (self.owner,)).fetchall()
+            (self.owner,),
+        ).fetchall()
         for row in rows:
             self.end_lease(row, REASON_RELEASED, "", now + self.offset)
         self.conn.execute("DELETE FROM owners WHERE token = ?", (self.owner,))
@@ -198,36 +207,44 @@ class StoreFrame:
         # The row keeps its id: a retried message keeps its place among newer ones.
         self.conn.execute(
             "UPDATE msgs SET state = 0, attempt = ?, due = 0, owner = NULL, holder = NULL, "
-            "history = ? WHERE id = ?", (attempt, history, rid))
+            "history = ? WHERE id = ?",
+            (attempt, history, rid),
+        )
         self.c["ready"] += 1
 
-    def _requeue(self, rid: int, attempt: int, history: str | None, now: float,
-                 wait: float) -> None:
+    def _requeue(
+        self, rid: int, attempt: int, history: str | None, now: float, wait: float
+    ) -> None:
         if wait <= 0:
             self._make_ready(rid, attempt, history)
             return
         due = (now + wait) + self.offset
         self.conn.execute(
             "UPDATE msgs SET state = 1, attempt = ?, due = ?, owner = NULL, holder = NULL, "
-            "history = ? WHERE id = ?", (attempt, due, history, rid))
+            "history = ? WHERE id = ?",
+            (attempt, due, history, rid),
+        )
         self.c["delayed"] += 1
         if due < self.due:
             self.due = due
 
-    def _bury(self, rid: int, attempt: int, reason: str, error: str, history: str | None,
-              now_w: float) -> None:
+    def _bury(
+        self, rid: int, attempt: int, reason: str, error: str, history: str | None, now_w: float
+    ) -> None:
         c = self.c
         c["dseq"] += 1
         self.conn.execute(
             "UPDATE msgs SET state = 3, attempt = ?, due = ?, dseq = ?, reason = ?, "
             "last_error = ?, owner = NULL, holder = NULL, history = ? WHERE id = ?",
-            (attempt, now_w, c["dseq"], reason, error, history, rid))
+            (attempt, now_w, c["dseq"], reason, error, history, rid),
+        )
         c["dead"] += 1
         c["dead_lettered"] += 1
 
 
-def append_history(history: str | None, at: float, holder: str | None, attempt: int,
-                   outcome: str, error: str) -> str:
+def append_history(
+    history: str | None, at: float, holder: str | None, attempt: int, outcome: str, error: str
+) -> str:
     """The history with one more failed delivery (the last HISTORY_LIMIT kept)."""
     entries = json.loads(history) if history else []
     entries.append([at, holder or "", attempt, outcome, error])

@@ -25,8 +25,15 @@ from ccdash.brokers.sqlite.writer import Op, Writer
 class Link:
     """Queue operations, take results, keep the counters."""
 
-    def __init__(self, writer: Writer, store: Store, loop: asyncio.AbstractEventLoop,
-                 counters: dict[str, int], due: float, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        store: Store,
+        loop: asyncio.AbstractEventLoop,
+        counters: dict[str, int],
+        due: float,
+        on_change: Callable[[], None],
+    ) -> None:
         self.writer = writer
         self.store = store
         self.loop = loop
@@ -53,8 +60,7 @@ class Link:
         self._submit(Op(method, args, fut))
         return fut
 
-    def stage(self, args: tuple[Any, ...], dedup_id: str | None, mid: str,
-              expires: float) -> None:
+    def stage(self, args: tuple[Any, ...], dedup_id: str | None, mid: str, expires: float) -> None:
         """Queue a publish nobody awaits (publish_nowait)."""
         op = Op(self.store.publish, args, None, True)
         self._submit(op)
@@ -81,8 +87,13 @@ class Link:
             fut.set_result(None)
         return fut
 
-    def deliver(self, batch: list[Op], counters: dict[str, int] | None, due: float,
-                error: BaseException | None) -> None:
+    def deliver(
+        self,
+        batch: list[Op],
+        counters: dict[str, int] | None,
+        due: float,
+        error: BaseException | None,
+    ) -> None:
         """On the loop: a batch was committed (or failed). Update, resolve, wake."""
         self.delivered = batch[-1].seq
         staged = self.staged
@@ -132,8 +143,9 @@ class Link:
             self.counters, self.gen = c, c["gen"]
             self.due = views.next_deadline(conn)
 
-    def read_file(self, conn: sqlite3.Connection, now_w: float,
-                  max_attempts: int) -> tuple[dict[str, int], tuple[int, int, int], int]:
+    def read_file(
+        self, conn: sqlite3.Connection, now_w: float, max_attempts: int
+    ) -> tuple[dict[str, int], tuple[int, int, int], int]:
         """One consistent read: the counters, what is overdue, and how many staged
         publishes that read does not show yet."""
         conn.execute("BEGIN")

@@ -20,8 +20,9 @@ _INF = float("inf")
 class Parking:
     """Parked readers (wait_ready) and writers (publish on a full queue), and a timer."""
 
-    def __init__(self, clock: Clock, on_timer: Callable[[], Any],
-                 on_park: Callable[[], Any]) -> None:
+    def __init__(
+        self, clock: Clock, on_timer: Callable[[], Any], on_park: Callable[[], Any]
+    ) -> None:
         self.clock = clock
         self.on_timer = on_timer
         self.on_park = on_park  # someone just parked: set the timer

@@ -88,8 +88,17 @@ CREATE TABLE IF NOT EXISTS owners (
 """
 
 COUNTER_COLUMNS = (
-    "gen", "seq", "dseq", "ready", "delayed", "leased", "dead",
-    "published", "acked", "dead_lettered", "redelivered",
+    "gen",
+    "seq",
+    "dseq",
+    "ready",
+    "delayed",
+    "leased",
+    "dead",
+    "published",
+    "acked",
+    "dead_lettered",
+    "redelivered",
 )
 
 
@@ -112,8 +121,11 @@ def patiently(fn: Callable[[], T], path: str) -> T:
                 raise
             tries += 1
             if tries == 1 or tries % 10 == 0:
-                log.warning("sqlite broker %s: another process holds the lock; still "
-                            "waiting (%d tries)", path, tries)
+                log.warning(
+                    "sqlite broker %s: another process holds the lock; still waiting (%d tries)",
+                    path,
+                    tries,
+                )
             time.sleep(random.uniform(0.01, 0.1))
 
 
@@ -217,8 +229,9 @@ def connect(target: SqliteTarget, busy_ms: int | None = None) -> sqlite3.Connect
     `busy_ms`: how long a statement waits for a lock (default BUSY_TIMEOUT_MS)."""
     path = target.path
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                               cached_statements=256)
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, cached_statements=256
+        )
     except sqlite3.Error as exc:
         raise SqliteOpenError(f"sqlite broker {path}: cannot open: {exc}") from None
     try:

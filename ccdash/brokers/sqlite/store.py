@@ -64,16 +64,25 @@ class Store(StoreFrame):
 
     # -- publishing -------------------------------------------------------------
 
-    def publish(self, now: float, mid: str, data: bytes, is_json: bool, priority: int,
-                dedup_id: str | None, accepted: bool) -> Any:
+    def publish(
+        self,
+        now: float,
+        mid: str,
+        data: bytes,
+        is_json: bool,
+        priority: int,
+        dedup_id: str | None,
+        accepted: bool,
+    ) -> Any:
         """Insert a message. `accepted`: publish_nowait already admitted it (no
         capacity check); otherwise FULL when there is no room."""
         self.reap(now)
         now_w = now + self.offset
         ex = self.conn.execute
         if dedup_id is not None:
-            row = ex("SELECT mid FROM dedup WHERE key = ? AND expires > ?",
-                     (dedup_id, now_w)).fetchone()
+            row = ex(
+                "SELECT mid FROM dedup WHERE key = ? AND expires > ?", (dedup_id, now_w)
+            ).fetchone()
             if row is not None:
                 return row[0]
         c = self.c
@@ -81,11 +90,16 @@ class Store(StoreFrame):
         if not accepted and cap is not None and c["ready"] + c["delayed"] + c["leased"] >= cap:
             return FULL
         c["seq"] += 1
-        ex("INSERT INTO msgs (id, mid, priority, state, body, is_json, published) "
-           "VALUES (?, ?, ?, 0, ?, ?, ?)", (c["seq"], mid, priority, data, is_json, now_w))
+        ex(
+            "INSERT INTO msgs (id, mid, priority, state, body, is_json, published) "
+            "VALUES (?, ?, ?, 0, ?, ?, ?)",
+            (c["seq"], mid, priority, data, is_json, now_w),
+        )
         if dedup_id is not None:
-            ex("INSERT OR REPLACE INTO dedup VALUES (?, ?, ?)",
-               (dedup_id, mid, (now + self.config.dedup_window) + self.offset))
+            ex(
+                "INSERT OR REPLACE INTO dedup VALUES (?, ?, ?)",
+                (dedup_id, mid, (now + self.config.dedup_window) + self.offset),
+            )
         c["ready"] += 1
         c["published"] += 1
         return mid
@@ -118,8 +132,11 @@ class Store(StoreFrame):
             try:
                 value = decode_json(body) if is_json else bytes(body)
             except (ValueError, RecursionError) as exc:  # corrupt, or a foreign writer's
-                why = "nested too deeply" if isinstance(exc, RecursionError) else (
-                    f"{type(exc).__name__}: {exc}")
+                why = (
+                    "nested too deeply"
+                    if isinstance(exc, RecursionError)
+                    else (f"{type(exc).__name__}: {exc}")
+                )
                 self._bury_undecodable(rid, mid, attempt + 1, f"body: {why}", now + offset)
                 continue
             attempt += 1
@@ -127,10 +144,18 @@ class Store(StoreFrame):
             if attempt > 1:
                 redelivered += 1
             updates.append((attempt, deliveries, due, owner, holder, rid))
-            out.append(Delivery(
-                mid, value, attempt, holder,
-                rid << RECEIPT_BITS | deliveries, prio, deadline, published - offset,
-            ))
+            out.append(
+                Delivery(
+                    mid,
+                    value,
+                    attempt,
+                    holder,
+                    rid << RECEIPT_BITS | deliveries,
+                    prio,
+                    deadline,
+                    published - offset,
+                )
+            )
         self.conn.executemany(_LEASE, updates)
         k = len(out)
         c["ready"] -= k
@@ -145,23 +170,30 @@ class Store(StoreFrame):
         writer): those get an id of ours and go to the DLQ as undecodable."""
         rows = self.conn.execute(
             "SELECT id, CAST(mid AS BLOB), attempt FROM msgs WHERE state = 0 "
-            "ORDER BY priority DESC, id LIMIT ?", (n,)).fetchall()
+            "ORDER BY priority DESC, id LIMIT ?",
+            (n,),
+        ).fetchall()
         for rid, raw, attempt in rows:
             try:
                 bytes(raw).decode()
             except UnicodeDecodeError:
                 mid = f"undecodable-{rid}"
                 self.conn.execute("UPDATE msgs SET mid = ? WHERE id = ?", (mid, rid))
-                self._bury_undecodable(rid, mid, attempt + 1, "message id is not UTF-8: "
-                                       + sanitize(bytes(raw), 60), now_w)
+                self._bury_undecodable(
+                    rid,
+                    mid,
+                    attempt + 1,
+                    "message id is not UTF-8: " + sanitize(bytes(raw), 60),
+                    now_w,
+                )
 
-    def _bury_undecodable(self, rid: int, mid: str, attempt: int, why: str,
-                          now_w: float) -> None:
+    def _bury_undecodable(self, rid: int, mid: str, attempt: int, why: str, now_w: float) -> None:
         """A ready row that does not decode: to the DLQ at once, its body kept
         (bounded, as bytes), the reason told to the loop (`undecodable`)."""
         why = storable_text(why, 300)
-        self.conn.execute("UPDATE msgs SET is_json = 0, body = substr(body, 1, ?) WHERE id = ?",
-                          (RAW_LIMIT, rid))
+        self.conn.execute(
+            "UPDATE msgs SET is_json = 0, body = substr(body, 1, ?) WHERE id = ?", (RAW_LIMIT, rid)
+        )
         self.c["ready"] -= 1
         self._bury(rid, attempt, REASON_UNDECODABLE, why, None, now_w)
         self.undecodable.append((mid, why))
@@ -181,9 +213,7 @@ class Store(StoreFrame):
         """Delete the message of a live lease."""
         self.reap(now)
         key = split_receipt(receipt)
-        if key is None or not self.conn.execute(
-            _ACK, (key[0], key[1], now + self.offset)
-        ).rowcount:
+        if key is None or not self.conn.execute(_ACK, (key[0], key[1], now + self.offset)).rowcount:
             raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
         self.c["leased"] -= 1
         self.c["acked"] += 1
@@ -235,7 +265,8 @@ class Store(StoreFrame):
         rows = self.conn.execute(
             "SELECT id, attempt, holder, history FROM msgs "
             "WHERE state = 2 AND owner = ? AND holder = ? ORDER BY id",
-            (self.owner, holder)).fetchall()
+            (self.owner, holder),
+        ).fetchall()
         for row in rows:
             self.end_lease(row, reason, error, now + self.offset)
         return len(rows)
@@ -267,7 +298,9 @@ class Store(StoreFrame):
             c["seq"] += 1
             self.conn.execute(
                 "UPDATE msgs SET id = ?, state = 0, attempt = 0, due = 0, dseq = NULL, "
-                "reason = NULL, last_error = NULL, history = NULL WHERE id = ?", (c["seq"], rid))
+                "reason = NULL, last_error = NULL, history = NULL WHERE id = ?",
+                (c["seq"], rid),
+            )
         c["dead"] -= len(chosen)
         c["ready"] += len(chosen)
         return len(chosen)
@@ -281,8 +314,9 @@ class Store(StoreFrame):
         return len(chosen)
 
 
-def open_store(target: SqliteTarget, config: QueueConfig, owner: str, offset: float,
-               now: float) -> tuple[Store, sqlite3.Connection, dict[str, int]]:
+def open_store(
+    target: SqliteTarget, config: QueueConfig, owner: str, offset: float, now: float
+) -> tuple[Store, sqlite3.Connection, dict[str, int]]:
     """Check and open the file, join it as `owner` (returning the leases of dead
     processes), and open a second connection for reads. Returns the store, the
     read connection and the counters."""

@@ -11,13 +11,7 @@ import json
 import sqlite3
 from typing import Any
 
-from ccdash.brokers.base import (
-    REASON_EXPIRED,
-    DeadLetter,
-    HistoryEntry,
-    LeaseInfo,
-    decode_body,
-)
+from ccdash.brokers.base import REASON_EXPIRED, DeadLetter, HistoryEntry, LeaseInfo, decode_body
 from ccdash.brokers.sqlite.schema import COUNTER_COLUMNS
 
 _INF = float("inf")
@@ -39,11 +33,13 @@ def next_deadline(conn: sqlite3.Connection) -> float:
 def overdue(conn: sqlite3.Connection, now_w: float, max_attempts: int) -> tuple[int, int, int]:
     """Unreaped changes as of now: (retries due, leases expired, of those on their last
     attempt, which the next reap dead-letters)."""
-    due = conn.execute("SELECT count(*) FROM msgs WHERE state = 1 AND due <= ?",
-                       (now_w,)).fetchone()[0]
+    due = conn.execute(
+        "SELECT count(*) FROM msgs WHERE state = 1 AND due <= ?", (now_w,)
+    ).fetchone()[0]
     expired, last = conn.execute(
         "SELECT count(*), total(attempt >= ?) FROM msgs WHERE state = 2 AND due <= ?",
-        (max_attempts, now_w)).fetchone()
+        (max_attempts, now_w),
+    ).fetchone()
     return due, expired, int(last)
 
 
@@ -69,8 +65,9 @@ def oldest_ready(conn: sqlite3.Connection) -> float | None:
 
 def duplicate_of(conn: sqlite3.Connection, key: str, now_w: float) -> str | None:
     """The message id a dedup id stands for, while its window lasts."""
-    row = conn.execute("SELECT mid FROM dedup WHERE key = ? AND expires > ?",
-                       (key, now_w)).fetchone()
+    row = conn.execute(
+        "SELECT mid FROM dedup WHERE key = ? AND expires > ?", (key, now_w)
+    ).fetchone()
     return None if row is None else str(row[0])
 
 
@@ -79,44 +76,64 @@ def _holder(holder: str, owner: str, me: str) -> str:
     return holder if owner == me else f"{holder}@{owner}"
 
 
-def read_leases(conn: sqlite3.Connection, now_w: float, offset: float, me: str,
-           limit: int | None) -> list[LeaseInfo]:
+def read_leases(
+    conn: sqlite3.Connection, now_w: float, offset: float, me: str, limit: int | None
+) -> list[LeaseInfo]:
     """Live leases of every process, soonest deadline first."""
     rows = conn.execute(
         "SELECT mid, holder, owner, attempt, due, priority FROM msgs "
         "WHERE state = 2 AND due > ? ORDER BY due, id LIMIT ?",
-        (now_w, -1 if limit is None else limit))
-    return [LeaseInfo(mid, _holder(holder, owner, me), attempt, due - offset, prio)
-            for mid, holder, owner, attempt, due, prio in rows]
+        (now_w, -1 if limit is None else limit),
+    )
+    return [
+        LeaseInfo(mid, _holder(holder, owner, me), attempt, due - offset, prio)
+        for mid, holder, owner, attempt, due, prio in rows
+    ]
 
 
 def read_holder_counts(conn: sqlite3.Connection, now_w: float, me: str) -> dict[str, int]:
     """Live leases per holder (another process's holders as holder@owner)."""
     rows = conn.execute(
         "SELECT owner, holder, count(*) FROM msgs WHERE state = 2 AND due > ? "
-        "GROUP BY owner, holder", (now_w,))
+        "GROUP BY owner, holder",
+        (now_w,),
+    )
     return {_holder(holder, owner, me): n for owner, holder, n in rows}
 
 
 def _history(text: str | None, offset: float) -> list[HistoryEntry]:
-    return [HistoryEntry(at - offset, holder, attempt, outcome, error)
-            for at, holder, attempt, outcome, error in (json.loads(text) if text else [])]
+    return [
+        HistoryEntry(at - offset, holder, attempt, outcome, error)
+        for at, holder, attempt, outcome, error in (json.loads(text) if text else [])
+    ]
 
 
-def read_dead_letters(conn: sqlite3.Connection, now_w: float, offset: float, max_attempts: int,
-                 limit: int | None) -> list[DeadLetter]:
+def read_dead_letters(
+    conn: sqlite3.Connection, now_w: float, offset: float, max_attempts: int, limit: int | None
+) -> list[DeadLetter]:
     """The DLQ newest first, including last-attempt leases that ran out unreaped."""
     out: list[DeadLetter] = []
     expiring = conn.execute(
         "SELECT mid, attempt, priority, body, is_json, due, holder, history FROM msgs "
         "WHERE state = 2 AND due <= ? AND attempt >= ? ORDER BY due DESC, id DESC LIMIT ?",
-        (now_w, max_attempts, -1 if limit is None else limit))
+        (now_w, max_attempts, -1 if limit is None else limit),
+    )
     error = "visibility timeout passed"
     for mid, attempt, prio, body, is_json, due, holder, history in expiring:
         past = _history(history, offset)
         past.append(HistoryEntry(due - offset, holder or "", attempt, REASON_EXPIRED, error))
-        out.append(DeadLetter(mid, REASON_EXPIRED, attempt, error, prio,
-                              _body(body, is_json), due - offset, tuple(past[-20:])))
+        out.append(
+            DeadLetter(
+                mid,
+                REASON_EXPIRED,
+                attempt,
+                error,
+                prio,
+                _body(body, is_json),
+                due - offset,
+                tuple(past[-20:]),
+            )
+        )
     if limit is not None:
         limit -= len(out)
         if limit <= 0:
@@ -124,11 +141,21 @@ def read_dead_letters(conn: sqlite3.Connection, now_w: float, offset: float, max
     rows = conn.execute(
         "SELECT mid, reason, attempt, last_error, priority, body, is_json, due, history "
         "FROM msgs WHERE state = 3 ORDER BY dseq DESC LIMIT ?",
-        (-1 if limit is None else limit,))
+        (-1 if limit is None else limit,),
+    )
     for mid, reason, attempt, last_error, prio, body, is_json, due, history in rows:
-        out.append(DeadLetter(mid, reason, attempt, last_error or "", prio,
-                              _body(body, is_json), due - offset,
-                              tuple(_history(history, offset))))
+        out.append(
+            DeadLetter(
+                mid,
+                reason,
+                attempt,
+                last_error or "",
+                prio,
+                _body(body, is_json),
+                due - offset,
+                tuple(_history(history, offset)),
+            )
+        )
     return out
 
 

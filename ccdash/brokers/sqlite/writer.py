@@ -40,8 +40,13 @@ class Op:
 
     __slots__ = ("method", "args", "fut", "staged", "seq", "result", "error")
 
-    def __init__(self, method: Callable[..., Any], args: tuple[Any, ...],
-                 fut: asyncio.Future[Any] | None, staged: bool = False) -> None:
+    def __init__(
+        self,
+        method: Callable[..., Any],
+        args: tuple[Any, ...],
+        fut: asyncio.Future[Any] | None,
+        staged: bool = False,
+    ) -> None:
         self.method = method
         self.args = args
         self.fut = fut
@@ -69,8 +74,9 @@ class Checkpointer:
         self.done = 0  # checkpoints completed
         self._wanted = threading.Event()
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="ccdash-sqlite-checkpoint",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="ccdash-sqlite-checkpoint", daemon=True
+        )
 
     def start(self) -> None:
         """Start the thread."""
@@ -105,8 +111,14 @@ class Checkpointer:
 class Writer:
     """The writer thread. `deliver(batch, counters, due, error)` runs on the loop."""
 
-    def __init__(self, store: Store, path: str, loop: asyncio.AbstractEventLoop,
-                 deliver: Deliver, checkpointer: Checkpointer | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        path: str,
+        loop: asyncio.AbstractEventLoop,
+        deliver: Deliver,
+        checkpointer: Checkpointer | None = None,
+    ) -> None:
         self.store = store
         self.checkpointer = checkpointer
         # generation committed -> last op seq in it, until the loop has taken the results:
@@ -124,8 +136,7 @@ class Writer:
         self._cv = threading.Condition(threading.Lock())
         self._idle = False  # parked on the condition: a submit must notify
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="ccdash-sqlite-writer",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="ccdash-sqlite-writer", daemon=True)
 
     def start(self) -> None:
         """Start the thread."""

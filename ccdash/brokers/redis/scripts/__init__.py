@@ -31,13 +31,7 @@ from __future__ import annotations
 from ccdash.brokers.redis.scripts.admin import PURGE, RECOVER, REDRIVE, STATS
 from ccdash.brokers.redis.scripts.delivery import ACK, END, EXTEND, FETCH, PUBLISH
 from ccdash.brokers.redis.scripts.prelude import Script
-from ccdash.brokers.redis.scripts.reaping import (
-    BURY,
-    REAP_DEAD,
-    REAP_EXPIRED,
-    RETIRE,
-    TAKEOVER,
-)
+from ccdash.brokers.redis.scripts.reaping import BURY, REAP_DEAD, REAP_EXPIRED, RETIRE, TAKEOVER
 
 SCRIPTS: dict[str, Script] = {
     name: Script(name, body)
