@@ -1,7 +1,8 @@
 """The Engine: a thin front over the parts it owns.
 
-Lifecycle, publish/join, operator commands and `snapshot()` live here; the work
-is done by the parts, each in its own module with one reason to change:
+Lifecycle, publish/join and `snapshot()` live here, the operator commands in
+`OperatorCommands` (commands.py); the work is done by the parts, each in its own
+module with one reason to change:
 
 - `Dispatcher` (dispatcher.py): slot accounting and the balancer;
 - `Pool` (pool.py): starts, drains, fails and replaces consumers; scaling, rolling updates;
@@ -26,6 +27,7 @@ from ccdash.clock import Clock, MonotonicClock
 from ccdash.engine.alerts import AlertBook
 from ccdash.engine.autoscaler import Autoscaler
 from ccdash.engine.balancers import Balancer
+from ccdash.engine.commands import OperatorCommands
 from ccdash.engine.config import EngineConfig
 from ccdash.engine.consumer import BatchHandler, Consumer, Handler
 from ccdash.engine.dispatcher import Dispatcher
@@ -46,7 +48,7 @@ class EngineStopped(RuntimeError):
     """The engine is not running (not started yet, or shut down)."""
 
 
-class Engine:
+class Engine(OperatorCommands):
     """Competing consumers on one broker. Use as `async with Engine(cfg, handler=h):`."""
 
     def __init__(
@@ -226,87 +228,6 @@ class Engine:
     def check_joiners(self) -> None:
         """Wake joiners if all is settled (e.g. by other workers on a shared broker)."""
         self.joiners.check()
-
-    # -- operator commands --------------------------------------------------
-
-    async def kill_consumer(self, cid: str) -> int:
-        """Crash it now; its leases go back to the queue at once. Returns how many."""
-        return await self.pool.fail(self.pool.get(cid), "killed")
-
-    async def hang_consumer(self, cid: str) -> None:
-        """Stop its heartbeats and stall it; the health check must catch it."""
-        c = self.pool.get(cid)
-        c.hung = True
-        self.emit(EventKind.CONSUMER_HUNG, f"{cid} hung (heartbeats stopped)", consumer=cid)
-
-    def slow_consumer(self, cid: str, factor: float) -> None:
-        """Make its handling `factor` times slower (1.0 restores it)."""
-        c = self.pool.get(cid)
-        c.slow_factor = max(1.0, float(factor))
-        self.emit(
-            EventKind.CONSUMER_SLOWED,
-            f"{cid} slowed x{c.slow_factor:g}",
-            consumer=cid,
-            factor=c.slow_factor,
-        )
-
-    async def scale_to(self, n: int, *, source: str = "operator", reason: str = "") -> int:
-        """Resize the pool now (within min/max); returns the new size."""
-        return await self.pool.scale_to(n, source=source, reason=reason)
-
-    async def rolling_update(
-        self, handler: Handler, *, max_unavailable: int = 1, version: str | None = None
-    ) -> str:
-        """Replace every consumer with one running `handler`, `max_unavailable` at a time:
-        start the new one, then drain the old (it finishes or hands back what it holds).
-        Returns the new version label."""
-        return await self.pool.rolling_update(handler, max_unavailable, version)
-
-    def set_balancer(self, name: str) -> None:
-        """Switch the balancing strategy; takes effect from the next pick."""
-        self.dispatcher.set_balancer(name)
-        self.emit(EventKind.BALANCER_SWITCHED, f"balancer is now {name}", balancer=name)
-
-    def set_weight(self, cid: str, weight: int) -> None:
-        """Set a consumer's weight for the weighted balancer (default 1)."""
-        if weight < 0:
-            raise ValueError("weight must not be negative")
-        self.pool.get(cid).weight = int(weight)
-        self.emit(EventKind.WEIGHT_SET, f"{cid} weight {weight}", consumer=cid, weight=weight)
-
-    async def pause(self) -> None:
-        """Stop handing out work (publishing continues; the backlog grows)."""
-        self.dispatcher.paused = True
-        self.emit(EventKind.CONSUMPTION_PAUSED, "consumption paused")
-
-    async def resume(self) -> None:
-        """Hand out work again."""
-        self.dispatcher.paused = False
-        self.dispatcher.room_changed()
-        self.emit(EventKind.CONSUMPTION_RESUMED, "consumption resumed")
-        await self.dispatcher.dispatch(None)
-
-    async def redrive(self, ids: Sequence[str] | None = None) -> int:
-        """DLQ -> queue (all, or these ids), attempts reset."""
-        n = await self.broker.redrive(ids)
-        self.emit(EventKind.DLQ_REDRIVEN, f"{n} dead letters redriven", count=n)
-        await self.dispatcher.dispatch(None)
-        return n
-
-    async def purge_dead(self, ids: Sequence[str] | None = None) -> int:
-        """Delete dead letters for good (all, or these ids)."""
-        n = await self.broker.purge(ids)
-        self.emit(EventKind.DLQ_PURGED, f"{n} dead letters purged", count=n)
-        return n
-
-    def acknowledge_alert(self, alert_id: int) -> bool:
-        """Mark an alert as seen by an operator."""
-        return self.alerts.acknowledge(alert_id)
-
-    def set_autoscale(self, on: bool) -> None:
-        """Let the autoscaler resize the pool (or stop it)."""
-        self.autoscaler.enabled = on
-        self.emit(EventKind.AUTOSCALE_SWITCHED, f"autoscaler {'on' if on else 'off'}", on=on)
 
     # -- events -------------------------------------------------------------
 
