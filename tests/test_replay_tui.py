@@ -19,7 +19,8 @@ from ccdash.scenario import load_scenario
 from ccdash.tui.consumer_table import ConsumerTable
 from ccdash.tui.drill_report import DrillReport
 from ccdash.tui.keys import KEYS
-from ccdash.tui.replay import SHOWN_KEYS, VIEW_ACTIONS, ReplayApp
+from ccdash.tui.replay import ReplayApp
+from ccdash.tui.replay_keys import SHOWN_KEYS, VIEW_ACTIONS
 
 SIZE = (160, 48)
 

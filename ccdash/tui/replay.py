@@ -6,286 +6,33 @@ dashboard reads an engine through three things only (`snapshot`, `clock`,
 them from a `Player`, and `RecordedRun` gives the drill records as they stood.
 Every key that would act on an engine is unbound and refused (`check_action`),
 so it is neither offered in the footer, the help or the palette, nor run.
+The stand-ins live in `replay_feed`, the key table in `replay_keys`.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from typing import Any, cast
 
 from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from ccdash.brokers.base import DeadLetter
 from ccdash.engine import Engine
-from ccdash.engine.snapshot import Event, Snapshot
-from ccdash.record.player import Player, RecordedConfig
+from ccdash.record.player import Player
 from ccdash.record.reader import Recording
 from ccdash.tui.app import REFRESH_INTERVAL, DashboardApp
-from ccdash.tui.feed import ScreenState
 from ccdash.tui.help_screen import HelpScreen
-from ccdash.tui.key_spec import Key
-from ccdash.tui.keys import KEYS, MUTATING_ACTIONS
+from ccdash.tui.keys import MUTATING_ACTIONS
 from ccdash.tui.log_pane import LogPane
 from ccdash.tui.prompt import Prompt
 from ccdash.tui.queue_pane import HISTORY, QueuePane
 from ccdash.tui.replay_bar import ReplayBar
+from ccdash.tui.replay_feed import RecordedEngine, RecordedRun, ReplayFeed
+from ccdash.tui.replay_keys import REPLAY_ACTIONS, SHOWN_KEYS
 
-# Dashboard keys that only change the view: the replay keeps these, refuses the rest.
-VIEW_ACTIONS = frozenset(k.action.split("(")[0] for k in KEYS) - MUTATING_ACTIONS
 LOG_BACKFILL = 200  # events shown in the log after a jump
-
-REPLAY_KEYS: tuple[Key, ...] = (
-    Key(
-        "replay.play",
-        "space",
-        "play",
-        "play/pause",
-        "replay: play / pause",
-        "Play the recording at the chosen speed, or pause it",
-        display="space",
-    ),
-    Key(
-        "replay.step",
-        "full_stop",
-        "step(1)",
-        "step",
-        "replay: step forward",
-        "Pause and show the next frame",
-        display=".",
-    ),
-    Key(
-        "replay.step_back",
-        "comma",
-        "step(-1)",
-        "back",
-        "replay: step back",
-        "Pause and show the previous frame",
-        display=",",
-        footer=False,
-    ),
-    Key(
-        "replay.faster",
-        "greater_than_sign",
-        "speed(1)",
-        "faster",
-        "replay: faster",
-        "Play faster (x0.5, 1, 2, 4, 8, 16)",
-        display=">",
-    ),
-    Key(
-        "replay.slower",
-        "less_than_sign",
-        "speed(-1)",
-        "slower",
-        "replay: slower",
-        "Play slower",
-        display="<",
-        footer=False,
-    ),
-    Key(
-        "replay.forward",
-        "right_square_bracket",
-        "seek_by(10)",
-        "+10s",
-        "replay: 10 s on",
-        "Jump 10 seconds on",
-        display="]",
-        footer=False,
-    ),
-    Key(
-        "replay.back",
-        "left_square_bracket",
-        "seek_by(-10)",
-        "-10s",
-        "replay: 10 s back",
-        "Jump 10 seconds back",
-        display="[",
-        footer=False,
-    ),
-    Key(
-        "replay.start",
-        "circumflex_accent",
-        "seek_by(-1e12)",
-        "start",
-        "replay: to the start",
-        "Jump to the start of the recording",
-        display="^",
-        footer=False,
-    ),
-    Key(
-        "replay.end",
-        "dollar_sign",
-        "seek_by(1e12)",
-        "end",
-        "replay: to the end",
-        "Jump to the end of the recording",
-        display="$",
-        footer=False,
-    ),
-    Key(
-        "replay.jump",
-        "j",
-        "jump",
-        "jump",
-        "replay: jump to a time",
-        "Type a time (seconds, or m:ss, since the start) and jump there",
-    ),
-    Key(
-        "replay.next_event",
-        "e",
-        "mark('event', 1)",
-        "next event",
-        "replay: next event",
-        "Jump to the next event (E: the previous one)",
-        footer=False,
-    ),
-    Key(
-        "replay.prev_event",
-        "E",
-        "mark('event', -1)",
-        "prev event",
-        "replay: previous event",
-        "Jump to the previous event",
-        footer=False,
-    ),
-    Key(
-        "replay.next_drill",
-        "d",
-        "mark('drill', 1)",
-        "next drill",
-        "replay: next drill",
-        "Jump to the next drill step (D: the previous one)",
-    ),
-    Key(
-        "replay.prev_drill",
-        "D",
-        "mark('drill', -1)",
-        "prev drill",
-        "replay: previous drill",
-        "Jump to the previous drill step",
-        footer=False,
-    ),
-    Key(
-        "replay.next_alert",
-        "a",
-        "mark('alert', 1)",
-        "next alert",
-        "replay: next alert",
-        "Jump to the next alert firing or resolving (A: the previous one)",
-        footer=False,
-    ),
-    Key(
-        "replay.prev_alert",
-        "A",
-        "mark('alert', -1)",
-        "prev alert",
-        "replay: previous alert",
-        "Jump to the previous alert",
-        footer=False,
-    ),
-    Key(
-        "replay.next_action",
-        "c",
-        "mark('operator', 1)",
-        "next action",
-        "replay: next operator action",
-        "Jump to the next operator command (C: the previous one)",
-        footer=False,
-    ),
-    Key(
-        "replay.prev_action",
-        "C",
-        "mark('operator', -1)",
-        "prev action",
-        "replay: previous operator action",
-        "Jump to the previous operator command",
-        footer=False,
-    ),
-    Key(
-        "replay.next_failover",
-        "k",
-        "mark('failover', 1)",
-        "next failover",
-        "replay: next failover",
-        "Jump to the next consumer failure or replacement (K: the previous one)",
-        footer=False,
-    ),
-    Key(
-        "replay.prev_failover",
-        "K",
-        "mark('failover', -1)",
-        "prev failover",
-        "replay: previous failover",
-        "Jump to the previous failover",
-        footer=False,
-    ),
-)
-SHOWN_KEYS = tuple(k for k in KEYS if not k.mutating) + REPLAY_KEYS
-_REPLAY_ACTIONS = frozenset(k.action.split("(")[0] for k in REPLAY_KEYS)
-_REFUSED = MUTATING_ACTIONS
-
-
-class RecordedEngine:
-    """What the dashboard reads of an engine, answered from the recording."""
-
-    def __init__(self, player: Player) -> None:
-        self.player = player
-        self.clock = player
-        self.config: RecordedConfig = player.config
-        self.leftover = 0
-
-    def snapshot(self, *, max_leases: int = 200, max_dead: int = 200) -> Snapshot:
-        """The recorded frame at the replay position."""
-        return self.player.snapshot(max_leases=max_leases, max_dead=max_dead)
-
-    def add_listener(self, fn: Callable[[Event], None]) -> None:
-        """Events reach `fn` as the replay plays through them."""
-        self.player.add_listener(fn)
-
-
-class ReplayFeed:
-    """The panes' state at the replay position; `:` finds a message in that frame."""
-
-    def __init__(self, player: Player) -> None:
-        self.player = player
-
-    def read(self) -> ScreenState:
-        """The recorded frame, drill records and loss count at the position."""
-        pl = self.player
-        return ScreenState(pl.snapshot(max_leases=60, max_dead=200), pl.drill_results(), pl.lost())
-
-    def locate(self, mid: str) -> DeadLetter | str:
-        """Where message `mid` was at the replay position, as far as the frame shows."""
-        snap = self.player.snapshot()
-        for d in snap.dead_letters:
-            if d.message_id == mid:
-                return d
-        for lease in snap.leases:
-            if lease.message_id == mid:
-                return (
-                    f"{mid}: in flight with {lease.consumer_id}, attempt {lease.attempt}, "
-                    f"lease {max(0.0, lease.expires_in):.1f}s left (at this point)"
-                )
-        return (
-            f"{mid}: not in this frame (the recording keeps the dead letters and the "
-            "60 leases due soonest, not every queued or acked message)"
-        )
-
-
-class RecordedRun:
-    """What the dashboard reads of a workload: the drill records at the replay position."""
-
-    def __init__(self, player: Player) -> None:
-        self.player = player
-
-    @property
-    def drill_results(self) -> list[dict[str, Any]]:
-        """The drill records as they stood."""
-        return self.player.drill_results()
 
 
 def parse_offset(text: str) -> float | None:
@@ -386,9 +133,9 @@ class ReplayApp(DashboardApp, inherit_bindings=False):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Nothing that would act on an engine; replay keys only on the dashboard itself."""
-        if action in _REFUSED:
+        if action in MUTATING_ACTIONS:
             return False
-        if action in _REPLAY_ACTIONS:
+        if action in REPLAY_ACTIONS:
             main = getattr(self, "main_screen", None)
             return main is not None and self.screen is main and not main.has_class("-tiny")
         return super().check_action(action, parameters)
@@ -478,4 +225,4 @@ def run_replay(recording: Recording, *, theme: str | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
-__all__ = ["REPLAY_KEYS", "RecordedEngine", "RecordedRun", "ReplayApp", "run_replay"]
+__all__ = ["ReplayApp", "parse_offset", "run_replay"]
