@@ -36,16 +36,15 @@ from ccdash.brokers.base import (
     DeadLetter,
     Delivery,
     QueueConfig,
-    QueueFull,
-    encode_body,
     storable_text,
 )
 from ccdash.brokers.redis.flusher import Flusher, Snapshot, parse_stats
 from ccdash.brokers.redis.keys import Keys
 from ccdash.brokers.redis.leases import LeaseOps
 from ccdash.brokers.redis.link import LinkDown, RedisLink, evalsha, split_options
-from ccdash.brokers.redis.local import LocalBook, encode_stored
+from ccdash.brokers.redis.local import LocalBook
 from ccdash.brokers.redis.presence import Presence
+from ccdash.brokers.redis.publishing import Publishing, WouldBlock
 from ccdash.brokers.redis.reader import BLOCK_MS, Reader
 from ccdash.brokers.redis.state import QueueState
 from ccdash.clock import Clock, MonotonicClock
@@ -55,16 +54,12 @@ log = logging.getLogger("ccdash.redis")
 OPTIONS = ("queue", "worker", "ttl", "fetch", "timeout")
 
 
-class WouldBlock(QueueFull):
-    """`publish_nowait` with a dedup id: Redis must be asked; use `await publish`."""
-
-
 def default_worker_name() -> str:
     """host-pid-random: unique per process across a fleet."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
-class RedisBroker(LeaseOps, QueueState, Broker):
+class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
     """A leased queue on Redis Streams, shared by every process that opens it."""
 
     def __init__(
@@ -241,93 +236,7 @@ class RedisBroker(LeaseOps, QueueState, Broker):
         if self._closed:
             raise BrokerClosed("broker is closed")
 
-    # -- publishing ---------------------------------------------------------
-
-    def _new_id(self) -> str:
-        self._seq += 1
-        return f"{self._mid_prefix}-{self._seq}"
-
-    def _full(self) -> bool:
-        cap = self.config.capacity
-        return cap is not None and self.outstanding() >= cap
-
-    def publish_nowait(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
-        """Queue a message for the next pipeline (group commit); returns its id."""
-        self._check_open()
-        if dedup_id is not None:
-            dedup_id = storable_text(dedup_id, None)
-            known = self._dedup.get(dedup_id)
-            if known is not None and known[1] > time.monotonic():
-                return known[0]
-            raise WouldBlock("a dedup id needs a round trip to Redis")
-        if self._full():
-            raise QueueFull(f"queue is full ({self.config.capacity} messages)")
-        data, is_json = encode_body(body, self.config.max_body_bytes)
-        return self._stage(data, is_json, priority, None)
-
-    def _stage(
-        self, data: bytes, is_json: bool, priority: int, stored: asyncio.Future[None] | None
-    ) -> str:
-        """Queue a message for the next group commit; `stored` is resolved once Redis
-        has it. Returns its id."""
-        mid = self._new_id()
-        prio = int(priority)
-        p, m, d = b"%d" % prio, mid.encode(), (b"j" if is_json else b"b") + data
-        # The publish script's 4 arguments (priority, id, body, no dedup id), RESP-encoded.
-        self.flusher.outbox.append(
-            (
-                prio,
-                b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$0\r\n\r\n"
-                % (len(p), p, len(m), m, len(d), d),
-                stored,
-            )
-        )
-        self.flusher.kick()
-        return mid
-
-    async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
-        """Publish and wait until Redis has it (waits for room on a bounded queue)."""
-        self._check_open()
-        data, is_json = encode_body(body, self.config.max_body_bytes)
-        if dedup_id is not None:  # a duplicate adds nothing: it never waits for room
-            dedup_id = storable_text(dedup_id, None)
-            known = self._dedup.get(dedup_id)
-            if known is not None and known[1] > time.monotonic():
-                return known[0]
-        while self._full():
-            fut = asyncio.get_running_loop().create_future()
-            self._room_waiters.append(fut)
-            self.flusher.want_stats = True
-            self.flusher.kick()
-            await asyncio.wait([fut], timeout=0.25)  # re-read the fleet's count meanwhile
-            self._check_open()
-        if dedup_id is None:  # group-committed with other publishes and acks
-            stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            mid = self._stage(data, is_json, priority, stored)
-            await stored
-            return mid
-        mid = self._new_id()
-        window = max(1, int(self.config.dedup_window * 1000))
-        r = await self.flusher.call(
-            evalsha(
-                "publish",
-                self.keys.prefix,
-                secrets.token_hex(8),
-                window,
-                int(priority),
-                mid,
-                encode_stored(data, is_json),
-                dedup_id or "",
-            )
-        )
-        if r:
-            mid = r[0].decode() if isinstance(r[0], bytes) else str(r[0])
-        if dedup_id is not None:
-            self._dedup[dedup_id] = (mid, time.monotonic() + self.config.dedup_window)
-            if len(self._dedup) > 10_000:
-                now = time.monotonic()
-                self._dedup = {k: v for k, v in self._dedup.items() if v[1] > now}
-        return mid
+    # -- writes (publishing itself is in publishing.py) ---------------------
 
     async def hand_back(self) -> int:
         """Give the read-ahead buffer back to the fleet now (attempts unused)."""

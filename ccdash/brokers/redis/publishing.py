@@ -1,0 +1,129 @@
+"""Publishing on the Redis broker: staged for the flusher's group commit, or one
+round trip when a dedup id must be checked. A mixin of RedisBroker, kept apart for
+size."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from ccdash.brokers.base import QueueFull, encode_body, storable_text
+from ccdash.brokers.redis.link import evalsha
+from ccdash.brokers.redis.local import encode_stored
+
+if TYPE_CHECKING:
+    from collections import deque
+
+    from ccdash.brokers.base import QueueConfig
+    from ccdash.brokers.redis.flusher import Flusher
+    from ccdash.brokers.redis.keys import Keys
+
+
+class WouldBlock(QueueFull):
+    """`publish_nowait` with a dedup id: Redis must be asked; use `await publish`."""
+
+
+class Publishing:
+    """publish / publish_nowait for RedisBroker."""
+
+    config: QueueConfig
+    flusher: Flusher
+    keys: Keys
+    _dedup: dict[str, tuple[str, float]]
+    _mid_prefix: str
+    _seq: int
+    _room_waiters: deque[asyncio.Future[None]]
+
+    if TYPE_CHECKING:
+
+        def _check_open(self) -> None: ...
+
+        def outstanding(self) -> int: ...
+
+    def _new_id(self) -> str:
+        self._seq += 1
+        return f"{self._mid_prefix}-{self._seq}"
+
+    def _full(self) -> bool:
+        cap = self.config.capacity
+        return cap is not None and self.outstanding() >= cap
+
+    def publish_nowait(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
+        """Queue a message for the next pipeline (group commit); returns its id."""
+        self._check_open()
+        if dedup_id is not None:
+            dedup_id = storable_text(dedup_id, None)
+            known = self._dedup.get(dedup_id)
+            if known is not None and known[1] > time.monotonic():
+                return known[0]
+            raise WouldBlock("a dedup id needs a round trip to Redis")
+        if self._full():
+            raise QueueFull(f"queue is full ({self.config.capacity} messages)")
+        data, is_json = encode_body(body, self.config.max_body_bytes)
+        return self._stage(data, is_json, priority, None)
+
+    def _stage(
+        self, data: bytes, is_json: bool, priority: int, stored: asyncio.Future[None] | None
+    ) -> str:
+        """Queue a message for the next group commit; `stored` is resolved once Redis
+        has it. Returns its id."""
+        mid = self._new_id()
+        prio = int(priority)
+        p, m, d = b"%d" % prio, mid.encode(), (b"j" if is_json else b"b") + data
+        # The publish script's 4 arguments (priority, id, body, no dedup id), RESP-encoded.
+        self.flusher.outbox.append(
+            (
+                prio,
+                b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$0\r\n\r\n"
+                % (len(p), p, len(m), m, len(d), d),
+                stored,
+            )
+        )
+        self.flusher.kick()
+        return mid
+
+    async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
+        """Publish and wait until Redis has it (waits for room on a bounded queue)."""
+        self._check_open()
+        data, is_json = encode_body(body, self.config.max_body_bytes)
+        if dedup_id is not None:  # a duplicate adds nothing: it never waits for room
+            dedup_id = storable_text(dedup_id, None)
+            known = self._dedup.get(dedup_id)
+            if known is not None and known[1] > time.monotonic():
+                return known[0]
+        while self._full():
+            fut = asyncio.get_running_loop().create_future()
+            self._room_waiters.append(fut)
+            self.flusher.want_stats = True
+            self.flusher.kick()
+            await asyncio.wait([fut], timeout=0.25)  # re-read the fleet's count meanwhile
+            self._check_open()
+        if dedup_id is None:  # group-committed with other publishes and acks
+            stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            mid = self._stage(data, is_json, priority, stored)
+            await stored
+            return mid
+        mid = self._new_id()
+        window = max(1, int(self.config.dedup_window * 1000))
+        r = await self.flusher.call(
+            evalsha(
+                "publish",
+                self.keys.prefix,
+                secrets.token_hex(8),
+                window,
+                int(priority),
+                mid,
+                encode_stored(data, is_json),
+                dedup_id or "",
+            )
+        )
+        if r:
+            mid = r[0].decode() if isinstance(r[0], bytes) else str(r[0])
+        if dedup_id is not None:
+            self._dedup[dedup_id] = (mid, time.monotonic() + self.config.dedup_window)
+            if len(self._dedup) > 10_000:
+                now = time.monotonic()
+                self._dedup = {k: v for k, v in self._dedup.items() if v[1] > now}
+        return mid
