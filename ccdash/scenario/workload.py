@@ -14,7 +14,6 @@ until the next of them and creates no task per message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import heapq
 import itertools
@@ -24,14 +23,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ccdash.aio import CANCEL_DEADLINE, cancel_and_wait
+from ccdash.aio import CANCEL_DEADLINE
 from ccdash.brokers.base import QueueStats
 from ccdash.engine import ConsumerState, Engine, Event, EventKind
 from ccdash.scenario.arrivals import arrival_times
+from ccdash.scenario.draining import drain, end_note
 from ccdash.scenario.drill_record import DRILL_ACTIONS, DrillRecord
 from ccdash.scenario.drills import DrillRunner
 from ccdash.scenario.ledger import ledger_of
 from ccdash.scenario.model import DrillSpec, Scenario
+from ccdash.scenario.pause import Pause
 from ccdash.scenario.publishing import Publisher
 from ccdash.scenario.report import build_report
 from ccdash.scenario.run_events import (
@@ -81,7 +82,7 @@ class Workload:
         self._tseq = itertools.count()
         self._on_event: Callable[[WorkloadEvent], None] | None = None
         self._callback_error: BaseException | None = None
-        self._waker: asyncio.Future[None] | None = None
+        self._pause = Pause(self.clock)
         self._stopped: asyncio.Future[None] | None = None
         self.publisher = Publisher(
             scenario, engine, self.ledger, self.rng, self._digest.update, self.emit
@@ -117,7 +118,7 @@ class Workload:
         """End the run early (Ctrl-C): publishing stops; the report says why."""
         if self.stop_reason is None:
             self.stop_reason = reason
-        self._wake()
+        self._pause.wake()
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
 
@@ -135,7 +136,7 @@ class Workload:
     def after(self, seconds: float, fn: Callable[[], None]) -> None:
         """Call `fn` on the run's timeline `seconds` from now."""
         heapq.heappush(self._timeline, (self.elapsed() + seconds, next(self._tseq), fn))
-        self._wake()
+        self._pause.wake()
 
     def report(self) -> dict[str, Any]:
         """The headless report ("Contract: headless report")."""
@@ -240,12 +241,13 @@ class Workload:
             self.publish_ended_at = self.clock.now()
             await self.publisher.settle(CANCEL_DEADLINE if self.stopping else sc.drain_timeout)
             if not self.stopping:
-                await self._drain()
+                assert self._stopped is not None
+                await drain(self, self._stopped, self._pause.until)
         finally:
             self.ended_at = self.clock.now()
             await self.drills.close()
             self.phase = INTERRUPTED if self.stopping else DONE
-            self.emit("run-ended", self._end_note())
+            self.emit("run-ended", end_note(self))
             self._on_event = None
         if self._callback_error is not None:
             raise self._callback_error
@@ -273,7 +275,7 @@ class Workload:
                 math.inf if nxt is None else start + nxt,
                 start + timeline[0][0] if timeline else math.inf,
             )
-            await self._pause_until(wake)
+            await self._pause.until(wake)
 
     async def _fire(self, item: DrillSpec | Callable[[], None]) -> None:
         if not isinstance(item, DrillSpec):
@@ -292,83 +294,10 @@ class Workload:
             **params,
         )
 
-    async def _drain(self) -> None:
-        """Wait (bounded) until every message is acked or dead-lettered and drills settled."""
-        self.phase = DRAINING
-        depth = self.engine.broker.stats()
-        self.emit(
-            "draining",
-            f"publishing done; draining {depth.depth + depth.in_flight} "
-            f"messages (up to {self.scenario.drain_timeout:g} s)",
-        )
-        deadline = self.clock.now() + self.scenario.drain_timeout
-        assert self._stopped is not None
-        join = asyncio.ensure_future(self.engine.join(timeout=self.scenario.drain_timeout))
-        watch = asyncio.ensure_future(self._watch_fleet()) if self.shared_url is not None else None
-        try:
-            await asyncio.wait({join, self._stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if not join.done():
-                await cancel_and_wait(self.clock, [join], "drain")
-                self.drained = False
-            else:
-                self.drained = join.exception() is None
-            while self.drills.pending() and not self.stopping and self.clock.now() < deadline:
-                await self._pause_until(deadline)
-        finally:
-            # Bounded: the watcher talks to Redis, whose client may swallow a cancellation.
-            if watch is not None and await cancel_and_wait(self.clock, [watch], "drain"):
-                self.emit(
-                    "watcher-abandoned",
-                    "the fleet watcher ignored cancellation and was left behind",
-                )
-
-    async def _watch_fleet(self, every: float = 0.5) -> None:
-        """While draining on a shared broker: other workers' acks change the counts
-        without an event here, so re-read them now and then (drills ask for themselves)."""
-        broker: Any = self.engine.broker
-        me = asyncio.current_task()
-        while me is None or not me.cancelling():  # a cancellation swallowed below still ends it
-            await self.clock.sleep(every)
-            with contextlib.suppress(Exception):  # a Redis hiccup: try again next time
-                if hasattr(broker, "refresh"):
-                    await broker.refresh()
-                self.engine.check_joiners()
-
-    def _end_note(self) -> str:
-        if self.stopping:
-            return f"run interrupted ({self.stop_reason}) after {self.elapsed():.1f} s"
-        if self.drained is False:
-            return f"drain timed out after {self.scenario.drain_timeout:g} s"
-        return f"run finished after {self.elapsed():.1f} s"
-
-    async def _pause_until(self, when: float) -> None:
-        """Sleep until clock time `when`; `stop()` and drill progress wake it early."""
-        if when <= self.clock.now():
-            await asyncio.sleep(0)
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waker = fut
-
-        def ring() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
-        timer = self.clock.call_at(when, ring)
-        try:
-            await fut
-        finally:
-            timer.cancel()
-            self._waker = None
-
-    def _wake(self) -> None:
-        if self._waker is not None and not self._waker.done():
-            self._waker.set_result(None)
-
     def _changed(self) -> None:
         if self.phase == DRAINING:
-            self._wake()
+            self._pause.wake()
 
-    # -- publishing ---------------------------------------------------------------
     # -- what the engine and the handlers tell us --------------------------------
 
     def _completed(self, mid: str, consumer: str, at: float) -> None:
