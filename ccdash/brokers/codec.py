@@ -1,6 +1,6 @@
 """The body codec: a payload to the bytes or JSON text a broker stores, and back.
 
-Bytes stay bytes; anything else becomes compact JSON (never pickle). The JSON paths
+Bytes stay bytes; anything else becomes compact JSON (never a Python object format). The JSON paths
 skip the per-call setup of `json.dumps`/`json.loads`: they run once per message.
 """
 
