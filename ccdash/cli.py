@@ -275,6 +275,11 @@ def check_args(argv: list[str]) -> tuple[argparse.Namespace, Any, Any, str | Non
         for flag, value in (("--json", args.json), ("--duration", args.duration)):
             if value is not None:
                 raise UsageError(f"{flag} applies to headless runs; add --demo")
+    elif args.read_only:
+        raise UsageError(
+            "--read-only applies to the dashboard (a headless run has no keys "
+            "to refuse); drop --demo"
+        )
     for flag, path in (("--json", args.json), ("--log-file", args.log_file)):
         if path is not None:
             check_output_path(flag, path)

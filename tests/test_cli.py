@@ -338,6 +338,14 @@ def test_dashboard_gets_the_sqlite_broker_and_its_open_errors_are_usage_errors(
     )
 
 
+def test_read_only_with_demo_is_refused_not_ignored(capsys: pytest.CaptureFixture[str]) -> None:
+    """--read-only names the dashboard's mode: with --demo it is one line, exit 2."""
+    assert cli.main(["--demo", "--read-only"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ccdash: error: --read-only applies to the dashboard")
+    assert err.count("\n") == 1
+
+
 def test_flags_of_headless_runs_need_demo(capsys: pytest.CaptureFixture[str]) -> None:
     """--json without --demo is a usage error, not silently ignored."""
     assert cli.main(["--json", "x.json"]) == 2
