@@ -17,7 +17,7 @@ import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from ccdash import __version__
 from ccdash.brokers.base import BrokerError
@@ -25,15 +25,17 @@ from ccdash.hints import did_you_mean, is_async_callable
 from ccdash.ops import OpsError
 from ccdash.scenario import ScenarioError, builtin_names, load_scenario
 from ccdash.text import SafeFormatter, sanitize
-from ccdash.validate import UsageError as UsageError  # re-exported: other commands use it
 from ccdash.validate import (
+    Parser,
     add_broker_flags,
     bounded,
     check_broker,
     check_output_path,
+    check_theme,
     guard,
     resolve_broker,
 )
+from ccdash.validate import UsageError as UsageError  # re-exported: other commands use it
 
 SUBCOMMANDS = ("bench", "replay", "worker")
 BROKER_URLS = {
@@ -53,14 +55,6 @@ other commands:
 exit status: 0 passed, 1 something lost or an SLO failed, 2 usage error,
 130/143 stopped by SIGINT/SIGTERM.
 built-in scenarios (also in demo/): """
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but errors raise UsageError instead of printing usage and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        """Turn argparse's complaint into one line."""
-        raise UsageError(message)
 
 
 MAX_DURATION = 86_400.0  # seconds; the same bound as a scenario's duration
@@ -218,18 +212,6 @@ def check_evidence(args: argparse.Namespace) -> None:
             check_plot_path(args.plot)
         except PlotError as exc:
             raise UsageError(str(exc)) from None
-
-
-def check_theme(name: str) -> None:
-    """Themes are the dashboard's; ask it (if it is installed) which exist."""
-    try:
-        from ccdash.tui.themes import check_theme as tui_check_theme
-    except ImportError:
-        return
-    try:
-        tui_check_theme(name)
-    except ValueError as exc:
-        raise UsageError(f"--theme: {exc}") from None
 
 
 def _subcommand(name: str, argv: list[str]) -> int:

@@ -42,8 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
     """Replay, report or plot; returns the exit status (usage problems raise UsageError)."""
-    from ccdash.cli import check_theme
-    from ccdash.validate import UsageError, check_output_path
+    from ccdash.validate import UsageError, check_output_path, check_theme
 
     args = (parser or build_parser()).parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.json is not None:

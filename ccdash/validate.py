@@ -18,7 +18,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ccdash.text import sanitize
 
@@ -27,6 +27,26 @@ BROKER_ENV = "CCDASH_BROKER"
 
 class UsageError(Exception):
     """A bad command line; the CLI prints it as one line and exits 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but errors raise UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        """Turn argparse's complaint into one line."""
+        raise UsageError(message)
+
+
+def check_theme(name: str) -> None:
+    """Themes are the dashboard's; ask it (if it is installed) which exist."""
+    try:
+        from ccdash.tui.themes import check_theme as tui_check_theme
+    except ImportError:
+        return
+    try:
+        tui_check_theme(name)
+    except ValueError as exc:
+        raise UsageError(f"--theme: {exc}") from None
 
 
 def shown(value: object, limit: int = 80) -> str:

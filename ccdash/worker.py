@@ -25,6 +25,7 @@ from ccdash.brokers.base import BrokerError
 from ccdash.brokers.urls import NAME
 from ccdash.text import SafeFormatter, sanitize
 from ccdash.validate import (
+    Parser,
     UsageError,
     add_broker_flags,
     bounded,
@@ -34,15 +35,6 @@ from ccdash.validate import (
     resolve_broker,
     shown,
 )
-
-
-class WorkerUsageError(UsageError):
-    """A bad command line or setting; printed as one line, exit 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise WorkerUsageError(message)
 
 
 def _worker_name(text: str) -> str:
@@ -56,7 +48,7 @@ def _worker_name(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `ccdash worker` arguments."""
-    p = _Parser(prog="ccdash worker", description=__doc__.splitlines()[0])
+    p = Parser(prog="ccdash worker", description=__doc__.splitlines()[0])
     add_broker_flags(
         p,
         "redis://[user:pass@]host:port/db or rediss://... (add ?queue=NAME "
@@ -160,12 +152,12 @@ def _check(
     args = (parser or build_parser()).parse_args(argv)
     url, source = resolve_broker(args.broker, args.broker_file, default=None)
     if url is None:
-        raise WorkerUsageError(
+        raise UsageError(
             "--broker: a worker needs a redis:// or rediss:// URL: give "
             "--broker, --broker-file or $CCDASH_BROKER"
         )
     if not is_redis_url(url):
-        raise WorkerUsageError(
+        raise UsageError(
             f"{source}: a worker needs a redis:// or rediss:// URL, got {shown(redact_url(url))}"
         )
     check_broker(url, source)
@@ -173,14 +165,14 @@ def _check(
         if path is not None:
             check_output_path(flag, path)
     if args.record_bodies and not args.record:
-        raise WorkerUsageError("--record-bodies applies to --record FILE; add it")
+        raise UsageError("--record-bodies applies to --record FILE; add it")
     handler = load_handler(args.handler)
     try:
         secret = load_secret(args.control_secret_file)
     except ControlError as exc:
-        raise WorkerUsageError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     if args.heartbeat_ttl >= args.visibility_timeout:
-        raise WorkerUsageError("--heartbeat-ttl must be below --visibility-timeout")
+        raise UsageError("--heartbeat-ttl must be below --visibility-timeout")
     return args, url, handler, secret
 
 
@@ -197,7 +189,7 @@ def _main(argv: list[str], parser: argparse.ArgumentParser | None) -> int:
         try:
             recorder = Recorder.create(args.record, bodies=args.record_bodies)
         except OSError as exc:
-            raise WorkerUsageError(
+            raise UsageError(
                 f"--record: cannot write to {args.record}: {exc.strerror or exc}"
             ) from None
     out = logging.StreamHandler(sys.stderr)
@@ -220,9 +212,9 @@ def _main(argv: list[str], parser: argparse.ArgumentParser | None) -> int:
     try:
         return run_bounded(WorkerRuntime(opts).run())
     except ValueError as exc:  # bad URL options (redacted by the broker)
-        raise WorkerUsageError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     except (BrokerError, FleetConnectError) as exc:
-        raise WorkerUsageError(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
 
 if __name__ == "__main__":

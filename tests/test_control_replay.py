@@ -5,14 +5,13 @@ deleted, is refused and audited, on real `ccdash worker` processes and a real Re
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.polling import until
 from support.redis_fixtures import RedisServer
-from test_redis_fleet import SECRET, Fleet, alive_workers
+from test_redis_fleet import SECRET, Fleet, alive_workers, fleet_on
 
 from ccdash.fleet import send_command
 from ccdash.fleet.connect import connect
@@ -25,12 +24,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def fleet(redis_server: RedisServer, tmp_path: Path) -> Iterator[Fleet]:
     """Worker processes on a fresh queue of the session's Redis."""
-    f = Fleet(f"{redis_server.url}?queue=replay-{uuid.uuid4().hex[:8]}", tmp_path)
-    yield f
-    for p in f.procs.values():
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    yield from fleet_on(redis_server, tmp_path, "replay")
 
 
 async def _audit(url: str, nonce: str, worker: str) -> tuple[str, str]:

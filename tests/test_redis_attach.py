@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from support.polling import until
 from support.redis_fixtures import RedisServer
-from test_redis_fleet import ROOT, SECRET, Fleet, alive_workers
+from test_redis_fleet import ROOT, SECRET, Fleet, alive_workers, fleet_on
 from test_tui_support import log_text, screen_text
 
 from ccdash.fleet import FleetView
@@ -32,12 +31,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def fleet(redis_server: RedisServer, tmp_path: Path) -> Iterator[Fleet]:
-    f = Fleet(f"{redis_server.url}?queue=attach-{uuid.uuid4().hex[:8]}", tmp_path)
-    yield f
-    for p in f.procs.values():
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    yield from fleet_on(redis_server, tmp_path, "attach")
 
 
 async def test_demo_on_a_fleet_counts_the_other_workers_acks(fleet: Fleet, tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 from support.polling import until
 from support.redis_fixtures import RedisServer
 from test_redis_broker import lease
-from test_redis_fleet import ROOT, Fleet, _has, publish
+from test_redis_fleet import ROOT, Fleet, _has, fleet_on, publish
 
 from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import RAW_LIMIT, Delivery, QueueConfig
@@ -38,12 +37,7 @@ Make = Callable[..., Any]
 @pytest.fixture
 def fleet(redis_server: RedisServer, tmp_path: Path) -> Iterator[Fleet]:
     """Worker processes on a queue of their own; any left running are killed."""
-    f = Fleet(f"{redis_server.url}?queue=faults-{uuid.uuid4().hex[:8]}", tmp_path)
-    yield f
-    for p in f.procs.values():
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    yield from fleet_on(redis_server, tmp_path, "faults")
 
 
 async def test_unsendable_command_fails_alone_and_the_batch_goes_on(redis_broker: Make) -> None:

@@ -123,14 +123,20 @@ class Fleet:
         return {name: self.wait_exit(name) for name in self.procs}
 
 
-@pytest.fixture
-def fleet(redis_server: RedisServer, tmp_path: Path) -> Iterator[Fleet]:
-    f = Fleet(f"{redis_server.url}?queue=fleet-{uuid.uuid4().hex[:8]}", tmp_path)
+def fleet_on(redis_server: RedisServer, tmp_path: Path, name: str) -> Iterator[Fleet]:
+    """Worker processes on a fresh queue `name-…` of the session's Redis; any left
+    running at the end are killed (the body of each test file's `fleet` fixture)."""
+    f = Fleet(f"{redis_server.url}?queue={name}-{uuid.uuid4().hex[:8]}", tmp_path)
     yield f
     for p in f.procs.values():
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+@pytest.fixture
+def fleet(redis_server: RedisServer, tmp_path: Path) -> Iterator[Fleet]:
+    yield from fleet_on(redis_server, tmp_path, "fleet")
 
 
 async def alive_workers(url: str) -> set[str]:
