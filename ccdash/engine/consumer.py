@@ -12,6 +12,7 @@ handler guards, the pool).
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -263,7 +264,9 @@ class Consumer:
                 if is_async:
                     await handler(d)  # type: ignore[misc]
                 elif handler is not None:
-                    await asyncio.to_thread(handler, d)
+                    result = await asyncio.to_thread(handler, d)
+                    if inspect.isawaitable(result):  # a sync wrapper of an async handler
+                        await result
             except asyncio.CancelledError:
                 error = self._timeout_error("handler")
             except Exception as exc:

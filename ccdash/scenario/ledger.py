@@ -12,6 +12,7 @@ notes the ids the broker no longer holds (acked by someone), after the run.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,7 +103,9 @@ class Tap:
         if self._async:
             await self.inner(d)
         else:
-            await asyncio.to_thread(self.inner, d)
+            result = await asyncio.to_thread(self.inner, d)
+            if inspect.isawaitable(result):  # a sync wrapper of an async handler
+                await result
         self.ledger.record_completion(d.message_id, d.consumer_id)
 
 

@@ -1,0 +1,67 @@
+"""What the engine does with what a handler returns (the Python API, not the CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ccdash import Delivery, Engine, EngineConfig
+from ccdash.clock import MonotonicClock
+from ccdash.scenario.ledger import Ledger, Tap
+
+
+def sync_wrapper(fn: Callable[[Delivery], Awaitable[None]]) -> Callable[[Delivery], Any]:
+    """A decorator written without `async def` (retry, logging, ...): it returns the coroutine."""
+
+    def wrapper(d: Delivery) -> Any:
+        return fn(d)
+
+    return wrapper
+
+
+async def test_sync_callable_returning_a_coroutine_is_awaited_before_the_ack() -> None:
+    """A plain function that returns a coroutine has its coroutine run; the ack waits for it."""
+    done: list[object] = []
+
+    async def work(d: Delivery) -> None:
+        await asyncio.sleep(0)
+        done.append(d.body)
+
+    async with Engine(EngineConfig(consumers=2), handler=sync_wrapper(work)) as engine:
+        for i in range(5):
+            await engine.publish({"i": i})
+        await engine.join(timeout=10)
+    assert sorted(b["i"] for b in done) == [0, 1, 2, 3, 4]  # type: ignore[index]
+
+
+async def test_sync_callable_returning_a_failing_coroutine_retries_then_dead_letters() -> None:
+    """The returned coroutine's exception is the handler's failure: retried, then dead-lettered."""
+
+    async def fails(d: Delivery) -> None:
+        raise ValueError("no")
+
+    cfg = EngineConfig(consumers=1, max_attempts=2, backoff_base=0.01, backoff_max=0.02)
+    async with Engine(cfg, handler=sync_wrapper(fails)) as engine:
+        await engine.publish({"x": 1})
+        await engine.join(timeout=10)
+        snap = engine.snapshot()
+    assert snap.acked == 0
+    assert snap.queue.dead == 1
+    assert "ValueError" in snap.dead_letters[0].last_error
+
+
+async def test_loss_checker_tap_runs_the_coroutine_a_sync_handler_returns() -> None:
+    """The loss checker's Tap counts a completion only once the returned coroutine has run."""
+    done: list[str] = []
+
+    async def work(d: Delivery) -> None:
+        await asyncio.sleep(0)
+        done.append(d.message_id)
+
+    ledger = Ledger(MonotonicClock())
+    ledger.record_publish("m1", 0.0)
+    tap = Tap(sync_wrapper(work), ledger)
+    await tap(Delivery("m1", {"x": 1}, attempt=1, consumer_id="c1", receipt="r1"))
+    assert done == ["m1"]
+    assert ledger.done.keys() == {"m1"}
