@@ -12,8 +12,21 @@ from typing import Any
 
 import pytest
 from test_tui_scenario import make_scenario_app
-from test_tui_support import advance, log_text, make_app, quit_app, rows, running, screen_text
+from test_tui_support import (
+    FakeWorkload,
+    advance,
+    log_text,
+    make_app,
+    quit_app,
+    rows,
+    running,
+    screen_text,
+)
 
+from ccdash import Delivery, Engine, EngineConfig
+from ccdash.brokers.base import QueueConfig
+from ccdash.brokers.memory import MemoryBroker
+from ccdash.clock import FakeClock
 from ccdash.tui.app import DashboardApp
 from ccdash.tui.confirm import Confirm
 from ccdash.tui.consumer_table import ConsumerTable
@@ -23,6 +36,7 @@ from ccdash.tui.fingerprint import fingerprint
 from ccdash.tui.header_bar import HeaderBar, fit
 from ccdash.tui.keys import KEYS
 from ccdash.tui.layout import size_class, urgency
+from ccdash.tui.lease_table import LeaseTable
 from ccdash.tui.log_pane import LogPane
 from ccdash.tui.message_detail import MessageDetail
 from ccdash.tui.prompt import Prompt
@@ -276,6 +290,31 @@ async def test_after_a_kill_the_cursor_never_lands_on_another_consumer() -> None
         await pilot.press("k")
         assert app.engine.snapshot().failovers == 1
         assert "select a running consumer" in log_text(app)
+        await quit_app(app, pilot)
+
+
+async def test_lease_bars_measure_time_left_against_the_brokers_lease() -> None:
+    """The lease pane draws time left against the visibility timeout the broker leases
+    with (the snapshot's), not a copy of the engine's setting."""
+    clock = FakeClock()
+    cfg = EngineConfig(
+        consumers=1, heartbeat_interval=0.5, heartbeat_timeout=1.5, visibility_timeout=10.0
+    )
+    workload: FakeWorkload
+
+    async def handler(d: Delivery) -> None:
+        await workload.handle(d)
+
+    broker = MemoryBroker(QueueConfig(visibility_timeout=40.0), clock=clock)
+    engine = Engine(cfg, handler=handler, clock=clock, broker=broker)
+    workload = FakeWorkload(engine, clock, rate=0.0, latency=60.0)
+    app = DashboardApp(engine, workload, clock=clock, live=False, title="test")
+    async with running(app, (160, 45)) as pilot:
+        await engine.publish({"n": 1})
+        await advance(app, pilot, 12.0, step=0.5)
+        table = app.query_one(LeaseTable)
+        row = table.raw_row(table.row_keys()[0])
+        assert row is not None and row[3] == (7, "28s")  # 28 of 40 s left: 7 of 10 cells
         await quit_app(app, pilot)
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ccdash.aio import run_within
-from ccdash.brokers.base import QueueConfig
 from ccdash.brokers.redis import RedisBroker
 from ccdash.engine import BROKER_CLOSE_DEADLINE, Engine, EngineConfig, Event, EventKind
 from ccdash.fleet.listener import ControlListener
@@ -66,31 +66,30 @@ class WorkerRuntime:
     def __init__(self, opts: WorkerOptions) -> None:
         self.opts = opts
         vt = opts.visibility_timeout
+        hb = min(1.0, vt / 8)
+        config = EngineConfig(
+            consumers=opts.concurrency,
+            min_consumers=0,
+            max_consumers=max(64, opts.concurrency),
+            prefetch=opts.prefetch,
+            visibility_timeout=vt,
+            heartbeat_interval=hb,
+            heartbeat_timeout=min(3 * hb, vt / 2),
+            max_attempts=opts.max_attempts,
+            shutdown_grace=opts.grace,
+        )
+        # The broker's settings come from the engine's, as when the engine makes its own
+        # broker: one visibility timeout and attempt limit in this process.
         # Read ahead about what the consumers can hold: fair between workers, and a
         # round trip's worth of work for each.
         self.broker = RedisBroker.from_url(
             opts.broker_url,
-            QueueConfig(visibility_timeout=vt, max_attempts=opts.max_attempts),
+            config.queue_config(random.Random()),
             worker=opts.name,
             ttl=opts.heartbeat_ttl,
             fetch=max(4, opts.concurrency * opts.prefetch),
         )
-        hb = min(1.0, vt / 8)
-        self.engine = Engine(
-            EngineConfig(
-                consumers=opts.concurrency,
-                min_consumers=0,
-                max_consumers=max(64, opts.concurrency),
-                prefetch=opts.prefetch,
-                visibility_timeout=vt,
-                heartbeat_interval=hb,
-                heartbeat_timeout=min(3 * hb, vt / 2),
-                max_attempts=opts.max_attempts,
-                shutdown_grace=opts.grace,
-            ),
-            handler=opts.handler,
-            broker=self.broker,
-        )
+        self.engine = Engine(config, handler=opts.handler, broker=self.broker)
         self.engine.add_listener(self._log_event)
         self.broker.presence_info = self.presence_info
         self.state = "starting"

@@ -33,7 +33,6 @@ MARKS: dict[str, Callable[[Event], bool]] = {
 class RecordedConfig:
     """The engine settings a replayed dashboard shows (from the recording's header)."""
 
-    visibility_timeout: float
     heartbeat_timeout: float
     max_attempts: int
     min_consumers: int
@@ -52,7 +51,6 @@ class Player:
         self._jump_listeners: list[Callable[[], None]] = []
         h = recording.header
         self.config = RecordedConfig(
-            visibility_timeout=_num(h.get("visibility_timeout"), 30.0),
             heartbeat_timeout=_num(h.get("heartbeat_timeout"), 3.0),
             max_attempts=int(_num(h.get("max_attempts"), 5)),
             min_consumers=int(_num(h.get("min_consumers"), 0)),

@@ -138,7 +138,6 @@ class DashboardApp(ViewActions):
     def compose(self) -> ComposeResult:
         """Header, the panes in one grid (the layout shows some of them), the footer."""
         p, t0 = self.palette, self.t0
-        vt = self.engine.config.visibility_timeout
         yield HeaderBar(p, self.scenario_title, t0, id="header")
         yield Static("", id="banner", markup=False)
         yield Static("", id="too-small", markup=False)
@@ -148,7 +147,7 @@ class DashboardApp(ViewActions):
             yield AlertsTable(p, t0, id="alerts")
             yield DrillReport(p, t0, id="drills")
             yield DeadLetterTable(p, t0, id="dead")
-            yield LeaseTable(p, vt, id="leases")
+            yield LeaseTable(p, id="leases")
             yield LogPane(p, t0, id="log")
         yield Footer(compact=True, show_command_palette=False)
 

@@ -29,12 +29,9 @@ class LeaseTable(RowTable):
         ("left", "time left", BAR_WIDTH + 6),
     )
 
-    def __init__(
-        self, palette: Palette, visibility_timeout: float, *, id: str | None = None
-    ) -> None:
+    def __init__(self, palette: Palette, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.palette = palette
-        self.visibility_timeout = visibility_timeout
 
     def update_from(self, snap: Snapshot, remote: Sequence[Any] = ()) -> None:
         """Show the soonest-expiring leases, one per row slot; bars move in tenths.
@@ -44,7 +41,7 @@ class LeaseTable(RowTable):
         added when more leases are live than ever shown, never removed (an unused
         slot is blank). Adding or removing rows re-lays out the whole screen.
         """
-        vt = self.visibility_timeout
+        vt = snap.visibility_timeout  # the broker's, the one that leases (also when replayed)
         shown = max(1, min(SHOWN, self.size.height - 1))  # no scrolling a 4 Hz list
         if remote and self.spec[1][2] < FLEET_HOLDER_WIDTH:
             cols = list(self.COLUMNS)

@@ -2,7 +2,7 @@
 
 The same app and panes as live; what differs is where they read from. The
 dashboard reads an engine through three things only (`snapshot`, `clock`,
-`add_listener`, plus `config` for the lease pane): `RecordedEngine` answers
+`add_listener`, plus the settings in `config`): `RecordedEngine` answers
 them from a `Player`, and `RecordedRun` gives the drill records as they stood.
 Every key that would act on an engine is unbound and refused (`check_action`),
 so it is neither offered in the footer, the help or the palette, nor run.
