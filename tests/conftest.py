@@ -6,19 +6,21 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support.settling_clock import SettlingClock
 
 from ccdash.brokers.base import QueueConfig
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.clock import FakeClock
 
-# a private redis-server for the Redis tests; the three-broker contract harness
-pytest_plugins = ["support.redis_fixtures", "support.broker_harness"]
+# a private redis-server for the Redis tests; the three-broker harnesses (contract, engine)
+pytest_plugins = ["support.redis_fixtures", "support.broker_harness", "support.engine_harness"]
 
 
 @pytest.fixture
-def fake_clock() -> FakeClock:
-    """A clock that moves only when the test advances it."""
-    return FakeClock()
+def fake_clock() -> SettlingClock:
+    """A clock that moves only when the test advances it (and keeps up with the SQLite
+    brokers the `brokers` harness makes on it)."""
+    return SettlingClock()
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def memory_broker(fake_clock: FakeClock) -> Callable[..., MemoryBroker]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Tests using the `brokers` harness run on memory, sqlite and redis."""
+    """Tests using the `brokers` or `engines` harness run on memory, sqlite and redis."""
     from support.broker_harness import parametrize_brokers  # a plugin: imported once registered
 
     parametrize_brokers(metafunc)

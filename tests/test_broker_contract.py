@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from support.broker_harness import Brokers
+from support.broker_harness import Brokers, fake_clock_only
 
 from ccdash.brokers.base import (
     REASON_CONSUMER_FAILED,
@@ -25,9 +25,6 @@ from ccdash.brokers.base import (
     ReceiptRejected,
 )
 from ccdash.clock import FakeClock
-
-fake_clock_only = pytest.mark.brokers("memory", "sqlite")
-
 
 # -- leasing ----------------------------------------------------------------
 

@@ -1,11 +1,18 @@
-"""The study text's three behaviours: basic operation, load balancing, failover."""
+"""The study text's three behaviours: basic operation, load balancing, failover.
+
+Each runs on every broker it can (the `engines` fixture, tests/support/engine_harness.py):
+basic operation on real time, on all three; the fake-clock runs on memory and SQLite.
+Their Redis variants on short real times are in tests/test_redis_competing_consumer.py."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
 
-from ccdash import Delivery, Engine, EngineConfig
+from support.broker_harness import fake_clock_only
+from support.engine_harness import Engines
+
+from ccdash import Delivery, EngineConfig
 from ccdash.clock import FakeClock
 
 
@@ -33,14 +40,8 @@ class Recorder:
         return Counter(c for _, c, _ in self.done)
 
 
-async def test_competing_consumer_basic_operation() -> None:
+async def test_competing_consumer_basic_operation(engines: Engines) -> None:
     """4 consumers, 1,000 messages: each handled and acked exactly once, all consumers worked."""
-    await check_basic_operation(broker=None)
-
-
-async def check_basic_operation(broker: str | None) -> None:
-    """The basic-operation behaviour on a broker URL (None: memory); shared with the
-    Redis and SQLite variants."""
     seen: Counter[str] = Counter()
     workers: Counter[str] = Counter()
 
@@ -49,7 +50,7 @@ async def check_basic_operation(broker: str | None) -> None:
         workers[d.consumer_id] += 1
         await asyncio.sleep(0)
 
-    async with Engine(EngineConfig(consumers=4), handler=handler, broker=broker) as engine:
+    async with engines.make(EngineConfig(consumers=4), handler=handler) as engine:
         ids = [await engine.publish({"n": i}) for i in range(1000)]
         await engine.join(timeout=30)
         snap = engine.snapshot()
@@ -61,13 +62,13 @@ async def check_basic_operation(broker: str | None) -> None:
 
 
 async def _paced_run(
-    balancer: str, *, weights: dict[int, int] | None = None, n: int = 400
+    engines: Engines, balancer: str, *, weights: dict[int, int] | None = None, n: int = 400
 ) -> Counter[str]:
     """Publish n messages at a pace the pool handles with room to spare."""
-    clock = FakeClock()
+    clock = engines.clock()
     rec = Recorder(clock, latency=0.05)
     cfg = EngineConfig(consumers=4, balancer=balancer, prefetch=1, seed=7)
-    async with Engine(cfg, handler=rec, clock=clock) as engine:
+    async with engines.make(cfg, handler=rec, clock=clock) as engine:
         ids = engine.consumer_ids()
         for idx, w in (weights or {}).items():
             engine.set_weight(ids[idx], w)
@@ -78,13 +79,13 @@ async def _paced_run(
     return rec.shares()
 
 
-async def _saturated_run(balancer: str) -> tuple[Counter[str], float]:
+async def _saturated_run(engines: Engines, balancer: str) -> tuple[Counter[str], float]:
     """Saturation, prefetch 4, one consumer 10x slower: its share and the p99 latency."""
-    clock = FakeClock()
+    clock = engines.clock()
     rec = Recorder(clock, latency=0.01)
     cfg = EngineConfig(consumers=4, balancer=balancer, prefetch=4, seed=3)
     published: dict[str, float] = {}
-    async with Engine(cfg, handler=rec, clock=clock) as engine:
+    async with engines.make(cfg, handler=rec, clock=clock) as engine:
         slow_id = engine.consumer_ids()[0]
         rec.slow[slow_id] = 0.1
         for _ in range(40):  # 2 s at 300 msg/s, above the pool's ~310 msg/s? near it
@@ -98,22 +99,23 @@ async def _saturated_run(balancer: str) -> tuple[Counter[str], float]:
     return Counter({("slow" if c == slow_id else c): v for c, v in shares.items()}), p99
 
 
-async def test_competing_consumer_load_balancing() -> None:
+@fake_clock_only
+async def test_competing_consumer_load_balancing(engines: Engines) -> None:
     """Round-robin and weighted share as configured; least-inflight and p2c-ewma avoid
     a slow consumer and cut p99 latency compared with round-robin."""
-    rr = await _paced_run("round-robin")
+    rr = await _paced_run(engines, "round-robin")
     total = sum(rr.values())
     assert len(rr) == 4
     for share in rr.values():
         assert abs(share / total - 0.25) <= 0.05, rr
 
-    weighted = await _paced_run("weighted", weights={0: 3})
+    weighted = await _paced_run(engines, "weighted", weights={0: 3})
     heavy = weighted.most_common(1)[0][1] / sum(weighted.values())
     assert abs(heavy - 0.5) <= 0.07, weighted
 
-    rr_shares, rr_p99 = await _saturated_run("round-robin")
+    rr_shares, rr_p99 = await _saturated_run(engines, "round-robin")
     for name in ("least-inflight", "p2c-ewma"):
-        shares, p99 = await _saturated_run(name)
+        shares, p99 = await _saturated_run(engines, name)
         total = sum(shares.values())
         assert shares["slow"] / total < rr_shares["slow"] / sum(rr_shares.values()), name
         assert p99 < rr_p99, (name, p99, rr_p99)
@@ -121,11 +123,12 @@ async def test_competing_consumer_load_balancing() -> None:
             assert shares["slow"] / total < 0.15, shares
 
 
-async def test_competing_consumer_failover() -> None:
+@fake_clock_only
+async def test_competing_consumer_failover(engines: Engines) -> None:
     """A killed consumer's leases are handled elsewhere within heartbeat_timeout + 1 s
     (visibility timeout 60 s); a hung one is detected within 2 x heartbeat_timeout and
     replaced; nothing is lost and alerts are recorded."""
-    clock = FakeClock()
+    clock = engines.clock()
     rec = Recorder(clock, latency=0.5)
     cfg = EngineConfig(
         consumers=4,
@@ -135,7 +138,7 @@ async def test_competing_consumer_failover() -> None:
         heartbeat_timeout=2.0,
         seed=1,
     )
-    async with Engine(cfg, handler=rec, clock=clock) as engine:
+    async with engines.make(cfg, handler=rec, clock=clock) as engine:
         ids = [await engine.publish({"n": i}) for i in range(60)]
         await clock.advance(0.1)
         victim = engine.consumer_ids()[0]

@@ -1,4 +1,7 @@
-"""Engine behaviours beyond the three study tests, on a fake clock."""
+"""Engine behaviours beyond the three study tests, on a fake clock.
+
+Tests taking `engines` (tests/support/engine_harness.py) run on every broker: on
+memory and SQLite when marked `fake_clock_only`, on Redis too when on real time."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import threading
 from collections import Counter
 
 import pytest
+from support.broker_harness import fake_clock_only
+from support.engine_harness import Engines
 
 from ccdash import ConfigError, Delivery, Engine, EngineConfig, EngineStopped
 from ccdash.clock import FakeClock
@@ -26,16 +31,17 @@ def fast_cfg(**kw: object) -> EngineConfig:
     return EngineConfig(**base)  # type: ignore[arg-type]
 
 
-async def test_long_healthy_handler_keeps_its_lease() -> None:
+@fake_clock_only
+async def test_long_healthy_handler_keeps_its_lease(engines: Engines) -> None:
     """A handler running 3x the visibility timeout is never redelivered: its lease is extended."""
-    clock = FakeClock()
+    clock = engines.clock()
     calls: Counter[str] = Counter()
 
     async def slow(d: Delivery) -> None:
         calls[d.message_id] += 1
         await clock.sleep(30.0)
 
-    async with Engine(fast_cfg(consumers=1), handler=slow, clock=clock) as engine:
+    async with engines.make(fast_cfg(consumers=1), handler=slow, clock=clock) as engine:
         mid = await engine.publish({"x": 1})
         await clock.run_until(lambda: engine.snapshot().acked == 1, step=0.5, limit=60)
         snap = engine.snapshot()
@@ -43,15 +49,16 @@ async def test_long_healthy_handler_keeps_its_lease() -> None:
     assert snap.redelivered == 0
 
 
-async def test_handler_timeout_nacks_the_message() -> None:
+@fake_clock_only
+async def test_handler_timeout_nacks_the_message(engines: Engines) -> None:
     """A handler over handler_timeout is cancelled and the message retried, then dead-lettered."""
-    clock = FakeClock()
+    clock = engines.clock()
 
     async def stuck(d: Delivery) -> None:
         await clock.sleep(1000)
 
     cfg = fast_cfg(consumers=1, handler_timeout=1.0, max_attempts=2)
-    async with Engine(cfg, handler=stuck, clock=clock) as engine:
+    async with engines.make(cfg, handler=stuck, clock=clock) as engine:
         await engine.publish({"x": 1})
         await clock.run_until(lambda: engine.snapshot().queue.dead == 1, step=0.25, limit=30)
         dead = engine.snapshot().dead_letters[0]
@@ -59,16 +66,17 @@ async def test_handler_timeout_nacks_the_message() -> None:
     assert "HandlerTimeout" in dead.last_error
 
 
-async def test_retries_then_dead_letter_with_error_text() -> None:
+@fake_clock_only
+async def test_retries_then_dead_letter_with_error_text(engines: Engines) -> None:
     """A handler that always raises: max_attempts deliveries, then the DLQ with the exception."""
-    clock = FakeClock()
+    clock = engines.clock()
     attempts: list[int] = []
 
     async def bad(d: Delivery) -> None:
         attempts.append(d.attempt)
         raise ValueError("card declined")
 
-    async with Engine(fast_cfg(max_attempts=3), handler=bad, clock=clock) as engine:
+    async with engines.make(fast_cfg(max_attempts=3), handler=bad, clock=clock) as engine:
         await engine.publish({"order": 9})
         await clock.run_until(lambda: engine.snapshot().queue.dead == 1, limit=30)
         snap = engine.snapshot()
@@ -81,9 +89,10 @@ async def test_retries_then_dead_letter_with_error_text() -> None:
     assert any(a.name == "dlq-growing" for a in snap.alerts) or snap.dead_lettered == 1
 
 
-async def test_redrive_puts_dead_letters_back_and_join_waits() -> None:
+@fake_clock_only
+async def test_redrive_puts_dead_letters_back_and_join_waits(engines: Engines) -> None:
     """After redrive the message is handled again (attempt 1) and join waits for it."""
-    clock = FakeClock()
+    clock = engines.clock()
     fail = True
     handled: list[int] = []
 
@@ -92,7 +101,7 @@ async def test_redrive_puts_dead_letters_back_and_join_waits() -> None:
             raise RuntimeError("down")
         handled.append(d.attempt)
 
-    async with Engine(fast_cfg(max_attempts=1), handler=flaky, clock=clock) as engine:
+    async with engines.make(fast_cfg(max_attempts=1), handler=flaky, clock=clock) as engine:
         await engine.publish({"x": 1})
         await clock.run_until(lambda: engine.snapshot().queue.dead == 1)
         fail = False
@@ -104,9 +113,9 @@ async def test_redrive_puts_dead_letters_back_and_join_waits() -> None:
     assert snap.queue.dead == 0
 
 
-async def _payments_outage(breaker: int | None) -> tuple[int, int, list[str]]:
+async def _payments_outage(engines: Engines, breaker: int | None) -> tuple[int, int, list[str]]:
     """10 payments during a 6 s outage; returns (acked, dead, event kinds)."""
-    clock = FakeClock()
+    clock = engines.clock()
     down_until = clock.now() + 6.0
 
     async def payments(d: Delivery) -> None:
@@ -114,7 +123,7 @@ async def _payments_outage(breaker: int | None) -> tuple[int, int, list[str]]:
             raise ConnectionError("payments down")
 
     cfg = fast_cfg(consumers=1, max_attempts=5, breaker_threshold=breaker, breaker_cooldown=2.0)
-    async with Engine(cfg, handler=payments, clock=clock) as engine:
+    async with engines.make(cfg, handler=payments, clock=clock) as engine:
         for i in range(10):
             await engine.publish({"type": "pay", "n": i})
         await clock.run_until(
@@ -124,24 +133,26 @@ async def _payments_outage(breaker: int | None) -> tuple[int, int, list[str]]:
         return snap.acked, snap.queue.dead, [e.kind for e in engine.events]
 
 
-async def test_circuit_breaker_delays_instead_of_dead_lettering() -> None:
+@fake_clock_only
+async def test_circuit_breaker_delays_instead_of_dead_lettering(engines: Engines) -> None:
     """An outage dead-letters messages without a breaker; with one they wait and succeed."""
-    _, dead_without, _ = await _payments_outage(None)
+    _, dead_without, _ = await _payments_outage(engines, None)
     assert dead_without > 0  # the control: plain retries run out during the outage
-    acked, dead, kinds = await _payments_outage(2)
+    acked, dead, kinds = await _payments_outage(engines, 2)
     assert (acked, dead) == (10, 0)
     assert "breaker-opened" in kinds and "breaker-closed" in kinds
 
 
-async def test_restart_intensity_limit_stops_restarts_and_alerts() -> None:
+@fake_clock_only
+async def test_restart_intensity_limit_stops_restarts_and_alerts(engines: Engines) -> None:
     """More failures than restart_limit within restart_window: no more restarts, critical alert."""
-    clock = FakeClock()
+    clock = engines.clock()
 
     async def idle(d: Delivery) -> None:
         return None
 
     cfg = fast_cfg(consumers=1, restart_limit=2, restart_window=60.0)
-    async with Engine(cfg, handler=idle, clock=clock) as engine:
+    async with engines.make(cfg, handler=idle, clock=clock) as engine:
         for _ in range(3):
             await clock.run_until(lambda: len(engine.consumer_ids()) == 1, limit=5)
             await engine.kill_consumer(engine.consumer_ids()[0])
@@ -155,9 +166,10 @@ async def test_restart_intensity_limit_stops_restarts_and_alerts() -> None:
         assert len(engine.consumer_ids()) == 1
 
 
-async def test_batch_handler_acks_some_and_nacks_others() -> None:
+@fake_clock_only
+async def test_batch_handler_acks_some_and_nacks_others(engines: Engines) -> None:
     """A batch handler gets up to batch_size deliveries; failures it names are retried."""
-    clock = FakeClock()
+    clock = engines.clock()
     sizes: list[int] = []
     tries: Counter[int] = Counter()
 
@@ -171,7 +183,7 @@ async def test_batch_handler_acks_some_and_nacks_others() -> None:
         return failures
 
     cfg = fast_cfg(consumers=1, batch_size=5, prefetch=5, batch_linger=0.2)
-    async with Engine(cfg, batch_handler=batch, clock=clock) as engine:
+    async with engines.make(cfg, batch_handler=batch, clock=clock) as engine:
         for i in range(10):
             await engine.publish({"n": i})
         await clock.run_until(lambda: engine.snapshot().acked == 10, limit=30)
@@ -181,16 +193,17 @@ async def test_batch_handler_acks_some_and_nacks_others() -> None:
     assert all(tries[n] == (2 if n % 2 else 1) for n in range(10))
 
 
-async def test_balancer_switch_mid_stream_loses_and_duplicates_nothing() -> None:
+@fake_clock_only
+async def test_balancer_switch_mid_stream_loses_and_duplicates_nothing(engines: Engines) -> None:
     """Switching through all four balancers while messages flow: each handled exactly once."""
-    clock = FakeClock()
+    clock = engines.clock()
     seen: Counter[str] = Counter()
 
     async def h(d: Delivery) -> None:
         await clock.sleep(0.01)
         seen[d.message_id] += 1
 
-    async with Engine(fast_cfg(consumers=4, prefetch=2), handler=h, clock=clock) as engine:
+    async with engines.make(fast_cfg(consumers=4, prefetch=2), handler=h, clock=clock) as engine:
         ids = []
         for name in ["weighted", "least-inflight", "p2c-ewma", "round-robin"] * 3:
             for i in range(50):
@@ -202,9 +215,10 @@ async def test_balancer_switch_mid_stream_loses_and_duplicates_nothing() -> None
     assert max(seen.values()) == 1
 
 
-async def test_graceful_shutdown_finishes_handlers_and_loses_nothing() -> None:
+@fake_clock_only
+async def test_graceful_shutdown_finishes_handlers_and_loses_nothing(engines: Engines) -> None:
     """Leaving `async with` lets running handlers finish and ack; the rest stays queued."""
-    clock = FakeClock()
+    clock = engines.clock()
     done: list[str] = []
     started = asyncio.Event()
 
@@ -213,7 +227,7 @@ async def test_graceful_shutdown_finishes_handlers_and_loses_nothing() -> None:
         await clock.sleep(1.0)
         done.append(d.message_id)
 
-    engine = Engine(fast_cfg(consumers=2, shutdown_grace=5.0), handler=h, clock=clock)
+    engine = engines.make(fast_cfg(consumers=2, shutdown_grace=5.0), handler=h, clock=clock)
     async with engine:
         for i in range(10):
             await engine.publish({"i": i})
@@ -231,14 +245,15 @@ async def test_graceful_shutdown_finishes_handlers_and_loses_nothing() -> None:
         await engine.publish({"late": True})
 
 
-async def test_shutdown_grace_cancels_overrunning_handlers_and_releases() -> None:
+@fake_clock_only
+async def test_shutdown_grace_cancels_overrunning_handlers_and_releases(engines: Engines) -> None:
     """A handler still running when the grace ends is cancelled; its message stays queued."""
-    clock = FakeClock()
+    clock = engines.clock()
 
     async def forever(d: Delivery) -> None:
         await clock.sleep(10_000)
 
-    engine = Engine(fast_cfg(consumers=1, shutdown_grace=1.0), handler=forever, clock=clock)
+    engine = engines.make(fast_cfg(consumers=1, shutdown_grace=1.0), handler=forever, clock=clock)
     async with engine:
         await engine.publish({"i": 1})
         await clock.advance(0.1)
@@ -249,16 +264,17 @@ async def test_shutdown_grace_cancels_overrunning_handlers_and_releases() -> Non
     assert stats.ready == 1 and stats.in_flight == 0 and stats.acked == 0
 
 
-async def test_stop_with_grace_zero_cancels_at_once_whatever_the_config() -> None:
+@fake_clock_only
+async def test_stop_with_grace_zero_cancels_at_once_whatever_the_config(engines: Engines) -> None:
     """stop(grace=0) skips the configured grace: handlers are cancelled, leases released."""
-    clock = FakeClock()
+    clock = engines.clock()
     started = asyncio.Event()
 
     async def slow(d: Delivery) -> None:
         started.set()
         await clock.sleep(10_000)
 
-    engine = Engine(fast_cfg(consumers=1, shutdown_grace=60.0), handler=slow, clock=clock)
+    engine = engines.make(fast_cfg(consumers=1, shutdown_grace=60.0), handler=slow, clock=clock)
     async with engine:
         await engine.publish({"i": 1})
         await started.wait()
@@ -268,14 +284,14 @@ async def test_stop_with_grace_zero_cancels_at_once_whatever_the_config() -> Non
     assert engine.config.shutdown_grace == 60.0
 
 
-async def test_sync_handler_runs_in_a_thread() -> None:
+async def test_sync_handler_runs_in_a_thread(engines: Engines) -> None:
     """A plain (blocking) function handler runs off the event loop."""
     threads: set[str] = set()
 
     def blocking(d: Delivery) -> None:
         threads.add(threading.current_thread().name)
 
-    async with Engine(EngineConfig(consumers=2), handler=blocking) as engine:
+    async with engines.make(EngineConfig(consumers=2), handler=blocking) as engine:
         for i in range(20):
             await engine.publish({"i": i})
         await engine.join(timeout=10)
@@ -283,14 +299,15 @@ async def test_sync_handler_runs_in_a_thread() -> None:
     assert threads
 
 
-async def test_join_timeout_raises() -> None:
+@fake_clock_only
+async def test_join_timeout_raises(engines: Engines) -> None:
     """join raises TimeoutError when messages are still pending at the deadline."""
-    clock = FakeClock()
+    clock = engines.clock()
 
     async def never(d: Delivery) -> None:
         await clock.sleep(1000)
 
-    engine = Engine(fast_cfg(consumers=1, shutdown_grace=0.5), handler=never, clock=clock)
+    engine = engines.make(fast_cfg(consumers=1, shutdown_grace=0.5), handler=never, clock=clock)
     async with engine:
         await engine.publish({"x": 1})
         waiter = asyncio.create_task(engine.join(timeout=2.0))
@@ -302,15 +319,16 @@ async def test_join_timeout_raises() -> None:
         await stopper
 
 
-async def test_scale_up_and_down_drains_idlest() -> None:
+@fake_clock_only
+async def test_scale_up_and_down_drains_idlest(engines: Engines) -> None:
     """scale_to grows at once and shrinks by draining; min/max clamp the size."""
-    clock = FakeClock()
+    clock = engines.clock()
 
     async def h(d: Delivery) -> None:
         await clock.sleep(0.1)
 
     cfg = fast_cfg(consumers=2, min_consumers=1, max_consumers=5)
-    async with Engine(cfg, handler=h, clock=clock) as engine:
+    async with engines.make(cfg, handler=h, clock=clock) as engine:
         assert await engine.scale_to(4) == 4
         assert len(engine.consumer_ids()) == 4
         assert await engine.scale_to(99) == 5
@@ -322,14 +340,15 @@ async def test_scale_up_and_down_drains_idlest() -> None:
         assert [s.to_size for s in snap.scaling] == [4, 5, 1]
 
 
-async def test_pause_stops_consumption_and_resume_restarts_it() -> None:
+@fake_clock_only
+async def test_pause_stops_consumption_and_resume_restarts_it(engines: Engines) -> None:
     """Paused: publishing continues and the backlog grows; resume drains it."""
-    clock = FakeClock()
+    clock = engines.clock()
 
     async def h(d: Delivery) -> None:
         return None
 
-    async with Engine(fast_cfg(), handler=h, clock=clock) as engine:
+    async with engines.make(fast_cfg(), handler=h, clock=clock) as engine:
         await engine.pause()
         for i in range(5):
             await engine.publish({"i": i})
@@ -339,22 +358,22 @@ async def test_pause_stops_consumption_and_resume_restarts_it() -> None:
         await clock.run_until(lambda: engine.snapshot().acked == 5)
 
 
-async def test_publish_only_engine() -> None:
+async def test_publish_only_engine(engines: Engines) -> None:
     """consumers=0 with no handler only publishes."""
-    async with Engine(EngineConfig(consumers=0, min_consumers=0)) as engine:
+    async with engines.make(EngineConfig(consumers=0, min_consumers=0)) as engine:
         await engine.publish(b"raw")
         snap = engine.snapshot()
     assert snap.queue.ready == 1 and snap.consumers == ()
 
 
-async def test_body_round_trip_bytes_and_json() -> None:
+async def test_body_round_trip_bytes_and_json(engines: Engines) -> None:
     """Bytes arrive as bytes, a dict as a dict."""
     got: list[object] = []
 
     async def h(d: Delivery) -> None:
         got.append(d.body)
 
-    async with Engine(EngineConfig(consumers=1), handler=h) as engine:
+    async with engines.make(EngineConfig(consumers=1), handler=h) as engine:
         await engine.publish(b"\x00\xff")
         await engine.join(timeout=5)
         await engine.publish({"a": [1, 2]})
@@ -378,10 +397,11 @@ def test_config_rejects_bad_settings(kwargs: dict[str, object], needle: str) -> 
         EngineConfig(**kwargs)  # type: ignore[arg-type]
 
 
-async def test_rolling_update_under_load_is_zero_downtime() -> None:
+@fake_clock_only
+async def test_rolling_update_under_load_is_zero_downtime(engines: Engines) -> None:
     """Every consumer ends on v2, throughput never stops for a second, nothing lost,
     and no stopped consumer handles anything."""
-    clock = FakeClock()
+    clock = engines.clock()
     handled: list[tuple[str, str, float, str]] = []  # (message, consumer, at, version)
 
     def make(version: str):  # type: ignore[no-untyped-def]
@@ -392,7 +412,7 @@ async def test_rolling_update_under_load_is_zero_downtime() -> None:
         return h
 
     cfg = fast_cfg(consumers=4, prefetch=2)
-    async with Engine(cfg, handler=make("v1"), clock=clock) as engine:
+    async with engines.make(cfg, handler=make("v1"), clock=clock) as engine:
         ids = []
         updater = None
         start = clock.now()
@@ -416,14 +436,14 @@ async def test_rolling_update_under_load_is_zero_downtime() -> None:
     assert any(v == "v2" for *_, v in handled) and any(v == "v1" for *_, v in handled)
 
 
-async def test_publish_many_accepts_all_in_order() -> None:
+async def test_publish_many_accepts_all_in_order(engines: Engines) -> None:
     """publish_many returns one id per body, and every message is handled once."""
     seen: list[object] = []
 
     async def h(d: Delivery) -> None:
         seen.append(d.body)
 
-    async with Engine(EngineConfig(consumers=1), handler=h) as engine:
+    async with engines.make(EngineConfig(consumers=1), handler=h) as engine:
         ids = await engine.publish_many([{"n": i} for i in range(50)])
         await engine.join(timeout=10)
     assert len(set(ids)) == 50

@@ -441,57 +441,6 @@ async def test_redelivered_counts_a_retry_when_it_is_scheduled(redis_broker: Mak
     assert (broker.stats().redelivered, broker.stats().delayed) == (1, 1)
 
 
-# -- the engine tests that run on real time, again on Redis -------------------------
-# (Those driven by a FakeClock run on memory and SQLite: test_sqlite_broker.)
-
-
-@pytest.fixture
-def engines_on_redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Engines made without a broker get a RedisBroker on this test's queue."""
-    from ccdash.engine import engine as engine_module
-
-    made = iter(range(1_000))
-
-    def redis_broker(
-        url: str, config: Any, *, clock: Any = None, read_ahead: int = 128
-    ) -> RedisBroker:
-        assert url == "memory" and not hasattr(clock, "advance"), "a fake clock: not on Redis"
-        return RedisBroker.from_url(
-            f"{redis_url}&ttl=0.6&worker=e{next(made)}", config, default_fetch=read_ahead
-        )
-
-    monkeypatch.setattr(engine_module, "open_broker", redis_broker)
-
-
-def _on_redis(fn: Callable[[], Any]) -> Callable[[None], Any]:
-    async def test(engines_on_redis: None) -> None:
-        await fn()
-
-    test.__name__ = test.__qualname__ = f"{fn.__name__}_on_redis"
-    test.__doc__ = fn.__doc__
-    return test
-
-
-# (basic operation has its own Redis run in tests/test_redis_competing_consumer.py)
-REAL_TIME_ENGINE_TESTS = (
-    "test_sync_handler_runs_in_a_thread",
-    "test_publish_only_engine",
-    "test_body_round_trip_bytes_and_json",
-    "test_publish_many_accepts_all_in_order",
-)
-
-
-def _real_time_engine_tests() -> dict[str, Any]:
-    import test_competing_consumer as study
-    import test_engine as engine_tests
-
-    found = {**vars(study), **vars(engine_tests)}
-    return {f"{name}_on_redis": _on_redis(found[name]) for name in REAL_TIME_ENGINE_TESTS}
-
-
-globals().update(_real_time_engine_tests())
-
-
 async def test_engine_publish_returns_only_once_redis_has_the_message(
     redis_server_factory: Any,
 ) -> None:

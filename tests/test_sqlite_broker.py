@@ -8,7 +8,6 @@ permissions, refusals, other processes on the same file).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import shutil
 import sqlite3
@@ -16,21 +15,16 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import test_broker_state_machine as sm
-import test_competing_consumer as study
-import test_engine as engine_tests
 from hypothesis import settings
 from hypothesis.stateful import invariant
-from support.broker_harness import _open_sqlite as _open
-from support.broker_harness import settle_with_brokers
 
 from ccdash import Engine, EngineConfig
-from ccdash import clock as clock_module
 from ccdash.brokers import open_broker
 from ccdash.brokers.base import (
     REASON_CONSUMER_FAILED,
@@ -42,7 +36,6 @@ from ccdash.brokers.base import (
 from ccdash.brokers.sqlite import SqliteBroker
 from ccdash.brokers.sqlite.schema import SCHEMA_VERSION, SqliteOpenError, parse_url
 from ccdash.clock import FakeClock
-from ccdash.engine import engine as engine_module
 
 Make = Callable[..., SqliteBroker]
 ROOT = Path(__file__).resolve().parents[1]
@@ -468,47 +461,8 @@ TestSqliteBrokerStateMachine = SqliteBrokerMachine.TestCase
 
 
 # -- the engine on SQLite -----------------------------------------------------------------
-
-
-@pytest.fixture
-def engines_on_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Engines made without a broker get a SqliteBroker (on their clock) instead of memory."""
-    made: list[SqliteBroker] = []
-
-    def sqlite_broker(
-        url: str, config: QueueConfig, *, clock: Any = None, read_ahead: int = 128
-    ) -> SqliteBroker:
-        assert url == "memory"  # read_ahead: a remote broker's setting, none here
-        broker = SqliteBroker(str(tmp_path / f"e{len(made)}.db"), config, clock=clock)
-        made.append(broker)
-        _open.add(broker)
-        return broker
-
-    monkeypatch.setattr(engine_module, "open_broker", sqlite_broker)
-    monkeypatch.setattr(clock_module, "settle", settle_with_brokers)
-    yield
-    for broker in made:
-        _open.discard(broker)
-
-
-def _on_sqlite(fn: Callable[[], Any]) -> Callable[[None], Any]:
-    async def test(engines_on_sqlite: None) -> None:
-        await fn()
-
-    test.__name__ = test.__qualname__ = f"{fn.__name__}_on_sqlite"
-    test.__doc__ = fn.__doc__
-    return test
-
-
-ENGINE_TESTS = {
-    f"{name}_on_sqlite": _on_sqlite(fn)
-    for module in (study, engine_tests)
-    for name, fn in vars(module).items()
-    if name.startswith("test_")
-    and inspect.iscoroutinefunction(fn)
-    and not inspect.signature(fn).parameters
-}
-globals().update(ENGINE_TESTS)
+# (The engine tests themselves run on SQLite too: the `engines` fixture, in
+# tests/test_engine.py and tests/test_competing_consumer.py.)
 
 
 async def test_engine_on_a_sqlite_url_runs_and_leaves_an_empty_file(tmp_path: Path) -> None:

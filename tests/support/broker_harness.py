@@ -6,9 +6,10 @@ drives broker deadlines with the fake clock, which a real Redis cannot follow
 (tests/test_redis_broker.py holds the Redis variants on short real times).
 
 The harness smooths over what is not the contract: the SQLite broker commits on
-a writer thread (settle waits for the commits), and a Redis worker reads ahead
-into a local buffer and sees fleet counts through a snapshot (receive hands the
-buffer back first, so delivery order is Redis's; stats/dead_letters refresh).
+a writer thread (settle and the fake clock, a SettlingClock, wait for the commits),
+and a Redis worker reads ahead into a local buffer and sees fleet counts through a
+snapshot (receive hands the buffer back first, so delivery order is Redis's;
+stats/dead_letters refresh).
 """
 
 from __future__ import annotations
@@ -21,32 +22,22 @@ from typing import Any
 
 import pytest
 
-from ccdash import clock as clock_module
 from ccdash.brokers.base import Broker, BrokerClosed, DeadLetter, Delivery, QueueConfig, QueueStats
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.brokers.sqlite import SqliteBroker
-from ccdash.clock import FakeClock
+from support.settling_clock import SettlingClock
 
 KINDS = ("memory", "sqlite", "redis")
-_plain_settle = clock_module.settle
-_open_sqlite: set[SqliteBroker] = set()
-
-
-async def settle_with_brokers(max_rounds: int = 10_000) -> None:
-    """`settle`, and also until no SQLite broker has operations in flight."""
-    while True:
-        await _plain_settle(max_rounds)
-        busy = [b for b in _open_sqlite if b.busy()]
-        if not busy:
-            return
-        for b in busy:
-            await b.settled()
+# A test that drives deadlines with the fake clock: a real Redis cannot follow it.
+fake_clock_only = pytest.mark.brokers("memory", "sqlite")
 
 
 class Brokers:
     """Makes brokers of one kind and does what a test needs the same way on each."""
 
-    def __init__(self, kind: str, clock: FakeClock, tmp_path: Path, redis_url: str | None) -> None:
+    def __init__(
+        self, kind: str, clock: SettlingClock, tmp_path: Path, redis_url: str | None
+    ) -> None:
         self.kind = kind
         self.clock = clock
         self.tmp_path = tmp_path
@@ -70,7 +61,7 @@ class Brokers:
                 QueueConfig(**config),
                 clock=self.clock,
             )
-            _open_sqlite.add(broker)
+            self.clock.watch(broker)
         else:
             from ccdash.brokers.redis import RedisBroker
 
@@ -89,7 +80,7 @@ class Brokers:
                 with contextlib.suppress(BrokerClosed):
                     await asyncio.wait_for(b.settled(), 5)
         else:
-            await clock_module.settle()
+            await self.clock.settle()
 
     async def receive(self, broker: Broker, holders: Sequence[str]) -> list[Delivery]:
         """Lease up to len(holders) of the messages ready now, in delivery order."""
@@ -132,12 +123,12 @@ class Brokers:
         """Close every broker made."""
         for b in self.made:
             await b.close()
-            _open_sqlite.discard(b)
 
 
 def parametrize_brokers(metafunc: pytest.Metafunc) -> None:
-    """conftest hook: a test using `brokers` runs once per kind (or per marked kind)."""
-    if "brokers" not in metafunc.fixturenames:
+    """conftest hook: a test using `brokers` or `engines` (tests/support/engine_harness.py)
+    runs once per kind (or per marked kind)."""
+    if "broker_kind" not in metafunc.fixturenames:
         return
     marker = metafunc.definition.get_closest_marker("brokers")
     kinds = marker.args if marker else KINDS
@@ -147,16 +138,10 @@ def parametrize_brokers(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 async def brokers(
-    broker_kind: str,
-    fake_clock: FakeClock,
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-    monkeypatch: pytest.MonkeyPatch,
+    broker_kind: str, fake_clock: SettlingClock, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[Brokers]:
     """The harness for this test's broker kind; its brokers are closed at the end."""
     url = request.getfixturevalue("redis_url") if broker_kind == "redis" else None
-    if broker_kind == "sqlite":
-        monkeypatch.setattr(clock_module, "settle", settle_with_brokers)
     harness = Brokers(broker_kind, fake_clock, tmp_path, url)
     yield harness
     await harness.close()
