@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
+from harness import (
     check_once,
     cpu_seconds,
     has_valgrind,
@@ -47,7 +47,7 @@ from harness import (  # noqa: E402
     workload,
 )
 
-from ccdash import Engine, EngineConfig  # noqa: E402
+from ccdash import Engine, EngineConfig
 
 CONSUMERS = 8
 Timed = tuple[float, float]  # (publish seconds, consume seconds)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ccdash.brokers.base import QueueConfig  # noqa: E402
-from ccdash.brokers.memory import MemoryBroker  # noqa: E402
-from ccdash.clock import FakeClock, MonotonicClock  # noqa: E402
+from ccdash.brokers.base import QueueConfig
+from ccdash.brokers.memory import MemoryBroker
+from ccdash.clock import FakeClock, MonotonicClock
 
 TARGET_RATIO = 0.5  # receive+ack at least half the asyncio.Queue floor
 TARGET_EXPIRY_MS = 10.0  # expiring 1,000 of 1,000,000 leases

@@ -31,11 +31,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import cpu_seconds, redis_server  # noqa: E402
+from harness import cpu_seconds, redis_server
 
-import ccdash  # noqa: E402
-from ccdash import Engine, EngineConfig  # noqa: E402
-from ccdash.clock import FakeClock  # noqa: E402
+import ccdash
+from ccdash import Engine, EngineConfig
+from ccdash.clock import FakeClock
 
 
 async def noop(_: Any) -> None:

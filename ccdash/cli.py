@@ -38,11 +38,6 @@ from ccdash.validate import (
 from ccdash.validate import UsageError as UsageError  # re-exported: other commands use it
 
 SUBCOMMANDS = ("bench", "replay", "worker")
-BROKER_URLS = {
-    "sqlite": "sqlite:///file.db",
-    "redis": "redis://host:port/db",
-    "rediss": "rediss://host:port/db",
-}
 
 EPILOG = """\
 other commands:

@@ -186,7 +186,7 @@ def guard(
         raise
     except RecursionError:
         raise UsageError(f"{what}: input nested too deeply to check") from None
-    except Exception as exc:  # noqa: BLE001 - the net under every check; see the docstring
+    except Exception as exc:  # the net under every check; see the docstring
         raise UsageError(
             f"{what} could not be checked ({type(exc).__name__}: "
             f"{sanitize(exc, 200)}); please report this as a bug"

@@ -63,7 +63,6 @@ class Autoscaler:
         self.decisions: deque[Decision] = deque(maxlen=300)
         # (time, recommendation); the configured size counts as the first recommendation.
         self._recent: deque[tuple[float, int]] = deque([(now, cfg.consumers)])
-        self.decision_count = 0  # all-time (decisions keeps only the latest)
         self._last_change = float("-inf")
         self._last_eval = float("-inf")
         self._last_published: int | None = None
@@ -194,7 +193,6 @@ class Autoscaler:
             service,
         )
         self.decisions.append(decision)
-        self.decision_count += 1
         if applied == current and desired != current:
             self.emit(
                 EventKind.SCALE_HELD,
@@ -207,10 +205,6 @@ class Autoscaler:
             self._last_change = now
             await self.pool.scale_to(applied, source="autoscaler", reason=reason)
         return decision
-
-    def at_max(self) -> bool:
-        """Whether the newest decision wanted more than max_consumers."""
-        return bool(self.decisions) and self.decisions[-1].reason == ScaleReason.AT_MAX
 
     def view(self, now: float) -> AutoscalerView:
         """The newest decision, and the forecast that an earlier one made for now."""

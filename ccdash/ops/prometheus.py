@@ -175,7 +175,7 @@ class MetricsServer:
             await writer.drain()
         except (TimeoutError, ConnectionError):
             pass  # a client that went away or never finished its request
-        except Exception:  # noqa: BLE001 - see above; logged without the request's text
+        except Exception:  # see above; logged without the request's text
             log.debug("metrics request failed", exc_info=True)
         finally:
             writer.close()

@@ -80,7 +80,6 @@ class Recorder:
         self.interval = interval
         self.meta = dict(meta or {})
         self.error: str | None = None  # why the recording stopped early, if it did
-        self.bytes_written = 0
         self.frames = 0
         self.started = False
         self.closed = False
@@ -206,7 +205,6 @@ class Recorder:
             if self.error is None:
                 tail = self._z.flush()
                 self.out.write(tail)
-                self.bytes_written += len(tail)
         except (OSError, ValueError) as exc:
             self._failed(exc)
         finally:
@@ -263,7 +261,6 @@ class Recorder:
             chunk = self._z.compress(data) + self._z.flush(zlib.Z_SYNC_FLUSH)
             self.out.write(chunk)
             self.out.flush()
-            self.bytes_written += len(chunk)
         except (OSError, ValueError) as exc:
             self._failed(exc)
 

@@ -120,10 +120,6 @@ class DrillSpec:
         """The drill's name, or one made from its action, target and parameters."""
         return self.name or drill_label(self.action, self.target, dict(self.params))
 
-    def param(self, key: str, default: Any = None) -> Any:
-        """One parameter (count, factor, for, to, balancer)."""
-        return dict(self.params).get(key, default)
-
 
 @dataclass(frozen=True, slots=True)
 class SloSpec:

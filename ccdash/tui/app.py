@@ -320,7 +320,7 @@ class DashboardApp(ViewActions):
         self._dead_seen = dead_now
         self.dead.update_from(snap)
         self.alerts.update_from(snap)
-        self.query_one(DrillReport).update_from(list(state.drills), snap.at, state.lost)
+        self.query_one(DrillReport).update_from(list(state.drills), state.lost)
         if self.recording is not None:
             self.recording.recorder.frame(snap, state.drills, state.lost)
         log = self.query_one(LogPane)

@@ -48,7 +48,7 @@ def guarded(fn: F) -> F:
             result = fn(self, *args)
             if inspect.isawaitable(result):
                 await result
-        except Exception as exc:  # noqa: BLE001 - shown to the operator instead
+        except Exception as exc:  # shown to the operator instead
             self.say(f"{fn.__name__.removeprefix('action_')} failed: {exc}", error=True)
 
     return wrapper  # type: ignore[return-value]
@@ -98,7 +98,7 @@ class CommandBase(App[int]):
                 out = fn(result)
                 if inspect.isawaitable(out):
                     await out
-            except Exception as exc:  # noqa: BLE001 - shown to the operator instead
+            except Exception as exc:  # shown to the operator instead
                 self.say(f"command failed: {exc}", error=True)
 
         return run

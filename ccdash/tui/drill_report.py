@@ -79,7 +79,7 @@ class DrillReport(RowTable):
         self.palette = palette
         self.t0 = t0
 
-    def update_from(self, records: Sequence[Any], now: float, lost: int | None = None) -> None:
+    def update_from(self, records: Sequence[Any], lost: int | None = None) -> None:
         """Show the drill records, newest first; one still running shows as pending.
         `lost`: the loss checker's count now (None: no checker)."""
         rows: dict[str, tuple[Hashable, ...]] = {}

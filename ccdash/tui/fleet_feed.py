@@ -72,7 +72,7 @@ class FleetFeed:
                     if failing:
                         say(f"fleet view: reading {self.where} again", False)
                     delay, failing = self.poll_every, False
-                except Exception as exc:  # noqa: BLE001 - Redis away: shown, retried
+                except Exception as exc:  # Redis away: shown, retried
                     if not failing:
                         say(
                             f"fleet view: cannot read {self.where}: "

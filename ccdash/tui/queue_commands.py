@@ -10,7 +10,7 @@ from ccdash.tui.confirm import Confirm
 class QueueCommands(CommandBase):
     """Keys on the dead letters (selected, grouped or all) and the firing alerts."""
 
-    def _dlq_targets(self, verb: str) -> tuple[list[str] | None, str]:
+    def _dlq_targets(self) -> tuple[list[str] | None, str]:
         """Selected message / group when the DLQ pane has focus; else all (None)."""
         if self.dead.has_focus:
             ids = self.dead.selected_ids()
@@ -24,7 +24,7 @@ class QueueCommands(CommandBase):
         return None, f"all {self.engine.snapshot(max_leases=0, max_dead=0).queue.dead} dead letters"
 
     def _dlq_command(self, verb: str) -> None:
-        ids, what = self._dlq_targets(verb)
+        ids, what = self._dlq_targets()
 
         async def run(yes: bool | None) -> None:
             if not yes:
