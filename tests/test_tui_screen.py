@@ -377,6 +377,24 @@ async def test_read_only_refuses_every_mutating_key(key: Any) -> None:
         await quit_app(app, pilot)
 
 
+async def test_a_refusal_is_shown_when_the_log_pane_is_not() -> None:
+    """80x24 shows one detail pane, not the log: a refused key (any error a command
+    meets) still reaches the operator, as a notification, its hostile text neutralised."""
+    app = make_app(read_only=True)
+    async with running(app, (80, 24)) as pilot:
+        await advance(app, pilot, 0.5)
+        assert not app.query_one(LogPane).display
+        await pilot.press("k")
+        await pilot.pause()
+        shown = [n.message for n in app._notifications]
+        assert any("read-only: kill refused" in m for m in shown), shown
+        app.say("evil \x1b[2J[red]markup[/red]", error=True)
+        await pilot.pause()
+        last = list(app._notifications)[-1]
+        assert "\x1b" not in last.message and not last.markup
+        await quit_app(app, pilot)
+
+
 async def test_read_only_refuses_a_palette_command_too() -> None:
     """Ctrl+P "consumers: kill selected" in read-only mode: refused, nothing killed."""
     app = make_app(read_only=True)

@@ -18,6 +18,7 @@ from textual.worker import Worker
 
 from ccdash.engine import Engine
 from ccdash.fleet import CommandResult, WorkerView
+from ccdash.text import sanitize
 from ccdash.tui.alerts_table import AlertsTable
 from ccdash.tui.confirm import Confirm
 from ccdash.tui.consumer_table import ConsumerTable
@@ -73,6 +74,8 @@ class CommandBase(App[int]):
         log = self.query_one(LogPane)
         log.add(clock.now(), "error" if error else "operator", message, operator=not error)
         log.flush()
+        if error and not log.display:  # a small terminal hides the log: a refusal shows anyway
+            self.notify(sanitize(message, 300), severity="error", markup=False)
         self.refresh_now()
 
     @property
