@@ -1,4 +1,4 @@
-"""What the engine does with what a handler returns (the Python API, not the CLI)."""
+"""What the engine does with what a handler returns or raises (the Python API, not the CLI)."""
 
 from __future__ import annotations
 
@@ -65,3 +65,54 @@ async def test_loss_checker_tap_runs_the_coroutine_a_sync_handler_returns() -> N
     await tap(Delivery("m1", {"x": 1}, attempt=1, consumer_id="c1", receipt="r1"))
     assert done == ["m1"]
     assert ledger.done.keys() == {"m1"}
+
+
+class Unprintable(Exception):
+    """An exception whose str() itself raises (a broken __str__ in a user's library)."""
+
+    def __str__(self) -> str:
+        raise ValueError("str fails")
+
+
+async def test_an_unprintable_exception_is_a_handler_failure_not_a_consumer_crash() -> None:
+    """A handler exception whose str() raises is retried, then dead-lettered with its type
+    named; the consumer that ran it keeps running."""
+
+    async def fails(d: Delivery) -> None:
+        raise Unprintable()
+
+    cfg = EngineConfig(consumers=1, max_attempts=2, backoff_base=0.01, backoff_max=0.02)
+    async with Engine(cfg, handler=fails) as engine:
+        await engine.publish({"x": 1})
+        await engine.join(timeout=10)
+        snap = engine.snapshot()
+    assert snap.queue.dead == 1
+    assert snap.dead_letters[0].reason == "failed"
+    assert "Unprintable" in snap.dead_letters[0].last_error
+    assert snap.failovers == 0
+    assert [c.id for c in snap.consumers if c.state != "stopped"] == ["c1"]
+
+
+async def test_a_cancelled_error_raised_by_the_handler_is_a_failure_and_the_consumer_lives() -> (
+    None
+):
+    """A handler that awaits a task someone cancelled gets CancelledError: that delivery
+    failed (retried), but the consumer was not cancelled and keeps handling messages."""
+    calls: list[int] = []
+
+    async def awaits_a_cancelled_task(d: Delivery) -> None:
+        calls.append(d.attempt)
+        if d.attempt == 1:
+            inner = asyncio.ensure_future(asyncio.sleep(10))
+            inner.cancel()
+            await inner  # raises CancelledError here: the inner task's, not ours
+
+    cfg = EngineConfig(consumers=1, max_attempts=3, backoff_base=0.01, backoff_max=0.02)
+    async with Engine(cfg, handler=awaits_a_cancelled_task) as engine:
+        await engine.publish({"x": 1})
+        await engine.publish({"x": 2})
+        await engine.join(timeout=5)
+        snap = engine.snapshot()
+    assert snap.acked == 2 and snap.queue.dead == 0
+    assert snap.failovers == 0
+    assert sorted(calls) == [1, 1, 2, 2]

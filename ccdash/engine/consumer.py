@@ -33,7 +33,11 @@ IDLE, PROCESSING = ConsumerState.IDLE, ConsumerState.PROCESSING
 
 def describe_error(exc: BaseException) -> str:
     """`TypeName: message`, bounded, for nack reasons and the DLQ."""
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ must not turn a handler failure into a crash
+        message = "<str() of this exception failed>"
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     return text if len(text) <= 500 else text[:497] + "..."
 
 
@@ -299,6 +303,11 @@ class Consumer:
         """Inside `except CancelledError`: our own timeout becomes an error text;
         any other cancellation (kill, shutdown) propagates."""
         if not self._timed_out:
+            task = asyncio.current_task()
+            if task is not None and not task.cancelling():
+                # Nobody cancelled this consumer: the handler raised it (it awaited a
+                # task that was cancelled). A failed delivery, not a silent stop.
+                return f"CancelledError: raised inside the {what}, not a cancellation"
             raise  # noqa: PLE0704 - re-raises the CancelledError being handled
         self._timed_out = False
         asyncio.current_task().uncancel()  # type: ignore[union-attr]
