@@ -171,6 +171,19 @@ async def test_impossible_slo_fails_the_run_and_names_the_slo() -> None:
     assert "result: FAIL (max_latency_p99_ms failed)" in out
 
 
+async def test_a_skipped_fault_drill_is_not_a_failover() -> None:
+    """A kill drill with no consumer left to kill is skipped: it is in `drills`, but no
+    consumer failed, so `failovers` (and the text report's line) leave it out."""
+    drills = '[[drills]]\nat = 1\naction = "scale"\nto = 0\n'
+    drills += '[[drills]]\nat = 2\naction = "kill"\ntarget = "busiest"\n'
+    sc = parse_scenario(SMALL.replace("consumers = 3", "consumers = 3\nmin_consumers = 0") + drills)
+    report, out = await demo(sc)
+    kill = report["drills"][-1]
+    assert kill["action"] == "kill" and kill["verdict"] == "skipped"
+    assert report["failovers"] == []
+    assert "None" not in out
+
+
 async def _published_sequence(seed: int) -> tuple[list[Any], list[Any], str]:
     sc = load_scenario("failover-drill")
     clock = FakeClock()

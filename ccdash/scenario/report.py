@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from ccdash.brokers.base import QueueStats
 from ccdash.clock import Clock
 from ccdash.engine import Engine, Snapshot
-from ccdash.scenario.drill_record import DONE, FAULTS, PASS, DrillRecord
+from ccdash.scenario.drill_record import DONE, FAULTS, PASS, SKIPPED, DrillRecord
 from ccdash.scenario.ledger import Ledger
 from ccdash.scenario.model import Scenario
 
@@ -146,7 +146,11 @@ def build_report(wl: FinishedRun) -> dict[str, Any]:
         "throughput_per_s": round(acked / elapsed, 1) if elapsed > 0 else 0.0,
         "latency_ms": _ms(latencies),
         "latency_ms_by_priority": {str(p): _ms(sorted(v)) for p, v in sorted(by_prio.items())},
-        "failovers": [_failover(r) for r in wl.drill_results if r.action in FAULTS]
+        "failovers": [
+            _failover(r)
+            for r in wl.drill_results
+            if r.action in FAULTS and r.verdict != SKIPPED  # skipped: nothing failed over
+        ]
         + [
             {**u, "action": "unplanned", "detected_after_s": None, "recovered_after_s": None}
             for u in wl.unplanned
