@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | No
         return _main(list(sys.argv[1:] if argv is None else argv), parser)
     except UsageError as exc:
         text = " ".join(sanitize(exc, 2000, keep="\n\t").split())
-        print(f"ccdash worker: error: {text}", file=sys.stderr)
+        print(f"ccdash: error: {text}", file=sys.stderr)  # the one prefix of the contract
         return 2
 
 
