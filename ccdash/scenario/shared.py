@@ -3,8 +3,8 @@ worker of the fleet handled.
 
 A Redis fleet's other workers run their own handlers, so the workload's Tap never
 sees their completions. After the run, an id is counted as acked elsewhere when
-the broker no longer holds it (no stream entry, no delayed retry) and it is not
-in the DLQ: on Redis an entry leaves only by an ack (XACK + XDEL) or a purge.
+the broker no longer holds it (no unacked stream entry, no delayed retry) and it
+is not in the DLQ: on Redis a message leaves only by an ack or a purge.
 As a cross-check, the fleet's acked counter must have grown by at least that
 many during the run; ids beyond what it covers (Redis lost its state, say) are
 counted as lost.

@@ -1,7 +1,8 @@
 """Where a batch of message ids is now on a Redis queue: still outstanding (a
-stream entry, a returned message waiting for a fetch, a delayed retry), dead, or
-gone (acked: XACK + XDEL). It reads the key layout the broker's scripts write
-(`scripts`), so it lives beside them.
+stream entry not yet read or still pending, a returned message waiting for a
+fetch, a delayed retry), dead, or gone (acked: an acked entry may stay in its
+stream until it is trimmed, read and no longer pending). It reads the key layout
+the broker's scripts write (`scripts`), so it lives beside them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ccdash.brokers.redis.keys import Keys
+from ccdash.brokers.redis.keys import GROUP, Keys
 
 CHUNK = 1000  # stream entries read per round trip
 
@@ -52,14 +53,48 @@ async def locate_ids(client: Any, keys: Keys, ids: Iterable[str]) -> Whereabouts
 
 
 async def _scan(client: Any, stream: str, wanted: set[str]) -> set[str]:
-    """The wanted ids that have an entry in `stream`."""
+    """The wanted ids that have an entry in `stream` not yet acked: unread (after the
+    group's last-delivered id) or pending."""
     found: set[str] = set()
+    last = (-1, -1)
+    groups = await client.xinfo_groups(stream) if await client.exists(stream) else []
+    for group in groups:
+        if _text(group.get("name")) == GROUP:
+            last = _id(group.get("last-delivered-id"))
     start = "-"
     while True:
         entries = await client.xrange(stream, min=start, count=CHUNK)
-        for _eid, fields in entries:
-            if (mid := fields.get(b"m", b"").decode(errors="backslashreplace")) in wanted:
-                found.add(mid)
+        pending: set[bytes] | None = None
+        for eid, fields in entries:
+            mid = fields.get(b"m", b"").decode(errors="backslashreplace")
+            if mid not in wanted:
+                continue
+            if _id(eid) <= last:  # read: outstanding only while still pending
+                if pending is None:
+                    rows = await client.xpending_range(
+                        stream, GROUP, min=entries[0][0], max=entries[-1][0], count=CHUNK
+                    )
+                    pending = {_raw(r["message_id"]) for r in rows}
+                if _raw(eid) not in pending:
+                    continue
+            found.add(mid)
         if len(entries) < CHUNK:
             return found
         start = "(" + entries[-1][0].decode()
+
+
+def _raw(v: Any) -> bytes:
+    return v if isinstance(v, bytes) else str(v).encode()
+
+
+def _text(v: Any) -> str:
+    return v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+
+
+def _id(v: Any) -> tuple[int, int]:
+    """A stream id as a comparable pair ((-1, -1) if it is not one)."""
+    ms, _, seq = _text(v).partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return (-1, -1)

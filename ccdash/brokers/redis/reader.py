@@ -1,10 +1,12 @@
 """The Redis broker's read path: one task keeps this worker's buffer filled.
 
 It reads only while there is demand (a consumer parked in `wait_ready`, or the
-buffer below half its batch while consumers take from it). A fetch script
-moves due retries back and reads new entries highest priority first; when
-nothing is ready, the task parks in Redis on XREADGROUP BLOCK (bounded by the
-next due retry), so an idle fleet sends no polls.
+buffer below half its batch while consumers take from it). The fetch script
+moves due retries back and readies returned messages; the entries themselves
+come from a native XREADGROUP of the highest levels that may have some (the
+script reads top down itself only when those ran short). When nothing is ready,
+the task parks in Redis on XREADGROUP BLOCK (bounded by the next due retry), so
+an idle fleet sends no polls.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Reader:
         self.link = link
         self.prios: list[bytes] = []
         self.next_due = -1  # Redis ms of the earliest delayed retry, -1: none
+        self.floor: int | None = None  # fast path: read natively from levels >= floor
         self.redis_now = 0
         self.backoff = Backoff()
         self.rng = random.Random()
@@ -120,23 +123,83 @@ class Reader:
                 await asyncio.sleep(self.backoff.next_delay())
 
     async def fetch(self) -> int:
-        """One fetch script call; returns how many entries were buffered."""
+        """One fetch round trip; returns how many entries were buffered.
+
+        The fast path (`floor` known) sends the fetch script in prep mode (due
+        retries back, returned messages of the levels >= floor moved to their
+        returned streams; per call, not per entry) and, in the same pipeline, one
+        native XREADGROUP of those levels' streams: entries never pass through Lua.
+        `floor` is the highest level that may still hold unread entries, so nothing
+        of a lower level is read while a higher one has some. When those levels run
+        short, or the floor is not known, the script reads itself, top down to n.
+        """
         b = self.b
         n = b.fetch_size - b.book.buffered
         t0 = b.clock.now()
+        if self.floor is not None:
+            got = await self._fetch_native(n, self.floor, t0)
+        else:
+            got = await self._fetch_scripted(n, t0)
+        if got:
+            b.note_fetched(got)
+            b.wake_waiters()
+        return got
+
+    async def _fetch_scripted(self, n: int, t0: float) -> int:
+        b = self.b
         # Its own connection: reads overlap the write path's round trips (no bubble
         # while acks are in flight), and fetching never changes what is outstanding.
         [reply] = await self.link.execute([evalsha("fetch", b.keys.prefix, b.worker, n, 200)])
         if isinstance(reply, Exception):
             raise reply
         self.redis_now, self.next_due, self.prios, *rest = reply
-        got = 0
+        got = read = 0
         deadline = t0 + b.vt
         for i in range(0, len(rest), 2):
+            read += len(rest[i + 1])
             got += self._buffer(rest[i], rest[i + 1], deadline)
-        if got:
-            b.note_fetched(got)
-            b.wake_waiters()
+        # Filled: the lowest level read may have more (every level above ran dry).
+        self.floor = int(rest[-2].lstrip(b"r")) if rest and read >= n else None
+        return got
+
+    async def _fetch_native(self, n: int, floor: int, t0: float) -> int:
+        b = self.b
+        prefix = b.keys.prefix.encode()
+        keys: list[bytes] = []
+        for p in self.prios:
+            if int(p) >= floor:
+                keys += (prefix + b"q:r" + p, prefix + b"q:" + p)
+        read_cmd = (
+            "XREADGROUP",
+            "GROUP",
+            GROUP,
+            b.worker,
+            "COUNT",
+            n,
+            "STREAMS",
+            *keys,
+            *([">"] * len(keys)),
+        )
+        prep, reply = await self.link.execute(
+            [evalsha("fetch", b.keys.prefix, b.worker, n, 200, floor), read_cmd]
+        )
+        self.floor = None  # short everywhere: the scripted read looks at every level next
+        if isinstance(reply, Exception):
+            raise reply
+        got = 0
+        deadline = t0 + b.vt
+        for key, entries in reply or ():  # buffered even if the prep failed: they are ours
+            level = key.rsplit(b":", 1)[1]
+            if len(entries) >= n and self.floor is None:
+                self.floor = int(level.lstrip(b"r"))  # the highest level with more to read
+            got += self._buffer(level, entries, deadline)
+        if isinstance(prep, Exception):
+            self.floor = None
+            if got:
+                b.note_fetched(got)
+                b.wake_waiters()
+            raise prep
+        self.redis_now, self.next_due, self.prios = prep
         return got
 
     def _buffer(self, level: bytes, entries: list[Any], deadline: float) -> int:

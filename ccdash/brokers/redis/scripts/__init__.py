@@ -6,7 +6,8 @@ Model (see keys.Keys for the names):
            its idle time is the lease clock (XCLAIM ... JUSTID extends it);
   delayed  a hash `dl:<id>` plus a member of the `delayed` ZSET (due, Redis ms);
   dead     an entry of the `dead` stream (`deadidx` maps message id -> entry);
-  acked    gone: XACK + XDEL.
+  acked    XACK; the entry stays in its stream (counted in `ghosts`) until an ack
+           trims every entry below the oldest one still pending or unread.
 A message that comes back (released, retried, expired, its worker died) keeps
 its place: it waits in its level's `ret:<prio>` ZSET (members sort by its first
 entry's id, `o`) with its fields in a hash `rt:<id>`, and a fetch moves it to

@@ -30,13 +30,14 @@ for _, p in ipairs(redis.call('ZRANGE', P .. 'prios', 0, -1)) do
     end
   end
 end
+local ghosts = fmap(redis.call('HGETALL', P .. 'ghosts'))  -- acked, not yet trimmed
 for _, p in ipairs(streams()) do
   local key = P .. 'q:' .. p
   local len = redis.call('XLEN', key)
   local s = redis.pcall('XPENDING', key, G)
   if type(s) == 'table' and s.err then return redis.error_reply(s.err) end
   local c = tonumber(s[1])
-  ready = ready + len - c
+  ready = ready + len - c - tonumber(ghosts[p] or '0')
   pend = pend + c
   if s[4] then
     for _, x in ipairs(s[4]) do per[x[1]] = (per[x[1]] or 0) + tonumber(x[2]) end

@@ -37,12 +37,18 @@ redis.call('SET', tok, '', 'EX', 600)
 return {}
 """
 
-# ARGV: P, me, n, promote limit. Moves due retries back, then reads up to n
+# ARGV: P, me, n, promote limit[, floor]. Moves due retries back, then reads up to n
 # entries, highest priority first; within a level, returned messages (in their
 # original order) before new ones. Returns {now, next due or -1, priorities,
 # stream suffix, entries, stream suffix, entries, ...}.
+# With a floor (a priority) it reads nothing: it only readies what a native
+# XREADGROUP of the levels >= floor (each level's returned stream, then its new
+# one) sent right after it in the same pipeline must see: due retries back, and up
+# to n returned messages of those levels moved to their returned streams (the
+# reader's fast path: no entry passes through Lua). Returns {now, next due, prios}.
 FETCH = r"""
 local me, n = ARGV[2], tonumber(ARGV[3])
+local floor = tonumber(ARGV[5] or '')
 local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
 for _, m in ipairs(due) do
   local k = P .. 'dl:' .. m
@@ -64,7 +70,7 @@ local function read(s, count)
   end
 end
 for _, p in ipairs(prios) do
-  if n <= 0 then break end
+  if n <= 0 or (floor and tonumber(p) < floor) then break end
   local rz = P .. 'ret:' .. p
   local back = redis.call('ZRANGE', rz, 0, n - 1)
   if #back > 0 then
@@ -85,42 +91,53 @@ for _, p in ipairs(prios) do
       end
     end
     redis.call('ZREM', rz, unpack(back))
-    read('r' .. p, #back)
+    if floor then n = n - #back end
   end
-  if n > 0 then read(p, n) end
+  if not floor then
+    read('r' .. p, n)  -- n, not #back: also what a broken fast read left unread
+    if n > 0 then read(p, n) end
+  end
 end
 return out
 """
 
 # ARGV: P, me, vt ms, then (stream suffix, entry id, delivery count) per ack.
-# Acks only entries still pending for `me` with that count and within the lease (see
-# `ours`: one XPENDING over each stream's acked range, not a scan of all we hold),
-# then one XACK, one XDEL and one counter update per batch; returns the 1-based
-# positions of the rejected ones.
+# One XACK per stream for the whole batch: an entry still pending is this
+# delivery's (a message that comes back -- expired, nacked, its worker dead -- is
+# always a new entry, and its old one is acked and deleted in the same script), so
+# a stale receipt's XACK acks nothing. The lease clock is checked where the receipt
+# is (the worker's own deadline); Redis only confirms the entry was still pending.
+# The acked entries stay in the stream until `tidy` trims them in bulk; one counter
+# update per batch. Returns the 1-based positions of the rejected acks.
 ACK = r"""
-local me, vt = ARGV[2], tonumber(ARGV[3])
-local bad, nok, groups, order = {}, 0, {}, {}
+local bad, nok, groups, order, lost = {}, 0, {}, {}, nil
 for i = 4, #ARGV, 3 do
   local g = groups[ARGV[i]]
   if not g then
-    g = {key = P .. 'q:' .. ARGV[i], ids = {}, counts = {}, at = {}}
+    g = {s = ARGV[i], key = P .. 'q:' .. ARGV[i], ids = {}, at = {}}
     groups[ARGV[i]] = g
     order[#order + 1] = g
   end
   g.ids[#g.ids + 1] = ARGV[i + 1]
-  g.counts[#g.counts + 1] = tonumber(ARGV[i + 2])
   g.at[#g.at + 1] = (i - 1) / 3
 end
 for _, g in ipairs(order) do
-  local held, ok = ours(g.key, g.ids, g.counts, me, vt), {}
-  for j, id in ipairs(g.ids) do
-    if held[j] then ok[#ok + 1] = id else bad[#bad + 1] = g.at[j] end
+  local ids, n = g.ids, 0
+  for s = 1, #ids, 1000 do
+    n = n + redis.call('XACK', g.key, G, unpack(ids, s, math.min(s + 999, #ids)))
   end
-  with_ids({'XACK', g.key, G}, ok)
-  with_ids({'XDEL', g.key}, ok)
-  nok = nok + #ok
+  if n < #ids then  -- rare: some were not pending (ended meanwhile): those are gone
+    local r = redis.pcall('XPENDING', g.key, G, '-', '+', 1)  -- or the group is lost
+    if type(r) == 'table' and r.err then lost = r.err end
+    for j, id in ipairs(ids) do
+      if #redis.call('XRANGE', g.key, id, id) == 0 then bad[#bad + 1] = g.at[j] end
+    end
+  end
+  if n > 0 then tidy(g.s, g.key, n) end
+  nok = nok + n
 end
 if nok > 0 then redis.call('HINCRBY', P .. 'counters', 'acked', nok) end
+if lost then return redis.error_reply(lost) end
 return bad
 """
 
