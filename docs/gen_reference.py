@@ -103,10 +103,11 @@ def _alerts() -> list[str]:
 
 
 def _events() -> list[str]:
-    from ccdash.engine import EventKind
-    from ccdash.scenario.drill_record import DrillEvent
+    from ccdash.engine import DrillEvent, EventKind
+    from ccdash.scenario.run_events import RunEvent
 
     rows = [(f"`{k}`", k.level, k.doc) for k in [*EventKind, *DrillEvent]]
+    run_rows = [(f"`{k}`", k.level, k.doc) for k in RunEvent]
     return [
         "## Event kinds",
         "",
@@ -114,6 +115,10 @@ def _events() -> list[str]:
         "log shows and a recording keeps.",
         "",
         *_table(("event", "level", "what happened"), rows),
+        "A scenario run also reports its phases; the dashboard's log shows them and a "
+        "recording keeps them (`--log-file` holds the engine's events only).",
+        "",
+        *_table(("event", "level", "what happened"), run_rows),
     ]
 
 

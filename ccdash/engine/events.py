@@ -89,14 +89,33 @@ class EventKind(Kind):
     ALERT_RESOLVED = "alert-resolved", _I, "an alert's condition no longer holds"
 
 
+class DrillEvent(Kind):
+    """What the scenario's drills report through the engine's event log (its listeners,
+    the log file and a recording see them; the engine itself never emits them)."""
+
+    FIRED = "drill-fired", _W, "a drill fired (kill, hang, poison, ...)"
+    PASS = "drill-pass", _W, "a drill's recovery met its limits"
+    FAIL = "drill-fail", _W, "a drill failed (too slow, or something unhandled)"
+    DONE = "drill-done", _W, "an action drill (scale, balancer, slow) was done"
+    SKIPPED = "drill-skipped", _W, "a drill could not run (no such consumer)"
+
+
+# Named groups, as sets of members: a kind read back as text is found in them too.
+ALERT_EVENTS = frozenset(
+    {EventKind.ALERT_FIRING, EventKind.ALERT_ACKNOWLEDGED, EventKind.ALERT_RESOLVED}
+)
+DRILL_EVENTS = frozenset(DrillEvent)
+_BY_TEXT: dict[str, Kind] = {k.value: k for k in [*EventKind, *DrillEvent]}
+
+
 def level_of(kind: str, fields: dict[str, object] | None = None) -> Level:
     """The log level of an event: its kind's, raised to error for a critical alert.
 
     A plain string (an event read back from a recording) is looked up by its text."""
     level = getattr(kind, "level", None)
     if not isinstance(level, Level):
-        known = EventKind._value2member_map_.get(kind)
-        level = known.level if isinstance(known, Kind) else Level.INFO
+        known = _BY_TEXT.get(kind)
+        level = Level.INFO if known is None else known.level
     if kind == EventKind.ALERT_FIRING and (fields or {}).get("severity") == Severity.CRITICAL:
         return Level.ERROR
     return level
@@ -178,4 +197,15 @@ class EventLog:
 
 Emit = Callable[..., Event]  # EventLog.emit as the parts receive it: (kind, message, **fields)
 
-__all__ = ["Emit", "Event", "EventKind", "EventLog", "Kind", "Level", "level_of"]
+__all__ = [
+    "ALERT_EVENTS",
+    "DRILL_EVENTS",
+    "DrillEvent",
+    "Emit",
+    "Event",
+    "EventKind",
+    "EventLog",
+    "Kind",
+    "Level",
+    "level_of",
+]

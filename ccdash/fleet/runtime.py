@@ -14,6 +14,7 @@ import logging
 import random
 import signal
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,17 @@ _LOGGED = frozenset(
         EventKind.DEAD_LETTERED,
     }
 )
+
+
+class WorkerState(StrEnum):
+    """Where a worker process is (its presence heartbeat says so to the fleet)."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    PAUSED = "paused"  # running, its engine paused by a `pause` command
+    DRAINING = "draining"
+    STOPPING = "stopping"
+
 
 DRAIN_GRACE = 24 * 3600.0  # `drain` waits for handlers in progress, however long they take
 
@@ -92,7 +104,7 @@ class WorkerRuntime:
         self.engine = Engine(config, handler=opts.handler, broker=self.broker)
         self.engine.add_listener(self._log_event)
         self.broker.presence_info = self.presence_info
-        self.state = "starting"
+        self.state = WorkerState.STARTING
         self.listener = ControlListener(
             opts.broker_url, self.name, opts.secret, self.execute, audit_file=opts.audit_file
         )
@@ -116,7 +128,7 @@ class WorkerRuntime:
             await self.broker.presence.register()
             await self.listener.start()
             control = loop.create_task(self.listener.run(), name="ccdash-control")
-            self.state = "running"
+            self.state = WorkerState.RUNNING
             log.info(
                 "worker %s: %d consumers on %s", self.name, self.opts.concurrency, self.broker.url
             )
@@ -127,7 +139,7 @@ class WorkerRuntime:
                 await self._stop.wait()
                 if self._drain:
                     await self._drain_now()
-                self.state = "stopping"
+                self.state = WorkerState.STOPPING
             if recording is not None:  # its last frame while the broker is still open
                 await recording.stop()
                 recording.finish()
@@ -175,7 +187,7 @@ class WorkerRuntime:
     async def _drain_now(self) -> None:
         """No new work; hand the read-ahead back; then stop with no time limit on the
         handlers in progress (what consumers merely buffered goes back too)."""
-        self.state = "draining"
+        self.state = WorkerState.DRAINING
         await self.engine.pause()
         await self.broker.hand_back()
         await self.engine.stop(grace=DRAIN_GRACE)
@@ -207,7 +219,9 @@ class WorkerRuntime:
         eng = self.engine
         snap = eng.snapshot(max_leases=50, max_dead=0)
         return {
-            "state": "paused" if eng.paused and self.state == "running" else self.state,
+            "state": WorkerState.PAUSED
+            if eng.paused and self.state == WorkerState.RUNNING
+            else self.state,
             "concurrency": eng.desired,
             "consumers": [
                 {

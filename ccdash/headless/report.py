@@ -13,6 +13,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ccdash.scenario.drill_record import Verdict
 from ccdash.text import sanitize  # untrusted text (handler errors) shown literally
 
 
@@ -169,6 +170,11 @@ def scaling_note(r: dict[str, Any], shown: int = 6) -> str:
 
 
 DRILL_HEADERS = ("at", "drill", "target", "detected", "recovered", "verdict", "detail")
+_VERDICT_COLOURS: dict[str, str] = {
+    Verdict.PASS: "green",
+    Verdict.FAIL: "red",
+    Verdict.SKIPPED: "yellow",
+}
 CHECK_HEADERS = ("check", "limit", "actual", "result")
 
 
@@ -258,7 +264,7 @@ def rich_report(r: dict[str, Any]) -> Group:
     if r["drills"]:
         t = Table(*DRILL_HEADERS, title="drills", title_justify="left")
         for row in drill_rows(r):
-            colour = {"pass": "green", "fail": "red", "skipped": "yellow"}.get(row[5], "")
+            colour = _VERDICT_COLOURS.get(row[5], "")
             t.add_row(*map(_cell, row[:5]), Text(row[5], style=colour), _cell(row[6]))
         parts.append(t)
     t = Table(*CHECK_HEADERS, title="checks", title_justify="left")

@@ -12,13 +12,23 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ccdash.engine import EventKind
+from ccdash.engine import DRILL_EVENTS, EventKind
 from ccdash.headless.report import plain_report, rich_report
-from ccdash.scenario import Progress, Scenario, Workload, WorkloadEvent
+from ccdash.scenario import Progress, RunEvent, Scenario, Workload, WorkloadEvent
 from ccdash.text import sanitize  # untrusted text (handler errors) shown literally
 
 PLAIN_STATUS_EVERY = 2.0  # seconds between status lines without a terminal
 LIVE_REFRESH_EVERY = 0.25
+# Events printed above the live panel (drills too); the rest only join the recent list.
+_PRINTED = frozenset(
+    {
+        EventKind.CONSUMER_FAILED,
+        EventKind.CONSUMER_REPLACED,
+        RunEvent.RUN_STARTED,
+        RunEvent.RUN_ENDED,
+        RunEvent.DRAINING,
+    }
+)
 
 
 class View(Protocol):
@@ -106,14 +116,8 @@ class LiveView:
     def event(self, ev: WorkloadEvent) -> None:
         """Drills and failures stay printed above the panel; all go to the recent list."""
         self.recent.append(ev)
-        drill = ev.kind.startswith("drill-")
-        if drill or ev.kind in (
-            EventKind.CONSUMER_FAILED,
-            EventKind.CONSUMER_REPLACED,
-            "run-started",
-            "run-ended",
-            "draining",
-        ):
+        drill = ev.kind in DRILL_EVENTS
+        if drill or ev.kind in _PRINTED:
             style = "bold" if drill else ""
             self.console.print(Text(f"[+{ev.at:7.2f}s] {sanitize(ev.message)}", style=style))
 

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ccdash.engine import EventKind
+from ccdash.engine import ALERT_EVENTS, DRILL_EVENTS, EventKind
 from ccdash.engine.snapshot import Event, Snapshot
+from ccdash.record.kinds import OPERATOR_EVENTS
 from ccdash.record.reader import Recording
 
 SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -22,9 +23,9 @@ SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 # What "next ..." jumps to: a mark kind and the event kinds that are such marks.
 MARKS: dict[str, Callable[[Event], bool]] = {
     "event": lambda e: True,
-    "drill": lambda e: e.kind.startswith("drill-"),
-    "alert": lambda e: e.kind.startswith("alert-"),
-    "operator": lambda e: e.kind in ("operator", "error"),
+    "drill": lambda e: e.kind in DRILL_EVENTS,
+    "alert": lambda e: e.kind in ALERT_EVENTS,
+    "operator": lambda e: e.kind in OPERATOR_EVENTS,
     "failover": lambda e: e.kind in (EventKind.CONSUMER_FAILED, EventKind.CONSUMER_REPLACED),
 }
 

@@ -24,6 +24,7 @@ from typing import Any
 from ccdash.engine.snapshot import LIVE_STATES, Event, Snapshot
 from ccdash.record.codec import CONSUMERS
 from ccdash.record.decode import DecodedState
+from ccdash.record.kinds import OperatorEvent
 from ccdash.record.writer import FORMAT, VERSION
 from ccdash.text import sanitize
 
@@ -136,9 +137,7 @@ class Recording:
         """Engine and run events merged with operator actions, in time order."""
         cached = self._timeline
         if cached is None:
-            ops = [
-                Event(0, o.at, "error" if o.error else "operator", o.message) for o in self.operator
-            ]
+            ops = [Event(0, o.at, OperatorEvent.of(o.error), o.message) for o in self.operator]
             cached = sorted([*self.events, *ops], key=lambda e: e.at)
             self._timeline = cached
             self._times = [e.at for e in cached]

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 
 from ccdash import __version__
 from ccdash.clock import Clock
+from ccdash.engine.events import ALERT_EVENTS, DRILL_EVENTS, EventKind
 from ccdash.engine.snapshot import Event, Snapshot
 from ccdash.files import open_private_binary
 from ccdash.record.codec import SnapshotEncoder
@@ -37,14 +38,24 @@ FRAME_INTERVAL = 0.25  # seconds between frames: the dashboard's refresh rate
 DETAIL_EVERY = 1.0  # seconds between samples of the consumer and lease tables
 # Events after which the next frame carries the consumer and lease tables whatever
 # the sampling says: the moments an operator scrubs to.
-DETAIL_EVENTS = (
-    "consumer-",
-    "drill-",
-    "pool-scaled",
-    "alert-",
-    "lease-expired",
-    "rolling-update",
-    "dlq-",
+DETAIL_EVENTS = frozenset(
+    {
+        EventKind.CONSUMER_STARTED,
+        EventKind.CONSUMER_READY,
+        EventKind.CONSUMER_STOPPED,
+        EventKind.CONSUMER_FAILED,
+        EventKind.CONSUMER_REPLACED,
+        EventKind.CONSUMER_HUNG,
+        EventKind.CONSUMER_SLOWED,
+        EventKind.POOL_SCALED,
+        EventKind.LEASE_EXPIRED,
+        EventKind.ROLLING_UPDATE_STARTED,
+        EventKind.ROLLING_UPDATE_FINISHED,
+        EventKind.DLQ_REDRIVEN,
+        EventKind.DLQ_PURGED,
+        *ALERT_EVENTS,
+        *DRILL_EVENTS,
+    }
 )
 
 
@@ -104,9 +115,9 @@ class Recorder:
         if self.closed:
             return
         self._events.append(ev)
-        if ev.kind.startswith(DETAIL_EVENTS):
+        if ev.kind in DETAIL_EVENTS:
             self._force_detail = True
-        if ev.kind.startswith("drill-") and self._drill_event_at is None:
+        if ev.kind in DRILL_EVENTS and self._drill_event_at is None:
             self._drill_event_at = ev.at
 
     def workload_event(

@@ -14,7 +14,7 @@ from ccdash.scenario.errors import ScenarioError
 from ccdash.scenario.loader import builtin_names, load_scenario, parse_scenario
 from ccdash.scenario.model import DrillSpec, LoadSpec, Scenario, SloSpec
 from ccdash.scenario.report import REPORT_FIELDS, exit_code
-from ccdash.scenario.run_events import Progress, WorkloadEvent
+from ccdash.scenario.run_events import Progress, RunEvent, RunPhase, WorkloadEvent
 from ccdash.scenario.simulated import HandlerSpec
 from ccdash.scenario.workload import Workload
 
@@ -30,6 +30,8 @@ __all__ = [
     "ScenarioError",
     "SloSpec",
     "Workload",
+    "RunEvent",
+    "RunPhase",
     "WorkloadEvent",
     "builtin_names",
     "exit_code",

@@ -17,7 +17,7 @@ from ccdash.clock import Clock
 from ccdash.engine import Engine
 from ccdash.scenario.drills import DrillRunner
 from ccdash.scenario.model import Scenario
-from ccdash.scenario.run_events import DRAINING
+from ccdash.scenario.run_events import DRAINING, RunEvent, RunPhase
 
 
 class DrainingRun(Protocol):
@@ -28,7 +28,7 @@ class DrainingRun(Protocol):
     clock: Clock
     drills: DrillRunner
     shared_url: str | None
-    phase: str
+    phase: RunPhase
     drained: bool | None
     stop_reason: str | None
 
@@ -58,7 +58,7 @@ async def drain(
     timeout = run.scenario.drain_timeout
     depth = run.engine.broker.stats()
     run.emit(
-        "draining",
+        RunEvent.DRAINING,
         f"publishing done; draining {depth.depth + depth.in_flight} messages (up to {timeout:g} s)",
     )
     deadline = run.clock.now() + timeout
@@ -77,7 +77,7 @@ async def drain(
         # Bounded: the watcher talks to Redis, whose client may swallow a cancellation.
         if watch is not None and await cancel_and_wait(run.clock, [watch], "drain"):
             run.emit(
-                "watcher-abandoned",
+                RunEvent.WATCHER_ABANDONED,
                 "the fleet watcher ignored cancellation and was left behind",
             )
 

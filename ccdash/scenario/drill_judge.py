@@ -24,8 +24,9 @@ from ccdash.scenario.drill_record import (
     FAULTS,
     PASS,
     PENDING,
-    DrillEvent,
+    VERDICT_EVENTS,
     DrillRecord,
+    Verdict,
     deadline_of,
 )
 from ccdash.scenario.ledger import Ledger
@@ -238,7 +239,7 @@ class DrillJudge:
                 + (", all dead-lettered or handled" if rec.action == "poison" else ", all handled"),
             )
 
-    def _finish(self, rec: DrillRecord, verdict: str, detail: str) -> None:
+    def _finish(self, rec: DrillRecord, verdict: Verdict, detail: str) -> None:
         rec.verdict = verdict
         rec.detail = detail
         times = []
@@ -255,7 +256,7 @@ class DrillJudge:
             if verdict != PASS or not times:
                 text += f": {detail}"
         self.workload.emit(
-            DrillEvent(f"drill-{verdict}"),
+            VERDICT_EVENTS[verdict],
             text,
             source="drill",
             fields={"action": rec.action, "target": rec.target},

@@ -1,4 +1,5 @@
-"""What a drill is: its actions, its verdicts, its record and the events it reports.
+"""What a drill is: its actions, its verdicts and its record (the events it reports,
+`DrillEvent`, are in the engine's vocabulary: they travel through its log).
 
 A `DrillRecord` is what firing a drill returns; it fills in as the engine reacts
 (see `ccdash.scenario.drills` for the firing, `ccdash.scenario.drill_judge` for the
@@ -8,32 +9,39 @@ measuring and the verdict).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from ccdash.engine import Kind, Level
+from ccdash.engine import DrillEvent
 from ccdash.hints import did_you_mean
 from ccdash.scenario.errors import ScenarioError
 
 DRILL_ACTIONS = ("kill", "hang", "slow", "poison", "burst", "scale", "balancer", "rolling-update")
 FAULTS = ("kill", "hang")  # the drills whose detection and recovery are judged
 
-PENDING = "pending"
-PASS = "pass"
-FAIL = "fail"
-DONE = "done"  # an action without a judged outcome (scale, balancer, slow)
-SKIPPED = "skipped"  # could not run (no such consumer, nobody to target)
+
+class Verdict(StrEnum):
+    """How a drill came out (a record's `verdict`; JSON and reports keep the words)."""
+
+    PENDING = "pending"
+    PASS = "pass"
+    FAIL = "fail"
+    DONE = "done"  # an action without a judged outcome (scale, balancer, slow)
+    SKIPPED = "skipped"  # could not run (no such consumer, nobody to target)
+
+
+# The short names the drill modules use.
+PENDING, PASS, FAIL = Verdict.PENDING, Verdict.PASS, Verdict.FAIL
+DONE, SKIPPED = Verdict.DONE, Verdict.SKIPPED
+# The event a drill reports when its verdict is in.
+VERDICT_EVENTS = {
+    Verdict.PASS: DrillEvent.PASS,
+    Verdict.FAIL: DrillEvent.FAIL,
+    Verdict.DONE: DrillEvent.DONE,
+    Verdict.SKIPPED: DrillEvent.SKIPPED,
+}
 
 DEFAULT_DEADLINE = 120.0  # seconds a judged drill without limits may take
-
-
-class DrillEvent(Kind):
-    """What drills report through the engine's event log (its listeners see them)."""
-
-    FIRED = "drill-fired", Level.WARNING, "a drill fired (kill, hang, poison, ...)"
-    PASS = "drill-pass", Level.WARNING, "a drill's recovery met its limits"
-    FAIL = "drill-fail", Level.WARNING, "a drill failed (too slow, or something unhandled)"
-    DONE = "drill-done", Level.WARNING, "an action drill (scale, balancer, slow) was done"
-    SKIPPED = "drill-skipped", Level.WARNING, "a drill could not run (no such consumer)"
 
 
 @dataclass(eq=False)
@@ -51,7 +59,7 @@ class DrillRecord:
     detected_after_s: float | None = None
     recovered_after_s: float | None = None
     replaced_after_s: float | None = None
-    verdict: str = PENDING
+    verdict: Verdict = Verdict.PENDING
     detail: str = ""
     max_detection_s: float | None = None
     max_recovery_s: float | None = None

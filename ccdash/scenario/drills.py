@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from ccdash.engine import BALANCERS, LIVE_STATES, Handler, next_version
+from ccdash.engine import BALANCERS, LIVE_STATES, DrillEvent, Handler, next_version
 from ccdash.scenario.drill_judge import DrillHost, DrillJudge
 from ccdash.scenario.drill_record import (
     DONE,
@@ -24,7 +24,6 @@ from ccdash.scenario.drill_record import (
     PASS,
     PENDING,
     SKIPPED,
-    DrillEvent,
     DrillRecord,
     check_action,
     deadline_of,

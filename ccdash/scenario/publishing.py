@@ -21,6 +21,7 @@ from ccdash.aio import cancel_and_wait, wait_tasks
 from ccdash.engine import Engine
 from ccdash.scenario.ledger import Ledger
 from ccdash.scenario.model import Scenario
+from ccdash.scenario.run_events import RunEvent
 
 
 class Publisher:
@@ -132,7 +133,7 @@ class Publisher:
                 self.ledger.record_publish(pub.result(), t, priority)
         confirmed = len(doubts) - self.unconfirmed
         self.emit(
-            "publishes-settled",
+            RunEvent.PUBLISHES_SETTLED,
             f"{len(doubts)} publishes in doubt when publishing "
             f"ended: {confirmed} confirmed by the broker, {self.unconfirmed} not "
             "(never stored as far as it answered; not counted)",

@@ -7,7 +7,7 @@ import dataclasses
 import re
 from typing import Any
 
-from ccdash.engine import BALANCERS, ConfigError, EngineConfig
+from ccdash.engine import BALANCERS, ConfigError, EngineConfig, Severity
 from ccdash.engine.rules import (
     COMPARISONS,
     METRICS,
@@ -274,7 +274,9 @@ class ScenarioReader(DrillTableReader):
                     op=self.string(t, "op", p, None, COMPARISONS, "comparison"),
                     threshold=self.number(t, "threshold", p, None),
                     for_s=self.number(t, "for", p, 0.0, ge=0, unit=" seconds"),
-                    severity=self.string(t, "severity", p, "warning", SEVERITIES, "severity"),
+                    severity=self.string(
+                        t, "severity", p, Severity.WARNING, SEVERITIES, "severity"
+                    ),
                     message=self.string(t, "message", p, ""),
                 )
             except RuleError as exc:  # a check the loader does not repeat

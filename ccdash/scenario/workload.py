@@ -42,6 +42,8 @@ from ccdash.scenario.run_events import (
     READY,
     RUNNING,
     Progress,
+    RunEvent,
+    RunPhase,
     WorkloadEvent,
 )
 
@@ -63,7 +65,7 @@ class Workload:
         self.drills = DrillRunner(self, drill_rng)
         self.drills.on_change = self._changed
         engine.add_listener(self._engine_event)
-        self.phase = READY
+        self.phase: RunPhase = READY
         self.started_at: float | None = None
         self.publish_ended_at: float | None = None
         self.ended_at: float | None = None
@@ -235,7 +237,7 @@ class Workload:
         )
         arrivals = arrival_times(rate, load.max_rate(), self.rng, mode=load.arrivals, until=total)
         note = f"; timeline scaled x{k:g} to fit {total:g} s" if k != 1.0 else ""
-        self.emit("run-started", f"{sc.name}: {sc.summary()}{note}")
+        self.emit(RunEvent.RUN_STARTED, f"{sc.name}: {sc.summary()}{note}")
         try:
             await self._drive(arrivals, total)
             self.publish_ended_at = self.clock.now()
@@ -247,7 +249,7 @@ class Workload:
             self.ended_at = self.clock.now()
             await self.drills.close()
             self.phase = INTERRUPTED if self.stopping else DONE
-            self.emit("run-ended", end_note(self))
+            self.emit(RunEvent.RUN_ENDED, end_note(self))
             self._on_event = None
         if self._callback_error is not None:
             raise self._callback_error

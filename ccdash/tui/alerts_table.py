@@ -6,6 +6,7 @@ from collections.abc import Hashable
 
 from rich.text import Text
 
+from ccdash.engine import AlertState
 from ccdash.engine.snapshot import Snapshot
 from ccdash.tui import format as fmt
 from ccdash.tui.format import Palette
@@ -37,7 +38,7 @@ class AlertsTable(RowTable):
             rows[str(a.id)] = (fmt.clock_offset(a.fired_at - self.t0), a.severity, a.state, msg)
         self.states = {str(a.id): a.state for a in snap.alerts}
         self.sync(rows)  # in the snapshot's order: newest on top, cursor kept by key
-        firing = sum(1 for a in snap.alerts if a.state == "firing")
+        firing = sum(1 for a in snap.alerts if a.state == AlertState.FIRING)
         self.subtitle(f"{firing} firing" if firing else "none firing")
 
     def render_cell(self, column: str, raw: Hashable) -> Text:
@@ -54,13 +55,13 @@ class AlertsTable(RowTable):
     def selected_alert(self) -> int | None:
         """The selected alert's id, if it is firing (only those can be acknowledged)."""
         key = self.selected_key()
-        if key is None or self.states.get(key) != "firing":
+        if key is None or self.states.get(key) != AlertState.FIRING:
             return None
         return int(key)
 
     def newest_firing(self) -> int | None:
         """The newest firing alert's id."""
         for key, st in self.states.items():
-            if st == "firing":
+            if st == AlertState.FIRING:
                 return int(key)
         return None

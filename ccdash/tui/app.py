@@ -45,7 +45,7 @@ from ccdash.tui.header_bar import HeaderBar
 from ccdash.tui.key_spec import Key
 from ccdash.tui.keys import KEYS, bindings
 from ccdash.tui.lease_table import LeaseTable
-from ccdash.tui.log_pane import LogPane
+from ccdash.tui.log_pane import DashboardEvent, LogPane
 from ccdash.tui.message_detail import MessageDetail
 from ccdash.tui.queue_pane import QueuePane
 from ccdash.tui.themes import check_theme, load_themes
@@ -246,7 +246,9 @@ class DashboardApp(ViewActions):
             where = f"{self.metrics.host}:{self.metrics.port}"
             self.query_one(HeaderBar).metrics = where
             self._events.append(
-                Event(0, self.clock.now(), "metrics", f"serving http://{where}/metrics")
+                Event(
+                    0, self.clock.now(), DashboardEvent.METRICS, f"serving http://{where}/metrics"
+                )
             )
 
     async def _stop_ops(self) -> None:
@@ -263,9 +265,8 @@ class DashboardApp(ViewActions):
 
     def _on_fleet_trouble(self, message: str, error: bool) -> None:
         """The fleet view lost (or regained) Redis: one log line, on the next tick."""
-        self._events.append(
-            Event(0, self.clock.now(), "fleet-error" if error else "fleet", message)
-        )
+        kind = DashboardEvent.FLEET_ERROR if error else DashboardEvent.FLEET
+        self._events.append(Event(0, self.clock.now(), kind, message))
 
     def _on_workload_event(self, event: Any) -> None:
         """Workload listener: its own events (drills, run phases); engine ones come direct."""
@@ -274,7 +275,7 @@ class DashboardApp(ViewActions):
         if self.recording is not None:
             self.recording.run_event(event)
         message = getattr(event, "message", None) or str(event)
-        kind = getattr(event, "kind", None) or "workload"
+        kind = getattr(event, "kind", None) or DashboardEvent.WORKLOAD
         self._events.append(Event(0, self.clock.now(), str(kind), str(message)))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -325,8 +326,8 @@ class DashboardApp(ViewActions):
             self.recording.recorder.frame(snap, state.drills, state.lost)
         log = self.query_one(LogPane)
         if self._dropped:
-            log.add(snap.at, "log", f"{self._dropped} events not shown (too many at once)")
-            self._dropped = 0
+            dropped, self._dropped = self._dropped, 0
+            log.add(snap.at, DashboardEvent.LOG, f"{dropped} events not shown (too many at once)")
         while self._events:
             ev = self._events.popleft()
             log.add(ev.at, ev.kind, ev.message)

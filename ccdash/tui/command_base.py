@@ -18,6 +18,7 @@ from textual.worker import Worker
 
 from ccdash.engine import Engine
 from ccdash.fleet import CommandResult, WorkerView
+from ccdash.record.kinds import OperatorEvent
 from ccdash.text import sanitize
 from ccdash.tui.alerts_table import AlertsTable
 from ccdash.tui.confirm import Confirm
@@ -72,7 +73,7 @@ class CommandBase(App[int]):
         """Confirm an operator action (or say why not) in the log, and refresh."""
         clock = self.engine.clock
         log = self.query_one(LogPane)
-        log.add(clock.now(), "error" if error else "operator", message, operator=not error)
+        log.add(clock.now(), OperatorEvent.of(error), message, operator=not error)
         log.flush()
         if error and not log.display:  # a small terminal hides the log: a refusal shows anyway
             self.notify(sanitize(message, 300), severity="error", markup=False)

@@ -9,7 +9,7 @@ from collections.abc import Hashable
 from rich.text import Text
 from textual.message import Message
 
-from ccdash.brokers.base import DeadLetter
+from ccdash.brokers.base import REASON_CONSUMER_FAILED, DeadLetter
 from ccdash.engine.snapshot import Snapshot
 from ccdash.tui import format as fmt
 from ccdash.tui.fingerprint import fingerprint
@@ -96,7 +96,7 @@ class DeadLetterTable(RowTable):
         if column in ("first", "last"):
             return fmt.plain(str(raw), p.muted)
         width = 200 if column == "error" else dict((k, w) for k, _, w in self.spec)[column]
-        style = p.bad if column == "reason" and raw == "consumer-failed" else ""
+        style = p.bad if column == "reason" and raw == REASON_CONSUMER_FAILED else ""
         return fmt.untrusted(raw, width, style)
 
     def selected_ids(self) -> list[str]:

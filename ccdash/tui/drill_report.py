@@ -9,6 +9,7 @@ from typing import Any
 from rich.style import Style
 from rich.text import Text
 
+from ccdash.scenario.drill_record import Verdict
 from ccdash.tui import format as fmt
 from ccdash.tui.format import Palette
 from ccdash.tui.row_table import RowTable
@@ -42,10 +43,10 @@ def counts(record: Any, lost_overall: int | None) -> tuple[str, str, str]:
     if n is None:
         return fmt.DASH, fmt.DASH, fmt.DASH
     pending = _field(record, "pending")
-    verdict = str(_field(record, "verdict") or "pending")
-    running = verdict in ("pending", "running")
+    verdict = str(_field(record, "verdict") or Verdict.PENDING)
+    running = verdict in fmt.UNDECIDED
     if not isinstance(pending, set | frozenset | list | tuple):  # a record without them
-        if running or verdict != "pass":
+        if running or verdict != Verdict.PASS:
             return str(n), fmt.DASH, fmt.DASH
         pending = ()  # passed: every held message was handled
     waiting = len(pending)
@@ -85,7 +86,7 @@ class DrillReport(RowTable):
         rows: dict[str, tuple[Hashable, ...]] = {}
         for i in range(len(records) - 1, -1, -1):
             r = records[i]
-            verdict = _field(r, "verdict") or "pending"
+            verdict = _field(r, "verdict") or Verdict.PENDING
             held, back, gone = counts(r, lost)
             rows[str(i)] = (
                 str(_field(r, "name", "action") or "?"),
@@ -98,7 +99,7 @@ class DrillReport(RowTable):
                 str(verdict),
             )
         self.sync(rows)
-        passed = sum(1 for r in rows.values() if str(r[-1]).lower() in ("pass", "passed", "ok"))
+        passed = sum(1 for r in rows.values() if fmt.VERDICT_ROLES.get(str(r[-1]).lower()) == "ok")
         self.subtitle(f"{len(rows)} run, {passed} passed" if rows else "d to run one")
 
     def render_cell(self, column: str, raw: Hashable) -> Text:

@@ -16,6 +16,8 @@ from rich.style import Style
 from rich.text import Text
 from textual.theme import Theme
 
+from ccdash.engine import ENDED_STATES, AlertState, ConsumerState, Severity
+from ccdash.scenario.drill_record import Verdict
 from ccdash.text import sanitize
 
 DASH = "–"
@@ -142,12 +144,12 @@ def number(value: str, style: str | Style = "") -> Text:
     return plain(value, style, justify="right")
 
 
-STATE_ROLES = {
-    "idle": "muted",
-    "processing": "ok",
-    "draining": "info",
-    "failed": "bad",
-    "stopped": "muted",
+STATE_ROLES: dict[str, str] = {
+    ConsumerState.IDLE: "muted",
+    ConsumerState.PROCESSING: "ok",
+    ConsumerState.DRAINING: "info",
+    ConsumerState.FAILED: "bad",
+    ConsumerState.STOPPED: "muted",
 }
 
 
@@ -157,41 +159,59 @@ def state(
     """A consumer state, coloured; hung/slowed consumers are marked."""
     label = name
     role = STATE_ROLES.get(name, "warn")
-    if hung and name not in ("failed", "stopped"):
+    if hung and name not in ENDED_STATES:
         label, role = "hung?", "warn"
-    elif slow > 1.0 and name not in ("failed", "stopped"):
+    elif slow > 1.0 and name not in ENDED_STATES:
         label = f"{name} x{slow:g}"
         role = "warn"
     style = getattr(p, role)
-    return plain(label, Style(color=style, dim=faded, bold=name == "failed" and not faded))
+    return plain(
+        label, Style(color=style, dim=faded, bold=name == ConsumerState.FAILED and not faded)
+    )
 
 
-SEVERITY_ROLES = {"critical": "bad", "warning": "warn", "info": "info"}
+SEVERITY_ROLES: dict[str, str] = {
+    Severity.CRITICAL: "bad",
+    Severity.WARNING: "warn",
+    Severity.INFO: "info",
+}
 
 
 def severity(p: Palette, name: str) -> Text:
     """An alert severity, coloured."""
     role = SEVERITY_ROLES.get(name, "info")
-    return untrusted(name, 8, Style(color=getattr(p, role), bold=name == "critical"))
+    return untrusted(name, 8, Style(color=getattr(p, role), bold=name == Severity.CRITICAL))
+
+
+ALERT_STATE_ROLES: dict[str, str] = {
+    AlertState.FIRING: "bad",
+    AlertState.ACKNOWLEDGED: "warn",
+    AlertState.RESOLVED: "ok",
+}
 
 
 def alert_state(p: Palette, name: str) -> Text:
     """firing / acknowledged / resolved."""
-    color = {"firing": p.bad, "acknowledged": p.warn, "resolved": p.ok}.get(name, p.muted)
+    color = getattr(p, ALERT_STATE_ROLES.get(name, "muted"))
     return untrusted(name, 12, Style(color=color))
+
+
+# A verdict's role; the other words are how other tools (and older records) say them.
+VERDICT_ROLES: dict[str, str] = {
+    Verdict.PASS: "ok",
+    "passed": "ok",
+    "ok": "ok",
+    Verdict.FAIL: "bad",
+    "failed": "bad",
+    Verdict.PENDING: "warn",
+    "running": "warn",
+}
+UNDECIDED = frozenset({Verdict.PENDING, "running"})  # a drill still under way
 
 
 def verdict(p: Palette, name: str) -> Text:
     """A drill verdict: pass / fail / pending / done / skipped."""
-    low = name.lower()
-    if low in ("pass", "passed", "ok"):
-        color = p.ok
-    elif low in ("fail", "failed"):
-        color = p.bad
-    elif low in ("pending", "running"):
-        color = p.warn
-    else:
-        color = p.muted
+    color = getattr(p, VERDICT_ROLES.get(name.lower(), "muted"))
     return untrusted(name, 10, Style(color=color, bold=True))
 
 
@@ -239,6 +259,8 @@ def sort_value(raw: Hashable) -> tuple[int, float, str]:
 __all__ = [
     "DASH",
     "Palette",
+    "UNDECIDED",
+    "VERDICT_ROLES",
     "alert_state",
     "bar",
     "broker_url",

@@ -19,6 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ccdash.scenario.drill_record import Verdict
+from ccdash.tui.format import UNDECIDED
+
 MIN_SIZE = (80, 24)
 MEDIUM_SIZE = (120, 36)
 WIDE_SIZE = (160, 45)
@@ -61,10 +64,10 @@ def urgency(
     }
     if drills:
         last = drills[-1]
-        verdict = str(_field(last, "verdict") or "pending")
+        verdict = str(_field(last, "verdict") or Verdict.PENDING)
         fired = _field(last, "fired_at")
         recent = isinstance(fired, int | float) and now - fired < RECENT
-        if verdict in ("pending", "running"):
+        if verdict in UNDECIDED:
             score["drills"] = 3.0
         elif recent:
             score["drills"] = 2.5

@@ -13,21 +13,58 @@ from collections.abc import Hashable
 from rich.style import Style
 from rich.text import Text
 
+from ccdash.engine import DrillEvent, EventKind, Kind, Level
+from ccdash.record.kinds import OperatorEvent
+from ccdash.scenario.run_events import RunEvent
 from ccdash.tui import format as fmt
 from ccdash.tui.format import Palette
 from ccdash.tui.row_table import RowTable
 
-_BAD = ("failed", "dead-lettered", "alert-firing", "restart-limit", "crashed", "error", "fail")
-_GOOD = ("replaced", "alert-resolved", "redriven", "resumed", "started", "pass")
+
+class DashboardEvent(Kind):
+    """Lines the dashboard adds to its log of its own accord."""
+
+    LOG = "log", Level.WARNING, "events came faster than the log shows them; says how many"
+    METRICS = "metrics", Level.INFO, "the Prometheus endpoint is served; says where"
+    FLEET = "fleet", Level.INFO, "the fleet view reads Redis again"
+    FLEET_ERROR = "fleet-error", Level.ERROR, "the fleet view lost Redis"
+    WORKLOAD = "workload", Level.INFO, "a run's line that named no kind"
+
+
+# How a kind is coloured (by its text, so recorded kinds read back are coloured too).
+_BAD = frozenset(
+    {
+        EventKind.CONSUMER_FAILED,
+        EventKind.RESTART_LIMIT,
+        EventKind.DEAD_LETTERED,
+        EventKind.ALERT_FIRING,
+        DrillEvent.FAIL,
+        OperatorEvent.ERROR,
+        DashboardEvent.FLEET_ERROR,
+    }
+)
+_GOOD = frozenset(
+    {
+        EventKind.ENGINE_STARTED,
+        EventKind.CONSUMER_STARTED,
+        EventKind.CONSUMER_REPLACED,
+        EventKind.ROLLING_UPDATE_STARTED,
+        EventKind.CONSUMPTION_RESUMED,
+        EventKind.DLQ_REDRIVEN,
+        EventKind.ALERT_RESOLVED,
+        DrillEvent.PASS,
+        RunEvent.RUN_STARTED,
+    }
+)
 MAX_LINES = 500
 
 
 def _role(kind: str, operator: bool) -> str:
     if operator:
         return "accent"
-    if any(k in kind for k in _BAD):
+    if kind in _BAD:
         return "bad"
-    if any(k in kind for k in _GOOD):
+    if kind in _GOOD:
         return "ok"
     return "muted"
 

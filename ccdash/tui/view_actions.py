@@ -14,6 +14,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from ccdash.engine import AlertState
 from ccdash.tui.command_base import guarded
 from ccdash.tui.feed import ScreenState
 from ccdash.tui.format import Palette
@@ -57,7 +58,7 @@ class ViewActions(Operations):
             ranked = list(urgency((), 0, False, None, 0, self.clock.now()))
         else:
             snap = state.snap
-            firing = sum(1 for a in snap.alerts if a.state == "firing")
+            firing = sum(1 for a in snap.alerts if a.state == AlertState.FIRING)
             ranked = urgency(
                 state.drills,
                 firing,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ccdash.engine import BALANCERS
+from ccdash.scenario.drill_record import Verdict
 from ccdash.tui.command_base import CommandBase, guarded
 from ccdash.tui.picker import Picker
 
@@ -54,13 +55,14 @@ class WorkloadCommands(CommandBase):
         does (the drill report pane follows it to the end)."""
         records = getattr(self.workload, "drill_results", None) or ()
         if any(
-            getattr(r, "action", "") == "rolling-update" and getattr(r, "verdict", "") == "pending"
+            getattr(r, "action", "") == "rolling-update"
+            and getattr(r, "verdict", "") == Verdict.PENDING
             for r in records
         ):
             self.say("a rolling update is already under way", error=True)
             return
         rec = await self.workload.trigger_drill("rolling-update")
-        if getattr(rec, "verdict", "") == "skipped":
+        if getattr(rec, "verdict", "") == Verdict.SKIPPED:
             self.say(f"rolling update not started: {rec.detail}", error=True)
         else:
             self.say(
