@@ -16,7 +16,7 @@ from ccdash.ops.logfile import JsonLogWriter
 from ccdash.ops.prometheus import MetricsServer
 
 
-async def http_get(port: int, path: str) -> tuple[str, str]:
+async def http_get(port: int, path: str = "/metrics") -> tuple[str, str]:
     """A minimal GET on 127.0.0.1; returns (status line, body)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from test_ops import http_get
 
 from ccdash import cli
 from ccdash.clock import FakeClock
@@ -61,17 +62,6 @@ def samples_of(text: str) -> Samples:
         for fam in text_string_to_metric_families(text)
         for s in fam.samples
     }
-
-
-async def http_get(port: int, path: str = "/metrics") -> tuple[str, str]:
-    """A minimal GET on 127.0.0.1; returns (status line, body)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    await writer.drain()
-    raw = await asyncio.wait_for(reader.read(), timeout=5)
-    writer.close()
-    head, _, body = raw.decode().partition("\r\n\r\n")
-    return head.splitlines()[0], body
 
 
 class Watching(PlainView):

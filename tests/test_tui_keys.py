@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from test_tui_support import advance, log_text, make_app, quit_app, rows, running, screen_text
@@ -26,6 +27,15 @@ def consumer_rows(app: DashboardApp) -> dict[str, list[str]]:
 
 def header(app: DashboardApp) -> str:
     return str(app.query_one(HeaderBar).render())
+
+
+async def dead_letters(app: DashboardApp, pilot: Any, n: int) -> None:
+    """Make `n` dead letters (every delivery fails meanwhile); then handlers succeed."""
+    app.workload.fail_all = True
+    for i in range(n):
+        await app.workload.publish({"order": i})
+    await advance(app, pilot, 2.0)
+    app.workload.fail_all = False
 
 
 async def test_k_kills_the_selected_consumer_and_a_replacement_appears() -> None:
@@ -177,11 +187,8 @@ async def test_r_redrives_the_dlq_and_the_message_is_processed() -> None:
     """r (confirmed with y): the DLQ empties and the message is acked."""
     app = make_app()
     async with running(app) as pilot:
-        app.workload.fail_all = True
-        await app.workload.publish({"order": 1})
-        await advance(app, pilot, 2.0)
+        await dead_letters(app, pilot, 1)
         assert app.engine.snapshot().queue.dead == 1
-        app.workload.fail_all = False
         await pilot.press("r")
         assert "all 1 dead letters" in screen_text(app)
         await pilot.press("y")
@@ -196,11 +203,7 @@ async def test_r_on_the_focused_dlq_redrives_only_the_selected_message() -> None
     """r with the DLQ pane focused: just the selected message, no question asked."""
     app = make_app()
     async with running(app) as pilot:
-        app.workload.fail_all = True
-        for i in range(2):
-            await app.workload.publish({"order": i})
-        await advance(app, pilot, 2.0)
-        app.workload.fail_all = False
+        await dead_letters(app, pilot, 2)
         app.query_one(DeadLetterTable).focus()
         await pilot.press("r")
         await advance(app, pilot, 1.0)
@@ -238,11 +241,7 @@ async def test_g_groups_dead_letters_by_error_and_redrives_a_group() -> None:
     """g: a poison wave reads as one line per error; r on it redrives that group."""
     app = make_app()
     async with running(app) as pilot:
-        app.workload.fail_all = True
-        for i in range(4):
-            await app.workload.publish({"order": i})
-        await advance(app, pilot, 2.0)
-        app.workload.fail_all = False
+        await dead_letters(app, pilot, 4)
         await pilot.press("g")
         grouped = rows(app.query_one(DeadLetterTable))
         assert [r[0] for r in grouped.values()] == ["4"]

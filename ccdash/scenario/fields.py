@@ -76,6 +76,24 @@ class FieldReader:
                 f"valid fields: {', '.join(allowed)}",
             )
 
+    def variant_keys(
+        self,
+        table: dict[str, Any],
+        path: Path,
+        common: Iterable[str],
+        by_variant: dict[str, tuple[str, ...]],
+        variant: str,
+        what: str,
+    ) -> None:
+        """`keys` for a table whose fields depend on one of its values (`variant`, the
+        load's shape, the handler's latency): another variant's field is named as such."""
+        owners = {
+            k: f"only {what} {v!r} uses it; this {path[-1]} is {variant!r}"
+            for v, ks in by_variant.items()
+            for k in ks
+        }
+        self.keys(table, path, (*common, *by_variant[variant]), owners)
+
     def number(
         self,
         t: dict[str, Any],

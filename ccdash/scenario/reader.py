@@ -116,12 +116,7 @@ class ScenarioReader(DrillTableReader):
         path: Path = ("load",)
         t = self.table(path)
         shape = self.string(t, "shape", path, "steady", SHAPES, "load shape")
-        owners = {
-            k: f"only shape {s!r} uses it; this load is {shape!r}"
-            for s, ks in LOAD_BY_SHAPE.items()
-            for k in ks
-        }
-        self.keys(t, path, (*LOAD_COMMON, *LOAD_BY_SHAPE[shape]), owners)
+        self.variant_keys(t, path, LOAD_COMMON, LOAD_BY_SHAPE, shape, "shape")
         unit = " msg/s"
         rate = self.number(t, "rate", path, 50.0, ge=0, le=MAX_RATE, unit=unit)
         kw: dict[str, Any] = {"shape": shape, "rate": rate}
@@ -192,12 +187,7 @@ class ScenarioReader(DrillTableReader):
         path: Path = ("handler",)
         t = self.table(path)
         latency = self.string(t, "latency", path, "lognormal", LATENCIES, "latency distribution")
-        owners = {
-            k: f"only latency {d!r} uses it; this handler is {latency!r}"
-            for d, ks in HANDLER_BY_LATENCY.items()
-            for k in ks
-        }
-        self.keys(t, path, (*HANDLER_COMMON, *HANDLER_BY_LATENCY[latency]), owners)
+        self.variant_keys(t, path, HANDLER_COMMON, HANDLER_BY_LATENCY, latency, "latency")
         ms = " ms"
         kw: dict[str, Any] = {"latency": latency}
         if latency == "constant":
