@@ -36,6 +36,7 @@ _LAYER_OF = {
     "hints": "base",
     "backoff": "base",
     "aio": "base",
+    "waiters": "base",
     "files": "base",
     "": "engine",  # the root package re-exports the engine
 }

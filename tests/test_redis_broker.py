@@ -279,6 +279,32 @@ async def test_bounded_queue_refuses_publish_nowait_when_full(redis_broker: Make
         broker.publish_nowait(3)
 
 
+async def test_a_publisher_waiting_for_room_asks_for_a_count_now_and_then(
+    redis_broker: Make,
+) -> None:
+    """A publisher parked on a full queue is woken by every stats read, but asks for a
+    new one only every 0.25 s: not one round trip after another while it waits."""
+    broker = await redis_broker(capacity=1)
+    await broker.publish(b"a")
+    reads = 0
+    cycle = broker.flusher.cycle
+
+    async def counted() -> None:
+        nonlocal reads
+        reads += 1
+        await cycle()
+
+    broker.flusher.cycle = counted
+    waiting = asyncio.create_task(broker.publish(b"b"))
+    await asyncio.sleep(1.0)  # a window to count round trips in, not a timing target
+    assert not waiting.done()
+    assert reads < 40  # about 4 asked for, and the heartbeats' (thousands when busy)
+    d = await lease(broker)
+    await broker.ack(d.receipt)
+    async with asyncio.timeout(5):
+        await waiting
+
+
 async def test_wait_ready_is_woken_by_another_process_publishing(redis_broker: Make) -> None:
     """A parked reader (XREADGROUP BLOCK) wakes for a publish from elsewhere."""
     consumer = await redis_broker(worker="consumer")

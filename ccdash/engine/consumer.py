@@ -23,6 +23,7 @@ from ccdash.clock import Clock
 from ccdash.engine.metrics import LatencyHistogram
 from ccdash.engine.states import LIVE_STATES, ConsumerState
 from ccdash.hints import is_async_callable
+from ccdash.waiters import Waiters
 
 Handler = Callable[[Delivery], Awaitable[None]] | Callable[[Delivery], None]
 BatchHandler = Callable[[list[Delivery]], Awaitable[Mapping[str, Any] | None]]
@@ -155,7 +156,7 @@ class Consumer:
         self.ended_at: float | None = None
         self.note = ""
         self.task: asyncio.Task[None] | None = None
-        self._wake: asyncio.Future[None] | None = None
+        self._idle = Waiters()  # the loop, parked for work (or to drain)
         self._timed_out = False
 
     # -- what the pool and the dispatcher call -------------------------------
@@ -188,13 +189,13 @@ class Consumer:
         self.buffer.append(delivery)
         if delivery.deadline < self.next_due:
             self.next_due = delivery.deadline
-        self.wake()
+        if self._idle:  # inline `wake`: per message
+            self._idle.wake_all()
 
     def wake(self) -> None:
         """Unpark the loop if it waits for work."""
-        w = self._wake
-        if w is not None and not w.done():
-            w.set_result(None)
+        if self._idle:
+            self._idle.wake_all()
 
     def held_deliveries(self) -> list[Delivery]:
         """Everything this consumer holds a lease for."""
@@ -217,7 +218,7 @@ class Consumer:
             await ctx.reports.warmed(self)
         if ctx.batching:
             while await self._next(loop):
-                await self._handle_batch(loop)
+                await self._handle_batch()
         else:
             await self._run_single(loop)
 
@@ -231,11 +232,7 @@ class Consumer:
             if self.draining:
                 return False
             self.state = IDLE
-            self._wake = loop.create_future()
-            try:
-                await self._wake
-            finally:
-                self._wake = None
+            await self._idle.park()
 
     async def _run_single(self, loop: asyncio.AbstractEventLoop) -> None:
         """One delivery at a time. The hot path: written inline for the interpreter
@@ -351,19 +348,13 @@ class Consumer:
         if dead:
             ctx.reports.dead_lettered(self, d, error)
 
-    async def _handle_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _handle_batch(self) -> None:
         ctx = self.ctx
         clock = ctx.clock
         size = ctx.batch_size
         deadline = clock.now() + ctx.batch_linger
         while len(self.buffer) < size and clock.now() < deadline and not self.draining:
-            self._wake = loop.create_future()
-            timer = clock.call_at(deadline, self.wake)
-            try:
-                await self._wake
-            finally:
-                timer.cancel()
-                self._wake = None
+            await self._idle.park_until(clock, deadline)
         batch = [self.buffer.popleft() for _ in range(min(size, len(self.buffer)))]
         if not batch:
             return

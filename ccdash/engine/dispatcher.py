@@ -27,6 +27,7 @@ from ccdash.brokers.base import REASON_RELEASED, Broker, Delivery
 from ccdash.engine.balancers import Balancer, Candidates, make_balancer
 from ccdash.engine.consumer import Consumer
 from ccdash.engine.joiners import Joiners
+from ccdash.waiters import Waiters
 
 
 class Dispatcher:
@@ -43,7 +44,7 @@ class Dispatcher:
         self.broker = broker
         self.consumers = consumers  # the pool's live consumers (not ended), oldest first
         self.joiners = joiners
-        self._waiting = joiners.waiting  # the same list, read on the hot path
+        self._waiting = joiners.waiting  # the same Waiters, read on the hot path
         self.rng = rng
         self.balancer: Balancer = make_balancer(balancer, rng)
         # Consumers with room (room > 0), kept as room changes: the balancer picks
@@ -61,7 +62,7 @@ class Dispatcher:
         self.spare: dict[Consumer, None] = {}
         self.paused = False
         self.stopping = False  # the engine is shutting down: hand out nothing more
-        self._room_waiter: asyncio.Future[None] | None = None
+        self._room = Waiters()  # the dispatcher task, parked while nobody has room
 
     def set_balancer(self, name: str) -> None:
         """Switch the strategy; it takes effect from the next pick."""
@@ -125,8 +126,8 @@ class Dispatcher:
     def has_spare(self, c: Consumer) -> None:
         """c, above its refill mark, finished a delivery and has a spare slot now."""
         spare = self.spare
-        if not spare and self._room_waiter is not None:
-            self.room_changed()  # the dispatcher fills spare slots with what arrives
+        if not spare and self._room:
+            self._room.wake_all()  # the dispatcher fills spare slots with what arrives
         spare[c] = None
 
     def _check_joiners_if_empty(self, c: Consumer) -> None:
@@ -296,20 +297,15 @@ class Dispatcher:
         """Park on the broker while consumers have room (hungry or spare: work that
         arrives from the broker, not from a publish, fills both); on room while they
         don't."""
-        loop = asyncio.get_running_loop()
         while True:
             if (self.room_total > 0 or self.spare) and not self.paused:
                 await self.broker.wait_ready()
                 await self.dispatch(None)
                 await asyncio.sleep(0)  # let woken consumers run before the next round
             else:
-                self._room_waiter = loop.create_future()
-                try:
-                    await self._room_waiter
-                finally:
-                    self._room_waiter = None
+                await self._room.park()
 
     def room_changed(self) -> None:
         """Unpark the dispatcher task if it waits for room."""
-        if self._room_waiter is not None and not self._room_waiter.done():
-            self._room_waiter.set_result(None)
+        if self._room:
+            self._room.wake_all()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from ccdash.clock import Clock
+from ccdash.waiters import Waiters
 
 
 class Joiners:
@@ -14,7 +14,7 @@ class Joiners:
     def __init__(self, clock: Clock, outstanding: Callable[[], int]) -> None:
         self._clock = clock
         self._outstanding = outstanding
-        self.waiting: list[asyncio.Future[None]] = []
+        self.waiting = Waiters()
 
     def settled(self) -> bool:
         """Nothing published is still unacked and alive."""
@@ -24,28 +24,15 @@ class Joiners:
         """Until settled; TimeoutError when `timeout` runs out."""
         if self.settled():
             return
-        fut = asyncio.get_running_loop().create_future()
-        self.waiting.append(fut)
-        timer = None
-        if timeout is not None:
-
-            def expire() -> None:
-                if not fut.done():
-                    fut.set_exception(TimeoutError(f"join timed out after {timeout}s"))
-
-            timer = self._clock.call_at(self._clock.now() + timeout, expire)
-        try:
-            await fut
-        finally:
-            if timer is not None:
-                timer.cancel()
-            if fut in self.waiting:
-                self.waiting.remove(fut)
+        if timeout is None:
+            await self.waiting.park()
+        elif not await self.waiting.park_until(self._clock, self._clock.now() + timeout):
+            raise TimeoutError(f"join timed out after {timeout}s")
 
     def check(self) -> None:
         """Wake the joiners if everything is settled (called as work completes)."""
         if self.waiting and self.settled():
-            self.wake()
+            self.waiting.wake_all()
 
     def on_tick(self, now: float) -> None:
         """Health-tick hook: leases that expired into the DLQ settle messages unseen."""
@@ -53,10 +40,7 @@ class Joiners:
 
     def wake(self, error: BaseException | None = None) -> None:
         """Wake every joiner: normally, or with `error` (the engine stopped)."""
-        for fut in self.waiting:
-            if not fut.done():
-                if error is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(error)
-        self.waiting.clear()
+        if error is None:
+            self.waiting.wake_all()
+        else:
+            self.waiting.fail_all(error)

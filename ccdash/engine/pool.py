@@ -10,6 +10,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from ccdash.aio import wait_tasks
 from ccdash.brokers.base import REASON_CONSUMER_FAILED, REASON_RELEASED, Broker, Delivery
 from ccdash.clock import Clock
 from ccdash.engine.alerts import AlertBook
@@ -328,28 +329,7 @@ class Pool:
 
     async def _await_retired(self, group: list[Consumer], grace: float) -> None:
         """Wait (up to `grace`) for draining consumers to stop; then cut them off."""
-        tasks = [c.task for c in group if c.task is not None and not c.task.done()]
-        if tasks:
-            done = asyncio.get_running_loop().create_future()
-            pending = set(tasks)
-
-            def finished(t: asyncio.Task[None]) -> None:
-                pending.discard(t)
-                if not pending and not done.done():
-                    done.set_result(None)
-
-            for t in tasks:
-                t.add_done_callback(finished)
-
-            def give_up() -> None:
-                if not done.done():
-                    done.set_result(None)
-
-            timer = self.clock.call_at(self.clock.now() + grace, give_up)
-            try:
-                await done
-            finally:
-                timer.cancel()
+        await wait_tasks(self.clock, [c.task for c in group if c.task is not None], grace)
         for c in group:
             if c.id in self.consumers:  # over the grace: stop it, hand its work back
                 if c.task is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from ccdash.clock import Clock
+from ccdash.waiters import Waiters
 
 
 class Pause:
@@ -16,28 +17,15 @@ class Pause:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self._waker: asyncio.Future[None] | None = None
+        self._sleeping = Waiters()
 
     async def until(self, when: float) -> None:
         """Sleep until clock time `when`, or until `wake` is called."""
         if when <= self.clock.now():
             await asyncio.sleep(0)
             return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waker = fut
-
-        def ring() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
-        timer = self.clock.call_at(when, ring)
-        try:
-            await fut
-        finally:
-            timer.cancel()
-            self._waker = None
+        await self._sleeping.park_until(self.clock, when)
 
     def wake(self) -> None:
         """End the current sleep, if one is under way."""
-        if self._waker is not None and not self._waker.done():
-            self._waker.set_result(None)
+        self._sleeping.wake_all()

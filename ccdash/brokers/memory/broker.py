@@ -3,7 +3,6 @@ other ways a lease ends. Tuned for the interpreter: see `receive_nowait`."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,19 +33,8 @@ class MemoryBroker(MemoryViews):
         while not self._room() and not self._is_duplicate(dedup_id):
             if self._closed:
                 raise BrokerClosed("broker is closed")
-            fut = asyncio.get_running_loop().create_future()
-            self._writers.append(fut)
             self._arm()  # an expiry into the DLQ frees room too: be there to see it
-            try:
-                await fut
-            except BaseException:
-                if not fut.done():
-                    fut.cancel()
-                elif not fut.cancelled() and self._room():
-                    # Woken for a free slot but leaving without it: pass the wake-up
-                    # on, or the next parked publisher waits for another ack.
-                    self._wake_writer()
-                raise
+            await self._writers.park()  # woken with a turn for each freed slot
         return self.publish_nowait(body, priority=priority, dedup_id=dedup_id)
 
     def publish_nowait(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
@@ -87,7 +75,7 @@ class MemoryBroker(MemoryViews):
         self._ready += 1
         self.published += 1
         if self._readers:
-            self._wake_readers()
+            self._readers.wake_all()
         return msg.id
 
     # -- receiving ----------------------------------------------------------
@@ -103,14 +91,8 @@ class MemoryBroker(MemoryViews):
             raise BrokerClosed("broker is closed")
         if self.ready_count():
             return
-        fut = asyncio.get_running_loop().create_future()
-        self._readers.append(fut)
         self._arm()
-        try:
-            await fut
-        finally:
-            if not fut.done():
-                fut.cancel()
+        await self._readers.park()
 
     async def receive(self, holders: Sequence[str]) -> list[Delivery]:
         """Lease up to len(holders) ready messages, the i-th to holders[i]."""
@@ -198,7 +180,7 @@ class MemoryBroker(MemoryViews):
         del self._by_holder[msg.holder][receipt]
         self.acked += 1
         if self._writers:
-            self._wake_writer()
+            self._writers.wake()
 
     def _ack_off_path(self, receipt: Receipt, msg: Msg | None) -> Msg:
         """The rare acks: of a lease that expired unreaped (taken from _leases already),
@@ -209,7 +191,7 @@ class MemoryBroker(MemoryViews):
                 return msg  # the loop was blocked, not the holder: the ack stands
             self._expire(msg, now)
             if self._readers:
-                self._wake_readers()
+                self._readers.wake_all()
             self._reap(now)
             raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
         self._reap(now)
@@ -278,7 +260,7 @@ class MemoryBroker(MemoryViews):
             self._return(msg, reason, error, now)
             n += 1
         if n:
-            self._wake_readers()
+            self._readers.wake_all()
         return n
 
     async def release_holder(self, holder: str, reason: str, error: str = "") -> int:
@@ -294,8 +276,5 @@ class MemoryBroker(MemoryViews):
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-        self._wake_readers()
-        while self._writers:
-            fut = self._writers.popleft()
-            if not fut.done():
-                fut.set_result(None)
+        self._readers.wake_all()
+        self._writers.wake_all()

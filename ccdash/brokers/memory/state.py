@@ -20,11 +20,9 @@ here; `views` adds the operators' views and DLQ actions, `broker` the message pa
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 from bisect import insort
-from collections import deque
 
 from ccdash.brokers.base import Broker
 from ccdash.brokers.codec import decode_json_text
@@ -40,6 +38,7 @@ from ccdash.brokers.types import (
     ReceiptRejected,
 )
 from ccdash.clock import Clock, MonotonicClock, TimerHandle
+from ccdash.waiters import Waiters
 
 _STALL_RECHECK = 0.05  # seconds between looks at leases held back by a stall
 
@@ -65,8 +64,8 @@ class MemoryState(Broker):
         self._dedup_expiry: DeadlineBuckets[Dedup] = DeadlineBuckets(resolution=1.0)
         self._seq = itertools.count(1)
         self._receipts = itertools.count(1)
-        self._readers: deque[asyncio.Future[None]] = deque()  # parked in wait_ready
-        self._writers: deque[asyncio.Future[None]] = deque()  # parked in publish (full)
+        self._readers = Waiters()  # parked in wait_ready
+        self._writers = Waiters()  # parked in publish (full)
         # No retry or lease deadline falls before `_due`, and no deadline in _leases
         # before `_lease_due`: lower bounds, made exact on each reap. The hot paths skip
         # reaping with one comparison, and _leases' front (which acks leave full of
@@ -179,7 +178,7 @@ class MemoryState(Broker):
         """Ready at once, or after `wait` seconds."""
         if wait <= 0:
             self._make_ready(msg)
-            self._wake_readers()
+            self._readers.wake_all()
         else:
             msg.deadline = self.clock.now() + wait
             self._delayed.add(msg.id, msg)
@@ -221,7 +220,7 @@ class MemoryState(Broker):
         )
         self.dead_lettered += 1
         if self._writers:
-            self._wake_writer()
+            self._writers.wake()
 
     # -- timers -------------------------------------------------------------
 
@@ -261,7 +260,7 @@ class MemoryState(Broker):
             # Judging is held back (a stall): look again shortly, not in a timer spin.
             self._due = now + _STALL_RECHECK
         if woke and self._readers:
-            self._wake_readers()
+            self._readers.wake_all()
 
     def _expire(self, msg: Msg, now: float) -> None:
         """A lease ran out (already out of the lease dicts): end it as lease-expired."""
@@ -300,20 +299,6 @@ class MemoryState(Broker):
         self._reap(self.clock.now())
         if self._readers or self._writers or self._delayed or self._leases or self._stray:
             self._arm()
-
-    def _wake_readers(self) -> None:
-        readers = self._readers
-        while readers:
-            fut = readers.popleft()
-            if not fut.done():
-                fut.set_result(None)
-
-    def _wake_writer(self) -> None:
-        while self._writers:
-            fut = self._writers.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
 
     def outstanding(self) -> int:
         """Messages not yet acked or dead-lettered (expired leases count until reaped:

@@ -115,7 +115,7 @@ class MemoryViews(MemoryState):
             level.fresh.append(msg)
             self._ready += 1
         if chosen:
-            self._wake_readers()
+            self._readers.wake_all()
         return len(chosen)
 
     async def purge(self, ids: Sequence[str] | None = None) -> int:
@@ -125,5 +125,5 @@ class MemoryViews(MemoryState):
         for mid in chosen:
             del self._dead[mid]
         if chosen and self._writers:
-            self._wake_writer()
+            self._writers.wake()
         return len(chosen)

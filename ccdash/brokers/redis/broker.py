@@ -23,7 +23,6 @@ import os
 import secrets
 import socket
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,6 +47,7 @@ from ccdash.brokers.redis.publishing import Publishing, WouldBlock
 from ccdash.brokers.redis.reader import BLOCK_MS, Reader
 from ccdash.brokers.redis.state import QueueState
 from ccdash.clock import Clock, MonotonicClock
+from ccdash.waiters import Waiters
 
 log = logging.getLogger("ccdash.redis")
 
@@ -97,8 +97,8 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
         self.lost_state_events = 0
         self._dead: list[DeadLetter] = []
         self._dlq_version = -1
-        self._waiters: deque[asyncio.Future[None]] = deque()  # wait_ready
-        self._room_waiters: deque[asyncio.Future[None]] = deque()  # publish when full
+        self._waiters = Waiters()  # wait_ready
+        self._room_waiters = Waiters()  # publish when full
         self._dedup: dict[str, tuple[str, float]] = {}
         self._mid_prefix = secrets.token_hex(6)
         self._seq = 0
@@ -197,11 +197,9 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
         if self._closed:
             return
         self._closed = True
-        for fut in (*self._waiters, *self._room_waiters):
-            if not fut.done():
-                fut.set_exception(BrokerClosed("broker is closed"))
-        self._waiters.clear()
-        self._room_waiters.clear()
+        closed = BrokerClosed("broker is closed")
+        self._waiters.fail_all(closed)
+        self._room_waiters.fail_all(closed)
         if not self._opened:
             await self.link.close()
             await self.reader.link.close()
@@ -268,25 +266,16 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
         self._check_open()
         if self.book.buffered:
             return
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
         self.reader.want()
-        try:
-            await fut
-        finally:
-            if not fut.done():
-                fut.cancel()
+        await self._waiters.park()
 
     def has_waiters(self) -> bool:
         """Is a consumer parked in wait_ready?"""
-        return any(not f.done() for f in self._waiters)
+        return bool(self._waiters)
 
     def fail_waiters(self, exc: BaseException) -> None:
         """Unpark wait_ready with an error."""
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_exception(exc)
+        self._waiters.fail_all(exc)
 
     def note_fetched(self, n: int) -> None:
         """The reader took `n` entries (on its own connection): ready -> in flight in the
@@ -300,10 +289,7 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
 
     def wake_waiters(self) -> None:
         """The buffer has entries: unpark wait_ready."""
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
+        self._waiters.wake_all()
 
     async def receive(self, holders: Sequence[str]) -> list[Delivery]:
         """Lease up to len(holders) buffered entries."""

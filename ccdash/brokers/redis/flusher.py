@@ -35,6 +35,7 @@ from ccdash.brokers.redis.link import (
     evalsha,
     is_nogroup,
 )
+from ccdash.waiters import Waiters
 
 log = logging.getLogger("ccdash.redis")
 
@@ -119,11 +120,11 @@ class Flusher:
         self._idle = asyncio.Event()
         self._idle.set()
         # Totals of publishes and acks that reached Redis (for `sent`), and the acks of
-        # the batch in flight, and who waits for which totals.
+        # the batch in flight, and who waits for totals (woken after every round trip).
         self.pub_done = 0
         self.ack_done = 0
         self._acks_in_flight = 0
-        self._sent_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._sent_waiters = Waiters()
         self._pub_token: str | None = None
         self._pub_chunk: list[tuple[int, bytes, asyncio.Future[None] | None]] = []
 
@@ -147,10 +148,7 @@ class Flusher:
         for _, _, fut in (*self._pub_chunk, *self.outbox):
             if fut is not None and not fut.done():
                 fut.set_exception(error)
-        for _, _, fut in self._sent_waiters:
-            if not fut.done():
-                fut.set_exception(error)
-        self._sent_waiters.clear()
+        self._sent_waiters.fail_all(error)
 
     def call(self, cmd: tuple[Any, ...]) -> asyncio.Future[Any]:
         """Queue a command; the future gets its reply (or the error). It is encoded
@@ -176,22 +174,8 @@ class Flusher:
         queued later does not hold it up: under steady load the queues never empty)."""
         pubs = self.pub_done + len(self._pub_chunk) + len(self.outbox)
         acks = self.ack_done + self._acks_in_flight + len(self.acks)
-        if self.pub_done >= pubs and self.ack_done >= acks:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sent_waiters.append((pubs, acks, fut))
-        await fut
-
-    def _wake_sent(self) -> None:
-        waiting = []
-        for pubs, acks, fut in self._sent_waiters:
-            if fut.done():
-                continue
-            if self.pub_done >= pubs and self.ack_done >= acks:
-                fut.set_result(None)
-            else:
-                waiting.append((pubs, acks, fut))
-        self._sent_waiters = waiting
+        while self.pub_done < pubs or self.ack_done < acks:
+            await self._sent_waiters.park()
 
     async def drained(self) -> None:
         """Wait until nothing is queued or in flight."""
@@ -236,7 +220,7 @@ class Flusher:
                 self.backoff.reset()
             finally:
                 if self._sent_waiters:
-                    self._wake_sent()
+                    self._sent_waiters.wake_all()
 
     def _down(self, why: str) -> None:
         self.retrying = True

@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any
 from ccdash.brokers.base import QueueFull, encode_body, storable_text
 from ccdash.brokers.redis.link import evalsha
 from ccdash.brokers.redis.local import encode_stored
+from ccdash.clock import MonotonicClock
 
 if TYPE_CHECKING:
-    from collections import deque
-
     from ccdash.brokers.base import QueueConfig
     from ccdash.brokers.redis.flusher import Flusher
     from ccdash.brokers.redis.keys import Keys
+    from ccdash.waiters import Waiters
+
+_REAL_TIME = MonotonicClock()  # re-reading the fleet's count is a real-time matter
 
 
 class WouldBlock(QueueFull):
@@ -34,7 +36,7 @@ class Publishing:
     _dedup: dict[str, tuple[str, float]]
     _mid_prefix: str
     _seq: int
-    _room_waiters: deque[asyncio.Future[None]]
+    _room_waiters: Waiters
 
     if TYPE_CHECKING:
 
@@ -93,12 +95,13 @@ class Publishing:
             known = self._dedup.get(dedup_id)
             if known is not None and known[1] > time.monotonic():
                 return known[0]
+        ask = True
         while self._full():
-            fut = asyncio.get_running_loop().create_future()
-            self._room_waiters.append(fut)
-            self.flusher.want_stats = True
-            self.flusher.kick()
-            await asyncio.wait([fut], timeout=0.25)  # re-read the fleet's count meanwhile
+            if ask:  # for a fresh count of the fleet's messages: first, then every 0.25 s
+                self.flusher.want_stats = True
+                self.flusher.kick()
+            # Every stats read wakes it; one it asked for, not one per read (a busy loop).
+            ask = not await self._room_waiters.park_until(_REAL_TIME, time.monotonic() + 0.25)
             self._check_open()
         if dedup_id is None:  # group-committed with other publishes and acks
             stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()

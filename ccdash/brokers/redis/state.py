@@ -17,11 +17,10 @@ from ccdash.brokers.redis.link import evalsha
 from ccdash.brokers.redis.views import parse_dead_letters
 
 if TYPE_CHECKING:
-    from collections import deque
-
     from ccdash.brokers.base import QueueConfig
     from ccdash.brokers.redis.keys import Keys
     from ccdash.brokers.redis.local import LocalBook
+    from ccdash.waiters import Waiters
 
 log = logging.getLogger("ccdash.redis")
 
@@ -40,7 +39,7 @@ class QueueState:
     _dead: list[DeadLetter]
     _dlq_version: int
     _last_lost: float
-    _room_waiters: deque[asyncio.Future[None]]
+    _room_waiters: Waiters
     _tasks: list[asyncio.Task[None]]
 
     if TYPE_CHECKING:
@@ -147,10 +146,7 @@ class QueueState:
             task = asyncio.get_running_loop().create_task(self._refresh_dead_quietly())
             self._tasks.append(task)
             task.add_done_callback(self._tasks.remove)
-        while self._room_waiters:
-            fut = self._room_waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
+        self._room_waiters.wake_all()
 
     async def _refresh_dead_quietly(self) -> None:
         try:

@@ -84,7 +84,7 @@ class SqliteBroker(BrokerViews, Broker):
         self.offset = round((time.time() - self.clock.now()) * 1024) / 1024
         self._link: Link = None  # type: ignore[assignment]  # set by open()
         self._read: Any = None  # the loop's own connection, for views
-        self._park = Parking(self.clock, self._on_timer, self._arm)
+        self._park = Parking(self.clock, self._on_timer, lambda: self._arm(parking=True))
         self._publishing = 0  # awaited publishes under way
         self._base = dict.fromkeys(_TOTALS, 0)  # totals count from this open on
         self._last: tuple[QueueStats, list[DeadLetter]] | None = None  # views once closed
@@ -223,7 +223,7 @@ class SqliteBroker(BrokerViews, Broker):
             link = self._ready()
             now = self.clock.now()
             if self._room(now) <= 0 and self._duplicate_of(dedup_id, now) is None:
-                await self._park.park_writer(lambda: self._room(self.clock.now()))
+                await self._park.park_writer()
                 continue
             self._publishing += 1
             try:
@@ -367,9 +367,9 @@ class SqliteBroker(BrokerViews, Broker):
             park.wake_writers(self._room(self.clock.now()))
         self._arm()
 
-    def _arm(self) -> None:
-        """While anyone is parked: the timer at the next deadline, at most RECHECK away."""
-        if not self._park or self._closed:
+    def _arm(self, parking: bool = False) -> None:
+        """While anyone is parked or `parking`: the timer at the next deadline (<= RECHECK)."""
+        if self._closed or not (parking or self._park):
             return
         when = self.clock.now() + RECHECK
         if self._link.kick_op is None:

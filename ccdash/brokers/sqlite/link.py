@@ -20,6 +20,7 @@ from ccdash.brokers.base import BrokerError
 from ccdash.brokers.sqlite import views
 from ccdash.brokers.sqlite.store import Store
 from ccdash.brokers.sqlite.writer import Op, Writer
+from ccdash.waiters import Waiters
 
 
 class Link:
@@ -47,7 +48,7 @@ class Link:
         self.staged_dedup: dict[str, tuple[str, float]] = {}
         self.kick_op: Op | None = None
         self.broken: BaseException | None = None
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drainers = Waiters()
 
     def _submit(self, op: Op) -> None:
         self.submitted += 1
@@ -78,14 +79,10 @@ class Link:
         """Whether operations are queued or being committed."""
         return self.submitted != self.delivered
 
-    def drained(self) -> asyncio.Future[None]:
-        """A future that resolves once every operation queued so far is back."""
-        fut = self.loop.create_future()
+    async def drained(self) -> None:
+        """Return once every operation queued so far is back."""
         if self.pending():
-            self._drain_waiters.append(fut)
-        else:
-            fut.set_result(None)
-        return fut
+            await self._drainers.park()
 
     def deliver(
         self,
@@ -126,11 +123,8 @@ class Link:
                 fut.set_exception(op.error)
             else:
                 fut.set_result(op.result)
-        if self._drain_waiters and not self.pending():
-            for fut in self._drain_waiters:
-                if not fut.done():
-                    fut.set_result(None)
-            self._drain_waiters.clear()
+        if self._drainers and not self.pending():
+            self._drainers.wake_all()
         self.on_change()
 
     def refresh(self, conn: sqlite3.Connection) -> None:

@@ -7,12 +7,11 @@ what other processes sharing the store have done.
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from ccdash.clock import Clock, TimerHandle
+from ccdash.waiters import Waiters
 
 _INF = float("inf")
 
@@ -25,9 +24,9 @@ class Parking:
     ) -> None:
         self.clock = clock
         self.on_timer = on_timer
-        self.on_park = on_park  # someone just parked: set the timer
-        self.readers: deque[asyncio.Future[None]] = deque()
-        self.writers: deque[asyncio.Future[None]] = deque()
+        self.on_park = on_park  # someone is about to park: set the timer
+        self.readers = Waiters()
+        self.writers = Waiters()
         self._timer: TimerHandle | None = None
         self._timer_at = _INF
 
@@ -36,51 +35,26 @@ class Parking:
 
     async def park_reader(self) -> None:
         """Wait until woken."""
-        fut = asyncio.get_running_loop().create_future()
-        self.readers.append(fut)
         self.on_park()
-        try:
-            await fut
-        finally:
-            if not fut.done():
-                fut.cancel()
+        await self.readers.park()
 
-    async def park_writer(self, room: Callable[[], int]) -> None:
-        """Wait until woken for room; a publisher leaving (cancelled) just after being
-        woken passes the wake-up on, or the next one would wait for another slot."""
-        fut = asyncio.get_running_loop().create_future()
-        self.writers.append(fut)
+    async def park_writer(self) -> None:
+        """Wait until woken for room (a turn: passed on if the publisher leaves first)."""
         self.on_park()
-        try:
-            await fut
-        except BaseException:
-            if not fut.done():
-                fut.cancel()
-            elif not fut.cancelled() and room() > 0:
-                self.wake_writers(1)
-            raise
+        await self.writers.park()
 
     def wake_readers(self) -> None:
         """Wake every parked reader."""
-        readers = self.readers
-        while readers:
-            fut = readers.popleft()
-            if not fut.done():
-                fut.set_result(None)
+        self.readers.wake_all()
 
     def wake_writers(self, n: int) -> None:
         """Wake up to `n` parked writers, oldest first."""
-        writers = self.writers
-        while n > 0 and writers:
-            fut = writers.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                n -= 1
+        self.writers.wake(n)
 
     def wake_all(self) -> None:
         """Wake everyone (closing)."""
-        self.wake_readers()
-        self.wake_writers(len(self.writers))
+        self.readers.wake_all()
+        self.writers.wake_all()
 
     def arm(self, when: float) -> None:
         """Have the timer fire at `when` (clock time), unless it fires sooner already."""
