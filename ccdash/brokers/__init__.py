@@ -21,6 +21,11 @@ def is_redis_url(url: object) -> TypeGuard[str]:
     return isinstance(url, str) and "://" in url and url.split("://", 1)[0] in REDIS_SCHEMES
 
 
+def is_shared_url(url: object) -> TypeGuard[str]:
+    """Can other processes share this queue (Redis, or a SQLite file several open)?"""
+    return is_redis_url(url) or (isinstance(url, str) and url.startswith("sqlite:"))
+
+
 def open_broker(
     url: str, config: QueueConfig, *, clock: Clock | None = None, read_ahead: int = 128
 ) -> Broker:
@@ -40,4 +45,12 @@ def open_broker(
     return RedisBroker.from_url(url, config, clock=clock, default_fetch=read_ahead)
 
 
-__all__ = ["Broker", "BrokerURLError", "check_url", "is_redis_url", "open_broker", "redact_url"]
+__all__ = [
+    "Broker",
+    "BrokerURLError",
+    "check_url",
+    "is_redis_url",
+    "is_shared_url",
+    "open_broker",
+    "redact_url",
+]

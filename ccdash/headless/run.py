@@ -13,6 +13,7 @@ import io
 import json
 import random
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -20,7 +21,7 @@ from typing import Any, TextIO
 from rich.console import Console
 
 from ccdash.aio import cancel_and_wait, run_bounded, run_within
-from ccdash.brokers import is_redis_url, redact_url
+from ccdash.brokers import is_redis_url, is_shared_url, redact_url
 from ccdash.brokers.base import Broker
 from ccdash.clock import Clock
 from ccdash.engine import Engine, Event, Handler
@@ -67,7 +68,7 @@ async def run_demo(
     for listener in listeners:
         engine.add_listener(listener)
     workload = Workload(scenario, engine, seed=seed)
-    shared = broker if is_redis_url(broker) else None
+    shared = broker if is_shared_url(broker) else None  # other processes may handle ours
     if shared is not None:
         workload.shared_url = shared
     rec = (
@@ -110,6 +111,10 @@ async def _run(
 ) -> dict[str, Any]:
     await engine.start()  # a broker that cannot open fails here, before any output
     acked_before = engine.broker.stats().acked  # a shared queue's fleet-wide counter
+    if shared is not None and not is_redis_url(shared):  # a SQLite file: its own counter,
+        from ccdash.fleet.settle import locate  # not the broker's since-open view
+
+        acked_before = (await locate(shared, ())).acked_total
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
 
@@ -152,7 +157,7 @@ async def _run(
         "settling with the fleet",
     )
     if not settled:
-        view.note("gave up asking Redis which messages other workers acked")
+        view.note("gave up asking the shared queue which messages other workers acked")
     report = workload.report()
     if rec is not None:
         await rec.stop()
@@ -184,16 +189,16 @@ def _evidence(recorder: Recorder, plot: str | None) -> str | None:
 
 
 async def _settle(view: View, workload: Workload, url: str, acked_before: int) -> None:
-    """A fleet's other workers handled some of our messages: ask the broker which."""
+    """Other workers sharing the queue handled some of our messages: ask it which."""
     from ccdash.fleet.connect import FleetConnectError
 
     try:
         n = await settle_shared(workload, url, acked_before)
-    except (FleetConnectError, OSError) as exc:
-        view.note(f"cannot ask Redis which messages other workers acked: {exc}")
+    except (FleetConnectError, OSError, sqlite3.Error) as exc:
+        view.note(f"cannot ask the shared queue which messages other workers acked: {exc}")
         return
     if n:
-        view.note(f"{n} of the workload's messages were acked by other workers of the fleet")
+        view.note(f"{n} of the workload's messages were acked by other workers sharing the queue")
 
 
 async def _tick(view: View, workload: Workload, clock: Clock) -> None:

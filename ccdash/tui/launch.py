@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ccdash.brokers import is_redis_url, redact_url
+from ccdash.brokers import is_redis_url, is_shared_url, redact_url
 from ccdash.ops import OpsError
 from ccdash.record.writer import Recorder
 from ccdash.text import sanitize
@@ -66,8 +66,9 @@ def run_tui(
     engine = scenario.make_engine(handler=handler, seed=seed, broker=broker)
     workload = Workload(scenario, engine, seed=seed)
     fleet = None
+    if is_shared_url(broker):  # Redis, or a SQLite file other processes may open too
+        workload.shared_url = broker  # drills ask the shared queue where messages went
     if is_redis_url(broker):
-        workload.shared_url = broker  # drills ask the fleet's broker where messages went
         # This process is one more worker of the fleet; the panes show the others too.
         fleet = FleetFeed(broker, getattr(engine.broker, "worker", ""))
     app = DashboardApp(
