@@ -4,17 +4,25 @@ The floor is measured in the same run: a bare asyncio.Queue with the same
 number of consumer tasks doing get -> await the same no-op handler ->
 task_done. Every engine feature stays on in the measured path (leases,
 metrics, balancer, health monitor).
+
+Its no-op handler acks whatever it receives, so it never runs on a queue in use:
+on Redis it runs on a scratch queue of its own (removed afterwards), and a SQLite
+file must not exist yet (it is removed afterwards too).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import secrets
 import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ccdash import Engine, EngineConfig
 from ccdash.brokers import redact_url
@@ -189,6 +197,61 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def scratch_url(url: str, scheme: str) -> str:
+    """The URL the bench may fill and empty: a scratch queue of its own on Redis (never
+    the queue the URL names); a SQLite file only if it does not exist yet."""
+    if scheme == "sqlite":
+        from ccdash.brokers.sqlite.schema import parse_url
+
+        if os.path.lexists(parse_url(url).path):
+            raise UsageError(
+                f"--broker: {redact_url(url)} exists: the bench's no-op handler would ack "
+                "the messages of a queue in use; give a file that does not exist yet "
+                "(the bench removes it afterwards)"
+            )
+        return url
+    if scheme not in ("redis", "rediss"):
+        return url
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "queue"]
+    query.append(("queue", f"ccdash-bench-{secrets.token_hex(4)}"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+async def remove_scratch(url: str, scheme: str) -> None:
+    """Delete what the bench left: the SQLite file, or the scratch queue's Redis keys."""
+    if scheme == "sqlite":
+        from ccdash.brokers.sqlite.schema import parse_url
+
+        path = parse_url(url).path
+        for name in (path, path + "-wal", path + "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(name)
+    elif scheme in ("redis", "rediss"):
+        from ccdash.fleet.connect import connect
+
+        client, keys = await connect(url)
+        try:
+            async for key in client.scan_iter(match=keys.prefix + "*", count=1000):
+                await client.unlink(key)
+        finally:
+            await client.aclose()
+
+
+async def _bench_then_clean(args: argparse.Namespace, scheme: str) -> list[BenchRow]:
+    try:
+        return await run_bench(
+            args.messages,
+            args.consumers,
+            args.prefetch or [1, 32],
+            args.broker,
+            args.rounds,
+            args.publish_batch,
+        )
+    finally:
+        await remove_scratch(args.broker, scheme)
+
+
 def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
     """Run the benchmark; returns the exit status."""
     p = parser or build_parser()
@@ -197,26 +260,20 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
         url, source = resolve_broker(args.broker, args.broker_file)
         assert url is not None
         try:
-            check_broker(url, source)
+            scheme = check_broker(url, source)
+            url = scratch_url(url, scheme)
             if args.json is not None:
                 check_output_path("--json", args.json)
         except UsageError as exc:
             p.error(str(exc))
     args.broker = url
-    prefetches = args.prefetch or [1, 32]
     try:
-        rows = asyncio.run(
-            run_bench(
-                args.messages,
-                args.consumers,
-                prefetches,
-                args.broker,
-                args.rounds,
-                args.publish_batch,
-            )
-        )
+        rows = asyncio.run(_bench_then_clean(args, scheme))
     except BrokerError as exc:
         p.error(f"--broker: {redact_url(args.broker)}: {exc}")
+    except RuntimeError as exc:  # the engine's count did not add up: say so, no traceback
+        print(f"ccdash: error: {sanitize(exc, 500)}", file=sys.stderr)
+        return 1
     _print(rows, args.broker, args.publish_batch)
     if args.json:
         out = {

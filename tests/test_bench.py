@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from support.redis_fixtures import RedisServer
+
+from ccdash import Engine, EngineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,3 +98,49 @@ def test_bench_with_publish_batches_on_sqlite(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["publish_batch"] == 50 and data["rows"][0]["engine_per_s"] > 0
     assert "publish_many x50" in proc.stdout
+
+
+def _bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ccdash", "bench", "--messages", "300", "--rounds", "1"]
+        + ["--prefetch", "8", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+async def _publish(url: str, n: int) -> None:
+    async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as engine:
+        for i in range(n):
+            await engine.publish({"real work": i})
+
+
+async def _outstanding(url: str) -> int:
+    async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as engine:
+        return engine.broker.outstanding()
+
+
+async def test_bench_never_acks_the_messages_of_a_sqlite_queue_in_use(tmp_path: Path) -> None:
+    """`ccdash bench --broker sqlite:///F` on a file that holds a queue: refused in one
+    line (its no-op handler would ack the queue's messages); the messages stay."""
+    url = f"sqlite:///{tmp_path}/q.db"
+    await _publish(url, 5)
+    proc = await asyncio.to_thread(_bench, "--broker", url)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("ccdash: error: --broker: ") and "exists" in line
+    assert await _outstanding(url) == 5
+
+
+async def test_bench_on_redis_uses_a_queue_of_its_own_and_removes_it(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """`CCDASH_BROKER=redis://... ccdash bench`: the fleet's queue keeps its messages (the
+    bench runs on a scratch queue), and the scratch queue's keys are gone afterwards."""
+    await _publish(redis_url, 5)
+    proc = await asyncio.to_thread(_bench, env={**os.environ, "CCDASH_BROKER": redis_url})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert await _outstanding(redis_url) == 5
+    assert redis_server.command("KEYS", "*bench*") == b"*0\r\n"  # nothing left behind
