@@ -212,7 +212,7 @@ class WorkerRuntime:
             await eng.resume()
             return "resumed"
         self.request_stop(f"control command {action}", drain=action == "drain")
-        return "draining" if action == "drain" else "stopping"
+        return WorkerState.DRAINING if action == "drain" else WorkerState.STOPPING
 
     def presence_info(self) -> dict[str, Any]:
         """What the fleet sees of this worker (in its heartbeat)."""
