@@ -12,8 +12,14 @@ from ccdash.brokers.base import QueueConfig
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.clock import FakeClock
 
-# a private redis-server for the Redis tests; the three-broker harnesses (contract, engine)
-pytest_plugins = ["support.redis_fixtures", "support.broker_harness", "support.engine_harness"]
+# a private redis-server for the Redis tests; the three-broker harnesses (contract,
+# engine); a tmux terminal for the end-to-end tests
+pytest_plugins = [
+    "support.redis_fixtures",
+    "support.broker_harness",
+    "support.engine_harness",
+    "support.terminal",
+]
 
 
 @pytest.fixture

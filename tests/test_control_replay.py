@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.fleet import SECRET, Fleet, alive_workers, fleet_on
 from support.polling import until
 from support.redis_fixtures import RedisServer
-from test_redis_fleet import SECRET, Fleet, alive_workers, fleet_on
 
 from ccdash.fleet import send_command
 from ccdash.fleet.connect import connect

@@ -269,7 +269,7 @@ async def test_dashboard_shows_a_hostile_scenario_name_literally() -> None:
     (hostile bodies, errors, ids and alert names: tests/test_tui_hostile.py)."""
     import unicodedata
 
-    from test_tui_support import advance, make_app, quit_app, running, screen_text
+    from support.dashboard import advance, make_app, quit_app, running, screen_text
 
     app = make_app(title=ALL)
     async with running(app) as pilot:

@@ -9,22 +9,12 @@ import stat
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from support.http import http_get
 
 from ccdash import Delivery, Engine, EngineConfig
 from ccdash.clock import FakeClock
 from ccdash.ops.logfile import JsonLogWriter
 from ccdash.ops.prometheus import MetricsServer
-
-
-async def http_get(port: int, path: str = "/metrics") -> tuple[str, str]:
-    """A minimal GET on 127.0.0.1; returns (status line, body)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    await writer.drain()
-    raw = await asyncio.wait_for(reader.read(), timeout=5)
-    writer.close()
-    head, _, body = raw.decode().partition("\r\n\r\n")
-    return head.splitlines()[0], body
 
 
 async def test_metrics_endpoint_parses_and_matches_snapshot() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_ops import http_get
+from support.http import http_get
 
 from ccdash import cli
 from ccdash.clock import FakeClock

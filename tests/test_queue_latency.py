@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from test_tui_support import advance, make_app, quit_app, running, screen_text
+from support.dashboard import advance, make_app, quit_app, running, screen_text
 
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.clock import FakeClock

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.dashboard import log_text, screen_text
+from support.fleet import ROOT, SECRET, Fleet, alive_workers, fleet_on
 from support.polling import until
 from support.redis_fixtures import RedisServer
-from test_redis_fleet import ROOT, SECRET, Fleet, alive_workers, fleet_on
-from test_tui_support import log_text, screen_text
 
 from ccdash.fleet import FleetView
 from ccdash.fleet.connect import connect

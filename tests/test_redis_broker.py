@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from support.polling import until
+from support.redis_fixtures import lease
 
 from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import REASON_EXPIRED, BrokerClosed, Delivery, QueueFull, ReceiptRejected
@@ -22,16 +23,6 @@ from ccdash.brokers.redis import RedisBroker
 from ccdash.fleet.settle import locate
 
 Make = Callable[..., Any]
-
-
-async def lease(broker: RedisBroker, holder: str = "c", *, within: float = 5.0) -> Delivery:
-    """Wait for and receive exactly one message for `holder`."""
-    async with asyncio.timeout(within):
-        while True:
-            await broker.wait_ready()
-            got = await broker.receive([holder])
-            if got:
-                return got[0]
 
 
 async def settled(broker: RedisBroker) -> None:

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.fleet import ROOT, Fleet, fleet_on, has_workers, publish
 from support.polling import until
-from support.redis_fixtures import RedisServer
-from test_redis_broker import lease
-from test_redis_fleet import ROOT, Fleet, _has, fleet_on, publish
+from support.redis_fixtures import RedisServer, lease
 
 from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import RAW_LIMIT, Delivery, QueueConfig
@@ -208,7 +207,7 @@ async def test_worker_restarted_under_its_name_takes_over_at_once(fleet: Fleet) 
     entries are handled (long before the 60 s visibility timeout); 0 lost."""
     ttl = 3.0
     fleet.spawn("same", delay=0.3, ttl=ttl, concurrency=4)
-    await until(lambda: _has(fleet.url, 1), 20, "the worker")
+    await until(lambda: has_workers(fleet.url, 1), 20, "the worker")
     ids = await publish(fleet.url, 40)
     await until(lambda: len(fleet.done()) >= 4, 20, "some done")
     fleet.procs["same"].kill()
@@ -224,7 +223,7 @@ async def test_a_live_worker_name_is_still_refused(fleet: Fleet) -> None:
     """A second worker started under the name of one that is alive and beating exits 2
     (within about one heartbeat TTL), and the first keeps running."""
     fleet.spawn("twin", ttl=1.0)
-    await until(lambda: _has(fleet.url, 1), 20, "the first worker")
+    await until(lambda: has_workers(fleet.url, 1), 20, "the first worker")
     fleet.spawn("twin", ttl=1.0, label="twin-again")
     assert fleet.wait_exit("twin-again", timeout=15) == 2
     assert "in use by a live worker" in fleet.log("twin-again")
@@ -320,7 +319,7 @@ async def test_worker_and_demo_survive_malformed_entries(
     report, no traceback."""
     stream = Keys(fleet.url.rpartition("queue=")[2]).stream(0)
     fleet.spawn("tough", concurrency=2)
-    await until(lambda: _has(fleet.url, 1), 20, "the worker")
+    await until(lambda: has_workers(fleet.url, 1), 20, "the worker")
     for fields in MALFORMED.values():
         xadd(redis_server, stream, fields)
     ids = await publish(fleet.url, 20)

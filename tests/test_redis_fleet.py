@@ -10,150 +10,25 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.fleet import ROOT, SECRET, Fleet, fleet_on, has_workers, publish
 from support.polling import until
 from support.redis_fixtures import RedisServer
 
-from ccdash.brokers.base import QueueConfig
-from ccdash.brokers.redis import RedisBroker
 from ccdash.fleet import FleetView, send_command
 from ccdash.fleet.control import encode_command, send_raw, sign
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
-SECRET = "test-secret-0123456789"
-
-
-class Fleet:
-    """Worker processes of one queue, their logs and their completion records."""
-
-    def __init__(self, url: str, tmp: Path) -> None:
-        self.url = url
-        self.tmp = tmp
-        self.out = tmp / "done"
-        self.out.mkdir()
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def spawn(
-        self,
-        name: str,
-        *extra: str,
-        delay: float = 0.02,
-        ttl: float = 1.5,
-        vt: float = 60.0,
-        concurrency: int = 4,
-        secret: str | None = SECRET,
-        label: str | None = None,
-    ) -> None:
-        """Start `ccdash worker --name name`; `label` (default: the name) keys its
-        process and log here (two processes may try the same name)."""
-        label = label or name
-        env = {k: v for k, v in os.environ.items() if k != "CCDASH_CONTROL_SECRET"}
-        env.update(
-            PYTHONPATH=f"{ROOT / 'tests'}{os.pathsep}{ROOT}",
-            CCDASH_TEST_OUT=str(self.out),
-            CCDASH_TEST_DELAY=str(delay),
-        )
-        if secret is not None:
-            env["CCDASH_CONTROL_SECRET"] = secret
-        with (self.tmp / f"{label}.log").open("ab") as log:  # the child keeps its own fd
-            self.procs[label] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "ccdash.worker",
-                    "--broker",
-                    self.url,
-                    "--handler",
-                    "support.fleet_handlers:record",
-                    "--concurrency",
-                    str(concurrency),
-                    "--name",
-                    name,
-                    "--visibility-timeout",
-                    str(vt),
-                    "--heartbeat-ttl",
-                    str(ttl),
-                    *extra,
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def log(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text(errors="replace")
-
-    def records(self) -> list[tuple[str, int]]:
-        out = []
-        for f in self.out.glob("*.log"):
-            for line in f.read_text().splitlines():
-                mid, attempt = line.split()
-                out.append((mid, int(attempt)))
-        return out
-
-    def done(self) -> set[str]:
-        return {mid for mid, _ in self.records()}
-
-    def wait_exit(self, name: str, timeout: float = 20) -> int | None:
-        """Its exit status; on a timeout, ask it for its task stacks (SIGUSR1), kill it
-        and return None (its log then says where it was stuck)."""
-        p = self.procs[name]
-        try:
-            return p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGUSR1)
-            time.sleep(1)
-            p.kill()
-            p.wait()
-            return None
-
-    def stop_all(self) -> dict[str, int | None]:
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        return {name: self.wait_exit(name) for name in self.procs}
-
-
-def fleet_on(redis_server: RedisServer, tmp_path: Path, name: str) -> Iterator[Fleet]:
-    """Worker processes on a fresh queue `name-…` of the session's Redis; any left
-    running at the end are killed (the body of each test file's `fleet` fixture)."""
-    f = Fleet(f"{redis_server.url}?queue={name}-{uuid.uuid4().hex[:8]}", tmp_path)
-    yield f
-    for p in f.procs.values():
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-
 
 @pytest.fixture
 def fleet(redis_server: RedisServer, tmp_path: Path) -> Iterator[Fleet]:
     yield from fleet_on(redis_server, tmp_path, "fleet")
-
-
-async def alive_workers(url: str) -> set[str]:
-    async with FleetView(url) as fv:
-        snap = await fv.snapshot()
-    return {w.name for w in snap.workers if w.alive}
-
-
-async def publish(url: str, n: int) -> set[str]:
-    broker = RedisBroker.from_url(url, QueueConfig(), worker="publisher")
-    await broker.open()
-    try:
-        ids = {broker.publish_nowait({"n": i}) for i in range(n)}
-        await broker.flush()
-    finally:
-        await broker.close()
-    return ids
 
 
 async def test_sigkilled_worker_messages_go_to_the_others_before_the_visibility_timeout(
@@ -163,7 +38,7 @@ async def test_sigkilled_worker_messages_go_to_the_others_before_the_visibility_
     its heartbeat expires (seconds, not the 60 s visibility timeout); 0 lost."""
     for name in ("w1", "w2", "w3"):
         fleet.spawn(name, delay=0.03)
-    await until(lambda: _has(fleet.url, 3), 20, "three workers")
+    await until(lambda: has_workers(fleet.url, 3), 20, "three workers")
     ids = await publish(fleet.url, 600)
     await until(lambda: len(fleet.done()) >= 150, 30, "a quarter done")
     async with FleetView(fleet.url) as fv:
@@ -193,10 +68,6 @@ async def test_sigkilled_worker_messages_go_to_the_others_before_the_visibility_
     assert codes["w2"] == 0 and codes["w3"] == 0, fleet.log("w2") + fleet.log("w3")
 
 
-async def _has(url: str, n: int) -> bool:
-    return len(await alive_workers(url)) >= n
-
-
 async def test_workers_ride_out_a_redis_restart(redis_server_factory: Any, tmp_path: Path) -> None:
     """Redis is restarted (same port, append-only) mid-run: workers reconnect with
     backoff and the run completes with 0 lost."""
@@ -205,7 +76,7 @@ async def test_workers_ride_out_a_redis_restart(redis_server_factory: Any, tmp_p
     try:
         for name in ("r1", "r2"):
             fleet.spawn(name, delay=0.01, ttl=3.0)
-        await until(lambda: _has(fleet.url, 2), 20, "two workers")
+        await until(lambda: has_workers(fleet.url, 2), 20, "two workers")
         ids = await publish(fleet.url, 600)
         await until(lambda: len(fleet.done()) >= 100, 30, "some done")
         server.stop(kill=True)  # a crash: appendfsync always keeps every write
@@ -228,7 +99,7 @@ async def test_sigterm_hands_everything_back_without_using_attempts(fleet: Fleet
     """SIGTERM mid-run: the worker finishes or hands back what it holds and exits 0;
     another worker finishes the run; nothing lost, no attempt wasted."""
     fleet.spawn("t1", "--prefetch", "8", delay=0.05, concurrency=2)
-    await until(lambda: _has(fleet.url, 1), 20, "the worker")
+    await until(lambda: has_workers(fleet.url, 1), 20, "the worker")
     ids = await publish(fleet.url, 120)
     await until(lambda: len(fleet.done()) >= 20, 30, "some done")
     fleet.procs["t1"].send_signal(signal.SIGTERM)
@@ -262,7 +133,7 @@ async def test_signed_kill_reaches_the_right_worker_and_forgeries_are_refused(fl
     audit = fleet.tmp / "audit.jsonl"
     fleet.spawn("k1", "--audit-log", str(audit), concurrency=3)
     fleet.spawn("k2", concurrency=3)
-    await until(lambda: _has(fleet.url, 2), 20, "two workers")
+    await until(lambda: has_workers(fleet.url, 2), 20, "two workers")
     res = await send_command(fleet.url, SECRET, "k1", "kill", consumer="c2")
     assert (res.status, res.worker) == ("accepted", "k1"), res
     assert "killed c2" in res.detail
@@ -358,7 +229,7 @@ async def test_drain_command_finishes_in_flight_work_and_exits(fleet: Fleet) -> 
     """`drain`: the worker stops taking work, finishes what is in progress, hands the
     rest back and exits 0; another worker finishes the run with nothing lost."""
     fleet.spawn("d1", "--prefetch", "4", delay=0.2, concurrency=2)
-    await until(lambda: _has(fleet.url, 1), 20, "the worker")
+    await until(lambda: has_workers(fleet.url, 1), 20, "the worker")
     ids = await publish(fleet.url, 40)
     await until(lambda: len(fleet.done()) >= 4, 20, "some done")
     res = await send_command(fleet.url, SECRET, "d1", "drain")

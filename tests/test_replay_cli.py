@@ -161,13 +161,13 @@ async def test_a_worker_records_its_run(redis_server: Any, tmp_path: Path) -> No
     """`ccdash worker --record FILE`: frames and events of the worker, 0600, replayable."""
     import uuid
 
+    from support.fleet import Fleet, has_workers, publish
     from support.polling import until
-    from test_redis_fleet import Fleet, _has, publish
 
     fleet = Fleet(f"{redis_server.url}?queue=rec-{uuid.uuid4().hex[:8]}", tmp_path)
     try:
         fleet.spawn("w1", "--record", str(tmp_path / "w1.rec"), concurrency=2)
-        await until(lambda: _has(fleet.url, 1), 20, "the worker")
+        await until(lambda: has_workers(fleet.url, 1), 20, "the worker")
         ids = await publish(fleet.url, 40)
         await until(lambda: ids <= fleet.done(), 30, "the messages handled")
         assert fleet.stop_all() == {"w1": 0}, fleet.log("w1")

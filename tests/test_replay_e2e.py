@@ -6,9 +6,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from test_tui_e2e import CCDASH, Terminal, terminal
+from support.terminal import CCDASH, Terminal, needs_tmux
 
-__all__ = ["terminal"]  # the fixture, used by name below
+pytestmark = needs_tmux
 
 
 def test_a_recorded_drill_replays_in_a_terminal(

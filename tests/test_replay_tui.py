@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_support import advance, log_text, make_app, quit_app, rows, running, screen_text
+from support.dashboard import advance, log_text, make_app, quit_app, rows, running, screen_text
 
 from ccdash.clock import FakeClock
 from ccdash.headless.run import run_demo

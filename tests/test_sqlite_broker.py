@@ -15,14 +15,23 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
-import test_broker_state_machine as sm
 from hypothesis import settings
 from hypothesis.stateful import invariant
+from support.broker_model import (
+    BACKOFF,
+    CAPACITY,
+    DEDUP_WINDOW,
+    MAX_ATTEMPTS,
+    STATES,
+    VT,
+    BrokerMachine,
+    T,
+)
 
 from ccdash import Engine, EngineConfig
 from ccdash.brokers import open_broker
@@ -384,11 +393,11 @@ async def test_two_processes_writing_at_once_never_see_database_is_locked(tmp_pa
 # -- the Hypothesis state machine, on SQLite -----------------------------------------------
 
 
-class SqliteBrokerMachine(sm.BrokerMachine):
+class SqliteBrokerMachine(BrokerMachine):
     """The memory broker's state machine, unedited rules, on a SqliteBroker.
 
-    Its rules step broker coroutines with the module's `run`, which here drives a
-    private event loop (the writer thread hands results back through it); the
+    Its rules step broker coroutines with `run`, which here drives a private event
+    loop (the writer thread hands results back through it); the
     invariants that read the memory broker's private indexes give way to ones
     that check the same things through the public views."""
 
@@ -397,20 +406,21 @@ class SqliteBrokerMachine(sm.BrokerMachine):
         self.loop = asyncio.new_event_loop()
         self.tmp = tempfile.mkdtemp(prefix="ccdash-sm-")
         config = QueueConfig(
-            visibility_timeout=sm.VT,
-            max_attempts=sm.MAX_ATTEMPTS,
-            capacity=sm.CAPACITY,
-            dedup_window=sm.DEDUP_WINDOW,
+            visibility_timeout=VT,
+            max_attempts=MAX_ATTEMPTS,
+            capacity=CAPACITY,
+            dedup_window=DEDUP_WINDOW,
             seed=7,
-            **sm.BACKOFF,  # type: ignore[arg-type]
+            **BACKOFF,  # type: ignore[arg-type]
         )
         self.broker = SqliteBroker(os.path.join(self.tmp, "q.db"), config, clock=self.clock)  # type: ignore[assignment]
         self.loop.run_until_complete(self.broker.open())
-        self._plain_run = sm.run
-        sm.run = self.loop.run_until_complete  # type: ignore[assignment]
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a broker coroutine to its end on the machine's event loop."""
+        return self.loop.run_until_complete(coro)
 
     def teardown(self) -> None:
-        sm.run = self._plain_run
         self.loop.run_until_complete(self.broker.close())
         self.loop.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -422,7 +432,7 @@ class SqliteBrokerMachine(sm.BrokerMachine):
     def counts_and_totals_match_the_model(self) -> None:
         stats = self.broker.stats()
         self.reap()
-        counts = {s: len(self.in_state(s)) for s in sm.STATES}
+        counts = {s: len(self.in_state(s)) for s in STATES}
         assert (stats.ready, stats.delayed, stats.in_flight, stats.dead) == (
             counts["ready"],
             counts["delayed"],

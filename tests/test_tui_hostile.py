@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import unicodedata
 
-from test_tui_support import advance, make_app, quit_app, rows, running, screen_text
+from support.dashboard import advance, make_app, quit_app, rows, running, screen_text
 
 from ccdash.brokers.base import DeadLetter, HistoryEntry
 from ccdash.engine.alerts import Alert

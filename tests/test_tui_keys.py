@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from test_tui_support import advance, log_text, make_app, quit_app, rows, running, screen_text
+from support.dashboard import advance, log_text, make_app, quit_app, rows, running, screen_text
 
 from ccdash.tui.app import DashboardApp
 from ccdash.tui.consumer_table import ConsumerTable

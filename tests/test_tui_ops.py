@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_ops import http_get
-from test_tui_support import advance, log_text, make_app, quit_app, running, screen_text
+from support.dashboard import advance, log_text, make_app, quit_app, running, screen_text
+from support.http import http_get
 
 from ccdash.brokers.base import BrokerError
 from ccdash.brokers.sqlite import SqliteBroker

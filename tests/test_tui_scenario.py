@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from test_tui_support import advance, log_text, quit_app, rows, running
+from support.dashboard import advance, log_text, make_scenario_app, quit_app, rows, running
 
-from ccdash.clock import FakeClock
-from ccdash.scenario import Workload, load_scenario
 from ccdash.tui.app import DashboardApp
 from ccdash.tui.consumer_table import ConsumerTable
 from ccdash.tui.drill_report import DrillReport
-
-
-def make_scenario_app() -> DashboardApp:
-    clock = FakeClock()
-    scenario = load_scenario(None)
-    engine = scenario.make_engine(clock=clock, seed=3)
-    workload = Workload(scenario, engine, seed=3)
-    return DashboardApp(
-        engine, workload, clock=clock, live=False, burst_size=50, title=scenario.name
-    )
 
 
 async def test_keys_drive_the_scenario_workload_and_nothing_is_lost() -> None:

@@ -11,12 +11,12 @@ import re
 from typing import Any
 
 import pytest
-from test_tui_scenario import make_scenario_app
-from test_tui_support import (
+from support.dashboard import (
     FakeWorkload,
     advance,
     log_text,
     make_app,
+    make_scenario_app,
     quit_app,
     rows,
     running,
@@ -644,3 +644,9 @@ async def test_find_says_where_a_message_is_with_its_failed_deliveries() -> None
         assert f"{mid}: waiting for a retry after attempt 1" in line
         assert "attempt 1 on c" in line and "downstream unavailable" in line
         await quit_app(app, pilot)
+
+
+def test_fake_workload_is_deterministic() -> None:
+    """The support workload publishes the same bodies for the same calls."""
+    a, b = make_app(), make_app()
+    assert a.workload.available_drills() == b.workload.available_drills()

@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_tui_scenario import make_scenario_app
-from test_tui_support import advance
+from support.dashboard import advance, make_scenario_app
 
 SIZES = [(80, 24), (120, 40), (160, 45)]
 

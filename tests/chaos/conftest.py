@@ -13,7 +13,7 @@ import pytest
 
 from chaos.books import Row, dump_json, format_table
 from chaos.procs import Procs
-from chaos.support import Chaos
+from chaos.scenario_run import Chaos
 
 ROWS = pytest.StashKey[list[Row]]()
 ROW = pytest.StashKey[Row]()

@@ -10,7 +10,7 @@ from support.redis_fixtures import RedisServer
 
 from chaos import handlers
 from chaos.books import read_numbers
-from chaos.support import Chaos
+from chaos.scenario_run import Chaos
 
 pytestmark = pytest.mark.chaos
 

@@ -11,7 +11,7 @@ import pytest
 from chaos import handlers
 from chaos.books import Books, read_ledger
 from chaos.holdings import SqliteFile
-from chaos.support import Chaos
+from chaos.scenario_run import Chaos
 
 pytestmark = pytest.mark.chaos
 

@@ -14,7 +14,7 @@ from support.redis_fixtures import RedisServer
 
 from chaos.books import Books, read_ids
 from chaos.holdings import SqliteFile
-from chaos.support import Chaos
+from chaos.scenario_run import Chaos
 
 pytestmark = pytest.mark.chaos
 

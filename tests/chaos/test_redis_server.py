@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from support.redis_fixtures import RedisServer
 
-from chaos.support import Chaos
+from chaos.scenario_run import Chaos
 
 pytestmark = pytest.mark.chaos
 

@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 from support.redis_fixtures import RedisServer
 
-from chaos.support import Chaos
+from chaos.scenario_run import Chaos
 
 pytestmark = pytest.mark.chaos
 

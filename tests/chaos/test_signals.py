@@ -13,7 +13,7 @@ from support.redis_fixtures import RedisServer
 
 from chaos.books import Books
 from chaos.holdings import SqliteFile
-from chaos.support import Chaos
+from chaos.scenario_run import Chaos
 
 pytestmark = pytest.mark.chaos
 

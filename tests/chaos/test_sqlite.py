@@ -13,7 +13,7 @@ import pytest
 
 from chaos.books import Books, read_ids
 from chaos.holdings import SqliteFile
-from chaos.support import Chaos
+from chaos.scenario_run import Chaos
 
 pytestmark = pytest.mark.chaos
 

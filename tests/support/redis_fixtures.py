@@ -1,5 +1,6 @@
 """A real redis-server for the Redis tests: our own, on a free 127.0.0.1 port,
 with its own temp dir, append-only with fsync always. Never the shared 6379.
+On it: a queue per test (`redis_url`), a broker factory (`redis_broker`) and `lease`.
 
 Outside CI a machine without redis-server skips these tests (saying why); in CI
 (CI=true) a missing redis-server fails them.
@@ -7,6 +8,7 @@ Outside CI a machine without redis-server skips these tests (saying why); in CI
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import shutil
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from ccdash.brokers.base import QueueConfig
+from ccdash.brokers.base import Delivery, QueueConfig
 from ccdash.brokers.redis import RedisBroker
 
 SHARED_PORT = 6379  # somebody else's Redis: never touch it
@@ -208,3 +210,13 @@ async def redis_broker(redis_url: str) -> AsyncIterator[Callable[..., Any]]:
     yield make
     for broker in made:
         await broker.close()
+
+
+async def lease(broker: RedisBroker, holder: str = "c", *, within: float = 5.0) -> Delivery:
+    """Wait for and receive exactly one message for `holder`."""
+    async with asyncio.timeout(within):
+        while True:
+            await broker.wait_ready()
+            got = await broker.receive([holder])
+            if got:
+                return got[0]

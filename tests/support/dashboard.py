@@ -1,4 +1,6 @@
-"""Support for the dashboard tests: a seeded, fake-clocked engine and a small workload.
+"""The dashboard tests' helpers: a seeded, fake-clocked dashboard (over a small
+workload, `make_app`, or the default scenario, `make_scenario_app`) and the ways to
+drive and read it (`running`, `advance`, `quit_app`, `screen_text`, `log_text`, `rows`).
 
 `FakeWorkload` has the shape of `ccdash.scenario.Workload` (run, inject_burst,
 inject_poison, trigger_drill, drill_results, available_drills) with fully
@@ -15,6 +17,7 @@ from typing import Any
 
 from ccdash import Delivery, Engine, EngineConfig
 from ccdash.clock import FakeClock
+from ccdash.scenario import Workload, load_scenario
 from ccdash.tui.app import DashboardApp
 
 
@@ -135,6 +138,17 @@ def make_app(
     return DashboardApp(engine, workload, clock=clock, **app_kw)
 
 
+def make_scenario_app() -> DashboardApp:
+    """A dashboard over the default scenario's engine and workload, seeded, fake-clocked."""
+    clock = FakeClock()
+    scenario = load_scenario(None)
+    engine = scenario.make_engine(clock=clock, seed=3)
+    workload = Workload(scenario, engine, seed=3)
+    return DashboardApp(
+        engine, workload, clock=clock, live=False, burst_size=50, title=scenario.name
+    )
+
+
 @contextlib.asynccontextmanager
 async def running(app: DashboardApp, size: tuple[int, int] = (160, 48)) -> AsyncIterator[Any]:
     """`app.run_test`, returning once the engine runs and the panes show it."""
@@ -174,12 +188,6 @@ async def quit_app(app: DashboardApp, pilot: Any) -> None:
         else:  # what is left is real work (a writer thread committing, a file closing)
             await asyncio.sleep(0.02)
     await pilot.pause()
-
-
-def test_fake_workload_is_deterministic() -> None:
-    """The support workload publishes the same bodies for the same calls."""
-    a, b = make_app(), make_app()
-    assert a.workload.available_drills() == b.workload.available_drills()
 
 
 def screen_text(app: DashboardApp) -> str:
