@@ -259,3 +259,18 @@ def test_engine_never_imports_the_ui() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_memory_run_never_imports_the_fleet() -> None:
+    """A headless run on the memory broker never loads the Redis fleet modules: loading
+    them at the run's end (~0.3 s, more on a cold disk) blocked the event loop, and the
+    report of a healthy run showed a loop-stalled alert for it."""
+    code = (
+        "import sys, io, contextlib\n"
+        "from ccdash.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--demo', '--duration', '0.5', '--seed', '1'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('ccdash.fleet')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr

@@ -112,11 +112,11 @@ class DrillJudge:
     async def ask_fleet(self) -> None:
         """Settle waited ids the shared broker no longer holds (acked by some worker of
         the fleet) or holds dead; a no-op without a shared broker."""
-        from ccdash.fleet.settle import locate
-
         url, waiting = self.workload.shared_url, self.waiting_ids()
         if url is None or not waiting:
             return
+        from ccdash.fleet.settle import locate  # only now: importing it blocks the loop
+
         where = await locate(url, waiting)
         now = self.engine.clock.now()
         self.dead_lettered(set(where.dead) & self._waiting.keys(), now)
