@@ -1,6 +1,7 @@
 """Same workload, every system, one run: where ccdash stands against its yardsticks.
 
     python benchmarks/compare.py [--messages 20000] [--no-redis] [--no-instructions]
+                                 [--redis-instructions-only]
 
 Each system handles the same N messages `{"id": i, "body": "x"*100}` with 8
 consumers and a trivial async handler; exactly-once is checked after every run.
@@ -20,7 +21,9 @@ is the preload. Systems:
 Ratios are within this run (wall clock on a shared machine swings between runs).
 With valgrind present, the in-process systems are also counted in CPU
 instructions per message (whole path, publish + consume), which repeats within
-about 1%.
+about 1%, and so is redis-server itself for "redis p32" and "raw-xackN" (a
+server under callgrind per run; the cost of Redis per message whatever else
+loads the machine).
 """
 
 from __future__ import annotations
@@ -235,6 +238,40 @@ IN_PROCESS: dict[str, Callable[[int], Awaitable[Timed]]] = {
 }
 
 
+REDIS_COUNTED: dict[str, Callable[[int, str], Awaitable[Timed]]] = {
+    "redis p32": lambda n, url: run_engine(n, 32, url, 1000),
+    "raw-xackN": lambda n, url: run_raw_redis(n, url, True),
+}
+
+
+def redis_instructions(name: str, base: int, extra: int) -> float | None:
+    """redis-server instructions per message of one Redis system (publish + consume):
+    a run of base+extra messages minus a run of base, each on its own server under
+    callgrind. None without redis-server."""
+    counts: list[int] = []
+    for n in (base + extra, base):
+        with redis_server(counted=counts) as server:
+            if server is None:
+                return None
+            asyncio.run(REDIS_COUNTED[name](n, server[0]))
+    return (counts[0] - counts[1]) / extra
+
+
+def print_redis_instructions(base: int, extra: int) -> None:
+    """The redis-server instruction counts of ccdash and the raw loop, and their ratio."""
+    counted = {name: redis_instructions(name, base, extra) for name in REDIS_COUNTED}
+    ours, raw = counted["redis p32"], counted["raw-xackN"]
+    if ours is None or raw is None:
+        print("(no redis-server: its instructions not counted)")
+        return
+    print(
+        f"redis-server instructions per message (callgrind, publish + consume, +{extra:,} "
+        f"messages over a {base:,} base):"
+    )
+    print(f"{'redis p32':<12} {ours:>9,.0f}  x raw-xackN {ours / raw:.2f}")
+    print(f"{'raw-xackN':<12} {raw:>9,.0f}")
+
+
 def count_instructions(name: str, messages: int) -> float:
     """Instructions per message of one in-process system (whole path)."""
     return per_message([__file__, "--side", name, "--messages"], 2000, messages)
@@ -252,6 +289,17 @@ def main() -> int:
     p.add_argument("--no-redis", action="store_true")
     p.add_argument("--no-sqlite", action="store_true")
     p.add_argument("--no-instructions", action="store_true")
+    p.add_argument(
+        "--redis-instructions-only",
+        action="store_true",
+        help="only count redis-server's instructions per message (ccdash and the raw loop)",
+    )
+    p.add_argument(
+        "--redis-instr-messages",
+        type=int,
+        default=4000,
+        help="extra messages of the redis-server instruction-count runs",
+    )
     p.add_argument("--rounds", type=int, default=2, help="runs per system; the best counts")
     p.add_argument("--side", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -259,6 +307,12 @@ def main() -> int:
         asyncio.run(IN_PROCESS[args.side](args.messages))
         return 0
     n = args.messages
+    if args.redis_instructions_only:
+        if not has_valgrind():
+            print("(no valgrind: nothing counted)")
+            return 0
+        print_redis_instructions(2000, args.redis_instr_messages)
+        return 0
     rows: list[tuple[str, Timed, float | None]] = []  # name, times, redis-server cpu/msg
 
     def best(runs: list[Timed]) -> Timed:
@@ -309,6 +363,8 @@ def main() -> int:
         mini = counted["mini-lease"]
         for name, v in counted.items():
             print(f"{name:<12} {v:>9,.0f}  x mini-lease {v / mini:.2f}")
+        if not args.no_redis:
+            print_redis_instructions(2000, args.redis_instr_messages)
     return 0
 
 

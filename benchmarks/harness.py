@@ -41,9 +41,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[tuple[str, int] | None]:
+def redis_server(*, counted: list[int] | None = None) -> Iterator[tuple[str, int] | None]:
     """A private redis-server without persistence on a free 127.0.0.1 port:
-    (url, pid), or None when redis-server is not installed."""
+    (url, pid), or None when redis-server is not installed.
+
+    With `counted` (a list), the server runs under callgrind with `--hz 1` (its
+    idle timer costs next to nothing then) and, once it has shut down, the
+    instructions it executed from start to exit are appended to `counted`."""
     binary = shutil.which("redis-server")
     if binary is None:
         yield None
@@ -52,25 +56,18 @@ def redis_server() -> Iterator[tuple[str, int] | None]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with tempfile.TemporaryDirectory() as d:
+        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--appendonly", "no", "--dir", d]
+        if counted is not None:
+            argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv]
+            argv += ["--hz", "1"]
         proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                d,
-            ],
+            argv,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE if counted is not None else subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + (120 if counted is not None else 15)
             while time.monotonic() < deadline:
                 with (
                     contextlib.suppress(OSError),
@@ -83,7 +80,12 @@ def redis_server() -> Iterator[tuple[str, int] | None]:
             yield f"redis://127.0.0.1:{port}/0", proc.pid
         finally:
             proc.terminate()
-            proc.wait(timeout=10)
+            _, err = proc.communicate(timeout=120)
+        if counted is not None:
+            found = re.search(r"Collected : (\d+)", err.decode(errors="replace"))
+            if found is None:
+                raise RuntimeError(f"no instruction count from callgrind:\n{err[-2000:]!r}")
+            counted.append(int(found.group(1)))
 
 
 def has_valgrind() -> bool:

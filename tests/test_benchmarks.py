@@ -71,3 +71,20 @@ def test_compare_and_scaling_full_quick_runs() -> None:
     out = bench("scaling.py", "--quick", timeout=300)
     for title in ("consumers:", "leases held (memory)", "leases held 9 s", "backlog"):
         assert title in out
+
+
+@pytest.mark.bench
+def test_redis_server_cost_per_message_is_at_most_twice_the_raw_loop() -> None:
+    """Counted under callgrind in one run, redis-server spends at most 2x the
+    instructions per message on ccdash (publish, fetch, ack) that it spends on the
+    raw Streams loop (XADD, XREADGROUP COUNT 32, one XACK per batch) (#14)."""
+    out = bench(
+        "compare.py",
+        *("--redis-instructions-only", "--redis-instr-messages", "2000"),
+        timeout=600,
+    )
+    if "nothing counted" in out or "not counted" in out:
+        pytest.skip(out.strip())
+    found = re.search(r"^redis p32 +[\d,]+  x raw-xackN (\d+\.\d\d)", out, re.M)
+    assert found, out
+    assert float(found.group(1)) <= 2.0, out

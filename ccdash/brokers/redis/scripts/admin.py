@@ -57,7 +57,7 @@ local n = 0
 local function take(id, f)
   redis.call('XDEL', P .. 'dead', id)
   redis.call('HDEL', P .. 'deadidx', f['m'])
-  if MODE == 'r' then add_entry(f['p'], f['m'], f['t'], f['d'], 0, nil) end
+  if MODE == 'r' then add_entry(f['p'], f['m'], f['t'], f['d']) end
   n = n + 1
 end
 local more = 0

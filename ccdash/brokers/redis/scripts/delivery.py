@@ -12,7 +12,7 @@ if prev then
   if prev == '' then return {} end
   return cjson.decode(prev)
 end
-local window = tonumber(ARGV[3])
+local window, now = tonumber(ARGV[3]), tostring(NOW)
 local out, added, dedup = {}, 0, false
 for i = 4, #ARGV, 4 do
   local m, dd = ARGV[i + 1], ARGV[i + 3]
@@ -23,7 +23,7 @@ for i = 4, #ARGV, 4 do
     if not redis.call('SET', k, m, 'NX', 'PX', window) then mid = redis.call('GET', k) or m end
   end
   if mid == m then
-    add_entry(ARGV[i], m, NOW, ARGV[i + 2], 0, nil)
+    add_entry(ARGV[i], m, now, ARGV[i + 2])
     added = added + 1
   end
   out[#out + 1] = mid

@@ -67,12 +67,10 @@ local function give_back(prio, o, m, t, d, a, h)
   redis.call('XADD', P .. 'wake', 'MAXLEN', '~', 64, '*', 'w', '1')
 end
 
-local function add_entry(prio, m, t, d, a, h)
-  local key = level(prio)
-  if h ~= nil and h ~= false and h ~= '' then
-    return redis.call('XADD', key, '*', 'm', m, 't', t, 'd', d, 'a', a, 'h', h)
-  end
-  return redis.call('XADD', key, '*', 'm', m, 't', t, 'd', d, 'a', a)
+-- A new message (attempts 0: no `a` field) at the tail of its level. `t` is a
+-- string: a Lua number would be formatted (snprintf) on every call.
+local function add_entry(prio, m, t, d)
+  return redis.call('XADD', level(prio), '*', 'm', m, 't', t, 'd', d)
 end
 
 local function history(h, c, n, o, e)
