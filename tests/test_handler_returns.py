@@ -116,3 +116,26 @@ async def test_a_cancelled_error_raised_by_the_handler_is_a_failure_and_the_cons
     assert snap.acked == 2 and snap.queue.dead == 0
     assert snap.failovers == 0
     assert sorted(calls) == [1, 1, 2, 2]
+
+
+class Outcome(BaseException):
+    """Not an Exception: like pytest's fail/skip, gevent's Timeout or a framework's abort."""
+
+
+async def test_a_base_exception_from_the_handler_is_a_failure_not_an_engine_crash() -> None:
+    """A handler raising a BaseException that is not a stop request (KeyboardInterrupt,
+    SystemExit, cancellation) fails that delivery; the engine keeps running."""
+
+    async def aborts(d: Delivery) -> None:
+        if d.body == "abort":
+            raise Outcome("abort")
+
+    cfg = EngineConfig(consumers=2, max_attempts=2, backoff_base=0.01, backoff_max=0.02)
+    async with Engine(cfg, handler=aborts) as engine:
+        await engine.publish("abort")
+        await engine.publish("fine")
+        await engine.join(timeout=10)
+        snap = engine.snapshot()
+    assert snap.acked == 1 and snap.queue.dead == 1
+    assert snap.dead_letters[0].last_error == "Outcome: abort"
+    assert snap.failovers == 0

@@ -270,7 +270,9 @@ class Consumer:
                         await result
             except asyncio.CancelledError:
                 error = self._timeout_error("handler")
-            except Exception as exc:
+            except (KeyboardInterrupt, SystemExit):
+                raise  # a stop request, not a failed delivery
+            except BaseException as exc:  # pytest's fail, gevent's Timeout: a failure too
                 error = describe_error(exc)
             t1 = now()
             if self.slow_factor > 1.0 or self.hung:
@@ -368,7 +370,9 @@ class Consumer:
             failures = result or {}
         except asyncio.CancelledError:
             whole = self._timeout_error("batch")
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
             whole = describe_error(exc)
         t1 = await self._finish_run(t0, clock.now())
         self.current.clear()
