@@ -110,10 +110,14 @@ class FakeClock:
             heapq.heappop(self._timers)
         return self._timers[0][0] if self._timers else None
 
+    async def settle(self) -> None:
+        """Let the woken tasks run before time moves on (a subclass may wait for more)."""
+        await settle()
+
     async def advance(self, seconds: float) -> None:
         """Move time forward, firing due timers in order and settling after each."""
         target = self._now + seconds
-        await settle()
+        await self.settle()
         while True:
             due = self.next_timer()
             if due is None or due > target:
@@ -121,9 +125,9 @@ class FakeClock:
             _, _, timer = heapq.heappop(self._timers)
             self._now = max(self._now, due)
             timer.callback()
-            await settle()
+            await self.settle()
         self._now = max(self._now, target)  # a `block` meanwhile may have gone past it
-        await settle()
+        await self.settle()
 
     async def run_until(
         self, predicate: Callable[[], bool], *, step: float = 0.01, limit: float = 600.0
@@ -134,7 +138,7 @@ class FakeClock:
         instead of spinning forever.
         """
         start = self._now
-        await settle()
+        await self.settle()
         while not predicate():
             if self._now - start > limit:
                 raise TimeoutError(f"condition not met within {limit} fake seconds")

@@ -1,16 +1,15 @@
 """A fake clock that SQLite brokers can keep up with.
 
-`FakeClock.advance` settles the event loop after each timer it fires, so every
+`FakeClock.advance` settles after each timer it fires, so every
 task a timer wakes runs before time moves on. A SQLite broker commits on a writer
 thread, which the loop does not count as pending work: on a plain fake clock, time
 would move on before a commit lands. `SettlingClock` settles until the SQLite
-brokers it watches are idle too; with none watched it is a plain `FakeClock`.
+brokers it watches are idle too (it overrides `FakeClock.settle`, which `advance`
+and `run_until` call); with none watched it is a plain `FakeClock`.
 """
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Callable
 from typing import Protocol
 
 from ccdash.clock import FakeClock, settle
@@ -48,25 +47,3 @@ class SettlingClock(FakeClock):
                 return
             for b in busy:
                 await b.settled()
-
-    async def advance(self, seconds: float) -> None:
-        """`FakeClock.advance`, settling with the watched brokers after each timer."""
-        target = self._now + seconds
-        await self.settle()
-        while True:
-            due = self.next_timer()
-            if due is None or due > target:
-                break
-            _, _, timer = heapq.heappop(self._timers)
-            self._now = max(self._now, due)
-            timer.callback()
-            await self.settle()
-        self._now = max(self._now, target)
-        await self.settle()
-
-    async def run_until(
-        self, predicate: Callable[[], bool], *, step: float = 0.01, limit: float = 600.0
-    ) -> float:
-        """`FakeClock.run_until`, checking `predicate` only once the brokers are idle."""
-        await self.settle()
-        return await super().run_until(predicate, step=step, limit=limit)
