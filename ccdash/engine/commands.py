@@ -89,6 +89,7 @@ class OperatorCommands:
 
     async def redrive(self, ids: Sequence[str] | None = None) -> int:
         """DLQ -> queue (all, or these ids), attempts reset."""
+        _check_ids(ids)
         n = await self.broker.redrive(ids)
         self.emit(EventKind.DLQ_REDRIVEN, f"{n} dead letters redriven", count=n)
         await self.dispatcher.dispatch(None)
@@ -96,6 +97,7 @@ class OperatorCommands:
 
     async def purge_dead(self, ids: Sequence[str] | None = None) -> int:
         """Delete dead letters for good (all, or these ids)."""
+        _check_ids(ids)
         n = await self.broker.purge(ids)
         self.emit(EventKind.DLQ_PURGED, f"{n} dead letters purged", count=n)
         return n
@@ -108,6 +110,14 @@ class OperatorCommands:
         """Let the autoscaler resize the pool (or stop it)."""
         self.autoscaler.enabled = on
         self.emit(EventKind.AUTOSCALE_SWITCHED, f"autoscaler {'on' if on else 'off'}", on=on)
+
+
+def _check_ids(ids: object) -> None:
+    """One id passed where a list belongs would be read as its characters."""
+    if isinstance(ids, str | bytes):
+        raise TypeError(
+            f"ids must be a list of message ids, not one string: ids=[{ids!r}], not ids={ids!r}"
+        )
 
 
 __all__ = ["OperatorCommands"]
