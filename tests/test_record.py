@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import tracemalloc
 import zlib
 from collections.abc import Coroutine
 from pathlib import Path
@@ -279,6 +280,24 @@ def test_a_damaged_file_is_one_recording_error(damage: Any, says: str) -> None:
         parse_recording(damage(_valid_records()), "run.rec")
     text = str(err.value)
     assert says in text and text.startswith("run.rec: ") and "\n" not in text
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated() -> None:
+    """A small file that inflates a thousandfold (a hostile recording: 100 KiB -> 96 MiB,
+    one record) is refused while inflating, not after gigabytes have been allocated."""
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    header = json.dumps(_valid_records()[0]).encode() + b"\n"
+    bomb = z.compress(header + b'{"t":"e","m":"' + b"A" * (96 * 1024**2) + b'"}\n') + z.flush()
+    assert len(bomb) < 200 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(RecordingError, match="zip bomb") as err:
+            parse_recording(bomb, "run.rec")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(err.value).startswith("run.rec: ") and "\n" not in str(err.value)
+    assert peak < 64 * 1024**2  # it stopped well before inflating the whole record
 
 
 def test_a_missing_file_is_one_recording_error(tmp_path: Path) -> None:

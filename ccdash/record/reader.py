@@ -30,6 +30,12 @@ from ccdash.text import sanitize
 
 CHECKPOINT_EVERY = 32
 MAX_BYTES = 2 * 1024**3  # refuse to inflate more than this (a hostile "zip bomb")
+# A recording compresses about 5:1 (each batch ends with a sync point); a file that
+# inflates over 100:1 past 32 MiB was made to: refused while inflating, before the
+# memory is spent (a 2 MiB file would otherwise take gigabytes).
+BOMB_RATIO = 100
+BOMB_FLOOR = 32 * 1024**2
+_STEP = 1 << 20  # compressed bytes fed at a time; output per call is capped likewise
 
 
 class RecordingError(Exception):
@@ -168,22 +174,41 @@ def _inflate(path: str, raw: bytes) -> tuple[bytes, bool]:
         what = "it is empty" if not raw else "it does not start with a gzip header"
         raise RecordingError(f"{path}: not a ccdash recording ({what})")
     z = zlib.decompressobj(31)
+    out = bytearray()
+    fed = 0
     try:
-        data = z.decompress(raw, MAX_BYTES)
+        while fed < len(raw) and not z.eof:
+            chunk = raw[fed : fed + _STEP]
+            fed += len(chunk)
+            while chunk:
+                out += z.decompress(chunk, _STEP)
+                chunk = z.unconsumed_tail
+                _check_size(path, len(out), fed - len(chunk))
+        out += z.flush()  # what zlib still holds of the input it took (at most a window)
     except zlib.error as exc:
         raise RecordingError(
             f"{path}: corrupt recording: the compressed stream is damaged ({exc})"
         ) from None
-    if z.unconsumed_tail:
-        raise RecordingError(
-            f"{path}: recording too large (more than {MAX_BYTES // 1024**2} MiB uncompressed)"
-        )
+    data = bytes(out)
+    del out
     if z.eof and z.unused_data:
         raise RecordingError(
             f"{path}: corrupt recording: {len(z.unused_data)} bytes of "
             "garbage after the end of the stream"
         )
     return data, not z.eof
+
+
+def _check_size(path: str, inflated: int, consumed: int) -> None:
+    if inflated > MAX_BYTES:
+        raise RecordingError(
+            f"{path}: recording too large (more than {MAX_BYTES // 1024**2} MiB uncompressed)"
+        )
+    if inflated > BOMB_FLOOR and inflated > BOMB_RATIO * max(1, consumed):
+        raise RecordingError(
+            f"{path}: not replayed: {consumed} compressed bytes inflate to over "
+            f"{inflated // 1024**2} MiB (more than {BOMB_RATIO}:1, a zip bomb?)"
+        )
 
 
 def read_recording(path: str) -> Recording:
