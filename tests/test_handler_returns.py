@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -124,7 +126,7 @@ class Outcome(BaseException):
 
 async def test_a_base_exception_from_the_handler_is_a_failure_not_an_engine_crash() -> None:
     """A handler raising a BaseException that is not a stop request (KeyboardInterrupt,
-    SystemExit, cancellation) fails that delivery; the engine keeps running."""
+    a cancellation of the consumer) fails that delivery; the engine keeps running."""
 
     async def aborts(d: Delivery) -> None:
         if d.body == "abort":
@@ -139,3 +141,25 @@ async def test_a_base_exception_from_the_handler_is_a_failure_not_an_engine_cras
     assert snap.acked == 1 and snap.queue.dead == 1
     assert snap.dead_letters[0].last_error == "Outcome: abort"
     assert snap.failovers == 0
+
+
+async def test_a_handler_calling_sys_exit_fails_that_delivery_not_the_process() -> None:
+    """argparse in a handler meeting a bad message calls sys.exit(2): that delivery
+    fails (retried, then dead-lettered); the engine and its other messages go on."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="job", exit_on_error=False)
+    parser.add_argument("--n", type=int, required=True)
+
+    async def parses(d: Delivery) -> None:
+        with contextlib.redirect_stderr(io.StringIO()):
+            parser.parse_args(d.body)
+
+    cfg = EngineConfig(consumers=2, max_attempts=2, backoff_base=0.01, backoff_max=0.02)
+    async with Engine(cfg, handler=parses) as engine:
+        await engine.publish(["--n", "1"])
+        await engine.publish(["--bogus"])
+        await engine.join(timeout=10)
+        snap = engine.snapshot()
+    assert snap.acked == 1 and snap.queue.dead == 1
+    assert snap.dead_letters[0].last_error == "SystemExit: 2"

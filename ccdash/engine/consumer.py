@@ -270,10 +270,10 @@ class Consumer:
                         await result
             except asyncio.CancelledError:
                 error = self._timeout_error("handler")
-            except (KeyboardInterrupt, SystemExit):
-                raise  # a stop request, not a failed delivery
-            except BaseException as exc:  # pytest's fail, gevent's Timeout: a failure too
-                error = describe_error(exc)
+            except KeyboardInterrupt:
+                raise  # Ctrl-C: a stop request, not a failed delivery
+            except BaseException as exc:  # sys.exit (argparse on a bad message), pytest's
+                error = describe_error(exc)  # fail, gevent's Timeout: that delivery failed
             t1 = now()
             if self.slow_factor > 1.0 or self.hung:
                 t1 = await self._finish_run(t0, t1)
@@ -370,7 +370,7 @@ class Consumer:
             failures = result or {}
         except asyncio.CancelledError:
             whole = self._timeout_error("batch")
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
             raise
         except BaseException as exc:
             whole = describe_error(exc)
