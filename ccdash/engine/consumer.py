@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from ccdash.brokers.base import Broker, Delivery, ReceiptRejected
 from ccdash.clock import Clock
-from ccdash.engine.metrics import LatencyHistogram
+from ccdash.engine.metrics import PENDING_LIMIT, LatencyHistogram
 from ccdash.engine.states import LIVE_STATES, ConsumerState
 from ccdash.hints import is_async_callable
 from ccdash.waiters import Waiters
@@ -249,6 +249,9 @@ class Consumer:
         breakers = guards.breakers
         ack_nowait = ctx.ack_nowait
         slots = ctx.slots
+        hist = self.hist
+        timings = hist.pending  # latencies, binned by the histogram in batches
+        timed = timings.append
         while True:
             if (not buffer or self.hung) and not await self._next(loop):
                 return  # drained
@@ -279,15 +282,22 @@ class Consumer:
                 t1 = await self._finish_run(t0, t1)
             current.clear()
             self.last_beat = t1
-            if error is None:
-                if ack_nowait is not None:
-                    try:
-                        ack_nowait(d.receipt)
-                    except ReceiptRejected:
-                        ctx.reports.ack_rejected(self, d)
-                    self._count_success(d, t1 - t0, breakers)
-                else:
-                    await self._acked(d, t1 - t0)
+            if error is None and ack_nowait is not None:
+                try:
+                    ack_nowait(d.receipt)
+                except ReceiptRejected:
+                    ctx.reports.ack_rejected(self, d)
+                # _count_success, inline: this runs once per message
+                t1 -= t0
+                self.processed += 1
+                timed(t1)
+                if len(timings) >= PENDING_LIMIT:
+                    hist.digest()
+                self.ewma += _EWMA_ALPHA * (t1 - self.ewma)
+                if breakers:
+                    guards.succeeded(d)
+            elif error is None:
+                await self._acked(d, t1 - t0)
             else:
                 await self._failed(d, error, t1 - t0)
             held = self.held - 1
@@ -332,6 +342,7 @@ class Consumer:
         self._count_success(d, elapsed, ctx.guards.breakers)
 
     def _count_success(self, d: Delivery, elapsed: float, breakers: Mapping[str, object]) -> None:
+        # (_run_single has this inline)
         self.processed += 1
         self.hist.record(elapsed)
         self.ewma += _EWMA_ALPHA * (elapsed - self.ewma)

@@ -30,6 +30,10 @@ class Gauges:
 
     def sample(self, now: float, consumers: Iterable[Consumer], stats: QueueStats) -> None:
         """Refresh the pool's latency quantiles and the rates."""
+        consumers = list(consumers)
+        for c in consumers:  # their latencies not binned yet go to the pool's too
+            if c.hist.pending:
+                c.hist.digest()
         if now - self._last_rotate >= HIST_GENERATION:
             self._last_rotate = now
             for c in consumers:

@@ -1,19 +1,22 @@
 """Bounded metrics: a log-bucketed latency histogram and windowed rates.
 
-Recording a latency is one bisection (in C) and one list increment; memory never grows
-with the number of messages.
+Recording a latency is one list append: the latencies are binned in batches (a
+bisection each, counted in C) when the histogram is read, rotated, or holds
+`PENDING_LIMIT` of them. Memory never grows with the number of messages.
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_right as _bisect_right
-from collections import deque
+from collections import Counter, deque
+from itertools import repeat
 
 _SUB = 8  # sub-buckets per power of two: about 9% relative error at worst
 _MIN_EXP = -20  # below ~1 microsecond everything is one bucket
 _MAX_EXP = 12  # above ~68 minutes everything is one bucket
 _NBUCKETS = (_MAX_EXP - _MIN_EXP + 1) * _SUB
+PENDING_LIMIT = 256  # latencies recorded but not binned yet, at most
 
 
 def _bucket_lower(index: int) -> float:
@@ -36,14 +39,20 @@ class LatencyHistogram:
     """Latencies of a recent window: two generations, the older dropped on `rotate`.
 
     With a `parent`, every observation is recorded there too: the pool's histogram
-    is fed as messages finish, never merged from its consumers' on a tick."""
+    is fed as messages finish, never merged from its consumers' on a tick. Latencies
+    wait in `pending` until the next read of this histogram (`digest`), so the
+    parent is complete once its children are digested (the health tick does it).
+
+    The per-message path may append to `pending` itself, as `record` does: then it
+    calls `digest` once `pending` holds PENDING_LIMIT latencies."""
 
     __slots__ = (
         "_cur",
         "_prev",
         "_past",
-        "count",
-        "total",
+        "_count",
+        "_total",
+        "pending",
         "parent",
         "_mark",
         "_prev_n",
@@ -56,8 +65,9 @@ class LatencyHistogram:
         self._cur = [0] * _NBUCKETS
         self._prev = [0] * _NBUCKETS
         self._past = [0] * _NBUCKETS  # generations older than the window (for all-time)
-        self.count = 0  # all-time
-        self.total = 0.0  # all-time, seconds
+        self._count = 0  # all-time, binned
+        self._total = 0.0  # all-time, seconds, binned
+        self.pending: list[float] = []  # recorded, not binned yet (the list stays the same)
         self.parent = parent
         self._mark = 0  # count at the last rotation
         self._prev_n = 0  # observations in _prev
@@ -67,20 +77,52 @@ class LatencyHistogram:
 
     def record(self, seconds: float) -> None:
         """Add one observation."""
-        i = _bisect_right(_LOWER_EDGES, seconds)
-        self._cur[i] += 1
-        self.count += 1
-        self.total += seconds
+        pending = self.pending
+        pending.append(seconds)
+        if len(pending) >= PENDING_LIMIT:
+            self.digest()
+
+    def digest(self) -> None:
+        """Bin the pending latencies, here and in the parent: a bisection each (in C,
+        counted in C), then one increment per bucket used."""
+        pending = self.pending
+        if not pending:
+            return
+        n = len(pending)
+        total = sum(pending)
+        used = Counter(map(_bisect_right, repeat(_LOWER_EDGES, n), pending))
+        pending.clear()
+        cur = self._cur
+        for i, k in used.items():
+            cur[i] += k
+        self._count += n
+        self._total += total
         parent = self.parent
         if parent is not None:
-            parent._cur[i] += 1
-            parent.count += 1
-            parent.total += seconds
+            parent.digest()  # its own pending first, so its count stays in order
+            cur = parent._cur
+            for i, k in used.items():
+                cur[i] += k
+            parent._count += n
+            parent._total += total
+
+    @property
+    def count(self) -> int:
+        """Observations ever recorded."""
+        self.digest()
+        return self._count
+
+    @property
+    def total(self) -> float:
+        """Sum of every observation ever recorded, seconds."""
+        self.digest()
+        return self._total
 
     def rotate(self) -> None:
         """Start a new generation; the window is now the last one plus this. Free for
         a histogram that recorded nothing over the whole window."""
-        fresh = self.count - self._mark
+        self.digest()
+        fresh = self._count - self._mark
         if not fresh and not self._prev_n:
             return
         past = self._past
@@ -89,18 +131,20 @@ class LatencyHistogram:
                 past[i] += v
         self._prev = self._cur
         self._cur = [0] * _NBUCKETS
-        self._mark = self.count
+        self._mark = self._count
         self._prev_n = fresh
         self._rotations += 1
 
     def all_time_into(self, counts: list[int]) -> None:
         """Add every observation ever recorded to `counts` (for exported histograms)."""
+        self.digest()
         for i, (a, b, c) in enumerate(zip(self._cur, self._prev, self._past, strict=True)):
             if a or b or c:
                 counts[i] += a + b + c
 
     def merge_into(self, counts: list[int]) -> None:
         """Add this histogram's window to `counts`."""
+        self.digest()
         for i, (a, b) in enumerate(zip(self._cur, self._prev, strict=True)):
             if a or b:
                 counts[i] += a + b
@@ -114,10 +158,11 @@ class LatencyHistogram:
     def p50_p99(self) -> tuple[float | None, float | None]:
         """The window's median and 99th percentile in one pass, kept until the next
         observation or rotation (so reading an idle histogram costs nothing)."""
-        key = (self.count, self._rotations)
+        self.digest()
+        key = (self._count, self._rotations)
         if key == self._cache_key:
             return self._cached
-        n = self.count - self._mark + self._prev_n
+        n = self._count - self._mark + self._prev_n
         out: tuple[float | None, float | None] = (None, None)
         if n > 0:
             r50, r99 = max(1, math.ceil(0.5 * n)), max(1, math.ceil(0.99 * n))

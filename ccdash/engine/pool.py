@@ -203,6 +203,7 @@ class Pool:
         if self.consumers.pop(c.id, None) is None:
             return
         self.dispatcher.withdraw(c)
+        c.hist.digest()  # what it timed reaches the pool's histogram
         c.state = state
         c.note = note
         c.ended_at = self.clock.now()

@@ -91,6 +91,8 @@ def build_snapshot(
 def latency_totals(eng: EngineView) -> LatencyTotals:
     """Every handler run ever timed: the pool's histogram, which every consumer's
     (ended ones too) fed."""
+    for c in eng.consumers.values():  # what they timed but have not binned yet
+        c.hist.digest()
     hist = eng.gauges.latency
     counts = [0] * len(_EDGES)
     hist.all_time_into(counts)

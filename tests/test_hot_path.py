@@ -1,0 +1,76 @@
+"""The per-message path does its bookkeeping in batches: latencies are binned per
+batch, not per message, and nothing they feed (a consumer's quantiles, the pool's,
+the all-time totals) misses one."""
+
+from __future__ import annotations
+
+import pytest
+
+from ccdash import Delivery, Engine, EngineConfig
+from ccdash.clock import FakeClock
+from ccdash.engine.metrics import PENDING_LIMIT, LatencyHistogram, empty_counts, quantile_of
+
+
+async def test_latencies_are_binned_in_batches_and_every_one_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """2,000 messages through 2 consumers bin their latencies a few times, not 2,000;
+    the consumers' counts, the pool's quantiles (from the tick) and the all-time
+    totals still hold every one of them."""
+    clock = FakeClock()
+
+    async def handler(d: Delivery) -> None:
+        await clock.sleep(0.001 * (1 + d.body % 7))
+
+    binned = [0]
+    real = LatencyHistogram.digest
+
+    def counting(self: LatencyHistogram) -> None:
+        if self.pending:
+            binned[0] += 1
+        real(self)
+
+    monkeypatch.setattr(LatencyHistogram, "digest", counting)
+    cfg = EngineConfig(
+        consumers=2,
+        prefetch=8,
+        visibility_timeout=600.0,
+        heartbeat_interval=100.0,
+        heartbeat_timeout=300.0,
+        seed=3,
+    )
+    async with Engine(cfg, handler=handler, clock=clock) as engine:
+        await engine.publish_many(list(range(2000)))
+        await clock.run_until(lambda: engine.broker.outstanding() == 0, step=0.05)
+        during = binned[0]
+        assert during <= 2000 // PENDING_LIMIT + 4  # a batch per PENDING_LIMIT per consumer
+        merged = empty_counts()
+        for c in engine.consumers.values():
+            c.hist.merge_into(merged)
+        assert sum(merged) == 2000
+        await engine.health.tick()
+        assert (engine.gauges.pool_p50, engine.gauges.pool_p99) == (
+            quantile_of(merged, 0.5),
+            quantile_of(merged, 0.99),
+        )
+        totals = engine.snapshot(history=True).latency_totals
+        assert totals is not None
+        assert totals.count == 2000
+        assert sum(n for _, n in totals.buckets) == 2000
+        assert sum(c.processed for c in engine.snapshot().consumers) == 2000
+
+
+def test_a_histogram_reads_what_is_pending() -> None:
+    """Recorded latencies count in every read at once, in the child and its parent."""
+    parent = LatencyHistogram()
+    child = LatencyHistogram(parent=parent)
+    for v in (0.001, 0.002, 0.004):
+        child.record(v)
+    assert child.count == 3
+    assert child.p50_p99()[1] == parent.p50_p99()[1]
+    assert parent.count == 3
+    assert parent.total == pytest.approx(0.007)
+    child.record(1.0)
+    child.rotate()  # the pending one belongs to the generation rotated out
+    p99 = child.p50_p99()[1]
+    assert p99 is not None and p99 >= 1.0
