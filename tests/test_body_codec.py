@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ccdash.brokers.codec import decode_json, decode_json_text, encode_body, encode_json
 from ccdash.brokers.memory import MemoryBroker
+from ccdash.brokers.types import DEFAULT_MAX_BODY, QueueConfig
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text())
 _keys = st.one_of(
@@ -108,3 +109,58 @@ async def test_memory_body_is_a_snapshot_of_the_published_value() -> None:
     await broker.nack(d.receipt, "again", delay=0.0)
     [d2] = broker.receive_nowait(["c"])
     assert d2.body["items"] == [1, 2]
+
+
+_flat = st.dictionaries(
+    st.one_of(st.text(max_size=8), st.integers(), st.booleans()),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(min_value=10**17, max_value=10**5000),
+        st.floats(),
+        st.text(),
+    ),
+    max_size=5,
+)
+
+
+def _memory_round_trip(value: Any, max_bytes: int) -> Any:
+    broker = MemoryBroker(QueueConfig(max_body_bytes=max_bytes))
+    broker.publish_nowait(value)
+    [d] = broker.receive_nowait(["c"])
+    return d.body
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(values, _flat), st.sampled_from([40, 300, DEFAULT_MAX_BODY]))
+def test_memory_delivers_the_json_round_trip_or_refuses_as_encode_body(
+    value: Any, max_bytes: int
+) -> None:
+    """Whatever a body is (flat dicts and scalars are copied, not encoded), a delivery
+    is its JSON round trip, of the same type, or publishing fails as encode_body does."""
+
+    def round_trip(v: Any) -> Any:
+        encode_body(v, max_bytes)
+        return json.loads(json.dumps(v, separators=(",", ":"), allow_nan=False))
+
+    expected = _outcome(round_trip, value)
+    got = _outcome(lambda v: _memory_round_trip(v, max_bytes), value)
+    assert got == expected
+    if got[0] == "ok":
+        assert repr(got[1]) == repr(expected[1])  # same types (1 is not 1.0 or True)
+
+
+async def test_memory_flat_dict_body_is_fresh_per_delivery() -> None:
+    """A flat dict body (kept as a copy) is a new dict for every delivery, and neither
+    the publisher's nor a handler's changes reach another delivery."""
+    broker = MemoryBroker()
+    body = {"id": 1, "body": "x"}
+    broker.publish_nowait(body)
+    body["id"] = 2
+    [d] = broker.receive_nowait(["c"])
+    assert d.body == {"id": 1, "body": "x"} and d.body is not body
+    d.body["id"] = 3
+    await broker.nack(d.receipt, "again", delay=0.0)
+    [d2] = broker.receive_nowait(["c"])
+    assert d2.body == {"id": 1, "body": "x"} and d2.body is not d.body

@@ -98,6 +98,73 @@ def too_large(size: int, max_bytes: int) -> str:
     return f"payload is {size} bytes, over the limit of {max_bytes} (max_body_bytes)"
 
 
+# How an in-process broker keeps a body (`keep_body`) so every delivery gets a fresh
+# value equal to the published one's JSON round trip, without a round trip where a
+# copy is the same thing.
+KEPT_AS_IS = 0  # bytes, or an immutable JSON scalar: delivered as kept
+KEPT_FLAT = 1  # a dict of str keys to JSON scalars: a copy kept, copied per delivery
+KEPT_TEXT = 2  # anything else: its JSON text kept, decoded per delivery
+_INT_CAP = 10**18  # ints beyond it take the text path (json refuses > 4300 digits)
+_SCALAR_BYTES = 32  # room for a key's quotes and separators and a non-str scalar's text
+
+
+def keep_body(body: Any, max_bytes: int) -> tuple[Any, int]:
+    """A published body as an in-process broker keeps it, and how (`KEPT_*`); see
+    `kept_body`. Errors as `encode_body`: TypeError for a body JSON cannot encode,
+    PayloadTooLarge over `max_bytes`. Bytes-likes become bytes (a copy)."""
+    kind = type(body)
+    if kind is dict:
+        # A flat dict of JSON scalars: its round trip is a copy (same keys, same order,
+        # equal values). Anything else (a nested value, a non-str key, a NaN, a huge int,
+        # maybe too large) takes the text path, which decides exactly.
+        chars = 0
+        for k, v in body.items():
+            if type(k) is not str:
+                break
+            t = type(v)
+            if t is str:
+                chars += len(v)
+            elif t is int:
+                if not -_INT_CAP < v < _INT_CAP:
+                    break
+            elif t is float:
+                if v - v != 0.0:  # inf or NaN
+                    break
+            elif t is not bool and v is not None:
+                break
+            chars += len(k)
+        else:
+            # At most 12 characters of ASCII-escaped JSON per character of a str.
+            if 12 * chars + _SCALAR_BYTES * len(body) + 2 <= max_bytes:
+                return body.copy(), KEPT_FLAT
+    elif kind is bytes:
+        if len(body) > max_bytes:
+            raise PayloadTooLarge(too_large(len(body), max_bytes))
+        return body, KEPT_AS_IS
+    elif kind is str:
+        if 12 * len(body) + 2 <= max_bytes:
+            return body, KEPT_AS_IS
+    elif kind is int or kind is bool or body is None:
+        if kind is not int or -_INT_CAP < body < _INT_CAP:
+            return body, KEPT_AS_IS
+    elif kind is float:
+        if body - body == 0.0:
+            return body, KEPT_AS_IS
+    elif isinstance(body, (bytes, bytearray, memoryview)):  # noqa: UP038 - faster
+        data = bytes(body)
+        if len(data) > max_bytes:
+            raise PayloadTooLarge(too_large(len(data), max_bytes))
+        return data, KEPT_AS_IS
+    return encode_json_body(body, max_bytes), KEPT_TEXT
+
+
+def kept_body(data: Any, how: int) -> Any:
+    """A fresh value of a body `keep_body` kept (the per-delivery path inlines it)."""
+    if how == KEPT_AS_IS:
+        return data
+    return data.copy() if how == KEPT_FLAT else decode_json_text(data)
+
+
 def decode_body(data: bytes, is_json: bool) -> Any:
     """Stored bytes back to the published value."""
     return decode_json(data) if is_json else data

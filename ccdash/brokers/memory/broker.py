@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ccdash.brokers.base import storable_text
-from ccdash.brokers.codec import PayloadTooLarge, decode_json_text, encode_json_body, too_large
+from ccdash.brokers.codec import KEPT_AS_IS, KEPT_FLAT, decode_json_text, keep_body
 from ccdash.brokers.memory.records import Dedup, Msg
 from ccdash.brokers.memory.views import MemoryViews
 from ccdash.brokers.types import (
@@ -49,21 +49,16 @@ class MemoryBroker(MemoryViews):
                 return entry.message_id
         if self.config.capacity is not None and not self._room():
             raise QueueFull(f"queue is full ({self.config.capacity} messages)")
-        # Bodies are kept as published: bytes as they are, anything else as its JSON
-        # text (a str, never bytes: nothing here needs them), made once here, so later
-        # changes by the publisher are never seen and every delivery decodes a fresh value.
-        data: bytes | str
+        # Bodies are kept so that later changes by the publisher are never seen and
+        # every delivery gets a fresh value: bytes and immutable scalars as they are, a
+        # flat dict as a copy (copied again per delivery), anything else as JSON text.
         limit = self.config.max_body_bytes
-        if type(body) is bytes:
-            data, is_json = body, False
-        elif isinstance(body, (bytes, bytearray, memoryview)):  # noqa: UP038 - faster
-            data, is_json = bytes(body), False
+        if type(body) is bytes and len(body) <= limit:  # the common case, inline
+            data, how = body, KEPT_AS_IS
         else:
-            data, is_json = encode_json_body(body, limit), True
-        if not is_json and len(data) > limit:
-            raise PayloadTooLarge(too_large(len(data), limit))
+            data, how = keep_body(body, limit)
         seq = next(self._seq)
-        msg = Msg(f"m{seq}", data, is_json, priority, seq, now)
+        msg = Msg(f"m{seq}", data, how, priority, seq, now)
         if dedup_id is not None:
             entry = Dedup(dedup_id, msg.id, now + self.config.dedup_window)
             self._dedup[dedup_id] = entry
@@ -146,10 +141,15 @@ class MemoryBroker(MemoryViews):
             if held is None:
                 held = self._holder_index(holder)
             held[receipt] = msg
+            how = msg.how
             out.append(
                 Delivery(
                     msg.id,
-                    decode_json_text(msg.data) if msg.is_json else msg.data,
+                    msg.data
+                    if how == KEPT_AS_IS
+                    else msg.data.copy()
+                    if how == KEPT_FLAT
+                    else decode_json_text(msg.data),
                     attempt,
                     holder,
                     receipt,

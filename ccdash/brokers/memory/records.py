@@ -19,7 +19,7 @@ class Msg:
     __slots__ = (
         "id",
         "data",
-        "is_json",
+        "how",
         "priority",
         "seq",
         "attempt",
@@ -30,12 +30,10 @@ class Msg:
         "history",
     )
 
-    def __init__(
-        self, mid: str, data: bytes | str, is_json: bool, priority: int, seq: int, now: float
-    ) -> None:
+    def __init__(self, mid: str, data: Any, how: int, priority: int, seq: int, now: float) -> None:
         self.id = mid
-        self.data: Any = data  # bytes, or JSON text when is_json
-        self.is_json = is_json
+        self.data: Any = data  # the body as codec.keep_body keeps it...
+        self.how = how  # ...and how (codec.KEPT_*)
         self.priority = priority
         self.seq = seq
         self.attempt = 0

@@ -25,7 +25,7 @@ import itertools
 from bisect import insort
 
 from ccdash.brokers.base import Broker
-from ccdash.brokers.codec import decode_json_text
+from ccdash.brokers.codec import kept_body
 from ccdash.brokers.deadlines import DeadlineBuckets
 from ccdash.brokers.memory.records import INF, Dedup, Level, Msg
 from ccdash.brokers.types import (
@@ -213,7 +213,7 @@ class MemoryState(Broker):
                 msg.attempt,
                 error,
                 msg.priority,
-                decode_json_text(msg.data) if msg.is_json else msg.data,
+                kept_body(msg.data, msg.how),
                 now,
                 tuple(msg.history or ()),
             ),
