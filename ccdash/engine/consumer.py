@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from ccdash.brokers.base import Broker, Delivery, ReceiptRejected
 from ccdash.clock import Clock
+from ccdash.engine.errors import describe_error
 from ccdash.engine.metrics import PENDING_LIMIT, LatencyHistogram
 from ccdash.engine.states import LIVE_STATES, ConsumerState
 from ccdash.hints import is_async_callable
@@ -30,20 +31,6 @@ BatchHandler = Callable[[list[Delivery]], Awaitable[Mapping[str, Any] | None]]
 
 _EWMA_ALPHA = 0.3
 IDLE, PROCESSING = ConsumerState.IDLE, ConsumerState.PROCESSING
-
-
-def describe_error(exc: BaseException) -> str:
-    """`TypeName: message`, bounded, for nack reasons and the DLQ."""
-    try:
-        message = str(exc)
-    except Exception:  # a broken __str__ must not turn a handler failure into a crash
-        message = "<str() of this exception failed>"
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return text if len(text) <= 500 else text[:497] + "..."
-
-
-class HandlerTimeout(Exception):
-    """The handler ran longer than `handler_timeout`."""
 
 
 class Slots(Protocol):
