@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import pytest
 
 from ccdash import Delivery, Engine, EngineConfig
 from ccdash.clock import MonotonicClock
@@ -163,3 +166,49 @@ async def test_a_handler_calling_sys_exit_fails_that_delivery_not_the_process() 
         snap = engine.snapshot()
     assert snap.acked == 1 and snap.queue.dead == 1
     assert snap.dead_letters[0].last_error == "SystemExit: 2"
+
+
+@pytest.mark.parametrize("prefetch", [1, 16])
+async def test_a_handler_that_never_suspends_still_lets_the_loop_turn(prefetch: int) -> None:
+    """A backlog handled by an async handler that never awaits (quick CPU work) is not
+    drained in one step of the event loop: other tasks (heartbeats, the dashboard,
+    signal handlers, publishers) get a turn while it runs."""
+    n = 300
+
+    async def busy(d: Delivery) -> None:
+        end = time.perf_counter() + 0.0005  # half a millisecond of work, no await
+        while time.perf_counter() < end:
+            pass
+
+    cfg = EngineConfig(consumers=2, min_consumers=0, prefetch=prefetch)
+    async with Engine(cfg, handler=busy) as engine:
+        await engine.scale_to(0)
+        for i in range(n):
+            await engine.publish(i)
+        seen: list[int] = []
+        await engine.scale_to(2)
+        asyncio.get_running_loop().call_later(0.02, lambda: seen.append(engine.snapshot().acked))
+        await engine.join(timeout=30)
+    assert seen and seen[0] < n  # the callback ran while the backlog was being handled
+
+
+async def test_a_batch_handler_that_never_suspends_still_lets_the_loop_turn() -> None:
+    """The same for batches: a backlog of batches handled without an await does not
+    hold the event loop until it is drained."""
+    n = 400
+
+    async def busy(batch: list[Delivery]) -> None:
+        end = time.perf_counter() + 0.0005 * len(batch)
+        while time.perf_counter() < end:
+            pass
+
+    cfg = EngineConfig(consumers=2, min_consumers=0, prefetch=8, batch_size=4)
+    async with Engine(cfg, batch_handler=busy) as engine:
+        await engine.scale_to(0)
+        for i in range(n):
+            await engine.publish(i)
+        seen: list[int] = []
+        await engine.scale_to(2)
+        asyncio.get_running_loop().call_later(0.02, lambda: seen.append(engine.snapshot().acked))
+        await engine.join(timeout=30)
+    assert seen and seen[0] < n

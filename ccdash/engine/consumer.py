@@ -30,6 +30,7 @@ Handler = Callable[[Delivery], Awaitable[None]] | Callable[[Delivery], None]
 BatchHandler = Callable[[list[Delivery]], Awaitable[Mapping[str, Any] | None]]
 
 _EWMA_ALPHA = 0.3
+TURN_EVERY = 0.01  # seconds of handling after which a busy consumer lets the loop turn
 IDLE, PROCESSING = ConsumerState.IDLE, ConsumerState.PROCESSING
 
 
@@ -204,8 +205,12 @@ class Consumer:
             await ctx.clock.sleep(ctx.startup_delay)
             await ctx.reports.warmed(self)
         if ctx.batching:
+            turned = ctx.clock.now()
             while await self._next(loop):
                 await self._handle_batch()
+                if (t := ctx.clock.now()) - turned > TURN_EVERY:  # as in _run_single
+                    turned = t
+                    await asyncio.sleep(0)
         else:
             await self._run_single(loop)
 
@@ -222,9 +227,8 @@ class Consumer:
             await self._idle.park()
 
     async def _run_single(self, loop: asyncio.AbstractEventLoop) -> None:
-        """One delivery at a time. The hot path: written inline for the interpreter
-        (no coroutine per message besides the handler's own; slot accounting only
-        when the consumer reaches its refill mark)."""
+        """One delivery at a time. The hot path, inline for the interpreter (no coroutine
+        per message but the handler's own; slot accounting only at the refill mark)."""
         ctx = self.ctx
         now = ctx.clock.now
         buffer = self.buffer
@@ -239,6 +243,7 @@ class Consumer:
         hist = self.hist
         timings = hist.pending  # latencies, binned by the histogram in batches
         timed = timings.append
+        turned = now()
         while True:
             if (not buffer or self.hung) and not await self._next(loop):
                 return  # drained
@@ -294,15 +299,17 @@ class Consumer:
                     slots.has_spare(self)
             elif slots.refill(self, 1):
                 await slots.dispatch(self)
+            if t0 - turned > TURN_EVERY:  # handlers that never suspend, on a backlog: the
+                turned = t0  # loop would not turn (timers, heartbeats, signals) until drained
+                await asyncio.sleep(0)
 
     def _timeout_error(self, what: str) -> str:
-        """Inside `except CancelledError`: our own timeout becomes an error text;
+        """Inside `except CancelledError`: our own timeout becomes an error text, and so
+        does one nobody sent this task (the handler awaited a task that was cancelled);
         any other cancellation (kill, shutdown) propagates."""
         if not self._timed_out:
             task = asyncio.current_task()
             if task is not None and not task.cancelling():
-                # Nobody cancelled this consumer: the handler raised it (it awaited a
-                # task that was cancelled). A failed delivery, not a silent stop.
                 return f"CancelledError: raised inside the {what}, not a cancellation"
             raise  # noqa: PLE0704 - re-raises the CancelledError being handled
         self._timed_out = False
