@@ -5,10 +5,13 @@ The queue contract itself is in tests/test_broker_contract.py (all three brokers
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from ccdash.brokers.deadlines import DeadlineBuckets
 from ccdash.brokers.memory import MemoryBroker
+from ccdash.brokers.memory.records import Msg
+from ccdash.brokers.types import Delivery
 
 Make = Callable[..., MemoryBroker]
 
@@ -116,3 +119,20 @@ async def test_retired_holders_do_not_accumulate(memory_broker: Make) -> None:
         await broker.ack(((await broker.receive([f"consumer-{i}"]))[0]).receipt)
     assert len(broker._by_holder) <= 64  # emptied holder indexes are dropped as they pile up
     assert broker.holder_counts() == {}
+
+
+async def test_records_built_field_by_field_have_every_field() -> None:
+    """publish_nowait and receive_nowait build their Msg and Delivery field by field (a
+    Python __init__ costs more): each has every field, equal to what the constructor
+    would have made."""
+    broker = MemoryBroker()
+    mid = broker.publish_nowait({"a": 1}, priority=2)
+    [msg] = broker._levels[2].fresh
+    made = Msg(mid, msg.data, msg.how, 2, msg.seq, msg.published_at)
+    assert {s: getattr(msg, s) for s in Msg.__slots__} == {
+        s: getattr(made, s) for s in Msg.__slots__
+    }
+    [d] = broker.receive_nowait(["c"])
+    assert dataclasses.asdict(d) == dataclasses.asdict(
+        Delivery(mid, {"a": 1}, 1, "c", d.receipt, 2, d.deadline, msg.published_at)
+    )

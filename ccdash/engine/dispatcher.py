@@ -27,6 +27,7 @@ from ccdash.brokers.base import REASON_RELEASED, Broker, Delivery
 from ccdash.engine.balancers import Balancer, Candidates, make_balancer
 from ccdash.engine.consumer import Consumer
 from ccdash.engine.joiners import Joiners
+from ccdash.engine.states import LIVE_STATES
 from ccdash.waiters import Waiters
 
 
@@ -60,9 +61,31 @@ class Dispatcher:
         # Consumers that may have spare slots above their refill mark, in the order
         # they got them (a superset: each is checked when used).
         self.spare: dict[Consumer, None] = {}
-        self.paused = False
-        self.stopping = False  # the engine is shutting down: hand out nothing more
+        self._paused = False
+        self._stopping = False
+        # May a refill go straight to the broker (see refill)? Kept as the flags change.
+        self._direct = self.receive_nowait is not None
         self._room = Waiters()  # the dispatcher task, parked while nobody has room
+
+    @property
+    def paused(self) -> bool:
+        """Consumption is paused: hand out nothing until resumed."""
+        return self._paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self._paused = value
+        self._direct = self.receive_nowait is not None and not value and not self._stopping
+
+    @property
+    def stopping(self) -> bool:
+        """The engine is shutting down: hand out nothing more."""
+        return self._stopping
+
+    @stopping.setter
+    def stopping(self, value: bool) -> None:
+        self._stopping = value
+        self._direct = self.receive_nowait is not None and not self._paused and not value
 
     def set_balancer(self, name: str) -> None:
         """Switch the strategy; it takes effect from the next pick."""
@@ -141,10 +164,10 @@ class Dispatcher:
         True if the caller should `await dispatch(c)` (a broker that may suspend)."""
         if (
             self.room_total == 0
-            and self.receive_nowait is not None
-            and not self.paused
-            and not self.stopping
-            and c.accepting
+            and self._direct
+            and c.state in LIVE_STATES  # c.accepting, inline: per message at prefetch 1
+            and not c.draining
+            and c.warm
         ):
             # Nobody else wants work, so the balancer has no choice to make: take
             # what c has room for straight from the broker (the per-message path at
@@ -155,7 +178,7 @@ class Dispatcher:
                 self.spare[c] = None
                 return False
             want = c.limit - held
-            got = self.receive_nowait([c.id] * want)
+            got = self.receive_nowait([c.id] * want)  # type: ignore[misc]
             c.held = held + len(got)
             c.buffer.extend(got)  # the per-message path at prefetch 1: no call to spare
             due = c.next_due

@@ -184,22 +184,23 @@ class Engine(OperatorCommands):
 
     async def publish(self, body: Any, priority: int = 0, dedup_id: str | None = None) -> str:
         """Accept a message (waits for room on a bounded queue); returns its id."""
-        if self.stopping or self._stopped:
+        if self._stopped:  # (set first by stop(), with `stopping`)
             raise EngineStopped("the engine is shutting down; publishing is closed")
         if type(priority) is not int or priority or dedup_id is not None:  # not the default
             check_publish_args(priority, dedup_id)
-        if not self.broker.stores_on_publish_nowait:
+        broker = self.broker
+        if not broker.stores_on_publish_nowait:
             # A durable or remote broker: return once it has stored the message (a
             # queued-but-unsent one would be lost with the process). It wakes the parked
             # dispatcher, which leases it, so the publisher waits for one round trip, not two.
-            return await self.broker.publish(body, priority=priority, dedup_id=dedup_id)
+            return await broker.publish(body, priority=priority, dedup_id=dedup_id)
         try:
-            mid = self.broker.publish_nowait(body, priority=priority, dedup_id=dedup_id)
+            mid = broker.publish_nowait(body, priority=priority, dedup_id=dedup_id)
         except QueueFull:  # backpressure: wait for room
-            mid = await self.broker.publish(body, priority=priority, dedup_id=dedup_id)
+            mid = await broker.publish(body, priority=priority, dedup_id=dedup_id)
         dispatcher = self.dispatcher
-        if (dispatcher.room_total > 0 or dispatcher.spare) and not dispatcher.paused:
-            dispatcher.dispatch_nowait(None)
+        if dispatcher.room_total > 0 or dispatcher.spare:
+            dispatcher.dispatch_nowait(None)  # (gives nothing while paused)
         return mid
 
     async def publish_many(self, bodies: Sequence[Any], priority: int = 0) -> list[str]:
