@@ -20,6 +20,7 @@ from support.http import http_get
 
 from ccdash import cli
 from ccdash.clock import FakeClock
+from ccdash.engine import Event
 from ccdash.headless.run import run_demo
 from ccdash.headless.views import PlainView
 from ccdash.ops.logfile import JsonLogWriter
@@ -291,3 +292,35 @@ async def test_black_friday_headless_run_passes_with_the_autoscaler_at_work() ->
     auto = report["autoscaler"]
     assert auto["changes"] > 0 and auto["reasons"].get("forecast", 0) > 0
     assert re.search(r"scaling\s+\d+\s+autoscaler: \d+ decisions, peak \d+; 2->", out.getvalue())
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a disk that is full)")
+def test_a_log_file_that_cannot_be_written_stops_the_log_not_the_run(tmp_path: Path) -> None:
+    """--log-file on a full disk: the run goes on and its report is written; one line says
+    the log stopped, exit 2 (like an unwritable recording); no traceback."""
+    out = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ccdash", "--demo", "--duration", "1", "--seed", "1"]
+        + ["--log-file", "/dev/full", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("ccdash: error: --log-file: ") and "/dev/full" in line
+    assert json.loads(out.read_text())["lost"] == 0
+    assert "demo report" in proc.stdout
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a disk that is full)")
+def test_the_log_writer_never_raises_into_the_engine() -> None:
+    """A write error in the JSON-lines log (disk full, I/O error) is kept for the end,
+    never raised into the engine that emitted the event; later events are dropped."""
+    writer = JsonLogWriter("/dev/full")
+    ev = Event(1, 0.0, "consumer-started", "c1 started")
+    writer(ev)
+    writer(ev)
+    writer.close()
+    assert writer.error is not None and "No space left on device" in writer.error

@@ -285,4 +285,7 @@ def run_headless(
         except OSError as exc:
             error(f"cannot write the report to {json_path}: {exc.strerror}")
             return 2
+    if writer is not None and writer.error is not None:  # the run and its report went on
+        error(writer.error)
+        return 2
     return exit_code(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 from typing import IO
@@ -32,22 +33,40 @@ def event_record(ev: Event) -> dict[str, object]:
 
 
 class JsonLogWriter:
-    """Appends events to a file as JSON lines; created owner-only (0600)."""
+    """Appends events to a file as JSON lines; created owner-only (0600). A write that
+    fails (disk full, I/O error) stops the log and is kept in `error`, never raised
+    into the engine that emitted the event (the run matters more than its log)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.error: str | None = None
         self._fh: IO[str] = open_private(path, append=True)
 
     def __call__(self, ev: Event) -> None:
-        """Write one event (an engine listener); nothing once closed."""
+        """Write one event (an engine listener); nothing once closed or failed."""
         if self._fh.closed:
             return
-        self._fh.write(json.dumps(event_record(ev), ensure_ascii=True) + "\n")
-        self._fh.flush()
+        try:
+            self._fh.write(json.dumps(event_record(ev), ensure_ascii=True) + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            self._failed(exc)
 
     def close(self) -> None:
         """Flush and close the file."""
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        if self.error is None:
+            self.error = (
+                f"--log-file: writing {self.path} failed ({exc.strerror or exc}); "
+                "the log stops there, the run went on"
+            )
+        with contextlib.suppress(OSError):
+            self._fh.close()  # closed even when its last flush fails; that line is lost
 
 
 def open_log(path: str) -> JsonLogWriter:

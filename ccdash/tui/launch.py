@@ -97,6 +97,9 @@ def run_tui(
         f"ccdash: engine stopped. published {snap.published}, acked {snap.acked}, "
         f"in the DLQ {snap.queue.dead}, still queued {engine.leftover}{where}"
     )
+    log_error = app.log_writer.error if app.log_writer is not None else None
+    if log_error is not None:  # the dashboard went on without its log: say so, exit 2
+        print(f"ccdash: error: {sanitize(log_error, 500)}", file=sys.stderr)
     if recorder is not None:
         if recorder.error is not None:
             print(f"ccdash: error: --record: {sanitize(recorder.error, 500)}", file=sys.stderr)
@@ -109,6 +112,8 @@ def run_tui(
             file=sys.stderr,
         )
         return 1
+    if log_error is not None:
+        return 2
     return code if isinstance(code, int) else 0
 
 
