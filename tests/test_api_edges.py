@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ccdash import Delivery, Engine, EngineConfig
+from ccdash.engine import Event
 
 
 async def test_redrive_and_purge_refuse_one_string_for_a_list_of_ids() -> None:
@@ -23,3 +24,30 @@ async def test_redrive_and_purge_refuse_one_string_for_a_list_of_ids() -> None:
             await engine.purge_dead(ids=mid)
         assert engine.snapshot().queue.dead == 1
         assert await engine.redrive(ids=[mid]) == 1
+
+
+async def test_a_listener_that_raises_is_removed_and_the_engine_goes_on() -> None:
+    """`add_listener(fn)` with a buggy fn: the engine drops that listener, says so in a
+    `listener-failed` event, and keeps handling and failing over; it used to end the run
+    (the exception came out of whatever emitted the event)."""
+    calls: list[str] = []
+
+    def buggy(ev: Event) -> None:
+        calls.append(ev.kind)
+        if ev.kind == "consumer-failed":
+            raise RuntimeError("listener bug")
+
+    async def ok(d: Delivery) -> None:
+        return None
+
+    async with Engine(EngineConfig(consumers=2), handler=ok) as engine:
+        engine.add_listener(buggy)
+        await engine.kill_consumer("c1")
+        for i in range(20):
+            await engine.publish(i)
+        await engine.join(timeout=10)
+        snap = engine.snapshot()
+        kinds = [e.kind for e in engine.log.buffer]
+    assert snap.acked == 20 and snap.failovers == 1
+    assert "listener-failed" in kinds
+    assert calls.count("consumer-failed") == 1 and calls[-1] == "consumer-failed"

@@ -54,6 +54,7 @@ class EventKind(Kind):
     ENGINE_STARTED = "engine-started", _I, "the engine started its consumers"
     ENGINE_STOPPED = "engine-stopped", _I, "the engine stopped; says how many messages are queued"
     TASKS_ABANDONED = "tasks-abandoned", _W, "tasks that ignored cancellation were left at stop"
+    LISTENER_FAILED = "listener-failed", _W, "an event listener raised; it was removed"
     CONSUMER_STARTED = "consumer-started", _I, "a consumer started"
     CONSUMER_READY = "consumer-ready", _I, "a cold-starting consumer takes work now"
     CONSUMER_STOPPED = "consumer-stopped", _I, "a draining consumer finished and stopped"
@@ -146,8 +147,20 @@ class EventLog:
         travels with it); a kind only a broker knows is kept as its text (filed as info)."""
         ev = Event(next(self._seq), self._now(), kind, message, tuple(fields.items()))
         self.buffer.append(ev)
+        failed: list[tuple[Callable[[Event], None], str]] = []
         for listener in self._listeners:
-            listener(ev)
+            try:
+                listener(ev)
+            except Exception as exc:  # its bug must not stop whatever emitted the event
+                failed.append((listener, type(exc).__name__))
+        for listener, error in failed:
+            self._listeners.remove(listener)
+            name = getattr(listener, "__qualname__", type(listener).__qualname__)
+            self.emit(
+                EventKind.LISTENER_FAILED,
+                f"event listener {name} raised {error} on {ev.kind}; removed",
+                listener=name,
+            )
         return ev
 
     def from_broker(self, kind: str, fields: dict[str, Any]) -> Event:
