@@ -12,23 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from support.redis_fixtures import lease
 
 from ccdash.brokers.base import Delivery, ReceiptRejected
-from ccdash.brokers.redis import RedisBroker
 from ccdash.brokers.redis.locate import locate_ids
 from ccdash.fleet.connect import connect
 
 Make = Callable[..., Any]
-
-
-async def lease(broker: RedisBroker, holder: str = "c", *, within: float = 5.0) -> Delivery:
-    """Wait for and receive exactly one message for `holder`."""
-    async with asyncio.timeout(within):
-        while True:
-            await broker.wait_ready()
-            got = await broker.receive([holder])
-            if got:
-                return got[0]
 
 
 @contextlib.asynccontextmanager
