@@ -173,3 +173,58 @@ async def test_acks_trim_in_bulk_and_counts_stay_exact(
     await broker.refresh()
     s = broker.stats()
     assert (s.ready, s.in_flight, s.acked) == (0, 0, 150)
+
+
+async def test_counts_after_lost_state_forget_the_acked_entries_of_the_lost_stream(
+    redis_broker: Make, redis_server: Any
+) -> None:
+    """Entries acked behind an older lease are still in the stream when Redis loses
+    it; once the group is made again, the ready count is that of the new stream
+    (nothing subtracted for the acked entries that went with the old one)."""
+    broker = await redis_broker()
+    for i in range(3):
+        broker.publish_nowait(i)
+    await broker.flush()
+    held = [await lease(broker) for _ in range(3)]
+    assert await broker.ack_many([d.receipt for d in held[1:]]) == []  # behind held[0]
+    for key in [broker.keys.stream(0), broker.keys.priorities]:
+        redis_server.command("DEL", key)
+    with pytest.raises(ReceiptRejected):
+        await broker.ack(held[0].receipt)
+    assert broker.lost_state_events == 1
+    await broker.flush()
+    await broker.publish("after")
+    await broker.refresh()
+    assert (broker.stats().ready, broker.stats().in_flight) == (1, 0)
+    assert (await lease(broker)).body == "after"
+
+
+async def test_a_lease_held_for_long_does_not_let_acked_entries_pile_up(
+    redis_broker: Make, redis_server: Any
+) -> None:
+    """Behind one lease held all along, acked entries wait for the bulk trim only up
+    to GHOST_LIMIT per stream; past it they are deleted as they are acked, so the
+    stream stays bounded, and the counts stay exact."""
+    from ccdash.brokers.redis.scripts.prelude import GHOST_LIMIT
+
+    total = GHOST_LIMIT + 3000
+    broker = await redis_broker(fetch=5000, visibility_timeout=60.0)
+    for _ in range(total):
+        broker.publish_nowait(b"x")
+    await broker.flush()
+    oldest = await lease(broker)
+    done = 0
+    async with asyncio.timeout(60):
+        while done < total - 1:
+            await broker.wait_ready()
+            got = await broker.receive(["c"] * 1000)
+            assert await broker.ack_many([d.receipt for d in got]) == []
+            done += len(got)
+    stream = broker.keys.stream(0)
+    size = int(redis_server.command("XLEN", stream).split(b"\r\n")[0][1:])
+    assert size <= GHOST_LIMIT + 1000  # one ack batch past the limit at most
+    await broker.refresh()
+    s = broker.stats()
+    assert (s.ready, s.in_flight, s.acked) == (0, 1, total - 1)
+    await broker.ack(oldest.receipt)
+    assert int(redis_server.command("XLEN", stream).split(b"\r\n")[0][1:]) == 0

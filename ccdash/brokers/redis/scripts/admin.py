@@ -37,7 +37,7 @@ for _, p in ipairs(streams()) do
   local s = redis.pcall('XPENDING', key, G)
   if type(s) == 'table' and s.err then return redis.error_reply(s.err) end
   local c = tonumber(s[1])
-  ready = ready + len - c - tonumber(ghosts[p] or '0')
+  ready = ready + math.max(0, len - c - tonumber(ghosts[p] or '0'))
   pend = pend + c
   if s[4] then
     for _, x in ipairs(s[4]) do per[x[1]] = (per[x[1]] or 0) + tonumber(x[2]) end
@@ -93,7 +93,10 @@ for i = 2, #ARGV do
 end
 for _, p in ipairs(streams()) do
   local r = redis.pcall('XGROUP', 'CREATE', P .. 'q:' .. p, G, '0', 'MKSTREAM')
-  if type(r) ~= 'table' or not r.err then made = made + 1 end
+  if type(r) ~= 'table' or not r.err then
+    made = made + 1
+    redis.call('HDEL', P .. 'ghosts', p)  -- a new group: no entry of this stream is acked
+  end
 end
 redis.pcall('XGROUP', 'CREATE', P .. 'wake', G, '$', 'MKSTREAM')
 return made

@@ -133,7 +133,7 @@ for _, g in ipairs(order) do
       if #redis.call('XRANGE', g.key, id, id) == 0 then bad[#bad + 1] = g.at[j] end
     end
   end
-  if n > 0 then tidy(g.s, g.key, n) end
+  if n > 0 then tidy(g.s, g.key, ids, n) end
   nok = nok + n
 end
 if nok > 0 then redis.call('HINCRBY', P .. 'counters', 'acked', nok) end

@@ -8,10 +8,13 @@ import hashlib
 
 from ccdash.brokers.types import RAW_LIMIT
 
+GHOST_LIMIT = 10_000  # acked entries a stream may keep until a bulk trim (see `tidy`)
+
 PRELUDE = r"""
 local P = ARGV[1]
 local G = 'ccdash'
 local RAW = @RAW_LIMIT@  -- bytes of an undecodable entry kept in its dead letter
+local GHOSTS = @GHOST_LIMIT@  -- acked entries a stream keeps for a bulk trim (see tidy)
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
 
@@ -163,13 +166,15 @@ local function ours(key, ids, counts, me, vt)
   return out
 end
 
--- `n` entries of stream `s` (key `key`) were just acked. Acked entries stay in
--- their stream (ghosts, counted per stream in `ghosts` for stats) until one XTRIM
--- MINID takes every entry below the oldest one still needed: the first pending
--- entry, or else the first the group has not read. Below that point every entry
--- was read and is no longer pending, i.e. acked (or already deleted), so whole
--- stream nodes go at once instead of an XDEL per entry.
-local function tidy(s, key, n)
+-- `n` of `ids` (entries of stream `s`, key `key`) were just acked. Acked entries
+-- stay in their stream (ghosts, counted per stream in `ghosts` for stats) until
+-- one XTRIM MINID takes every entry below the oldest one still needed: the first
+-- pending entry, or else the first the group has not read. Below that point every
+-- entry was read and is no longer pending, i.e. acked (or already deleted), so
+-- whole stream nodes go at once instead of an XDEL per entry. A lease held for
+-- long stops the trim: past GHOSTS ghosts in a stream, acked entries are deleted
+-- one by one again, so memory stays bounded however long it is held.
+local function tidy(s, key, ids, n)
   local first, upto = redis.call('XPENDING', key, G, '-', '+', 1)[1], nil
   if first then
     upto = first[1]
@@ -184,7 +189,15 @@ local function tidy(s, key, n)
   end
   local gone = 0
   if upto then gone = redis.call('XTRIM', key, 'MINID', upto) end
-  if gone ~= n then redis.call('HINCRBY', P .. 'ghosts', s, n - gone) end
+  if not first then
+    redis.call('HDEL', P .. 'ghosts', s)  -- nothing pending: every ghost is gone
+  elseif gone ~= n and redis.call('HINCRBY', P .. 'ghosts', s, n - gone) > GHOSTS then
+    local del = 0
+    for i = 1, #ids, 1000 do
+      del = del + redis.call('XDEL', key, unpack(ids, i, math.min(i + 999, #ids)))
+    end
+    redis.call('HINCRBY', P .. 'ghosts', s, -del)
+  end
 end
 
 -- Run `cmd` (a table of leading arguments) with `ids` appended, 1,000 at a time.
@@ -249,5 +262,6 @@ class Script:
 
     def __init__(self, name: str, body: str) -> None:
         self.name = name
-        self.source = PRELUDE.replace("@RAW_LIMIT@", str(RAW_LIMIT)) + body
+        prelude = PRELUDE.replace("@RAW_LIMIT@", str(RAW_LIMIT))
+        self.source = prelude.replace("@GHOST_LIMIT@", str(GHOST_LIMIT)) + body
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
