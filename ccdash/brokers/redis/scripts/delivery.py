@@ -108,7 +108,9 @@ return out
 # a stale receipt's XACK acks nothing. The lease clock is checked where the receipt
 # is (the worker's own deadline); Redis only confirms the entry was still pending.
 # The acked entries stay in the stream until `tidy` trims them in bulk; one counter
-# update per batch. Returns the 1-based positions of the rejected acks.
+# update per batch. (`me`, the vt and the counts are no longer needed here; the
+# arguments stay those of every ack caller.) Returns the 1-based positions of the
+# rejected acks.
 ACK = r"""
 local bad, nok, groups, order, lost = {}, 0, {}, {}, nil
 for i = 4, #ARGV, 3 do

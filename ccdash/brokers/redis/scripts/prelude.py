@@ -189,7 +189,7 @@ local function tidy(s, key, ids, n)
   end
   local gone = 0
   if upto then gone = redis.call('XTRIM', key, 'MINID', upto) end
-  if not first then
+  if not first and upto then
     redis.call('HDEL', P .. 'ghosts', s)  -- nothing pending: every ghost is gone
   elseif gone ~= n and redis.call('HINCRBY', P .. 'ghosts', s, n - gone) > GHOSTS then
     local del = 0
