@@ -188,6 +188,22 @@ def load_handler(spec: str) -> Callable[..., Any]:
     return obj  # type: ignore[no-any-return]
 
 
+def check_distinct_outputs(args: argparse.Namespace) -> None:
+    """Two outputs naming one file would overwrite each other (the recording by the
+    report, say): refused before the run."""
+    seen: dict[str, str] = {}
+    for flag in ("--json", "--log-file", "--record", "--plot"):
+        path = getattr(args, flag[2:].replace("-", "_"))
+        if path is None:
+            continue
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UsageError(
+                f"{seen[key]} and {flag} name the same file {path!r}; give each its own"
+            )
+        seen[key] = flag
+
+
 def check_evidence(args: argparse.Namespace) -> None:
     """--record, --record-bodies and --plot: where they apply, and files that can be written."""
     if args.record_bodies and not args.record:
@@ -261,6 +277,7 @@ def check_args(argv: list[str]) -> tuple[argparse.Namespace, Any, Any, str | Non
         if path is not None:
             check_output_path(flag, path)
     check_evidence(args)
+    check_distinct_outputs(args)
     if args.theme is not None:
         check_theme(args.theme)
     scenario = load_scenario(args.scenario)

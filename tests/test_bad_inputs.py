@@ -155,6 +155,18 @@ OUTPUT_PATHS: dict[str, tuple[list[str], list[str]]] = {
         ["--audit-log", "does not exist"],
     ),
     "bench-json-directory": (["bench", "--json", "."], ["--json", "is a directory"]),
+    "json-is-the-recording": (
+        ["--demo", "--json", "run.out", "--record", "run.out"],
+        ["--json", "--record", "'run.out'", "same file"],
+    ),
+    "log-file-is-the-report": (
+        ["--demo", "--log-file", "r.out", "--json", "./r.out"],
+        ["--json", "--log-file", "same file"],
+    ),
+    "plot-is-the-log-file": (
+        ["--demo", "--log-file", "t.svg", "--plot", "t.svg"],
+        ["--log-file", "--plot", "same file"],
+    ),
 }
 
 SCENARIOS: dict[str, tuple[str, list[str]]] = {
