@@ -54,8 +54,8 @@ def test_compare_smoke_run_checks_exactly_once_for_every_in_process_system() -> 
         *("--no-redis", "--no-sqlite", "--no-instructions"),
         timeout=60,
     )
-    for name in ("floor", "mini-lease", "memory p1", "memory p32"):
-        assert re.search(rf"^{name} +[\d,]+ +[\d,]+ +\d\.\d{{3}}", out, re.M), out
+    for name in ("floor", "mini-lease", "memory p1", "memory p32"):  # a ratio may reach 100+
+        assert re.search(rf"^{name} +[\d,]+ +[\d,]+ +[\d,]+\.\d{{3}}", out, re.M), out
 
 
 @pytest.mark.bench
