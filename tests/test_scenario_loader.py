@@ -416,3 +416,11 @@ def test_non_utf8_scenario_is_rejected(tmp_path: Path, capsys: pytest.CaptureFix
     path.write_bytes(b"\xff\xfe\x00garbage")
     assert cli.main(["--demo", "--scenario", str(path)]) == 2
     assert "not UTF-8 text" in capsys.readouterr().err
+
+
+def test_the_summary_line_counts_drills_in_english() -> None:
+    """The run's first line says `1 drill`, `2 drills`, `0 drills`."""
+    one = parse_scenario('[[drills]]\nat = 1\naction = "kill"\ntarget = "busiest"\n')
+    assert one.summary().endswith("; 1 drill")
+    assert load_scenario("default").summary().endswith("; 2 drills")
+    assert parse_scenario("").summary().endswith("; 0 drills")

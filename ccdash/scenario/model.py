@@ -190,5 +190,6 @@ class Scenario:
         mode = f", batches of {cfg.batch_size}" if self.batch else ""
         return (
             f"{cfg.consumers} consumers, {cfg.balancer}{mode}; {self.load.shape} load "
-            f"up to {self.load.max_rate():g} msg/s; {len(self.drills)} drills"
+            f"up to {self.load.max_rate():g} msg/s; {len(self.drills)} "
+            f"drill{'' if len(self.drills) == 1 else 's'}"
         )
