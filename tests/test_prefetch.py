@@ -4,6 +4,7 @@ is ready, however the messages arrive."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -99,4 +100,45 @@ async def test_work_arriving_from_the_broker_fills_spare_slots_too() -> None:
         assert (snap.queue.in_flight, snap.queue.ready) == (6, 1)
     finally:
         release.set()
+        await engine.stop(grace=0)
+
+
+async def test_spare_slots_all_filled_at_once_take_no_balancer_pick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When what is ready fills every spare slot, there is no choice to make: the
+    spare slots are filled without a balancer pick per message, each up to its prefetch."""
+    clock = FakeClock()
+    gates: dict[int, asyncio.Event] = {i: asyncio.Event() for i in range(24)}
+
+    async def gated(d: Delivery) -> None:
+        await gates[d.body].wait()
+
+    cfg = EngineConfig(consumers=2, prefetch=8, visibility_timeout=60.0, seed=1)
+    engine = Engine(cfg, handler=gated, clock=clock)
+    await engine.start()
+    try:
+        await engine.publish_many(list(range(16)))
+        await clock.advance(0.1)
+        for c in engine.consumers.values():  # each finishes its first two: 6 held, 2 spare
+            for d in list(c.current) + list(c.buffer)[:1]:
+                gates[d.body].set()
+                await clock.advance(0.01)
+        assert sorted(c.held for c in engine.consumers.values()) == [6, 6]
+        picks = [0]
+        balancer = engine.dispatcher._spare_balancer
+        real = balancer.pick
+
+        def counting(cands: Any) -> Any:
+            picks[0] += 1
+            return real(cands)
+
+        monkeypatch.setattr(balancer, "pick", counting)
+        await engine.publish_many(list(range(16, 20)))
+        await clock.advance(0.1)
+        assert sorted(c.held for c in engine.consumers.values()) == [8, 8]
+        assert picks[0] == 0
+    finally:
+        for g in gates.values():
+            g.set()
         await engine.stop(grace=0)

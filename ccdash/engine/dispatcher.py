@@ -261,9 +261,17 @@ class Dispatcher:
                 cands.append(c)
             else:  # full, hungry (counted in room_total) or gone
                 del spare[c]
-        k = min(sum(c.limit - c.held for c in cands), ready, 256)
+        free = sum(c.limit - c.held for c in cands)
+        k = min(free, ready, 256)
         if not k:
             return []
+        if k == free:  # enough for every spare slot: no choice for the balancer to make
+            picks = []
+            for c in cands:
+                picks += [c] * (c.limit - c.held)
+                c.held = c.limit
+                del spare[c]
+            return picks
         chosen = Candidates.of(cands)
         self._spare_balancer.attach(chosen)
         picks = self._fill(chosen, self._spare_balancer, k)
