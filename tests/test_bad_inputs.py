@@ -441,3 +441,16 @@ async def test_publish_refuses_a_bad_priority_or_dedup_id(
             with pytest.raises(error, match=says):
                 await engine.publish_many([{"n": 1}], priority=priority)  # type: ignore[arg-type]
         assert engine.snapshot().published == 0
+
+
+def test_a_guessable_control_secret_is_refused(
+    here: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A control secret under 16 bytes (file or $CCDASH_CONTROL_SECRET) is refused: anyone
+    who can read the command stream in Redis could guess it offline and sign commands."""
+    (here / "short.secret").write_text("hunter2\n")
+    (here / "short.secret").chmod(0o600)
+    worker = ["worker", "--broker", f"{R}/0", "--handler", HANDLER]
+    _one_line([*worker, "--control-secret-file", "short.secret"], ["at least 16"], capsys)
+    monkeypatch.setenv("CCDASH_CONTROL_SECRET", "hunter2")
+    _one_line(worker, ["CCDASH_CONTROL_SECRET", "at least 16"], capsys)

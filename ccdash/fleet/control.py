@@ -65,9 +65,21 @@ def load_secret(path: str | os.PathLike[str] | None = None) -> bytes | None:
             )
         if not data:
             raise ControlError(f"control secret file {str(p)!r} is empty")
-        return data
+        return _long_enough(data, f"control secret file {str(p)!r}")
     value = os.environ.get(SECRET_ENV, "")
-    return value.encode() if value else None
+    return _long_enough(value.encode(), f"${SECRET_ENV}") if value else None
+
+
+MIN_SECRET = 16  # bytes: a shorter one could be guessed offline from a signed command
+
+
+def _long_enough(secret: bytes, where: str) -> bytes:
+    if len(secret) < MIN_SECRET:
+        raise ControlError(
+            f"{where}: the control secret must be at least {MIN_SECRET} bytes "
+            f"(it has {len(secret)}); e.g. `openssl rand -hex 16`"
+        )
+    return secret
 
 
 def as_secret(secret: bytes | str) -> bytes:
