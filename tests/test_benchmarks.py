@@ -80,7 +80,7 @@ def test_redis_server_cost_per_message_is_at_most_twice_the_raw_loop() -> None:
     raw Streams loop (XADD, XREADGROUP COUNT 32, one XACK per batch) (#14)."""
     out = bench(
         "compare.py",
-        *("--redis-instructions-only", "--redis-instr-messages", "2000"),
+        *("--redis-instructions-only", "--redis-instr-messages", "4000"),
         timeout=600,
     )
     if "nothing counted" in out or "not counted" in out:
