@@ -11,7 +11,9 @@ ratio column compares with the smallest scale of the same table, in this run.
              nothing to extend, and of the tick that extends them all
   redis-leases  1k/10k(/100k with --big) leases held on a private redis-server,
              visibility 4 s: seconds to extend them all, and how many were lost
-             (their extension refused) while live consumers held them
+             (their extension refused) while live consumers held them; then the
+             same under load: another worker process on the same queue publishes
+             and consumes --traffic msg/s (default 5,000) meanwhile
   (Redis)    redis-server CPU per message while the worker holds 0 / 20k other leases
   backlog    10k/100k/1M messages queued (memory): publish and consume msg/s
 
@@ -23,7 +25,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -171,10 +175,40 @@ async def bench_leases(sizes: list[int]) -> None:
 # -- leases held, Redis -------------------------------------------------------
 
 
-async def redis_held(url: str, leases: int, run: int, hold_for: float) -> tuple[float, int, int]:
+async def traffic_worker(url: str, rate: float) -> None:
+    """Another worker of the queue (its own process): publishes `rate` msg/s in
+    batches every 10 ms and consumes them (8 consumers, prefetch 32) until SIGTERM."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    cfg = EngineConfig(consumers=8, prefetch=32, visibility_timeout=4.0)
+    async with Engine(cfg, handler=noop, broker=url) as engine:
+        t0, sent = time.monotonic(), 0
+        while not stop.is_set():
+            due = int((time.monotonic() - t0) * rate)
+            if due > sent:
+                n = min(due - sent, 1000)
+                await engine.publish_many([{"traffic": True}] * n)
+                sent += n
+            await asyncio.sleep(0.01)
+        await engine.stop(grace=0)
+
+
+def start_traffic(url: str, rate: float) -> subprocess.Popen[bytes]:
+    """`traffic_worker` in a process of its own."""
+    return subprocess.Popen(
+        [sys.executable, __file__, "--traffic-worker", url, "--traffic", str(rate)]
+    )
+
+
+async def redis_held(
+    url: str, pid: int, leases: int, run: int, hold_for: float, traffic: float = 0.0
+) -> tuple[float, float, float, int, int, float]:
     """Hold `leases` leases on Redis for `hold_for` seconds under the engine's own health
-    loop (visibility 4 s, heartbeat 1 s): (longest tick s, leases held, leases lost: an
-    extension refused, or a lease expired, while a live consumer held it)."""
+    loop (visibility 4 s, heartbeat 1 s), with another worker publishing and consuming
+    `traffic` msg/s on the same queue meanwhile (0: none): (longest tick s, its CPU s
+    in this process and in redis-server, leases held, leases lost: an extension
+    refused, or a lease expired, while a live consumer held it; the other worker's
+    msg/s acked while they were held)."""
     consumers = max(1, min(100, leases // 100))
     stall = asyncio.Event()
 
@@ -189,7 +223,8 @@ async def redis_held(url: str, leases: int, run: int, hold_for: float) -> tuple[
         heartbeat_timeout=3.0,
         visibility_timeout=4.0,
     )
-    engine = Engine(cfg, handler=hold, broker=url.rstrip("/") + f"?queue=scale{run}")
+    queue = url.rstrip("/") + f"?queue=scale{run}"
+    engine = Engine(cfg, handler=hold, broker=queue)
     lost = [0]
 
     def on_event(ev: Any) -> None:
@@ -199,30 +234,50 @@ async def redis_held(url: str, leases: int, run: int, hold_for: float) -> tuple[
     engine.add_listener(on_event)
     await engine.start()
     tick = engine.health.tick
-    longest = [0.0]
+    longest = [0.0, 0.0, 0.0]  # the longest tick: wall s, this process's CPU s, Redis CPU s
 
     async def timed_tick() -> None:
-        t = time.perf_counter()
+        t, c, r = time.perf_counter(), time.process_time(), cpu_seconds(pid)
         await tick()
-        longest[0] = max(longest[0], time.perf_counter() - t)
+        took = time.perf_counter() - t
+        if took > longest[0]:
+            longest[:] = [took, time.process_time() - c, cpu_seconds(pid) - r]
 
     engine.health.tick = timed_tick  # type: ignore[method-assign]
+
+    def held_now() -> int:  # without listing them all (that would stall the loop)
+        return sum(engine.broker.holder_counts().values())  # type: ignore[attr-defined]
+
     for i in range(0, leases, 1000):
         await engine.publish_many([b"x"] * min(1000, leases - i))
     deadline, last, same = time.monotonic() + 60, -1, 0
     while same < 20 and time.monotonic() < deadline:  # until handed out all it will
-        n = len(engine.broker.leases(None))
+        n = held_now()
         same = same + 1 if n == last and n else 0
         last = n
         await asyncio.sleep(0.1)
-    held = len(engine.broker.leases(None))
-    longest[0] = 0.0  # from here on: the ticks that keep what is held
-    await asyncio.sleep(hold_for)
+    held = held_now()
+    other = start_traffic(queue, traffic) if traffic else None
+    try:
+        if other is not None:  # until the other worker's acks show up
+            a0 = engine.broker.stats().acked
+            for _ in range(300):  # at most 30 s
+                if engine.broker.stats().acked > a0:
+                    break
+                await asyncio.sleep(0.1)
+        a0, t0 = engine.broker.stats().acked, time.monotonic()
+        longest[:] = [0.0, 0.0, 0.0]  # from here on: the ticks that keep what is held
+        await asyncio.sleep(hold_for)
+        done = (engine.broker.stats().acked - a0) / (time.monotonic() - t0)
+    finally:
+        if other is not None:
+            other.terminate()
+            other.wait(timeout=30)
     # A lease refused or lost meanwhile left the book while its consumer still holds it.
-    still = len(engine.broker.leases(None))
+    still = held_now()
     lost[0] = max(lost[0], held - still)
     await engine.stop(grace=0)
-    return longest[0], held, lost[0]
+    return (*longest, held, lost[0], done)
 
 
 async def ack_cost(url: str, pid: int, held: int, run: int) -> float:
@@ -259,15 +314,28 @@ async def ack_cost(url: str, pid: int, held: int, run: int) -> float:
     return used / 5000 * 1e6
 
 
-async def bench_redis_leases(url: str, sizes: list[int]) -> None:
+async def bench_redis_leases(url: str, pid: int, sizes: list[int], traffic: float) -> None:
     rows = []
     for i, n in enumerate(sizes):
-        took, held, lost = await redis_held(url, n, i, 9.0)
-        rows.append((n, took, held, lost))
+        took, cpu, rcpu, held, lost, _ = await redis_held(url, pid, n, i, 9.0)
+        rows.append((n, took, cpu, rcpu, held, lost))
+    head = ("leases", "longest tick s", "its cpu s", "its redis s", "held", "lost")
     _table(
-        "leases held 9 s (Redis, visibility 4 s, heartbeat 1 s): longest health tick, "
-        "leases lost while held",
-        ("leases", "longest tick s", "held", "lost"),
+        "leases held 9 s (Redis, visibility 4 s, heartbeat 1 s): longest health tick "
+        "(wall, CPU here and in redis-server), leases lost while held",
+        head,
+        rows,
+    )
+    if not traffic:
+        return
+    rows = []
+    for i, n in enumerate(sizes):
+        took, cpu, rcpu, held, lost, done = await redis_held(url, pid, n, 100 + i, 9.0, traffic)
+        rows.append((n, took, cpu, rcpu, held, lost, done))
+    _table(
+        f"leases held 9 s under load (another worker publishing and consuming "
+        f"{traffic:,.0f} msg/s on the same queue): longest health tick, leases lost",
+        (*head, "other acked/s"),
         rows,
     )
 
@@ -308,8 +376,19 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     p.add_argument("--big", action="store_true", help="also 100k leases on Redis")
+    p.add_argument("--redis-sizes", help="leases held on Redis, e.g. 100000 (overrides the sizes)")
     p.add_argument("--only", default="consumers,leases,redis-leases,backlog")
+    p.add_argument(
+        "--traffic",
+        type=float,
+        default=5000.0,
+        help="msg/s of the other worker in the Redis leases run under load (0: skip it)",
+    )
+    p.add_argument("--traffic-worker", metavar="URL", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.traffic_worker:  # the other worker's process
+        asyncio.run(traffic_worker(args.traffic_worker, args.traffic))
+        return 0
     only = set(args.only.split(","))
     print(f"ccdash from {Path(ccdash.__file__).parent}")
     if "consumers" in only:
@@ -323,7 +402,10 @@ def main() -> int:
                 print("(no redis-server: Redis leases skipped)")
             else:
                 sizes = [500] if args.quick else [1000, 10_000] + ([100_000] if args.big else [])
-                asyncio.run(bench_redis_leases(server[0], sizes))
+                if args.redis_sizes:
+                    sizes = [int(v) for v in args.redis_sizes.split(",")]
+                traffic = 1000.0 if args.quick and args.traffic else args.traffic
+                asyncio.run(bench_redis_leases(server[0], server[1], sizes, traffic))
                 held = [0, 1000] if args.quick else [0, 20_000]
                 costs = [
                     (h, asyncio.run(ack_cost(server[0], server[1], h, i)))

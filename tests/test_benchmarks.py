@@ -69,7 +69,7 @@ def test_compare_and_scaling_full_quick_runs() -> None:
     )
     assert "raw-xackN" in out and "x mini-lease" in out
     out = bench("scaling.py", "--quick", timeout=300)
-    for title in ("consumers:", "leases held (memory)", "leases held 9 s", "backlog"):
+    for title in ("consumers:", "leases held (memory)", "leases held 9 s", "under load", "backlog"):
         assert title in out
 
 
@@ -88,3 +88,15 @@ def test_redis_server_cost_per_message_is_at_most_twice_the_raw_loop() -> None:
     found = re.search(r"^redis p32 +[\d,]+  x raw-xackN (\d+\.\d\d)", out, re.M)
     assert found, out
     assert float(found.group(1)) <= 2.0, out
+
+
+@pytest.mark.bench
+def test_latency_quick_run_prints_both_sides_and_their_ratio() -> None:
+    """benchmarks/latency.py --quick times publish -> handler start for ccdash and the raw
+    Streams loop on a private redis-server and prints p50/p95/p99 of each and the ratio."""
+    out = bench("latency.py", "--quick", timeout=120)
+    if "no redis-server" in out:
+        pytest.skip(out.strip())
+    for side in ("ccdash", "raw"):
+        assert re.search(rf"^{side} +1 +\d+\.\d{{3}} +\d+\.\d{{3}} +\d+\.\d{{3}}", out, re.M), out
+    assert re.search(r"x raw \(medians of runs\): p50 \d+\.\d\d", out), out

@@ -209,3 +209,36 @@ async def test_ack_looks_up_only_the_range_it_acks_not_every_lease_held(
             if len(rest) >= 3:
                 counts.append(int(rest[2]))
     assert max(counts, default=0) <= 100
+
+
+async def test_scattered_extensions_are_checked_by_range_not_one_lookup_per_lease(
+    redis_broker: Make, redis_server: Any
+) -> None:
+    """2,000 leases extended by 20 concurrent calls that each hold every 20th one (as a
+    pool's consumers do: the dispatcher deals messages out in turn) are all kept, and
+    Redis checks them with a few range lookups of the worker's pending list, not a
+    lookup per lease (the calls are merged and sorted by stream id)."""
+    broker = await redis_broker(visibility_timeout=30.0, fetch=2100)
+    for _ in range(2000):
+        broker.publish_nowait(b"x")
+    await broker.flush()
+    got: list[Any] = []
+    async with asyncio.timeout(10):
+        while len(got) < 2000:
+            await broker.wait_ready()
+            got += await broker.receive(["c"] * (2000 - len(got)))
+    receipts = [d.receipt for d in got]
+    reader, writer = await asyncio.open_connection("127.0.0.1", redis_server.port)
+    writer.write(b"MONITOR\r\n")
+    await writer.drain()
+    assert (await reader.readline()).startswith(b"+OK")
+    parts = await asyncio.gather(*[broker.extend_many(receipts[k::20], 30.0) for k in range(20)])
+    assert all(d is not None for part in parts for d in part)
+    lines: list[bytes] = []
+    async with asyncio.timeout(5):  # MONITOR streams what ran, the scripts' own commands too
+        while sum(b'"XCLAIM"' in line for line in lines) < 2:
+            lines.append(await reader.readline())
+    writer.close()
+    me = b'"%s"' % broker.worker.encode()
+    lookups = [line for line in lines if b'"XPENDING"' in line and line.split()[-1] == me]
+    assert len(lookups) <= 10, len(lookups)

@@ -37,6 +37,7 @@ from ccdash.brokers.base import (
     QueueConfig,
     storable_text,
 )
+from ccdash.brokers.redis.extending import Extender
 from ccdash.brokers.redis.flusher import Flusher, Snapshot, parse_stats
 from ccdash.brokers.redis.keys import Keys
 from ccdash.brokers.redis.leases import LeaseOps
@@ -122,6 +123,7 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
             self, RedisLink(url, timeout=max(timeout, BLOCK_MS / 1000 + 2.0), name="block")
         )
         self.presence = Presence(self)
+        self.extender = Extender(self.flusher.call, self.keys.prefix, self.worker)
 
     @classmethod
     def from_url(
@@ -225,6 +227,7 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
                 len(self.flusher.acks),
             )
             self.flusher.abandon(BrokerClosed("broker closed before Redis stored the message"))
+        await self.extender.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

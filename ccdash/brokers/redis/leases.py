@@ -13,20 +13,23 @@ from redis.exceptions import ResponseError
 
 from ccdash.brokers.base import REASON_RELEASED, Receipt, ReceiptRejected, storable_text
 from ccdash.brokers.redis.link import evalsha, is_nogroup
-from ccdash.brokers.redis.local import Entry, Held, extend_args
+from ccdash.brokers.redis.local import Entry, Held
 
 if TYPE_CHECKING:
     from ccdash.brokers.base import QueueConfig
+    from ccdash.brokers.redis.extending import Extender
     from ccdash.brokers.redis.flusher import Flusher
     from ccdash.brokers.redis.keys import Keys
     from ccdash.brokers.redis.local import LocalBook
+    from ccdash.brokers.redis.reader import Reader
     from ccdash.clock import Clock
 
 
-EXTEND_CHUNK = 2000  # leases per extend script call (each call holds Redis ~3 ms)
-
-
 log = logging.getLogger("ccdash.redis")
+
+# Leases per end script call: closing with 100k leases held must not hold Redis (and
+# every other worker) for seconds in one call.
+END_CHUNK = 500
 
 # The idle limit sent to Redis while this process is stalled: none (a lease that ran
 # out in the stall only is still ours; Redis still checks it was not delivered again).
@@ -39,8 +42,10 @@ class LeaseOps:
     book: LocalBook
     clock: Clock
     config: QueueConfig
+    extender: Extender
     flusher: Flusher
     keys: Keys
+    reader: Reader
     vt: float
     worker: str
 
@@ -147,9 +152,21 @@ class LeaseOps:
                 max(0, int(round(delay * 1000))),
             )
         vt_ms = self.idle_limit_ms() if check_lease else 0
-        return self.flusher.call(
-            evalsha("end", self.keys.prefix, self.worker, vt_ms, self.config.max_attempts, *args)
-        )
+        self.reader.changed()  # a retry's due time, a message given back: a fetch reads them
+        calls = [
+            self.flusher.call(
+                evalsha(
+                    "end",
+                    self.keys.prefix,
+                    self.worker,
+                    vt_ms,
+                    self.config.max_attempts,
+                    *args[k : k + 8 * END_CHUNK],
+                )
+            )
+            for k in range(0, len(args), 8 * END_CHUNK)
+        ]
+        return calls[0] if len(calls) == 1 else _joined(calls)
 
     async def _ended(self, fut: asyncio.Future[Any]) -> list[Any]:
         try:
@@ -184,8 +201,9 @@ class LeaseOps:
         return deadline
 
     async def extend_many(self, receipts: Sequence[Receipt], seconds: float) -> list[float | None]:
-        """Extend several leases in one round trip (one script call per EXTEND_CHUNK
-        leases, all in the same pipeline); None for each lease that is gone."""
+        """Extend several leases; None for each lease that is gone. Extensions asked for
+        while others are on their way go together in the next round (one pipeline of
+        script calls, their ids sorted: see extending.py)."""
         now = self.clock.now()
         judge = self.expiry_now(now)  # a lease that ran out in a stall is still ours
         secs = min(max(0.0, seconds), self.vt)
@@ -201,27 +219,16 @@ class LeaseOps:
             else:
                 live.append((i, key, entry))
         vt_ms, idle_ms = self.idle_limit_ms(), int((self.vt - secs) * 1000)
-        calls, parts = [], []
-        for j in range(0, len(live), EXTEND_CHUNK):
-            args, groups = extend_args(live[j : j + EXTEND_CHUNK])
-            calls.append(
-                self._lease_op(
-                    evalsha("extend", self.keys.prefix, self.worker, vt_ms, idle_ms, *args)
-                )
-            )
-            parts.append(groups)
-        replies = await asyncio.gather(*calls)
+        # Coalesced with the other extensions asked for meanwhile, sorted (extending.py).
+        flags = await self.extender.extend(live, vt_ms, idle_ms)
         deadline = now + secs
         done: list[tuple[str, Entry]] = []
-        for groups, res in zip(parts, replies, strict=True):
-            for n, group in enumerate(groups):
-                flags = res[n] if res is not None else b""  # None: Redis lost the group
-                for (i, r, e), flag in zip(group, flags.ljust(len(group), b"0"), strict=True):
-                    if flag == 49 and leases.get(r) is e:  # b"1", and not acked meanwhile
-                        done.append((r, e))
-                        out[i] = deadline
-                    else:
-                        book.unlease(r)
+        for (i, r, e), flag in zip(live, flags, strict=True):
+            if flag == 49 and leases.get(r) is e:  # b"1", and not acked meanwhile
+                done.append((r, e))
+                out[i] = deadline
+            else:
+                book.unlease(r)
         book.extended(done, deadline)
         return out
 
@@ -249,6 +256,24 @@ class LeaseOps:
     async def release_holder(self, holder: str, reason: str, error: str = "") -> int:
         """`release` every lease `holder` has."""
         return await self.release(self.book.holder_receipts(holder), reason, error)
+
+
+def _joined(calls: list[asyncio.Future[Any]]) -> asyncio.Future[Any]:
+    """One future of the replies of several end script calls, in order."""
+    out: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def done(all_: asyncio.Future[list[Any]]) -> None:
+        if out.done():
+            return
+        if all_.cancelled():
+            out.cancel()
+        elif (exc := all_.exception()) is not None:
+            out.set_exception(exc)
+        else:
+            out.set_result([r for part in all_.result() for r in part])
+
+    asyncio.gather(*calls).add_done_callback(done)
+    return out
 
 
 def _refused_late(fut: asyncio.Future[Any]) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ccdash.brokers.base import QueueConfig
     from ccdash.brokers.redis.flusher import Flusher
     from ccdash.brokers.redis.keys import Keys
+    from ccdash.brokers.redis.reader import Reader
     from ccdash.waiters import Waiters
 
 _REAL_TIME = MonotonicClock()  # re-reading the fleet's count is a real-time matter
@@ -33,6 +34,7 @@ class Publishing:
     config: QueueConfig
     flusher: Flusher
     keys: Keys
+    reader: Reader
     _dedup: dict[str, tuple[str, float]]
     _mid_prefix: str
     _seq: int
@@ -74,6 +76,8 @@ class Publishing:
         mid = self._new_id()
         prio = int(priority)
         p, m, d = b"%d" % prio, mid.encode(), (b"j" if is_json else b"b") + data
+        if p not in self.reader.prios:  # a level the reader may not know: it fetches next
+            self.reader.changed()
         # The publish script's 4 arguments (priority, id, body, no dedup id), RESP-encoded.
         self.flusher.outbox.append(
             (
@@ -109,6 +113,8 @@ class Publishing:
             await stored
             return mid
         mid = self._new_id()
+        if b"%d" % int(priority) not in self.reader.prios:
+            self.reader.changed()
         window = max(1, int(self.config.dedup_window * 1000))
         r = await self.flusher.call(
             evalsha(

@@ -6,7 +6,11 @@ moves due retries back and readies returned messages; the entries themselves
 come from a native XREADGROUP of the highest levels that may have some (the
 script reads top down itself only when those ran short). When nothing is ready,
 the task parks in Redis on XREADGROUP BLOCK (bounded by the next due retry), so
-an idle fleet sends no polls.
+an idle fleet sends no polls. Once a read took all that was ready, the next one
+parks in Redis at once (no fetch first) and only when a consumer waits: a message
+published to an idle worker reaches its handler with no other round trip before
+it. A fetch still runs when a retry comes due, after a local nack or defer, when a
+message came back, and at least every BLOCK_MS.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
@@ -30,6 +36,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ccdash.redis")
 
+# A stream's entries as a read returned them, and their lease deadline.
+Taken = tuple[bytes, list[Any], float]
+Later = dict[bytes, tuple[list[Any], float]]  # the same by stream, not yet buffered
+
 BLOCK_MS = 2000  # longest park in XREADGROUP BLOCK (also notices new priority levels)
 
 
@@ -43,6 +53,10 @@ class Reader:
         self.next_due = -1  # Redis ms of the earliest delayed retry, -1: none
         self.floor: int | None = None  # fast path: read natively from levels >= floor
         self.redis_now = 0
+        self.fetched_at = 0.0  # local monotonic time of the last fetch (its redis_now)
+        # The last read took all that was ready (fewer entries than asked for) and saw
+        # no wake entry: the next read may park in Redis at once, no fetch first.
+        self.drained = False
         self.backoff = Backoff()
         self.rng = random.Random()
         self._want = asyncio.Event()
@@ -98,6 +112,16 @@ class Reader:
             try:
                 if not b.presence.registered:
                     await b.presence.register()
+                if self.drained and self._fetch_not_needed():
+                    # Nothing more was ready at the last read: a consumer that waits
+                    # gets what comes next from a read parked in Redis; while none
+                    # waits, the consumers start on what was read before any new
+                    # round trip goes out (it would delay them on a busy machine).
+                    if b.has_waiters():
+                        await self.block()
+                    else:
+                        self._want.clear()
+                    continue
                 if await self.fetch():
                     self.backoff.reset()
                     continue
@@ -122,8 +146,29 @@ class Reader:
                 log.exception("Redis reader failed; retrying")
                 await asyncio.sleep(self.backoff.next_delay())
 
-    async def fetch(self) -> int:
-        """One fetch round trip; returns how many entries were buffered.
+    def changed(self) -> None:
+        """This worker changed what only a fetch reads (a retry scheduled, a message
+        given back, a priority level that may be new): the next read fetches."""
+        self.drained = False
+
+    def _fetch_not_needed(self) -> bool:
+        """After a read that took all that was ready: one priority level (a BLOCK read
+        takes up to COUNT of every level, so with several it could take lower ones
+        ahead of higher ones still unread), no retry due, and the last fetch recent (it
+        notices new levels): a read parked in Redis serves as well as a fetch, with
+        one round trip and script less."""
+        if len(self.prios) > 1 or (time.monotonic() - self.fetched_at) * 1000 >= BLOCK_MS:
+            return False
+        return self.next_due < 0 or self._redis_ms() < self.next_due
+
+    def _redis_ms(self) -> float:
+        """Redis time now, estimated from the last fetch's reading of it."""
+        return self.redis_now + (time.monotonic() - self.fetched_at) * 1000
+
+    async def fetch(self, taken: Sequence[Taken] = ()) -> int:
+        """One fetch round trip; returns how many entries were buffered. `taken`: what
+        a BLOCK read just took of each level, buffered after the messages that came
+        back to that level (they were read before it) and before newer entries.
 
         The fast path (`floor` known) sends the fetch script in prep mode (due
         retries back, returned messages of the levels >= floor moved to their
@@ -134,18 +179,26 @@ class Reader:
         short, or the floor is not known, the script reads itself, top down to n.
         """
         b = self.b
-        n = b.fetch_size - b.book.buffered
+        n = max(1, b.fetch_size - b.book.buffered - sum(len(e) for _, e, _ in taken))
         t0 = b.clock.now()
-        if self.floor is not None:
-            got = await self._fetch_native(n, self.floor, t0)
-        else:
-            got = await self._fetch_scripted(n, t0)
-        if got:
-            b.note_fetched(got)
-            b.wake_waiters()
+        self.fetched_at = time.monotonic()
+        self.drained = False
+        later = {level: (entries, d) for level, entries, d in taken}
+        got = 0
+        try:
+            if self.floor is not None:
+                got = await self._fetch_native(n, self.floor, t0, later)
+            else:
+                got = await self._fetch_scripted(n, t0, later)
+        finally:  # what a BLOCK read took is ours, whatever became of the fetch
+            for level, (entries, d) in later.items():
+                got += self._buffer(level, entries, d)
+            if got:
+                b.note_fetched(got)
+                b.wake_waiters()
         return got
 
-    async def _fetch_scripted(self, n: int, t0: float) -> int:
+    async def _fetch_scripted(self, n: int, t0: float, later: Later) -> int:
         b = self.b
         # Its own connection: reads overlap the write path's round trips (no bubble
         # while acks are in flight), and fetching never changes what is outstanding.
@@ -157,12 +210,13 @@ class Reader:
         deadline = t0 + b.vt
         for i in range(0, len(rest), 2):
             read += len(rest[i + 1])
-            got += self._buffer(rest[i], rest[i + 1], deadline)
+            got += self._buffer_after(rest[i], rest[i + 1], deadline, later)
+        self.drained = read < n
         # Filled: the lowest level read may have more (every level above ran dry).
         self.floor = int(rest[-2].lstrip(b"r")) if rest and read >= n else None
         return got
 
-    async def _fetch_native(self, n: int, floor: int, t0: float) -> int:
+    async def _fetch_native(self, n: int, floor: int, t0: float, later: Later) -> int:
         b = self.b
         prefix = b.keys.prefix.encode()
         keys: list[bytes] = []
@@ -192,7 +246,7 @@ class Reader:
             level = key.rsplit(b":", 1)[1]
             if len(entries) >= n and self.floor is None:
                 self.floor = int(level.lstrip(b"r"))  # the highest level with more to read
-            got += self._buffer(level, entries, deadline)
+            got += self._buffer_after(level, entries, deadline, later)
         if isinstance(prep, Exception):
             self.floor = None
             if got:
@@ -201,6 +255,14 @@ class Reader:
             raise prep
         self.redis_now, self.next_due, self.prios = prep
         return got
+
+    def _buffer_after(self, level: bytes, entries: list[Any], deadline: float, later: Later) -> int:
+        """`_buffer` a level's entries from a fetch; a level's new entries go after what
+        a BLOCK read took of it (`later`), returned ones before."""
+        got = 0
+        if level in later:
+            got += self._buffer(level, *later.pop(level))
+        return got + self._buffer(level, entries, deadline)
 
     def _buffer(self, level: bytes, entries: list[Any], deadline: float) -> int:
         add = self.b.book.add
@@ -223,7 +285,7 @@ class Reader:
         b = self.b
         timeout_ms = BLOCK_MS
         if self.next_due >= 0:
-            until_due = self.next_due - self.redis_now
+            until_due = int(self.next_due - self._redis_ms())
             timeout_ms = max(1, min(BLOCK_MS, until_due + self.rng.randint(0, 20)))
         if not self.prios:  # level 0 is made at open; this is a Redis that lost it
             await asyncio.sleep(timeout_ms / 1000.0)
@@ -256,13 +318,24 @@ class Reader:
         if not reply:
             return
         deadline = b.clock.now() + b.vt - 0.01
-        got = 0
+        taken: list[Taken] = []
+        woken = False
+        self.drained = True
         for key, entries in reply:
             if key == wake:
                 ids = [eid for eid, _ in entries]
                 await self.link.execute([("XACK", wake, GROUP, *ids), ("XDEL", wake, *ids)])
+                woken = True
                 continue
-            got += self._buffer(key.rsplit(b":", 1)[1], entries, deadline)
+            if len(entries) >= n:  # maybe more
+                self.drained = False
+            taken.append((key.rsplit(b":", 1)[1], entries, deadline))
+        if woken:  # a message came back: read it (a fetch) before these
+            await self.fetch(taken)
+            return
+        got = 0
+        for level, entries, d in taken:
+            got += self._buffer(level, entries, d)
         if got:
             b.note_fetched(got)
             b.wake_waiters()
