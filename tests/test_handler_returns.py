@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ccdash import Delivery, Engine, EngineConfig
-from ccdash.clock import MonotonicClock
+from ccdash.clock import FakeClock, MonotonicClock
 from ccdash.scenario.ledger import Ledger, Tap
 
 
@@ -212,3 +212,39 @@ async def test_a_batch_handler_that_never_suspends_still_lets_the_loop_turn() ->
         asyncio.get_running_loop().call_later(0.02, lambda: seen.append(engine.snapshot().acked))
         await engine.join(timeout=30)
     assert seen and seen[0] < n
+
+
+@pytest.mark.parametrize("batch", [False, True])
+async def test_a_busy_consumer_turns_the_loop_every_10ms_of_its_own_handling(batch: bool) -> None:
+    """Handlers that never suspend (4 ms of work each, on a fake clock): each consumer
+    hands the loop over after about 10 ms of its own handling, not after every message
+    once the other consumers' time counts against it (one loop turn per message)."""
+    clock = FakeClock()
+    order: list[str] = []
+
+    async def busy(d: Delivery) -> None:
+        order.append(d.consumer_id)
+        clock.block(0.004)  # CPU work: time passes, nothing else runs
+
+    async def busy_batch(ds: list[Delivery]) -> None:
+        for d in ds:
+            await busy(d)
+        return None
+
+    cfg = EngineConfig(
+        consumers=2,
+        prefetch=2 if batch else 1,
+        batch_size=2 if batch else 1,
+        batch_linger=0.0,
+        visibility_timeout=600.0,
+        heartbeat_interval=100.0,
+        heartbeat_timeout=300.0,
+        seed=1,
+    )
+    handlers: dict[str, Any] = {"batch_handler": busy_batch} if batch else {"handler": busy}
+    async with Engine(cfg, clock=clock, **handlers) as engine:
+        await engine.publish_many(list(range(120)))
+        await clock.run_until(lambda: engine.broker.outstanding() == 0, step=0.05)
+    assert len(order) == 120
+    runs = 1 + sum(1 for a, b in zip(order, order[1:], strict=False) if a != b)
+    assert runs <= 120 // 3  # about 3 messages (12 ms) per turn; 1 would be 120 runs

@@ -205,11 +205,12 @@ class Consumer:
             await ctx.clock.sleep(ctx.startup_delay)
             await ctx.reports.warmed(self)
         if ctx.batching:
-            turned = ctx.clock.now()
+            busy = 0.0  # its own handling since it last let the loop turn (as in _run_single)
             while await self._next(loop):
                 await self._handle_batch()
-                if (t := ctx.clock.now()) - turned > TURN_EVERY:  # as in _run_single
-                    turned = t
+                busy += ctx.clock.now() - self.started_at
+                if busy > TURN_EVERY:
+                    busy = 0.0
                     await asyncio.sleep(0)
         else:
             await self._run_single(loop)
@@ -240,13 +241,14 @@ class Consumer:
         breakers = guards.breakers
         ack_nowait = ctx.ack_nowait
         slots = ctx.slots
-        hist = self.hist
-        timings = hist.pending  # latencies, binned by the histogram in batches
+        timings = self.hist.pending  # latencies, binned by the histogram in batches
         timed = timings.append
         turned = now()
         while True:
-            if (not buffer or self.hung) and not await self._next(loop):
-                return  # drained
+            if not buffer or self.hung:
+                if not await self._next(loop):
+                    return  # drained
+                turned = now()  # only its own handling counts toward a turn
             d = buffer.popleft()
             if guarded and await guards.hold_back(d):
                 if slots.refill(self, 1):
@@ -279,12 +281,11 @@ class Consumer:
                     ack_nowait(d.receipt)
                 except ReceiptRejected:
                     ctx.reports.ack_rejected(self, d)
-                # _count_success, inline: this runs once per message
-                t1 -= t0
+                t1 -= t0  # _count_success, inline: once per message
                 self.processed += 1
                 timed(t1)
                 if len(timings) >= PENDING_LIMIT:
-                    hist.digest()
+                    self.hist.digest()
                 self.ewma += _EWMA_ALPHA * (t1 - self.ewma)
                 if breakers:
                     guards.succeeded(d)
@@ -300,8 +301,8 @@ class Consumer:
             elif slots.refill(self, 1):
                 await slots.dispatch(self)
             if t0 - turned > TURN_EVERY:  # handlers that never suspend, on a backlog: the
-                turned = t0  # loop would not turn (timers, heartbeats, signals) until drained
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # loop would not turn (timers, signals) until drained
+                turned = now()  # (the others' time meanwhile is not its handling)
 
     def _timeout_error(self, what: str) -> str:
         """Inside `except CancelledError`: our own timeout becomes an error text, and so
@@ -336,7 +337,6 @@ class Consumer:
         self._count_success(d, elapsed, ctx.guards.breakers)
 
     def _count_success(self, d: Delivery, elapsed: float, breakers: Mapping[str, object]) -> None:
-        # (_run_single has this inline)
         self.processed += 1
         self.hist.record(elapsed)
         self.ewma += _EWMA_ALPHA * (elapsed - self.ewma)
