@@ -33,9 +33,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import cpu_seconds, redis_server  # noqa: E402
+from harness import cpu_seconds, redis_server
 
-from ccdash import Engine, EngineConfig  # noqa: E402
+from ccdash import Engine, EngineConfig
 
 CONSUMERS = 8
 WARMUP = 0.5  # seconds left out at the start of each run

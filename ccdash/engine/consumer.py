@@ -131,7 +131,6 @@ class Consumer:
         self.started_at = 0.0  # when the handler in progress began
         self.processed = 0
         self.failed = 0
-        self.rejected_acks = 0
         self.hist = LatencyHistogram(parent=ctx.latency)  # feeds the pool's
         # Lower bound of the deadlines it holds (stale-low is fine: the health tick then
         # looks and finds nothing due); lets the tick skip consumers with nothing due.
@@ -312,7 +311,7 @@ class Consumer:
             task = asyncio.current_task()
             if task is not None and not task.cancelling():
                 return f"CancelledError: raised inside the {what}, not a cancellation"
-            raise  # noqa: PLE0704 - re-raises the CancelledError being handled
+            raise  # re-raises the CancelledError being handled
         self._timed_out = False
         asyncio.current_task().uncancel()  # type: ignore[union-attr]
         return f"HandlerTimeout: {what} ran over {self.ctx.handler_timeout}s"
@@ -376,7 +375,7 @@ class Consumer:
         except asyncio.CancelledError:
             whole = self._timeout_error("batch")
         except KeyboardInterrupt:
-            raise
+            raise  # re-raises the CancelledError being handled
         except BaseException as exc:
             whole = describe_error(exc)
         t1 = await self._finish_run(t0, clock.now())

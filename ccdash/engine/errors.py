@@ -11,7 +11,3 @@ def describe_error(exc: BaseException) -> str:
         message = "<str() of this exception failed>"
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     return text if len(text) <= 500 else text[:497] + "..."
-
-
-class HandlerTimeout(Exception):
-    """The handler ran longer than `handler_timeout`."""

@@ -86,7 +86,6 @@ class HealthMonitor:
         self.handler_timeout = handler_timeout
         self.hooks = hooks
         self._running = True
-        self.ticks = 0
         vt = broker.config.visibility_timeout  # the broker's: the one that leases
         self.visibility_timeout = vt
         # How late a tick may be before lease judging waits for it; below the gap between
@@ -150,7 +149,6 @@ class HealthMonitor:
         """One round of health keeping."""
         pool = self.pool
         now = self.clock.now()
-        self.ticks += 1
         consumers = list(pool.consumers.values())
         lag = self.loop_lag
         stalled = lag > max(self.slack, STALL_MIN)
@@ -195,7 +193,7 @@ class HealthMonitor:
         if stalled or self.blame is not None:
             self._record_stall(now, kept)
         elif self.stalls and now - self.stalls[-1].at > STALL_QUIET:
-            self.alerts.resolve("loop-stalled")
+            self.alerts.resolve(EventKind.LOOP_STALLED)
         for c in consumers:
             if c.id in pool.consumers and now - c.last_beat > self.timeout:
                 await pool.fail(c, f"no heartbeat for {now - c.last_beat:.1f}s")
@@ -291,4 +289,4 @@ class HealthMonitor:
             where=stall.where,
             leases_kept=kept,
         )
-        self.alerts.fire("loop-stalled", Severity.WARNING, msg)
+        self.alerts.fire(EventKind.LOOP_STALLED, Severity.WARNING, msg)

@@ -158,7 +158,6 @@ class Pool:
 
     def ack_rejected(self, c: Consumer, d: Delivery) -> None:
         """The lease ran out and the message went to someone else: c's work is a duplicate."""
-        c.rejected_acks += 1
         self.emit(
             EventKind.ACK_REJECTED,
             f"{c.id}: lease of {d.message_id} had expired",
@@ -227,7 +226,9 @@ class Pool:
             reason=reason,
             released=released,
         )
-        self.alerts.fire("consumer-failed", Severity.WARNING, f"{c.id} failed: {reason}", key=c.id)
+        self.alerts.fire(
+            EventKind.CONSUMER_FAILED, Severity.WARNING, f"{c.id} failed: {reason}", key=c.id
+        )
         await self.dispatcher.dispatch(None)
         self.joiners.check()
         return released
@@ -243,14 +244,14 @@ class Pool:
                     f"restart limit hit: {self.config.restart_limit} restarts within "
                     f"{self.config.restart_window}s; not restarting"
                 )
-                if not self.alerts.is_active("restart-limit"):
+                if not self.alerts.is_active(EventKind.RESTART_LIMIT):
                     self.emit(EventKind.RESTART_LIMIT, msg)
-                self.alerts.fire("restart-limit", Severity.CRITICAL, msg)
+                self.alerts.fire(EventKind.RESTART_LIMIT, Severity.CRITICAL, msg)
                 return
             self.to_replace -= 1
             c = self.start_consumer()
-            for key in self.alerts.active_keys("consumer-failed"):
-                self.alerts.resolve("consumer-failed", key)
+            for key in self.alerts.active_keys(EventKind.CONSUMER_FAILED):
+                self.alerts.resolve(EventKind.CONSUMER_FAILED, key)
                 self.emit(
                     EventKind.CONSUMER_REPLACED,
                     f"{key} replaced by {c.id}",
@@ -258,8 +259,8 @@ class Pool:
                     consumer=c.id,
                 )
                 break
-        if self.to_replace == 0 and self.alerts.is_active("restart-limit"):
-            self.alerts.resolve("restart-limit")
+        if self.to_replace == 0 and self.alerts.is_active(EventKind.RESTART_LIMIT):
+            self.alerts.resolve(EventKind.RESTART_LIMIT)
 
     # -- the whole pool -------------------------------------------------------------
 

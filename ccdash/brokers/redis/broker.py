@@ -80,7 +80,6 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
         self.config = config or QueueConfig()
         self.clock: Clock = clock or MonotonicClock()
         self.url = redact_url(url)
-        self._raw_url = url
         self.keys = Keys(queue)
         self.worker = worker or default_worker_name()
         if not 0.3 <= heartbeat_ttl < self.config.visibility_timeout:

@@ -114,7 +114,7 @@ class Extender:
                 if not is_nogroup(exc):  # NOGROUP: Redis lost the group, every lease is gone
                     failed.setdefault(id(flags), exc)
                 continue
-            except Exception as exc:  # noqa: BLE001 - told to the requests of this group
+            except Exception as exc:  # told to the requests of this group
                 failed.setdefault(id(flags), exc)
                 continue
             for where, got in zip(parts, res, strict=True):

@@ -33,10 +33,6 @@ class LinkDown(BrokerError):
     """Redis could not be reached (or the connection broke); retry after a backoff."""
 
 
-class LostState(BrokerError):
-    """Redis no longer has the consumer group (restarted without persistence?)."""
-
-
 def redact(text: str, secret: str | None) -> str:
     """`text` with the password (if any) replaced by ***."""
     return text.replace(secret, "***") if secret else text
@@ -63,11 +59,6 @@ class Raw:
     def __init__(self, data: bytes, n: int) -> None:
         self.data = data
         self.n = n
-
-
-def bulk(*args: bytes) -> bytes:
-    """RESP bulk strings for `args`, ready to go inside a Raw."""
-    return b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
 def pack(commands: Sequence[Command]) -> bytes:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from ccdash.brokers.base import REASON_RELEASED, BrokerError
+from ccdash.brokers.base import REASON_CONSUMER_FAILED, REASON_RELEASED, BrokerError
 from ccdash.brokers.redis.keys import GROUP
 from ccdash.brokers.redis.link import LinkDown, evalsha
 from ccdash.brokers.redis.local import extend_args
@@ -99,7 +99,7 @@ class Presence:
         if b.presence_info is not None:
             try:
                 rec.update(b.presence_info())
-            except Exception as exc:  # noqa: BLE001 - a bad callback must not stop heartbeats
+            except Exception as exc:  # a bad callback must not stop heartbeats
                 rec["info_error"] = repr(exc)
         return rec
 
@@ -120,7 +120,7 @@ class Presence:
         # A previous process of this name that died (and came back within the TTL,
         # before the others claimed its entries) left leases nobody else will reap.
         await self.recover_strays(
-            mode="f", reason="consumer-failed", error=f"worker {b.worker} restarted"
+            mode="f", reason=REASON_CONSUMER_FAILED, error=f"worker {b.worker} restarted"
         )
 
     async def _take_over(self) -> None:
