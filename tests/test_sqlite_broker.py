@@ -27,7 +27,6 @@ from support.broker_model import (
     CAPACITY,
     DEDUP_WINDOW,
     MAX_ATTEMPTS,
-    STATES,
     VT,
     BrokerMachine,
     T,
@@ -432,19 +431,7 @@ class SqliteBrokerMachine(BrokerMachine):
     def counts_and_totals_match_the_model(self) -> None:
         stats = self.broker.stats()
         self.reap()
-        counts = {s: len(self.in_state(s)) for s in STATES}
-        assert (stats.ready, stats.delayed, stats.in_flight, stats.dead) == (
-            counts["ready"],
-            counts["delayed"],
-            counts["leased"],
-            counts["dead"],
-        )
-        assert (stats.published, stats.acked, stats.dead_lettered, stats.redelivered) == (
-            self.totals["published"],
-            self.totals["acked"],
-            self.totals["dead_lettered"],
-            self.totals["redelivered"],
-        )
+        self.check_counts(stats)
 
     @invariant()
     def public_leases_match_the_model(self) -> None:

@@ -28,6 +28,7 @@ from ccdash.brokers.base import (
     REASON_RELEASED,
     QueueConfig,
     QueueFull,
+    QueueStats,
     Receipt,
     ReceiptRejected,
 )
@@ -136,6 +137,22 @@ class BrokerMachine(RuleBasedStateMachine):
             if m.receipt == receipt:
                 return m
         return None
+
+    def check_counts(self, stats: QueueStats) -> None:
+        """The broker's counts and totals are the model's."""
+        counts = {s: len(self.in_state(s)) for s in STATES}
+        assert (stats.ready, stats.delayed, stats.in_flight, stats.dead) == (
+            counts["ready"],
+            counts["delayed"],
+            counts["leased"],
+            counts["dead"],
+        )
+        assert (stats.published, stats.acked, stats.dead_lettered, stats.redelivered) == (
+            self.totals["published"],
+            self.totals["acked"],
+            self.totals["dead_lettered"],
+            self.totals["redelivered"],
+        )
 
     def end_lease(self, m: M) -> None:
         m.receipt, m.holder = None, ""
@@ -390,19 +407,7 @@ class BrokerMachine(RuleBasedStateMachine):
         }
         assert set(b._dead) == {m.mid for m in self.in_state("dead")}
 
-        counts = {s: len(self.in_state(s)) for s in STATES}
-        assert (stats.ready, stats.delayed, stats.in_flight, stats.dead) == (
-            counts["ready"],
-            counts["delayed"],
-            counts["leased"],
-            counts["dead"],
-        )
-        assert (stats.published, stats.acked, stats.dead_lettered, stats.redelivered) == (
-            self.totals["published"],
-            self.totals["acked"],
-            self.totals["dead_lettered"],
-            self.totals["redelivered"],
-        )
+        self.check_counts(stats)
         assert stats.published == (
             stats.acked + stats.ready + stats.delayed + stats.in_flight + stats.dead
         )
