@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def scratch_url(url: str, scheme: str) -> str:
+def scratch_url(url: str, scheme: str, source: str = "--broker") -> str:
     """The URL the bench may fill and empty: a scratch queue of its own on Redis (never
     the queue the URL names); a SQLite file only if it does not exist yet."""
     if scheme == "sqlite":
@@ -205,7 +205,7 @@ def scratch_url(url: str, scheme: str) -> str:
 
         if os.path.lexists(parse_url(url).path):
             raise UsageError(
-                f"--broker: {redact_url(url)} exists: the bench's no-op handler would ack "
+                f"{source}: {redact_url(url)} exists: the bench's no-op handler would ack "
                 "the messages of a queue in use; give a file that does not exist yet "
                 "(the bench removes it afterwards)"
             )
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
         assert url is not None
         try:
             scheme = check_broker(url, source)
-            url = scratch_url(url, scheme)
+            url = scratch_url(url, scheme, source)
             if args.json is not None:
                 check_output_path("--json", args.json)
         except UsageError as exc:
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
     try:
         rows = asyncio.run(_bench_then_clean(args, scheme))
     except BrokerError as exc:
-        p.error(f"--broker: {redact_url(args.broker)}: {exc}")
+        p.error(f"{source}: {redact_url(args.broker)}: {exc}")
     except RuntimeError as exc:  # the engine's count did not add up: say so, no traceback
         print(f"ccdash: error: {sanitize(exc, 500)}", file=sys.stderr)
         return 1

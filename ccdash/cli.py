@@ -252,7 +252,7 @@ def run(argv: Sequence[str]) -> int:
     try:
         return _run_mode(args, scenario, handler, broker)
     except BrokerError as exc:  # the broker could not be opened (file, directory, ...)
-        raise UsageError(f"--broker: {exc}") from None
+        raise UsageError(f"{args.broker_source}: {exc}") from None
     except OpsError as exc:  # metrics port taken, log file unwritable (dashboard)
         raise UsageError(str(exc)) from None
 
@@ -264,6 +264,7 @@ def check_args(argv: list[str]) -> tuple[argparse.Namespace, Any, Any, str | Non
     url, source = resolve_broker(args.broker, args.broker_file)
     assert url is not None
     check_broker(url, source)
+    args.broker_source = source  # names the URL in an error when the broker opens
     if not args.demo:
         for flag, value in (("--json", args.json), ("--duration", args.duration)):
             if value is not None:

@@ -454,3 +454,32 @@ def test_a_guessable_control_secret_is_refused(
     _one_line([*worker, "--control-secret-file", "short.secret"], ["at least 16"], capsys)
     monkeypatch.setenv("CCDASH_CONTROL_SECRET", "hunter2")
     _one_line(worker, ["CCDASH_CONTROL_SECRET", "at least 16"], capsys)
+
+
+@pytest.mark.parametrize("via", ["env", "file"])
+@pytest.mark.parametrize("command", ["ccdash", "bench"])
+def test_a_broker_that_cannot_be_used_is_named_by_where_its_url_came_from(
+    via: str,
+    command: str,
+    here: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A URL from $CCDASH_BROKER or --broker-file that fails when opened (a missing
+    directory) or is refused by the bench (a file in use) names that source, not --broker."""
+    (here / "in-use.db").write_bytes(b"")
+    url = {
+        "ccdash": f"sqlite:///{here}/no-such-dir/q.db",
+        "bench": f"sqlite:///{here}/in-use.db",
+    }[command]
+    argv = ["--demo", "--duration", "1"] if command == "ccdash" else ["bench"]
+    if via == "env":
+        monkeypatch.setenv("CCDASH_BROKER", url)
+        source = "$CCDASH_BROKER: "
+    else:
+        (here / "broker.url").write_text(url + "\n")
+        (here / "broker.url").chmod(0o600)
+        argv += ["--broker-file", str(here / "broker.url")]
+        source = "--broker-file: "
+    line = _one_line(argv, [source], capsys)
+    assert "--broker: " not in line
