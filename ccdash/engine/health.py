@@ -176,6 +176,10 @@ class HealthMonitor:
         if due:
             await self._send(due, sent)
         kept = await self._settle(sent, now) if sent else 0
+        if not stalled and self.blame is not None:
+            # The loop stalled while this tick waited on the broker: no lag shows it (a
+            # tick that ran over is not lag), but the watchdog saw it. Keep as of now.
+            stalled, now = True, self.clock.now()
         if stalled:  # and what the broker holds for us beyond the consumers' leases
             await self.broker.keep_after_stall()
             for _ in range(3):  # and what was handed out during those round trips
