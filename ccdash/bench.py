@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def scratch_url(url: str, scheme: str, source: str = "--broker") -> str:
+def scratch_url(url: str, scheme: str, source: str) -> str:
     """The URL the bench may fill and empty: a scratch queue of its own on Redis (never
     the queue the URL names); a SQLite file only if it does not exist yet."""
     if scheme == "sqlite":

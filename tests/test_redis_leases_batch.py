@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from support.redis_fixtures import lease_many
+
 from ccdash import Engine, EngineConfig
 from ccdash.brokers.redis.flusher import parse_stats
 from ccdash.brokers.redis.link import evalsha, pack
@@ -136,11 +138,7 @@ async def test_stale_stats_read_never_shows_acked_messages_as_ready(redis_broker
     t0 = time.monotonic()
     stale = parse_stats(await broker.flusher.call(evalsha("stats", broker.keys.prefix)), t0)
     assert stale.ready == 64
-    got: list[Any] = []
-    async with asyncio.timeout(5):
-        while len(got) < 64:
-            await broker.wait_ready()
-            got += await broker.receive(["c"] * (64 - len(got)))
+    got = await lease_many(broker, 64, within=5)
     for d in got:
         broker.ack_nowait(d.receipt)
     broker._on_snapshot(stale)  # the read that was in flight lands only now
@@ -155,11 +153,7 @@ async def test_extend_many_resets_every_lease_in_redis(redis_broker: Make) -> No
     for _ in range(300):
         broker.publish_nowait(b"x")
     await broker.flush()
-    got: list[Any] = []
-    async with asyncio.timeout(5):
-        while len(got) < 300:
-            await broker.wait_ready()
-            got += await broker.receive(["c"] * (300 - len(got)))
+    got = await lease_many(broker, 300, within=5)
     await asyncio.sleep(0.6)
     deadlines = await broker.extend_many([d.receipt for d in got], 5.0)
     assert all(d is not None and d > broker.clock.now() + 4.0 for d in deadlines)
@@ -180,11 +174,7 @@ async def test_ack_looks_up_only_the_range_it_acks_not_every_lease_held(
     for _ in range(2010):
         broker.publish_nowait(b"x")
     await broker.flush()
-    got: list[Any] = []
-    async with asyncio.timeout(10):
-        while len(got) < 2010:
-            await broker.wait_ready()
-            got += await broker.receive(["c"] * (2010 - len(got)))
+    got = await lease_many(broker, 2010, within=10)
     reader, writer = await asyncio.open_connection("127.0.0.1", redis_server.port)
     writer.write(b"MONITOR\r\n")
     await writer.drain()
@@ -198,7 +188,9 @@ async def test_ack_looks_up_only_the_range_it_acks_not_every_lease_held(
             lines.append(await reader.readline())
     writer.close()
     acks = [line for line in lines if b'"XACK"' in line]
-    assert len(acks) == 1 and all(d.receipt.split("/")[1].encode() in acks[0] for d in got[-10:])
+    assert len(acks) == 1 and all(
+        str(d.receipt).split("/")[1].encode() in acks[0] for d in got[-10:]
+    )
     counts = []  # COUNT of each listing of pending entries (not the summary form)
     for line in lines:
         words = [w.strip(b'"') for w in line.split()]
@@ -222,11 +214,7 @@ async def test_scattered_extensions_are_checked_by_range_not_one_lookup_per_leas
     for _ in range(2000):
         broker.publish_nowait(b"x")
     await broker.flush()
-    got: list[Any] = []
-    async with asyncio.timeout(10):
-        while len(got) < 2000:
-            await broker.wait_ready()
-            got += await broker.receive(["c"] * (2000 - len(got)))
+    got = await lease_many(broker, 2000, within=10)
     receipts = [d.receipt for d in got]
     reader, writer = await asyncio.open_connection("127.0.0.1", redis_server.port)
     writer.write(b"MONITOR\r\n")

@@ -212,6 +212,18 @@ async def redis_broker(redis_url: str) -> AsyncIterator[Callable[..., Any]]:
         await broker.close()
 
 
+async def lease_many(
+    broker: RedisBroker, n: int, holder: str = "c", *, within: float = 10.0
+) -> list[Delivery]:
+    """Wait for and receive exactly `n` messages, all for `holder`."""
+    got: list[Delivery] = []
+    async with asyncio.timeout(within):
+        while len(got) < n:
+            await broker.wait_ready()
+            got += await broker.receive([holder] * (n - len(got)))
+    return got
+
+
 async def lease(broker: RedisBroker, holder: str = "c", *, within: float = 5.0) -> Delivery:
     """Wait for and receive exactly one message for `holder`."""
     async with asyncio.timeout(within):
