@@ -275,6 +275,32 @@ async def test_expired_lease_is_visible_again_at_once(
 
 
 @fake_clock_only
+async def test_no_operation_judges_a_lease_expired_while_the_process_is_stalled(
+    brokers: Brokers, fake_clock: FakeClock
+) -> None:
+    """While the stall guard holds judging back (the loop was blocked past a lease),
+    nothing the process does next - publishing, publishing without waiting, receiving -
+    takes the lease away: its holder still acks it. (SQLite's publish reaped as of the
+    clock, so a publisher catching up after a stall cost its neighbours an attempt.)"""
+    broker = await brokers.make(visibility_timeout=2)
+    await broker.publish(b"held")
+    d = await brokers.lease(broker, "a")
+    vouched = fake_clock.now() + 0.75
+    broker.stall_guard = lambda: vouched
+    await fake_clock.advance(2.5)  # the lease ran out while nothing could run
+    await broker.publish(b"after the stall")
+    broker.publish_nowait(b"and another")
+    await broker.flush()
+    got = await brokers.receive(broker, ["b", "c", "d"])
+    assert [m.attempt for m in got] == [1, 1]
+    # Leased after the stall: a whole visibility timeout from now, not from the held time.
+    assert {m.deadline for m in got} == {fake_clock.now() + 2}
+    await broker.ack(d.receipt)
+    broker.stall_guard = None
+    assert (await brokers.stats(broker)).in_flight == 2
+
+
+@fake_clock_only
 async def test_expired_lease_cannot_be_nacked_or_extended(
     brokers: Brokers, fake_clock: FakeClock
 ) -> None:

@@ -236,6 +236,7 @@ class SqliteBroker(BrokerViews, Broker):
                     priority,
                     dedup_id,
                     False,
+                    self._judge_now(),
                 )
             finally:
                 self._publishing -= 1
@@ -258,7 +259,7 @@ class SqliteBroker(BrokerViews, Broker):
         data, is_json = encode_body(body, self.config.max_body_bytes)
         mid = f"{self.owner}-{next(self._ids)}"
         link.stage(
-            (now, mid, data, is_json, priority, dedup_id, True),
+            (now, mid, data, is_json, priority, dedup_id, True, self._judge_now()),
             dedup_id,
             mid,
             now + self.config.dedup_window,
@@ -284,7 +285,9 @@ class SqliteBroker(BrokerViews, Broker):
         link = self._ready()
         if not holders:
             return []
-        out: list[Delivery] = await link.call(link.store.receive, self._judge_now(), list(holders))
+        out: list[Delivery] = await link.call(
+            link.store.receive, self._judge_now(), list(holders), self.clock.now()
+        )
         undecodable = link.store.undecodable
         while undecodable:
             mid, why = undecodable.popleft()

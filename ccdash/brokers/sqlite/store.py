@@ -73,10 +73,12 @@ class Store(StoreFrame):
         priority: int,
         dedup_id: str | None,
         accepted: bool,
+        judge: float,
     ) -> Any:
-        """Insert a message. `accepted`: publish_nowait already admitted it (no
-        capacity check); otherwise FULL when there is no room."""
-        self.reap(now)
+        """Insert a message published at `now`. `accepted`: publish_nowait already
+        admitted it (no capacity check); otherwise FULL when there is no room. Leases
+        are reaped as of `judge` (held back while the process is stalled), never `now`."""
+        self.reap(judge)
         now_w = now + self.offset
         ex = self.conn.execute
         if dedup_id is not None:
@@ -106,8 +108,10 @@ class Store(StoreFrame):
 
     # -- leasing ------------------------------------------------------------------
 
-    def receive(self, now: float, holders: Sequence[str]) -> list[Delivery]:
-        """Lease up to len(holders) ready messages, highest priority, then oldest first."""
+    def receive(self, now: float, holders: Sequence[str], leased_at: float) -> list[Delivery]:
+        """Lease up to len(holders) ready messages, highest priority, then oldest first,
+        for a visibility timeout from `leased_at` (the clock's time; `now`, the judging
+        time, is held back while the process is stalled)."""
         self.reap(now)
         c = self.c
         n = min(len(holders), c["ready"])
@@ -119,8 +123,8 @@ class Store(StoreFrame):
             if "decode" not in str(exc):
                 raise
             self._bury_bad_ids(n, now + self.offset)  # then read what is left
-            return self.receive(now, holders)
-        deadline = now + self.config.visibility_timeout
+            return self.receive(now, holders, leased_at)
+        deadline = leased_at + self.config.visibility_timeout
         due = deadline + self.offset
         owner, offset = self.owner, self.offset
         out: list[Delivery] = []
