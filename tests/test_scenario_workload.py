@@ -390,6 +390,36 @@ async def test_own_handler_is_checked_for_loss_too() -> None:
     assert report["lost"] == 0 and report["ok"]
 
 
+async def test_a_message_handled_but_dead_lettered_counts_as_dead_not_acked() -> None:
+    """The report's dead_lettered is what the DLQ holds at the end (DESIGN's contract),
+    even for a message whose handler returned but whose lease was lost first (its ack
+    refused): counted once, as dead, never as acked, so published = acked + dead."""
+    engine_box: list[Engine] = []
+    victims: list[str] = []
+
+    async def handler(d: Delivery) -> None:
+        if not victims:  # the first one loses its lease to the DLQ before returning
+            victims.append(d.message_id)
+            await engine_box[0].broker.nack(d.receipt, "lease lost meanwhile")
+
+    sc = parse_scenario(SMALL.replace("visibility_timeout = 10", "max_attempts = 1"))
+    clock = FakeClock()
+    engine = sc.make_engine(clock=clock, handler=handler)
+    engine_box.append(engine)
+    wl = Workload(sc, engine)
+
+    async def run() -> None:
+        async with engine:
+            await wl.run()
+
+    await drive(clock, run())
+    report = wl.report()
+    assert [d.message_id for d in engine.snapshot(max_dead=10).dead_letters] == victims
+    assert report["dead_lettered"] == 1
+    assert report["acked"] == report["published"] - 1 > 100
+    assert report["lost"] == 0
+
+
 async def test_workload_taps_an_engine_it_did_not_make() -> None:
     """An engine built by hand is tapped by the Workload before it starts."""
 

@@ -100,8 +100,10 @@ def build_report(wl: FinishedRun) -> dict[str, Any]:
     still_queued = stats.ready + stats.delayed + stats.in_flight
     dead_ids = {d.message_id for d in snap.dead_letters}
     published, done, elsewhere = led.published, led.done, led.elsewhere
-    acked = sum(1 for m in published if m in done or m in elsewhere)
-    dead = sum(1 for m in published if m in dead_ids and m not in done and m not in elsewhere)
+    # What the DLQ holds at the end is dead, even if a handler returned for it first
+    # (its lease was lost before the ack): each message counts once.
+    dead = sum(1 for m in published if m in dead_ids)
+    acked = sum(1 for m in published if (m in done or m in elsewhere) and m not in dead_ids)
     # Ids the broker still holds are not lost; a purge is an operator's deletion.
     # On a shared broker, ids that vanished without a matching fleet ack are lost too.
     check = led.check(still_queued, dead_ids, wl.purged)
