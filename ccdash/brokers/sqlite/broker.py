@@ -225,19 +225,11 @@ class SqliteBroker(BrokerViews, Broker):
             if self._room(now) <= 0 and self._duplicate_of(dedup_id, now) is None:
                 await self._park.park_writer()
                 continue
+            mid = f"{self.owner}-{next(self._ids)}"
+            op = (now, mid, data, is_json, priority, dedup_id, False, self._judge_now())
             self._publishing += 1
             try:
-                mid = await link.call(
-                    link.store.publish,
-                    now,
-                    f"{self.owner}-{next(self._ids)}",
-                    data,
-                    is_json,
-                    priority,
-                    dedup_id,
-                    False,
-                    self._judge_now(),
-                )
+                mid = await link.call(link.store.publish, *op)
             finally:
                 self._publishing -= 1
             if mid is not FULL:
