@@ -90,7 +90,9 @@ for _, p in ipairs(prios) do
         end
       end
     end
-    redis.call('ZREM', rz, unpack(back))
+    for s = 1, #back, 1000 do  -- unpack takes at most a few thousand values
+      redis.call('ZREM', rz, unpack(back, s, math.min(s + 999, #back)))
+    end
     if floor then n = n - #back end
   end
   if not floor then
