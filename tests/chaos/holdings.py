@@ -12,6 +12,18 @@ from typing import Any, cast
 
 import redis
 
+GROUP = "ccdash"  # the consumer group ccdash reads every level stream with
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _id(eid: bytes | str) -> tuple[int, int]:
+    """A stream entry id as a comparable pair (ms, seq)."""
+    ms, _, seq = _text(eid).partition("-")
+    return int(ms), int(seq or 0)
+
 
 class RedisQueue:
     """One queue on a redis-server, read and written with plain commands (not through
@@ -52,12 +64,38 @@ class RedisQueue:
             if "m" in f
         }
 
+    def _held(self, r: redis.Redis, key: str) -> list[dict[bytes, bytes]]:
+        """The fields of the entries of stream `key` that are still held: unread (after
+        the group's last-delivered id) or pending. An acked entry may stay in its
+        stream until a later ack trims it, and then it is held no more."""
+        last = (-1, -1)
+        try:
+            for group in r.xinfo_groups(key):
+                if _text(group["name"]) == GROUP:
+                    last = _id(group["last-delivered-id"])
+        except redis.ResponseError:  # no such stream
+            return []
+        pending = {_text(row["message_id"]) for row in self._pending_rows(r, key)}
+        return [
+            f
+            for eid, f in cast(list[tuple[bytes, dict[bytes, bytes]]], r.xrange(key))
+            if _id(eid) > last or _text(eid) in pending
+        ]
+
+    def _pending_rows(
+        self, r: redis.Redis, key: str, worker: str | None = None
+    ) -> list[dict[str, Any]]:
+        try:
+            return r.xpending_range(key, GROUP, "-", "+", 100_000, consumername=worker)
+        except redis.ResponseError:  # no group on this stream yet
+            return []
+
     def queued(self) -> set[str]:
         """Ids still held: unread or pending stream entries, returned and delayed ones."""
         out: set[str] = set()
         with self.client() as r:
             for key in self._streams(r):
-                out.update(f[b"m"].decode() for _, f in r.xrange(key) if b"m" in f)
+                out.update(f[b"m"].decode() for f in self._held(r, key) if b"m" in f)
             for p in r.zrange(self.p + "prios", 0, -1):
                 out.update(
                     m.decode().split("|", 1)[1]
@@ -71,11 +109,7 @@ class RedisQueue:
         out: set[str] = set()
         with self.client() as r:
             for key in self._streams(r):
-                try:
-                    rows = r.xpending_range(key, "ccdash", "-", "+", 100_000, consumername=worker)
-                except redis.ResponseError:  # no group on this stream yet
-                    continue
-                for row in rows:
+                for row in self._pending_rows(r, key, worker):
                     eid = row["message_id"]
                     for _, f in r.xrange(key, eid, eid):
                         if b"m" in f:
@@ -87,10 +121,10 @@ class RedisQueue:
         return not self.pending(worker)
 
     def entries(self) -> int:
-        """Entries left in the level streams (each unread or pending: acked ones are
-        deleted)."""
+        """Entries still held in the level streams (unread or pending; acked ones that
+        wait for a trim do not count)."""
         with self.client() as r:
-            return sum(r.xlen(key) for key in self._streams(r))
+            return sum(len(self._held(r, key)) for key in self._streams(r))
 
     def worker_alive(self, name: str) -> bool:
         """Is its presence key there (it beat within the heartbeat TTL)?"""
