@@ -135,8 +135,14 @@ class SafeFormatter(logging.Formatter):
     """Log lines for a terminal or a file: what came from outside (worker names, handler
     errors, refused commands) is sanitised, so it cannot act on the terminal."""
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """The event's own line with every control character escaped, a newline too: a
+        handler's error cannot start a forged line of its own."""
+        return sanitize(super().formatMessage(record))
+
     def format(self, record: logging.LogRecord) -> str:
-        """The usual line, every character that could act on a terminal escaped."""
+        """The usual line, every character that could act on a terminal escaped (a
+        traceback after it keeps its line breaks)."""
         return sanitize(super().format(record), keep="\n\t")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import unicodedata
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccdash.text import body_text, sanitize
+from ccdash.text import SafeFormatter, body_text, sanitize
 
 DANGEROUS: Final = ("Cc", "Cs", "Cf", "Zl", "Zp")
 
@@ -90,3 +91,21 @@ def test_the_sanitiser_imports_neither_rich_nor_textual() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_safe_formatter_keeps_one_event_on_one_line() -> None:
+    """A newline in logged outside text (a handler's error) is escaped, so it cannot forge
+    a second log line; a traceback still spans its lines."""
+    fmt = SafeFormatter("%(levelname)s %(name)s: %(message)s")
+    forged = "boom\n2026-01-01 INFO ccdash.worker: worker w1 stopped"
+    record = logging.LogRecord("ccdash.worker", logging.INFO, "f", 1, "%s failed", (forged,), None)
+    line = fmt.format(record)
+    assert "\n" not in line
+    assert line.endswith("boom\\x0a2026-01-01 INFO ccdash.worker: worker w1 stopped failed")
+    try:
+        raise ValueError("inner\x1b[2J")
+    except ValueError:
+        exc = sys.exc_info()
+    text = fmt.format(logging.LogRecord("x", logging.ERROR, "f", 1, "crashed", None, exc))
+    assert text.startswith("ERROR x: crashed\nTraceback") and "\\x1b[2J" in text
+    assert "\x1b" not in text
