@@ -132,3 +132,20 @@ async def test_expired_lease_is_an_event() -> None:
         assert expired and dict(expired[0].fields)["message_id"] == mid
         stopper = asyncio.create_task(engine.stop())
         await clock.run_until(stopper.done, limit=10)
+
+
+def test_log_file_values_are_sanitised(tmp_path: Path) -> None:
+    """Outside text in a JSON log line (a handler's error, a message id) goes through the
+    sanitiser: `jq -r .message` on the log cannot write an escape to the terminal."""
+    from ccdash.engine import Event, EventKind
+
+    path = tmp_path / "ops.log"
+    writer = JsonLogWriter(str(path))
+    hostile = "boom\x1b]52;c;aGk=\x07\n\u202eevil\x9b2J"
+    writer(Event(1, 0.0, EventKind.DEAD_LETTERED, f"m1 dead: {hostile}", (("error", hostile),)))
+    writer.close()
+    (line,) = path.read_text().splitlines()
+    record = json.loads(line)
+    for key in ("message", "error"):
+        assert record[key].endswith("boom\\x1b]52;c;aGk=\\x07\\x0a\\u202eevil\\x9b2J"), key
+        assert all(ch.isprintable() for ch in record[key]), key

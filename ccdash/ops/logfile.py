@@ -11,6 +11,7 @@ from ccdash.engine import Event
 from ccdash.engine import level_of as kind_level
 from ccdash.files import open_private
 from ccdash.ops import OpsError
+from ccdash.text import sanitize
 
 
 def level_of(ev: Event) -> str:
@@ -19,16 +20,17 @@ def level_of(ev: Event) -> str:
 
 
 def event_record(ev: Event) -> dict[str, object]:
-    """The JSON object written for one event."""
+    """The JSON object written for one event, its text sanitised (`jq -r` prints it inert)."""
     record: dict[str, object] = {
         "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "level": level_of(ev),
         "event": ev.kind,
-        "message": ev.message,
+        "message": sanitize(ev.message),
         "seq": ev.seq,
     }
-    for k, v in ev.fields:
-        record.setdefault(k, v if isinstance(v, str | int | float | bool | None) else str(v))
+    for k, v in ev.fields:  # outside text (errors, ids, names) as the terminal would see it
+        kept = v if isinstance(v, int | float | bool | None) else sanitize(v)
+        record.setdefault(sanitize(k), kept)
     return record
 
 
