@@ -145,3 +145,40 @@ async def test_sqlite_views_read_text_a_foreign_writer_left_undecodable(tmp_path
             )
         [dead] = broker.dead_letters()
     assert (dead.message_id, dead.reason, dead.last_error) == ("m\\xff", "r\\xfe", "e\\xfd")
+
+
+async def test_sqlite_rows_of_the_wrong_storage_class_are_dead_lettered(tmp_path: Path) -> None:
+    """A foreign writer's row whose body is TEXT, INTEGER or REAL instead of a BLOB, whose
+    attempt, priority or publish time is TEXT, or whose id is a BLOB goes to the DLQ as
+    `undecodable`; the rest are handled (a TEXT body ended the run with a traceback)."""
+    path = tmp_path / "q.db"
+    url = f"sqlite:///{path}"
+    async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as producer:
+        bad = [await producer.publish({"bad": i}) for i in range(7)]
+        good = [await producer.publish({"n": i}) for i in range(10)]
+    breakages = [
+        ("body", '{"n": 1}'),
+        ("body", 12345),
+        ("body", 1.5),
+        ("attempt", "one"),
+        ("priority", "high"),
+        ("published", "yesterday"),
+    ]
+    with sqlite3.connect(path) as conn:
+        for mid, (column, value) in zip(bad, breakages, strict=False):
+            conn.execute(f"UPDATE msgs SET {column} = ? WHERE mid = ?", (value, mid))
+        conn.execute("UPDATE msgs SET mid = CAST(mid AS BLOB) WHERE mid = ?", (bad[-1],))
+    done: list[str] = []
+
+    async def handler(d: Delivery) -> None:
+        done.append(d.message_id)
+
+    cfg = EngineConfig(consumers=2, visibility_timeout=10.0, seed=1)
+    async with Engine(cfg, handler=handler, broker=url) as engine:
+        await engine.join(timeout=20)
+        snap = engine.snapshot()
+    assert sorted(done) == sorted(good)
+    assert len(snap.dead_letters) == len(bad)
+    assert {d.reason for d in snap.dead_letters} == {"undecodable"}
+    assert all(isinstance(d.message_id, str) for d in snap.dead_letters)
+    assert {d.message_id for d in snap.dead_letters} >= set(bad[:-1])

@@ -42,6 +42,11 @@ from ccdash.brokers.sqlite.schema import (
 )
 from ccdash.text import sanitize
 
+# What receive() reads of a ready row, and the Python type each column must come back as.
+_COLUMNS = ("id", "body", "attempt", "deliveries", "priority", "published")
+_KINDS = (str, bytes, int, int, int, float)
+_SQL_TYPE = {str: "TEXT", bytes: "BLOB", int: "INTEGER", float: "REAL", type(None): "NULL"}
+
 FULL = object()  # publish result: no room (the caller waits and tries again)
 
 _SELECT_READY = (
@@ -133,6 +138,16 @@ class Store(StoreFrame):
         for (rid, mid, body, is_json, attempt, deliveries, prio, published), holder in zip(
             rows, holders, strict=False
         ):
+            if not (
+                type(body) is bytes
+                and type(mid) is str
+                and type(attempt) is int
+                and type(deliveries) is int
+                and type(prio) is int
+                and type(published) is float
+            ):  # a foreign writer's row: a TEXT body, a BLOB id, a TEXT attempt, ...
+                self._bury_foreign(rid, (mid, body, attempt, deliveries, prio, published), now)
+                continue
             try:
                 value = decode_json(body) if is_json else bytes(body)
             except (ValueError, RecursionError) as exc:  # corrupt, or a foreign writer's
@@ -190,6 +205,34 @@ class Store(StoreFrame):
                     "message id is not UTF-8: " + sanitize(bytes(raw), 60),
                     now_w,
                 )
+
+    def _bury_foreign(self, rid: int, row: tuple[Any, ...], now: float) -> None:
+        """A ready row whose columns hold the wrong kinds of value: made well-typed (the
+        body as the bytes it held, bounded), then buried as undecodable."""
+        mid, _body, attempt, deliveries, prio, published = row
+        wrong = [
+            f"{name} is {_SQL_TYPE.get(type(value), type(value).__name__)}"
+            for name, value, kind in zip(_COLUMNS, row, _KINDS, strict=True)
+            if type(value) is not kind
+        ]
+        if type(mid) is not str:
+            mid = sanitize(mid, 100) or f"undecodable-{rid}"
+        attempt = attempt if type(attempt) is int else 0
+        self.conn.execute(
+            "UPDATE msgs SET mid = ?, body = CAST(substr(body, 1, ?) AS BLOB), attempt = ?, "
+            "deliveries = ?, priority = ?, published = ? WHERE id = ?",
+            (
+                mid,
+                RAW_LIMIT,
+                attempt,
+                deliveries if type(deliveries) is int else 0,
+                prio if type(prio) is int else 0,
+                published if type(published) is float else now + self.offset,
+                rid,
+            ),
+        )
+        why = "a foreign writer's row: " + ", ".join(wrong)
+        self._bury_undecodable(rid, mid, attempt + 1, why, now + self.offset)
 
     def _bury_undecodable(self, rid: int, mid: str, attempt: int, why: str, now_w: float) -> None:
         """A ready row that does not decode: to the DLQ at once, its body kept
