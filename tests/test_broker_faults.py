@@ -182,3 +182,40 @@ async def test_sqlite_rows_of_the_wrong_storage_class_are_dead_lettered(tmp_path
     assert {d.reason for d in snap.dead_letters} == {"undecodable"}
     assert all(isinstance(d.message_id, str) for d in snap.dead_letters)
     assert {d.message_id for d in snap.dead_letters} >= set(bad[:-1])
+
+
+async def test_sqlite_rows_with_a_foreign_history_fail_and_show(tmp_path: Path) -> None:
+    """A row whose delivery history is not ccdash's JSON list (a foreign writer) can still
+    be nacked and dead-lettered, and the DLQ view shows it, and a dead row with a TEXT body,
+    beside the others (the nack ended the run with a traceback; the view raised)."""
+    path = tmp_path / "q.db"
+    url = f"sqlite:///{path}"
+    histories = ["[[[not json", '{"a": 1}', "[[1, 2]]", '[["t", 1, "x", 2, 3]]', "7"]
+    async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as producer:
+        mids = [await producer.publish({"fail": i}) for i in range(len(histories))]
+        dead_mid = await producer.publish({"dead": 1})
+        ok = await producer.publish({"n": 1})
+    with sqlite3.connect(path) as conn:
+        for mid, history in zip(mids, histories, strict=True):
+            conn.execute("UPDATE msgs SET history = ? WHERE mid = ?", (history, mid))
+        conn.execute(
+            "UPDATE msgs SET state = 3, dseq = 99, body = 'text', history = '{' WHERE mid = ?",
+            (dead_mid,),
+        )
+        conn.execute("UPDATE counters SET ready = ready - 1, dead = dead + 1")
+    done: list[str] = []
+
+    async def handler(d: Delivery) -> None:
+        if "fail" in d.body:
+            raise ValueError("no")
+        done.append(d.message_id)
+
+    cfg = EngineConfig(consumers=2, max_attempts=1, seed=1)
+    async with Engine(cfg, handler=handler, broker=url) as engine:
+        await engine.join(timeout=20)
+        dead = {d.message_id: d for d in engine.broker.dead_letters()}
+    assert done == [ok]
+    assert set(dead) == {*mids, dead_mid}
+    assert all(d.reason == REASON_FAILED for mid, d in dead.items() if mid != dead_mid)
+    assert [h.error for h in dead[mids[0]].history] == ["ValueError: no"]
+    assert dead[dead_mid].body == b"text" and dead[dead_mid].history == ()

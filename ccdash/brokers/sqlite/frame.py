@@ -246,6 +246,31 @@ def append_history(
     history: str | None, at: float, holder: str | None, attempt: int, outcome: str, error: str
 ) -> str:
     """The history with one more failed delivery (the last HISTORY_LIMIT kept)."""
-    entries = json.loads(history) if history else []
+    entries = history_entries(history)
     entries.append([at, holder or "", attempt, outcome, error])
     return json.dumps(entries[-HISTORY_LIMIT:], separators=(",", ":"))
+
+
+def _entry_ok(entry: object) -> bool:
+    """[at, consumer, attempt, outcome, error]: a number, a str, an int and two strs."""
+    if not isinstance(entry, list) or len(entry) != 5:
+        return False
+    at, consumer, attempt, outcome, error = entry
+    return (
+        type(at) in (float, int)
+        and type(attempt) is int
+        and all(type(v) is str for v in (consumer, outcome, error))
+    )
+
+
+def history_entries(history: object) -> list[list[Any]]:
+    """The delivery history stored in a row, as [at, consumer, attempt, outcome, error]
+    lists; what a foreign writer left there that is not such a list is left out (one
+    corrupt row must not fail its nack or the DLQ view)."""
+    if not history:
+        return []
+    try:
+        entries = json.loads(history) if isinstance(history, str | bytes) else None
+    except (ValueError, RecursionError):
+        return []
+    return [e for e in entries if _entry_ok(e)] if isinstance(entries, list) else []

@@ -7,11 +7,11 @@ deadline is not shown as live, and one on its last attempt shows as dead.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
 from ccdash.brokers.base import REASON_EXPIRED, DeadLetter, HistoryEntry, LeaseInfo, decode_body
+from ccdash.brokers.sqlite.frame import history_entries
 from ccdash.brokers.sqlite.schema import COUNTER_COLUMNS
 
 _INF = float("inf")
@@ -104,7 +104,7 @@ def read_holder_counts(conn: sqlite3.Connection, now_w: float, me: str) -> dict[
 def _history(text: str | None, offset: float) -> list[HistoryEntry]:
     return [
         HistoryEntry(at - offset, holder, attempt, outcome, error)
-        for at, holder, attempt, outcome, error in (json.loads(text) if text else [])
+        for at, holder, attempt, outcome, error in history_entries(text)
     ]
 
 
@@ -162,6 +162,8 @@ def read_dead_letters(
 def _body(body: bytes, is_json: int) -> Any:
     """A body to show: its value, or its bytes when it does not decode (one
     corrupt row never breaks the view of the others)."""
+    if not isinstance(body, bytes):  # a foreign writer's TEXT, INTEGER or REAL
+        return str(body).encode()
     try:
         return decode_body(body, bool(is_json))
     except (ValueError, RecursionError):
