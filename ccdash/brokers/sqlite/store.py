@@ -208,7 +208,7 @@ class Store(StoreFrame):
 
     def _bury_foreign(self, rid: int, row: tuple[Any, ...], now: float) -> None:
         """A ready row whose columns hold the wrong kinds of value: made well-typed (the
-        body as the bytes it held, bounded), then buried as undecodable."""
+        body becomes the bytes it held, bounded), then buried as undecodable."""
         mid, _body, attempt, deliveries, prio, published = row
         wrong = [
             f"{name} is {_SQL_TYPE.get(type(value), type(value).__name__)}"
@@ -219,11 +219,10 @@ class Store(StoreFrame):
             mid = sanitize(mid, 100) or f"undecodable-{rid}"
         attempt = attempt if type(attempt) is int else 0
         self.conn.execute(
-            "UPDATE msgs SET mid = ?, body = CAST(substr(body, 1, ?) AS BLOB), attempt = ?, "
-            "deliveries = ?, priority = ?, published = ? WHERE id = ?",
+            "UPDATE msgs SET mid = ?, attempt = ?, deliveries = ?, priority = ?, published = ? "
+            "WHERE id = ?",
             (
                 mid,
-                RAW_LIMIT,
                 attempt,
                 deliveries if type(deliveries) is int else 0,
                 prio if type(prio) is int else 0,
@@ -239,7 +238,10 @@ class Store(StoreFrame):
         (bounded, as bytes), the reason told to the loop (`undecodable`)."""
         why = storable_text(why, 300)
         self.conn.execute(
-            "UPDATE msgs SET is_json = 0, body = substr(body, 1, ?) WHERE id = ?", (RAW_LIMIT, rid)
+            # substr() of an empty BLOB is NULL, which the column refuses
+            "UPDATE msgs SET is_json = 0, body = CAST(coalesce(substr(body, 1, ?), '') AS BLOB) "
+            "WHERE id = ?",
+            (RAW_LIMIT, rid),
         )
         self.c["ready"] -= 1
         self._bury(rid, attempt, REASON_UNDECODABLE, why, None, now_w)
