@@ -219,3 +219,37 @@ async def test_sqlite_rows_with_a_foreign_history_fail_and_show(tmp_path: Path) 
     assert all(d.reason == REASON_FAILED for mid, d in dead.items() if mid != dead_mid)
     assert [h.error for h in dead[mids[0]].history] == ["ValueError: no"]
     assert dead[dead_mid].body == b"text" and dead[dead_mid].history == ()
+
+
+async def test_sqlite_rows_inserted_behind_the_counters_are_counted(tmp_path: Path) -> None:
+    """Rows a foreign writer inserted straight into the table (its counters untouched)
+    do not stop publishing (the next id was taken: every publish failed) and are delivered
+    beside ours; one in a state ccdash does not know goes to the DLQ as undecodable."""
+    path = tmp_path / "q.db"
+    url = f"sqlite:///{path}"
+    async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as producer:
+        ours = [await producer.publish({"n": i}) for i in range(3)]
+    insert = (
+        "INSERT INTO msgs (mid, priority, state, body, is_json, published) "
+        "VALUES (?, 0, ?, ?, 1, 0.0)"
+    )
+    with sqlite3.connect(path) as conn:
+        conn.execute(insert, ("foreign-1", 0, b'{"f": 1}'))
+        conn.execute(insert, ("foreign-2", 0, b'{"f": 2}'))
+        conn.execute(insert, ("limbo", 9, b'{"f": 3}'))
+    done: list[str] = []
+
+    async def handler(d: Delivery) -> None:
+        done.append(d.message_id)
+
+    cfg = EngineConfig(consumers=2, seed=1)
+    async with Engine(cfg, handler=handler, broker=url) as engine:
+        ours.append(await engine.publish({"n": 3}))
+        with sqlite3.connect(path) as conn:  # and one while the file is open
+            conn.execute(insert, ("foreign-3", 0, b'{"f": 4}'))
+        ours.append(await engine.publish({"n": 4}))
+        await engine.join(timeout=20)
+        snap = engine.snapshot()
+    assert sorted(done) == sorted([*ours, "foreign-1", "foreign-2", "foreign-3"])
+    assert [(d.message_id, d.reason) for d in snap.dead_letters] == [("limbo", "undecodable")]
+    assert (snap.queue.depth, snap.queue.in_flight, snap.queue.dead) == (0, 0, 1)

@@ -17,7 +17,13 @@ import sqlite3
 from collections import deque
 from typing import Any
 
-from ccdash.brokers.base import REASON_CONSUMER_FAILED, REASON_EXPIRED, REASON_RELEASED, QueueConfig
+from ccdash.brokers.base import (
+    REASON_CONSUMER_FAILED,
+    REASON_EXPIRED,
+    REASON_RELEASED,
+    REASON_UNDECODABLE,
+    QueueConfig,
+)
 from ccdash.brokers.sqlite.schema import COUNTER_COLUMNS
 
 RECEIPT_BITS = 24  # receipt = row id << 24 | deliveries (mod 2**24)
@@ -170,7 +176,28 @@ class StoreFrame:
             (self.owner, os.getpid(), self.host, now_w),
         )
         self.next_housekeeping = now_w + HOUSEKEEPING_EVERY
+        self.reconcile(now_w)
         return self.recover(now_w)
+
+    def reconcile(self, now_w: float) -> None:
+        """Make the counters true to the rows: rows a foreign writer inserted or deleted
+        behind them are counted (uncounted ready rows would never be read, and a taken
+        next id failed every publish); a row in a state of no meaning goes to the DLQ as
+        undecodable. Once per open, and when a publish finds its id taken."""
+        ex = self.conn.execute
+        c = self.c
+        for rid, state in ex("SELECT id, state FROM msgs WHERE state NOT IN (0, 1, 2, 3)"):
+            c["dseq"] += 1
+            ex(
+                "UPDATE msgs SET state = 3, due = ?, dseq = ?, reason = ?, last_error = ?, "
+                "owner = NULL, holder = NULL WHERE id = ?",
+                (now_w, c["dseq"], REASON_UNDECODABLE, f"a row in unknown state {state!r}", rid),
+            )
+            c["dead_lettered"] += 1
+        c["seq"] = max(c["seq"], ex("SELECT coalesce(max(id), 0) FROM msgs").fetchone()[0])
+        for state, name in enumerate(("ready", "delayed", "leased", "dead")):
+            c[name] = ex("SELECT count(*) FROM msgs WHERE state = ?", (state,)).fetchone()[0]
+        self.due = self.next_deadline()
 
     def unregister(self, now: float) -> int:
         """Leave the file: hand back our leases unprocessed and drop our owner row."""

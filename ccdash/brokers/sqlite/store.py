@@ -53,6 +53,10 @@ _SELECT_READY = (
     "SELECT id, mid, body, is_json, attempt, deliveries, priority, published "
     "FROM msgs WHERE state = 0 ORDER BY priority DESC, id LIMIT ?"
 )
+_INSERT = (
+    "INSERT INTO msgs (id, mid, priority, state, body, is_json, published) "
+    "VALUES (?, ?, ?, 0, ?, ?, ?)"
+)
 _LEASE = (
     "UPDATE msgs SET state = 2, attempt = ?, deliveries = ?, due = ?, owner = ?, holder = ? "
     "WHERE id = ?"
@@ -97,11 +101,13 @@ class Store(StoreFrame):
         if not accepted and cap is not None and c["ready"] + c["delayed"] + c["leased"] >= cap:
             return FULL
         c["seq"] += 1
-        ex(
-            "INSERT INTO msgs (id, mid, priority, state, body, is_json, published) "
-            "VALUES (?, ?, ?, 0, ?, ?, ?)",
-            (c["seq"], mid, priority, data, is_json, now_w),
-        )
+        row = (c["seq"], mid, priority, data, is_json, now_w)
+        try:
+            ex(_INSERT, row)
+        except sqlite3.IntegrityError:  # a foreign writer inserted rows behind the counters
+            self.reconcile(now_w)
+            c["seq"] += 1
+            ex(_INSERT, (c["seq"], *row[1:]))
         if dedup_id is not None:
             ex(
                 "INSERT OR REPLACE INTO dedup VALUES (?, ?, ?)",
