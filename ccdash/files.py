@@ -48,4 +48,43 @@ def write_private(path: str | Path, text: str) -> None:
         fh.write(text)
 
 
-__all__ = ["open_private", "open_private_binary", "write_private"]
+class PrivateFileError(ValueError):
+    """A file that should hold a secret cannot be used; the text says why."""
+
+
+def read_owner_only(path: str | os.PathLike[str], shown: str, limit: int) -> bytes:
+    """The bytes of a small file only its owner may access (a broker URL, a secret).
+
+    Refused (PrivateFileError, `shown` naming the file) before a byte is read when it
+    is not a regular file (a FIFO would wait for a writer for ever), when group or
+    others have any access, or when it is over `limit` bytes (never read into memory).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise PrivateFileError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PrivateFileError(f"{shown} is not a regular file")
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise PrivateFileError(
+                f"{shown} can be read by others (mode {stat.S_IMODE(st.st_mode):03o}); chmod 600 it"
+            )
+        data = os.read(fd, limit + 1)
+    except OSError as exc:
+        raise PrivateFileError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise PrivateFileError(f"{shown} is over {limit} bytes; it should hold one short line")
+    return data
+
+
+__all__ = [
+    "PrivateFileError",
+    "open_private",
+    "open_private_binary",
+    "read_owner_only",
+    "write_private",
+]

@@ -15,14 +15,15 @@ import argparse
 import contextlib
 import math
 import os
-import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ccdash.files import PrivateFileError, read_owner_only
 from ccdash.text import sanitize
 
 BROKER_ENV = "CCDASH_BROKER"
+BROKER_FILE_LIMIT = 65536  # bytes: a URL, never read whole if bigger
 
 
 class UsageError(Exception):
@@ -105,23 +106,13 @@ def check_output_path(flag: str, path: str) -> None:
 
 def read_broker_file(path: str) -> str:
     """The broker URL kept in a file that only its owner can read."""
-    p = Path(path)
     try:
-        mode = p.stat().st_mode
-        if not stat.S_ISREG(mode):
-            raise UsageError(f"--broker-file: {shown(path)} is not a regular file")
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(
-            f"--broker-file: cannot read {shown(path)}: {exc.strerror or exc}"
-        ) from None
+        data = read_owner_only(path, shown(path), BROKER_FILE_LIMIT)
+        text = data.decode("utf-8")
+    except PrivateFileError as exc:
+        raise UsageError(f"--broker-file: {exc}") from None
     except UnicodeDecodeError:
         raise UsageError(f"--broker-file: {shown(path)} is not UTF-8 text") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise UsageError(
-            f"--broker-file: {shown(path)} can be read by others "
-            f"(mode {stat.S_IMODE(mode):03o}); chmod 600 it"
-        )
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) != 1:
         raise UsageError(f"--broker-file: {shown(path)} must hold one line, the broker URL")

@@ -111,6 +111,7 @@ BROKER_SOURCES: dict[str, tuple[Callable[[Path], list[str]], list[str]]] = {
         ["--broker-file", "one line"],
     ),
     "directory": (lambda d: ["--broker-file", str(d)], ["--broker-file", "not a regular file"]),
+    "huge-file": (lambda d: ["--broker-file", _huge(d)], ["--broker-file", "65536 bytes"]),
     "both-flags": (
         lambda d: ["--broker", "memory", "--broker-file", _private(d, "memory")],
         ["--broker and --broker-file"],
@@ -120,6 +121,15 @@ BROKER_SOURCES: dict[str, tuple[Callable[[Path], list[str]], list[str]]] = {
         ["--broker-file", "port '70000'"],
     ),
 }
+
+
+def _huge(d: Path) -> str:
+    """A 4 GiB file (sparse: it costs no disk) only its owner can read."""
+    p = d / "huge"
+    with p.open("wb") as fh:
+        fh.truncate(4 << 30)
+    p.chmod(0o600)
+    return str(p)
 
 
 def _private(d: Path, text: str) -> str:
@@ -187,3 +197,21 @@ def test_the_audit_log_is_created_0600_under_umask_0(
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o600
     assert '"action": "scale"' in path.read_text()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "huge", "directory"])
+def test_a_control_secret_file_that_is_no_small_file_is_refused(kind: str, tmp_path: Path) -> None:
+    """A control secret file that is a FIFO (reading it waited for a writer for ever), a
+    directory or gigabytes (all read into memory) is refused at once, naming the file."""
+    from ccdash.fleet.control import ControlError, load_secret
+
+    path = tmp_path / kind
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)
+    elif kind == "huge":
+        path = Path(_huge(tmp_path))
+    else:
+        path.mkdir(mode=0o700)
+    with pytest.raises(ControlError, match="control secret file") as caught:
+        load_secret(path)
+    assert str(path) in str(caught.value)

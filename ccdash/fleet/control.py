@@ -18,12 +18,12 @@ import hmac
 import json
 import os
 import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ccdash.brokers.redis.keys import Keys
+from ccdash.files import PrivateFileError, read_owner_only
 
 ACTIONS = ("kill", "scale", "drain", "stop", "pause", "resume")
 MAX_AGE = 30.0  # seconds a command stays valid (both directions, for clock skew)
@@ -53,16 +53,10 @@ def load_secret(path: str | os.PathLike[str] | None = None) -> bytes | None:
     if path:
         p = Path(path)
         try:
-            mode = p.stat().st_mode
-            data = p.read_bytes().strip()
-        except OSError as exc:
-            raise ControlError(
-                f"cannot read the control secret file {str(p)!r}: {exc.strerror}"
-            ) from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ControlError(
-                f"control secret file {str(p)!r} is readable by others; chmod 600 it"
-            )
+            data = read_owner_only(p, f"the control secret file {str(p)!r}", SECRET_FILE_LIMIT)
+        except PrivateFileError as exc:
+            raise ControlError(str(exc)) from None
+        data = data.strip()
         if not data:
             raise ControlError(f"control secret file {str(p)!r} is empty")
         return _long_enough(data, f"control secret file {str(p)!r}")
@@ -70,6 +64,7 @@ def load_secret(path: str | os.PathLike[str] | None = None) -> bytes | None:
     return _long_enough(value.encode(), f"${SECRET_ENV}") if value else None
 
 
+SECRET_FILE_LIMIT = 4096  # bytes: a secret, never read whole if bigger
 MIN_SECRET = 16  # bytes: a shorter one could be guessed offline from a signed command
 
 
