@@ -2,8 +2,9 @@
 
 `StoreFrame` holds what every operation shares: the counters row (read at the
 start of a batch, written back at its end), the next deadline, the reaping of
-due retries and expired leases, how a lease ends without an ack, and the owner
-rows through which a process that died holding leases is noticed. Times passed
+due retries and expired leases, how a lease ends without an ack, how a row that
+does not decode goes to the DLQ, and the owner rows through which a process
+that died holding leases is noticed. Times passed
 in are the injected (monotonic) clock's; they are stored as wall-clock times,
 `mono + offset`, so deadlines survive a restart or reboot.
 """
@@ -18,18 +19,26 @@ from collections import deque
 from typing import Any
 
 from ccdash.brokers.base import (
+    RAW_LIMIT,
     REASON_CONSUMER_FAILED,
     REASON_EXPIRED,
     REASON_RELEASED,
     REASON_UNDECODABLE,
     QueueConfig,
+    storable_text,
 )
 from ccdash.brokers.sqlite.schema import COUNTER_COLUMNS
+from ccdash.text import sanitize
 
 RECEIPT_BITS = 24  # receipt = row id << 24 | deliveries (mod 2**24)
 RECEIPT_MASK = (1 << RECEIPT_BITS) - 1
 HISTORY_LIMIT = 20
 HOUSEKEEPING_EVERY = 1.0  # seconds between dedup clean-ups and dead-owner checks
+
+# What receive() reads of a ready row, and the Python type each column must come back as.
+_COLUMNS = ("id", "body", "attempt", "deliveries", "priority", "published")
+_KINDS = (str, bytes, int, int, int, float)
+_SQL_TYPE = {str: "TEXT", bytes: "BLOB", int: "INTEGER", float: "REAL", type(None): "NULL"}
 
 _INF = float("inf")
 _SELECT_COUNTERS = f"SELECT {', '.join(COUNTER_COLUMNS)} FROM counters WHERE k = 0"
@@ -254,6 +263,47 @@ class StoreFrame:
         self.c["delayed"] += 1
         if due < self.due:
             self.due = due
+
+    def _bury_foreign(self, rid: int, row: tuple[Any, ...], now: float) -> None:
+        """A ready row whose columns hold the wrong kinds of value: made well-typed (the
+        body becomes the bytes it held, bounded), then buried as undecodable."""
+        mid, _body, attempt, deliveries, prio, published = row
+        wrong = [
+            f"{name} is {_SQL_TYPE.get(type(value), type(value).__name__)}"
+            for name, value, kind in zip(_COLUMNS, row, _KINDS, strict=True)
+            if type(value) is not kind
+        ]
+        if type(mid) is not str:
+            mid = sanitize(mid, 100) or f"undecodable-{rid}"
+        attempt = attempt if type(attempt) is int else 0
+        self.conn.execute(
+            "UPDATE msgs SET mid = ?, attempt = ?, deliveries = ?, priority = ?, published = ? "
+            "WHERE id = ?",
+            (
+                mid,
+                attempt,
+                deliveries if type(deliveries) is int else 0,
+                prio if type(prio) is int else 0,
+                published if type(published) is float else now + self.offset,
+                rid,
+            ),
+        )
+        why = "a foreign writer's row: " + ", ".join(wrong)
+        self._bury_undecodable(rid, mid, attempt + 1, why, now + self.offset)
+
+    def _bury_undecodable(self, rid: int, mid: str, attempt: int, why: str, now_w: float) -> None:
+        """A ready row that does not decode: to the DLQ at once, its body kept
+        (bounded, as bytes), the reason told to the loop (`undecodable`)."""
+        why = storable_text(why, 300)
+        self.conn.execute(
+            # substr() of an empty BLOB is NULL, which the column refuses
+            "UPDATE msgs SET is_json = 0, body = CAST(coalesce(substr(body, 1, ?), '') AS BLOB) "
+            "WHERE id = ?",
+            (RAW_LIMIT, rid),
+        )
+        self.c["ready"] -= 1
+        self._bury(rid, attempt, REASON_UNDECODABLE, why, None, now_w)
+        self.undecodable.append((mid, why))
 
     def _bury(
         self, rid: int, attempt: int, reason: str, error: str, history: str | None, now_w: float

@@ -14,14 +14,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ccdash.brokers.base import (
-    RAW_LIMIT,
     REASON_FAILED,
-    REASON_UNDECODABLE,
     Delivery,
     QueueConfig,
     ReceiptRejected,
     decode_json,
-    storable_text,
 )
 from ccdash.brokers.sqlite.frame import (
     RECEIPT_BITS,
@@ -41,11 +38,6 @@ from ccdash.brokers.sqlite.schema import (
     tighten_companions,
 )
 from ccdash.text import sanitize
-
-# What receive() reads of a ready row, and the Python type each column must come back as.
-_COLUMNS = ("id", "body", "attempt", "deliveries", "priority", "published")
-_KINDS = (str, bytes, int, int, int, float)
-_SQL_TYPE = {str: "TEXT", bytes: "BLOB", int: "INTEGER", float: "REAL", type(None): "NULL"}
 
 FULL = object()  # publish result: no room (the caller waits and tries again)
 
@@ -211,47 +203,6 @@ class Store(StoreFrame):
                     "message id is not UTF-8: " + sanitize(bytes(raw), 60),
                     now_w,
                 )
-
-    def _bury_foreign(self, rid: int, row: tuple[Any, ...], now: float) -> None:
-        """A ready row whose columns hold the wrong kinds of value: made well-typed (the
-        body becomes the bytes it held, bounded), then buried as undecodable."""
-        mid, _body, attempt, deliveries, prio, published = row
-        wrong = [
-            f"{name} is {_SQL_TYPE.get(type(value), type(value).__name__)}"
-            for name, value, kind in zip(_COLUMNS, row, _KINDS, strict=True)
-            if type(value) is not kind
-        ]
-        if type(mid) is not str:
-            mid = sanitize(mid, 100) or f"undecodable-{rid}"
-        attempt = attempt if type(attempt) is int else 0
-        self.conn.execute(
-            "UPDATE msgs SET mid = ?, attempt = ?, deliveries = ?, priority = ?, published = ? "
-            "WHERE id = ?",
-            (
-                mid,
-                attempt,
-                deliveries if type(deliveries) is int else 0,
-                prio if type(prio) is int else 0,
-                published if type(published) is float else now + self.offset,
-                rid,
-            ),
-        )
-        why = "a foreign writer's row: " + ", ".join(wrong)
-        self._bury_undecodable(rid, mid, attempt + 1, why, now + self.offset)
-
-    def _bury_undecodable(self, rid: int, mid: str, attempt: int, why: str, now_w: float) -> None:
-        """A ready row that does not decode: to the DLQ at once, its body kept
-        (bounded, as bytes), the reason told to the loop (`undecodable`)."""
-        why = storable_text(why, 300)
-        self.conn.execute(
-            # substr() of an empty BLOB is NULL, which the column refuses
-            "UPDATE msgs SET is_json = 0, body = CAST(coalesce(substr(body, 1, ?), '') AS BLOB) "
-            "WHERE id = ?",
-            (RAW_LIMIT, rid),
-        )
-        self.c["ready"] -= 1
-        self._bury(rid, attempt, REASON_UNDECODABLE, why, None, now_w)
-        self.undecodable.append((mid, why))
 
     def _live(self, now: float, receipt: Any) -> tuple[int, tuple[Any, ...]]:
         """The row of a live lease (after reaping), or ReceiptRejected."""
