@@ -464,3 +464,40 @@ async def test_a_refused_publish_batch_does_not_stop_the_heartbeats(
         assert int(server.command("PTTL", key)[1:].split(b"\r")[0]) > 0, "heartbeats stopped"
     finally:
         await broker.close()
+
+
+async def test_a_corrupt_queue_structure_does_not_stop_the_reads(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    """What a foreign writer may leave in the queue's own keys -- a returned-set member
+    without its order prefix, a returned or delayed message's hash missing fields, a
+    priority level that is no number or has no streams -- never stops the fetch (the
+    script failed on every call: 'attempt to perform arithmetic on a nil value', and
+    the worker read nothing more); a half message goes to the DLQ as undecodable."""
+    done: list[int] = []
+
+    async def handler(d: Delivery) -> None:
+        done.append(d.body["n"])
+
+    cfg = EngineConfig(consumers=2, visibility_timeout=10.0, seed=1)
+    async with Engine(cfg, handler=handler, broker=redis_url + "&ttl=0.6") as engine:
+        p = engine.broker.keys.prefix  # type: ignore[attr-defined]
+        for args in (
+            ("ZADD", f"{p}ret:0", "0", "no-bar"),
+            ("ZADD", f"{p}ret:0", "1", "0001|half"),
+            ("HSET", f"{p}rt:half", "m", "half", "p", "0"),
+            ("ZADD", f"{p}delayed", "0", "late"),
+            ("HSET", f"{p}dl:late", "m", "late"),
+            ("ZADD", f"{p}prios", "3", "abc"),
+            ("ZADD", f"{p}prios", "1e300", "1e300"),
+            ("ZADD", f"{p}prios", "7", "7"),
+        ):
+            assert not raw_command(redis_server, *args).startswith(b"-"), args
+        for i in range(20):
+            await engine.publish({"n": i})
+        await engine.join(timeout=20)
+        await engine.broker.refresh()  # type: ignore[attr-defined]
+        snap = engine.snapshot()
+    assert sorted(done) == list(range(20))
+    dead = {d.message_id: d.reason for d in snap.dead_letters}
+    assert dead == {"half": "undecodable", "late": "undecodable"}

@@ -13,7 +13,7 @@ local ready, pend, per, oldest = 0, 0, {}, -1
 local function seen(ms)
   if ms and (oldest < 0 or ms < oldest) then oldest = ms end
 end
-for _, p in ipairs(redis.call('ZRANGE', P .. 'prios', 0, -1)) do
+for _, p in ipairs(levels(false)) do
   ready = ready + redis.call('ZCARD', P .. 'ret:' .. p)
   local first = redis.call('ZRANGE', P .. 'ret:' .. p, 0, 0)
   if first[1] then seen(tonumber(string.sub(first[1], 1, 16))) end

@@ -53,16 +53,24 @@ local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 'LIMIT', 0,
 for _, m in ipairs(due) do
   local k = P .. 'dl:' .. m
   local f = fmap(redis.call('HGETALL', k))
-  if f['m'] then give_back(f['p'], f['o'] or '', f['m'], f['t'], f['d'], f['a'], f['h']) end
+  if f['m'] then  -- a field a foreign writer left out: its entry is dead-lettered as undecodable
+    local prio = tonumber(f['p']) and f['p'] or '0'
+    give_back(prio, f['o'] or '', f['m'], f['t'] or '', f['d'] or '', f['a'] or '', f['h'])
+  end
   redis.call('DEL', k)
   redis.call('ZREM', P .. 'delayed', m)
 end
 local nxt = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
-local prios = redis.call('ZREVRANGE', P .. 'prios', 0, -1)
+local prios = levels(true)
 local out = {NOW, -1, prios}
 if #nxt > 0 then out[2] = tonumber(nxt[2]) end
 local function read(s, count)
-  local r = redis.call('XREADGROUP', 'GROUP', G, me, 'COUNT', count, 'STREAMS', P .. 'q:' .. s, '>')
+  local key = P .. 'q:' .. s
+  local r = redis.pcall('XREADGROUP', 'GROUP', G, me, 'COUNT', count, 'STREAMS', key, '>')
+  if type(r) == 'table' and r.err then  -- a level without its streams: made, read next time
+    redis.pcall('XGROUP', 'CREATE', key, G, '0', 'MKSTREAM')
+    return
+  end
   if r and r[1] and #r[1][2] > 0 then
     out[#out + 1] = s
     out[#out + 1] = r[1][2]
@@ -76,17 +84,17 @@ for _, p in ipairs(prios) do
   if #back > 0 then
     local rkey = P .. 'q:r' .. p
     for _, member in ipairs(back) do
-      local m = string.sub(member, string.find(member, '|', 1, true) + 1)
+      local bar = string.find(member, '|', 1, true)  -- 'order|id'; a foreign one may lack it
+      local m = bar and string.sub(member, bar + 1) or member
       local k = P .. 'rt:' .. m
       local f = fmap(redis.call('HGETALL', k))
       redis.call('DEL', k)
-      if f['m'] then
+      if f['m'] then  -- a field left out: the entry is dead-lettered as undecodable
+        local t, d, a, o = f['t'] or '', f['d'] or '', f['a'] or '', f['o'] or ''
         if f['h'] ~= nil and f['h'] ~= '' then
-          redis.call('XADD', rkey, '*', 'm', f['m'], 't', f['t'], 'd', f['d'], 'a', f['a'],
-            'o', f['o'], 'h', f['h'])
+          redis.call('XADD', rkey, '*', 'm', f['m'], 't', t, 'd', d, 'a', a, 'o', o, 'h', f['h'])
         else
-          redis.call('XADD', rkey, '*', 'm', f['m'], 't', f['t'], 'd', f['d'], 'a', f['a'],
-            'o', f['o'])
+          redis.call('XADD', rkey, '*', 'm', f['m'], 't', t, 'd', d, 'a', a, 'o', o)
         end
       end
     end

@@ -44,10 +44,25 @@ local function prio_of(s)
   return s
 end
 
+-- The priority levels, highest first with `desc`: a member a foreign writer left
+-- that is no priority (not an integer from -1000 to 1000) is dropped on sight.
+local function levels(desc)
+  local out = {}
+  for _, p in ipairs(redis.call(desc and 'ZREVRANGE' or 'ZRANGE', P .. 'prios', 0, -1)) do
+    local n = string.match(p, '^%-?%d%d?%d?%d?$') and tonumber(p)
+    if n and n >= -1000 and n <= 1000 and tostring(n) == p then
+      out[#out + 1] = p
+    else
+      redis.call('ZREM', P .. 'prios', p)
+    end
+  end
+  return out
+end
+
 -- Every level's two streams, as suffixes.
 local function streams()
   local out = {}
-  for _, p in ipairs(redis.call('ZRANGE', P .. 'prios', 0, -1)) do
+  for _, p in ipairs(levels(false)) do
     out[#out + 1] = p
     out[#out + 1] = 'r' .. p
   end
