@@ -501,3 +501,35 @@ async def test_a_corrupt_queue_structure_does_not_stop_the_reads(
     assert sorted(done) == list(range(20))
     dead = {d.message_id: d.reason for d in snap.dead_letters}
     assert dead == {"half": "undecodable", "late": "undecodable"}
+
+
+async def test_counters_a_foreign_writer_spoilt_do_not_stop_the_queue(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    """A counter that is no integer (the queue's totals, an acked-entry count) fails no
+    open, publish, ack or dead-lettering (HINCRBY refused: every publish failed; the
+    stats read raised ValueError, so no process could open the queue); it starts again
+    from what this run counts."""
+    async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=redis_url) as engine:
+        p = engine.broker.keys.prefix  # type: ignore[attr-defined]
+        await engine.publish({"n": -1})
+    for field in ("published", "acked", "dead_lettered", "redelivered", "dlq_version"):
+        assert not raw_command(redis_server, "HSET", f"{p}counters", field, "x1").startswith(b"-")
+    for stream in ("q:0", "q:r0"):
+        assert not raw_command(redis_server, "HSET", f"{p}ghosts", stream, "x").startswith(b"-")
+    done: list[int] = []
+
+    async def handler(d: Delivery) -> None:
+        if d.body["n"] % 5 == 0:
+            raise ValueError("poison")
+        done.append(d.body["n"])
+
+    cfg = EngineConfig(consumers=2, max_attempts=2, backoff_base=0.01, seed=1)
+    async with Engine(cfg, handler=handler, broker=redis_url + "&ttl=0.6") as engine:
+        for i in range(20):
+            await engine.publish({"n": i})
+        await engine.join(timeout=20)
+        await engine.broker.refresh()  # type: ignore[attr-defined]
+        snap = engine.snapshot()
+    assert sorted(done) == [i for i in range(-1, 20) if i % 5]
+    assert snap.queue.dead == 4 and snap.queue.depth == 0

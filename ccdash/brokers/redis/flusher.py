@@ -340,12 +340,21 @@ def _log_failure(fut: asyncio.Future[Any]) -> None:
         log.warning("Redis command failed: %s", fut.exception())
 
 
+def _count(raw: bytes) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        return 0
+
+
 def parse_stats(r: list[Any], now: float) -> Snapshot:
     """The stats script's reply as a Snapshot."""
     ready, delayed, pend, dead, counters, per, redis_now, oldest = r
     # Consumer names come from any client of the group: never let one fail the read.
+    # A counter a foreign writer left that is no integer reads as 0 (the next count
+    # of the scripts starts it afresh), never failing the read.
     c = {
-        counters[j].decode(errors="backslashreplace"): int(counters[j + 1])
+        counters[j].decode(errors="backslashreplace"): _count(counters[j + 1])
         for j in range(0, len(counters), 2)
     }
     per_worker = {

@@ -78,7 +78,7 @@ else
   for _, e in ipairs(got) do take(e[1], fmap(e[2])) end
   if #got >= limit then more = 1 end
 end
-if n > 0 then redis.call('HINCRBY', P .. 'counters', 'dlq_version', 1) end
+if n > 0 then incr(P .. 'counters', 'dlq_version', 1) end
 return {n, more}
 """
 REDRIVE = "local MODE = 'r'\n" + _DLQ_BODY

@@ -28,7 +28,7 @@ for i = 4, #ARGV, 4 do
   end
   out[#out + 1] = mid
 end
-if added > 0 then redis.call('HINCRBY', P .. 'counters', 'published', added) end
+if added > 0 then incr(P .. 'counters', 'published', added) end
 if dedup then
   redis.call('SET', tok, cjson.encode(out), 'EX', 600)
   return out
@@ -148,7 +148,7 @@ for _, g in ipairs(order) do
   if n > 0 then tidy(g.s, g.key, ids, n) end
   nok = nok + n
 end
-if nok > 0 then redis.call('HINCRBY', P .. 'counters', 'acked', nok) end
+if nok > 0 then incr(P .. 'counters', 'acked', nok) end
 if lost then return redis.error_reply(lost) end
 return bad
 """

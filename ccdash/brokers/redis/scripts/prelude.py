@@ -24,6 +24,17 @@ local function fmap(f)
   return m
 end
 
+-- HINCRBY that a value a foreign writer left (no integer) cannot fail: it starts
+-- again from `n`. Returns the new value.
+local function incr(key, field, n)
+  local r = redis.pcall('HINCRBY', key, field, n)
+  if type(r) == 'table' and r.err then
+    redis.call('HSET', key, field, n)
+    return n
+  end
+  return r
+end
+
 local LEVELS = {}  -- levels this script call has made sure of
 local function level(prio)
   local key = LEVELS[prio]
@@ -120,8 +131,8 @@ local function bury(s, eid, f, why)
     'd', 'b' .. string.sub(table.concat(parts, '\n'), 1, RAW), 'n', 1, 'r', 'undecodable',
     'e', why, 'at', NOW)
   redis.call('HSET', P .. 'deadidx', m, id)
-  redis.call('HINCRBY', P .. 'counters', 'dead_lettered', 1)
-  redis.call('HINCRBY', P .. 'counters', 'dlq_version', 1)
+  incr(P .. 'counters', 'dead_lettered', 1)
+  incr(P .. 'counters', 'dlq_version', 1)
 end
 
 -- Is the entry pending for `me`, delivered `count` times, idle under `vt` ms?
@@ -206,12 +217,12 @@ local function tidy(s, key, ids, n)
   if upto then gone = redis.call('XTRIM', key, 'MINID', upto) end
   if not first and upto then
     redis.call('HDEL', P .. 'ghosts', s)  -- nothing pending: every ghost is gone
-  elseif gone ~= n and redis.call('HINCRBY', P .. 'ghosts', s, n - gone) > GHOSTS then
+  elseif gone ~= n and incr(P .. 'ghosts', s, n - gone) > GHOSTS then
     local del = 0
     for i = 1, #ids, 1000 do
       del = del + redis.call('XDEL', key, unpack(ids, i, math.min(i + 999, #ids)))
     end
-    redis.call('HINCRBY', P .. 'ghosts', s, -del)
+    incr(P .. 'ghosts', s, -del)
   end
 end
 
@@ -251,11 +262,11 @@ local function finish(s, eid, count, mode, o, e, holder, maxa, delay)
       local id = redis.call('XADD', P .. 'dead', '*', 'm', f['m'], 'p', prio, 't', f['t'],
         'd', f['d'], 'n', attempt, 'r', o, 'e', e, 'h', h, 'at', NOW)
       redis.call('HSET', P .. 'deadidx', f['m'], id)
-      redis.call('HINCRBY', P .. 'counters', 'dead_lettered', 1)
-      redis.call('HINCRBY', P .. 'counters', 'dlq_version', 1)
+      incr(P .. 'counters', 'dead_lettered', 1)
+      incr(P .. 'counters', 'dlq_version', 1)
       return 'dead'
     end
-    redis.call('HINCRBY', P .. 'counters', 'redelivered', 1)
+    incr(P .. 'counters', 'redelivered', 1)
   end
   if delay > 0 then
     local k = P .. 'dl:' .. f['m']
