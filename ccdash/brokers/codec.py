@@ -105,6 +105,7 @@ KEPT_AS_IS = 0  # bytes, or an immutable JSON scalar: delivered as kept
 KEPT_FLAT = 1  # a dict of str keys to JSON scalars: a copy kept, copied per delivery
 KEPT_TEXT = 2  # anything else: its JSON text kept, decoded per delivery
 _INT_CAP = 10**18  # ints beyond it take the text path (json refuses > 4300 digits)
+_NEG_INT_CAP = -_INT_CAP  # a constant: `-_INT_CAP` would build a new int per check
 _SCALAR_BYTES = 32  # room for a key's quotes and separators and a non-str scalar's text
 
 
@@ -125,7 +126,7 @@ def keep_body(body: Any, max_bytes: int) -> tuple[Any, int]:
             if t is str:
                 chars += len(v)
             elif t is int:
-                if not -_INT_CAP < v < _INT_CAP:
+                if not _NEG_INT_CAP < v < _INT_CAP:
                     break
             elif t is float:
                 if v - v != 0.0:  # inf or NaN
@@ -145,7 +146,7 @@ def keep_body(body: Any, max_bytes: int) -> tuple[Any, int]:
         if 12 * len(body) + 2 <= max_bytes:
             return body, KEPT_AS_IS
     elif kind is int or kind is bool or body is None:
-        if kind is not int or -_INT_CAP < body < _INT_CAP:
+        if kind is not int or _NEG_INT_CAP < body < _INT_CAP:
             return body, KEPT_AS_IS
     elif kind is float:
         if body - body == 0.0:

@@ -199,8 +199,8 @@ class Engine(OperatorCommands):
         except QueueFull:  # backpressure: wait for room
             mid = await broker.publish(body, priority=priority, dedup_id=dedup_id)
         dispatcher = self.dispatcher
-        if dispatcher.room_total > 0 or dispatcher.spare:
-            dispatcher.dispatch_nowait(None)  # (gives nothing while paused)
+        if (dispatcher.room_total > 0 or dispatcher.spare) and not dispatcher.paused:
+            dispatcher.dispatch_nowait(None)
         return mid
 
     async def publish_many(self, bodies: Sequence[Any], priority: int = 0) -> list[str]:
