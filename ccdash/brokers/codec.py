@@ -104,41 +104,26 @@ def too_large(size: int, max_bytes: int) -> str:
 KEPT_AS_IS = 0  # bytes, or an immutable JSON scalar: delivered as kept
 KEPT_FLAT = 1  # a dict of str keys to JSON scalars: a copy kept, copied per delivery
 KEPT_TEXT = 2  # anything else: its JSON text kept, decoded per delivery
-_INT_CAP = 10**18  # ints beyond it take the text path (json refuses > 4300 digits)
-_NEG_INT_CAP = -_INT_CAP  # a constant: `-_INT_CAP` would build a new int per check
-_SCALAR_BYTES = 32  # room for a key's quotes and separators and a non-str scalar's text
+# A dict kept flat has str keys and JSON scalar values only, ints within +-INT_CAP
+# (beyond, the text path decides: json refuses > 4300 digits), finite floats, and
+# 12 * its characters + SCALAR_BYTES * its length + 2 <= max_bytes (at most 12 characters
+# of ASCII-escaped JSON per character of a str; room for a key's quotes and separators
+# and a non-str scalar's text): its round trip is a copy (same keys, same order,
+# equal values).
+INT_CAP = 10**18
+NEG_INT_CAP = -INT_CAP  # a constant: `-INT_CAP` would build a new int per check
+SCALAR_BYTES = 32
 
 
 def keep_body(body: Any, max_bytes: int) -> tuple[Any, int]:
     """A published body as an in-process broker keeps it, and how (`KEPT_*`); see
     `kept_body`. Errors as `encode_body`: TypeError for a body JSON cannot encode,
-    PayloadTooLarge over `max_bytes`. Bytes-likes become bytes (a copy)."""
+    PayloadTooLarge over `max_bytes`. Bytes-likes become bytes (a copy). A flat dict
+    is kept as a copy (`KEPT_FLAT`) by the caller's own check, inline on its publish
+    path (the memory broker's `publish_nowait`, within the limits above); here every
+    dict takes the text path, which decides exactly."""
     kind = type(body)
-    if kind is dict:
-        # A flat dict of JSON scalars: its round trip is a copy (same keys, same order,
-        # equal values). Anything else (a nested value, a non-str key, a NaN, a huge int,
-        # maybe too large) takes the text path, which decides exactly.
-        chars = 0
-        for k, v in body.items():
-            if type(k) is not str:
-                break
-            t = type(v)
-            if t is str:
-                chars += len(v)
-            elif t is int:
-                if not _NEG_INT_CAP < v < _INT_CAP:
-                    break
-            elif t is float:
-                if v - v != 0.0:  # inf or NaN
-                    break
-            elif t is not bool and v is not None:
-                break
-            chars += len(k)
-        else:
-            # At most 12 characters of ASCII-escaped JSON per character of a str.
-            if 12 * chars + _SCALAR_BYTES * len(body) + 2 <= max_bytes:
-                return body.copy(), KEPT_FLAT
-    elif kind is bytes:
+    if kind is bytes:
         if len(body) > max_bytes:
             raise PayloadTooLarge(too_large(len(body), max_bytes))
         return body, KEPT_AS_IS
@@ -146,7 +131,7 @@ def keep_body(body: Any, max_bytes: int) -> tuple[Any, int]:
         if 12 * len(body) + 2 <= max_bytes:
             return body, KEPT_AS_IS
     elif kind is int or kind is bool or body is None:
-        if kind is not int or _NEG_INT_CAP < body < _INT_CAP:
+        if kind is not int or NEG_INT_CAP < body < INT_CAP:
             return body, KEPT_AS_IS
     elif kind is float:
         if body - body == 0.0:

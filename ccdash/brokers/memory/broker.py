@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from ccdash.brokers.base import storable_text
-from ccdash.brokers.codec import KEPT_AS_IS, KEPT_FLAT, decode_json_text, keep_body
+from ccdash.brokers.codec import (
+    INT_CAP,
+    KEPT_AS_IS,
+    KEPT_FLAT,
+    NEG_INT_CAP,
+    SCALAR_BYTES,
+    decode_json_text,
+    keep_body,
+)
 from ccdash.brokers.memory.records import Dedup, Msg
 from ccdash.brokers.memory.views import MemoryViews
 from ccdash.brokers.types import (
@@ -55,9 +63,32 @@ class MemoryBroker(MemoryViews):
         # every delivery gets a fresh value: bytes and immutable scalars as they are, a
         # flat dict as a copy (copied again per delivery), anything else as JSON text.
         limit = self.config.max_body_bytes
-        if type(body) is bytes and len(body) <= limit:  # the common case, inline
-            data, how = body, KEPT_AS_IS
-        else:
+        kind = type(body)
+        how = -1
+        if kind is bytes:  # the common cases, inline
+            if len(body) <= limit:
+                data, how = body, KEPT_AS_IS
+        elif kind is dict:  # flat (see codec.INT_CAP): kept as a copy
+            chars = 0
+            for k, v in body.items():
+                if type(k) is not str:
+                    break
+                t = type(v)
+                if t is str:
+                    chars += len(v)
+                elif t is int:
+                    if not NEG_INT_CAP < v < INT_CAP:
+                        break
+                elif t is float:
+                    if v - v != 0.0:  # inf or NaN
+                        break
+                elif t is not bool and v is not None:
+                    break
+                chars += len(k)
+            else:
+                if 12 * chars + SCALAR_BYTES * len(body) + 2 <= limit:
+                    data, how = body.copy(), KEPT_FLAT
+        if how < 0:
             data, how = keep_body(body, limit)
         seq = next(self._seq)
         # Msg(f"m{seq}", data, how, priority, seq, now), field by field: on CPython 3.11 a
