@@ -4,10 +4,18 @@ the all-time totals) misses one."""
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import pytest
 
 from ccdash import Delivery, Engine, EngineConfig
+from ccdash.brokers.codec import keep_body
+from ccdash.brokers.memory import MemoryBroker
+from ccdash.brokers.memory import broker as memory_broker
 from ccdash.clock import FakeClock
+from ccdash.engine.consumer import Consumer
+from ccdash.engine.dispatcher import Dispatcher
 from ccdash.engine.metrics import PENDING_LIMIT, LatencyHistogram, empty_counts, quantile_of
 
 
@@ -74,3 +82,66 @@ def test_a_histogram_reads_what_is_pending() -> None:
     child.rotate()  # the pending one belongs to the generation rotated out
     p99 = child.p50_p99()[1]
     assert p99 is not None and p99 >= 1.0
+
+
+async def test_a_paused_publish_tries_no_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While paused, a publish into an idle pool leaves the dispatcher alone (it used to
+    run the dispatch path per message to get nothing); resuming hands everything out."""
+    calls = [0]
+    real = Dispatcher.dispatch_nowait
+
+    def counting(self: Dispatcher, hint: Consumer | None) -> None:
+        calls[0] += 1
+        real(self, hint)
+
+    monkeypatch.setattr(Dispatcher, "dispatch_nowait", counting)
+    clock = FakeClock()
+    seen: list[int] = []
+
+    async def handler(d: Delivery) -> None:
+        seen.append(d.body["id"])
+
+    cfg = EngineConfig(
+        consumers=2,
+        prefetch=4,
+        visibility_timeout=600.0,
+        heartbeat_interval=100.0,
+        heartbeat_timeout=300.0,
+    )
+    async with Engine(cfg, handler=handler, clock=clock) as engine:
+        await engine.pause()
+        for i in range(100):
+            await engine.publish({"id": i})
+        assert calls[0] == 0
+        await engine.resume()
+        await clock.run_until(lambda: engine.broker.outstanding() == 0, step=0.01)
+    assert sorted(seen) == list(range(100))
+
+
+async def test_a_flat_dict_body_is_kept_without_a_codec_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The memory broker keeps a flat dict body (str keys, JSON scalars) as a copy with
+    its own inline check: no call to the codec per message. Anything else still goes
+    through `keep_body`, and every delivery is a fresh copy either way."""
+    kept = [0]
+    real = keep_body
+
+    def counting(body: Any, max_bytes: int) -> tuple[Any, int]:
+        kept[0] += 1
+        return real(body, max_bytes)
+
+    monkeypatch.setattr(memory_broker, "keep_body", counting)
+    broker = MemoryBroker()
+    flat = {"id": 1, "body": "x" * 100, "ok": True, "none": None, "f": 0.5}
+    for _ in range(50):
+        broker.publish_nowait(flat)
+    assert kept[0] == 0
+    for body in ({"n": [1]}, {"big": 10**19}, {"nan": float("nan")}, "text", 7):
+        with contextlib.suppress(TypeError):  # NaN: refused, as json.dumps(allow_nan=False)
+            broker.publish_nowait(body)
+    assert kept[0] == 5
+    got = broker.receive_nowait(["c"] * 2)
+    flat["id"] = 2  # the publisher's later change is never seen
+    assert [d.body for d in got] == [{**flat, "id": 1}] * 2
+    assert got[0].body is not got[1].body
