@@ -172,7 +172,10 @@ def _check(
     except ControlError as exc:
         raise UsageError(str(exc)) from None
     if args.heartbeat_ttl >= args.visibility_timeout:
-        raise UsageError("--heartbeat-ttl must be below --visibility-timeout")
+        raise UsageError(
+            f"--heartbeat-ttl {args.heartbeat_ttl:g} must be below "
+            f"--visibility-timeout ({args.visibility_timeout:g})"
+        )
     return args, url, handler, secret
 
 

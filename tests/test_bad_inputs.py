@@ -110,7 +110,7 @@ WORKER_ARGS: dict[str, tuple[list[str], list[str]]] = {
     "heartbeat-ttl-short": (["--heartbeat-ttl", "0.1"], ["--heartbeat-ttl", "0.3 to 3600"]),
     "heartbeat-above-lease": (
         ["--heartbeat-ttl", "40"],
-        ["--heartbeat-ttl", "--visibility-timeout"],
+        ["--heartbeat-ttl 40", "--visibility-timeout (30)"],
     ),
     "max-attempts-zero": (["--max-attempts", "0"], ["--max-attempts", "1 to 1000"]),
     "max-attempts-huge": (["--max-attempts", "5000"], ["--max-attempts", "1 to 1000"]),
@@ -189,6 +189,10 @@ SCENARIOS: dict[str, tuple[str, list[str]]] = {
         ["engine.batch_size", "at most 10000"],
     ),
     "consumers-huge": ("[engine]\nconsumers = 100000\nmax_consumers = 100000\n", ["at most 10000"]),
+    "heartbeat-interval-above-timeout": (
+        "[engine]\nheartbeat_interval = 5\nheartbeat_timeout = 2\n",
+        ["engine.heartbeat_interval", "heartbeat_interval (5)", "heartbeat_timeout (2)"],
+    ),
     "max-body-zero": ("[engine]\nmax_body_bytes = 0\n", ["engine.max_body_bytes", "at least 1"]),
     "drill-unknown-consumer": (
         '[engine]\nconsumers = 4\n[[drills]]\nat = 1\naction = "kill"\ntarget = "c99"\n',

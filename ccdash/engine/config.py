@@ -152,7 +152,10 @@ class EngineConfig:
                 f"({self.min_consumers}) and max_consumers ({self.max_consumers})"
             )
         if self.heartbeat_interval >= self.heartbeat_timeout:
-            raise ConfigError("heartbeat_interval must be below heartbeat_timeout")
+            raise ConfigError(
+                f"heartbeat_interval ({self.heartbeat_interval:g}) must be below "
+                f"heartbeat_timeout ({self.heartbeat_timeout:g})"
+            )
         if self.heartbeat_timeout >= self.visibility_timeout:
             raise ConfigError(
                 f"heartbeat_timeout ({self.heartbeat_timeout}) must be below "
