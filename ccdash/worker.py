@@ -189,12 +189,7 @@ def _main(argv: list[str], parser: argparse.ArgumentParser | None) -> int:
     if args.record:
         from ccdash.record.writer import Recorder
 
-        try:
-            recorder = Recorder.create(args.record, bodies=args.record_bodies)
-        except OSError as exc:
-            raise UsageError(
-                f"--record: cannot write to {args.record}: {exc.strerror or exc}"
-            ) from None
+        recorder = Recorder.create(args.record, bodies=args.record_bodies)
     out = logging.StreamHandler(sys.stderr)
     out.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[out])

@@ -198,11 +198,11 @@ def test_recording_file_is_owner_only_under_any_umask(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
         fresh = tmp_path / "fresh.rec"
-        Recorder.create(str(fresh)).finish()
+        Recorder.create(str(fresh)).finish(_tiny_snapshot(1.0))
         existing = tmp_path / "existing.rec"
         existing.write_bytes(b"old")
         existing.chmod(0o644)
-        Recorder.create(str(existing)).finish()
+        Recorder.create(str(existing)).finish(_tiny_snapshot(1.0))
     finally:
         os.umask(old)
     assert fresh.stat().st_mode & 0o777 == 0o600
@@ -305,6 +305,28 @@ def test_a_missing_file_is_one_recording_error(tmp_path: Path) -> None:
     for path, says in ((tmp_path / "nope.rec", "no such file"), (tmp_path, "is a directory")):
         with pytest.raises(RecordingError, match=says):
             read_recording(str(path))
+
+
+def test_a_run_refused_before_it_starts_leaves_an_old_recording_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """--record naming an existing file, on a run refused before it starts (a broker that
+    cannot be opened; a worker name in use): the old file is left as it was. It was
+    replaced by an empty recording, so re-running a command with a typo lost the last
+    run's recording."""
+    from ccdash import cli
+
+    old = tmp_path / "old.rec"
+    old.write_bytes(b"precious")
+    old.chmod(0o600)
+    bad = f"sqlite:///{tmp_path}/no-such-dir/q.db"
+    assert cli.main(["--demo", "--record", str(old), "--broker", bad]) == 2
+    assert old.read_bytes() == b"precious"
+    Recorder.create(str(old)).finish()  # no frame: nothing was recorded
+    assert old.read_bytes() == b"precious"
+    unopened = tmp_path / "never.rec"
+    Recorder.create(str(unopened)).finish()
+    assert not unopened.exists()
 
 
 def test_the_recorder_keeps_the_run_going_when_the_disk_fails() -> None:

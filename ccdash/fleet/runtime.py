@@ -146,6 +146,8 @@ class WorkerRuntime:
         finally:
             if self.opts.recorder is not None:
                 self.opts.recorder.finish()  # closes the file if the run ended early
+                if self.opts.recorder.error is not None:  # the run went on without it
+                    log.error("--record: %s", self.opts.recorder.error)
             if control is not None:
                 self.listener.stop()
                 done, _ = await asyncio.wait([control], timeout=10.0)

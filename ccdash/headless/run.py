@@ -243,14 +243,10 @@ def run_headless(
             return 2
     recorder: Recorder | None = None
     evidence = {k: v for k, v in (("recording", record), ("plot", plot)) if v}
-    try:
-        if record:
-            recorder = Recorder.create(record, bodies=record_bodies)
-        elif plot:
-            recorder = Recorder.in_memory()
-    except OSError as exc:
-        error(f"--record: cannot write to {record}: {exc.strerror or exc}")
-        return 2
+    if record:  # the file is made with the first frame: a refused run leaves an old one
+        recorder = Recorder.create(record, bodies=record_bodies)
+    elif plot:
+        recorder = Recorder.in_memory()
     view: View = LiveView(Console(file=out)) if out.isatty() else PlainView(out)
     try:
         report = run_bounded(

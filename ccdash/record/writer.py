@@ -69,12 +69,35 @@ def _drill_dict(r: Any) -> dict[str, Any]:
     return d
 
 
+class _FileOnFirstWrite:
+    """The recording's file, created 0600 (replacing what was at the path) only when
+    the first bytes are written: a run refused before it starts (a broker that cannot
+    be opened, a worker name in use) leaves an old recording there as it was."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.file: BinaryIO | None = None
+
+    def write(self, data: bytes) -> int:
+        if self.file is None:
+            self.file = open_private_binary(self.path)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
 class Recorder:
     """Writes one run to `out` (a binary stream); see the module docstring."""
 
     def __init__(
         self,
-        out: BinaryIO,
+        out: BinaryIO | _FileOnFirstWrite,
         *,
         path: str | None = None,
         bodies: bool = False,
@@ -104,8 +127,10 @@ class Recorder:
 
     @classmethod
     def create(cls, path: str, **kw: Any) -> Recorder:
-        """A recorder writing a new 0600 file at `path` (OSError if it cannot)."""
-        return cls(open_private_binary(path), path=path, **kw)
+        """A recorder writing a new 0600 file at `path`, made when the run's first frame
+        is written (the path is checked beforehand, `validate.check_output_path`; a
+        failure to create it then stops the recording, never the run)."""
+        return cls(_FileOnFirstWrite(path), path=path, **kw)
 
     # -- what the run tells it ---------------------------------------------------
 
@@ -213,7 +238,9 @@ class Recorder:
             self._pending.append({"t": "z"})
             self._write()
         try:
-            if self.error is None:
+            if self.error is None and not (  # nothing recorded: no file made, none replaced
+                isinstance(self.out, _FileOnFirstWrite) and self.out.file is None
+            ):
                 tail = self._z.flush()
                 self.out.write(tail)
         except (OSError, ValueError) as exc:

@@ -7,7 +7,6 @@ import sys
 from typing import Any
 
 from ccdash.brokers import is_redis_url, is_shared_url, redact_url
-from ccdash.ops import OpsError
 from ccdash.record.writer import Recorder
 from ccdash.text import sanitize
 from ccdash.tui.app import DashboardApp
@@ -55,14 +54,11 @@ def run_tui(
     recorder = None
     if record is not None:
         name = str(getattr(scenario, "name", "") or "ccdash")
-        try:
-            recorder = Recorder.create(
-                record,
-                bodies=record_bodies,
-                meta={"source": "dashboard", "scenario": name, "title": name, "seed": seed},
-            )
-        except OSError as exc:
-            raise OpsError(f"--record: cannot write to {record}: {exc.strerror or exc}") from None
+        recorder = Recorder.create(
+            record,
+            bodies=record_bodies,
+            meta={"source": "dashboard", "scenario": name, "title": name, "seed": seed},
+        )
     engine = scenario.make_engine(handler=handler, seed=seed, broker=broker)
     workload = Workload(scenario, engine, seed=seed)
     fleet = None
