@@ -19,6 +19,18 @@ from ccdash.engine.dispatcher import Dispatcher
 from ccdash.engine.metrics import PENDING_LIMIT, LatencyHistogram, empty_counts, quantile_of
 
 
+def _quiet(prefetch: int, seed: int | None = None) -> EngineConfig:
+    """Two consumers whose leases and heartbeats never run out during a test."""
+    return EngineConfig(
+        consumers=2,
+        prefetch=prefetch,
+        visibility_timeout=600.0,
+        heartbeat_interval=100.0,
+        heartbeat_timeout=300.0,
+        seed=seed,
+    )
+
+
 async def test_latencies_are_binned_in_batches_and_every_one_is_counted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -39,14 +51,7 @@ async def test_latencies_are_binned_in_batches_and_every_one_is_counted(
         real(self)
 
     monkeypatch.setattr(LatencyHistogram, "digest", counting)
-    cfg = EngineConfig(
-        consumers=2,
-        prefetch=8,
-        visibility_timeout=600.0,
-        heartbeat_interval=100.0,
-        heartbeat_timeout=300.0,
-        seed=3,
-    )
+    cfg = _quiet(prefetch=8, seed=3)
     async with Engine(cfg, handler=handler, clock=clock) as engine:
         await engine.publish_many(list(range(2000)))
         await clock.run_until(lambda: engine.broker.outstanding() == 0, step=0.05)
@@ -101,13 +106,7 @@ async def test_a_paused_publish_tries_no_dispatch(monkeypatch: pytest.MonkeyPatc
     async def handler(d: Delivery) -> None:
         seen.append(d.body["id"])
 
-    cfg = EngineConfig(
-        consumers=2,
-        prefetch=4,
-        visibility_timeout=600.0,
-        heartbeat_interval=100.0,
-        heartbeat_timeout=300.0,
-    )
+    cfg = _quiet(prefetch=4)
     async with Engine(cfg, handler=handler, clock=clock) as engine:
         await engine.pause()
         for i in range(100):
