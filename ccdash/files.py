@@ -49,15 +49,18 @@ def write_private(path: str | Path, text: str) -> None:
 
 
 class PrivateFileError(ValueError):
-    """A file that should hold a secret cannot be used; the text says why."""
+    """A small file (a secret, a theme) cannot be used; the text says why."""
 
 
-def read_owner_only(path: str | os.PathLike[str], shown: str, limit: int) -> bytes:
-    """The bytes of a small file only its owner may access (a broker URL, a secret).
+def read_small_file(
+    path: str | os.PathLike[str], shown: str, limit: int, *, owner_only: bool = False
+) -> bytes:
+    """The bytes of a file that is meant to be small (a broker URL, a secret, a theme).
 
     Refused (PrivateFileError, `shown` naming the file) before a byte is read when it
-    is not a regular file (a FIFO would wait for a writer for ever), when group or
-    others have any access, or when it is over `limit` bytes (never read into memory).
+    is not a regular file (a FIFO would wait for a writer for ever), when it is over
+    `limit` bytes (never read into memory), and with `owner_only` when group or others
+    have any access.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -67,7 +70,7 @@ def read_owner_only(path: str | os.PathLike[str], shown: str, limit: int) -> byt
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise PrivateFileError(f"{shown} is not a regular file")
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        if owner_only and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise PrivateFileError(
                 f"{shown} can be read by others (mode {stat.S_IMODE(st.st_mode):03o}); chmod 600 it"
             )
@@ -77,8 +80,13 @@ def read_owner_only(path: str | os.PathLike[str], shown: str, limit: int) -> byt
     finally:
         os.close(fd)
     if len(data) > limit:
-        raise PrivateFileError(f"{shown} is over {limit} bytes; it should hold one short line")
+        raise PrivateFileError(f"{shown} is over {limit} bytes; it should be a short file")
     return data
+
+
+def read_owner_only(path: str | os.PathLike[str], shown: str, limit: int) -> bytes:
+    """`read_small_file` of a file only its owner may access (a broker URL, a secret)."""
+    return read_small_file(path, shown, limit, owner_only=True)
 
 
 __all__ = [
@@ -86,5 +94,6 @@ __all__ = [
     "open_private",
     "open_private_binary",
     "read_owner_only",
+    "read_small_file",
     "write_private",
 ]

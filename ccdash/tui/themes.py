@@ -16,7 +16,11 @@ from pathlib import Path
 
 from textual.theme import Theme
 
+from ccdash.files import PrivateFileError, read_small_file
+from ccdash.text import sanitize
+
 DEFAULT_THEME = "dark"
+THEME_FILE_LIMIT = 65536  # bytes: a theme is a short TOML file
 
 _FALLBACK = Theme(
     name=DEFAULT_THEME,
@@ -50,17 +54,25 @@ def themes_dir() -> Path:
 
 
 def load_theme_file(path: Path) -> Theme:
-    """One TOML file -> a Theme; ThemeError names the file and the problem."""
+    """One TOML file -> a Theme; ThemeError names the file and the problem (a FIFO,
+    a file over 64 KiB, nesting too deep, a name that is not plain text)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(read_small_file(path, str(path), THEME_FILE_LIMIT).decode())
+    except PrivateFileError as exc:
+        raise ThemeError(str(exc)) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ThemeError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise ThemeError(f"{path}: nested too deeply") from None
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise ThemeError(
             f"{path}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(_FIELDS))}"
         )
     data.setdefault("name", path.stem)
+    name = data["name"]
+    if not isinstance(name, str) or not name or sanitize(name, 60) != name:
+        raise ThemeError(f"{path}: name must be plain text of 1 to 60 characters")
     if "primary" not in data:
         raise ThemeError(f"{path}: 'primary' is required")
     try:
