@@ -107,13 +107,15 @@ async def test_nack_hides_the_message_for_its_delay(redis_broker: Make) -> None:
 
 
 async def test_delayed_retries_come_due_in_deadline_order(redis_broker: Make) -> None:
-    """Retries come back in the order their delays end."""
+    """Retries come back in the order their delays end. Once both are due they come
+    back in their place order (late was published first), so the gap between the
+    delays is wide: on a loaded machine the next read can come 0.4 s late."""
     broker = await redis_broker()
     await broker.publish("late")
     await broker.publish("soon")
     late = await lease(broker)
     soon = await lease(broker)
-    await broker.nack(late.receipt, delay=0.6)
+    await broker.nack(late.receipt, delay=2.0)
     await broker.nack(soon.receipt, delay=0.2)
     assert [(await lease(broker)).body for _ in range(2)] == ["soon", "late"]
 
@@ -141,14 +143,16 @@ async def test_defer_gives_the_attempt_back(redis_broker: Make) -> None:
 
 
 async def test_extended_lease_outlives_its_first_deadline(redis_broker: Make) -> None:
-    """Extending (XCLAIM of our own entry) keeps the lease past the first deadline."""
-    other = await redis_broker(worker="other", visibility_timeout=1.0, ttl=0.3)
-    broker = await redis_broker(worker="me", visibility_timeout=1.0, ttl=0.3)
+    """Extending (XCLAIM of our own entry) keeps the lease past the first deadline.
+    Each extension comes 1.5 s before the lease would run out: a loaded machine can
+    run this task half a second late."""
+    other = await redis_broker(worker="other", visibility_timeout=2.0, ttl=0.3)
+    broker = await redis_broker(worker="me", visibility_timeout=2.0, ttl=0.3)
     await broker.publish(b"x")
     d = await lease(broker)
-    for _ in range(3):
+    for _ in range(5):
         await asyncio.sleep(0.5)
-        new = await broker.extend(d.receipt, 1.0)
+        new = await broker.extend(d.receipt, 2.0)
         assert new > d.deadline
         d.deadline = new
     assert other.ready_count() == 0
