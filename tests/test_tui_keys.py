@@ -6,7 +6,16 @@ import re
 from typing import Any
 
 import pytest
-from support.dashboard import advance, log_text, make_app, quit_app, rows, running, screen_text
+from support.dashboard import (
+    advance,
+    log_text,
+    make_app,
+    palette_searched,
+    quit_app,
+    rows,
+    running,
+    screen_text,
+)
 
 from ccdash.tui.app import DashboardApp
 from ccdash.tui.consumer_table import ConsumerTable
@@ -401,7 +410,7 @@ async def test_command_palette_runs_a_command_by_name() -> None:
     async with running(app) as pilot:
         await pilot.press("ctrl+p")
         await pilot.press(*"consumers: kill")
-        await pilot.pause(0.3)
+        await palette_searched(app, pilot, "consumers: kill")
         await pilot.press("enter")
         await advance(app, pilot, 0.1)
         assert app.engine.snapshot().failovers == 1

@@ -17,6 +17,7 @@ from support.dashboard import (
     log_text,
     make_app,
     make_scenario_app,
+    palette_searched,
     quit_app,
     rows,
     running,
@@ -400,7 +401,7 @@ async def test_read_only_refuses_a_palette_command_too() -> None:
     app = make_app(read_only=True)
     async with running(app) as pilot:
         await pilot.press("ctrl+p", *"consumers: kill")
-        await pilot.pause(0.3)
+        await palette_searched(app, pilot, "consumers: kill")
         await pilot.press("enter")
         await advance(app, pilot, 0.2)
         assert app.engine.snapshot().failovers == 0
@@ -584,8 +585,7 @@ async def test_the_palette_shows_each_commands_key_and_finds_retry() -> None:
         await app.workload.inject_poison(1)
         await advance(app, pilot, 2.0)
         await pilot.press("ctrl+p", *"retry")
-        await pilot.pause(0.4)
-        palette = app.screen
+        palette = await palette_searched(app, pilot, "retry")
         assert isinstance(palette, CommandPalette)
         options = palette.query_one(OptionList)
         shown = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]

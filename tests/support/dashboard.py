@@ -1,6 +1,7 @@
 """The dashboard tests' helpers: a seeded, fake-clocked dashboard (over a small
 workload, `make_app`, or the default scenario, `make_scenario_app`) and the ways to
-drive and read it (`running`, `advance`, `quit_app`, `screen_text`, `log_text`, `rows`).
+drive and read it (`running`, `advance`, `quit_app`, `palette_searched`, `screen_text`,
+`log_text`, `rows`).
 
 `FakeWorkload` has the shape of `ccdash.scenario.Workload` (run, inject_burst,
 inject_poison, trigger_drill, drill_results, available_drills) with fully
@@ -188,6 +189,32 @@ async def quit_app(app: DashboardApp, pilot: Any) -> None:
         else:  # what is left is real work (a writer thread committing, a file closing)
             await asyncio.sleep(0.02)
     await pilot.pause()
+
+
+async def palette_searched(app: DashboardApp, pilot: Any, typed: str, within: float = 20.0) -> Any:
+    """The command palette once its search for `typed` has finished (it runs on real
+    time in a worker, so a fixed pause can end before it on a loaded machine); polled.
+    Returns the palette."""
+    from textual.command import CommandInput, CommandPalette
+    from textual.worker import WorkerState
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + within
+    while True:
+        await pilot.pause()
+        palette = app.screen
+        if isinstance(palette, CommandPalette):
+            searching = any(
+                w.node is palette
+                and w.group == CommandPalette._GATHER_COMMANDS_GROUP
+                and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+                for w in app.workers
+            )
+            value = palette.query_one(CommandInput).value
+            if value == typed and palette.has_class("-ready") and not searching:
+                return palette
+        assert loop.time() < end, f"the palette's search for {typed!r} did not finish"
+        await asyncio.sleep(0.02)
 
 
 def screen_text(app: DashboardApp) -> str:
