@@ -215,3 +215,13 @@ def test_a_control_secret_file_that_is_no_small_file_is_refused(kind: str, tmp_p
     with pytest.raises(ControlError, match="control secret file") as caught:
         load_secret(path)
     assert str(path) in str(caught.value)
+
+
+def test_a_control_secret_that_is_not_utf8_is_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """$CCDASH_CONTROL_SECRET holding bytes that are not UTF-8 (`openssl rand 16` pasted
+    raw) is those bytes; it raised UnicodeEncodeError ('please report this as a bug')."""
+    from ccdash.fleet.control import load_secret
+
+    monkeypatch.delenv("CCDASH_CONTROL_SECRET_FILE", raising=False)
+    monkeypatch.setenv("CCDASH_CONTROL_SECRET", os.fsdecode(bytes(range(0xF0, 0x100))))
+    assert load_secret() == bytes(range(0xF0, 0x100))

@@ -61,7 +61,7 @@ def load_secret(path: str | os.PathLike[str] | None = None) -> bytes | None:
             raise ControlError(f"control secret file {str(p)!r} is empty")
         return _long_enough(data, f"control secret file {str(p)!r}")
     value = os.environ.get(SECRET_ENV, "")
-    return _long_enough(value.encode(), f"${SECRET_ENV}") if value else None
+    return _long_enough(os.fsencode(value), f"${SECRET_ENV}") if value else None
 
 
 SECRET_FILE_LIMIT = 4096  # bytes: a secret, never read whole if bigger
