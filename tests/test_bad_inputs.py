@@ -53,6 +53,7 @@ REDIS_URLS: dict[str, tuple[str, list[str]]] = {
     "port-text": ("redis://127.0.0.1:sixty/0", ["port 'sixty'", "1 to 65535"]),
     "port-zero": ("redis://127.0.0.1:0/0", ["port 0", "1 to 65535"]),
     "db-text": (f"{R}/abc", ["database 'abc'", "integer from 0"]),
+    "password-not-utf8": ("redis://:\udcff\udcfe@127.0.0.1:1/0", ["not UTF-8"]),
     "db-negative": (f"{R}/-1", ["database '-1'"]),
     "db-twice": (f"{R}/1?db=2", ["database is given twice"]),
     "unknown-option": (f"{R}/0?bogus=1", ["unknown option 'bogus'", "known: queue"]),

@@ -126,6 +126,10 @@ def check_url(url: str) -> str:
 def _check_redis(url: str, scheme: str, shown: str) -> None:
     parts = urlsplit(url)
     where = f"redis URL {shown!r}"
+    try:
+        url.encode()
+    except UnicodeEncodeError:  # bytes from the environment or a file: Redis cannot be sent them
+        raise BrokerURLError(f"{where} is not UTF-8 text") from None
     if parts.fragment:
         raise BrokerURLError(f"{where}: unexpected #fragment")
     if not parts.hostname:
