@@ -16,15 +16,14 @@ from ccdash.brokers.base import REASON_CONSUMER_FAILED
 from ccdash.brokers.redis.flusher import parse_stats
 from ccdash.brokers.redis.link import evalsha, pack
 from ccdash.brokers.redis.local import Entry, LocalBook
-from ccdash.brokers.redis.scripts import SCRIPTS
 
 Make = Callable[..., Any]
 
 
-def _extended_by(cmd: Any, sha: str) -> int:
-    """Leases a command extends: an EVALSHA of the extend script carries, after 7
-    arguments, (stream, ids separated by spaces, counts) per stream. Commands are
-    RESP-encoded when queued, so read the encoding."""
+def _extended_by(cmd: Any) -> int:
+    """Leases a command extends: an XCLAIM carries, after the key, group, consumer and
+    min-idle time, the ids, then IDLE <ms> JUSTID. Commands are RESP-encoded when
+    queued, so read the encoding."""
     packed = pack([cmd])
     args, pos = [], packed.index(b"\r\n") + 2
     while pos < len(packed):
@@ -32,9 +31,9 @@ def _extended_by(cmd: Any, sha: str) -> int:
         n = int(packed[pos + 1 : end])
         args.append(packed[end + 2 : end + 2 + n])
         pos = end + 4 + n
-    if args[:2] != [b"EVALSHA", sha.encode()]:
+    if args[:1] != [b"XCLAIM"]:
         return 0
-    return sum(len(ids.split()) for ids in args[8::3])
+    return len(args) - 8
 
 
 async def test_health_tick_extends_every_due_lease_in_one_round_trip(redis_url: str) -> None:
@@ -56,12 +55,11 @@ async def test_health_tick_extends_every_due_lease_in_one_round_trip(redis_url: 
     async with Engine(cfg, handler=hold, broker=redis_url + "&ttl=0.9") as engine:
         link = engine.broker.flusher.link  # type: ignore[attr-defined]
         execute = link.execute
-        extend_sha = SCRIPTS["extend"].sha
         carrying: list[int] = []  # leases extended, per round trip that extended any
         all_extended = asyncio.Event()
 
         async def counting(cmds: Any) -> Any:
-            n = sum(_extended_by(c, extend_sha) for c in cmds)
+            n = sum(_extended_by(c) for c in cmds)
             if n:
                 carrying.append(n)
                 if sum(carrying) >= 40:

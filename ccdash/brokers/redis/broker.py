@@ -122,7 +122,7 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
             self, RedisLink(url, timeout=max(timeout, BLOCK_MS / 1000 + 2.0), name="block")
         )
         self.presence = Presence(self)
-        self.extender = Extender(self.flusher.call, self.keys.prefix, self.worker)
+        self.extender = Extender(self.flusher.call, self.keys, self.worker)
 
     @classmethod
     def from_url(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ccdash.brokers.base import QueueConfig
+    from ccdash.brokers.redis.extending import Extender
     from ccdash.brokers.redis.flusher import Flusher
     from ccdash.brokers.redis.keys import Keys
     from ccdash.brokers.redis.local import LocalBook
@@ -37,6 +38,7 @@ class RedisCore(Protocol):
     keys: Keys
     book: LocalBook
     flusher: Flusher
+    extender: Extender
     presence_info: Callable[[], dict[str, Any]] | None
 
     @property
@@ -51,8 +53,6 @@ class RedisCore(Protocol):
     def wake_waiters(self) -> None: ...
 
     def expiry_now(self, now: float) -> float: ...
-
-    def idle_limit_ms(self) -> int: ...
 
     def on_lost_state(self) -> None: ...
 

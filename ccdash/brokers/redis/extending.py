@@ -1,13 +1,20 @@
-"""Lease extensions on Redis, coalesced and sorted.
+"""Lease extensions on Redis, coalesced into rounds of plain XCLAIMs.
 
-Every extension asked for while a round is on its way to Redis goes in the next
-round, sorted by stream id and cut into script calls of EXTEND_CHUNK leases, all
-queued at once (one pipeline). Sorted, a call's ids are neighbours in the worker's
-pending list, so one range lookup checks them all. Unsorted, a consumer's leases
-are scattered over everything the worker holds (the dispatcher deals messages out
-in turn) and the script looks each one up on its own: at 100k leases held that
-cost Redis more than twice as much, in the health tick that must extend them all
-before they run out.
+A lease is its entry's idle time in the worker's pending list; XCLAIM of our own
+entry with IDLE and JUSTID sets it (the delivery count stays). Every extension
+asked for while a round is on its way to Redis goes in the next round: per stream,
+XCLAIMs of EXTEND_CHUNK ids, all queued at once (one pipeline).
+
+Redis only confirms that each entry is still pending (XCLAIM returns the ids it
+found), as it does for an ack: the lease clock is checked where the receipt is,
+against the worker's own deadline (see LeaseOps.extend_many), and a message that
+comes back (expired, nacked, its worker dead) is always a new entry, its old one
+acked and deleted in the same script, so a stale lease's XCLAIM finds nothing.
+There is no per-lease check in Lua: XCLAIM costs Redis about 3 µs a lease, where
+the script that looked each one up cost 4.5-6 µs when the leases of a call were
+neighbours in the pending list, and several times that when they were scattered
+over it (a pool's consumers hold every n-th entry; the health tick extends some
+consumers' leases ahead of time).
 """
 
 from __future__ import annotations
@@ -18,47 +25,41 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from ccdash.brokers.redis.link import evalsha, is_nogroup
-from ccdash.brokers.redis.local import Entry, Held
+from ccdash.brokers.redis.keys import GROUP, Keys
+from ccdash.brokers.redis.link import is_nogroup
+from ccdash.brokers.redis.local import Held
 
-EXTEND_CHUNK = 1000  # leases per extend script call (each call holds Redis for its run)
+EXTEND_CHUNK = 1000  # ids per XCLAIM (each call holds Redis for its run)
 
 Call = Callable[[tuple[Any, ...]], "asyncio.Future[Any]"]
-
-
-def id_order(entry: Entry) -> tuple[bytes, int, int]:
-    """Where an entry sits in the pending lists: its stream, then its id's two parts."""
-    ms, _, seq = entry.eid.partition(b"-")
-    return entry.level, int(ms), int(seq or 0)
 
 
 class _Request:
     """One `extend` call's leases, and the future of a flag per lease."""
 
-    __slots__ = ("items", "idle_ms", "vt_ms", "done")
+    __slots__ = ("items", "idle_ms", "done")
 
-    def __init__(self, items: Sequence[Held], vt_ms: int, idle_ms: int) -> None:
+    def __init__(self, items: Sequence[Held], idle_ms: int) -> None:
         self.items = items
-        self.vt_ms = vt_ms
         self.idle_ms = idle_ms
         self.done: asyncio.Future[bytearray] = asyncio.get_running_loop().create_future()
 
 
 class Extender:
-    """Coalesces lease extensions into sorted rounds (see the module docstring)."""
+    """Coalesces lease extensions into rounds (see the module docstring)."""
 
-    def __init__(self, call: Call, prefix: str, worker: str) -> None:
+    def __init__(self, call: Call, keys: Keys, worker: str) -> None:
         self.call = call  # queue a command for the write path; a future of its reply
-        self.prefix = prefix
+        self.keys = keys
         self.worker = worker
         self.pending: list[_Request] = []
         self.rounds = 0  # rounds sent (for tests and the benchmarks)
         self._task: asyncio.Task[None] | None = None
 
-    def extend(self, items: Sequence[Held], vt_ms: int, idle_ms: int) -> asyncio.Future[bytearray]:
-        """Extend these leases (idle time reset to idle_ms if each is still ours, idle
-        under vt_ms): a future of one flag per item, b"1" kept and b"0" gone."""
-        req = _Request(items, vt_ms, idle_ms)
+    def extend(self, items: Sequence[Held], idle_ms: int) -> asyncio.Future[bytearray]:
+        """Extend these leases (idle time set to idle_ms if each is still pending): a
+        future of one flag per item, b"1" kept and b"0" gone."""
+        req = _Request(items, idle_ms)
         if not items:
             req.done.set_result(bytearray())
             return req.done
@@ -90,70 +91,46 @@ class Extender:
             raise
 
     async def _round(self, batch: list[_Request]) -> None:
-        """Send every lease of `batch` (grouped by their limits, sorted by id) in
-        EXTEND_CHUNK script calls queued at once, and hand each request its flags."""
+        """Send every lease of `batch` (grouped by idle time and stream) in XCLAIMs of
+        EXTEND_CHUNK ids queued at once, and hand each request its flags."""
         self.rounds += 1
-        groups: dict[tuple[int, int], list[_Request]] = {}
+        groups: dict[int, list[_Request]] = {}
         for req in batch:
-            groups.setdefault((req.vt_ms, req.idle_ms), []).append(req)
-        sent: list[tuple[list[_Request], bytearray, list[list[int]], asyncio.Future[Any]]] = []
-        for (vt_ms, idle_ms), reqs in groups.items():
-            ents = [e for req in reqs for _, _, e in req.items]
-            flags = bytearray(b"0" * len(ents))  # every lease of these requests, in order
-            keys = list(map(id_order, ents))
-            order = sorted(range(len(ents)), key=keys.__getitem__)
-            for k in range(0, len(order), EXTEND_CHUNK):
-                args, parts = _args(ents, order[k : k + EXTEND_CHUNK])
-                fut = self.call(evalsha("extend", self.prefix, self.worker, vt_ms, idle_ms, *args))
-                sent.append((reqs, flags, parts, fut))
-        failed: dict[int, BaseException] = {}  # id(flags) of a group -> its error
-        for _reqs, flags, parts, fut in sent:
-            try:
-                res = await fut
-            except ResponseError as exc:
-                if not is_nogroup(exc):  # NOGROUP: Redis lost the group, every lease is gone
-                    failed.setdefault(id(flags), exc)
-                continue
-            except Exception as exc:  # told to the requests of this group
-                failed.setdefault(id(flags), exc)
-                continue
-            for where, got in zip(parts, res, strict=True):
-                for n, flag in zip(where, got, strict=False):
-                    if flag == 49:  # b"1"
-                        flags[n] = 49
-        done: set[int] = set()
-        for reqs, flags, _, _ in sent:
-            if id(flags) in done:
-                continue
-            done.add(id(flags))
-            error = failed.get(id(flags))
-            at = 0
+            groups.setdefault(req.idle_ms, []).append(req)
+        sent: list[tuple[list[_Request], list[tuple[bytes, asyncio.Future[Any]]]]] = []
+        for idle_ms, reqs in groups.items():
+            by_level: dict[bytes, list[bytes]] = {}
             for req in reqs:
-                n = len(req.items)
-                if not req.done.done():
-                    if error is not None:
-                        req.done.set_exception(error)
-                    else:
-                        req.done.set_result(flags[at : at + n])
-                at += n
-
-
-def _args(ents: list[Entry], idx: list[int]) -> tuple[list[bytes], list[list[int]]]:
-    """The extend script's per-stream arguments (suffix, ids, counts) for ents[i], i in
-    idx, and the positions (in ents) of its reply's flags, stream by stream."""
-    by_level: dict[bytes, list[int]] = {}
-    for i in idx:
-        level = ents[i].level
-        where = by_level.get(level)
-        if where is None:
-            where = by_level[level] = []
-        where.append(i)
-    args: list[bytes] = []
-    for level, where in by_level.items():
-        chosen = [ents[i] for i in where]
-        args += (
-            level,
-            b" ".join([e.eid for e in chosen]),
-            b" ".join([b"%d" % e.count for e in chosen]),
-        )
-    return args, list(by_level.values())
+                for _, _, e in req.items:
+                    ids = by_level.get(e.level)
+                    if ids is None:
+                        ids = by_level[e.level] = []
+                    ids.append(e.eid)
+            calls = []
+            for level, ids in by_level.items():
+                head = ("XCLAIM", self.keys.level_stream(level), GROUP, self.worker, 0)
+                tail = ("IDLE", idle_ms, "JUSTID")
+                for k in range(0, len(ids), EXTEND_CHUNK):
+                    calls.append((level, self.call((*head, *ids[k : k + EXTEND_CHUNK], *tail))))
+            sent.append((reqs, calls))
+        for reqs, calls in sent:
+            kept: set[tuple[bytes, bytes]] = set()  # (stream suffix, entry id) still pending
+            error: BaseException | None = None
+            for level, fut in calls:
+                try:
+                    kept.update((level, eid) for eid in await fut)
+                except ResponseError as exc:
+                    if not is_nogroup(exc) and error is None:  # NOGROUP: every lease is gone
+                        error = exc
+                except Exception as exc:  # told to the requests of this group
+                    if error is None:
+                        error = exc
+            for req in reqs:
+                if req.done.done():
+                    continue
+                if error is not None:
+                    req.done.set_exception(error)
+                else:
+                    req.done.set_result(
+                        bytearray(49 if e.key in kept else 48 for _, _, e in req.items)
+                    )

@@ -203,7 +203,7 @@ class LeaseOps:
     async def extend_many(self, receipts: Sequence[Receipt], seconds: float) -> list[float | None]:
         """Extend several leases; None for each lease that is gone. Extensions asked for
         while others are on their way go together in the next round (one pipeline of
-        script calls, their ids sorted: see extending.py)."""
+        XCLAIMs: see extending.py)."""
         now = self.clock.now()
         judge = self.expiry_now(now)  # a lease that ran out in a stall is still ours
         secs = min(max(0.0, seconds), self.vt)
@@ -218,9 +218,9 @@ class LeaseOps:
                 book.unlease(key)
             else:
                 live.append((i, key, entry))
-        vt_ms, idle_ms = self.idle_limit_ms(), int((self.vt - secs) * 1000)
-        # Coalesced with the other extensions asked for meanwhile, sorted (extending.py).
-        flags = await self.extender.extend(live, vt_ms, idle_ms)
+        # Coalesced with the other extensions asked for meanwhile; Redis confirms each
+        # is still pending, the lease clock was checked here (extending.py).
+        flags = await self.extender.extend(live, int((self.vt - secs) * 1000))
         deadline = now + secs
         done: list[tuple[str, Entry]] = []
         for (i, r, e), flag in zip(live, flags, strict=True):

@@ -106,28 +106,6 @@ class Entry:
 Held = tuple[int, str, Entry]  # (position in the caller's list, receipt, entry)
 
 
-def extend_args(items: list[Held]) -> tuple[list[bytes], list[list[Held]]]:
-    """The extend script's per-stream arguments for these entries (suffix, ids,
-    counts), and the items in the order of its reply's flags."""
-    by_level: dict[bytes, list[Held]] = {}
-    for item in items:
-        level = item[2].level
-        group = by_level.get(level)
-        if group is None:
-            group = by_level[level] = []
-        group.append(item)
-    args: list[bytes] = []
-    groups = []
-    for level, group in by_level.items():
-        args += (
-            level,
-            b" ".join([e.eid for _, _, e in group]),
-            b" ".join([b"%d" % e.count for _, _, e in group]),
-        )
-        groups.append(group)
-    return args, groups
-
-
 def _by_deadline(entry: Entry) -> float:
     return entry.deadline
 

@@ -36,7 +36,6 @@ from redis.exceptions import ResponseError
 from ccdash.brokers.base import REASON_CONSUMER_FAILED, REASON_RELEASED, BrokerError
 from ccdash.brokers.redis.keys import GROUP
 from ccdash.brokers.redis.link import LinkDown, evalsha
-from ccdash.brokers.redis.local import extend_args
 
 if TYPE_CHECKING:
     from ccdash.brokers.redis.core import RedisCore
@@ -269,23 +268,24 @@ class Presence:
 
     async def keep_buffer(self) -> None:
         """Extend the leases of entries waiting in the local buffer (after a stall,
-        those that ran out in it too: no idle limit then)."""
+        those that ran out in it too; otherwise not those: Redis reclaims them)."""
         b = self.b
         now = b.clock.now()
-        stale = [e for e in b.book.buffered_entries() if e.deadline - now < b.vt / 2]
+        judge = b.expiry_now(now)
+        stale = [
+            e
+            for e in b.book.buffered_entries()
+            if judge < e.deadline and e.deadline - now < b.vt / 2
+        ]
         if not stale:
             return
-        args, groups = extend_args([(0, "", e) for e in stale])
         try:
-            flags = await b.flusher.call(
-                evalsha("extend", b.keys.prefix, b.worker, b.idle_limit_ms(), 0, *args)
-            )
+            flags = await b.extender.extend([(0, "", e) for e in stale], 0)
         except (LinkDown, ResponseError):
             return
-        for group, ok in zip(groups, flags, strict=True):
-            for (_, _, e), flag in zip(group, ok, strict=True):
-                if flag == 49:  # b"1"
-                    e.deadline = now + b.vt
+        for e, flag in zip(stale, flags, strict=True):
+            if flag == 49:  # b"1"
+                e.deadline = now + b.vt
 
     async def recover_strays(
         self, *, mode: str = "g", reason: str = REASON_RELEASED, error: str = ""

@@ -22,7 +22,7 @@ wakes readers parked in XREADGROUP BLOCK when something comes back.
 Every script takes the key prefix as ARGV[1] and reads Redis TIME, so stored
 times are the server's wall clock, the same for every host.
 
-The scripts are grouped by concern: `delivery` (publish, fetch, ack, end, extend),
+The scripts are grouped by concern: `delivery` (publish, fetch, ack, end),
 `reaping` (expired leases, dead workers, retire, bury, takeover) and `admin` (stats,
 redrive, purge, recover); `prelude` is the shared head of each. `SCRIPTS` names them all.
 """
@@ -30,7 +30,7 @@ redrive, purge, recover); `prelude` is the shared head of each. `SCRIPTS` names 
 from __future__ import annotations
 
 from ccdash.brokers.redis.scripts.admin import PURGE, RECOVER, REDRIVE, STATS
-from ccdash.brokers.redis.scripts.delivery import ACK, END, EXTEND, FETCH, PUBLISH
+from ccdash.brokers.redis.scripts.delivery import ACK, END, FETCH, PUBLISH
 from ccdash.brokers.redis.scripts.prelude import Script
 from ccdash.brokers.redis.scripts.reaping import BURY, REAP_DEAD, REAP_EXPIRED, RETIRE, TAKEOVER
 
@@ -41,7 +41,6 @@ SCRIPTS: dict[str, Script] = {
         "fetch": FETCH,
         "ack": ACK,
         "end": END,
-        "extend": EXTEND,
         "reap_expired": REAP_EXPIRED,
         "reap_dead": REAP_DEAD,
         "retire": RETIRE,

@@ -1,5 +1,5 @@
-"""The Lua scripts of a message's way through: publish, fetch, ack, end (nack,
-release, defer) and extend."""
+"""The Lua scripts of a message's way through: publish, fetch, ack and end (nack,
+release, defer). Extending a lease is a plain XCLAIM (see extending.py)."""
 
 from __future__ import annotations
 
@@ -167,28 +167,6 @@ for i = 5, #ARGV, 8 do
   else
     out[#out + 1] = 'rejected'
   end
-end
-return out
-"""
-
-# ARGV: P, me, vt ms, idle ms, then per stream (suffix, entry ids, delivery counts), ids
-# and counts space-separated. Re-claims our own live entries (see `ours`) with JUSTID
-# (the delivery count stays), 1,000 per XCLAIM, which sets their idle time, i.e. moves
-# the lease deadline. Returns per stream a string of 1/0 flags, one per id.
-EXTEND = r"""
-local me, vt, idle = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local out = {}
-for i = 5, #ARGV, 3 do
-  local key = P .. 'q:' .. ARGV[i]
-  local ids, counts = {}, {}
-  for id in string.gmatch(ARGV[i + 1], '%S+') do ids[#ids + 1] = id end
-  for c in string.gmatch(ARGV[i + 2], '%S+') do counts[#counts + 1] = tonumber(c) end
-  local held, ok, flags = ours(key, ids, counts, me, vt), {}, {}
-  for j, id in ipairs(ids) do
-    if held[j] then ok[#ok + 1] = id; flags[j] = '1' else flags[j] = '0' end
-  end
-  with_ids({'XCLAIM', key, G, me, 0}, ok, {'IDLE', idle, 'JUSTID'})
-  out[#out + 1] = table.concat(flags)
 end
 return out
 """

@@ -161,37 +161,6 @@ local function held(ttl)
   return NOW < hold
 end
 
--- Which of `ids` (entries of stream `key`, delivered counts[j] times) are pending
--- for `me` and idle under `vt` ms: one XPENDING over the ids' range (they were read
--- together, so the range holds little else of ours), per-id lookups only if that
--- range lists more of ours than it returned. Returns a list of booleans.
-local function ours(key, ids, counts, me, vt)
-  local lo, lo_ms, lo_seq, hi, hi_ms, hi_seq
-  for _, id in ipairs(ids) do
-    local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-    ms, seq = tonumber(ms), tonumber(seq)
-    if not lo or ms < lo_ms or (ms == lo_ms and seq < lo_seq) then
-      lo, lo_ms, lo_seq = id, ms, seq
-    end
-    if not hi or ms > hi_ms or (ms == hi_ms and seq > hi_seq) then
-      hi, hi_ms, hi_seq = id, ms, seq
-    end
-  end
-  local mine, limit = {}, #ids * 2 + 64
-  local rows = redis.call('XPENDING', key, G, lo, hi, limit, me)
-  for _, r in ipairs(rows) do
-    if tonumber(r[3]) < vt then mine[r[1]] = tonumber(r[4]) end
-  end
-  local full = #rows >= limit
-  local out = {}
-  for j, id in ipairs(ids) do
-    local held = mine[id] == counts[j]
-    if not held and full then held = owned(key, id, me, counts[j], vt) end
-    out[j] = held
-  end
-  return out
-end
-
 -- `n` of `ids` (entries of stream `s`, key `key`) were just acked. Acked entries
 -- stay in their stream (ghosts, counted per stream in `ghosts` for stats) until
 -- one XTRIM MINID takes every entry below the oldest one still needed: the first
@@ -223,16 +192,6 @@ local function tidy(s, key, ids, n)
       del = del + redis.call('XDEL', key, unpack(ids, i, math.min(i + 999, #ids)))
     end
     incr(P .. 'ghosts', s, -del)
-  end
-end
-
--- Run `cmd` (a table of leading arguments) with `ids` appended, 1,000 at a time.
-local function with_ids(cmd, ids, tail)
-  for s = 1, #ids, 1000 do
-    local c = {unpack(cmd)}
-    for k = s, math.min(s + 999, #ids) do c[#c + 1] = ids[k] end
-    for _, t in ipairs(tail or {}) do c[#c + 1] = t end
-    redis.call(unpack(c))  -- unpack last: Lua keeps all its values only there
   end
 end
 
