@@ -127,7 +127,64 @@ async def test_extending_many_due_leases_lets_the_loop_run_between_batches() -> 
         ticking = False
         await other
         assert steps[0] >= held // 1000 - 1
-        assert engine.broker.leases(1)[0].deadline > clock.now() + 50
+        # Every lease kept: the soonest runs out over half a visibility timeout from now
+        # (the tick that came before the stop extended some of them ahead of time).
+        assert engine.broker.leases(1)[0].deadline > clock.now() + 30
+    finally:
+        release.set()
+        await engine.stop(grace=0)
+
+
+async def test_leases_taken_at_once_are_kept_a_share_per_tick_not_all_in_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With 6,000 leases taken at once (visibility 4 s, a tick every second: each kept
+    lease comes due again 3 ticks later), no tick extends much more than a third of
+    them: the rest go ahead of time in the ticks before, so they never all come due
+    in one tick (on Redis such a tick ran for seconds while the last of them ran out).
+    Every lease is kept: none expires, none is delivered again."""
+    clock = FakeClock()
+    release = asyncio.Event()
+
+    async def hold(_: Delivery) -> None:
+        await release.wait()
+
+    config = cfg(
+        consumers=30,
+        max_consumers=30,
+        prefetch=200,
+        visibility_timeout=4.0,
+        heartbeat_interval=1.0,
+        heartbeat_timeout=3.0,
+    )
+    engine = Engine(config, handler=hold, clock=clock)
+    await engine.start()
+    try:
+        for i in range(0, 6000, 1000):
+            await engine.publish_many(list(range(i, i + 1000)))
+        await clock.advance(0.01)
+        held = engine.snapshot().queue.in_flight
+        assert held > 3 * 1000  # a tick's share is more than a batch
+        per_tick: list[int] = []
+        real_extend = engine.broker.extend_many
+        real_tick = engine.health.tick
+
+        async def counting(receipts: Any, seconds: float) -> list[float | None]:
+            per_tick[-1] += len(receipts)
+            return await real_extend(receipts, seconds)
+
+        async def tick() -> None:
+            per_tick.append(0)
+            await real_tick()
+
+        monkeypatch.setattr(engine.broker, "extend_many", counting)
+        monkeypatch.setattr(engine.health, "tick", tick)
+        for _ in range(12):
+            await clock.advance(1.0)
+        assert sum(per_tick) >= 3 * held  # each kept several times over 12 s
+        assert max(per_tick) <= -(-held // 3) + 200  # a share, and one consumer's overshoot
+        snap = engine.snapshot()
+        assert (snap.queue.in_flight, snap.redelivered) == (held, 0)
     finally:
         release.set()
         await engine.stop(grace=0)

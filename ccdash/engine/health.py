@@ -35,10 +35,15 @@ from ccdash.engine.states import Severity
 # A batch of leases on its way to the broker, and the future of their new deadlines.
 Extending = tuple[list[Delivery], "asyncio.Future[list[float | None]]"]
 KEEP_BATCH = 1000  # leases per extend_many call; the loop runs between batches
+SPREAD_MIN = KEEP_BATCH  # a tick's share of the leases over which it extends early
 STALL_MIN = 0.1  # a late tick is recorded as a stall from this many seconds
 STALL_QUIET = 30.0  # the loop-stalled alert resolves after this long without a stall
 
 TickHook = Callable[[float], Awaitable[None] | None]  # run after each tick with its time
+
+
+def _next_due(c: Consumer) -> float:
+    return c.next_due
 
 
 class Supervised(Protocol):
@@ -152,10 +157,9 @@ class HealthMonitor:
         consumers = list(pool.consumers.values())
         lag = self.loop_lag
         stalled = lag > max(self.slack, STALL_MIN)
-        # Extend what runs out before the next tick plus slack, at the latest.
-        soon = max(self.visibility_timeout / 2, self.interval + 2 * self.slack)
         due: list[Delivery] = []
         sent: list[Extending] = []
+        live: list[Consumer] = []
         for c in consumers:
             if c.hung:
                 continue
@@ -168,11 +172,34 @@ class HealthMonitor:
                 and now - c.started_at > self.handler_timeout
             ):
                 c.time_out()
-            if c.next_due - now < soon:  # only consumers holding a lease due soon
-                self._due_of(c, now, soon, due)
-                if len(due) >= KEEP_BATCH:  # on its way while the rest is collected
-                    await self._send(due, sent)
-                    due = []
+            live.append(c)
+        # Extend what runs out before the next tick plus slack, at the latest; and, when
+        # a tick's share of the leases is more than a batch, older ones ahead of time up
+        # to that share, soonest first: leases taken at once (or kept at once) come due
+        # at once, and a tick extending them all would run for seconds while the last
+        # of them run out (see `_share`).
+        soon = max(self.visibility_timeout / 2, self.interval + 2 * self.slack)
+        share = self._share(live, soon)
+        if share:
+            live.sort(key=_next_due)
+        ahead = max(soon, self.visibility_timeout - self.interval / 2)
+        taken = 0
+        for c in live:
+            left = c.next_due - now
+            if taken < share and left < ahead:
+                upto = ahead
+            elif left < soon:  # only consumers holding a lease due soon
+                upto = soon
+            elif share:  # sorted: none of the rest is due, and the share is met
+                break
+            else:
+                continue
+            before = len(due)
+            self._due_of(c, now, upto, due)
+            taken += len(due) - before
+            if len(due) >= KEEP_BATCH:  # on its way while the rest is collected
+                await self._send(due, sent)
+                due = []
         if due:
             await self._send(due, sent)
         kept = await self._settle(sent, now) if sent else 0
@@ -208,12 +235,24 @@ class HealthMonitor:
             if result is not None:
                 await result
 
-    def _due_of(self, c: Consumer, now: float, soon: float, due: list[Delivery]) -> None:
-        """Add c's leases that run out within `soon` to `due`; note when the next of
+    def _share(self, live: list[Consumer], soon: float) -> int:
+        """How many leases a tick extends at least (0: only the due ones). A kept lease
+        comes due again `cycle` ticks later, so a tick's share of what is held is
+        1/cycle of it; extending that much each tick keeps any one tick from having
+        them all due. Below a batch it is not worth extending early (one round trip
+        either way), which keeps leases acked within a visibility timeout untouched."""
+        cycle = int((self.visibility_timeout - soon) // self.interval) + 1
+        if cycle < 2:
+            return 0
+        share = -(-sum(c.held for c in live) // cycle)
+        return share if share > SPREAD_MIN else 0
+
+    def _due_of(self, c: Consumer, now: float, upto: float, due: list[Delivery]) -> None:
+        """Add c's leases that run out within `upto` to `due`; note when the next of
         the rest does (the extended ones get a whole visibility timeout)."""
         nxt = now + self.visibility_timeout
         for d in c.held_deliveries():
-            if d.deadline - now < soon:
+            if d.deadline - now < upto:
                 due.append(d)
             elif d.deadline < nxt:
                 nxt = d.deadline
