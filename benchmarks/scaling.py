@@ -202,13 +202,13 @@ def start_traffic(url: str, rate: float) -> subprocess.Popen[bytes]:
 
 async def redis_held(
     url: str, pid: int, leases: int, run: int, hold_for: float, traffic: float = 0.0
-) -> tuple[float, float, float, int, int, float]:
+) -> tuple[float, float, float, int, int, int, int, float]:
     """Hold `leases` leases on Redis for `hold_for` seconds under the engine's own health
     loop (visibility 4 s, heartbeat 1 s), with another worker publishing and consuming
     `traffic` msg/s on the same queue meanwhile (0: none): (longest tick s, its CPU s
-    in this process and in redis-server, leases held, leases lost: an extension
-    refused, or a lease expired, while a live consumer held it; the other worker's
-    msg/s acked while they were held)."""
+    in this process and in redis-server, leases it extended, the most leases any tick
+    extended, leases held, leases lost: an extension refused, or a lease expired, while
+    a live consumer held it; the other worker's msg/s acked while they were held)."""
     consumers = max(1, min(100, leases // 100))
     stall = asyncio.Event()
 
@@ -234,15 +234,26 @@ async def redis_held(
     engine.add_listener(on_event)
     await engine.start()
     tick = engine.health.tick
-    longest = [0.0, 0.0, 0.0]  # the longest tick: wall s, this process's CPU s, Redis CPU s
+    extend_many = engine.broker.extend_many
+    # The longest tick: wall s, this process's CPU s, Redis CPU s, leases it extended;
+    # and the most leases any tick extended.
+    longest = [0.0, 0.0, 0.0, 0.0, 0.0]
+    extended = [0]
+
+    async def counted_extend(receipts: Any, seconds: float) -> list[float | None]:
+        extended[0] += len(receipts)
+        return await extend_many(receipts, seconds)
 
     async def timed_tick() -> None:
+        extended[0] = 0
         t, c, r = time.perf_counter(), time.process_time(), cpu_seconds(pid)
         await tick()
         took = time.perf_counter() - t
         if took > longest[0]:
-            longest[:] = [took, time.process_time() - c, cpu_seconds(pid) - r]
+            longest[:4] = [took, time.process_time() - c, cpu_seconds(pid) - r, extended[0]]
+        longest[4] = max(longest[4], extended[0])
 
+    engine.broker.extend_many = counted_extend  # type: ignore[method-assign]
     engine.health.tick = timed_tick  # type: ignore[method-assign]
 
     def held_now() -> int:  # without listing them all (that would stall the loop)
@@ -266,7 +277,7 @@ async def redis_held(
                     break
                 await asyncio.sleep(0.1)
         a0, t0 = engine.broker.stats().acked, time.monotonic()
-        longest[:] = [0.0, 0.0, 0.0]  # from here on: the ticks that keep what is held
+        longest[:] = [0.0, 0.0, 0.0, 0.0, 0.0]  # from here on: the ticks that keep what is held
         await asyncio.sleep(hold_for)
         done = (engine.broker.stats().acked - a0) / (time.monotonic() - t0)
     finally:
@@ -277,7 +288,8 @@ async def redis_held(
     still = held_now()
     lost[0] = max(lost[0], held - still)
     await engine.stop(grace=0)
-    return (*longest, held, lost[0], done)
+    took, cpu, rcpu, it, most = longest
+    return (took, cpu, rcpu, int(it), int(most), held, lost[0], done)
 
 
 async def ack_cost(url: str, pid: int, held: int, run: int) -> float:
@@ -317,12 +329,22 @@ async def ack_cost(url: str, pid: int, held: int, run: int) -> float:
 async def bench_redis_leases(url: str, pid: int, sizes: list[int], traffic: float) -> None:
     rows = []
     for i, n in enumerate(sizes):
-        took, cpu, rcpu, held, lost, _ = await redis_held(url, pid, n, i, 9.0)
-        rows.append((n, took, cpu, rcpu, held, lost))
-    head = ("leases", "longest tick s", "its cpu s", "its redis s", "held", "lost")
+        *row, _ = await redis_held(url, pid, n, i, 9.0)
+        rows.append((n, *row))
+    head = (
+        "leases",
+        "longest tick s",
+        "its cpu s",
+        "its redis s",
+        "it extended",
+        "most a tick",
+        "held",
+        "lost",
+    )
     _table(
         "leases held 9 s (Redis, visibility 4 s, heartbeat 1 s): longest health tick "
-        "(wall, CPU here and in redis-server), leases lost while held",
+        "(wall, CPU here and in redis-server, leases it extended), the most leases a "
+        "tick extended, leases lost while held",
         head,
         rows,
     )
@@ -330,8 +352,7 @@ async def bench_redis_leases(url: str, pid: int, sizes: list[int], traffic: floa
         return
     rows = []
     for i, n in enumerate(sizes):
-        took, cpu, rcpu, held, lost, done = await redis_held(url, pid, n, 100 + i, 9.0, traffic)
-        rows.append((n, took, cpu, rcpu, held, lost, done))
+        rows.append((n, *(await redis_held(url, pid, n, 100 + i, 9.0, traffic))))
     _table(
         f"leases held 9 s under load (another worker publishing and consuming "
         f"{traffic:,.0f} msg/s on the same queue): longest health tick, leases lost",

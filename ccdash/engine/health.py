@@ -240,7 +240,7 @@ class HealthMonitor:
         comes due again `cycle` ticks later, so a tick's share of what is held is
         1/cycle of it; extending that much each tick keeps any one tick from having
         them all due. Below a batch it is not worth extending early (one round trip
-        either way), which keeps leases acked within a visibility timeout untouched."""
+        either way)."""
         cycle = int((self.visibility_timeout - soon) // self.interval) + 1
         if cycle < 2:
             return 0
