@@ -247,3 +247,23 @@ async def test_a_worker_reading_far_ahead_takes_back_thousands_that_came_back(
     again = await lease_many(broker, 8200, within=30)
     assert {d.attempt for d in again} == {2}
     assert {d.message_id for d in again} == {d.message_id for d in got}
+
+
+async def test_extend_many_keeps_what_is_still_pending_and_drops_what_was_taken(
+    redis_broker: Make,
+) -> None:
+    """Of three leases, the one whose entry left the pending list behind this worker's
+    back (as when a peer reclaims an expired lease: acked and deleted) is reported gone
+    and leaves the book; the other two are kept."""
+    broker = await redis_broker()
+    for _ in range(3):
+        broker.publish_nowait(b"x")
+    await broker.flush()
+    got = await lease_many(broker, 3)
+    stream = broker.keys.level_stream(b"0")
+    eid = str(got[1].receipt).split("/")[1]
+    await broker.flusher.call(("XACK", stream, "ccdash", eid))
+    await broker.flusher.call(("XDEL", stream, eid))
+    deadlines = await broker.extend_many([d.receipt for d in got], 5.0)
+    assert [d is not None for d in deadlines] == [True, False, True]
+    assert [li.message_id for li in broker.leases(None)] == [got[0].message_id, got[2].message_id]

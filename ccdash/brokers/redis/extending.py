@@ -26,7 +26,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from ccdash.brokers.redis.keys import GROUP, Keys
-from ccdash.brokers.redis.link import is_nogroup
+from ccdash.brokers.redis.link import Raw, is_nogroup
 from ccdash.brokers.redis.local import Held
 
 EXTEND_CHUNK = 1000  # ids per XCLAIM (each call holds Redis for its run)
@@ -97,7 +97,7 @@ class Extender:
         groups: dict[int, list[_Request]] = {}
         for req in batch:
             groups.setdefault(req.idle_ms, []).append(req)
-        sent: list[tuple[list[_Request], list[tuple[bytes, asyncio.Future[Any]]]]] = []
+        sent: list[tuple[list[_Request], int, list[tuple[bytes, asyncio.Future[Any]]]]] = []
         for idle_ms, reqs in groups.items():
             by_level: dict[bytes, list[bytes]] = {}
             for req in reqs:
@@ -107,30 +107,43 @@ class Extender:
                         ids = by_level[e.level] = []
                     ids.append(e.eid)
             calls = []
+            tail = ("IDLE", idle_ms, "JUSTID")
             for level, ids in by_level.items():
                 head = ("XCLAIM", self.keys.level_stream(level), GROUP, self.worker, 0)
-                tail = ("IDLE", idle_ms, "JUSTID")
                 for k in range(0, len(ids), EXTEND_CHUNK):
-                    calls.append((level, self.call((*head, *ids[k : k + EXTEND_CHUNK], *tail))))
-            sent.append((reqs, calls))
-        for reqs, calls in sent:
-            kept: set[tuple[bytes, bytes]] = set()  # (stream suffix, entry id) still pending
+                    chunk = ids[k : k + EXTEND_CHUNK]
+                    # The ids RESP-encoded at once: packing them one by one cost more.
+                    raw = Raw(b"".join([b"$%d\r\n%s\r\n" % (len(i), i) for i in chunk]), len(chunk))
+                    calls.append((level, self.call((*head, raw, *tail))))
+            sent.append((reqs, sum(map(len, by_level.values())), calls))
+        for reqs, n, calls in sent:
+            kept: dict[bytes, set[bytes]] = {}  # per stream suffix, the ids still pending
             error: BaseException | None = None
             for level, fut in calls:
                 try:
-                    kept.update((level, eid) for eid in await fut)
+                    got = await fut
                 except ResponseError as exc:
                     if not is_nogroup(exc) and error is None:  # NOGROUP: every lease is gone
                         error = exc
+                    continue
                 except Exception as exc:  # told to the requests of this group
                     if error is None:
                         error = exc
+                    continue
+                kept.setdefault(level, set()).update(got)
+            every = error is None and sum(map(len, kept.values())) == n  # the usual case
             for req in reqs:
                 if req.done.done():
                     continue
                 if error is not None:
                     req.done.set_exception(error)
+                elif every:
+                    req.done.set_result(bytearray(b"1" * len(req.items)))
                 else:
-                    req.done.set_result(
-                        bytearray(49 if e.key in kept else 48 for _, _, e in req.items)
-                    )
+                    req.done.set_result(_flags(req.items, kept))
+
+
+def _flags(items: Sequence[Held], kept: dict[bytes, set[bytes]]) -> bytearray:
+    """b"1" for each item whose entry is in `kept`, else b"0"."""
+    none: set[bytes] = set()
+    return bytearray(49 if e.eid in kept.get(e.level, none) else 48 for _, _, e in items)
