@@ -253,3 +253,37 @@ async def test_sqlite_rows_inserted_behind_the_counters_are_counted(tmp_path: Pa
     assert sorted(done) == sorted([*ours, "foreign-1", "foreign-2", "foreign-3"])
     assert [(d.message_id, d.reason) for d in snap.dead_letters] == [("limbo", "undecodable")]
     assert (snap.queue.depth, snap.queue.in_flight, snap.queue.dead) == (0, 0, 1)
+
+
+async def test_sqlite_delayed_leased_and_dead_rows_with_text_numbers_open(tmp_path: Path) -> None:
+    """A delayed, leased or dead row a foreign writer gave a TEXT deadline, attempt or
+    priority, or a number for a holder, does not stop the file from opening (the
+    deadline scan raised TypeError at open): their numbers are made numbers, the held
+    and delayed messages are delivered, the dead one is listed."""
+    path = tmp_path / "q.db"
+    url = f"sqlite:///{path}"
+    async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as producer:
+        late, held, dead = [await producer.publish({"n": i}) for i in range(3)]
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE msgs SET state = 1, due = 'later' WHERE mid = ?", (late,))
+        conn.execute(
+            "UPDATE msgs SET state = 2, due = 'x', attempt = 'z', holder = 5, owner = 'gone' "
+            "WHERE mid = ?",
+            (held,),
+        )
+        conn.execute(
+            "UPDATE msgs SET state = 3, dseq = 1, due = 'then', priority = 'hi', reason = 'r' "
+            "WHERE mid = ?",
+            (dead,),
+        )
+        conn.execute("UPDATE counters SET ready = 0, delayed = 1, leased = 1, dead = 1")
+    done: list[str] = []
+
+    async def handler(d: Delivery) -> None:
+        done.append(d.message_id)
+
+    async with Engine(EngineConfig(consumers=2, seed=1), handler=handler, broker=url) as engine:
+        await engine.join(timeout=20)
+        snap = engine.snapshot()
+    assert sorted(done) == sorted([late, held])
+    assert [(d.message_id, d.priority) for d in snap.dead_letters] == [(dead, 0)]

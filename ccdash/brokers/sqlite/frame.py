@@ -41,6 +41,25 @@ _KINDS = (str, bytes, int, int, int, float)
 _SQL_TYPE = {str: "TEXT", bytes: "BLOB", int: "INTEGER", float: "REAL", type(None): "NULL"}
 
 _INF = float("inf")
+# The earliest deadline of a state (a value that is no number sorts after every number).
+_FIRST_DUE = (
+    "SELECT due FROM msgs WHERE state = {state} AND typeof(due) IN ('integer', 'real') "
+    "ORDER BY due LIMIT 1"
+)
+_NUM = "typeof({0}) IN ('integer', 'real')"
+_INT = "typeof({0}) = 'integer'"
+_WELL_TYPED = (
+    "UPDATE msgs SET "
+    f"due = CASE WHEN {_NUM.format('due')} THEN due ELSE ? END, "
+    f"attempt = CASE WHEN {_INT.format('attempt')} THEN attempt ELSE 0 END, "
+    f"deliveries = CASE WHEN {_INT.format('deliveries')} THEN deliveries ELSE 0 END, "
+    f"priority = CASE WHEN {_INT.format('priority')} THEN priority ELSE 0 END, "
+    f"published = CASE WHEN {_NUM.format('published')} THEN published ELSE ? END, "
+    "holder = CASE WHEN holder IS NULL THEN NULL ELSE CAST(holder AS TEXT) END "
+    f"WHERE state != 0 AND NOT ({_NUM.format('due')} AND {_INT.format('attempt')} AND "
+    f"{_INT.format('deliveries')} AND {_INT.format('priority')} AND "
+    f"{_NUM.format('published')} AND (holder IS NULL OR typeof(holder) = 'text'))"
+)
 _SELECT_COUNTERS = f"SELECT {', '.join(COUNTER_COLUMNS)} FROM counters WHERE k = 0"
 _UPDATE_COUNTERS = (
     f"UPDATE counters SET {', '.join(f'{c} = ?' for c in COUNTER_COLUMNS)} WHERE k = 0"
@@ -115,8 +134,8 @@ class StoreFrame:
     def next_deadline(self) -> float:
         """The earliest retry or lease deadline in the file (wall), or +inf."""
         ex = self.conn.execute
-        a = ex("SELECT due FROM msgs WHERE state = 1 ORDER BY due LIMIT 1").fetchone()
-        b = ex("SELECT due FROM msgs WHERE state = 2 ORDER BY due LIMIT 1").fetchone()
+        a = ex(_FIRST_DUE.format(state=1)).fetchone()
+        b = ex(_FIRST_DUE.format(state=2)).fetchone()
         return min(a[0] if a else _INF, b[0] if b else _INF)
 
     # -- time passing -----------------------------------------------------------
@@ -192,10 +211,15 @@ class StoreFrame:
         """Make the counters true to the rows: rows a foreign writer inserted or deleted
         behind them are counted (uncounted ready rows would never be read, and a taken
         next id failed every publish); a row in a state of no meaning goes to the DLQ as
-        undecodable. Once per open, and when a publish finds its id taken."""
+        undecodable; a delayed, leased or dead row's numbers of the wrong kind are made
+        numbers (a deadline that is no number is now). Once per open, and when a publish
+        finds its id taken. (Ready rows are checked as they are read.)"""
         ex = self.conn.execute
         c = self.c
-        for rid, state in ex("SELECT id, state FROM msgs WHERE state NOT IN (0, 1, 2, 3)"):
+        ex(_WELL_TYPED, (now_w, now_w))  # a TEXT deadline failed the open itself
+        for rid, state in ex(
+            "SELECT id, state FROM msgs WHERE state NOT IN (0, 1, 2, 3)"
+        ).fetchall():
             c["dseq"] += 1
             ex(
                 "UPDATE msgs SET state = 3, due = ?, dseq = ?, reason = ?, last_error = ?, "
