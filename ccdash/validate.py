@@ -51,8 +51,10 @@ def check_theme(name: str) -> None:
 
 
 def shown(value: object, limit: int = 80) -> str:
-    """A user's value quoted for an error line: sanitised and bounded."""
-    return repr(sanitize(value, limit))
+    """A user's value quoted for an error line: sanitised and bounded. Not repr(),
+    which doubled each backslash of the sanitiser's escapes (an ESC read as two
+    backslashes and x1b)."""
+    return f"'{sanitize(value, limit)}'"
 
 
 def _fmt(x: float) -> str:

@@ -118,7 +118,10 @@ WORKER_ARGS: dict[str, tuple[list[str], list[str]]] = {
     "grace-negative": (["--grace", "-1"], ["--grace", "0 to 3600"]),
     "grace-huge": (["--grace", "1e9"], ["--grace", "0 to 3600"]),
     "name-empty": (["--name", ""], ["--name", "letters, digits"]),
-    "name-osc52": (["--name", "w\x1b]52;c;ZWNobyBwd25lZA==\x07"], ["--name", "\\x1b"]),
+    "name-osc52": (
+        ["--name", "w\x1b]52;c;ZWNobyBwd25lZA==\x07"],
+        ["--name", "got 'w\\x1b]52;c;ZWNobyBwd25lZA==\\x07'"],  # one backslash, as typed
+    ),
     "name-too-long": (["--name", "w" * 200], ["--name", "1 to 100"]),
     "name-space": (["--name", "a b"], ["--name", "'a b'"]),
     "broker-not-redis": (["--broker", "sqlite:///q.db"], ["--broker", "redis://"]),
