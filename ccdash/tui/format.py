@@ -98,12 +98,15 @@ def duration(seconds: float | None) -> str:
 
 
 def clock_offset(seconds: float) -> str:
-    """Time since start, as t+1.5s, t+42.0s or t+3m05s."""
-    seconds = max(0.0, seconds) if math.isfinite(seconds) else 0.0
+    """Time since start, as t+1.5s, t+42.0s or t+3m05s; before the start (a shared
+    queue's past) as t-2.5s or t-30m00s."""
+    seconds = seconds if math.isfinite(seconds) else 0.0
+    sign = "-" if seconds <= -0.05 else "+"
+    seconds = abs(seconds) if sign == "-" else max(0.0, seconds)
     if seconds < 60:
-        return f"t+{seconds:.1f}s"
+        return f"t{sign}{seconds:.1f}s"
     m, s = divmod(int(seconds), 60)
-    return f"t+{m}m{s:02d}s"
+    return f"t{sign}{m}m{s:02d}s"
 
 
 # -- text --------------------------------------------------------------------
