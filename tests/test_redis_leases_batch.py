@@ -13,9 +13,9 @@ from support.redis_fixtures import lease_many
 
 from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import REASON_CONSUMER_FAILED
-from ccdash.brokers.redis.flusher import parse_stats
 from ccdash.brokers.redis.link import evalsha, pack
 from ccdash.brokers.redis.local import Entry, LocalBook
+from ccdash.brokers.redis.views import parse_stats
 
 Make = Callable[..., Any]
 

@@ -7,41 +7,18 @@ in bulk. Order, receipts and counts stay what the contract says.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from support.redis_fixtures import lease
+from support.redis_monitor import monitor
 
 from ccdash.brokers.base import Delivery, ReceiptRejected
 from ccdash.brokers.redis.locate import locate_ids
 from ccdash.fleet.connect import connect
 
 Make = Callable[..., Any]
-
-
-@contextlib.asynccontextmanager
-async def monitor(port: int) -> AsyncIterator[list[bytes]]:
-    """Every command Redis runs meanwhile (MONITOR), as raw lines, filled in the
-    background; scripts' own commands are tagged `[0 lua]`."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"MONITOR\r\n")
-    await writer.drain()
-    assert (await reader.readline()).startswith(b"+OK")
-    lines: list[bytes] = []
-
-    async def read() -> None:
-        while line := await reader.readline():
-            lines.append(line)
-
-    task = asyncio.create_task(read())
-    try:
-        yield lines
-    finally:
-        await asyncio.sleep(0.2)  # let the last lines arrive
-        task.cancel()
-        writer.close()
 
 
 def native_reads(lines: list[bytes]) -> int:

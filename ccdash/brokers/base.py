@@ -78,6 +78,10 @@ class Broker(abc.ABC):
     url: str = "memory"
     # Told of events only the broker sees (kind, fields), e.g. "lease-expired".
     on_event: Callable[[str, dict[str, Any]], None] | None = None
+    # Told, in the broker's own task, that messages became ready there (a remote
+    # broker's reader filled its buffer): it hands them out at once and returns whether
+    # it wants more (if not, or some are left, `wait_ready` is woken as well).
+    on_ready: Callable[[], bool] | None = None
     # Has `publish_nowait` stored the message when it returns? Only an in-process
     # broker's has; a durable or remote one queues it for its next commit or round
     # trip, and a message is accepted only once `publish` (or `flush`) returns.

@@ -12,9 +12,8 @@ from urllib.parse import urlsplit
 from redis.exceptions import NoScriptError
 
 from ccdash.brokers.base import DeadLetter, QueueStats
-from ccdash.brokers.redis.flusher import parse_stats
 from ccdash.brokers.redis.scripts import SCRIPTS
-from ccdash.brokers.redis.views import parse_dead_letters
+from ccdash.brokers.redis.views import parse_dead_letters, parse_stats
 from ccdash.fleet.connect import connect
 from ccdash.fleet.control import CommandResult, _send
 from ccdash.text import sanitize

@@ -38,7 +38,7 @@ from ccdash.brokers.base import (
     storable_text,
 )
 from ccdash.brokers.redis.extending import Extender
-from ccdash.brokers.redis.flusher import Flusher, Snapshot, parse_stats
+from ccdash.brokers.redis.flusher import Flusher
 from ccdash.brokers.redis.keys import Keys
 from ccdash.brokers.redis.leases import LeaseOps
 from ccdash.brokers.redis.link import LinkDown, RedisLink, evalsha, split_options
@@ -47,6 +47,7 @@ from ccdash.brokers.redis.presence import Presence
 from ccdash.brokers.redis.publishing import Publishing, WouldBlock
 from ccdash.brokers.redis.reader import BLOCK_MS, Reader
 from ccdash.brokers.redis.state import QueueState
+from ccdash.brokers.redis.views import Snapshot, parse_stats
 from ccdash.clock import Clock, MonotonicClock
 from ccdash.waiters import Waiters
 
@@ -115,6 +116,7 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
             on_lost_state=self.on_lost_state,
             on_snapshot=self._on_snapshot,
             backoff=Backoff(),
+            publisher=self._mid_prefix,
             stall_after=heartbeat_ttl / 2,
         )
         # The parked XREADGROUP BLOCK must end (BLOCK_MS) before its socket times out.
@@ -292,6 +294,14 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
     def wake_waiters(self) -> None:
         """The buffer has entries: unpark wait_ready."""
         self._waiters.wake_all()
+
+    def fetched(self) -> None:
+        """The reader buffered entries: the engine hands them out now, in the reader's
+        task (`on_ready`: no dispatcher task to wake first); wait_ready is woken if
+        some are left or the engine wants no more."""
+        ready = self.on_ready
+        if ready is None or not ready() or self.book.buffered:
+            self._waiters.wake_all()
 
     async def receive(self, holders: Sequence[str]) -> list[Delivery]:
         """Lease up to len(holders) buffered entries."""

@@ -4,7 +4,7 @@ Publishes and acks are group-committed: callers queue them and go on; one
 round trip carries up to thousands of them (plus any other queued operation
 and, when due, a stats read). That is what makes throughput on Redis: batch
 reads and batch acks. On a connection error the batch stays queued and is
-sent again after a jittered backoff; publish batches carry a token, so a
+sent again after a jittered backoff; publish batches are numbered, so a
 batch that reached Redis before the connection broke is not added twice.
 
 The stats read rides in the same pipeline after the writes, so a snapshot
@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ccdash.backoff import Backoff
@@ -35,6 +33,7 @@ from ccdash.brokers.redis.link import (
     evalsha,
     is_nogroup,
 )
+from ccdash.brokers.redis.views import Snapshot, parse_stats
 from ccdash.waiters import Waiters
 
 log = logging.getLogger("ccdash.redis")
@@ -42,25 +41,6 @@ log = logging.getLogger("ccdash.redis")
 PUBLISH_CHUNK = 1000  # messages per publish script call
 ACK_CHUNK = 2000  # acks per ack script call
 STATS_EVERY = 0.05  # seconds: at most this stale while writes flow
-
-
-@dataclass(slots=True)
-class Snapshot:
-    """The queue as of one stats read (fleet-wide)."""
-
-    ready: int = 0
-    delayed: int = 0
-    in_flight: int = 0
-    dead: int = 0
-    published: int = 0
-    acked: int = 0
-    dead_lettered: int = 0
-    redelivered: int = 0
-    dlq_version: int = 0
-    per_worker: dict[str, int] | None = None
-    redis_now: float = 0.0  # Redis wall clock, seconds
-    oldest_ready: float | None = None  # Redis wall clock, seconds: the oldest ready's publish
-    taken_at: float = 0.0  # local monotonic time of the read
 
 
 class Op:
@@ -86,6 +66,7 @@ class Flusher:
         on_lost_state: Callable[[], Any],
         on_snapshot: Callable[[Snapshot], None],
         backoff: Backoff,
+        publisher: str,
         stall_after: float = float("inf"),
     ) -> None:
         self.link = link
@@ -95,7 +76,7 @@ class Flusher:
         self.on_lost_state = on_lost_state
         self.on_snapshot = on_snapshot
         self.backoff = backoff
-        # Queued writes, their script arguments already RESP-encoded (see `bulk`).
+        # Queued writes, their script arguments already RESP-encoded (see `_stage`).
         # (priority, 4 args, the publisher's future or None if nobody awaits it)
         self.outbox: deque[tuple[int, bytes, asyncio.Future[None] | None]] = deque()
         self.acks: deque[bytes] = deque()  # 3 args each
@@ -117,6 +98,9 @@ class Flusher:
         self.stalled_at = 0.0  # monotonic time such a gap last ended
         self.retrying = False
         self._kick = asyncio.Event()
+        self._lock = asyncio.Lock()  # one round trip at a time: the task's or send_now's
+        self._parked = False  # the flusher task waits for work
+        self._backoff_next = False
         self._idle = asyncio.Event()
         self._idle.set()
         # Totals of publishes and acks that reached Redis (for `sent`), and the acks of
@@ -125,7 +109,11 @@ class Flusher:
         self.ack_done = 0
         self._acks_in_flight = 0
         self._sent_waiters = Waiters()
-        self._pub_token: str | None = None
+        # The batch being sent: its number, and whether it went out before (its
+        # outcome unknown: the script checks whether Redis stored it already).
+        self.publisher = publisher
+        self._pub_seq = 0
+        self._pub_again = False
         self._pub_chunk: list[tuple[int, bytes, asyncio.Future[None] | None]] = []
 
     # -- queueing -----------------------------------------------------------
@@ -191,36 +179,76 @@ class Flusher:
     async def run(self) -> None:
         """Send queued work until cancelled."""
         while True:
-            if not (self.outbox or self.acks or self.ops or self._pub_chunk or self.want_stats):
+            if not self._queued():
                 self._idle.set()
                 self._kick.clear()
-                await self._kick.wait()
-            try:
-                await self.cycle()
-            except LinkDown as exc:
-                self._down(str(exc))
+                self._parked = True
+                try:
+                    await self._kick.wait()
+                finally:
+                    self._parked = False
+            if self._backoff_next:  # a publisher's send failed: retry after a backoff
+                self._backoff_next = False
                 await asyncio.sleep(self.backoff.next_delay())
-            except Exception:  # a bug must not silently end the write path
-                log.exception("Redis write batch failed; retrying")
+            async with self._lock:  # a publisher may be sending (send_now)
+                if not self._queued():
+                    continue
+                ok = await self._attempt()
+            if not ok:
                 await asyncio.sleep(self.backoff.next_delay())
+
+    async def send_now(self) -> None:
+        """Send what is queued in the caller's task if the write path is idle: the
+        write goes out at once, not after the flusher task has woken (a loop turn on
+        every publish's path). Otherwise (busy, or Redis unreachable) the flusher
+        task sends it with what else is queued."""
+        if not self._parked or self._lock.locked() or self.down_since is not None:
+            self.kick()
+            return
+        self._idle.clear()
+        ok = None
+        try:
+            async with self._lock:
+                ok = await self._attempt()
+        finally:
+            if ok is False:
+                self._backoff_next = True
+            if ok and not self._queued():
+                self._idle.set()
             else:
-                now = time.monotonic()
-                if self.down_since is not None:
-                    log.warning("Redis reachable again after %.1fs", now - self.down_since)
-                    self.down_since = None
-                    self.recovered_at = now
-                elif self.last_ok and now - self.last_ok > self.stall_after:
-                    log.warning(
-                        "no round trip to Redis for %.1fs (paused or stalled): "
-                        "peers get one heartbeat TTL to beat again",
-                        now - self.last_ok,
-                    )
-                    self.stalled_at = now
-                self.last_ok = now
-                self.backoff.reset()
-            finally:
-                if self._sent_waiters:
-                    self._sent_waiters.wake_all()
+                self.kick()
+
+    def _queued(self) -> bool:
+        return bool(self.outbox or self.acks or self.ops or self._pub_chunk or self.want_stats)
+
+    async def _attempt(self) -> bool:
+        """One cycle and its bookkeeping; False if it failed (retry after a backoff)."""
+        try:
+            await self.cycle()
+        except LinkDown as exc:
+            self._down(str(exc))
+            return False
+        except Exception:  # a bug must not silently end the write path
+            log.exception("Redis write batch failed; retrying")
+            return False
+        finally:
+            if self._sent_waiters:
+                self._sent_waiters.wake_all()
+        now = time.monotonic()
+        if self.down_since is not None:
+            log.warning("Redis reachable again after %.1fs", now - self.down_since)
+            self.down_since = None
+            self.recovered_at = now
+        elif self.last_ok and now - self.last_ok > self.stall_after:
+            log.warning(
+                "no round trip to Redis for %.1fs (paused or stalled): "
+                "peers get one heartbeat TTL to beat again",
+                now - self.last_ok,
+            )
+            self.stalled_at = now
+        self.last_ok = now
+        self.backoff.reset()
+        return True
 
     def _down(self, why: str) -> None:
         self.retrying = True
@@ -234,10 +262,13 @@ class Flusher:
         if not self._pub_chunk and self.outbox:
             n = min(PUBLISH_CHUNK, len(self.outbox))
             self._pub_chunk = [self.outbox.popleft() for _ in range(n)]
-            self._pub_token = secrets.token_hex(8)
+            self._pub_seq += 1
+            self._pub_again = False
         if self._pub_chunk:
             raw = Raw(b"".join(seg for _, seg, _ in self._pub_chunk), 4 * len(self._pub_chunk))
-            cmds.append(evalsha("publish", self.prefix, self._pub_token, 1, raw))
+            seq, again = self._pub_seq, b"1" if self._pub_again else b"0"
+            cmds.append(evalsha("publish_batch", self.prefix, self.publisher, seq, again, raw))
+            self._pub_again = True
         since = self.acks_since
         ack_chunk = [self.acks.popleft() for _ in range(min(ACK_CHUNK, len(self.acks)))]
         if not self.acks:
@@ -338,40 +369,3 @@ class Flusher:
 def _log_failure(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled() and fut.exception() is not None:
         log.warning("Redis command failed: %s", fut.exception())
-
-
-def _count(raw: bytes) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        return 0
-
-
-def parse_stats(r: list[Any], now: float) -> Snapshot:
-    """The stats script's reply as a Snapshot."""
-    ready, delayed, pend, dead, counters, per, redis_now, oldest = r
-    # Consumer names come from any client of the group: never let one fail the read.
-    # A counter a foreign writer left that is no integer reads as 0 (the next count
-    # of the scripts starts it afresh), never failing the read.
-    c = {
-        counters[j].decode(errors="backslashreplace"): _count(counters[j + 1])
-        for j in range(0, len(counters), 2)
-    }
-    per_worker = {
-        per[j].decode(errors="backslashreplace"): int(per[j + 1]) for j in range(0, len(per), 2)
-    }
-    return Snapshot(
-        ready=max(0, int(ready)),
-        delayed=int(delayed),
-        in_flight=int(pend),
-        dead=int(dead),
-        published=c.get("published", 0),
-        acked=c.get("acked", 0),
-        dead_lettered=c.get("dead_lettered", 0),
-        redelivered=c.get("redelivered", 0),
-        dlq_version=c.get("dlq_version", 0),
-        per_worker=per_worker,
-        redis_now=int(redis_now) / 1000.0,
-        taken_at=now,
-        oldest_ready=int(oldest) / 1000.0 if int(oldest) >= 0 else None,
-    )

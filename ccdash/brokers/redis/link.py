@@ -126,7 +126,6 @@ class RedisLink:
         )
         self._password: str | None = self._pool.connection_kwargs.get("password")
         self._conn: Any = None
-        self._inflight: asyncio.Task[list[Any]] | None = None
         self.client_id: int | None = None  # of the current connection (for CLIENT UNBLOCK)
 
     def _connection(self) -> Any:
@@ -144,15 +143,12 @@ class RedisLink:
 
         NOSCRIPT replies (a restarted Redis forgot the scripts) are fixed here:
         the scripts are loaded and just those commands sent again.
-        """
-        # The round trip runs in its own task, shielded: a caller cancelled mid-read
-        # leaves it to finish (bounded by the socket timeout) instead of abandoning a
-        # half-read connection inside the client library. close() waits for it.
-        task = asyncio.get_running_loop().create_task(self._execute(commands))
-        self._inflight = task
-        return await asyncio.shield(task)
 
-    async def _execute(self, commands: Sequence[Command]) -> list[Any]:
+        It runs in the caller's task (a task of its own per round trip cost two loop
+        turns on the way out and two on the way back, on every message's path). A
+        caller cancelled mid-round-trip drops the connection (the next call
+        reconnects): a half-read connection is never used again.
+        """
         replies = await self._roundtrip(commands)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
@@ -198,14 +194,8 @@ class RedisLink:
             with contextlib.suppress(Exception):  # closing a broken socket may fail too
                 await conn.disconnect()
 
-    async def close(self, *, wait: float = 10.0) -> None:
-        """Close for good, once a round trip in flight has ended (at most `wait` s)."""
-        task = self._inflight
-        if task is not None and not task.done():
-            await asyncio.wait([task], timeout=wait)
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+    async def close(self) -> None:
+        """Close for good (whoever runs a round trip has been stopped first)."""
         await self.disconnect()
         await self._pool.disconnect()
 

@@ -39,6 +39,7 @@ class Publishing:
     _mid_prefix: str
     _seq: int
     _room_waiters: Waiters
+    offset: float  # local monotonic minus Redis wall clock (seconds)
 
     if TYPE_CHECKING:
 
@@ -69,25 +70,33 @@ class Publishing:
         return self._stage(data, is_json, priority, None)
 
     def _stage(
-        self, data: bytes, is_json: bool, priority: int, stored: asyncio.Future[None] | None
+        self,
+        data: bytes,
+        is_json: bool,
+        priority: int,
+        stored: asyncio.Future[None] | None,
+        *,
+        kick: bool = True,
     ) -> str:
-        """Queue a message for the next group commit; `stored` is resolved once Redis
-        has it. Returns its id."""
+        """Queue a message for the next group commit (kicking the flusher unless the
+        caller sends it); `stored` is resolved once Redis has it. Returns its id."""
         mid = self._new_id()
         prio = int(priority)
         p, m, d = b"%d" % prio, mid.encode(), (b"j" if is_json else b"b") + data
         if p not in self.reader.prios:  # a level the reader may not know: it fetches next
             self.reader.changed()
-        # The publish script's 4 arguments (priority, id, body, no dedup id), RESP-encoded.
+        t = b"%d" % ((time.monotonic() - self.offset) * 1000)  # Redis's clock, in ms
+        # The publish script's 4 arguments (priority, id, time, body), RESP-encoded.
         self.flusher.outbox.append(
             (
                 prio,
-                b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$0\r\n\r\n"
-                % (len(p), p, len(m), m, len(d), d),
+                b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
+                % (len(p), p, len(m), m, len(t), t, len(d), d),
                 stored,
             )
         )
-        self.flusher.kick()
+        if kick:
+            self.flusher.kick()
         return mid
 
     async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
@@ -109,7 +118,8 @@ class Publishing:
             self._check_open()
         if dedup_id is None:  # group-committed with other publishes and acks
             stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            mid = self._stage(data, is_json, priority, stored)
+            mid = self._stage(data, is_json, priority, stored, kick=False)
+            await self.flusher.send_now()  # at once if the write path is idle
             await stored
             return mid
         mid = self._new_id()

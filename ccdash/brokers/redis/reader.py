@@ -71,7 +71,8 @@ class Reader:
 
     async def stop(self) -> None:
         """Stop the task and close its connection. A parked BLOCK read is ended with
-        CLIENT UNBLOCK (not by cancelling it mid-read)."""
+        CLIENT UNBLOCK (not by cancelling it mid-read): what it took is buffered, and
+        handed back with the rest of the buffer."""
         self._stopping = True
         self._want.set()
         task = self._task
@@ -81,10 +82,13 @@ class Reader:
                     await asyncio.wait_for(
                         self.b.flusher.call(("CLIENT", "UNBLOCK", self.link.client_id)), timeout=2.0
                     )
-            # Safe mid-read: the round trip itself is shielded and close() waits for it.
+                    # Its reply is on the way: let the read end (bounded) and buffer it.
+                    await asyncio.wait([task], timeout=BLOCK_MS / 1000 + 1.0)
+            # Cancelled mid-round-trip, the read drops its connection; entries it took
+            # stay pending for this worker, and retiring hands them back.
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        await self.link.close(wait=BLOCK_MS / 1000 + 1.0)
+        await self.link.close()
 
     def want(self) -> None:
         """There is demand: read."""
@@ -195,7 +199,7 @@ class Reader:
                 got += self._buffer(level, entries, d)
             if got:
                 b.note_fetched(got)
-                b.wake_waiters()
+                b.fetched()
         return got
 
     async def _fetch_scripted(self, n: int, t0: float, later: Later) -> int:
@@ -251,7 +255,7 @@ class Reader:
             self.floor = None
             if got:
                 b.note_fetched(got)
-                b.wake_waiters()
+                b.fetched()
             raise prep
         self.redis_now, self.next_due, self.prios = prep
         return got
@@ -338,4 +342,4 @@ class Reader:
             got += self._buffer(level, entries, d)
         if got:
             b.note_fetched(got)
-            b.wake_waiters()
+            b.fetched()

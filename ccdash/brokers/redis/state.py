@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from redis.exceptions import ResponseError
 
 from ccdash.brokers.base import BrokerError, DeadLetter, LeaseInfo, QueueStats
-from ccdash.brokers.redis.flusher import Flusher, Snapshot
+from ccdash.brokers.redis.flusher import Flusher
 from ccdash.brokers.redis.link import evalsha
-from ccdash.brokers.redis.views import parse_dead_letters
+from ccdash.brokers.redis.views import Snapshot, parse_dead_letters
 
 if TYPE_CHECKING:
     from ccdash.brokers.base import QueueConfig

@@ -1,8 +1,10 @@
-"""Turning Redis replies into the broker's view objects."""
+"""Turning Redis replies into the broker's view objects (the stats read's `Snapshot`,
+dead letters)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from ccdash.brokers.base import DeadLetter, HistoryEntry
@@ -67,3 +69,59 @@ def parse_dead_letters(raw: list[Any], offset: float) -> list[DeadLetter]:
             )
         )
     return out
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """The queue as of one stats read (fleet-wide)."""
+
+    ready: int = 0
+    delayed: int = 0
+    in_flight: int = 0
+    dead: int = 0
+    published: int = 0
+    acked: int = 0
+    dead_lettered: int = 0
+    redelivered: int = 0
+    dlq_version: int = 0
+    per_worker: dict[str, int] | None = None
+    redis_now: float = 0.0  # Redis wall clock, seconds
+    oldest_ready: float | None = None  # Redis wall clock, seconds: the oldest ready's publish
+    taken_at: float = 0.0  # local monotonic time of the read
+
+
+def _count(raw: bytes) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        return 0
+
+
+def parse_stats(r: list[Any], now: float) -> Snapshot:
+    """The stats script's reply as a Snapshot."""
+    ready, delayed, pend, dead, counters, per, redis_now, oldest = r
+    # Consumer names come from any client of the group: never let one fail the read.
+    # A counter a foreign writer left that is no integer reads as 0 (the next count
+    # of the scripts starts it afresh), never failing the read.
+    c = {
+        counters[j].decode(errors="backslashreplace"): _count(counters[j + 1])
+        for j in range(0, len(counters), 2)
+    }
+    per_worker = {
+        per[j].decode(errors="backslashreplace"): int(per[j + 1]) for j in range(0, len(per), 2)
+    }
+    return Snapshot(
+        ready=max(0, int(ready)),
+        delayed=int(delayed),
+        in_flight=int(pend),
+        dead=int(dead),
+        published=c.get("published", 0),
+        acked=c.get("acked", 0),
+        dead_lettered=c.get("dead_lettered", 0),
+        redelivered=c.get("redelivered", 0),
+        dlq_version=c.get("dlq_version", 0),
+        per_worker=per_worker,
+        redis_now=int(redis_now) / 1000.0,
+        taken_at=now,
+        oldest_ready=int(oldest) / 1000.0 if int(oldest) >= 0 else None,
+    )

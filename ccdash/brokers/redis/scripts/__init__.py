@@ -30,7 +30,7 @@ redrive, purge, recover); `prelude` is the shared head of each. `SCRIPTS` names 
 from __future__ import annotations
 
 from ccdash.brokers.redis.scripts.admin import PURGE, RECOVER, REDRIVE, STATS
-from ccdash.brokers.redis.scripts.delivery import ACK, END, FETCH, PUBLISH
+from ccdash.brokers.redis.scripts.delivery import ACK, END, FETCH, PUBLISH, PUBLISH_BATCH
 from ccdash.brokers.redis.scripts.prelude import Script
 from ccdash.brokers.redis.scripts.reaping import BURY, REAP_DEAD, REAP_EXPIRED, RETIRE, TAKEOVER
 
@@ -52,5 +52,6 @@ SCRIPTS: dict[str, Script] = {
         "recover": RECOVER,
     }.items()
 }
+SCRIPTS["publish_batch"] = Script("publish_batch", PUBLISH_BATCH, lean=True)
 
 __all__ = ["SCRIPTS", "Script"]

@@ -1,6 +1,7 @@
 """The prelude every Lua script of the Redis broker starts with (its shared locals and
 functions: levels, give-back, history, bury, lease ownership, finishing a delivery),
-and `Script`, a script's full source and SHA1."""
+its head (all that a `lean` script runs), and `Script`, a script's full source and
+SHA1."""
 
 from __future__ import annotations
 
@@ -10,20 +11,12 @@ from ccdash.brokers.types import RAW_LIMIT
 
 GHOST_LIMIT = 10_000  # acked entries a stream may keep until a bulk trim (see `tidy`)
 
-PRELUDE = r"""
+# The head of every script: a counter that cannot fail, and how a priority level is
+# made (its streams, and the group on them). A script on every message's path runs
+# with just these (`lean`): each line of the full prelude runs on every call.
+HEAD = r"""
 local P = ARGV[1]
 local G = 'ccdash'
-local RAW = @RAW_LIMIT@  -- bytes of an undecodable entry kept in its dead letter
-local GHOSTS = @GHOST_LIMIT@  -- acked entries a stream keeps for a bulk trim (see tidy)
-local T = redis.call('TIME')
-local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
-
-local function fmap(f)
-  local m = {}
-  for i = 1, #f, 2 do m[f[i]] = f[i + 1] end
-  return m
-end
-
 -- HINCRBY that a value a foreign writer left (no integer) cannot fail: it starts
 -- again from `n`. Returns the new value.
 local function incr(key, field, n)
@@ -47,6 +40,20 @@ local function level(prio)
   end
   LEVELS[prio] = key
   return key
+end
+"""
+
+PRELUDE = (
+    HEAD
+    + r"""local RAW = @RAW_LIMIT@  -- bytes of an undecodable entry kept in its dead letter
+local GHOSTS = @GHOST_LIMIT@  -- acked entries a stream keeps for a bulk trim (see tidy)
+local T = redis.call('TIME')
+local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+
+local function fmap(f)
+  local m = {}
+  for i = 1, #f, 2 do m[f[i]] = f[i + 1] end
+  return m
 end
 
 -- A stream suffix ('<prio>' or 'r<prio>') -> its priority.
@@ -238,6 +245,7 @@ local function finish(s, eid, count, mode, o, e, holder, maxa, delay)
   return 'ready'
 end
 """
+)
 
 
 class Script:
@@ -245,8 +253,9 @@ class Script:
 
     __slots__ = ("name", "source", "sha")
 
-    def __init__(self, name: str, body: str) -> None:
+    def __init__(self, name: str, body: str, *, lean: bool = False) -> None:
         self.name = name
         prelude = PRELUDE.replace("@RAW_LIMIT@", str(RAW_LIMIT))
-        self.source = prelude.replace("@GHOST_LIMIT@", str(GHOST_LIMIT)) + body
+        prelude = prelude.replace("@GHOST_LIMIT@", str(GHOST_LIMIT))
+        self.source = (HEAD if lean else prelude) + body
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
