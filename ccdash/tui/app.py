@@ -266,6 +266,7 @@ class DashboardApp(ViewActions):
     def _on_fleet_trouble(self, message: str, error: bool) -> None:
         """The fleet view lost (or regained) Redis: one log line, on the next tick."""
         kind = DashboardEvent.FLEET_ERROR if error else DashboardEvent.FLEET
+        self.query_one(HeaderBar).broker_down_at = self.clock.now() if error else None
         self._events.append(Event(0, self.clock.now(), kind, message))
 
     def _on_workload_event(self, event: Any) -> None:

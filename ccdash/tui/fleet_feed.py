@@ -27,7 +27,9 @@ from ccdash.fleet import (
 from ccdash.fleet.view import describe_error
 
 POLL_EVERY = 1.0  # seconds between fleet reads (each one a few Redis round trips)
-RETRY_CAP = 10.0  # a Redis that went away is retried at most this far apart
+# A Redis that went away is retried at most this far apart: the header says it is
+# unreachable until a read succeeds, so a long gap would keep saying so after it is back.
+RETRY_CAP = 2.0
 SEP = "/"
 
 

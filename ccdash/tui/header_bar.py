@@ -48,6 +48,7 @@ class HeaderBar(Static):
         self.read_only = False
         self.metrics = ""  # host:port of /metrics, once served
         self.lost: int | None = None
+        self.broker_down_at: float | None = None  # since when the broker cannot be read
         self._snap: Snapshot | None = None
         self._last: tuple[object, ...] = ()
 
@@ -84,6 +85,7 @@ class HeaderBar(Static):
             fmt.duration(snap.latency_p99),
             int(snap.at - self.t0),
             self.stopping,
+            self.broker_down_at,
             self.read_only,
             self.metrics,
             self.palette,
@@ -128,6 +130,11 @@ class HeaderBar(Static):
             first.append((0, Text("PAUSED", Style(color=p.warn, bold=True, reverse=True))))
         if self.stopping:
             first.append((0, Text("STOPPING…", Style(color=p.warn, bold=True))))
+        if self.broker_down_at is not None:  # every figure below is the last one read
+            since = fmt.clock_offset(self.broker_down_at - self.t0)
+            first.append(
+                (0, Text(f"BROKER UNREACHABLE since {since}", Style(color=p.bad, reverse=True)))
+            )
         first += [
             (3, Text(fmt.clock_offset(snap.at - self.t0), Style(color=p.muted))),
             (6, fmt.untrusted(self.title, 24, Style(color=p.primary))),
