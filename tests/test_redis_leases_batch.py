@@ -232,13 +232,14 @@ async def test_scattered_extensions_are_checked_by_range_not_one_lookup_per_leas
 
 
 async def test_a_worker_reading_far_ahead_takes_back_thousands_that_came_back(
-    redis_broker: Make,
+    redis_broker: Make, redis_url: str
 ) -> None:
     """8,200 leases that come back at once (their worker failed them) are read again by
     a worker that reads 10,000 ahead: the fetch moves them out of the level's returned
     set in slices (Lua's unpack takes only a few thousand values at a time; the fetch
-    failed on every try, so nothing more was ever read)."""
-    broker = await redis_broker(fetch=10_000)
+    failed on every try, so nothing more was ever read). Calls of 8,200 entries may
+    take seconds on a loaded machine: a Redis timeout well above the default 5 s."""
+    broker = await redis_broker(fetch=10_000, url=f"{redis_url}&timeout=60")
     for _ in range(8200):
         broker.publish_nowait(b"x")
     await broker.flush()
