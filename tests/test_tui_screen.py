@@ -650,3 +650,28 @@ def test_fake_workload_is_deterministic() -> None:
     """The support workload publishes the same bodies for the same calls."""
     a, b = make_app(), make_app()
     assert a.workload.available_drills() == b.workload.available_drills()
+
+
+@pytest.mark.parametrize("size", [(160, 48), (80, 24)])
+async def test_fleet_rows_leave_every_consumer_column_whole(size: tuple[int, int]) -> None:
+    """With another worker's consumers shown (a wider id column) the consumers pane
+    leaves whole columns out when narrow; the heartbeat column and the p99 figures
+    are never cut."""
+    app = make_app(fleet=_StubFleet(), rate=20.0, latency=0.2)
+    async with running(app, size) as pilot:
+        await advance(app, pilot, 2.0, step=0.1)
+        table = app.consumers
+        assert "remote-a/c1" in table.row_keys()
+        lines = [ln for ln in screen_text(app).splitlines() if "│" in ln]
+        [header] = [ln for ln in lines if " id " in ln and " state " in ln]
+        at = 1 if size[0] == 80 else 3
+        cells = [ln.split("│")[at] for ln in lines if len(ln.split("│")) > at]
+        assert header.split("│")[at].rstrip().endswith("beat"), header
+        p99_at = [k for k, _, _ in table.spec].index("p99")
+        for key in table.row_keys():
+            if "/" in key:
+                continue
+            p99 = table.row_text(key)[p99_at]
+            [shown] = [c for c in cells if c.startswith(f" {key} ")]
+            assert f" {p99} " in shown, (p99, shown)
+        await quit_app(app, pilot)

@@ -26,6 +26,9 @@ class ConsumerTable(RowTable):
 
     BORDER_TITLE = "Consumers"
     STRETCH = False
+    # With the fleet's wider id column a half-width pane has no room for all: these go
+    # first, whole (a p99 or heartbeat cut to `172m` would read as something else).
+    DROP_ORDER = ("version", "weight", "p50")
     COLUMNS = (
         ("id", "id", 6),
         ("state", "state", 13),
