@@ -144,3 +144,26 @@ async def test_hostile_ids_in_the_leases_consumers_and_alerts_panes() -> None:
             await pilot.pause()
             assert app.is_running, name
         await quit_app(app, pilot)
+
+
+async def test_the_delivery_history_names_a_fleet_consumer_in_full() -> None:
+    """On Redis a delivery's consumer is `worker/cid`, the worker named host-pid-tag:
+    the history shows all of it, not the host's name cut before the consumer."""
+    app = make_app()
+    async with running(app, (120, 40)) as pilot:
+        who = "build-host-01-48213-9b5c/c3"
+        letter = DeadLetter(
+            "m1",
+            "failed",
+            1,
+            "boom",
+            0,
+            {"n": 1},
+            app.t0,
+            (HistoryEntry(app.t0, who, 1, "failed", "boom"),),
+        )
+        app.push_screen(MessageDetail(letter, app.palette, app.t0))
+        await pilot.pause()
+        assert who in screen_text(app)
+        await pilot.press("escape")
+        await quit_app(app, pilot)

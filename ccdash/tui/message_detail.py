@@ -16,6 +16,9 @@ from ccdash.tui import format as fmt
 from ccdash.tui.format import Palette
 
 BODY_LIMIT = 16_000  # characters of the payload shown; the size says how much there is
+# A Redis consumer is `worker/cid` with the worker named host-pid-tag: 12 cells cut it
+# to the host's name, which says nothing about which consumer it was.
+CONSUMER_WIDTH = 48
 
 
 def _size(body: object) -> str:
@@ -57,7 +60,7 @@ class MessageDetail(ModalScreen[None]):
         for h in d.history:
             history.add_row(
                 fmt.plain(fmt.clock_offset(h.at - self.t0)),
-                fmt.untrusted(h.consumer_id, 12),
+                fmt.untrusted(h.consumer_id, CONSUMER_WIDTH),
                 fmt.plain(str(h.attempt)),
                 fmt.untrusted(h.outcome, 16),
                 fmt.untrusted(h.error, 80, p.bad),
