@@ -78,3 +78,27 @@ def test_invalid_rule_is_a_clear_error(kwargs: dict[str, object], needle: str) -
     """Each bad field is named in the error."""
     with pytest.raises(RuleError, match=needle):
         AlertRule(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_dlq_growing_alert_says_its_number_is_new_dead_letters_not_the_dlq_size() -> None:
+    """A second wave of dead letters fires `dlq-growing` with the growth (1) while the
+    DLQ holds 4: the text labels the number as new in the last 10 s, so the operator
+    does not read it as the DLQ's size."""
+    clock = FakeClock()
+    cfg = EngineConfig(consumers=1, max_attempts=1, heartbeat_interval=0.5, seed=1)
+
+    async def h(d: Delivery) -> None:
+        raise ValueError("no")
+
+    async with Engine(cfg, handler=h, clock=clock) as engine:
+        for i in range(3):
+            await engine.publish({"i": i})
+        await clock.run_until(lambda: engine.snapshot().queue.dead == 3)
+        await clock.advance(15.0)  # the first wave is older than the 10 s window
+        await engine.publish({"i": 3})
+        await clock.run_until(lambda: engine.snapshot().queue.dead == 4)
+        await clock.advance(1.0)
+        [alert] = [
+            a for a in engine.snapshot().alerts if a.name == "dlq-growing" and a.state == "firing"
+        ]
+    assert alert.message == "DLQ grew by 1 in 10 s"

@@ -97,7 +97,15 @@ def default_rules(latency_slo: float | None = None) -> tuple[AlertRule, ...]:
             Severity.WARNING,
             "queue depth above 1000 for 10 s",
         ),
-        AlertRule("dlq-growing", "dlq_growth", ">", 0, 0.0, Severity.WARNING, "DLQ is growing"),
+        AlertRule(
+            "dlq-growing",
+            "dlq_growth",
+            ">",
+            0,
+            0.0,
+            Severity.WARNING,
+            "DLQ grew by {value} in 10 s",  # the growth: "(now N)" read as the DLQ's size
+        ),
         AlertRule(
             "no-healthy-consumer",
             "live_consumers",
@@ -195,7 +203,13 @@ class RuleEvaluator:
                 since = self._since.setdefault(rule.name, now)
                 if now - since >= rule.for_s and not alerts.is_active(rule.name):
                     text = rule.message or f"{rule.metric} {rule.op} {rule.threshold:g}"
-                    alerts.fire(rule.name, rule.severity, f"{text} (now {value:g})")
+                    shown = f"{value:g}"
+                    text = (  # a message may place the value itself
+                        text.replace("{value}", shown)
+                        if "{value}" in text
+                        else f"{text} (now {shown})"
+                    )
+                    alerts.fire(rule.name, rule.severity, text)
             else:
                 self._since.pop(rule.name, None)
                 if alerts.is_active(rule.name):
