@@ -166,3 +166,30 @@ def test_read_only_refuses_a_kill_and_says_so(terminal: Callable[..., Terminal])
     screen = term.wait_for("the refusal", lambda s: "read-only: kill refused" in s, deadline=10.0)
     assert "killed c" not in screen
     term.press("q")
+
+
+def test_the_final_line_accounts_for_purged_dead_letters(
+    terminal: Callable[[str], Terminal],
+) -> None:
+    """p, then x y once the poison is dead, then q: the final line's figures add up,
+    the purged dead letters counted (they were neither acked nor are in the DLQ)."""
+    term = terminal(f"{CCDASH} --seed 5; echo ccdash-exit=$?; sleep 60")
+    term.wait_for("a consumer", lambda s: "c1" in consumer_rows(s))
+    term.press("p")
+    term.wait_for(
+        "a dead letter in the header",
+        lambda s: bool(re.search(r"\bdead [1-9]", s.splitlines()[1] if "\n" in s else "")),
+    )
+    term.press("x")
+    term.wait_for("the purge question", lambda s: "Purge all" in s)
+    term.press("y")
+    term.wait_for("the purge in the log", lambda s: "dead letters purged" in s)
+    term.press("q")
+    final = term.wait_for("the process to exit", lambda s: "ccdash-exit=" in s, deadline=30.0)
+    text = "".join(final.splitlines())  # the final line wraps at the terminal's width
+    m = re.search(
+        r"published (\d+), acked (\d+), in the DLQ (\d+), purged (\d+), still queued (\d+)", text
+    )
+    assert m, text
+    published, acked, dead, purged, queued = map(int, m.groups())
+    assert purged >= 1 and published == acked + dead + purged + queued

@@ -89,9 +89,12 @@ def run_tui(
             if snap.broker == "memory"
             else f" (they stay in {sanitize(redact_url(snap.broker), 200)})"
         )
+    # Purged dead letters are neither acked nor in the DLQ: without them the figures
+    # would not add up to what was published.
+    purged = f", purged {workload.purged}" if workload.purged else ""
     print(
         f"ccdash: engine stopped. published {snap.published}, acked {snap.acked}, "
-        f"in the DLQ {snap.queue.dead}, still queued {engine.leftover}{where}"
+        f"in the DLQ {snap.queue.dead}{purged}, still queued {engine.leftover}{where}"
     )
     log_error = app.log_writer.error if app.log_writer is not None else None
     if log_error is not None:  # the dashboard went on without its log: say so, exit 2
