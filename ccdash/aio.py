@@ -73,10 +73,10 @@ async def cancel_and_wait(
     for t in left:
         name = t.get_name() if isinstance(t, asyncio.Task) else repr(t)
         log.warning("%s: task %s ignored cancellation for %.1f s; abandoned", what, name, within)
-        t.add_done_callback(_consume)
+        t.add_done_callback(consume_outcome)
     for t in live:
         if t.done():
-            _consume(t)
+            consume_outcome(t)
     return left
 
 
@@ -93,7 +93,7 @@ async def run_within(
     return True
 
 
-def _consume(fut: asyncio.Future[Any]) -> None:
+def consume_outcome(fut: asyncio.Future[Any]) -> None:
     """Retrieve a finished task's outcome, so asyncio does not report it as never retrieved."""
     if not fut.cancelled():
         fut.exception()

@@ -627,3 +627,54 @@ async def test_a_queue_with_a_past_reports_this_runs_figures_apart_from_its_life
     life = report["queue_lifetime"]
     assert life["redelivered"] == 30 and life["published"] == 30 + report["published"]
     assert "queue lifetime" in out
+
+
+async def test_a_publish_cut_off_by_a_cancelled_run_never_reports_an_unretrieved_error() -> None:
+    """The dashboard quits while Redis is away: the load task is cancelled in the middle
+    of a publish; when the broker later fails that publish (BrokerClosed), asyncio must
+    not print `Task exception was never retrieved` with a traceback over the terminal."""
+    import gc
+    import types
+
+    from ccdash.brokers.types import BrokerClosed
+    from ccdash.scenario.ledger import Ledger
+    from ccdash.scenario.publishing import Publisher
+
+    loop = asyncio.get_running_loop()
+    stored: asyncio.Future[str] = loop.create_future()
+
+    async def publish(body: Any, priority: int = 0) -> str:
+        return await stored
+
+    engine = types.SimpleNamespace(
+        clock=FakeClock(),
+        broker=types.SimpleNamespace(
+            stores_on_publish_nowait=False, config=types.SimpleNamespace(capacity=None)
+        ),
+        publish=publish,
+    )
+    reported: list[dict[str, Any]] = []
+    old = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+    try:
+        pub = Publisher(
+            load_scenario(None),
+            engine,  # type: ignore[arg-type]
+            Ledger(engine.clock),
+            random.Random(1),
+            lambda _b: None,
+            lambda _k, _m: None,
+        )
+        run = asyncio.ensure_future(pub.publish({"n": 1}, 0))
+        await asyncio.sleep(0)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        stored.set_exception(BrokerClosed("broker closed before Redis stored the message"))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        del run, pub
+        gc.collect()
+    finally:
+        loop.set_exception_handler(old)
+    assert [c.get("message") for c in reported] == []

@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from ccdash.aio import cancel_and_wait, wait_tasks
+from ccdash.aio import cancel_and_wait, consume_outcome, wait_tasks
 from ccdash.engine import Engine
 from ccdash.scenario.ledger import Ledger
 from ccdash.scenario.model import Scenario
@@ -90,6 +90,9 @@ class Publisher:
             self.ledger.record_publish(mid, t, priority)
             return mid
         pub = asyncio.ensure_future(self.engine.publish(body, priority=priority))
+        # If this run is cancelled mid-wait (the dashboard quits with Redis away), the
+        # broker fails `pub` later with nobody awaiting it: no "never retrieved" traceback.
+        pub.add_done_callback(consume_outcome)
         waits: set[asyncio.Future[Any]] = {pub}
         if self.stopped is not None:
             waits.add(self.stopped)
