@@ -293,6 +293,9 @@ class Flusher:
             # Not sent (or unknown): put it back, in order, for the retry. Commands are
             # encoded when queued, so an error other than the link's is a bug: the
             # operations of this batch fail with it rather than be retried for ever.
+            # Its acks may have been taken (a publisher cancelled in send_now drops the
+            # connection mid-read): the retry's "not pending" is not a lost lease.
+            self.retrying = True
             self.sent_ack -= len(ack_chunk)
             self.acks.extendleft(reversed(ack_chunk))
             if since is not None:

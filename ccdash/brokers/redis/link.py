@@ -180,7 +180,8 @@ class RedisLink:
             await self.disconnect()
             raise LinkDown(self.describe(exc)) from None
         except asyncio.CancelledError:
-            # Only close() cancels a round trip: drop the half-read connection.
+            # A cancelled caller (closing, or a publisher in send_now): drop the
+            # half-read connection.
             await self.disconnect()
             raise
         except RedisError as exc:
