@@ -323,23 +323,32 @@ class Reader:
             return
         deadline = b.clock.now() + b.vt - 0.01
         taken: list[Taken] = []
-        woken = False
+        woken: list[bytes] = []
         self.drained = True
         for key, entries in reply:
             if key == wake:
-                ids = [eid for eid, _ in entries]
-                await self.link.execute([("XACK", wake, GROUP, *ids), ("XDEL", wake, *ids)])
-                woken = True
+                woken = [eid for eid, _ in entries]
                 continue
             if len(entries) >= n:  # maybe more
                 self.drained = False
             taken.append((key.rsplit(b":", 1)[1], entries, deadline))
         if woken:  # a message came back: read it (a fetch) before these
+            try:
+                await self.link.execute([("XACK", wake, GROUP, *woken), ("XDEL", wake, *woken)])
+            except BaseException:
+                # What the read took is pending for this worker in Redis: buffered
+                # whatever became of the wake's ack (dropped, it waited for its lease
+                # to run out, an attempt used up).
+                self._buffer_taken(taken)
+                raise
             await self.fetch(taken)
             return
+        self._buffer_taken(taken)
+
+    def _buffer_taken(self, taken: Sequence[Taken]) -> None:
         got = 0
         for level, entries, d in taken:
             got += self._buffer(level, entries, d)
         if got:
-            b.note_fetched(got)
-            b.fetched()
+            self.b.note_fetched(got)
+            self.b.fetched()
