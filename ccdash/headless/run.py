@@ -271,7 +271,7 @@ def run_headless(
         if writer is not None:
             writer.close()
         if recorder is not None:
-            recorder.finish()  # after a failed start: the header-less file is closed
+            recorder.finish()  # after a failed start nothing was written: no file made
     if recorder is not None and (problem := _evidence(recorder, plot)):
         error(problem)
         return 2
