@@ -15,6 +15,7 @@ from support.broker_harness import Brokers
 from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import (
     ERROR_TEXT_LIMIT,
+    RAW_LIMIT,
     REASON_CONSUMER_FAILED,
     REASON_FAILED,
     BrokerError,
@@ -287,3 +288,24 @@ async def test_sqlite_delayed_leased_and_dead_rows_with_text_numbers_open(tmp_pa
         snap = engine.snapshot()
     assert sorted(done) == sorted([late, held])
     assert [(d.message_id, d.priority) for d in snap.dead_letters] == [(dead, 0)]
+
+
+async def test_sqlite_a_foreign_text_body_is_kept_bounded_in_bytes(tmp_path: Path) -> None:
+    """A foreign writer's TEXT body of multi-byte characters is dead-lettered with at
+    most RAW_LIMIT bytes of it kept (substr() of TEXT counts characters: 2x over)."""
+    path = tmp_path / "q.db"
+    url = f"sqlite:///{path}"
+    async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as producer:
+        mid = await producer.publish({"bad": 1})
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE msgs SET body = ? WHERE mid = ?", ("é" * RAW_LIMIT, mid))
+
+    async def handler(d: Delivery) -> None:
+        raise AssertionError(f"{d.message_id} was delivered")
+
+    async with Engine(EngineConfig(consumers=1), handler=handler, broker=url) as engine:
+        await engine.join(timeout=20)
+        [dead] = engine.snapshot().dead_letters
+    assert dead.reason == "undecodable"
+    assert isinstance(dead.body, bytes) and len(dead.body) == RAW_LIMIT
+    assert dead.body == ("é" * RAW_LIMIT).encode()[:RAW_LIMIT]

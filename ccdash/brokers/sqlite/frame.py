@@ -320,8 +320,10 @@ class StoreFrame:
         (bounded, as bytes), the reason told to the loop (`undecodable`)."""
         why = storable_text(why, 300)
         self.conn.execute(
-            # substr() of an empty BLOB is NULL, which the column refuses
-            "UPDATE msgs SET is_json = 0, body = CAST(coalesce(substr(body, 1, ?), '') AS BLOB) "
+            # Cut as a BLOB (substr() of TEXT counts characters); substr() of an empty
+            # BLOB is NULL, which the column refuses.
+            "UPDATE msgs SET is_json = 0, "
+            "body = CAST(coalesce(substr(CAST(body AS BLOB), 1, ?), '') AS BLOB) "
             "WHERE id = ?",
             (RAW_LIMIT, rid),
         )
