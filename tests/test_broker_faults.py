@@ -21,6 +21,7 @@ from ccdash.brokers.base import (
     BrokerError,
     Delivery,
 )
+from ccdash.brokers.sqlite.frame import next_deadline
 
 BAD_TEXT = "OSError: cannot open 'f\udcff\x00le'\nline two"
 STORED = "OSError: cannot open 'f\\udcff\\x00le'\nline two"  # escapes, the newline kept
@@ -309,3 +310,17 @@ async def test_sqlite_a_foreign_text_body_is_kept_bounded_in_bytes(tmp_path: Pat
     assert dead.reason == "undecodable"
     assert isinstance(dead.body, bytes) and len(dead.body) == RAW_LIMIT
     assert dead.body == ("é" * RAW_LIMIT).encode()[:RAW_LIMIT]
+
+
+async def test_sqlite_a_refresh_reads_only_numeric_deadlines(tmp_path: Path) -> None:
+    """The deadline read when another process changed the file (Link.refresh) skips a
+    foreign writer's TEXT deadline, as the one at open does: it returned the text,
+    which the next comparison with a float raised on."""
+    path = tmp_path / "q.db"
+    async with Engine(
+        EngineConfig(consumers=0, min_consumers=0), broker=f"sqlite:///{path}"
+    ) as producer:
+        mid = await producer.publish({"n": 1})
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE msgs SET state = 1, due = 'soon' WHERE mid = ?", (mid,))
+        assert next_deadline(conn) == float("inf")

@@ -41,7 +41,8 @@ _KINDS = (str, bytes, int, int, int, float)
 _SQL_TYPE = {str: "TEXT", bytes: "BLOB", int: "INTEGER", float: "REAL", type(None): "NULL"}
 
 _INF = float("inf")
-# The earliest deadline of a state (a value that is no number sorts after every number).
+# The earliest deadline of a state: numbers only (a foreign writer's TEXT sorts after
+# every number, and would be the answer where no number is).
 _FIRST_DUE = (
     "SELECT due FROM msgs WHERE state = {state} AND typeof(due) IN ('integer', 'real') "
     "ORDER BY due LIMIT 1"
@@ -82,6 +83,13 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process: alive
     return True
+
+
+def next_deadline(conn: sqlite3.Connection) -> float:
+    """The earliest retry or lease deadline in the file (wall), or +inf."""
+    a = conn.execute(_FIRST_DUE.format(state=1)).fetchone()
+    b = conn.execute(_FIRST_DUE.format(state=2)).fetchone()
+    return min(a[0] if a else _INF, b[0] if b else _INF)
 
 
 class StoreFrame:
@@ -133,10 +141,7 @@ class StoreFrame:
 
     def next_deadline(self) -> float:
         """The earliest retry or lease deadline in the file (wall), or +inf."""
-        ex = self.conn.execute
-        a = ex(_FIRST_DUE.format(state=1)).fetchone()
-        b = ex(_FIRST_DUE.format(state=2)).fetchone()
-        return min(a[0] if a else _INF, b[0] if b else _INF)
+        return next_deadline(self.conn)
 
     # -- time passing -----------------------------------------------------------
 

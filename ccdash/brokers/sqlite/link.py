@@ -18,6 +18,7 @@ from typing import Any
 
 from ccdash.brokers.base import BrokerError
 from ccdash.brokers.sqlite import views
+from ccdash.brokers.sqlite.frame import next_deadline
 from ccdash.brokers.sqlite.store import Store
 from ccdash.brokers.sqlite.writer import Op, Writer
 from ccdash.waiters import Waiters
@@ -135,7 +136,7 @@ class Link:
         c = views.counters(conn)
         if c["gen"] > self.gen:
             self.counters, self.gen = c, c["gen"]
-            self.due = views.next_deadline(conn)
+            self.due = next_deadline(conn)
 
     def read_file(
         self, conn: sqlite3.Connection, now_w: float, max_attempts: int

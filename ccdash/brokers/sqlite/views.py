@@ -14,20 +14,11 @@ from ccdash.brokers.base import REASON_EXPIRED, DeadLetter, HistoryEntry, LeaseI
 from ccdash.brokers.sqlite.frame import history_entries
 from ccdash.brokers.sqlite.schema import COUNTER_COLUMNS
 
-_INF = float("inf")
-
 
 def counters(conn: sqlite3.Connection) -> dict[str, int]:
     """The counters row as last committed."""
     row = conn.execute(f"SELECT {', '.join(COUNTER_COLUMNS)} FROM counters WHERE k = 0").fetchone()
     return dict(zip(COUNTER_COLUMNS, row, strict=True))
-
-
-def next_deadline(conn: sqlite3.Connection) -> float:
-    """The earliest retry or lease deadline in the file (wall), or +inf."""
-    a = conn.execute("SELECT due FROM msgs WHERE state = 1 ORDER BY due LIMIT 1").fetchone()
-    b = conn.execute("SELECT due FROM msgs WHERE state = 2 ORDER BY due LIMIT 1").fetchone()
-    return min(a[0] if a else _INF, b[0] if b else _INF)
 
 
 def overdue(conn: sqlite3.Connection, now_w: float, max_attempts: int) -> tuple[int, int, int]:
