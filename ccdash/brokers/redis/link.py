@@ -33,6 +33,16 @@ class LinkDown(BrokerError):
     """Redis could not be reached (or the connection broke); retry after a backoff."""
 
 
+class LinkDownAfterReplies(LinkDown):
+    """The connection broke after a round trip had its replies (some NOSCRIPT), while
+    the scripts were loaded again: `replies` are those replies. A command that ran (a
+    read that took entries) must not be dropped with them."""
+
+    def __init__(self, message: str, replies: list[Any]) -> None:
+        super().__init__(message)
+        self.replies = replies
+
+
 def redact(text: str, secret: str | None) -> str:
     """`text` with the password (if any) replaced by ***."""
     return text.replace(secret, "***") if secret else text
@@ -152,8 +162,11 @@ class RedisLink:
         replies = await self._roundtrip(commands)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
-            await self._roundtrip([("SCRIPT", "LOAD", s.source) for s in SCRIPTS.values()])
-            again = await self._roundtrip([commands[i] for i in missing])
+            try:
+                await self._roundtrip([("SCRIPT", "LOAD", s.source) for s in SCRIPTS.values()])
+                again = await self._roundtrip([commands[i] for i in missing])
+            except LinkDown as exc:
+                raise LinkDownAfterReplies(str(exc), replies) from None
             for i, r in zip(missing, again, strict=True):
                 replies[i] = r
         return replies

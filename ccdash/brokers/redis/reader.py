@@ -28,7 +28,13 @@ from redis.exceptions import ResponseError
 from ccdash.backoff import Backoff
 from ccdash.brokers.base import BrokerError
 from ccdash.brokers.redis.keys import GROUP
-from ccdash.brokers.redis.link import LinkDown, RedisLink, evalsha, is_nogroup
+from ccdash.brokers.redis.link import (
+    LinkDown,
+    LinkDownAfterReplies,
+    RedisLink,
+    evalsha,
+    is_nogroup,
+)
 from ccdash.brokers.redis.local import Entry, Undecodable
 
 if TYPE_CHECKING:
@@ -238,9 +244,13 @@ class Reader:
             *keys,
             *([">"] * len(keys)),
         )
-        prep, reply = await self.link.execute(
-            [evalsha("fetch", b.keys.prefix, b.worker, n, 200, floor), read_cmd]
-        )
+        prep: Any
+        try:
+            prep, reply = await self.link.execute(
+                [evalsha("fetch", b.keys.prefix, b.worker, n, 200, floor), read_cmd]
+            )
+        except LinkDownAfterReplies as exc:  # the read ran: what it took is ours
+            prep, reply = exc, exc.replies[1]
         self.floor = None  # short everywhere: the scripted read looks at every level next
         if isinstance(reply, Exception):
             raise reply
