@@ -5,13 +5,15 @@ exact round trip; every wait is bounded."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 from support.redis_fixtures import RedisServer, lease
 
-from ccdash.brokers.redis.link import LinkDown
+from ccdash.brokers.base import BrokerError
+from ccdash.brokers.redis.link import LinkDown, evalsha
 
 Make = Callable[..., Any]
 
@@ -73,3 +75,29 @@ async def test_entries_a_native_fetch_took_are_kept_when_reloading_the_scripts_b
     monkeypatch.setattr(reader.link, "_roundtrip", real)
     d = await lease(b, within=5.0)
     assert (d.body, d.attempt) == (b"m1", 1)
+
+
+async def test_a_level_a_foreign_writer_made_no_stream_fails_its_publishes_alone(
+    redis_broker: Make, redis_server: RedisServer
+) -> None:
+    """A priority level's key holds a string (a foreign writer's): a publish to it
+    raises (not stored), and the others of its group commit are stored once. The
+    batch failed as a whole after its first XADDs and was sent again after every
+    backoff: the other messages were added again each time (9 copies in 3 s), and
+    the publish to the bad level waited for ever."""
+    b = await redis_broker()
+    redis_server.command("SET", b.keys.stream(3), "foreign")
+    b.publish_nowait(b"a", priority=0)  # the same batch as the next one
+    async with asyncio.timeout(5.0):
+        with pytest.raises(BrokerError, match="priority 3"):
+            await b.publish(b"b", priority=3)  # sends a and b at once, in this task
+    mark = f"{b.keys.prefix}pubseq:{b.flusher.publisher}"
+    assert redis_server.command("GET", mark) == b"$3\r\n1 1\r\n"  # batch 1, position 1
+    # Batch 1 (a, b) sent again as after a lost reply: nothing added, b reported again.
+    again = evalsha("publish_batch", b.keys.prefix, b.flusher.publisher, 1, b"1", b"0", b"x")
+    assert await b.flusher.call((*again, b"1", b"d", b"3", b"y", b"1", b"d")) == [1]
+    assert redis_server.command("XLEN", b.keys.stream(0)) == b":1\r\n"
+    await b.publish(b"c", priority=0)
+    await asyncio.wait_for(b.flush(), timeout=5.0)
+    assert redis_server.command("XLEN", b.keys.stream(0)) == b":2\r\n"
+    assert b.stats().ready == 2

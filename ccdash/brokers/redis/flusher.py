@@ -313,7 +313,7 @@ class Flusher:
         i = 0
         refused: Exception | None = None
         if self._pub_chunk:
-            r = replies[i]
+            r = pub_reply = replies[i]
             i += 1
             if isinstance(r, Exception):
                 # Kept and sent again after a backoff (out of memory, a read-only replica:
@@ -321,11 +321,7 @@ class Flusher:
                 # operations beside it (heartbeats) must not wait for ever.
                 refused = r
         if self._pub_chunk and refused is None:
-            self.sent_pub += len(self._pub_chunk)
-            self.pub_done += len(self._pub_chunk)
-            for _, _, fut in self._pub_chunk:  # stored: their publishers may go on
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
+            self._stored(self._pub_chunk, pub_reply)
             self._pub_chunk = []
         if ack_chunk:
             r = replies[i]
@@ -367,6 +363,25 @@ class Flusher:
         if refused is not None:
             log.error("publish batch refused by Redis: %s", self.link.describe(refused))
             raise LinkDown(self.link.describe(refused))
+
+    def _stored(
+        self, chunk: list[tuple[int, bytes, asyncio.Future[None] | None]], failed: Any
+    ) -> None:
+        """A publish batch reached Redis: its publishers may go on, but those whose
+        level's key is no stream (a foreign writer's; `failed`: their positions) get
+        an error: not stored (the others of the batch are, once)."""
+        bad = {p for p in failed if 0 <= p < len(chunk)} if isinstance(failed, list) else set()
+        for pos in bad:
+            prio, _, fut = chunk[pos]
+            error = BrokerError(f"not stored: the key of priority {prio} is no stream")
+            log.error("publish %s", error)
+            if fut is not None and not fut.done():
+                fut.set_exception(error)
+        self.sent_pub += len(chunk) - len(bad)
+        self.pub_done += len(chunk)
+        for _, _, fut in chunk:
+            if fut is not None and not fut.done():
+                fut.set_result(None)
 
 
 def _log_failure(fut: asyncio.Future[Any]) -> None:

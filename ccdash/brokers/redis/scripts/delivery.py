@@ -43,19 +43,33 @@ return {}
 # lost it). `pubseq:<publisher>` holds the number of its last batch stored: a batch
 # sent again (retry flag 1) after its reply was lost adds nothing if it is there
 # (a publisher numbers its batches up and sends them one at a time). The time is
-# the publisher's reading of the Redis clock (it saves a TIME per call).
+# the publisher's reading of the Redis clock (it saves a TIME per call). Returns
+# the positions (0-based) of messages not stored: their level's key is no stream
+# (a foreign writer's); the others are stored, once (the mark keeps the positions).
 PUBLISH_BATCH = r"""
 local mark, seq = P .. 'pubseq:' .. ARGV[2], tonumber(ARGV[3])
-if ARGV[4] == '1' and (tonumber(redis.pcall('GET', mark)) or 0) >= seq then return 0 end
-for i = 5, #ARGV, 4 do
-  local p, m, t, d = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  if not redis.call('XADD', P .. 'q:' .. p, 'NOMKSTREAM', '*', 'm', m, 't', t, 'd', d) then
-    redis.call('XADD', level(p), '*', 'm', m, 't', t, 'd', d)
+if ARGV[4] == '1' then
+  local v = redis.pcall('GET', mark)
+  local done, failed = string.match(type(v) == 'string' and v or '', '^(%d+)(.*)$')
+  if (tonumber(done) or 0) >= seq then
+    local out = {}
+    for i in string.gmatch(failed, '%d+') do out[#out + 1] = tonumber(i) end
+    return out
   end
 end
-incr(P .. 'counters', 'published', (#ARGV - 4) / 4)
-redis.call('SET', mark, seq, 'EX', 600)
-return 1
+local bad = {}
+for i = 5, #ARGV, 4 do
+  local p, m, t, d = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local r = redis.pcall('XADD', P .. 'q:' .. p, 'NOMKSTREAM', '*', 'm', m, 't', t, 'd', d)
+  if not r then
+    redis.call('XADD', level(p), '*', 'm', m, 't', t, 'd', d)
+  elseif type(r) == 'table' and r.err then
+    bad[#bad + 1] = (i - 5) / 4
+  end
+end
+incr(P .. 'counters', 'published', (#ARGV - 4) / 4 - #bad)
+redis.call('SET', mark, seq .. ' ' .. table.concat(bad, ' '), 'EX', 600)
+return bad
 """
 
 # ARGV: P, me, n, promote limit[, floor]. Moves due retries back, then reads up to n
