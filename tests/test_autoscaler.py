@@ -323,3 +323,27 @@ async def test_the_forecast_on_the_default_sine_load_stays_within_its_range() ->
     assert min(forecasts) >= 15 and max(forecasts) <= 180, (min(forecasts), max(forecasts))
     peak_need = (shape.rate + shape.amplitude) * mean / target
     assert max(n for _, n, _ in samples) <= math.ceil(peak_need) + 1
+
+
+async def test_paused_consumption_holds_the_pool_and_says_why() -> None:
+    """While the operator has paused consumption the backlog grows by design: the
+    autoscaler holds the pool at its size (decisions say `paused`) instead of adding
+    consumers that could take nothing; once resumed it scales on the backlog again."""
+    clock = FakeClock()
+
+    async def work(d: Delivery) -> None:
+        await clock.sleep(SERVICE)
+
+    async with Engine(scaler_cfg(startup_delay=0.0), handler=work, clock=clock) as engine:
+        await engine.pause()
+        for _ in range(200):
+            await engine.publish(b"x")
+        await clock.advance(6.0)
+        assert engine.desired == 2
+        held = engine.autoscaler.decisions[-1]
+        assert (held.applied, held.reason) == (2, "paused")
+        await engine.resume()
+        await clock.advance(3.0)
+        assert engine.desired > 2
+        engine.set_autoscale(False)
+        await engine.stop(grace=0)

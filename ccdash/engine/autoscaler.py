@@ -53,8 +53,10 @@ class Autoscaler:
         stats: Callable[[], QueueStats],
         emit: Emit,
         now: float,
+        paused: Callable[[], bool] = lambda: False,
     ) -> None:
         self.config = cfg = config
+        self.paused = paused  # consumption paused by the operator: hold the pool
         self.enabled = cfg.autoscale  # the engine resizes the pool by itself only when on
         self.pool = pool
         self.stats = stats
@@ -101,13 +103,16 @@ class Autoscaler:
         if last is not None and now > self._last_at:
             self.arrival_rate = (stats.published - last) / (now - self._last_at)
             done = (stats.acked - self._last_acked) / (now - self._last_at)
-            self.done_rate = done if self.holt.n == 0 else 0.7 * self.done_rate + 0.3 * done
+            if not self.paused():  # no completions while paused: not a measure of need
+                self.done_rate = done if self.holt.n == 0 else 0.7 * self.done_rate + 0.3 * done
             self.holt.update(self.arrival_rate)
             self._rates.append((now, self.arrival_rate))
             while now - self._rates[0][0] > cfg.forecast_horizon:
                 self._rates.popleft()
         self._last_published, self._last_acked, self._last_at = stats.published, stats.acked, now
         current = sum(1 for c in consumers.values() if not c.draining)
+        if self.paused():  # consumers added now could take nothing: hold, and say so
+            return self._held(now, current)
         sample = self.service_time()
         if sample > 0:
             self.service = sample if self.service == 0 else 0.8 * self.service + 0.2 * sample
@@ -204,6 +209,15 @@ class Autoscaler:
         if applied != current:
             self._last_change = now
             await self.pool.scale_to(applied, source="autoscaler", reason=reason)
+        return decision
+
+    def _held(self, now: float, current: int) -> Decision:
+        """A decision to keep the pool as it is (consumption paused)."""
+        rate = self.arrival_rate
+        decision = Decision(
+            now, current, current, 0, current, current, ScaleReason.PAUSED, rate, rate, self.service
+        )
+        self.decisions.append(decision)
         return decision
 
     def view(self, now: float) -> AutoscalerView:

@@ -101,7 +101,9 @@ class Engine(OperatorCommands):
             handler,
             batch_handler,
         )
-        self.autoscaler = Autoscaler(cfg, self.pool, self.broker.stats, self.emit, now())
+        self.autoscaler = Autoscaler(
+            cfg, self.pool, self.broker.stats, self.emit, now(), lambda: self.dispatcher.paused
+        )
         self.rules = RuleEvaluator(self, cfg.rules())
         self.health = HealthMonitor(
             self.clock,

@@ -53,6 +53,7 @@ class ScaleReason(StrEnum):
     STABILISING = "stabilising"  # held: a higher recommendation within the down window
     AT_MAX = "at-max"  # wants more than max_consumers
     COOLDOWN = "cooldown"  # held: too soon after the last change
+    PAUSED = "paused"  # held: consumption is paused, the backlog grows by design
 
 
 class BreakerState(StrEnum):
