@@ -101,3 +101,72 @@ async def test_a_level_a_foreign_writer_made_no_stream_fails_its_publishes_alone
     await asyncio.wait_for(b.flush(), timeout=5.0)
     assert redis_server.command("XLEN", b.keys.stream(0)) == b":2\r\n"
     assert b.stats().ready == 2
+
+
+def _lose_read_replies(link: Any, monkeypatch: pytest.MonkeyPatch, *, times: int = 1) -> None:
+    """The next `times` round trips that hold an XREADGROUP run in Redis, then the
+    connection drops before their replies are read (an outcome the worker cannot know)."""
+    real = link._roundtrip
+    left = [times]
+
+    async def run_then_drop(commands: Sequence[Any]) -> list[Any]:
+        replies: list[Any] = await real(commands)
+        if left[0] and any(c[0] == "XREADGROUP" for c in commands):
+            left[0] -= 1
+            await link.disconnect()
+            raise LinkDown("connection reset")
+        return replies
+
+    monkeypatch.setattr(link, "_roundtrip", run_then_drop)
+
+
+async def test_entries_a_lost_native_fetch_took_are_adopted_at_once(
+    redis_broker: Make, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A native fetch runs in Redis but its reply is lost (the connection drops): the
+    entry is pending for this live worker, which never saw it. The next round trip
+    adopts it: leased again well within the 30 s lease, as its first attempt, handled
+    once (it waited out the lease and, with max_attempts=1, went to the DLQ unhandled).
+    A lease the worker holds is not delivered again; another worker's is not taken."""
+    b = await redis_broker(visibility_timeout=30.0, max_attempts=1, fetch=2)
+    other = await redis_broker(visibility_timeout=30.0, max_attempts=1, fetch=1)
+    await b.publish(b"theirs")
+    theirs = await lease(other)
+    await other.reader.stop()  # it reads nothing more
+    await b.publish(b"held")
+    held = await lease(b)
+    await asyncio.wait_for(b.reader.idle.wait(), timeout=5.0)  # its read-ahead is done
+    await b.publish(b"m1")
+    reader = b.reader
+    reader.prios, reader.floor = [b"0"], 0  # the native path
+    _lose_read_replies(reader.link, monkeypatch)
+    with pytest.raises(LinkDown):
+        await reader.fetch()
+    pending = redis_server.command("XPENDING", b.keys.stream(0), "ccdash", "-", "+", "9", b.worker)
+    assert pending.count(b.worker.encode()) == 2  # held and m1: Redis ran the read
+    d = await lease(b, within=5.0)
+    assert (d.body, d.attempt) == (b"m1", 1)
+    await b.ack(d.receipt)
+    await b.ack(held.receipt)
+    await other.ack(theirs.receipt)  # still the other worker's lease
+    assert b.book.known() == set()
+    stats = b.stats()
+    assert (stats.in_flight, stats.dead, stats.ready) == (0, 0, 0)
+
+
+async def test_entries_a_lost_parked_read_took_are_adopted_at_once(
+    redis_broker: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for a read parked in Redis (XREADGROUP BLOCK) whose reply is lost."""
+    b = await redis_broker(visibility_timeout=30.0, max_attempts=1)
+    await b.presence.register()  # as the reader does before its first read
+    await b.publish(b"m1")
+    reader = b.reader
+    reader.prios, reader.next_due = [b"0"], -1
+    _lose_read_replies(reader.link, monkeypatch)
+    with pytest.raises(LinkDown):
+        await reader.block()
+    d = await lease(b, within=5.0)
+    assert (d.body, d.attempt) == (b"m1", 1)
+    await b.ack(d.receipt)
+    assert b.stats().dead == 0
