@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from support.redis_fixtures import RedisServer, lease
+from support.redis_fixtures import RedisServer, lease, lease_many
 
 from ccdash.brokers.base import BrokerError
 from ccdash.brokers.redis.link import LinkDown, evalsha
@@ -104,14 +104,14 @@ async def test_a_level_a_foreign_writer_made_no_stream_fails_its_publishes_alone
 
 
 def _lose_read_replies(link: Any, monkeypatch: pytest.MonkeyPatch, *, times: int = 1) -> None:
-    """The next `times` round trips that hold an XREADGROUP run in Redis, then the
+    """The next `times` round trips that read (XREADGROUP, the fetch script) run in Redis, then the
     connection drops before their replies are read (an outcome the worker cannot know)."""
     real = link._roundtrip
     left = [times]
 
     async def run_then_drop(commands: Sequence[Any]) -> list[Any]:
         replies: list[Any] = await real(commands)
-        if left[0] and any(c[0] == "XREADGROUP" for c in commands):
+        if left[0] and any(c[0] in ("XREADGROUP", "EVALSHA") for c in commands):
             left[0] -= 1
             await link.disconnect()
             raise LinkDown("connection reset")
@@ -120,36 +120,47 @@ def _lose_read_replies(link: Any, monkeypatch: pytest.MonkeyPatch, *, times: int
     monkeypatch.setattr(link, "_roundtrip", run_then_drop)
 
 
-async def test_entries_a_lost_native_fetch_took_are_adopted_at_once(
-    redis_broker: Make, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("floor", [0, None], ids=["native", "scripted"])
+async def test_entries_a_lost_fetch_took_are_adopted_at_once(
+    redis_broker: Make,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    floor: int | None,
 ) -> None:
-    """A native fetch runs in Redis but its reply is lost (the connection drops): the
-    entry is pending for this live worker, which never saw it. The next round trip
-    adopts it: leased again well within the 30 s lease, as its first attempt, handled
-    once (it waited out the lease and, with max_attempts=1, went to the DLQ unhandled).
-    A lease the worker holds is not delivered again; another worker's is not taken."""
+    """A fetch (native, or the script reading) runs in Redis but its reply is lost (the
+    connection drops): the entry is pending for this live worker, which never saw it.
+    The next round trip adopts it: leased again well within the 30 s lease, as its
+    first attempt, handled once (it waited out the lease and, with max_attempts=1, went
+    to the DLQ unhandled). A lease the worker holds, an entry whose ack is still queued
+    and another worker's lease are not taken."""
     b = await redis_broker(visibility_timeout=30.0, max_attempts=1, fetch=2)
     other = await redis_broker(visibility_timeout=30.0, max_attempts=1, fetch=1)
     await b.publish(b"theirs")
     theirs = await lease(other)
     await other.reader.stop()  # it reads nothing more
     await b.publish(b"held")
-    held = await lease(b)
+    await b.publish(b"acked")
+    held, acked = await lease_many(b, 2)
     await asyncio.wait_for(b.reader.idle.wait(), timeout=5.0)  # its read-ahead is done
     await b.publish(b"m1")
     reader = b.reader
-    reader.prios, reader.floor = [b"0"], 0  # the native path
+    reader.prios, reader.floor = [b"0"], floor
+    kick = b.flusher.kick
+    monkeypatch.setattr(b.flusher, "kick", lambda: None)
+    b.ack_nowait(acked.receipt)  # no longer in the book, pending in Redis until sent
     _lose_read_replies(reader.link, monkeypatch)
     with pytest.raises(LinkDown):
         await reader.fetch()
     pending = redis_server.command("XPENDING", b.keys.stream(0), "ccdash", "-", "+", "9", b.worker)
-    assert pending.count(b.worker.encode()) == 2  # held and m1: Redis ran the read
+    assert pending.count(b.worker.encode()) >= 2  # held and m1: Redis ran the read
     d = await lease(b, within=5.0)
     assert (d.body, d.attempt) == (b"m1", 1)
+    monkeypatch.setattr(b.flusher, "kick", kick)
     await b.ack(d.receipt)
     await b.ack(held.receipt)
     await other.ack(theirs.receipt)  # still the other worker's lease
     assert b.book.known() == set()
+    await b.refresh()
     stats = b.stats()
     assert (stats.in_flight, stats.dead, stats.ready) == (0, 0, 0)
 
@@ -169,4 +180,5 @@ async def test_entries_a_lost_parked_read_took_are_adopted_at_once(
     d = await lease(b, within=5.0)
     assert (d.body, d.attempt) == (b"m1", 1)
     await b.ack(d.receipt)
-    assert b.stats().dead == 0
+    await b.refresh()
+    assert (b.stats().in_flight, b.stats().dead) == (0, 0)

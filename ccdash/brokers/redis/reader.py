@@ -27,6 +27,7 @@ from redis.exceptions import ResponseError
 
 from ccdash.backoff import Backoff
 from ccdash.brokers.base import BrokerError
+from ccdash.brokers.redis.adopting import Seen, adopt
 from ccdash.brokers.redis.keys import GROUP
 from ccdash.brokers.redis.link import (
     LinkDown,
@@ -64,6 +65,7 @@ class Reader:
         # no wake entry: the next read may park in Redis at once, no fetch first.
         self.drained = False
         self.backoff = Backoff()
+        self.seen = Seen()  # the newest entries read; streams a lost read may have taken from
         self.rng = random.Random()
         self._want = asyncio.Event()
         self.idle = asyncio.Event()  # set while no fetch is wanted or running
@@ -122,6 +124,8 @@ class Reader:
             try:
                 if not b.presence.registered:
                     await b.presence.register()
+                if self.seen.unknown and await adopt(self):
+                    continue  # what a read with a lost reply took: buffered before any newer
                 if self.drained and self._fetch_not_needed():
                     # Nothing more was ready at the last read: a consumer that waits
                     # gets what comes next from a read parked in Redis; while none
@@ -171,6 +175,10 @@ class Reader:
             return False
         return self.next_due < 0 or self._redis_ms() < self.next_due
 
+    def _levels(self) -> list[bytes]:
+        """Every stream suffix a read of all known priority levels takes from."""
+        return [lv for p in self.prios for lv in (b"r" + p, p)]
+
     def _redis_ms(self) -> float:
         """Redis time now, estimated from the last fetch's reading of it."""
         return self.redis_now + (time.monotonic() - self.fetched_at) * 1000
@@ -212,7 +220,11 @@ class Reader:
         b = self.b
         # Its own connection: reads overlap the write path's round trips (no bubble
         # while acks are in flight), and fetching never changes what is outstanding.
-        [reply] = await self.link.execute([evalsha("fetch", b.keys.prefix, b.worker, n, 200)])
+        try:
+            [reply] = await self.link.execute([evalsha("fetch", b.keys.prefix, b.worker, n, 200)])
+        except LinkDown:  # its read may have run: adopted on the next round trip
+            self.seen.unknown.update(self._levels())
+            raise
         if isinstance(reply, Exception):
             raise reply
         self.redis_now, self.next_due, self.prios, *rest = reply
@@ -251,6 +263,9 @@ class Reader:
             )
         except LinkDownAfterReplies as exc:  # the read ran: what it took is ours
             prep, reply = exc, exc.replies[1]
+        except LinkDown:  # the read may have run: adopted on the next round trip
+            self.seen.unknown.update(k[len(prefix) + 2 :] for k in keys)
+            raise
         self.floor = None  # short everywhere: the scripted read looks at every level next
         if isinstance(reply, Exception):
             raise reply
@@ -280,8 +295,10 @@ class Reader:
 
     def _buffer(self, level: bytes, entries: list[Any], deadline: float) -> int:
         add = self.b.book.add
+        saw = self.seen.saw
         n = 0
         for eid, fields in entries:
+            saw(level, eid)
             if fields:
                 try:
                     entry = Entry(level, eid, fields, deadline)
@@ -325,6 +342,9 @@ class Reader:
         self._blocking = True
         try:
             [reply] = await self.link.execute([cmd])
+        except LinkDown:  # the read may have run: adopted on the next round trip
+            self.seen.unknown.update(self.prios)
+            raise
         finally:
             self._blocking = False
         if isinstance(reply, Exception):
