@@ -23,7 +23,8 @@ from ccdash.brokers.redis.keys import GROUP
 from ccdash.brokers.redis.local import Entry, Undecodable
 
 if TYPE_CHECKING:
-    from ccdash.brokers.redis.reader import Reader
+    from ccdash.brokers.redis.core import RedisCore
+    from ccdash.brokers.redis.link import RedisLink
 
 EntryId = tuple[int, int]
 
@@ -54,11 +55,9 @@ class Seen:
         return b"(" + old[1] if old is not None else b"-"
 
 
-async def adopt(reader: Reader) -> int:
-    """Buffer this worker's pending entries of the streams in `reader.seen.unknown`
-    that it was never handed; returns how many. LinkDown leaves them to the next call."""
-    b = reader.b
-    seen = reader.seen
+async def adopt(b: RedisCore, link: RedisLink, seen: Seen) -> int:
+    """Buffer this worker's pending entries of the streams in `seen.unknown` that it
+    was never handed; returns how many. LinkDown leaves them to the next call."""
     levels = sorted(seen.unknown)
     bound = b.fetch_size  # a read takes at most this many of a stream
     asks = [
@@ -68,7 +67,7 @@ async def adopt(reader: Reader) -> int:
     known = b.book.known()
     claims: list[tuple[Any, ...]] = []
     where: list[tuple[bytes, int]] = []
-    for level, reply in zip(levels, await reader.link.execute(asks), strict=True):
+    for level, reply in zip(levels, await link.execute(asks), strict=True):
         if isinstance(reply, Exception):
             continue  # no such stream (nothing taken), or no group: the reaper's business
         for eid, _owner, idle, count in reply:
@@ -80,7 +79,7 @@ async def adopt(reader: Reader) -> int:
     got = 0
     if claims:
         deadline = b.clock.now() + b.vt
-        replies = await reader.link.execute(claims)
+        replies = await link.execute(claims)
         for (level, count), reply in zip(where, replies, strict=True):
             if isinstance(reply, Exception):
                 continue

@@ -124,7 +124,7 @@ class Reader:
             try:
                 if not b.presence.registered:
                     await b.presence.register()
-                if self.seen.unknown and await adopt(self):
+                if self.seen.unknown and await adopt(b, self.link, self.seen):
                     continue  # what a read with a lost reply took: buffered before any newer
                 if self.drained and self._fetch_not_needed():
                     # Nothing more was ready at the last read: a consumer that waits
