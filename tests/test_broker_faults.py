@@ -22,9 +22,24 @@ from ccdash.brokers.base import (
     Delivery,
 )
 from ccdash.brokers.sqlite.frame import next_deadline
+from ccdash.engine.snapshot import Snapshot
 
 BAD_TEXT = "OSError: cannot open 'f\udcff\x00le'\nline two"
 STORED = "OSError: cannot open 'f\\udcff\\x00le'\nline two"  # escapes, the newline kept
+
+
+async def drain(url: str) -> tuple[list[str], Snapshot, list[str]]:
+    """Run two consumers on `url` until the queue is empty: the ids handled, the final
+    snapshot and the event kinds."""
+    done: list[str] = []
+
+    async def handler(d: Delivery) -> None:
+        done.append(d.message_id)
+
+    cfg = EngineConfig(consumers=2, visibility_timeout=10.0, seed=1)
+    async with Engine(cfg, handler=handler, broker=url) as engine:
+        await engine.join(timeout=20)
+        return done, engine.snapshot(), [e.kind for e in engine.events]
 
 
 async def test_error_text_with_lone_surrogate_and_nul_is_stored_escaped(brokers: Brokers) -> None:
@@ -110,16 +125,7 @@ async def test_undecodable_sqlite_rows_are_dead_lettered_and_the_engine_goes_on(
         for mid, body in zip(bad, bad_bodies, strict=True):
             conn.execute("UPDATE msgs SET body = ? WHERE mid = ?", (body, mid))
         conn.execute("UPDATE msgs SET mid = CAST(? AS TEXT) WHERE mid = ?", (b"\xff\xfe", bad_id))
-    done: list[str] = []
-
-    async def handler(d: Delivery) -> None:
-        done.append(d.message_id)
-
-    cfg = EngineConfig(consumers=2, visibility_timeout=10.0, seed=1)
-    async with Engine(cfg, handler=handler, broker=url) as engine:
-        await engine.join(timeout=20)
-        snap = engine.snapshot()
-        kinds = [e.kind for e in engine.events]
+    done, snap, kinds = await drain(url)
     assert sorted(done) == sorted(good)
     dead = {d.message_id: d for d in snap.dead_letters}
     [renamed] = set(dead) - set(bad)  # its id was not UTF-8: it gets one of ours
@@ -170,15 +176,7 @@ async def test_sqlite_rows_of_the_wrong_storage_class_are_dead_lettered(tmp_path
         for mid, (column, value) in zip(bad, breakages, strict=False):
             conn.execute(f"UPDATE msgs SET {column} = ? WHERE mid = ?", (value, mid))
         conn.execute("UPDATE msgs SET mid = CAST(mid AS BLOB) WHERE mid = ?", (bad[-1],))
-    done: list[str] = []
-
-    async def handler(d: Delivery) -> None:
-        done.append(d.message_id)
-
-    cfg = EngineConfig(consumers=2, visibility_timeout=10.0, seed=1)
-    async with Engine(cfg, handler=handler, broker=url) as engine:
-        await engine.join(timeout=20)
-        snap = engine.snapshot()
+    done, snap, _ = await drain(url)
     assert sorted(done) == sorted(good)
     assert len(snap.dead_letters) == len(bad)
     assert {d.reason for d in snap.dead_letters} == {"undecodable"}
