@@ -18,6 +18,40 @@ from ccdash.brokers.redis.link import LinkDown, evalsha
 Make = Callable[..., Any]
 
 
+def break_round_trips(
+    link: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    when: Callable[[Sequence[Any]], bool],
+    *,
+    method: str = "_roundtrip",
+    ran: bool = False,
+    times: int = 1,
+) -> None:
+    """The next `times` round trips of `link.<method>` that `when(commands)` picks fail
+    with LinkDown: before they reach Redis, or (`ran`) once Redis ran them and the
+    connection dropped before their replies were read (an outcome the worker cannot
+    know). The round trips after them go through."""
+    real = getattr(link, method)
+    left = [times]
+
+    async def broken(commands: Sequence[Any]) -> list[Any]:
+        if not left[0] or not when(commands):
+            replies: list[Any] = await real(commands)
+            return replies
+        left[0] -= 1
+        if ran:
+            await real(commands)
+            await link.disconnect()
+        raise LinkDown("connection reset")
+
+    monkeypatch.setattr(link, method, broken)
+
+
+def reads(commands: Sequence[Any]) -> bool:
+    """A round trip that reads: XREADGROUP or a script (the fetch script)."""
+    return any(c[0] in ("XREADGROUP", "EVALSHA") for c in commands)
+
+
 async def test_entries_a_parked_read_took_are_kept_when_the_wake_ack_fails(
     redis_broker: Make, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -31,18 +65,9 @@ async def test_entries_a_parked_read_took_are_kept_when_the_wake_ack_fails(
     redis_server.command("XADD", b.keys.wake, "*", "w", "1")  # a message came back
     reader = b.reader
     reader.prios, reader.next_due = [b"0"], -1
-    real = reader.link.execute
-
-    async def drop_on_wake_ack(commands: Sequence[Any]) -> list[Any]:
-        if commands[0][0] == "XACK":
-            raise LinkDown("connection reset")
-        replies: list[Any] = await real(commands)
-        return replies
-
-    monkeypatch.setattr(reader.link, "execute", drop_on_wake_ack)
+    break_round_trips(reader.link, monkeypatch, lambda c: c[0][0] == "XACK", method="execute")
     with pytest.raises(LinkDown):
         await reader.block()
-    monkeypatch.setattr(reader.link, "execute", real)
     d = await lease(b, within=5.0)
     assert (d.body, d.attempt) == (b"m1", 1)
 
@@ -61,18 +86,9 @@ async def test_entries_a_native_fetch_took_are_kept_when_reloading_the_scripts_b
     server.command("SCRIPT", "FLUSH")
     reader = b.reader
     reader.prios, reader.floor = [b"0"], 0  # the native path
-    real = reader.link._roundtrip
-
-    async def drop_on_load(commands: Sequence[Any]) -> list[Any]:
-        if commands[0][:2] == ("SCRIPT", "LOAD"):
-            raise LinkDown("connection reset")
-        replies: list[Any] = await real(commands)
-        return replies
-
-    monkeypatch.setattr(reader.link, "_roundtrip", drop_on_load)
+    break_round_trips(reader.link, monkeypatch, lambda c: c[0][:2] == ("SCRIPT", "LOAD"))
     with pytest.raises(LinkDown):
         await reader.fetch()
-    monkeypatch.setattr(reader.link, "_roundtrip", real)
     d = await lease(b, within=5.0)
     assert (d.body, d.attempt) == (b"m1", 1)
 
@@ -103,23 +119,6 @@ async def test_a_level_a_foreign_writer_made_no_stream_fails_its_publishes_alone
     assert b.stats().ready == 2
 
 
-def _lose_read_replies(link: Any, monkeypatch: pytest.MonkeyPatch, *, times: int = 1) -> None:
-    """The next `times` round trips that read (XREADGROUP, the fetch script) run in Redis, then the
-    connection drops before their replies are read (an outcome the worker cannot know)."""
-    real = link._roundtrip
-    left = [times]
-
-    async def run_then_drop(commands: Sequence[Any]) -> list[Any]:
-        replies: list[Any] = await real(commands)
-        if left[0] and any(c[0] in ("XREADGROUP", "EVALSHA") for c in commands):
-            left[0] -= 1
-            await link.disconnect()
-            raise LinkDown("connection reset")
-        return replies
-
-    monkeypatch.setattr(link, "_roundtrip", run_then_drop)
-
-
 @pytest.mark.parametrize("floor", [0, None], ids=["native", "scripted"])
 async def test_entries_a_lost_fetch_took_are_adopted_at_once(
     redis_broker: Make,
@@ -148,7 +147,7 @@ async def test_entries_a_lost_fetch_took_are_adopted_at_once(
     kick = b.flusher.kick
     monkeypatch.setattr(b.flusher, "kick", lambda: None)
     b.ack_nowait(acked.receipt)  # no longer in the book, pending in Redis until sent
-    _lose_read_replies(reader.link, monkeypatch)
+    break_round_trips(reader.link, monkeypatch, reads, ran=True)
     with pytest.raises(LinkDown):
         await reader.fetch()
     pending = redis_server.command("XPENDING", b.keys.stream(0), "ccdash", "-", "+", "9", b.worker)
@@ -174,7 +173,7 @@ async def test_entries_a_lost_parked_read_took_are_adopted_at_once(
     await b.publish(b"m1")
     reader = b.reader
     reader.prios, reader.next_due = [b"0"], -1
-    _lose_read_replies(reader.link, monkeypatch)
+    break_round_trips(reader.link, monkeypatch, reads, ran=True)
     with pytest.raises(LinkDown):
         await reader.block()
     d = await lease(b, within=5.0)
