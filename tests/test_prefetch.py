@@ -142,3 +142,31 @@ async def test_spare_slots_all_filled_at_once_take_no_balancer_pick(
         for g in gates.values():
             g.set()
         await engine.stop(grace=0)
+
+
+async def test_a_consumer_holding_deliveries_is_shown_processing_not_idle() -> None:
+    """A batch consumer lingering with 2 buffered deliveries holds work: its snapshot
+    state is `processing` (an operator reads `idle` as "no work"); with nothing held
+    it is `idle` again."""
+    clock = FakeClock()
+
+    async def batch(ds: list[Delivery]) -> None:
+        return None
+
+    cfg = EngineConfig(
+        consumers=1, batch_size=20, batch_linger=5.0, visibility_timeout=60.0, seed=1
+    )
+    engine = Engine(cfg, batch_handler=batch, clock=clock)
+    await engine.start()
+    try:
+        await engine.publish(1)
+        await engine.publish(2)
+        await clock.advance(0.1)  # delivered, still lingering for a fuller batch
+        (c,) = engine.snapshot().consumers
+        assert (c.state, c.in_flight) == ("processing", 2)
+        await clock.advance(5.0)  # the linger ran out: handled and acked
+        await engine.join(timeout=1.0)
+        (c,) = engine.snapshot().consumers
+        assert (c.state, c.in_flight) == ("idle", 0)
+    finally:
+        await engine.stop(grace=0)

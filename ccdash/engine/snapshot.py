@@ -17,6 +17,16 @@ FAILED = ConsumerState.FAILED
 STOPPED = ConsumerState.STOPPED
 
 
+def shown_state(state: ConsumerState, held: int) -> ConsumerState:
+    """The state a snapshot gives a consumer: a live one that holds deliveries (handling
+    one, or buffered for it, as a batch lingers or between two handler runs) is
+    `processing`, one that holds none `idle`; an operator reads `idle` as "no work".
+    The consumer's own flag lags its holdings by a turn of its loop either way."""
+    if state in LIVE_STATES:
+        return PROCESSING if held > 0 else IDLE
+    return state
+
+
 @dataclass(frozen=True, slots=True)
 class QueueView:
     """Where messages are now."""
@@ -179,4 +189,5 @@ __all__ = [
     "QueueView",
     "ScalingEvent",
     "Snapshot",
+    "shown_state",
 ]

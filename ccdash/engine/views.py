@@ -6,7 +6,14 @@ from ccdash.brokers.base import Broker
 from ccdash.engine.consumer import Consumer
 from ccdash.engine.metrics import bucket_upper_edges
 from ccdash.engine.reading import EngineView
-from ccdash.engine.snapshot import ConsumerView, LatencyTotals, LeaseView, QueueView, Snapshot
+from ccdash.engine.snapshot import (
+    ConsumerView,
+    LatencyTotals,
+    LeaseView,
+    QueueView,
+    Snapshot,
+    shown_state,
+)
 
 _EDGES = bucket_upper_edges()
 
@@ -15,7 +22,7 @@ def consumer_view(c: Consumer, now: float) -> ConsumerView:
     """One consumer as operators see it."""
     return ConsumerView(
         id=c.id,
-        state=c.note_state(),
+        state=shown_state(c.note_state(), c.held),
         weight=c.weight,
         in_flight=c.held,
         processed=c.processed,
