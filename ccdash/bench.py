@@ -228,19 +228,26 @@ async def remove_scratch(url: str, scheme: str) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(name)
     elif scheme in ("redis", "rediss"):
-        from ccdash.fleet.connect import connect
+        from ccdash.fleet.connect import FleetConnectError, connect
 
-        client, keys = await connect(url)
+        try:
+            client, keys = await connect(url)
+        except FleetConnectError as exc:
+            raise BrokerError(f"removing the scratch queue: {exc}") from None
+        from redis.exceptions import RedisError
+
         try:
             async for key in client.scan_iter(match=keys.prefix + "*", count=1000):
                 await client.unlink(key)
+        except (RedisError, OSError) as exc:
+            raise BrokerError(f"removing the scratch queue: {type(exc).__name__}") from None
         finally:
             await client.aclose()
 
 
 async def _bench_then_clean(args: argparse.Namespace, scheme: str) -> list[BenchRow]:
     try:
-        return await run_bench(
+        rows = await run_bench(
             args.messages,
             args.consumers,
             args.prefetch or [1, 32],
@@ -248,8 +255,14 @@ async def _bench_then_clean(args: argparse.Namespace, scheme: str) -> list[Bench
             args.rounds,
             args.publish_batch,
         )
-    finally:
-        await remove_scratch(args.broker, scheme)
+    except BaseException:
+        # The bench's own error is the one to report: a clean-up that cannot reach
+        # Redis either (it never answered) must not replace it with a traceback.
+        with contextlib.suppress(BrokerError):
+            await remove_scratch(args.broker, scheme)
+        raise
+    await remove_scratch(args.broker, scheme)
+    return rows
 
 
 def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:

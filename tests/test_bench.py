@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support.redis_fixtures import RedisServer
 
 from ccdash import Engine, EngineConfig
@@ -144,3 +145,22 @@ async def test_bench_on_redis_uses_a_queue_of_its_own_and_removes_it(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert await _outstanding(redis_url) == 5
     assert redis_server.command("KEYS", "*bench*") == b"*0\r\n"  # nothing left behind
+
+
+def test_bench_on_an_unreachable_redis_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`ccdash bench --broker` naming a Redis nobody answers at: exit 2 with one error
+    line, no password; the clean-up of the scratch queue (which cannot be reached
+    either) does not turn it into a traceback."""
+    from support.redis_fixtures import free_port
+
+    from ccdash import cli
+
+    url = f"redis://u:bench-secret@127.0.0.1:{free_port()}/0?timeout=0.3"
+    code = cli.main(["bench", "--broker", url, "--messages", "100", "--rounds", "1"])
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert code == 2, (out, err)
+    assert len(lines) == 1 and lines[0].startswith("ccdash: error: --broker"), err
+    assert "cannot reach Redis" in err and "bench-secret" not in err
