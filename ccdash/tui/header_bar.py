@@ -3,6 +3,10 @@
 
 Each field has a priority: when the line is too narrow, the least important
 fields go first, whole; a number is never cut.
+
+The totals (published, acked, redelivered) are this run's on every broker: a queue
+with a past (a shared Redis queue keeps lifetime counters) has its counters as the
+dashboard first read them taken off, and its lifetime figures shown apart, labelled.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ class HeaderBar(Static):
         self.broker_down_at: float | None = None  # since when the broker cannot be read
         self._snap: Snapshot | None = None
         self._last: tuple[object, ...] = ()
+        # The queue's (published, acked, redelivered) when first read, if it had a past.
+        self.past: tuple[int, int, int] | None = None
+        self._first = True
 
     def on_resize(self, event: events.Resize) -> None:
         """A new width keeps other fields."""
@@ -66,6 +73,15 @@ class HeaderBar(Static):
     def update_from(self, snap: Snapshot, lost: int | None = None) -> None:
         """Redraw if anything shown changed (`lost`: the loss checker's count, if any)."""
         self._snap, self.lost = snap, lost
+        if self._first:  # the memory broker's counters begin with this process
+            self._first = False
+            if snap.broker != "memory" and (snap.published or snap.acked):
+                self.past = (snap.published, snap.acked, snap.redelivered)
+        published, acked, redelivered = snap.published, snap.acked, snap.redelivered
+        if self.past is not None:
+            published -= self.past[0]
+            acked -= self.past[1]
+            redelivered -= self.past[2]
         width = self.size.width or 200
         key = (
             snap.broker,
@@ -163,10 +179,15 @@ class HeaderBar(Static):
             (3, self._pair("p50", fmt.duration(snap.latency_p50), bold)),
             (3, self._pair("p99", fmt.duration(snap.latency_p99), bold)),
             (4, self._pair("failovers", str(snap.failovers), bold)),
-            (5, self._pair("published", fmt.count(snap.published), bold)),
-            (5, self._pair("acked", fmt.count(snap.acked), bold)),
-            (6, self._pair("redelivered", fmt.count(snap.redelivered), bold)),
+            (5, self._pair("published", fmt.count(published), bold)),
+            (5, self._pair("acked", fmt.count(acked), bold)),
+            (6, self._pair("redelivered", fmt.count(redelivered), bold)),
         ]
+        if self.past is not None:
+            life = Text("queue lifetime ", Style(color=p.muted), end="")
+            life.append_text(self._pair("published", fmt.count(snap.published), Style()))
+            life.append_text(self._pair("  acked", fmt.count(snap.acked), Style()))
+            second.append((8, life))
         if self.metrics:
             second.append((7, self._pair("metrics", self.metrics, Style(color=p.info))))
         both = Text("\n", no_wrap=True, overflow="crop", end="").join(

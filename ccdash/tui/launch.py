@@ -7,6 +7,8 @@ import sys
 from typing import Any
 
 from ccdash.brokers import is_redis_url, is_shared_url, redact_url
+from ccdash.brokers.base import QueueStats
+from ccdash.engine.snapshot import Snapshot
 from ccdash.record.writer import Recorder
 from ccdash.text import sanitize
 from ccdash.tui.app import DashboardApp
@@ -82,20 +84,7 @@ def run_tui(
     if app.startup_error is not None:
         raise app.startup_error
     snap = engine.snapshot(max_leases=0, max_dead=0)
-    where = ""
-    if engine.leftover:
-        where = (
-            " (the memory broker's contents end with the process)"
-            if snap.broker == "memory"
-            else f" (they stay in {sanitize(redact_url(snap.broker), 200)})"
-        )
-    # Purged dead letters are neither acked nor in the DLQ: without them the figures
-    # would not add up to what was published.
-    purged = f", purged {workload.purged}" if workload.purged else ""
-    print(
-        f"ccdash: engine stopped. published {snap.published}, acked {snap.acked}, "
-        f"in the DLQ {snap.queue.dead}{purged}, still queued {engine.leftover}{where}"
-    )
+    print(final_line(snap, engine.leftover, workload.purged, workload.stats_at_start))
     log_error = app.log_writer.error if app.log_writer is not None else None
     if log_error is not None:  # the dashboard went on without its log: say so, exit 2
         print(f"ccdash: error: {sanitize(log_error, 500)}", file=sys.stderr)
@@ -116,4 +105,30 @@ def run_tui(
     return code if isinstance(code, int) else 0
 
 
-__all__ = ["run_tui"]
+def final_line(snap: Snapshot, leftover: int, purged: int, start: QueueStats | None) -> str:
+    """What `ccdash` prints after `q`: figures that add up to what was published. On a
+    queue with a past (a shared Redis queue keeps lifetime counters) they are the
+    queue's lifetime, labelled, after this run's own."""
+    where = ""
+    if leftover:
+        where = (
+            " (the memory broker's contents end with the process)"
+            if snap.broker == "memory"
+            else f" (they stay in {sanitize(redact_url(snap.broker), 200)})"
+        )
+    # Purged dead letters are neither acked nor in the DLQ: without them the figures
+    # would not add up to what was published.
+    gone = f", purged {purged}" if purged else ""
+    life = ""
+    if start is not None and (start.published or start.acked):
+        life = (
+            f"this run published {snap.published - start.published}, "
+            f"acked {snap.acked - start.acked}; queue lifetime: "
+        )
+    return (
+        f"ccdash: engine stopped. {life}published {snap.published}, acked {snap.acked}, "
+        f"in the DLQ {snap.queue.dead}{gone}, still queued {leftover}{where}"
+    )
+
+
+__all__ = ["final_line", "run_tui"]
