@@ -3,12 +3,19 @@ and every operator action gets a visible answer."""
 
 from __future__ import annotations
 
-from support.dashboard import running, screen_text
+from pathlib import Path
+
+from support.dashboard import make_app, quit_app, running, screen_text
 from support.polling import until
 
 from ccdash import Delivery, Engine, EngineConfig
+from ccdash.record import parse_recording
 from ccdash.tui.app import DashboardApp
+from ccdash.tui.drill_report import DrillReport
 from ccdash.tui.launch import final_line
+from ccdash.tui.replay import ReplayApp
+
+GOLDEN = Path(__file__).parent / "data" / "failover-drill.rec"  # a recorded failover drill
 
 
 async def _done(_: Delivery) -> None:
@@ -53,3 +60,22 @@ async def test_on_a_queue_with_a_past_the_header_totals_are_this_runs_and_the_li
         await until(lambda: worker.is_finished, 15, "the engine to stop")
     line = final_line(engine.snapshot(), engine.leftover, 0, start)
     assert "stopped. this run published 2, acked 2; queue lifetime: published 7, acked 7," in line
+
+
+async def test_the_drill_pane_offers_d_only_where_d_runs_a_drill() -> None:
+    """With no drill run yet, the drills pane says `d to run one` on a live dashboard, but
+    not in a replay or with --read-only, where `d` is refused: there it says `none run
+    yet`."""
+    live = make_app()
+    async with running(live) as pilot:
+        assert live.query_one(DrillReport).border_subtitle == "d to run one"
+        await quit_app(live, pilot)
+    ro = make_app(read_only=True)
+    async with running(ro) as pilot:
+        assert ro.query_one(DrillReport).border_subtitle == "none run yet"
+        await quit_app(ro, pilot)
+    replay = ReplayApp(parse_recording(GOLDEN.read_bytes(), "failover.rec"), live=False)
+    async with replay.run_test(size=(160, 48)) as pilot:
+        await replay.engine_ready.wait()
+        await pilot.pause()
+        assert replay.query_one(DrillReport).border_subtitle == "none run yet"

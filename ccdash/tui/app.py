@@ -145,7 +145,7 @@ class DashboardApp(ViewActions):
             yield QueuePane(p, id="queue")
             yield ConsumerTable(p, id="consumers")
             yield AlertsTable(p, t0, id="alerts")
-            yield DrillReport(p, t0, id="drills")
+            yield DrillReport(p, t0, id="drills", can_run=not self.read_only)
             yield DeadLetterTable(p, t0, id="dead")
             yield LeaseTable(p, id="leases")
             yield LogPane(p, t0, id="log")

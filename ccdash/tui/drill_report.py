@@ -75,10 +75,14 @@ class DrillReport(RowTable):
         ("verdict", "verdict", 7),
     )
 
-    def __init__(self, palette: Palette, t0: float, *, id: str | None = None) -> None:
+    def __init__(
+        self, palette: Palette, t0: float, *, id: str | None = None, can_run: bool = True
+    ) -> None:
+        """`can_run`: `d` runs a drill here (not in a replay or with --read-only)."""
         super().__init__(id=id)
         self.palette = palette
         self.t0 = t0
+        self.can_run = can_run
 
     def update_from(self, records: Sequence[Any], lost: int | None = None) -> None:
         """Show the drill records, newest first; one still running shows as pending.
@@ -100,7 +104,8 @@ class DrillReport(RowTable):
             )
         self.sync(rows)
         passed = sum(1 for r in rows.values() if fmt.VERDICT_ROLES.get(str(r[-1]).lower()) == "ok")
-        self.subtitle(f"{len(rows)} run, {passed} passed" if rows else "d to run one")
+        none = "d to run one" if self.can_run else "none run yet"
+        self.subtitle(f"{len(rows)} run, {passed} passed" if rows else none)
 
     def render_cell(self, column: str, raw: Hashable) -> Text:
         """Verdicts are coloured, a loss in red; targets are untrusted ids."""

@@ -54,7 +54,7 @@ def urgency(
     now: float,
 ) -> list[str]:
     """Detail panes, most urgent first: a running drill (or one that just ended), firing
-    alerts, a new dead letter; then the drill report (it says `d to run one`)."""
+    alerts, a new dead letter; then the drill report (live, it says `d to run one`)."""
     score = {
         "drills": 0.5,
         "alerts": 0.4 if any_alerts else 0.2,
