@@ -3,7 +3,8 @@
 Each picks among `candidates` (consumers that have room for one more
 delivery, in creation order): a `Candidates` set the dispatcher keeps up to date
 as room changes, so a pick costs O(log n) at most (O(1) for p2c-ewma; weighted adds
-a look per distinct weight), never a scan of the pool. All randomness comes from the engine's one seeded generator.
+a look per distinct weight), never a scan of the pool. All randomness comes from
+the engine's one seeded generator.
 """
 
 from __future__ import annotations
