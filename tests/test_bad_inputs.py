@@ -197,7 +197,24 @@ SCENARIOS: dict[str, tuple[str, list[str]]] = {
         "[engine]\nheartbeat_interval = 5\nheartbeat_timeout = 2\n",
         ["engine.heartbeat_interval", "heartbeat_interval (5)", "heartbeat_timeout (2)"],
     ),
-    "max-body-zero": ("[engine]\nmax_body_bytes = 0\n", ["engine.max_body_bytes", "at least 1"]),
+    "max-body-zero": (
+        "[engine]\nmax_body_bytes = 0\n",
+        ["engine.max_body_bytes", "at least 1", "got 0"],
+    ),
+    "heartbeat-that-spins": (
+        "[engine]\nheartbeat_interval = 0.0001\nheartbeat_timeout = 0.0002\n"
+        "visibility_timeout = 0.0003\n",
+        ["engine.heartbeat_interval", "from 0.05 to 3600", "got 0.0001"],
+    ),
+    "prefetch-zero": ("[engine]\nprefetch = 0\n", ["engine.prefetch", "at least 1", "got 0"]),
+    "backoff-negative": (
+        "[engine]\nbackoff_base = -0.5\n",
+        ["engine.backoff_base", "not be negative", "got -0.5"],
+    ),
+    "utilisation-above-one": (
+        "[engine]\ntarget_utilisation = 1.5\n",
+        ["engine.target_utilisation", "got 1.5"],
+    ),
     "drill-unknown-consumer": (
         '[engine]\nconsumers = 4\n[[drills]]\nat = 1\naction = "kill"\ntarget = "c99"\n',
         ["drills[1].target", "'c99'", "c1..c4"],

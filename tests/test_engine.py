@@ -389,12 +389,33 @@ async def test_body_round_trip_bytes_and_json(engines: Engines) -> None:
         ({"heartbeat_timeout": 40.0, "visibility_timeout": 30.0}, "heartbeat_timeout"),
         ({"visibility_timeout": float("inf")}, "finite"),
         ({"prefetch": 0}, "prefetch"),
+        (
+            {"heartbeat_interval": 0.0001, "heartbeat_timeout": 0.0002, "visibility_timeout": 0.1},
+            r"heartbeat_interval must be from 0\.05 to 3600 seconds, got 0\.0001",
+        ),
+        ({"heartbeat_interval": 0.0, "heartbeat_timeout": 1.0}, r"heartbeat_interval .* got 0$"),
+        ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+        ({"handler_timeout": -1.0}, r"handler_timeout must be greater than 0 \(or unset\), got -1"),
     ],
 )
 def test_config_rejects_bad_settings(kwargs: dict[str, object], needle: str) -> None:
     """EngineConfig names the bad or contradictory setting."""
     with pytest.raises(ConfigError, match=needle):
         EngineConfig(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("vt", [0.31, 0.4, 1.0, 30.0, 86_400.0])
+def test_a_worker_derives_legal_heartbeats_from_any_lease_it_accepts(vt: float) -> None:
+    """`ccdash worker` accepts --visibility-timeout above --heartbeat-ttl (0.3 at least);
+    the heartbeat it derives from it stays within the engine's bounds."""
+    from ccdash.fleet.runtime import WorkerOptions, WorkerRuntime
+
+    async def handle(d: Delivery) -> None:
+        return None
+
+    opts = WorkerOptions("redis://127.0.0.1:1/0", handle, visibility_timeout=vt, heartbeat_ttl=0.3)
+    cfg = WorkerRuntime(opts).engine.config
+    assert cfg.heartbeat_interval < cfg.heartbeat_timeout < cfg.visibility_timeout == vt
 
 
 @fake_clock_only

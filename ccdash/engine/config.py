@@ -53,6 +53,12 @@ LIMITS: dict[str, float] = {
 }
 
 
+# The health tick runs every heartbeat_interval (beats, lease keeping, failure
+# detection, autoscaler, alert rules): a tighter one is load, not health. It spun the
+# loop at 0.0001 s.
+MIN_HEARTBEAT = 0.05
+
+
 def _num(x: float) -> str:
     return str(int(x)) if x == int(x) else f"{x:g}"
 
@@ -112,10 +118,15 @@ class EngineConfig:
             limit = LIMITS.get(f.name)
             if limit is not None and isinstance(v, int | float) and v > limit:
                 raise ConfigError(f"{f.name} must be at most {_num(limit)}, got {_num(v)}")
-        positive = ("visibility_timeout", "heartbeat_interval", "heartbeat_timeout")
-        for name in positive:
+        hb = self.heartbeat_interval
+        if not hb >= MIN_HEARTBEAT:  # NaN too
+            raise ConfigError(
+                f"heartbeat_interval must be from {_num(MIN_HEARTBEAT)} to "
+                f"{_num(LIMITS['heartbeat_interval'])} seconds, got {_num(hb)}"
+            )
+        for name in ("visibility_timeout", "heartbeat_timeout"):
             if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be greater than 0")
+                raise ConfigError(f"{name} must be greater than 0, got {_num(getattr(self, name))}")
         for name in (
             "max_attempts",
             "prefetch",
@@ -125,10 +136,10 @@ class EngineConfig:
             "max_body_bytes",
         ):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1")
+                raise ConfigError(f"{name} must be at least 1, got {_num(getattr(self, name))}")
         for name in ("consumers", "min_consumers"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must not be negative")
+                raise ConfigError(f"{name} must not be negative, got {_num(getattr(self, name))}")
         for name in (
             "startup_delay",
             "shutdown_grace",
@@ -138,9 +149,11 @@ class EngineConfig:
             "dedup_window",
             "breaker_cooldown",
             "restart_window",
+            "scale_down_window",
+            "scale_cooldown",
         ):
             if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must not be negative")
+                raise ConfigError(f"{name} must not be negative, got {_num(getattr(self, name))}")
         if self.min_consumers > self.max_consumers:
             raise ConfigError(
                 f"min_consumers ({self.min_consumers}) is above max_consumers "
@@ -168,27 +181,28 @@ class EngineConfig:
         for name in ("handler_timeout", "rate_limit"):
             v = getattr(self, name)
             if v is not None and not v > 0:
-                raise ConfigError(f"{name} must be greater than 0 (or unset)")
+                raise ConfigError(f"{name} must be greater than 0 (or unset), got {_num(v)}")
         for name in ("scale_interval", "target_backlog_per_consumer", "forecast_horizon"):
             if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be greater than 0")
+                raise ConfigError(f"{name} must be greater than 0, got {_num(getattr(self, name))}")
         if not 0 < self.target_utilisation <= 1:
-            raise ConfigError("target_utilisation must be within (0, 1]")
+            raise ConfigError(
+                f"target_utilisation must be within (0, 1], got {_num(self.target_utilisation)}"
+            )
         if self.max_scale_step < 1:
-            raise ConfigError("max_scale_step must be at least 1")
-        for name in ("scale_down_window", "scale_cooldown"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must not be negative")
+            raise ConfigError(f"max_scale_step must be at least 1, got {self.max_scale_step}")
         if self.alert_rules is not None:
             for rule in self.alert_rules:
                 if not isinstance(rule, AlertRule):
                     raise ConfigError(f"alert_rules must hold AlertRule objects, got {rule!r}")
         if self.latency_slo is not None and not self.latency_slo > 0:
-            raise ConfigError("latency_slo must be greater than 0 (or unset)")
-        if self.capacity is not None and self.capacity < 1:
-            raise ConfigError("capacity must be at least 1 (or unset)")
-        if self.breaker_threshold is not None and self.breaker_threshold < 1:
-            raise ConfigError("breaker_threshold must be at least 1 (or unset)")
+            raise ConfigError(
+                f"latency_slo must be greater than 0 (or unset), got {_num(self.latency_slo)}"
+            )
+        for name in ("capacity", "breaker_threshold", "rate_burst"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"{name} must be at least 1 (or unset), got {_num(v)}")
 
     def rules(self) -> tuple[AlertRule, ...]:
         """The alert rules in force: the configured ones, or the built-in defaults."""

@@ -21,6 +21,7 @@ from typing import Any
 from ccdash.aio import run_within
 from ccdash.brokers.redis import RedisBroker
 from ccdash.engine import BROKER_CLOSE_DEADLINE, Engine, EngineConfig, Event, EventKind
+from ccdash.engine.config import MIN_HEARTBEAT
 from ccdash.fleet.listener import ControlListener
 from ccdash.record.session import RecordingSession
 from ccdash.record.writer import Recorder
@@ -78,7 +79,7 @@ class WorkerRuntime:
     def __init__(self, opts: WorkerOptions) -> None:
         self.opts = opts
         vt = opts.visibility_timeout
-        hb = min(1.0, vt / 8)
+        hb = max(MIN_HEARTBEAT, min(1.0, vt / 8))  # vt > --heartbeat-ttl >= 0.3
         config = EngineConfig(
             consumers=opts.concurrency,
             min_consumers=0,
