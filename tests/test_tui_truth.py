@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from support.dashboard import make_app, quit_app, running, screen_text
 from support.polling import until
+from textual.widgets import Input, Static
 
 from ccdash import Delivery, Engine, EngineConfig
 from ccdash.record import parse_recording
 from ccdash.tui.app import DashboardApp
 from ccdash.tui.drill_report import DrillReport
 from ccdash.tui.launch import final_line
+from ccdash.tui.prompt import Prompt
 from ccdash.tui.replay import ReplayApp
 
 GOLDEN = Path(__file__).parent / "data" / "failover-drill.rec"  # a recorded failover drill
@@ -79,3 +82,27 @@ async def test_the_drill_pane_offers_d_only_where_d_runs_a_drill() -> None:
         await replay.engine_ready.wait()
         await pilot.pause()
         assert replay.query_one(DrillReport).border_subtitle == "none run yet"
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("x" * 3000, "too long: 3000 characters; a message id has at most 200"),
+        ("   ", "type a message id (as the panes show it)"),
+    ],
+)
+async def test_find_says_in_one_line_why_it_refuses_an_id(typed: str, said: str) -> None:
+    """`:` with a 3,000-character id (or none): the prompt stays and its one error line
+    says why (it said only "a message id (as the panes show it)")."""
+    app = make_app()
+    async with running(app, (80, 24)) as pilot:
+        await pilot.press("colon")
+        assert isinstance(app.screen, Prompt)
+        app.screen.query_one(Input).value = typed
+        await pilot.press("enter")
+        assert isinstance(app.screen, Prompt)
+        error = app.screen.query_one("#prompt-error", Static)
+        assert str(error.render()) == said
+        assert error.size.height == 1 and len(said) <= error.size.width
+        await pilot.press("escape")
+        await quit_app(app, pilot)

@@ -30,8 +30,17 @@ def _check_filter(text: str) -> str | None:
     return None if len(text) <= 80 else "at most 80 characters"
 
 
+MAX_ID = 200  # characters `:` takes: far more than any broker's message id
+
+
 def _check_id(text: str) -> str | None:
-    return None if 0 < len(text.strip()) <= 200 else "a message id (as the panes show it)"
+    """Why `text` is no id to look up (one line that fits the prompt), or None."""
+    n = len(text.strip())
+    if n == 0:
+        return "type a message id (as the panes show it)"
+    if n > MAX_ID:
+        return f"too long: {n} characters; a message id has at most {MAX_ID}"
+    return None
 
 
 class ViewActions(Operations):
