@@ -294,7 +294,15 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
             "publish_batch": args.publish_batch,
             "rows": [{**asdict(r), "ratio": r.ratio} for r in rows],
         }
-        write_private(args.json, json.dumps(out, indent=2) + "\n")
+        try:
+            write_private(args.json, json.dumps(out, indent=2) + "\n")
+        except OSError as exc:
+            print(
+                f"ccdash: error: --json: cannot write {sanitize(args.json, 200)}: "
+                f"{sanitize(exc.strerror or exc, 300)}",
+                file=sys.stderr,
+            )
+            return 2
     return 0
 
 

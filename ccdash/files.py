@@ -1,29 +1,149 @@
-"""Files that may hold message data or audit history: owner-only, whatever the umask."""
+"""Files that may hold message data or audit history: owner-only, whatever the umask.
+
+Every file ccdash writes (report, log, recording, plot, audit) is opened here, so
+one set of rules keeps a run's data from other users, in a shared /tmp too.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 from typing import IO, BinaryIO
 
 
-def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
+class UnsafeOutputError(PermissionError):
+    """An output path ccdash will not write through; `strerror` says why in one line."""
+
+    def __init__(self, path: str | os.PathLike[str], why: str) -> None:
+        super().__init__(errno.EPERM, why, os.fspath(path))
+
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def output_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why writing run data to `path` would hand it to someone else, or None.
+
+    In a shared directory (/tmp) another user can plant the name first: a symbolic
+    link to a file of ours (we would overwrite it) or a file of theirs (they would
+    read what we write; root can write into any file). A link is followed only when
+    it is ours or root's (/dev/stdout); a file must be ours, a device ours or root's
+    (/dev/null), a pipe ours.
+    """
+    me = os.geteuid()
     try:
-        st = os.fstat(fd)
-        if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid():  # never /dev/null
-            os.fchmod(fd, 0o600)
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            if st.st_uid not in (me, 0):
+                return (
+                    f"is a symbolic link of another user's (uid {st.st_uid}); "
+                    "ccdash does not write through it"
+                )
+            st = os.stat(path)
+    except OSError:
+        return None  # not there (or a dangling link of ours): created as ours
+    if stat.S_ISCHR(st.st_mode) and st.st_uid in (me, 0):
+        return None
+    if st.st_uid != me:
+        return (
+            f"belongs to another user (uid {st.st_uid}); "
+            "ccdash writes run data only to a file of its own"
+        )
+    return None
+
+
+def _mine(fd: int, path: str | os.PathLike[str], was: os.stat_result | None = None) -> int:
+    """`fd`, checked to be a file of ours (and the very file `was`, if given); closed
+    and UnsafeOutputError if the name was swapped meanwhile."""
+    st = os.fstat(fd)
+    swapped = was is not None and (st.st_dev, st.st_ino) != (was.st_dev, was.st_ino)
+    if swapped or (stat.S_ISREG(st.st_mode) and st.st_uid != os.geteuid()):
+        os.close(fd)
+        raise UnsafeOutputError(path, "was replaced while ccdash opened it")
+    return fd
+
+
+def _fresh_inode(path: str, was: os.stat_result, append: bool) -> int:
+    """A new 0600 file renamed over `path` (a file of ours), with its old text when
+    appending: anyone who opened the old one while it was readable keeps only that."""
+    directory, name = os.path.split(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.", suffix=".tmp")
+    except PermissionError:  # a directory we may not write: the file itself, made 0600
+        fd = _mine(os.open(path, os.O_WRONLY | _NOFOLLOW | _CLOEXEC), path, was)
+        os.fchmod(fd, 0o600)
+        if append:
+            os.lseek(fd, 0, os.SEEK_END)
+        else:
+            os.ftruncate(fd, 0)
+        return fd
+    try:
+        if append:
+            src = _mine(os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC), path, was)
+            with open(src, "rb") as old, open(fd, "wb", closefd=False) as new:
+                shutil.copyfileobj(old, new)
+        os.replace(tmp, path)
     except BaseException:
         os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
     return fd
 
 
+def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
+    """An fd to write run data to `path`, the file owner-only (see `output_problem`).
+
+    A new name is created 0600 (never through a link); a file of ours is replaced by a
+    fresh 0600 one (its text kept when appending), unless it is 0600 already and we
+    append; a link of ours or root's, a device or a pipe is opened as it is.
+    """
+    path = os.fspath(path)
+    mode = os.O_WRONLY | (os.O_APPEND if append else 0) | _CLOEXEC
+    for _ in range(3):  # the name may change under us; each turn judges it afresh
+        if problem := output_problem(path):
+            raise UnsafeOutputError(path, problem)
+        try:
+            st: os.stat_result | None = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        if st is None:
+            try:
+                fd = os.open(path, mode | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+            except FileExistsError:
+                continue
+            os.fchmod(fd, 0o600)  # whatever the umask
+            return fd
+        if stat.S_ISREG(st.st_mode):
+            try:
+                if append and not st.st_mode & 0o077:
+                    return _mine(os.open(path, mode | _NOFOLLOW), path, st)
+                fd = _fresh_inode(path, st, append)
+            except UnsafeOutputError:
+                continue
+            if append:
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+            return fd
+        fd = _mine(os.open(path, mode | os.O_CREAT, 0o600), path)  # a link of ours, /dev/null
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode):
+            os.fchmod(fd, 0o600)
+            if not append:
+                os.ftruncate(fd, 0)
+        return fd
+    raise UnsafeOutputError(path, "keeps changing while ccdash opens it")
+
+
 def open_private(path: str | os.PathLike[str], *, append: bool = False) -> IO[str]:
-    """Open `path` for writing text, created 0600; an existing file of ours is made
-    0600 too (a report or audit log must not stay readable by other users)."""
+    """Open `path` for writing text, owner-only (0600) whatever was there: see
+    `_private_fd`. UnsafeOutputError (an OSError) for a name another user planted."""
     fd = _private_fd(path, append)
     try:
         return os.fdopen(fd, "a" if append else "w", encoding="utf-8")
@@ -91,8 +211,10 @@ def read_owner_only(path: str | os.PathLike[str], shown: str, limit: int) -> byt
 
 __all__ = [
     "PrivateFileError",
+    "UnsafeOutputError",
     "open_private",
     "open_private_binary",
+    "output_problem",
     "read_owner_only",
     "read_small_file",
     "write_private",

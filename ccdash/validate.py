@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ccdash.files import PrivateFileError, read_owner_only
+from ccdash.files import PrivateFileError, output_problem, read_owner_only
 from ccdash.text import sanitize
 
 BROKER_ENV = "CCDASH_BROKER"
@@ -88,7 +88,8 @@ def bounded(
 
 def check_output_path(flag: str, path: str) -> None:
     """A file we will create or append to: not a directory, in an existing writable
-    directory, and writable if it exists already."""
+    directory, writable if it exists already, and no name another user planted
+    (`files.output_problem`)."""
     p = Path(path)
     if not path or "\0" in path:
         raise UsageError(f"{flag}: expected a file path, got {shown(path)}")
@@ -97,6 +98,8 @@ def check_output_path(flag: str, path: str) -> None:
     parent = p.parent
     if not parent.is_dir():
         raise UsageError(f"{flag}: directory {shown(str(parent))} does not exist")
+    if problem := output_problem(path):
+        raise UsageError(f"{flag}: {shown(path)} {problem}")
     if p.exists():
         if not (p.is_file() or p.is_char_device() or p.is_fifo()):  # /dev/null, a pipe
             raise UsageError(f"{flag}: {shown(path)} is not a regular file")

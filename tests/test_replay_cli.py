@@ -55,12 +55,14 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 def test_the_report_names_its_recording_and_plot(recorded: tuple[Path, str]) -> None:
-    """The JSON report and the text report name the files the run wrote; the file is 0600."""
+    """The JSON report and the text report name the files the run wrote; the files are 0600
+    (the plot names consumers and drills, like the recording)."""
     d, out = recorded
     report = json.loads((d / "run.json").read_text())
     assert report["recording"] == "run.rec" and report["plot"] == "run.svg"
     assert "recording      run.rec" in out and "plot           run.svg" in out
-    assert (d / "run.rec").stat().st_mode & 0o777 == 0o600
+    for name in ("run.rec", "run.svg", "run.json"):
+        assert (d / name).stat().st_mode & 0o777 == 0o600, name
     svg = (d / "run.svg").read_text()
     assert svg.lstrip().startswith("<?xml") and "kill busiest" in svg and "p99" in svg
 

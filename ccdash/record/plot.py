@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ccdash.engine import EventKind
+from ccdash.files import open_private_binary
 from ccdash.record.reader import Recording
 from ccdash.text import sanitize
 
@@ -59,8 +60,8 @@ def plot_recording(rec: Recording, path: str, *, title: str | None = None) -> No
     # No date or random ids: the same recording gives the same file.
     metadata: dict[str, Any] = {"Date": None} if ext in ("svg", "pdf") else {}
     try:
-        with _deterministic_svg():
-            fig.savefig(path, format=ext, metadata=metadata)
+        with _deterministic_svg(), open_private_binary(path) as fh:  # 0600, like the recording
+            fig.savefig(fh, format=ext, metadata=metadata)
     except OSError as exc:
         raise PlotError(f"--plot: cannot write {path}: {exc.strerror or exc}") from None
 

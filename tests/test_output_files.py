@@ -1,0 +1,122 @@
+"""Output files in a shared directory: a name another user planted is never written
+through, and what ccdash writes is readable by nobody else, not even by someone who
+opened the old file while it was readable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ccdash import cli
+from ccdash.files import open_private, open_private_binary, write_private
+
+Plant = Callable[[Path], None]
+
+
+@pytest.fixture
+def planted(monkeypatch: pytest.MonkeyPatch) -> Plant:
+    """Makes a path another user's: chown as root; otherwise ccdash is made to run
+    as a different uid, so the files of the test's own user are someone else's."""
+    if os.geteuid() == 0:
+        return lambda p: os.lchown(p, 54321, 54321)
+    other = os.geteuid() + 1
+    monkeypatch.setattr(os, "geteuid", lambda: other)
+    monkeypatch.setattr(os, "getuid", lambda: other)
+    return lambda p: None
+
+
+def test_a_symlink_planted_by_another_user_is_not_written_through(
+    tmp_path: Path, planted: Plant
+) -> None:
+    """/tmp/report.json -> ~/.bashrc, planted by another user: refused, the target intact."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link = tmp_path / "report.json"
+    link.symlink_to(victim)
+    planted(link)
+    with pytest.raises(OSError, match="symbolic link of another user"):
+        write_private(link, "run data\n")
+    with pytest.raises(OSError, match="symbolic link of another user"):
+        open_private(link, append=True)
+    with pytest.raises(OSError, match="symbolic link of another user"):
+        open_private_binary(link)
+    assert victim.read_text() == "precious\n"
+    assert link.is_symlink()
+
+
+def test_a_file_planted_by_another_user_is_not_written(tmp_path: Path, planted: Plant) -> None:
+    """A 0644 file of another user's at the path: they would read the run's data."""
+    trap = tmp_path / "run.log"
+    trap.write_text("")
+    trap.chmod(0o644)
+    planted(trap)
+    with pytest.raises(OSError, match="belongs to another user"):
+        open_private(trap, append=True)
+    with pytest.raises(OSError, match="belongs to another user"):
+        write_private(trap, "message bodies\n")
+    assert trap.read_text() == ""
+
+
+def test_a_report_over_a_readable_file_of_ours_is_a_fresh_0600_file(tmp_path: Path) -> None:
+    """Someone who opened our old 0644 report keeps reading the old text, never the new."""
+    path = tmp_path / "report.json"
+    path.write_text("old\n")
+    path.chmod(0o644)
+    with open(path) as reader:
+        write_private(path, "secret run data\n")
+        assert reader.read() == "old\n"
+    assert path.read_text() == "secret run data\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_appending_to_a_readable_log_of_ours_moves_it_to_a_fresh_0600_file(tmp_path: Path) -> None:
+    """The log keeps its old lines, new ones go where an earlier reader cannot follow."""
+    path = tmp_path / "run.log"
+    path.write_text("line 1\n")
+    path.chmod(0o644)
+    with open(path) as reader:
+        with open_private(path, append=True) as fh:
+            fh.write("line 2\n")
+        assert reader.read() == "line 1\n"
+    assert path.read_text() == "line 1\nline 2\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+    with open_private(path, append=True) as fh:  # 0600 already: appended in place
+        fh.write("line 3\n")
+    assert path.read_text() == "line 1\nline 2\nline 3\n"
+
+
+def test_our_own_symlink_and_dev_null_are_still_written(tmp_path: Path) -> None:
+    """A link the user made is followed (its target made 0600); /dev/null takes output."""
+    target = tmp_path / "real.json"
+    target.write_text("old\n")
+    target.chmod(0o644)
+    link = tmp_path / "report.json"
+    link.symlink_to(target)
+    write_private(link, "new\n")
+    assert link.is_symlink()
+    assert target.read_text() == "new\n"
+    assert target.stat().st_mode & 0o777 == 0o600
+    write_private(os.devnull, "nothing\n")
+    with open_private(os.devnull, append=True) as fh:
+        fh.write("nothing\n")
+
+
+@pytest.mark.parametrize("flag", ["--json", "--log-file", "--record"])
+def test_the_cli_refuses_a_planted_output_path_before_the_run(
+    flag: str, tmp_path: Path, planted: Plant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One line naming the flag and the path, exit 2, and the link's target untouched."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link = tmp_path / "out"
+    link.symlink_to(victim)
+    planted(link)
+    code = cli.main(["--demo", "--duration", "1", flag, str(link)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1
+    assert err.startswith(f"ccdash: error: {flag}: '{link}' is a symbolic link of another user")
+    assert victim.read_text() == "precious\n"
