@@ -359,3 +359,14 @@ def test_a_recordings_report_stays_inert_and_private(hostile: Path) -> None:
     assert_inert(proc.stdout + proc.stderr, "replayed report")
     assert b"\\x1b]52;c;ZWNobyBwd25lZA==\\x07" in proc.stdout
     assert (hostile / "r.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_signed_control_command_nested_too_deep_is_refused_not_raised() -> None:
+    """A command that passes the signature check but holds lists nested 100,000 deep is
+    'malformed', like any bad JSON; it does not raise RecursionError into the listener."""
+    from ccdash.fleet.control import sign, verify
+
+    secret = b"k" * 32
+    raw = b'{"args":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    verdict = verify(secret, raw, sign(secret, raw).encode(), worker="w", queue="q", now=0.0)
+    assert verdict.command is None and verdict.reason == "malformed command"

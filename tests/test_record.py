@@ -231,6 +231,15 @@ def _write(records: list[dict[str, Any]], *, finish: bool = True) -> bytes:
     return z.compress(data) + (z.flush() if finish else z.flush(zlib.Z_SYNC_FLUSH))
 
 
+def _deep(records: list[dict[str, Any]], at: int) -> bytes:
+    """The recording with record `at` replaced by one holding lists nested 100,000 deep
+    (no JSON encoder writes that; a hostile file can)."""
+    lines = [json.dumps(r).encode() + b"\n" for r in records]
+    lines[at] = b'{"t":"e","at":10.0,"k":"x","m":"m","f":' + b"[" * 100_000 + b"]" * 100_000
+    lines[at] += b"}\n"
+    return gzip.compress(b"".join(lines))
+
+
 def _valid_records() -> list[dict[str, Any]]:
     recorder = Recorder.in_memory()
     recorder.on_event(Event(1, 10.0, "consumer-failed", "c1 failed"))
@@ -272,6 +281,8 @@ def test_hostile_strings_in_a_recording_come_back_sanitised() -> None:
         (lambda recs: b"plain text, not gzip\n", "not a ccdash recording"),
         (lambda recs: gzip.compress(b'{"t":"h","format":"other"}\n'), "not a ccdash recording"),
         (lambda recs: _write(recs) + b"trailing", "garbage after the end"),
+        (lambda recs: _deep(recs, 0), "corrupt recording: line 1"),
+        (lambda recs: _deep(recs, 2), "corrupt recording: line 3"),
     ],
 )
 def test_a_damaged_file_is_one_recording_error(damage: Any, says: str) -> None:

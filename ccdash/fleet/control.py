@@ -126,7 +126,7 @@ def verify(
         return Verdict(None, "bad signature")
     try:
         cmd = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         return Verdict(None, "malformed command")
     if not isinstance(cmd, dict) or not isinstance(cmd.get("args"), dict):
         return Verdict(None, "malformed command")

@@ -245,7 +245,7 @@ def parse_recording(raw: bytes, path: str = "<recording>") -> Recording:
 def _header(path: str, line: bytes) -> dict[str, Any]:
     try:
         header = clean(json.loads(line))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deep
         raise RecordingError(
             f"{path}: corrupt recording: line 1 (the header) is not JSON"
         ) from None
@@ -289,6 +289,7 @@ class _Loader:
                 IndexError,
                 UnicodeDecodeError,
                 AttributeError,
+                RecursionError,  # lists or objects nested thousands deep
             ) as exc:
                 raise RecordingError(
                     f"{rec.path}: corrupt recording: line {number}: {_why(exc)}"
@@ -399,6 +400,8 @@ def _str(x: Any) -> str:
 def _why(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         return f"field {exc.args[0]!r} missing"
+    if isinstance(exc, RecursionError):
+        return "values nested too deeply"
     text = " ".join(str(exc).split())
     return sanitize(text, 160) or type(exc).__name__
 
