@@ -22,7 +22,7 @@ from rich.console import Console
 
 from ccdash.aio import cancel_and_wait, run_bounded, run_within
 from ccdash.brokers import is_redis_url, is_shared_url, redact_url
-from ccdash.brokers.base import Broker
+from ccdash.brokers.base import Broker, BrokerError
 from ccdash.clock import Clock
 from ccdash.engine import Engine, Event, Handler
 from ccdash.files import write_private
@@ -117,6 +117,7 @@ async def _run(
         acked_before = (await locate(shared, ())).acked_total
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
+    failure: BaseException | None = None  # the broker or an engine task failed mid-run
 
     def on_signal(sig: signal.Signals) -> None:
         view.note(f"{sig.name}: stopping gracefully (press Ctrl-C again to force)")
@@ -142,14 +143,20 @@ async def _run(
             rec.start()
         try:
             await workload.run(duration, on_event=rec.tee(view.event) if rec else view.event)
+        except BrokerError as exc:  # a publish the broker could not store (disk full, I/O)
+            failure = exc
         finally:
             await cancel_and_wait(engine.clock, [ticker], "the status ticker")
     finally:
         try:
             await engine.stop()
+        except Exception as exc:  # an engine task failed: its broker's store (disk full), a bug
+            failure = failure or exc
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+        if failure is not None:  # replaces the cancellation a failed engine task sent us
+            raise RunFailed(_failure_text(failure)) from failure
     settled = shared is None or await run_within(  # bounded: Redis may not answer
         engine.clock,
         _settle(view, workload, shared, acked_before),
@@ -164,6 +171,21 @@ async def _run(
         rec.finish(report)
     view.end(report)
     return report
+
+
+class RunFailed(Exception):
+    """The run could not go on: its broker failed mid-run (the SQLite file's disk full,
+    an I/O error) or a task of the engine crashed. What the broker accepted stays in
+    it; the CLI prints the message on one line and exits 1 (the run had started)."""
+
+
+def _failure_text(exc: BaseException) -> str:
+    """What failed, in a line: the first error of an engine's task group."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, BrokerError):
+        return f"the run stopped: {exc}"
+    return f"the run stopped: the engine failed: {exc!r}"
 
 
 def _evidence(recorder: Recorder, plot: str | None) -> str | None:
@@ -267,6 +289,9 @@ def run_headless(
     except OpsError as exc:
         error(str(exc))
         return 2
+    except RunFailed as exc:  # no report: the run ended before it could make one
+        error(str(exc))
+        return 1
     finally:
         if writer is not None:
             writer.close()
