@@ -3,7 +3,8 @@
 Publishes bodies {"n": START..START+N-1} at about RATE per second, in small
 batches, and appends each `id n` line to OUT (one write per batch, O_APPEND) only once
 Redis has stored it: OUT is what the broker accepted, the publisher's own record.
-A publish that fails (Redis restarting) is tried again with the same body.
+A publish that fails (Redis restarting) is tried again with the same body; the first
+failure is printed to stderr (`publish failed: ...`), the count at the end.
 SIGTERM ends it early (exit 0): a scenario publishes for as long as its faults last.
 """
 
@@ -22,11 +23,17 @@ from ccdash.brokers.redis import RedisBroker
 BATCH = 10
 
 
+REFUSED = [0]  # publishes that failed (each is tried again)
+
+
 async def _publish(broker: RedisBroker, i: int) -> str:
     while True:
         try:
             return await broker.publish({"n": i})
-        except BrokerError:
+        except BrokerError as exc:
+            if not REFUSED[0]:
+                print(f"publish failed: {exc}", file=sys.stderr, flush=True)
+            REFUSED[0] += 1
             await asyncio.sleep(0.1)
 
 
@@ -55,7 +62,7 @@ async def main(url: str, out: str, n: int, rate: float, start: int) -> None:
                     await asyncio.wait_for(stop.wait(), ahead)
     finally:
         await broker.close()
-    print("published", done, flush=True)
+    print("published", done, "failed", REFUSED[0], flush=True)
 
 
 if __name__ == "__main__":
