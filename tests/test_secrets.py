@@ -18,6 +18,7 @@ from support.polling import wait_until
 from support.redis_fixtures import RedisServer
 
 from ccdash import cli
+from ccdash.brokers.urls import BrokerURLError, check_url, redact_url
 
 pytestmark = pytest.mark.slow
 
@@ -225,3 +226,20 @@ def test_a_control_secret_that_is_not_utf8_is_its_bytes(monkeypatch: pytest.Monk
     monkeypatch.delenv("CCDASH_CONTROL_SECRET_FILE", raising=False)
     monkeypatch.setenv("CCDASH_CONTROL_SECRET", os.fsdecode(bytes(range(0xF0, 0x100))))
     assert load_secret() == bytes(range(0xF0, 0x100))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0?password=s3cr3tPW",
+        "redis://127.0.0.1:6379/0?queue=q&pass%77ord=s3cr3tPW",
+        "rediss://:s3cr3tPW@127.0.0.1:6379/0?requirepass=s3cr3tPW",
+    ],
+)
+def test_a_password_given_as_a_query_option_is_not_echoed(url: str) -> None:
+    """`?password=...` is refused as an unknown option without the refusal showing it."""
+    with pytest.raises(BrokerURLError, match="unknown option") as err:
+        check_url(url)
+    assert "s3cr3tPW" not in str(err.value)
+    assert "s3cr3tPW" not in redact_url(url)
+    assert redact_url("redis://h:1/0?queue=orders&ttl=5") == "redis://h:1/0?queue=orders&ttl=5"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit, urlunsplit
 
 from ccdash.brokers.base import BrokerError
 from ccdash.text import did_you_mean, sanitize
@@ -28,17 +28,23 @@ class BrokerURLError(BrokerError, ValueError):
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print or log."""
+    """The URL with any password replaced by ***, safe to print or log: the one in the
+    user part, and the value of any query option we do not know (`?password=...`,
+    which an error about that very option would otherwise echo)."""
     try:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:
         return "<unparseable URL>"
-    if password is None:
-        return url
-    user = parts.username or ""
-    netloc = f"{user}:***@{parts.netloc.rpartition('@')[2]}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if password is not None:
+        netloc = f"{parts.username or ''}:***@{parts.netloc.rpartition('@')[2]}"
+    known = {**REDIS_OPTIONS, **TLS_OPTIONS}
+    query = "&".join(
+        f"{key}=***" if sep and unquote_plus(key) not in known else f"{key}{sep}{value}"
+        for key, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _number(
