@@ -59,6 +59,28 @@ def output_problem(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def planted_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why `path` may have been planted by another user, or None: a symbolic link or a
+    file in a shared directory (sticky and world-writable, like /tmp) that belongs
+    neither to us nor to the directory's owner. The rule of Linux's
+    fs.protected_symlinks and fs.protected_regular, which many systems leave off; for
+    a file that may be shared on purpose (a SQLite queue), where `output_problem` is
+    too strict."""
+    try:
+        st = os.lstat(path)
+        parent = os.stat(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return None
+    shared = parent.st_mode & stat.S_ISVTX and parent.st_mode & stat.S_IWOTH
+    if not shared or st.st_uid in (os.geteuid(), parent.st_uid):
+        return None
+    kind = "symbolic link" if stat.S_ISLNK(st.st_mode) else "file"
+    return (
+        f"is a {kind} of another user's (uid {st.st_uid}) in a directory anyone can "
+        "write to; ccdash does not use it"
+    )
+
+
 def _mine(fd: int, path: str | os.PathLike[str], was: os.stat_result | None = None) -> int:
     """`fd`, checked to be a file of ours (and the very file `was`, if given); closed
     and UnsafeOutputError if the name was swapped meanwhile."""
@@ -215,6 +237,7 @@ __all__ = [
     "open_private",
     "open_private_binary",
     "output_problem",
+    "planted_problem",
     "read_owner_only",
     "read_small_file",
     "write_private",

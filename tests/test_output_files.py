@@ -120,3 +120,53 @@ def test_the_cli_refuses_a_planted_output_path_before_the_run(
     assert err.count("\n") == 1
     assert err.startswith(f"ccdash: error: {flag}: '{link}' is a symbolic link of another user")
     assert victim.read_text() == "precious\n"
+
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root to make a file of another user's"
+)
+
+
+@needs_root
+@pytest.mark.parametrize("kind", ["symlink", "file"])
+def test_a_sqlite_queue_another_user_planted_in_a_shared_directory_is_refused(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a sticky, world-writable directory (/tmp), a q.db planted by another user (a
+    link to where they want our messages, or their own 0666 file) is not opened."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    db = shared / "q.db"
+    if kind == "symlink":
+        db.symlink_to(tmp_path / "their-copy.db")
+    else:
+        db.write_bytes(b"")
+        db.chmod(0o666)
+    os.lchown(db, 54321, 54321)
+    code = cli.main(["--demo", "--duration", "1", "--broker", f"sqlite:///{db}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1
+    assert f"sqlite broker {db}: is a {kind.replace('symlink', 'symbolic link')} of another" in err
+    assert not (tmp_path / "their-copy.db").exists()
+    assert db.is_symlink() or db.read_bytes() == b""
+
+
+@needs_root
+def test_a_sqlite_queue_of_the_shared_directorys_owner_is_used(tmp_path: Path) -> None:
+    """Outside /tmp-like directories, or owned by the directory's owner, a file of another
+    user's is a queue shared on purpose: no refusal."""
+    from ccdash.files import planted_problem
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    os.chown(shared, 54321, 54321)
+    db = shared / "q.db"
+    db.write_bytes(b"")
+    os.chown(db, 54321, 54321)
+    assert planted_problem(db) is None
+    shared.chmod(0o775)
+    os.chown(db, 4242, 4242)
+    assert planted_problem(db) is None

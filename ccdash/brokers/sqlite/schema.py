@@ -19,6 +19,7 @@ from typing import TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from ccdash.brokers.base import BrokerError
+from ccdash.files import planted_problem
 
 T = TypeVar("T")
 log = logging.getLogger("ccdash.brokers.sqlite")
@@ -176,7 +177,8 @@ def parse_url(url: str) -> SqliteTarget:
 
 
 def check_path(path: str) -> None:
-    """Refuse a missing directory, a read-only file or directory, or a non-file."""
+    """Refuse a missing directory, a read-only file or directory, a non-file, or a name
+    another user planted in a shared directory (`files.planted_problem`)."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         hint = ""
@@ -184,6 +186,8 @@ def check_path(path: str) -> None:
             # sqlite:///tmp/x.db is the relative tmp/x.db; /tmp/x.db needs four slashes
             hint = f" (for the absolute path /{path} write sqlite:////{path}: four slashes)"
         raise SqliteOpenError(f"sqlite broker {path}: directory {directory} does not exist{hint}")
+    if problem := planted_problem(path):
+        raise SqliteOpenError(f"sqlite broker {path}: {problem}")
     if os.path.exists(path):
         if not os.path.isfile(path):
             raise SqliteOpenError(f"sqlite broker {path}: not a regular file")
