@@ -33,6 +33,7 @@ from ccdash.brokers.redis.link import (
     evalsha,
     is_nogroup,
 )
+from ccdash.brokers.redis.refusals import Refusals, stored_nothing
 from ccdash.brokers.redis.views import Snapshot, parse_stats
 from ccdash.waiters import Waiters
 
@@ -97,6 +98,7 @@ class Flusher:
         self.last_ok = 0.0
         self.stalled_at = 0.0  # monotonic time such a gap last ended
         self.retrying = False
+        self.refusals = Refusals()  # publishes Redis refused (out of memory, read-only)
         self._kick = asyncio.Event()
         self._lock = asyncio.Lock()  # one round trip at a time: the task's or send_now's
         self._parked = False  # the flusher task waits for work
@@ -323,6 +325,12 @@ class Flusher:
         if self._pub_chunk and refused is None:
             self._stored(self._pub_chunk, pub_reply)
             self._pub_chunk = []
+        elif self._pub_chunk and stored_nothing(refused):  # OOM: see refusals.py
+            resend = self.refusals.refuse(self._pub_chunk, self.link.describe(refused))
+            self.outbox.extendleft(reversed(resend))
+            self.pub_done += len(self._pub_chunk) - len(resend)
+            self._pub_chunk = []
+            refused = refused if resend else None  # a retry to back off before, or none
         if ack_chunk:
             r = replies[i]
             i += 1
@@ -370,6 +378,7 @@ class Flusher:
         """A publish batch reached Redis: its publishers may go on, but those whose
         level's key is no stream (a foreign writer's; `failed`: their positions) get
         an error: not stored (the others of the batch are, once)."""
+        self.refusals.stored()
         bad = {p for p in failed if 0 <= p < len(chunk)} if isinstance(failed, list) else set()
         for pos in bad:
             prio, _, fut = chunk[pos]

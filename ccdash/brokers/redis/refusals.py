@@ -1,0 +1,48 @@
+"""Publish batches Redis refused before storing any of them: out of memory
+(`maxmemory` with `noeviction`) or a read-only replica. Redis checks both at a
+script's first write only, so such a refusal means none of the batch was stored:
+the publishes somebody awaits fail with a BrokerError saying why (not a silent
+wait for memory that may never come); those nobody awaits are sent again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TypeGuard
+
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
+
+from ccdash.brokers.base import BrokerError
+
+log = logging.getLogger("ccdash.redis")
+
+Item = tuple[int, bytes, "asyncio.Future[None] | None"]  # priority, script args, waiter
+
+
+def stored_nothing(exc: BaseException | None) -> TypeGuard[Exception]:
+    """Is this a publish script's refusal before its first write (nothing stored)?"""
+    return isinstance(exc, OutOfMemoryError | ReadOnlyError)
+
+
+class Refusals:
+    """Tells the publishers of refused batches; logs once per spell of refusals."""
+
+    def __init__(self) -> None:
+        self.refusing = False
+
+    def refuse(self, chunk: list[Item], why: str) -> list[Item]:
+        """Fail the awaited publishes of `chunk`; returns the others, to send again."""
+        error = BrokerError(f"not stored: Redis refused the publish: {why}")
+        for _, _, fut in chunk:
+            if fut is not None and not fut.done():
+                fut.set_exception(error)
+        if not self.refusing:
+            self.refusing = True
+            log.error("publishes refused by Redis (not stored; their callers told): %s", why)
+        return [item for item in chunk if item[2] is None]
+
+    def stored(self) -> None:
+        """A batch was stored: a spell of refusals is over."""
+        if self.refusing:
+            self.refusing = False
+            log.warning("Redis stores publishes again")
