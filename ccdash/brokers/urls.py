@@ -44,6 +44,8 @@ def redact_url(url: str) -> str:
         f"{key}=***" if sep and unquote_plus(key) not in known else f"{key}{sep}{value}"
         for key, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
     )
+    if password is None and query == parts.query:
+        return url  # nothing hidden: exactly as given (urlunsplit drops an empty //)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
