@@ -451,6 +451,9 @@ class _StubFleet:
     def leases(self) -> list[Any]:
         return []
 
+    def lease_age(self) -> float | None:
+        return None
+
     def owner(self, key: str | None) -> Any:
         return (_Worker(), "c1") if key == "remote-a/c1" else None
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.dashboard import make_app, quit_app, running, screen_text
+from support.dashboard import advance, make_app, quit_app, rows, running, screen_text
 from support.polling import until
 from textual.widgets import Input, Static
 
 from ccdash import Delivery, Engine, EngineConfig
+from ccdash.brokers.base import QueueStats
+from ccdash.fleet.view import FleetLease, FleetSnapshot, WorkerView
 from ccdash.record import parse_recording
 from ccdash.tui.app import DashboardApp
 from ccdash.tui.drill_report import DrillReport
+from ccdash.tui.fleet_feed import FleetFeed
 from ccdash.tui.launch import final_line
+from ccdash.tui.lease_table import LeaseTable
 from ccdash.tui.prompt import Prompt
 from ccdash.tui.replay import ReplayApp
 
@@ -105,4 +109,38 @@ async def test_find_says_in_one_line_why_it_refuses_an_id(typed: str, said: str)
         assert str(error.render()) == said
         assert error.size.height == 1 and len(said) <= error.size.width
         await pilot.press("escape")
+        await quit_app(app, pilot)
+
+
+class _OneWorkerView:
+    """A fleet read: worker `wb`, its heartbeat 0.8 s old, holding one 20 s lease."""
+
+    async def snapshot(self) -> FleetSnapshot:
+        lease = FleetLease("wb", "m-remote", "c1", 1, 20.0)
+        worker = WorkerView(
+            "wb", True, "running", beat_age=0.8, consumers=(), leases=(lease,), concurrency=1
+        )
+        return FleetSnapshot(0.0, QueueStats(0, 0, 1, 0, 1, 0, 0, 0), (worker,), ())
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_other_workers_lease_rows_are_aged_to_now_and_say_how_old_they_are() -> None:
+    """Another worker's lease, 20 s left in a heartbeat 0.8 s old read 0.5 s ago, shows
+    19 s left (not 20 s: it was up to 2 s staler than the pane's title) and the pane says
+    how old the other workers' rows are."""
+    t = [100.0]
+    view = _OneWorkerView()
+    # One read only (the next is a minute away): the test moves the feed's clock itself.
+    feed = FleetFeed("redis://127.0.0.1:1/0", "me", view=view, poll_every=60.0)  # type: ignore[arg-type]
+    feed.now = lambda: t[0]  # the fleet view's clock
+    app = make_app(fleet=feed)
+    async with running(app, (160, 45)) as pilot:
+        await until(lambda: feed.reads > 0, 5, "the fleet read")
+        t[0] += 0.5
+        await advance(app, pilot, 0.1)
+        [row] = [r for r in rows(app.query_one(LeaseTable)).values() if r[0] == "m-remote"]
+        assert row[1:3] == ["wb/c1", "1"] and row[3].endswith(" 19s"), row
+        assert "other workers' as of 1.3s ago" in str(app.query_one(LeaseTable).border_subtitle)
         await quit_app(app, pilot)

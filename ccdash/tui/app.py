@@ -315,7 +315,10 @@ class DashboardApp(ViewActions):
         self.query_one(QueuePane).update_from(snap)
         fleet = self.fleet
         self.consumers.update_from(snap, fleet.consumers() if fleet else ())
-        self.query_one(LeaseTable).update_from(snap, fleet.leases() if fleet else ())
+        if fleet is None:
+            self.query_one(LeaseTable).update_from(snap)
+        else:
+            self.query_one(LeaseTable).update_from(snap, fleet.leases(), fleet.lease_age())
         dead_now = (snap.dead_lettered, snap.queue.dead)
         if dead_now[0] > self._dead_seen[0]:
             self._dead_changed_at = snap.at  # a new dead letter: urgent for a while

@@ -10,6 +10,8 @@ secret from $CCDASH_CONTROL_SECRET (or $CCDASH_CONTROL_SECRET_FILE).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +55,8 @@ class FleetFeed:
         self.view = view or FleetView(url)
         self.poll_every = poll_every
         self.snapshot: FleetSnapshot | None = None
+        self.now: Callable[[], float] = time.monotonic  # when reads happen (tests set it)
+        self.read_at = 0.0  # `now()` of the last successful read
         self.reads = 0
         self.ready = asyncio.Event()  # set after the first successful read (tests wait on it)
 
@@ -69,6 +73,7 @@ class FleetFeed:
             while True:
                 try:
                     self.snapshot = await self.view.snapshot()
+                    self.read_at = self.now()
                     self.reads += 1
                     self.ready.set()
                     if failing:
@@ -102,8 +107,25 @@ class FleetFeed:
         return [(key(c.worker, c.id), c, w.beat_age) for w in self.workers() for c in w.consumers]
 
     def leases(self) -> list[FleetLease]:
-        """Every other worker's leases, soonest expiry first."""
-        return sorted((li for w in self.workers() for li in w.leases), key=lambda li: li.expires_in)
+        """Every other worker's leases, soonest expiry first, their time left aged to now:
+        a worker's list is as of its heartbeat (`beat_age` old when read), read up to
+        `poll_every` ago, while the pane around it is as of this tick."""
+        since = self.now() - self.read_at
+        return sorted(
+            (
+                dataclasses.replace(li, expires_in=li.expires_in - (w.beat_age or 0.0) - since)
+                for w in self.workers()
+                for li in w.leases
+            ),
+            key=lambda li: li.expires_in,
+        )
+
+    def lease_age(self) -> float | None:
+        """How old the oldest worker's lease list is now (None: no other worker)."""
+        workers = self.workers()
+        if not workers:
+            return None
+        return self.now() - self.read_at + max(w.beat_age or 0.0 for w in workers)
 
     def in_flight(self) -> int:
         """Leases the other workers hold."""

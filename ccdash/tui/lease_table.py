@@ -33,8 +33,11 @@ class LeaseTable(RowTable):
         super().__init__(id=id)
         self.palette = palette
 
-    def update_from(self, snap: Snapshot, remote: Sequence[Any] = ()) -> None:
+    def update_from(
+        self, snap: Snapshot, remote: Sequence[Any] = (), remote_age: float | None = None
+    ) -> None:
         """Show the soonest-expiring leases, one per row slot; bars move in tenths.
+        `remote`: the other workers' leases (FleetLease), `remote_age` seconds old.
 
         Leases come and go many times a second, so rows are slots (the i-th
         soonest lease), not message ids: cells change in place and rows are only
@@ -64,10 +67,17 @@ class LeaseTable(RowTable):
         for i in range(len(rows), min(self.row_count, shown)):
             rows[str(i)] = _BLANK
         self.sync(rows)
-        more = snap.queue.in_flight - min(len(leases), shown)
-        self.subtitle(
-            f"{snap.queue.in_flight} in flight" + (f", {more} not shown" if more > 0 else "")
-        )
+        in_flight = snap.queue.in_flight
+        note = f"{in_flight} in flight"
+        if remote_age is None:
+            more = in_flight - min(len(leases), shown)
+            note += f", {more} not shown" if more > 0 else ""
+        else:  # Redis counts entries read ahead into a worker's buffer as pending too
+            cut, unlisted = len(leases) - shown, in_flight - len(leases)
+            note += f", {cut} not shown" if cut > 0 else ""
+            note += f", {unlisted} unlisted" if unlisted > 0 else ""
+            note += f", other workers' as of {remote_age:.1f}s ago"
+        self.subtitle(note)
 
     def render_cell(self, column: str, raw: Hashable) -> Text:
         """Untrusted ids stay literal; the bar is drawn here."""
