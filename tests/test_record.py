@@ -390,3 +390,18 @@ def test_a_frame_that_cannot_be_recorded_stops_the_recording_not_the_run() -> No
     recorder.finish()
     assert recorder.frames == 1 and not recorder._events
     assert len(parse_recording(data_of(recorder)).frame_at) == 1
+
+
+def test_a_title_that_reads_as_mathtext_is_plotted_literally(tmp_path: Path) -> None:
+    """A scenario named '$\\frac{1}{$' (text from a scenario file or a recording) is drawn
+    as written; matplotlib's mathtext parser failed the whole picture with a traceback."""
+    pytest.importorskip("matplotlib")
+    from ccdash.record.plot import plot_recording
+
+    records = _valid_records()
+    records[0]["scenario"] = "cost $\\frac{1}{$ and $\\nocommand$"
+    rec = parse_recording(_write(records), "run.rec")
+    out = tmp_path / "run.svg"
+    plot_recording(rec, str(out))
+    assert "cost $\\frac{1}{$ and $\\nocommand$" in out.read_text()
+    assert out.stat().st_mode & 0o777 == 0o600

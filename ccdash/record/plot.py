@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,14 +55,22 @@ def plot_recording(rec: Recording, path: str, *, title: str | None = None) -> No
     FigureCanvasAgg(fig)
     axes = fig.subplots(4, 1, sharex=True, height_ratios=(3, 3, 2, 2))
     _draw(rec, axes)
-    fig.suptitle(sanitize(title or _title(rec), 120), fontsize=12)
+    # parse_math off for text from outside (a scenario named "$\\frac{$"): matplotlib
+    # would read it as mathtext and fail the whole picture.
+    fig.suptitle(sanitize(title or _title(rec), 120), fontsize=12, parse_math=False)
     axes[-1].set_xlabel("seconds since the recording began")
     ext = Path(path).suffix.lower().lstrip(".")
     # No date or random ids: the same recording gives the same file.
     metadata: dict[str, Any] = {"Date": None} if ext in ("svg", "pdf") else {}
+    picture = io.BytesIO()  # drawn whole first: a failed drawing leaves no empty file
     try:
-        with _deterministic_svg(), open_private_binary(path) as fh:  # 0600, like the recording
-            fig.savefig(fh, format=ext, metadata=metadata)
+        with _deterministic_svg():
+            fig.savefig(picture, format=ext, metadata=metadata)
+    except (ValueError, RuntimeError, OverflowError) as exc:  # a drawing matplotlib refuses
+        raise PlotError(f"--plot: cannot draw {path}: {sanitize(exc, 200)}") from None
+    try:
+        with open_private_binary(path) as fh:  # 0600, like the recording
+            fh.write(picture.getvalue())
     except OSError as exc:
         raise PlotError(f"--plot: cannot write {path}: {exc.strerror or exc}") from None
 
@@ -154,6 +163,7 @@ def _marks(rec: Recording, axes: Any, t0: float) -> bool:
             rotation=90,
             va="top",
             fontsize=7,
+            parse_math=False,
         )
     failed = [e.at - t0 for e in rec.events if e.kind == EventKind.CONSUMER_FAILED]
     replaced = [e.at - t0 for e in rec.events if e.kind == EventKind.CONSUMER_REPLACED]
