@@ -219,8 +219,17 @@ async def _settle(view: View, workload: Workload, url: str, acked_before: int) -
     except (FleetConnectError, OSError, sqlite3.Error) as exc:
         view.note(f"cannot ask the shared queue which messages other workers acked: {exc}")
         return
-    if n:
-        view.note(f"{n} of the workload's messages were acked by other workers sharing the queue")
+    vanished = workload.ledger.unconfirmed  # gone from the queue with no ack to cover them
+    if n - vanished:
+        view.note(
+            f"{n - vanished} of the workload's messages were acked by other workers "
+            "sharing the queue"
+        )
+    if vanished:
+        view.note(
+            f"{vanished} of the workload's messages vanished from the queue without an ack "
+            "in its counter (Redis lost its data?): counted lost"
+        )
 
 
 async def _tick(view: View, workload: Workload, clock: Clock) -> None:

@@ -104,6 +104,10 @@ def build_report(wl: FinishedRun) -> dict[str, Any]:
     # (its lease was lost before the ack): each message counts once.
     dead = sum(1 for m in published if m in dead_ids)
     acked = sum(1 for m in published if (m in done or m in elsewhere) and m not in dead_ids)
+    # Ids that vanished from a shared queue beyond what its acked counter covers (Redis
+    # lost its state) were not acked by anyone we know of: lost, not acked as well.
+    acked_elsewhere = sum(1 for m in published if m in elsewhere) - led.unconfirmed
+    acked -= led.unconfirmed
     # Ids the broker still holds are not lost; a purge is an operator's deletion.
     # On a shared broker, ids that vanished without a matching fleet ack are lost too.
     check = led.check(still_queued, dead_ids, wl.purged)
@@ -138,7 +142,7 @@ def build_report(wl: FinishedRun) -> dict[str, Any]:
         "published": len(published),
         "unconfirmed_publishes": wl.unconfirmed,
         "acked": acked,
-        "acked_elsewhere": sum(1 for m in published if m in elsewhere),
+        "acked_elsewhere": acked_elsewhere,
         "dead_lettered": dead,
         "still_queued": still_queued,
         "purged": wl.purged,
