@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import threading
 import tracemalloc
 import zlib
 from collections.abc import Coroutine
@@ -316,6 +317,31 @@ def test_a_missing_file_is_one_recording_error(tmp_path: Path) -> None:
     for path, says in ((tmp_path / "nope.rec", "no such file"), (tmp_path, "is a directory")):
         with pytest.raises(RecordingError, match=says):
             read_recording(str(path))
+
+
+def test_a_fifo_or_a_device_is_refused_without_waiting_or_reading(tmp_path: Path) -> None:
+    """`ccdash replay FIFO` waited for a writer for ever; `replay /dev/zero` read 2 GiB
+    (15 s) before its verdict. Both are 'not a regular file' at once."""
+    fifo = tmp_path / "run.rec"
+    os.mkfifo(fifo)
+    said: list[str] = []
+
+    def read() -> None:
+        try:
+            read_recording(str(fifo))
+        except RecordingError as exc:
+            said.append(str(exc))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)  # a bound for a hang, not a timing target
+    if reader.is_alive():  # waiting for a writer: be one, so the thread ends
+        with open(fifo, "wb"):
+            pass
+        reader.join(5)
+    assert said and "not a regular file" in said[0]
+    with pytest.raises(RecordingError, match="not a regular file"):
+        read_recording(os.devnull)
 
 
 def test_a_run_refused_before_it_starts_leaves_an_old_recording_as_it_was(

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import bisect
 import json
+import os
+import stat
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,7 +216,15 @@ def _check_size(path: str, inflated: int, consumed: int) -> None:
 def read_recording(path: str) -> Recording:
     """Read and check a recording; RecordingError (one line) if it cannot be replayed."""
     try:
-        with open(path, "rb") as fh:
+        # O_NONBLOCK: opening a FIFO nobody writes to would wait for ever.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(mode):  # /dev/zero would be read to MAX_BYTES first
+                raise RecordingError(
+                    f"{path}: not a regular file; a recording is the file --record wrote"
+                )
             raw = fh.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise RecordingError(f"{path}: no such file") from None
