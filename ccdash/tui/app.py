@@ -28,8 +28,8 @@ from textual.worker import Worker, WorkerState
 from ccdash.brokers.base import BrokerError
 from ccdash.engine import Engine, Event
 from ccdash.ops import OpsError
-from ccdash.ops.logfile import JsonLogWriter, open_log
-from ccdash.ops.prometheus import MetricsServer, serve_metrics
+from ccdash.ops.logfile import JsonLogWriter
+from ccdash.ops.prometheus import MetricsServer
 from ccdash.record.session import RecordingSession
 from ccdash.record.writer import Recorder
 from ccdash.text import sanitize
@@ -45,6 +45,7 @@ from ccdash.tui.header_bar import HeaderBar
 from ccdash.tui.key_spec import Key
 from ccdash.tui.keys import KEYS, bindings
 from ccdash.tui.lease_table import LeaseTable
+from ccdash.tui.listeners import Listeners
 from ccdash.tui.log_pane import DashboardEvent, LogPane
 from ccdash.tui.message_detail import MessageDetail
 from ccdash.tui.queue_pane import QueuePane
@@ -54,7 +55,7 @@ from ccdash.tui.view_actions import ViewActions
 REFRESH_INTERVAL = 0.25  # seconds between snapshots: 4 per second
 
 
-class DashboardApp(ViewActions):
+class DashboardApp(ViewActions, Listeners):
     """The ccdash dashboard over one running engine and its workload."""
 
     CSS_PATH = "app.tcss"
@@ -235,49 +236,6 @@ class DashboardApp(ViewActions):
                 if self.recording is not None:
                     self.recording.finish()
         return self.engine.leftover
-
-    async def _start_ops(self) -> None:
-        """Open the log file and serve /metrics, as asked (OpsError if either cannot)."""
-        if self.log_file is not None:
-            self.log_writer = open_log(self.log_file)
-            self.engine.add_listener(self.log_writer)
-        if self.metrics_port is not None:
-            self.metrics = await serve_metrics(self.engine, self.metrics_port)
-            where = f"{self.metrics.host}:{self.metrics.port}"
-            self.query_one(HeaderBar).metrics = where
-            self._events.append(
-                Event(
-                    0, self.clock.now(), DashboardEvent.METRICS, f"serving http://{where}/metrics"
-                )
-            )
-
-    async def _stop_ops(self) -> None:
-        if self.metrics is not None:
-            await self.metrics.stop()
-        if self.log_writer is not None:
-            self.log_writer.close()
-
-    def _on_engine_event(self, event: Event) -> None:
-        """Engine listener: buffer only (the engine's hot path must stay cheap)."""
-        if len(self._events) == self._events.maxlen:
-            self._dropped += 1
-        self._events.append(event)
-
-    def _on_fleet_trouble(self, message: str, error: bool) -> None:
-        """The fleet view lost (or regained) Redis: one log line, on the next tick."""
-        kind = DashboardEvent.FLEET_ERROR if error else DashboardEvent.FLEET
-        self.query_one(HeaderBar).broker_down_at = self.clock.now() if error else None
-        self._events.append(Event(0, self.clock.now(), kind, message))
-
-    def _on_workload_event(self, event: Any) -> None:
-        """Workload listener: its own events (drills, run phases); engine ones come direct."""
-        if getattr(event, "source", "") == "engine":
-            return
-        if self.recording is not None:
-            self.recording.run_event(event)
-        message = getattr(event, "message", None) or str(event)
-        kind = getattr(event, "kind", None) or DashboardEvent.WORKLOAD
-        self._events.append(Event(0, self.clock.now(), str(kind), str(message)))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Show an engine failure; exit once the engine has stopped after `q`."""

@@ -1,0 +1,81 @@
+"""What the dashboard hears from the engine, the workload and the fleet view, and the
+operations it runs beside the engine (/metrics, the JSON-lines log).
+
+Listeners only buffer (the engine's hot path must stay cheap): the app drains the
+buffer into the log pane on its next tick.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from textual.app import App
+
+from ccdash.engine import Engine, Event
+from ccdash.ops.logfile import JsonLogWriter, open_log
+from ccdash.ops.prometheus import MetricsServer, serve_metrics
+from ccdash.record.session import RecordingSession
+from ccdash.tui.header_bar import HeaderBar
+from ccdash.tui.log_pane import DashboardEvent
+
+
+class Listeners(App[Any]):
+    """The dashboard's listeners and its side operations (a mixin of the app)."""
+
+    engine: Engine
+    clock: Any
+    log_file: str | None
+    metrics_port: int | None
+    metrics: MetricsServer | None
+    log_writer: JsonLogWriter | None
+    recording: RecordingSession | None
+    _events: deque[Event]
+    _dropped: int
+
+    async def _start_ops(self) -> None:
+        """Open the log file and serve /metrics, as asked (OpsError if either cannot)."""
+        if self.log_file is not None:
+            self.log_writer = open_log(self.log_file)
+            self.engine.add_listener(self.log_writer)
+        if self.metrics_port is not None:
+            self.metrics = await serve_metrics(self.engine, self.metrics_port)
+            where = f"{self.metrics.host}:{self.metrics.port}"
+            self.query_one(HeaderBar).metrics = where
+            self._events.append(
+                Event(
+                    0, self.clock.now(), DashboardEvent.METRICS, f"serving http://{where}/metrics"
+                )
+            )
+
+    async def _stop_ops(self) -> None:
+        """Stop serving /metrics and close the log file."""
+        if self.metrics is not None:
+            await self.metrics.stop()
+        if self.log_writer is not None:
+            self.log_writer.close()
+
+    def _on_engine_event(self, event: Event) -> None:
+        """Engine listener: buffer only (the engine's hot path must stay cheap)."""
+        if len(self._events) == self._events.maxlen:
+            self._dropped += 1
+        self._events.append(event)
+
+    def _on_fleet_trouble(self, message: str, error: bool) -> None:
+        """The fleet view lost (or regained) Redis: one log line, on the next tick."""
+        kind = DashboardEvent.FLEET_ERROR if error else DashboardEvent.FLEET
+        self.query_one(HeaderBar).broker_down_at = self.clock.now() if error else None
+        self._events.append(Event(0, self.clock.now(), kind, message))
+
+    def _on_workload_event(self, event: Any) -> None:
+        """Workload listener: its own events (drills, run phases); engine ones come direct."""
+        if getattr(event, "source", "") == "engine":
+            return
+        if self.recording is not None:
+            self.recording.run_event(event)
+        message = getattr(event, "message", None) or str(event)
+        kind = getattr(event, "kind", None) or DashboardEvent.WORKLOAD
+        self._events.append(Event(0, self.clock.now(), str(kind), str(message)))
+
+
+__all__ = ["Listeners"]
