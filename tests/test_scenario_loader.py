@@ -292,6 +292,16 @@ BAD_FILES = {
         [":9:", "alerts[2].name", "already named 'deep'"],
     ),
     "alerts-not-an-array": (HEAD + '[alerts]\nname = "deep"\n', ["alerts", "[[alerts]]"]),
+    "name-too-long": (
+        f'[scenario]\nname = "{"n" * 201}"\n',
+        [":2:", "scenario.name", "at most 200 characters", "got 201"],
+    ),
+    "alert-message-too-long": (
+        HEAD
+        + ALERT_HEAD
+        + f'metric = "dead"\nop = ">"\nthreshold = 5\nmessage = "{"m" * 600_000}"\n',
+        [":8:", "alerts[1].message", "at most 1000 characters", "got 600000"],
+    ),
 }
 
 

@@ -11,6 +11,9 @@ from ccdash.hints import did_you_mean
 from ccdash.scenario.errors import ScenarioError
 from ccdash.scenario.locate import KeyLocator, Path, dotted
 
+NAME_LIMIT = 200  # characters in a scenario's names, targets, versions
+TEXT_LIMIT = 1000  # characters in its free text (a description, an alert's message)
+
 
 def kind_of(v: Any) -> str:
     """How an error message names a TOML value's type ("an integer", "a table", ...)."""
@@ -141,12 +144,15 @@ class FieldReader:
         default: str | None,
         choices: Iterable[str] | None = None,
         what: str = "",
+        limit: int = NAME_LIMIT,
     ) -> Any:
         if key not in t:
             return default
         v, p = t[key], (*path, key)
         if not isinstance(v, str):
             raise self.fail(p, f"expected a string, got {kind_of(v)} {v!r}")
+        if len(v) > limit:  # it reaches report lines, the log and the dashboard's panes
+            raise self.fail(p, f"expected at most {limit} characters, got {len(v)}")
         if choices is not None:
             choices = list(choices)
             if v not in choices:

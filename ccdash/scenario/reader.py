@@ -18,7 +18,7 @@ from ccdash.engine.rules import (
 )
 from ccdash.hints import did_you_mean
 from ccdash.scenario.drill_tables import DrillTableReader
-from ccdash.scenario.fields import kind_of
+from ccdash.scenario.fields import TEXT_LIMIT, kind_of
 from ccdash.scenario.locate import Path
 from ccdash.scenario.model import ARRIVALS, LATENCIES, SHAPES, LoadSpec, MixEntry, Scenario, SloSpec
 from ccdash.scenario.schema import (
@@ -54,7 +54,7 @@ class ScenarioReader(DrillTableReader):
         s = self.table(("scenario",))
         self.keys(s, ("scenario",), SCENARIO_KEYS)
         name = self.string(s, "name", ("scenario",), default_name)
-        description = self.string(s, "description", ("scenario",), "")
+        description = self.string(s, "description", ("scenario",), "", limit=TEXT_LIMIT)
         self.duration = self.number(
             s, "duration", ("scenario",), 20.0, gt=0, le=86_400, unit=" seconds"
         )
@@ -267,7 +267,7 @@ class ScenarioReader(DrillTableReader):
                     severity=self.string(
                         t, "severity", p, Severity.WARNING, SEVERITIES, "severity"
                     ),
-                    message=self.string(t, "message", p, ""),
+                    message=self.string(t, "message", p, "", limit=TEXT_LIMIT),
                 )
             except RuleError as exc:  # a check the loader does not repeat
                 raise self.fail(p, str(exc)) from None
