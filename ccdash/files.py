@@ -124,8 +124,8 @@ def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
     """An fd to write run data to `path`, the file owner-only (see `output_problem`).
 
     A new name is created 0600 (never through a link); a file of ours is replaced by a
-    fresh 0600 one (its text kept when appending), unless it is 0600 already and we
-    append; a link of ours or root's, a device or a pipe is opened as it is.
+    fresh 0600 one (its text kept when appending), unless it is 0600 already, has one
+    name, and we append; a link of ours or root's, a device or a pipe is opened as it is.
     """
     path = os.fspath(path)
     mode = os.O_WRONLY | (os.O_APPEND if append else 0) | _CLOEXEC
@@ -145,7 +145,9 @@ def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
             return fd
         if stat.S_ISREG(st.st_mode):
             try:
-                if append and not st.st_mode & 0o077:
+                # In place only with one name: a hard link planted in /tmp to a file of
+                # ours (~/.ssh/authorized_keys) must not take our lines.
+                if append and not st.st_mode & 0o077 and st.st_nlink == 1:
                     return _mine(os.open(path, mode | _NOFOLLOW), path, st)
                 fd = _fresh_inode(path, st, append)
             except UnsafeOutputError:

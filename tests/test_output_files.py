@@ -170,3 +170,19 @@ def test_a_sqlite_queue_of_the_shared_directorys_owner_is_used(tmp_path: Path) -
     shared.chmod(0o775)
     os.chown(db, 4242, 4242)
     assert planted_problem(db) is None
+
+
+def test_a_hard_link_to_a_file_of_ours_does_not_take_our_lines(tmp_path: Path) -> None:
+    """/tmp/run.log planted as a hard link to ~/.ssh/authorized_keys (0600, ours; systems
+    without protected_hardlinks allow it): appending leaves the other name's file as it
+    was, the log gets a name of its own."""
+    keys = tmp_path / "authorized_keys"
+    keys.write_text("ssh-ed25519 AAAA me\n")
+    keys.chmod(0o600)
+    log = tmp_path / "run.log"
+    os.link(keys, log)
+    with open_private(log, append=True) as fh:
+        fh.write('{"kind":"alert"}\n')
+    assert keys.read_text() == "ssh-ed25519 AAAA me\n"
+    assert log.read_text().endswith('{"kind":"alert"}\n')
+    assert log.stat().st_nlink == 1 and log.stat().st_mode & 0o777 == 0o600
