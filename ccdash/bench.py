@@ -218,8 +218,9 @@ def scratch_url(url: str, scheme: str, source: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-async def remove_scratch(url: str, scheme: str) -> None:
-    """Delete what the bench left: the SQLite file, or the scratch queue's Redis keys."""
+async def remove_scratch(url: str, scheme: str, *, answer_within: float = 5.0) -> None:
+    """Delete what the bench left: the SQLite file, or the scratch queue's Redis keys
+    (`answer_within`: seconds Redis has to answer)."""
     if scheme == "sqlite":
         from ccdash.brokers.sqlite.schema import parse_url
 
@@ -231,7 +232,7 @@ async def remove_scratch(url: str, scheme: str) -> None:
         from ccdash.fleet.connect import FleetConnectError, connect
 
         try:
-            client, keys = await connect(url)
+            client, keys = await connect(url, socket_timeout=answer_within)
         except FleetConnectError as exc:
             raise BrokerError(f"removing the scratch queue: {exc}") from None
         from redis.exceptions import RedisError
@@ -258,8 +259,8 @@ async def _bench_then_clean(args: argparse.Namespace, scheme: str) -> list[Bench
     except BaseException:
         # The bench's own error is the one to report: a clean-up that cannot reach
         # Redis either (it never answered) must not replace it with a traceback.
-        with contextlib.suppress(BrokerError):
-            await remove_scratch(args.broker, scheme)
+        with contextlib.suppress(BrokerError):  # briefly: it failed to answer just now
+            await remove_scratch(args.broker, scheme, answer_within=1.0)
         raise
     await remove_scratch(args.broker, scheme)
     return rows

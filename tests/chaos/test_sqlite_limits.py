@@ -15,7 +15,7 @@ from chaos.scenario_run import Chaos
 
 pytestmark = pytest.mark.chaos
 
-CAP = 2_000_000  # bytes a file may grow to: the WAL reaches it a few seconds in
+CAP = 1_200_000  # bytes a file may grow to: the WAL reaches it a few seconds in
 
 
 def test_demo_on_a_sqlite_file_whose_disk_fills_mid_run(chaos: Chaos) -> None:

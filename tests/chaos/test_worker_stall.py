@@ -16,7 +16,7 @@ from chaos.scenario_run import Chaos
 
 pytestmark = pytest.mark.chaos
 
-N = 1200
+N = 800
 TTL = 1.5
 VT = 3.0
 
@@ -32,7 +32,7 @@ def test_worker_stopped_longer_than_its_leases_rejoins(
     options = {"ttl": TTL, "vt": VT, "CHAOS_DELAY": "0.04"}
     fleet = chaos.redis_fleet(q, redis_server.url, ("p1", "p2", "p3"), **options)
     pub = chaos.procs.publisher(q.url(redis_server.url), chaos.published, N, rate=250)
-    chaos.wait_progress(200)
+    chaos.wait_progress(150)
     victim = fleet["p1"]
     held = chaos.freeze_holding(victim, partial(q.pending, victim.name))
     t_stop = time.monotonic()
