@@ -94,6 +94,10 @@ OTHER_URLS: dict[str, tuple[str, list[str]]] = {
     "sqlite-host": ("sqlite://host/x.db", ["names a host"]),
     "sqlite-bad-durability": ("sqlite:///q.db?durability=maybe", ["durability"]),
     "sqlite-unknown-option": ("sqlite:///q.db?bogus=1", ["unknown option 'bogus'"]),
+    "sqlite-option-twice": (  # a redis URL refuses it too; the last one silently won
+        "sqlite:///q.db?durability=full&durability=off",
+        ["durability", "given twice"],
+    ),
     "sqlite-no-path": ("sqlite://", ["needs a file path"]),
     "unknown-scheme": ("kafka://x:1", ["unknown broker", "memory"]),
     "no-scheme": ("localhost:6379", ["unknown broker"]),

@@ -164,16 +164,18 @@ def parse_url(url: str) -> SqliteTarget:
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
     if not path or path == ":memory:":
         raise SqliteOpenError(f"sqlite URL {url!r} needs a file path, e.g. sqlite:///queue.db")
-    durability = "normal"
+    durability = None
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key != "durability":
             raise SqliteOpenError(f"sqlite URL {url!r}: unknown option {key!r} (known: durability)")
+        if durability is not None:
+            raise SqliteOpenError(f"sqlite URL {url!r}: option 'durability' given twice")
         if value not in DURABILITY:
             raise SqliteOpenError(
                 f"sqlite URL {url!r}: durability must be full, normal or off, not {value!r}"
             )
         durability = value
-    return SqliteTarget(path, durability)
+    return SqliteTarget(path, durability or "normal")
 
 
 def check_path(path: str) -> None:
