@@ -1,14 +1,16 @@
-"""Chaos on the disk under a SQLite broker: the file cannot grow any more mid-run (a
-full disk, as RLIMIT_FSIZE makes it for one process)."""
+"""Chaos on the limits of a SQLite broker file: it cannot grow any more mid-run (a
+full disk, as RLIMIT_FSIZE makes it for one process), and another process holds
+its write lock for seconds mid-run."""
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 
 import pytest
 
-from chaos.books import Books, read_ledger
+from chaos.books import Books, read_ids, read_ledger
 from chaos.holdings import SqliteFile
 from chaos.procs import SCENARIO
 from chaos.scenario_run import Chaos
@@ -46,3 +48,36 @@ def test_demo_on_a_sqlite_file_whose_disk_fills_mid_run(chaos: Chaos) -> None:
     errors = [ln for ln in err.splitlines() if ln.startswith("ccdash: error: ")]
     assert len(errors) == 1 and "write failed" in errors[0], err[-3000:]
     books.check(set(), chaos.procs)
+
+
+LOCK_S = 4.0  # longer than the engine's heartbeat timeout (2 s), shorter than its lease
+
+
+def test_foreign_process_holds_the_sqlite_write_lock_mid_run(chaos: Chaos) -> None:
+    """Another process takes the file's write lock (BEGIN IMMEDIATE) mid-run and holds
+    it for twice the engine's heartbeat timeout: the engine waits it out (no consumer
+    judged hung, nothing handed back and run again), then the run completes: 0 lost,
+    nothing twice, no redelivery."""
+    db = chaos.tmp / "q.db"
+    f = SqliteFile(db)
+    engine = chaos.procs.sqlite_engine(
+        "engine", db, chaos.published, publish=600, rate=250, drain=True, CHAOS_DELAY="0.02"
+    )
+    chaos.wait_progress(150)
+    conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        t_lock = time.monotonic()
+        held = f.leased()  # a read: WAL readers are not blocked by the writer's lock
+        time.sleep(LOCK_S)  # the fault's length
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+    recover = chaos.recovered(time.monotonic(), held, f.dead_by_id, 600)
+    assert engine.wait_exit(60) == 0, engine.tail()
+    published = set(read_ids(chaos.published))
+    books = Books.of(published, chaos.ledger, f.dead_by_id(), f.queued())
+    chaos.row.note(books, max(recover, time.monotonic() - t_lock - LOCK_S), runs=1)
+    counters = f.counters()
+    books.check(set(), chaos.procs, acked=counters["acked"])
+    assert counters["redelivered"] == 0, f"{counters['redelivered']} redelivered after the lock"
