@@ -14,6 +14,7 @@ from ccdash import Delivery, Engine, EngineConfig
 from ccdash.brokers.base import QueueStats
 from ccdash.fleet.view import FleetLease, FleetSnapshot, WorkerView
 from ccdash.record import parse_recording
+from ccdash.tui import format as fmt
 from ccdash.tui.app import DashboardApp
 from ccdash.tui.drill_report import DrillReport
 from ccdash.tui.fleet_feed import FleetFeed
@@ -143,4 +144,27 @@ async def test_other_workers_lease_rows_are_aged_to_now_and_say_how_old_they_are
         [row] = [r for r in rows(app.query_one(LeaseTable)).values() if r[0] == "m-remote"]
         assert row[1:3] == ["wb/c1", "1"] and row[3].endswith(" 19s"), row
         assert "other workers' as of 1.3s ago" in str(app.query_one(LeaseTable).border_subtitle)
+        await quit_app(app, pilot)
+
+
+def test_a_time_since_start_fits_8_cells_however_far_it_is() -> None:
+    """`t+17m52s`, then hours (`t+1h40m`) and days (`t-12d03h`, a shared queue's old
+    dead letter): never more than the 8 cells the time columns give it."""
+    assert fmt.clock_offset(17 * 60 + 52) == "t+17m52s"
+    assert fmt.clock_offset(6000) == "t+1h40m"
+    assert fmt.clock_offset(-(12 * 86400 + 3 * 3600 + 59)) == "t-12d03h"
+    for seconds in (59.9, 5999, 6000, 359_999, 360_000, 8_639_999, -8_639_999, 1e9):
+        assert len(fmt.clock_offset(seconds)) <= 8, fmt.clock_offset(seconds)
+
+
+async def test_an_alert_fired_after_ten_minutes_shows_its_time_whole() -> None:
+    """A consumer killed 17m52s into the run: the alerts pane's `when` reads `t+17m52s`,
+    not `t+17m5…`."""
+    app = make_app()
+    async with running(app, (160, 45)) as pilot:
+        await advance(app, pilot, 17 * 60 + 52, step=17 * 60 + 52)
+        await pilot.press("k")
+        await advance(app, pilot, 0.01)
+        alerts = [ln for ln in screen_text(app).splitlines() if "c1 failed" in ln]
+        assert alerts and "t+17m52s  warning" in alerts[0], alerts
         await quit_app(app, pilot)

@@ -18,7 +18,7 @@ class AlertsTable(RowTable):
 
     BORDER_TITLE = "Alerts"
     COLUMNS = (
-        ("when", "when", 7),
+        ("when", "when", 8),  # fmt.clock_offset: at most 8 cells
         ("severity", "severity", 8),
         ("state", "state", 12),
         ("message", "message", 40),

@@ -24,8 +24,8 @@ LIST_COLUMNS = (
 )
 GROUP_COLUMNS = (
     ("count", "count", 5),
-    ("first", "first", 7),
-    ("last", "last", 7),
+    ("first", "first", 8),  # fmt.clock_offset: at most 8 cells
+    ("last", "last", 8),
     ("example", "example", 10),
     ("error", "error (ids, numbers masked)", 36),
 )

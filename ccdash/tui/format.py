@@ -98,15 +98,23 @@ def duration(seconds: float | None) -> str:
 
 
 def clock_offset(seconds: float) -> str:
-    """Time since start, as t+1.5s, t+42.0s or t+3m05s; before the start (a shared
-    queue's past) as t-2.5s or t-30m00s."""
+    """Time since start, as t+1.5s, t+42.0s, t+3m05s, t+1h40m or t+12d03h; before the
+    start (a shared queue's past) as t-2.5s or t-30m00s. At most 8 cells below 27 years
+    (the width of the time columns), so a time is never cut."""
     seconds = seconds if math.isfinite(seconds) else 0.0
     sign = "-" if seconds <= -0.05 else "+"
     seconds = abs(seconds) if sign == "-" else max(0.0, seconds)
     if seconds < 60:
         return f"t{sign}{seconds:.1f}s"
-    m, s = divmod(int(seconds), 60)
-    return f"t{sign}{m}m{s:02d}s"
+    whole = int(seconds)
+    if whole < 100 * 60:
+        m, s = divmod(whole, 60)
+        return f"t{sign}{m}m{s:02d}s"
+    if whole < 100 * 3600:
+        h, m = divmod(whole // 60, 60)
+        return f"t{sign}{h}h{m:02d}m"
+    d, h = divmod(whole // 3600, 24)
+    return f"t{sign}{d}d{h:02d}h" if d < 100 else f"t{sign}{d}d"
 
 
 # -- text --------------------------------------------------------------------
