@@ -160,8 +160,8 @@ def load_handler(spec: str) -> Callable[..., Any]:
             f"--handler: expected module:function (like mypkg.jobs:handle), got {spec!r}"
         )
     module_name, attr = m.groups()
-    if os.getcwd() not in sys.path:  # like `python -m`: modules next to you import
-        sys.path.insert(0, os.getcwd())
+    if os.getcwd() not in sys.path:  # modules next to you import; last, unlike `python -m`,
+        sys.path.append(os.getcwd())  # so a json.py someone left in /tmp shadows nothing
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

@@ -44,7 +44,7 @@ CORPUS = {
     "click": "[@click=app.quit]click[/]",
 }
 ALL = " ".join(CORPUS.values())
-LONG = "L" * 20_000
+LONG = "L" * 20_000  # a scenario's free text is cut to its 1,000-character limit
 SURROGATE = "lone \ud800 surrogate"  # a TOML file cannot hold one; a handler error can
 
 # Bytes that must never be written. Rich's own styling (ESC [ ... m, cursor moves) is
@@ -92,7 +92,7 @@ def scenario_text() -> str:
     return f"""
 [scenario]
 name = {toml_str(ALL)}
-description = {toml_str(CORPUS["osc52"] + LONG)}
+description = {toml_str(CORPUS["osc52"] + LONG[:900])}
 duration = 3
 seed = 5
 [engine]
@@ -370,3 +370,27 @@ def test_a_signed_control_command_nested_too_deep_is_refused_not_raised() -> Non
     raw = b'{"args":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     verdict = verify(secret, raw, sign(secret, raw).encode(), worker="w", queue="q", now=0.0)
     assert verdict.command is None and verdict.reason == "malformed command"
+
+
+def test_a_module_planted_in_the_working_directory_does_not_shadow_the_standard_library(
+    tmp_path: Path,
+) -> None:
+    """`cd /tmp && ccdash --demo --handler myjobs:handle`: the handler module is found in
+    the working directory, but a netrc.py another user left there is not imported in
+    place of the standard library's (cwd went first in sys.path: their code ran as us)."""
+    (tmp_path / "myjobs.py").write_text(
+        "import netrc\n\nassert hasattr(netrc, 'NetrcParseError')\n\n"
+        "async def handle(delivery):\n    pass\n"
+    )
+    marker = tmp_path / "planted-code-ran"
+    (tmp_path / "netrc.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    ccdash_bin = str(Path(sys.executable).parent / "ccdash")
+    proc = subprocess.run(
+        [ccdash_bin, "--demo", "--duration", "0.5", "--handler", "myjobs:handle"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in proc.stderr and "--handler" not in proc.stderr, proc.stderr
+    assert not marker.exists()
