@@ -78,3 +78,36 @@ def test_messages_redis_lost_are_counted_lost_not_acked_elsewhere(
     assert r["acked_elsewhere"] == 0, text[-2500:]
     assert r["acked"] + r["dead_lettered"] + r["still_queued"] + r["lost"] == r["published"], r
     assert "acked by other workers" not in text, text[-2500:]
+
+
+async def test_a_publisher_notices_redis_came_back_without_the_queue(
+    redis_url: str, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis loses the queue's keys and drops the connection (a restart without
+    persistence) under a process that only publishes: its next publish re-creates
+    the level silently, so no read ever hits NOGROUP; the reconnect's check of the
+    queue's marker key says so (an error naming the loss) all the same."""
+    from support.polling import until
+
+    from ccdash.brokers.base import QueueConfig
+    from ccdash.brokers.redis import RedisBroker
+
+    broker = RedisBroker.from_url(f"{redis_url}&ttl=0.6&worker=p", QueueConfig())
+    await broker.open()
+    try:
+        for n in range(3):
+            await broker.publish({"n": n})
+        prefix = broker.keys.prefix
+        client = redis.Redis(port=redis_server.port, socket_timeout=5)
+        try:
+            client.delete(*client.scan_iter(match=prefix + "*"))
+            for link in (broker.link, broker.reader.link):
+                if link.client_id is not None:
+                    client.client_kill_filter(_id=str(link.client_id))
+        finally:
+            client.close()
+        await broker.publish({"n": 3})  # reconnects; re-creates the level
+        await until(lambda: broker.lost_state_events >= 1, 5, "the loss noticed")
+        assert "Redis lost the queue" in caplog.text
+    finally:
+        await broker.close()

@@ -22,8 +22,9 @@ def test_demo_on_redis_restarted_empty_mid_run_reports_the_loss(
     chaos: Chaos, redis_server_factory: Callable[[], RedisServer]
 ) -> None:
     """Redis is SIGKILLed mid-run with a backlog and comes back with nothing: the demo
-    ends within its bound, no traceback, and its report does not vouch for what it
-    cannot: `lost` > 0 and `ok` false (exit 1), the text report saying so."""
+    logs the loss when it reconnects, ends within its bound, no traceback, and its
+    report does not vouch for what it cannot: `lost` > 0 and `ok` false (exit 1),
+    nothing claimed acked by other workers, the figures adding up."""
     server = redis_server_factory()
     q = chaos.redis_queue(server)
     report_path = chaos.tmp / "report.json"
@@ -55,3 +56,4 @@ def test_demo_on_redis_restarted_empty_mid_run_reports_the_loss(
     placed = report["acked"] + report["dead_lettered"] + report["still_queued"]
     assert placed + report["lost"] == report["published"], out[-2500:]
     assert "vanished from the queue" in out and "acked by other workers" not in out, out[-2500:]
+    assert "Redis lost the queue" in demo.stderr(), demo.tail()  # said when it happened

@@ -76,6 +76,7 @@ class Presence:
         self.started = time.time()
         self.grace_until = 0.0
         self.strays_checked = 0.0
+        self.data_checked = 0.0  # the reconnect after which the queue's marker was checked
         self.claimed = 0  # entries taken over from dead workers / expired leases
         self.held = False  # Redis held the last judgement (an outage just ended)
         self.rng = random.Random()
@@ -229,6 +230,14 @@ class Presence:
         *results, _ = await asyncio.gather(*futs, keep, return_exceptions=True)
         if self.registered and results:
             self._report(results, reap_expired)
+        if recovered > self.data_checked and fl.down_since is None:
+            # Back after an outage: did Redis keep the queue? Its marker (written at open,
+            # never by a script) is gone after a restart without persistence, even when a
+            # publish has re-created the streams since (no read then meets NOGROUP).
+            kept = await fl.call(("EXISTS", b.keys.config))
+            self.data_checked = recovered
+            if not kept:  # what it held is gone; leases taken since the reconnect are not
+                b.on_lost_state(leases=False)
         if recovered > self.strays_checked and self.registered and fl.down_since is None:
             self.strays_checked = recovered
             await self.recover_strays()

@@ -154,17 +154,20 @@ class QueueState:
         except (BrokerError, ResponseError):
             self._dlq_version = -1  # try again with the next snapshot
 
-    def on_lost_state(self) -> None:
-        """Redis answered NOGROUP: it lost our group (restart without persistence)."""
+    def on_lost_state(self, *, leases: bool = True) -> None:
+        """Redis answered NOGROUP: it lost our group (restart without persistence); our
+        leases went with it. `leases` False: the queue's marker was found gone after a
+        reconnect, and leases taken since are the new Redis's: they stay."""
         now = time.monotonic()
         if now - self._last_lost < 1.0:
             return  # one report and one re-creation per incident, not a loop
         self._last_lost = now
         self.lost_state_events += 1
-        dropped = self.book.buffered + len(self.book.leases)
-        self.book.drain_buffer()
-        for r in list(self.book.leases):
-            self.book.unlease(r)
+        dropped = self.book.buffered + len(self.book.leases) if leases else 0
+        if leases:
+            self.book.drain_buffer()
+            for r in list(self.book.leases):
+                self.book.unlease(r)
         log.error(
             "Redis lost the queue's consumer group (restarted without persistence?): "
             "re-creating it; %d local leases dropped",
@@ -172,3 +175,5 @@ class QueueState:
         )
         prios = sorted({p for p, _, _ in self.flusher.outbox} | {0})
         self.flusher.fire(evalsha("recover", self.keys.prefix, *prios))
+        vt = str(self.config.visibility_timeout)  # the marker again (presence checks it)
+        self.flusher.fire(("HSETNX", self.keys.config, "visibility_timeout", vt))
