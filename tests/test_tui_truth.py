@@ -16,6 +16,7 @@ from ccdash.fleet.view import FleetLease, FleetSnapshot, WorkerView
 from ccdash.record import parse_recording
 from ccdash.tui import format as fmt
 from ccdash.tui.app import DashboardApp
+from ccdash.tui.dead_letters import DeadLetterTable
 from ccdash.tui.drill_report import DrillReport
 from ccdash.tui.fleet_feed import FleetFeed
 from ccdash.tui.launch import final_line
@@ -167,4 +168,20 @@ async def test_an_alert_fired_after_ten_minutes_shows_its_time_whole() -> None:
         await advance(app, pilot, 0.01)
         alerts = [ln for ln in screen_text(app).splitlines() if "c1 failed" in ln]
         assert alerts and "t+17m52s  warning" in alerts[0], alerts
+        await quit_app(app, pilot)
+
+
+@pytest.mark.parametrize("pane", ["leases", "dead"])
+async def test_ids_cut_to_their_column_keep_the_end_that_tells_them_apart(pane: str) -> None:
+    """Redis message ids share their start (`8966cd992c46-87373`, `...-87374`): cut at
+    the end they all read `8966cd992c46-…` in the leases and DLQ panes. The cut goes in
+    the middle, so the sequence number stays; a hostile id stays escaped."""
+    app = make_app()
+    async with running(app, (160, 45)) as pilot:
+        table = app.query_one(LeaseTable if pane == "leases" else DeadLetterTable)
+        a, b = (table.render_cell("message", f"8966cd992c46-8737{i}").plain for i in (3, 4))
+        assert a != b and a.endswith("-87373") and len(a) <= 14, (a, b)
+        hostile = table.render_cell("message", "\x1b[2J" + "x" * 3000 + "\u202eend").plain
+        assert "\x1b" not in hostile and "\u202e" not in hostile and len(hostile) <= 14
+        assert hostile.startswith("\\x1b") and hostile.endswith("end"), hostile
         await quit_app(app, pilot)

@@ -103,7 +103,7 @@ class ConsumerTable(RowTable):
         value, faded, *flag = raw
         style = Style(dim=faded, color=p.warn if flag and flag[0] else None)
         if column == "id":
-            return fmt.untrusted(value, self.spec[0][2], style)
+            return fmt.untrusted_id(value, self.spec[0][2], style)  # `worker/cid`: keep cid
         if column == "version":  # a scenario's label: outside text
             return fmt.untrusted(value, 4, style)
         return fmt.number(str(value), style)

@@ -96,6 +96,8 @@ class DeadLetterTable(RowTable):
         if column in ("first", "last"):
             return fmt.plain(str(raw), p.muted)
         width = 200 if column == "error" else dict((k, w) for k, _, w in self.spec)[column]
+        if column in ("message", "example"):  # ids: the end tells them apart
+            return fmt.untrusted_id(raw, width)
         style = p.bad if column == "reason" and raw == REASON_CONSUMER_FAILED else ""
         return fmt.untrusted(raw, width, style)
 

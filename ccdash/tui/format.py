@@ -12,6 +12,7 @@ import math
 from collections.abc import Hashable
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.theme import Theme
@@ -132,6 +133,30 @@ def untrusted(value: object, width: int | None = None, style: str | Style = "") 
     if width is not None:
         text.truncate(width, overflow="ellipsis")
     return text
+
+
+def untrusted_id(value: object, width: int, style: str | Style = "") -> Text:
+    """An outside id in `width` cells, cut in the middle: ids that share a prefix (Redis
+    ids, `<producer>-<seq>`) differ at the end, which the cut keeps. Sanitised."""
+    raw = str(value)
+    if len(raw) > 4 * width:  # escapes only lengthen: the ends are enough to look at
+        raw = raw[: 2 * width] + raw[-2 * width :]
+    text = sanitize(raw)
+    if cell_len(text) <= width:
+        return Text(text, style=style, no_wrap=True, end="")
+    room = width - 1  # the ellipsis takes a cell
+    head_w = room // 2  # the end gets the odd cell
+    head = ""
+    for ch in text:
+        if cell_len(head + ch) > head_w:
+            break
+        head += ch
+    tail = ""
+    for ch in reversed(text):
+        if cell_len(head) + cell_len(ch + tail) > room:
+            break
+        tail = ch + tail
+    return Text(head + "…" + tail, style=style, no_wrap=True, end="")
 
 
 def broker_url(url: str, width: int = 40) -> str:
@@ -285,5 +310,6 @@ __all__ = [
     "severity",
     "state",
     "untrusted",
+    "untrusted_id",
     "verdict",
 ]

@@ -90,5 +90,4 @@ class LeaseTable(RowTable):
             return fmt.bar(p, step / BAR_WIDTH, BAR_WIDTH, label)
         if column == "attempt":
             return fmt.number(str(raw), p.warn if isinstance(raw, int) and raw > 1 else "")
-        width = self.spec[0][2] if column == "message" else self.spec[1][2]
-        return fmt.untrusted(raw, width)
+        return fmt.untrusted_id(raw, self.spec[0][2] if column == "message" else self.spec[1][2])
