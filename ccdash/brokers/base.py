@@ -113,6 +113,20 @@ class Broker(abc.ABC):
         """Wait until every message accepted by publish_nowait is stored durably
         (a no-op where accepting is storing)."""
 
+    async def publish_many(self, bodies: Sequence[Any], *, priority: int = 0) -> list[str]:
+        """Accept several messages (one group commit or round trip where the broker
+        offers it; waits for room on a bounded queue). Returns their ids once all are
+        stored; raises as `publish` would for one the broker refuses."""
+        ids = []
+        for body in bodies:
+            try:
+                ids.append(self.publish_nowait(body, priority=priority))
+            except QueueFull:  # backpressure: store what we have, then wait for room
+                await self.flush()
+                ids.append(await self.publish(body, priority=priority))
+        await self.flush()
+        return ids
+
     @abc.abstractmethod
     async def receive(self, holders: Sequence[str]) -> list[Delivery]:
         """Lease up to len(holders) ready messages, the i-th to holders[i]; never waits."""

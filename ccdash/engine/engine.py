@@ -211,15 +211,7 @@ class Engine(OperatorCommands):
         if self.stopping or self._stopped:
             raise EngineStopped("the engine is shutting down; publishing is closed")
         check_publish_args(priority, None)
-        broker = self.broker
-        ids = []
-        for body in bodies:
-            try:
-                ids.append(broker.publish_nowait(body, priority=priority))
-            except QueueFull:  # backpressure: store what we have, then wait for room
-                await broker.flush()
-                ids.append(await broker.publish(body, priority=priority))
-        await broker.flush()
+        ids = await self.broker.publish_many(bodies, priority=priority)
         if (self.dispatcher.room_total > 0 or self.dispatcher.spare) and not self.dispatcher.paused:
             await self.dispatcher.dispatch(None)
         return ids

@@ -20,7 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ccdash.backoff import Backoff
 from ccdash.brokers.base import BrokerError
@@ -33,7 +33,8 @@ from ccdash.brokers.redis.link import (
     evalsha,
     is_nogroup,
 )
-from ccdash.brokers.redis.refusals import Refusals, stored_nothing
+from ccdash.brokers.redis.refusals import Refusals, fail_unstored, stored_nothing
+from ccdash.brokers.redis.scripts.delivery import MARK_KEEP
 from ccdash.brokers.redis.views import Snapshot, parse_stats
 from ccdash.waiters import Waiters
 
@@ -44,14 +45,11 @@ ACK_CHUNK = 2000  # acks per ack script call
 STATS_EVERY = 0.05  # seconds: at most this stale while writes flow
 
 
-class Op:
+class Op(NamedTuple):
     """One queued command whose reply somebody awaits."""
 
-    __slots__ = ("cmd", "future")
-
-    def __init__(self, cmd: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
-        self.cmd = cmd
-        self.future = future
+    cmd: tuple[Any, ...]
+    future: asyncio.Future[Any]
 
 
 class Flusher:
@@ -111,11 +109,15 @@ class Flusher:
         self.ack_done = 0
         self._acks_in_flight = 0
         self._sent_waiters = Waiters()
-        # The batch being sent: its number, and whether it went out before (its
-        # outcome unknown: the script checks whether Redis stored it already).
+        # The batch being sent: its number, whether it went out before (its outcome
+        # unknown: the script checks whether Redis stored it already), and since when.
         self.publisher = publisher
         self._pub_seq = 0
         self._pub_again = False
+        self._pub_since = 0.0
+        self._pub_reg = False  # the script registers the batch's levels (ZADD)
+        self.unsure: set[int] = set()  # levels to register (see publishing.REGISTER_EVERY)
+        self.now: Callable[[], float] = time.monotonic  # for that age (a fake in tests)
         self._pub_chunk: list[tuple[int, bytes, asyncio.Future[None] | None]] = []
 
     # -- queueing -----------------------------------------------------------
@@ -265,10 +267,16 @@ class Flusher:
             n = min(PUBLISH_CHUNK, len(self.outbox))
             self._pub_chunk = [self.outbox.popleft() for _ in range(n)]
             self._pub_seq += 1
-            self._pub_again = False
+            self._pub_again, self._pub_reg = False, bool(self.unsure)
+            if not self.outbox:
+                self.unsure.clear()
         if self._pub_chunk:
             raw = Raw(b"".join(seg for _, seg, _ in self._pub_chunk), 4 * len(self._pub_chunk))
-            seq, again = self._pub_seq, b"1" if self._pub_again else b"0"
+            if not self._pub_again:
+                again, self._pub_since = b"0", self.now()
+            else:  # past MARK_KEEP, Redis may have dropped the mark: ask, never add blind
+                again = b"2" if self.now() - self._pub_since > MARK_KEEP else b"1"
+            seq, again = self._pub_seq, again + b"r" if self._pub_reg else again
             cmds.append(evalsha("publish_batch", self.prefix, self.publisher, seq, again, raw))
             self._pub_again = True
         since = self.acks_since
@@ -376,17 +384,10 @@ class Flusher:
         self, chunk: list[tuple[int, bytes, asyncio.Future[None] | None]], failed: Any
     ) -> None:
         """A publish batch reached Redis: its publishers may go on, but those whose
-        level's key is no stream (a foreign writer's; `failed`: their positions) get
-        an error: not stored (the others of the batch are, once)."""
+        level's key is no stream (`failed`: their positions) get an error, not stored;
+        -1: all get one, the outcome unknown (see MARK_KEEP)."""
         self.refusals.stored()
-        bad = {p for p in failed if 0 <= p < len(chunk)} if isinstance(failed, list) else set()
-        for pos in bad:
-            prio, _, fut = chunk[pos]
-            error = BrokerError(f"not stored: the key of priority {prio} is no stream")
-            log.error("publish %s", error)
-            if fut is not None and not fut.done():
-                fut.set_exception(error)
-        self.sent_pub += len(chunk) - len(bad)
+        self.sent_pub += len(chunk) - fail_unstored(chunk, failed)
         self.pub_done += len(chunk)
         for _, _, fut in chunk:
             if fut is not None and not fut.done():

@@ -7,9 +7,17 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ccdash.brokers.base import QueueFull, encode_body, storable_text
+from ccdash.aio import consume_outcome
+from ccdash.brokers.base import (
+    MAX_PRIORITY,
+    QueueFull,
+    check_publish_args,
+    encode_body,
+    storable_text,
+)
 from ccdash.brokers.redis.link import evalsha
 from ccdash.brokers.redis.local import encode_stored
 from ccdash.clock import MonotonicClock
@@ -22,6 +30,10 @@ if TYPE_CHECKING:
     from ccdash.waiters import Waiters
 
 _REAL_TIME = MonotonicClock()  # re-reading the fleet's count is a real-time matter
+# A level this publisher stores to is registered (ZADD NX in the batch script) at
+# most this often, seconds: a member an operator's cleanup or a foreign client
+# removed comes back, or nobody would fetch from it; not a ZADD per publish.
+REGISTER_EVERY = 1.0
 
 
 class WouldBlock(QueueFull):
@@ -36,6 +48,7 @@ class Publishing:
     keys: Keys
     reader: Reader
     _dedup: dict[str, tuple[str, float]]
+    _registered: dict[int, float]  # level -> when a batch last registered it
     _mid_prefix: str
     _seq: int
     _room_waiters: Waiters
@@ -58,6 +71,7 @@ class Publishing:
     def publish_nowait(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         """Queue a message for the next pipeline (group commit); returns its id."""
         self._check_open()
+        _check_priority(priority)
         if dedup_id is not None:
             dedup_id = storable_text(dedup_id, None)
             known = self._dedup.get(dedup_id)
@@ -85,6 +99,10 @@ class Publishing:
         p, m, d = b"%d" % prio, mid.encode(), (b"j" if is_json else b"b") + data
         if p not in self.reader.prios:  # a level the reader may not know: it fetches next
             self.reader.changed()
+        now = self.flusher.now()
+        if now - self._registered.get(prio, -REGISTER_EVERY) >= REGISTER_EVERY:
+            self._registered[prio] = now  # registered again (an operator may have removed it)
+            self.flusher.unsure.add(prio)
         t = b"%d" % ((time.monotonic() - self.offset) * 1000)  # Redis's clock, in ms
         # The publish script's 4 arguments (priority, id, time, body), RESP-encoded.
         self.flusher.outbox.append(
@@ -99,9 +117,38 @@ class Publishing:
             self.flusher.kick()
         return mid
 
+    async def publish_many(self, bodies: Sequence[Any], *, priority: int = 0) -> list[str]:
+        """Publish several in group commits; returns their ids once Redis has them all.
+        One Redis refused (its level's key is no stream) raises BrokerError as
+        `publish` does, once the others are stored (`publish_nowait` + `flush` cannot
+        tell: nobody waits on a staged publish)."""
+        self._check_open()
+        _check_priority(priority)
+        loop = asyncio.get_running_loop()
+        ids: list[str] = []
+        stored: list[asyncio.Future[None]] = []
+        try:
+            for body in bodies:
+                if self._full():  # backpressure: send what we have, then wait for room
+                    self.flusher.kick()
+                    ids.append(await self.publish(body, priority=priority))
+                    continue
+                data, is_json = encode_body(body, self.config.max_body_bytes)
+                stored.append(loop.create_future())
+                ids.append(self._stage(data, is_json, priority, stored[-1], kick=False))
+            await self.flusher.send_now()
+            refused = [r for r in await asyncio.gather(*stored, return_exceptions=True) if r]
+        finally:  # cancelled or refused part-way: nobody is left to read the others
+            for fut in stored:
+                fut.add_done_callback(consume_outcome)
+        if refused:
+            raise refused[0]
+        return ids
+
     async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         """Publish and wait until Redis has it (waits for room on a bounded queue)."""
         self._check_open()
+        _check_priority(priority)
         data, is_json = encode_body(body, self.config.max_body_bytes)
         if dedup_id is not None:  # a duplicate adds nothing: it never waits for room
             dedup_id = storable_text(dedup_id, None)
@@ -146,3 +193,10 @@ class Publishing:
                 now = time.monotonic()
                 self._dedup = {k: v for k, v in self._dedup.items() if v[1] > now}
         return mid
+
+
+def _check_priority(priority: object) -> None:
+    """A level per priority, from -MAX_PRIORITY to MAX_PRIORITY: the scripts drop any
+    other from the level registry, and its messages would never be fetched."""
+    if type(priority) is not int or not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+        check_publish_args(priority, None)

@@ -13,6 +13,7 @@ from typing import TypeGuard
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 from ccdash.brokers.base import BrokerError
+from ccdash.brokers.redis.scripts.delivery import UNKNOWN
 
 log = logging.getLogger("ccdash.redis")
 
@@ -46,3 +47,21 @@ class Refusals:
         if self.refusing:
             self.refusing = False
             log.warning("Redis stores publishes again")
+
+
+def fail_unstored(chunk: list[Item], failed: object) -> int:
+    """A publish batch's reply: the positions Redis did not store (their level's key
+    is no stream: a foreign writer's), or -1 (sent again past MARK_KEEP, the mark gone:
+    the outcome of all of it unknown). Their publishers get a BrokerError; returns how
+    many."""
+    bad = {p for p in failed if 0 <= p < len(chunk)} if isinstance(failed, list) else set()
+    why = "not stored: the key of priority {} is no stream"
+    if failed == -1:
+        bad, why = set(range(len(chunk))), UNKNOWN
+    if bad:
+        log.error("%d of %d publishes %s", len(bad), len(chunk), why.format(chunk[min(bad)][0]))
+    for pos in bad:
+        prio, _, fut = chunk[pos]
+        if fut is not None and not fut.done():
+            fut.set_exception(BrokerError(why.format(prio)))
+    return len(bad)

@@ -3,6 +3,18 @@ release, defer). Extending a lease is a plain XCLAIM (see extending.py)."""
 
 from __future__ import annotations
 
+# How long Redis keeps the record that a publish call was stored (`pub:<token>`,
+# `pubseq:<publisher>`), seconds: a call sent again after its reply was lost finds
+# it there if the outage was shorter. A publisher whose outage ran longer than
+# this (less a margin, MARK_KEEP) does not send the batch blind: it asks with retry
+# flag 2, and a missing mark then means "unknown", not "not stored" (flusher.py).
+MARK_TTL = 86_400
+MARK_KEEP = MARK_TTL - 3600
+UNKNOWN = (
+    f"outcome unknown: the reply was lost and Redis out of reach for over {MARK_KEEP} s; "
+    "it may be stored (not sent again)"
+)
+
 # ARGV: P, token, dedup window ms, then (priority, id, data, dedup id or '') per message.
 # Returns {} when the batch had no dedup ids, else the id each publish resolved to.
 PUBLISH = r"""
@@ -30,25 +42,32 @@ for i = 4, #ARGV, 4 do
 end
 if added > 0 then incr(P .. 'counters', 'published', added) end
 if dedup then
-  redis.call('SET', tok, cjson.encode(out), 'EX', 600)
+  redis.call('SET', tok, cjson.encode(out), 'EX', @MARK_TTL@)
   return out
 end
-redis.call('SET', tok, '', 'EX', 600)
+redis.call('SET', tok, '', 'EX', @MARK_TTL@)
 return {}
-"""
+""".replace("@MARK_TTL@", str(MARK_TTL))
 
 # ARGV: P, publisher, batch number, retry flag, then (priority, id, time, data) per
 # message. The group commit's publishes (no dedup id), run `lean`: one XADD each to
 # a level that exists (NOMKSTREAM), the level made first when not (new, or Redis
-# lost it). `pubseq:<publisher>` holds the number of its last batch stored: a batch
+# lost it). Flag `r` after the retry flag: each level stored to is registered, once
+# per call (ZADD NX: a member an operator's cleanup or a foreign client removed is
+# put back, or nobody would fetch from it); a publisher asks for it at most once a
+# second per level (REGISTER_EVERY). `pubseq:<publisher>` holds the number of its last
+# batch stored: a batch
 # sent again (retry flag 1) after its reply was lost adds nothing if it is there
-# (a publisher numbers its batches up and sends them one at a time). The time is
+# (a publisher numbers its batches up and sends them one at a time); with flag 2
+# (sent again past MARK_KEEP) it adds nothing either way and returns -1 when the
+# mark is not there. The time is
 # the publisher's reading of the Redis clock (it saves a TIME per call). Returns
 # the positions (0-based) of messages not stored: their level's key is no stream
 # (a foreign writer's); the others are stored, once (the mark keeps the positions).
 PUBLISH_BATCH = r"""
 local mark, seq = P .. 'pubseq:' .. ARGV[2], tonumber(ARGV[3])
-if ARGV[4] == '1' then
+local again, reg = string.sub(ARGV[4], 1, 1), string.sub(ARGV[4], 2) == 'r'
+if again ~= '0' then
   local v = redis.pcall('GET', mark)
   local done, failed = string.match(type(v) == 'string' and v or '', '^(%d+)(.*)$')
   if (tonumber(done) or 0) >= seq then
@@ -56,21 +75,27 @@ if ARGV[4] == '1' then
     for i in string.gmatch(failed, '%d+') do out[#out + 1] = tonumber(i) end
     return out
   end
+  if again == '2' then return -1 end  -- the mark may have expired: add nothing
 end
 local bad = {}
 for i = 5, #ARGV, 4 do
   local p, m, t, d = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local r = redis.pcall('XADD', P .. 'q:' .. p, 'NOMKSTREAM', '*', 'm', m, 't', t, 'd', d)
-  if not r then
-    redis.call('XADD', level(p), '*', 'm', m, 't', t, 'd', d)
+  if not r then  -- no stream: made, with its groups (registered or not)
+    local key = level(p)
+    redis.pcall('XGROUP', 'CREATE', key, G, '0', 'MKSTREAM')
+    redis.pcall('XGROUP', 'CREATE', P .. 'q:r' .. p, G, '0', 'MKSTREAM')
+    redis.call('XADD', key, '*', 'm', m, 't', t, 'd', d)
   elseif type(r) == 'table' and r.err then
     bad[#bad + 1] = (i - 5) / 4
+  elseif reg then
+    level(p)  -- registered (once per call): a member removed by hand is put back
   end
 end
 incr(P .. 'counters', 'published', (#ARGV - 4) / 4 - #bad)
-redis.call('SET', mark, seq .. ' ' .. table.concat(bad, ' '), 'EX', 600)
+redis.call('SET', mark, seq .. ' ' .. table.concat(bad, ' '), 'EX', @MARK_TTL@)
 return bad
-"""
+""".replace("@MARK_TTL@", str(MARK_TTL))
 
 # ARGV: P, me, n, promote limit[, floor]. Moves due retries back, then reads up to n
 # entries, highest priority first; within a level, returned messages (in their
