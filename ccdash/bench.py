@@ -34,6 +34,7 @@ from ccdash.validate import (
     add_broker_flags,
     bounded,
     check_broker,
+    check_distinct_files,
     check_output_path,
     guard,
     resolve_broker,
@@ -278,6 +279,7 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
             url = scratch_url(url, scheme, source)
             if args.json is not None:
                 check_output_path("--json", args.json)
+                check_distinct_files([("--broker-file", args.broker_file), ("--json", args.json)])
         except UsageError as exc:
             p.error(str(exc))
     args.broker = url

@@ -30,6 +30,7 @@ from ccdash.validate import (
     add_broker_flags,
     bounded,
     check_broker,
+    check_distinct_files,
     check_output_path,
     check_theme,
     guard,
@@ -188,20 +189,20 @@ def load_handler(spec: str) -> Callable[..., Any]:
     return obj  # type: ignore[no-any-return]
 
 
+OUTPUT_FLAGS = ("--json", "--log-file", "--record", "--plot")
+
+
 def check_distinct_outputs(args: argparse.Namespace) -> None:
     """Two outputs naming one file would overwrite each other (the recording by the
-    report, say): refused before the run."""
-    seen: dict[str, str] = {}
-    for flag in ("--json", "--log-file", "--record", "--plot"):
-        path = getattr(args, flag[2:].replace("-", "_"))
-        if path is None:
-            continue
-        key = os.path.realpath(path)
-        if key in seen:
-            raise UsageError(
-                f"{seen[key]} and {flag} name the same file {path!r}; give each its own"
-            )
-        seen[key] = flag
+    report, say), an output naming the scenario or the broker file would overwrite
+    it: refused before the run."""
+    inputs = [("--scenario", args.scenario), ("--broker-file", args.broker_file)]
+    check_distinct_files(
+        [
+            *((flag, path) for flag, path in inputs if path and os.path.isfile(path)),
+            *((flag, getattr(args, flag[2:].replace("-", "_"))) for flag in OUTPUT_FLAGS),
+        ]
+    )
 
 
 def check_evidence(args: argparse.Namespace) -> None:

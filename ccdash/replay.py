@@ -42,9 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
     """Replay, report or plot; returns the exit status (usage problems raise UsageError)."""
-    from ccdash.validate import UsageError, check_output_path, check_theme
+    from ccdash.validate import UsageError, check_distinct_files, check_output_path, check_theme
 
     args = (parser or build_parser()).parse_args(list(sys.argv[1:] if argv is None else argv))
+    check_distinct_files(
+        [("the recording", args.file), ("--json", args.json), ("--plot", args.plot)]
+    )
     if args.json is not None:
         if not args.report:
             raise UsageError("--json applies to --report; add it")

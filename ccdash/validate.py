@@ -15,7 +15,8 @@ import argparse
 import contextlib
 import math
 import os
-from collections.abc import Callable, Iterator
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -109,6 +110,30 @@ def check_output_path(flag: str, path: str) -> None:
         raise UsageError(f"{flag}: directory {shown(str(parent))} is not writable")
 
 
+def check_distinct_files(named: Iterable[tuple[str, str | None]]) -> None:
+    """Refuse two of these (flag, path) naming one file: an output written over an input
+    (the recording a replay reads, the scenario, the control secret) or over another
+    output. The same name, a link or a hard link all count; devices (/dev/null) do not."""
+    seen: dict[object, str] = {}
+    for flag, path in named:
+        if path is None:
+            continue
+        key: object
+        try:
+            st = os.stat(path)
+        except OSError:
+            key = os.path.realpath(path)  # not there yet: by the name it will have
+        else:
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            key = (st.st_dev, st.st_ino)
+        if key in seen:
+            raise UsageError(
+                f"{seen[key]} and {flag} name the same file {shown(path)}; give each its own"
+            )
+        seen[key] = flag
+
+
 def read_broker_file(path: str) -> str:
     """The broker URL kept in a file that only its owner can read."""
     try:
@@ -195,6 +220,7 @@ __all__ = [
     "add_broker_flags",
     "bounded",
     "check_broker",
+    "check_distinct_files",
     "check_output_path",
     "guard",
     "read_broker_file",

@@ -30,6 +30,7 @@ from ccdash.validate import (
     add_broker_flags,
     bounded,
     check_broker,
+    check_distinct_files,
     check_output_path,
     guard,
     resolve_broker,
@@ -164,6 +165,14 @@ def _check(
     for flag, path in (("--audit-log", args.audit_log), ("--record", args.record)):
         if path is not None:
             check_output_path(flag, path)
+    check_distinct_files(
+        [
+            ("--control-secret-file", args.control_secret_file),
+            ("--broker-file", args.broker_file),
+            ("--audit-log", args.audit_log),
+            ("--record", args.record),
+        ]
+    )
     if args.record_bodies and not args.record:
         raise UsageError("--record-bodies applies to --record FILE; add it")
     handler = load_handler(args.handler)

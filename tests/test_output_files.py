@@ -186,3 +186,87 @@ def test_a_hard_link_to_a_file_of_ours_does_not_take_our_lines(tmp_path: Path) -
     assert keys.read_text() == "ssh-ed25519 AAAA me\n"
     assert log.read_text().endswith('{"kind":"alert"}\n')
     assert log.stat().st_nlink == 1 and log.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("argv", "kept", "says"),
+    [
+        (
+            ["replay", "run.rec", "--report", "--json", "run.rec"],
+            "run.rec",
+            "the recording and --json",
+        ),
+        (
+            ["replay", "run.rec", "--report", "--json", "x.svg", "--plot", "x.svg"],
+            None,
+            "--json and --plot",
+        ),
+        (["--demo", "--scenario", "s.toml", "--json", "s.toml"], "s.toml", "--scenario and --json"),
+        (
+            ["--demo", "--broker-file", "url", "--log-file", "url"],
+            "url",
+            "--broker-file and --log-file",
+        ),
+        (["--demo", "--json", "r.json", "--log-file", "hard"], "r.json", "--json and --log-file"),
+        (
+            [
+                "worker",
+                "--broker",
+                "redis://127.0.0.1:1/0",
+                "--handler",
+                "json:dumps",
+                "--control-secret-file",
+                "secret",
+                "--audit-log",
+                "secret",
+            ],
+            "secret",
+            "--control-secret-file and --audit-log",
+        ),
+        (
+            [
+                "worker",
+                "--broker",
+                "redis://127.0.0.1:1/0",
+                "--handler",
+                "json:dumps",
+                "--audit-log",
+                "a.log",
+                "--record",
+                "a.log",
+            ],
+            None,
+            "--audit-log and --record",
+        ),
+        (["bench", "--broker-file", "url", "--json", "url"], "url", "--broker-file and --json"),
+    ],
+)
+def test_an_output_naming_an_input_or_another_output_is_refused(
+    argv: list[str],
+    kept: str | None,
+    says: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`ccdash replay run.rec --report --json run.rec` wrote the report over the recording
+    it read; a worker's audit log could append to its control secret. One line, exit 2,
+    the input as it was."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CCDASH_BROKER", raising=False)
+    originals = {
+        "run.rec": b"\x1f\x8b not really a recording",
+        "s.toml": (Path(__file__).parents[1] / "demo" / "default.toml").read_bytes(),
+        "url": b"memory\n",
+        "secret": b"0123456789abcdef0123456789abcdef\n",
+        "r.json": b"{}\n",
+    }
+    for name, data in originals.items():
+        (tmp_path / name).write_bytes(data)
+        (tmp_path / name).chmod(0o600)
+    os.link(tmp_path / "r.json", tmp_path / "hard")
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and "same file" in err, err
+    if kept is not None:
+        assert (tmp_path / kept).read_bytes() == originals[kept]
