@@ -185,3 +185,19 @@ async def test_ids_cut_to_their_column_keep_the_end_that_tells_them_apart(pane: 
         assert "\x1b" not in hostile and "\u202e" not in hostile and len(hostile) <= 14
         assert hostile.startswith("\\x1b") and hostile.endswith("end"), hostile
         await quit_app(app, pilot)
+
+
+async def test_at_80x24_finds_answer_is_shown_whole() -> None:
+    """`:` and an id at 80x24: the answer was one log line, and the log is not on screen
+    there (nor whole when it is: 45 cells for the message); it shows as a notification
+    too, whole and inert."""
+    app = make_app(latency=5.0)
+    async with running(app, (80, 24)) as pilot:
+        mid = await app.engine.publish({"n": 99})
+        await advance(app, pilot, 0.5)
+        await pilot.press("colon", *mid, "enter")
+        await pilot.pause()
+        shown = [n.message for n in app._notifications]
+        whole = f"{mid}: in flight with c1, attempt 1, lease 9.5s left; no failed delivery"
+        assert whole in shown, shown
+        await quit_app(app, pilot)

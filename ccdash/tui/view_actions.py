@@ -15,6 +15,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ccdash.engine import AlertState
+from ccdash.text import sanitize
 from ccdash.tui.command_base import guarded
 from ccdash.tui.feed import ScreenState
 from ccdash.tui.format import Palette
@@ -244,6 +245,9 @@ class ViewActions(Operations):
             where = self.locate(value.strip())
             if isinstance(where, str):
                 self.say(where)
+                # An answer, not a confirmation: whole, even where the log is hidden
+                # (80x24) or too narrow for it.
+                self.notify(sanitize(where, 500), title="find", markup=False, timeout=12)
             else:
                 self.say(f"{value.strip()}: dead-lettered ({where.reason}); its history opens")
                 self.push_screen(MessageDetail(where, self.palette, self.t0))
