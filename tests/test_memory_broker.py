@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from ccdash.brokers.deadlines import DeadlineBuckets
 from ccdash.brokers.memory import MemoryBroker
-from ccdash.brokers.memory.records import Msg
+from ccdash.brokers.memory.records import PUBLISHED_FIELDS, Msg, attempts, failures
 from ccdash.brokers.types import Delivery
 
 Make = Callable[..., MemoryBroker]
@@ -123,16 +123,50 @@ async def test_retired_holders_do_not_accumulate(memory_broker: Make) -> None:
 
 async def test_records_built_field_by_field_have_every_field() -> None:
     """publish_nowait and receive_nowait build their Msg and Delivery field by field (a
-    Python __init__ costs more): each has every field, equal to what the constructor
-    would have made."""
+    Python __init__ costs more): a published Msg has exactly the fields the constructor
+    sets, equal to its values, and no placeholders; a lease adds attempt, deadline and
+    holder (receipt only astray); the Delivery has every field."""
     broker = MemoryBroker()
     mid = broker.publish_nowait({"a": 1}, priority=2)
     [msg] = broker._levels[2].fresh
     made = Msg(mid, msg.data, msg.how, 2, msg.seq, msg.published_at)
-    assert {s: getattr(msg, s) for s in Msg.__slots__} == {
-        s: getattr(made, s) for s in Msg.__slots__
-    }
+
+    def fields(m: Msg) -> dict[str, object]:
+        return {s: getattr(m, s) for s in Msg.__slots__ if hasattr(m, s)}
+
+    assert fields(msg) == fields(made)
+    assert list(fields(msg)) == list(PUBLISHED_FIELDS)
+    assert (attempts(msg), failures(msg)) == (0, None)
     [d] = broker.receive_nowait(["c"])
+    assert list(fields(msg)) == [*PUBLISHED_FIELDS, "attempt", "deadline", "holder"]
+    assert (msg.attempt, msg.deadline, msg.holder) == (1, d.deadline, "c")
     assert dataclasses.asdict(d) == dataclasses.asdict(
         Delivery(mid, {"a": 1}, 1, "c", d.receipt, 2, d.deadline, msg.published_at)
     )
+
+
+async def test_a_batch_takes_fresh_and_returned_messages_in_order() -> None:
+    """receive_nowait's two paths agree: a batch of fresh messages only (attempt 1 without
+    a look) and a batch mixing a returned message, fresh ones and a lower level give
+    priority then sequence order, the right attempts, and leave no emptied level."""
+    broker = MemoryBroker()
+    for name in ("a", "b", "c"):
+        broker.publish_nowait(name, priority=1)
+    broker.publish_nowait("low")
+    [a] = broker.receive_nowait(["h"])
+    assert (a.body, a.attempt) == ("a", 1)
+    await broker.nack(a.receipt, "boom", delay=0)
+    got = broker.receive_nowait(["h1", "h2", "h3", "h4"])
+    assert [(d.body, d.attempt, d.priority, d.consumer_id) for d in got] == [
+        ("a", 2, 1, "h1"),
+        ("b", 1, 1, "h2"),
+        ("c", 1, 1, "h3"),
+        ("low", 1, 0, "h4"),
+    ]
+    assert broker._levels == {} and broker._order == []
+    broker.publish_nowait("x")
+    broker.publish_nowait("y")
+    got = broker.receive_nowait(["h1", "h2"])  # the whole level, on the fresh path
+    assert [(d.body, d.attempt) for d in got] == [("x", 1), ("y", 1)]
+    assert broker._levels == {} and broker._order == []
+    assert len({d.receipt for d in got}) == 2

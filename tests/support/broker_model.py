@@ -424,8 +424,9 @@ class BrokerMachine(RuleBasedStateMachine):
             counts[holder] = counts.get(holder, 0) + 1
         assert self.broker.holder_counts() == counts
         b = self.broker
-        for receipt, msg in [*b._leases.items(), *b._stray.items()]:
+        for receipt, msg in b._stray.items():  # (only a stray lease keeps its receipt)
             assert msg.receipt == receipt
+        for receipt, msg in [*b._leases.items(), *b._stray.items()]:
             assert b._by_holder[msg.holder][receipt] is msg
         # _leases doubles as the expiry queue: its deadlines never decrease in order.
         deadlines = [msg.deadline for msg in b._leases.values()]

@@ -14,7 +14,15 @@ INF = float("inf")
 
 class Msg:
     """One message's record. `deadline` is the lease deadline while leased and
-    the visible-again time while delayed (a message is never both)."""
+    the visible-again time while delayed (a message is never both).
+
+    Publishing sets only what a ready message needs (the first six fields); each
+    other field is set when it first means something, so publish stores no
+    placeholders: `attempt` when the message leaves its level's fresh deque (it is
+    0 until then: see `Level.pop` and `attempts`), `deadline` and `holder` with a
+    lease, `receipt` only for a lease kept out of grant order (`_stray`; `_leases`
+    is keyed by it), `history` once a delivery failed (see `failures`).
+    """
 
     __slots__ = (
         "id",
@@ -22,26 +30,46 @@ class Msg:
         "how",
         "priority",
         "seq",
+        "published_at",
         "attempt",
         "deadline",
         "holder",
         "receipt",
-        "published_at",
         "history",
     )
 
+    id: str
+    data: Any  # the body as codec.keep_body keeps it...
+    how: int  # ...and how (codec.KEPT_*)
+    priority: int
+    seq: int
+    published_at: float
+    attempt: int
+    deadline: float
+    holder: str
+    receipt: Receipt
+    history: list[HistoryEntry] | None
+
     def __init__(self, mid: str, data: Any, how: int, priority: int, seq: int, now: float) -> None:
         self.id = mid
-        self.data: Any = data  # the body as codec.keep_body keeps it...
-        self.how = how  # ...and how (codec.KEPT_*)
+        self.data = data
+        self.how = how
         self.priority = priority
         self.seq = seq
-        self.attempt = 0
-        self.deadline = 0.0
-        self.holder = ""
-        self.receipt: Receipt = 0
         self.published_at = now
-        self.history: list[HistoryEntry] | None = None  # only once a delivery failed
+
+
+PUBLISHED_FIELDS = Msg.__slots__[:6]  # what publish sets (and a test checks)
+
+
+def attempts(msg: Msg) -> int:
+    """Deliveries of `msg` so far (0 while it has never left the fresh deque)."""
+    return getattr(msg, "attempt", 0)
+
+
+def failures(msg: Msg) -> list[HistoryEntry] | None:
+    """How the failed deliveries of `msg` ended (None: none failed yet)."""
+    return getattr(msg, "history", None)
 
 
 class Dedup:
@@ -69,7 +97,9 @@ class Level:
         returned = self.returned
         if returned and (not self.fresh or returned[0][0] < self.fresh[0].seq):
             return heapq.heappop(returned)[1]
-        return self.fresh.popleft()
+        msg = self.fresh.popleft()
+        msg.attempt = 0  # fresh: never delivered, or redriven (see Msg)
+        return msg
 
 
 def by_deadline(msg: Msg) -> float:

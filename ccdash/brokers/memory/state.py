@@ -27,7 +27,7 @@ from bisect import insort
 from ccdash.brokers.base import Broker
 from ccdash.brokers.codec import kept_body
 from ccdash.brokers.deadlines import DeadlineBuckets
-from ccdash.brokers.memory.records import INF, Dedup, Level, Msg
+from ccdash.brokers.memory.records import INF, Dedup, Level, Msg, failures
 from ccdash.brokers.types import (
     REASON_EXPIRED,
     REASON_RELEASED,
@@ -63,7 +63,7 @@ class MemoryState(Broker):
         self._dedup: dict[str, Dedup] = {}
         self._dedup_expiry: DeadlineBuckets[Dedup] = DeadlineBuckets(resolution=1.0)
         self._seq = itertools.count(1)
-        self._receipts = itertools.count(1)
+        self._issued = 0  # the last receipt handed out (receipts count up from 1)
         self._readers = Waiters()  # parked in wait_ready
         self._writers = Waiters()  # parked in publish (full)
         # No retry or lease deadline falls before `_due`, and no deadline in _leases
@@ -153,6 +153,7 @@ class MemoryState(Broker):
             if msg.deadline < self._lease_due:
                 self._lease_due = msg.deadline
         else:
+            msg.receipt = receipt
             self._stray[receipt] = msg
             self._stray_expiry.add(receipt, msg)
         if msg.deadline < self._due:
@@ -199,10 +200,11 @@ class MemoryState(Broker):
             self._make_ready(msg)
 
     def _record(self, msg: Msg, now: float, outcome: str, error: str) -> None:
-        if msg.history is None:
-            msg.history = []
-        msg.history.append(HistoryEntry(now, msg.holder, msg.attempt, outcome, error))
-        del msg.history[:-20]  # bounded: the last 20 failures tell the story
+        history = failures(msg)
+        if history is None:
+            history = msg.history = []
+        history.append(HistoryEntry(now, msg.holder, msg.attempt, outcome, error))
+        del history[:-20]  # bounded: the last 20 failures tell the story
 
     def _bury(self, msg: Msg, reason: str, error: str, now: float) -> None:
         self._dead[msg.id] = (
@@ -215,7 +217,7 @@ class MemoryState(Broker):
                 msg.priority,
                 kept_body(msg.data, msg.how),
                 now,
-                tuple(msg.history or ()),
+                tuple(failures(msg) or ()),
             ),
         )
         self.dead_lettered += 1
@@ -239,21 +241,21 @@ class MemoryState(Broker):
             leases = self._leases
             expired = []
             head = INF
-            for msg in leases.values():  # in deadline order: stop at the first alive
+            for receipt, msg in leases.items():  # in deadline order: stop at the first alive
                 if msg.deadline > judge:
                     head = msg.deadline
                     break
-                expired.append(msg)
+                expired.append((receipt, msg))
             self._lease_due = head
-            for msg in expired:
-                del leases[msg.receipt]
-                self._expire(msg, now)
+            for receipt, msg in expired:
+                del leases[receipt]
+                self._expire(receipt, msg, now)
             woke = woke or bool(expired)
         if self._stray_expiry:
             judge = self.expiry_now(now)
             for msg in self._stray_expiry.pop_expired(judge):
                 del self._stray[msg.receipt]
-                self._expire(msg, now)
+                self._expire(msg.receipt, msg, now)
                 woke = True
         self._due = self._next_deadline()
         if judge < now and self._due <= now:
@@ -262,9 +264,9 @@ class MemoryState(Broker):
         if woke and self._readers:
             self._readers.wake_all()
 
-    def _expire(self, msg: Msg, now: float) -> None:
+    def _expire(self, receipt: Receipt, msg: Msg, now: float) -> None:
         """A lease ran out (already out of the lease dicts): end it as lease-expired."""
-        del self._by_holder[msg.holder][msg.receipt]
+        del self._by_holder[msg.holder][receipt]
         if self.on_event is not None:
             self.on_event(
                 "lease-expired",

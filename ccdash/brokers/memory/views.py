@@ -7,7 +7,7 @@ import heapq
 import itertools
 from collections.abc import Sequence
 
-from ccdash.brokers.memory.records import Msg, by_deadline
+from ccdash.brokers.memory.records import Msg, attempts, by_deadline, failures
 from ccdash.brokers.memory.state import MemoryState
 from ccdash.brokers.types import DeadLetter, HistoryEntry, LeaseInfo, MessageWhere, QueueStats
 
@@ -51,7 +51,7 @@ class MemoryViews(MemoryState):
         ):
             for msg in msgs:
                 if msg.id == message_id:
-                    return self._where(msg, state, tuple(msg.history or ()))
+                    return self._where(msg, state, tuple(failures(msg) or ()))
         return None
 
     @staticmethod
@@ -60,7 +60,7 @@ class MemoryViews(MemoryState):
             msg.id,
             state,
             msg.priority,
-            msg.attempt,
+            attempts(msg),
             msg.holder if state == "leased" else "",
             msg.deadline if state in ("leased", "delayed") else 0.0,
             msg.published_at,
