@@ -11,7 +11,7 @@ from collections.abc import Callable
 from ccdash.brokers.deadlines import DeadlineBuckets
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.brokers.memory.records import PUBLISHED_FIELDS, Msg, attempts, failures
-from ccdash.brokers.types import Delivery
+from ccdash.brokers.types import Delivery, QueueConfig
 
 Make = Callable[..., MemoryBroker]
 
@@ -170,3 +170,26 @@ async def test_a_batch_takes_fresh_and_returned_messages_in_order() -> None:
     assert [(d.body, d.attempt) for d in got] == [("x", 1), ("y", 1)]
     assert broker._levels == {} and broker._order == []
     assert len({d.receipt for d in got}) == 2
+
+
+async def test_acked_is_exact_without_a_count_per_ack() -> None:
+    """`acked` is derived (published messages in no other place), so ack_nowait counts
+    nothing; it stays exact through expiry, the DLQ, purge and redrive."""
+    broker = MemoryBroker(QueueConfig(max_attempts=1, visibility_timeout=5.0))
+    for i in range(6):
+        broker.publish_nowait(i)
+    got = broker.receive_nowait(["a"] * 4)
+    broker.ack_nowait(got[0].receipt)
+    broker.ack_nowait(got[1].receipt)
+    await broker.nack(got[2].receipt, "boom")  # last attempt: dead
+    assert (broker.stats().acked, broker.stats().dead) == (2, 1)
+    await broker.purge()
+    [dead] = broker.receive_nowait(["a"])
+    await broker.nack(dead.receipt, "boom")
+    await broker.redrive()
+    assert (broker.stats().acked, broker.stats().dead, broker.outstanding()) == (2, 0, 3)
+    for d in broker.receive_nowait(["a"] * 3):
+        broker.ack_nowait(d.receipt)
+    broker.ack_nowait(got[3].receipt)
+    assert broker.stats().acked == 6 - 1 and broker.outstanding() == 0
+    assert vars(broker).get("acked") is None  # a property, never a stored count

@@ -253,7 +253,6 @@ class MemoryBroker(MemoryViews):
             msg = self._ack_off_path(receipt, msg)
         # An emptied holder dict stays: see _holder_index.
         del self._by_holder[msg.holder][receipt]
-        self.acked += 1
         if self._writers:
             self._writers.wake()
 

@@ -5,7 +5,7 @@ Where a message is, at any time (the invariant the tests check):
   delayed  in `_delayed`, waiting out a retry backoff;
   leased   in `_leases` or `_stray` (by receipt), and its holder's `_by_holder` entry;
   dead     in `_dead`;
-  acked    gone (counted in `acked`).
+  acked    gone (`acked` counts them: every message published and not elsewhere).
 
 Leases are granted with deadline = now + visibility timeout, so in grant order
 their deadlines only grow: `_leases` (a dict, insertion-ordered) is itself the
@@ -76,7 +76,7 @@ class MemoryState(Broker):
         self._timer_at = float("inf")
         self._closed = False
         self.published = 0
-        self.acked = 0
+        self._purged = 0  # dead messages deleted for good (see `acked`)
         self.dead_lettered = 0
         self.redelivered = 0
 
@@ -267,12 +267,12 @@ class MemoryState(Broker):
     def _expire(self, receipt: Receipt, msg: Msg, now: float) -> None:
         """A lease ran out (already out of the lease dicts): end it as lease-expired."""
         del self._by_holder[msg.holder][receipt]
-        if self.on_event is not None:
+        self._return(msg, REASON_EXPIRED, "visibility timeout passed", now)
+        if self.on_event is not None:  # once the message is in its new place (see acked)
             self.on_event(
                 "lease-expired",
                 {"message_id": msg.id, "consumer": msg.holder, "attempt": msg.attempt},
             )
-        self._return(msg, REASON_EXPIRED, "visibility timeout passed", now)
 
     def _next_deadline(self) -> float:
         """The earliest retry or lease deadline (inf if none), as far as reaped."""
@@ -301,6 +301,12 @@ class MemoryState(Broker):
         self._reap(self.clock.now())
         if self._readers or self._writers or self._delayed or self._leases or self._stray:
             self._arm()
+
+    @property
+    def acked(self) -> int:
+        """Messages acked so far: the published ones in no other place. Every message
+        is in exactly one (the invariant above), so the ack path counts nothing."""
+        return self.published - self.outstanding() - len(self._dead) - self._purged
 
     def outstanding(self) -> int:
         """Messages not yet acked or dead-lettered (expired leases count until reaped:

@@ -124,6 +124,7 @@ class MemoryViews(MemoryState):
         chosen = list(self._dead) if ids is None else [i for i in ids if i in self._dead]
         for mid in chosen:
             del self._dead[mid]
+        self._purged += len(chosen)
         if chosen and self._writers:
             self._writers.wake()
         return len(chosen)
