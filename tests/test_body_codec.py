@@ -164,3 +164,42 @@ async def test_memory_flat_dict_body_is_fresh_per_delivery() -> None:
     await broker.nack(d.receipt, "again", delay=0.0)
     [d2] = broker.receive_nowait(["c"])
     assert d2.body == {"id": 1, "body": "x"} and d2.body is not d.body
+
+
+class _Key(str):
+    """A str subclass: JSON turns it into a plain str, so a copy would not do."""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"n": n}
+        for n in (2**30 - 1, 2**30, -(2**30) + 1, -(2**30), 10**18 - 1, 10**18, -(10**18) + 1)
+    ]
+    + [
+        {"n": -(10**18)},
+        {"n": 10**4301},
+        {"f": float("inf")},
+        {"f": -0.0},
+        {"b": True, "z": None},
+        {_Key("k"): 1},
+        {"s": _Key("v")},
+        {"t": (1,)},
+        {1: "int key"},
+    ],
+)
+def test_memory_flat_check_edges_match_the_json_round_trip(value: Any) -> None:
+    """The memory broker's inline flat-dict check at its edges (the one-digit int fast
+    path, INT_CAP, floats, str subclasses, non-str keys): a delivery is the JSON round
+    trip, of the same types, or publishing fails as encode_body does."""
+
+    def round_trip(v: Any) -> Any:
+        encode_body(v, DEFAULT_MAX_BODY)
+        return json.loads(json.dumps(v, separators=(",", ":"), allow_nan=False))
+
+    expected = _outcome(round_trip, value)
+    got = _outcome(lambda v: _memory_round_trip(v, DEFAULT_MAX_BODY), value)
+    assert got == expected
+    if got[0] == "ok":
+        assert repr(got[1]) == repr(expected[1])
+        assert {type(k) for k in got[1]} == {str}

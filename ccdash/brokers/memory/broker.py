@@ -70,22 +70,29 @@ class MemoryBroker(MemoryViews):
             if len(body) <= limit:
                 data, how = body, KEPT_AS_IS
         elif kind is dict:  # flat (see codec.INT_CAP): kept as a copy
+            # Few tests per value; an int is first compared with one-digit (30-bit)
+            # literals, which the interpreter does on its fast path, unlike INT_CAP.
             chars = 0
             for k, v in body.items():
                 if type(k) is not str:
                     break
                 t = type(v)
                 if t is str:
-                    chars += len(v)
+                    chars += len(k) + len(v)
                 elif t is int:
-                    if not NEG_INT_CAP < v < INT_CAP:
+                    if -0x3FFFFFFF <= v <= 0x3FFFFFFF or NEG_INT_CAP < v < INT_CAP:
+                        chars += len(k)
+                    else:
                         break
                 elif t is float:
-                    if v - v != 0.0:  # inf or NaN
+                    if v - v == 0.0:  # not inf or NaN
+                        chars += len(k)
+                    else:
                         break
-                elif t is not bool and v is not None:
+                elif t is bool or v is None:
+                    chars += len(k)
+                else:
                     break
-                chars += len(k)
             else:
                 if 12 * chars + SCALAR_BYTES * len(body) + 2 <= limit:
                     data, how = body.copy(), KEPT_FLAT
