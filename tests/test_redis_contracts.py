@@ -141,3 +141,21 @@ async def test_a_batch_resent_after_the_mark_may_be_gone_is_refused_not_doubled(
             await b.publish(b"once")
         await b.publish(b"next")  # the publishes after it go on
     assert _xlen(redis_server, b.keys.stream(0)) == 2
+
+
+async def test_stats_skip_a_registered_level_whose_key_is_no_stream(
+    redis_broker: Make, redis_server: RedisServer
+) -> None:
+    """A registered level's stream is replaced by a string (a foreign writer): the
+    stats read skips it and counts the rest. It failed WRONGTYPE on every read, so
+    the flusher, whose stats never arrived, sent it again at once, for ever (a busy
+    loop against Redis), and closing waited its 10 s out."""
+    b = await redis_broker()
+    await b.publish(b"m3", priority=3)
+    await b.publish(b"m0", priority=0)
+    redis_server.command("DEL", b.keys.stream(3))
+    redis_server.command("SET", b.keys.stream(3), "foreign")
+    async with asyncio.timeout(5.0):
+        await b.refresh()
+    assert b.stats().ready == 1
+    assert not b.flusher.busy()

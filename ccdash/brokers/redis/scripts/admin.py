@@ -33,14 +33,16 @@ end
 local ghosts = fmap(redis.call('HGETALL', P .. 'ghosts'))  -- acked, not yet trimmed
 for _, p in ipairs(streams()) do
   local key = P .. 'q:' .. p
-  local len = redis.call('XLEN', key)
-  local s = redis.pcall('XPENDING', key, G)
-  if type(s) == 'table' and s.err then return redis.error_reply(s.err) end
-  local c = tonumber(s[1])
-  ready = ready + math.max(0, len - c - tonumber(ghosts[p] or '0'))
-  pend = pend + c
-  if s[4] then
-    for _, x in ipairs(s[4]) do per[x[1]] = (per[x[1]] or 0) + tonumber(x[2]) end
+  local len = redis.pcall('XLEN', key)
+  if type(len) == 'number' then  -- else no stream (a foreign writer's key): nothing of ours
+    local s = redis.pcall('XPENDING', key, G)
+    if type(s) == 'table' and s.err then return redis.error_reply(s.err) end
+    local c = tonumber(s[1])
+    ready = ready + math.max(0, len - c - tonumber(ghosts[p] or '0'))
+    pend = pend + c
+    if s[4] then
+      for _, x in ipairs(s[4]) do per[x[1]] = (per[x[1]] or 0) + tonumber(x[2]) end
+    end
   end
 end
 local flat = {}
