@@ -16,7 +16,7 @@ from chaos.scenario_run import Chaos
 
 pytestmark = pytest.mark.chaos
 
-N = 800
+OPEN_ENDED = 1_000_000  # the publisher runs until the stopped worker works again
 TTL = 1.5
 VT = 3.0
 
@@ -31,7 +31,7 @@ def test_worker_stopped_longer_than_its_leases_rejoins(
     q = chaos.redis_queue(redis_server)
     options = {"ttl": TTL, "vt": VT, "CHAOS_DELAY": "0.04"}
     fleet = chaos.redis_fleet(q, redis_server.url, ("p1", "p2", "p3"), **options)
-    pub = chaos.procs.publisher(q.url(redis_server.url), chaos.published, N, rate=250)
+    pub = chaos.procs.publisher(q.url(redis_server.url), chaos.published, OPEN_ENDED, rate=250)
     chaos.wait_progress(150)
     victim = fleet["p1"]
     held = chaos.freeze_holding(victim, partial(q.pending, victim.name))
@@ -52,7 +52,8 @@ def test_worker_stopped_longer_than_its_leases_rejoins(
 
     chaos.wait(victim_works, 20, "the resumed worker handling new messages")
     recover = time.monotonic() - t_cont
-    books = chaos.finish_redis(q, pub, fleet, N)
+    assert pub.stop(signal.SIGTERM, 30) == 0, pub.tail()
+    books = chaos.finish_redis(q, pub, fleet, None)
     chaos.row.note(books, recover, runs=1)
     books.check(held, chaos.procs, acked=q.counters().get("acked", 0))
     late = {c.mid for c in read_ledger(chaos.ledger) if c.pid == victim.pid} & held
