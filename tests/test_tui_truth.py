@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.dashboard import advance, make_app, quit_app, rows, running, screen_text
+from support.dashboard import (
+    advance,
+    log_text,
+    make_app,
+    quit_app,
+    rows,
+    running,
+    screen_text,
+)
 from support.polling import until
 from textual.widgets import Input, Static
 
@@ -16,6 +24,7 @@ from ccdash.fleet.view import FleetLease, FleetSnapshot, WorkerView
 from ccdash.record import parse_recording
 from ccdash.tui import format as fmt
 from ccdash.tui.app import DashboardApp
+from ccdash.tui.confirm import Confirm
 from ccdash.tui.dead_letters import DeadLetterTable
 from ccdash.tui.drill_report import DrillReport
 from ccdash.tui.fleet_feed import FleetFeed
@@ -200,4 +209,29 @@ async def test_at_80x24_finds_answer_is_shown_whole() -> None:
         shown = [n.message for n in app._notifications]
         whole = f"{mid}: in flight with c1, attempt 1, lease 9.5s left; no failed delivery"
         assert whole in shown, shown
+        await quit_app(app, pilot)
+
+
+async def test_purge_all_deletes_what_it_asked_about_and_an_empty_dlq_is_said() -> None:
+    """x with an empty DLQ asked "Purge all 0 dead letters?"; it says the DLQ is empty.
+    x with 1 dead letter asks about 1: one more dead-lettered before the answer is kept
+    (the old code deleted both: "all" was counted when asking, taken when answered)."""
+    app = make_app(latency=0.05)
+    async with running(app, (120, 40)) as pilot:
+        await pilot.press("x")
+        assert not isinstance(app.screen, Confirm)
+        assert "purge: the DLQ is empty" in log_text(app)
+        await app.workload.inject_poison(1)
+        await advance(app, pilot, 2.0)
+        await pilot.press("x")
+        assert isinstance(app.screen, Confirm)
+        assert "Purge all 1 dead letter?" in screen_text(app)
+        await app.workload.inject_poison(1)
+        await advance(app, pilot, 2.0)
+        assert app.engine.snapshot().queue.dead == 2
+        await pilot.press("y")
+        await advance(app, pilot, 0.1)
+        await pilot.pause(0.1)
+        assert app.engine.snapshot().queue.dead == 1
+        assert "purge: 1 dead letter deleted" in log_text(app)
         await quit_app(app, pilot)

@@ -10,21 +10,27 @@ from ccdash.tui.confirm import Confirm
 class QueueCommands(CommandBase):
     """Keys on the dead letters (selected, grouped or all) and the firing alerts."""
 
-    def _dlq_targets(self) -> tuple[list[str] | None, str]:
-        """Selected message / group when the DLQ pane has focus; else all (None)."""
+    def _dlq_targets(self) -> tuple[list[str] | None, str, bool]:
+        """Selected message / group when the DLQ pane has focus; else all: the ids in the
+        DLQ now when the broker lists them all (so a yes acts on what was asked about,
+        not on what arrived meanwhile), None when it lists only the newest. Also whether
+        it is one message picked by the operator."""
         if self.dead.has_focus:
             ids = self.dead.selected_ids()
             if ids:
-                what = (
-                    f"{len(ids)} dead letters of the selected error"
-                    if self.dead.grouped
-                    else f"dead letter {ids[0]}"
-                )
-                return ids, what
-        return None, f"all {self.engine.snapshot(max_leases=0, max_dead=0).queue.dead} dead letters"
+                if not self.dead.grouped:
+                    return ids, f"dead letter {ids[0]}", True
+                return ids, f"{_letters(len(ids))} of the selected error", False
+        snap = self.engine.snapshot(max_leases=0, max_dead=100_000)
+        n = snap.queue.dead
+        listed = [d.message_id for d in snap.dead_letters]
+        return (listed if len(listed) == n else None), f"all {_letters(n)}", False
 
     def _dlq_command(self, verb: str) -> None:
-        ids, what = self._dlq_targets()
+        ids, what, one = self._dlq_targets()
+        if ids == []:
+            self.say(f"{verb}: the DLQ is empty")
+            return
 
         async def run(yes: bool | None) -> None:
             if not yes:
@@ -34,9 +40,9 @@ class QueueCommands(CommandBase):
                 n = await self.engine.redrive(ids)
             else:
                 n = await self.engine.purge_dead(ids)
-            self.say(f"{verb}: {n} dead letters {'put back' if verb == 'redrive' else 'deleted'}")
+            self.say(f"{verb}: {_letters(n)} {'put back' if verb == 'redrive' else 'deleted'}")
 
-        if ids is not None and len(ids) == 1 and verb == "redrive":  # a delete always asks
+        if one and verb == "redrive":  # a delete always asks
             self.run_worker(self.guard(run)(True), group="commands", exit_on_error=False)
         else:
             self.push_screen(Confirm(f"{verb.capitalize()} {what}?"), self.guard(run))
@@ -66,3 +72,7 @@ class QueueCommands(CommandBase):
             self.say("no firing alert to acknowledge", error=True)
         elif self.engine.acknowledge_alert(aid):
             self.say(f"alert {aid} acknowledged")
+
+
+def _letters(n: int) -> str:
+    return f"{n} dead letter" if n == 1 else f"{n} dead letters"
