@@ -199,7 +199,7 @@ async def test_r_redrives_the_dlq_and_the_message_is_processed() -> None:
         await dead_letters(app, pilot, 1)
         assert app.engine.snapshot().queue.dead == 1
         await pilot.press("r")
-        assert "all 1 dead letters" in screen_text(app)
+        assert "all 1 dead letter?" in screen_text(app)
         await pilot.press("y")
         await advance(app, pilot, 1.0)
         snap = app.engine.snapshot()
