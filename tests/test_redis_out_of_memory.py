@@ -53,3 +53,20 @@ async def test_publish_fails_loudly_when_redis_is_out_of_memory(
     assert staged in {d.message_id for d in got}
     stats = broker.stats()
     assert stats.acked >= 1
+
+
+async def test_a_heartbeat_redis_refuses_is_logged(
+    redis_broker: Make, out_of_memory: Callable[[bool], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker whose heartbeats Redis refuses (out of memory) says so, once, while
+    its presence key runs out (peers and dashboards will see it gone), and says when
+    they go through again."""
+    from support.polling import until
+
+    broker = await redis_broker(ttl=0.6, worker="hb")
+    await broker.presence.register()
+    out_of_memory(True)
+    await until(lambda: "heartbeat refused by Redis" in caplog.text, 5, "the refusal logged")
+    out_of_memory(False)
+    await until(lambda: "heartbeats go through again" in caplog.text, 5, "the recovery logged")
+    assert caplog.text.count("heartbeat refused by Redis") == 1

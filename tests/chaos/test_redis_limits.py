@@ -73,3 +73,5 @@ def test_redis_out_of_memory_mid_run(
     counters = q.counters()
     books.check(set(), chaos.procs, acked=counters.get("acked", 0))
     assert counters.get("redelivered", 0) == 0, "a live worker's messages were taken over"
+    for proc in fleet.values():  # each said why its presence ran out meanwhile
+        assert "heartbeat refused by Redis" in proc.stderr(), proc.tail()

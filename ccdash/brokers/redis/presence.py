@@ -76,6 +76,7 @@ class Presence:
         self.started = time.time()
         self.grace_until = 0.0
         self.strays_checked = 0.0
+        self.refused = False  # Redis refuses our heartbeats (out of memory, read-only)
         self.data_checked = 0.0  # the reconnect after which the queue's marker was checked
         self.claimed = 0  # entries taken over from dead workers / expired leases
         self.held = False  # Redis held the last judgement (an outage just ended)
@@ -244,7 +245,13 @@ class Presence:
 
     def _report(self, results: list[Any], reaped_expired: bool = True) -> None:
         prev = results[0]
-        if prev is None and not isinstance(prev, Exception):
+        if isinstance(prev, Exception) != self.refused:  # e.g. out of memory: said once
+            self.refused = not self.refused
+            if self.refused:
+                log.warning("worker %s: heartbeat refused by Redis: %s", self.b.worker, prev)
+            else:
+                log.warning("worker %s: heartbeats go through again", self.b.worker)
+        if prev is None:
             log.warning(
                 "worker %s: its heartbeat had expired; peers may have taken its leases",
                 self.b.worker,
