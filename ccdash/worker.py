@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -148,7 +149,7 @@ def _check(
 ) -> tuple[argparse.Namespace, str, Any, bytes | None]:
     """Every value checked before the worker starts: arguments, URL, handler, secret."""
     from ccdash.cli import load_handler
-    from ccdash.fleet.control import ControlError, load_secret
+    from ccdash.fleet.control import SECRET_FILE_ENV, ControlError, load_secret
 
     args = (parser or build_parser()).parse_args(argv)
     url, source = resolve_broker(args.broker, args.broker_file, default=None)
@@ -168,6 +169,10 @@ def _check(
     check_distinct_files(
         [
             ("--control-secret-file", args.control_secret_file),
+            (
+                f"${SECRET_FILE_ENV}",
+                None if args.control_secret_file else os.getenv(SECRET_FILE_ENV),
+            ),
             ("--broker-file", args.broker_file),
             ("--audit-log", args.audit_log),
             ("--record", args.record),

@@ -239,6 +239,19 @@ def test_a_hard_link_to_a_file_of_ours_does_not_take_our_lines(tmp_path: Path) -
             "--audit-log and --record",
         ),
         (["bench", "--broker-file", "url", "--json", "url"], "url", "--broker-file and --json"),
+        (
+            [
+                "worker",
+                "--broker",
+                "redis://127.0.0.1:1/0",
+                "--handler",
+                "json:dumps",
+                "--audit-log",
+                "./env-secret",
+            ],
+            "env-secret",
+            "$CCDASH_CONTROL_SECRET_FILE and --audit-log",
+        ),
     ],
 )
 def test_an_output_naming_an_input_or_another_output_is_refused(
@@ -254,7 +267,9 @@ def test_an_output_naming_an_input_or_another_output_is_refused(
     the input as it was."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CCDASH_BROKER", raising=False)
+    monkeypatch.setenv("CCDASH_CONTROL_SECRET_FILE", "env-secret")
     originals = {
+        "env-secret": b"0123456789abcdef0123456789abcdef\n",
         "run.rec": b"\x1f\x8b not really a recording",
         "s.toml": (Path(__file__).parents[1] / "demo" / "default.toml").read_bytes(),
         "url": b"memory\n",
