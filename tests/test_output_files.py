@@ -148,9 +148,30 @@ def test_a_sqlite_queue_another_user_planted_in_a_shared_directory_is_refused(
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1
-    assert f"sqlite broker {db}: is a {kind.replace('symlink', 'symbolic link')} of another" in err
+    assert f"sqlite broker {db}: {db} is a {kind.replace('symlink', 'symbolic link')} of" in err
     assert not (tmp_path / "their-copy.db").exists()
     assert db.is_symlink() or db.read_bytes() == b""
+
+
+@needs_root
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", "-journal"])
+def test_a_companion_file_another_user_planted_is_named(
+    suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """q.db-wal planted as a link next to where our queue will be: refused naming it
+    (SQLite said only 'unable to open database file', or replaced the link)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    db = shared / "q.db"
+    planted = shared / f"q.db{suffix}"
+    planted.symlink_to(tmp_path / "victim")
+    os.lchown(planted, 54321, 54321)
+    code = cli.main(["--demo", "--duration", "1", "--broker", f"sqlite:///{db}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert f"{planted} is a symbolic link of another user's" in err
+    assert planted.is_symlink() and not db.exists()
 
 
 @needs_root

@@ -188,8 +188,9 @@ def check_path(path: str) -> None:
             # sqlite:///tmp/x.db is the relative tmp/x.db; /tmp/x.db needs four slashes
             hint = f" (for the absolute path /{path} write sqlite:////{path}: four slashes)"
         raise SqliteOpenError(f"sqlite broker {path}: directory {directory} does not exist{hint}")
-    if problem := planted_problem(path):
-        raise SqliteOpenError(f"sqlite broker {path}: {problem}")
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):  # SQLite's files
+        if problem := planted_problem(name):
+            raise SqliteOpenError(f"sqlite broker {path}: {name} {problem}")
     if os.path.exists(path):
         if not os.path.isfile(path):
             raise SqliteOpenError(f"sqlite broker {path}: not a regular file")
