@@ -3,7 +3,7 @@
 from ccdash.brokers.base import Delivery
 from ccdash.engine.balancers import BALANCERS
 from ccdash.engine.config import ConfigError, EngineConfig
-from ccdash.engine.consumer import BatchHandler, Handler
+from ccdash.engine.consumer_context import BatchHandler, Handler
 from ccdash.engine.engine import Engine, EngineStopped
 from ccdash.engine.events import (
     ALERT_EVENTS,

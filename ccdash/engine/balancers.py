@@ -22,7 +22,10 @@ class Target(Protocol):
     ordinal: int  # creation order, unique
     weight: int
     held: int  # deliveries held now (buffered + in the handler)
-    ewma: float  # smoothed handler latency, seconds
+
+    @property
+    def ewma(self) -> float:
+        """Smoothed handler latency, seconds."""
 
 
 T = TypeVar("T", bound=Target)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ccdash.brokers.base import Broker
 from ccdash.engine.alerts import AlertBook
 from ccdash.engine.autoscaler import Autoscaler
-from ccdash.engine.consumer import Handler
+from ccdash.engine.consumer_context import Handler
 from ccdash.engine.dispatcher import Dispatcher
 from ccdash.engine.events import Emit, EventKind
 from ccdash.engine.pool import Pool

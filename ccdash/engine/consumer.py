@@ -5,8 +5,7 @@ on a future when it has none, and never creates a task per message. Sync
 handlers run in a thread so they cannot stall heartbeats.
 
 A consumer never sees the Engine: it gets a `ConsumerContext` whose parts it
-reports to through the narrow Protocols below (the dispatcher's slots, the
-handler guards, the pool).
+reports to through narrow Protocols (consumer_context.py).
 """
 
 from __future__ import annotations
@@ -14,103 +13,29 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
 
-from ccdash.brokers.base import Broker, Delivery, ReceiptRejected
-from ccdash.clock import Clock
+from ccdash.brokers.base import Delivery, ReceiptRejected
+from ccdash.engine.consumer_context import ConsumerContext, Handler
 from ccdash.engine.errors import describe_error
 from ccdash.engine.metrics import PENDING_LIMIT, LatencyHistogram
 from ccdash.engine.states import LIVE_STATES, ConsumerState
 from ccdash.hints import is_async_callable
 from ccdash.waiters import Waiters
 
-Handler = Callable[[Delivery], Awaitable[None]] | Callable[[Delivery], None]
-BatchHandler = Callable[[list[Delivery]], Awaitable[Mapping[str, Any] | None]]
-
-_EWMA_ALPHA = 0.3
 TURN_EVERY = 0.01  # seconds of handling after which a busy consumer lets the loop turn
 IDLE, PROCESSING = ConsumerState.IDLE, ConsumerState.PROCESSING
-
-
-class Slots(Protocol):
-    """Slot accounting as a consumer sees it (the dispatcher implements it)."""
-
-    def refill(self, c: Consumer, n: int) -> bool:
-        """`n` deliveries done; True if the caller should `await dispatch(c)`."""
-
-    def has_spare(self, c: Consumer) -> None:
-        """c, above its refill mark, has a spare slot now (it may take new work)."""
-
-    async def dispatch(self, hint: Consumer | None) -> None:
-        """Lease ready messages to hungry consumers."""
-
-
-class Guard(Protocol):
-    """The rate limit and circuit breakers as a consumer sees them."""
-
-    @property
-    def active(self) -> bool:
-        """Any guard set at all (read once per consumer loop)."""
-
-    @property
-    def breakers(self) -> Mapping[str, object]:
-        """The circuit breakers by message type; empty while none exists."""
-
-    async def hold_back(self, d: Delivery) -> bool:
-        """True if the delivery was deferred instead of handled now."""
-
-    def succeeded(self, d: Delivery) -> None:
-        """The handler succeeded on `d`."""
-
-    def failed(self, d: Delivery) -> None:
-        """The handler failed on `d`."""
-
-
-class Reports(Protocol):
-    """What a consumer tells its pool."""
-
-    async def warmed(self, c: Consumer) -> None:
-        """c finished its cold start and takes work from now on."""
-
-    def ack_rejected(self, c: Consumer, d: Delivery) -> None:
-        """c's lease of d ran out before its ack: the work is a duplicate."""
-
-    def dead_lettered(self, c: Consumer, d: Delivery, error: str) -> None:
-        """c's nack of d sent it to the DLQ."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConsumerContext:
-    """What every consumer of one engine shares: the clock, the broker, its settings
-    and the parts it reports to."""
-
-    clock: Clock
-    broker: Broker
-    ack_nowait: Callable[[Any], None] | None  # the broker's non-suspending ack, if any
-    slots: Slots
-    guards: Guard
-    reports: Reports
-    batch_handler: BatchHandler | None
-    holding_limit: int
-    batch_size: int
-    batch_linger: float
-    startup_delay: float
-    handler_timeout: float | None
-    latency: LatencyHistogram  # the pool's, which every consumer's histogram feeds
-
-    @property
-    def batching(self) -> bool:
-        """Whether consumers hand batches to a batch handler."""
-        return self.batch_handler is not None and self.batch_size > 1
 
 
 class Consumer:
     """One competing consumer. The pool owns it; operators see it in snapshots."""
 
     def __init__(
-        self, ctx: ConsumerContext, cid: str, ordinal: int, handler: Handler | None, version: str
+        self,
+        ctx: ConsumerContext[Consumer],
+        cid: str,
+        ordinal: int,
+        handler: Handler | None,
+        version: str,
     ) -> None:
         self.ctx = ctx
         self.id = cid
@@ -124,22 +49,22 @@ class Consumer:
         # Refill when down to half the limit; a batch consumer whenever it has room,
         # since it waits to fill its batch.
         self.low = self.limit - 1 if ctx.batching else self.limit // 2
-        self.ewma = 0.0
         self.state = IDLE
         self.buffer: deque[Delivery] = deque()
-        self.current: list[Delivery] = []
+        self.doing: Delivery | None = None  # in the handler (one at a time)
+        self.batch: list[Delivery] = []  # in the batch handler
         self.started_at = 0.0  # when the handler in progress began
-        self.processed = 0
         self.failed = 0
         self.hist = LatencyHistogram(parent=ctx.latency)  # feeds the pool's
         # Lower bound of the deadlines it holds (stale-low is fine: the health tick then
         # looks and finds nothing due); lets the tick skip consumers with nothing due.
         self.next_due = float("inf")
-        self.last_beat = ctx.clock.now()
-        self.hung = False
+        self.last_beat = ctx.clock.now()  # the health tick beats for it unless hung
+        self._hung = False
+        self._slow_factor = 1.0
+        self.special = False  # hung or slowed: the loop takes the long way after a handler
         self.warm = ctx.startup_delay <= 0  # cold consumers take no work yet
         self.draining = False
-        self.slow_factor = 1.0
         self.ended_at: float | None = None
         self.note = ""
         self.task: asyncio.Task[None] | None = None
@@ -160,6 +85,43 @@ class Consumer:
         if self.held > self.low or not self.accepting:
             return 0
         return self.limit - self.held
+
+    @property
+    def current(self) -> list[Delivery]:
+        """What its handler has now (one delivery, or a batch)."""
+        d = self.doing
+        return [d] if d is not None else self.batch
+
+    @property
+    def hung(self) -> bool:
+        """A drill hung it: it stops beating and never finishes what it holds."""
+        return self._hung
+
+    @hung.setter
+    def hung(self, value: bool) -> None:
+        self._hung = value
+        self.special = value or self._slow_factor > 1.0
+
+    @property
+    def slow_factor(self) -> float:
+        """A drill's slowdown of its handler runs (1.0: none)."""
+        return self._slow_factor
+
+    @slow_factor.setter
+    def slow_factor(self, value: float) -> None:
+        self._slow_factor = value
+        self.special = self._hung or value > 1.0
+
+    @property
+    def processed(self) -> int:
+        """Deliveries it handled (acked, or its ack came too late); every run it timed
+        but the failed ones."""
+        return self.hist.count - self.failed
+
+    @property
+    def ewma(self) -> float:
+        """Its recent handler time (an exponentially weighted mean, seconds)."""
+        return self.hist.ewma()
 
     @property
     def p50(self) -> float | None:
@@ -199,109 +161,168 @@ class Consumer:
     async def run(self) -> None:
         """Handle deliveries until drained (returns) or cancelled (killed, failed)."""
         ctx = self.ctx
-        loop = asyncio.get_running_loop()
         if not self.warm:  # a cold start (connections, caches) before taking work
             await ctx.clock.sleep(ctx.startup_delay)
             await ctx.reports.warmed(self)
-        if ctx.batching:
-            busy = 0.0  # its own handling since it last let the loop turn (as in _run_single)
-            while await self._next(loop):
-                await self._handle_batch()
-                busy += ctx.clock.now() - self.started_at
-                if busy > TURN_EVERY:
-                    busy = 0.0
-                    await asyncio.sleep(0)
-        else:
-            await self._run_single(loop)
+        await self._work(asyncio.get_running_loop())
 
     async def _next(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Wait until there is something buffered (True) or it is drained (False)."""
+        self.doing = None
         while True:
-            if self.hung:
+            if self._hung:
                 await loop.create_future()  # stalls until the health check fails us
             if self.buffer:
+                self.state = PROCESSING
                 return True
             if self.draining:
                 return False
             self.state = IDLE
             await self._idle.park()
 
-    async def _run_single(self, loop: asyncio.AbstractEventLoop) -> None:
-        """One delivery at a time. The hot path, inline for the interpreter (no coroutine
-        per message but the handler's own; slot accounting only at the refill mark)."""
+    async def _work(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One delivery at a time. The hot path, inline for the interpreter: no coroutine
+        per message but the handler's own, one clock read, slot accounting only at the
+        refill mark; the rest (guards, a sync handler, an ack with a round trip, a drill's
+        slowdown or hang, a failure) in `_one` and `_settle`."""
         ctx = self.ctx
         now = ctx.clock.now
         buffer = self.buffer
-        current = self.current
         handler = self.handler
-        is_async = self.is_async
-        guards = ctx.guards
-        guarded = guards.active
-        breakers = guards.breakers
         ack_nowait = ctx.ack_nowait
+        plain = self.is_async and ack_nowait is not None and not ctx.guards.active
         slots = ctx.slots
-        timings = self.hist.pending  # latencies, binned by the histogram in batches
-        timed = timings.append
-        turned = now()
+        timed = self.hist.pending.append  # latencies, binned by the histogram in batches
+        limit, low = self.limit, self.low
+        spare_at, want = limit - 1, limit - low
+        take = slots.receive_nowait
+        ids = [self.id] * want  # a refill at the mark: what it has room for
+        if not await self._next(loop):  # (hung before it first ran: it stalls there)
+            return
+        t0 = now()
+        turn_at = t0 + TURN_EVERY
         while True:
-            if not buffer or self.hung:
-                if not await self._next(loop):
-                    return  # drained
-                turned = now()  # only its own handling counts toward a turn
+            if not buffer or t0 > turn_at:  # parked, or handlers that never suspend on
+                if not await self._pause(loop, t0 > turn_at):  # a backlog: let the loop
+                    return  # drained                            # turn (timers, signals)
+                t0 = now()  # only its own handling counts toward a turn
+                turn_at = t0 + TURN_EVERY
             d = buffer.popleft()
-            if guarded and await guards.hold_back(d):
-                if slots.refill(self, 1):
-                    await slots.dispatch(self)
-                continue
-            self.state = PROCESSING
-            current.append(d)
-            self.started_at = t0 = now()
-            error: str | None = None
-            try:
-                if is_async:
-                    await handler(d)  # type: ignore[misc]
-                elif handler is not None:
-                    result = await asyncio.to_thread(handler, d)
-                    if inspect.isawaitable(result):  # a sync wrapper of an async handler
-                        await result
-            except asyncio.CancelledError:
-                error = self._timeout_error("handler")
-            except KeyboardInterrupt:
-                raise  # Ctrl-C: a stop request, not a failed delivery
-            except BaseException as exc:  # sys.exit (argparse on a bad message), pytest's
-                error = describe_error(exc)  # fail, gevent's Timeout: that delivery failed
-            t1 = now()
-            if self.slow_factor > 1.0 or self.hung:
-                t1 = await self._finish_run(t0, t1)
-            current.clear()
-            self.last_beat = t1
-            if error is None and ack_nowait is not None:
+            if plain:
+                self.doing = d
+                self.started_at = t0
                 try:
-                    ack_nowait(d.receipt)
+                    await handler(d)  # type: ignore[misc]
+                except asyncio.CancelledError:
+                    t0 = await self._settle(d, t0, self._timeout_error("handler"))
+                    continue
+                except (KeyboardInterrupt, GeneratorExit):  # Ctrl-C: a stop request; the
+                    raise  # coroutine closed (at exit): no failed delivery, no more awaits
+                except BaseException as exc:  # sys.exit (argparse on a bad message), pytest's
+                    t0 = await self._settle(d, t0, describe_error(exc))  # fail, gevent's
+                    continue  # Timeout: that delivery failed
+                if self.special:
+                    t0 = await self._settle(d, t0, None)
+                    continue
+                try:
+                    ack_nowait(d.receipt)  # type: ignore[misc]
                 except ReceiptRejected:
                     ctx.reports.ack_rejected(self, d)
-                t1 -= t0  # _count_success, inline: once per message
-                self.processed += 1
-                timed(t1)
-                if len(timings) >= PENDING_LIMIT:
-                    self.hist.digest()
-                self.ewma += _EWMA_ALPHA * (t1 - self.ewma)
-                if breakers:
-                    guards.succeeded(d)
-            elif error is None:
-                await self._acked(d, t1 - t0)
+                t1 = now()  # the latency: handled and acked; and the next one's start
+                timed(t1 - t0)
+                t0 = t1
             else:
-                await self._failed(d, error, t1 - t0)
+                t0 = await self._one(d, t0)
+                continue
             held = self.held - 1
-            if held > self.low:  # still above the refill mark: no one's room changes
+            if held > low:  # still above the refill mark: no one's room changes
                 self.held = held
-                if held == self.limit - 1:  # a spare slot: new work may come here
+                if held == spare_at:  # a spare slot: new work may come here
                     slots.has_spare(self)
-            elif slots.refill(self, 1):
-                await slots.dispatch(self)
-            if t0 - turned > TURN_EVERY:  # handlers that never suspend, on a backlog: the
-                await asyncio.sleep(0)  # loop would not turn (timers, signals) until drained
-                turned = now()  # (the others' time meanwhile is not its handling)
+            else:  # at the mark: nobody else wants work (no choice for the balancer
+                if (  # to make), so take straight from the broker (per message at prefetch 1)
+                    not slots.room_total
+                    and slots.direct
+                    and not self.draining
+                    and self.state is PROCESSING
+                ):
+                    got = take(ids)  # type: ignore[misc]
+                    buffer.extend(got)
+                    for d in got:
+                        if d.deadline < self.next_due:
+                            self.next_due = d.deadline
+                    if len(got) == want:
+                        self.held = limit  # full again: its room stays 0
+                    else:  # the queue ran dry: it keeps the rest as room
+                        slots.took(self, held + len(got))
+                elif slots.refill(self, 1):
+                    self.doing = None
+                    await slots.dispatch(self)
+                t0 = now()  # a refill is no handling
+
+    async def _pause(self, loop: asyncio.AbstractEventLoop, turn: bool) -> bool:
+        """Let the loop turn (after TURN_EVERY of handling) or wait for work; bin the
+        latencies timed meanwhile. False once drained."""
+        self.doing = None
+        if len(self.hist.pending) >= PENDING_LIMIT:
+            self.hist.digest()
+        if turn:
+            await asyncio.sleep(0)
+        return await self._next(loop)
+
+    async def _one(self, d: Delivery, t0: float) -> float:
+        """One delivery the long way: guards, a sync handler, or an ack with a round trip."""
+        ctx = self.ctx
+        guards = ctx.guards
+        if guards.active and await guards.hold_back(d):
+            return await self._release(ctx.clock.now())
+        self.doing = d
+        self.started_at = t0 = ctx.clock.now()
+        handler = self.handler
+        error: str | None = None
+        try:
+            if self.is_async:
+                await handler(d)  # type: ignore[misc]
+            elif handler is not None:
+                result = await asyncio.to_thread(handler, d)
+                if inspect.isawaitable(result):  # a sync wrapper of an async handler
+                    await result
+        except asyncio.CancelledError:
+            error = self._timeout_error("handler")
+        except (KeyboardInterrupt, GeneratorExit):
+            raise
+        except BaseException as exc:
+            error = describe_error(exc)
+        return await self._settle(d, t0, error)
+
+    async def _settle(self, d: Delivery, t0: float, error: str | None) -> float:
+        """After a handler run begun at t0: a drill's slowdown or hang, the ack or nack,
+        the slot. Returns when the next delivery starts."""
+        clock = self.ctx.clock
+        t1 = clock.now()
+        if self.special:
+            t1 = await self._finish_run(t0, t1)
+        self.doing = None
+        if error is None:
+            await self._acked(d, t1 - t0)
+        else:
+            await self._failed(d, error, t1 - t0)
+        return await self._release(clock.now())
+
+    async def _release(self, now: float) -> float:
+        """The slot of one delivery is free (done or deferred): refill at the mark."""
+        slots = self.ctx.slots
+        held = self.held - 1
+        if held > self.low:
+            self.held = held
+            if held == self.limit - 1:
+                slots.has_spare(self)
+        elif slots.refill(self, 1):
+            await slots.dispatch(self)
+            now = self.ctx.clock.now()
+        if self._hung:  # hung while it acked or refilled: the next one never starts
+            await asyncio.get_running_loop().create_future()
+        return now
 
     def _timeout_error(self, what: str) -> str:
         """Inside `except CancelledError`: our own timeout becomes an error text, and so
@@ -320,27 +341,25 @@ class Consumer:
         """After a handler run (t0 to t1): apply a drill's slowdown, stall if hung;
         returns the end time."""
         clock = self.ctx.clock
-        if self.slow_factor > 1.0:  # a drill slowed this consumer down
-            await clock.sleep((t1 - t0) * (self.slow_factor - 1.0))
+        if self._slow_factor > 1.0:  # a drill slowed this consumer down
+            await clock.sleep((t1 - t0) * (self._slow_factor - 1.0))
             t1 = clock.now()
-        if self.hung:  # a hung consumer never gets to ack
+        if self._hung:  # a hung consumer never gets to ack
             await asyncio.get_running_loop().create_future()
         return t1
 
     async def _acked(self, d: Delivery, elapsed: float) -> None:
         ctx = self.ctx
         try:
-            await ctx.broker.ack(d.receipt)
+            if ctx.ack_nowait is not None:
+                ctx.ack_nowait(d.receipt)
+            else:
+                await ctx.broker.ack(d.receipt)
         except ReceiptRejected:
             ctx.reports.ack_rejected(self, d)
-        self._count_success(d, elapsed, ctx.guards.breakers)
-
-    def _count_success(self, d: Delivery, elapsed: float, breakers: Mapping[str, object]) -> None:
-        self.processed += 1
         self.hist.record(elapsed)
-        self.ewma += _EWMA_ALPHA * (elapsed - self.ewma)
-        if breakers:
-            self.ctx.guards.succeeded(d)
+        if ctx.guards.breakers:
+            ctx.guards.succeeded(d)
 
     async def _failed(self, d: Delivery, error: str, elapsed: float) -> None:
         ctx = self.ctx
@@ -353,44 +372,6 @@ class Consumer:
         ctx.guards.failed(d)
         if dead:
             ctx.reports.dead_lettered(self, d, error)
-
-    async def _handle_batch(self) -> None:
-        ctx = self.ctx
-        clock = ctx.clock
-        size = ctx.batch_size
-        deadline = clock.now() + ctx.batch_linger
-        while len(self.buffer) < size and clock.now() < deadline and not self.draining:
-            await self._idle.park_until(clock, deadline)
-        batch = [self.buffer.popleft() for _ in range(min(size, len(self.buffer)))]
-        if not batch:
-            return
-        self.state = PROCESSING
-        self.current.extend(batch)
-        self.started_at = t0 = clock.now()
-        failures: Mapping[str, Any] = {}
-        whole: str | None = None
-        try:
-            result = await ctx.batch_handler(list(batch))  # type: ignore[misc]
-            failures = result or {}
-        except asyncio.CancelledError:
-            whole = self._timeout_error("batch")
-        except KeyboardInterrupt:
-            raise  # re-raises the CancelledError being handled
-        except BaseException as exc:
-            whole = describe_error(exc)
-        t1 = await self._finish_run(t0, clock.now())
-        self.current.clear()
-        self.last_beat = t1
-        per_message = (t1 - t0) / len(batch)
-        for d in batch:
-            err = whole if whole is not None else failures.get(d.message_id)
-            if err is None:
-                await self._acked(d, per_message)
-            else:
-                text = err if isinstance(err, str) else describe_error(err)
-                await self._failed(d, text or "failed", per_message)
-        if ctx.slots.refill(self, len(batch)):
-            await ctx.slots.dispatch(self)
 
     def note_state(self) -> ConsumerState:
         """The state to show (draining wins while it lasts)."""

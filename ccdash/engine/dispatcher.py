@@ -27,7 +27,6 @@ from ccdash.brokers.base import REASON_RELEASED, Broker, Delivery
 from ccdash.engine.balancers import Balancer, Candidates, make_balancer
 from ccdash.engine.consumer import Consumer
 from ccdash.engine.joiners import Joiners
-from ccdash.engine.states import LIVE_STATES
 from ccdash.waiters import Waiters
 
 
@@ -63,8 +62,9 @@ class Dispatcher:
         self.spare: dict[Consumer, None] = {}
         self._paused = False
         self._stopping = False
-        # May a refill go straight to the broker (see refill)? Kept as the flags change.
-        self._direct = self.receive_nowait is not None
+        # Hands out work without a round trip now: a broker that never suspends
+        # (receive_nowait), neither paused nor stopping. Kept as the flags change.
+        self.direct = self.receive_nowait is not None
         self._room = Waiters()  # the dispatcher task, parked while nobody has room
         if self.receive_nowait is not None:
             broker.on_ready = self.on_ready
@@ -77,7 +77,7 @@ class Dispatcher:
     @paused.setter
     def paused(self, value: bool) -> None:
         self._paused = value
-        self._direct = self.receive_nowait is not None and not value and not self._stopping
+        self.direct = self.receive_nowait is not None and not value and not self._stopping
 
     @property
     def stopping(self) -> bool:
@@ -87,7 +87,7 @@ class Dispatcher:
     @stopping.setter
     def stopping(self, value: bool) -> None:
         self._stopping = value
-        self._direct = self.receive_nowait is not None and not self._paused and not value
+        self.direct = self.receive_nowait is not None and not self._paused and not value
 
     def set_balancer(self, name: str) -> None:
         """Switch the strategy; it takes effect from the next pick."""
@@ -161,41 +161,22 @@ class Dispatcher:
         if self._waiting and c.held <= 0:
             self.joiners.check()
 
+    def took(self, c: Consumer, held: int) -> None:
+        """c, at its refill mark, took fewer deliveries than it had room for straight
+        from the broker (the queue ran dry): it holds `held` and keeps the rest as room."""
+        c.held = held
+        self.room_total += c.room
+        self._sync(c)
+        self.room_changed()
+        self._check_joiners_if_empty(c)
+        if c.low < held:
+            self.spare[c] = None
+
     def refill(self, c: Consumer, n: int) -> bool:
-        """A consumer finished `n` deliveries: refill it if it reached its mark.
-        True if the caller should `await dispatch(c)` (a broker that may suspend)."""
-        if (
-            self.room_total == 0
-            and self._direct
-            and c.state in LIVE_STATES  # c.accepting, inline: per message at prefetch 1
-            and not c.draining
-            and c.warm
-        ):
-            # Nobody else wants work, so the balancer has no choice to make: take
-            # what c has room for straight from the broker (the per-message path at
-            # prefetch 1).
-            held = c.held - n
-            if held > c.low:
-                c.held = held
-                self.spare[c] = None
-                return False
-            want = c.limit - held
-            got = self.receive_nowait([c.id] * want)  # type: ignore[misc]
-            c.held = held + len(got)
-            c.buffer.extend(got)  # the per-message path at prefetch 1: no call to spare
-            due = c.next_due
-            for d in got:
-                if d.deadline < due:
-                    due = d.deadline
-            c.next_due = due
-            if len(got) < want:  # the queue ran dry: c keeps the rest as room
-                self.room_total += c.room
-                self._sync(c)
-                self.room_changed()
-                self._check_joiners_if_empty(c)
-                if c.low < c.held:
-                    self.spare[c] = None
-            return False
+        """A consumer finished `n` deliveries the long way (a batch, a failure, a
+        guard; the per-message path refills itself, see `Slots`): refill it through
+        the balancer if it reached its mark. True if the caller should
+        `await dispatch(c)` (a broker that may suspend)."""
         if not self.free_slots(c, n):
             return False
         if self.receive_nowait is None:

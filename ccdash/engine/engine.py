@@ -29,7 +29,8 @@ from ccdash.engine.autoscaler import Autoscaler
 from ccdash.engine.balancers import Balancer
 from ccdash.engine.commands import OperatorCommands
 from ccdash.engine.config import EngineConfig
-from ccdash.engine.consumer import BatchHandler, Consumer, Handler
+from ccdash.engine.consumer import Consumer
+from ccdash.engine.consumer_context import BatchHandler, Handler
 from ccdash.engine.dispatcher import Dispatcher
 from ccdash.engine.events import Event, EventKind, EventLog
 from ccdash.engine.gauges import Gauges
@@ -121,6 +122,11 @@ class Engine(OperatorCommands):
         self.running = False
         self.stopping = False
         self._stopped = False
+        # publish_nowait of a broker that stores what it takes (the process is the
+        # store), while publishing is open: `publish`'s common case. None otherwise.
+        self._put_now: Callable[[Any], str] | None = (
+            self.broker.publish_nowait if self.broker.stores_on_publish_nowait else None
+        )
         self.leftover = 0  # messages still queued when the engine stopped
 
     # -- lifecycle ----------------------------------------------------------
@@ -157,6 +163,7 @@ class Engine(OperatorCommands):
     async def stop(self, grace: float | None = None) -> None:
         """Two-phase shutdown: stop intake, grace for handlers, then cancel. Idempotent.
         `grace` overrides `config.shutdown_grace` for this stop (0: cancel at once)."""
+        self._put_now = None
         if self._stopped or not self.running:
             self._stopped = True
             return
@@ -186,10 +193,23 @@ class Engine(OperatorCommands):
 
     async def publish(self, body: Any, priority: int = 0, dedup_id: str | None = None) -> str:
         """Accept a message (waits for room on a bounded queue); returns its id."""
+        put = self._put_now
+        if put is None or type(priority) is not int or priority or dedup_id is not None:
+            return await self._publish(body, priority, dedup_id)  # not the common case
+        try:
+            mid = put(body)
+        except QueueFull:  # backpressure: wait for room
+            mid = await self.broker.publish(body)
+        dispatcher = self.dispatcher
+        if dispatcher.direct and (dispatcher.room_total > 0 or dispatcher.spare):
+            dispatcher.dispatch_nowait(None)
+        return mid
+
+    async def _publish(self, body: Any, priority: int, dedup_id: str | None) -> str:
+        """`publish` the long way: a priority or dedup id, a durable or remote broker."""
         if self._stopped:  # (set first by stop(), with `stopping`)
             raise EngineStopped("the engine is shutting down; publishing is closed")
-        if type(priority) is not int or priority or dedup_id is not None:  # not the default
-            check_publish_args(priority, dedup_id)
+        check_publish_args(priority, dedup_id)
         broker = self.broker
         if not broker.stores_on_publish_nowait:
             # A durable or remote broker: return once it has stored the message (a
@@ -201,7 +221,7 @@ class Engine(OperatorCommands):
         except QueueFull:  # backpressure: wait for room
             mid = await broker.publish(body, priority=priority, dedup_id=dedup_id)
         dispatcher = self.dispatcher
-        if (dispatcher.room_total > 0 or dispatcher.spare) and not dispatcher.paused:
+        if dispatcher.direct and (dispatcher.room_total > 0 or dispatcher.spare):
             dispatcher.dispatch_nowait(None)
         return mid
 

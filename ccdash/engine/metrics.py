@@ -8,15 +8,22 @@ bisection each, counted in C) when the histogram is read, rotated, or holds
 from __future__ import annotations
 
 import math
+from bisect import bisect_left as _bisect_left
 from bisect import bisect_right as _bisect_right
 from collections import Counter, deque
-from itertools import repeat
+from itertools import accumulate, islice, repeat
+from operator import add, mul
 
 _SUB = 8  # sub-buckets per power of two: about 9% relative error at worst
 _MIN_EXP = -20  # below ~1 microsecond everything is one bucket
 _MAX_EXP = 12  # above ~68 minutes everything is one bucket
 _NBUCKETS = (_MAX_EXP - _MIN_EXP + 1) * _SUB
-PENDING_LIMIT = 256  # latencies recorded but not binned yet, at most
+PENDING_LIMIT = 256  # latencies recorded but not binned yet, at most (see the class)
+EWMA_ALPHA = 0.3  # the weight of the newest latency in `LatencyHistogram.ewma`
+_EWMA_SPAN = 512  # latencies folded at once, at most (older ones weigh < 1e-79)
+# The weights of the newest k latencies folded at once: _EWMA_WEIGHTS[-k:] (the newest
+# EWMA_ALPHA, each older one 1 - EWMA_ALPHA times the next): a fold is a sum in C.
+_EWMA_WEIGHTS = [EWMA_ALPHA * (1 - EWMA_ALPHA) ** i for i in reversed(range(_EWMA_SPAN))]
 
 
 def _bucket_lower(index: int) -> float:
@@ -44,7 +51,11 @@ class LatencyHistogram:
     parent is complete once its children are digested (the health tick does it).
 
     The per-message path may append to `pending` itself, as `record` does: then it
-    calls `digest` once `pending` holds PENDING_LIMIT latencies."""
+    calls `digest` once `pending` holds PENDING_LIMIT latencies, or whenever it
+    pauses (a consumer: at least every TURN_EVERY of handling).
+
+    It keeps an exponentially weighted mean of the latencies too (`ewma`), folded in
+    as it is read or when the latencies are binned, not per observation."""
 
     __slots__ = (
         "_cur",
@@ -59,6 +70,8 @@ class LatencyHistogram:
         "_rotations",
         "_cached",
         "_cache_key",
+        "_ewma",
+        "_folded",
     )
 
     def __init__(self, parent: LatencyHistogram | None = None) -> None:
@@ -74,6 +87,8 @@ class LatencyHistogram:
         self._rotations = 0
         self._cached: tuple[float | None, float | None] = (None, None)
         self._cache_key = (0, 0)
+        self._ewma = 0.0
+        self._folded = 0  # pending latencies already in _ewma
 
     def record(self, seconds: float) -> None:
         """Add one observation."""
@@ -91,7 +106,9 @@ class LatencyHistogram:
         n = len(pending)
         total = sum(pending)
         used = Counter(map(_bisect_right, repeat(_LOWER_EDGES, n), pending))
+        self._fold(self._folded)
         pending.clear()
+        self._folded = 0
         cur = self._cur
         for i, k in used.items():
             cur[i] += k
@@ -105,6 +122,23 @@ class LatencyHistogram:
                 cur[i] += k
             parent._count += n
             parent._total += total
+
+    def ewma(self) -> float:
+        """The exponentially weighted mean of every latency recorded (0.0 before the
+        first), the newest weighing EWMA_ALPHA: a recent typical latency."""
+        self._fold(self._folded)
+        self._folded = len(self.pending)
+        return self._ewma
+
+    def _fold(self, start: int) -> None:
+        """Fold pending[start:] into the ewma, as one at a time would."""
+        pending = self.pending
+        k = len(pending) - start
+        if k > _EWMA_SPAN:
+            start, k = len(pending) - _EWMA_SPAN, _EWMA_SPAN
+        if k > 0:
+            fresh = sum(map(mul, _EWMA_WEIGHTS[-k:], islice(pending, start, None)))
+            self._ewma = self._ewma * (1 - EWMA_ALPHA) ** k + fresh
 
     @property
     def count(self) -> int:
@@ -125,10 +159,7 @@ class LatencyHistogram:
         fresh = self._count - self._mark
         if not fresh and not self._prev_n:
             return
-        past = self._past
-        for i, v in enumerate(self._prev):
-            if v:
-                past[i] += v
+        self._past = list(map(add, self._past, self._prev))  # in C: a tick per consumer
         self._prev = self._cur
         self._cur = [0] * _NBUCKETS
         self._mark = self._count
@@ -138,16 +169,12 @@ class LatencyHistogram:
     def all_time_into(self, counts: list[int]) -> None:
         """Add every observation ever recorded to `counts` (for exported histograms)."""
         self.digest()
-        for i, (a, b, c) in enumerate(zip(self._cur, self._prev, self._past, strict=True)):
-            if a or b or c:
-                counts[i] += a + b + c
+        counts[:] = map(add, counts, map(add, self._past, map(add, self._cur, self._prev)))
 
     def merge_into(self, counts: list[int]) -> None:
         """Add this histogram's window to `counts`."""
         self.digest()
-        for i, (a, b) in enumerate(zip(self._cur, self._prev, strict=True)):
-            if a or b:
-                counts[i] += a + b
+        counts[:] = map(add, counts, map(add, self._cur, self._prev))
 
     def quantile(self, q: float) -> float | None:
         """The q-quantile of the window in seconds, or None with no data."""
@@ -164,17 +191,9 @@ class LatencyHistogram:
             return self._cached
         n = self._count - self._mark + self._prev_n
         out: tuple[float | None, float | None] = (None, None)
-        if n > 0:
-            r50, r99 = max(1, math.ceil(0.5 * n)), max(1, math.ceil(0.99 * n))
-            seen, p50 = 0, None
-            for i, (a, b) in enumerate(zip(self._cur, self._prev, strict=True)):
-                if a or b:
-                    seen += a + b
-                    if p50 is None and seen >= r50:
-                        p50 = _bucket_value(i)
-                    if seen >= r99:
-                        out = (p50, _bucket_value(i))
-                        break
+        if n > 0:  # the first buckets whose running totals reach the ranks, found in C
+            seen = list(accumulate(map(add, self._cur, self._prev)))
+            out = (_rank_value(seen, 0.5 * n), _rank_value(seen, 0.99 * n))
         self._cached, self._cache_key = out, key
         return out
 
@@ -191,16 +210,18 @@ def empty_counts() -> list[int]:
 
 def quantile_of(counts: list[int], q: float) -> float | None:
     """The q-quantile of merged bucket counts, or None if empty."""
-    n = sum(counts)
+    seen = list(accumulate(counts))
+    n = seen[-1] if seen else 0
     if n == 0:
         return None
-    rank = max(1, math.ceil(q * n))
-    seen = 0
-    for i, c in enumerate(counts):
-        seen += c
-        if seen >= rank:
-            return _bucket_value(i)
-    return _bucket_value(_NBUCKETS - 1)
+    return _rank_value(seen, q * n)
+
+
+def _rank_value(seen: list[int], rank: float) -> float:
+    """The upper edge of the first bucket whose running total `seen` reaches `rank`
+    (at least 1)."""
+    i = _bisect_left(seen, max(1, math.ceil(rank)))
+    return _bucket_value(min(i, len(seen) - 1))
 
 
 class RateMeter:

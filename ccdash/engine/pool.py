@@ -14,8 +14,10 @@ from ccdash.aio import wait_tasks
 from ccdash.brokers.base import REASON_CONSUMER_FAILED, REASON_RELEASED, Broker, Delivery
 from ccdash.clock import Clock
 from ccdash.engine.alerts import AlertBook
+from ccdash.engine.batch_consumer import BatchConsumer
 from ccdash.engine.config import EngineConfig
-from ccdash.engine.consumer import BatchHandler, Consumer, ConsumerContext, Handler
+from ccdash.engine.consumer import Consumer
+from ccdash.engine.consumer_context import BatchHandler, ConsumerContext, Handler
 from ccdash.engine.dispatcher import Dispatcher
 from ccdash.engine.events import Emit, EventKind
 from ccdash.engine.guards import HandlerGuards
@@ -95,7 +97,7 @@ class Pool:
         self.guards = guards
         self._spawn: Spawn | None = None
 
-    def context(self) -> ConsumerContext:
+    def context(self) -> ConsumerContext[Consumer]:
         """What every consumer shares (built when the first one starts: the handlers
         may be tapped until then)."""
         cfg = self.config
@@ -140,7 +142,8 @@ class Pool:
     ) -> Consumer:
         """Start one more consumer (the current handler and version by default)."""
         n = next(self._ordinals)
-        c = Consumer(self._ctx, f"c{n}", n, handler or self.handler, version or self.version)
+        kind = BatchConsumer if self._ctx.batching else Consumer
+        c = kind(self._ctx, f"c{n}", n, handler or self.handler, version or self.version)
         self.consumers[c.id] = c
         assert self._spawn is not None
         c.task = self._spawn(self._run(c), f"ccdash-{c.id}")
