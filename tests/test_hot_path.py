@@ -226,3 +226,31 @@ def test_the_ewma_is_the_running_one_without_work_per_observation() -> None:
             assert hist.ewma() == pytest.approx(expected, rel=1e-12)
     hist.digest()
     assert hist.ewma() == pytest.approx(expected, rel=1e-12)
+
+
+async def test_a_consumers_ewma_is_of_its_successes() -> None:
+    """Failed runs count in the latency quantiles but not in the ewma p2c-ewma routes by:
+    a consumer whose handler fails fast does not look fast."""
+    clock = FakeClock()
+
+    async def handler(d: Delivery) -> None:
+        if d.body["ok"]:
+            await clock.sleep(0.1)
+        else:
+            raise ValueError("fails at once")
+
+    cfg = EngineConfig(
+        consumers=1,
+        max_attempts=1,
+        visibility_timeout=600.0,
+        heartbeat_interval=100.0,
+        heartbeat_timeout=300.0,
+    )
+    async with Engine(cfg, handler=handler, clock=clock) as engine:
+        for i in range(40):
+            await engine.publish({"ok": i < 10})
+        await clock.run_until(lambda: engine.broker.outstanding() == 0, step=0.05)
+        (c,) = engine.consumers.values()
+        assert (c.processed, c.failed) == (10, 30)
+        assert c.hist.count == 40
+        assert c.ewma == pytest.approx(0.1, rel=0.05)

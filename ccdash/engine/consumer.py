@@ -364,7 +364,9 @@ class Consumer:
     async def _failed(self, d: Delivery, error: str, elapsed: float) -> None:
         ctx = self.ctx
         self.failed += 1
-        self.hist.record(elapsed)  # failed runs took time too
+        # Failed runs took time too; but the ewma, which p2c-ewma routes by, is of
+        # successes (a consumer failing fast must not look fast and draw the work).
+        self.hist.record(elapsed, in_ewma=False)
         try:
             dead = await ctx.broker.nack(d.receipt, error)
         except ReceiptRejected:

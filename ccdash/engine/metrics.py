@@ -90,9 +90,13 @@ class LatencyHistogram:
         self._ewma = 0.0
         self._folded = 0  # pending latencies already in _ewma
 
-    def record(self, seconds: float) -> None:
-        """Add one observation."""
+    def record(self, seconds: float, *, in_ewma: bool = True) -> None:
+        """Add one observation (to the quantiles and counts; to the ewma unless not
+        `in_ewma`)."""
         pending = self.pending
+        if not in_ewma:
+            self._fold(self._folded)  # what came before, then skip this one
+            self._folded = len(pending) + 1
         pending.append(seconds)
         if len(pending) >= PENDING_LIMIT:
             self.digest()
