@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from support.polling import wait_until
 
-from ccdash import Delivery, Engine, EngineConfig
+from ccdash import Delivery, Engine, EngineConfig, EngineStopped
+from ccdash.brokers.types import BrokerError
 from ccdash.clock import FakeClock
 from ccdash.scenario import load_scenario
 from ccdash.scenario.workload import Workload
@@ -185,3 +186,43 @@ def test_one_sigint_stops_a_worker_whose_handler_ignores_cancellation(
     assert took < 30, f"one SIGINT took {took:.1f} s to stop the worker"
     assert proc.returncode == 0, out[-2000:]
     assert "ignored cancellation" in out
+
+
+async def test_a_stop_whose_lease_release_fails_still_ends_every_engine_task() -> None:
+    """The broker's store fails while the stop hands leases back (a full disk): the stop
+    raises that error, but only after every consumer's leases were tried and every task of
+    the engine has ended. It left the other consumers, the dispatcher and the health
+    monitor running, and their later errors surfaced as a traceback after the run ended."""
+    clock = FakeClock()
+    started: list[str] = []
+
+    async def holds(d: Delivery) -> None:
+        started.append(d.consumer_id)
+        await clock.sleep(1000)
+
+    cfg = EngineConfig(
+        consumers=3,
+        shutdown_grace=0.0,
+        heartbeat_interval=0.5,
+        heartbeat_timeout=2.0,
+        visibility_timeout=60.0,
+    )
+    engine = Engine(cfg, handler=holds, clock=clock)
+    tried: list[str] = []
+
+    async def release_holder(holder: str, reason: str, error: str = "") -> int:
+        tried.append(holder)
+        raise BrokerError("sqlite broker q.db: write failed: disk I/O error")
+
+    engine.broker.release_holder = release_holder  # type: ignore[method-assign]
+    await engine.start()
+    for i in range(3):
+        await engine.publish({"i": i})
+    await clock.run_until(lambda: len(started) == 3, limit=5)
+    joiner = asyncio.ensure_future(engine.join())
+    with pytest.raises(BrokerError, match="disk I/O error"):
+        await engine.stop()
+    assert sorted(tried) == ["c1", "c2", "c3"]
+    assert not engine.tasks.running(), engine.tasks.running()
+    with pytest.raises(EngineStopped):  # a join() waiting is told, not left for ever
+        await asyncio.wait_for(joiner, 5)

@@ -170,11 +170,16 @@ class Engine(OperatorCommands):
         self._stopped = True
         self.stopping = True
         self.dispatcher.stopping = True
-        await self.pool.shutdown(grace if grace is not None else self.config.shutdown_grace)
-        self.health.stop()
-        self.broker.stall_guard = None
-        self.running = False
-        await self.tasks.close()
+        try:
+            await self.pool.shutdown(grace if grace is not None else self.config.shutdown_grace)
+        finally:  # the broker failing there (a full disk) still ends every task, wakes joiners
+            self.health.stop()
+            self.broker.stall_guard = None
+            self.running = False
+            try:
+                await self.tasks.close()
+            finally:  # (they resume at stop's next await, so after what follows here)
+                self.joiners.wake(error=EngineStopped("engine stopped"))
         stats = self.broker.stats()
         self.leftover = stats.ready + stats.delayed + stats.in_flight
         note = ""
@@ -185,7 +190,6 @@ class Engine(OperatorCommands):
             f"engine stopped; {self.leftover} messages still queued{note}",
             leftover=self.leftover,
         )
-        self.joiners.wake(error=EngineStopped("engine stopped"))
         if self._owns_broker and not isinstance(self.broker, MemoryBroker):
             await close_broker(self.clock, self.broker)
 

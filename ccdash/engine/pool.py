@@ -353,11 +353,19 @@ class Pool:
         deadline = clock.now() + grace
         while any(c.current for c in self.consumers.values()) and clock.now() < deadline:
             await clock.sleep(min(0.05, max(0.0, deadline - clock.now())))
+        # Every consumer is stopped and its leases tried even if the broker fails on one
+        # (a full disk): those it could not hand back return when their leases run out.
+        failure: Exception | None = None
         for c in list(self.consumers.values()):
             if c.task is not None and not c.task.done():
                 c.task.cancel()
-            await self.broker.release_holder(c.id, REASON_RELEASED, "engine shut down")
+            try:
+                await self.broker.release_holder(c.id, REASON_RELEASED, "engine shut down")
+            except Exception as exc:
+                failure = failure or exc
             self.retire(c, ConsumerState.STOPPED, "engine shut down")
+        if failure is not None:
+            raise failure
 
     def running_delivery(self, task: asyncio.Task[Any] | None) -> tuple[str, str] | None:
         """The consumer whose task this is, and the message it handles. Called by the

@@ -42,6 +42,10 @@ class EngineTasks:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def running(self) -> list[str]:
+        """The names of the group's tasks that have not ended."""
+        return sorted(t.get_name() for t in self._tasks if not t.done())
+
     async def close(self) -> list[str]:
         """Cancel every task and leave the group; returns (and reports) the names of
         tasks abandoned because they ignored cancellation past their deadline."""
