@@ -238,8 +238,13 @@ async def test_a_worker_reading_far_ahead_takes_back_thousands_that_came_back(
     a worker that reads 10,000 ahead: the fetch moves them out of the level's returned
     set in slices (Lua's unpack takes only a few thousand values at a time; the fetch
     failed on every try, so nothing more was ever read). Calls of 8,200 entries may
-    take seconds on a loaded machine: a Redis timeout well above the default 5 s."""
-    broker = await redis_broker(fetch=10_000, url=f"{redis_url}&timeout=60")
+    take seconds on a loaded machine: a Redis timeout well above the default 5 s, and
+    a visibility timeout well above the time both reads take, since nothing extends
+    these leases (no engine, no health tick): at the fixture's 5 s they ran out while
+    the second read went on and came back as attempts 3 and 4."""
+    broker = await redis_broker(
+        fetch=10_000, url=f"{redis_url}&timeout=60", visibility_timeout=120.0
+    )
     for _ in range(8200):
         broker.publish_nowait(b"x")
     await broker.flush()
