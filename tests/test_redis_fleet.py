@@ -134,7 +134,7 @@ async def test_signed_kill_reaches_the_right_worker_and_forgeries_are_refused(fl
     fleet.spawn("k1", "--audit-log", str(audit), concurrency=3)
     fleet.spawn("k2", concurrency=3)
     await until(lambda: has_workers(fleet.url, 2), 20, "two workers")
-    res = await send_command(fleet.url, SECRET, "k1", "kill", consumer="c2")
+    res = await send_command(fleet.url, SECRET, "k1", "kill", consumer="c2", wait=30)
     assert (res.status, res.worker) == ("accepted", "k1"), res
     assert "killed c2" in res.detail
 
@@ -183,9 +183,9 @@ async def test_signed_kill_reaches_the_right_worker_and_forgeries_are_refused(fl
     async with FleetView(fleet.url) as fv:
         k1 = (await fv.snapshot()).worker("k1")
     assert k1 is not None and "c1" in {c.id for c in k1.consumers}, "c1 was never killed"
-    res = await send_command(fleet.url, SECRET, "k2", "scale", n=1)
+    res = await send_command(fleet.url, SECRET, "k2", "scale", n=1, wait=30)
     assert res.status == "accepted" and res.detail == "concurrency 1"
-    res = await send_command(fleet.url, SECRET, "k2", "stop")
+    res = await send_command(fleet.url, SECRET, "k2", "stop", wait=30)
     assert res.status == "accepted"
     assert fleet.wait_exit("k2") == 0, fleet.log("k2")
     assert fleet.stop_all()["k1"] == 0

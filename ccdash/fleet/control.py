@@ -207,13 +207,15 @@ async def _last_id(client: Any, key: str) -> bytes:
 async def wait_for_audit(
     client: Any, keys: Keys, nonce: str, worker: str, action: str, after: bytes, wait: float
 ) -> CommandResult:
-    """Block on the audit stream until the worker records this nonce."""
+    """Block on the audit stream until the worker records this nonce; in slices of at
+    most a second, well inside the client's socket timeout (one block of the whole
+    wait outlasted it when no answer came: a Redis read timeout, not a result)."""
     import time
 
     deadline = time.monotonic() + wait
     last = after
     while (left := deadline - time.monotonic()) > 0:
-        reply = await client.xread({keys.audit: last}, block=max(1, int(left * 1000)))
+        reply = await client.xread({keys.audit: last}, block=max(1, int(min(left, 1.0) * 1000)))
         for _key, entries in reply or ():
             for eid, f in entries:
                 last = eid
