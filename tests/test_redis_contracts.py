@@ -13,8 +13,8 @@ from support.redis_fixtures import RedisServer, lease
 from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import BrokerError
 from ccdash.brokers.redis.link import LinkDown
-from ccdash.brokers.redis.publishing import REGISTER_EVERY
 from ccdash.brokers.redis.scripts import SCRIPTS
+from ccdash.brokers.redis.scripts.delivery import REGISTER_EVERY
 
 Make = Callable[..., Any]
 

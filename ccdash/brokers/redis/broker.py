@@ -101,7 +101,6 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
         self._waiters = Waiters()  # wait_ready
         self._room_waiters = Waiters()  # publish when full
         self._dedup: dict[str, tuple[str, float]] = {}
-        self._registered: dict[int, float] = {}
         self._mid_prefix = secrets.token_hex(6)
         self._seq = 0
         self._closed = False

@@ -34,7 +34,7 @@ from ccdash.brokers.redis.link import (
     is_nogroup,
 )
 from ccdash.brokers.redis.refusals import Refusals, fail_unstored, stored_nothing
-from ccdash.brokers.redis.scripts.delivery import MARK_KEEP
+from ccdash.brokers.redis.scripts.delivery import MARK_KEEP, REGISTER_EVERY
 from ccdash.brokers.redis.views import Snapshot, parse_stats
 from ccdash.waiters import Waiters
 
@@ -116,7 +116,7 @@ class Flusher:
         self._pub_again = False
         self._pub_since = 0.0
         self._pub_reg = False  # the script registers the batch's levels (ZADD)
-        self.unsure: set[int] = set()  # levels to register (see publishing.REGISTER_EVERY)
+        self._reg_at = float("-inf")  # when a batch last registered its levels
         self.now: Callable[[], float] = time.monotonic  # for that age (a fake in tests)
         self._pub_chunk: list[tuple[int, bytes, asyncio.Future[None] | None]] = []
 
@@ -267,9 +267,9 @@ class Flusher:
             n = min(PUBLISH_CHUNK, len(self.outbox))
             self._pub_chunk = [self.outbox.popleft() for _ in range(n)]
             self._pub_seq += 1
-            self._pub_again, self._pub_reg = False, bool(self.unsure)
-            if not self.outbox:
-                self.unsure.clear()
+            now, self._pub_again = self.now(), False
+            self._pub_reg = now - self._reg_at >= REGISTER_EVERY  # ZADD NX its levels
+            self._reg_at = now if self._pub_reg else self._reg_at
         if self._pub_chunk:
             raw = Raw(b"".join(seg for _, seg, _ in self._pub_chunk), 4 * len(self._pub_chunk))
             if not self._pub_again:

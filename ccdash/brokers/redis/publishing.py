@@ -30,10 +30,6 @@ if TYPE_CHECKING:
     from ccdash.waiters import Waiters
 
 _REAL_TIME = MonotonicClock()  # re-reading the fleet's count is a real-time matter
-# A level this publisher stores to is registered (ZADD NX in the batch script) at
-# most this often, seconds: a member an operator's cleanup or a foreign client
-# removed comes back, or nobody would fetch from it; not a ZADD per publish.
-REGISTER_EVERY = 1.0
 
 
 class WouldBlock(QueueFull):
@@ -48,7 +44,6 @@ class Publishing:
     keys: Keys
     reader: Reader
     _dedup: dict[str, tuple[str, float]]
-    _registered: dict[int, float]  # level -> when a batch last registered it
     _mid_prefix: str
     _seq: int
     _room_waiters: Waiters
@@ -99,10 +94,6 @@ class Publishing:
         p, m, d = b"%d" % prio, mid.encode(), (b"j" if is_json else b"b") + data
         if p not in self.reader.prios:  # a level the reader may not know: it fetches next
             self.reader.changed()
-        now = self.flusher.now()
-        if now - self._registered.get(prio, -REGISTER_EVERY) >= REGISTER_EVERY:
-            self._registered[prio] = now  # registered again (an operator may have removed it)
-            self.flusher.unsure.add(prio)
         t = b"%d" % ((time.monotonic() - self.offset) * 1000)  # Redis's clock, in ms
         # The publish script's 4 arguments (priority, id, time, body), RESP-encoded.
         self.flusher.outbox.append(

@@ -10,6 +10,10 @@ from __future__ import annotations
 # flag 2, and a missing mark then means "unknown", not "not stored" (flusher.py).
 MARK_TTL = 86_400
 MARK_KEEP = MARK_TTL - 3600
+# A publisher's batches register the levels they store to (flag `r`, ZADD NX) at most
+# this often, seconds: a member an operator's cleanup removed comes back, not a ZADD
+# per publish (a new level's stream is registered when the script makes it).
+REGISTER_EVERY = 1.0
 UNKNOWN = (
     f"outcome unknown: the reply was lost and Redis out of reach for over {MARK_KEEP} s; "
     "it may be stored (not sent again)"
@@ -55,7 +59,7 @@ return {}
 # lost it). Flag `r` after the retry flag: each level stored to is registered, once
 # per call (ZADD NX: a member an operator's cleanup or a foreign client removed is
 # put back, or nobody would fetch from it); a publisher asks for it at most once a
-# second per level (REGISTER_EVERY). `pubseq:<publisher>` holds the number of its last
+# second (REGISTER_EVERY). `pubseq:<publisher>` holds the number of its last
 # batch stored: a batch
 # sent again (retry flag 1) after its reply was lost adds nothing if it is there
 # (a publisher numbers its batches up and sends them one at a time); with flag 2
