@@ -124,7 +124,13 @@ class EngineConfig:
                 f"heartbeat_interval must be from {_num(MIN_HEARTBEAT)} to "
                 f"{_num(LIMITS['heartbeat_interval'])} seconds, got {_num(hb)}"
             )
-        for name in ("visibility_timeout", "heartbeat_timeout"):
+        for name in (
+            "visibility_timeout",
+            "heartbeat_timeout",
+            "scale_interval",
+            "target_backlog_per_consumer",
+            "forecast_horizon",
+        ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be greater than 0, got {_num(getattr(self, name))}")
         for name in (
@@ -134,13 +140,13 @@ class EngineConfig:
             "max_consumers",
             "restart_limit",
             "max_body_bytes",
+            "max_scale_step",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {_num(getattr(self, name))}")
-        for name in ("consumers", "min_consumers"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must not be negative, got {_num(getattr(self, name))}")
         for name in (
+            "consumers",
+            "min_consumers",
             "startup_delay",
             "shutdown_grace",
             "backoff_base",
@@ -178,27 +184,18 @@ class EngineConfig:
             raise ConfigError(
                 f"unknown balancer {self.balancer!r}; choose one of: {', '.join(BALANCERS)}"
             )
-        for name in ("handler_timeout", "rate_limit"):
+        for name in ("handler_timeout", "rate_limit", "latency_slo"):
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise ConfigError(f"{name} must be greater than 0 (or unset), got {_num(v)}")
-        for name in ("scale_interval", "target_backlog_per_consumer", "forecast_horizon"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be greater than 0, got {_num(getattr(self, name))}")
         if not 0 < self.target_utilisation <= 1:
             raise ConfigError(
                 f"target_utilisation must be within (0, 1], got {_num(self.target_utilisation)}"
             )
-        if self.max_scale_step < 1:
-            raise ConfigError(f"max_scale_step must be at least 1, got {self.max_scale_step}")
         if self.alert_rules is not None:
             for rule in self.alert_rules:
                 if not isinstance(rule, AlertRule):
                     raise ConfigError(f"alert_rules must hold AlertRule objects, got {rule!r}")
-        if self.latency_slo is not None and not self.latency_slo > 0:
-            raise ConfigError(
-                f"latency_slo must be greater than 0 (or unset), got {_num(self.latency_slo)}"
-            )
         for name in ("capacity", "breaker_threshold", "rate_burst"):
             v = getattr(self, name)
             if v is not None and v < 1:
