@@ -50,9 +50,26 @@ class EngineTasks:
         """Cancel every task and leave the group; returns (and reports) the names of
         tasks abandoned because they ignored cancellation past their deadline."""
         assert self._tg is not None
-        left = await cancel_and_wait(self.clock, list(self._tasks), "engine stop")
+        # A task failing as it is cancelled (a write failing on its way out) makes the
+        # group cancel us while we wait: finish waiting, then hand that cancellation to
+        # the group, which swallows its own and raises the task's error.
+        waiting = asyncio.ensure_future(
+            cancel_and_wait(self.clock, list(self._tasks), "engine stop")
+        )
+        cancelled: asyncio.CancelledError | None = None
+        while True:
+            try:
+                left = await asyncio.shield(waiting)
+                break
+            except asyncio.CancelledError as exc:
+                if waiting.cancelled():
+                    raise
+                cancelled = exc
         if not left:
-            await self._tg.__aexit__(None, None, None)
+            if cancelled is None:
+                await self._tg.__aexit__(None, None, None)
+            else:
+                await self._tg.__aexit__(type(cancelled), cancelled, cancelled.__traceback__)
             return []
         self._tg_exit = asyncio.ensure_future(self._tg.__aexit__(None, None, None))
         self._tg_exit.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -63,6 +80,8 @@ class EngineTasks:
             f"that ignored cancellation: {', '.join(names)}",
             tasks=", ".join(names),
         )
+        if cancelled is not None:
+            raise cancelled
         return names
 
 
