@@ -3,10 +3,13 @@ that have room, whatever comes and goes."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from dataclasses import dataclass
 
+from ccdash import Delivery, Engine, EngineConfig
+from ccdash.clock import FakeClock
 from ccdash.engine.balancers import Candidates, make_balancer
 
 
@@ -112,3 +115,39 @@ def test_shares_follow_weights_and_a_weight_set_at_runtime() -> None:
     zero = _T(4, 0)
     cands.put(zero)
     assert {balancer.pick(cands).ordinal for _ in range(30)} == {3, 4}
+
+
+async def test_a_weight_set_on_the_engine_counts_from_the_next_dispatch() -> None:
+    """engine.set_weight tells the weighted balancer: after a round of four equal
+    consumers, raising the last one's weight to 10 gives it the very next message and
+    10 of the next 13 (smooth weighted round-robin from the change), not its old turn
+    after the others'."""
+    clock = FakeClock()
+    release = asyncio.Event()
+
+    async def hold(d: Delivery) -> None:
+        await release.wait()
+
+    cfg = EngineConfig(consumers=4, balancer="weighted", prefetch=64, seed=1)
+    async with Engine(cfg, handler=hold, clock=clock) as engine:
+        ids = engine.consumer_ids()
+
+        def held() -> Counter[str]:
+            return Counter({c.id: c.in_flight for c in engine.snapshot().consumers})
+
+        for i in range(4):
+            await engine.publish({"n": i})
+        assert held() == dict.fromkeys(ids, 1)
+        engine.set_weight(ids[3], 10)
+        await engine.publish({"n": 4})
+        assert held()[ids[3]] == 2, held()
+        for i in range(12):
+            await engine.publish({"n": 5 + i})
+        assert held() - Counter(dict.fromkeys(ids, 1)) == {
+            ids[0]: 1,
+            ids[1]: 1,
+            ids[2]: 1,
+            ids[3]: 10,
+        }
+        release.set()
+        await engine.join(timeout=10)

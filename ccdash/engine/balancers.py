@@ -165,8 +165,9 @@ class Weighted:
 
     Never a scan: a current weight is `base + weight x picks`, so among equal weights
     the order is that of `base`, kept in a heap per distinct weight; a pick compares
-    the heaps' heads: O(distinct weights + log n). A weight changed on the consumer
-    is seen when it is filed again (its room changes) or reaches its heap's head."""
+    the heaps' heads: O(distinct weights + log n). The dispatcher files a consumer
+    again when its weight is set (`Dispatcher.set_weight`), so it counts from the next
+    pick; a weight changed behind its back is seen when it reaches its heap's head."""
 
     name = "weighted"
 

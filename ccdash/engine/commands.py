@@ -69,10 +69,11 @@ class OperatorCommands:
         self.emit(EventKind.BALANCER_SWITCHED, f"balancer is now {name}", balancer=name)
 
     def set_weight(self, cid: str, weight: int) -> None:
-        """Set a consumer's weight for the weighted balancer (default 1)."""
+        """Set a consumer's weight for the weighted balancer (default 1); it counts
+        from the next dispatch decision."""
         if weight < 0:
             raise ValueError("weight must not be negative")
-        self.pool.get(cid).weight = int(weight)
+        self.dispatcher.set_weight(self.pool.get(cid), int(weight))
         self.emit(EventKind.WEIGHT_SET, f"{cid} weight {weight}", consumer=cid, weight=weight)
 
     async def pause(self) -> None:

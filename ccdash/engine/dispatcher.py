@@ -95,6 +95,14 @@ class Dispatcher:
         self.balancer.attach(self.hungry)
         self._spare_balancer = make_balancer(name, self.rng)
 
+    def set_weight(self, c: Consumer, weight: int) -> None:
+        """Give c this weight from the next pick: filed again among those with room (a
+        balancer that keeps state per member hears of it); one without room rejoins
+        under it."""
+        c.weight = weight
+        if c in self.hungry:
+            self.hungry.put(c)
+
     # -- what the pool tells it ------------------------------------------------
 
     def admit(self, c: Consumer) -> None:
