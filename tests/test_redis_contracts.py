@@ -12,9 +12,9 @@ from support.redis_fixtures import RedisServer, lease
 
 from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import BrokerError
-from ccdash.brokers.redis.link import LinkDown
+from ccdash.brokers.redis.link import LinkDown, pack
 from ccdash.brokers.redis.scripts import SCRIPTS
-from ccdash.brokers.redis.scripts.delivery import REGISTER_EVERY
+from ccdash.brokers.redis.scripts.delivery import MARK_KEEP, REGISTER_EVERY
 
 Make = Callable[..., Any]
 
@@ -88,23 +88,36 @@ def _expire_as_after(server: RedisServer, key: str, seconds: float) -> None:
         server.command("DEL", key)
 
 
+def _keys(server: RedisServer, pattern: str) -> list[str]:
+    """The keys matching `pattern` (KEYS: a test's own queue, a few keys)."""
+    reply = server.command("KEYS", pattern).decode()
+    return [line for line in reply.split("\r\n")[1:] if line and line[0] not in "$*"]
+
+
 def _lose_first_batch_reply(
-    b: Any, server: RedisServer, monkeypatch: pytest.MonkeyPatch, outage: float
+    b: Any,
+    server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    outage: float,
+    script: str = "publish_batch",
 ) -> list[float]:
-    """The first publish batch reaches Redis, its reply is lost, and Redis stays out
-    of reach for `outage` seconds (on the flusher's fake clock; Redis expires what it
-    would have meanwhile). Returns the clock."""
+    """The first call of the publish script `script` reaches Redis, its reply is lost,
+    and Redis stays out of reach for `outage` seconds (on the flusher's fake clock;
+    Redis expires the publish marks and dedup ids as it would have meanwhile). Returns
+    the clock."""
     clock = [1000.0]
     b.flusher.now = lambda: clock[0]
-    execute, sha = b.link.execute, SCRIPTS["publish_batch"].sha
+    execute, sha = b.link.execute, SCRIPTS[script].sha
     lost: list[bool] = []
 
     async def losing(commands: Sequence[Any]) -> list[Any]:
         replies: list[Any] = await execute(commands)
-        if not lost and any(c[0] == "EVALSHA" and c[1] == sha for c in commands):
+        if not lost and sha.encode() in pack(commands):
             lost.append(True)
             clock[0] += outage
-            _expire_as_after(server, f"{b.keys.prefix}pubseq:{b.flusher.publisher}", outage)
+            p = b.keys.prefix
+            for key in _keys(server, f"{p}pub*:*") + _keys(server, f"{p}dedup:*"):
+                _expire_as_after(server, key, outage)
             raise LinkDown("connection reset (the reply was lost)")
         return replies
 
@@ -141,6 +154,37 @@ async def test_a_batch_resent_after_the_mark_may_be_gone_is_refused_not_doubled(
             await b.publish(b"once")
         await b.publish(b"next")  # the publishes after it go on
     assert _xlen(redis_server, b.keys.stream(0)) == 2
+
+
+async def test_a_dedup_publish_resent_after_the_mark_may_be_gone_is_refused_not_doubled(
+    redis_broker: Make, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish with a dedup id is stored, its reply lost, and Redis out of reach for
+    two days (its mark and its dedup id expired meanwhile): as for a batch, its outcome
+    is unknown and the publisher gets a BrokerError saying so, not a second copy. It
+    was sent again blind, whatever the outage: stored twice, the dedup id no help."""
+    b = await redis_broker()
+    _lose_first_batch_reply(b, redis_server, monkeypatch, 2 * 86_400.0, "publish")
+    async with asyncio.timeout(10):
+        with pytest.raises(BrokerError, match="outcome unknown"):
+            await b.publish(b"once", dedup_id="order-1")
+        await b.publish(b"next", dedup_id="order-2")  # the publishes after it go on
+    assert _xlen(redis_server, b.keys.stream(0)) == 2
+
+
+async def test_a_dedup_publish_resent_late_while_its_mark_lives_gets_its_id(
+    redis_broker: Make, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sent again after nearly a day (past MARK_KEEP; the mark, kept a day, still
+    there, the 5-minute dedup id gone), a dedup publish whose reply was lost only asks:
+    it gets the id it was stored under, stored once."""
+    b = await redis_broker()
+    _lose_first_batch_reply(b, redis_server, monkeypatch, MARK_KEEP + 60.0, "publish")
+    async with asyncio.timeout(10):
+        mid = await b.publish(b"once", dedup_id="order-1")
+    assert _xlen(redis_server, b.keys.stream(0)) == 1
+    d = await lease(b)
+    assert (d.message_id, d.body) == (mid, b"once")
 
 
 async def test_stats_skip_a_registered_level_whose_key_is_no_stream(

@@ -20,7 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from ccdash.backoff import Backoff
 from ccdash.brokers.base import BrokerError
@@ -33,8 +33,9 @@ from ccdash.brokers.redis.link import (
     evalsha,
     is_nogroup,
 )
+from ccdash.brokers.redis.marks import Op, past_mark
 from ccdash.brokers.redis.refusals import Refusals, fail_unstored, stored_nothing
-from ccdash.brokers.redis.scripts.delivery import MARK_KEEP, REGISTER_EVERY
+from ccdash.brokers.redis.scripts.delivery import REGISTER_EVERY
 from ccdash.brokers.redis.views import Snapshot, parse_stats
 from ccdash.waiters import Waiters
 
@@ -43,13 +44,6 @@ log = logging.getLogger("ccdash.redis")
 PUBLISH_CHUNK = 1000  # messages per publish script call
 ACK_CHUNK = 2000  # acks per ack script call
 STATS_EVERY = 0.05  # seconds: at most this stale while writes flow
-
-
-class Op(NamedTuple):
-    """One queued command whose reply somebody awaits."""
-
-    cmd: tuple[Any, ...]
-    future: asyncio.Future[Any]
 
 
 class Flusher:
@@ -142,17 +136,21 @@ class Flusher:
                 fut.set_exception(error)
         self._sent_waiters.fail_all(error)
 
-    def call(self, cmd: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Queue a command; the future gets its reply (or the error). It is encoded
-        here: one that cannot be (Unsendable) fails alone, never its batch."""
+    def call(
+        self, cmd: tuple[Any, ...], *, check: tuple[Any, ...] | None = None
+    ) -> asyncio.Future[Any]:
+        """Queue a command; the future gets its reply (or the error). A write leaving
+        a mark gives `check`, what asks for it past MARK_KEEP (see marks.py). It is
+        encoded here: one that cannot be (Unsendable) fails alone, never its batch."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         try:
             packed = encode_command(cmd)
+            asks = None if check is None else encode_command(check)
         except Unsendable as exc:
             log.error("%s", exc)
             fut.set_exception(exc)
             return fut
-        self.ops.append(Op(packed, fut))
+        self.ops.append(Op(packed, fut, asks))
         self.kick()
         return fut
 
@@ -275,7 +273,7 @@ class Flusher:
             if not self._pub_again:
                 again, self._pub_since = b"0", self.now()
             else:  # past MARK_KEEP, Redis may have dropped the mark: ask, never add blind
-                again = b"2" if self.now() - self._pub_since > MARK_KEEP else b"1"
+                again = b"2" if past_mark(self._pub_since, self.now()) else b"1"
             seq, again = self._pub_seq, again + b"r" if self._pub_reg else again
             cmds.append(evalsha("publish_batch", self.prefix, self.publisher, seq, again, raw))
             self._pub_again = True
@@ -290,7 +288,9 @@ class Flusher:
             waited = 0 if since is None else int((time.monotonic() - since) * 1000)
             cmds.append(evalsha("ack", self.prefix, self.worker, self.vt_ms + waited, raw))
         ops = [self.ops.popleft() for _ in range(min(200, len(self.ops)))]
-        cmds.extend(op.cmd for op in ops)
+        if ops:
+            t = self.now()
+            cmds.extend(op.to_send(t) for op in ops)
         now = time.monotonic()
         stats = self.want_stats or bool(ops) or now - self.last_stats >= STATS_EVERY
         if stats:

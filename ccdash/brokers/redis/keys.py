@@ -36,6 +36,11 @@ class Keys:
         """ZSET of one level's returned messages waiting for a fetch (original order)."""
         return f"{self.prefix}ret:{priority}"
 
+    def publish_mark(self, token: str) -> str:
+        """What a dedup publish call stored (its ids, JSON), kept MARK_TTL: a call sent
+        again after its reply was lost finds it."""
+        return f"{self.prefix}pub:{token}"
+
     @property
     def wake(self) -> str:
         """Stream whose entries unpark readers blocked in XREADGROUP (a message came back)."""

@@ -5,6 +5,7 @@ size."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ccdash.aio import consume_outcome
 from ccdash.brokers.base import (
     MAX_PRIORITY,
+    BrokerError,
     QueueFull,
     check_publish_args,
     encode_body,
@@ -20,6 +22,7 @@ from ccdash.brokers.base import (
 )
 from ccdash.brokers.redis.link import evalsha
 from ccdash.brokers.redis.local import encode_stored
+from ccdash.brokers.redis.scripts.delivery import UNKNOWN
 from ccdash.clock import MonotonicClock
 
 if TYPE_CHECKING:
@@ -164,18 +167,24 @@ class Publishing:
         if b"%d" % int(priority) not in self.reader.prios:
             self.reader.changed()
         window = max(1, int(self.config.dedup_window * 1000))
+        token = secrets.token_hex(8)
         r = await self.flusher.call(
             evalsha(
                 "publish",
                 self.keys.prefix,
-                secrets.token_hex(8),
+                token,
                 window,
                 int(priority),
                 mid,
                 encode_stored(data, is_json),
                 dedup_id or "",
-            )
+            ),
+            check=("GET", self.keys.publish_mark(token)),  # sent again past MARK_KEEP
         )
+        if not isinstance(r, list):  # the mark's value (`check`): the ids, JSON
+            if r is None:
+                raise BrokerError(UNKNOWN)
+            r = json.loads(r) if r else []
         if r:
             mid = r[0].decode() if isinstance(r[0], bytes) else str(r[0])
         if dedup_id is not None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 # How long Redis keeps the record that a publish call was stored (`pub:<token>`,
 # `pubseq:<publisher>`), seconds: a call sent again after its reply was lost finds
 # it there if the outage was shorter. A publisher whose outage ran longer than
-# this (less a margin, MARK_KEEP) does not send the batch blind: it asks with retry
-# flag 2, and a missing mark then means "unknown", not "not stored" (flusher.py).
+# this (less a margin, MARK_KEEP) does not send the call blind: a batch asks with
+# retry flag 2, a dedup publish GETs its `pub:` mark, and a missing mark then means
+# "unknown", not "not stored" (marks.py).
 MARK_TTL = 86_400
 MARK_KEEP = MARK_TTL - 3600
 # A publisher's batches register the levels they store to (flag `r`, ZADD NX) at most
