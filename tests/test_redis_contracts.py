@@ -12,6 +12,7 @@ from support.redis_fixtures import RedisServer, lease
 
 from ccdash import Engine, EngineConfig
 from ccdash.brokers.base import BrokerError
+from ccdash.brokers.redis import presence
 from ccdash.brokers.redis.link import LinkDown, pack
 from ccdash.brokers.redis.scripts import SCRIPTS
 from ccdash.brokers.redis.scripts.delivery import MARK_KEEP, REGISTER_EVERY
@@ -42,6 +43,25 @@ async def test_a_level_dropped_from_the_registry_is_registered_again_by_a_publis
     await b.publish(b"m2", priority=5)
     d = await lease(b, within=5.0)
     assert (d.body, d.priority) == (b"m2", 5)
+
+
+@pytest.mark.parametrize("cleanup", ["member", "key"])
+async def test_a_level_dropped_from_the_registry_is_found_again_without_a_publish(
+    cleanup: str, redis_broker: Make, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message waits in priority 5's stream when the level leaves the registry (an
+    operator's cleanup, a foreign client, eviction): the workers' periodic rediscovery
+    (shortened here) registers it again and the message is delivered, with no further
+    publish. Nobody read it until the next publish to that level: never, if none came."""
+    monkeypatch.setattr(presence, "REDISCOVER_EVERY", 0.3)
+    b = await redis_broker()
+    await b.publish(b"m1", priority=5)  # nobody reads yet: the reader runs on demand
+    if cleanup == "member":
+        redis_server.command("ZREM", b.keys.priorities, "5")
+    else:
+        redis_server.command("DEL", b.keys.priorities)
+    d = await lease(b, within=10.0)
+    assert (d.body, d.priority) == (b"m1", 5)
 
 
 async def test_publish_many_to_a_level_that_is_no_stream_raises_like_publish(

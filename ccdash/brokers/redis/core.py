@@ -26,6 +26,12 @@ class PresenceState(Protocol):
     async def register(self) -> None: ...
 
 
+class ReaderState(Protocol):
+    """What presence needs of the reader: fetch next (the level registry changed)."""
+
+    def changed(self) -> None: ...
+
+
 class RedisCore(Protocol):
     """The broker's state and hooks that its reader and presence use."""
 
@@ -43,6 +49,9 @@ class RedisCore(Protocol):
 
     @property
     def presence(self) -> PresenceState: ...
+
+    @property
+    def reader(self) -> ReaderState: ...
 
     def has_waiters(self) -> bool: ...
 

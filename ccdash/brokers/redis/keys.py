@@ -42,6 +42,12 @@ class Keys:
         return f"{self.prefix}pub:{token}"
 
     @property
+    def rescan(self) -> str:
+        """Held (with a TTL) by the worker looking for levels missing from the registry:
+        one look per period across the fleet."""
+        return self.prefix + "rescan"
+
+    @property
     def wake(self) -> str:
         """Stream whose entries unpark readers blocked in XREADGROUP (a message came back)."""
         return self.prefix + "wake"

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("ccdash.redis")
 
 CLAIM_BATCH = 500
+# How often, seconds, the fleet (one worker a period) looks for priority levels the
+# registry lost while their streams hold messages (see scripts.admin.REDISCOVER):
+# they are read again within this plus one fetch interval, without a publish.
+REDISCOVER_EVERY = 10.0
 PROCESS = secrets.token_hex(8)  # this process, told apart from an earlier one with its pid
 
 
@@ -80,6 +84,7 @@ class Presence:
         self.data_checked = 0.0  # the reconnect after which the queue's marker was checked
         self.claimed = 0  # entries taken over from dead workers / expired leases
         self.held = False  # Redis held the last judgement (an outage just ended)
+        self.rescan_at = 0.0  # when this worker next offers to look for lost levels
         self.rng = random.Random()
 
     def info(self) -> dict[str, Any]:
@@ -198,6 +203,8 @@ class Presence:
             )
             futs.append(fl.call(("ZADD", b.keys.workers, "NX", int(time.time() * 1000), b.worker)))
             cfg = b.config
+            if time.monotonic() >= self.rescan_at:
+                self._rediscover()
             if time.monotonic() >= self.grace_until and fl.down_since is None:
                 futs.append(
                     fl.call(
@@ -242,6 +249,28 @@ class Presence:
         if recovered > self.strays_checked and self.registered and fl.down_since is None:
             self.strays_checked = recovered
             await self.recover_strays()
+
+    def _rediscover(self) -> None:
+        """Offer to look for levels the registry lost (one look a period fleet-wide)."""
+        b = self.b
+        self.rescan_at = time.monotonic() + REDISCOVER_EVERY
+        period = max(1, int(REDISCOVER_EVERY * 1000))
+        fut = b.flusher.call(evalsha("rediscover", b.keys.prefix, b.worker, period))
+        fut.add_done_callback(self._rediscovered)
+
+    def _rediscovered(self, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            return
+        if (exc := fut.exception()) is not None:
+            log.debug("looking for lost priority levels failed: %s", exc)
+            return
+        if found := fut.result():
+            log.warning(
+                "priority level(s) %s held messages but were missing from the level "
+                "registry: registered again",
+                ", ".join(p.decode() for p in found),
+            )
+            self.b.reader.changed()  # fetch next (it reads the registry)
 
     def _report(self, results: list[Any], reaped_expired: bool = True) -> None:
         prev = results[0]

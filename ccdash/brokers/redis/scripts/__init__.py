@@ -24,12 +24,13 @@ times are the server's wall clock, the same for every host.
 
 The scripts are grouped by concern: `delivery` (publish, fetch, ack, end),
 `reaping` (expired leases, dead workers, retire, bury, takeover) and `admin` (stats,
-redrive, purge, recover); `prelude` is the shared head of each. `SCRIPTS` names them all.
+redrive, purge, recover,
+rediscover); `prelude` is the shared head of each. `SCRIPTS` names them all.
 """
 
 from __future__ import annotations
 
-from ccdash.brokers.redis.scripts.admin import PURGE, RECOVER, REDRIVE, STATS
+from ccdash.brokers.redis.scripts.admin import PURGE, RECOVER, REDISCOVER, REDRIVE, STATS
 from ccdash.brokers.redis.scripts.delivery import ACK, END, FETCH, PUBLISH, PUBLISH_BATCH
 from ccdash.brokers.redis.scripts.prelude import Script
 from ccdash.brokers.redis.scripts.reaping import BURY, REAP_DEAD, REAP_EXPIRED, RETIRE, TAKEOVER
@@ -53,5 +54,6 @@ SCRIPTS: dict[str, Script] = {
     }.items()
 }
 SCRIPTS["publish_batch"] = Script("publish_batch", PUBLISH_BATCH, lean=True)
+SCRIPTS["rediscover"] = Script("rediscover", REDISCOVER, lean=True)
 
 __all__ = ["SCRIPTS", "Script"]

@@ -1,7 +1,10 @@
 """The Lua scripts for operators and recovery: stats, the DLQ's redrive and purge,
-and re-creating the consumer groups after Redis lost its state."""
+re-creating the consumer groups after Redis lost its state, and registering again
+the levels the registry lost."""
 
 from __future__ import annotations
+
+from ccdash.brokers.base import MAX_PRIORITY
 
 # ARGV: P. Returns {ready, delayed, in flight, dead, counters (flat), pending per
 # consumer (flat), now, oldest}: `oldest` is when the oldest ready message was
@@ -103,3 +106,29 @@ end
 redis.pcall('XGROUP', 'CREATE', P .. 'wake', G, '$', 'MKSTREAM')
 return made
 """
+
+# ARGV: P, me, period ms. Finds the levels missing from the registry (an operator's
+# cleanup, a foreign client or eviction took them out) whose streams still hold
+# entries, or that have returned messages waiting, and registers them again: their
+# messages would wait for the next publish to that level before anyone read them.
+# Every priority's keys are named (no SCAN: the cost does not grow with the
+# keyspace); at most one call per period does it across the fleet (`rescan`, SET
+# NX). Returns the levels registered again.
+REDISCOVER = r"""
+if not redis.call('SET', P .. 'rescan', ARGV[2], 'NX', 'PX', ARGV[3]) then return {} end
+local known, out = {}, {}
+for _, p in ipairs(redis.call('ZRANGE', P .. 'prios', 0, -1)) do known[p] = true end
+local function holds(key)  -- a stream with entries (a foreign key of another type: no)
+  local r = redis.pcall('XLEN', key)
+  return type(r) == 'number' and r > 0
+end
+for n = -@MAX@, @MAX@ do
+  local p = tostring(n)
+  if not known[p] and (redis.call('EXISTS', P .. 'ret:' .. p) == 1
+      or holds(P .. 'q:' .. p) or holds(P .. 'q:r' .. p)) then
+    level(p)
+    out[#out + 1] = p
+  end
+end
+return out
+""".replace("@MAX@", str(MAX_PRIORITY))
