@@ -258,6 +258,10 @@ class Engine(OperatorCommands):
         ev = self.log.from_broker(kind, fields)
         if ev.kind == EventKind.UNDECODABLE:
             self.alerts.fire("undecodable-entry", Severity.WARNING, ev.message)
+        elif ev.kind == EventKind.STORE_BUSY:
+            self.alerts.fire(EventKind.STORE_BUSY, Severity.WARNING, ev.message)
+        elif ev.kind == EventKind.STORE_RECOVERED:
+            self.alerts.resolve(EventKind.STORE_BUSY)
 
     # -- reading (the EngineView the rules and the snapshot builder see) ---------
 

@@ -83,6 +83,12 @@ class EventKind(Kind):
     ACK_REJECTED = "ack-rejected", _W, "an ack came after its lease ran out (a duplicate run)"
     LEASE_EXPIRED = "lease-expired", _W, "a lease ran out; the message is visible again"
     UNDECODABLE = "undecodable", _W, "a foreign or corrupt entry went to the DLQ at once"
+    STORE_BUSY = (
+        "store-busy",
+        _W,
+        "broker writes wait out a passing failure (another process holds the lock); retried",
+    )
+    STORE_RECOVERED = "store-recovered", _I, "broker writes go through again after store-busy"
     BREAKER_OPENED = "breaker-opened", _W, "a message type's circuit breaker opened"
     BREAKER_CLOSED = "breaker-closed", _I, "a message type's circuit breaker closed"
     ALERT_FIRING = "alert-firing", _W, "an alert fired (an error when it is critical)"
@@ -175,6 +181,19 @@ class EventLog:
             return self.emit(
                 EventKind.UNDECODABLE,
                 f"undecodable entry {fields.get('entry')} dead-lettered: {fields.get('error')}",
+                **fields,
+            )
+        if kind == EventKind.STORE_BUSY:
+            return self.emit(
+                EventKind.STORE_BUSY,
+                f"broker writes wait: {fields.get('cause')}; retrying with backoff "
+                f"for up to {fields.get('patience')} s",
+                **fields,
+            )
+        if kind == EventKind.STORE_RECOVERED:
+            return self.emit(
+                EventKind.STORE_RECOVERED,
+                f"broker writes go through again after {fields.get('waited')} s",
                 **fields,
             )
         return self.emit(kind, kind, **fields)  # a kind this engine does not know: as text

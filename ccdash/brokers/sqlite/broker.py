@@ -124,13 +124,18 @@ class SqliteBroker(BrokerViews, Broker):
         self._read = read
         self._base = {k: counters[k] for k in _TOTALS}
         checkpointer = Checkpointer(connect(self.target), self.path)
-        writer = Writer(store, self.path, loop, self._deliver, checkpointer)
+        writer = Writer(store, self.path, loop, self._deliver, checkpointer, self._tell)
         self._link = Link(writer, store, loop, counters, store.due, self._on_change)
         checkpointer.start()
         writer.start()
 
     def _deliver(self, *args: Any) -> None:
         self._link.deliver(*args)
+
+    def _tell(self, kind: str, fields: dict[str, Any]) -> None:
+        """An event for whoever listens (the engine): store-busy, undecodable, ..."""
+        if self.on_event is not None:
+            self.on_event(kind, fields)
 
     def _ready(self) -> Link:
         """The link to the writer, opening the file first if open() was not awaited."""
@@ -286,8 +291,7 @@ class SqliteBroker(BrokerViews, Broker):
             log.warning(
                 "sqlite broker %s: undecodable message %s dead-lettered: %s", self.path, mid, why
             )
-            if self.on_event is not None:
-                self.on_event("undecodable", {"entry": mid, "error": why})
+            self._tell("undecodable", {"entry": mid, "error": why})
         return out
 
     # -- ending leases ----------------------------------------------------------

@@ -109,8 +109,9 @@ class StoreFrame:
         self.last_gen: int | None = None
         self.next_housekeeping = -_INF
         # (message id, why) of rows dead-lettered as undecodable: appended on the
-        # writer thread, taken on the loop (a deque is safe for that).
+        # writer thread once committed, taken on the loop (a deque is safe for that).
         self.undecodable: deque[tuple[str, str]] = deque()
+        self._buried: list[tuple[str, str]] = []  # this transaction's, until it commits
 
     # -- the transaction frame ------------------------------------------------
 
@@ -134,10 +135,17 @@ class StoreFrame:
         self.last_gen = c["gen"]
         return dict(c)
 
+    def committed(self) -> None:
+        """The transaction was committed: tell the loop what it dead-lettered."""
+        self.undecodable.extend(self._buried)
+        self._buried.clear()
+
     def invalidate(self) -> None:
-        """The transaction was rolled back: forget what we believed about the file."""
+        """The transaction was rolled back: forget what we believed about the file (and
+        what it dead-lettered: a retry finds those rows again)."""
         self.last_gen = None
         self.due = -_INF
+        self._buried.clear()
 
     def next_deadline(self) -> float:
         """The earliest retry or lease deadline in the file (wall), or +inf."""
@@ -334,7 +342,7 @@ class StoreFrame:
         )
         self.c["ready"] -= 1
         self._bury(rid, attempt, REASON_UNDECODABLE, why, None, now_w)
-        self.undecodable.append((mid, why))
+        self._buried.append((mid, why))
 
     def _bury(
         self, rid: int, attempt: int, reason: str, error: str, history: str | None, now_w: float

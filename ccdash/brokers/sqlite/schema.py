@@ -109,6 +109,26 @@ def is_busy(exc: sqlite3.Error) -> bool:
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
 
 
+# Which failed writes are worth waiting out (the writer retries those, see writer.py):
+# only another connection's lock (SQLITE_BUSY and SQLITE_LOCKED, all their extended
+# codes) and WAL's lock-protocol race (SQLITE_PROTOCOL), which SQLite itself says to
+# retry. Everything else is permanent and fails the write at once: a full disk
+# (SQLITE_FULL) or a read-only file needs an operator, an I/O error (SQLITE_IOERR) or
+# corruption (SQLITE_CORRUPT, SQLITE_NOTADB) is not to be written over again and again,
+# and an error of one operation's data fails that operation alone.
+_TRANSIENT = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_PROTOCOL)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed write may succeed if tried again later (see _TRANSIENT)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _TRANSIENT  # the primary code of an extended one
+    return is_busy(exc) or "locking protocol" in str(exc)
+
+
 def patiently(fn: Callable[[], T], path: str) -> T:
     """Run `fn`, waiting out other processes' locks however long they hold them: the
     busy timeout waits inside SQLite, then we back off and try again. A busy file is

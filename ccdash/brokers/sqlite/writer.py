@@ -13,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from ccdash.backoff import full_jitter
 from ccdash.brokers.base import BrokerError, ReceiptRejected
-from ccdash.brokers.sqlite.schema import begin_immediate
+from ccdash.brokers.sqlite.schema import is_transient
 from ccdash.brokers.sqlite.store import Store
 
 log = logging.getLogger("ccdash.brokers.sqlite")
@@ -27,6 +30,14 @@ log = logging.getLogger("ccdash.brokers.sqlite")
 MAX_BATCH = 4096  # operations per transaction: bounds how long one commit keeps others waiting
 CHECKPOINT_EVERY = 200  # commits between checkpoints (run by the checkpointer thread)
 CHECKPOINT_FORCE = 20_000  # commits without a completed checkpoint: the writer does one itself
+# A batch failing for a passing reason (schema.is_transient: another process holds the
+# lock past the busy timeout) is retried after a backoff, for up to LOCK_PATIENCE
+# seconds; then it fails like a permanent error (the run ends with one line), rather
+# than hanging unseen behind a lock nobody will release.
+LOCK_PATIENCE = 300.0
+RETRY_BASE, RETRY_CAP = 0.05, 2.0  # backoff between tries (each try waits the busy timeout)
+STORE_BUSY = "store-busy"  # the events telling it (the engine's EventKind of that name)
+STORE_RECOVERED = "store-recovered"
 
 
 def _own_error(exc: BaseException) -> bool:
@@ -57,6 +68,7 @@ class Op:
 
 
 Deliver = Callable[[list[Op], "dict[str, int] | None", float, "BaseException | None"], None]
+Notify = Callable[[str, "dict[str, Any]"], None]  # (event kind, fields), run on the loop
 
 
 class Checkpointer:
@@ -109,7 +121,9 @@ class Checkpointer:
 
 
 class Writer:
-    """The writer thread. `deliver(batch, counters, due, error)` runs on the loop."""
+    """The writer thread. `deliver(batch, counters, due, error)` and `notify(kind,
+    fields)` (a batch waits out a passing failure, or got through after one) run on
+    the loop."""
 
     def __init__(
         self,
@@ -118,8 +132,11 @@ class Writer:
         loop: asyncio.AbstractEventLoop,
         deliver: Deliver,
         checkpointer: Checkpointer | None = None,
+        notify: Notify | None = None,
     ) -> None:
         self.store = store
+        self._notify = notify
+        self._rng = random.Random()
         self.checkpointer = checkpointer
         # generation committed -> last op seq in it, until the loop has taken the results:
         # lets views on the loop tell which queued ops a read of the file already shows.
@@ -199,7 +216,7 @@ class Writer:
         An error of one operation's own (its data, not the store) fails that
         operation alone: the batch is split and the halves committed apart, so one
         write that cannot succeed never takes the writes batched with it down."""
-        counters, exc = self._transact(batch)
+        counters, exc = self._transact_patiently(batch)
         if exc is not None and len(batch) > 1 and _own_error(exc):
             half = len(batch) // 2
             return self._commit(batch[:half]) and self._commit(batch[half:])
@@ -212,16 +229,49 @@ class Writer:
             self._after_commit()
         return True
 
+    def _tell(self, kind: str, **fields: Any) -> None:
+        if self._notify is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone
+                self._loop.call_soon_threadsafe(self._notify, kind, fields)
+
+    def _transact_patiently(
+        self, batch: list[Op]
+    ) -> tuple[dict[str, int] | None, Exception | None]:
+        """`_transact`, tried again after a backoff while it fails for a passing reason
+        (each failure rolled the whole batch back: a retry runs every operation once,
+        from scratch), for up to LOCK_PATIENCE seconds. Warns on the loop once when it
+        starts waiting, and once when the batch gets through."""
+        counters, exc = self._transact(batch)
+        if exc is None or not is_transient(exc):
+            return counters, exc
+        cause = str(exc)
+        since = time.monotonic()
+        log.warning("sqlite broker %s: write waits: %s; retrying with backoff", self.path, cause)
+        self._tell(STORE_BUSY, cause=cause, patience=LOCK_PATIENCE)
+        failures = 0
+        while exc is not None and is_transient(exc):
+            waited = time.monotonic() - since
+            if waited >= LOCK_PATIENCE:
+                return None, sqlite3.OperationalError(f"{exc} (still, after {waited:.0f} s)")
+            failures += 1
+            delay = full_jitter(self._rng, RETRY_BASE, RETRY_CAP, failures)
+            time.sleep(min(delay, LOCK_PATIENCE - waited))
+            counters, exc = self._transact(batch)
+        if exc is None:
+            waited = time.monotonic() - since
+            log.warning("sqlite broker %s: writes go through again after %.1f s", self.path, waited)
+            self._tell(STORE_RECOVERED, cause=cause, waited=round(waited, 3))
+        return counters, exc
+
     def _transact(self, batch: list[Op]) -> tuple[dict[str, int] | None, Exception | None]:
         """Run a batch in one transaction; returns the committed counters, or the error
-        (everything rolled back)."""
+        (everything rolled back). The busy timeout waits inside BEGIN IMMEDIATE for
+        another connection's lock; past it, the error is a passing one."""
         store = self.store
         conn = store.conn
+        gen = None
         try:
-            begin_immediate(conn, self.path)
-        except sqlite3.Error as exc:
-            return None, exc
-        try:
+            conn.execute("BEGIN IMMEDIATE")
             store.begin()
             for op in batch:
                 op.error = None  # a batch split after a failure runs its ops again
@@ -230,14 +280,18 @@ class Writer:
                 except ReceiptRejected as exc:  # checked before any change: nothing to undo
                     op.error = exc
             counters = store.end()
-            self.marks[counters["gen"]] = batch[-1].seq  # before COMMIT: a reader seeing
+            gen = counters["gen"]
+            self.marks[gen] = batch[-1].seq  # before COMMIT: a reader seeing
             conn.execute("COMMIT")  # this generation finds its mark
-            return counters, None
         except Exception as exc:
+            if gen is not None:  # not ours: another process may commit that generation
+                self.marks.pop(gen, None)
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             store.invalidate()
             return None, exc
+        store.committed()
+        return counters, None
 
     def _failed(self, batch: list[Op], exc: BaseException) -> BaseException:
         error = BrokerError(f"sqlite broker {self.path}: write failed: {exc}")
