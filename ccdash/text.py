@@ -125,6 +125,12 @@ def body_text(body: Any, limit: int | None = None, *, pretty: bool = False) -> s
     return sanitize(text, limit, keep="\n" if pretty else "")
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`1 dead letter`, `2 dead letters`: a count with its noun in the right number
+    (`plural` for an irregular one)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def did_you_mean(word: str, valid: Iterable[str]) -> str:
     """` (did you mean 'x'?)` when something valid is close to `word`, else ``."""
     close = difflib.get_close_matches(word, list(valid), n=1, cutoff=0.6)
@@ -146,4 +152,4 @@ class SafeFormatter(logging.Formatter):
         return sanitize(super().format(record), keep="\n\t")
 
 
-__all__ = ["ELLIPSIS", "SafeFormatter", "body_text", "did_you_mean", "sanitize"]
+__all__ = ["ELLIPSIS", "SafeFormatter", "body_text", "counted", "did_you_mean", "sanitize"]

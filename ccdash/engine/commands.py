@@ -18,6 +18,7 @@ from ccdash.engine.consumer_context import Handler
 from ccdash.engine.dispatcher import Dispatcher
 from ccdash.engine.events import Emit, EventKind
 from ccdash.engine.pool import Pool
+from ccdash.text import counted
 
 
 class OperatorCommands:
@@ -92,7 +93,7 @@ class OperatorCommands:
         """DLQ -> queue (all, or these ids), attempts reset."""
         _check_ids(ids)
         n = await self.broker.redrive(ids)
-        self.emit(EventKind.DLQ_REDRIVEN, f"{n} dead letters redriven", count=n)
+        self.emit(EventKind.DLQ_REDRIVEN, f"{counted(n, 'dead letter')} redriven", count=n)
         await self.dispatcher.dispatch(None)
         return n
 
@@ -100,7 +101,7 @@ class OperatorCommands:
         """Delete dead letters for good (all, or these ids)."""
         _check_ids(ids)
         n = await self.broker.purge(ids)
-        self.emit(EventKind.DLQ_PURGED, f"{n} dead letters purged", count=n)
+        self.emit(EventKind.DLQ_PURGED, f"{counted(n, 'dead letter')} purged", count=n)
         return n
 
     def acknowledge_alert(self, alert_id: int) -> bool:

@@ -43,6 +43,7 @@ from ccdash.engine.snapshot import AutoscalerView, Decision, ScalingEvent, Snaps
 from ccdash.engine.states import Severity
 from ccdash.engine.tasks import EngineTasks, close_broker
 from ccdash.engine.views import build_snapshot
+from ccdash.text import counted
 
 
 class EngineStopped(RuntimeError):
@@ -155,7 +156,7 @@ class Engine(OperatorCommands):
         self.tasks.spawn(self.health.run(), "ccdash-health")
         self.emit(
             EventKind.ENGINE_STARTED,
-            f"engine started with {self.desired} consumers",
+            f"engine started with {counted(self.desired, 'consumer')}",
             broker=self.broker.url,
             balancer=self.balancer.name,
         )

@@ -25,6 +25,7 @@ from ccdash.engine.joiners import Joiners
 from ccdash.engine.metrics import LatencyHistogram
 from ccdash.engine.snapshot import ScalingEvent
 from ccdash.engine.states import ConsumerState, Severity
+from ccdash.text import counted
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]  # the engine's
 
@@ -172,7 +173,7 @@ class Pool:
         """c's nack sent d to the DLQ."""
         self.emit(
             EventKind.DEAD_LETTERED,
-            f"{d.message_id} dead-lettered after {d.attempt} attempts: {error}",
+            f"{d.message_id} dead-lettered after {counted(d.attempt, 'attempt')}: {error}",
             message_id=d.message_id,
             error=error,
         )
@@ -224,7 +225,7 @@ class Pool:
         self.to_replace += 1
         self.emit(
             EventKind.CONSUMER_FAILED,
-            f"{c.id} failed ({reason}); {released} leases released",
+            f"{c.id} failed ({reason}); {counted(released, 'lease')} released",
             consumer=c.id,
             reason=reason,
             released=released,
@@ -244,7 +245,7 @@ class Pool:
                 break
             if not self.restarts.take():
                 msg = (
-                    f"restart limit hit: {self.config.restart_limit} restarts within "
+                    f"restart limit hit: {counted(self.config.restart_limit, 'restart')} within "
                     f"{self.config.restart_window}s; not restarting"
                 )
                 if not self.alerts.is_active(EventKind.RESTART_LIMIT):
@@ -314,7 +315,7 @@ class Pool:
         old = [c for c in self.live() if c.version != version]
         self.emit(
             EventKind.ROLLING_UPDATE_STARTED,
-            f"rolling update to {version}: {len(old)} consumers",
+            f"rolling update to {version}: {counted(len(old), 'consumer')}",
             version=version,
             consumers=len(old),
         )

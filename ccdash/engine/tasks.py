@@ -15,6 +15,7 @@ from ccdash.aio import cancel_and_wait, run_within
 from ccdash.brokers.base import Broker
 from ccdash.clock import Clock
 from ccdash.engine.events import Emit, EventKind
+from ccdash.text import counted
 
 BROKER_CLOSE_DEADLINE = 30.0  # seconds closing a remote broker may take before it is left
 
@@ -76,7 +77,7 @@ class EngineTasks:
         names = sorted(t.get_name() for t in left if isinstance(t, asyncio.Task))
         self.emit(
             EventKind.TASKS_ABANDONED,
-            f"engine stopped without {len(left)} tasks "
+            f"engine stopped without {counted(len(left), 'task')} "
             f"that ignored cancellation: {', '.join(names)}",
             tasks=", ".join(names),
         )

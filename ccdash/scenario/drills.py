@@ -31,6 +31,7 @@ from ccdash.scenario.drill_record import (
 from ccdash.scenario.ledger import Ledger, Tap
 from ccdash.scenario.model import TARGETS, drill_label
 from ccdash.scenario.simulated import Simulation
+from ccdash.text import counted
 
 
 class DrillRunner(DrillJudge):
@@ -134,7 +135,7 @@ class DrillRunner(DrillJudge):
             self._victims.setdefault(rec.target, []).append(rec)
             verb = "killed" if action == "kill" else "hung"
             n = len(rec.held)
-            rec.detail = f"{verb} {rec.target} holding {n} message{'' if n == 1 else 's'}"
+            rec.detail = f"{verb} {rec.target} holding {counted(n, 'message')}"
             self._fired(rec)
             if action == "kill":
                 await eng.kill_consumer(rec.target)

@@ -12,6 +12,7 @@ from ccdash.clock import Clock, MonotonicClock
 from ccdash.engine import Engine, EngineConfig, Handler
 from ccdash.scenario.ledger import BatchTap, Ledger, Tap
 from ccdash.scenario.simulated import HandlerSpec, Simulation
+from ccdash.text import counted
 
 SHAPES = ("steady", "ramp", "burst", "sine")
 ARRIVALS = ("poisson", "even")
@@ -189,7 +190,6 @@ class Scenario:
         cfg = self.engine
         mode = f", batches of {cfg.batch_size}" if self.batch else ""
         return (
-            f"{cfg.consumers} consumers, {cfg.balancer}{mode}; {self.load.shape} load "
-            f"up to {self.load.max_rate():g} msg/s; {len(self.drills)} "
-            f"drill{'' if len(self.drills) == 1 else 's'}"
+            f"{counted(cfg.consumers, 'consumer')}, {cfg.balancer}{mode}; {self.load.shape} "
+            f"load up to {self.load.max_rate():g} msg/s; {counted(len(self.drills), 'drill')}"
         )
