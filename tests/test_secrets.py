@@ -244,3 +244,54 @@ def test_a_password_given_as_a_query_option_is_not_echoed(url: str) -> None:
     assert "s3cr3tPW" not in redact_url(url)
     for plain in ("redis://h:1/0?queue=orders&ttl=5", "sqlite:///x.db", "sqlite:////tmp/q.db"):
         assert redact_url(plain) == plain  # nothing to hide: shown as given
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://t0kenXYZ@127.0.0.1:1234/0", "redis://***@127.0.0.1:1234/0"),
+        ("rediss://t0kenXYZ@cache.example:6380/2", "rediss://***@cache.example:6380/2"),
+        ("redis://t0kenXYZ%40x@[::1]:1234/0?queue=q", "redis://***@[::1]:1234/0?queue=q"),
+        ("redis://a@t0kenXYZ@127.0.0.1:1234/0", "redis://***@127.0.0.1:1234/0"),
+        ("redis://user:t0kenXYZ@127.0.0.1:1234/0", "redis://user:***@127.0.0.1:1234/0"),
+        ("redis://@127.0.0.1:1234/0", "redis://@127.0.0.1:1234/0"),
+    ],
+)
+def test_a_user_part_without_a_password_is_redacted_too(url: str, shown: str) -> None:
+    """`redis://TOKEN@host` (no password): the user part is hidden, the host and port kept."""
+    assert redact_url(url) == shown
+    assert "t0kenXYZ" not in redact_url(url)
+
+
+def test_a_token_in_the_user_part_is_not_in_the_connection_error(tmp_path: Path) -> None:
+    """The one line of an unreachable Redis names the host and port, never the token."""
+    from support.redis_fixtures import free_port
+
+    port = free_port()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ccdash",
+            "--demo",
+            "--broker",
+            f"redis://t0kenXYZ@127.0.0.1:{port}/0?timeout=0.5",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"redis://***@127.0.0.1:{port}/0" in proc.stderr, proc.stderr
+    assert "t0kenXYZ" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("url", ["sqlite://t0kenXYZ@host/x.db", "sqlite://u:t0kenXYZ@host/x.db"])
+def test_a_user_part_in_a_sqlite_url_is_not_echoed(url: str) -> None:
+    """A sqlite URL has no user part; the refusal naming the host does not show it."""
+    from ccdash.brokers.base import BrokerError
+
+    with pytest.raises(BrokerError, match="names a host") as err:
+        check_url(url)
+    assert "t0kenXYZ" not in str(err.value)

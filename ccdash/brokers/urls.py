@@ -28,23 +28,28 @@ class BrokerURLError(BrokerError, ValueError):
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print or log: the one in the
-    user part, and the value of any query option we do not know (`?password=...`,
-    which an error about that very option would otherwise echo)."""
+    """The URL with its secrets replaced by ***, safe to print or log; the host and port
+    kept. Hidden: the password of the user part (`user:***@`), a user part without a
+    password whole (`***@`: `redis://TOKEN@host` is how some put a token there), and
+    the value of any query option we do not know (`?password=...`, which an error
+    about that very option would otherwise echo)."""
     try:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:
         return "<unparseable URL>"
     netloc = parts.netloc
+    userinfo, _, host = netloc.rpartition("@")
     if password is not None:
-        netloc = f"{parts.username or ''}:***@{parts.netloc.rpartition('@')[2]}"
+        netloc = f"{parts.username or ''}:***@{host}"
+    elif userinfo:
+        netloc = f"***@{host}"
     known = {**REDIS_OPTIONS, **TLS_OPTIONS}
     query = "&".join(
         f"{key}=***" if sep and unquote_plus(key) not in known else f"{key}{sep}{value}"
         for key, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
     )
-    if password is None and query == parts.query:
+    if netloc == parts.netloc and query == parts.query:
         return url  # nothing hidden: exactly as given (urlunsplit drops an empty //)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
@@ -124,6 +129,12 @@ def check_url(url: str) -> str:
         raise BrokerURLError(f"unknown broker {shown!r}; expected {FORMS}")
     if scheme == "sqlite":
         from ccdash.brokers.sqlite.schema import parse_url
+
+        if "@" in parts.netloc:  # parse_url would echo the user part, a password perhaps
+            raise BrokerURLError(
+                f"sqlite URL {shown!r} names a host; use sqlite:///relative.db "
+                "or sqlite:////abs/path.db"
+            )
 
         parse_url(url)  # raises SqliteOpenError (a BrokerError) naming the problem
         return scheme
