@@ -193,39 +193,64 @@ def write_private(path: str | Path, text: str) -> None:
 
 
 class PrivateFileError(ValueError):
-    """A small file (a secret, a theme) cannot be used; the text says why."""
+    """A small file (a secret, a theme, a recording) cannot be used; the text says why,
+    `why` says it in a word for a caller that words it its own way: "missing",
+    "directory", "not-regular", "readable" (by others), "too-large" or "unreadable"."""
+
+    def __init__(self, text: str, why: str = "unreadable") -> None:
+        super().__init__(text)
+        self.why = why
+
+
+_CHUNK = 1 << 20  # bytes read at a time: a large limit never allocates its whole size
 
 
 def read_small_file(
     path: str | os.PathLike[str], shown: str, limit: int, *, owner_only: bool = False
 ) -> bytes:
-    """The bytes of a file that is meant to be small (a broker URL, a secret, a theme).
+    """The bytes of a file that is meant to be small (a broker URL, a secret, a theme) or
+    bounded (a recording).
 
     Refused (PrivateFileError, `shown` naming the file) before a byte is read when it
     is not a regular file (a FIFO would wait for a writer for ever), when it is over
     `limit` bytes (never read into memory), and with `owner_only` when group or others
-    have any access.
+    have any access. A file that grows past `limit` while it is read is refused too.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise PrivateFileError(f"cannot read {shown}: no such file", "missing") from None
     except OSError as exc:
         raise PrivateFileError(f"cannot read {shown}: {exc.strerror or exc}") from None
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise PrivateFileError(f"{shown} is a directory, not a regular file", "directory")
         if not stat.S_ISREG(st.st_mode):
-            raise PrivateFileError(f"{shown} is not a regular file")
+            raise PrivateFileError(f"{shown} is not a regular file", "not-regular")
         if owner_only and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise PrivateFileError(
-                f"{shown} can be read by others (mode {stat.S_IMODE(st.st_mode):03o}); chmod 600 it"
+                f"{shown} can be read by others (mode {stat.S_IMODE(st.st_mode):03o}); "
+                "chmod 600 it",
+                "readable",
             )
-        data = os.read(fd, limit + 1)
+        chunks: list[bytes] = []
+        got = 0
+        while st.st_size <= limit and got <= limit:
+            chunk = os.read(fd, min(_CHUNK, limit + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
     except OSError as exc:
         raise PrivateFileError(f"cannot read {shown}: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
-    if len(data) > limit:
-        raise PrivateFileError(f"{shown} is over {limit} bytes; it should be a short file")
-    return data
+    if st.st_size > limit or got > limit:
+        raise PrivateFileError(
+            f"{shown} is over {limit} bytes; it should be a short file", "too-large"
+        )
+    return b"".join(chunks)
 
 
 def read_owner_only(path: str | os.PathLike[str], shown: str, limit: int) -> bytes:

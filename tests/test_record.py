@@ -319,6 +319,31 @@ def test_a_missing_file_is_one_recording_error(tmp_path: Path) -> None:
             read_recording(str(path))
 
 
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file larger than the limit is refused as too large from its size alone; it was
+    read into memory up to the limit first (2 GiB) and then called corrupt."""
+    import ccdash.record.reader as reader_module
+
+    limit = 64 * 1024**2
+    monkeypatch.setattr(reader_module, "MAX_BYTES", limit)
+    path = tmp_path / "run.rec"
+    with open(path, "wb") as fh:  # sparse: no disk spent
+        fh.write(b"\x1f\x8b\x08\x00")
+        fh.truncate(limit + 1)
+    tracemalloc.start()
+    try:
+        with pytest.raises(RecordingError) as err:
+            read_recording(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(err.value).startswith(f"{path}: recording too large"), str(err.value)
+    assert "\n" not in str(err.value)
+    assert peak < limit // 4  # nothing of it was read
+
+
 def test_a_fifo_or_a_device_is_refused_without_waiting_or_reading(tmp_path: Path) -> None:
     """`ccdash replay FIFO` waited for a writer for ever; `replay /dev/zero` read 2 GiB
     (15 s) before its verdict. Both are 'not a regular file' at once."""

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
-import stat
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from ccdash.engine.snapshot import LIVE_STATES, Event, Snapshot
+from ccdash.files import PrivateFileError, read_small_file
 from ccdash.record.codec import CONSUMERS
 from ccdash.record.decode import DecodedState
 from ccdash.record.kinds import OperatorEvent
@@ -216,23 +215,25 @@ def _check_size(path: str, inflated: int, consumed: int) -> None:
 def read_recording(path: str) -> Recording:
     """Read and check a recording; RecordingError (one line) if it cannot be replayed."""
     try:
-        # O_NONBLOCK: opening a FIFO nobody writes to would wait for ever.
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
-            mode = os.fstat(fh.fileno()).st_mode
-            if stat.S_ISDIR(mode):
-                raise IsADirectoryError
-            if not stat.S_ISREG(mode):  # /dev/zero would be read to MAX_BYTES first
-                raise RecordingError(
-                    f"{path}: not a regular file; a recording is the file --record wrote"
-                )
-            raw = fh.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise RecordingError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise RecordingError(f"{path}: is a directory, not a recording") from None
-    except OSError as exc:
-        raise RecordingError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+        # Not a regular file (a FIFO would wait for a writer, /dev/zero never end) or
+        # larger than what may be inflated: refused before a byte is read.
+        raw = read_small_file(path, path, MAX_BYTES)
+    except PrivateFileError as exc:
+        raise RecordingError(_unreadable(path, exc)) from None
     return parse_recording(raw, path)
+
+
+def _unreadable(path: str, exc: PrivateFileError) -> str:
+    """Why the file cannot be read, said of a recording."""
+    if exc.why == "missing":
+        return f"{path}: no such file"
+    if exc.why == "directory":
+        return f"{path}: is a directory, not a recording"
+    if exc.why == "not-regular":
+        return f"{path}: not a regular file; a recording is the file --record wrote"
+    if exc.why == "too-large":
+        return f"{path}: recording too large (more than {MAX_BYTES // 1024**2} MiB)"
+    return f"{path}: cannot read it: {str(exc).rpartition(': ')[2]}"
 
 
 def parse_recording(raw: bytes, path: str = "<recording>") -> Recording:
