@@ -204,3 +204,33 @@ def test_a_recording_from_a_newer_ccdash_is_one_line_exit_2(
             ccdash("replay", "new.rec", *mode, cwd=tmp_path),
             "written by a newer ccdash (recording format version 2",
         )
+
+
+def test_long_strings_in_a_recorded_report_are_bounded(
+    recorded: tuple[Path, str], tmp_path: Path
+) -> None:
+    """A recording is outside input: `replay --report` prints its strings sanitised and
+    cut to a bound (100 kB in a drill's detail, a check's name, a failover's consumer, a
+    scaling step or the seed is not printed whole)."""
+    import gzip
+
+    lines = gzip.decompress((recorded[0] / "run.rec").read_bytes()).splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith(b'{"t":"r"'))
+    record = json.loads(lines[at])
+    report = record["report"]
+    long = "\x1b]52;c;QUJD\x07" + "A" * 100_000
+    report["drills"][0]["detail"] = long
+    report["drills"][0]["name"] = long
+    report["slo"][0]["name"] = long
+    report["slo"][0]["text"] = long
+    report["slo"][0]["actual"] = long
+    report["failovers"][0]["consumer"] = long
+    report["scaling_events"] = [{"at": 1.0, "source": "x", "from": long, "to": 2, "reason": ""}]
+    report["seed"] = long
+    lines[at] = json.dumps(record).encode() + b"\n"
+    (tmp_path / "long.rec").write_bytes(gzip.compress(b"".join(lines)))
+    proc = ccdash("replay", "long.rec", "--report", cwd=tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+    assert "A" * 1000 not in proc.stdout
+    assert max(map(len, proc.stdout.splitlines())) <= 1000, max(map(len, proc.stdout.splitlines()))

@@ -16,6 +16,10 @@ from rich.text import Text
 from ccdash.scenario.drill_record import Verdict
 from ccdash.text import sanitize  # untrusted text (handler errors) shown literally
 
+# Characters of one value or note of the report at most. A report read back from a
+# recording is outside input: every string of it is cut to this, besides sanitised.
+CELL = 300
+
 
 def _s(x: float | None, unit: str = " s", digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}{unit}"
@@ -33,6 +37,11 @@ def _v(x: Any) -> str:
     return str(x)
 
 
+def _cells(rows: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Rows with every cell sanitised and cut to `CELL` characters."""
+    return [tuple(sanitize(c, CELL) for c in row) for row in rows]
+
+
 def result_word(report: dict[str, Any]) -> str:
     """PASS, FAIL or INTERRUPTED: the report's one verdict (`ok`) in a word."""
     if report["interrupted"]:
@@ -44,20 +53,24 @@ def result_line(r: dict[str, Any]) -> str:
     """The report's closing line: the same verdict as its headline, with the reason."""
     word = result_word(r)
     if word == "INTERRUPTED":
-        return f"result: INTERRUPTED by {r['stopped_by']}; lost {r['lost']}"
-    failed = [c["name"] for c in r["slo"] if not c["ok"]]
+        return f"result: INTERRUPTED by {sanitize(r['stopped_by'], 40)}; lost {r['lost']}"
+    failed = [sanitize(c["name"], 80) for c in r["slo"] if not c["ok"]]
     if word == "FAIL":
         return f"result: FAIL ({', '.join(failed) or 'the run'} failed)"
     return "result: PASS (nothing lost, every check held)"
 
 
 def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(label, value, note) rows of the report's headline numbers."""
+    """(label, value, note) rows of the report's headline numbers, each cut to `CELL`."""
+    return [(a, b, c) for a, b, c in _cells(_summary(r))]
+
+
+def _summary(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     lat = r["latency_ms"]
     planned = r["planned_duration_s"]
     planned_text = "open-ended" if planned is None else f"{planned:g} s"
     if r["interrupted"]:
-        ran = f"of {planned_text} planned; stopped by {r['stopped_by']}"
+        ran = f"of {planned_text} planned; stopped by {sanitize(r['stopped_by'], 40)}"
     else:
         drain = f", {r['drain_s']:.1f} s drain" if r.get("drain_s") is not None else ""
         ran = f"{planned_text} of load{drain}"
@@ -89,7 +102,7 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         (
             "failovers",
             str(len(r["failovers"])),
-            ", ".join(f"{f['consumer']} {f['action']}" for f in r["failovers"]),
+            failover_note(r),
         ),
         ("scaling", str(len(r["scaling_events"])), scaling_note(r)),
         (
@@ -156,12 +169,18 @@ EVIDENCE = (
 )
 
 
+def failover_note(r: dict[str, Any], shown: int = 12) -> str:
+    """`c3 kill, c1 hang, ... (+2 more)`."""
+    names = [sanitize(f"{f['consumer']} {f['action']}", 60) for f in r["failovers"][:shown]]
+    more = len(r["failovers"]) - len(names)
+    return ", ".join(names) + (f", ... (+{more} more)" if more > 0 else "")
+
+
 def scaling_note(r: dict[str, Any], shown: int = 6) -> str:
     """`autoscaler: 31 decisions, peak 14; 4->8, 8->12, ... (+3 more)`."""
-    moves = [f"{e['from']}->{e['to']}" for e in r["scaling_events"]]
-    text = ", ".join(moves[:shown]) + (
-        f", ... (+{len(moves) - shown} more)" if len(moves) > shown else ""
-    )
+    moves = [sanitize(f"{e['from']}->{e['to']}", 20) for e in r["scaling_events"][: shown + 1]]
+    more = len(r["scaling_events"]) - shown
+    text = ", ".join(moves[:shown]) + (f", ... (+{more} more)" if more > 0 else "")
     auto = r.get("autoscaler") or {}
     if auto.get("enabled") or auto.get("changes"):
         head = f"autoscaler: {auto['decisions']} decisions, peak {auto['peak_consumers']}"
@@ -179,32 +198,36 @@ CHECK_HEADERS = ("check", "limit", "actual", "result")
 
 
 def drill_rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
-    """One row per drill."""
-    return [
-        (
-            f"{d['at']:.1f} s",
-            sanitize(d["name"], 80),
-            sanitize(d["target"] or "-", 40),
-            _s(d["detected_after_s"]),
-            _s(d["recovered_after_s"]),
-            d["verdict"],
-            sanitize(d["detail"]),
-        )
-        for d in r["drills"]
-    ]
+    """One row per drill, each cell cut to `CELL`."""
+    return _cells(
+        [
+            (
+                f"{d['at']:.1f} s",
+                sanitize(d["name"], 80),
+                sanitize(d["target"] or "-", 40),
+                _s(d["detected_after_s"]),
+                _s(d["recovered_after_s"]),
+                d["verdict"],
+                sanitize(d["detail"], CELL),
+            )
+            for d in r["drills"]
+        ]
+    )
 
 
 def check_rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
-    """One row per SLO/invariant check."""
-    return [
-        (
-            f"{c['name']} ({c['text']})",
-            _v(c["limit"]),
-            _v(c["actual"]),
-            "ok" if c["ok"] else "FAILED",
-        )
-        for c in r["slo"]
-    ]
+    """One row per SLO/invariant check, each cell cut to `CELL`."""
+    return _cells(
+        [
+            (
+                f"{sanitize(c['name'], 80)} ({sanitize(c['text'], 200)})",
+                _v(c["limit"]),
+                _v(c["actual"]),
+                "ok" if c["ok"] else "FAILED",
+            )
+            for c in r["slo"]
+        ]
+    )
 
 
 def plain_table(
@@ -224,7 +247,7 @@ def plain_table(
 def plain_report(r: dict[str, Any]) -> str:
     """The whole report as plain text."""
     lines = [
-        f"ccdash demo report: {sanitize(r['scenario'], 200)} (seed {r['seed']})  "
+        f"ccdash demo report: {sanitize(r['scenario'], 200)} (seed {sanitize(r['seed'], 40)})  "
         f"result: {result_word(r)}",
         "",
     ]
@@ -256,7 +279,7 @@ def rich_report(r: dict[str, Any]) -> Group:
         Text.assemble(
             ("ccdash demo report: ", "bold"),
             sanitize(r["scenario"], 200),
-            f" (seed {r['seed']})  ",
+            f" (seed {sanitize(r['seed'], 40)})  ",
             (word, style),
         ),
         head,
