@@ -12,6 +12,7 @@ import fcntl
 import os
 import shutil
 import stat
+import sys
 import tempfile
 from pathlib import Path
 from typing import IO, BinaryIO
@@ -120,12 +121,31 @@ def _fresh_inode(path: str, was: os.stat_result, append: bool) -> int:
     return fd
 
 
+def _stdio_twin(st: os.stat_result) -> int | None:
+    """1 or 2 when the file `st` describes is where our stdout or stderr already writes
+    (`--json /dev/stdout > out.txt`, a pipe, a terminal), else None. Written through
+    that descriptor (a dup, after Python's own buffer is flushed), the report follows
+    what was printed: opened afresh it would write at offset 0 over it, or truncate."""
+    for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+        try:
+            other = os.fstat(fd)
+        except OSError:
+            continue
+        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                if stream is not None and stream.fileno() == fd:
+                    stream.flush()
+            return fd
+    return None
+
+
 def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
     """An fd to write run data to `path`, the file owner-only (see `output_problem`).
 
     A new name is created 0600 (never through a link); a file of ours is replaced by a
     fresh 0600 one (its text kept when appending), unless it is 0600 already, has one
-    name, and we append; a link of ours or root's, a device or a pipe is opened as it is.
+    name, and we append; a link of ours or root's, a device or a pipe is opened as it is,
+    never truncated when it leads to where our stdout or stderr writes (`_stdio_twin`).
     """
     path = os.fspath(path)
     mode = os.O_WRONLY | (os.O_APPEND if append else 0) | _CLOEXEC
@@ -157,6 +177,12 @@ def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
             return fd
         fd = _mine(os.open(path, mode | os.O_CREAT, 0o600), path)  # a link of ours, /dev/null
         st = os.fstat(fd)
+        if (twin := _stdio_twin(st)) is not None:  # /dev/stdout: the shell's `> out.txt`
+            os.close(fd)
+            fd = os.dup(twin)
+            if stat.S_ISREG(st.st_mode):
+                os.fchmod(fd, 0o600)
+            return fd
         if stat.S_ISREG(st.st_mode):
             os.fchmod(fd, 0o600)
             if not append:

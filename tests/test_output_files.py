@@ -306,3 +306,71 @@ def test_an_output_naming_an_input_or_another_output_is_refused(
     assert err.count("\n") == 1 and says in err and "same file" in err, err
     if kept is not None:
         assert (tmp_path / kept).read_bytes() == originals[kept]
+
+
+SHORT_SCENARIO = """
+[scenario]
+name = "short"
+duration = 1
+seed = 1
+[engine]
+consumers = 2
+[load]
+rate = 20
+[handler]
+latency = "constant"
+ms = 1
+"""
+
+
+@pytest.mark.parametrize("target", ["/dev/stdout", "/proc/self/fd/1", "/dev/fd/1"])
+def test_a_report_to_stdout_redirected_to_a_file_keeps_what_was_printed(
+    target: str, tmp_path: Path
+) -> None:
+    """`ccdash --demo --json /dev/stdout > out.txt`: the file holds the text report and
+    then the JSON; the report used to truncate the file the shell redirected to, so the
+    text printed before it was lost (and the JSON landed at offset 0). Still 0600."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "s.toml").write_text(SHORT_SCENARIO)
+    out = tmp_path / "out.txt"
+    with open(out, "w") as fh:
+        fh.write("before the run\n")
+        fh.flush()
+        proc = subprocess.run(
+            [sys.executable, "-m", "ccdash", "--demo", "--scenario", "s.toml", "--json", target],
+            cwd=tmp_path,
+            stdout=fh,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert text.startswith("before the run\n"), text[:200]
+    assert "result: PASS" in text, text[:2000]
+    assert "\x00" not in text
+    report = json.loads(text[text.index("\n{\n") + 1 :])
+    assert report["ok"] is True and report["scenario"] == "short"
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_report_to_a_pipe_or_dev_null_is_written(tmp_path: Path) -> None:
+    """/dev/stdout a pipe: the JSON follows the text on it; /dev/null takes it."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "s.toml").write_text(SHORT_SCENARIO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ccdash", "--demo", "--scenario", "s.toml", "--json", "/dev/stdout"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "result: PASS" in proc.stdout
+    assert json.loads(proc.stdout[proc.stdout.index("\n{\n") + 1 :])["ok"] is True
