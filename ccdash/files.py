@@ -111,8 +111,15 @@ def _fresh_inode(path: str, was: os.stat_result, append: bool) -> int:
         if append:
             src = _mine(os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC), path, was)
             with open(src, "rb") as old, open(fd, "wb", closefd=False) as new:
+                # Held from the copy to the rename: an AppendFile of another process
+                # writes its line before (copied) or after (to the new file), never
+                # into the old one in between.
+                fcntl.flock(old.fileno(), fcntl.LOCK_EX)
                 shutil.copyfileobj(old, new)
-        os.replace(tmp, path)
+                new.flush()
+                os.replace(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
@@ -212,6 +219,72 @@ def open_private_binary(path: str | os.PathLike[str]) -> BinaryIO:
         raise
 
 
+class AppendFile:
+    """A file of lines (a log, an audit trail) that other ccdash processes may append to
+    as well: owner-only like `open_private`, and no line lost or cut into another.
+
+    Each line is one write on an O_APPEND descriptor, made under a shared lock once the
+    name is seen to still lead to this file. Another process opening the name may move
+    its text to a fresh 0600 file (the file had become readable by others, or got a
+    second name); it does so under an exclusive lock, and the next line here follows
+    the name to the new file (as it does a log rotated away)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._fd = _private_fd(self.path, True)
+        self._regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
+        self.closed = False
+
+    def write_line(self, line: str) -> None:
+        """Append `line` (ending in a newline) whole; OSError if the write fails."""
+        data = line.encode("utf-8")
+        for _ in range(3):
+            if not self._regular:  # /dev/null, a pipe, a terminal: as it is
+                _write_all(self._fd, data)
+                return
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+            try:
+                if self._names_this_file():
+                    _write_all(self._fd, data)
+                    return
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            fd = _private_fd(self.path, True)  # moved, removed or rotated: follow the name
+            os.close(self._fd)
+            self._fd, self._regular = fd, stat.S_ISREG(os.fstat(fd).st_mode)
+        raise UnsafeOutputError(self.path, "keeps changing while ccdash appends to it")
+
+    def _names_this_file(self) -> bool:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(self._fd)
+        return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def close(self) -> None:
+        """Close the file (again: nothing)."""
+        if not self.closed:
+            self.closed = True
+            os.close(self._fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """One write; the rest after a short one (a disk nearly full), never dropped."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def append_line(path: str | os.PathLike[str], line: str) -> None:
+    """Open `path` as an AppendFile, append `line`, close it."""
+    f = AppendFile(path)
+    try:
+        f.write_line(line)
+    finally:
+        f.close()
+
+
 def write_private(path: str | Path, text: str) -> None:
     """Replace the file's contents with `text`, the file owner-only (0600)."""
     with open_private(path) as fh:
@@ -285,8 +358,10 @@ def read_owner_only(path: str | os.PathLike[str], shown: str, limit: int) -> byt
 
 
 __all__ = [
+    "AppendFile",
     "PrivateFileError",
     "UnsafeOutputError",
+    "append_line",
     "open_private",
     "open_private_binary",
     "output_problem",

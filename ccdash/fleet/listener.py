@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from ccdash.backoff import Backoff
 from ccdash.brokers.base import storable_text
-from ccdash.files import open_private
+from ccdash.files import append_line
 from ccdash.fleet.connect import connect
 from ccdash.fleet.control import MAX_AGE, Verdict, redis_time, verify
 from ccdash.text import sanitize
@@ -165,8 +165,7 @@ class ControlListener:
             approximate=True,
         )
         if self.audit_file is not None and status != "refused":
-            with open_private(self.audit_file, append=True) as fh:
-                fh.write(json.dumps(record, sort_keys=True) + "\n")
+            append_line(self.audit_file, json.dumps(record, sort_keys=True) + "\n")
 
 
 def _summary(raw: bytes) -> dict[str, Any]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 from datetime import UTC, datetime
-from typing import IO
 
 from ccdash.engine import Event
 from ccdash.engine import level_of as kind_level
-from ccdash.files import open_private
+from ccdash.files import AppendFile
 from ccdash.ops import OpsError
 from ccdash.text import sanitize
 
@@ -35,27 +34,28 @@ def event_record(ev: Event) -> dict[str, object]:
 
 
 class JsonLogWriter:
-    """Appends events to a file as JSON lines; created owner-only (0600). A write that
-    fails (disk full, I/O error) stops the log and is kept in `error`, never raised
-    into the engine that emitted the event (the run matters more than its log)."""
+    """Appends events to a file as JSON lines; created owner-only (0600), each line one
+    write that another process appending to the same file cannot cut or lose (see
+    `AppendFile`). A write that fails (disk full, I/O error) stops the log and is kept
+    in `error`, never raised into the engine that emitted the event (the run matters
+    more than its log)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.error: str | None = None
-        self._fh: IO[str] = open_private(path, append=True)
+        self._fh = AppendFile(path)
 
     def __call__(self, ev: Event) -> None:
         """Write one event (an engine listener); nothing once closed or failed."""
         if self._fh.closed:
             return
         try:
-            self._fh.write(json.dumps(event_record(ev), ensure_ascii=True) + "\n")
-            self._fh.flush()
+            self._fh.write_line(json.dumps(event_record(ev), ensure_ascii=True) + "\n")
         except OSError as exc:
             self._failed(exc)
 
     def close(self) -> None:
-        """Flush and close the file."""
+        """Close the file."""
         try:
             self._fh.close()
         except OSError as exc:
@@ -68,7 +68,7 @@ class JsonLogWriter:
                 "the log stops there, the run went on"
             )
         with contextlib.suppress(OSError):
-            self._fh.close()  # closed even when its last flush fails; that line is lost
+            self._fh.close()
 
 
 def open_log(path: str) -> JsonLogWriter:
