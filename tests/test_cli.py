@@ -156,12 +156,12 @@ def test_impossible_slo_exits_1_and_says_which(
 ) -> None:
     """A scenario whose SLO cannot hold: exit 1, the report names the failed SLO."""
     path = tmp_path / "impossible.toml"
-    path.write_text(SHORT + "[slo]\nmin_throughput_per_s = 1000000\n")
+    path.write_text(SHORT + "[slo]\nmax_latency_p50_ms = 0.001\n")
     assert cli.main(["--demo", "--scenario", str(path), "--json", str(tmp_path / "r.json")]) == 1
     out = capsys.readouterr().out
-    assert "result: FAIL (min_throughput_per_s failed)" in out
+    assert "result: FAIL (max_latency_p50_ms failed)" in out
     report = json.loads((tmp_path / "r.json").read_text())
-    assert [c["name"] for c in report["slo"] if not c["ok"]] == ["min_throughput_per_s"]
+    assert [c["name"] for c in report["slo"] if not c["ok"]] == ["max_latency_p50_ms"]
     assert report["lost"] == 0
 
 

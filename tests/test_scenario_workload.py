@@ -160,6 +160,32 @@ async def test_burst_drill_counts_messages_handled_while_it_was_still_publishing
     assert report["ok"] and report["unconfirmed_publishes"] == 0
 
 
+async def test_a_run_too_short_to_judge_throughput_does_not_fail_on_it() -> None:
+    """The default scenario squeezed into 1 s: consumers starting, the drain and the
+    drills settling weigh more than its load, so acked / run time is far under the
+    SLO's 40 msg/s. That check is listed apart as not judged, saying why, and the run
+    passes on the checks that were judged (it failed on throughput, exit 1)."""
+    report, out = await demo(load_scenario(None), duration=1)
+    assert report["ok"] is True and exit_code(report) == 0, [
+        c for c in report["slo"] if not c["ok"]
+    ]
+    assert "min_throughput_per_s" not in {c["name"] for c in report["slo"]}
+    (skipped,) = report["slo_not_judged"]
+    assert skipped["name"] == "min_throughput_per_s" and skipped["limit"] == 40
+    assert skipped["actual"] == report["throughput_per_s"] < 40
+    assert "ran 1.0 s" in skipped["why"] and "at least 5 s" in skipped["why"]
+    assert "not judged" in out and "result: PASS" in out
+
+
+async def test_throughput_is_judged_over_enough_load() -> None:
+    """Over 5 s of load the throughput SLO is judged: an impossible one fails the run."""
+    sc = parse_scenario(SMALL + "[slo]\nmin_throughput_per_s = 1000000\n")
+    report, out = await demo(sc, duration=6)
+    assert [c["name"] for c in report["slo"] if not c["ok"]] == ["min_throughput_per_s"]
+    assert report["slo_not_judged"] == [] and exit_code(report) == 1
+    assert "result: FAIL (min_throughput_per_s failed)" in out
+
+
 async def test_impossible_slo_fails_the_run_and_names_the_slo() -> None:
     """An SLO no run can meet: exit status 1, and the report names that SLO."""
     sc = parse_scenario(SMALL + "[slo]\nmax_latency_p99_ms = 0.001\n")

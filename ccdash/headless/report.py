@@ -55,9 +55,11 @@ def result_line(r: dict[str, Any]) -> str:
     if word == "INTERRUPTED":
         return f"result: INTERRUPTED by {sanitize(r['stopped_by'], 40)}; lost {r['lost']}"
     failed = [sanitize(c["name"], 80) for c in r["slo"] if not c["ok"]]
+    skipped = [sanitize(c["name"], 80) for c in r.get("slo_not_judged") or []]
+    aside = f"; {', '.join(skipped)} not judged: the run was too short" if skipped else ""
     if word == "FAIL":
-        return f"result: FAIL ({', '.join(failed) or 'the run'} failed)"
-    return "result: PASS (nothing lost, every check held)"
+        return f"result: FAIL ({', '.join(failed) or 'the run'} failed{aside})"
+    return f"result: PASS (nothing lost, every check held{aside})"
 
 
 def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -195,6 +197,7 @@ _VERDICT_COLOURS: dict[str, str] = {
     Verdict.SKIPPED: "yellow",
 }
 CHECK_HEADERS = ("check", "limit", "actual", "result")
+NOT_JUDGED = "not judged"
 
 
 def drill_rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -216,18 +219,23 @@ def drill_rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
 
 
 def check_rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
-    """One row per SLO/invariant check, each cell cut to `CELL`."""
+    """One row per SLO/invariant check (those not judged last), each cell cut to `CELL`."""
     return _cells(
         [
             (
                 f"{sanitize(c['name'], 80)} ({sanitize(c['text'], 200)})",
                 _v(c["limit"]),
                 _v(c["actual"]),
-                "ok" if c["ok"] else "FAILED",
+                NOT_JUDGED if "ok" not in c else "ok" if c["ok"] else "FAILED",
             )
-            for c in r["slo"]
+            for c in [*r["slo"], *(r.get("slo_not_judged") or [])]
         ]
     )
+
+
+def not_judged_lines(r: dict[str, Any]) -> list[str]:
+    """Why each check not judged was not: `  min_throughput_per_s: the load ran 1.0 s; ...`."""
+    return [sanitize(f"  {c['name']}: {c['why']}", CELL) for c in r.get("slo_not_judged") or []]
 
 
 def plain_table(
@@ -254,7 +262,7 @@ def plain_report(r: dict[str, Any]) -> str:
     lines += plain_table(None, summary_rows(r))
     if r["drills"]:
         lines += ["", "drills"] + plain_table(DRILL_HEADERS, drill_rows(r))
-    lines += ["", "checks"] + plain_table(CHECK_HEADERS, check_rows(r))
+    lines += ["", "checks"] + plain_table(CHECK_HEADERS, check_rows(r)) + not_judged_lines(r)
     lines += ["", result_line(r)]
     return sanitize("\n".join(lines), keep="\n")  # a report may come from a recording
 
@@ -292,8 +300,8 @@ def rich_report(r: dict[str, Any]) -> Group:
         parts.append(t)
     t = Table(*CHECK_HEADERS, title="checks", title_justify="left")
     for row in check_rows(r):
-        t.add_row(
-            *map(_cell, row[:3]), Text(row[3], style="green" if row[3] == "ok" else "bold red")
-        )
+        colour = {"ok": "green", NOT_JUDGED: "yellow"}.get(row[3], "bold red")
+        t.add_row(*map(_cell, row[:3]), Text(row[3], style=colour))
     parts.append(t)
+    parts += [Text(line, style="yellow") for line in not_judged_lines(r)]
     return Group(*parts)
