@@ -53,6 +53,9 @@ from ccdash.tui.themes import check_theme, load_themes
 from ccdash.tui.view_actions import ViewActions
 
 REFRESH_INTERVAL = 0.25  # seconds between snapshots: 4 per second
+# Seconds the load gets to end after `q` before the engine stops anyway: on a broker that
+# answers it ends at once; on one that does not (Redis paused), waiting is no use.
+LOAD_END_WAIT = 0.5
 
 
 class DashboardApp(ViewActions, Listeners):
@@ -215,7 +218,7 @@ class DashboardApp(ViewActions, Listeners):
                 await stop
             if load is not None and not load.done():
                 self.workload.stop("operator quit")  # publishing ends, the run returns
-                await asyncio.wait({load}, timeout=5.0)
+                await asyncio.wait({load}, timeout=LOAD_END_WAIT)
                 if load.done():
                     load.result()
         except asyncio.CancelledError:
@@ -224,7 +227,7 @@ class DashboardApp(ViewActions, Listeners):
             grace = 0.0
             raise
         finally:
-            for task in (stop, load):
+            for task in (stop, load if grace == 0.0 else None):
                 if task is not None and not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -232,6 +235,13 @@ class DashboardApp(ViewActions, Listeners):
             try:
                 await self.engine.stop(grace=grace)
             finally:
+                if load is not None and not load.done():
+                    # Still waiting for publishes a broker that stopped answering never
+                    # confirmed: the stop closed the broker, which failed them.
+                    await asyncio.wait({load}, timeout=LOAD_END_WAIT)
+                    load.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await load
                 await self._stop_ops()
                 if self.recording is not None:
                     self.recording.finish()

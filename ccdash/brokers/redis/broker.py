@@ -37,6 +37,7 @@ from ccdash.brokers.base import (
     QueueConfig,
     storable_text,
 )
+from ccdash.brokers.redis.closing import while_answering
 from ccdash.brokers.redis.extending import Extender
 from ccdash.brokers.redis.flusher import Flusher
 from ccdash.brokers.redis.keys import Keys
@@ -207,21 +208,21 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
             await self.link.close()
             await self.reader.link.close()
             return
-        await self.reader.stop()
+        since = time.monotonic()  # Redis silent this long from here: stop waiting for it
+        await self.reader.stop(since)
         # No beat may follow the retire below (it would look like a worker back from the dead).
         self._tasks[1].cancel()
         await asyncio.gather(self._tasks[1], return_exceptions=True)
         back = self.book.drain_buffer() + [self.book.unlease(r) for r in list(self.book.leases)]
         items = [e for e in back if e is not None]
-        try:
-            if items:
-                self._end(
-                    items, "g", REASON_RELEASED, "", 0.0, check_lease=False
-                ).add_done_callback(_consume)
-            if self.presence.registered:
-                self.flusher.fire(evalsha("retire", self.keys.prefix, self.worker))
-            await asyncio.wait_for(self.flusher.drained(), timeout=max(10.0, 2 * self.timeout))
-        except TimeoutError:
+        if items:
+            self._end(items, "g", REASON_RELEASED, "", 0.0, check_lease=False).add_done_callback(
+                _consume
+            )
+        if self.presence.registered:
+            self.flusher.fire(evalsha("retire", self.keys.prefix, self.worker))
+        drain = max(10.0, 2 * self.timeout)
+        if not await while_answering(self.flusher, self.flusher.drained(), cap=drain, since=since):
             log.error(
                 "closing with Redis unreachable: %d publishes and %d acks not sent",
                 len(self.flusher.outbox),

@@ -28,6 +28,7 @@ from redis.exceptions import ResponseError
 from ccdash.backoff import Backoff
 from ccdash.brokers.base import BrokerError
 from ccdash.brokers.redis.adopting import Seen, adopt
+from ccdash.brokers.redis.closing import while_answering
 from ccdash.brokers.redis.keys import GROUP
 from ccdash.brokers.redis.link import (
     LinkDown,
@@ -77,21 +78,21 @@ class Reader:
         """Start the task."""
         self._task = asyncio.get_running_loop().create_task(self.run(), name="ccdash-redis-reader")
 
-    async def stop(self) -> None:
+    async def stop(self, since: float | None = None) -> None:
         """Stop the task and close its connection. A parked BLOCK read is ended with
         CLIENT UNBLOCK (not by cancelling it mid-read): what it took is buffered, and
-        handed back with the rest of the buffer."""
+        handed back with the rest of the buffer. `since`: when the close began (an
+        unanswered UNBLOCK is given up CLOSE_PATIENCE after that, see closing.py)."""
         self._stopping = True
         self._want.set()
         task = self._task
         if task is not None and not task.done():
             if self._blocking and self.link.client_id is not None:
-                with contextlib.suppress(TimeoutError, LinkDown, ResponseError):
-                    await asyncio.wait_for(
-                        self.b.flusher.call(("CLIENT", "UNBLOCK", self.link.client_id)), timeout=2.0
-                    )
-                    # Its reply is on the way: let the read end (bounded) and buffer it.
-                    await asyncio.wait([task], timeout=BLOCK_MS / 1000 + 1.0)
+                unblock = self.b.flusher.call(("CLIENT", "UNBLOCK", self.link.client_id))
+                with contextlib.suppress(LinkDown, ResponseError):
+                    if await while_answering(self.b.flusher, unblock, cap=2.0, since=since):
+                        # Its reply is on the way: let the read end (bounded) and buffer it.
+                        await asyncio.wait([task], timeout=BLOCK_MS / 1000 + 1.0)
             # Cancelled mid-round-trip, the read drops its connection; entries it took
             # stay pending for this worker, and retiring hands them back.
             task.cancel()
