@@ -340,6 +340,32 @@ async def test_colon_finds_a_message_by_id() -> None:
         await quit_app(app, pilot)
 
 
+@pytest.mark.parametrize("size", [(79, 23), (60, 12), (40, 10), (24, 6), (12, 3)])
+async def test_the_find_prompt_on_a_screen_too_small_covers_it_and_still_answers(
+    size: tuple[int, int],
+) -> None:
+    """: opened at 80x24, then the terminal shrinks below it: the prompt takes the whole
+    screen (nothing of the too-small notice shows through around it), its input line
+    stays on screen, and typing an id and Enter still answers."""
+    app = make_app(latency=0.05)
+    async with running(app, (80, 24)) as pilot:
+        ok = await app.engine.publish({"n": 99})
+        await advance(app, pilot, 1.0)
+        await pilot.press("colon")
+        await pilot.resize_terminal(*size)
+        await pilot.pause()
+        prompt = app.screen
+        assert isinstance(prompt, Prompt)
+        assert prompt.query_one("#prompt").region == prompt.region
+        assert "too small" not in screen_text(app)
+        field = prompt.query_one("#prompt-input").region
+        assert field.height >= 1 and prompt.region.contains_region(field)
+        await pilot.press(*ok, "enter")
+        assert app.screen is app.main_screen
+        assert f"{ok}: " in log_text(app)  # the answer, in the log (hidden at this size)
+        await quit_app(app, pilot)
+
+
 # -- read-only mode and confirmations ------------------------------------------------------
 
 MUTATING = [k for k in KEYS if k.mutating]

@@ -1,15 +1,27 @@
-"""A modal one-line input with validation (a weight, a slow-down factor)."""
+"""A modal one-line input with validation (a weight, a slow-down factor).
+
+On a terminal smaller than the dashboard's minimum (the terminal shrank while it was
+open) the prompt takes the whole screen, so nothing of the too-small notice shows
+through around it, and its input is one line; below 24x6 it loses its border too.
+Whatever the size, its input line is on screen, so it can still be answered.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.geometry import Size
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
+
+from ccdash.tui.layout import MIN_SIZE
+
+BARE_BELOW = (24, 6)  # smaller than this: no border, the question on one line
 
 
 class Prompt(ModalScreen[str | None]):
@@ -31,6 +43,20 @@ class Prompt(ModalScreen[str | None]):
             yield Static(Text(self.question), markup=False, id="prompt-question")
             yield Input(self.value, id="prompt-input", select_on_focus=True)
             yield Static("", markup=False, id="prompt-error")
+
+    def on_mount(self) -> None:
+        """Fit the size the terminal has now."""
+        self._fit(self.app.size)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Fit the new size."""
+        self._fit(event.size)
+
+    def _fit(self, size: Size) -> None:
+        small = size.width < MIN_SIZE[0] or size.height < MIN_SIZE[1]
+        self.set_class(small, "-fill")
+        self.set_class(size.width < BARE_BELOW[0] or size.height < BARE_BELOW[1], "-bare")
+        self.query_one("#prompt-input", Input).compact = small
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Accept a valid value; say why an invalid one is refused."""
