@@ -28,6 +28,8 @@ from ccdash import Delivery, Engine, EngineConfig
 from ccdash.brokers.base import QueueConfig
 from ccdash.brokers.memory import MemoryBroker
 from ccdash.clock import FakeClock
+from ccdash.engine import Severity
+from ccdash.tui.alerts_table import shown_order
 from ccdash.tui.app import DashboardApp
 from ccdash.tui.confirm import Confirm
 from ccdash.tui.consumer_table import ConsumerTable
@@ -214,7 +216,7 @@ async def test_the_header_shows_the_loss_checkers_count() -> None:
 
 async def test_dead_letters_alerts_and_log_stay_newest_first_as_they_update() -> None:
     """A second dead letter, a second alert and a new log line go on top at once (alerts
-    in the engine's order: firing first, newest first)."""
+    in the pane's order: firing first, then the most severe, then the newest)."""
     app = make_app(latency=0.05)
     async with running(app, (160, 45)) as pilot:
         await app.workload.inject_poison(1)
@@ -230,13 +232,60 @@ async def test_dead_letters_alerts_and_log_stay_newest_first_as_they_update() ->
         app.consumers.select_key("c2")
         await pilot.press("k")
         await advance(app, pilot, 1.0)
-        alerts = app.engine.snapshot().alerts  # firing ones first, each group newest first
+        alerts = shown_order(app.engine.snapshot().alerts)
         keys = app.alerts.row_keys()
         assert len(keys) >= 2 and keys == [str(a.id) for a in alerts]
         log = app.query_one("#log", LogPane)
         top = rows(log)[log.row_keys()[0]]
         assert log_text(app).splitlines()[-1] == " ".join(top)  # the latest line on top
         assert "killed c2" in log_text(app)
+        await quit_app(app, pilot)
+
+
+async def test_alerts_show_firing_then_acknowledged_then_resolved_most_severe_then_newest() -> None:
+    """The alerts pane's order, as the help says: firing, then acknowledged, then
+    resolved; within each, critical before warning before info, then the newest (by
+    when it fired, the time shown) first. `c` with no selection still acknowledges the
+    newest firing alert."""
+    app = make_app()
+    async with running(app, (160, 45)) as pilot:
+        book, clock = app.engine.alerts, app.clock
+
+        async def fire(name: str, severity: Severity) -> None:
+            book.fire(name, severity, f"{name} fired")
+            await clock.advance(1.0)
+
+        for name, severity in [
+            ("old-warn", Severity.WARNING),
+            ("resolved-late", Severity.INFO),
+            ("crit", Severity.CRITICAL),
+            ("resolved-early", Severity.INFO),
+            ("info", Severity.INFO),
+            ("acked", Severity.WARNING),
+            ("new-warn", Severity.WARNING),
+        ]:
+            await fire(name, severity)
+        book.resolve("resolved-early")  # resolved first, though it fired later
+        await clock.advance(1.0)
+        book.resolve("resolved-late")
+        acked = next(a for a in app.engine.snapshot().alerts if a.name == "acked")
+        assert app.engine.acknowledge_alert(acked.id)
+        await advance(app, pilot, 0.1)
+        by_id = {str(a.id): a.name for a in app.engine.snapshot().alerts}
+        assert [by_id[k] for k in app.alerts.row_keys()] == [
+            "crit",
+            "new-warn",
+            "old-warn",
+            "info",
+            "acked",
+            "resolved-early",
+            "resolved-late",
+        ]
+        help_line = next(k.help for k in KEYS if k.id == "view.pane_alerts")
+        assert "firing, then acknowledged, then resolved" in help_line
+        await pilot.press("c")  # no alert selected: the newest firing one
+        states = {a.name: a.state for a in app.engine.snapshot().alerts}
+        assert states["new-warn"] == "acknowledged" and states["crit"] == "firing"
         await quit_app(app, pilot)
 
 

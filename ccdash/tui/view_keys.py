@@ -3,6 +3,7 @@ theme (in the order of the help screen), and the keys that work inside a pane.""
 
 from __future__ import annotations
 
+from ccdash.tui.alerts_table import ORDER as ALERT_ORDER
 from ccdash.tui.key_spec import Key
 
 VIEW_KEYS: tuple[Key, ...] = (
@@ -90,7 +91,7 @@ VIEW_KEYS: tuple[Key, ...] = (
         "show_pane('alerts')",
         "alerts",
         "view: alerts pane",
-        "Show and focus the alerts",
+        f"Show and focus the alerts: {ALERT_ORDER}",
     ),
     Key(
         "view.pane_drills",
