@@ -63,8 +63,9 @@ class DeadLetterTable(RowTable):
         """Show the snapshot's dead letters (the newest ones the snapshot carries)."""
         letters = {d.message_id: d for d in snap.dead_letters}
         groups: dict[str, list[str]] = {}
-        for d in snap.dead_letters:  # newest first
-            groups.setdefault(fingerprint(d.last_error), []).append(d.message_id)
+        if self.grouped:  # (six regular expressions per error: only when they are shown)
+            for d in snap.dead_letters:  # newest first
+                groups.setdefault(fingerprint(d.last_error), []).append(d.message_id)
         self.letters, self.groups = letters, groups
         rows: dict[str, tuple[Hashable, ...]] = {}
         if self.grouped:

@@ -7,6 +7,7 @@ UUIDs and quoted values are masked, the exception type and the words stay.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -25,6 +26,7 @@ _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=1024)  # the grouped DLQ asks again for the same errors every tick
 def fingerprint(error: str) -> str:
     """The error with its variable parts masked (the exception type kept)."""
     kind, sep, rest = error.partition(": ")

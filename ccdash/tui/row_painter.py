@@ -63,7 +63,7 @@ class RowPainter(RowStore):
         if cached is not None:
             return cached
         segments: list[Segment] = []
-        for w, cell in zip(self._widths(width), self._cells[key], strict=True):
+        for w, cell in zip(self._widths(width), self.cells(key), strict=True):
             if w < 0:
                 continue
             segments.extend(self._cell_segments(cell, w))

@@ -1,6 +1,10 @@
 """The rows of a RowTable: kept by key as raw values and rendered cells, filtered and
 sorted into the order shown, with the selection that follows its row by key.
 
+A cell is formatted when it is first needed (drawn, filtered, read), not when its value
+changes: a refresh under load (64 consumers whose counts all move) formats the rows on
+screen, and a theme change formats the log lines on screen, not all 500.
+
 `RowPainter` (row_painter.py) draws them; `RowTable` (row_table.py) adds the keys,
 the cursor and the clicks.
 """
@@ -41,7 +45,7 @@ class RowStore(ScrollView):
         self.detached = False  # the selected row left: nothing is selected
         self.moved = False  # the operator chose a row: the cursor follows it by key
         self._note = ""
-        self._cells: dict[str, list[Text]] = {}
+        self._cells: dict[str, list[Text | None]] = {}  # None: not formatted since it changed
         self._strips: dict[tuple[str, bool, int], Strip] = {}
         self._header: Strip | None = None
         self._style: Style | None = None  # rich_style, cached
@@ -69,9 +73,10 @@ class RowStore(ScrollView):
         self._resized()
 
     def sync(self, rows: Mapping[str, tuple[Hashable, ...]]) -> bool:
-        """Show `rows` in their order: new keys appear, gone keys leave, changed cells
-        re-render; then filter and sort. Returns True if the rows shown came or went."""
-        columns = [c[0] for c in self.spec]
+        """Show `rows` in their order: new keys appear, gone keys leave, changed cells are
+        formatted again when next needed; then filter and sort. Returns True if the rows
+        shown came or went."""
+        width = len(self.spec)
         for key in [k for k in self._raw if k not in rows]:
             del self._raw[key], self._cells[key]
         dirty = False
@@ -79,15 +84,15 @@ class RowStore(ScrollView):
             old = self._raw.get(key)
             if old == raw:
                 continue
+            if len(raw) != width:
+                raise ValueError(f"{len(raw)} values for {width} columns")
             if old is None:
-                self._cells[key] = [
-                    self.render_cell(c, v) for c, v in zip(columns, raw, strict=True)
-                ]
+                self._cells[key] = [None] * width
             else:
                 cells = self._cells[key]
-                for i, (c, v, was) in enumerate(zip(columns, raw, old, strict=True)):
+                for i, (v, was) in enumerate(zip(raw, old, strict=True)):
                     if v != was:
-                        cells[i] = self.render_cell(c, v)
+                        cells[i] = None
             self._raw[key] = raw
             self._strips.pop((key, False, self.size.width), None)
             self._strips.pop((key, True, self.size.width), None)
@@ -98,13 +103,23 @@ class RowStore(ScrollView):
             self.refresh()
         return changed
 
+    def cells(self, key: str) -> list[Text]:
+        """A row's cells, formatting those not formatted since they changed."""
+        cells = self._cells[key]
+        if None in cells:
+            raw = self._raw[key]
+            for i, cell in enumerate(cells):
+                if cell is None:
+                    cells[i] = self.render_cell(self.spec[i][0], raw[i])
+        return cells  # type: ignore[return-value]  # (no None left)
+
     def _arrange(self) -> bool:
         """Filter and sort the given rows into the shown order; the cursor follows its key."""
         keep = self.selected_key()
         order = self._given
         if self.filter_text:
             needle = self.filter_text.casefold()
-            order = [k for k in order if any(needle in c.plain.casefold() for c in self._cells[k])]
+            order = [k for k in order if any(needle in c.plain.casefold() for c in self.cells(k))]
         if self.sort_by is not None and self.sort_by in (c[0] for c in self.spec):
             i = [c[0] for c in self.spec].index(self.sort_by)
             order = sorted(
@@ -187,7 +202,7 @@ class RowStore(ScrollView):
 
     def row_text(self, key: str) -> list[str]:
         """A row's cells as plain text (tests, captures)."""
-        return [cell.plain for cell in self._cells.get(key, [])]
+        return [cell.plain for cell in self.cells(key)] if key in self._cells else []
 
     def selected_key(self) -> str | None:
         """The key of the row under the cursor, if any."""

@@ -1,0 +1,111 @@
+"""What a refresh costs, counted rather than timed: cells formatted per refresh under
+load (96 busy consumers, a full log), which must follow what is on screen, not how
+many rows there are. (Timings belong in benchmarks; see ccdash/tui/throughput.py.)"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from support.dashboard import FakeWorkload, advance, quit_app, running, screen_text
+
+from ccdash import Delivery, Engine, EngineConfig
+from ccdash.clock import FakeClock
+from ccdash.tui.app import DashboardApp
+from ccdash.tui.fingerprint import fingerprint
+from ccdash.tui.log_pane import LogPane
+from ccdash.tui.row_table import RowTable
+
+CONSUMERS = 96
+
+
+def _busy_app() -> DashboardApp:
+    """96 consumers kept busy on a fake clock (every one finishes messages every tick)."""
+    clock = FakeClock()
+    cfg = EngineConfig(consumers=CONSUMERS, max_consumers=CONSUMERS, seed=7, shutdown_grace=1.0)
+    holder: dict[str, FakeWorkload] = {}
+
+    async def handler(d: Delivery) -> None:
+        await holder["w"].handle(d)
+
+    engine = Engine(cfg, handler=handler, clock=clock)
+    holder["w"] = FakeWorkload(engine, clock, rate=1000.0, latency=0.05)
+    return DashboardApp(engine, holder["w"], clock=clock, live=False, title="work")
+
+
+def _count_cells(table: RowTable) -> list[int]:
+    """Count the table's render_cell calls from now on (in the returned one-item list)."""
+    calls = [0]
+    render = table.render_cell
+
+    def counting(column: str, raw: Hashable) -> Any:
+        calls[0] += 1
+        return render(column, raw)
+
+    table.render_cell = counting  # type: ignore[method-assign]
+    return calls
+
+
+async def test_a_refresh_formats_only_the_consumer_rows_on_screen() -> None:
+    """96 busy consumers, 13 rows on screen: a refresh formats the changed cells
+    of the rows shown, not of all 96 (the rest are formatted when scrolled to, with
+    their values then)."""
+    app = _busy_app()
+    async with running(app, (160, 45)) as pilot:
+        await advance(app, pilot, 1.0, step=0.05)
+        table = app.consumers
+        shown = table.size.height - 1  # the header line, then rows
+        assert table.row_count == CONSUMERS and shown < CONSUMERS / 2
+        before = {k: table.raw_row(k) for k in table.row_keys()}
+        calls = _count_cells(table)
+        await advance(app, pilot, 0.25, step=0.05)
+        changed = sum(1 for k in table.row_keys() if table.raw_row(k) != before[k])
+        assert changed > 2 * shown  # most rows changed, the off-screen ones too
+        assert calls[0] <= shown * len(table.spec)
+        await pilot.press("1", "end")  # scrolled to the last consumer: drawn as it is now
+        await pilot.pause()
+        last = table.row_keys()[-1]
+        assert " ".join(table.row_text(last)[:2]) in " ".join(screen_text(app).split())
+        await quit_app(app, pilot)
+
+
+async def test_a_theme_change_reformats_only_the_log_lines_on_screen() -> None:
+    """A full log (500 lines) and a theme change: every line is formatted again when it
+    is next drawn, so the refresh after it formats what the log pane shows, not 500."""
+    app = _busy_app()
+    async with running(app, (160, 45)) as pilot:
+        log = app.query_one(LogPane)
+        for i in range(600):
+            log.add(app.clock.now(), "workload", f"line {i}")
+        await advance(app, pilot, 0.25)
+        calls = _count_cells(log)
+        await pilot.press("t")
+        await advance(app, pilot, 0.25)
+        shown = log.size.height - 1
+        assert calls[0] <= (shown + 2) * len(log.spec)  # (+2: the lines the tick added)
+        await quit_app(app, pilot)
+
+
+async def test_a_refresh_of_the_listed_dlq_fingerprints_no_error(monkeypatch: Any) -> None:
+    """The DLQ listed by message (not grouped by error, `g`): a refresh masks no error
+    text (six regular expressions each, for every dead letter the snapshot carries:
+    only the grouped view shows fingerprints)."""
+    app = _busy_app()
+    async with running(app, (160, 45)) as pilot:
+        await app.workload.inject_poison(30)
+        await advance(app, pilot, 3.0, step=0.05)
+        assert app.engine.snapshot().queue.dead == 30
+        calls = [0]
+        real = fingerprint
+
+        def counting(error: str) -> str:
+            calls[0] += 1
+            return real(error)
+
+        monkeypatch.setattr("ccdash.tui.dead_letters.fingerprint", counting)
+        await advance(app, pilot, 0.25)
+        assert calls[0] == 0
+        await pilot.press("g")  # grouped: the fingerprints are shown
+        await advance(app, pilot, 0.25)
+        assert calls[0] >= 30
+        await quit_app(app, pilot)
