@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
@@ -21,6 +22,21 @@ log = logging.getLogger("ccdash")
 T = TypeVar("T")
 
 CANCEL_DEADLINE = 5.0  # seconds a cancelled task gets to end before it is abandoned
+
+# Signals that stop a run gracefully (handlers finish, leases go back, reports and
+# recordings complete): Ctrl-C, a service manager's stop, and SIGHUP, which a closed
+# terminal or ssh session sends and whose default action kills the process mid-run.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def stop_signals() -> list[signal.Signals]:
+    """The STOP_SIGNALS this process acts on: not SIGHUP if it was started ignoring it
+    (`nohup`: the user asked the run to outlive its terminal)."""
+    return [
+        s
+        for s in STOP_SIGNALS
+        if not (s == signal.SIGHUP and signal.getsignal(s) is signal.SIG_IGN)
+    ]
 
 
 async def wait_tasks(

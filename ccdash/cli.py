@@ -1,8 +1,8 @@
 """The `ccdash` command: parse arguments, pick a mode, report usage errors clearly.
 
 Exit status: 0 the run passed; 1 something was lost or an SLO failed; 2 a usage
-error (one line `ccdash: error: ...`, never a traceback); 130/143 stopped by
-SIGINT/SIGTERM with nothing lost; 141 the output pipe was closed.
+error (one line `ccdash: error: ...`, never a traceback); 130/143/129 stopped by
+SIGINT/SIGTERM/SIGHUP with nothing lost; 141 the output pipe was closed.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ other commands:
                                               a recording (--record) in the dashboard
 
 exit status: 0 passed, 1 something lost or an SLO failed, 2 usage error,
-130/143 stopped by SIGINT/SIGTERM.
+130/143/129 stopped by SIGINT/SIGTERM/SIGHUP.
 built-in scenarios (also in demo/): """
 
 

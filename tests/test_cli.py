@@ -60,10 +60,13 @@ def test_demo_through_the_console_script_writes_a_complete_report(tmp_path: Path
 
 
 @pytest.mark.parametrize(
-    ("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+    ("sig", "code"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+    ids=["SIGINT", "SIGTERM", "SIGHUP"],
 )
 def test_signal_stops_the_run_gracefully(tmp_path: Path, sig: signal.Signals, code: int) -> None:
-    """SIGINT/SIGTERM mid-run: the report still comes out, marked interrupted, nothing lost."""
+    """SIGINT/SIGTERM/SIGHUP (the ssh session closed) mid-run: the report still comes out,
+    marked interrupted, nothing lost."""
     proc = subprocess.Popen(
         [CCDASH, "--demo", "--duration", "30", "--json", "out.json"],
         cwd=tmp_path,

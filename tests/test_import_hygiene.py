@@ -38,6 +38,7 @@ _LAYER_OF = {
     "aio": "base",
     "waiters": "base",
     "files": "base",
+    "hangup": "base",  # output to a terminal that may be gone (tui, headless)
     "": "engine",  # the root package re-exports the engine
 }
 UI_AND_ABOVE = ("textual", "rich", "ccdash.scenario", "ccdash.fleet", "ccdash.tui")

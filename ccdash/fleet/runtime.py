@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ccdash.aio import run_within
+from ccdash.aio import run_within, stop_signals
 from ccdash.brokers.redis import RedisBroker
 from ccdash.engine import BROKER_CLOSE_DEADLINE, Engine, EngineConfig, Event, EventKind
 from ccdash.engine.config import MIN_HEARTBEAT
@@ -120,7 +120,8 @@ class WorkerRuntime:
     async def run(self) -> int:
         """Serve until a stop; 0 when it stopped cleanly."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        stops = stop_signals()
+        for sig in stops:
             loop.add_signal_handler(sig, self.request_stop, f"signal {sig.name}")
         loop.add_signal_handler(signal.SIGUSR1, self._log_tasks)  # "what is it stuck on?"
         control: asyncio.Task[None] | None = None
@@ -158,7 +159,7 @@ class WorkerRuntime:
             await run_within(
                 self.engine.clock, self.broker.close(), BROKER_CLOSE_DEADLINE, "closing the broker"
             )
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            for sig in (*stops, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
         log.info("worker %s stopped", self.name)
         return 0

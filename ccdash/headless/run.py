@@ -16,16 +16,17 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from rich.console import Console
 
-from ccdash.aio import cancel_and_wait, run_bounded, run_within
+from ccdash.aio import cancel_and_wait, run_bounded, run_within, stop_signals
 from ccdash.brokers import is_redis_url, is_shared_url, redact_url
 from ccdash.brokers.base import Broker, BrokerError
 from ccdash.clock import Clock
 from ccdash.engine import Engine, Event, Handler
 from ccdash.files import write_private
+from ccdash.hangup import HangupSafe
 from ccdash.headless.views import LiveView, PlainView, View
 from ccdash.ops import OpsError
 from ccdash.ops.logfile import JsonLogWriter, open_log
@@ -134,7 +135,7 @@ async def _run(
         if server is not None:
             view.note(f"metrics: http://{server.host}:{server.port}/metrics")
         if handle_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in stop_signals():
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, on_signal, sig)
                     installed.append(sig)
@@ -263,7 +264,7 @@ def run_headless(
 
     `broker` is a URL (None: memory); a BrokerError at the start propagates (the CLI
     makes it a one-line usage error)."""
-    out = stream or sys.stdout
+    out = cast(TextIO, HangupSafe(stream or sys.stdout))  # the run outlives its terminal
     error = on_error or print
     writer: JsonLogWriter | None = None
     if log_path:

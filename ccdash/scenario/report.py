@@ -392,5 +392,5 @@ def exit_code(report: dict[str, Any]) -> int:
         return 0
     if report.get("interrupted") and report["lost"] == 0:
         by = str(report.get("stopped_by") or "")
-        return 128 + (signal.SIGTERM if by == "SIGTERM" else signal.SIGINT)
+        return 128 + signal.Signals.__members__.get(by, signal.SIGINT)
     return 1

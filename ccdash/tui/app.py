@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import signal
 from collections import deque
 from typing import Any, ClassVar
 
@@ -25,6 +26,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
+from ccdash.aio import stop_signals
 from ccdash.brokers.base import BrokerError
 from ccdash.engine import Engine, Event
 from ccdash.ops import OpsError
@@ -85,6 +87,7 @@ class DashboardApp(ViewActions, Listeners):
         recorder: Recorder | None = None,
         read_only: bool = False,
         feed: Feed | None = None,
+        handle_signals: bool = False,
     ) -> None:
         """`live=False` disables the app's own timers (tests call `refresh_now`).
 
@@ -98,7 +101,9 @@ class DashboardApp(ViewActions, Listeners):
         refresh, every event and every operator command) until the engine stops.
         `read_only`: every key that would change something is refused with a one-line
         notice. `feed`: where the panes read from (default: this engine and workload,
-        live)."""
+        live). `handle_signals`: SIGTERM and SIGHUP quit as `q` does (the process's own
+        dashboard; their default action would leave the terminal in the dashboard's
+        modes and end the engine without its grace)."""
         super().__init__()
         self.engine = engine
         self.workload = workload
@@ -113,6 +118,8 @@ class DashboardApp(ViewActions, Listeners):
         self.theme_name = check_theme(theme)
         self.palette = Palette.from_theme(self.ccdash_themes[self.theme_name])
         self.quitting = False
+        self.handle_signals = handle_signals
+        self.stopped_by: signal.Signals | None = None  # exit 128+signal, as --demo does
         self.engine_error: BaseException | None = None
         self.startup_error: BrokerError | OpsError | None = None  # the app exited (code 2)
         self.fleet = fleet
@@ -171,7 +178,21 @@ class DashboardApp(ViewActions, Listeners):
         )
         if self.live:
             self.set_interval(self.refresh_interval, self.refresh_now, name="refresh")
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in stop_signals():
+                if sig != signal.SIGINT:  # Ctrl-C is a key here (the terminal is raw)
+                    loop.add_signal_handler(sig, self._on_stop_signal, sig)
         self.refresh_now()
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        """SIGTERM, SIGHUP: quit as on `q`; one while stopping exits at once (the terminal
+        given back; the engine's leases still go back to the queue)."""
+        if self.quitting:
+            self.exit(128 + sig, return_code=128 + sig)
+            return
+        self.stopped_by = sig
+        self.run_worker(self.action_quit(), name="quit", group="quit")
 
     def on_resize(self, event: Any) -> None:
         """Another size class may show other panes."""
@@ -354,6 +375,8 @@ class DashboardApp(ViewActions, Listeners):
 
     def _exit_with_code(self) -> None:
         code = 1 if self.engine_error is not None else 0
+        if self.stopped_by is not None and code == 0:
+            code = 128 + self.stopped_by
         self.exit(code, return_code=code)
 
 

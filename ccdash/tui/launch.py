@@ -9,6 +9,7 @@ from typing import Any
 from ccdash.brokers import is_redis_url, is_shared_url, redact_url
 from ccdash.brokers.base import QueueStats
 from ccdash.engine.snapshot import Snapshot
+from ccdash.hangup import tell
 from ccdash.record.writer import Recorder
 from ccdash.text import sanitize
 from ccdash.tui.app import DashboardApp
@@ -79,25 +80,26 @@ def run_tui(
         fleet=fleet,
         recorder=recorder,
         read_only=read_only,
+        handle_signals=True,
     )
     code = app.run()
     if app.startup_error is not None:
         raise app.startup_error
     snap = engine.snapshot(max_leases=0, max_dead=0)
-    print(final_line(snap, engine.leftover, workload.purged, workload.stats_at_start))
+    tell(final_line(snap, engine.leftover, workload.purged, workload.stats_at_start))
     log_error = app.log_writer.error if app.log_writer is not None else None
     if log_error is not None:  # the dashboard went on without its log: say so, exit 2
-        print(f"ccdash: error: {sanitize(log_error, 500)}", file=sys.stderr)
+        tell(f"ccdash: error: {sanitize(log_error, 500)}", sys.stderr)
     if recorder is not None:
         if recorder.error is not None:
-            print(f"ccdash: error: --record: {sanitize(recorder.error, 500)}", file=sys.stderr)
+            tell(f"ccdash: error: --record: {sanitize(recorder.error, 500)}", sys.stderr)
             return 2
         shown = sanitize(record, 200)
-        print(f"ccdash: recorded to {shown}; replay it with `ccdash replay {shown}`")
+        tell(f"ccdash: recorded to {shown}; replay it with `ccdash replay {shown}`")
     if app.engine_error is not None:
-        print(
+        tell(
             f"ccdash: error: the engine failed: {sanitize(repr(app.engine_error), 500)}",
-            file=sys.stderr,
+            sys.stderr,
         )
         return 1
     if log_error is not None:
