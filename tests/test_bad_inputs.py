@@ -264,6 +264,19 @@ def _one_line(argv: list[str], fragments: list[str], capsys: pytest.CaptureFixtu
     return lines[0]
 
 
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_scenario_path_names_the_flag(
+    value: str, here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--scenario ""` (an unset shell variable): the flag, the value and what it takes;
+    it read "ccdash: error: is a directory, expected a .toml scenario file"."""
+    _one_line(
+        ["--demo", "--scenario", value],
+        ["--scenario", f"got {value!r}", "a .toml scenario file or a built-in name"],
+        capsys,
+    )
+
+
 @pytest.mark.parametrize("case", sorted(CLI_NUMBERS))
 def test_bad_number_on_the_command_line(
     case: str, here: Path, capsys: pytest.CaptureFixture[str]

@@ -39,6 +39,12 @@ def resolve_path(path: str | FsPath | None) -> FsPath:
 
 def load_scenario(path: str | FsPath | None = None) -> Scenario:
     """Read and validate a scenario file (None: the default demo scenario)."""
+    if path is not None and not str(path).strip():  # `--scenario "$UNSET"`: no file named
+        raise ScenarioError(
+            f"expected a .toml scenario file or a built-in name "
+            f"({', '.join(builtin_names())}), got {str(path)!r}",
+            field="--scenario",
+        )
     p = resolve_path(path)
     shown = str(path) if path is not None else f"{p.name} (built in)"
     if p.is_dir():
