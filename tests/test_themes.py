@@ -34,3 +34,33 @@ def test_a_broken_theme_file_is_skipped_and_the_others_load(
     assert cli.main(["--demo", "--theme", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ccdash: error: --theme: unknown theme 'nope'; available: dark, mine")
+
+
+BAD_VALUES = {
+    "colour-not-a-colour": 'primary = "notacolor"\n',
+    "colour-a-number": "primary = 5\n",
+    "dark-a-string": 'primary = "#fff"\ndark = "yes"\n',
+    "alpha-out-of-range": 'primary = "#fff"\ntext_alpha = 7.5\n',
+    "variable-escape": 'primary = "#fff"\nvariables = { border = "\\u001b[31m" }\n',
+    "variable-a-number": 'primary = "#fff"\nvariables = { border = 5 }\n',
+    "variable-unknown-ref": 'primary = "#fff"\nvariables = { border = "$nope" }\n',
+    "variable-breaks-css": 'primary = "#fff"\nvariables = { border = "red; } Screen { x" }\n',
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VALUES))
+def test_a_theme_with_a_bad_value_is_refused_before_the_dashboard_starts(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A colour that is not one, a boolean that is a string, a CSS variable that breaks the
+    stylesheet: the file is skipped and named, and `--theme` on it is one line, exit 2.
+    It was offered, and the dashboard then died in Textual with a traceback (and a raw
+    escape sequence from the file on the terminal)."""
+    (tmp_path / "bad.toml").write_text('name = "bad"\n' + BAD_VALUES[case])
+    monkeypatch.setenv("CCDASH_THEMES_DIR", str(tmp_path))
+    assert available_themes() == ["dark"]
+    assert "bad.toml" in "\n".join(theme_problems())
+    assert cli.main(["--theme", "bad"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("ccdash: error: --theme: "), err
+    assert "bad.toml" in err and "\x1b" not in err

@@ -9,11 +9,17 @@ another directory.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+from textual.color import Color, ColorParseError
+from textual.css.tokenize import tokenize_values
+from textual.css.tokenizer import TokenError
 from textual.theme import Theme
 
 from ccdash.files import PrivateFileError, read_small_file
@@ -38,6 +44,23 @@ _FALLBACK = Theme(
 )
 
 _FIELDS = {f.name for f in dataclasses.fields(Theme)}
+# Checked here, since Textual checks them only as the dashboard starts, and dies there.
+_COLOURS = (
+    "primary",
+    "secondary",
+    "warning",
+    "error",
+    "success",
+    "accent",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+    "boost",
+)
+_FLAGS = ("dark", "ansi")
+_FRACTIONS = ("luminosity_spread", "text_alpha")
+_VARIABLE_NAME = re.compile(r"[a-z][a-z0-9-]{0,60}")
 
 
 class ThemeError(ValueError):
@@ -75,10 +98,57 @@ def load_theme_file(path: Path) -> Theme:
         raise ThemeError(f"{path}: name must be plain text of 1 to 60 characters")
     if "primary" not in data:
         raise ThemeError(f"{path}: 'primary' is required")
+    _check_types(path, data)
     try:
-        return Theme(**data)
-    except (TypeError, ValueError) as exc:
-        raise ThemeError(f"{path}: {exc}") from None
+        theme = Theme(**data)
+        known = theme.to_color_system().generate()  # parses every colour
+    except (TypeError, ValueError, ColorParseError) as exc:
+        raise ThemeError(f"{path}: {sanitize(exc, 200)}") from None
+    known.update(theme.variables)
+    for name, value in theme.variables.items():
+        _check_variable(path, name, value, known)
+    return theme
+
+
+def _check_types(path: Path, data: dict[str, Any]) -> None:
+    """Each field of the type a Theme takes (TOML gives numbers, booleans, tables)."""
+    for key, value in data.items():
+        if key in _COLOURS:
+            try:
+                Color.parse(value if isinstance(value, str) else "")
+            except ColorParseError:
+                raise ThemeError(
+                    f"{path}: {key}: expected a CSS colour (#4C9BE8, red, ...), "
+                    f"got '{sanitize(value, 60)}'"
+                ) from None
+        if key in _FLAGS and not isinstance(value, bool):
+            raise ThemeError(f"{path}: {key}: expected true or false, got {value!r}")
+        if key in _FRACTIONS and not (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and 0 <= value <= 1
+        ):
+            raise ThemeError(f"{path}: {key}: expected a number from 0 to 1, got {value!r}")
+    variables = data.get("variables", {})
+    if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
+        raise ThemeError(f'{path}: variables: expected a table of name = "CSS value"')
+
+
+def _check_variable(path: Path, name: str, value: str, known: dict[str, str]) -> None:
+    """A CSS variable the stylesheet can take: plain text, one value, known references."""
+    where = f"{path}: variables.{sanitize(name, 60)}"
+    if not _VARIABLE_NAME.fullmatch(name):
+        raise ThemeError(f"{where}: expected a name of lowercase letters, digits and -")
+    if sanitize(value, 200) != value:
+        raise ThemeError(f"{where}: expected plain text, got '{sanitize(value, 60)}'")
+    try:
+        tokens = tokenize_values({name: value})[name]
+    except TokenError:
+        raise ThemeError(f"{where}: not a CSS value: '{value}'") from None
+    for token in tokens:
+        if token.name == "variable_ref" and token.value[1:] not in known:
+            raise ThemeError(f"{where}: refers to an unknown variable {token.value}")
 
 
 @lru_cache(maxsize=1)
@@ -119,6 +189,9 @@ def check_theme(name: str | None) -> str:
         return DEFAULT_THEME
     names = available_themes()
     if name not in names:
+        for problem in theme_problems():  # its file is there but was skipped: say why
+            if Path(problem.split(": ", 1)[0]).stem == name:
+                raise ValueError(f"theme {name!r} cannot be used: {problem}")
         raise ValueError(f"unknown theme {name!r}; available: {', '.join(names)}")
     return name
 
