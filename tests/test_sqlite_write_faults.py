@@ -281,3 +281,19 @@ async def test_a_retried_batch_reports_what_it_dead_lettered_once(
     assert [kind for kind, _ in events].count("undecodable") == 1
     assert [d.message_id for d in broker.dead_letters()] == [bad]
     await broker.close()
+
+
+async def test_publish_many_that_cannot_be_stored_raises_not_returns_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """publish_many whose group commit fails for good (disk full) raises a one-line
+    BrokerError to the publisher; it never hands back ids of messages not stored."""
+    fail_first(monkeypatch, "publish", sqlite3.SQLITE_FULL, "database or disk is full")
+    broker = await opened(tmp_path / "q.db", [])
+    with pytest.raises(BrokerError) as failed:
+        async with asyncio.timeout(10):
+            await broker.publish_many([{"n": 1}, {"n": 2}])
+    message = str(failed.value)
+    assert "write failed: database or disk is full" in message and "\n" not in message
+    assert broker.stats().published == 0
+    await broker.close()

@@ -51,10 +51,6 @@ from ccdash.clock import Clock, MonotonicClock
 log = logging.getLogger("ccdash.brokers.sqlite")
 
 
-def _tolerant_text(raw: bytes) -> str:
-    return raw.decode("utf-8", "backslashreplace")
-
-
 RECHECK = 0.5  # seconds between looks at the file while parked (other processes' writes)
 _TOTALS = ("published", "acked", "dead_lettered", "redelivered")
 _UNBOUNDED = 1 << 30
@@ -118,9 +114,7 @@ class SqliteBroker(BrokerViews, Broker):
 
     def _start(self, store: Any, read: Any, counters: dict[str, int]) -> None:
         loop = asyncio.get_running_loop()
-        # Views read text a foreign writer may have left undecodable: shown escaped,
-        # never an error that takes the dashboard down (the writer's reads stay strict).
-        read.text_factory = _tolerant_text
+        read.text_factory = views.tolerant_text  # the writer's reads stay strict
         self._read = read
         self._base = {k: counters[k] for k in _TOTALS}
         checkpointer = Checkpointer(connect(self.target), self.path)
@@ -174,9 +168,10 @@ class SqliteBroker(BrokerViews, Broker):
             closing.set_result(None)
 
     async def flush(self) -> None:
-        """Return once everything queued so far (publish_nowait too) is committed."""
+        """Return once everything queued so far (publish_nowait too) is committed;
+        BrokerError if some of it could not be stored."""
         if self._link is not None:
-            await self._link.drained()
+            await self._link.stored()
 
     def busy(self) -> bool:
         """Whether operations are queued or being committed, or a close is under way."""
@@ -187,7 +182,8 @@ class SqliteBroker(BrokerViews, Broker):
     async def settled(self) -> None:
         """Return once `busy()` is false (tests settle on it; work on the writer thread
         is invisible to the event loop's own idea of idle)."""
-        await self.flush()
+        if self._link is not None:
+            await self._link.drained()
         if self._closing is not None:
             await asyncio.shield(self._closing)
 

@@ -85,6 +85,13 @@ class Link:
         if self.pending():
             await self._drainers.park()
 
+    async def stored(self) -> None:
+        """`drained`, then BrokerError if publishes accepted without waiting (publish_nowait,
+        publish_many) could not be stored: never returned as if they were."""
+        await self.drained()
+        if self.broken is not None:
+            raise BrokerError(str(self.broken))
+
     def deliver(
         self,
         batch: list[Op],

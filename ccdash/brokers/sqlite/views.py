@@ -15,6 +15,12 @@ from ccdash.brokers.sqlite.frame import history_entries
 from ccdash.brokers.sqlite.schema import COUNTER_COLUMNS
 
 
+def tolerant_text(raw: bytes) -> str:
+    """Text a foreign writer may have left undecodable, escaped: views show it, never
+    fail on it (an error there would take the dashboard down)."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def counters(conn: sqlite3.Connection) -> dict[str, int]:
     """The counters row as last committed."""
     row = conn.execute(f"SELECT {', '.join(COUNTER_COLUMNS)} FROM counters WHERE k = 0").fetchone()
