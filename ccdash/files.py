@@ -146,13 +146,22 @@ def _stdio_twin(st: os.stat_result) -> int | None:
     return None
 
 
+def _through(twin: int, st: os.stat_result) -> int:
+    """A dup of our stdout or stderr (`twin`), its file made 0600 if it is a file."""
+    fd = os.dup(twin)
+    if stat.S_ISREG(st.st_mode):
+        os.fchmod(fd, 0o600)
+    return fd
+
+
 def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
     """An fd to write run data to `path`, the file owner-only (see `output_problem`).
 
     A new name is created 0600 (never through a link); a file of ours is replaced by a
     fresh 0600 one (its text kept when appending), unless it is 0600 already, has one
-    name, and we append; a link of ours or root's, a device or a pipe is opened as it is,
-    never truncated when it leads to where our stdout or stderr writes (`_stdio_twin`).
+    name, and we append; a link of ours or root's, a device or a pipe is opened as it is.
+    A name that leads to where our stdout or stderr writes (`--json /dev/stdout >
+    out.txt`) is written through that descriptor, never truncated (`_stdio_twin`).
     """
     path = os.fspath(path)
     mode = os.O_WRONLY | (os.O_APPEND if append else 0) | _CLOEXEC
@@ -170,6 +179,8 @@ def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
                 continue
             os.fchmod(fd, 0o600)  # whatever the umask
             return fd
+        if (twin := _stdio_twin(st)) is not None:  # `--json out.txt > out.txt`
+            return _through(twin, st)
         if stat.S_ISREG(st.st_mode):
             try:
                 # In place only with one name: a hard link planted in /tmp to a file of
@@ -186,10 +197,7 @@ def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
         st = os.fstat(fd)
         if (twin := _stdio_twin(st)) is not None:  # /dev/stdout: the shell's `> out.txt`
             os.close(fd)
-            fd = os.dup(twin)
-            if stat.S_ISREG(st.st_mode):
-                os.fchmod(fd, 0o600)
-            return fd
+            return _through(twin, st)
         if stat.S_ISREG(st.st_mode):
             os.fchmod(fd, 0o600)
             if not append:

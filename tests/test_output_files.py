@@ -323,13 +323,15 @@ ms = 1
 """
 
 
-@pytest.mark.parametrize("target", ["/dev/stdout", "/proc/self/fd/1", "/dev/fd/1"])
+@pytest.mark.parametrize("target", ["/dev/stdout", "/proc/self/fd/1", "/dev/fd/1", "out.txt"])
 def test_a_report_to_stdout_redirected_to_a_file_keeps_what_was_printed(
     target: str, tmp_path: Path
 ) -> None:
     """`ccdash --demo --json /dev/stdout > out.txt`: the file holds the text report and
     then the JSON; the report used to truncate the file the shell redirected to, so the
-    text printed before it was lost (and the JSON landed at offset 0). Still 0600."""
+    text printed before it was lost (and the JSON landed at offset 0). Still 0600.
+    `--json out.txt > out.txt` likewise (it wrote the JSON to a fresh file put in the
+    place of the one the text went to)."""
     import json
     import subprocess
     import sys
