@@ -11,6 +11,7 @@ import time
 import pytest
 from support.polling import wait_until
 
+from ccdash.brokers.sqlite.schema import BUSY_TIMEOUT_MS
 from chaos.books import Books, read_ids, read_ledger
 from chaos.holdings import SqliteFile
 from chaos.procs import SCENARIO
@@ -55,14 +56,17 @@ def test_demo_on_a_sqlite_file_whose_disk_fills_mid_run(chaos: Chaos) -> None:
     books.check(set(), chaos.procs)
 
 
-LOCK_S = 4.0  # longer than the engine's heartbeat timeout (2 s), shorter than its lease
+# Each longer than the engine's heartbeat timeout (2 s) and shorter than its lease (30 s);
+# the second is past the busy timeout (10 s) too: the writer retries behind a warning.
+LOCKS_S = (4.0, 12.0)
 
 
-def test_foreign_process_holds_the_sqlite_write_lock_mid_run(chaos: Chaos) -> None:
+@pytest.mark.parametrize("lock_s", LOCKS_S)
+def test_foreign_process_holds_the_sqlite_write_lock_mid_run(chaos: Chaos, lock_s: float) -> None:
     """Another process takes the file's write lock (BEGIN IMMEDIATE) mid-run and holds
-    it for twice the engine's heartbeat timeout: the engine waits it out (no consumer
-    judged hung, nothing handed back and run again), then the run completes: 0 lost,
-    nothing twice, no redelivery."""
+    it past the engine's heartbeat timeout (and past the busy timeout): the engine waits
+    it out (no consumer judged hung, nothing handed back and run again), then the run
+    completes: 0 lost, nothing twice, no redelivery."""
     db = chaos.tmp / "q.db"
     f = SqliteFile(db)
     engine = chaos.procs.sqlite_engine(
@@ -74,7 +78,7 @@ def test_foreign_process_holds_the_sqlite_write_lock_mid_run(chaos: Chaos) -> No
         conn.execute("BEGIN IMMEDIATE")
         t_lock = time.monotonic()
         held = f.leased()  # a read: WAL readers are not blocked by the writer's lock
-        time.sleep(LOCK_S)  # the fault's length
+        time.sleep(lock_s)  # the fault's length
         conn.execute("ROLLBACK")
     finally:
         conn.close()
@@ -82,7 +86,9 @@ def test_foreign_process_holds_the_sqlite_write_lock_mid_run(chaos: Chaos) -> No
     assert engine.wait_exit(60) == 0, engine.tail()
     published = set(read_ids(chaos.published))
     books = Books.of(published, chaos.ledger, f.dead_by_id(), f.queued())
-    chaos.row.note(books, max(recover, time.monotonic() - t_lock - LOCK_S), runs=1)
+    chaos.row.note(books, max(recover, time.monotonic() - t_lock - lock_s), runs=1)
     counters = f.counters()
     books.check(set(), chaos.procs, acked=counters["acked"])
     assert counters["redelivered"] == 0, f"{counters['redelivered']} redelivered after the lock"
+    waited = "write waits: database is locked" in engine.stderr()
+    assert waited == (lock_s > BUSY_TIMEOUT_MS / 1000), engine.stderr()[-2000:]
