@@ -24,7 +24,7 @@ from ccdash.brokers.base import BrokerError
 from ccdash.hints import did_you_mean, is_async_callable
 from ccdash.ops import OpsError
 from ccdash.scenario import ScenarioError, builtin_names, load_scenario
-from ccdash.text import SafeFormatter, sanitize
+from ccdash.text import SafeFormatter, escape_unencodable, sanitize
 from ccdash.validate import (
     Parser,
     add_broker_flags,
@@ -348,6 +348,7 @@ def tui_options(run_tui: Callable[..., Any], **options: Any) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ccdash` console script; returns the exit status."""
+    escape_unencodable(sys.stdout, sys.stderr)
     if logging.lastResort is not None:  # library warnings with no handler set up
         logging.lastResort.setFormatter(SafeFormatter())
     try:

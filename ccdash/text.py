@@ -13,12 +13,14 @@ No rich or textual import here: headless output and log files use it too.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import difflib
 import json
 import logging
 import unicodedata
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TextIO
 
 ELLIPSIS = "…"
 
@@ -137,6 +139,21 @@ def did_you_mean(word: str, valid: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def escape_unencodable(*streams: TextIO) -> None:
+    """Streams that cannot encode every character (stdout in an ASCII locale: LC_ALL=C
+    with Python's UTF-8 mode off) print such a character as an escape (\\xb7) instead
+    of raising in the middle of a report and ending the run before its JSON is written."""
+    for stream in streams:
+        try:
+            utf8 = codecs.lookup(stream.encoding).name == "utf-8"
+        except (AttributeError, LookupError, TypeError):
+            continue
+        reconfigure = getattr(stream, "reconfigure", None)
+        if not utf8 and reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
 class SafeFormatter(logging.Formatter):
     """Log lines for a terminal or a file: what came from outside (worker names, handler
     errors, refused commands) is sanitised, so it cannot act on the terminal."""
@@ -152,4 +169,12 @@ class SafeFormatter(logging.Formatter):
         return sanitize(super().format(record), keep="\n\t")
 
 
-__all__ = ["ELLIPSIS", "SafeFormatter", "body_text", "counted", "did_you_mean", "sanitize"]
+__all__ = [
+    "ELLIPSIS",
+    "SafeFormatter",
+    "body_text",
+    "counted",
+    "did_you_mean",
+    "escape_unencodable",
+    "sanitize",
+]
