@@ -7,7 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+from support.terminal import Terminal, needs_tmux
 
 CCDASH = str(Path(sys.executable).parent / "ccdash")
 ASCII = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0"}
@@ -52,3 +56,32 @@ def test_a_replay_report_in_an_ascii_locale_is_printed(tmp_path: Path) -> None:
     )
     assert b"Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.returncode in (0, 1) and b"ccdash demo report" in proc.stdout
+
+
+@needs_tmux
+@pytest.mark.parametrize("command", ["dashboard", "replay"])
+def test_the_dashboard_in_an_ascii_locale_draws_its_boxes(
+    terminal: Callable[..., Terminal], tmp_path: Path, command: str
+) -> None:
+    """The dashboard (live or replaying) with LC_ALL=C and PYTHONUTF8=0: its borders and
+    bars are drawn (the terminal gets UTF-8, as Python assumes for a C locale, PEP 538),
+    not the escapes an ASCII stream made of them ('\\u256d\\u2500 Queue \\u2500...')."""
+    args = "--seed 5"
+    if command == "replay":
+        rec = tmp_path / "run.rec"
+        subprocess.run(
+            [CCDASH, "--demo", "--duration", "1", "--seed", "1", "--record", str(rec)],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        args = f"replay {rec}"
+    term = terminal(
+        f"env LC_ALL=C LANG=C PYTHONUTF8=0 {CCDASH} {args}; echo ccdash-exit=$?; sleep 60",
+        size=(120, 40),
+    )
+    screen = term.wait_for("the queue pane", lambda s: "Queue" in s and "depth" in s)
+    assert "─ Queue" in screen and "\\u2500" not in screen, screen
+    term.press("q")
+    final = term.wait_for("the process to exit", lambda s: "ccdash-exit=" in s, deadline=30.0)
+    assert "ccdash-exit=0" in final

@@ -3,6 +3,8 @@ scenario's workload, runs the dashboard, and reports what was left when it ends.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import sys
 from typing import Any
 
@@ -50,6 +52,7 @@ def run_tui(
             file=sys.stderr,
         )
         return 2
+    utf8_terminal()
     from ccdash.scenario import Workload, load_scenario
 
     if scenario is None:
@@ -107,6 +110,17 @@ def run_tui(
     return code if isinstance(code, int) else 0
 
 
+def utf8_terminal() -> None:
+    """Textual draws on sys.__stderr__ in its encoding; in an ASCII locale (LC_ALL=C with
+    PYTHONUTF8=0) every border and bar became an escape ('\\u2500'). The terminal gets
+    UTF-8 then, as Python itself assumes for a C locale (PEP 538)."""
+    stream = sys.__stderr__
+    with contextlib.suppress(AttributeError, LookupError, TypeError, ValueError, OSError):
+        if stream is not None and codecs.lookup(stream.encoding).name != "utf-8":
+            stream.flush()
+            stream.reconfigure(encoding="utf-8")
+
+
 def final_line(snap: Snapshot, leftover: int, purged: int, start: QueueStats | None) -> str:
     """What `ccdash` prints after `q`: figures that add up to what was published. On a
     queue with a past (a shared Redis queue keeps lifetime counters) they are the
@@ -133,4 +147,4 @@ def final_line(snap: Snapshot, leftover: int, purged: int, start: QueueStats | N
     )
 
 
-__all__ = ["final_line", "run_tui"]
+__all__ = ["final_line", "run_tui", "utf8_terminal"]
