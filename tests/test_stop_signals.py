@@ -52,6 +52,31 @@ def test_a_signal_stops_the_dashboard_gracefully(
     assert _complete(rec)
 
 
+@needs_tmux
+@pytest.mark.parametrize("sig", STOP_SIGNALS, ids=lambda s: s.name)
+def test_a_signal_stops_the_replay_dashboard_and_gives_the_terminal_back(
+    terminal: Callable[..., Terminal], tmp_path: Path, sig: signal.Signals
+) -> None:
+    """kill -TERM / -HUP of `ccdash replay FILE`: it leaves as on `q` (the screen given
+    back) with 128+signal; it was killed outright in its alternate screen."""
+    pid, rec = tmp_path / "pid", tmp_path / "run.rec"
+    subprocess.run(
+        [str(CCDASH), "--demo", "--duration", "1", "--seed", "1", "--record", str(rec)],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    term = terminal(
+        f"sh -c 'echo $$ > {pid}; exec {CCDASH} replay {rec}'; echo ccdash-exit=$?; sleep 60",
+        size=(120, 40),
+    )
+    term.wait_for("the consumers", lambda s: "Consumers" in s and "READ-ONLY" in s)
+    os.kill(int(pid.read_text()), sig)
+    final = term.wait_for("the process to exit", lambda s: "ccdash-exit=" in s, deadline=30.0)
+    assert f"ccdash-exit={128 + sig}" in final, final
+    assert "Consumers" not in final  # the alternate screen was left
+
+
 async def _publish(url: str, n: int) -> None:
     async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as pub:
         for i in range(n):

@@ -64,8 +64,10 @@ class ReplayApp(DashboardApp, inherit_bindings=False):
         theme: str | None = None,
         live: bool = True,
         refresh_interval: float = REFRESH_INTERVAL,
+        handle_signals: bool = False,
     ) -> None:
-        """`live=False`: no playback timer (tests move the player and call refresh_now)."""
+        """`live=False`: no playback timer (tests move the player and call refresh_now).
+        `handle_signals`: SIGTERM and SIGHUP leave as `q` does (see DashboardApp)."""
         self.player = Player(recording)
         h = recording.header
         title = str(h.get("title") or h.get("scenario") or "recording")
@@ -82,6 +84,7 @@ class ReplayApp(DashboardApp, inherit_bindings=False):
             refresh_interval=refresh_interval,
             feed=ReplayFeed(self.player),
             read_only=True,
+            handle_signals=handle_signals,
         )
         self.t0 = recording.t0
         self.replay_live = live
@@ -222,7 +225,7 @@ def run_replay(recording: Recording, *, theme: str | None = None) -> int:
     """Open the replay dashboard on a terminal; returns the exit code."""
     from ccdash.tui.launch import utf8_terminal
 
-    app = ReplayApp(recording, theme=theme)
+    app = ReplayApp(recording, theme=theme, handle_signals=True)
     utf8_terminal()
     code = app.run()
     return code if isinstance(code, int) else 0
