@@ -297,3 +297,32 @@ async def test_publish_many_that_cannot_be_stored_raises_not_returns_ids(
     assert "write failed: database or disk is full" in message and "\n" not in message
     assert broker.stats().published == 0
     await broker.close()
+
+
+async def test_a_publish_whose_checks_cannot_read_the_file_raises_a_broker_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish whose room or dedup check fails to read the file (corrupt, I/O) raises
+    a one-line BrokerError naming the file, as a failed write does, not sqlite3's own;
+    the broker still closes."""
+    malformed = sqlite3.DatabaseError("database disk image is malformed")
+
+    def unreadable(*args: Any) -> Any:
+        raise malformed
+
+    broker = SqliteBroker(str(tmp_path / "q.db"), QueueConfig(capacity=1), clock=FakeClock())
+    await broker.open()
+    await broker.publish(b"fills it")
+    monkeypatch.setattr("ccdash.brokers.sqlite.views.duplicate_of", unreadable)
+    monkeypatch.setattr("ccdash.brokers.sqlite.link.Link.read_file", unreadable)
+    with pytest.raises(BrokerError) as failed_publish:  # the room check (the queue is full)
+        await broker.publish(b"x")
+    with pytest.raises(BrokerError) as failed_nowait:  # the dedup check
+        broker.publish_nowait(b"x", dedup_id="k")
+    for failed in (failed_publish, failed_nowait):
+        message = str(failed.value)
+        assert "read failed: database disk image is malformed" in message, message
+        assert str(tmp_path) in message and "\n" not in message
+    async with asyncio.timeout(10):
+        await broker.close()  # a file it cannot read still closes: the writer stops
+    assert not broker._link.writer._thread.is_alive()

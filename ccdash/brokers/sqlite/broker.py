@@ -149,8 +149,9 @@ class SqliteBroker(BrokerViews, Broker):
         """Hand back this instance's leases, commit what is queued, stop the writer."""
         if self._closed:
             return
-        if self._link is not None and self._read is not None:
-            self._last = (self.stats(), self.dead_letters(1000))
+        if self._link is not None and self._read is not None:  # unreadable: closes all the same
+            with contextlib.suppress(BrokerError), views.read_errors(self.path):
+                self._last = (self.stats(), self.dead_letters(1000))
         self._closed = True
         closing = self._closing = asyncio.get_running_loop().create_future()
         self._park.cancel()
@@ -199,9 +200,10 @@ class SqliteBroker(BrokerViews, Broker):
         c = link.counters
         free = cap - (c["ready"] + c["delayed"] + c["leased"] + len(link.staged) + self._publishing)
         if free <= 0 and self._read is not None:  # look closer, at the file
-            c, (_, _, last), unseen = link.read_file(
-                self._read, now + self.offset, self.config.max_attempts
-            )
+            with views.read_errors(self.path):
+                c, (_, _, last), unseen = link.read_file(
+                    self._read, now + self.offset, self.config.max_attempts
+                )
             free = cap - (
                 c["ready"] + c["delayed"] + c["leased"] - last + unseen + self._publishing
             )
@@ -213,7 +215,8 @@ class SqliteBroker(BrokerViews, Broker):
         staged = self._link.staged_dedup.get(dedup_id)
         if staged is not None and staged[1] > now:
             return staged[0]
-        return views.duplicate_of(self._read, dedup_id, now + self.offset)
+        with views.read_errors(self.path):
+            return views.duplicate_of(self._read, dedup_id, now + self.offset)
 
     async def publish(self, body: Any, *, priority: int = 0, dedup_id: str | None = None) -> str:
         """Accept a message; returns once it is committed. Waits while the queue is full."""

@@ -7,12 +7,32 @@ deadline is not shown as live, and one on its last attempt shows as dead.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
-from ccdash.brokers.base import REASON_EXPIRED, DeadLetter, HistoryEntry, LeaseInfo, decode_body
+from ccdash.brokers.base import (
+    REASON_EXPIRED,
+    BrokerError,
+    DeadLetter,
+    HistoryEntry,
+    LeaseInfo,
+    decode_body,
+)
 from ccdash.brokers.sqlite.frame import history_entries
 from ccdash.brokers.sqlite.schema import COUNTER_COLUMNS
+
+
+@contextlib.contextmanager
+def read_errors(path: str) -> Iterator[None]:
+    """A read a publish depends on that fails (a corrupt file, an I/O error, a lock past
+    the read timeout) raises the one-line BrokerError a failed write raises, so the
+    publisher (and the CLI) see the broker's error, not sqlite3's."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise BrokerError(f"sqlite broker {path}: read failed: {exc}") from None
 
 
 def tolerant_text(raw: bytes) -> str:
