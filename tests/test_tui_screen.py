@@ -42,6 +42,7 @@ from ccdash.tui.layout import size_class, urgency
 from ccdash.tui.lease_table import LeaseTable
 from ccdash.tui.log_pane import LogPane
 from ccdash.tui.message_detail import MessageDetail
+from ccdash.tui.picker import Picker
 from ccdash.tui.prompt import Prompt
 
 
@@ -412,6 +413,30 @@ async def test_the_find_prompt_on_a_screen_too_small_covers_it_and_still_answers
         await pilot.press(*ok, "enter")
         assert app.screen is app.main_screen
         assert f"{ok}: " in log_text(app)  # the answer, in the log (hidden at this size)
+        await quit_app(app, pilot)
+
+
+@pytest.mark.parametrize("dialog", ["picker", "confirm"])
+async def test_a_dialog_on_a_screen_too_small_covers_it_and_still_answers(dialog: str) -> None:
+    """The drill picker (d) or a confirmation (x: purge the DLQ) open at 80x24, then the
+    terminal shrinks to 60x12: the dialog takes the whole screen (nothing of the
+    too-small notice around it) and its keys still answer it."""
+    app = make_app(latency=0.05)
+    async with running(app, (80, 24)) as pilot:
+        await app.workload.inject_poison(1)
+        await advance(app, pilot, 2.0)
+        await pilot.press("d" if dialog == "picker" else "x")
+        await pilot.resize_terminal(60, 12)
+        await pilot.pause()
+        assert isinstance(app.screen, Picker if dialog == "picker" else Confirm)
+        assert app.screen.query_one(f"#{dialog}").region == app.screen.region
+        assert "too small" not in screen_text(app)
+        await pilot.press("enter" if dialog == "picker" else "n")
+        assert app.screen is app.main_screen
+        if dialog == "picker":
+            assert app.workload.drill_results  # the first drill offered ran
+        else:
+            assert "purge cancelled" in log_text(app)
         await quit_app(app, pilot)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -13,6 +14,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from ccdash.text import sanitize
+from ccdash.tui.dialog_fit import fit_dialog
 
 
 class Picker(ModalScreen[str | None]):
@@ -42,8 +44,13 @@ class Picker(ModalScreen[str | None]):
                 markup=False,
             )
 
+    def on_resize(self, event: events.Resize) -> None:
+        """A terminal below the minimum: fill it (dialog_fit.py)."""
+        fit_dialog(self, event.size)
+
     def on_mount(self) -> None:
-        """Highlight the current value."""
+        """Fit the terminal; highlight the current value."""
+        fit_dialog(self, self.app.size)
         options = self.query_one(OptionList)
         for i, (value, _) in enumerate(self.choices):
             if value == self.current:

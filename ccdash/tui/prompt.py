@@ -1,9 +1,8 @@
 """A modal one-line input with validation (a weight, a slow-down factor).
 
-On a terminal smaller than the dashboard's minimum (the terminal shrank while it was
-open) the prompt takes the whole screen, so nothing of the too-small notice shows
-through around it, and its input is one line; below 24x6 it loses its border too.
-Whatever the size, its input line is on screen, so it can still be answered.
+On a terminal smaller than the dashboard's minimum it fills the screen (dialog_fit.py)
+and its input is one line: whatever the size, the input line is on screen, so it can
+still be answered.
 """
 
 from __future__ import annotations
@@ -19,9 +18,7 @@ from textual.geometry import Size
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from ccdash.tui.layout import MIN_SIZE
-
-BARE_BELOW = (24, 6)  # smaller than this: no border, the question on one line
+from ccdash.tui.dialog_fit import fit_dialog
 
 
 class Prompt(ModalScreen[str | None]):
@@ -53,10 +50,8 @@ class Prompt(ModalScreen[str | None]):
         self._fit(event.size)
 
     def _fit(self, size: Size) -> None:
-        small = size.width < MIN_SIZE[0] or size.height < MIN_SIZE[1]
-        self.set_class(small, "-fill")
-        self.set_class(size.width < BARE_BELOW[0] or size.height < BARE_BELOW[1], "-bare")
-        self.query_one("#prompt-input", Input).compact = small
+        """Below the minimum: the whole screen, a one-line input (dialog_fit.py)."""
+        self.query_one("#prompt-input", Input).compact = fit_dialog(self, size)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Accept a valid value; say why an invalid one is refused."""
