@@ -18,6 +18,7 @@ import contextlib
 import difflib
 import json
 import logging
+import sys
 import unicodedata
 from collections.abc import Iterable
 from typing import Any, TextIO
@@ -124,7 +125,45 @@ def body_text(body: Any, limit: int | None = None, *, pretty: bool = False) -> s
         )
     except (TypeError, ValueError):
         text = repr(body)
+    except RecursionError:  # nested deeper than the stack left allows (a frame a level)
+        text = json_prefix(body, limit or sys.maxsize)
     return sanitize(text, limit, keep="\n" if pretty else "")
+
+
+class _Literal(str):
+    """Text `json_prefix` writes as it is (a bracket, a comma, a key)."""
+
+
+def json_prefix(body: Any, limit: int) -> str:
+    """The start of `body`'s compact JSON, at least `limit` characters of it if it is
+    that long, built without recursion: for a body nested deeper than the encoders
+    (a stack frame per level) can take where it is shown."""
+    out: list[str] = []
+    size = 0
+    todo: list[Any] = [body]
+    while todo and size < limit:
+        item = todo.pop()
+        if type(item) is _Literal:
+            piece: str = item
+        elif isinstance(item, dict | list | tuple):
+            pairs = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
+            piece = "{" if isinstance(item, dict) else "["
+            todo.append(_Literal("}" if isinstance(item, dict) else "]"))
+            for i in range(len(pairs) - 1, -1, -1):
+                key, value = pairs[i]
+                todo.append(value)
+                if isinstance(item, dict):
+                    todo.append(_Literal(json.dumps(str(key), ensure_ascii=False) + ":"))
+                if i:
+                    todo.append(_Literal(","))
+        else:
+            try:
+                piece = json.dumps(item, ensure_ascii=False)
+            except (TypeError, ValueError):
+                piece = repr(item)
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
@@ -176,5 +215,6 @@ __all__ = [
     "counted",
     "did_you_mean",
     "escape_unencodable",
+    "json_prefix",
     "sanitize",
 ]

@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 import unicodedata
+from collections.abc import Callable
 from typing import Final
 
 import pytest
@@ -67,6 +68,26 @@ def test_body_text_renders_json_and_bytes_literally() -> None:
     assert body_text({"a": 1}, pretty=True) == '{\n  "a": 1\n}'
     assert body_text(b"\x1b]52;c;QQ==\x07") == "\\x1b]52;c;QQ==\\x07"
     assert len(body_text({"big": "x" * 1_000_000}, 100)) == 100
+
+
+def _nested(depth: int) -> list[object]:
+    body: list[object] = []
+    for _ in range(depth):
+        body = [body]
+    return body
+
+
+def _deep_in_the_stack(frames: int, call: Callable[[], str]) -> str:
+    return call() if frames == 0 else _deep_in_the_stack(frames - 1, call)
+
+
+@pytest.mark.parametrize("pretty", [True, False])
+def test_body_text_of_a_deeply_nested_body_does_not_raise(pretty: bool) -> None:
+    """A body nested 900 deep (publishable: the encoder takes it) shown from a deep stack,
+    as the dashboard's detail view does: text, not the RecursionError that the pretty
+    printer (pure Python, a frame per level) raised and that took the dashboard down."""
+    text = _deep_in_the_stack(150, lambda: body_text(_nested(900), 200, pretty=pretty))
+    assert text.startswith("[[[[") and len(text) <= 200
 
 
 @given(st.text())

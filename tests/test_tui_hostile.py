@@ -103,6 +103,26 @@ async def test_the_megabyte_body_is_shown_cut_with_its_size() -> None:
         await quit_app(app, pilot)
 
 
+async def test_a_dead_letter_nested_980_deep_opens_and_the_dashboard_lives() -> None:
+    """A body nested 980 deep (a foreign writer's: the C decoder takes it where the
+    consumer reads it) in the detail view: the start of its JSON is shown; the pretty
+    printer's RecursionError (a Python frame a level) took the dashboard down."""
+    data: list[object] = []
+    for _ in range(980):
+        data = [data]
+    app = make_app()
+    async with running(app, (120, 40)) as pilot:
+        letter = DeadLetter("m1", "failed", 1, "boom", 0, data, app.t0, ())
+        app.push_screen(MessageDetail(letter, app.palette, app.t0))
+        await pilot.pause()
+        assert isinstance(app.screen, MessageDetail)
+        assert "[[[[" in str(app.screen.query_one("#detail-body").render())
+        await pilot.press("escape")
+        assert app.is_running
+        await quit_app(app, pilot)
+    assert app.return_code == 0
+
+
 async def test_hostile_ids_in_the_leases_consumers_and_alerts_panes() -> None:
     """Hostile message and consumer ids and alert texts: literal, unstyled, clickable safely."""
     app = make_app()
