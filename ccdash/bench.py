@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -25,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ccdash import Engine, EngineConfig
+from ccdash.aio import stop_signals
 from ccdash.brokers import redact_url
 from ccdash.brokers.base import BrokerError
 from ccdash.files import write_private
@@ -247,7 +249,27 @@ async def remove_scratch(url: str, scheme: str, *, answer_within: float = 5.0) -
             await client.aclose()
 
 
+class Stopped(Exception):
+    """SIGTERM or SIGHUP ended the bench (after its clean-up)."""
+
+    def __init__(self, sig: signal.Signals) -> None:
+        super().__init__(sig.name)
+        self.sig = sig
+
+
 async def _bench_then_clean(args: argparse.Namespace, scheme: str) -> list[BenchRow]:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    stopped: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:  # like Ctrl-C (asyncio.run's own): cancel,
+        if not stopped and task is not None:  # clean up, leave; not killed with the file
+            stopped.append(sig)
+            task.cancel()
+
+    for sig in stop_signals():
+        if sig != signal.SIGINT:
+            loop.add_signal_handler(sig, on_signal, sig)
     try:
         rows = await run_bench(
             args.messages,
@@ -262,8 +284,15 @@ async def _bench_then_clean(args: argparse.Namespace, scheme: str) -> list[Bench
         # Redis either (it never answered) must not replace it with a traceback.
         with contextlib.suppress(BrokerError):  # briefly: it failed to answer just now
             await remove_scratch(args.broker, scheme, answer_within=1.0)
+        if stopped:
+            raise Stopped(stopped[0]) from None
         raise
-    await remove_scratch(args.broker, scheme)
+    try:
+        await remove_scratch(args.broker, scheme)
+    except asyncio.CancelledError:  # the signal came as the bench ended
+        if stopped:
+            raise Stopped(stopped[0]) from None
+        raise
     return rows
 
 
@@ -287,6 +316,11 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
         rows = asyncio.run(_bench_then_clean(args, scheme))
     except BrokerError as exc:
         p.error(f"{source}: {redact_url(args.broker)}: {exc}")
+    except Stopped as exc:
+        print(
+            f"ccdash: bench stopped by {exc.sig.name}; its scratch queue removed", file=sys.stderr
+        )
+        return 128 + exc.sig
     except RuntimeError as exc:  # the engine's count did not add up: say so, no traceback
         print(f"ccdash: error: {sanitize(exc, 500)}", file=sys.stderr)
         return 1

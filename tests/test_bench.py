@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.polling import wait_until
 from support.redis_fixtures import RedisServer
 
 from ccdash import Engine, EngineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+CCDASH = str(Path(sys.executable).parent / "ccdash")
 
 
 def test_bench_reports_floor_engine_and_ratio(tmp_path: Path) -> None:
@@ -164,3 +167,30 @@ def test_bench_on_an_unreachable_redis_is_one_line_exit_2(
     assert code == 2, (out, err)
     assert len(lines) == 1 and lines[0].startswith("ccdash: error: --broker"), err
     assert "cannot reach Redis" in err and "bench-secret" not in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_signal_mid_bench_removes_its_sqlite_file(tmp_path: Path, sig: signal.Signals) -> None:
+    """SIGTERM/SIGHUP while the bench runs on SQLite: it removes its scratch file and exits
+    128+signal with one line. It was killed outright and left the file (and -wal, -shm),
+    so the next `ccdash bench` with the same URL refused to start ('... exists')."""
+    db = tmp_path / "b.db"
+    proc = subprocess.Popen(
+        [CCDASH, "bench", "--broker", f"sqlite:///{db}", "--messages", "1000000"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wal = tmp_path / "b.db-wal"  # a megabyte written: the bench is well under way
+        wait_until(lambda: wal.exists() and wal.stat().st_size > 1_000_000, 60, "the bench to run")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + sig, out + err
+    assert "Traceback" not in err and err.startswith("ccdash: "), err
+    assert not list(tmp_path.glob("b.db*"))
