@@ -77,6 +77,34 @@ def test_a_signal_stops_the_replay_dashboard_and_gives_the_terminal_back(
     assert "Consumers" not in final  # the alternate screen was left
 
 
+@needs_tmux
+def test_the_dashboard_whose_terminal_window_closes_exits(
+    terminal: Callable[..., Terminal], tmp_path: Path
+) -> None:
+    """The terminal closed under the dashboard (tmux killed: SIGHUP, then every write
+    fails): it stops and exits with a complete recording. Textual's writer thread died on
+    the EIO and the app's last writes blocked on its full queue: the process hung."""
+    pid, rec = tmp_path / "pid", tmp_path / "run.rec"
+    term = terminal(f"sh -c 'echo $$ > {pid}; exec {CCDASH} --seed 5 --record {rec}'")
+    term.wait_for("the consumers", lambda s: "Consumers" in s and "│ c1 " in s)
+    term.close()
+    process = int(pid.read_text())
+
+    def gone() -> bool:
+        try:
+            os.kill(process, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    try:
+        wait_until(gone, 30, "the dashboard to exit")
+    finally:
+        if not gone():
+            os.kill(process, signal.SIGKILL)
+    assert _complete(rec)
+
+
 async def _publish(url: str, n: int) -> None:
     async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as pub:
         for i in range(n):

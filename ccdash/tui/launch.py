@@ -6,12 +6,12 @@ from __future__ import annotations
 import codecs
 import contextlib
 import sys
-from typing import Any
+from typing import Any, TextIO, cast
 
 from ccdash.brokers import is_redis_url, is_shared_url, redact_url
 from ccdash.brokers.base import QueueStats
 from ccdash.engine.snapshot import Snapshot
-from ccdash.hangup import tell
+from ccdash.hangup import HangupSafe, tell
 from ccdash.record.writer import Recorder
 from ccdash.text import sanitize
 from ccdash.tui.app import DashboardApp
@@ -52,7 +52,7 @@ def run_tui(
             file=sys.stderr,
         )
         return 2
-    utf8_terminal()
+    prepare_terminal()
     from ccdash.scenario import Workload, load_scenario
 
     if scenario is None:
@@ -110,15 +110,20 @@ def run_tui(
     return code if isinstance(code, int) else 0
 
 
-def utf8_terminal() -> None:
-    """Textual draws on sys.__stderr__ in its encoding; in an ASCII locale (LC_ALL=C with
-    PYTHONUTF8=0) every border and bar became an escape ('\\u2500'). The terminal gets
-    UTF-8 then, as Python itself assumes for a C locale (PEP 538)."""
+def prepare_terminal() -> None:
+    """The stream Textual draws on (sys.__stderr__), made fit for it. In an ASCII locale
+    (LC_ALL=C with PYTHONUTF8=0) every border and bar became an escape ('\\u2500'): the
+    terminal gets UTF-8 then, as Python itself assumes for a C locale (PEP 538)."""
     stream = sys.__stderr__
     with contextlib.suppress(AttributeError, LookupError, TypeError, ValueError, OSError):
         if stream is not None and codecs.lookup(stream.encoding).name != "utf-8":
             stream.flush()
             stream.reconfigure(encoding="utf-8")
+    if stream is not None and not isinstance(stream, HangupSafe):
+        # Textual's writer thread draws here: on a terminal that is gone (SIGHUP) a write
+        # raised EIO and ended the thread, and the app's last writes then filled its
+        # queue and blocked for ever. The output goes quiet instead.
+        setattr(sys, "__stderr__", cast(TextIO, HangupSafe(stream)))  # noqa: B010
 
 
 def final_line(snap: Snapshot, leftover: int, purged: int, start: QueueStats | None) -> str:
@@ -147,4 +152,4 @@ def final_line(snap: Snapshot, leftover: int, purged: int, start: QueueStats | N
     )
 
 
-__all__ = ["final_line", "run_tui", "utf8_terminal"]
+__all__ = ["final_line", "run_tui", "prepare_terminal"]

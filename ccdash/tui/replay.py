@@ -223,10 +223,10 @@ def _runner(app: ReplayApp, action: str) -> Any:
 
 def run_replay(recording: Recording, *, theme: str | None = None) -> int:
     """Open the replay dashboard on a terminal; returns the exit code."""
-    from ccdash.tui.launch import utf8_terminal
+    from ccdash.tui.launch import prepare_terminal
 
     app = ReplayApp(recording, theme=theme, handle_signals=True)
-    utf8_terminal()
+    prepare_terminal()
     code = app.run()
     return code if isinstance(code, int) else 0
 
