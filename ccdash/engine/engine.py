@@ -188,7 +188,7 @@ class Engine(OperatorCommands):
             note = "; the memory broker's contents end with the process"
         self.emit(
             EventKind.ENGINE_STOPPED,
-            f"engine stopped; {self.leftover} messages still queued{note}",
+            f"engine stopped; {counted(self.leftover, 'message')} still queued{note}",
             leftover=self.leftover,
         )
         if self._owns_broker and not isinstance(self.broker, MemoryBroker):

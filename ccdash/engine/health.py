@@ -31,6 +31,7 @@ from ccdash.engine.gauges import Gauges
 from ccdash.engine.snapshot import StallView
 from ccdash.engine.stall import Blame, BlockSampler, Describe
 from ccdash.engine.states import Severity
+from ccdash.text import counted
 
 # A batch of leases on its way to the broker, and the future of their new deadlines.
 Extending = tuple[list[Delivery], "asyncio.Future[list[float | None]]"]
@@ -320,8 +321,8 @@ class HealthMonitor:
         else:
             cause = "(what blocked it was not seen)"
         msg = (
-            f"event loop blocked {seconds:.1f}s {cause}; {kept} leases that ran out "
-            f"meanwhile were kept, no attempt charged"
+            f"event loop blocked {seconds:.1f}s {cause}; kept {counted(kept, 'lease')} that ran "
+            f"out meanwhile, no attempt charged"
         )
         self.emit(
             EventKind.LOOP_STALLED,

@@ -25,6 +25,7 @@ from ccdash.engine.config import MIN_HEARTBEAT
 from ccdash.fleet.listener import ControlListener
 from ccdash.record.session import RecordingSession
 from ccdash.record.writer import Recorder
+from ccdash.text import counted
 
 log = logging.getLogger("ccdash.worker")
 
@@ -205,7 +206,7 @@ class WorkerRuntime:
             if cid not in eng.consumers:
                 raise KeyError(f"no running consumer {cid!r} on {self.name}")
             released = await eng.kill_consumer(cid)
-            return f"killed {cid}; {released} leases released"
+            return f"killed {cid}; {counted(released, 'lease')} released"
         if action == "scale":
             n = await eng.scale_to(int(args["n"]), source="control")
             return f"concurrency {n}"

@@ -4,6 +4,7 @@ balancer, autoscaler, and draining another worker of the fleet."""
 from __future__ import annotations
 
 from ccdash.engine import BALANCERS
+from ccdash.text import counted
 from ccdash.tui.command_base import CommandBase, guarded
 from ccdash.tui.picker import Picker
 from ccdash.tui.prompt import Prompt
@@ -45,7 +46,7 @@ class ConsumerCommands(CommandBase):
         elif cid:
             self.consumers.select_key(cid)  # its row, by key, whatever moves around it
             released = await self.engine.kill_consumer(cid)
-            self.say(f"killed {cid}; {released} leases went back to the queue")
+            self.say(f"killed {cid}; {counted(released, 'lease')} went back to the queue")
 
     @guarded
     def action_drain_worker(self) -> None:

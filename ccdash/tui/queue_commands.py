@@ -3,6 +3,7 @@ group by error, acknowledge."""
 
 from __future__ import annotations
 
+from ccdash.text import counted
 from ccdash.tui.command_base import CommandBase, guarded
 from ccdash.tui.confirm import Confirm
 
@@ -20,11 +21,11 @@ class QueueCommands(CommandBase):
             if ids:
                 if not self.dead.grouped:
                     return ids, f"dead letter {ids[0]}", True
-                return ids, f"{_letters(len(ids))} of the selected error", False
+                return ids, f"{counted(len(ids), 'dead letter')} of the selected error", False
         snap = self.engine.snapshot(max_leases=0, max_dead=100_000)
         n = snap.queue.dead
         listed = [d.message_id for d in snap.dead_letters]
-        return (listed if len(listed) == n else None), f"all {_letters(n)}", False
+        return (listed if len(listed) == n else None), f"all {counted(n, 'dead letter')}", False
 
     def _dlq_command(self, verb: str) -> None:
         ids, what, one = self._dlq_targets()
@@ -40,7 +41,8 @@ class QueueCommands(CommandBase):
                 n = await self.engine.redrive(ids)
             else:
                 n = await self.engine.purge_dead(ids)
-            self.say(f"{verb}: {_letters(n)} {'put back' if verb == 'redrive' else 'deleted'}")
+            done = "put back" if verb == "redrive" else "deleted"
+            self.say(f"{verb}: {counted(n, 'dead letter')} {done}")
 
         if one and verb == "redrive":  # a delete always asks
             self.run_worker(self.guard(run)(True), group="commands", exit_on_error=False)
@@ -72,7 +74,3 @@ class QueueCommands(CommandBase):
             self.say("no firing alert to acknowledge", error=True)
         elif self.engine.acknowledge_alert(aid):
             self.say(f"alert {aid} acknowledged")
-
-
-def _letters(n: int) -> str:
-    return f"{n} dead letter" if n == 1 else f"{n} dead letters"
