@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, cast
 
 from support.dashboard import FakeWorkload, advance, quit_app, running, screen_text
 
@@ -124,3 +124,35 @@ async def test_full_collections_walk_the_objects_made_since_start_not_the_whole_
         assert frozen > len(gc.get_objects())  # what a full collection walks: the rest
         await quit_app(app, pilot)
     assert gc.get_freeze_count() == 0
+
+
+async def test_a_refresh_looks_up_no_theme(monkeypatch: Any) -> None:
+    """Textual asks for the current theme for every line it draws (`ansi_theme`); each
+    ask looked the theme up in `available_themes`, which ccdash filters into a fresh
+    dict (about 120 lookups a refresh at 96 consumers). The theme is looked up when it
+    or the set of themes changes, not per draw."""
+    calls = [0]
+    real = cast(property, DashboardApp.available_themes).fget
+    assert real is not None
+
+    def counting(self: DashboardApp) -> Any:
+        calls[0] += 1
+        return real(self)
+
+    monkeypatch.setattr(DashboardApp, "available_themes", property(counting))
+    app = _busy_app()
+    async with running(app, (160, 45)) as pilot:
+        await advance(app, pilot, 0.5)
+        calls[0] = 0
+        for _ in range(20):
+            await advance(app, pilot, 0.05)
+        assert calls[0] == 0
+        before = app.current_theme.name
+        await pilot.press("t")  # another theme: looked up again, then kept
+        await advance(app, pilot, 0.05)
+        assert app.current_theme.name == app.theme == app.theme_name != before
+        calls[0] = 0
+        for _ in range(20):
+            await advance(app, pilot, 0.05)
+        assert calls[0] == 0
+        await quit_app(app, pilot)

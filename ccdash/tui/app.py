@@ -37,6 +37,7 @@ from ccdash.record.session import RecordingSession
 from ccdash.record.writer import Recorder
 from ccdash.text import sanitize
 from ccdash.tui.alerts_table import AlertsTable
+from ccdash.tui.app_themes import ThemedApp
 from ccdash.tui.commands import KeyCommands
 from ccdash.tui.consumer_table import ConsumerTable
 from ccdash.tui.dead_letters import DeadLetterTable
@@ -61,7 +62,7 @@ REFRESH_INTERVAL = 0.25  # seconds between snapshots: 4 per second
 LOAD_END_WAIT = 0.5
 
 
-class DashboardApp(ViewActions, Listeners):
+class DashboardApp(ViewActions, Listeners, ThemedApp):
     """The ccdash dashboard over one running engine and its workload."""
 
     CSS_PATH = "app.tcss"
@@ -340,17 +341,6 @@ class DashboardApp(ViewActions, Listeners):
         if self.recording is not None:
             self.recording.recorder.operator(self.clock.now(), message, error=error)
         super().say(message, error=error)
-
-    @property
-    def available_themes(self) -> dict[str, Any]:
-        """Only the ccdash themes: what the palette's theme picker offers is what
-        `--theme` and `t` accept."""
-        themes = super().available_themes
-        ours = getattr(self, "ccdash_themes", None)  # None while App.__init__ runs
-        if ours is None:
-            return themes
-        # The current one too: Textual's start-up theme stays valid until on_mount.
-        return {n: t for n, t in themes.items() if n in ours or n == self.theme}
 
     def on_dead_letter_table_opened(self, event: DeadLetterTable.Opened) -> None:
         """Enter on a dead letter: its payload and history."""
