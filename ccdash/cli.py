@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ccdash import __version__
-from ccdash.brokers.base import BrokerError
+from ccdash.brokers.base import BrokerBusy, BrokerError
 from ccdash.hints import did_you_mean, is_async_callable
 from ccdash.ops import OpsError
 from ccdash.scenario import ScenarioError, builtin_names, load_scenario
@@ -252,6 +252,9 @@ def run(argv: Sequence[str]) -> int:
         args, scenario, handler, broker = check_args(argv)
     try:
         return _run_mode(args, scenario, handler, broker)
+    except BrokerBusy as exc:  # held by another process past the patience: not a usage error
+        print(f"ccdash: error: {sanitize(str(exc), 2000)}", file=sys.stderr)
+        return 1
     except BrokerError as exc:  # the broker could not be opened (file, directory, ...)
         raise UsageError(f"{args.broker_source}: {exc}") from None
     except OpsError as exc:  # metrics port taken, log file unwritable (dashboard)

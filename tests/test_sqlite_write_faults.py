@@ -166,7 +166,7 @@ async def test_a_lock_held_past_the_patience_fails_the_write_with_one_line(
     raises a one-line BrokerError saying so (not accepted, not stored); once the lock
     is gone the broker writes again."""
     monkeypatch.setattr("ccdash.brokers.sqlite.schema.BUSY_TIMEOUT_MS", 50)
-    monkeypatch.setattr("ccdash.brokers.sqlite.writer.LOCK_PATIENCE", 0.5, raising=False)
+    monkeypatch.setattr("ccdash.brokers.sqlite.schema.LOCK_PATIENCE", 0.5)
     path = tmp_path / "q.db"
     events: Events = []
     broker = await opened(path, events)

@@ -30,6 +30,7 @@ from ccdash.brokers.types import (
     REASON_FAILED,
     REASON_RELEASED,
     REASON_UNDECODABLE,
+    BrokerBusy,
     BrokerClosed,
     BrokerError,
     DeadLetter,
@@ -240,6 +241,7 @@ class Broker(abc.ABC):
 # The interface, and the data types and codec it speaks (re-exported from their modules).
 __all__ = [
     "Broker",
+    "BrokerBusy",
     "BrokerClosed",
     "BrokerError",
     "DEFAULT_MAX_BODY",

@@ -34,6 +34,11 @@ class BrokerClosed(BrokerError):
     """The broker was closed."""
 
 
+class BrokerBusy(BrokerError):
+    """Another process kept the broker's store locked for longer than the broker waits
+    (a passing condition of the store, not a bad argument: the CLI exits 1, not 2)."""
+
+
 # Why a lease ended without an ack; also the DLQ `reason` values.
 REASON_FAILED = "failed"
 REASON_EXPIRED = "lease-expired"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from ccdash.brokers.base import BrokerError
+from ccdash.brokers.base import BrokerBusy, BrokerError
 from ccdash.files import planted_problem
 
 T = TypeVar("T")
@@ -35,6 +35,12 @@ DURABILITY = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 PAGE_SIZE = 1024
 BUSY_TIMEOUT_MS = 10_000  # per BEGIN IMMEDIATE attempt; the writer retries after that
 READ_BUSY_TIMEOUT_MS = 2_000  # reads on the event loop: WAL readers wait only in rare moments
+# How long another process's write lock is waited out past the busy timeout: by an
+# open (joining the file, creating its tables, switching it to WAL) and by the writer
+# retrying a batch that failed for a passing reason (writer.py). Past it the open or
+# the write fails with one line, rather than hanging unseen behind a lock nobody
+# will release.
+LOCK_PATIENCE = 300.0
 
 DDL = """
 CREATE TABLE IF NOT EXISTS msgs (
@@ -130,28 +136,36 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def patiently(fn: Callable[[], T], path: str) -> T:
-    """Run `fn`, waiting out other processes' locks however long they hold them: the
-    busy timeout waits inside SQLite, then we back off and try again. A busy file is
-    never an error the user sees."""
-    tries = 0
+    """Run `fn`, waiting out another process's lock: the busy timeout waits inside
+    SQLite, then we back off and try again, for up to LOCK_PATIENCE seconds (said
+    once, when the wait starts); past that, BrokerBusy names the file and the lock."""
+    since = time.monotonic()
+    said = False
     while True:
         try:
             return fn()
         except sqlite3.OperationalError as exc:
             if not is_busy(exc):
                 raise
-            tries += 1
-            if tries == 1 or tries % 10 == 0:
+            if not said:  # after the first busy timeout: a moment's lock is not news
+                said = True
                 log.warning(
-                    "sqlite broker %s: another process holds the lock; still waiting (%d tries)",
+                    "sqlite broker %s: another process holds the write lock; waiting for it "
+                    "(up to %.0f s)",
                     path,
-                    tries,
+                    LOCK_PATIENCE,
                 )
-            time.sleep(random.uniform(0.01, 0.1))
+            waited = time.monotonic() - since
+            if waited >= LOCK_PATIENCE:
+                raise BrokerBusy(
+                    f"sqlite broker {path}: another process holds the write lock "
+                    f"({exc}, still after {waited:.0f} s)"
+                ) from None
+            time.sleep(min(random.uniform(0.01, 0.1), LOCK_PATIENCE - waited))
 
 
 def begin_immediate(conn: sqlite3.Connection, path: str) -> None:
-    """Start a write transaction, waiting for the lock as long as it takes."""
+    """Start a write transaction, waiting for the lock up to LOCK_PATIENCE."""
     patiently(lambda: conn.execute("BEGIN IMMEDIATE"), path)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from ccdash.backoff import full_jitter
 from ccdash.brokers.base import BrokerError, ReceiptRejected
+from ccdash.brokers.sqlite import schema
 from ccdash.brokers.sqlite.schema import is_transient
 from ccdash.brokers.sqlite.store import Store
 
@@ -31,10 +32,9 @@ MAX_BATCH = 4096  # operations per transaction: bounds how long one commit keeps
 CHECKPOINT_EVERY = 200  # commits between checkpoints (run by the checkpointer thread)
 CHECKPOINT_FORCE = 20_000  # commits without a completed checkpoint: the writer does one itself
 # A batch failing for a passing reason (schema.is_transient: another process holds the
-# lock past the busy timeout) is retried after a backoff, for up to LOCK_PATIENCE
-# seconds; then it fails like a permanent error (the run ends with one line), rather
-# than hanging unseen behind a lock nobody will release.
-LOCK_PATIENCE = 300.0
+# lock past the busy timeout) is retried after a backoff, for up to schema.LOCK_PATIENCE
+# seconds (an open waits as long); then it fails like a permanent error (the run ends
+# with one line), rather than hanging unseen behind a lock nobody will release.
 RETRY_BASE, RETRY_CAP = 0.05, 2.0  # backoff between tries (each try waits the busy timeout)
 STORE_BUSY = "store-busy"  # the events telling it (the engine's EventKind of that name)
 STORE_RECOVERED = "store-recovered"
@@ -239,7 +239,7 @@ class Writer:
     ) -> tuple[dict[str, int] | None, Exception | None]:
         """`_transact`, tried again after a backoff while it fails for a passing reason
         (each failure rolled the whole batch back: a retry runs every operation once,
-        from scratch), for up to LOCK_PATIENCE seconds. Warns on the loop once when it
+        from scratch), for up to schema.LOCK_PATIENCE seconds. Warns on the loop once when it
         starts waiting, and once when the batch gets through."""
         counters, exc = self._transact(batch)
         if exc is None or not is_transient(exc):
@@ -247,15 +247,16 @@ class Writer:
         cause = str(exc)
         since = time.monotonic()
         log.warning("sqlite broker %s: write waits: %s; retrying with backoff", self.path, cause)
-        self._tell(STORE_BUSY, cause=cause, patience=LOCK_PATIENCE)
+        patience = schema.LOCK_PATIENCE
+        self._tell(STORE_BUSY, cause=cause, patience=patience)
         failures = 0
         while exc is not None and is_transient(exc):
             waited = time.monotonic() - since
-            if waited >= LOCK_PATIENCE:
+            if waited >= patience:
                 return None, sqlite3.OperationalError(f"{exc} (still, after {waited:.0f} s)")
             failures += 1
             delay = full_jitter(self._rng, RETRY_BASE, RETRY_CAP, failures)
-            time.sleep(min(delay, LOCK_PATIENCE - waited))
+            time.sleep(min(delay, patience - waited))
             counters, exc = self._transact(batch)
         if exc is None:
             waited = time.monotonic() - since
