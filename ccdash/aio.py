@@ -124,12 +124,16 @@ def run_bounded(main: Coroutine[Any, Any, T], *, within: float = 1.0) -> T:
         asyncio.set_event_loop(loop)
         return loop.run_until_complete(main)
     finally:
+        left: set[asyncio.Task[Any]] = set()
         try:
             left = asyncio.all_tasks(loop)
             if left:
                 loop.run_until_complete(cancel_and_wait(MonotonicClock(), left, "exiting", within))
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
+            for t in left:  # a KeyboardInterrupt out of the clean-up (a second Ctrl-C) skipped
+                if t.done():  # cancel_and_wait's: no 'Task exception was never retrieved'
+                    consume_outcome(t)
             asyncio.set_event_loop(None)
             if not asyncio.all_tasks(loop):
                 loop.close()  # else left open: closing would destroy the abandoned task

@@ -39,6 +39,7 @@ _LAYER_OF = {
     "waiters": "base",
     "files": "base",
     "hangup": "base",  # output to a terminal that may be gone (tui, headless)
+    "interrupts": "base",  # a real Ctrl-C, or a handler's own KeyboardInterrupt
     "": "engine",  # the root package re-exports the engine
 }
 UI_AND_ABOVE = ("textual", "rich", "ccdash.scenario", "ccdash.fleet", "ccdash.tui")

@@ -9,6 +9,7 @@ from typing import Any
 
 from ccdash.engine.consumer import PROCESSING, TURN_EVERY, Consumer
 from ccdash.engine.errors import describe_error
+from ccdash.interrupts import is_stop_request
 
 
 class BatchConsumer(Consumer):
@@ -44,9 +45,9 @@ class BatchConsumer(Consumer):
             failures = result or {}
         except asyncio.CancelledError:
             whole = self._timeout_error("batch")
-        except (KeyboardInterrupt, GeneratorExit):
-            raise  # a stop request; the coroutine closed
         except BaseException as exc:
+            if is_stop_request(exc):  # a real Ctrl-C; the coroutine closed
+                raise
             whole = describe_error(exc)
         t1 = await self._finish_run(t0, clock.now())
         self.batch = []

@@ -11,7 +11,6 @@ reports to through narrow Protocols (consumer_context.py).
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections import deque
 
 from ccdash.brokers.base import Delivery, ReceiptRejected
@@ -20,6 +19,7 @@ from ccdash.engine.errors import describe_error
 from ccdash.engine.metrics import PENDING_LIMIT, LatencyHistogram
 from ccdash.engine.states import LIVE_STATES, ConsumerState
 from ccdash.hints import is_async_callable
+from ccdash.interrupts import call_in_thread, is_stop_request
 from ccdash.waiters import Waiters
 
 TURN_EVERY = 0.01  # seconds of handling after which a busy consumer lets the loop turn
@@ -216,11 +216,11 @@ class Consumer:
                 except asyncio.CancelledError:
                     t0 = await self._settle(d, t0, self._timeout_error("handler"))
                     continue
-                except (KeyboardInterrupt, GeneratorExit):  # Ctrl-C: a stop request; the
-                    raise  # coroutine closed (at exit): no failed delivery, no more awaits
-                except BaseException as exc:  # sys.exit (argparse on a bad message), pytest's
-                    t0 = await self._settle(d, t0, describe_error(exc))  # fail, gevent's
-                    continue  # Timeout: that delivery failed
+                except BaseException as exc:  # that delivery failed: sys.exit (argparse on a
+                    if is_stop_request(exc):  # bad message), its own KeyboardInterrupt, pytest's
+                        raise  # fail; not a real Ctrl-C or the coroutine closed (no more awaits)
+                    t0 = await self._settle(d, t0, describe_error(exc))
+                    continue
                 if self.special:
                     t0 = await self._settle(d, t0, None)
                     continue
@@ -284,14 +284,12 @@ class Consumer:
             if self.is_async:
                 await handler(d)  # type: ignore[misc]
             elif handler is not None:
-                result = await asyncio.to_thread(handler, d)
-                if inspect.isawaitable(result):  # a sync wrapper of an async handler
-                    await result
+                await call_in_thread(handler, d)
         except asyncio.CancelledError:
             error = self._timeout_error("handler")
-        except (KeyboardInterrupt, GeneratorExit):
-            raise
         except BaseException as exc:
+            if is_stop_request(exc):
+                raise
             error = describe_error(exc)
         return await self._settle(d, t0, error)
 

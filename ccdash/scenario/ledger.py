@@ -11,8 +11,6 @@ notes the ids the broker no longer holds (acked by someone), after the run.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +19,7 @@ from ccdash.brokers.base import Delivery
 from ccdash.clock import Clock
 from ccdash.engine import Engine
 from ccdash.hints import is_async_callable
+from ccdash.interrupts import call_in_thread
 
 Completion = Callable[[str, str, float], None]  # message id, consumer id, clock time
 
@@ -102,10 +101,8 @@ class Tap:
         """Run the handler; a normal return is a completion."""
         if self._async:
             await self.inner(d)
-        else:
-            result = await asyncio.to_thread(self.inner, d)
-            if inspect.isawaitable(result):  # a sync wrapper of an async handler
-                await result
+        else:  # in a thread, as the engine runs a sync handler
+            await call_in_thread(self.inner, d)
         self.ledger.record_completion(d.message_id, d.consumer_id)
 
 

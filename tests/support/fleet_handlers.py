@@ -38,3 +38,11 @@ async def stubborn(d: Any) -> None:
             await asyncio.sleep(end - loop.time())
         except asyncio.CancelledError:
             continue
+
+
+async def interrupts_once(d: Any) -> None:
+    """`record`, except that the first delivery of every third message raises
+    KeyboardInterrupt (a handler's own, not a Ctrl-C)."""
+    if d.attempt == 1 and d.body["n"] % 3 == 0:
+        raise KeyboardInterrupt("pressed by the handler")
+    await record(d)

@@ -1,0 +1,56 @@
+"""A real Ctrl-C, or a handler that raised KeyboardInterrupt itself?
+
+A handler's KeyboardInterrupt (a library's `raise KeyboardInterrupt`, a sync handler
+in its thread) is that delivery's failure, like any error: one bad message never stops
+the rest. Only a KeyboardInterrupt a SIGINT could have raised stops the run. While the
+event loop owns SIGINT (`loop.add_signal_handler`, as `ccdash --demo` and `ccdash
+worker` do until the first Ctrl-C) a Ctrl-C raises nothing: it asks for a graceful stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+def _in_thread(handler: Callable[[Any], Any], arg: Any) -> Any:
+    """Run a sync handler; its frame marks what it raised as raised in a thread."""
+    return handler(arg)
+
+
+async def call_in_thread(handler: Callable[[Any], Any], arg: Any) -> None:
+    """Run a sync handler in a thread (it cannot stall the loop), then the awaitable
+    it returns, if any (a sync wrapper of an async handler)."""
+    result = await asyncio.to_thread(_in_thread, handler, arg)
+    if inspect.isawaitable(result):
+        await result
+
+
+def is_stop_request(exc: BaseException) -> bool:
+    """Should `exc`, out of a handler, stop the run rather than fail the delivery?
+    GeneratorExit (the coroutine is being closed) and a KeyboardInterrupt a SIGINT
+    raised: one under Python's default SIGINT handler (nothing else owns Ctrl-C), or
+    out of the SIGINT handler in effect (asyncio.run's on a second Ctrl-C). Never
+    what a thread raised: signals reach the main thread only."""
+    if not isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+        return False
+    codes = set()
+    tb = exc.__traceback__
+    while tb is not None:
+        codes.add(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    if _in_thread.__code__ in codes:
+        return False
+    if isinstance(exc, GeneratorExit):
+        return True
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    current = signal.getsignal(signal.SIGINT)
+    if current is signal.default_int_handler:
+        return True
+    code = getattr(getattr(current, "__func__", current), "__code__", None)
+    return code is not None and code in codes
