@@ -11,17 +11,29 @@ from typing import Any
 import pytest
 
 from ccdash import cli
+from ccdash.brokers.sqlite import writer
 from ccdash.brokers.sqlite.store import Store
 
 AFTER = 15  # calls that succeed before the store "runs out of disk"
 
 
-@pytest.mark.parametrize("method", ["receive", "publish", "ack"])
+@pytest.mark.parametrize(
+    ("method", "batch"), [("receive", None), ("publish", None), ("ack", None), ("ack", 1)]
+)
 def test_demo_with_its_sqlite_store_failing_mid_run_is_one_line_exit_1(
-    method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    method: str,
+    batch: int | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A store write that fails mid-run (disk I/O error) in a lease, a publish or an
-    ack: exit 1 with one `ccdash: error:` line saying the write failed."""
+    ack: exit 1 with one `ccdash: error:` line saying the write failed. `batch` 1: every
+    write its own transaction, so a failing ack shares its batch with nothing (as under
+    load); the old code then replaced consumers until the run ended with a failed verdict
+    and no error line."""
+    if batch is not None:
+        monkeypatch.setattr(writer, "MAX_BATCH", batch)
     real = getattr(Store, method)
     calls = [0]
 

@@ -326,3 +326,34 @@ async def test_a_publish_whose_checks_cannot_read_the_file_raises_a_broker_error
     async with asyncio.timeout(10):
         await broker.close()  # a file it cannot read still closes: the writer stops
     assert not broker._link.writer._thread.is_alive()
+
+
+async def test_an_ack_the_store_cannot_write_stops_the_engine_not_the_consumer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ack whose batch fails for good (disk I/O error) with nothing else in it: the
+    engine stops with that one-line BrokerError. It is the broker that failed, not the
+    consumer: the old code took it for a consumer crash and replaced the consumer, whose
+    ack failed the same way, until the restart limit (a demo then ran to its end and
+    exited 1 with no error line: test_demo_broker_failure.py's flake under load)."""
+
+    def broken(self: Store, *args: Any) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Store, "ack", broken)
+    clock = SettlingClock()
+
+    async def handler(d: Delivery) -> None:
+        return None
+
+    cfg = EngineConfig(consumers=1, heartbeat_interval=0.25, heartbeat_timeout=1.0)
+    engine = Engine(cfg, handler=handler, broker=f"sqlite:///{tmp_path / 'q.db'}", clock=clock)
+    assert isinstance(engine.broker, SqliteBroker)
+    clock.watch(engine.broker)
+    with pytest.raises(BaseExceptionGroup) as failed:  # the engine's task group's
+        async with asyncio.timeout(60), engine:
+            await engine.publish({"n": 1})  # the one write before the ack
+            await clock.run_until(lambda: engine.snapshot().failovers > 0, step=0.05, limit=30)
+    [error] = failed.value.exceptions
+    assert isinstance(error, BrokerError) and "write failed: disk I/O error" in str(error)
+    assert engine.snapshot().failovers == 0

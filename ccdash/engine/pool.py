@@ -11,7 +11,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ccdash.aio import wait_tasks
-from ccdash.brokers.base import REASON_CONSUMER_FAILED, REASON_RELEASED, Broker, Delivery
+from ccdash.brokers.base import (
+    REASON_CONSUMER_FAILED,
+    REASON_RELEASED,
+    Broker,
+    BrokerError,
+    Delivery,
+)
 from ccdash.clock import Clock
 from ccdash.engine.alerts import AlertBook
 from ccdash.engine.batch_consumer import BatchConsumer
@@ -182,6 +188,8 @@ class Pool:
     async def _run(self, c: Consumer) -> None:
         try:
             await c.run()  # cancelled by fail or shutdown, which clean up
+        except BrokerError:  # its ack, nack or refill could not be stored (a full disk): the
+            raise  # broker failed, not this consumer; a replacement would fail the same way
         except Exception as exc:  # a bug in the loop or the handler wrapper: fail just this one
             await self.fail(c, f"consumer crashed: {exc!r}")
             return
