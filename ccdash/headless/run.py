@@ -20,6 +20,7 @@ from typing import Any, TextIO, cast
 
 from rich.console import Console
 
+from ccdash import heap
 from ccdash.aio import cancel_and_wait, run_bounded, run_within, stop_signals
 from ccdash.brokers import is_redis_url, is_shared_url, redact_url
 from ccdash.brokers.base import Broker, BrokerError
@@ -125,6 +126,7 @@ async def _run(
         workload.stop(sig.name)
         loop.remove_signal_handler(sig)  # a second one acts at once
 
+    heap.freeze()  # out of full collections for the run (ccdash.heap)
     try:
         view.begin(scenario, workload)
         if engine.broker.url != "memory":
@@ -154,6 +156,7 @@ async def _run(
         except Exception as exc:  # an engine task failed: its broker's store (disk full), a bug
             failure = failure or exc
         finally:
+            heap.thaw()
             for sig in installed:
                 loop.remove_signal_handler(sig)
         if failure is not None:  # replaces the cancellation a failed engine task sent us

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import math
 import signal
 from collections import deque
@@ -27,6 +26,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
+from ccdash import heap
 from ccdash.aio import stop_signals
 from ccdash.brokers.base import BrokerError
 from ccdash.engine import Engine, Event
@@ -219,12 +219,7 @@ class DashboardApp(ViewActions, Listeners, ThemedApp):
         load: asyncio.Task[Any] | None = None
         stop: asyncio.Task[Any] | None = None
         try:
-            # Keep the heap as it stands now (Textual, the widgets, the engine: ~90,000
-            # objects at 64 consumers) out of full collections while the dashboard runs:
-            # walking it stalled the loop 0.1-0.35 s each time (measured under load).
-            # (No collection first: that would be such a stall; the little garbage of the
-            # start-up waits for `unfreeze` at the stop.)
-            gc.freeze()
+            heap.freeze()  # out of full collections while the dashboard runs (ccdash.heap)
             self.engine_ready.set()
             self.refresh_now()  # the consumers exist now: show them without waiting a tick
             if self.fleet is not None:
@@ -264,7 +259,7 @@ class DashboardApp(ViewActions, Listeners, ThemedApp):
             try:
                 await self.engine.stop(grace=grace)
             finally:
-                gc.unfreeze()  # collectable again, as the process ends or the next app starts
+                heap.thaw()  # collectable again, as the process ends or the next app starts
                 if load is not None and not load.done():
                     # Still waiting for publishes a broker that stopped answering never
                     # confirmed: the stop closed the broker, which failed them.
