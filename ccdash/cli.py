@@ -35,6 +35,7 @@ from ccdash.validate import (
     check_theme,
     guard,
     resolve_broker,
+    secrets_kept_in_memory,
 )
 from ccdash.validate import UsageError as UsageError  # re-exported: other commands use it
 
@@ -355,7 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if logging.lastResort is not None:  # library warnings with no handler set up
         logging.lastResort.setFormatter(SafeFormatter())
     try:
-        return run(sys.argv[1:] if argv is None else argv)
+        with secrets_kept_in_memory():  # no process a handler starts inherits them
+            return run(sys.argv[1:] if argv is None else argv)
     except (UsageError, ScenarioError) as exc:
         text = " ".join(sanitize(exc, 2000, keep="\n\t").split())
         print(f"ccdash: error: {text}", file=sys.stderr)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ccdash.files import PrivateFileError, output_problem, read_owner_only
+from ccdash.secret_env import CONTROL_SECRET_ENV, env_value, taken_from_environ
 from ccdash.text import sanitize
 
 BROKER_ENV = "CCDASH_BROKER"
@@ -161,8 +162,24 @@ def resolve_broker(
         return read_broker_file(file), "--broker-file"
     if url is not None:
         return url, "--broker"
-    env = os.environ.get(BROKER_ENV, "").strip()
+    env = (env_value(BROKER_ENV) or "").strip()
     return (env, f"${BROKER_ENV}") if env else (default, "--broker")
+
+
+@contextlib.contextmanager
+def secrets_kept_in_memory() -> Iterator[None]:
+    """For the run: the secrets given in the environment taken out of it, so that no
+    process a handler starts inherits them (see ccdash.secret_env). Secrets are
+    $CCDASH_CONTROL_SECRET, and $CCDASH_BROKER when its URL holds one (what
+    redact_url hides: a password, a token, an option it does not know)."""
+    from ccdash.brokers.urls import redact_url
+
+    names = [CONTROL_SECRET_ENV]
+    url = os.environ.get(BROKER_ENV)
+    if url is not None and redact_url(url) != url:
+        names.append(BROKER_ENV)
+    with taken_from_environ(names):
+        yield
 
 
 def check_broker(url: str, flag: str = "--broker") -> str:

@@ -35,6 +35,7 @@ from ccdash.validate import (
     check_output_path,
     guard,
     resolve_broker,
+    secrets_kept_in_memory,
     shown,
 )
 
@@ -137,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
     """Run a worker; returns the exit status."""
     try:
-        return _main(list(sys.argv[1:] if argv is None else argv), parser)
+        with secrets_kept_in_memory():  # no process a handler starts inherits them
+            return _main(list(sys.argv[1:] if argv is None else argv), parser)
     except UsageError as exc:
         text = " ".join(sanitize(exc, 2000, keep="\n\t").split())
         print(f"ccdash: error: {text}", file=sys.stderr)  # the one prefix of the contract

@@ -41,6 +41,7 @@ _LAYER_OF = {
     "hangup": "base",  # output to a terminal that may be gone (tui, headless)
     "interrupts": "base",  # a real Ctrl-C, or a handler's own KeyboardInterrupt
     "heap": "base",  # the start-up heap out of full collections (tui, headless)
+    "secret_env": "base",  # secrets read from the environment, then taken out of it
     "": "engine",  # the root package re-exports the engine
 }
 UI_AND_ABOVE = ("textual", "rich", "ccdash.scenario", "ccdash.fleet", "ccdash.tui")

@@ -24,10 +24,11 @@ from typing import Any
 
 from ccdash.brokers.redis.keys import Keys
 from ccdash.files import PrivateFileError, read_owner_only
+from ccdash.secret_env import CONTROL_SECRET_ENV, env_value
 
 ACTIONS = ("kill", "scale", "drain", "stop", "pause", "resume")
 MAX_AGE = 30.0  # seconds a command stays valid (both directions, for clock skew)
-SECRET_ENV = "CCDASH_CONTROL_SECRET"
+SECRET_ENV = CONTROL_SECRET_ENV
 SECRET_FILE_ENV = "CCDASH_CONTROL_SECRET_FILE"
 
 
@@ -60,7 +61,7 @@ def load_secret(path: str | os.PathLike[str] | None = None) -> bytes | None:
         if not data:
             raise ControlError(f"control secret file {str(p)!r} is empty")
         return _long_enough(data, f"control secret file {str(p)!r}")
-    value = os.environ.get(SECRET_ENV, "")
+    value = env_value(SECRET_ENV) or ""  # taken out of os.environ for a run of ccdash
     return _long_enough(os.fsencode(value), f"${SECRET_ENV}") if value else None
 
 

@@ -46,3 +46,14 @@ async def interrupts_once(d: Any) -> None:
     if d.attempt == 1 and d.body["n"] % 3 == 0:
         raise KeyboardInterrupt("pressed by the handler")
     await record(d)
+
+
+async def env_probe(d: Any) -> None:
+    """`record`, after writing to $CCDASH_TEST_OUT/env-<pid> the environment a process
+    this handler starts inherits (the output of `env`)."""
+    child = await asyncio.create_subprocess_exec("env", stdout=asyncio.subprocess.PIPE)
+    out, _ = await child.communicate()
+    path = os.path.join(os.environ["CCDASH_TEST_OUT"], f"env-{os.getpid()}")
+    with open(path, "wb") as f:  # noqa: ASYNC230
+        f.write(out)
+    await record(d)
