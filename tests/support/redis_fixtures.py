@@ -24,6 +24,7 @@ import pytest
 
 from ccdash.brokers.base import Delivery, QueueConfig
 from ccdash.brokers.redis import RedisBroker
+from ccdash.clock import Clock
 
 SHARED_PORT = 6379  # somebody else's Redis: never touch it
 
@@ -185,8 +186,8 @@ def redis_url(redis_server: RedisServer) -> str:
 
 @pytest.fixture
 async def redis_broker(redis_url: str) -> AsyncIterator[Callable[..., Any]]:
-    """Factory: `await redis_broker(ttl=.., worker=.., **QueueConfig fields)` -> an open
-    RedisBroker on this test's queue; all are closed at the end."""
+    """Factory: `await redis_broker(ttl=.., worker=.., clock=.., **QueueConfig fields)`
+    -> an open RedisBroker on this test's queue; all are closed at the end."""
     made: list[RedisBroker] = []
 
     async def make(
@@ -195,6 +196,7 @@ async def redis_broker(redis_url: str) -> AsyncIterator[Callable[..., Any]]:
         worker: str | None = None,
         fetch: int = 128,
         url: str | None = None,
+        clock: Clock | None = None,
         **config: Any,
     ) -> RedisBroker:
         config.setdefault("seed", 1)
@@ -202,7 +204,7 @@ async def redis_broker(redis_url: str) -> AsyncIterator[Callable[..., Any]]:
         full = f"{url or redis_url}&ttl={ttl}&fetch={fetch}"
         if worker is not None:
             full += f"&worker={worker}"
-        broker = RedisBroker.from_url(full, QueueConfig(**config))
+        broker = RedisBroker.from_url(full, QueueConfig(**config), clock=clock)
         await broker.open()
         made.append(broker)
         return broker

@@ -317,8 +317,13 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
         offset = self.offset
         while book.buffered and len(out) < len(holders):
             entry = book.pop()
-            if entry.deadline <= now and entry.deadline <= self.expiry_now(now):
-                continue  # its lease ran out while buffered (not in a stall): Redis reclaims it
+            if entry.deadline <= now:
+                if entry.deadline <= self.expiry_now(now):
+                    continue  # its lease ran out while buffered (not in a stall): Redis reclaims it
+                # It ran out in a stall not dealt with yet: a peer may have taken it over
+                # and finished it meanwhile. Held until keep_after_stall tells.
+                book.hold(entry)
+                continue
             try:
                 out.append(book.lease(entry, holders[len(out)], offset))
             except (ValueError, RecursionError) as exc:  # a body ccdash did not write

@@ -117,6 +117,9 @@ class LocalBook:
         self._levels: dict[int, deque[Entry]] = {}
         self._order: list[int] = []  # non-empty priorities, highest first
         self.buffered = 0
+        # Entries whose lease ran out while the process was stalled, out of the buffer
+        # until the stall is dealt with (insertion-ordered; see `hold`).
+        self.stalled: dict[Entry, None] = {}
         # Receipt -> entry, kept in deadline order (see `_place`) apart from the strays.
         self.leases: dict[str, Entry] = {}
         self._stray: dict[str, Entry] = {}  # leases whose deadline broke that order
@@ -150,10 +153,11 @@ class LocalBook:
         return entry
 
     def drain_buffer(self) -> list[Entry]:
-        """Take every buffered entry out."""
-        out = [e for p in self._order for e in self._levels[p]]
+        """Take every buffered entry out (those held after a stall too)."""
+        out = [*self.stalled, *(e for p in self._order for e in self._levels[p])]
         self._levels.clear()
         self._order.clear()
+        self.stalled.clear()
         self.buffered = 0
         return out
 
@@ -161,6 +165,17 @@ class LocalBook:
         """The buffered entries, in no particular order."""
         for level in self._levels.values():
             yield from level
+
+    def hold(self, entry: Entry) -> None:
+        """Keep an entry popped from the buffer whose lease ran out in a stall not yet
+        dealt with: a peer may have taken it over meanwhile, so no consumer gets it
+        until keeping it tells (see `unhold`)."""
+        self.stalled[entry] = None
+
+    def unhold(self, entries: list[Entry]) -> list[Entry]:
+        """Those of `entries` still held, taken out of the held ones."""
+        stalled = self.stalled
+        return [e for e in entries if stalled.pop(e, 0) is None]
 
     # -- leases -------------------------------------------------------------
 
@@ -251,5 +266,10 @@ class LocalBook:
         return [LeaseInfo(e.mid, e.holder, e.attempt, e.deadline, e.prio) for e in chosen]
 
     def known(self) -> set[tuple[bytes, bytes]]:
-        """(stream suffix, entry id) of everything held here, buffered or leased."""
-        return {e.key for e in self.leases.values()} | {e.key for e in self.buffered_entries()}
+        """(stream suffix, entry id) of everything held here: buffered (or held after
+        a stall) or leased."""
+        return (
+            {e.key for e in self.leases.values()}
+            | {e.key for e in self.buffered_entries()}
+            | {e.key for e in self.stalled}
+        )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import random
 import secrets
@@ -313,24 +314,34 @@ class Presence:
 
     async def keep_buffer(self) -> None:
         """Extend the leases of entries waiting in the local buffer (after a stall,
-        those that ran out in it too; otherwise not those: Redis reclaims them)."""
+        those that ran out in it too; otherwise not those: Redis reclaims them). Those
+        held back after a stall (see LocalBook.hold) go back to the buffer once Redis
+        says they are still ours, and are dropped when they are not, or when lease
+        expiry may be judged past them after all."""
         b = self.b
+        book = b.book
         now = b.clock.now()
         judge = b.expiry_now(now)
+        book.unhold([e for e in book.stalled if e.deadline <= judge])  # Redis reclaims
         stale = [
-            e
-            for e in b.book.buffered_entries()
-            if judge < e.deadline and e.deadline - now < b.vt / 2
+            e for e in book.buffered_entries() if judge < e.deadline and e.deadline - now < b.vt / 2
         ]
+        stale += book.stalled
         if not stale:
             return
         try:
             flags = await b.extender.extend([(0, "", e) for e in stale], 0)
         except (LinkDown, ResponseError):
-            return
+            return  # the held ones wait for the next tick
         for e, flag in zip(stale, flags, strict=True):
-            if flag == 49:  # b"1"
-                e.deadline = now + b.vt
+            if not e.receipt:  # not handed out meanwhile (a lease moves with extend)
+                # Gone: a peer took it over (in a stall); dropped at its turn.
+                e.deadline = now + b.vt if flag == 49 else -math.inf  # 49: b"1"
+        back = [e for e in book.unhold(stale) if e.deadline > now]
+        for e in reversed(back):  # ahead of what was read after them, in their order
+            book.add(e, front=True)
+        if back:
+            b.fetched()
 
     async def recover_strays(
         self, *, mode: str = "g", reason: str = REASON_RELEASED, error: str = ""

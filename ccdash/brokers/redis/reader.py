@@ -5,12 +5,13 @@ buffer below half its batch while consumers take from it). The fetch script
 moves due retries back and readies returned messages; the entries themselves
 come from a native XREADGROUP of the highest levels that may have some (the
 script reads top down itself only when those ran short). When nothing is ready,
-the task parks in Redis on XREADGROUP BLOCK (bounded by the next due retry), so
-an idle fleet sends no polls. Once a read took all that was ready, the next one
-parks in Redis at once (no fetch first) and only when a consumer waits: a message
-published to an idle worker reaches its handler with no other round trip before
-it. A fetch still runs when a retry comes due, after a local nack or defer, when a
-message came back, and at least every BLOCK_MS.
+the task parks in Redis on XREADGROUP BLOCK (bounded by the next due retry, and by
+a quarter of the visibility timeout: what a read takes is leased from when it was
+sent), so an idle fleet sends no polls. Once a read took all that was ready, the
+next one parks in Redis at once (no fetch first) and only when a consumer waits:
+a message published to an idle worker reaches its handler with no other round
+trip before it. A fetch still runs when a retry comes due, after a local nack or
+defer, when a message came back, and at least every BLOCK_MS.
 """
 
 from __future__ import annotations
@@ -315,10 +316,12 @@ class Reader:
         came back (bounded by the next retry due). Returned messages are read by the
         next fetch, which keeps their order."""
         b = self.b
-        timeout_ms = BLOCK_MS
+        # Its leases count from when it is sent (Redis may serve it at once): parked at
+        # most a quarter of a lease, what it takes has three quarters of one left.
+        timeout_ms = max(1, min(BLOCK_MS, int(b.vt * 250)))
         if self.next_due >= 0:
             until_due = int(self.next_due - self._redis_ms())
-            timeout_ms = max(1, min(BLOCK_MS, until_due + self.rng.randint(0, 20)))
+            timeout_ms = max(1, min(timeout_ms, until_due + self.rng.randint(0, 20)))
         if not self.prios:  # level 0 is made at open; this is a Redis that lost it
             await asyncio.sleep(timeout_ms / 1000.0)
             return
@@ -341,6 +344,7 @@ class Reader:
         # The socket timeout (above BLOCK_MS) bounds the read: an explicit read timeout
         # would leave a late reply on the connection.
         self._blocking = True
+        t0 = b.clock.now()
         try:
             [reply] = await self.link.execute([cmd])
         except LinkDown:  # the read may have run: adopted on the next round trip
@@ -352,7 +356,9 @@ class Reader:
             raise reply
         if not reply:
             return
-        deadline = b.clock.now() + b.vt - 0.01
+        # Redis's lease clock started when it served the read, which may be long before
+        # its reply is read here (the process stopped meanwhile): count from the send.
+        deadline = t0 + b.vt
         taken: list[Taken] = []
         woken: list[bytes] = []
         self.drained = True
