@@ -225,12 +225,7 @@ async def remove_scratch(url: str, scheme: str, *, answer_within: float = 5.0) -
     """Delete what the bench left: the SQLite file, or the scratch queue's Redis keys
     (`answer_within`: seconds Redis has to answer)."""
     if scheme == "sqlite":
-        from ccdash.brokers.sqlite.schema import parse_url
-
-        path = parse_url(url).path
-        for name in (path, path + "-wal", path + "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(name)
+        remove_scratch_file(url)
     elif scheme in ("redis", "rediss"):
         from ccdash.fleet.connect import FleetConnectError, connect
 
@@ -247,6 +242,16 @@ async def remove_scratch(url: str, scheme: str, *, answer_within: float = 5.0) -
             raise BrokerError(f"removing the scratch queue: {type(exc).__name__}") from None
         finally:
             await client.aclose()
+
+
+def remove_scratch_file(url: str) -> None:
+    """Delete the bench's SQLite file and its -wal and -shm, those that exist."""
+    from ccdash.brokers.sqlite.schema import parse_url
+
+    path = parse_url(url).path
+    for name in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(name)
 
 
 class Stopped(Exception):
@@ -313,7 +318,11 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
             p.error(str(exc))
     args.broker = url
     try:
-        rows = asyncio.run(_bench_then_clean(args, scheme))
+        try:
+            rows = asyncio.run(_bench_then_clean(args, scheme))
+        finally:  # once more now that asyncio.run has waited for its threads: a signal
+            if scheme == "sqlite":  # that came while one was creating the file cancelled
+                remove_scratch_file(args.broker)  # the run, not the thread
     except BrokerError as exc:
         p.error(f"{source}: {redact_url(args.broker)}: {exc}")
     except Stopped as exc:
