@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Coroutine, Iterable
-from typing import Any, TypeVar
+import threading
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, TypeVar, cast
 
 from ccdash.clock import Clock, MonotonicClock
 
@@ -107,6 +108,40 @@ async def run_within(
         return False
     task.result()
     return True
+
+
+async def in_daemon_thread(fn: Callable[[], T], discard: Callable[[T], None]) -> T:
+    """`fn()` on a daemon thread of its own, awaited. Unlike `asyncio.to_thread`'s
+    threads, which the interpreter joins at exit, one still blocked when its caller is
+    cancelled (Ctrl-C while it waits for another process's lock) does not keep the
+    process alive; what it returns after its caller left goes to `discard`."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+
+    def hand_over(result: T | None, exc: BaseException | None) -> None:
+        if fut.cancelled():
+            if exc is None:
+                discard(cast(T, result))
+        elif exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(cast(T, result))
+
+    def run() -> None:
+        result: T | None = None
+        exc: BaseException | None = None
+        try:
+            result = fn()
+        except BaseException as e:  # handed to the awaiting caller
+            exc = e
+        try:
+            loop.call_soon_threadsafe(hand_over, result, exc)
+        except RuntimeError:  # the loop is gone: nobody will use it
+            if exc is None:
+                discard(cast(T, result))
+
+    threading.Thread(target=run, name="ccdash-off-loop", daemon=True).start()
+    return await fut
 
 
 def consume_outcome(fut: asyncio.Future[Any]) -> None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -107,3 +110,37 @@ def test_the_demo_behind_a_held_write_lock_exits_1_with_one_line(
     assert len(lines) == 1 and lines[0].startswith("ccdash: error: "), err
     assert str(path) in lines[0] and "holds the write lock" in lines[0], err
     assert len(waits_said(caplog)) == 1, caplog.text
+
+
+OPENER = """
+import sys
+import ccdash.brokers.sqlite.schema as schema
+schema.BUSY_TIMEOUT_MS = 50
+from ccdash import cli
+sys.exit(cli.main(["--demo", "--broker", "sqlite:///" + sys.argv[1], "--duration", "1"]))
+"""
+
+
+def test_ctrl_c_while_the_open_waits_for_the_lock_ends_the_demo(tmp_path: Path) -> None:
+    """Ctrl-C while `ccdash --demo` waits for another process's write lock: it exits
+    (130) at once, the lock still held; it does not wait out the patience (300 s)."""
+    path = tmp_path / "q.db"
+    other = asyncio.run(held(path, "immediate"))
+    err = tmp_path / "err.txt"
+    try:
+        with err.open("w") as sink:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", OPENER, str(path)], stdout=subprocess.DEVNULL, stderr=sink
+            )
+        try:
+            wait_until(lambda: WAITING in err.read_text(), 30, "the demo to say it waits")
+            proc.send_signal(signal.SIGINT)
+            wait_until(lambda: proc.poll() is not None, 10, "the demo to end after Ctrl-C")
+        finally:
+            proc.kill()
+            proc.wait(30)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert proc.returncode == 130, err.read_text()
+    assert "Traceback" not in err.read_text()

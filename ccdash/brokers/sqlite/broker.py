@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ccdash.aio import in_daemon_thread
 from ccdash.brokers.base import (
     Broker,
     BrokerClosed,
@@ -44,7 +45,7 @@ from ccdash.brokers.sqlite.frame import HOUSEKEEPING_EVERY
 from ccdash.brokers.sqlite.link import Link
 from ccdash.brokers.sqlite.parking import Parking
 from ccdash.brokers.sqlite.schema import SqliteOpenError, SqliteTarget, connect, parse_url
-from ccdash.brokers.sqlite.store import FULL, open_store
+from ccdash.brokers.sqlite.store import FULL, close_opened, open_store
 from ccdash.brokers.sqlite.writer import Checkpointer, Writer
 from ccdash.clock import Clock, MonotonicClock
 
@@ -100,12 +101,12 @@ class SqliteBroker(BrokerViews, Broker):
     async def open(self) -> None:
         """Check and open the file (in a thread) and start the writer."""
         if self._link is None:
-            opened = await asyncio.to_thread(self._open_files)
+            # Not to_thread: an open waiting for a lock must not hold up a Ctrl-C'd exit.
+            opened = await in_daemon_thread(self._open_files, close_opened)
             if self._link is None:
                 self._start(*opened)
             else:  # opened meanwhile (a call before this open finished): keep that one
-                opened[0].conn.close()
-                opened[1].close()
+                close_opened(opened)
 
     def _open_files(self) -> Any:
         if self._closed:

@@ -350,4 +350,10 @@ def open_store(
     return store, read, counters
 
 
-__all__ = ["Store", "FULL", "open_store"]
+def close_opened(opened: tuple[Store, sqlite3.Connection, dict[str, int]]) -> None:
+    """Close what `open_store` opened, unused (its caller went away, or another open won)."""
+    opened[0].conn.close()
+    opened[1].close()
+
+
+__all__ = ["Store", "FULL", "close_opened", "open_store"]
