@@ -30,12 +30,13 @@ async def call_in_thread(handler: Callable[[Any], Any], arg: Any) -> None:
         await result
 
 
-def is_stop_request(exc: BaseException) -> bool:
-    """Should `exc`, out of a handler, stop the run rather than fail the delivery?
-    GeneratorExit (the coroutine is being closed) and a KeyboardInterrupt a SIGINT
-    raised: one under Python's default SIGINT handler (nothing else owns Ctrl-C), or
-    out of the SIGINT handler in effect (asyncio.run's on a second Ctrl-C). Never
-    what a thread raised: signals reach the main thread only."""
+def is_stop_request(exc: BaseException, task: asyncio.Task[Any] | None = None) -> bool:
+    """Should `exc`, out of a handler run by `task`, stop the run rather than fail the
+    delivery? GeneratorExit when the coroutine is being closed (`task` is not the one
+    running: a close comes from outside; with no `task`, always), and a KeyboardInterrupt
+    a SIGINT raised: one under Python's default SIGINT handler (nothing else owns
+    Ctrl-C), or out of the SIGINT handler in effect (asyncio.run's on a second Ctrl-C).
+    Never what a thread raised: signals reach the main thread only."""
     if not isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
         return False
     codes = set()
@@ -46,7 +47,7 @@ def is_stop_request(exc: BaseException) -> bool:
     if _in_thread.__code__ in codes:
         return False
     if isinstance(exc, GeneratorExit):
-        return True
+        return task is None or _current_task() is not task
     if threading.current_thread() is not threading.main_thread():
         return False
     current = signal.getsignal(signal.SIGINT)
@@ -54,3 +55,11 @@ def is_stop_request(exc: BaseException) -> bool:
         return True
     code = getattr(getattr(current, "__func__", current), "__code__", None)
     return code is not None and code in codes
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    """The task running now; None outside a running loop (a close at exit)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None

@@ -62,7 +62,7 @@ def _run_owning_sigint(run: Callable[[], Awaitable[Snapshot]]) -> Snapshot:
 
     try:
         return asyncio.run(main())
-    except (KeyboardInterrupt, SystemExit) as exc:
+    except BaseException as exc:  # KeyboardInterrupt, SystemExit, an exception group
         escaped = repr(exc)
     pytest.fail(f"the handler's exception stopped the run: {escaped}", pytrace=False)
 
@@ -104,6 +104,46 @@ def test_a_handler_raising_keyboard_interrupt_or_system_exit_fails_that_delivery
     assert all(d.last_error == f"{exc.__name__}: from the handler" for d in snap.dead_letters)
     if path != "batch":  # a batch fails as a whole
         assert snap.queue.dead == 1 and snap.acked == 4
+
+
+class _StrRaises(Exception):
+    """An error whose str() raises: what it raises is set per test."""
+
+    raises: type[BaseException] = Exception
+
+    def __str__(self) -> str:
+        raise self.raises("from __str__")
+
+
+@pytest.mark.parametrize(
+    "raised", [SystemExit, KeyboardInterrupt, asyncio.CancelledError, GeneratorExit]
+)
+def test_an_error_whose_str_raises_a_base_exception_fails_only_that_delivery(
+    raised: type[BaseException],
+) -> None:
+    """A handler's error whose __str__ raises SystemExit, KeyboardInterrupt, a
+    CancelledError or GeneratorExit: that delivery fails, its error still named by
+    type; the engine and its other messages go on (it ended the run: exit 3 for
+    SystemExit(3), 130, or its consumers stalled)."""
+    err = type("Hostile", (_StrRaises,), {"raises": raised})
+
+    async def handle(d: Delivery) -> None:
+        if d.body == "bad":
+            raise err()
+
+    snap = _run_owning_sigint(lambda: _bad_and_good(Engine(EngineConfig(**CFG), handler=handle)))
+    assert (snap.acked, snap.queue.dead, snap.failovers) == (4, 1, 0)
+    assert snap.dead_letters[0].last_error == "Hostile: <str() of this exception failed>"
+
+
+def test_a_handler_raising_generator_exit_itself_fails_that_delivery() -> None:
+    """GeneratorExit raised by the handler's own code (not the coroutine being closed):
+    that delivery fails; the run goes on (it escaped as an exception group traceback)."""
+    snap = _run_owning_sigint(
+        lambda: _bad_and_good(Engine(EngineConfig(**CFG), handler=_raiser(GeneratorExit, False)))
+    )
+    assert (snap.acked, snap.queue.dead, snap.failovers) == (4, 1, 0)
+    assert snap.dead_letters[0].last_error == "GeneratorExit: from the handler"
 
 
 HANDLER = """

@@ -46,7 +46,7 @@ class BatchConsumer(Consumer):
         except asyncio.CancelledError:
             whole = self._timeout_error("batch")
         except BaseException as exc:
-            if is_stop_request(exc):  # a real Ctrl-C; the coroutine closed
+            if is_stop_request(exc, self.task):  # a real Ctrl-C; the coroutine closed
                 raise
             whole = describe_error(exc)
         t1 = await self._finish_run(t0, clock.now())

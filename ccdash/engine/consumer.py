@@ -216,9 +216,9 @@ class Consumer:
                 except asyncio.CancelledError:
                     t0 = await self._settle(d, t0, self._timeout_error("handler"))
                     continue
-                except BaseException as exc:  # that delivery failed: sys.exit (argparse on a
-                    if is_stop_request(exc):  # bad message), its own KeyboardInterrupt, pytest's
-                        raise  # fail; not a real Ctrl-C or the coroutine closed (no more awaits)
+                except BaseException as exc:  # that delivery failed: sys.exit (argparse on
+                    if is_stop_request(exc, self.task):  # a bad message), pytest's fail; but
+                        raise  # a real Ctrl-C or the coroutine closed: no more awaits
                     t0 = await self._settle(d, t0, describe_error(exc))
                     continue
                 if self.special:
@@ -288,7 +288,7 @@ class Consumer:
         except asyncio.CancelledError:
             error = self._timeout_error("handler")
         except BaseException as exc:
-            if is_stop_request(exc):
+            if is_stop_request(exc, self.task):
                 raise
             error = describe_error(exc)
         return await self._settle(d, t0, error)
