@@ -13,7 +13,6 @@ import importlib
 import inspect
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -21,7 +20,7 @@ from typing import Any
 
 from ccdash import __version__
 from ccdash.brokers.base import BrokerBusy, BrokerError
-from ccdash.hints import did_you_mean, is_async_callable
+from ccdash.handler_spec import load_handler as load_handler  # re-exported: the worker uses it
 from ccdash.ops import OpsError
 from ccdash.scenario import ScenarioError, builtin_names, load_scenario
 from ccdash.text import SafeFormatter, escape_unencodable, sanitize
@@ -152,42 +151,6 @@ def build_parser() -> Parser:
     )
     p.add_argument("--version", action="version", version=f"ccdash {__version__}")
     return p
-
-
-def load_handler(spec: str) -> Callable[..., Any]:
-    """`pkg.module:func` -> the async function; UsageError says what is wrong."""
-    m = re.fullmatch(r"([A-Za-z_][\w.]*):([A-Za-z_][\w.]*)", spec)
-    if not m:
-        raise UsageError(
-            f"--handler: expected module:function (like mypkg.jobs:handle), got {spec!r}"
-        )
-    module_name, attr = m.groups()
-    if os.getcwd() not in sys.path:  # modules next to you import; last, unlike `python -m`,
-        sys.path.append(os.getcwd())  # so a json.py someone left in /tmp shadows nothing
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise UsageError(f"--handler: cannot import module {module_name!r} ({exc})") from None
-    except Exception as exc:  # the user's module failed while importing
-        raise UsageError(
-            f"--handler: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
-        ) from None
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            names = [n for n in dir(obj) if not n.startswith("_")]
-            raise UsageError(
-                f"--handler: {module_name!r} has no {attr!r}{did_you_mean(part, names)}"
-            )
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise UsageError(f"--handler: {spec} is a {type(obj).__name__}, not a function")
-    if not is_async_callable(obj):
-        raise UsageError(
-            f"--handler: {spec} is not async; define it with `async def "
-            f"{attr.split('.')[-1]}(delivery)`"
-        )
-    return obj  # type: ignore[no-any-return]
 
 
 OUTPUT_FLAGS = ("--json", "--log-file", "--record", "--plot")

@@ -150,8 +150,8 @@ def _check(
     argv: list[str], parser: argparse.ArgumentParser | None
 ) -> tuple[argparse.Namespace, str, Any, bytes | None]:
     """Every value checked before the worker starts: arguments, URL, handler, secret."""
-    from ccdash.cli import load_handler
     from ccdash.fleet.control import SECRET_FILE_ENV, ControlError, load_secret
+    from ccdash.handler_spec import load_handler
 
     args = (parser or build_parser()).parse_args(argv)
     url, source = resolve_broker(args.broker, args.broker_file, default=None)

@@ -322,3 +322,47 @@ async def test_a_worker_whose_handler_raises_keyboard_interrupt_keeps_serving(
     assert attempts == [1] * 20 + [2] * 10
     assert fleet.stop_all() == {"k1": 0}, fleet.log("k1")
     assert "Traceback" not in fleet.log("k1") and "never retrieved" not in fleet.log("k1")
+
+
+BAD_MODULES = {
+    "exits": "import sys\nsys.exit('bye')",
+    "exits-0": "import sys\nsys.exit(0)",
+    "cancels": "import asyncio\nraise asyncio.CancelledError('at import')",
+    "generator-exit": "raise GeneratorExit('at import')",
+    "getattr-exits": "def __getattr__(name):\n    raise SystemExit(5)",
+    "object-exits": (
+        "class H:\n    async def __call__(self, d): pass\n"
+        "    def __getattribute__(self, n): raise SystemExit(4)\nh = H()"
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["demo", "worker"])
+@pytest.mark.parametrize("kind", list(BAD_MODULES))
+def test_a_handler_module_that_exits_while_loading_is_a_usage_error(
+    kind: str,
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--handler naming a module that calls sys.exit, raises CancelledError or
+    GeneratorExit while importing, or whose handler lookup raises SystemExit: one line
+    naming --handler and what was raised, exit 2 (was: exit 0, 4 or 5 with nothing said,
+    or a traceback)."""
+    from ccdash import cli
+
+    name = "bad_" + kind.replace("-", "_")
+    (tmp_path / f"{name}.py").write_text(BAD_MODULES[kind] + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["--demo", "--duration", "0.5"]
+    if command == "worker":
+        argv = ["worker", "--broker", "redis://127.0.0.1:1/0"]
+    try:
+        code: object = cli.main([*argv, "--handler", f"{name}:h"])
+    except BaseException as exc:
+        code = repr(exc)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("ccdash: error: --handler: "), err
+    assert name in err and ("SystemExit" in err or "Error" in err or "Exit" in err), err

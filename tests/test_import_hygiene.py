@@ -22,6 +22,7 @@ _LAYER_OF = {
     "bench": "cli",
     "replay": "cli",
     "validate": "cli",  # the command line's argument checks
+    "handler_spec": "cli",  # --handler module:function
     "tui": "tui",
     "headless": "headless",
     "scenario": "scenario",

@@ -1,0 +1,78 @@
+"""`--handler pkg.module:func`: the user's async handler, loaded with every failure of
+the user's code (an import that calls sys.exit, a lookup that raises) a one-line
+usage error, never a traceback or another exit status."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ccdash.hints import did_you_mean, is_async_callable
+from ccdash.interrupts import is_stop_request
+from ccdash.validate import UsageError
+
+
+def load_handler(spec: str) -> Callable[..., Any]:
+    """`pkg.module:func` -> the async function; UsageError says what is wrong."""
+    m = re.fullmatch(r"([A-Za-z_][\w.]*):([A-Za-z_][\w.]*)", spec)
+    if not m:
+        raise UsageError(
+            f"--handler: expected module:function (like mypkg.jobs:handle), got {spec!r}"
+        )
+    module_name, attr = m.groups()
+    if os.getcwd() not in sys.path:  # modules next to you import; last, unlike `python -m`,
+        sys.path.append(os.getcwd())  # so a json.py someone left in /tmp shadows nothing
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"--handler: cannot import module {module_name!r} ({exc})") from None
+    except BaseException as exc:  # the user's module failed while importing, sys.exit too
+        if _ctrl_c(exc):
+            raise
+        raise UsageError(f"--handler: importing {module_name!r} failed: {raised(exc)}") from None
+    try:
+        return _handler_in(module, spec, module_name, attr)
+    except UsageError:
+        raise
+    except BaseException as exc:  # its lookup ran the user's code (__getattr__, a property)
+        if _ctrl_c(exc):
+            raise
+        raise UsageError(f"--handler: looking up {spec} failed: {raised(exc)}") from None
+
+
+def _ctrl_c(exc: BaseException) -> bool:
+    """A real Ctrl-C while the user's code ran (it stops ccdash as ever)."""
+    return isinstance(exc, KeyboardInterrupt) and is_stop_request(exc)
+
+
+def raised(exc: BaseException) -> str:
+    """`TypeName: message` of an exception from user code (whose str() may raise too)."""
+    try:
+        text = str(exc)
+    except BaseException:
+        text = ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _handler_in(module: Any, spec: str, module_name: str, attr: str) -> Callable[..., Any]:
+    """The async callable `attr` (dotted) of `module`; UsageError says what is wrong."""
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            raise UsageError(
+                f"--handler: {module_name!r} has no {attr!r}{did_you_mean(part, names)}"
+            )
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise UsageError(f"--handler: {spec} is a {type(obj).__name__}, not a function")
+    if not is_async_callable(obj):
+        raise UsageError(
+            f"--handler: {spec} is not async; define it with `async def "
+            f"{attr.split('.')[-1]}(delivery)`"
+        )
+    return obj  # type: ignore[no-any-return]
