@@ -179,3 +179,67 @@ async def test_a_publish_batch_whose_reply_was_lost_is_stored_once(redis_broker:
     assert not await con.receive(["c"])
     await broker.flusher.call(("PING",))  # a stats read rides with it
     assert broker.stats().published == 2
+
+
+def _oversleeps(reader: Any, nacked: asyncio.Event, answered: asyncio.Event) -> list[int]:
+    """Spy on the reader's link: the BLOCK timeouts (ms) over 250 of reads that ran them
+    out and ended after `nacked` was set. A fetch answered before `nacked` sets
+    `answered` and is taken by the reader only once `nacked` is set."""
+    execute = reader.link.execute
+    fetch = SCRIPTS["fetch"].sha
+    overslept: list[int] = []
+
+    async def spying(cmds: Any) -> Any:
+        before = not nacked.is_set()
+        replies = await execute(cmds)
+        if before and any(c[0] == "EVALSHA" and c[1] == fetch for c in cmds):
+            answered.set()
+            await nacked.wait()
+        for cmd, reply in zip(cmds, replies, strict=True):
+            if nacked.is_set() and "BLOCK" in cmd and not reply:
+                ms = int(cmd[cmd.index("BLOCK") + 1])
+                if ms > 250:
+                    overslept.append(ms)
+        return replies
+
+    reader.link.execute = spying
+    return overslept
+
+
+async def test_a_retry_nacked_while_a_fetch_is_out_is_not_waited_past(redis_broker: Make) -> None:
+    """A nack with a short delay lands while the reader's fetch is on its way (Redis ran
+    the fetch before the nack): no read then stays parked in Redis past the retry's due
+    time. The old code parked for BLOCK_MS (2 s) on that fetch's answer (nothing
+    delayed) with the retry due in 0.2 s; under load a retry with a later deadline came
+    back first (test_redis_broker.py's deadline-order test)."""
+    broker = await redis_broker()
+    await broker.publish("x")
+    d = await lease(broker)
+    answered, nacked = asyncio.Event(), asyncio.Event()
+    overslept = _oversleeps(broker.reader, nacked, answered)
+    broker.reader.changed()  # the next read fetches (as after a receive that leaves the
+    broker.reader.want()  # buffer low while the last read did not take all there was)
+    await asyncio.wait_for(answered.wait(), 10)
+    await broker.nack(d.receipt, delay=0.2)
+    nacked.set()
+    again = await lease(broker, within=10)
+    assert (again.body, again.attempt) == ("x", 2)
+    assert not overslept, f"parked until {overslept} ms ran out, a retry due in 200 ms"
+
+
+async def test_a_retry_nacked_while_the_reader_is_parked_unparks_it(redis_broker: Make) -> None:
+    """One consumer waits (the reader parked in Redis, nothing delayed: for BLOCK_MS)
+    when another nacks with a short delay: the park ends and the retry is read when
+    due, not when the park runs out (the old code: 2 s, with the retry due in 0.2 s)."""
+    broker = await redis_broker()
+    await broker.publish("x")
+    d = await lease(broker)
+    answered, nacked = asyncio.Event(), asyncio.Event()
+    overslept = _oversleeps(broker.reader, nacked, answered)
+    nacked.set()  # no fetch held: the park under way is the one this nack must end
+    waiting = asyncio.ensure_future(lease(broker, within=10))
+    await until(lambda: broker.reader._blocking, 5, "the reader parked in Redis")
+    await broker.nack(d.receipt, delay=0.2)
+    again = await waiting
+    assert (again.body, again.attempt) == ("x", 2)
+    assert not overslept, f"parked until {overslept} ms ran out, a retry due in 200 ms"

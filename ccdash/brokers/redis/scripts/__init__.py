@@ -17,7 +17,8 @@ messages were read before every unread entry of their level, so they go first.
 A returned entry carries `a` (attempts used), `h` (its failure history, JSON)
 and `o`. Attempt = a + the entry's delivery count. Scripts name a stream by its
 suffix: `<prio>` (new entries) or `r<prio>` (returned ones). A `wake` stream
-wakes readers parked in XREADGROUP BLOCK when something comes back.
+wakes a reader parked in XREADGROUP BLOCK when something comes back, or when a
+retry becomes the earliest due (its park was bounded by a later one).
 
 Every script takes the key prefix as ARGV[1] and reads Redis TIME, so stored
 times are the server's wall clock, the same for every host.

@@ -239,6 +239,11 @@ local function finish(s, eid, count, mode, o, e, holder, maxa, delay)
     redis.call('HSET', k, 'p', prio, 'o', order, 'm', f['m'], 't', f['t'], 'd', f['d'],
       'a', a, 'h', h)
     redis.call('ZADD', P .. 'delayed', NOW + delay, f['m'])
+    -- The earliest retry now: a reader parked in Redis bounded its park by a later
+    -- one (or by none); a wake entry unparks it to fetch and park again until this.
+    if redis.call('ZRANGE', P .. 'delayed', 0, 0)[1] == f['m'] then
+      redis.call('XADD', P .. 'wake', 'MAXLEN', '~', 64, '*', 'w', '1')
+    end
     return 'delayed'
   end
   give_back(prio, order, f['m'], f['t'], f['d'], a, h)
