@@ -434,3 +434,17 @@ def test_the_summary_line_counts_drills_in_english() -> None:
     assert one.summary().endswith("; 1 drill")
     assert load_scenario("default").summary().endswith("; 2 drills")
     assert parse_scenario("").summary().endswith("; 0 drills")
+
+
+def test_the_drills_inject_at_most_a_million_messages_in_all() -> None:
+    """Bursts and poisons are published at once and kept in memory until handled: their
+    counts together are capped as each one is (1,000,000). A 17 KB file of 300 bursts of
+    a million each grew a run past 22 GB before it was killed (one such burst: 0.87 GB)."""
+    burst = '[[drills]]\nat = 1\naction = "burst"\ncount = 400000\n'
+    poison = '[[drills]]\nat = 2\naction = "poison"\ncount = 200000\n'
+    parse_scenario(HEAD + burst + burst + poison, file="ok.toml")  # exactly the cap
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(HEAD + burst + burst + poison + burst, file="x.toml")
+    err = info.value
+    assert (err.line, err.field) == (18, "drills[4].count")
+    assert "1400000 messages" in str(err) and "at most 1000000" in str(err)

@@ -14,6 +14,8 @@ from ccdash.scenario.model import TARGETS, DrillSpec
 from ccdash.scenario.schema import CONSUMER_ID, DRILL_BY_ACTION, DRILL_COMMON
 from ccdash.scenario.simulated import HandlerSpec
 
+MAX_INJECTED = 1_000_000  # messages all the drills may publish at once (one may, too)
+
 
 class DrillTableReader(FieldReader):
     """The [[drills]] part of the scenario reader."""
@@ -32,6 +34,7 @@ class DrillTableReader(FieldReader):
             for k in ks
         }
         out, order = [], []
+        injected = 0  # messages the bursts and poisons publish at once, kept till handled
         for i, t in enumerate(value):
             p: Path = ("drills", i)
             if "action" not in t:
@@ -61,6 +64,14 @@ class DrillTableReader(FieldReader):
                     f"{', '.join(TARGETS)} or a consumer id like c3",
                 )
             params = self.drill_params(t, p, action, engine)
+            if action in ("poison", "burst"):
+                injected += dict(params)["count"]
+                if injected > MAX_INJECTED:
+                    raise self.fail(
+                        (*p, "count"),
+                        f"the bursts and poisons up to here add up to {injected} messages; "
+                        f"at most {MAX_INJECTED} in all (each is kept in memory until handled)",
+                    )
             order.append(i)
             out.append(
                 DrillSpec(
