@@ -10,6 +10,7 @@ worker` do until the first Ctrl-C) a Ctrl-C raises nothing: it asks for a gracef
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import signal
 import threading
@@ -53,6 +54,8 @@ def is_stop_request(exc: BaseException, task: asyncio.Task[Any] | None = None) -
     current = signal.getsignal(signal.SIGINT)
     if current is signal.default_int_handler:
         return True
+    while isinstance(current, functools.partial):  # asyncio.run's: a partial of a method
+        current = current.func
     code = getattr(getattr(current, "__func__", current), "__code__", None)
     return code is not None and code in codes
 

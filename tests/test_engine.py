@@ -12,9 +12,12 @@ from collections import Counter
 import pytest
 from support.broker_harness import fake_clock_only
 from support.engine_harness import Engines
+from support.settling_clock import SettlingClock
 
 from ccdash import ConfigError, Delivery, Engine, EngineConfig, EngineStopped
+from ccdash.brokers.base import REASON_RELEASED, ReceiptRejected
 from ccdash.clock import FakeClock
+from ccdash.engine.guards import HandlerGuards
 
 
 def fast_cfg(**kw: object) -> EngineConfig:
@@ -530,3 +533,71 @@ async def test_slot_accounting_stays_exact_under_random_operations(seed: int) ->
         snap = engine.snapshot()
     assert published > 0
     assert snap.acked + snap.dead_lettered == published
+
+
+async def test_a_lost_buffered_lease_under_an_open_breaker_does_not_stop_the_engine() -> None:
+    """A consumer's second, buffered delivery loses its lease (a peer took it over after
+    a stall; here released directly) and the first fails, opening the breaker: the
+    consumer's defer of the second is rejected. That is one delivery's lease, not a
+    broker failure: the engine runs on and nobody else is failed over."""
+    clock = SettlingClock()
+    gate = asyncio.Event()
+
+    async def handler(d: Delivery) -> None:
+        if d.body["n"] == 0:
+            await gate.wait()
+            raise ConnectionError("payments down")
+
+    cfg = EngineConfig(
+        consumers=1,
+        prefetch=2,
+        breaker_threshold=1,
+        breaker_cooldown=10.0,
+        heartbeat_interval=0.25,
+        heartbeat_timeout=1.0,
+    )
+    engine = Engine(cfg, handler=handler, clock=clock)
+    async with asyncio.timeout(20), engine:
+        await engine.publish({"n": 0})
+        await engine.publish({"n": 1})
+        await clock.run_until(lambda: engine.snapshot().queue.in_flight == 2, step=0.01, limit=5)
+        [c] = engine.pool.consumers.values()
+        [buffered] = list(c.buffer)
+        await engine.broker.release([buffered.receipt], REASON_RELEASED)  # the lease is lost
+        gate.set()
+        await clock.advance(0.5)
+        await clock.advance(0.5)
+        assert engine.running
+        assert engine.snapshot().failovers == 0
+
+
+async def test_a_lease_lost_under_a_consumer_fails_that_consumer_not_the_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ReceiptRejected escaping a consumer (its lease was gone where nothing caught it)
+    is about one delivery: that consumer is replaced, the engine runs on; only a broker
+    failure (another BrokerError) stops it."""
+    clock = SettlingClock()
+    rejected: list[str] = []
+
+    async def hold_back(self: HandlerGuards, d: Delivery) -> bool:
+        if not rejected:
+            rejected.append(d.message_id)
+            raise ReceiptRejected(f"receipt {d.receipt!r} is not a live lease")
+        return False
+
+    monkeypatch.setattr(HandlerGuards, "hold_back", hold_back)
+
+    async def handler(d: Delivery) -> None:
+        pass
+
+    cfg = EngineConfig(consumers=1, breaker_threshold=1, heartbeat_interval=0.25)
+    engine = Engine(cfg, handler=handler, clock=clock)
+    async with asyncio.timeout(20), engine:
+        await engine.publish({"n": 0})
+        await clock.run_until(lambda: bool(rejected), step=0.01, limit=5)
+        await clock.run_until(lambda: engine.snapshot().failovers == 1, step=0.05, limit=5)
+        assert engine.running
+        await engine.publish({"n": 1})
+        await clock.run_until(lambda: engine.snapshot().queue.depth == 0, step=0.05, limit=10)
+        assert engine.running

@@ -4,6 +4,7 @@ Ctrl-C still stops the run."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from support.redis_fixtures import RedisServer
 
 from ccdash import Delivery, Engine, EngineConfig, Snapshot
 from ccdash.clock import MonotonicClock
+from ccdash.interrupts import is_stop_request
 from ccdash.scenario.ledger import Ledger, Tap
 
 CCDASH = str(Path(sys.executable).with_name("ccdash"))
@@ -366,3 +368,21 @@ def test_a_handler_module_that_exits_while_loading_is_a_usage_error(
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith("ccdash: error: --handler: "), err
     assert name in err and ("SystemExit" in err or "Error" in err or "Exit" in err), err
+
+
+def test_the_keyboard_interrupt_of_asyncio_runs_sigint_handler_is_a_stop_request() -> None:
+    """asyncio.run installs its SIGINT handler as a functools.partial of a bound method
+    (Runner._on_sigint); its KeyboardInterrupt on a second Ctrl-C (the dashboard, a
+    program using the Python API) is a real Ctrl-C, not the handler's own."""
+    runner = asyncio.Runner()
+    handler = functools.partial(runner._on_sigint, main_task=None)  # type: ignore[attr-defined]
+    runner._interrupt_count = 1  # type: ignore[attr-defined]  # the next Ctrl-C raises
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            signal.raise_signal(signal.SIGINT)
+        # Judged while that handler is in effect, as a handler's error is in the run.
+        assert is_stop_request(caught.value), "a real second Ctrl-C taken for the handler's own"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        runner.close()

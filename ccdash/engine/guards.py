@@ -3,9 +3,10 @@ and `HandlerGuards`, the engine's set of them that consumers consult."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from ccdash.brokers.base import Broker, Delivery
+from ccdash.brokers.base import Broker, Delivery, ReceiptRejected
 from ccdash.clock import Clock
 from ccdash.engine.alerts import AlertBook
 from ccdash.engine.config import EngineConfig
@@ -132,7 +133,8 @@ class HandlerGuards:
         if self.threshold is not None:
             wait = self._breaker(self.message_type(d)).wait_time(now)
             if wait > 0:  # breaker open: try again later, never dead-letter for it
-                await self.broker.defer(d.receipt, wait)
+                with contextlib.suppress(ReceiptRejected):  # its lease is gone (a peer
+                    await self.broker.defer(d.receipt, wait)  # took it): not ours to run
                 return True
         if self.bucket is not None:
             wait = self.bucket.take(now)

@@ -17,6 +17,7 @@ from ccdash.brokers.base import (
     Broker,
     BrokerError,
     Delivery,
+    ReceiptRejected,
 )
 from ccdash.clock import Clock
 from ccdash.engine.alerts import AlertBook
@@ -188,10 +189,11 @@ class Pool:
     async def _run(self, c: Consumer) -> None:
         try:
             await c.run()  # cancelled by fail or shutdown, which clean up
-        except BrokerError:  # its ack, nack or refill could not be stored (a full disk): the
-            raise  # broker failed, not this consumer; a replacement would fail the same way
         except Exception as exc:  # a bug in the loop or the handler wrapper: fail just this one
-            await self.fail(c, f"consumer crashed: {exc!r}")
+            if isinstance(exc, BrokerError) and not isinstance(exc, ReceiptRejected):
+                # Its ack, nack or refill could not be stored (a full disk): the broker
+                raise  # failed, not this consumer; a replacement would fail the same way.
+            await self.fail(c, f"consumer crashed: {exc!r}")  # (a lease lost: one delivery's)
             return
         if c.id in self.consumers:  # returned: drained
             self.retire(c, ConsumerState.STOPPED, c.note or "drained")
