@@ -144,6 +144,13 @@ async def in_daemon_thread(fn: Callable[[], T], discard: Callable[[T], None]) ->
     return await fut
 
 
+def first_error(exc: BaseException) -> BaseException:
+    """What failed first in a task group's error (its first leaf), or `exc` itself."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def consume_outcome(fut: asyncio.Future[Any]) -> None:
     """Retrieve a finished task's outcome, so asyncio does not report it as never retrieved."""
     if not fut.cancelled():

@@ -11,7 +11,6 @@ memory only: removed from os.environ, so children do not inherit it, and blanked
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 from collections.abc import Iterable, Iterator
 
@@ -60,6 +59,10 @@ def _blank_in_startup_block(name: str) -> None:
             block = f.read(end - start)
     except (OSError, ValueError, IndexError):
         return  # not Linux, or a kernel that hides them
+    try:
+        import ctypes  # here: a Python built without _ctypes still runs ccdash
+    except ImportError:
+        return
     offset = 0
     for entry in block.split(b"\0"):
         if entry.startswith(prefix):

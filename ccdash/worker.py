@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ccdash.aio import run_bounded
+from ccdash.aio import first_error, run_bounded
 from ccdash.brokers import is_redis_url, redact_url
 from ccdash.brokers.base import BrokerError
 from ccdash.brokers.urls import NAME
@@ -229,6 +229,13 @@ def _main(argv: list[str], parser: argparse.ArgumentParser | None) -> int:
         raise UsageError(str(exc)) from None
     except (BrokerError, FleetConnectError) as exc:
         raise UsageError(str(exc)) from None
+    except BaseExceptionGroup as group:  # the engine's tasks: its broker failed mid-run
+        failed = first_error(group)
+        if not isinstance(failed, BrokerError):
+            raise
+        text = sanitize(f"the worker stopped: {failed}", 2000)
+        print(f"ccdash: error: {text}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -242,3 +242,23 @@ async def test_drain_command_finishes_in_flight_work_and_exits(fleet: Fleet) -> 
     counts = Counter(mid for mid, _ in fleet.records())
     assert max(counts.values()) == 1, "a drained worker's work is not done twice"
     fleet.stop_all()
+
+
+def test_a_broker_failing_under_a_worker_mid_run_is_one_line_exit_1(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The engine's task group fails with a BrokerError (its broker could not store a
+    write): one 'ccdash: error:' line and exit 1, as the demo does, not a traceback of
+    the exception group."""
+    from ccdash import worker
+    from ccdash.brokers.base import BrokerError
+    from ccdash.fleet.runtime import WorkerRuntime
+
+    async def run(self: WorkerRuntime) -> int:
+        raise ExceptionGroup("engine", [BrokerError("write failed: disk I/O error")])
+
+    monkeypatch.setattr(WorkerRuntime, "run", run)
+    argv = ["--broker", redis_server.url, "--handler", "support.fleet_handlers:record"]
+    assert worker.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == "ccdash: error: the worker stopped: write failed: disk I/O error\n", err

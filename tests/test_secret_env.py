@@ -141,3 +141,22 @@ def test_the_secrets_are_back_in_os_environ_after_the_run(
     monkeypatch.setenv("CCDASH_BROKER", "redis://127.0.0.1:1/0")
     with secrets_kept_in_memory():
         assert os.environ["CCDASH_BROKER"] == "redis://127.0.0.1:1/0"
+
+
+def test_ccdash_runs_on_a_python_without_ctypes() -> None:
+    """Blanking the startup block is best effort: a Python built without _ctypes still
+    starts ccdash and takes the secret out of os.environ."""
+    code = (
+        "import sys; sys.modules['ctypes'] = sys.modules['_ctypes'] = None\n"
+        "import os, ccdash.cli, ccdash.worker\n"
+        "from ccdash.secret_env import env_value, taken_from_environ\n"
+        "with taken_from_environ(['CCDASH_CONTROL_SECRET']):\n"
+        "    assert 'CCDASH_CONTROL_SECRET' not in os.environ\n"
+        "    assert env_value('CCDASH_CONTROL_SECRET') == 's3cret-value-0123456789'\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "CCDASH_CONTROL_SECRET": "s3cret-value-0123456789"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout == "ok\n", out.stderr

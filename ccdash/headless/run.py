@@ -21,7 +21,7 @@ from typing import Any, TextIO, cast
 from rich.console import Console
 
 from ccdash import heap
-from ccdash.aio import cancel_and_wait, run_bounded, run_within, stop_signals
+from ccdash.aio import cancel_and_wait, first_error, run_bounded, run_within, stop_signals
 from ccdash.brokers import is_redis_url, is_shared_url, redact_url
 from ccdash.brokers.base import Broker, BrokerError
 from ccdash.clock import Clock
@@ -185,8 +185,7 @@ class RunFailed(Exception):
 
 def _failure_text(exc: BaseException) -> str:
     """What failed, in a line: the first error of an engine's task group."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
+    exc = first_error(exc)
     if isinstance(exc, BrokerError):
         return f"the run stopped: {exc}"
     return f"the run stopped: the engine failed: {exc!r}"
