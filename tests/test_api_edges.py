@@ -51,3 +51,40 @@ async def test_a_listener_that_raises_is_removed_and_the_engine_goes_on() -> Non
     assert snap.acked == 20 and snap.failovers == 1
     assert "listener-failed" in kinds
     assert calls.count("consumer-failed") == 1 and calls[-1] == "consumer-failed"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [
+        ("consumers", 2.5, "an integer"),
+        ("consumers", True, "an integer"),
+        ("max_attempts", 1.5, "an integer"),
+        ("capacity", "100", "an integer"),
+        ("visibility_timeout", "10", "a number"),
+        ("handler_timeout", [1], "a number"),
+        ("balancer", 3, "a string"),
+        ("autoscale", "yes", "true or false"),
+        ("seed", 1.0, "an integer"),
+    ],
+)
+def test_a_setting_of_the_wrong_type_is_a_config_error_naming_it(
+    field: str, value: object, kind: str
+) -> None:
+    """EngineConfig(consumers=2.5) was accepted and failed at start (TypeError: 'float'
+    object cannot be interpreted as an integer); visibility_timeout="10" raised a
+    TypeError from a comparison; max_attempts=1.5 was taken. Each is a ConfigError that
+    names the setting and what it takes."""
+    from ccdash.engine.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        EngineConfig(**{field: value})  # type: ignore[arg-type]
+    assert str(info.value).startswith(f"{field} must be {kind}, got "), str(info.value)
+
+
+def test_a_huge_setting_is_shown_short() -> None:
+    """heartbeat_interval=1e300 was shown as its 301 digits."""
+    from ccdash.engine.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        EngineConfig(heartbeat_interval=1e300)
+    assert str(info.value) == "heartbeat_interval must be at most 3600, got 1e+300"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from ccdash.brokers.base import DEFAULT_MAX_BODY, QueueConfig
@@ -60,7 +61,27 @@ MIN_HEARTBEAT = 0.05
 
 
 def _num(x: float) -> str:
-    return str(int(x)) if x == int(x) else f"{x:g}"
+    return str(int(x)) if x == int(x) and abs(x) < 1e15 else f"{x:g}"
+
+
+# What a setting's annotation asks for: the check and its words (None allowed where the
+# annotation says `| None`). bool is an int to Python, never a count or a time here.
+_KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _check_type(name: str, annotation: object, v: object) -> None:
+    kind, _, optional = str(annotation).partition(" | ")
+    if kind not in _KINDS or (v is None and optional == "None"):
+        return
+    ok, words = _KINDS[kind]
+    if not ok(v):
+        shown = repr(v) if isinstance(v, int | float | str | bool) else type(v).__name__
+        raise ConfigError(f"{name} must be {words}, got {shown[:60]}")
 
 
 @dataclass(slots=True)
@@ -113,6 +134,7 @@ class EngineConfig:
         """Raise ConfigError naming the first bad setting."""
         for f in fields(self):
             v = getattr(self, f.name)
+            _check_type(f.name, f.type, v)
             if isinstance(v, float) and not math.isfinite(v):
                 raise ConfigError(f"{f.name} must be a finite number, got {v}")
             limit = LIMITS.get(f.name)
