@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ccdash.hints import did_you_mean, is_async_callable
-from ccdash.interrupts import is_stop_request
+from ccdash.interrupts import describe_error, is_stop_request
 from ccdash.validate import UsageError
 
 
@@ -33,7 +33,8 @@ def load_handler(spec: str) -> Callable[..., Any]:
     except BaseException as exc:  # the user's module failed while importing, sys.exit too
         if _ctrl_c(exc):
             raise
-        raise UsageError(f"--handler: importing {module_name!r} failed: {raised(exc)}") from None
+        failed = describe_error(exc)
+        raise UsageError(f"--handler: importing {module_name!r} failed: {failed}") from None
     try:
         return _handler_in(module, spec, module_name, attr)
     except UsageError:
@@ -41,21 +42,12 @@ def load_handler(spec: str) -> Callable[..., Any]:
     except BaseException as exc:  # its lookup ran the user's code (__getattr__, a property)
         if _ctrl_c(exc):
             raise
-        raise UsageError(f"--handler: looking up {spec} failed: {raised(exc)}") from None
+        raise UsageError(f"--handler: looking up {spec} failed: {describe_error(exc)}") from None
 
 
 def _ctrl_c(exc: BaseException) -> bool:
     """A real Ctrl-C while the user's code ran (it stops ccdash as ever)."""
     return isinstance(exc, KeyboardInterrupt) and is_stop_request(exc)
-
-
-def raised(exc: BaseException) -> str:
-    """`TypeName: message` of an exception from user code (whose str() may raise too)."""
-    try:
-        text = str(exc)
-    except BaseException:
-        text = ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _handler_in(module: Any, spec: str, module_name: str, attr: str) -> Callable[..., Any]:

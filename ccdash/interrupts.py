@@ -60,6 +60,20 @@ def is_stop_request(exc: BaseException, task: asyncio.Task[Any] | None = None) -
     return code is not None and code in codes
 
 
+def describe_error(exc: BaseException) -> str:
+    """`TypeName: message`, bounded, of an exception from user code: for nack reasons,
+    the DLQ and usage lines. A broken __str__ (even one raising SystemExit or a cancel)
+    must not turn a failure into a crash; a real Ctrl-C in it still stops."""
+    try:
+        message = str(exc)
+    except BaseException as raised:
+        if isinstance(raised, KeyboardInterrupt) and is_stop_request(raised):
+            raise
+        message = "<str() of this exception failed>"
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
 def _current_task() -> asyncio.Task[Any] | None:
     """The task running now; None outside a running loop (a close at exit)."""
     try:

@@ -386,3 +386,23 @@ def test_the_keyboard_interrupt_of_asyncio_runs_sigint_handler_is_a_stop_request
     finally:
         signal.signal(signal.SIGINT, previous)
         runner.close()
+
+
+def test_a_ctrl_c_while_describing_a_handler_modules_error_still_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler module fails to import with an error whose str() is interrupted by a
+    real Ctrl-C (Python's own SIGINT handler in effect): the Ctrl-C stops ccdash, as it
+    does out of a handler's error (describe_error), not swallowed into a usage line."""
+    from ccdash.handler_spec import load_handler
+
+    (tmp_path / "bad_str_ctrl_c.py").write_text(
+        "class Odd(Exception):\n"
+        "    def __str__(self):\n"
+        "        raise KeyboardInterrupt\n"
+        "raise Odd()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        load_handler("bad_str_ctrl_c:h")

@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ccdash.engine.consumer import PROCESSING, TURN_EVERY, Consumer
-from ccdash.engine.errors import describe_error
-from ccdash.interrupts import is_stop_request
+from ccdash.interrupts import describe_error, is_stop_request
 
 
 class BatchConsumer(Consumer):

@@ -15,11 +15,10 @@ from collections import deque
 
 from ccdash.brokers.base import Delivery, ReceiptRejected
 from ccdash.engine.consumer_context import ConsumerContext, Handler
-from ccdash.engine.errors import describe_error
 from ccdash.engine.metrics import PENDING_LIMIT, LatencyHistogram
 from ccdash.engine.states import LIVE_STATES, ConsumerState
 from ccdash.hints import is_async_callable
-from ccdash.interrupts import call_in_thread, is_stop_request
+from ccdash.interrupts import call_in_thread, describe_error, is_stop_request
 from ccdash.waiters import Waiters
 
 TURN_EVERY = 0.01  # seconds of handling after which a busy consumer lets the loop turn
