@@ -154,7 +154,7 @@ def _through(twin: int, st: os.stat_result) -> int:
     return fd
 
 
-def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
+def _private_fd(path: str | os.PathLike[str], append: bool, wait: bool = True) -> int:
     """An fd to write run data to `path`, the file owner-only (see `output_problem`).
 
     A new name is created 0600 (never through a link); a file of ours is replaced by a
@@ -162,6 +162,8 @@ def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
     name, and we append; a link of ours or root's, a device or a pipe is opened as it is.
     A name that leads to where our stdout or stderr writes (`--json /dev/stdout >
     out.txt`) is written through that descriptor, never truncated (`_stdio_twin`).
+    Without `wait`, a named pipe nobody reads is an OSError (ENXIO) at once, where
+    opening it would wait for a reader (on the event loop: the whole run, for ever).
     """
     path = os.fspath(path)
     mode = os.O_WRONLY | (os.O_APPEND if append else 0) | _CLOEXEC
@@ -193,7 +195,10 @@ def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
             if append:
                 fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
             return fd
-        fd = _mine(os.open(path, mode | os.O_CREAT, 0o600), path)  # a link of ours, /dev/null
+        if not wait and stat.S_ISFIFO(st.st_mode):
+            fd = _mine(_open_pipe_now(path, mode), path)
+        else:
+            fd = _mine(os.open(path, mode | os.O_CREAT, 0o600), path)  # a link of ours, /dev/null
         st = os.fstat(fd)
         if (twin := _stdio_twin(st)) is not None:  # /dev/stdout: the shell's `> out.txt`
             os.close(fd)
@@ -204,6 +209,18 @@ def _private_fd(path: str | os.PathLike[str], append: bool) -> int:
                 os.ftruncate(fd, 0)
         return fd
     raise UnsafeOutputError(path, "keeps changing while ccdash opens it")
+
+
+def _open_pipe_now(path: str, mode: int) -> int:
+    """Open a named pipe for writing if a reader has it open, else OSError (ENXIO)."""
+    try:
+        fd = os.open(path, mode | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise OSError(errno.ENXIO, "a named pipe that no process reads", path) from None
+        raise
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    return fd
 
 
 def open_private(path: str | os.PathLike[str], *, append: bool = False) -> IO[str]:
@@ -217,9 +234,9 @@ def open_private(path: str | os.PathLike[str], *, append: bool = False) -> IO[st
         raise
 
 
-def open_private_binary(path: str | os.PathLike[str]) -> BinaryIO:
-    """`open_private` for bytes (a recording), truncated."""
-    fd = _private_fd(path, False)
+def open_private_binary(path: str | os.PathLike[str], *, wait: bool = True) -> BinaryIO:
+    """`open_private` for bytes (a recording), truncated; `wait`: see `_private_fd`."""
+    fd = _private_fd(path, False, wait)
     try:
         return os.fdopen(fd, "wb")
     except BaseException:

@@ -79,8 +79,8 @@ class _FileOnFirstWrite:
         self.file: BinaryIO | None = None
 
     def write(self, data: bytes) -> int:
-        if self.file is None:
-            self.file = open_private_binary(self.path)
+        if self.file is None:  # on the event loop: never wait for a pipe's reader
+            self.file = open_private_binary(self.path, wait=False)
         return self.file.write(data)
 
     def flush(self) -> None:
