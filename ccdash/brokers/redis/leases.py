@@ -246,8 +246,7 @@ class LeaseOps:
             return 0
         if reason == REASON_RELEASED:
             for entry in reversed(live):
-                entry.holder = ""
-                self.book.add(entry, front=True)
+                self.book.give_back(entry)
             self.wake_waiters()
         else:
             await self._ended(self._end(live, "f", reason, error, 0.0))

@@ -141,6 +141,12 @@ class LocalBook:
             level.append(entry)
         self.buffered += 1
 
+    def give_back(self, entry: Entry) -> None:
+        """A lease handed back unhandled: its entry to the front of the buffer, no longer
+        anyone's (an entry with a receipt is one handed out: see keep_buffer)."""
+        entry.holder = entry.receipt = ""
+        self.add(entry, front=True)
+
     def pop(self) -> Entry:
         """The next buffered entry: highest priority, then oldest."""
         prio = self._order[0]

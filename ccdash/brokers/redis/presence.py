@@ -334,7 +334,9 @@ class Presence:
         except (LinkDown, ResponseError):
             return  # the held ones wait for the next tick
         for e, flag in zip(stale, flags, strict=True):
-            if not e.receipt:  # not handed out meanwhile (a lease moves with extend)
+            # Not handed out meanwhile (a lease's deadline moves with extend; one
+            # handed back unhandled has no receipt again: LocalBook.give_back).
+            if not e.receipt:
                 # Gone: a peer took it over (in a stall); dropped at its turn.
                 e.deadline = now + b.vt if flag == 49 else -math.inf  # 49: b"1"
         back = [e for e in book.unhold(stale) if e.deadline > now]
