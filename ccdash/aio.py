@@ -10,10 +10,12 @@ awaited for ever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+import time
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar, cast
 
 from ccdash.clock import Clock, MonotonicClock
@@ -139,9 +141,37 @@ async def in_daemon_thread(fn: Callable[[], T], discard: Callable[[T], None]) ->
         except RuntimeError:  # the loop is gone: nobody will use it
             if exc is None:
                 discard(cast(T, result))
+        finally:
+            with _off_loop_lock:
+                _off_loop.discard(thread)
 
-    threading.Thread(target=run, name="ccdash-off-loop", daemon=True).start()
+    thread = threading.Thread(target=run, name="ccdash-off-loop", daemon=True)
+    with _off_loop_lock:
+        _off_loop.add(thread)
+    thread.start()
     return await fut
+
+
+_off_loop: set[threading.Thread] = set()  # in_daemon_thread's threads still running
+_off_loop_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def off_loop_threads_ended(within: float) -> Iterator[None]:
+    """On leaving, wait up to `within` seconds for the `in_daemon_thread` threads
+    started inside to end: one its caller left (a signal cancelled the run) may still
+    be creating a file the caller then removes. One still running after that is left
+    to end with the process, as in_daemon_thread intends."""
+    with _off_loop_lock:
+        before = set(_off_loop)
+    try:
+        yield
+    finally:
+        with _off_loop_lock:
+            started = _off_loop - before
+        deadline = time.monotonic() + within
+        for thread in started:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def first_error(exc: BaseException) -> BaseException:

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ccdash import Engine, EngineConfig
-from ccdash.aio import stop_signals
+from ccdash.aio import off_loop_threads_ended, stop_signals
 from ccdash.brokers import redact_url
 from ccdash.brokers.base import BrokerError
 from ccdash.files import write_private
@@ -41,6 +41,10 @@ from ccdash.validate import (
     guard,
     resolve_broker,
 )
+
+# Seconds a stopped bench waits for its SQLite opener's thread to end before removing
+# the scratch file (that thread may still create it; an open takes milliseconds).
+OPENER_PATIENCE = 5.0
 
 
 async def noop(_: Any) -> None:
@@ -319,10 +323,11 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
     args.broker = url
     try:
         try:
-            rows = asyncio.run(_bench_then_clean(args, scheme))
-        finally:  # once more now that asyncio.run has waited for its threads: a signal
-            if scheme == "sqlite":  # that came while one was creating the file cancelled
-                remove_scratch_file(args.broker)  # the run, not the thread
+            with off_loop_threads_ended(within=OPENER_PATIENCE):
+                rows = asyncio.run(_bench_then_clean(args, scheme))
+        finally:  # once more now that the opener has ended: a signal that came while
+            if scheme == "sqlite":  # it was creating the file cancelled the run, not
+                remove_scratch_file(args.broker)  # the opener's thread
     except BrokerError as exc:
         p.error(f"{source}: {redact_url(args.broker)}: {exc}")
     except Stopped as exc:

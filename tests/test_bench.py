@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -202,17 +203,21 @@ def test_a_signal_while_the_scratch_file_is_being_opened_leaves_no_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """SIGTERM while the bench's SQLite scratch file is being created (its opener thread
-    goes on after the cancellation, as a slow open does): no file is left behind, so the
-    next bench with that URL starts. It was: the clean-up ran before the thread created
-    the file (measured: 1 run in 10 of a real `ccdash bench` signalled as b.db appeared
-    left a 14 KiB b.db, and said 'its scratch queue removed')."""
+    goes on after the cancellation, as a slow open does): no file is left behind, when
+    the bench returns nor once the opener thread has ended, so the next bench with that
+    URL starts. It was: the clean-up ran before the thread created the file (measured:
+    1 run in 10 of a real `ccdash bench` signalled as b.db appeared left a 14 KiB b.db,
+    and said 'its scratch queue removed'); and, the open on a daemon thread that
+    asyncio.run does not wait for, the final removal too."""
     from ccdash import bench
     from ccdash.brokers.sqlite import broker as sqlite_broker
     from ccdash.brokers.sqlite.schema import create_private
 
     real_open = sqlite_broker.open_store  # type: ignore[attr-defined]
+    openers: list[threading.Thread] = []
 
     def slow_open(target: Any, *args: Any) -> Any:
+        openers.append(threading.current_thread())
         create_private(target.path)
         os.kill(os.getpid(), signal.SIGTERM)  # the bench's handler cancels the run
         time.sleep(0.5)  # the thread is slow to finish; the cancellation does not stop it
@@ -222,4 +227,8 @@ def test_a_signal_while_the_scratch_file_is_being_opened_leaves_no_file(
     url = f"sqlite:///{tmp_path / 'b.db'}"
     assert bench.main(["--broker", url, "--messages", "1000", "--rounds", "1"]) == 143
     assert "stopped by SIGTERM" in capsys.readouterr().err
-    assert not list(tmp_path.glob("b.db*"))
+    left_at_return = sorted(p.name for p in tmp_path.glob("b.db*"))
+    [opener] = openers
+    opener.join(timeout=10)
+    assert not opener.is_alive(), "the opener thread did not end"
+    assert (left_at_return, sorted(p.name for p in tmp_path.glob("b.db*"))) == ([], [])
