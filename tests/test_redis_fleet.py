@@ -158,12 +158,17 @@ async def test_signed_kill_reaches_the_right_worker_and_forgeries_are_refused(fl
         now = float((await client.time())[0])
     finally:
         await client.aclose()
-    raw = encode_command(keys.queue, "k1", "kill", {"consumer": "c1"}, now)
+    # Each forgery has a nonce of its own: the audit is looked up by nonce, and one
+    # shared by the unsigned and the wrongly signed command (as it was) found the
+    # unsigned one's refusal while the worker had not yet audited the other (a
+    # loaded machine: "unsigned" != "bad signature").
+    unsigned = encode_command(keys.queue, "k1", "kill", {"consumer": "c1"}, now)
+    forged = encode_command(keys.queue, "k1", "kill", {"consumer": "c1"}, now)
     stale = encode_command(keys.queue, "k1", "kill", {"consumer": "c1"}, now - 120)
     attempts = {
         "replayed": dict(accepted),
-        "unsigned": {"c": raw},
-        "bad signature": {"c": raw, "s": sign(b"wrong secret", raw)},
+        "unsigned": {"c": unsigned},
+        "bad signature": {"c": forged, "s": sign(b"wrong secret", forged)},
         "stale": {"c": stale, "s": sign(SECRET.encode(), stale)},
     }
     import json
@@ -176,9 +181,8 @@ async def test_signed_kill_reaches_the_right_worker_and_forgeries_are_refused(fl
             return (await _audit_status(fleet.url, nonce))[0] == "refused"
 
         await until(audited, 10, f"the {reason} command refused")
-        status, detail = await _audit_status(fleet.url, nonce)
-        if reason != "replayed":  # the replay's nonce was audited as accepted first
-            assert detail == reason
+        status, detail = await _audit_status(fleet.url, nonce)  # the newest, the refusal
+        assert detail == reason, (reason, status, detail)
     assert "refused control command (unsigned)" in fleet.log("k1")
     async with FleetView(fleet.url) as fv:
         k1 = (await fv.snapshot()).worker("k1")
