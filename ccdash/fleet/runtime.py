@@ -128,8 +128,10 @@ class WorkerRuntime:
         control: asyncio.Task[None] | None = None
         await self.broker.open()
         try:
-            await self.broker.presence.register()
+            # Listening before the fleet sees it: a command sent the moment it shows
+            # up (a dashboard's kill) is behind the mark the listener starts from.
             await self.listener.start()
+            await self.broker.presence.register()
             control = loop.create_task(self.listener.run(), name="ccdash-control")
             self.state = WorkerState.RUNNING
             log.info(
