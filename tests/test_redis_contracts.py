@@ -85,6 +85,30 @@ async def test_publish_many_to_a_level_that_is_no_stream_raises_like_publish(
         assert b.stats().ready == 2
 
 
+async def test_publish_many_waits_once_a_batch_not_once_a_message(
+    redis_broker: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting for 3,000 publishes to be stored costs the loop a few callbacks a batch
+    of 1,000, not one or two per message (a gather over every publish's future, and a
+    done callback added to each after): counted as the loop's call_soon calls."""
+    b = await redis_broker()
+    await b.publish_many([{"n": i} for i in range(10)])  # warm: scripts loaded
+    loop = asyncio.get_running_loop()
+    calls = 0
+    call_soon = loop.call_soon
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return call_soon(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon", counting)
+    ids = await b.publish_many([{"n": i} for i in range(3000)])
+    monkeypatch.undo()
+    assert len(set(ids)) == 3000
+    assert calls < 300, f"{calls} loop callbacks for 3,000 publishes"
+
+
 async def test_the_broker_refuses_a_priority_it_has_no_level_for(redis_broker: Make) -> None:
     """Redis keeps a level per priority from -1000 to 1000 (others are dropped from its
     registry, and their messages never fetched): every publish path refuses them, as

@@ -121,6 +121,7 @@ class Publishing:
         loop = asyncio.get_running_loop()
         ids: list[str] = []
         stored: list[asyncio.Future[None]] = []
+        refused: list[Exception] = []
         try:
             for body in bodies:
                 if self._full():  # backpressure: send what we have, then wait for room
@@ -131,10 +132,17 @@ class Publishing:
                 stored.append(loop.create_future())
                 ids.append(self._stage(data, is_json, priority, stored[-1], kick=False))
             await self.flusher.send_now()
-            refused = [r for r in await asyncio.gather(*stored, return_exceptions=True) if r]
-        finally:  # cancelled or refused part-way: nobody is left to read the others
+            # In order: a batch's publishers are told together, so this parks once a
+            # batch, not once a message (gather's callback per future cost a third).
+            for fut in stored:
+                try:
+                    await fut
+                except Exception as exc:  # refused: raised once the rest is stored
+                    refused.append(exc)
+        except BaseException:  # cancelled or failed part-way: nobody reads the others
             for fut in stored:
                 fut.add_done_callback(consume_outcome)
+            raise
         if refused:
             raise refused[0]
         return ids
