@@ -1,9 +1,8 @@
-"""The chaos suite's fixtures (a scenario's processes, ledger and table row) and the
-table printed at the end of the run (also written as JSON to $CHAOS_TABLE_JSON)."""
+"""The chaos suite's fixtures: a scenario's processes, ledger and table row (the
+table itself: chaos/table.py)."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -11,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from chaos.books import Row, dump_json, format_table
+from chaos.books import Row
 from chaos.procs import Procs
 from chaos.scenario_run import Chaos
+from chaos.table import ROW_PROPERTY
 
-ROWS = pytest.StashKey[list[Row]]()
 ROW = pytest.StashKey[Row]()
 
 
@@ -23,7 +22,6 @@ ROW = pytest.StashKey[Row]()
 def chaos(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chaos]:
     """The scenario's processes and measurements; leftover processes are killed."""
     row = Row(request.node.name.removeprefix("test_"))
-    request.config.stash.setdefault(ROWS, []).append(row)
     request.node.stash[ROW] = row
     procs = Procs(tmp_path, tmp_path / "ledger")
     t0 = time.monotonic()
@@ -38,21 +36,12 @@ def chaos(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chaos]:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, Any]:
-    """Note each scenario's outcome in its row."""
+    """Note each scenario's outcome in its row; the row goes with the teardown report
+    (the fixture has timed the scenario by then) to the table."""
     rep = yield
     row = item.stash.get(ROW, None)
     if row is not None and (rep.when == "call" or rep.failed):
         row.outcome = "pass" if rep.passed else rep.outcome
+    if row is not None and rep.when == "teardown":
+        rep.user_properties.append((ROW_PROPERTY, dict(row.__dict__)))
     return rep
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """The chaos table: scenario, runs, lost, duplicates, time to recover."""
-    rows = config.stash.get(ROWS, [])
-    if not rows:
-        return
-    terminalreporter.section("chaos table")
-    terminalreporter.write_line(format_table(rows))
-    out = os.environ.get("CHAOS_TABLE_JSON")
-    if out:
-        dump_json(Path(out), rows)
