@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ccdash.hints import did_you_mean, is_async_callable
-from ccdash.interrupts import describe_error, is_stop_request
+from ccdash.interrupts import describe_error, is_ctrl_c
 from ccdash.validate import UsageError
 
 
@@ -31,7 +31,7 @@ def load_handler(spec: str) -> Callable[..., Any]:
     except ModuleNotFoundError as exc:
         raise UsageError(f"--handler: cannot import module {module_name!r} ({exc})") from None
     except BaseException as exc:  # the user's module failed while importing, sys.exit too
-        if _ctrl_c(exc):
+        if is_ctrl_c(exc):
             raise
         failed = describe_error(exc)
         raise UsageError(f"--handler: importing {module_name!r} failed: {failed}") from None
@@ -40,14 +40,9 @@ def load_handler(spec: str) -> Callable[..., Any]:
     except UsageError:
         raise
     except BaseException as exc:  # its lookup ran the user's code (__getattr__, a property)
-        if _ctrl_c(exc):
+        if is_ctrl_c(exc):
             raise
         raise UsageError(f"--handler: looking up {spec} failed: {describe_error(exc)}") from None
-
-
-def _ctrl_c(exc: BaseException) -> bool:
-    """A real Ctrl-C while the user's code ran (it stops ccdash as ever)."""
-    return isinstance(exc, KeyboardInterrupt) and is_stop_request(exc)
 
 
 def _handler_in(module: Any, spec: str, module_name: str, attr: str) -> Callable[..., Any]:

@@ -60,6 +60,12 @@ def is_stop_request(exc: BaseException, task: asyncio.Task[Any] | None = None) -
     return code is not None and code in codes
 
 
+def is_ctrl_c(exc: BaseException) -> bool:
+    """A real Ctrl-C out of user code (a KeyboardInterrupt a SIGINT raised): it stops
+    ccdash as ever, never taken for that code's own failure."""
+    return isinstance(exc, KeyboardInterrupt) and is_stop_request(exc)
+
+
 def describe_error(exc: BaseException) -> str:
     """`TypeName: message`, bounded, of an exception from user code: for nack reasons,
     the DLQ and usage lines. A broken __str__ (even one raising SystemExit or a cancel)
@@ -67,7 +73,7 @@ def describe_error(exc: BaseException) -> str:
     try:
         message = str(exc)
     except BaseException as raised:
-        if isinstance(raised, KeyboardInterrupt) and is_stop_request(raised):
+        if is_ctrl_c(raised):
             raise
         message = "<str() of this exception failed>"
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
