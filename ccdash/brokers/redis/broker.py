@@ -47,6 +47,7 @@ from ccdash.brokers.redis.local import LocalBook
 from ccdash.brokers.redis.presence import Presence
 from ccdash.brokers.redis.publishing import Publishing, WouldBlock
 from ccdash.brokers.redis.reader import BLOCK_MS, Reader
+from ccdash.brokers.redis.refusals import EndRefusals
 from ccdash.brokers.redis.state import QueueState
 from ccdash.brokers.redis.views import Snapshot, parse_stats
 from ccdash.clock import Clock, MonotonicClock
@@ -126,6 +127,7 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
         )
         self.presence = Presence(self)
         self.extender = Extender(self.flusher.call, self.keys, self.worker)
+        self.end_refusals = EndRefusals()  # nacks, defers, releases Redis refused
 
     @classmethod
     def from_url(
@@ -245,7 +247,8 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
         """Give the read-ahead buffer back to the fleet now (attempts unused)."""
         entries = self.book.drain_buffer()
         if entries:
-            await self._ended(self._end(entries, "g", REASON_RELEASED, "", 0.0, check_lease=False))
+            fut = self._end(entries, "g", REASON_RELEASED, "", 0.0, check_lease=False)
+            await self._ended(fut, len(entries))
         return len(entries)
 
     async def flush(self) -> None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ccdash.brokers.redis.keys import Keys
     from ccdash.brokers.redis.local import LocalBook
     from ccdash.brokers.redis.reader import Reader
+    from ccdash.brokers.redis.refusals import EndRefusals
     from ccdash.clock import Clock
 
 
@@ -42,6 +43,7 @@ class LeaseOps:
     book: LocalBook
     clock: Clock
     config: QueueConfig
+    end_refusals: EndRefusals
     extender: Extender
     flusher: Flusher
     keys: Keys
@@ -168,13 +170,19 @@ class LeaseOps:
         ]
         return calls[0] if len(calls) == 1 else _joined(calls)
 
-    async def _ended(self, fut: asyncio.Future[Any]) -> list[Any]:
+    async def _ended(self, fut: asyncio.Future[Any], n: int = 1) -> list[Any]:
+        """The replies of `n` lease ends; b"refused" each when Redis refused the call (a
+        read-only replica): it stored nothing, the leases stay with Redis (see
+        refusals.py). Not the caller's failure: a consumer is never failed for it."""
         try:
-            return list(await fut)
+            out = list(await fut)
         except ResponseError as exc:
             if is_nogroup(exc):
-                return [b"rejected"]
-            raise
+                return [b"rejected"] * n
+            self.end_refusals.refused(n, self.flusher.link.describe(exc))
+            return [b"refused"] * n
+        self.end_refusals.stored()
+        return out
 
     async def nack(self, receipt: Receipt, error: str = "", *, delay: float | None = None) -> bool:
         """Retry after a backoff (a delayed ZSET), or dead-letter at max_attempts."""
@@ -183,7 +191,7 @@ class LeaseOps:
         [out] = await self._ended(self._end([entry], "f", "failed", error, wait))
         if out == b"rejected":
             raise ReceiptRejected(f"receipt {receipt!r} is not a live lease")
-        return bool(out == b"dead")
+        return bool(out == b"dead")  # refused: back after the visibility timeout
 
     async def defer(self, receipt: Receipt, delay: float) -> None:
         """Back unhandled after `delay`; the attempt is given back."""
@@ -249,7 +257,7 @@ class LeaseOps:
                 self.book.give_back(entry)
             self.wake_waiters()
         else:
-            await self._ended(self._end(live, "f", reason, error, 0.0))
+            await self._ended(self._end(live, "f", reason, error, 0.0), len(live))
         return len(live)
 
     async def release_holder(self, holder: str, reason: str, error: str = "") -> int:

@@ -2,7 +2,12 @@
 (`maxmemory` with `noeviction`) or a read-only replica. Redis checks both at a
 script's first write only, so such a refusal means none of the batch was stored:
 the publishes somebody awaits fail with a BrokerError saying why (not a silent
-wait for memory that may never come); those nobody awaits are sent again."""
+wait for memory that may never come); those nobody awaits are sent again.
+
+Ending leases (nack, defer, release) Redis refuses the same way (a read-only
+replica: every write; out of memory cannot, see `EndRefusals`) stored nothing
+either: the leases stay with Redis, which gives their messages again once the
+visibility timeout has passed. Nothing is lost and no consumer is failed for it."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 from ccdash.brokers.base import BrokerError
 from ccdash.brokers.redis.scripts.delivery import UNKNOWN
+from ccdash.text import counted
 
 log = logging.getLogger("ccdash.redis")
 
@@ -25,11 +31,31 @@ def stored_nothing(exc: BaseException | None) -> TypeGuard[Exception]:
     return isinstance(exc, OutOfMemoryError | ReadOnlyError)
 
 
+class Spell:
+    """A condition said once when it begins (an error) and once when it ends."""
+
+    def __init__(self, ended: str) -> None:
+        self.on = False
+        self.ended = ended
+
+    def begin(self, msg: str, *args: object) -> None:
+        """The condition holds (again): logged unless already in a spell."""
+        if not self.on:
+            self.on = True
+            log.error(msg, *args)
+
+    def end(self) -> None:
+        """The condition is over: logged if a spell was on."""
+        if self.on:
+            self.on = False
+            log.warning(self.ended)
+
+
 class Refusals:
     """Tells the publishers of refused batches; logs once per spell of refusals."""
 
     def __init__(self) -> None:
-        self.refusing = False
+        self.spell = Spell("Redis stores publishes again")
 
     def refuse(self, chunk: list[Item], why: str) -> list[Item]:
         """Fail the awaited publishes of `chunk`; returns the others, to send again."""
@@ -37,16 +63,36 @@ class Refusals:
         for _, _, fut in chunk:
             if fut is not None and not fut.done():
                 fut.set_exception(error)
-        if not self.refusing:
-            self.refusing = True
-            log.error("publishes refused by Redis (not stored; their callers told): %s", why)
+        self.spell.begin("publishes refused by Redis (not stored; their callers told): %s", why)
         return [item for item in chunk if item[2] is None]
 
     def stored(self) -> None:
         """A batch was stored: a spell of refusals is over."""
-        if self.refusing:
-            self.refusing = False
-            log.warning("Redis stores publishes again")
+        self.spell.end()
+
+
+class EndRefusals:
+    """Lease ends (nack, defer, release, hand-back) Redis refused: said once per spell.
+
+    The end script's first write is XACK, which needs no memory, and Redis lets a
+    script that has written go on: out of memory never refuses it. A read-only
+    replica refuses every write, the first included: nothing was stored."""
+
+    def __init__(self) -> None:
+        self.spell = Spell("Redis stores nacks and hand-backs again")
+
+    def refused(self, n: int, why: str) -> None:
+        """`n` lease ends were refused (or failed) for `why`: their leases stay with Redis."""
+        self.spell.begin(
+            "%s (nack, defer or release) refused by Redis: %s; the leases stay with "
+            "Redis, their messages come back when the visibility timeout passes",
+            counted(n, "lease end"),
+            why,
+        )
+
+    def stored(self) -> None:
+        """A lease end was stored: a spell of refusals is over."""
+        self.spell.end()
 
 
 def fail_unstored(chunk: list[Item], failed: object) -> int:
