@@ -10,48 +10,20 @@ what is allowed; the password never appears in it.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
-from urllib.parse import parse_qsl, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from ccdash.brokers.base import BrokerError
+from ccdash.brokers.redact import NAME, redact_url, stray_at
 from ccdash.text import did_you_mean, sanitize
 
 SCHEMES = ("memory", "sqlite", "redis", "rediss")
 FORMS = "memory, sqlite:///FILE.db, redis://HOST:PORT/DB or rediss://HOST:PORT/DB"
 MAX_DB = 2**31 - 1  # Redis' `databases` setting is an int
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}")  # queue and worker names
 
 
 class BrokerURLError(BrokerError, ValueError):
     """A broker URL that cannot be used; the message says why (credentials redacted)."""
-
-
-def redact_url(url: str) -> str:
-    """The URL with its secrets replaced by ***, safe to print or log; the host and port
-    kept. Hidden: the password of the user part (`user:***@`), a user part without a
-    password whole (`***@`: `redis://TOKEN@host` is how some put a token there), and
-    the value of any query option we do not know (`?password=...`, which an error
-    about that very option would otherwise echo)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc
-    userinfo, _, host = netloc.rpartition("@")
-    if password is not None:
-        netloc = f"{parts.username or ''}:***@{host}"
-    elif userinfo:
-        netloc = f"***@{host}"
-    known = {**REDIS_OPTIONS, **TLS_OPTIONS}
-    query = "&".join(
-        f"{key}=***" if sep and unquote_plus(key) not in known else f"{key}{sep}{value}"
-        for key, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
-    )
-    if netloc == parts.netloc and query == parts.query:
-        return url  # nothing hidden: exactly as given (urlunsplit drops an empty //)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _number(
@@ -149,6 +121,11 @@ def _check_redis(url: str, scheme: str, shown: str) -> None:
         url.encode()
     except UnicodeEncodeError:  # bytes from the environment or a file: Redis cannot be sent them
         raise BrokerURLError(f"{where} is not UTF-8 text") from None
+    if "@" not in parts.netloc and stray_at(parts):
+        raise BrokerURLError(
+            f"{where}: the user part holds '/', '?' or '#'; percent-encode them "
+            "(%2F, %3F, %23) in the password"
+        )
     if parts.fragment:
         raise BrokerURLError(f"{where}: unexpected #fragment")
     if not parts.hostname:

@@ -19,6 +19,7 @@ from typing import TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from ccdash.brokers.base import BrokerBusy, BrokerError
+from ccdash.brokers.redact import redact_url
 from ccdash.files import planted_problem
 
 T = TypeVar("T")
@@ -189,6 +190,7 @@ class SqliteTarget:
 def parse_url(url: str) -> SqliteTarget:
     """`sqlite:///relative.db` or `sqlite:////abs/path.db`, optionally `?durability=...`."""
     parts = urlsplit(url)
+    url = redact_url(url)  # what the errors show: an unknown option's value may be a secret
     if parts.scheme != "sqlite":
         raise SqliteOpenError(f"not a sqlite URL: {url!r}")
     if parts.netloc:
@@ -199,7 +201,13 @@ def parse_url(url: str) -> SqliteTarget:
     if not path or path == ":memory:":
         raise SqliteOpenError(f"sqlite URL {url!r} needs a file path, e.g. sqlite:///queue.db")
     durability = None
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+    try:  # strict: a bare word (a token, perhaps) is refused without being echoed
+        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise SqliteOpenError(
+            f"sqlite URL {url!r}: malformed query; expected ?durability=..."
+        ) from None
+    for key, value in pairs:
         if key != "durability":
             raise SqliteOpenError(f"sqlite URL {url!r}: unknown option {key!r} (known: durability)")
         if durability is not None:
