@@ -168,4 +168,12 @@ def _check_redis(url: str, scheme: str, shown: str) -> None:
         raise BrokerURLError(f"{where}: the database is given twice (path and ?db=)")
 
 
-__all__ = ["BrokerURLError", "REDIS_OPTIONS", "SCHEMES", "TLS_OPTIONS", "check_url", "redact_url"]
+__all__ = [
+    "NAME",
+    "BrokerURLError",
+    "REDIS_OPTIONS",
+    "SCHEMES",
+    "TLS_OPTIONS",
+    "check_url",
+    "redact_url",
+]
