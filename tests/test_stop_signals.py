@@ -158,6 +158,77 @@ def test_sighup_stops_a_worker_gracefully(redis_url: str, tmp_path: Path) -> Non
     assert _complete(rec)
 
 
+@pytest.mark.slow
+def test_a_second_ctrl_c_forces_a_worker_to_stop(redis_url: str, tmp_path: Path) -> None:
+    """Ctrl-C to `ccdash worker --grace 60` with a handler in progress: it stops
+    gracefully (waits for the handler); a second Ctrl-C forces the stop: the handler is
+    cancelled at once, its message handed back (attempt 1 again, no lease to wait
+    out), the worker exits 0 within seconds, not after the 60 s grace."""
+    from support.redis_fixtures import lease
+
+    from ccdash.brokers.base import QueueConfig
+    from ccdash.brokers.redis import RedisBroker
+
+    out_dir, log_path = tmp_path / "out", tmp_path / "worker.log"
+    out_dir.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}",
+        "CCDASH_TEST_OUT": str(out_dir),
+    }
+    env.pop("CCDASH_CONTROL_SECRET", None)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ccdash.worker",
+                "--broker",
+                redis_url,
+                "--handler",
+                "support.fleet_handlers:sleeper",
+                "--name",
+                "twice",
+                "--grace",
+                "60",
+                "--concurrency",
+                "1",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        asyncio.run(_publish(redis_url, 1))
+        wait_until(lambda: list(out_dir.glob("started-*")), 30, "the handler to start")
+        proc.send_signal(signal.SIGINT)
+        wait_until(lambda: "stopping (signal SIGINT)" in log_path.read_text(), 10, "the stop")
+        assert proc.poll() is None  # graceful: the handler in progress is waited for
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = log_path.read_text()
+    assert proc.returncode == 0, out[-2000:]
+    assert took < 5, (took, out[-2000:])
+    assert "forcing the stop" in out and "worker twice stopped" in out, out[-2000:]
+
+    async def handed_back() -> int:
+        broker = RedisBroker.from_url(redis_url + "&ttl=0.6", QueueConfig(seed=1))
+        await broker.open()
+        try:
+            return (await lease(broker, within=2)).attempt
+        finally:
+            await broker.close()
+
+    assert asyncio.run(handed_back()) == 1
+
+
 def _hang_up(args: list[str], cwd: Path, ready: bytes) -> int:
     """Run ccdash on a pty until it shows `ready`, close the pty (the terminal is gone:
     writes to it fail with EIO) and send SIGHUP, as a closed window or ssh session does;

@@ -2,8 +2,9 @@
 obeying signed control commands, stopping gracefully on SIGTERM.
 
 Stopping (SIGTERM, SIGINT, `stop`): intake ends, handlers in progress get the
-grace period, whatever this worker holds goes back to the queue with its
-attempt given back, queued acks are flushed, and the worker leaves the group.
+grace period (a second signal cuts it short: they are cancelled at once), whatever
+this worker holds goes back to the queue with its attempt given back, queued acks
+are flushed, and the worker leaves the group.
 `drain` is the same without a time limit on the handlers in progress.
 """
 
@@ -112,6 +113,7 @@ class WorkerRuntime:
         )
         self._stop = asyncio.Event()
         self._drain = False
+        self._signals = 0  # stop signals received: the second forces the stop
 
     @property
     def name(self) -> str:
@@ -123,7 +125,7 @@ class WorkerRuntime:
         loop = asyncio.get_running_loop()
         stops = stop_signals()
         for sig in stops:
-            loop.add_signal_handler(sig, self.request_stop, f"signal {sig.name}")
+            loop.add_signal_handler(sig, self._on_signal, sig)
         loop.add_signal_handler(signal.SIGUSR1, self._log_tasks)  # "what is it stuck on?"
         control: asyncio.Task[None] | None = None
         await self.broker.open()
@@ -190,6 +192,22 @@ class WorkerRuntime:
             log.info("worker %s stopping (%s)", self.name, why)
         self._drain = self._drain or drain
         self._stop.set()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        """The first stop signal stops gracefully; the next one forces the stop."""
+        self._signals += 1
+        if self._signals == 1:
+            self.request_stop(f"signal {sig.name}")
+            log.info("worker %s: send %s again to stop at once", self.name, sig.name)
+            return
+        log.warning(
+            "worker %s: %s again: forcing the stop (handlers in progress are cancelled, "
+            "their messages handed back)",
+            self.name,
+            sig.name,
+        )
+        self.engine.pool.cut_grace()
+        self.request_stop(f"signal {sig.name}, forced")
 
     async def _drain_now(self) -> None:
         """No new work; hand the read-ahead back; then stop with no time limit on the

@@ -57,3 +57,12 @@ async def env_probe(d: Any) -> None:
     with open(path, "wb") as f:  # noqa: ASYNC230
         f.write(out)
     await record(d)
+
+
+async def sleeper(d: Any) -> None:
+    """Leave a file `started-<message id>` under $CCDASH_TEST_OUT, then sleep 120 s
+    (cancellable): a handler that is in progress when the worker is stopped."""
+    path = os.path.join(os.environ["CCDASH_TEST_OUT"], f"started-{d.message_id}")
+    with open(path, "w"):  # noqa: ASYNC230
+        pass
+    await asyncio.sleep(120)
