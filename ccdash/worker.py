@@ -7,8 +7,8 @@ Run one on every host; they compete for the same messages. Control commands
 (drain, stop, kill a consumer, set concurrency) arrive through Redis, signed
 with the secret in $CCDASH_CONTROL_SECRET or --control-secret-file. SIGTERM
 (or Ctrl-C) stops gracefully: nothing is lost; a second one stops at once
-(handlers in progress are cancelled, their messages handed back). Exit status: 0 stopped cleanly, 2 a usage
-or connection error (one line, credentials redacted).
+(handlers in progress are cancelled, their messages handed back). Exit status:
+0 stopped cleanly, 2 a usage or connection error (one line, credentials redacted).
 """
 
 from __future__ import annotations
