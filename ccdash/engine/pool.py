@@ -99,7 +99,7 @@ class Pool:
         self.failovers = 0
         self.to_replace = 0  # failed consumers awaiting a replacement
         self.stopping = False
-        self.grace_cut = False  # shutdown cancels handlers in progress at once
+        self.grace_until = float("inf")  # shutdown waits for handlers until then
         self.restarts = RestartBudget(config.restart_limit, config.restart_window, clock.now)
         self.scaling: deque[ScalingEvent] = deque(maxlen=100)
         self.scaling_counts: Counter[tuple[str, str]] = Counter()  # (direction, reason)
@@ -362,13 +362,9 @@ class Pool:
         clock = self.clock
         for c in list(self.consumers.values()):
             await self.begin_drain(c)
-        deadline = clock.now() + grace
-        while (
-            any(c.current for c in self.consumers.values())
-            and clock.now() < deadline
-            and not self.grace_cut
-        ):
-            await clock.sleep(min(0.05, max(0.0, deadline - clock.now())))
+        self.grace_until = min(self.grace_until, clock.now() + grace)
+        while any(c.current for c in self.consumers.values()) and clock.now() < self.grace_until:
+            await clock.sleep(min(0.05, max(0.0, self.grace_until - clock.now())))
         # Every consumer is stopped and its leases tried even if the broker fails on one
         # (a full disk): those it could not hand back return when their leases run out.
         failure: Exception | None = None
@@ -384,9 +380,8 @@ class Pool:
             raise failure
 
     def cut_grace(self) -> None:
-        """Wait no longer for handlers in progress (a second Ctrl-C): a shutdown under
-        way, or one still to come, cancels them now and hands their messages back."""
-        self.grace_cut = True
+        """Wait no longer for handlers in progress (a second Ctrl-C): cancel them now."""
+        self.grace_until = float("-inf")
 
     def running_delivery(self, task: asyncio.Task[Any] | None) -> tuple[str, str] | None:
         """The consumer whose task this is, and the message it handles. Called by the
