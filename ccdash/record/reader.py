@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,7 +167,34 @@ def clean(value: Any) -> Any:
 
 
 def _parse(line: bytes) -> Any:
-    return clean(json.loads(line))
+    return clean(_loads(line))
+
+
+MAX_INT_DIGITS = 20  # a recorder's integers are counts and ids' numbers: 2**64 has 20 digits
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {sanitize(text, 40)} is out of range")
+    return value
+
+
+def _small_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits")
+    return int(text)
+
+
+def _not_a_number(text: str) -> Any:
+    raise ValueError(f"{text} is not a number a recorder writes")
+
+
+def _loads(line: bytes) -> Any:
+    """JSON as a recorder writes it: no NaN or Infinity, no float too big to be one
+    (1e999 reads as inf), no integer of hundreds of digits (its float conversion
+    raises later, where a damaged line is not expected)."""
+    return json.loads(line, parse_float=_finite, parse_int=_small_int, parse_constant=_not_a_number)
 
 
 def _inflate(path: str, raw: bytes) -> tuple[bytes, bool]:
@@ -255,7 +283,7 @@ def parse_recording(raw: bytes, path: str = "<recording>") -> Recording:
 
 def _header(path: str, line: bytes) -> dict[str, Any]:
     try:
-        header = clean(json.loads(line))
+        header = clean(_loads(line))
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deep
         raise RecordingError(
             f"{path}: corrupt recording: line 1 (the header) is not JSON"

@@ -1,0 +1,50 @@
+"""Numbers a hostile or damaged recording may hold that no recorder writes: NaN,
+Infinity, 1e999 (a float literal too big for a float) and integers hundreds of digits
+long. Python's json reads them all; each is one RecordingError naming the line, never
+a dashboard that dies with a traceback at its first frame."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+import pytest
+from test_record import _valid_records
+
+from ccdash.record import RecordingError, parse_recording
+
+
+def _file(records: list[dict[str, Any]], swap: dict[int, bytes]) -> bytes:
+    lines = [json.dumps(r).encode() for r in records]
+    for i, text in swap.items():
+        lines[i] = text
+    z = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return z.compress(b"\n".join(lines) + b"\n") + z.flush()
+
+
+def _frame_index(records: list[dict[str, Any]]) -> int:
+    return next(i for i, r in enumerate(records) if r["t"] == "s")
+
+
+@pytest.mark.parametrize(
+    "number",
+    [b"NaN", b"Infinity", b"-Infinity", b"1e999", b"9" * 400],
+    ids=["nan", "inf", "-inf", "1e999", "400-digits"],
+)
+@pytest.mark.parametrize("where", ["frame time", "frame value", "header"])
+def test_a_number_no_recorder_writes_is_a_corrupt_line(number: bytes, where: str) -> None:
+    """NaN, Infinity, 1e999 or a 400-digit integer as a frame time, a frame's value or
+    the header's start time: `corrupt recording: line N`, one line."""
+    records = _valid_records()
+    i = 0 if where == "header" else _frame_index(records)
+    text = json.dumps(records[i]).encode()
+    key = {"frame time": b'"at": ', "frame value": b'"published": ', "header": b'"t0": '}[where]
+    start = text.index(key) + len(key)
+    end = start + len(text[start:].split(b",", 1)[0].split(b"}", 1)[0])
+    line = text[:start] + number + text[end:]
+    with pytest.raises(RecordingError) as err:
+        parse_recording(_file(records, {i: line}), "run.rec")
+    message = str(err.value)
+    assert message.startswith(f"run.rec: corrupt recording: line {i + 1}"), message
+    assert "\n" not in message
