@@ -177,3 +177,35 @@ async def test_a_read_parked_in_redis_leaves_most_of_a_lease(redis_broker: Make)
     assert (d.body, d.attempt) == (b"late", 1)
     assert d.deadline - broker.clock.now() >= 0.7 * vt
     await broker.ack(d.receipt)
+
+
+async def test_lost_redis_state_counts_the_entries_held_after_a_stall(
+    redis_broker: Make, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis loses the group while the worker holds a lease and two read-ahead entries
+    that ran out in a stall not yet dealt with (held: no consumer gets them until kept).
+    An ack (of a fourth, its own lease taken out first) finds the group gone: all three
+    are dropped, and the report says 3 (it said 1: the held ones were dropped but not
+    counted)."""
+    from support.polling import until
+
+    from ccdash.brokers.base import ReceiptRejected
+
+    clock = ShiftedClock()
+    broker = await redis_broker(worker="w", clock=clock, visibility_timeout=VT)
+    guard = Guard(clock)
+    broker.stall_guard = guard
+    await broker.publish_many([b"a", b"b", b"c", b"d"])
+    await broker.wait_ready()  # one read takes the batch (one script call stored it)
+    await until(lambda: broker.book.buffered == 4, 5, "all four read ahead")
+    acked, kept = broker.receive_nowait(["c", "c"])
+    clock.shift += VT + 1.0  # a stall: the guard still vouches for the time before it
+    assert broker.receive_nowait(["c"]) == []
+    assert len(broker.book.stalled) == 2  # held until keep_after_stall tells
+    for key in [broker.keys.stream(0), broker.keys.priorities]:
+        redis_server.command("DEL", key)
+    with pytest.raises(ReceiptRejected):
+        await broker.ack(acked.receipt)
+    assert broker.lost_state_events == 1
+    assert "3 local leases dropped" in caplog.text, caplog.text
+    assert broker.book.known() == set()

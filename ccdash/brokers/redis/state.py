@@ -163,9 +163,9 @@ class QueueState:
             return  # one report and one re-creation per incident, not a loop
         self._last_lost = now
         self.lost_state_events += 1
-        dropped = self.book.buffered + len(self.book.leases) if leases else 0
-        if leases:
-            self.book.drain_buffer()
+        dropped = 0
+        if leases:  # the buffer, the entries held after a stall, the consumers' leases
+            dropped = len(self.book.drain_buffer()) + len(self.book.leases)
             for r in list(self.book.leases):
                 self.book.unlease(r)
         log.error(
