@@ -5,6 +5,7 @@ usage error, never a traceback or another exit status."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import re
 import sys
@@ -13,6 +14,7 @@ from typing import Any
 
 from ccdash.hints import did_you_mean, is_async_callable
 from ccdash.interrupts import describe_error, is_ctrl_c
+from ccdash.text import sanitize
 from ccdash.validate import UsageError
 
 
@@ -62,4 +64,21 @@ def _handler_in(module: Any, spec: str, module_name: str, attr: str) -> Callable
             f"--handler: {spec} is not async; define it with `async def "
             f"{attr.split('.')[-1]}(delivery)`"
         )
+    _takes_one_argument(obj, spec)
     return obj  # type: ignore[no-any-return]
+
+
+def _takes_one_argument(obj: Any, spec: str) -> None:
+    """A handler is called with one positional argument (the delivery, or a batch's
+    list): refuse one that cannot be, rather than fail every message to the DLQ."""
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):  # no signature to read (some builtins): trust it
+        return
+    try:
+        signature.bind(None)
+    except TypeError:
+        raise UsageError(
+            f"--handler: {spec} takes {sanitize(str(signature), 200)}; a handler is "
+            "called with one argument, the delivery"
+        ) from None
