@@ -149,3 +149,25 @@ def test_log_file_values_are_sanitised(tmp_path: Path) -> None:
     for key in ("message", "error"):
         assert record[key].endswith("boom\\x1b]52;c;aGk=\\x07\\x0a\\u202eevil\\x9b2J"), key
         assert all(ch.isprintable() for ch in record[key]), key
+
+
+def test_log_file_strings_are_bounded_and_cuts_are_marked(tmp_path: Path) -> None:
+    """A 10 MB error text and a 1 MB message id (a foreign writer's entry on a shared
+    broker) make a log line of a few KB, not 11 MB: each string is cut (ending in …)
+    and the record names the fields that were cut; short ones are whole."""
+    from ccdash.engine import Event, EventKind
+
+    path = tmp_path / "ops.log"
+    writer = JsonLogWriter(str(path))
+    huge_error, huge_id = "E" * 10_000_000, "m" * 1_000_000
+    fields = (("message_id", huge_id), ("error", huge_error), ("consumer", "c1"))
+    writer(Event(1, 0.0, EventKind.DEAD_LETTERED, f"{huge_id} dead: {huge_error}", fields))
+    writer.close()
+    (line,) = path.read_text().splitlines()
+    assert len(line) < 20_000, len(line)
+    record = json.loads(line)
+    for key in ("message", "message_id", "error"):
+        assert record[key].endswith("…") and len(record[key]) < 5_000, key
+    assert record["error"].startswith("EEEE") and record["message_id"].startswith("mmmm")
+    assert record["consumer"] == "c1"
+    assert sorted(record["truncated"]) == ["error", "message", "message_id"]

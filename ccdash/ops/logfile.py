@@ -10,7 +10,7 @@ from ccdash.engine import Event
 from ccdash.engine import level_of as kind_level
 from ccdash.files import AppendFile
 from ccdash.ops import OpsError
-from ccdash.text import sanitize
+from ccdash.text import ELLIPSIS, sanitize
 
 
 def level_of(ev: Event) -> str:
@@ -18,18 +18,41 @@ def level_of(ev: Event) -> str:
     return kind_level(ev.kind, dict(ev.fields))
 
 
+# Characters of one string of a log record at most (an event's message quotes its
+# fields, so it gets more): a 10 MB error text or message id from outside makes a
+# line of a few KB, not one of 10 MB.
+FIELD_LIMIT = 2000
+MESSAGE_LIMIT = 2 * FIELD_LIMIT
+KEY_LIMIT = 100
+
+
+def _bounded(text: object, limit: int, name: str, cut: list[str]) -> str:
+    """`text` sanitised and cut to `limit` (ending in …); `name` noted in `cut` if cut."""
+    s = sanitize(text, limit)
+    if s.endswith(ELLIPSIS) and sanitize(text, 2 * limit) != s:  # not a text's own …
+        cut.append(name)
+    return s
+
+
 def event_record(ev: Event) -> dict[str, object]:
-    """The JSON object written for one event, its text sanitised (`jq -r` prints it inert)."""
+    """The JSON object written for one event, its text sanitised (`jq -r` prints it inert)
+    and bounded: `truncated` lists the fields that were cut, if any."""
+    cut: list[str] = []
     record: dict[str, object] = {
         "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "level": level_of(ev),
         "event": ev.kind,
-        "message": sanitize(ev.message),
+        "message": _bounded(ev.message, MESSAGE_LIMIT, "message", cut),
         "seq": ev.seq,
     }
     for k, v in ev.fields:  # outside text (errors, ids, names) as the terminal would see it
-        kept = v if isinstance(v, int | float | bool | None) else sanitize(v)
-        record.setdefault(sanitize(k), kept)
+        key = sanitize(k, KEY_LIMIT)
+        if key in record:
+            continue
+        kept = v if isinstance(v, int | float | bool | None) else _bounded(v, FIELD_LIMIT, key, cut)
+        record[key] = kept
+    if cut:
+        record["truncated"] = cut
     return record
 
 
