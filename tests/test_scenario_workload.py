@@ -177,6 +177,35 @@ async def test_a_run_too_short_to_judge_throughput_does_not_fail_on_it() -> None
     assert "not judged" in out and "result: PASS" in out
 
 
+async def test_a_run_that_published_nothing_does_not_fail_on_latency() -> None:
+    """`--duration 1e-7`: the load is over before its first message, so there is no
+    latency to judge. The latency SLO is listed as not judged, saying why, and the run
+    passes on what was judged (it failed on p99 latency: actual None)."""
+    report, out = await demo(load_scenario(None), duration=1e-7)
+    assert report["published"] == 0
+    assert report["ok"] is True and exit_code(report) == 0, [
+        c for c in report["slo"] if not c["ok"]
+    ]
+    skipped = {c["name"]: c for c in report["slo_not_judged"]}
+    assert "max_latency_p99_ms" in skipped and skipped["max_latency_p99_ms"]["actual"] is None
+    assert "no message was published" in skipped["max_latency_p99_ms"]["why"]
+    assert not any(c["name"].startswith("max_latency") for c in report["slo"])
+    assert "max_latency_p99_ms: no message was published" in out and "result: PASS" in out
+
+
+async def test_latency_is_judged_when_messages_were_published_but_none_handled() -> None:
+    """Messages published and none handled (every one fails to the DLQ): no latency,
+    and the latency SLO fails; only a run that published nothing leaves it unjudged."""
+    sc = parse_scenario(SMALL + "[slo]\nmax_latency_p99_ms = 1000\n")
+
+    async def failing(d: Delivery) -> None:
+        raise RuntimeError("no")
+
+    report, _ = await demo(sc, handler=failing, duration=2)
+    assert report["published"] > 0 and report["acked"] == 0
+    assert "max_latency_p99_ms" in [c["name"] for c in report["slo"] if not c["ok"]]
+
+
 async def test_throughput_is_judged_over_enough_load() -> None:
     """Over 5 s of load the throughput SLO is judged: an impossible one fails the run."""
     sc = parse_scenario(SMALL + "[slo]\nmin_throughput_per_s = 1000000\n")

@@ -274,6 +274,12 @@ def _check(name: str, text: str, limit: Any, actual: Any, ok: bool) -> dict[str,
     return {"name": name, "text": text, "limit": limit, "actual": actual, "ok": bool(ok)}
 
 
+def _not_judged(check: dict[str, Any], why: str) -> None:
+    """The run cannot judge this check: listed apart with `why`, instead of `ok`."""
+    del check["ok"]
+    check["why"] = why
+
+
 def check_slos(wl: FinishedRun, r: dict[str, Any]) -> list[dict[str, Any]]:
     """Every check of the run: nothing lost, drained, drills, then the scenario's SLOs."""
     slo = wl.scenario.slo
@@ -314,12 +320,13 @@ def check_slos(wl: FinishedRun, r: dict[str, Any]) -> list[dict[str, Any]]:
             r["throughput_per_s"] >= slo.min_throughput_per_s,
         )
         if (load := r["duration_s"] - (r["drain_s"] or 0.0)) < MIN_THROUGHPUT_LOAD_S:
-            del check["ok"]
-            check["why"] = (
+            _not_judged(
+                check,
                 f"the load ran {load:.1f} s; throughput is judged over at least "
-                f"{MIN_THROUGHPUT_LOAD_S:g} s (shorter, the run's fixed costs weigh most)"
+                f"{MIN_THROUGHPUT_LOAD_S:g} s (shorter, the run's fixed costs weigh most)",
             )
         out.append(check)
+    first_latency = len(out)
     for q in ("p50", "p95", "p99"):
         limit = getattr(slo, f"max_latency_{q}_ms")
         if limit is not None:
@@ -344,6 +351,10 @@ def check_slos(wl: FinishedRun, r: dict[str, Any]) -> list[dict[str, Any]]:
                 actual is not None and actual <= limit,
             )
         )
+    if r["published"] == 0:  # a load over before its first message: nothing was timed
+        load = r["duration_s"] - (r["drain_s"] or 0.0)
+        for check in out[first_latency:]:
+            _not_judged(check, f"no message was published (the load ran {load:.1g} s)")
     faults = [d for d in drills if d.action in FAULTS]
     for key, attr, what in (
         ("max_detection_s", "detected_after_s", "detection"),
