@@ -45,6 +45,15 @@ BAD_VALUES = {
     "variable-a-number": 'primary = "#fff"\nvariables = { border = 5 }\n',
     "variable-unknown-ref": 'primary = "#fff"\nvariables = { border = "$nope" }\n',
     "variable-breaks-css": 'primary = "#fff"\nvariables = { border = "red; } Screen { x" }\n',
+    # one plain CSS value, but not of the kind the stylesheet uses it as: Textual printed
+    # "CSS parsing failed" with its error panels and ccdash exited 0
+    "variable-wrong-kind-colour": (
+        'primary = "#fff"\nvariables = { footer-key-foreground = "bold" }\n'
+    ),
+    "variable-wrong-kind-border": 'primary = "#fff"\nvariables = { border = "solid red 3" }\n',
+    "variable-wrong-kind-style": (
+        'primary = "#fff"\nvariables = { block-cursor-text-style = "12px" }\n'
+    ),
 }
 
 
@@ -64,3 +73,33 @@ def test_a_theme_with_a_bad_value_is_refused_before_the_dashboard_starts(
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith("ccdash: error: --theme: "), err
     assert "bad.toml" in err and "\x1b" not in err
+
+
+@pytest.mark.parametrize(
+    "colour",
+    ["transparent", "ansi_red", "ansi_default", "hsl(200, 50%, 50%)", "rgba(10,20,30,0.5)"],
+)
+def test_a_colour_textual_takes_is_one_the_dashboard_can_draw(colour: str) -> None:
+    """The palette hands theme colours to Rich, which does not read `transparent`, hsl()
+    or rgba(): a theme with `primary = "transparent"` passed the check and the dashboard
+    died at its first header with a traceback (ColorParseError)."""
+    from rich.style import Style
+    from textual.theme import Theme
+
+    from ccdash.tui.format import Palette
+
+    palette = Palette.from_theme(
+        Theme(
+            name="t",
+            primary=colour,
+            secondary=colour,
+            accent=colour,
+            foreground=colour,
+            background=colour,
+            success=colour,
+            warning=colour,
+            error=colour,
+        )
+    )
+    for field in ("ok", "warn", "bad", "accent", "primary", "info", "muted"):
+        Style(color=getattr(palette, field))  # raises ColorParseError if Rich cannot

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
+from textual.color import Color as TextualColor
+from textual.color import ColorParseError
 from textual.theme import Theme
 
 from ccdash.engine import ENDED_STATES, AlertState, ConsumerState, Severity
@@ -39,16 +41,28 @@ class Palette:
     @classmethod
     def from_theme(cls, theme: Theme) -> Palette:
         """Map a Textual theme's colours onto the dashboard's roles."""
-        fg = theme.foreground or ("#e0e0e0" if theme.dark else "#202020")
+        fg = _hex(theme.foreground, "#e0e0e0" if theme.dark else "#202020")
+        primary = _hex(theme.primary, "#4c9be8")
         return cls(
-            ok=theme.success or "green",
-            warn=theme.warning or "yellow",
-            bad=theme.error or "red",
-            accent=theme.accent or theme.primary,
-            primary=theme.primary,
-            info=theme.secondary or theme.primary,
-            muted=_blend(fg, theme.background or ("#000000" if theme.dark else "#ffffff")),
+            ok=_hex(theme.success, "green"),
+            warn=_hex(theme.warning, "yellow"),
+            bad=_hex(theme.error, "red"),
+            accent=_hex(theme.accent, primary),
+            primary=primary,
+            info=_hex(theme.secondary, primary),
+            muted=_blend(fg, _hex(theme.background, "#000000" if theme.dark else "#ffffff")),
         )
+
+
+def _hex(colour: str | None, default: str) -> str:
+    """A theme's colour as #rrggbb, which Rich draws: Textual also takes `transparent`,
+    `ansi_red`, hsl() and rgba(), which Rich's Style cannot parse."""
+    if not colour:
+        return default
+    try:
+        return TextualColor.parse(colour).hex6
+    except ColorParseError:
+        return default
 
 
 def _blend(fg: str, bg: str, amount: float = 0.45) -> str:

@@ -107,6 +107,11 @@ def load_theme_file(path: Path) -> Theme:
     known.update(theme.variables)
     for name, value in theme.variables.items():
         _check_variable(path, name, value, known)
+    if theme.variables:  # each a plain value: now does it fit where it is used?
+        from ccdash.tui.theme_css import variables_problem
+
+        if problem := variables_problem(known):
+            raise ThemeError(f"{path}: variables.{sanitize(problem, 200)}")
     return theme
 
 
