@@ -92,18 +92,34 @@ async def test_stale_receipt_is_refused_by_redis(redis_broker: Make) -> None:
 # -- nack, retries, DLQ -----------------------------------------------------
 
 
-async def test_nack_hides_the_message_for_its_delay(redis_broker: Make) -> None:
-    """A nacked message waits out its delay in the delayed set, then comes back."""
+def redis_ms(server: Any) -> int:
+    """Redis's own clock (TIME), in ms: what a retry's due time is judged by."""
+    parts = server.command("TIME").split(b"\r\n")
+    return int(parts[2]) * 1000 + int(parts[4]) // 1000
+
+
+async def test_nack_hides_the_message_for_its_delay(redis_broker: Make, redis_server: Any) -> None:
+    """A nacked message waits out its delay in the delayed set, due exactly its delay
+    after the nack on Redis's clock (which judges it), and is not handed out before;
+    once Redis's clock reaches the due time (the test moves it there, as a fake clock
+    would), it comes back, attempt 2. (Timed on the local clock against Redis's, the
+    0.6 s delay flaked.)"""
     broker = await redis_broker()
     await broker.publish(b"x")
     d = await lease(broker)
-    t0 = time.monotonic()
-    assert await broker.nack(d.receipt, "boom", delay=0.6) is False
+    delayed = f"{broker.keys.prefix}delayed"
+    before = redis_ms(redis_server)
+    assert await broker.nack(d.receipt, "boom", delay=600.0) is False
+    after = redis_ms(redis_server)
+    due = float(redis_server.command("ZSCORE", delayed, d.message_id).split(b"\r\n")[1])
+    assert before + 600_000 <= due <= after + 600_000
     await settled(broker)
     assert (broker.stats().delayed, broker.stats().ready) == (1, 0)
+    assert broker.receive_nowait(["c"]) == []
+    now = redis_ms(redis_server)  # the delay is over on Redis's clock
+    assert redis_server.command("ZADD", delayed, "XX", str(now), d.message_id) == b":0\r\n"
     again = await lease(broker)
-    assert time.monotonic() - t0 >= 0.55
-    assert again.attempt == 2
+    assert (again.message_id, again.attempt) == (d.message_id, 2)
 
 
 async def test_delayed_retries_come_due_in_deadline_order(redis_broker: Make) -> None:
