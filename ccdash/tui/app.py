@@ -221,6 +221,7 @@ class DashboardApp(ViewActions, Listeners, ThemedApp):
         try:
             heap.freeze()  # out of full collections while the dashboard runs (ccdash.heap)
             self.engine_ready.set()
+            self._started()
             self.refresh_now()  # the consumers exist now: show them without waiting a tick
             if self.fleet is not None:
                 self.run_worker(

@@ -29,6 +29,8 @@ class DashboardEvent(Kind):
     FLEET = "fleet", Level.INFO, "the fleet view reads Redis again"
     FLEET_ERROR = "fleet-error", Level.ERROR, "the fleet view lost Redis"
     WORKLOAD = "workload", Level.INFO, "a run's line that named no kind"
+    LOG_WARNING = "log-warning", Level.WARNING, "ccdash logged a warning (a lock wait, ...)"
+    LOG_ERROR = "log-error", Level.ERROR, "ccdash logged an error (a write Redis refused, ...)"
 
 
 # How a kind is coloured (by its text, so recorded kinds read back are coloured too).
@@ -41,6 +43,7 @@ _BAD = frozenset(
         DrillEvent.FAIL,
         OperatorEvent.ERROR,
         DashboardEvent.FLEET_ERROR,
+        DashboardEvent.LOG_ERROR,
     }
 )
 _GOOD = frozenset(

@@ -111,6 +111,7 @@ def make_app(
     latency: float = 0.2,
     seed: int = 7,
     size_live: bool = False,
+    broker: Any = None,
     **app_kw: Any,
 ) -> DashboardApp:
     """A dashboard over a seeded engine on a fake clock, its own timers off."""
@@ -132,7 +133,7 @@ def make_app(
     async def handler(d: Delivery) -> None:
         await holder["w"].handle(d)
 
-    engine = Engine(cfg, handler=handler, clock=clock)
+    engine = Engine(cfg, handler=handler, clock=clock, broker=broker)
     workload = holder["w"] = FakeWorkload(engine, clock, rate=rate, latency=latency)
     app_kw.setdefault("live", size_live)
     app_kw.setdefault("title", "test")
