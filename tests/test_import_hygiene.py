@@ -34,6 +34,7 @@ _LAYER_OF = {
     "brokers": "brokers",
     "clock": "base",
     "text": "base",
+    "strict_json": "base",  # JSON from outside: finite numbers only
     "hints": "base",
     "backoff": "base",
     "aio": "base",

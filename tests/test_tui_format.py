@@ -14,3 +14,18 @@ def test_a_time_before_the_dashboard_started_reads_as_before() -> None:
     assert fmt.clock_offset(-2.5) == "t-2.5s"
     assert fmt.clock_offset(-1800) == "t-30m00s"
     assert fmt.clock_offset(float("nan")) == "t+0.0s"
+
+
+def test_a_consumer_state_from_another_worker_is_shown_inert() -> None:
+    """On a Redis fleet the Consumers pane shows other workers' consumer states as their
+    presence records say: a foreign record's state with an OSC 52 sequence or a bidi
+    override reached the terminal raw (Rich strips only BEL, BS, VT, FF and CR)."""
+    from textual.theme import Theme
+
+    palette = fmt.Palette.from_theme(Theme(name="t", primary="#4C9BE8"))
+    hostile = "idle\x1b]52;c;ZXZpbA==\x07\u202e\x9b2J"
+    for kwargs in ({}, {"hung": True}, {"slow": 2.0}, {"faded": True}):
+        shown = fmt.state(palette, hostile, **kwargs).plain
+        assert not any(ch in shown for ch in "\x1b\x07\u202e\x9b"), shown
+    assert "\\x1b]52" in fmt.state(palette, hostile).plain
+    assert fmt.state(palette, "processing").plain == "processing"

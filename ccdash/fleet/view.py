@@ -3,7 +3,6 @@ leases (from their heartbeats), the queue's counts and the shared DLQ."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +10,7 @@ from urllib.parse import urlsplit
 
 from redis.exceptions import NoScriptError
 
+from ccdash import strict_json
 from ccdash.brokers.base import DeadLetter, QueueStats
 from ccdash.brokers.redis.scripts import SCRIPTS
 from ccdash.brokers.redis.views import parse_dead_letters, parse_stats
@@ -95,9 +95,9 @@ def _worker_view(name: str, raw: bytes | None, pending: int, now: float) -> Work
     if raw is None:
         return WorkerView(name=name, alive=False, state="lost", pending=pending)
     try:
-        info = json.loads(raw)
+        info = strict_json.loads(raw)  # NaN, Infinity, 1e999: unreadable, not int(inf) later
         return _live_worker(name, info, pending, now)
-    except (ValueError, TypeError, AttributeError, RecursionError):
+    except (ValueError, TypeError, AttributeError, RecursionError, OverflowError):
         # A heartbeat this code did not write (another version, a foreign writer):
         # the worker is shown alive, without the details, instead of failing the read.
         return WorkerView(name=name, alive=True, state="unreadable", pending=pending)

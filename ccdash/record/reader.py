@@ -16,12 +16,11 @@ many small decodes, and memory stays near the file's uncompressed size.
 from __future__ import annotations
 
 import bisect
-import json
-import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccdash import strict_json
 from ccdash.engine.snapshot import LIVE_STATES, Event, Snapshot
 from ccdash.files import PrivateFileError, read_small_file
 from ccdash.record.codec import CONSUMERS
@@ -167,34 +166,7 @@ def clean(value: Any) -> Any:
 
 
 def _parse(line: bytes) -> Any:
-    return clean(_loads(line))
-
-
-MAX_INT_DIGITS = 20  # a recorder's integers are counts and ids' numbers: 2**64 has 20 digits
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {sanitize(text, 40)} is out of range")
-    return value
-
-
-def _small_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits")
-    return int(text)
-
-
-def _not_a_number(text: str) -> Any:
-    raise ValueError(f"{text} is not a number a recorder writes")
-
-
-def _loads(line: bytes) -> Any:
-    """JSON as a recorder writes it: no NaN or Infinity, no float too big to be one
-    (1e999 reads as inf), no integer of hundreds of digits (its float conversion
-    raises later, where a damaged line is not expected)."""
-    return json.loads(line, parse_float=_finite, parse_int=_small_int, parse_constant=_not_a_number)
+    return clean(strict_json.loads(line))  # no NaN, Infinity, 1e999: no recorder writes them
 
 
 def _inflate(path: str, raw: bytes) -> tuple[bytes, bool]:
@@ -283,7 +255,7 @@ def parse_recording(raw: bytes, path: str = "<recording>") -> Recording:
 
 def _header(path: str, line: bytes) -> dict[str, Any]:
     try:
-        header = clean(_loads(line))
+        header = clean(strict_json.loads(line))
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deep
         raise RecordingError(
             f"{path}: corrupt recording: line 1 (the header) is not JSON"

@@ -206,13 +206,14 @@ STATE_ROLES: dict[str, str] = {
 def state(
     p: Palette, name: str, *, hung: bool = False, slow: float = 1.0, faded: bool = False
 ) -> Text:
-    """A consumer state, coloured; hung/slowed consumers are marked."""
-    label = name
+    """A consumer state, coloured; hung/slowed consumers are marked. Sanitised: another
+    worker's presence record (a foreign writer's) names its consumers' states."""
+    label = sanitize(name, 24)
     role = STATE_ROLES.get(name, "warn")
     if hung and name not in ENDED_STATES:
         label, role = "hung?", "warn"
     elif slow > 1.0 and name not in ENDED_STATES:
-        label = f"{name} x{slow:g}"
+        label = f"{label} x{slow:g}"
         role = "warn"
     style = getattr(p, role)
     return plain(

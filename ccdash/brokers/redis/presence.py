@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
+from ccdash import strict_json
 from ccdash.brokers.base import REASON_CONSUMER_FAILED, REASON_RELEASED, BrokerError
 from ccdash.brokers.redis.keys import GROUP
 from ccdash.brokers.redis.link import LinkDown, evalsha
@@ -55,11 +56,11 @@ def _ours_and_gone(raw: bytes) -> bool:
     """Is this heartbeat record a previous process of this worker on this host that
     is no longer running (or this very process)?"""
     try:
-        rec = json.loads(raw)
+        rec = strict_json.loads(raw)  # Infinity or 1e999 as the pid: int() would overflow
         host, pid = rec["host"], int(rec["pid"])
-    except (ValueError, TypeError, KeyError, RecursionError):
+    except (ValueError, TypeError, KeyError, RecursionError, OverflowError):
         return False  # not a record this code wrote: let it lapse
-    if host != socket.gethostname():
+    if host != socket.gethostname() or pid <= 0:  # os.kill(0 or -N) names a process group
         return False
     if pid == os.getpid():  # a restarted container reuses its pid; this process's own
         return bool(rec.get("proc") != PROCESS)  # brokers carry its token: those are alive
@@ -67,7 +68,7 @@ def _ours_and_gone(raw: bytes) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except OSError:  # alive under another user
+    except (OSError, OverflowError):  # alive under another user; a pid no C int holds
         return False
     return False
 

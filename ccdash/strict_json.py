@@ -1,0 +1,44 @@
+"""JSON from outside read as ccdash writes it: finite numbers of a sane size only.
+
+Python's json reads `NaN` and `Infinity`, turns `1e999` into inf and an integer of
+hundreds of digits into an int that float() cannot take; each of those then fails
+far from the read (int(inf), a NaN compared or drawn). `loads` refuses them where
+the text is read, with a ValueError like any other malformed JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ccdash.text import sanitize
+
+MAX_INT_DIGITS = 20  # ccdash's integers are counts, pids and ids' numbers: 2**64 has 20
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {sanitize(text, 40)} is out of range")
+    return value
+
+
+def _small_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {digits} digits")
+    return int(text)
+
+
+def _not_a_number(text: str) -> Any:
+    raise ValueError(f"{text} is not a number ccdash writes")
+
+
+def loads(data: str | bytes | bytearray) -> Any:
+    """`json.loads`, but NaN, Infinity, numbers too big for a float and integers of
+    more than 20 digits are a ValueError (RecursionError for deep nesting, as json)."""
+    return json.loads(data, parse_float=_finite, parse_int=_small_int, parse_constant=_not_a_number)
+
+
+__all__ = ["MAX_INT_DIGITS", "loads"]
