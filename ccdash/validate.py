@@ -15,8 +15,10 @@ import argparse
 import contextlib
 import math
 import os
+import re
 import stat
-from collections.abc import Callable, Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -32,12 +34,58 @@ class UsageError(Exception):
     """A bad command line; the CLI prints it as one line and exits 2."""
 
 
+# Values argparse would take for an option (and then say "expected one argument",
+# naming neither the value nor the range): -inf, -nan, -1e5, besides its -1 and -.5.
+_NEGATIVE_VALUE = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but errors raise UsageError instead of printing usage and exiting."""
+    """argparse, but errors raise UsageError instead of printing usage and exiting; a
+    value such as -inf reaches its option's check; an option given twice with two
+    values is refused (one of them would be dropped without a word)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_VALUE
 
     def error(self, message: str) -> NoReturn:
         """Turn argparse's complaint into one line."""
         raise UsageError(message)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's parse, after refusing an option given twice with two values."""
+        argv = list(sys.argv[1:] if args is None else args)
+        self._refuse_repeats(argv)
+        return super().parse_known_args(argv, namespace)
+
+    def _refuse_repeats(self, argv: list[str]) -> None:
+        takes_value = {
+            opt: action
+            for action in self._actions
+            if action.nargs is None and isinstance(action, argparse._StoreAction)
+            for opt in action.option_strings
+        }
+        given: dict[str, tuple[str, str]] = {}
+        tokens = iter(argv)
+        for token in tokens:
+            if token == "--":
+                break
+            opt, eq, value = token.partition("=")
+            action = takes_value.get(opt)
+            if action is None:
+                continue
+            if not eq:
+                value = next(tokens, None)  # type: ignore[assignment]
+                if value is None:
+                    break  # argparse says what is missing
+            first = given.setdefault(action.dest, (opt, value))
+            if first[1] != value:
+                raise UsageError(
+                    f"{opt} given twice ({shown(first[1], 60)} and {shown(value, 60)}); "
+                    "give it once"
+                )
 
 
 def check_theme(name: str) -> None:
