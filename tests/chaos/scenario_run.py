@@ -18,6 +18,11 @@ from chaos.books import Books, Row, read_ids, read_ledger
 from chaos.holdings import RedisQueue
 from chaos.procs import Proc, Procs
 
+# A publisher's count when it runs until the faults are over (then SIGTERM): a fixed
+# count can run out before the faults do on a slow machine, and a wait for more
+# completions would then wait for ever.
+OPEN_ENDED = 1_000_000
+
 
 @dataclass
 class Chaos:

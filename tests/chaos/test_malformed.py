@@ -16,7 +16,7 @@ from support.redis_fixtures import RedisServer
 
 from chaos.books import Books, read_ids
 from chaos.holdings import SqliteFile
-from chaos.scenario_run import Chaos
+from chaos.scenario_run import OPEN_ENDED, Chaos
 
 pytestmark = pytest.mark.chaos
 
@@ -49,7 +49,7 @@ def test_malformed_redis_entries_injected_mid_run(chaos: Chaos, redis_server: Re
     running between them (exit 0 on SIGTERM, no traceback), 0 lost."""
     q = chaos.redis_queue(redis_server)
     fleet = chaos.redis_fleet(q, redis_server.url, ("m1", "m2"))
-    pub = chaos.procs.publisher(q.url(redis_server.url), chaos.published, N, rate=300)
+    pub = chaos.procs.publisher(q.url(redis_server.url), chaos.published, OPEN_ENDED, rate=300)
     chaos.wait_progress(100)
 
     def undecodable() -> list[dict[str, bytes]]:
@@ -64,11 +64,12 @@ def test_malformed_redis_entries_injected_mid_run(chaos: Chaos, redis_server: Re
         chaos.wait_progress(10)  # the workers go on
     for proc in fleet.values():
         assert proc.alive(), f"{proc.name} died: {proc.tail()}"
+    assert pub.stop(signal.SIGTERM, 30) == 0, pub.tail()  # published through every entry
     books = chaos.finish_redis(
         q,
         pub,
         fleet,
-        N,
+        None,
         guilty=lambda: [f["m"].decode(errors="replace") for f in undecodable() if "m" in f],
     )
     chaos.row.note(books, recover, runs=len(MALFORMED))

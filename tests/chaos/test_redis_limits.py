@@ -5,13 +5,14 @@ TYPE normal`: a proxy or a failover dropping them), and memory running out
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 
 import pytest
 from support.redis_fixtures import RedisServer
 
-from chaos.scenario_run import Chaos
+from chaos.scenario_run import OPEN_ENDED, Chaos
 
 pytestmark = pytest.mark.chaos
 
@@ -29,7 +30,7 @@ def test_redis_client_connections_killed_repeatedly_mid_run(
     server = redis_server_factory()
     q = chaos.redis_queue(server)
     fleet = chaos.redis_fleet(q, server.url, ("k1", "k2", "k3"), ttl=TTL, CHAOS_DELAY="0.03")
-    pub = chaos.procs.publisher(q.url(server.url), chaos.published, N, rate=300)
+    pub = chaos.procs.publisher(q.url(server.url), chaos.published, OPEN_ENDED, rate=300)
     chaos.wait_progress(150)
     in_flight: set[str] = set()
     recover: list[float] = []
@@ -40,7 +41,8 @@ def test_redis_client_connections_killed_repeatedly_mid_run(
         in_flight |= before | q.pending()
         chaos.wait_progress(40, within=20)  # work flows again before the next one
         recover.append(time.monotonic() - t_kill)
-    books = chaos.finish_redis(q, pub, fleet, N)
+    assert pub.stop(signal.SIGTERM, 30) == 0, pub.tail()  # published through every storm
+    books = chaos.finish_redis(q, pub, fleet, None)
     chaos.row.note(books, max(recover), runs=STORMS)
     books.check(in_flight, chaos.procs, acked=q.counters().get("acked", 0))
 

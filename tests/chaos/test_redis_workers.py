@@ -10,12 +10,11 @@ from functools import partial
 import pytest
 from support.redis_fixtures import RedisServer
 
-from chaos.scenario_run import Chaos
+from chaos.scenario_run import OPEN_ENDED, Chaos
 
 pytestmark = pytest.mark.chaos
 
 KILLS = 4
-OPEN_ENDED = 1_000_000  # the publisher runs until the kills are over
 
 
 def test_kill9_one_of_three_redis_workers_repeatedly(

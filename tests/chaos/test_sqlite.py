@@ -13,11 +13,9 @@ import pytest
 
 from chaos.books import Books, read_ids
 from chaos.holdings import SqliteFile
-from chaos.scenario_run import Chaos
+from chaos.scenario_run import OPEN_ENDED, Chaos
 
 pytestmark = pytest.mark.chaos
-
-OPEN_ENDED = 1_000_000  # the producers publish until the kills are over
 
 
 def test_kill9_consumer_processes_sharing_one_sqlite_file(chaos: Chaos) -> None:

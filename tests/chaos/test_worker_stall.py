@@ -12,11 +12,10 @@ import pytest
 from support.redis_fixtures import RedisServer
 
 from chaos.books import read_ledger
-from chaos.scenario_run import Chaos
+from chaos.scenario_run import OPEN_ENDED, Chaos
 
 pytestmark = pytest.mark.chaos
 
-OPEN_ENDED = 1_000_000  # the publisher runs until the stopped worker works again
 TTL = 1.5
 VT = 3.0
 
