@@ -11,9 +11,10 @@ from typing import Any, Protocol
 from ccdash.brokers.base import QueueStats
 from ccdash.clock import Clock
 from ccdash.engine import Engine, Snapshot
-from ccdash.scenario.drill_record import DONE, FAULTS, PASS, SKIPPED, DrillRecord
+from ccdash.scenario.drill_record import FAULTS, SKIPPED, DrillRecord
 from ccdash.scenario.ledger import Ledger
 from ccdash.scenario.model import Scenario
+from ccdash.scenario.slo_checks import check_slos
 
 
 class FinishedRun(Protocol):
@@ -74,11 +75,6 @@ REPORT_FIELDS = (
     "slo",
     "ok",
 )
-
-
-# Seconds of load below which a throughput SLO is not judged: acked / run time over a
-# short run is mostly its fixed costs (consumers starting, the drain, drills settling).
-MIN_THROUGHPUT_LOAD_S = 5.0
 
 
 def quantile(sorted_values: list[float], q: float) -> float | None:
@@ -268,133 +264,6 @@ def _failover(r: Any) -> dict[str, Any]:
         "held": len(r.held),
         "verdict": r.verdict,
     }
-
-
-def _check(name: str, text: str, limit: Any, actual: Any, ok: bool) -> dict[str, Any]:
-    return {"name": name, "text": text, "limit": limit, "actual": actual, "ok": bool(ok)}
-
-
-def _not_judged(check: dict[str, Any], why: str) -> None:
-    """The run cannot judge this check: listed apart with `why`, instead of `ok`."""
-    del check["ok"]
-    check["why"] = why
-
-
-def check_slos(wl: FinishedRun, r: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every check of the run: nothing lost, drained, drills, then the scenario's SLOs."""
-    slo = wl.scenario.slo
-    out = [
-        _check("no_loss", "nothing lost", 0, r["lost"], r["lost"] == 0),
-        _check(
-            "publishes_confirmed",
-            "every publish confirmed by the broker",
-            0,
-            r["unconfirmed_publishes"],
-            r["unconfirmed_publishes"] == 0,
-        ),
-    ]
-    if slo.drained and not wl.stopping:
-        out.append(
-            _check(
-                "drained", "queue empty by the end", 0, r["still_queued"], r["still_queued"] == 0
-            )
-        )
-    drills = wl.drill_results
-    if drills:
-        good = sum(1 for d in drills if d.verdict in (PASS, DONE))
-        out.append(
-            _check(
-                "drills",
-                "every drill passed",
-                len(drills),
-                f"{good}/{len(drills)}",
-                good == len(drills),
-            )
-        )
-    if slo.min_throughput_per_s is not None:
-        check = _check(
-            "min_throughput_per_s",
-            f"throughput >= {slo.min_throughput_per_s:g} msg/s",
-            slo.min_throughput_per_s,
-            r["throughput_per_s"],
-            r["throughput_per_s"] >= slo.min_throughput_per_s,
-        )
-        if (load := r["duration_s"] - (r["drain_s"] or 0.0)) < MIN_THROUGHPUT_LOAD_S:
-            _not_judged(
-                check,
-                f"the load ran {load:.1f} s; throughput is judged over at least "
-                f"{MIN_THROUGHPUT_LOAD_S:g} s (shorter, the run's fixed costs weigh most)",
-            )
-        out.append(check)
-    first_latency = len(out)
-    for q in ("p50", "p95", "p99"):
-        limit = getattr(slo, f"max_latency_{q}_ms")
-        if limit is not None:
-            actual = r["latency_ms"][q]
-            out.append(
-                _check(
-                    f"max_latency_{q}_ms",
-                    f"{q} latency <= {limit:g} ms",
-                    limit,
-                    actual,
-                    actual is not None and actual <= limit,
-                )
-            )
-    for prio, limit in slo.max_latency_p99_ms_by_priority:
-        actual = r["latency_ms_by_priority"].get(str(prio), {}).get("p99")
-        out.append(
-            _check(
-                f"max_latency_p99_ms_by_priority.{prio}",
-                f"p99 latency of priority {prio} <= {limit:g} ms",
-                limit,
-                actual,
-                actual is not None and actual <= limit,
-            )
-        )
-    if r["published"] == 0:  # a load over before its first message: nothing was timed
-        load = r["duration_s"] - (r["drain_s"] or 0.0)
-        for check in out[first_latency:]:
-            _not_judged(check, f"no message was published (the load ran {load:.1g} s)")
-    faults = [d for d in drills if d.action in FAULTS]
-    for key, attr, what in (
-        ("max_detection_s", "detected_after_s", "detection"),
-        ("max_recovery_s", "recovered_after_s", "recovery"),
-    ):
-        limit = getattr(slo, key)
-        if limit is None or not faults:
-            continue
-        times = [getattr(d, attr) for d in faults]
-        worst = None if any(t is None for t in times) else round(max(times), 3)
-        out.append(
-            _check(
-                key,
-                f"failover {what} <= {limit:g} s",
-                limit,
-                worst,
-                worst is not None and worst <= limit,
-            )
-        )
-    if slo.max_dead_lettered is not None:
-        out.append(
-            _check(
-                "max_dead_lettered",
-                f"dead-lettered <= {slo.max_dead_lettered}",
-                slo.max_dead_lettered,
-                r["dead_lettered"],
-                r["dead_lettered"] <= slo.max_dead_lettered,
-            )
-        )
-    if slo.max_duplicates is not None:
-        out.append(
-            _check(
-                "max_duplicates",
-                f"duplicates <= {slo.max_duplicates}",
-                slo.max_duplicates,
-                r["duplicates"],
-                r["duplicates"] <= slo.max_duplicates,
-            )
-        )
-    return out
 
 
 def exit_code(report: dict[str, Any]) -> int:
