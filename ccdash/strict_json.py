@@ -14,7 +14,9 @@ from typing import Any
 
 from ccdash.text import sanitize
 
-MAX_INT_DIGITS = 20  # ccdash's integers are counts, pids and ids' numbers: 2**64 has 20
+# Past about 308 digits float() of an integer overflows (far from the read); a body or
+# a 128-bit id may well hold 40.
+MAX_INT_DIGITS = 300
 
 
 def _finite(text: str) -> float:
@@ -37,7 +39,7 @@ def _not_a_number(text: str) -> Any:
 
 def loads(data: str | bytes | bytearray) -> Any:
     """`json.loads`, but NaN, Infinity, numbers too big for a float and integers of
-    more than 20 digits are a ValueError (RecursionError for deep nesting, as json)."""
+    more than 300 digits are a ValueError (RecursionError for deep nesting, as json)."""
     return json.loads(data, parse_float=_finite, parse_int=_small_int, parse_constant=_not_a_number)
 
 

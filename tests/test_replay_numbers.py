@@ -48,3 +48,35 @@ def test_a_number_no_recorder_writes_is_a_corrupt_line(number: bytes, where: str
     message = str(err.value)
     assert message.startswith(f"run.rec: corrupt recording: line {i + 1}"), message
     assert "\n" not in message
+
+
+def test_big_integers_a_run_can_hold_still_replay() -> None:
+    """A body or seed of 30 digits (a dead letter kept with --record-bodies, a 128-bit
+    id) is an integer a recording may hold: read back, not refused as damage."""
+    records = _valid_records()
+    records[0]["seed"] = 10**29
+    event = next(r for r in records if r["t"] == "e")
+    event["f"] = {"order": 2**100}
+    rec = parse_recording(_file(records, {}), "run.rec")
+    assert rec.header["seed"] == 10**29
+
+
+def test_a_scenario_seed_is_bounded_like_the_command_lines() -> None:
+    """`[scenario] seed` takes what `--seed` takes, 0 to 2^63-1 (it took -1 and 2^70)."""
+    from ccdash.scenario import ScenarioError, load_scenario
+
+    for seed in ("-1", str(2**63), str(2**70)):
+        with pytest.raises(ScenarioError, match="scenario.seed"):
+            load_scenario_text(f"[scenario]\nseed = {seed}\n", load_scenario)
+    assert load_scenario_text(f"[scenario]\nseed = {2**63 - 1}\n", load_scenario).seed == 2**63 - 1
+
+
+def load_scenario_text(text: str, load: Any) -> Any:
+    """A scenario read from `text` (through a file, as --scenario reads it)."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "s.toml"
+        path.write_text(text)
+        return load(str(path))

@@ -300,6 +300,7 @@ class _Loader:
                 IndexError,
                 UnicodeDecodeError,
                 AttributeError,
+                OverflowError,  # a number float() cannot take where a count is drawn
                 RecursionError,  # lists or objects nested thousands deep
             ) as exc:
                 raise RecordingError(

@@ -115,12 +115,16 @@ class FieldReader:
         v, p = t[key], (*path, key)
         want = "an integer" if integer else "a number"
         bound = ""
+
+        def shown(x: float) -> str:  # an integer's bound whole: 9223372036854775807, not 9.2e+18
+            return str(int(x)) if integer and float(x).is_integer() else f"{x:g}"
+
         if ge is not None:
-            bound = f" >= {ge:g}"
+            bound = f" >= {shown(ge)}"
         if gt is not None:
-            bound = f" > {gt:g}"
+            bound = f" > {shown(gt)}"
         if le is not None:
-            bound += f" and <= {le:g}" if bound else f" <= {le:g}"
+            bound += f" and <= {shown(le)}" if bound else f" <= {shown(le)}"
         expected = f"expected {want}{bound}{unit}"
         if (
             isinstance(v, bool)

@@ -58,7 +58,7 @@ class ScenarioReader(DrillTableReader):
         self.duration = self.number(
             s, "duration", ("scenario",), 20.0, gt=0, le=86_400, unit=" seconds"
         )
-        seed = self.number(s, "seed", ("scenario",), None, integer=True)
+        seed = self.number(s, "seed", ("scenario",), None, ge=0, le=2**63 - 1, integer=True)
         drain = self.number(s, "drain_timeout", ("scenario",), 15.0, gt=0, le=3600, unit=" seconds")
         engine = self.engine()
         load = self.load()
