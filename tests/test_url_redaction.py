@@ -75,3 +75,23 @@ def test_the_redaction_knows_every_option_the_check_knows() -> None:
     from ccdash.brokers.urls import REDIS_OPTIONS, TLS_OPTIONS
 
     assert known_options("redis") == {*REDIS_OPTIONS, *TLS_OPTIONS}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0?queue=%1bq",
+        "redis://127.0.0.1:6379/0?qu%1beue=q",
+        "redis://127.0.0.1:6379/x%1b",
+        "rediss://127.0.0.1:6379/0?ssl_cert_reqs=%1b",
+        "redis://h:1/0#\x1b",
+        "http://h\x1b/0",
+    ],
+)
+def test_a_control_character_in_a_url_is_shown_as_one_escape(url: str) -> None:
+    """The refusal shows ESC as `\\x1b`, as every other error line does; it showed
+    `\\\\x1b` (the sanitiser's escape, repr()-ed: its backslash doubled)."""
+    with pytest.raises(BrokerError) as err:
+        check_url(url)
+    text = str(err.value)
+    assert "\\\\" not in text and "\x1b" not in text, text

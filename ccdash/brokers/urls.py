@@ -95,16 +95,16 @@ def check_url(url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise BrokerURLError(f"bad broker URL {shown!r}: {exc}") from None
+        raise BrokerURLError(f"bad broker URL '{shown}': {exc}") from None
     scheme = parts.scheme
     if scheme not in SCHEMES or scheme == "memory":
-        raise BrokerURLError(f"unknown broker {shown!r}; expected {FORMS}")
+        raise BrokerURLError(f"unknown broker '{shown}'; expected {FORMS}")
     if scheme == "sqlite":
         from ccdash.brokers.sqlite.schema import parse_url
 
         if "@" in parts.netloc:  # parse_url would echo the user part, a password perhaps
             raise BrokerURLError(
-                f"sqlite URL {shown!r} names a host; use sqlite:///relative.db "
+                f"sqlite URL '{shown}' names a host; use sqlite:///relative.db "
                 "or sqlite:////abs/path.db"
             )
 
@@ -116,7 +116,7 @@ def check_url(url: str) -> str:
 
 def _check_redis(url: str, scheme: str, shown: str) -> None:
     parts = urlsplit(url)
-    where = f"redis URL {shown!r}"
+    where = f"redis URL '{shown}'"
     try:
         url.encode()
     except UnicodeEncodeError:  # bytes from the environment or a file: Redis cannot be sent them
@@ -135,14 +135,14 @@ def _check_redis(url: str, scheme: str, shown: str) -> None:
     except ValueError:
         port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
         raise BrokerURLError(
-            f"{where}: port {sanitize(port, 40)!r}: expected a port from 1 to 65535"
+            f"{where}: port '{sanitize(port, 40)}': expected a port from 1 to 65535"
         ) from None
     if parts.port == 0:
         raise BrokerURLError(f"{where}: port 0: expected a port from 1 to 65535")
     db = parts.path[1:] if parts.path.startswith("/") else parts.path
     if db and (problem := REDIS_OPTIONS["db"](db)):
         raise BrokerURLError(
-            f"{where}: database {sanitize(db, 40)!r}: {problem} (the path is the database number)"
+            f"{where}: database '{sanitize(db, 40)}': {problem} (the path is the database number)"
         )
     known = {**REDIS_OPTIONS, **TLS_OPTIONS}
     seen: set[str] = set()
@@ -154,16 +154,16 @@ def _check_redis(url: str, scheme: str, shown: str) -> None:
         k, v = sanitize(key, 40), sanitize(value, 60)
         if key not in known:
             raise BrokerURLError(
-                f"{where}: unknown option {k!r}{did_you_mean(key, known)}; "
+                f"{where}: unknown option '{k}'{did_you_mean(key, known)}; "
                 f"known: {', '.join(known)}"
             )
         if key in TLS_OPTIONS and scheme != "rediss":
-            raise BrokerURLError(f"{where}: option {k!r} applies to TLS only; use rediss://")
+            raise BrokerURLError(f"{where}: option '{k}' applies to TLS only; use rediss://")
         if key in seen:
-            raise BrokerURLError(f"{where}: option {k!r} given twice")
+            raise BrokerURLError(f"{where}: option '{k}' given twice")
         seen.add(key)
         if problem := known[key](value):
-            raise BrokerURLError(f"{where}: option {k}={v!r}: {problem}")
+            raise BrokerURLError(f"{where}: option {k}='{v}': {problem}")
     if db and "db" in seen:
         raise BrokerURLError(f"{where}: the database is given twice (path and ?db=)")
 
