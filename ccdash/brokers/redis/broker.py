@@ -318,15 +318,13 @@ class RedisBroker(Publishing, LeaseOps, QueueState, Broker):
         now = self.clock.now()
         out: list[Delivery] = []
         offset = self.offset
-        lapsed = self.presence.lapse.lapsed()
         while book.buffered and len(out) < len(holders):
             entry = book.pop()
-            if entry.deadline <= now or lapsed:
+            if entry.deadline <= now:
                 if entry.deadline <= self.expiry_now(now):
                     continue  # its lease ran out while buffered (not in a stall): Redis reclaims it
-                # It ran out in a stall not dealt with yet, or our heartbeat may have
-                # lapsed (the process was stopped): a peer may have taken it over and
-                # finished it meanwhile. Held until Redis says it is still ours.
+                # It ran out in a stall not dealt with yet: a peer may have taken it over
+                # and finished it meanwhile. Held until keep_after_stall tells.
                 book.hold(entry)
                 continue
             try:

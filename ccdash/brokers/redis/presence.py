@@ -22,7 +22,6 @@ beating elsewhere is watched for up to one TTL: a new beat means it is alive
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import math
@@ -38,7 +37,6 @@ from redis.exceptions import ResponseError
 from ccdash import strict_json
 from ccdash.brokers.base import REASON_CONSUMER_FAILED, REASON_RELEASED, BrokerError
 from ccdash.brokers.redis.keys import GROUP
-from ccdash.brokers.redis.lapse import Lapse
 from ccdash.brokers.redis.link import LinkDown, evalsha
 
 if TYPE_CHECKING:
@@ -88,7 +86,6 @@ class Presence:
         self.data_checked = 0.0  # the reconnect after which the queue's marker was checked
         self.claimed = 0  # entries taken over from dead workers / expired leases
         self.held = False  # Redis held the last judgement (an outage just ended)
-        self.lapse = Lapse(broker.heartbeat_ttl)  # did we miss a beat (see lapse.py)?
         self.rescan_at = 0.0  # when this worker next offers to look for lost levels
         self.rng = random.Random()
 
@@ -127,7 +124,6 @@ class Presence:
             await self._take_over()
         await b.flusher.call(("ZADD", b.keys.workers, "NX", int(time.time() * 1000), b.worker))
         self.registered = True
-        self.lapse.start()
         self.grace_until = time.monotonic() + b.heartbeat_ttl
         # A previous process of this name that died (and came back within the TTL,
         # before the others claimed its entries) left leases nobody else will reap.
@@ -195,19 +191,18 @@ class Presence:
         # A stall (no reconnect) lost no reply: grace only, no hunt for strays.
         self.grace_until = max(self.grace_until, fl.stalled_at + b.heartbeat_ttl)
         if self.registered:
-            sent = time.monotonic()
-            beat = fl.call(
-                (
-                    "SET",
-                    b.keys.presence(b.worker),
-                    json.dumps(self.info()),
-                    "PX",
-                    self._ttl_ms(),
-                    "GET",
+            futs.append(
+                fl.call(
+                    (
+                        "SET",
+                        b.keys.presence(b.worker),
+                        json.dumps(self.info()),
+                        "PX",
+                        self._ttl_ms(),
+                        "GET",
+                    )
                 )
             )
-            beat.add_done_callback(functools.partial(self.lapse.beaten, sent))
-            futs.append(beat)
             futs.append(fl.call(("ZADD", b.keys.workers, "NX", int(time.time() * 1000), b.worker)))
             cfg = b.config
             if time.monotonic() >= self.rescan_at:
@@ -245,9 +240,6 @@ class Presence:
         *results, _ = await asyncio.gather(*futs, keep, return_exceptions=True)
         if self.registered and results:
             self._report(results, reap_expired)
-        lapse = self.lapse  # our beat is back after a lapse: what we hold, checked again
-        if lapse.suspect and lapse.beating() and await self.keep_buffer():
-            lapse.suspect = False
         if recovered > self.data_checked and fl.down_since is None:
             # Back after an outage: did Redis keep the queue? Its marker (written at open,
             # never by a script) is gone after a restart without persistence, even when a
@@ -321,43 +313,38 @@ class Presence:
             log.warning("%d expired leases reclaimed (%d dead-lettered)", ready + dead, dead)
             self.claimed += ready + dead
 
-    async def keep_buffer(self) -> bool:
+    async def keep_buffer(self) -> None:
         """Extend the leases of entries waiting in the local buffer (after a stall,
         those that ran out in it too; otherwise not those: Redis reclaims them). Those
-        held back after a stall or while our heartbeat may have lapsed (see
-        LocalBook.hold) go back to the buffer once Redis says they are still ours, and
-        are dropped when they are not, or when lease expiry may be judged past them.
-        False if Redis could not be asked."""
+        held back after a stall (see LocalBook.hold) go back to the buffer once Redis
+        says they are still ours, and are dropped when they are not, or when lease
+        expiry may be judged past them after all."""
         b = self.b
         book = b.book
         now = b.clock.now()
         judge = b.expiry_now(now)
         book.unhold([e for e in book.stalled if e.deadline <= judge])  # Redis reclaims
-        soon = math.inf if self.lapse.lapsed() else b.vt / 2  # a peer may have them all
-        stale = [e for e in book.buffered_entries() if judge < e.deadline < now + soon]
+        stale = [
+            e for e in book.buffered_entries() if judge < e.deadline and e.deadline - now < b.vt / 2
+        ]
         stale += book.stalled
         if not stale:
-            return True
+            return
         try:
             flags = await b.extender.extend([(0, "", e) for e in stale], 0)
         except (LinkDown, ResponseError):
-            return False  # the held ones wait for the next tick
-        gone = 0
+            return  # the held ones wait for the next tick
         for e, flag in zip(stale, flags, strict=True):
             # Not handed out meanwhile (a lease's deadline moves with extend; one
             # handed back unhandled has no receipt again: LocalBook.give_back).
             if not e.receipt:
                 # Gone: a peer took it over (in a stall); dropped at its turn.
                 e.deadline = now + b.vt if flag == 49 else -math.inf  # 49: b"1"
-                gone += flag != 49
-        if gone:
-            log.warning("%d read-ahead entries were taken over by peers: dropped", gone)
         back = [e for e in book.unhold(stale) if e.deadline > now]
         for e in reversed(back):  # ahead of what was read after them, in their order
             book.add(e, front=True)
         if back:
             b.fetched()
-        return True
 
     async def recover_strays(
         self, *, mode: str = "g", reason: str = REASON_RELEASED, error: str = ""
