@@ -315,7 +315,7 @@ async def test_a_worker_whose_handler_raises_keyboard_interrupt_keeps_serving(
     are retried and done on their second attempt; the worker serves on and stops
     cleanly, no traceback in its log."""
     handler = "support.fleet_handlers:interrupts_once"
-    fleet.spawn("k1", "--handler", handler, "--max-attempts", "3", delay=0.0)
+    fleet.spawn("k1", "--max-attempts", "3", delay=0.0, handler=handler)
     await until(lambda: has_workers(fleet.url, 1), 20, "the worker")
     ids = await publish(fleet.url, 30)
     await until(lambda: ids <= fleet.done(), 30, "every message handled")

@@ -43,6 +43,7 @@ class Fleet:
         concurrency: int = 4,
         secret: str | None = SECRET,
         label: str | None = None,
+        handler: str = "support.fleet_handlers:record",
     ) -> None:
         """Start `ccdash worker --name name`; `label` (default: the name) keys its
         process and log here (two processes may try the same name)."""
@@ -64,7 +65,7 @@ class Fleet:
                     "--broker",
                     self.url,
                     "--handler",
-                    "support.fleet_handlers:record",
+                    handler,
                     "--concurrency",
                     str(concurrency),
                     "--name",
