@@ -30,6 +30,11 @@ def one_line_error(proc: subprocess.CompletedProcess[str], says: str) -> None:
     assert says in lines[0] and "Traceback" not in proc.stderr
 
 
+# The tests on the one recorded run go to one xdist worker (addopts: --dist loadgroup),
+# so the run (a 4 s demo with a plot: ~4 CPU-s) is made once, not once a worker.
+on_the_recorded_run = pytest.mark.xdist_group("replay-cli-recorded-run")
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One recorded, plotted demo run: (its directory, what it printed)."""
@@ -54,6 +59,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return d, proc.stdout
 
 
+@on_the_recorded_run
 def test_the_report_names_its_recording_and_plot(recorded: tuple[Path, str]) -> None:
     """The JSON report and the text report name the files the run wrote; the files are 0600
     (the plot names consumers and drills, like the recording)."""
@@ -67,6 +73,7 @@ def test_the_report_names_its_recording_and_plot(recorded: tuple[Path, str]) -> 
     assert svg.lstrip().startswith("<?xml") and "kill busiest" in svg and "p99" in svg
 
 
+@on_the_recorded_run
 def test_replay_report_prints_what_the_live_run_printed(recorded: tuple[Path, str]) -> None:
     """`ccdash replay FILE --report`: the live run's report, verbatim, and its exit status."""
     d, out = recorded
@@ -77,6 +84,7 @@ def test_replay_report_prints_what_the_live_run_printed(recorded: tuple[Path, st
     assert json.loads((d / "again.json").read_text()) == json.loads((d / "run.json").read_text())
 
 
+@on_the_recorded_run
 def test_replay_plot_draws_the_recorded_timeline(recorded: tuple[Path, str]) -> None:
     """`ccdash replay FILE --plot F.svg` draws the same picture the live run drew."""
     d, _ = recorded
@@ -85,12 +93,14 @@ def test_replay_plot_draws_the_recorded_timeline(recorded: tuple[Path, str]) -> 
     assert (d / "again.svg").read_bytes() == (d / "run.svg").read_bytes()
 
 
+@on_the_recorded_run
 def test_replay_without_a_terminal_says_how_to_use_it(recorded: tuple[Path, str]) -> None:
     """No TTY: one line pointing at --report and --plot."""
     d, _ = recorded
     one_line_error(ccdash("replay", "run.rec", cwd=d), "--report")
 
 
+@on_the_recorded_run
 @pytest.mark.parametrize("mode", [["--report"], ["--plot", "x.svg"], []])
 def test_a_corrupt_recording_is_one_line_exit_2(
     recorded: tuple[Path, str], mode: list[str], tmp_path: Path
@@ -103,6 +113,7 @@ def test_a_corrupt_recording_is_one_line_exit_2(
     one_line_error(ccdash("replay", "bad.rec", *mode, cwd=tmp_path), "corrupt recording")
 
 
+@on_the_recorded_run
 def test_a_truncated_recording_has_no_report(recorded: tuple[Path, str], tmp_path: Path) -> None:
     """Cut in half: --report is one line (exit 2); the part before the cut still plots."""
     raw = (recorded[0] / "run.rec").read_bytes()
@@ -187,6 +198,7 @@ async def test_a_worker_records_its_run(redis_server: Any, tmp_path: Path) -> No
     assert any(e.kind == "consumer-started" for e in rec.events)
 
 
+@on_the_recorded_run
 def test_a_recording_from_a_newer_ccdash_is_one_line_exit_2(
     recorded: tuple[Path, str], tmp_path: Path
 ) -> None:
@@ -206,6 +218,7 @@ def test_a_recording_from_a_newer_ccdash_is_one_line_exit_2(
         )
 
 
+@on_the_recorded_run
 def test_long_strings_in_a_recorded_report_are_bounded(
     recorded: tuple[Path, str], tmp_path: Path
 ) -> None:
