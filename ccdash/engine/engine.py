@@ -161,6 +161,11 @@ class Engine(OperatorCommands):
             balancer=self.balancer.name,
         )
 
+    def cut_grace(self) -> None:
+        """Wait no longer for the handlers in progress of a `stop` under way (a second
+        Ctrl-C): they are cancelled now and their messages handed back."""
+        self.pool.cut_grace()
+
     async def stop(self, grace: float | None = None) -> None:
         """Two-phase shutdown: stop intake, grace for handlers, then cancel. Idempotent.
         `grace` overrides `config.shutdown_grace` for this stop (0: cancel at once)."""

@@ -206,7 +206,7 @@ class WorkerRuntime:
             self.name,
             sig.name,
         )
-        self.engine.pool.cut_grace()
+        self.engine.cut_grace()
         self.request_stop(f"signal {sig.name}, forced")
 
     async def _drain_now(self) -> None:
