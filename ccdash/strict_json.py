@@ -19,7 +19,8 @@ from ccdash.text import sanitize
 MAX_INT_DIGITS = 300
 
 
-def _finite(text: str) -> float:
+def finite(text: str) -> float:
+    """A JSON float that is a float (`parse_float`): 1e999 is a ValueError, not inf."""
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f"number {sanitize(text, 40)} is out of range")
@@ -33,14 +34,15 @@ def _small_int(text: str) -> int:
     return int(text)
 
 
-def _not_a_number(text: str) -> Any:
+def not_a_number(text: str) -> Any:
+    """`parse_constant`: NaN, Infinity and -Infinity are a ValueError."""
     raise ValueError(f"{text} is not a number ccdash writes")
 
 
 def loads(data: str | bytes | bytearray) -> Any:
     """`json.loads`, but NaN, Infinity, numbers too big for a float and integers of
     more than 300 digits are a ValueError (RecursionError for deep nesting, as json)."""
-    return json.loads(data, parse_float=_finite, parse_int=_small_int, parse_constant=_not_a_number)
+    return json.loads(data, parse_float=finite, parse_int=_small_int, parse_constant=not_a_number)
 
 
-__all__ = ["MAX_INT_DIGITS", "loads"]
+__all__ = ["MAX_INT_DIGITS", "finite", "loads", "not_a_number"]

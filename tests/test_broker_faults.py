@@ -111,12 +111,14 @@ async def test_undecodable_sqlite_rows_are_dead_lettered_and_the_engine_goes_on(
     tmp_path: Path,
 ) -> None:
     """Rows whose JSON body does not decode (corruption, a foreign writer: invalid
-    JSON, invalid UTF-8, deep nesting, a 5,000-digit integer, no bytes) or whose id is not
+    JSON, invalid UTF-8, deep nesting, a 5,000-digit integer, no bytes, NaN, Infinity,
+    a number past a float's range, which ccdash's encoder never writes) or whose id is not
     UTF-8 go to the DLQ as `undecodable` with their bytes, with an event and an
     alert; the rest are handled."""
     path = tmp_path / "q.db"
     url = f"sqlite:///{path}"
     bad_bodies = [b"{not json", b'"\xff"', b"[" * 200_000 + b"]" * 200_000, b"9" * 5000, b""]
+    bad_bodies += [b'{"n": NaN}', b"[-Infinity]", b'{"n": 1e999}']
     async with Engine(EngineConfig(consumers=0, min_consumers=0), broker=url) as producer:
         bad = [await producer.publish({"bad": i}) for i in range(len(bad_bodies))]
         bad_id = await producer.publish({"bad": "id"})

@@ -258,6 +258,10 @@ MALFORMED: dict[str, tuple[str, ...]] = {
     "invalid UTF-8": ("m", "bad-utf8", "t", "1", "a", "0", "d", 'j"\udcff"'),
     "deep nesting": ("m", "deep", "t", "1", "a", "0", "d", "j" + "[" * 200_000 + "]" * 200_000),
     "huge integer": ("m", "bigint", "t", "1", "a", "0", "d", "j" + "9" * 5000),
+    # JSON ccdash's encoder never writes (it refuses NaN and infinities): not a value
+    "NaN": ("m", "nan", "t", "1", "a", "0", "d", 'j{"n": NaN}'),
+    "Infinity": ("m", "inf", "t", "1", "a", "0", "d", "j[-Infinity]"),
+    "float out of range": ("m", "1e999", "t", "1", "a", "0", "d", 'j{"n": 1e999}'),
     "no body": ("m", "no-body", "t", "1", "a", "0"),
     "no id": ("t", "1", "a", "0", "d", "j1"),
     "attempts not a number": ("m", "bad-a", "t", "1", "a", "x", "d", "j1"),
@@ -282,9 +286,10 @@ def xadd(server: RedisServer, stream: str, fields: tuple[str, ...]) -> None:
 async def test_malformed_entries_go_to_the_dlq_and_the_engine_goes_on(
     redis_url: str, redis_server: RedisServer
 ) -> None:
-    """Entries with invalid JSON or UTF-8, deep nesting, a 5,000-digit integer, or
-    missing/wrong fields are dead-lettered at once as `undecodable` with their raw
-    bytes (bounded), an event and an alert; every good message is still handled."""
+    """Entries with invalid JSON or UTF-8, deep nesting, a 5,000-digit integer, NaN,
+    Infinity, a number past a float's range, or missing/wrong fields are dead-lettered
+    at once as `undecodable` with their raw bytes (bounded), an event and an alert;
+    every good message is still handled."""
     done: list[int] = []
 
     async def handler(d: Delivery) -> None:

@@ -11,11 +11,18 @@ import json.encoder
 from collections.abc import Callable
 from typing import Any
 
+from ccdash.strict_json import finite, not_a_number
+
 # The C encoder json.dumps itself uses (None without the accelerator); typeshed omits it.
 _c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 _encode_str = json.encoder.encode_basestring_ascii
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _DECODER = json.JSONDecoder()
+# For bytes from a store (a foreign writer may have put them there): NaN, Infinity and
+# numbers past a float's range are not JSON ccdash writes (its encoder refuses them),
+# so they do not decode. Integers of any size do: ccdash writes those. The hooks run
+# only for such tokens and for floats.
+_STORED = json.JSONDecoder(parse_float=finite, parse_constant=not_a_number)
 # The decoder's scanner, for our own text (typeshed does not list the attribute).
 _scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
@@ -46,11 +53,12 @@ def decode_json_text(text: str) -> Any:
 
 def decode_json(data: bytes) -> Any:
     """`json.loads(data)` (same values, same errors) without its per-call encoding
-    detection when the bytes are UTF-8, as every ccdash writer makes them."""
+    detection when the bytes are UTF-8, as every ccdash writer makes them; but NaN,
+    Infinity and a number past a float's range are a ValueError (see `_STORED`)."""
     try:
-        return _DECODER.decode(data.decode())
+        return _STORED.decode(data.decode())
     except ValueError:  # not plain UTF-8 (a BOM, UTF-16, or bad JSON): the general path
-        return json.loads(data)
+        return json.loads(data, parse_float=finite, parse_constant=not_a_number)
 
 
 class PayloadTooLarge(ValueError):
