@@ -58,7 +58,7 @@ def _handler_in(module: Any, spec: str, module_name: str, attr: str) -> Callable
             )
         obj = getattr(obj, part)
     if not callable(obj):
-        raise UsageError(f"--handler: {spec} is a {type(obj).__name__}, not a function")
+        raise UsageError(f"--handler: {spec} is of type {type(obj).__name__}, not a function")
     if not is_async_callable(obj):
         raise UsageError(
             f"--handler: {spec} is not async; define it with `async def "

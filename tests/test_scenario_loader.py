@@ -347,7 +347,7 @@ BAD_ARGS = {
     ),
     "handler-not-callable": (
         ["--handler", "ccdash_test_handlers:NOT_CALLABLE"],
-        ["not a function"],
+        ["NOT_CALLABLE is of type int, not a function"],
     ),
     "handler-module-raises": (
         ["--handler", "ccdash_test_broken:x"],
