@@ -40,3 +40,28 @@ def test_every_relative_link_in_the_docs_resolves() -> None:
             if not (page.parent / unquote(target)).exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken, broken
+
+
+PROGRAM = re.compile(r"```python\n(.*?)```", re.S)
+
+
+def _programs(page: Path) -> list[str]:
+    """The page's Python blocks that are whole programs (they run something)."""
+    return [b for b in PROGRAM.findall(page.read_text(encoding="utf-8")) if "asyncio.run(" in b]
+
+
+def test_the_python_examples_of_the_readme_and_the_api_page_run_as_written() -> None:
+    """The README's and docs/architecture.md's example programs, copied into a file
+    and run as they are, exit 0 and print what they handled (a top-level `async with`
+    would be a SyntaxError in a script)."""
+    import subprocess
+    import sys
+
+    blocks = _programs(ROOT / "README.md") + _programs(ROOT / "docs" / "architecture.md")
+    assert len(blocks) >= 3
+    for block in blocks:
+        run = subprocess.run(
+            [sys.executable, "-c", block], capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == 0, f"{block}\n{run.stderr[-2000:]}"
+        assert run.stdout.strip(), block
