@@ -24,6 +24,11 @@ MISREAD = [
     f"sqlite:///q.db?{SECRET}",
     f"sqlite:///q.db?password={SECRET}",
     f"sqlite://:pa/{SECRET}@host/q.db",
+    f"redis://:p@ss/{SECRET}@127.0.0.1:6379/0",  # an '@' in the password too
+    f"redis://:p@ss?{SECRET}@127.0.0.1:6379/0",
+    f"redis://127.0.0.1:6379/0?{SECRET}=",  # a token ending in '=' (base64)
+    f"redis://127.0.0.1:6379/0?queue=q&{SECRET}==",
+    f"sqlite:///q.db?{SECRET}=",
 ]
 
 
@@ -55,11 +60,15 @@ def test_the_command_line_refusal_does_not_show_the_secret(
         "sqlite:///x.db",
         "sqlite:////tmp/q.db",
         "sqlite:///x.db?durability=full",
+        "sqlite:////tmp/run@2026-12-04/q.db",
+        "sqlite:///runs/a@b/q.db",
     ],
 )
 def test_a_url_with_nothing_to_hide_is_shown_as_given(url: str) -> None:
-    """Known options, an `@` in a worker name, sqlite's durability: shown unchanged."""
+    """Known options, an `@` in a worker name, sqlite's durability, an `@` in a SQLite
+    file's path (a SQLite URL has no user part to hide): shown unchanged."""
     assert redact_url(url) == url
+    check_url(url)
 
 
 def test_the_refusal_says_to_percent_encode_the_password() -> None:
@@ -95,3 +104,13 @@ def test_a_control_character_in_a_url_is_shown_as_one_escape(url: str) -> None:
         check_url(url)
     text = str(err.value)
     assert "\\\\" not in text and "\x1b" not in text, text
+
+
+def test_a_misspelt_option_is_still_named_with_its_suggestion() -> None:
+    """An unknown option close to a known one is named, with the suggestion; one that is
+    not (a token, perhaps) is refused without its name."""
+    with pytest.raises(BrokerError, match="unknown option 'qeueu'.*did you mean 'queue'"):
+        check_url("redis://127.0.0.1:6379/0?qeueu=orders")
+    with pytest.raises(BrokerError, match="an unknown option") as err:
+        check_url(f"redis://127.0.0.1:6379/0?{SECRET}=x")
+    assert SECRET not in str(err.value)

@@ -7,13 +7,19 @@ them can show a URL in an error without echoing a password.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import SplitResult, unquote_plus, urlsplit
+
+from ccdash.text import did_you_mean, sanitize
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}")  # queue and worker names
 REDIS_OPTION_NAMES = frozenset({"queue", "worker", "ttl", "fetch", "timeout", "db"})
 TLS_OPTION_NAMES = frozenset(
     {"ssl_cert_reqs", "ssl_check_hostname", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile"}
 )
+# An unknown option's name shown as given: lowercase words, as option names are; a
+# token (mixed case, digits, '=' padding) is not shown.
+OPTION_LIKE = re.compile(r"[a-z_]{1,32}")
 NAMED_OPTIONS = frozenset({"queue", "worker"})  # the only ones whose good value may hold '@'
 
 
@@ -39,7 +45,8 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "<unparseable URL>"
     scheme, slashes, rest = url.partition("://")
-    if slashes and "@" not in parts.netloc and stray_at(parts):
+    # (A SQLite URL names no host: an '@' in its path is part of a file name.)
+    if slashes and (parts.netloc or parts.scheme != "sqlite") and stray_at(parts):
         after = redact_url(f"{scheme}://{rest.rpartition('@')[2]}")
         return f"{scheme}://***@{after.partition('://')[2]}"
     netloc = parts.netloc
@@ -52,13 +59,33 @@ def redact_url(url: str) -> str:
     query = "&".join(
         f"{key}{sep}{value}"
         if unquote_plus(key) in known
-        else (f"{key}=***" if sep else "***" if key else "")
+        else (f"{shown_key(key, known)}=***" if sep else "***" if key else "")
         for key, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
     )
     if netloc == parts.netloc and query == parts.query and not parts.fragment:
         return url  # nothing hidden: exactly as given
     shown = f"{parts.scheme}:{'//' if slashes else ''}{netloc}{parts.path}"
     return shown + (f"?{query}" if query else "") + ("#***" if parts.fragment else "")
+
+
+def _nameable(key: str, known: Iterable[str]) -> bool:
+    """Whether an unknown option's name may be shown: it reads like an option name (a
+    misspelling, `password`), not like a token (`?TOKEN=`: base64 ends in '=')."""
+    return bool(OPTION_LIKE.fullmatch(key) or did_you_mean(key, known))
+
+
+def shown_key(key: str, known: frozenset[str]) -> str:
+    """An unknown option's name as a shown URL holds it: as given, or *** (`_nameable`)."""
+    return key if _nameable(unquote_plus(key), known) else "***"
+
+
+def unknown_option(key: str, known: Iterable[str]) -> str:
+    """The refusal of an unknown query option, naming it (with a suggestion when one is
+    close) unless it may be a secret (`_nameable`)."""
+    names = ", ".join(known)
+    if _nameable(key, known):
+        return f"unknown option '{sanitize(key, 40)}'{did_you_mean(key, known)}; known: {names}"
+    return f"an unknown option (its name is not shown: it may be a secret); known: {names}"
 
 
 def stray_at(parts: SplitResult) -> bool:
@@ -81,5 +108,7 @@ __all__ = [
     "TLS_OPTION_NAMES",
     "known_options",
     "redact_url",
+    "shown_key",
     "stray_at",
+    "unknown_option",
 ]

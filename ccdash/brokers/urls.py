@@ -14,8 +14,8 @@ from collections.abc import Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from ccdash.brokers.base import BrokerError
-from ccdash.brokers.redact import NAME, redact_url, stray_at
-from ccdash.text import did_you_mean, sanitize
+from ccdash.brokers.redact import NAME, redact_url, stray_at, unknown_option
+from ccdash.text import sanitize
 
 SCHEMES = ("memory", "sqlite", "redis", "rediss")
 FORMS = "memory, sqlite:///FILE.db, redis://HOST:PORT/DB or rediss://HOST:PORT/DB"
@@ -121,7 +121,7 @@ def _check_redis(url: str, scheme: str, shown: str) -> None:
         url.encode()
     except UnicodeEncodeError:  # bytes from the environment or a file: Redis cannot be sent them
         raise BrokerURLError(f"{where} is not UTF-8 text") from None
-    if "@" not in parts.netloc and stray_at(parts):
+    if stray_at(parts):
         raise BrokerURLError(
             f"{where}: the user part holds '/', '?' or '#'; percent-encode them "
             "(%2F, %3F, %23) in the password"
@@ -153,10 +153,7 @@ def _check_redis(url: str, scheme: str, shown: str) -> None:
     for key, value in pairs:
         k, v = sanitize(key, 40), sanitize(value, 60)
         if key not in known:
-            raise BrokerURLError(
-                f"{where}: unknown option '{k}'{did_you_mean(key, known)}; "
-                f"known: {', '.join(known)}"
-            )
+            raise BrokerURLError(f"{where}: {unknown_option(key, known)}")
         if key in TLS_OPTIONS and scheme != "rediss":
             raise BrokerURLError(f"{where}: option '{k}' applies to TLS only; use rediss://")
         if key in seen:

@@ -19,7 +19,7 @@ from typing import TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from ccdash.brokers.base import BrokerBusy, BrokerError
-from ccdash.brokers.redact import redact_url
+from ccdash.brokers.redact import redact_url, unknown_option
 from ccdash.files import planted_problem
 
 T = TypeVar("T")
@@ -209,7 +209,7 @@ def parse_url(url: str) -> SqliteTarget:
         ) from None
     for key, value in pairs:
         if key != "durability":
-            raise SqliteOpenError(f"sqlite URL {url!r}: unknown option {key!r} (known: durability)")
+            raise SqliteOpenError(f"sqlite URL {url!r}: {unknown_option(key, ['durability'])}")
         if durability is not None:
             raise SqliteOpenError(f"sqlite URL {url!r}: option 'durability' given twice")
         if value not in DURABILITY:
