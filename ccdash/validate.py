@@ -42,9 +42,11 @@ _NEGATIVE_VALUE = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
 class Parser(argparse.ArgumentParser):
     """argparse, but errors raise UsageError instead of printing usage and exiting; a
     value such as -inf reaches its option's check; an option given twice with two
-    values is refused (one of them would be dropped without a word)."""
+    values is refused (one of them would be dropped without a word); no abbreviated
+    option (`--hand` for `--handler` would slip a second one past that check)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = _NEGATIVE_VALUE
 

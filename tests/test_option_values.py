@@ -64,3 +64,16 @@ def test_the_same_value_twice_and_flags_twice_are_fine(capsys: pytest.CaptureFix
     """Nothing is lost by `--seed 3 --seed 3` or `--demo --demo`: not refused for that."""
     assert cli.main(["--demo", "--demo", "--seed", "3", "--seed", "3", "--theme", "nope"]) == 2
     assert "unknown theme 'nope'" in one_line(capsys)
+
+
+def test_python_m_ccdash_worker_takes_no_abbreviated_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`python -m ccdash.worker` (the worker's own parser) refuses `--hand` as `ccdash
+    worker` does: an abbreviation would slip a second --handler past the twice-given
+    check (the last one silently won)."""
+    from ccdash import worker
+
+    argv = ["--broker", "redis://127.0.0.1:1/0", "--handler", "ccdash.demo:handle"]
+    assert worker.main([*argv, "--hand", "ccdash.demo:handle_fast"]) == 2
+    assert "unrecognized arguments: --hand ccdash.demo:handle_fast" in one_line(capsys)

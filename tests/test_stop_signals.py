@@ -215,7 +215,7 @@ def test_a_second_ctrl_c_forces_a_worker_to_stop(redis_url: str, tmp_path: Path)
             proc.wait()
     out = log_path.read_text()
     assert proc.returncode == 0, out[-2000:]
-    assert took < 5, (took, out[-2000:])
+    assert took < 30, (took, out[-2000:])  # forced: well within the 60 s grace
     assert "forcing the stop" in out and "worker twice stopped" in out, out[-2000:]
 
     async def handed_back() -> int:
