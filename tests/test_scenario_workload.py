@@ -193,6 +193,55 @@ async def test_a_run_that_published_nothing_does_not_fail_on_latency() -> None:
     assert "max_latency_p99_ms: no message was published" in out and "result: PASS" in out
 
 
+async def test_a_priority_with_nothing_published_is_not_judged_on_latency() -> None:
+    """priority-mix for 0.02 s publishes a bulk message but none of priority 9: the
+    priority-9 latency SLO is listed as not judged, naming the priority, and the run
+    passes (it failed on it: actual None, while the run published 1)."""
+    report, out = await demo(load_scenario("priority-mix"), duration=0.02)
+    assert report["published"] > 0
+    assert report["ok"] is True and exit_code(report) == 0, [
+        c for c in report["slo"] if not c["ok"]
+    ]
+    assert report["published_by_priority"].get("9", 0) == 0
+    skipped = {c["name"]: c for c in report["slo_not_judged"]}
+    check = skipped["max_latency_p99_ms_by_priority.9"]
+    assert check["actual"] is None and "no message of priority 9" in check["why"]
+    assert "result: PASS" in out
+
+
+async def test_a_priority_published_but_never_handled_fails_its_latency() -> None:
+    """Priority-9 messages published and none handled: its latency SLO still fails."""
+    sc = parse_scenario(
+        SMALL
+        + '[[load.mix]]\ntype = "urgent"\nshare = 1.0\npriority = 9\n'
+        + '[slo]\nmax_latency_p99_ms_by_priority = { "9" = 1000 }\n'
+    )
+
+    async def failing(d: Delivery) -> None:
+        raise RuntimeError("no")
+
+    report, _ = await demo(sc, handler=failing, duration=2)
+    assert report["published"] > 0 and report["acked"] == 0  # every one of priority 9
+    failed = [c["name"] for c in report["slo"] if not c["ok"]]
+    assert "max_latency_p99_ms_by_priority.9" in failed
+
+
+async def test_not_judged_latency_says_how_long_the_load_ran_and_why() -> None:
+    """A steady 0.05 msg/s load for 12 s publishes nothing: the why reads the load time
+    as a number (it printed `1e+01 s`) and the result line does not call the run too
+    short (it said `not judged: the run was too short`)."""
+    sc = parse_scenario(
+        SMALL.replace("rate = 40", 'rate = 0.05\narrivals = "even"')
+        + "[slo]\nmax_latency_p99_ms = 1000\n"
+    )
+    report, out = await demo(sc, duration=12)
+    assert report["published"] == 0
+    (check,) = report["slo_not_judged"]
+    assert "(the load ran 12" in check["why"] and "e+" not in check["why"], check["why"]
+    assert "too short" not in out and "result: PASS" in out
+    assert "max_latency_p99_ms not judged (see why above))" in out, out
+
+
 async def test_latency_is_judged_when_messages_were_published_but_none_handled() -> None:
     """Messages published and none handled (every one fails to the DLQ): no latency,
     and the latency SLO fails; only a run that published nothing leaves it unjudged."""

@@ -56,7 +56,7 @@ def result_line(r: dict[str, Any]) -> str:
         return f"result: INTERRUPTED by {sanitize(r['stopped_by'], 40)}; lost {r['lost']}"
     failed = [sanitize(c["name"], 80) for c in r["slo"] if not c["ok"]]
     skipped = [sanitize(c["name"], 80) for c in r.get("slo_not_judged") or []]
-    aside = f"; {', '.join(skipped)} not judged: the run was too short" if skipped else ""
+    aside = f"; {', '.join(skipped)} not judged (see why above)" if skipped else ""
     if word == "FAIL":
         return f"result: FAIL ({', '.join(failed) or 'the run'} failed{aside})"
     return f"result: PASS (nothing lost, every check held{aside})"

@@ -153,6 +153,9 @@ def build_report(wl: FinishedRun) -> dict[str, Any]:
         "throughput_per_s": round(acked / elapsed, 1) if elapsed > 0 else 0.0,
         "latency_ms": _ms(latencies),
         "latency_ms_by_priority": {str(p): _ms(sorted(v)) for p, v in sorted(by_prio.items())},
+        "published_by_priority": {
+            str(p): n for p, n in sorted(Counter(led.priority.get(m, 0) for m in published).items())
+        },
         "failovers": [
             _failover(r)
             for r in wl.drill_results

@@ -101,21 +101,23 @@ def check_slos(wl: JudgedRun, r: dict[str, Any]) -> list[dict[str, Any]]:
                     actual is not None and actual <= limit,
                 )
             )
+    load = r["duration_s"] - (r["drain_s"] or 0.0)
     for prio, limit in slo.max_latency_p99_ms_by_priority:
         actual = r["latency_ms_by_priority"].get(str(prio), {}).get("p99")
-        out.append(
-            _check(
-                f"max_latency_p99_ms_by_priority.{prio}",
-                f"p99 latency of priority {prio} <= {limit:g} ms",
-                limit,
-                actual,
-                actual is not None and actual <= limit,
-            )
+        check = _check(
+            f"max_latency_p99_ms_by_priority.{prio}",
+            f"p99 latency of priority {prio} <= {limit:g} ms",
+            limit,
+            actual,
+            actual is not None and actual <= limit,
         )
+        if r["published"] and not r["published_by_priority"].get(str(prio)):
+            why = f"no message of priority {prio} was published (the load ran {load:.2f} s)"
+            _not_judged(check, why)
+        out.append(check)
     if r["published"] == 0:  # a load over before its first message: nothing was timed
-        load = r["duration_s"] - (r["drain_s"] or 0.0)
         for check in out[first_latency:]:
-            _not_judged(check, f"no message was published (the load ran {load:.1g} s)")
+            _not_judged(check, f"no message was published (the load ran {load:.2f} s)")
     faults = [d for d in drills if d.action in FAULTS]
     for key, attr, what in (
         ("max_detection_s", "detected_after_s", "detection"),
