@@ -257,18 +257,22 @@ def test_a_second_ctrl_c_lands_in_a_handler_and_forces_the_stop(tmp_path: Path) 
     line, no traceback and no 'Task exception was never retrieved'."""
     proc = _demo_until(tmp_path, "blocking", "SIGINT: stopping gracefully")
     try:
-        for _ in range(50):  # one sent as the first's note came out may be dropped
+        wait = 0.2
+        for _ in range(20):  # one sent as the first's note came out may be dropped
             try:
-                out, err = proc.communicate(timeout=0.2)
+                out, err = proc.communicate(timeout=wait)
                 break
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGINT)
+                wait = min(2 * wait, 3.0)
         else:
             raise AssertionError("a second SIGINT did not stop the run")
     finally:
         proc.kill()
         proc.wait()
-    assert proc.returncode == 130, err[-3000:]
+    # 130; or, when a retried SIGINT arrived as it was exiting (a loaded machine), the
+    # signal's own exit (-2, which a shell shows as 130 too), after the same one line.
+    assert proc.returncode in (130, -signal.SIGINT), err[-3000:]
     assert err == "ccdash: interrupted\n"
     assert "ccdash demo report" not in out
 
