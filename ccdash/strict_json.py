@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from ccdash.text import sanitize
@@ -27,11 +28,14 @@ def finite(text: str) -> float:
     return value
 
 
-def _small_int(text: str) -> int:
-    digits = len(text.lstrip("-"))
-    if digits > MAX_INT_DIGITS:
-        raise ValueError(f"an integer of {digits} digits")
-    return int(text)
+def _int_of_at_most(limit: int) -> Callable[[str], int]:
+    def small_int(text: str) -> int:
+        digits = len(text.lstrip("-"))
+        if digits > limit:
+            raise ValueError(f"an integer of {digits} digits")
+        return int(text)
+
+    return small_int
 
 
 def not_a_number(text: str) -> Any:
@@ -39,10 +43,13 @@ def not_a_number(text: str) -> Any:
     raise ValueError(f"{text} is not a number ccdash writes")
 
 
-def loads(data: str | bytes | bytearray) -> Any:
+def loads(data: str | bytes | bytearray, *, max_int_digits: int | None = MAX_INT_DIGITS) -> Any:
     """`json.loads`, but NaN, Infinity, numbers too big for a float and integers of
-    more than 300 digits are a ValueError (RecursionError for deep nesting, as json)."""
-    return json.loads(data, parse_float=finite, parse_int=_small_int, parse_constant=not_a_number)
+    more than `max_int_digits` digits are a ValueError (RecursionError for deep nesting,
+    as json). `max_int_digits=None`: integers of any size Python reads (a message body
+    may hold them; the caller checks the numbers it counts with)."""
+    parse_int = int if max_int_digits is None else _int_of_at_most(max_int_digits)
+    return json.loads(data, parse_float=finite, parse_int=parse_int, parse_constant=not_a_number)
 
 
 __all__ = ["MAX_INT_DIGITS", "finite", "loads", "not_a_number"]

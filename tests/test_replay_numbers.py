@@ -61,6 +61,31 @@ def test_big_integers_a_run_can_hold_still_replay() -> None:
     assert rec.header["seed"] == 10**29
 
 
+async def test_a_dead_letter_body_with_a_huge_integer_replays(tmp_path: Any) -> None:
+    """A body ccdash accepted, {"account": 10**400}, dead-lettered and recorded with
+    --record-bodies, replays with its body as published: the reader's refusal of
+    400-digit numbers is for counts and times, not what a message carries (it said
+    `corrupt recording: line 3: an integer of 401 digits`)."""
+    from ccdash import Delivery, Engine, EngineConfig
+    from ccdash.record import Recorder, read_recording
+
+    async def fails(d: Delivery) -> None:
+        raise ValueError("no")
+
+    body = {"account": 10**400}
+    path = str(tmp_path / "run.rec")
+    recorder = Recorder.create(path, bodies=True)
+    async with Engine(EngineConfig(consumers=1, max_attempts=1), handler=fails) as engine:
+        await engine.publish(body)
+        await engine.join(timeout=10)
+        recorder.frame(engine.snapshot())
+        recorder.finish(engine.snapshot())
+    assert recorder.error is None
+    rec = read_recording(path)
+    dead = rec.snapshot(len(rec.frame_at) - 1).dead_letters
+    assert [d.body for d in dead] == [body]
+
+
 def test_a_scenario_seed_is_bounded_like_the_command_lines() -> None:
     """`[scenario] seed` takes what `--seed` takes, 0 to 2^63-1 (it took -1 and 2^70)."""
     from ccdash.scenario import ScenarioError, load_scenario

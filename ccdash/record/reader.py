@@ -23,7 +23,7 @@ from typing import Any
 from ccdash import strict_json
 from ccdash.engine.snapshot import LIVE_STATES, Event, Snapshot
 from ccdash.files import PrivateFileError, read_small_file
-from ccdash.record.codec import CONSUMERS
+from ccdash.record.codec import CONSUMERS, DEAD
 from ccdash.record.decode import DecodedState
 from ccdash.record.kinds import OperatorEvent
 from ccdash.record.writer import FORMAT, VERSION
@@ -37,6 +37,7 @@ MAX_BYTES = 2 * 1024**3  # refuse to inflate more than this (a hostile "zip bomb
 BOMB_RATIO = 100
 BOMB_FLOOR = 32 * 1024**2
 _STEP = 1 << 20  # compressed bytes fed at a time; output per call is capped likewise
+_BIG = 10**strict_json.MAX_INT_DIGITS  # the first integer of MAX_INT_DIGITS + 1 digits
 
 
 class RecordingError(Exception):
@@ -154,19 +155,48 @@ class Recording:
 # -- reading ---------------------------------------------------------------------
 
 
-def clean(value: Any) -> Any:
-    """Every string in a decoded JSON value through the sanitiser (keys too)."""
+def clean(value: Any, *, any_int: bool = False) -> Any:
+    """Every string in a decoded JSON value through the sanitiser (keys too); an integer
+    of more than MAX_INT_DIGITS digits is a ValueError unless `any_int` (a message body:
+    it holds what was published, and ccdash takes integers of any size)."""
     if isinstance(value, str):
         return sanitize(value)
     if isinstance(value, list):
-        return [clean(v) for v in value]
+        return [clean(v, any_int=any_int) for v in value]
     if isinstance(value, dict):
-        return {sanitize(k): clean(v) for k, v in value.items()}
+        return {sanitize(k): clean(v, any_int=any_int) for k, v in value.items()}
+    if not any_int and type(value) is int and not -_BIG < value < _BIG:
+        raise ValueError(f"an integer of {len(str(abs(value)))} digits")
     return value
 
 
 def _parse(line: bytes) -> Any:
-    return clean(strict_json.loads(line))  # no NaN, Infinity, 1e999: no recorder writes them
+    """One record: no NaN, Infinity, 1e999 (no recorder writes them), and integers past
+    MAX_INT_DIGITS only inside a dead letter's body (a count or time that long is damage;
+    Python's own limit, 4300 digits, still holds there)."""
+    r = strict_json.loads(line, max_int_digits=None)
+    if isinstance(r, dict) and r.get("t") == "s" and isinstance(r.get(DEAD), dict):
+        dead = r.pop(DEAD)
+        out = clean(r)
+        out[DEAD] = _clean_dead(dead)
+        return out
+    return clean(r)
+
+
+def _clean_dead(part: dict[str, Any]) -> Any:
+    """A frame's dead letters cleaned; each body (item 5 of an entry) with any integers."""
+    updates = part.get("u")
+    if not isinstance(updates, dict):
+        return clean(part)  # malformed: decode.py says what is wrong
+    out = clean({k: v for k, v in part.items() if k != "u"})
+    out["u"] = {sanitize(k): _clean_letter(v) for k, v in updates.items()}
+    return out
+
+
+def _clean_letter(v: Any) -> Any:
+    if not (isinstance(v, list) and len(v) == 7):
+        return clean(v)
+    return [*clean(v[:4]), clean(v[4], any_int=True), *clean(v[5:])]
 
 
 def _inflate(path: str, raw: bytes) -> tuple[bytes, bool]:
