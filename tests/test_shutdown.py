@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.fleet import worker_env
 from support.polling import wait_until
 
 from ccdash import Delivery, Engine, EngineConfig, EngineStopped
@@ -144,12 +145,7 @@ def test_one_sigint_stops_a_worker_whose_handler_ignores_cancellation(
 ) -> None:
     """A real `ccdash worker` on a real Redis: one SIGINT ends it within a bounded time (exit 0)
     although its handler swallows cancellation."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}",
-        "CCDASH_TEST_OUT": str(tmp_path),
-    }
-    env.pop("CCDASH_CONTROL_SECRET", None)
+    env = worker_env(tmp_path)
     proc = subprocess.Popen(
         [
             sys.executable,

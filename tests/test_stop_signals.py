@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.fleet import worker_env
 from support.polling import wait_until
 from support.terminal import CCDASH, Terminal, needs_tmux
 
@@ -118,12 +119,7 @@ def test_sighup_stops_a_worker_gracefully(redis_url: str, tmp_path: Path) -> Non
     the heartbeat TTL and its recording would end mid-run."""
     out_dir, rec = tmp_path / "out", tmp_path / "w.rec"
     out_dir.mkdir()
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}",
-        "CCDASH_TEST_OUT": str(out_dir),
-    }
-    env.pop("CCDASH_CONTROL_SECRET", None)
+    env = worker_env(out_dir)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -171,12 +167,7 @@ def test_a_second_ctrl_c_forces_a_worker_to_stop(redis_url: str, tmp_path: Path)
 
     out_dir, log_path = tmp_path / "out", tmp_path / "worker.log"
     out_dir.mkdir()
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}",
-        "CCDASH_TEST_OUT": str(out_dir),
-    }
-    env.pop("CCDASH_CONTROL_SECRET", None)
+    env = worker_env(out_dir)
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [

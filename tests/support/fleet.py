@@ -20,6 +20,16 @@ from ccdash.fleet import FleetView
 from support.redis_fixtures import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
+
+
+def worker_env(out: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `ccdash worker` a test starts: the test handlers importable,
+    their records under `out`, no control secret inherited from the caller."""
+    env = {k: v for k, v in os.environ.items() if k != "CCDASH_CONTROL_SECRET"}
+    env.update(PYTHONPATH=f"{ROOT / 'tests'}{os.pathsep}{ROOT}", CCDASH_TEST_OUT=str(out), **extra)
+    return env
+
+
 SECRET = "test-secret-0123456789"  # the control channel's, for workers spawned here
 
 
@@ -48,12 +58,7 @@ class Fleet:
         """Start `ccdash worker --name name`; `label` (default: the name) keys its
         process and log here (two processes may try the same name)."""
         label = label or name
-        env = {k: v for k, v in os.environ.items() if k != "CCDASH_CONTROL_SECRET"}
-        env.update(
-            PYTHONPATH=f"{ROOT / 'tests'}{os.pathsep}{ROOT}",
-            CCDASH_TEST_OUT=str(self.out),
-            CCDASH_TEST_DELAY=str(delay),
-        )
+        env = worker_env(self.out, CCDASH_TEST_DELAY=str(delay))
         if secret is not None:
             env["CCDASH_CONTROL_SECRET"] = secret
         with (self.tmp / f"{label}.log").open("ab") as log:  # the child keeps its own fd
